@@ -24,6 +24,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"tlcvm/internal/errno"
 )
 
 const envFD = "TLCVM_DAEMON_FD"
@@ -171,17 +173,17 @@ func WritePidfile(path string) (*Pidfile, error) {
 	for {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
 		if err != nil {
-			return nil, fmt.Errorf("Could not create '%s': %s", path, errnoText(err))
+			return nil, fmt.Errorf("Could not create '%s': %s", path, errno.Text(err))
 		}
 		var b unix.Stat_t
 		if err := unix.Fstat(int(f.Fd()), &b); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("Cannot stat file: %s", errnoText(err))
+			return nil, fmt.Errorf("Cannot stat file: %s", errno.Text(err))
 		}
 		lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0}
 		if err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("Cannot lock pid file: %s", errnoText(err))
+			return nil, fmt.Errorf("Cannot lock pid file: %s", errno.Text(err))
 		}
 		var a unix.Stat_t
 		if err := unix.Stat(path, &a); err != nil {
@@ -226,18 +228,4 @@ func realpath(p string) (string, error) {
 		return "", err
 	}
 	return wd + "/" + p, nil
-}
-
-// errnoText gives strerror's text for err, as QEMU's error_setg_errno appends it.
-func errnoText(err error) string {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	var en syscall.Errno
-	if errors.As(err, &en) {
-		s := en.Error()
-		return strings.ToUpper(s[:1]) + s[1:]
-	}
-	return err.Error()
 }
