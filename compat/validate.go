@@ -1,0 +1,146 @@
+package compat
+
+import (
+	"strings"
+)
+
+// validate runs the checks QEMU makes after its option loop and before it
+// creates the machine (qemu_validate_options, qemu_process_early_options,
+// qemu_process_help_options), then fills the typed views.
+func (s *parseState) validate() error {
+	c := s.cfg
+	if c.Kernel == "" {
+		if c.Append != "" {
+			return s.fail("", newErr(ErrInvalid, "-append only allowed with -kernel option"))
+		}
+		if c.Initrd != "" {
+			return s.fail("", newErr(ErrInvalid, "-initrd only allowed with -kernel option"))
+		}
+	}
+	if c.Preconfig && c.LoadVM != "" {
+		return s.fail("", newErr(ErrInvalid, "'preconfig' and 'loadvm' options are mutually exclusive"))
+	}
+	if c.Preconfig && c.Incoming != "" && c.Incoming != "defer" {
+		return s.fail("", newErr(ErrInvalid, "'preconfig' supports '-incoming defer' only"))
+	}
+	if err := s.fillNameMemoryRTC(); err != nil {
+		return err
+	}
+	if o := c.Sandbox; o != nil {
+		if on, _ := o.Bool("enable", false); on {
+			for _, k := range []struct {
+				key  string
+				vals []string
+			}{
+				{"obsolete", []string{"allow", "deny"}},
+				{"elevateprivileges", []string{"allow", "deny", "children"}},
+				{"spawn", []string{"allow", "deny"}},
+				{"resourcecontrol", []string{"allow", "deny"}},
+			} {
+				if v, ok := o.Get(k.key); ok && !contains(k.vals, v) {
+					return s.fail(o.Loc, newErr(ErrBadValue, "invalid argument for "+k.key))
+				}
+			}
+		}
+	}
+	if c.LogItems != "" && !logMaskValid(c.LogItems) {
+		c.Action = ActionInfo
+		c.Info = &Info{Topic: "d", Arg: c.LogItems, Loc: "-d " + c.LogItems}
+		return nil
+	}
+	// qemu_process_help_options: -cpu help, -device ...help.
+	if isHelpOption(c.CPU.Model) {
+		c.Action = ActionInfo
+		c.Info = &Info{Topic: "cpu", Loc: "-cpu " + c.CPU.Model}
+		return nil
+	}
+	for _, d := range c.Devices {
+		if d.Opts == nil {
+			continue
+		}
+		if isHelpOption(d.Driver) {
+			c.Action = ActionInfo
+			c.Info = &Info{Topic: "device", Loc: d.Loc}
+			return nil
+		}
+		for _, kv := range d.Opts.List {
+			if kv.Name != "driver" && isHelpOption(kv.Name) {
+				c.Action = ActionInfo
+				c.Info = &Info{Topic: "device", Arg: d.Driver, Loc: d.Loc}
+				return nil
+			}
+		}
+	}
+	for _, dir := range c.DataDirs {
+		if dir == "help" {
+			c.Action = ActionInfo
+			c.Info = &Info{Topic: "L", Loc: "-L help"}
+			return nil
+		}
+	}
+	return nil
+}
+
+// logItems are the -d items of qemu-system-x86_64 7.2 (util/log.c).
+var logItems = []string{"out_asm", "in_asm", "op", "op_opt", "op_ind", "int", "exec", "cpu", "fpu", "mmu", "pcall", "cpu_reset", "unimp", "guest_errors", "page", "nochain", "plugin", "strace", "tid"}
+
+// logMaskValid is qemu_str_to_log_mask != 0 (or only trace: patterns).
+func logMaskValid(s string) bool {
+	mask := false
+	for _, it := range strings.Split(s, ",") {
+		switch {
+		case it == "all":
+			mask = true
+		case strings.HasPrefix(it, "trace:"):
+		case contains(logItems, it):
+			mask = true
+		default:
+			return false
+		}
+	}
+	return mask || strings.Contains(s, "trace:")
+}
+
+// fillNameMemoryRTC copies the merged QemuOpts groups into typed fields.
+func (s *parseState) fillNameMemoryRTC() error {
+	c := s.cfg
+	if o := s.lists["name"]; o != nil {
+		c.Name.Guest, _ = o.Get("guest")
+		c.Name.Process, _ = o.Get("process")
+		c.Name.DebugThreads, _ = o.Bool("debug-threads", false)
+	}
+	if o := s.lists["memory"]; o != nil {
+		m := &c.Memory
+		if sz, _ := o.Size("size", 0); sz != 0 {
+			str, _ := o.Get("size")
+			if str[len(str)-1] >= '0' && str[len(str)-1] <= '9' {
+				str += "M" // legacy suffix-less format means MiB
+			}
+			v, hexSuffix, err := parseSize(str)
+			if err != nil {
+				return s.fail(o.Loc, sizeErr("size", str, err))
+			}
+			if hexSuffix {
+				s.warn("", "warning: Using a multiplier suffix on hex numbers is deprecated: "+str+"\n")
+			}
+			m.Size = v
+		}
+		if v, ok := o.Get("maxmem"); ok {
+			m.MaxMem, _, _ = parseSize(v)
+			m.HasMaxMem = true
+		}
+		if _, ok := o.Get("slots"); ok {
+			m.Slots, _ = o.Number("slots", 0)
+			m.HasSlots = true
+		}
+	}
+	if o := c.RTC.Opts; o != nil {
+		c.RTC.Base, _ = o.Get("base")
+		c.RTC.Clock, _ = o.Get("clock")
+		c.RTC.DriftFix, _ = o.Get("driftfix")
+	}
+	if c.RTC.Base == "" {
+		c.RTC.Base = "utc"
+	}
+	return nil
+}
