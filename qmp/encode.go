@@ -1,0 +1,200 @@
+package qmp
+
+import (
+	"encoding"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sort"
+)
+
+// Encoding Go values into QEMU's JSON. Structs are written in field order (declare reply
+// fields in the order QEMU prints them; QDictOrder computes it from QAPI order), except
+// structs embedding QAPIOrder and unions, whose members are written in QDict order with
+// insertion = field order (base fields then variant fields): declare those in QAPI order. Maps and parsed Values are written
+// in QDict order. Optional members (omitempty, nil pointers) are left out when empty.
+
+// Marshal encodes v as QEMU prints it, compact, without a trailing newline.
+func Marshal(v any) ([]byte, error) {
+	val, err := ToValue(v)
+	if err != nil {
+		return nil, err
+	}
+	return AppendJSON(nil, val, false), nil
+}
+
+// MarshalPretty is Marshal in QEMU's pretty form (-qmp-pretty), with "\n" line ends.
+func MarshalPretty(v any) ([]byte, error) {
+	val, err := ToValue(v)
+	if err != nil {
+		return nil, err
+	}
+	return AppendJSON(nil, val, true), nil
+}
+
+// MarshalJSON makes a *Value usable with encoding/json; the output is QEMU's compact form.
+func (v *Value) MarshalJSON() ([]byte, error) { return AppendJSON(nil, v, false), nil }
+
+// ToValue converts a Go value to a Value (see the package's type mapping). A nil interface or
+// pointer is null.
+func ToValue(v any) (out *Value, err error) {
+	if v == nil {
+		return Null(), nil
+	}
+	if val, ok := v.(*Value); ok {
+		if val == nil {
+			return Null(), nil
+		}
+		return val, nil
+	}
+	return toValue(reflect.ValueOf(v))
+}
+
+var (
+	textMarshaler = reflect.TypeOf((*encoding.TextMarshaler)(nil)).Elem()
+	jsonMarshaler = reflect.TypeOf((*json.Marshaler)(nil)).Elem()
+	encoderIface  = reflect.TypeOf((*ValueEncoder)(nil)).Elem()
+)
+
+func toValue(rv reflect.Value) (*Value, error) {
+	if !rv.IsValid() {
+		return Null(), nil
+	}
+	t := rv.Type()
+	switch {
+	case t == valuePtrType:
+		if rv.IsNil() {
+			return Null(), nil
+		}
+		return rv.Interface().(*Value), nil
+	case t.Implements(encoderIface):
+		if (t.Kind() == reflect.Pointer || t.Kind() == reflect.Interface) && rv.IsNil() {
+			return Null(), nil
+		}
+		return rv.Interface().(ValueEncoder).EncodeValue(), nil
+	case t == rawMessageType:
+		if rv.Len() == 0 {
+			return Null(), nil
+		}
+		return ParseValue(rv.Bytes())
+	case t.Kind() != reflect.Pointer && t.Kind() != reflect.Interface && t.Implements(jsonMarshaler):
+		b, err := rv.Interface().(json.Marshaler).MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		return ParseValue(b)
+	case t.Kind() != reflect.String && t.Kind() != reflect.Pointer && t.Implements(textMarshaler):
+		b, err := rv.Interface().(encoding.TextMarshaler).MarshalText()
+		if err != nil {
+			return nil, err
+		}
+		return String(string(b)), nil
+	}
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if rv.IsNil() {
+			return Null(), nil
+		}
+		return toValue(rv.Elem())
+	case reflect.String:
+		return String(rv.String()), nil
+	case reflect.Bool:
+		return Bool(rv.Bool()), nil
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return Int(rv.Int()), nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return Uint(rv.Uint()), nil
+	case reflect.Float32, reflect.Float64:
+		return Float(rv.Float()), nil
+	case reflect.Slice, reflect.Array:
+		arr := Array()
+		arr.elems = make([]*Value, 0, rv.Len())
+		for i := 0; i < rv.Len(); i++ {
+			e, err := toValue(rv.Index(i))
+			if err != nil {
+				return nil, err
+			}
+			arr.Append(e)
+		}
+		return arr, nil
+	case reflect.Map:
+		if t.Key().Kind() != reflect.String {
+			return nil, fmt.Errorf("qmp: cannot encode map with %v keys", t.Key())
+		}
+		keys := make([]string, 0, rv.Len())
+		for _, k := range rv.MapKeys() {
+			keys = append(keys, k.String())
+		}
+		sort.Strings(keys)
+		obj := Object()
+		for _, k := range keys {
+			e, err := toValue(rv.MapIndex(reflect.ValueOf(k).Convert(t.Key())))
+			if err != nil {
+				return nil, err
+			}
+			obj.Set(k, e)
+		}
+		return obj, nil
+	case reflect.Struct:
+		return structValue(rv)
+	}
+	return nil, fmt.Errorf("qmp: cannot encode %v", t)
+}
+
+func structValue(rv reflect.Value) (*Value, error) {
+	ti := infoOf(rv.Type())
+	obj := Object()
+	obj.ordered = ti.union == nil && !ti.qdict
+	if err := addFields(obj, rv, ti.fields); err != nil {
+		return nil, err
+	}
+	if ti.union != nil {
+		vv := rv.FieldByIndex(ti.union.variant)
+		for vv.Kind() == reflect.Interface || vv.Kind() == reflect.Pointer {
+			if vv.IsNil() {
+				return obj, nil
+			}
+			vv = vv.Elem()
+		}
+		if vv.Kind() == reflect.Struct {
+			if err := addFields(obj, vv, infoOf(vv.Type()).fields); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return obj, nil
+}
+
+func addFields(obj *Value, rv reflect.Value, fields []fieldInfo) error {
+	for _, f := range fields {
+		fv := rv.FieldByIndex(f.index)
+		if f.optional && isEmpty(fv) {
+			continue
+		}
+		e, err := toValue(fv)
+		if err != nil {
+			return err
+		}
+		obj.Set(f.name, e)
+	}
+	return nil
+}
+
+// isEmpty is encoding/json's omitempty test.
+func isEmpty(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Array, reflect.Map, reflect.Slice, reflect.String:
+		return v.Len() == 0
+	case reflect.Bool:
+		return !v.Bool()
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return v.Int() == 0
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return v.Uint() == 0
+	case reflect.Float32, reflect.Float64:
+		return v.Float() == 0
+	case reflect.Interface, reflect.Pointer:
+		return v.IsNil()
+	}
+	return false
+}

@@ -1,0 +1,331 @@
+package qmp
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// VersionTriple is QEMU's version number (QAPI VersionTriple).
+type VersionTriple struct {
+	QAPIOrder
+	Major int64 `json:"major"`
+	Minor int64 `json:"minor"`
+	Micro int64 `json:"micro"`
+}
+
+// VersionInfo is the greeting's "version" and query-version's reply (QAPI VersionInfo).
+type VersionInfo struct {
+	QAPIOrder
+	Qemu    VersionTriple `json:"qemu"`
+	Package string        `json:"package"`
+}
+
+// Options configure a Server.
+type Options struct {
+	// Version is announced in the greeting.
+	Version VersionInfo
+	// Log receives protocol diagnostics; the zero Logger is silent.
+	Log zerolog.Logger
+	// Now stamps events; nil means time.Now.
+	Now func() time.Time
+	// MachineReady reports whether machine initialisation has completed; until then only
+	// AllowPreconfig commands run (--preconfig). nil means always ready. Called on the owner
+	// goroutine.
+	MachineReady func() bool
+	// Running reports whether the VM runs; fd sets release removed descriptors only then, as
+	// QEMU does. nil means always.
+	Running func() bool
+}
+
+// Server runs QMP monitors over any number of connections. Commands from every connection
+// and from Execute run one at a time on one owner goroutine, so handlers need no locks
+// among themselves; replies go back in order per connection; events go to every connection
+// that has finished capability negotiation.
+type Server struct {
+	reg    *Registry
+	opt    Options
+	log    zerolog.Logger
+	fdsets *FDSets
+
+	work    chan func()
+	quit    chan struct{} // closed by Close
+	exited  chan struct{} // closed when the owner goroutine has returned
+	closing sync.Once
+
+	mu    sync.Mutex
+	conns map[*conn]struct{} // +checklocks:mu; every open connection
+}
+
+// NewServer starts a server for the commands of r. The protocol commands (ProtocolCommands)
+// are registered in r unless already there.
+func NewServer(r *Registry, o Options) *Server {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	for _, c := range ProtocolCommands() {
+		if !r.Has(c.Name) {
+			r.Register(c)
+		}
+	}
+	s := &Server{
+		reg:    r,
+		opt:    o,
+		log:    o.Log,
+		work:   make(chan func()),
+		quit:   make(chan struct{}),
+		exited: make(chan struct{}),
+		conns:  map[*conn]struct{}{},
+	}
+	s.fdsets = newFDSets(o.Running, s.connCount)
+	go s.loop()
+	return s
+}
+
+// Registry returns the server's command table.
+func (s *Server) Registry() *Registry { return s.reg }
+
+// FDSets returns the global fd sets of add-fd/remove-fd/query-fdsets.
+func (s *Server) FDSets() *FDSets { return s.fdsets }
+
+func (s *Server) loop() {
+	defer close(s.exited)
+	for {
+		select {
+		case f := <-s.work:
+			f()
+		case <-s.quit:
+			return
+		}
+	}
+}
+
+// Do runs fn on the owner goroutine, serialised with every command, and waits for it.
+// It must not be called from the owner goroutine (a handler). ErrClosed after Close.
+func (s *Server) Do(fn func()) error {
+	done := make(chan struct{})
+	f := func() {
+		defer close(done)
+		fn()
+	}
+	select {
+	case s.work <- f:
+	case <-s.quit:
+		return ErrClosed
+	}
+	select {
+	case <-done:
+		return nil
+	case <-s.exited:
+		select {
+		case <-done:
+			return nil
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+// Close stops the owner goroutine and closes every connection. Serve calls return.
+func (s *Server) Close() error {
+	s.closing.Do(func() {
+		close(s.quit)
+		<-s.exited
+		s.mu.Lock()
+		conns := make([]*conn, 0, len(s.conns))
+		for c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.mu.Unlock()
+		for _, c := range conns {
+			c.rw.Close()
+		}
+	})
+	return nil
+}
+
+func (s *Server) connCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Emit sends an event to every monitor that has completed capability negotiation:
+// {"timestamp": {"seconds": S, "microseconds": U}, "event": NAME, "data": DATA}, "data"
+// left out when data is nil. It never blocks on a slow client. Safe from any goroutine.
+func (s *Server) Emit(name string, data any) {
+	now := s.opt.Now()
+	ts := Object()
+	ts.ordered = true
+	ts.Set("seconds", Int(now.Unix()))
+	ts.Set("microseconds", Int(int64(now.Nanosecond()/1000)))
+	ev := Object()
+	ev.Set("timestamp", ts)
+	ev.Set("event", String(name))
+	if data != nil {
+		d, err := ToValue(data)
+		if err != nil {
+			s.log.Error().Err(err).Str("event", name).Msg("cannot encode event data")
+			return
+		}
+		ev.Set("data", d)
+	}
+	var compact, pretty []byte
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if !c.isNegotiated() {
+			continue
+		}
+		if c.pretty {
+			if pretty == nil {
+				pretty = frame(ev, true)
+			}
+			c.send(pretty)
+		} else {
+			if compact == nil {
+				compact = frame(ev, false)
+			}
+			c.send(compact)
+		}
+	}
+}
+
+// frame encodes one monitor message as QEMU sends it: JSON, "\n", every "\n" as "\r\n".
+func frame(v *Value, pretty bool) []byte {
+	b := AppendJSON(nil, v, pretty)
+	if !pretty {
+		return append(b, '\r', '\n')
+	}
+	out := make([]byte, 0, len(b)+len(b)/16+2)
+	for _, c := range b {
+		if c == '\n' {
+			out = append(out, '\r')
+		}
+		out = append(out, c)
+	}
+	return append(out, '\r', '\n')
+}
+
+// Execute runs a command for a monitor that is not a QMP connection (HMP): the same lookup,
+// argument validation and handler as QMP, serialised with every other command. args is nil,
+// a struct, a map, json.RawMessage or *Value. It returns the compact JSON of the return value.
+// Handlers must use Call.Exec instead (Execute from the owner goroutine would deadlock).
+func (s *Server) Execute(sess *Session, name string, args any) (json.RawMessage, error) {
+	var (
+		raw json.RawMessage
+		err error
+	)
+	if derr := s.Do(func() { raw, err = s.execInline(sess, nil, name, args) }); derr != nil {
+		return nil, derr
+	}
+	return raw, err
+}
+
+// execInline is Call.Exec and Execute's body, on the owner goroutine.
+func (s *Server) execInline(sess *Session, c *conn, name string, args any) (json.RawMessage, error) {
+	av, err := ToValue(args)
+	if err != nil {
+		return nil, err
+	}
+	if av.Kind() == KindNull {
+		av = nil
+	} else if av.Kind() != KindObject {
+		return nil, GenericError("QMP input member 'arguments' must be an object")
+	}
+	cmd := s.reg.lookup(name)
+	if cmd == nil {
+		return nil, CommandNotFound(name)
+	}
+	ret, qerr := s.run(sess, c, cmd, av, nil)
+	if qerr != nil {
+		return nil, qerr
+	}
+	return AppendJSON(nil, ret, false), nil
+}
+
+// run checks availability, decodes the arguments and calls the handler. fds not claimed by
+// the handler are closed.
+func (s *Server) run(sess *Session, c *conn, cmd *command, args *Value, fds []int) (ret *Value, qerr *Error) {
+	call := &Call{Session: sess, FDs: fds, server: s, conn: c}
+	defer func() {
+		closeFDs(call.FDs)
+		if p := recover(); p != nil {
+			s.log.Error().Str("command", cmd.Name).Interface("panic", p).Msg("command handler panicked")
+			ret, qerr = nil, GenericError("%v", p)
+		}
+	}()
+	if s.opt.MachineReady != nil && !cmd.AllowPreconfig && !s.opt.MachineReady() {
+		return nil, GenericError("The command '%s' is permitted only after machine initialization has completed", cmd.Name)
+	}
+	if cmd.args != nil {
+		a, err := DecodeArgs(args, cmd.Args)
+		if err != nil {
+			return nil, ToError(err)
+		}
+		call.Args = a
+	} else if args.Len() > 0 {
+		return nil, GenericError("Parameter '%s' is unexpected", firstUnvisited(args, nil))
+	}
+	call.Exec = func(name string, a any) (json.RawMessage, error) { return s.execInline(sess, c, name, a) }
+	out, err := cmd.Run(call)
+	if err != nil {
+		return nil, ToError(err)
+	}
+	if out == nil {
+		return Object(), nil
+	}
+	v, err := ToValue(out)
+	if err != nil {
+		s.log.Error().Err(err).Str("command", cmd.Name).Msg("cannot encode reply")
+		return nil, GenericError("%v", err)
+	}
+	return v, nil
+}
+
+// Serve runs one monitor connection with a fresh session, until the peer closes or the
+// server is closed. If conn is a *net.UnixConn it receives SCM_RIGHTS descriptors. The
+// session's named descriptors are closed when Serve returns.
+func (s *Server) Serve(conn io.ReadWriteCloser, pretty bool) {
+	sess := s.NewSession()
+	defer sess.Close()
+	s.ServeSession(sess, conn, pretty)
+}
+
+// ServeSession is Serve with a session that outlives the connection, as a QEMU monitor's fd
+// table outlives reconnections of its chardev. Negotiation starts afresh on every connection.
+func (s *Server) ServeSession(sess *Session, rw io.ReadWriteCloser, pretty bool) {
+	c := newConn(s, sess, rw, pretty)
+	s.mu.Lock()
+	select {
+	case <-s.quit:
+		s.mu.Unlock()
+		rw.Close()
+		return
+	default:
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	c.run()
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.fdsets.Cleanup()
+}
+
+func (s *Server) greeting() *Value {
+	v, err := ToValue(s.opt.Version)
+	if err != nil {
+		panic(fmt.Sprintf("qmp: version: %v", err))
+	}
+	q := Object()
+	q.Set("version", v)
+	q.Set("capabilities", Array(String("oob")))
+	g := Object()
+	g.Set("QMP", q)
+	return g
+}
