@@ -269,7 +269,7 @@ func (s *Server) dispatchObj(c *conn, req *Value, allowOOB bool, fds []int) (*Va
 	if c.isNegotiated() || name == "qmp_capabilities" {
 		cmd = s.reg.lookup(name)
 	}
-	if cmd == nil {
+	if cmd == nil || cmd.Internal {
 		closeFDs(fds)
 		return nil, CommandNotFound(name)
 	}

@@ -26,6 +26,10 @@ type Command struct {
 	AllowOOB, AllowPreconfig bool
 	// Features are the command's QAPI features ("deprecated", "unstable", …) for the schema.
 	Features []string
+	// Internal commands serve HMP commands that have no QMP twin in QEMU (info registers, x):
+	// they run through Execute and Call.Exec only, and are absent from the wire, from
+	// query-commands and from the schema.
+	Internal bool
 }
 
 // Call is one invocation of a command.
@@ -113,7 +117,9 @@ func (r *Registry) Register(cmds ...Command) {
 			infoOf(reflect.TypeOf(c.Returns))
 		}
 		r.cmds[c.Name] = cmd
-		r.entities = append(r.entities, cmd)
+		if !c.Internal {
+			r.entities = append(r.entities, cmd)
+		}
 	}
 	r.schema = nil
 }
@@ -150,8 +156,8 @@ func (r *Registry) Commands() []string {
 	return out
 }
 
-// Has reports whether a command is registered.
-func (r *Registry) Has(name string) bool { return r.lookup(name) != nil }
+// Has reports whether a command is registered on the wire (not Internal).
+func (r *Registry) Has(name string) bool { c := r.lookup(name); return c != nil && !c.Internal }
 
 // HasEvent reports whether an event is registered.
 func (r *Registry) HasEvent(name string) bool {
