@@ -1,0 +1,236 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+
+	"tlcvm/chardev"
+	"tlcvm/compat"
+	"tlcvm/hmp"
+	"tlcvm/internal/daemon"
+	"tlcvm/internal/sigpid"
+	"tlcvm/machine"
+	"tlcvm/qmp"
+	"tlcvm/qmp/cmds"
+)
+
+// vm is a built, not yet running, process: every chardev open, every monitor ready to serve.
+type vm struct {
+	plan     *plan
+	log      zerolog.Logger
+	stderr   io.Writer
+	chardevs *chardev.Registry
+	machine  *machine.Machine
+	server   *qmp.Server
+	human    *hmp.Monitor
+	pidfile  *daemon.Pidfile
+	signals  <-chan sigpid.Signal
+	serves   []func() // monitor loops, started by run
+}
+
+// events forwards machine events to the QMP server once it exists (the machine is built
+// first, since the command handlers need it).
+type events struct{ s atomic.Pointer[qmp.Server] }
+
+func (e *events) Emit(name string, data any) {
+	if s := e.s.Load(); s != nil {
+		s.Emit(name, data)
+	}
+}
+
+func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
+	cfg := p.cfg
+	v := &vm{plan: p, log: logger(cfg), stderr: stderr, chardevs: chardev.NewRegistry()}
+	defer func() {
+		if err != nil {
+			v.close()
+		}
+	}()
+
+	// Signals first, so that a SIGTERM during start-up is reported as QEMU does.
+	sigs, err := sigpid.Notify()
+	if err != nil {
+		return nil, failf(cfg, "", "%v", err)
+	}
+	v.signals = sigs
+
+	copts := chardev.Options{Log: v.log, Stderr: stderr, Stdout: stdout, Prog: cfg.Prog, DeferMuxOpen: true}
+	for _, o := range cfg.Chardevs {
+		spec, err := chardev.SpecFromKV(o.Get, o.ID)
+		if err != nil {
+			return nil, chardevError(cfg, o, err)
+		}
+		for _, w := range spec.Warnings {
+			fmt.Fprintf(stderr, "%s: %s: warning: %s\n", cfg.Prog, o.Loc, w)
+		}
+		if _, err := v.chardevs.Open(spec, copts); err != nil {
+			return nil, chardevError(cfg, o, err)
+		}
+	}
+
+	ev := &events{}
+	mcfg := p.mcfg
+	mcfg.Log = v.log
+	mcfg.Events = ev
+	if p.serialChardev != "" {
+		c, ok := v.chardevs.Get(p.serialChardev)
+		if !ok {
+			return nil, failf(cfg, "", "chardev %q not found", p.serialChardev)
+		}
+		fe, err := c.Attach()
+		if err != nil {
+			return nil, failf(cfg, "", "%v", err)
+		}
+		mcfg.Serial = fe
+	}
+	m, err := machine.New(mcfg)
+	if err != nil {
+		return nil, failf(cfg, "", "%v", err)
+	}
+	v.machine = m
+
+	reg := qmp.NewRegistry()
+	deps := &cmds.Deps{
+		Machine:     m,
+		Chardevs:    v.chardevList,
+		Name:        cfg.Name.Guest,
+		UUID:        cfg.UUID,
+		Version:     versionInfo(),
+		QOM:         buildQOM(p, m, v.chardevs),
+		MachineType: p.machine.Name,
+		CPUModel:    p.mcfg.CPUModel,
+	}
+	v.human = hmp.New(nil, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
+	deps.Human = v.human
+	cmds.Register(reg, deps)
+	cmds.RegisterEvents(reg)
+	v.server = qmp.NewServer(reg, qmp.Options{
+		Version: versionInfo(),
+		Log:     v.log,
+		Running: func() bool { _, r := m.Status(); return r },
+	})
+	ev.s.Store(v.server)
+
+	if err := v.attachMonitors(); err != nil {
+		return nil, err
+	}
+	if cfg.PidFile != "" {
+		pf, err := daemon.WritePidfile(cfg.PidFile)
+		if err != nil {
+			return nil, failf(cfg, "", "cannot create PID file: %v", err)
+		}
+		v.pidfile = pf
+	}
+	return v, nil
+}
+
+func chardevError(cfg *compat.Config, o *compat.Opts, err error) error {
+	msg := err.Error()
+	if h := chardev.Hint(err); h != "" {
+		msg += "\n" + h
+	}
+	return failf(cfg, o.Loc, "%s", msg)
+}
+
+// attachMonitors puts a QMP or HMP monitor on each -mon/-qmp/-monitor chardev.
+func (v *vm) attachMonitors() error {
+	cfg := v.plan.cfg
+	for _, mon := range cfg.Monitors {
+		c, ok := v.chardevs.Get(mon.Chardev)
+		if !ok {
+			return failf(cfg, mon.Loc, "chardev %q not found", mon.Chardev)
+		}
+		fe, err := c.Attach()
+		if err != nil {
+			return failf(cfg, mon.Loc, "%v", err)
+		}
+		pretty := mon.Pretty
+		if mon.Mode == "control" {
+			c.SetEcho(true)
+			v.serves = append(v.serves, func() {
+				sess := v.server.NewSession()
+				fe.Serve(func(conn chardev.Conn) { v.server.ServeSession(sess, conn, pretty) })
+			})
+			continue
+		}
+		sess := v.server.NewSession()
+		exec := hmp.ExecFunc(func(name string, args any) ([]byte, error) {
+			raw, err := v.server.Execute(sess, name, args)
+			return raw, err
+		})
+		mon := hmp.New(exec, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
+		v.serves = append(v.serves, func() {
+			fe.Serve(func(conn chardev.Conn) { mon.Serve(conn, true) })
+		})
+	}
+	return nil
+}
+
+func (v *vm) chardevList() []cmds.ChardevInfo {
+	var out []cmds.ChardevInfo
+	for _, i := range v.chardevs.List() {
+		out = append(out, cmds.ChardevInfo{Label: i.Label, Filename: i.Filename, FrontendOpen: i.FrontendOpen})
+	}
+	return out
+}
+
+// run starts the monitors and the machine and waits until the machine asks to exit.
+func (v *vm) run() int {
+	for _, serve := range v.serves {
+		go serve()
+	}
+	v.chardevs.ResumeMuxOpen()
+	v.machine.Start()
+	for {
+		select {
+		case s := <-v.signals:
+			fmt.Fprintf(v.stderr, "%s: %s\n", v.plan.cfg.Prog, sigpid.Report(s))
+			v.machine.HostSignal()
+		case <-v.machine.Done():
+			v.close()
+			return 0
+		}
+	}
+}
+
+func (v *vm) close() {
+	if v.machine != nil {
+		v.machine.Close()
+	}
+	if v.server != nil {
+		v.server.Close()
+	}
+	v.chardevs.Close()
+	v.pidfile.Remove()
+}
+
+// logger returns the process logger: silent unless TLCVM_LOG names a level (debug, info, …),
+// then to stderr (or the -D file).
+func logger(cfg *compat.Config) zerolog.Logger {
+	lvl := os.Getenv("TLCVM_LOG")
+	if lvl == "" {
+		return zerolog.Nop()
+	}
+	l, err := zerolog.ParseLevel(lvl)
+	if err != nil {
+		l = zerolog.DebugLevel
+	}
+	var w io.Writer = os.Stderr
+	if cfg.LogFile != "" {
+		if f, err := os.OpenFile(cfg.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err == nil {
+			w = f
+		}
+	}
+	return zerolog.New(w).Level(l).With().Timestamp().Logger()
+}
+
+func versionInfo() qmp.VersionInfo {
+	return qmp.VersionInfo{
+		Qemu:    qmp.VersionTriple{Major: 7, Minor: 2, Micro: 22},
+		Package: "tlcvm " + compat.PackageVersion,
+	}
+}

@@ -1,0 +1,129 @@
+// Command qemu-system-x86_64 is tlcvm: a drop-in QEMU 7.2 for x86_64 written in Go. It takes
+// QEMU's command line, speaks QMP and HMP as QEMU does, and runs a machine with real guest
+// RAM and vCPU threads. This file is the composition root: parse → build → run.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"tlcvm/compat"
+	"tlcvm/internal/daemon"
+	"tlcvm/machine/catalog"
+)
+
+func main() { os.Exit(run(os.Args, os.Stdout, os.Stderr)) }
+
+// run is the whole process; it returns the exit status.
+func run(argv []string, stdout, stderr io.Writer) int {
+	cfg, err := compat.Parse(argv)
+	if err != nil {
+		return report(stderr, err)
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, w)
+	}
+	switch cfg.Action {
+	case compat.ActionVersion:
+		fmt.Fprint(stdout, compat.VersionText())
+		return 0
+	case compat.ActionHelp:
+		fmt.Fprint(stdout, compat.HelpText(cfg.Prog))
+		return 0
+	case compat.ActionInfo:
+		return info(cfg, stdout, stderr)
+	}
+
+	plan, err := prepare(cfg)
+	if err != nil {
+		return report(stderr, err)
+	}
+
+	var status *daemon.Status
+	if cfg.Daemonize {
+		st, child := daemon.Child()
+		if !child {
+			code, err := daemon.Launch(argv)
+			if err != nil && !errors.Is(err, daemon.ErrNoStatus) {
+				fmt.Fprintf(stderr, "%s: %v\n", cfg.Prog, err)
+			}
+			return code
+		}
+		status = st
+	}
+
+	vm, err := build(plan, stdout, stderr)
+	if err != nil {
+		if status != nil {
+			status.Fail()
+		}
+		return report(stderr, err)
+	}
+	if status != nil {
+		if err := status.Ready(cfg.LogFile != ""); err != nil {
+			vm.close()
+			return 1
+		}
+	}
+	return vm.run()
+}
+
+// userError is an error QEMU prints as "prog: [loc: ]msg".
+type userError struct {
+	prog, loc, msg string
+}
+
+func (e *userError) Error() string {
+	if e.loc == "" {
+		return fmt.Sprintf("%s: %s", e.prog, e.msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.prog, e.loc, e.msg)
+}
+
+func failf(cfg *compat.Config, loc, format string, a ...any) error {
+	return &userError{prog: cfg.Prog, loc: loc, msg: fmt.Sprintf(format, a...)}
+}
+
+// report prints an error as QEMU does and returns exit status 1.
+func report(w io.Writer, err error) int {
+	var ce *compat.Error
+	if errors.As(err, &ce) {
+		msg := ce.Msg
+		if !strings.HasSuffix(msg, "\n") {
+			msg += "\n"
+		}
+		fmt.Fprint(w, msg)
+		return 1
+	}
+	fmt.Fprintln(w, err.Error())
+	return 1
+}
+
+// info prints the listing that `-machine help`, `-cpu help`, `-device help` and friends ask
+// for, from tlcvm's catalogue.
+func info(cfg *compat.Config, stdout, stderr io.Writer) int {
+	switch cfg.Info.Topic {
+	case "machine":
+		fmt.Fprint(stdout, catalog.MachineHelp())
+	case "cpu":
+		fmt.Fprint(stdout, catalog.CPUHelp())
+	case "device":
+		if cfg.Info.Arg == "" {
+			fmt.Fprint(stdout, catalog.DeviceHelp())
+			return 0
+		}
+		text, err := catalog.DeviceOptionsHelp(cfg.Info.Arg)
+		if err != nil {
+			return report(stderr, failf(cfg, cfg.Info.Loc, "%v", err))
+		}
+		fmt.Fprint(stdout, text)
+	case "accel":
+		fmt.Fprint(stdout, "Accelerators supported in QEMU binary:\ntcg\nkvm\n")
+	default:
+		return report(stderr, failf(cfg, cfg.Info.Loc, "help for %s is not available in tlcvm", cfg.Info.Topic))
+	}
+	return 0
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"tlcvm/compat"
+	"tlcvm/internal/errno"
+	"tlcvm/machine"
+	"tlcvm/machine/catalog"
+)
+
+// plan is a checked command line turned into what build needs; making it has no side effect,
+// so that -daemonize's launcher can report command-line errors before it re-executes.
+type plan struct {
+	cfg     *compat.Config
+	machine catalog.Machine
+	mcfg    machine.Config // Serial, Log and Events are filled by build
+	// serialChardev is the chardev id of serial port 0 ("" when none).
+	serialChardev string
+}
+
+// machineLimits gives compat the machine class facts it checks the command line against.
+func machineLimits(m catalog.Machine) compat.MachineLimits {
+	if m.Name == "none" {
+		return compat.NoneLimits()
+	}
+	return compat.PCLimits(m.Name)
+}
+
+// supported reports whether tlcvm models the machine type: the PC machines (i440FX and Q35,
+// every versioned name) and none. isapc, microvm and the Xen machines are refused.
+func supported(m catalog.Machine) bool {
+	return m.Name == "none" || strings.HasPrefix(m.Name, "pc-i440fx-") || strings.HasPrefix(m.Name, "pc-q35-")
+}
+
+func prepare(cfg *compat.Config) (*plan, error) {
+	mt := catalog.DefaultMachine()
+	if cfg.Machine.Type != "" {
+		m, ok := catalog.LookupMachine(cfg.Machine.Type)
+		if !ok {
+			return nil, failf(cfg, "", "unsupported machine type\nUse -machine help to list supported machines")
+		}
+		mt = m
+	}
+	if !supported(mt) {
+		return nil, failf(cfg, "", "machine type '%s' is not supported by tlcvm (pc, q35 and none are)", mt.Name)
+	}
+	limits := machineLimits(mt)
+	if err := cfg.ApplyDefaults(limits); err != nil {
+		return nil, err
+	}
+	if err := cfg.Check(limits); err != nil {
+		return nil, err
+	}
+	p := &plan{cfg: cfg, machine: mt}
+
+	model := cfg.CPU.Model
+	if model == "" {
+		model = strings.TrimSuffix(mt.DefaultCPUType, "-x86_64-cpu")
+	}
+	if model == "" {
+		model = "qemu64"
+	}
+	if _, ok := catalog.LookupCPU(model); !ok {
+		return nil, failf(cfg, "", "unable to find CPU model '%s'", model)
+	}
+	if err := checkDevices(cfg, mt); err != nil {
+		return nil, err
+	}
+	fw, err := fwcfgEntries(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ram := cfg.Memory.Size
+	if ram == 0 {
+		ram = limits.DefaultRAM
+	}
+	if mt.Name == "none" && cfg.Memory.Size == 0 {
+		ram = 0
+	}
+	t := cfg.Topology
+	p.mcfg = machine.Config{
+		Type:         mt.Name,
+		RAMSize:      ram,
+		CPUs:         int(t.CPUs),
+		Sockets:      int(t.Sockets),
+		Dies:         int(t.Dies),
+		Cores:        int(t.Cores),
+		Threads:      int(t.Threads),
+		MaxCPUs:      int(t.MaxCPUs),
+		CPUModel:     model,
+		StartPaused:  cfg.Freeze,
+		NoShutdown:   cfg.NoShutdown,
+		NoReboot:     cfg.NoReboot,
+		Incoming:     cfg.Incoming != "",
+		FwCfg:        fw,
+		Name:         cfg.Name.Guest,
+		UUID:         cfg.UUID,
+		DebugThreads: cfg.Name.DebugThreads,
+	}
+	if mt.Name == "none" {
+		p.mcfg.CPUs, p.mcfg.MaxCPUs = 0, 0
+	}
+	p.serialChardev = serialChardev(cfg)
+	return p, nil
+}
+
+// serialChardev finds the chardev behind serial port 0: the first -serial (converted by
+// compat into chardev "serial0", or "chardev:ID"), else the first isa-serial device.
+func serialChardev(cfg *compat.Config) string {
+	for i, s := range cfg.Serials {
+		switch {
+		case s == "none":
+			return ""
+		case strings.HasPrefix(s, "chardev:"):
+			return strings.TrimPrefix(s, "chardev:")
+		default:
+			return fmt.Sprintf("serial%d", i)
+		}
+	}
+	for _, d := range cfg.Devices {
+		if d.Driver != "isa-serial" {
+			continue
+		}
+		if d.Opts != nil {
+			if c, ok := d.Opts.Get("chardev"); ok {
+				return c
+			}
+		}
+		if d.JSON != nil {
+			if c, ok := d.JSON.String("chardev"); ok {
+				return c
+			}
+		}
+	}
+	return ""
+}
+
+// checkDevices refuses device models QEMU does not know, with QEMU's texts, and PCI devices
+// on a machine without a PCI bus.
+func checkDevices(cfg *compat.Config, mt catalog.Machine) error {
+	for _, d := range cfg.Devices {
+		t, ok := catalog.LookupType(d.Driver)
+		if !ok || t.Abstract || !catalog.IsA(d.Driver, "device") {
+			return failf(cfg, d.Loc, "'%s' is not a valid device model name", d.Driver)
+		}
+		if mt.Name == "none" && catalog.IsA(d.Driver, "pci-device") {
+			return failf(cfg, d.Loc, "No 'PCI' bus found for device '%s'", d.Driver)
+		}
+		if d.Driver == "isa-serial" || d.Driver == "virtserialport" {
+			if c := deviceProp(d, "chardev"); c != "" && !hasChardev(cfg, c) {
+				return failf(cfg, d.Loc, "Property '%s.chardev' can't find value '%s'", qdevName(d.Driver), c)
+			}
+		}
+	}
+	return nil
+}
+
+func qdevName(driver string) string {
+	if driver == "isa-serial" {
+		return "serial"
+	}
+	return driver
+}
+
+func deviceProp(d compat.Device, key string) string {
+	if d.Opts != nil {
+		if v, ok := d.Opts.Get(key); ok {
+			return v
+		}
+	}
+	if d.JSON != nil {
+		if v, ok := d.JSON.String(key); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func hasChardev(cfg *compat.Config, id string) bool {
+	for _, c := range cfg.Chardevs {
+		if c.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// fwcfgEntries reads the -fw_cfg items (string= or file=) into the guest's fw_cfg table.
+func fwcfgEntries(cfg *compat.Config) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, f := range cfg.FwCfg {
+		switch {
+		case f.File != "":
+			b, err := os.ReadFile(f.File)
+			if err != nil {
+				return nil, failf(cfg, f.Loc, "can't load %s: Failed to open file “%s”: %s", f.File, f.File, errno.Text(err))
+			}
+			out[f.Name] = b
+		default:
+			out[f.Name] = []byte(f.String)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"tlcvm/chardev"
+	"tlcvm/compat"
+	"tlcvm/machine"
+	"tlcvm/machine/catalog"
+	"tlcvm/qmp/cmds"
+)
+
+// buildQOM assembles the QOM composition tree qom-list/qom-get/qom-set see: the machine with
+// its catalogue properties, the vCPUs under /machine/unattached with the property values of
+// their CPU model's full expansion, -device instances under /machine/peripheral(-anon),
+// -object instances under /objects and the chardevs under /chardevs.
+func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry) *cmds.Tree {
+	t := cmds.NewTree()
+	root := t.Root()
+	objects := root.AddChild("objects", cmds.NewObject("container"))
+	mach := root.AddChild("machine", cmds.NewObject(p.machine.TypeName()))
+	addCatalogProps(mach, p.machine.TypeName(), machineValues(p))
+	root.AddChild("chardevs", cmds.NewObject("container"))
+	unattached := mach.AddChild("unattached", cmds.NewObject("container"))
+	peripheral := mach.AddChild("peripheral", cmds.NewObject("container"))
+	anon := mach.AddChild("peripheral-anon", cmds.NewObject("container"))
+
+	var cpuVals map[string]json.RawMessage
+	if exp, err := catalog.ExpandCPU(catalog.ExpansionFull, p.mcfg.CPUModel, nil); err == nil && exp.Model.Props != nil {
+		cpuVals = map[string]json.RawMessage{}
+		for _, n := range exp.Model.Props.Names() {
+			v, _ := exp.Model.Props.Get(n)
+			cpuVals[n] = v
+		}
+	}
+	for _, c := range m.CPUs() {
+		if !c.Plugged {
+			continue
+		}
+		o := cmds.NewObject(c.Type)
+		addCatalogProps(o, c.Type, cpuVals)
+		name := strings.TrimPrefix(c.QOMPath, "/machine/unattached/")
+		unattached.AddChild(name, o)
+	}
+	for i, d := range p.cfg.Devices {
+		o := cmds.NewObject(d.Driver)
+		addCatalogProps(o, d.Driver, deviceValues(d))
+		if d.ID != "" {
+			peripheral.AddChild(d.ID, o)
+		} else {
+			anon.AddChild(fmt.Sprintf("device[%d]", i), o)
+		}
+	}
+	for _, ob := range p.cfg.Objects {
+		o := cmds.NewObject(ob.QomType)
+		addCatalogProps(o, ob.QomType, nil)
+		objects.AddChild(ob.ID, o)
+	}
+	t.SetChardevs(func() []cmds.QOMChild {
+		var out []cmds.QOMChild
+		for _, i := range chardevs.List() {
+			typ := "chardev-null"
+			if c, ok := chardevs.Get(i.Label); ok {
+				typ = "chardev-" + c.Spec().Backend
+			}
+			out = append(out, cmds.QOMChild{Name: i.Label, Type: typ})
+		}
+		return out
+	})
+	return t
+}
+
+// addCatalogProps gives o the properties the catalogue lists for typename, with values from
+// vals (JSON text) or the catalogue's default. Properties are writable (qom-set) when their
+// value is a plain JSON scalar.
+func addCatalogProps(o *cmds.Object, typename string, vals map[string]json.RawMessage) {
+	props, err := catalog.ObjectProperties(typename)
+	if err != nil {
+		return
+	}
+	for _, pr := range props {
+		raw, ok := vals[pr.Name]
+		if !ok {
+			raw = pr.DefaultValue
+		}
+		o.AddRaw(pr.Name, pr.Type, raw)
+	}
+}
+
+func machineValues(p *plan) map[string]json.RawMessage {
+	out := map[string]json.RawMessage{}
+	for _, kv := range p.cfg.Machine.Props {
+		out[kv.Name] = scalarJSON(kv.Value)
+	}
+	return out
+}
+
+// deviceValues are the properties a -device line set, as JSON.
+func deviceValues(d compat.Device) map[string]json.RawMessage {
+	out := map[string]json.RawMessage{}
+	if d.Opts != nil {
+		for _, kv := range d.Opts.List {
+			out[kv.Name] = scalarJSON(kv.Value)
+		}
+	}
+	if d.JSON != nil {
+		for _, k := range d.JSON.Keys() {
+			out[k] = json.RawMessage(d.JSON.Get(k).Raw)
+		}
+	}
+	return out
+}
+
+// scalarJSON turns a command-line value into the JSON QEMU's qom-get would give for it.
+func scalarJSON(s string) json.RawMessage {
+	switch s {
+	case "on", "yes", "true":
+		return json.RawMessage("true")
+	case "off", "no", "false":
+		return json.RawMessage("false")
+	}
+	b, _ := json.Marshal(s)
+	return b
+}

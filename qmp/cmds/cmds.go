@@ -1,0 +1,54 @@
+package cmds
+
+import (
+	"tlcvm/machine"
+	"tlcvm/qmp"
+)
+
+// Machine is what the handlers need of the VM.
+type Machine interface {
+	Status() (machine.RunState, bool)
+	Stop() error
+	Cont() error
+	Reset(reason string)
+	Powerdown()
+	Quit()
+	CPUs() []machine.CPUInfo
+	Registers(cpu int) string
+	ReadPhys(addr uint64, p []byte) error
+	ReadVirt(cpu int, addr uint64, p []byte) error
+	RAMSize() uint64
+}
+
+// Human runs one HMP command line for human-monitor-command. exec runs QMP commands inline
+// on the caller's goroutine (the dispatcher's), so HMP commands never wait on themselves.
+type Human interface {
+	Run(exec func(name string, args any) ([]byte, error), line string) string
+}
+
+// Deps is everything the handlers reach. Fields are set once by the composition root
+// before Register and never change afterwards.
+type Deps struct {
+	Machine     Machine
+	Chardevs    func() []ChardevInfo // in creation order; query-chardev lists them newest first
+	Human       Human                // nil: human-monitor-command is not registered
+	Name        string               // -name guest=; "" when not given
+	UUID        string               // -uuid; "" when not given
+	Version     qmp.VersionInfo
+	QOM         *Tree
+	MachineType string // resolved name, e.g. "pc-i440fx-7.2"
+	CPUModel    string // e.g. "qemu64"
+}
+
+// Register adds every handler of this package to r.
+func Register(r *qmp.Registry, d *Deps) {
+	registerRun(r, d)
+	registerInfo(r, d)
+	registerCatalog(r, d)
+	registerQOM(r, d)
+	registerMemory(r, d)
+	r.Register(internalCommands(d)...)
+	if d.Human != nil {
+		registerHuman(r, d)
+	}
+}

@@ -1,0 +1,162 @@
+package cmds
+
+import (
+	"tlcvm/machine"
+	"tlcvm/qmp"
+)
+
+// NameInfo is query-name's reply; name is absent when -name was not given.
+type NameInfo struct {
+	qmp.QAPIOrder
+	Name string `json:"name,omitempty"`
+}
+
+// UuidInfo is query-uuid's reply.
+type UuidInfo struct {
+	qmp.QAPIOrder
+	UUID string `json:"UUID"`
+}
+
+// KvmInfo is query-kvm's reply. tlcvm never uses KVM; "present" reports what Debian's
+// QEMU reports on these hosts (compiled in, not usable).
+type KvmInfo struct {
+	qmp.QAPIOrder
+	Enabled bool `json:"enabled"`
+	Present bool `json:"present"`
+}
+
+// TargetInfo is query-target's reply.
+type TargetInfo struct {
+	qmp.QAPIOrder
+	Arch string `json:"arch"`
+}
+
+// CpuInstanceProperties identifies a CPU slot; members absent when the machine has no such
+// level (die-id appears only with dies > 1, as in QEMU 7.2).
+type CpuInstanceProperties struct {
+	qmp.QAPIOrder
+	NodeID    *int64 `json:"node-id,omitempty"`
+	SocketID  *int64 `json:"socket-id,omitempty"`
+	DieID     *int64 `json:"die-id,omitempty"`
+	ClusterID *int64 `json:"cluster-id,omitempty"`
+	CoreID    *int64 `json:"core-id,omitempty"`
+	ThreadID  *int64 `json:"thread-id,omitempty"`
+}
+
+// CpuInfoFast is one element of query-cpus-fast.
+type CpuInfoFast struct {
+	qmp.QAPIOrder
+	CPUIndex int64                  `json:"cpu-index"`
+	QOMPath  string                 `json:"qom-path"`
+	ThreadID int64                  `json:"thread-id"`
+	Props    *CpuInstanceProperties `json:"props,omitempty"`
+	Target   string                 `json:"target"`
+}
+
+// HotpluggableCPU is one element of query-hotpluggable-cpus; qom-path is absent for a slot
+// with no CPU plugged.
+type HotpluggableCPU struct {
+	qmp.QAPIOrder
+	Type       string                `json:"type"`
+	VcpusCount int64                 `json:"vcpus-count"`
+	Props      CpuInstanceProperties `json:"props"`
+	QOMPath    string                `json:"qom-path,omitempty"`
+}
+
+// MemoryInfo is query-memory-size-summary's reply.
+type MemoryInfo struct {
+	qmp.QAPIOrder
+	BaseMemory    uint64 `json:"base-memory"`
+	PluggedMemory uint64 `json:"plugged-memory"`
+}
+
+// IOThreadInfo is one element of query-iothreads (tlcvm has none: -object iothread is refused).
+type IOThreadInfo struct {
+	qmp.QAPIOrder
+	ID          string `json:"id"`
+	ThreadID    int64  `json:"thread-id"`
+	PollMaxNs   int64  `json:"poll-max-ns"`
+	PollGrow    int64  `json:"poll-grow"`
+	PollShrink  int64  `json:"poll-shrink"`
+	AioMaxBatch int64  `json:"aio-max-batch"`
+}
+
+// ChardevInfo is one element of query-chardev.
+type ChardevInfo struct {
+	qmp.QAPIOrder
+	Label        string `json:"label"`
+	Filename     string `json:"filename"`
+	FrontendOpen bool   `json:"frontend-open"`
+}
+
+func props(p machine.CPUProps) CpuInstanceProperties {
+	v := func(x int) *int64 { y := int64(x); return &y }
+	out := CpuInstanceProperties{CoreID: v(p.CoreID), ThreadID: v(p.ThreadID), SocketID: v(p.SocketID)}
+	if p.HasDie {
+		out.DieID = v(p.DieID)
+	}
+	return out
+}
+
+func registerInfo(r *qmp.Registry, d *Deps) {
+	m := d.Machine
+	r.Register(
+		qmp.Command{Name: "query-version", Returns: qmp.VersionInfo{}, AllowPreconfig: true,
+			Run: func(*qmp.Call) (any, error) { return d.Version, nil }},
+		qmp.Command{Name: "query-name", Returns: NameInfo{}, AllowPreconfig: true,
+			Run: func(*qmp.Call) (any, error) { return NameInfo{Name: d.Name}, nil }},
+		qmp.Command{Name: "query-uuid", Returns: UuidInfo{}, AllowPreconfig: true,
+			Run: func(*qmp.Call) (any, error) {
+				u := d.UUID
+				if u == "" {
+					u = "00000000-0000-0000-0000-000000000000"
+				}
+				return UuidInfo{UUID: u}, nil
+			}},
+		qmp.Command{Name: "query-kvm", Returns: KvmInfo{}, AllowPreconfig: true,
+			Run: func(*qmp.Call) (any, error) { return KvmInfo{Enabled: false, Present: true}, nil }},
+		qmp.Command{Name: "query-target", Returns: TargetInfo{}, AllowPreconfig: true,
+			Run: func(*qmp.Call) (any, error) { return TargetInfo{Arch: "x86_64"}, nil }},
+		qmp.Command{Name: "query-cpus-fast", Returns: []CpuInfoFast{},
+			Run: func(*qmp.Call) (any, error) {
+				out := []CpuInfoFast{}
+				for _, c := range m.CPUs() {
+					if !c.Plugged {
+						continue
+					}
+					p := props(c.Props)
+					out = append(out, CpuInfoFast{ThreadID: int64(c.ThreadID), Props: &p,
+						QOMPath: c.QOMPath, CPUIndex: int64(c.Index), Target: "x86_64"})
+				}
+				return out, nil
+			}},
+		qmp.Command{Name: "query-hotpluggable-cpus", Returns: []HotpluggableCPU{}, AllowPreconfig: true,
+			Run: func(*qmp.Call) (any, error) {
+				cpus := m.CPUs()
+				out := []HotpluggableCPU{}
+				// QEMU lists the possible CPUs from the last slot to the first.
+				for i := len(cpus) - 1; i >= 0; i-- {
+					c := cpus[i]
+					h := HotpluggableCPU{Props: props(c.Props), VcpusCount: 1, Type: c.Type}
+					if c.Plugged {
+						h.QOMPath = c.QOMPath
+					}
+					out = append(out, h)
+				}
+				return out, nil
+			}},
+		qmp.Command{Name: "query-memory-size-summary", Returns: MemoryInfo{},
+			Run: func(*qmp.Call) (any, error) { return MemoryInfo{BaseMemory: m.RAMSize()}, nil }},
+		qmp.Command{Name: "query-iothreads", Returns: []IOThreadInfo{}, AllowPreconfig: true,
+			Run: func(*qmp.Call) (any, error) { return []IOThreadInfo{}, nil }},
+		qmp.Command{Name: "query-chardev", Returns: []ChardevInfo{}, AllowPreconfig: true,
+			Run: func(*qmp.Call) (any, error) {
+				cs := d.Chardevs()
+				out := make([]ChardevInfo, 0, len(cs))
+				for i := len(cs) - 1; i >= 0; i-- {
+					out = append(out, cs[i])
+				}
+				return out, nil
+			}},
+	)
+}

@@ -1,0 +1,36 @@
+package cmds
+
+import "tlcvm/qmp"
+
+// StatusInfo is query-status's reply.
+type StatusInfo struct {
+	qmp.QAPIOrder
+	Running    bool   `json:"running"`
+	Singlestep bool   `json:"singlestep"`
+	Status     string `json:"status"`
+}
+
+func registerRun(r *qmp.Registry, d *Deps) {
+	m := d.Machine
+	r.Register(
+		qmp.Command{Name: "query-status", Returns: StatusInfo{}, AllowPreconfig: true,
+			Run: func(*qmp.Call) (any, error) {
+				s, running := m.Status()
+				return StatusInfo{Status: s.String(), Running: running}, nil
+			}},
+		qmp.Command{Name: "stop", Run: func(*qmp.Call) (any, error) { return nil, m.Stop() }},
+		qmp.Command{Name: "cont", Run: func(*qmp.Call) (any, error) { return nil, m.Cont() }},
+		qmp.Command{Name: "system_reset", Run: func(*qmp.Call) (any, error) {
+			m.Reset("host-qmp-system-reset")
+			return nil, nil
+		}},
+		qmp.Command{Name: "system_powerdown", Run: func(*qmp.Call) (any, error) {
+			m.Powerdown()
+			return nil, nil
+		}},
+		qmp.Command{Name: "quit", AllowPreconfig: true, Run: func(*qmp.Call) (any, error) {
+			m.Quit()
+			return nil, nil
+		}},
+	)
+}
