@@ -1,0 +1,79 @@
+// Package machine is the virtual machine of tlcvm: QEMU's run-state machine, guest RAM,
+// vCPU threads, the deterministic guest workload, and the devices it talks to (a 16550
+// serial port, fw_cfg, the ACPI power button, the guest clock), with versioned save/load
+// state for checkpoints. It never imports qmp, hmp, migration or compat: those drive it
+// through its exported methods.
+//
+// # Run state
+//
+// RunState is QEMU 7.2's enum; the legal edges are softmmu/runstate.c's
+// runstate_transitions_def, copied in runstate.go. Every change goes through one
+// function, Machine.transition, which checks the edge (an illegal one panics, as QEMU
+// aborts), logs it and emits STOP (leaving running) or RESUME (entering running). The
+// operations follow QEMU 7.2 as checked against the real binary:
+//
+//	op          running            paused/prelaunch/postmigrate   inmigrate          shutdown/internal-error
+//	Stop        STOP → paused      nothing                        autostart=false    nothing
+//	Cont        nothing            RESUME → running               autostart=true     "Resetting the Virtual Machine is required"
+//	Reset       RESET, runs on     RESET → prelaunch              RESET, stays       RESET → prelaunch
+//	Powerdown   POWERDOWN; guest powers off: SHUTDOWN{guest:true,reason:guest-shutdown},
+//	            then STOP → shutdown (-no-shutdown) or exit; a paused guest reacts on resume
+//	Quit        SHUTDOWN{guest:false,reason:host-qmp-quit}, exit (-no-shutdown ignored)
+//	HostSignal  SHUTDOWN{guest:false,reason:host-signal}, exit
+//
+// Cont in finish-migrate fails with "Migration is not finalized yet". With -no-reboot a
+// reset request becomes SHUTDOWN with the reset's reason (then exit, or STOP → shutdown
+// with -no-shutdown if running). On exit a running VM goes to shutdown without STOP.
+// Migration helpers: EnterFinishMigrate (running → finish-migrate, STOP, vCPUs parked),
+// LeaveFinishMigrate (→ running with RESUME for TLC, or → postmigrate), IncomingDone
+// (inmigrate → running/paused/the source's state), PauseVCPUs (stop the world without a
+// state change).
+//
+// # Guest RAM
+//
+// One mmap per RAM block (MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE), "pc.ram" for pc and
+// q35, laid out as QEMU does: below 4 GiB up to 3.5 GiB (pc; 3 GiB once RAM reaches
+// 3.5 GiB) or 2.75 GiB (q35; 2 GiB once RAM reaches 2.75 GiB), the rest from 4 GiB.
+// Nothing touches a page the guest did not write. Each block keeps two bitmaps, one bit
+// per 4 KiB page:
+//
+//	written  [w0 w1 w2 …]  bit p of word p/64: page p ever written (never cleared)
+//	dirty    [w0 w1 w2 …]  bit p: page p written since the last SyncDirtyLog
+//
+// The guest stores data first, then sets the bits with an atomic OR; SyncDirtyLog swaps
+// each word to zero atomically. Hence a reader that syncs and then copies a page sees
+// the write or keeps the bit for next time: no write is lost.
+//
+// # vCPUs and the workload
+//
+// One goroutine per vCPU, locked to its OS thread (gettid recorded; named "CPU N/TCG"
+// with DebugThreads). Pausing is synchronous: Stop returns when every vCPU is parked.
+// The guest program's entire state is the vCPU's registers and guest RAM:
+//
+//	guest-physical
+//	0x000500 + 16*i   u64 pass counter of vCPU i (vCPU 0's is the bench guest's 0x500)
+//	0x000508 + 16*i   u64 pages written by vCPU i
+//	0x004000          u64 APs released; u64 working-set bytes; u64 rate
+//	0x010000          PML4, PDPT, page directories: identity map, 2 MiB pages
+//	0x200000 …        working set, split evenly between the vCPUs (vCPU i: chunk i)
+//
+//	RAX pass   RBX page index   RCX pages in chunk   RDX hash accumulator
+//	RSI chunk base   RDI counter address   R8 pages written   R9/R10 pacing (pages, epoch)
+//	R11 next status line   R12 ws   R13 rate   R14 vCPU index   R15 vCPU count   RIP stage
+//
+// After reset the CPUs are in real mode at f000:fff0 (APs halted), as QEMU shows them.
+// vCPU 0 boots: reads fw_cfg "opt/tlcvm/workload" (syntax on Workload; default
+// "ws=16M,rate=4M"), builds the page tables, prints its banner on the serial port,
+// releases the APs; all enter 64-bit long mode. Each fills its chunk (whole pages), then
+// loops: per page, the u64 at offset (pass%512)*8 becomes mix(old ^ previous pass's word
+// ^ hash ^ pass) and the hash absorbs it, so corrupted memory changes all later values. The rate (bytes of
+// pages dirtied per second) is paced by the guest clock, which stops while paused.
+// vCPU 0 prints a status line every 5 s of guest time. The ACPI power button makes
+// vCPU 0 print "powering off" and request a guest shutdown.
+//
+// # Device state
+//
+// Snapshotters lists the sections ("cpu/N", "clock", "acpi", "fw_cfg", "serial0"); each
+// saves a plain json-tagged struct with a version (see Snapshotter for the policy) and
+// loads into the already-built device.
+package machine

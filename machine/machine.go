@@ -1,0 +1,475 @@
+package machine
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/rs/zerolog"
+)
+
+// Config is the machine as the command line describes it.
+type Config struct {
+	Type    string // resolved machine type: "pc-i440fx-7.2", "pc-q35-7.2", "none"
+	RAMSize uint64 // bytes (0 for -machine none)
+
+	CPUs, Sockets, Dies, Cores, Threads, MaxCPUs int
+	CPUModel                                     string // "qemu64" …; QOM type is CPUModel+"-x86_64-cpu"
+
+	StartPaused bool // -S
+	NoShutdown  bool // -no-shutdown: a guest shutdown stops the VM instead of exiting
+	NoReboot    bool // -no-reboot: a reset request becomes a shutdown
+	Incoming    bool // -incoming given: start in inmigrate
+
+	FwCfg  map[string][]byte // -fw_cfg entries; WorkloadKey configures the workload
+	Serial io.Writer         // serial port 0 output (nil: nothing attached)
+
+	Name, UUID   string
+	DebugThreads bool // -name …,debug-threads=on: name vCPU threads "CPU N/TCG"
+
+	Log    zerolog.Logger // zero value: silent
+	Events EventSink      // nil: events are dropped
+}
+
+// Machine is a running (or not yet started) VM.
+//
+// Locking: mu serialises every operation that changes the run state (all exported
+// methods that act on it, and the guest-request loop). Lock order: Machine.mu, then
+// vcpuCtl.mu, then vcpu.mu. Events are emitted with mu held.
+type Machine struct {
+	cfg      Config
+	log      zerolog.Logger
+	events   EventSink
+	workload Workload // parsed from FwCfg at New
+
+	ram   *RAMBlock // nil without RAM
+	phys  physMap
+	vcpus []*vcpu
+	ctl   *vcpuCtl
+
+	serial *Serial
+	fwcfg  *FwCfg
+	acpi   ACPI
+	clock  Clock
+
+	reqs    chan string   // guest shutdown/reset requests → guestLoop
+	done    chan struct{} // closed when the process should exit
+	quit    chan struct{} // closed by Close: stops guestLoop
+	loopWG  sync.WaitGroup
+	exitOne sync.Once
+
+	mu        sync.Mutex
+	state     RunState // +checklocks:mu
+	autostart bool     // +checklocks:mu (QEMU's autostart: cleared by -S and by stop in inmigrate)
+	started   bool     // +checklocks:mu
+	closed    bool     // +checklocks:mu
+	exiting   bool     // +checklocks:mu
+
+	ramMu sync.RWMutex // held for reading while RAM is read by monitors; Close takes it
+}
+
+func isQ35(t string) bool { return strings.Contains(t, "q35") }
+
+// New builds the machine: maps RAM (untouched), creates the vCPU threads (parked),
+// the devices, and validates the workload. It does no work proportional to RAM size.
+func New(cfg Config) (*Machine, error) {
+	if cfg.Type == "" {
+		cfg.Type = "pc-i440fx-7.2"
+	}
+	if cfg.CPUModel == "" {
+		cfg.CPUModel = "qemu64"
+	}
+	ncpu := cfg.CPUs
+	if cfg.Type == "none" {
+		ncpu = 0 // QEMU's none machine creates no CPU
+	} else if ncpu <= 0 {
+		ncpu = 1
+	}
+	if cfg.MaxCPUs < ncpu {
+		cfg.MaxCPUs = ncpu
+	}
+	normalizeSMP(&cfg)
+	if cfg.Type != "none" && cfg.RAMSize%PageSize != 0 {
+		return nil, fmt.Errorf("%w: RAM size %d is not a multiple of %d", ErrConfig, cfg.RAMSize, PageSize)
+	}
+	w, err := ParseWorkload(string(cfg.FwCfg[WorkloadKey]))
+	if err != nil {
+		return nil, err
+	}
+	m := &Machine{
+		cfg: cfg, log: cfg.Log, events: cfg.Events, workload: w,
+		ctl:       newVCPUCtl(),
+		serial:    newSerial(cfg.Serial),
+		fwcfg:     newFwCfg(cfg.FwCfg),
+		reqs:      make(chan string, 8),
+		done:      make(chan struct{}),
+		quit:      make(chan struct{}),
+		state:     StatePrelaunch,
+		autostart: !cfg.StartPaused,
+	}
+	if m.events == nil {
+		m.events = nopSink{}
+	}
+	if cfg.RAMSize > 0 {
+		name := "pc.ram"
+		if cfg.Type == "none" {
+			name = "ram"
+		}
+		if m.ram, err = newRAMBlock(name, cfg.RAMSize); err != nil {
+			return nil, err
+		}
+		m.phys = buildPhysMap(cfg.Type, m.ram)
+	}
+	if ncpu > 0 && cfg.RAMSize < 1<<20 {
+		return nil, fmt.Errorf("%w: %d vCPUs need at least 1 MiB of guest RAM", ErrConfig, ncpu)
+	}
+	m.ctl.alive = ncpu
+	for i := 0; i < ncpu; i++ {
+		v := &vcpu{m: m, index: i, wake: make(chan struct{}, 1), st: resetCPUState(i, cfg.CPUModel)}
+		m.vcpus = append(m.vcpus, v)
+	}
+	for _, v := range m.vcpus {
+		started := make(chan struct{})
+		go v.loop(started)
+		<-started
+	}
+	m.ctl.pause() // every vCPU thread exists and is parked
+	m.loopWG.Add(1)
+	go m.guestLoop()
+	m.log.Debug().Str("type", cfg.Type).Uint64("ram", cfg.RAMSize).Int("cpus", ncpu).
+		Str("workload", w.String()).Msg("machine created")
+	return m, nil
+}
+
+// Start is called once the monitors are ready: prelaunch → inmigrate with -incoming,
+// → running unless -S, else the VM stays in prelaunch.
+func (m *Machine) Start() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.started || m.closed {
+		return
+	}
+	m.started = true
+	switch {
+	case m.cfg.Incoming:
+		m.transition(StateInMigrate, false)
+	case m.autostart:
+		m.vmStart()
+	}
+}
+
+// Status returns the run state and whether it is running (query-status).
+func (m *Machine) Status() (RunState, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state, m.state == StateRunning
+}
+
+// Autostart reports whether an incoming migration will start the VM (cleared by -S and
+// by stop during inmigrate, set by cont).
+func (m *Machine) Autostart() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.autostart
+}
+
+// Done is closed when the process should exit (quit, signal, guest shutdown without
+// -no-shutdown).
+func (m *Machine) Done() <-chan struct{} { return m.done }
+
+// transition is the one place the run state changes (QEMU's runstate_set plus the
+// STOP/RESUME events of vm_stop/vm_start). Leaving running emits STOP unless quiet (or
+// the target is suspended); entering running emits RESUME (unless from suspended).
+// An illegal edge is a programming error: it panics, as QEMU aborts.
+// Caller holds m.mu.
+func (m *Machine) transition(to RunState, quiet bool) {
+	from := m.state
+	if from == to {
+		return
+	}
+	if !ValidTransition(from, to) {
+		panic(fmt.Sprintf("machine: invalid runstate transition: '%s' -> '%s'", from, to))
+	}
+	m.state = to
+	m.log.Debug().Stringer("from", from).Stringer("to", to).Msg("runstate")
+	switch {
+	case from == StateRunning && to != StateSuspended && !quiet:
+		m.events.Emit(EventStop, nil)
+	case to == StateRunning && from != StateSuspended && !quiet:
+		m.events.Emit(EventResume, nil)
+	}
+}
+
+// tryTransition is transition for callers that take a state from outside (migration).
+func (m *Machine) tryTransition(to RunState, quiet bool) error {
+	if !ValidTransition(m.state, to) {
+		return fmt.Errorf("%w: '%s' -> '%s'", ErrInvalidTransition, m.state, to)
+	}
+	m.transition(to, quiet)
+	return nil
+}
+
+// vmStop is QEMU's vm_stop(to): only a running VM stops (STOP event), synchronously.
+// Caller holds m.mu.
+func (m *Machine) vmStop(to RunState) {
+	if m.state != StateRunning {
+		return
+	}
+	m.transition(to, false)
+	m.ctl.pause()
+	m.clock.stop()
+}
+
+// vmStart is QEMU's vm_start: → running (RESUME), vCPUs released. Caller holds m.mu.
+func (m *Machine) vmStart() {
+	if m.state == StateRunning {
+		return
+	}
+	m.transition(StateRunning, false)
+	m.clock.start()
+	m.ctl.resume()
+}
+
+// Stop is QMP "stop": in inmigrate it clears autostart; a running VM pauses (STOP) and
+// Stop returns once every vCPU is parked; otherwise nothing happens.
+func (m *Machine) Stop() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state == StateInMigrate {
+		m.autostart = false
+		return nil
+	}
+	m.vmStop(StatePaused)
+	return nil
+}
+
+// Cont is QMP "cont", with QEMU 7.2's errors: "Resetting the Virtual Machine is
+// required" in shutdown and internal-error, "Migration is not finalized yet" in
+// finish-migrate; nothing in suspended; in inmigrate it sets autostart; otherwise the VM
+// runs (RESUME), postmigrate included.
+func (m *Machine) Cont() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch m.state {
+	case StateShutdown, StateInternalError:
+		return qerr(ErrNeedsReset, "Resetting the Virtual Machine is required")
+	case StateSuspended:
+		return nil
+	case StateFinishMigrate:
+		return qerr(ErrMigrationNotFinal, "Migration is not finalized yet")
+	case StateInMigrate:
+		m.autostart = true
+		return nil
+	}
+	m.vmStart()
+	return nil
+}
+
+// Reset is a reset request with the given ShutdownCause (QMP system_reset passes
+// CauseHostQMPSystemReset, the guest CauseGuestReset). With -no-reboot it is a shutdown
+// instead. Otherwise the vCPUs pause, devices and CPUs reset (the workload restarts from
+// its boot; RAM is kept), RESET {"guest","reason"} is emitted, the vCPUs resume; a VM that
+// is not running, inmigrate or finish-migrate goes to prelaunch.
+func (m *Machine) Reset(reason string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reset(reason)
+}
+
+func (m *Machine) reset(reason string) {
+	if m.closed || m.exiting {
+		return
+	}
+	if m.cfg.NoReboot && reason != CauseSubsystemReset {
+		m.shutdown(reason, false)
+		return
+	}
+	running := m.state == StateRunning
+	m.ctl.pause()
+	for _, v := range m.vcpus {
+		v.mu.Lock()
+		v.st = resetCPUState(v.index, m.cfg.CPUModel)
+		v.mu.Unlock()
+	}
+	m.serial.reset()
+	m.acpi.pending.Store(false)
+	m.acpi.enabled.Store(false)
+	if m.ram != nil && m.ram.Written(gpaBootInfo>>pageShift) {
+		m.ram.store64(gpaBootInfo, 0) // the APs wait for the new boot
+	}
+	m.events.Emit(EventReset, ResetEvent{Guest: guestCause(reason), Reason: reason})
+	if running {
+		m.ctl.resume()
+	}
+	switch m.state {
+	case StateRunning, StateInMigrate, StateFinishMigrate:
+	default:
+		m.transition(StatePrelaunch, false)
+	}
+}
+
+// Powerdown is QMP system_powerdown: POWERDOWN, and the ACPI power button is latched.
+// A running guest (once booted) prints "powering off" and shuts down: SHUTDOWN
+// {"guest":true,"reason":"guest-shutdown"}; then with -no-shutdown the VM stops in
+// shutdown (STOP), otherwise the process exits. A paused guest reacts when it resumes.
+func (m *Machine) Powerdown() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.events.Emit(EventPowerdown, nil)
+	m.acpi.pending.Store(true)
+	if len(m.vcpus) > 0 {
+		m.vcpus[0].wakeup()
+	}
+}
+
+// Quit is QMP quit: SHUTDOWN {"guest":false,"reason":"host-qmp-quit"}, then exit.
+func (m *Machine) Quit() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.shutdown(CauseHostQMPQuit, true)
+}
+
+// HostSignal is SIGTERM/SIGINT/SIGHUP: SHUTDOWN {"guest":false,"reason":"host-signal"},
+// then exit (status 0). The caller prints QEMU's "terminating on signal N" line.
+func (m *Machine) HostSignal() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.shutdown(CauseHostSignal, true)
+}
+
+// shutdown is main_loop_should_exit's shutdown branch. force is shutdown_action=poweroff
+// (quit and signals override -no-shutdown). Caller holds m.mu.
+func (m *Machine) shutdown(cause string, force bool) {
+	if m.closed || m.exiting {
+		return
+	}
+	m.events.Emit(EventShutdown, ShutdownEvent{Guest: guestCause(cause), Reason: cause})
+	if m.cfg.NoShutdown && !force {
+		m.vmStop(StateShutdown)
+		return
+	}
+	m.exiting = true
+	// qemu_cleanup → vm_shutdown: a running VM stops without a STOP event.
+	if m.state == StateRunning {
+		m.transition(StateShutdown, true)
+	}
+	m.ctl.pause()
+	m.clock.stop()
+	m.serial.Flush()
+	m.exitOne.Do(func() { close(m.done) })
+}
+
+// requestGuestShutdown is called from a vCPU thread (ACPI power-off); the guest loop
+// handles it like QEMU's main loop handles qemu_system_shutdown_request.
+func (m *Machine) requestGuestShutdown() {
+	select {
+	case m.reqs <- CauseGuestShutdown:
+	default:
+	}
+}
+
+func (m *Machine) guestLoop() {
+	defer m.loopWG.Done()
+	for {
+		select {
+		case <-m.quit:
+			return
+		case cause := <-m.reqs:
+			m.mu.Lock()
+			if m.state == StateRunning { // a request from a vCPU stopped meanwhile is void
+				m.shutdown(cause, false)
+			}
+			m.mu.Unlock()
+		}
+	}
+}
+
+// Close stops the vCPU threads and unmaps guest RAM. Call it after Done (or instead)
+// once nothing (monitors, migration) uses the machine any more. Idempotent.
+func (m *Machine) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	m.mu.Unlock()
+	m.ctl.shutdown()
+	close(m.quit)
+	m.loopWG.Wait()
+	m.serial.Flush()
+	m.ramMu.Lock()
+	defer m.ramMu.Unlock()
+	if m.ram != nil {
+		return m.ram.close()
+	}
+	return nil
+}
+
+// RAMSize is the guest RAM size in bytes.
+func (m *Machine) RAMSize() uint64 { return m.cfg.RAMSize }
+
+// Config returns the configuration the machine was built with (after defaults).
+func (m *Machine) Config() Config { return m.cfg }
+
+// Workload returns the workload configuration parsed from fw_cfg.
+func (m *Machine) Workload() Workload { return m.workload }
+
+// GuestClock returns guest nanoseconds (they advance only while running).
+func (m *Machine) GuestClock() uint64 { return m.clock.Now() }
+
+// RAMBlocks lists the RAM blocks (none for a machine without RAM).
+func (m *Machine) RAMBlocks() []*RAMBlock {
+	if m.ram == nil {
+		return nil
+	}
+	return []*RAMBlock{m.ram}
+}
+
+// CPUs describes every possible CPU (MaxCPUs), in index order.
+func (m *Machine) CPUs() []CPUInfo {
+	if len(m.vcpus) == 0 {
+		return nil
+	}
+	out := make([]CPUInfo, 0, m.cfg.MaxCPUs)
+	for i := 0; i < m.cfg.MaxCPUs; i++ {
+		c := CPUInfo{Index: i, Props: m.topology(i), Type: m.cfg.CPUModel + "-x86_64-cpu"}
+		if i < len(m.vcpus) {
+			c.Plugged = true
+			c.ThreadID = int(m.vcpus[i].tid.Load())
+			c.QOMPath = qomPath(i)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// Registers returns HMP "info registers" for vCPU cpu: QEMU's x86_64 layout, lines
+// ending in "\n", without the "\nCPU#N\n" header HMP prints first. "" if no such CPU.
+func (m *Machine) Registers(cpu int) string {
+	if cpu < 0 || cpu >= len(m.vcpus) {
+		return ""
+	}
+	v := m.vcpus[cpu]
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.st.Dump()
+}
+
+// normalizeSMP fills missing -smp topology as QEMU 7.2's machine_parse_smp_config does
+// for 7.2 machine types (cores preferred over sockets).
+func normalizeSMP(c *Config) {
+	c.Dies = max(c.Dies, 1)
+	c.Threads = max(c.Threads, 1)
+	maxc := max(c.MaxCPUs, 1)
+	switch {
+	case c.Sockets == 0 && c.Cores == 0:
+		c.Sockets = 1
+		c.Cores = max(maxc/(c.Dies*c.Threads), 1)
+	case c.Cores == 0:
+		c.Cores = max(maxc/(c.Sockets*c.Dies*c.Threads), 1)
+	case c.Sockets == 0:
+		c.Sockets = max(maxc/(c.Cores*c.Dies*c.Threads), 1)
+	}
+}

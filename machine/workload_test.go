@@ -1,0 +1,163 @@
+package machine_test
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"tlcvm/machine"
+)
+
+func TestParseWorkload(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want machine.Workload
+		str  string
+		bad  bool
+	}{
+		{"", machine.Workload{WS: 16 << 20, Rate: 4 << 20}, "ws=16M,rate=4M", false},
+		{"ws=64M,rate=max", machine.Workload{WS: 64 << 20}, "ws=64M,rate=max", false},
+		{"ws=512M,rate=200M", machine.Workload{WS: 512 << 20, Rate: 200 << 20}, "ws=512M,rate=200M", false},
+		{"idle", machine.Workload{Rate: 4 << 20}, "idle", false},
+		{"ws=64M", machine.Workload{WS: 64 << 20, Rate: 4 << 20}, "ws=64M,rate=4M", false},
+		{"rate=1G,ws=1g", machine.Workload{WS: 1 << 30, Rate: 1 << 30}, "ws=1G,rate=1G", false},
+		{"ws=10000", machine.Workload{WS: 8192, Rate: 4 << 20}, "ws=8K,rate=4M", false},
+		{"ws=0", machine.Workload{Rate: 4 << 20}, "idle", false},
+		{"ws=64MiB", machine.Workload{}, "", true},
+		{"ws=-1", machine.Workload{}, "", true},
+		{"rate=0", machine.Workload{}, "", true},
+		{"rate=fast", machine.Workload{}, "", true},
+		{"idle=1", machine.Workload{}, "", true},
+		{"wss=1M", machine.Workload{}, "", true},
+		{"ws=99999999999T", machine.Workload{}, "", true},
+		{"ws", machine.Workload{}, "", true},
+	} {
+		got, err := machine.ParseWorkload(c.in)
+		if c.bad {
+			if !errors.Is(err, machine.ErrWorkload) {
+				t.Errorf("%q: err %v, want ErrWorkload", c.in, err)
+			}
+			continue
+		}
+		if err != nil || got != c.want || got.String() != c.str {
+			t.Errorf("%q: %+v %q %v, want %+v %q", c.in, got, got.String(), err, c.want, c.str)
+		}
+	}
+	_, err := machine.New(machine.Config{Type: "pc-i440fx-7.2", RAMSize: 64 << 20,
+		FwCfg: map[string][]byte{machine.WorkloadKey: []byte("ws=lots")}})
+	if !errors.Is(err, machine.ErrWorkload) || !strings.Contains(err.Error(), "opt/tlcvm/workload") {
+		t.Errorf("New with bad workload: %v", err)
+	}
+}
+
+func FuzzParseWorkload(f *testing.F) {
+	for _, s := range []string{"", "idle", "ws=64M,rate=max", "ws=512M,rate=200M", "rate=1k", "ws=1T,,"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		w, err := machine.ParseWorkload(s)
+		if err != nil {
+			if !errors.Is(err, machine.ErrWorkload) {
+				t.Fatalf("%q: error %v not ErrWorkload", s, err)
+			}
+			return
+		}
+		if w.WS%machine.PageSize != 0 {
+			t.Fatalf("%q: ws %d not page aligned", s, w.WS)
+		}
+		back, err := machine.ParseWorkload(w.String())
+		if err != nil || back.WS != w.WS || (w.WS != 0 && back.Rate != w.Rate) {
+			t.Fatalf("%q → %q → %+v %v", s, w.String(), back, err)
+		}
+	})
+}
+
+// runGuest builds a paused machine and single-steps each vCPU n times (vCPU 0 first,
+// it boots the others).
+func runGuest(t *testing.T, wl string, cpus, n int) *machine.Machine {
+	t.Helper()
+	m := newMachine(t, machine.Config{RAMSize: 16 << 20, CPUs: cpus, StartPaused: true,
+		FwCfg: map[string][]byte{machine.WorkloadKey: []byte(wl)}})
+	for cpu := 0; cpu < cpus; cpu++ {
+		if _, err := m.RunSteps(cpu, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return m
+}
+
+func ram(t *testing.T, m *machine.Machine) []byte {
+	t.Helper()
+	buf := make([]byte, m.RAMSize())
+	if err := m.ReadPhys(0, buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf
+}
+
+// TestWorkloadDeterminism: same configuration and steps → same RAM and registers;
+// changing one word of RAM changes what the guest writes afterwards.
+func TestWorkloadDeterminism(t *testing.T) {
+	const wl, cpus, n = "ws=1M,rate=max", 2, 5000 // 128 pages per vCPU: ~38 passes
+	a, b := runGuest(t, wl, cpus, n), runGuest(t, wl, cpus, n)
+	if !bytes.Equal(ram(t, a), ram(t, b)) {
+		t.Fatal("same workload, different RAM")
+	}
+	for cpu := 0; cpu < cpus; cpu++ {
+		sa, sb := a.CPUStateOf(cpu), b.CPUStateOf(cpu)
+		sa.Regs[machine.R10], sb.Regs[machine.R10] = 0, 0 // pacing epoch: guest time
+		sa.Regs[machine.R11], sb.Regs[machine.R11] = 0, 0
+		if sa != sb {
+			t.Fatalf("cpu %d registers differ", cpu)
+		}
+		if sa.Regs[machine.RAX] < 30 {
+			t.Fatalf("cpu %d: only %d passes", cpu, sa.Regs[machine.RAX])
+		}
+	}
+	// corrupt one word the guest will read again, then run both on
+	// the word the last page of vCPU 0's chunk got in the previous pass
+	st := a.CPUStateOf(0)
+	b.GuestStore64(st.Regs[machine.RSI]+(st.Regs[machine.RCX]-1)*machine.PageSize+(st.Regs[machine.RAX]-1)%512*8, 0xdeadbeef)
+	for cpu := 0; cpu < cpus; cpu++ {
+		_, _ = a.RunSteps(cpu, 1000)
+		_, _ = b.RunSteps(cpu, 1000)
+	}
+	ra, rb := ram(t, a), ram(t, b)
+	diff := 0
+	for i := 0; i < len(ra); i += 8 {
+		if !bytes.Equal(ra[i:i+8], rb[i:i+8]) {
+			diff++
+		}
+	}
+	if diff < 100 {
+		t.Fatalf("corruption changed only %d words", diff)
+	}
+	if a.CPUStateOf(0).Regs[machine.RDX] == b.CPUStateOf(0).Regs[machine.RDX] {
+		t.Fatal("corruption did not reach the hash register")
+	}
+}
+
+func TestBannerAndSerial(t *testing.T) {
+	out := newLineWriter("")
+	m := newMachine(t, machine.Config{RAMSize: 64 << 20, CPUs: 2, StartPaused: true, Serial: out,
+		FwCfg: map[string][]byte{machine.WorkloadKey: []byte("ws=128M,rate=200M")}})
+	if _, err := m.RunSteps(0, 1); err != nil {
+		t.Fatal(err)
+	}
+	// ws is clamped to the RAM above 2 MiB
+	want := "tlcvm guest: 2 vCPU(s), 64 MiB RAM, workload ws=62M,rate=200M\r\n"
+	if got := out.String(); got != want {
+		t.Fatalf("serial %q, want %q", got, want)
+	}
+	st := m.CPUStateOf(1)
+	if !st.Halted || st.RIP != 0xfff0 {
+		t.Fatalf("AP before release: %+v", st)
+	}
+	if _, err := m.RunSteps(1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.CPUStateOf(1); st.Halted || st.Regs[machine.RSI] != 2<<20+31<<20 || st.Regs[machine.RCX] != 31<<8 {
+		t.Fatalf("AP chunk: base %#x pages %d", st.Regs[machine.RSI], st.Regs[machine.RCX])
+	}
+}
