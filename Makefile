@@ -3,7 +3,7 @@ SHELL   := /bin/bash
 GO      ?= go
 BIN     := bin/qemu-system-x86_64
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.buildVersion=$(VERSION)
+LDFLAGS := -X tlcvm/compat.PackageVersion=$(VERSION)
 FUZZTIME ?= 5s
 
 .PHONY: help build run test unit e2e fuzz lint verify bench deps clean

@@ -18,6 +18,8 @@ type MachineLimits struct {
 	DefaultRAM uint64
 	// NoSerial etc. are the machine class's no_* flags.
 	NoSerial, NoParallel, NoFloppy, NoCdrom, NoSdcard bool
+	// NoFwCfg: the machine has no fw_cfg device (-fw_cfg is refused).
+	NoFwCfg bool
 	// DefaultVGA is the machine's default display adapter ("std", "" = none).
 	DefaultVGA string
 }
@@ -36,7 +38,7 @@ func PCLimits(name string) MachineLimits {
 // NoneLimits are the limits of the "none" machine (max 1 CPU, no RAM
 // default, no default devices of its own).
 func NoneLimits() MachineLimits {
-	return MachineLimits{Name: "none", MinCPUs: 1, MaxCPUs: 1, NoSerial: true, NoParallel: true, NoFloppy: true, NoCdrom: true, NoSdcard: true}
+	return MachineLimits{Name: "none", MinCPUs: 1, MaxCPUs: 1, NoFwCfg: true, NoSerial: true, NoParallel: true, NoFloppy: true, NoCdrom: true, NoSdcard: true}
 }
 
 // Check runs the checks QEMU 7.2 makes once the machine type is known, in
@@ -45,7 +47,7 @@ func NoneLimits() MachineLimits {
 // after Parse when Action is ActionRun. The returned error is an *Error.
 // Check may set Action to ActionInfo (e.g. -chardev help, -vga help).
 func (c *Config) Check(m MachineLimits) error {
-	s := &parseState{cfg: c, prog: c.Prog}
+	s := &parseState{cfg: c, prog: c.Prog, limits: m}
 	if c.ids == nil {
 		c.ids = map[string]map[string]bool{}
 	}
@@ -133,8 +135,25 @@ func (s *parseState) checkMachineProps(m MachineLimits) error {
 			}
 		}
 	}
+	// QEMU applies the machine's "smp" before its "memory" (QDict order).
+	if err := s.checkSMPProps(); err != nil {
+		return err
+	}
 	// machine_set_mem
 	mem := &c.Memory
+	if str := mem.sizeStr; str != "" {
+		if str[len(str)-1] >= '0' && str[len(str)-1] <= '9' {
+			str += "M" // legacy suffix-less format means MiB
+		}
+		v, hexSuffix, err := parseSize(str)
+		if err != nil {
+			return s.fail("", errExpects("memory.size", "size"))
+		}
+		if hexSuffix {
+			s.warn("", "warning: Using a multiplier suffix on hex numbers is deprecated: "+str+"\n")
+		}
+		mem.Size = v
+	}
 	size := mem.Size
 	if size == 0 {
 		size = m.DefaultRAM
@@ -153,24 +172,6 @@ func (s *parseState) checkMachineProps(m MachineLimits) error {
 	mem.Size = size
 	if !mem.HasMaxMem {
 		mem.MaxMem = size
-	}
-	// SMPConfiguration
-	if o := c.SMP.Opts; o != nil {
-		dst := map[string]*int64{"cpus": &c.SMP.CPUs, "sockets": &c.SMP.Sockets, "dies": &c.SMP.Dies, "clusters": &c.SMP.Clusters, "cores": &c.SMP.Cores, "threads": &c.SMP.Threads, "maxcpus": &c.SMP.MaxCPUs}
-		for _, k := range []string{"cpus", "sockets", "dies", "clusters", "cores", "threads", "maxcpus"} {
-			if v, ok := o.Get(k); ok {
-				n, ok := parseInt64(v)
-				if !ok {
-					return s.fail("", errExpects("smp."+k, "integer"))
-				}
-				*dst[k] = n
-			}
-		}
-		for _, kv := range o.List {
-			if _, ok := dst[kv.Name]; !ok {
-				return s.fail("", errUnexpected("smp."+kv.Name))
-			}
-		}
 	}
 	// BootConfiguration
 	if o := c.Boot.Opts; o != nil {
@@ -285,6 +286,9 @@ func rtcDateValid(b string) bool {
 
 // checkFwCfg is vl.c parse_fw_cfg's checks (loading the file is cmd's).
 func (s *parseState) checkFwCfg(f FwCfg) error {
+	if s.limits.NoFwCfg {
+		return s.fail(f.Loc, newErr(ErrInvalid, "fw_cfg device not available"))
+	}
 	n := 0
 	for _, v := range []string{f.File, f.String, f.GenID} {
 		if v != "" {
@@ -411,6 +415,29 @@ func (s *parseState) checkNet() error {
 			t, _ := o.Get("type")
 			if !contains(netClientDrivers, t) {
 				return s.fail(o.Loc, errNotAccept("type", t))
+			}
+		}
+	}
+	return nil
+}
+
+// checkSMPProps types the -smp values as QEMU's SMPConfiguration visitor does.
+func (s *parseState) checkSMPProps() error {
+	c := s.cfg
+	if o := c.SMP.Opts; o != nil {
+		dst := map[string]*int64{"cpus": &c.SMP.CPUs, "sockets": &c.SMP.Sockets, "dies": &c.SMP.Dies, "clusters": &c.SMP.Clusters, "cores": &c.SMP.Cores, "threads": &c.SMP.Threads, "maxcpus": &c.SMP.MaxCPUs}
+		for _, k := range []string{"cpus", "sockets", "dies", "clusters", "cores", "threads", "maxcpus"} {
+			if v, ok := o.Get(k); ok {
+				n, ok := parseInt64(v)
+				if !ok {
+					return s.fail("", errExpects("smp."+k, "integer"))
+				}
+				*dst[k] = n
+			}
+		}
+		for _, kv := range o.List {
+			if _, ok := dst[kv.Name]; !ok {
+				return s.fail("", errUnexpected("smp."+kv.Name))
 			}
 		}
 	}

@@ -82,6 +82,8 @@ type Memory struct {
 	MaxMem    uint64
 	HasSlots  bool
 	HasMaxMem bool
+	// sizeStr is size= as written, converted by Check.
+	sizeStr string
 	// Opts is the merged QemuOpts group (nil without -m).
 	Opts *Opts
 }

@@ -38,6 +38,7 @@ type parseState struct {
 	warnings []string // pending warning texts (already prefixed)
 	lists    map[string]*Opts
 	log      zerolog.Logger
+	limits   MachineLimits // the machine's facts, during Check
 }
 
 // fail builds the *Error for e at loc, with the warnings printed so far.

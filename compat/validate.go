@@ -112,18 +112,8 @@ func (s *parseState) fillNameMemoryRTC() error {
 	if o := s.lists["memory"]; o != nil {
 		m := &c.Memory
 		if sz, _ := o.Size("size", 0); sz != 0 {
-			str, _ := o.Get("size")
-			if str[len(str)-1] >= '0' && str[len(str)-1] <= '9' {
-				str += "M" // legacy suffix-less format means MiB
-			}
-			v, hexSuffix, err := parseSize(str)
-			if err != nil {
-				return s.fail(o.Loc, sizeErr("size", str, err))
-			}
-			if hexSuffix {
-				s.warn("", "warning: Using a multiplier suffix on hex numbers is deprecated: "+str+"\n")
-			}
-			m.Size = v
+			// Converted by checkMachineProps, where QEMU applies it to the machine.
+			m.sizeStr, _ = o.Get("size")
 		}
 		if v, ok := o.Get("maxmem"); ok {
 			m.MaxMem, _, _ = parseSize(v)

@@ -37,6 +37,7 @@ type conn struct {
 	out        [][]byte // +checklocks:mu; messages not yet written
 	done       bool     // +checklocks:mu; no more output will be queued
 	dead       bool     // +checklocks:mu; a write failed
+	writing    bool     // +checklocks:mu; the writer holds a batch it has not finished writing
 
 	pending []int // descriptors received but not yet attached to a command (reader goroutine)
 }
@@ -79,6 +80,13 @@ func (c *conn) send(b []byte) {
 
 func (c *conn) reply(v *Value) { c.send(frame(v, c.pretty)) }
 
+// drained reports whether everything queued has been written (or can never be).
+func (c *conn) drained() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dead || (len(c.out) == 0 && !c.writing)
+}
+
 func (c *conn) writer(wg *sync.WaitGroup) {
 	defer wg.Done()
 	for {
@@ -92,17 +100,21 @@ func (c *conn) writer(wg *sync.WaitGroup) {
 		}
 		batch := c.out
 		c.out = nil
+		c.writing = true
 		c.mu.Unlock()
 		for _, b := range batch {
 			if _, err := c.rw.Write(b); err != nil {
 				c.s.log.Debug().Err(err).Msg("qmp: write failed")
 				c.mu.Lock()
-				c.dead, c.out = true, nil
+				c.dead, c.out, c.writing = true, nil, false
 				c.mu.Unlock()
 				c.rw.Close() // wake the reader
 				return
 			}
 		}
+		c.mu.Lock()
+		c.writing = false
+		c.mu.Unlock()
 	}
 }
 
@@ -190,11 +202,19 @@ func (c *conn) worker(inband <-chan *request, wg *sync.WaitGroup) {
 			closeFDs(r.fds)
 		} else {
 			req, fds := r.req, r.fds
-			if err := c.s.Do(func() { rsp = c.s.dispatch(c, req, c.oobEnabled(), fds) }); err != nil {
+			// The reply is queued on the owner goroutine, before the work the command deferred
+			// with AfterReply runs: QEMU answers quit before its SHUTDOWN event.
+			if err := c.s.Do(func() {
+				rsp = c.s.dispatch(c, req, c.oobEnabled(), fds)
+				c.reply(rsp)
+				c.s.runDeferred()
+			}); err != nil {
 				closeFDs(fds)
 				close(r.done)
 				continue
 			}
+			close(r.done)
+			continue
 		}
 		c.reply(rsp)
 		close(r.done)

@@ -52,10 +52,11 @@ type Server struct {
 	log    zerolog.Logger
 	fdsets *FDSets
 
-	work    chan func()
-	quit    chan struct{} // closed by Close
-	exited  chan struct{} // closed when the owner goroutine has returned
-	closing sync.Once
+	work     chan func()
+	deferred []func()      // AfterReply work of the running command; owner goroutine only
+	quit     chan struct{} // closed by Close
+	exited   chan struct{} // closed when the owner goroutine has returned
+	closing  sync.Once
 
 	mu    sync.Mutex
 	conns map[*conn]struct{} // +checklocks:mu; every open connection
@@ -130,7 +131,9 @@ func (s *Server) Do(fn func()) error {
 	}
 }
 
-// Close stops the owner goroutine and closes every connection. Serve calls return.
+// Close stops the owner goroutine and closes every connection, after giving each up to a
+// second to write what is queued for it (the reply to quit, the SHUTDOWN event). Serve calls
+// return.
 func (s *Server) Close() error {
 	s.closing.Do(func() {
 		close(s.quit)
@@ -141,11 +144,29 @@ func (s *Server) Close() error {
 			conns = append(conns, c)
 		}
 		s.mu.Unlock()
+		deadline := time.Now().Add(time.Second)
 		for _, c := range conns {
+			for !c.drained() && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
 			c.rw.Close()
 		}
 	})
 	return nil
+}
+
+// AfterReply defers fn until the reply of the command now running has been queued: QEMU
+// handles a quit or shutdown request after answering the command that made it. Call it only
+// from a command handler (the owner goroutine); fn runs there too.
+func (s *Server) AfterReply(fn func()) { s.deferred = append(s.deferred, fn) }
+
+// runDeferred runs and clears the AfterReply work; owner goroutine only.
+func (s *Server) runDeferred() {
+	for len(s.deferred) > 0 {
+		fn := s.deferred[0]
+		s.deferred = s.deferred[1:]
+		fn()
+	}
 }
 
 func (s *Server) connCount() int {
@@ -220,7 +241,7 @@ func (s *Server) Execute(sess *Session, name string, args any) (json.RawMessage,
 		raw json.RawMessage
 		err error
 	)
-	if derr := s.Do(func() { raw, err = s.execInline(sess, nil, name, args) }); derr != nil {
+	if derr := s.Do(func() { raw, err = s.execInline(sess, nil, name, args); s.runDeferred() }); derr != nil {
 		return nil, derr
 	}
 	return raw, err

@@ -66,6 +66,25 @@ func prepare(cfg *compat.Config) (*plan, error) {
 	if _, ok := catalog.LookupCPU(model); !ok {
 		return nil, failf(cfg, "", "unable to find CPU model '%s'", model)
 	}
+	if cfg.Daemonize {
+		for _, o := range cfg.Chardevs {
+			if b, _ := o.Get("backend"); b == "stdio" {
+				return nil, failf(cfg, o.Loc, "cannot use stdio with -daemonize")
+			}
+		}
+	}
+	if err := checkMachineProps(cfg, mt); err != nil {
+		return nil, err
+	}
+	if err := checkObjects(cfg); err != nil {
+		return nil, err
+	}
+	if err := checkIncoming(cfg); err != nil {
+		return nil, err
+	}
+	if err := checkDrives(cfg); err != nil {
+		return nil, err
+	}
 	if err := checkDevices(cfg, mt); err != nil {
 		return nil, err
 	}
@@ -204,4 +223,78 @@ func fwcfgEntries(cfg *compat.Config) (map[string][]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+// checkMachineProps refuses -machine properties the machine type does not have.
+func checkMachineProps(cfg *compat.Config, mt catalog.Machine) error {
+	props, err := catalog.ObjectProperties(mt.TypeName())
+	if err != nil {
+		return nil
+	}
+	have := map[string]bool{}
+	for _, p := range props {
+		have[p.Name] = true
+	}
+	for _, kv := range cfg.Machine.Props {
+		if kv.Name == "accel" || kv.Name == "type" || have[kv.Name] {
+			continue
+		}
+		return failf(cfg, "", "Property '%s.%s' not found", mt.TypeName(), kv.Name)
+	}
+	return nil
+}
+
+// checkObjects refuses -object types that do not exist or cannot be created by the user.
+func checkObjects(cfg *compat.Config) error {
+	for _, o := range cfg.Objects {
+		t, ok := catalog.LookupType(o.QomType)
+		if !ok || t.Abstract || !catalog.Implements(o.QomType, "user-creatable") {
+			return failf(cfg, o.Loc, "Parameter 'qom-type' does not accept value '%s'", o.QomType)
+		}
+	}
+	return nil
+}
+
+// incomingSchemes are the -incoming URI forms QEMU 7.2 knows.
+var incomingSchemes = []string{"tcp:", "rdma:", "exec:", "unix:", "vsock:", "fd:"}
+
+// checkIncoming refuses -incoming URIs of no known protocol, as QEMU does before it starts.
+func checkIncoming(cfg *compat.Config) error {
+	uri := cfg.Incoming
+	if uri == "" || uri == "defer" {
+		return nil
+	}
+	for _, s := range incomingSchemes {
+		if strings.HasPrefix(uri, s) {
+			return nil
+		}
+	}
+	return failf(cfg, "-incoming "+uri, "unknown migration protocol: %s", uri)
+}
+
+// checkDrives refuses -drive files that cannot be opened, with QEMU's text.
+func checkDrives(cfg *compat.Config) error {
+	for _, d := range cfg.Drives {
+		file, ok := d.Get("file")
+		if !ok || file == "" {
+			continue
+		}
+		ro := false
+		if v, ok := d.Get("readonly"); ok && (v == "on" || v == "true" || v == "yes") {
+			ro = true
+		}
+		if m, ok := d.Get("media"); ok && m == "cdrom" {
+			ro = true
+		}
+		flag := os.O_RDWR
+		if ro {
+			flag = os.O_RDONLY
+		}
+		f, err := os.OpenFile(file, flag, 0)
+		if err != nil {
+			return failf(cfg, d.Loc, "Could not open '%s': %s", file, errno.Text(err))
+		}
+		f.Close()
+	}
+	return nil
 }

@@ -19,10 +19,21 @@ import (
 func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry) *cmds.Tree {
 	t := cmds.NewTree()
 	root := t.Root()
-	objects := root.AddChild("objects", cmds.NewObject("container"))
+	// Children in QEMU's creation order: the machine, /chardevs, then /objects when the
+	// board creates its RAM backend ("pc.ram") or the command line has -object.
 	mach := root.AddChild("machine", cmds.NewObject(p.machine.TypeName()))
 	addCatalogProps(mach, p.machine.TypeName(), machineValues(p))
 	root.AddChild("chardevs", cmds.NewObject("container"))
+	var objects *cmds.Object
+	boardRAM := p.machine.DefaultRAMID != "" && p.mcfg.RAMSize > 0 && !hasObject(p.cfg, p.machine.DefaultRAMID)
+	if boardRAM || len(p.cfg.Objects) > 0 {
+		objects = root.AddChild("objects", cmds.NewObject("container"))
+	}
+	if boardRAM {
+		ram := objects.AddChild(p.machine.DefaultRAMID, cmds.NewObject("memory-backend-ram"))
+		addCatalogProps(ram, "memory-backend-ram", map[string]json.RawMessage{
+			"size": json.RawMessage(fmt.Sprint(p.mcfg.RAMSize))})
+	}
 	unattached := mach.AddChild("unattached", cmds.NewObject("container"))
 	peripheral := mach.AddChild("peripheral", cmds.NewObject("container"))
 	anon := mach.AddChild("peripheral-anon", cmds.NewObject("container"))
@@ -72,6 +83,15 @@ func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry) *cmds.Tre
 	return t
 }
 
+func hasObject(cfg *compat.Config, id string) bool {
+	for _, o := range cfg.Objects {
+		if o.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
 // addCatalogProps gives o the properties the catalogue lists for typename, with values from
 // vals (JSON text) or the catalogue's default. Properties are writable (qom-set) when their
 // value is a plain JSON scalar.
@@ -81,6 +101,10 @@ func addCatalogProps(o *cmds.Object, typename string, vals map[string]json.RawMe
 		return
 	}
 	for _, pr := range props {
+		// "type" is every object's own; children are added to the tree as objects.
+		if pr.Name == "type" || strings.HasPrefix(pr.Type, "child<") {
+			continue
+		}
 		raw, ok := vals[pr.Name]
 		if !ok {
 			raw = pr.DefaultValue

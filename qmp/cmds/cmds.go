@@ -24,6 +24,7 @@ type Machine interface {
 // on the caller's goroutine (the dispatcher's), so HMP commands never wait on themselves.
 type Human interface {
 	Run(exec func(name string, args any) ([]byte, error), line string) string
+	RunOnCPU(exec func(name string, args any) ([]byte, error), cpu int, line string) string
 }
 
 // Deps is everything the handlers reach. Fields are set once by the composition root
@@ -47,6 +48,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerCatalog(r, d)
 	registerQOM(r, d)
 	registerMemory(r, d)
+	registerMisc(r, d)
 	r.Register(internalCommands(d)...)
 	if d.Human != nil {
 		registerHuman(r, d)

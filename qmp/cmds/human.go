@@ -24,6 +24,9 @@ func registerHuman(r *qmp.Registry, d *Deps) {
 				raw, err := c.Exec(name, args)
 				return json.RawMessage(raw), err
 			}
+			if a.CPUIndex != nil {
+				return d.Human.RunOnCPU(exec, int(*a.CPUIndex), a.CommandLine), nil
+			}
 			return d.Human.Run(exec, a.CommandLine), nil
 		}})
 }

@@ -1,6 +1,7 @@
 package cmds
 
 import (
+	"tlcvm/internal/ghash"
 	"tlcvm/machine"
 	"tlcvm/qmp"
 )
@@ -151,10 +152,17 @@ func registerInfo(r *qmp.Registry, d *Deps) {
 			Run: func(*qmp.Call) (any, error) { return []IOThreadInfo{}, nil }},
 		qmp.Command{Name: "query-chardev", Returns: []ChardevInfo{}, AllowPreconfig: true,
 			Run: func(*qmp.Call) (any, error) {
+				// QEMU walks the /chardevs container's hash table and prepends each entry.
 				cs := d.Chardevs()
+				byLabel := map[string]ChardevInfo{}
+				labels := make([]string, len(cs))
+				for i, c := range cs {
+					byLabel[c.Label], labels[i] = c, c.Label
+				}
+				walk := ghash.Order(labels)
 				out := make([]ChardevInfo, 0, len(cs))
-				for i := len(cs) - 1; i >= 0; i-- {
-					out = append(out, cs[i])
+				for i := len(walk) - 1; i >= 0; i-- {
+					out = append(out, byLabel[walk[i]])
 				}
 				return out, nil
 			}},

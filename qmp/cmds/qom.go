@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"tlcvm/internal/ghash"
 	"tlcvm/qmp"
 )
 
@@ -194,6 +195,43 @@ func (t *Tree) Resolve(path string) *Object {
 	return nil
 }
 
+// ambiguous reports whether a partial path matches more than one object.
+func (t *Tree) ambiguous(path string) bool {
+	if path == "" {
+		return true // QEMU: an empty partial path matches every object
+	}
+	if strings.HasPrefix(path, "/") {
+		return false
+	}
+	parts := strings.Split(path, "/")
+	n := 0
+	var walk func(o *Object)
+	walk = func(o *Object) {
+		if n > 1 {
+			return
+		}
+		if o.follow(parts) != nil {
+			n++
+		}
+		for _, c := range o.children {
+			walk(c.obj)
+		}
+	}
+	walk(t.root)
+	return n > 1
+}
+
+// resolve is Resolve with QEMU's errors.
+func (t *Tree) resolve(path string) (*Object, error) {
+	if o := t.Resolve(path); o != nil {
+		return o, nil
+	}
+	if t.ambiguous(path) {
+		return nil, qmp.Errorf("GenericError", "Path '%s' is ambiguous", path)
+	}
+	return nil, qmp.Errorf("DeviceNotFound", "Device '%s' not found", path)
+}
+
 func (o *Object) follow(parts []string) *Object {
 	cur := o
 	for _, p := range parts {
@@ -246,16 +284,24 @@ func (t *Tree) list(path string) ([]ObjectPropertyInfo, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.refresh()
-	o := t.Resolve(path)
-	if o == nil {
-		return nil, qmp.Errorf("DeviceNotFound", "Device '%s' not found", path)
+	o, err := t.resolve(path)
+	if err != nil {
+		return nil, err
 	}
 	out := []ObjectPropertyInfo{{Name: "type", Type: "string"}}
 	for _, p := range o.props {
 		out = append(out, ObjectPropertyInfo{Name: p.Name, Type: p.Type})
 	}
-	for _, c := range o.children {
-		out = append(out, ObjectPropertyInfo{Name: c.name, Type: "child<" + c.obj.Type + ">"})
+	// QEMU walks the object's property hash table and prepends each entry: children come
+	// out in reverse GHashTable order.
+	names := make([]string, len(o.children))
+	for i, c := range o.children {
+		names[i] = c.name
+	}
+	walk := ghash.Order(names)
+	for i := len(walk) - 1; i >= 0; i-- {
+		c := o.Child(walk[i])
+		out = append(out, ObjectPropertyInfo{Name: walk[i], Type: "child<" + c.Type + ">"})
 	}
 	return out, nil
 }
@@ -264,9 +310,9 @@ func (t *Tree) get(path, prop string) (any, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.refresh()
-	o := t.Resolve(path)
-	if o == nil {
-		return nil, qmp.Errorf("DeviceNotFound", "Device '%s' not found", path)
+	o, err := t.resolve(path)
+	if err != nil {
+		return nil, err
 	}
 	if prop == "type" {
 		return o.Type, nil
@@ -283,9 +329,9 @@ func (t *Tree) get(path, prop string) (any, error) {
 func (t *Tree) set(path, prop string, raw json.RawMessage) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	o := t.Resolve(path)
-	if o == nil {
-		return qmp.Errorf("DeviceNotFound", "Device '%s' not found", path)
+	o, err := t.resolve(path)
+	if err != nil {
+		return err
 	}
 	p := o.prop(prop)
 	if p == nil {

@@ -101,7 +101,7 @@ func RunCmdline(t testing.TB, bin string, c CmdlineCase) (lines []string, failur
 	defer os.RemoveAll(dir)
 	args := make([]string, len(c.Args))
 	for i, a := range c.Args {
-		args[i] = strings.ReplaceAll(a, "$DIR", dir)
+		args[i] = ExpandArg(a, dir)
 	}
 	p, err := StartProcess(t, Config{Bin: bin, Args: args, Dir: dir})
 	if err != nil {

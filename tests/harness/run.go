@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -60,7 +61,7 @@ func Run(t testing.TB, bin string, sc *Script, opt RunOptions) (*Transcript, err
 	r := &runner{tr: &Transcript{Script: sc, Bin: bin, Dir: dir}, log: opt.Log}
 	args := make([]string, 0, len(sc.Args)+4)
 	for _, a := range sc.Args {
-		args = append(args, strings.ReplaceAll(a, "$DIR", dir))
+		args = append(args, ExpandArg(a, dir))
 	}
 	needHMP := false
 	for _, st := range sc.Steps {
@@ -463,4 +464,15 @@ func argAfter(args []string, a string) string {
 		}
 	}
 	return ""
+}
+
+// ExpandArg expands $DIR (the case's directory) and $TESTDATA (the absolute path of the
+// testdata directory beside the running test) in a command-line argument.
+func ExpandArg(a, dir string) string {
+	a = strings.ReplaceAll(a, "$DIR", dir)
+	if strings.Contains(a, "$TESTDATA") {
+		td, _ := filepath.Abs("testdata")
+		a = strings.ReplaceAll(a, "$TESTDATA", td)
+	}
+	return a
 }
