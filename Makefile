@@ -5,8 +5,10 @@ BIN     := bin/qemu-system-x86_64
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X tlcvm/compat.PackageVersion=$(VERSION)
 FUZZTIME ?= 5s
+GOBIN   := $(shell go env GOPATH)/bin
+STATICCHECK := $(GOBIN)/staticcheck
 
-.PHONY: help build run test unit e2e fuzz lint verify bench deps clean
+.PHONY: help build run test fuzz lint bench deps clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -29,10 +31,13 @@ test: deps lint build ## everything: lint, unit tests with -race, short fuzz run
 fuzz: ## run every fuzz target briefly ($(FUZZTIME) each)
 	@scripts/fuzz.sh $(FUZZTIME)
 
-lint: ## gofmt, go vet, staticcheck when installed
+$(STATICCHECK):
+	GOBIN=$(GOBIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+lint: $(STATICCHECK) ## gofmt, go vet, staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
-	@if command -v staticcheck >/dev/null; then staticcheck ./...; else echo "staticcheck not installed: skipped (go install honnef.co/go/tools/cmd/staticcheck@latest)"; fi
+	@$(STATICCHECK) ./...
 
 bench: deps build ## benchmarks beside QEMU 7.2 in the same run; figures go to BENCHMARKS.md
 	bench/run.sh

@@ -38,32 +38,6 @@ func (s *parseState) monitorParse(arg, mode string, pretty bool, loc string) err
 	return nil
 }
 
-// chrParseCompat converts a legacy character device string (the -serial,
-// -monitor, -qmp, -parallel syntax) into -chardev options with id label,
-// exactly as chardev/char.c qemu_chr_parse_compat does:
-//
-//	stdio pty null msmouse wctablet braille testdev  → backend=<name>
-//	mon:X        → X with mux=on (and signal=off for mon:stdio)
-//	vc[:WxH | :CxRC]  file:P  pipe:P  /dev/parport* /dev/ppi*  /dev/*  COM*
-//	tcp:H:P[,opts] telnet:… tn3270:… websocket:…  → backend=socket
-//	udp:[H]:P[@[H]:P]  unix:P[,opts]
-//
-// Failures print QEMU's text (when QEMU prints one) and are *Error.
-func (s *parseState) chrParseCompat(label, filename string, permitMuxMon bool, loc string) (*Opts, error) {
-	o, err := s.chrParseCompatOpts(label, filename, permitMuxMon)
-	if err != nil {
-		if err.msg == "" {
-			return nil, err
-		}
-		return nil, s.fail(loc, err)
-	}
-	o.Loc = loc
-	if e := s.claimID("chardev", label, loc, "Duplicate ID '"+label+"' for chardev"); e != nil {
-		return nil, e
-	}
-	return o, nil
-}
-
 // ChardevFromLegacy converts a legacy chardev string into -chardev options
 // with the given id (see chrParseCompat for the syntax).
 func ChardevFromLegacy(id, legacy string) (*Opts, error) {

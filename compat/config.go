@@ -299,6 +299,6 @@ type Arg struct {
 
 // defaultsState tracks QEMU's default_* switches (softmmu/vl.c).
 type defaultsState struct {
-	noSerial, noParallel, noMonitor, noNet, noVGA, noFloppy, noCdrom, noSdcard bool
+	noSerial, noParallel, noMonitor, noNet, noVGA, noFloppy, noCdrom bool
 	monitorIndex                                                               int
 }

@@ -152,7 +152,6 @@ var (
 	listOvercomm = &optsList{name: "overcommit", merge: true, desc: map[string]optType{"mem-lock": optBool, "cpu-pm": optBool}}
 	listTrace    = &optsList{name: "trace", implied: "enable", desc: map[string]optType{"enable": optString, "events": optString, "file": optString}}
 	listAction   = &optsList{name: "action", merge: true, desc: map[string]optType{"reboot": optString, "shutdown": optString, "panic": optString, "watchdog": optString}}
-	listGeneric  = &optsList{name: "generic"}
 )
 
 var chardevDesc = func() map[string]optType {

@@ -212,9 +212,7 @@ func nextOpt(params, firstname string, warn bool) (name, value, rest, warning st
 		name = params[:n]
 		value, p = getOptValue(params[n+1:])
 	}
-	if strings.HasPrefix(p, ",") {
-		p = p[1:]
-	}
+	p = strings.TrimPrefix(p, ",")
 	return name, value, p, warning, isHelp
 }
 

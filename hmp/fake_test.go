@@ -3,7 +3,6 @@ package hmp_test
 import (
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -104,4 +103,3 @@ func (f *fakeQMP) Execute(name string, args any) (json.RawMessage, error) {
 	return json.RawMessage(rep), nil
 }
 
-var errBoom = errors.New("boom")

@@ -208,7 +208,7 @@ func (m *Monitor) Commands(info bool) []Command {
 // the first CPU is current. exec runs the QMP commands; nil uses the monitor's Executor.
 // The signature matches qmp/cmds.Human.
 func (m *Monitor) Run(exec func(name string, args any) ([]byte, error), line string) string {
-	var e Executor = m.exec
+	e := m.exec
 	if exec != nil {
 		e = ExecFunc(exec)
 	}
@@ -218,7 +218,7 @@ func (m *Monitor) Run(exec func(name string, args any) ([]byte, error), line str
 
 // RunOnCPU is Run with cpu as the current CPU (human-monitor-command's cpu-index).
 func (m *Monitor) RunOnCPU(exec func(name string, args any) ([]byte, error), cpu int, line string) string {
-	var e Executor = m.exec
+	e := m.exec
 	if exec != nil {
 		e = ExecFunc(exec)
 	}

@@ -133,7 +133,7 @@ func TestMarshal(t *testing.T) {
 	}{
 		{ordered{Status: "running", Running: true}, `{"status": "running", "singlestep": false, "running": true}`},
 		{plain{Z: "z", A: 1, M: map[string]uint64{"b": math.MaxUint64, "a": 1}}, `{"z": "z", "a": 1, "empty": [], "m": {"a": 1, "b": 18446744073709551615}}`},
-		{[]float64{0.1, 1, 1e100, -0.0, math.Inf(1), 5e-324}, `[0.10000000000000001, 1, 1e+100, 0, inf, 4.9406564584124654e-324]`},
+		{[]float64{0.1, 1, 1e100, math.Copysign(0, -1), math.Inf(1), 5e-324}, `[0.10000000000000001, 1, 1e+100, -0, inf, 4.9406564584124654e-324]`},
 		{"a\x00\x7f\u2028\U0001F600\xff\"\\/", `"a\u0000\u007F\u2028\uD83D\uDE00\uFFFD\"\\/"`},
 		{qmp.StrOrNull{Null: true}, `null`},
 		{qmp.StrOrNull{S: "x"}, `"x"`},
