@@ -300,5 +300,5 @@ type Arg struct {
 // defaultsState tracks QEMU's default_* switches (softmmu/vl.c).
 type defaultsState struct {
 	noSerial, noParallel, noMonitor, noNet, noVGA, noFloppy, noCdrom bool
-	monitorIndex                                                               int
+	monitorIndex                                                     int
 }

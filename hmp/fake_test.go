@@ -102,4 +102,3 @@ func (f *fakeQMP) Execute(name string, args any) (json.RawMessage, error) {
 	}
 	return json.RawMessage(rep), nil
 }
-
