@@ -14,6 +14,7 @@ import (
 	"tlcvm/internal/daemon"
 	"tlcvm/internal/sigpid"
 	"tlcvm/machine"
+	"tlcvm/machine/catalog"
 	"tlcvm/qmp"
 	"tlcvm/qmp/cmds"
 )
@@ -103,6 +104,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		QOM:         buildQOM(p, m, v.chardevs),
 		MachineType: p.machine.Name,
 		CPUModel:    p.mcfg.CPUModel,
+		PCI:         p.pci,
 	}
 	v.human = hmp.New(nil, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
 	deps.Human = v.human
@@ -115,6 +117,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	})
 	ev.s.Store(v.server)
 
+	warnPeerlessNICs(cfg, stderr)
 	if err := v.attachMonitors(); err != nil {
 		return nil, err
 	}
@@ -233,4 +236,32 @@ func versionInfo() qmp.VersionInfo {
 		Qemu:    qmp.VersionTriple{Major: 7, Minor: 2, Micro: 22},
 		Package: "tlcvm " + compat.PackageVersion,
 	}
+}
+
+// warnPeerlessNICs prints QEMU's warning for network devices without a back-end.
+func warnPeerlessNICs(cfg *compat.Config, w io.Writer) {
+	counts := map[string]int{}
+	for _, d := range cfg.Devices {
+		props, err := catalog.DeviceProperties(d.Driver)
+		if err != nil || !hasProp(props, "netdev") {
+			continue
+		}
+		name := d.ID
+		if name == "" {
+			name = fmt.Sprintf("%s.%d", d.Driver, counts[d.Driver])
+			counts[d.Driver]++
+		}
+		if deviceProp(d, "netdev") == "" {
+			fmt.Fprintf(w, "%s: warning: nic %s has no peer\n", cfg.Prog, name)
+		}
+	}
+}
+
+func hasProp(props []catalog.Property, name string) bool {
+	for _, p := range props {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
 }

@@ -9,6 +9,7 @@ import (
 	"tlcvm/internal/errno"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
+	"tlcvm/qmp/cmds"
 )
 
 // plan is a checked command line turned into what build needs; making it has no side effect,
@@ -19,6 +20,8 @@ type plan struct {
 	mcfg    machine.Config // Serial, Log and Events are filled by build
 	// serialChardev is the chardev id of serial port 0 ("" when none).
 	serialChardev string
+	// pci lists the functions on PCI bus 0 (nil for -machine none).
+	pci []cmds.PCIFunction
 }
 
 // machineLimits gives compat the machine class facts it checks the command line against.
@@ -123,6 +126,19 @@ func prepare(cfg *compat.Config) (*plan, error) {
 		p.mcfg.CPUs, p.mcfg.MaxCPUs = 0, 0
 	}
 	p.serialChardev = serialChardev(cfg)
+	if mt.Name != "none" {
+		var drivers, ids, addrs []string
+		for _, d := range cfg.Devices {
+			drivers, ids, addrs = append(drivers, d.Driver), append(ids, d.ID), append(addrs, deviceProp(d, "addr"))
+		}
+		board := cmds.BoardPCI(strings.HasPrefix(mt.Name, "pc-q35-"))
+		if cfg.VGA == "std" {
+			board = append(board, cmds.PCIFunction{Driver: "VGA", Slot: 2})
+		}
+		if p.pci, err = cmds.PlacePCI(board, drivers, ids, addrs); err != nil {
+			return nil, failf(cfg, "", "%v", err)
+		}
+	}
 	return p, nil
 }
 

@@ -37,8 +37,9 @@ type Deps struct {
 	UUID        string               // -uuid; "" when not given
 	Version     qmp.VersionInfo
 	QOM         *Tree
-	MachineType string // resolved name, e.g. "pc-i440fx-7.2"
-	CPUModel    string // e.g. "qemu64"
+	MachineType string        // resolved name, e.g. "pc-i440fx-7.2"
+	CPUModel    string        // e.g. "qemu64"
+	PCI         []PCIFunction // functions on bus 0; nil for a machine without PCI
 }
 
 // Register adds every handler of this package to r.
@@ -49,6 +50,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerQOM(r, d)
 	registerMemory(r, d)
 	registerMisc(r, d)
+	registerPCI(r, d)
 	r.Register(internalCommands(d)...)
 	if d.Human != nil {
 		registerHuman(r, d)
