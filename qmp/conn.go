@@ -202,12 +202,11 @@ func (c *conn) worker(inband <-chan *request, wg *sync.WaitGroup) {
 			closeFDs(r.fds)
 		} else {
 			req, fds := r.req, r.fds
-			// The reply is queued on the owner goroutine, before the work the command deferred
-			// with AfterReply runs: QEMU answers quit before its SHUTDOWN event.
+			// The reply is queued on the owner goroutine, so that it follows every event the
+			// command emitted and precedes those of the next command.
 			if err := c.s.Do(func() {
 				rsp = c.s.dispatch(c, req, c.oobEnabled(), fds)
 				c.reply(rsp)
-				c.s.runDeferred()
 			}); err != nil {
 				closeFDs(fds)
 				close(r.done)

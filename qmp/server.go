@@ -52,11 +52,10 @@ type Server struct {
 	log    zerolog.Logger
 	fdsets *FDSets
 
-	work     chan func()
-	deferred []func()      // AfterReply work of the running command; owner goroutine only
-	quit     chan struct{} // closed by Close
-	exited   chan struct{} // closed when the owner goroutine has returned
-	closing  sync.Once
+	work    chan func()
+	quit    chan struct{} // closed by Close
+	exited  chan struct{} // closed when the owner goroutine has returned
+	closing sync.Once
 
 	mu    sync.Mutex
 	conns map[*conn]struct{} // +checklocks:mu; every open connection
@@ -155,20 +154,6 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// AfterReply defers fn until the reply of the command now running has been queued: QEMU
-// handles a quit or shutdown request after answering the command that made it. Call it only
-// from a command handler (the owner goroutine); fn runs there too.
-func (s *Server) AfterReply(fn func()) { s.deferred = append(s.deferred, fn) }
-
-// runDeferred runs and clears the AfterReply work; owner goroutine only.
-func (s *Server) runDeferred() {
-	for len(s.deferred) > 0 {
-		fn := s.deferred[0]
-		s.deferred = s.deferred[1:]
-		fn()
-	}
-}
-
 func (s *Server) connCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -241,7 +226,7 @@ func (s *Server) Execute(sess *Session, name string, args any) (json.RawMessage,
 		raw json.RawMessage
 		err error
 	)
-	if derr := s.Do(func() { raw, err = s.execInline(sess, nil, name, args); s.runDeferred() }); derr != nil {
+	if derr := s.Do(func() { raw, err = s.execInline(sess, nil, name, args) }); derr != nil {
 		return nil, derr
 	}
 	return raw, err

@@ -28,9 +28,9 @@ func registerRun(r *qmp.Registry, d *Deps) {
 			m.Powerdown()
 			return nil, nil
 		}},
-		qmp.Command{Name: "quit", AllowPreconfig: true, Run: func(c *qmp.Call) (any, error) {
-			// QEMU answers quit, then emits SHUTDOWN from its main loop.
-			c.Server().AfterReply(m.Quit)
+		qmp.Command{Name: "quit", AllowPreconfig: true, Run: func(*qmp.Call) (any, error) {
+			// SHUTDOWN precedes the reply, as QEMU 7.2 sends them.
+			m.Quit()
 			return nil, nil
 		}},
 	)

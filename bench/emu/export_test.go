@@ -1,0 +1,4 @@
+package emu
+
+// InotifyNames exposes inotifyNames to the external tests.
+var InotifyNames = inotifyNames

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# bench/run.sh — the foundation benchmarks: tlcvm beside QEMU 7.2, in one run.
+#
+#   bench/run.sh [tlcvm-bench flags…]          e.g. bench/run.sh -n 40 -only startup
+#
+# Environment:
+#   TLCVM_BIN    tlcvm binary (default: bin/qemu-system-x86_64; else built from
+#                ./cmd/qemu-system-x86_64 into BENCH_WORK; else QEMU as a labelled stand-in)
+#   QEMU_BIN     the peer (default /usr/bin/qemu-system-x86_64)
+#   BENCH_WORK   scratch directory: harness binary, JSON lines (default /tmp/tlcvm-bench)
+#   BENCH_DOC    document to update (default BENCHMARKS.md at the repository root)
+#   BENCH_WRITE  1 (default) rewrites the "foundation" section of BENCH_DOC; 0 only prints
+#
+# Prints the Markdown table on stdout, progress on stderr; raw numbers go to
+# BENCH_WORK/foundation-<UTC time>.jsonl. Every emulator it starts is in its own
+# process group and is reaped (or SIGKILLed by group id) before the next starts;
+# the harness replaces this shell (exec), so ^C reaches it directly.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+WORK=${BENCH_WORK:-/tmp/tlcvm-bench}
+mkdir -p "$WORK"
+INVOCATION="bench/run.sh${*:+ $*}"
+[ -n "${TLCVM_BIN:-}" ] && INVOCATION="TLCVM_BIN=$TLCVM_BIN $INVOCATION"
+
+echo "bench: building the harness" >&2
+go build -o "$WORK/tlcvm-bench" ./bench/cmd/tlcvm-bench
+
+if [ -z "${TLCVM_BIN:-}" ]; then
+  if [ -x bin/qemu-system-x86_64 ]; then
+    TLCVM_BIN=$ROOT/bin/qemu-system-x86_64
+  elif [ -d cmd/qemu-system-x86_64 ]; then
+    echo "bench: building tlcvm from ./cmd/qemu-system-x86_64 (run 'make build' to use bin/)" >&2
+    go build -o "$WORK/qemu-system-x86_64" ./cmd/qemu-system-x86_64
+    TLCVM_BIN=$WORK/qemu-system-x86_64
+  else
+    TLCVM_BIN=${QEMU_BIN:-/usr/bin/qemu-system-x86_64}
+    echo "bench: no tlcvm binary yet: QEMU stands in for tlcvm (the table says so)" >&2
+  fi
+fi
+export TLCVM_BIN
+export BENCH_INVOCATION=$INVOCATION
+
+JSON=$WORK/foundation-$(date -u +%Y%m%dT%H%M%SZ).jsonl
+DOC_ARGS=()
+if [ "${BENCH_WRITE:-1}" = 1 ]; then
+  DOC_ARGS=(-doc "${BENCH_DOC:-$ROOT/BENCHMARKS.md}")
+fi
+echo "bench: raw measurements -> $JSON" >&2
+exec "$WORK/tlcvm-bench" -json "$JSON" "${DOC_ARGS[@]}" "$@"

@@ -1,0 +1,20 @@
+// Package suite runs the foundation benchmarks of tlcvm beside QEMU 7.2 in
+// one run and turns them into report rows:
+//
+//   - start-up: fork/exec → QMP greeting received, for
+//     "-machine none -nodefaults -display none" and
+//     "-machine pc -m 4G -nodefaults -display none"; N runs per side,
+//     interleaved (tlcvm, QEMU, QEMU, tlcvm, …) so drifting load on a
+//     shared machine hits both alike; median and p90.
+//   - QMP round trips per second: one connection, sequential
+//     {"execute":"query-status"} → {"return": …}, for a fixed time or count,
+//     after a short warm-up; median over reps.
+//   - idle memory: "-machine pc -m 4G -smp 4", wait until query-status says
+//     running, let it idle (1 s), then VmRSS from /proc/PID/status and Pss
+//     from /proc/PID/smaps_rollup; median over reps.
+//
+// Every raw measurement is handed to Options.Record (the harness writes it
+// as a JSON line) as it happens, so a run that is interrupted still leaves
+// its numbers. A side that fails is reported with its error and the
+// benchmark carries on with the other side.
+package suite
