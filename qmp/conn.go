@@ -38,6 +38,7 @@ type conn struct {
 	done       bool     // +checklocks:mu; no more output will be queued
 	dead       bool     // +checklocks:mu; a write failed
 	writing    bool     // +checklocks:mu; the writer holds a batch it has not finished writing
+	inline     bool     // +checklocks:mu; the reader runs a command and will write its output itself
 
 	pending []int // descriptors received but not yet attached to a command (reader goroutine)
 }
@@ -75,10 +76,47 @@ func (c *conn) send(b []byte) {
 		return
 	}
 	c.out = append(c.out, b)
-	c.cond.Signal()
+	if !c.inline {
+		c.cond.Broadcast()
+	}
 }
 
 func (c *conn) reply(v *Value) { c.send(frame(v, c.pretty)) }
+
+// flushInline writes what is queued from the calling goroutine when the writer goroutine
+// is idle, saving a hand-off on the request/reply path; otherwise the writer does it.
+// Output order is kept: only one goroutine writes at a time, in queue order.
+func (c *conn) flushInline() {
+	c.mu.Lock()
+	c.inline = false
+	if c.writing || c.dead || len(c.out) == 0 {
+		if len(c.out) > 0 {
+			c.cond.Broadcast()
+		}
+		c.mu.Unlock()
+		return
+	}
+	batch := c.out
+	c.out = nil
+	c.writing = true
+	c.mu.Unlock()
+	for _, b := range batch {
+		if _, err := c.rw.Write(b); err != nil {
+			c.mu.Lock()
+			c.dead, c.out, c.writing = true, nil, false
+			c.cond.Broadcast()
+			c.mu.Unlock()
+			c.rw.Close()
+			return
+		}
+	}
+	c.mu.Lock()
+	c.writing = false
+	if len(c.out) > 0 {
+		c.cond.Broadcast() // events queued while we wrote
+	}
+	c.mu.Unlock()
+}
 
 // drained reports whether everything queued has been written (or can never be).
 func (c *conn) drained() bool {
@@ -91,7 +129,7 @@ func (c *conn) writer(wg *sync.WaitGroup) {
 	defer wg.Done()
 	for {
 		c.mu.Lock()
-		for len(c.out) == 0 && !c.done {
+		for (len(c.out) == 0 || c.writing || c.inline) && !(c.done && len(c.out) == 0 && !c.writing) {
 			c.cond.Wait()
 		}
 		if len(c.out) == 0 {
@@ -114,6 +152,7 @@ func (c *conn) writer(wg *sync.WaitGroup) {
 		}
 		c.mu.Lock()
 		c.writing = false
+		c.cond.Broadcast()
 		c.mu.Unlock()
 	}
 }
@@ -178,10 +217,18 @@ func (c *conn) handle(r *request, inband chan<- *request) {
 		return
 	}
 	r.done = make(chan struct{})
-	inband <- r
 	if !c.oobEnabled() {
-		<-r.done
+		// Without OOB the monitor is suspended while a command runs (QEMU), so the reader
+		// runs it itself: no hand-off to the worker, and the reply is written from here
+		// when nothing is queued before it.
+		c.mu.Lock()
+		c.inline = true
+		c.mu.Unlock()
+		c.process(r)
+		c.flushInline()
+		return
 	}
+	inband <- r
 }
 
 // isOOB is qmp_is_oob.
@@ -191,32 +238,27 @@ func (c *conn) worker(inband <-chan *request, wg *sync.WaitGroup) {
 	defer func() {
 		c.mu.Lock()
 		c.done = true
-		c.cond.Signal()
+		c.cond.Broadcast()
 		c.mu.Unlock()
 		wg.Done()
 	}()
 	for r := range inband {
-		var rsp *Value
-		if r.err != nil {
-			rsp = errorResponse(ToError(r.err), nil)
-			closeFDs(r.fds)
-		} else {
-			req, fds := r.req, r.fds
-			// The reply is queued on the owner goroutine, so that it follows every event the
-			// command emitted and precedes those of the next command.
-			if err := c.s.Do(func() {
-				rsp = c.s.dispatch(c, req, c.oobEnabled(), fds)
-				c.reply(rsp)
-			}); err != nil {
-				closeFDs(fds)
-				close(r.done)
-				continue
-			}
-			close(r.done)
-			continue
-		}
-		c.reply(rsp)
-		close(r.done)
+		c.process(r)
+	}
+}
+
+// process runs one in-band request and queues its reply after the events the command
+// emitted, then closes r.done.
+func (c *conn) process(r *request) {
+	defer close(r.done)
+	if r.err != nil {
+		closeFDs(r.fds)
+		c.reply(errorResponse(ToError(r.err), nil))
+		return
+	}
+	req, fds := r.req, r.fds
+	if err := c.s.Do(func() { c.reply(c.s.dispatch(c, req, c.oobEnabled(), fds)) }); err != nil {
+		closeFDs(fds)
 	}
 }
 

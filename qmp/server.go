@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"time"
 
@@ -52,9 +53,11 @@ type Server struct {
 	log    zerolog.Logger
 	fdsets *FDSets
 
-	work    chan func()
+	// owner serialises command execution across every monitor (QEMU's big lock); closed,
+	// set by Close under it, refuses later work.
+	owner   sync.Mutex
+	closed  bool          // +checklocks:owner
 	quit    chan struct{} // closed by Close
-	exited  chan struct{} // closed when the owner goroutine has returned
 	closing sync.Once
 
 	mu    sync.Mutex
@@ -73,16 +76,13 @@ func NewServer(r *Registry, o Options) *Server {
 		}
 	}
 	s := &Server{
-		reg:    r,
-		opt:    o,
-		log:    o.Log,
-		work:   make(chan func()),
-		quit:   make(chan struct{}),
-		exited: make(chan struct{}),
-		conns:  map[*conn]struct{}{},
+		reg:   r,
+		opt:   o,
+		log:   o.Log,
+		quit:  make(chan struct{}),
+		conns: map[*conn]struct{}{},
 	}
 	s.fdsets = newFDSets(o.Running, s.connCount)
-	go s.loop()
 	return s
 }
 
@@ -92,42 +92,17 @@ func (s *Server) Registry() *Registry { return s.reg }
 // FDSets returns the global fd sets of add-fd/remove-fd/query-fdsets.
 func (s *Server) FDSets() *FDSets { return s.fdsets }
 
-func (s *Server) loop() {
-	defer close(s.exited)
-	for {
-		select {
-		case f := <-s.work:
-			f()
-		case <-s.quit:
-			return
-		}
-	}
-}
-
-// Do runs fn on the owner goroutine, serialised with every command, and waits for it.
-// It must not be called from the owner goroutine (a handler). ErrClosed after Close.
+// Do runs fn serialised with every command (QEMU's big lock: one command at a time, whatever
+// the monitor) and waits for it. It must not be called from a handler (use Call.Exec).
+// ErrClosed after Close.
 func (s *Server) Do(fn func()) error {
-	done := make(chan struct{})
-	f := func() {
-		defer close(done)
-		fn()
-	}
-	select {
-	case s.work <- f:
-	case <-s.quit:
+	s.owner.Lock()
+	defer s.owner.Unlock()
+	if s.closed {
 		return ErrClosed
 	}
-	select {
-	case <-done:
-		return nil
-	case <-s.exited:
-		select {
-		case <-done:
-			return nil
-		default:
-			return ErrClosed
-		}
-	}
+	fn()
+	return nil
 }
 
 // Close stops the owner goroutine and closes every connection, after giving each up to a
@@ -136,7 +111,9 @@ func (s *Server) Do(fn func()) error {
 func (s *Server) Close() error {
 	s.closing.Do(func() {
 		close(s.quit)
-		<-s.exited
+		s.owner.Lock() // waits for the running command
+		s.closed = true
+		s.owner.Unlock()
 		s.mu.Lock()
 		conns := make([]*conn, 0, len(s.conns))
 		for c := range s.conns {
@@ -305,6 +282,11 @@ func (s *Server) Serve(conn io.ReadWriteCloser, pretty bool) {
 // ServeSession is Serve with a session that outlives the connection, as a QEMU monitor's fd
 // table outlives reconnections of its chardev. Negotiation starts afresh on every connection.
 func (s *Server) ServeSession(sess *Session, rw io.ReadWriteCloser, pretty bool) {
+	if uc, ok := rw.(*net.UnixConn); ok {
+		if b, err := newBlockingUnix(uc); err == nil {
+			rw = b
+		}
+	}
 	c := newConn(s, sess, rw, pretty)
 	s.mu.Lock()
 	select {

@@ -145,6 +145,14 @@ func infoLocked(t reflect.Type) *typeInfo {
 	}
 	ti := &typeInfo{t: t}
 	typeCache[t] = ti // before recursing: QAPI types may be recursive (ImageInfo.backing-image)
+	defer func() {
+		// A type QAPI cannot express panics (at registration); do not leave it cached as
+		// if it were valid, so that registering it again panics again.
+		if p := recover(); p != nil {
+			delete(typeCache, t)
+			panic(p)
+		}
+	}()
 	switch {
 	case t == rawMessageType || t == valuePtrType:
 		ti.kind = tAny

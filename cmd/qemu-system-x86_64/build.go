@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -73,6 +75,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		}
 	}
 
+	phase("chardevs")
 	ev := &events{}
 	mcfg := p.mcfg
 	mcfg.Log = v.log
@@ -93,15 +96,17 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		return nil, failf(cfg, "", "%v", err)
 	}
 	v.machine = m
+	phase("machine")
 
 	reg := qmp.NewRegistry()
+	phase("registry")
 	deps := &cmds.Deps{
 		Machine:     m,
 		Chardevs:    v.chardevList,
 		Name:        cfg.Name.Guest,
 		UUID:        cfg.UUID,
 		Version:     versionInfo(),
-		QOM:         buildQOM(p, m, v.chardevs),
+		QOM:         sync.OnceValue(func() *cmds.Tree { return buildQOM(p, m, v.chardevs) }),
 		MachineType: p.machine.Name,
 		CPUModel:    p.mcfg.CPUModel,
 		PCI:         p.pci,
@@ -116,11 +121,13 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		Running: func() bool { _, r := m.Status(); return r },
 	})
 	ev.s.Store(v.server)
+	phase("qmp")
 
 	warnPeerlessNICs(cfg, stderr)
 	if err := v.attachMonitors(); err != nil {
 		return nil, err
 	}
+	phase("monitors")
 	if cfg.PidFile != "" {
 		pf, err := daemon.WritePidfile(cfg.PidFile)
 		if err != nil {
@@ -264,4 +271,12 @@ func hasProp(props []catalog.Property, name string) bool {
 		}
 	}
 	return false
+}
+
+var t0 = time.Now()
+
+func phase(name string) {
+	if os.Getenv("TLCVM_STARTTRACE") != "" {
+		fmt.Fprintf(os.Stderr, "%s %.3f ms\n", name, float64(time.Since(t0).Microseconds())/1000)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"tlcvm/compat"
@@ -15,7 +16,19 @@ import (
 	"tlcvm/machine/catalog"
 )
 
-func main() { os.Exit(run(os.Args, os.Stdout, os.Stderr)) }
+func main() {
+	// TLCVM_CPUPROFILE=FILE writes a CPU profile of the whole run (a diagnostic for
+	// `make bench` investigations; no effect otherwise).
+	if path := os.Getenv("TLCVM_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			code := run(os.Args, os.Stdout, os.Stderr)
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(code)
+		}
+	}
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
 
 // run is the whole process; it returns the exit status.
 func run(argv []string, stdout, stderr io.Writer) int {

@@ -36,7 +36,7 @@ type Deps struct {
 	Name        string               // -name guest=; "" when not given
 	UUID        string               // -uuid; "" when not given
 	Version     qmp.VersionInfo
-	QOM         *Tree
+	QOM         func() *Tree  // built on first use: start-up does no work for QOM
 	MachineType string        // resolved name, e.g. "pc-i440fx-7.2"
 	CPUModel    string        // e.g. "qemu64"
 	PCI         []PCIFunction // functions on bus 0; nil for a machine without PCI

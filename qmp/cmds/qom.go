@@ -413,16 +413,16 @@ func registerQOM(r *qmp.Registry, d *Deps) {
 	t := d.QOM
 	r.Register(
 		qmp.Command{Name: "qom-list", Args: &QomListArgs{}, Returns: []ObjectPropertyInfo{}, AllowPreconfig: true,
-			Run: func(c *qmp.Call) (any, error) { return t.list(c.Args.(*QomListArgs).Path) }},
+			Run: func(c *qmp.Call) (any, error) { return t().list(c.Args.(*QomListArgs).Path) }},
 		qmp.Command{Name: "qom-get", Args: &QomGetArgs{}, Returns: json.RawMessage(nil), AllowPreconfig: true,
 			Run: func(c *qmp.Call) (any, error) {
 				a := c.Args.(*QomGetArgs)
-				return t.get(a.Path, a.Property)
+				return t().get(a.Path, a.Property)
 			}},
 		qmp.Command{Name: "qom-set", Args: &QomSetArgs{}, AllowPreconfig: true,
 			Run: func(c *qmp.Call) (any, error) {
 				a := c.Args.(*QomSetArgs)
-				return nil, t.set(a.Path, a.Property, a.Value)
+				return nil, t().set(a.Path, a.Property, a.Value)
 			}},
 	)
 }
