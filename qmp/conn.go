@@ -21,9 +21,9 @@ const (
 	queueLen = 8
 )
 
-// conn is one monitor connection: a reader goroutine (lexing, OOB dispatch), an in-band
-// worker that hands commands to the owner goroutine in order, and a writer goroutine that
-// drains an unbounded output queue so events never block their emitter.
+// conn is one monitor connection: a reader goroutine (lexing; without OOB it also runs each
+// command), an in-band worker that runs queued commands in order when OOB is enabled, and a
+// writer goroutine that drains an unbounded output queue so events never block their emitter.
 type conn struct {
 	s      *Server
 	sess   *Session
@@ -209,8 +209,8 @@ func (c *conn) run() {
 }
 
 // handle routes one parsed message: out-of-band commands run at once on this goroutine,
-// everything else queues for the owner goroutine. Without OOB the reader waits for each
-// command to complete before it looks at the next, as QEMU suspends such a monitor.
+// everything else runs in order under the server's lock. Without OOB the reader runs each
+// command before it looks at the next, as QEMU suspends such a monitor.
 func (c *conn) handle(r *request, inband chan<- *request) {
 	if r.err == nil && c.oobEnabled() && isOOB(r.req) {
 		c.reply(c.s.dispatch(c, r.req, true, r.fds))

@@ -44,8 +44,10 @@
 //
 // # Execution and OOB
 //
-// Commands from every connection and from Execute (HMP) run one at a time on the server's
-// owner goroutine; replies return in order per connection. A command's events are queued
+// Commands from every connection and from Execute (HMP) run one at a time under the
+// server's lock (QEMU's big lock); replies return in order per connection. Without OOB a
+// connection's reader thread runs each command itself (blocking socket reads, reply written
+// inline when nothing is queued before it): one thread wake-up per round trip. A command's events are queued
 // before its reply. Without OOB a connection reads its next request only when the previous
 // one has completed. With OOB enabled up to 8 in-band requests queue, and a request with
 // "exec-oob" naming an AllowOOB command runs at once on the connection's goroutine and may

@@ -17,7 +17,7 @@ type Command struct {
 	// Returns is a value of the return type, for the schema: nil means {} (no return value),
 	// json.RawMessage(nil) means 'any', "" means 'str', []T{} an array, T{} an object.
 	Returns any
-	// Run is the handler. It runs on the server's owner goroutine, one command at a time
+	// Run is the handler. It runs under the server's lock, one command at a time
 	// (AllowOOB commands sent with exec-oob run on the connection's goroutine instead and
 	// must be safe for that). A nil result is sent as {}; an error goes through ToError.
 	Run func(c *Call) (any, error)

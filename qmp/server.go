@@ -44,7 +44,7 @@ type Options struct {
 }
 
 // Server runs QMP monitors over any number of connections. Commands from every connection
-// and from Execute run one at a time on one owner goroutine, so handlers need no locks
+// and from Execute run one at a time under the server's lock, so handlers need no locks
 // among themselves; replies go back in order per connection; events go to every connection
 // that has finished capability negotiation.
 type Server struct {
@@ -105,7 +105,7 @@ func (s *Server) Do(fn func()) error {
 	return nil
 }
 
-// Close stops the owner goroutine and closes every connection, after giving each up to a
+// Close waits for the running command, refuses further ones, and closes every connection, after giving each up to a
 // second to write what is queued for it (the reply to quit, the SHUTDOWN event). Serve calls
 // return.
 func (s *Server) Close() error {
@@ -197,7 +197,7 @@ func frame(v *Value, pretty bool) []byte {
 // Execute runs a command for a monitor that is not a QMP connection (HMP): the same lookup,
 // argument validation and handler as QMP, serialised with every other command. args is nil,
 // a struct, a map, json.RawMessage or *Value. It returns the compact JSON of the return value.
-// Handlers must use Call.Exec instead (Execute from the owner goroutine would deadlock).
+// Handlers must use Call.Exec instead (Execute from a handler would deadlock).
 func (s *Server) Execute(sess *Session, name string, args any) (json.RawMessage, error) {
 	var (
 		raw json.RawMessage
@@ -209,7 +209,7 @@ func (s *Server) Execute(sess *Session, name string, args any) (json.RawMessage,
 	return raw, err
 }
 
-// execInline is Call.Exec and Execute's body, on the owner goroutine.
+// execInline is Call.Exec and Execute's body, under the server's lock.
 func (s *Server) execInline(sess *Session, c *conn, name string, args any) (json.RawMessage, error) {
 	av, err := ToValue(args)
 	if err != nil {
