@@ -255,4 +255,3 @@ func TestDaemonizeExitsAfterMonitorsListen(t *testing.T) {
 		t.Errorf("pidfile left behind: %v", err)
 	}
 }
-
