@@ -238,34 +238,18 @@ func EvalExpr(s string, reg RegisterReader) (int64, error) {
 // leading '0' base 8, else base 10. It returns the value, the end position (pos when
 // nothing was parsed) and whether the value overflowed (all digits are still consumed).
 func strtoull(s string, pos int) (val uint64, end int, overflow bool) {
-	i := pos
 	base := uint64(10)
-	if i < len(s) && s[i] == '0' {
+	if pos < len(s) && s[pos] == '0' {
 		base = 8
-		if i+2 < len(s) && (s[i+1] == 'x' || s[i+1] == 'X') && hexVal(s[i+2]) >= 0 {
+		if pos+2 < len(s) && (s[pos+1]|0x20) == 'x' && hexVal(s[pos+2]) >= 0 {
 			base = 16
-			i += 2
 		}
 	}
-	start := i
-	for i < len(s) {
-		d := hexVal(s[i])
-		if d < 0 || uint64(d) >= base {
-			break
-		}
-		if val > (math.MaxUint64-uint64(d))/base {
-			overflow = true
-		}
-		val = val*base + uint64(d)
-		i++
-	}
-	if i == start {
-		return 0, pos, false
-	}
+	val, end, overflow = strtoullBase(s, pos, base)
 	if overflow {
 		val = math.MaxUint64
 	}
-	return val, i, overflow
+	return val, end, overflow
 }
 
 func hexVal(c byte) int {
