@@ -51,6 +51,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerMemory(r, d)
 	registerMisc(r, d)
 	registerPCI(r, d)
+	registerCmdline(r, d)
 	r.Register(internalCommands(d)...)
 	if d.Human != nil {
 		registerHuman(r, d)
