@@ -1,0 +1,119 @@
+// Package stream is tlcvm's checkpoint and migration stream: QEMU 7.2's framing (so that
+// QEMU's scripts/analyze-migration.py reads a tlcvm checkpoint) plus an integrity section
+// that lets a restore detect any flipped byte or truncation before the guest runs.
+//
+// Writer produces a stream, Reader parses and verifies one. Neither knows about machines
+// or transports: the engine (package migration) feeds pages and device state in, and
+// package transport supplies the io.Writer / io.Reader.
+//
+// # Format
+//
+// All integers are big-endian. "idstr" is a u8 length followed by that many bytes.
+//
+//	offset 0   ┌──────────────────────────────────────────────────────────────┐
+//	           │ be32 0x5145564d "QEVM"   be32 0x00000003                     │ header
+//	           ├──────────────────────────────────────────────────────────────┤
+//	           │ 0x07  be32 len  machine type ("pc-i440fx-7.2")               │ configuration
+//	           ├──────────────────────────────────────────────────────────────┤
+//	           │ 0x01  be32 id=0  idstr "ram"  be32 instance 0  be32 version 4│ START "ram"
+//	           │   be64 total_bytes|0x04 (MEM_SIZE)                           │
+//	           │   per block: idstr name  be64 size      (sum = total_bytes)  │
+//	           │   be64 0x10 (EOS)                                            │
+//	           │ 0x7e  be32 id=0                                              │ footer
+//	           ├──────────────────────────────────────────────────────────────┤
+//	           │ 0x02  be32 id=0                                              │ PART "ram"
+//	           │   page records …  (stage 1 chunk, stage 2 iteration)         │  (repeated)
+//	           │   be64 0x10 (EOS)   0x7e be32 id=0                           │
+//	           ├──────────────────────────────────────────────────────────────┤
+//	           │ 0x03  be32 id=0  page records …  be64 0x10  0x7e be32 id=0   │ END "ram"
+//	           ├──────────────────────────────────────────────────────────────┤
+//	           │ 0x04  be32 id=n  idstr  be32 instance  be32 version          │ FULL device
+//	           │   be32 len  len bytes of state (tlcvm: the Snapshotter JSON) │  (one per
+//	           │ 0x7e  be32 id=n                                              │   section)
+//	           ├──────────────────────────────────────────────────────────────┤
+//	  L ─────> │ 0x04  be32 id=last  idstr "tlcvm/integrity"  be32 0  be32 1  │ integrity
+//	           │   be64 L  be32 CRC32C(bytes [0, L))                          │
+//	           │   be32 D  be32 CRC32C(vmdesc JSON)                           │
+//	           │ 0x7e  be32 id=last                                           │
+//	           ├──────────────────────────────────────────────────────────────┤
+//	           │ 0x00                                                         │ EOF
+//	           │ 0x06  be32 D  D bytes of vmdesc JSON                         │ vmdesc
+//	           └──────────────────────────────────────────────────────────────┘
+//
+// Page records (QEMU's ram_save_page_header; flags in the low 12 bits of the first word):
+//
+//	be64 offset|0x08 [|0x20]  [idstr block]  4096 bytes     PAGE
+//	be64 offset|0x02 [|0x20]  [idstr block]  u8 fill (0)    ZERO: every byte equals fill
+//
+// 0x20 (CONTINUE) means "same block as the previous record of this section": the name is
+// omitted. The first record of every section names its block (QEMU keeps the previous
+// block across sections; tlcvm does not rely on it). offset is the byte offset within the
+// block, page aligned and below the block's size. Other flags (XBZRLE 0x40, HOOK 0x80,
+// COMPRESS_PAGE 0x100, MULTIFD_FLUSH 0x200) are refused.
+//
+// The Writer numbers sections from 0 in the order they first appear (QEMU numbers them in
+// registration order: its "ram" is 2); the Reader requires distinct ids. PART, END and
+// footers repeat the id of their section. The RAM section is optional (a machine without RAM);
+// when present its END must come before the integrity section and no PART may follow it.
+// Device sections may appear between any two sections; each idstr/instance pair once.
+//
+// # Device state
+//
+// A device section carries the Snapshotter's JSON as two VMState fields, described per
+// device in the vmdesc so that analyze-migration.py decodes them:
+//
+//	{"name": "serial0", "instance_id": 0, "vmsd_name": "serial0", "version": 1,
+//	 "fields": [{"name": "length", "type": "uint32", "size": 4},
+//	            {"name": "state",  "type": "buffer", "size": <length>}]}
+//
+// (the same shape as QEMU's own "globalstate" section: a uint32 size and a buffer).
+//
+// # Integrity
+//
+// The tlcvm/integrity section is an ordinary FULL device section to QEMU's tools (it is
+// described in the vmdesc with four uint64/uint32 fields). It records L, the offset of its
+// own first byte, with the CRC32C (Castagnoli, hardware accelerated by hash/crc32) of
+// every byte before it, and the length and CRC32C of the vmdesc JSON. The bytes it does
+// not cover are checked by value: its header (name, instance 0, version 1), its footer id,
+// the EOF byte, the 0x06 byte and the vmdesc length (equal to the recorded D). So a
+// flipped byte anywhere fails with ErrFormat or ErrIntegrity, and a cut anywhere with
+// ErrTruncated, before Reader.Next returns End; a stream without the integrity section
+// (QEMU's own) is refused.
+//
+// Restore applies pages as they arrive; the engine must not run the guest until Next has
+// returned End. The Reader stops after the vmdesc and does not look at what follows.
+//
+// # vmdesc
+//
+// After EOF: 0x06, be32 length, JSON in QEMU 7.2's QJSON style (", " and ": "
+// separators; keys page_size, devices; per device name, instance_id, vmsd_name, version,
+// fields). analyze-migration.py finds it as the first '{' after the last NUL byte of the
+// file's last 10 MiB and checks that the byte five before it is 0x06; the Writer pads the
+// JSON with trailing blanks if its length's bytes would contain '{'. QEMU 7.2 has no
+// "configuration" member: the analyser then reads the configuration section as be32
+// length and name, which is what is written.
+//
+// # Version policy
+//
+// The framing is QEMU's stream version 3 and RAM section version 4 and does not change.
+// The integrity section has version 1: a new layout takes a new version, and the Reader
+// refuses versions it does not know. Device state versions are the Snapshotters'
+// (StateVersion): carried in the section header, checked by the device on load.
+//
+// # Limits
+//
+// Checked by the Reader before allocating (ErrFormat), refused by the Writer (ErrUsage):
+// idstr and block names 1–255 bytes (QEMU's idstr[256]; the analyser reads the length as
+// a signed byte, so keep names under 128 bytes for it); machine type 256 bytes; 1024 RAM
+// blocks of at most 64 TiB each, sizes multiples of 4096; 4096 device sections; 16 MiB of
+// state per device section (grown as bytes arrive, so a lying length costs nothing);
+// 4 MiB of vmdesc.
+//
+// # Performance
+//
+// Writer.RAMPage appends to a 256 KiB buffer without allocating and hands the underlying
+// writer 256 KiB chunks (a bufio.Writer passes them straight through); zero pages are
+// found by comparing against a zero page with the platform's vector compare. Reader
+// aliases page data into its own buffer (16 KiB, doubling up to 256 KiB). Both fold bytes into the CRC32C in large
+// batches. BenchmarkWriterPages and BenchmarkReaderPages measure them.
+package stream
