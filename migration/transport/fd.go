@@ -1,0 +1,129 @@
+package transport
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// takeFD resolves fd:NAME / fd:N and returns the descriptor as a file the caller owns,
+// with QEMU's channel noun for it ("socket" or "file").
+//
+// Outgoing (QEMU 7.2's fd_start_outgoing_migration → monitor_get_fd): the name is looked
+// up in the getfd table. tlcvm also accepts an inherited descriptor by number (getfd
+// refuses names that start with a digit, so the two never clash); QEMU 7.2 says "File
+// descriptor named '5' has not been found" there, as tlcvm does when 5 is not open.
+//
+// Incoming (QEMU's monitor_fd_param): a name that does not start with a digit is looked up
+// in the getfd table when there is a monitor; otherwise the text is a number
+// (qemu_parse_fd), "Invalid file descriptor number 'x'" when it is not. QEMU 7.2 waits
+// forever on a number that is not open; tlcvm says so.
+func takeFD(name string, outgoing bool, env Env) (*os.File, string, error) {
+	isDigit := name != "" && name[0] >= '0' && name[0] <= '9'
+	notFound := func(cause error) error {
+		return newError(fmt.Sprintf("File descriptor named '%s' has not been found", name), ErrFDNotFound, cause)
+	}
+	inherited := func() (int, bool) {
+		n, ok := parseFDNumber(name)
+		return n, ok && isDigit && fdIsOpen(n)
+	}
+	var fd int
+	switch {
+	case outgoing:
+		var lerr error
+		if env.LookupFD != nil {
+			n, err := env.LookupFD(name)
+			if err == nil {
+				return wrapFD(n, "fd:"+name)
+			}
+			lerr = err
+		}
+		n, ok := inherited()
+		if !ok {
+			return nil, "", notFound(lerr)
+		}
+		fd = n
+	case !isDigit && env.LookupFD != nil:
+		n, err := env.LookupFD(name)
+		if err != nil {
+			return nil, "", notFound(err)
+		}
+		fd = n
+	default:
+		n, ok := parseFDNumber(name)
+		if !ok {
+			return nil, "", newError(fmt.Sprintf("Invalid file descriptor number '%s'", name), ErrFDNotFound, nil)
+		}
+		if !fdIsOpen(n) {
+			return nil, "", withErrno(fmt.Sprintf("Invalid file descriptor number '%s'", name), ErrFDNotFound, unix.EBADF)
+		}
+		fd = n
+	}
+	return wrapFD(fd, "fd:"+name)
+}
+
+func fdIsOpen(fd int) bool {
+	_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	return err == nil
+}
+
+// wrapFD makes fd an *os.File for the transport. Descriptors 0–2 are duplicated (and the
+// original left alone): closing stdio would hand its number to the next file opened, and
+// Go raises SIGPIPE for EPIPE on 1 and 2. The descriptor is made close-on-exec (an exec:
+// command must not hold libvirt's pipe open), and pipes and sockets non-blocking so that
+// Abort can interrupt a blocked Read or Write. The file position is left where it is.
+func wrapFD(fd int, name string) (*os.File, string, error) {
+	if fd <= 2 {
+		n, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+		if err != nil {
+			return nil, "", withErrno(fmt.Sprintf("Unable to duplicate file descriptor %d", fd), ErrFDNotFound, err)
+		}
+		fd = n
+	}
+	unix.CloseOnExec(fd)
+	kind := "file"
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err == nil {
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFSOCK:
+			kind = "socket"
+			unix.SetNonblock(fd, true) //nolint:errcheck // blocking still works, without Abort
+		case unix.S_IFIFO:
+			unix.SetNonblock(fd, true)                              //nolint:errcheck // as above
+			unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, pipeSize) //nolint:errcheck // best effort
+		}
+	}
+	return os.NewFile(uintptr(fd), name), kind, nil
+}
+
+// createFile opens file:PATH for writing: created (0600: it holds guest memory) or cut to
+// offset bytes (the bytes before offset kept), positioned at offset.
+func createFile(path string, offset uint64) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, withErrno("Unable to open "+path, ErrConnect, err)
+	}
+	if err := f.Truncate(int64(offset)); err != nil {
+		f.Close()
+		return nil, withErrno("Unable to truncate "+path, ErrConnect, err)
+	}
+	if _, err := f.Seek(int64(offset), 0); err != nil {
+		f.Close()
+		return nil, withErrno("Unable to seek "+path, ErrConnect, err)
+	}
+	return f, nil
+}
+
+// openFile opens file:PATH for reading at offset.
+func openFile(path string, offset uint64) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, withErrno("Unable to open "+path, ErrConnect, err)
+	}
+	if _, err := f.Seek(int64(offset), 0); err != nil {
+		f.Close()
+		return nil, withErrno("Unable to seek "+path, ErrConnect, err)
+	}
+	return f, nil
+}

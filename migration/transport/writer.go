@@ -1,0 +1,280 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/rs/zerolog"
+)
+
+// bufferSize is the buffer between the stream writer and the channel (and on the
+// incoming side between the channel and the stream reader): large enough that a channel
+// sees few, big system calls.
+const bufferSize = 1 << 20
+
+// Env is what a transport needs from its surroundings.
+type Env struct {
+	// LookupFD resolves fd:NAME in the monitor's getfd table and hands the descriptor over
+	// (the transport closes it on Close). nil outside a monitor (-incoming on the command
+	// line): then fd: takes only numbers, as QEMU's monitor_fd_param does without a monitor.
+	LookupFD func(name string) (int, error)
+	// Stderr receives an exec'd command's standard error (QEMU's children inherit
+	// QEMU's); nil means os.Stderr. The last line is also kept for error texts.
+	Stderr io.Writer
+	// Log receives debug records; the zero value logs nothing.
+	Log zerolog.Logger
+}
+
+func (e Env) log() *zerolog.Logger { return &e.Log }
+
+// Open parses an outgoing URI and opens its destination:
+//
+//	exec:CMD         /bin/sh -c CMD, fed on its stdin (blanks after the colon allowed)
+//	fd:NAME, fd:N    a descriptor from getfd (Env.LookupFD), or inherited by number
+//	file:PATH[,offset=N]  PATH created or truncated to N bytes, written from N
+//	tcp:HOST:PORT    connected in the background, as QEMU does ("tcp:[::1]:PORT" too)
+//	unix:PATH        connected in the background
+//
+// What QEMU does synchronously in its migrate command happens before Open returns and its
+// errors are Open's: a malformed URI, an fd that is not found, a command that cannot be
+// started, a file that cannot be opened. A socket's connection is made in the background;
+// its failure ("Failed to connect to '127.0.0.1:1': Connection refused") is returned by
+// Connected and by the first Write.
+//
+// The writer is buffered (1 MiB) and not safe for concurrent Writes. Close flushes, closes
+// the channel (the fd too, so that a reader sees EOF), waits for an exec'd command and
+// returns its failure (ErrCommand naming the command and its exit status). Abort ends the
+// channel at once: unflushed data is dropped, an exec'd command killed and reaped, a Write
+// blocked on another goroutine returns ErrAborted. A Close that finds a Write in progress
+// on another goroutine aborts the same way (a cancel), then returns.
+func Open(uri string, env Env) (io.WriteCloser, error) {
+	a, err := parseOutgoing(uri)
+	if err != nil {
+		return nil, err
+	}
+	w := &writer{uri: uri, ready: make(chan struct{}), abortCh: make(chan struct{}), log: env.Log}
+	switch a.Scheme {
+	case SchemeExec:
+		cmd, f, err := startCommand(a.Command, true, env)
+		if err != nil {
+			return nil, err
+		}
+		w.cmd = cmd
+		w.opened(f, "command")
+	case SchemeFD:
+		f, kind, err := takeFD(a.FD, true, env)
+		if err != nil {
+			return nil, err
+		}
+		w.opened(f, kind)
+	case SchemeFile:
+		f, err := createFile(a.Path, a.Offset)
+		if err != nil {
+			return nil, err
+		}
+		w.opened(f, "file")
+	case SchemeTCP, SchemeUnix:
+		w.kind = "socket"
+		ctx, cancel := context.WithCancel(context.Background())
+		w.cancelDial = cancel
+		go func() {
+			c, err := dial(ctx, a)
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if err == nil && w.aborted.Load() {
+				c.Close()
+				err = w.abortedErr()
+			}
+			w.raw, w.openErr = c, err
+			if err == nil {
+				w.bw = bufio.NewWriterSize(w.raw, bufferSize)
+			}
+			close(w.ready)
+		}()
+	}
+	env.Log.Debug().Str("uri", uri).Msg("migration destination opening")
+	return w, nil
+}
+
+// Connected waits until w's destination is open and returns the error that stopped it
+// opening (a tcp:/unix: connection made in the background). For writers that did not come
+// from Open it returns nil at once.
+func Connected(w io.Writer) error {
+	if ow, ok := w.(*writer); ok {
+		select {
+		case <-ow.ready:
+			return ow.openErr
+		case <-ow.abortCh:
+			return ow.abortedErr()
+		}
+	}
+	return nil
+}
+
+// Abort ends c at once if it came from Open or Accept (see Open), and else closes it.
+func Abort(c io.Closer) error {
+	if a, ok := c.(interface{ Abort() error }); ok {
+		return a.Abort()
+	}
+	return c.Close()
+}
+
+// writer is Open's result.
+type writer struct {
+	uri  string
+	kind string // QEMU's channel noun: "command", "file", "socket"
+	cmd  *command
+	log  zerolog.Logger
+
+	ready      chan struct{} // closed when raw/openErr are set
+	cancelDial context.CancelFunc
+
+	mu      sync.Mutex     // guards raw and openErr until ready is closed
+	raw     io.WriteCloser // the channel
+	openErr error
+	bw      *bufio.Writer // used only under ioMu
+
+	ioMu sync.Mutex // held by Write and Close: the one goroutine using bw
+
+	aborted   atomic.Bool
+	abortCh   chan struct{}
+	abortOnce sync.Once
+
+	closeOnce sync.Once
+	closeErr  error
+	closed    bool // set under ioMu by Close: later Writes fail
+}
+
+var _ io.WriteCloser = (*writer)(nil)
+
+// opened sets a synchronously opened channel.
+func (w *writer) opened(f io.WriteCloser, kind string) {
+	w.raw, w.kind = f, kind
+	w.bw = bufio.NewWriterSize(f, bufferSize)
+	close(w.ready)
+}
+
+func (w *writer) Write(p []byte) (int, error) {
+	w.ioMu.Lock()
+	defer w.ioMu.Unlock()
+	if w.closed {
+		return 0, withErrno("Unable to write to "+w.kindOr(), ErrWrite, os.ErrClosed)
+	}
+	if err := w.wait(); err != nil {
+		return 0, err
+	}
+	n, err := w.bw.Write(p)
+	if err != nil {
+		return n, w.writeErr(err)
+	}
+	return n, nil
+}
+
+// wait waits for the destination (or an abort).
+func (w *writer) wait() error {
+	if w.aborted.Load() {
+		return w.abortedErr()
+	}
+	select {
+	case <-w.ready:
+	case <-w.abortCh:
+		return w.abortedErr()
+	}
+	return w.openErr
+}
+
+func (w *writer) writeErr(err error) error {
+	if w.aborted.Load() {
+		return w.abortedErr()
+	}
+	return withErrno("Unable to write to "+w.kind, ErrWrite, err)
+}
+
+func (w *writer) abortedErr() error {
+	return newError("Unable to write to "+w.kindOr()+": Operation canceled", ErrAborted, syscall.ECANCELED)
+}
+
+func (w *writer) kindOr() string {
+	if w.kind == "" {
+		return "socket"
+	}
+	return w.kind
+}
+
+func (w *writer) Close() error {
+	w.closeOnce.Do(func() {
+		if !w.ioMu.TryLock() {
+			// A Write is blocked on another goroutine: this Close is a cancel.
+			w.Abort() //nolint:errcheck // reported below
+			w.ioMu.Lock()
+		}
+		defer w.ioMu.Unlock()
+		w.closed = true
+		w.closeErr = w.finish()
+		w.log.Debug().Str("uri", w.uri).Err(w.closeErr).Msg("migration destination closed")
+	})
+	return w.closeErr
+}
+
+// finish flushes and closes; the caller holds ioMu.
+func (w *writer) finish() error {
+	if err := w.wait(); err != nil {
+		w.Abort() //nolint:errcheck // cleanup: the error is err
+		return err
+	}
+	err := w.bw.Flush()
+	if err != nil {
+		err = w.writeErr(err)
+	}
+	if cerr := w.raw.Close(); cerr != nil && err == nil && !w.aborted.Load() {
+		err = withErrno("Unable to close "+w.kind, ErrWrite, cerr)
+	}
+	if w.cmd != nil {
+		if w.aborted.Load() {
+			w.cmd.kill()
+		} else if cerr := w.cmd.wait(); cerr != nil && (err == nil || isEPIPE(err)) {
+			// The command's own failure explains a broken pipe better than EPIPE does.
+			err = cerr
+		}
+	}
+	if err == nil && w.aborted.Load() {
+		err = w.abortedErr()
+	}
+	return err
+}
+
+// Abort drops unflushed data and ends the channel; safe to call from any goroutine, at
+// any time, more than once.
+func (w *writer) Abort() error {
+	w.abortOnce.Do(func() {
+		w.aborted.Store(true)
+		close(w.abortCh)
+		if w.cancelDial != nil {
+			w.cancelDial()
+		}
+		w.mu.Lock()
+		raw := w.raw
+		w.mu.Unlock()
+		if raw != nil {
+			raw.Close() //nolint:errcheck // aborting
+		}
+		if w.cmd != nil {
+			w.cmd.kill()
+		}
+		w.log.Debug().Str("uri", w.uri).Msg("migration destination aborted")
+	})
+	if w.cmd != nil {
+		<-w.cmd.done
+	}
+	return nil
+}
+
+func isEPIPE(err error) bool {
+	return errors.Is(err, syscall.EPIPE)
+}
