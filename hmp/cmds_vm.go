@@ -19,6 +19,9 @@ func registerBuiltins(m *Monitor) {
 	for _, c := range memoryCommands() {
 		m.Register(c)
 	}
+	for _, c := range blockCommands() {
+		m.Register(c)
+	}
 }
 
 func vmCommands() []Command {

@@ -24,6 +24,10 @@ type Command struct {
 	// AllowOOB allows exec-oob; AllowPreconfig allows the command before the machine is
 	// ready (--preconfig).
 	AllowOOB, AllowPreconfig bool
+	// OpenArgs commands take arguments beyond those Args declares (QAPI's 'gen': false, as
+	// device_add): Args only describes the schema, and Call.Args is the arguments' *Value,
+	// undecoded, for the handler to check.
+	OpenArgs bool
 	// Features are the command's QAPI features ("deprecated", "unstable", …) for the schema.
 	Features []string
 	// Internal commands serve HMP commands that have no QMP twin in QEMU (info registers, x):

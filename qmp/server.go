@@ -245,7 +245,12 @@ func (s *Server) run(sess *Session, c *conn, cmd *command, args *Value, fds []in
 	if s.opt.MachineReady != nil && !cmd.AllowPreconfig && !s.opt.MachineReady() {
 		return nil, GenericError("The command '%s' is permitted only after machine initialization has completed", cmd.Name)
 	}
-	if cmd.args != nil {
+	if cmd.OpenArgs {
+		if args == nil {
+			args = Object()
+		}
+		call.Args = args
+	} else if cmd.args != nil {
 		a, err := DecodeArgs(args, cmd.Args)
 		if err != nil {
 			return nil, ToError(err)

@@ -48,6 +48,23 @@ func execOK(t *testing.T, q *harness.QMP, cmd string, args any) harness.Value {
 	return ret
 }
 
+// waitBooted waits until vCPU 0 has booted into long mode (EFER.LMA): from then on the guest
+// has enabled ACPI and answers the power button; before, it ignores it, as a real guest does.
+func waitBooted(t *testing.T, q *harness.QMP) {
+	t.Helper()
+	deadline := time.Now().Add(harness.DefaultTimeout)
+	for {
+		regs := execOK(t, q, "human-monitor-command", map[string]any{"command-line": "info registers"}).Str()
+		if strings.Contains(regs, "EFER=0000000000000501") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the guest never booted: %q", regs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func status(t *testing.T, q *harness.QMP) string {
 	t.Helper()
 	s, _ := execOK(t, q, "query-status", nil).Get("status")
@@ -64,6 +81,7 @@ func TestPowerdownShutsTheGuestDown(t *testing.T) {
 				args = append(args, "-no-shutdown")
 			}
 			p, q, _ := startVM(t, bin, args...)
+			waitBooted(t, q)
 			execOK(t, q, "system_powerdown", nil)
 			if _, err := q.WaitEvent("POWERDOWN"); err != nil {
 				t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"tlcvm/blockdev"
 
 	"github.com/rs/zerolog"
 
@@ -17,22 +18,25 @@ import (
 	"tlcvm/internal/sigpid"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
+	"tlcvm/migration"
 	"tlcvm/qmp"
 	"tlcvm/qmp/cmds"
 )
 
 // vm is a built, not yet running, process: every chardev open, every monitor ready to serve.
 type vm struct {
-	plan     *plan
-	log      zerolog.Logger
-	stderr   io.Writer
-	chardevs *chardev.Registry
-	machine  *machine.Machine
-	server   *qmp.Server
-	human    *hmp.Monitor
-	pidfile  *daemon.Pidfile
-	signals  <-chan sigpid.Signal
-	serves   []func() // monitor loops, started by run
+	plan      *plan
+	log       zerolog.Logger
+	stderr    io.Writer
+	chardevs  *chardev.Registry
+	machine   *machine.Machine
+	server    *qmp.Server
+	human     *hmp.Monitor
+	pidfile   *daemon.Pidfile
+	signals   <-chan sigpid.Signal
+	serves    []func() // monitor loops, started by run
+	migration *migration.Engine
+	block     *blockdev.Graph
 }
 
 // events forwards machine events to the QMP server once it exists (the machine is built
@@ -97,22 +101,33 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	}
 	v.machine = m
 	phase("machine")
+	if v.block, err = buildBlock(p, stderr, ev.Emit); err != nil {
+		return nil, err
+	}
 
 	reg := qmp.NewRegistry()
 	phase("registry")
 	deps := &cmds.Deps{
-		Machine:     m,
-		Chardevs:    v.chardevList,
-		Name:        cfg.Name.Guest,
-		UUID:        cfg.UUID,
-		Version:     versionInfo(),
-		QOM:         sync.OnceValue(func() *cmds.Tree { return buildQOM(p, m, v.chardevs) }),
+		Machine:  m,
+		Chardevs: v.chardevList,
+		Name:     cfg.Name.Guest,
+		UUID:     cfg.UUID,
+		Version:  versionInfo(),
+		QOM: sync.OnceValue(func() *cmds.Tree {
+			t := buildQOM(p, m, v.chardevs)
+			addBlockQOM(t, cfg)
+			return t
+		}),
+		Block:       v.block,
 		MachineType: p.machine.Name,
 		CPUModel:    p.mcfg.CPUModel,
 		PCI:         p.pci,
 	}
 	v.human = hmp.New(nil, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
 	deps.Human = v.human
+	if err := v.wireMigration(reg, deps, ev); err != nil {
+		return nil, err
+	}
 	cmds.Register(reg, deps)
 	cmds.RegisterEvents(reg)
 	v.server = qmp.NewServer(reg, qmp.Options{
@@ -173,6 +188,7 @@ func (v *vm) attachMonitors() error {
 			return raw, err
 		})
 		mon := hmp.New(exec, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
+		hmp.RegisterMigration(mon)
 		v.serves = append(v.serves, func() {
 			fe.Serve(func(conn chardev.Conn) { mon.Serve(conn, true) })
 		})
@@ -195,6 +211,7 @@ func (v *vm) run() int {
 	}
 	v.chardevs.ResumeMuxOpen()
 	v.machine.Start()
+	v.migration.Ready()
 	for {
 		select {
 		case s := <-v.signals:
@@ -208,8 +225,14 @@ func (v *vm) run() int {
 }
 
 func (v *vm) close() {
+	if v.migration != nil {
+		v.migration.Close()
+	}
 	if v.machine != nil {
 		v.machine.Close()
+	}
+	if v.block != nil {
+		v.block.Close()
 	}
 	if v.server != nil {
 		v.server.Close()

@@ -82,10 +82,7 @@ func prepare(cfg *compat.Config) (*plan, error) {
 	if err := checkObjects(cfg); err != nil {
 		return nil, err
 	}
-	if err := checkIncoming(cfg); err != nil {
-		return nil, err
-	}
-	if err := checkDrives(cfg); err != nil {
+	if err := checkIncomingURI(cfg); err != nil {
 		return nil, err
 	}
 	if err := checkDevices(cfg, mt); err != nil {
@@ -130,6 +127,9 @@ func prepare(cfg *compat.Config) (*plan, error) {
 		var drivers, ids, addrs []string
 		for _, d := range cfg.Devices {
 			drivers, ids, addrs = append(drivers, d.Driver), append(ids, d.ID), append(addrs, deviceProp(d, "addr"))
+		}
+		for i := 0; i < virtioDrives(cfg); i++ { // -drive if=virtio: an anonymous virtio-blk-pci each
+			drivers, ids, addrs = append(drivers, "virtio-blk-pci"), append(ids, ""), append(addrs, "")
 		}
 		board := cmds.BoardPCI(strings.HasPrefix(mt.Name, "pc-q35-"))
 		if cfg.VGA == "std" {
@@ -267,50 +267,6 @@ func checkObjects(cfg *compat.Config) error {
 		if !ok || t.Abstract || !catalog.Implements(o.QomType, "user-creatable") {
 			return failf(cfg, o.Loc, "Parameter 'qom-type' does not accept value '%s'", o.QomType)
 		}
-	}
-	return nil
-}
-
-// incomingSchemes are the -incoming URI forms QEMU 7.2 knows.
-var incomingSchemes = []string{"tcp:", "rdma:", "exec:", "unix:", "vsock:", "fd:"}
-
-// checkIncoming refuses -incoming URIs of no known protocol, as QEMU does before it starts.
-func checkIncoming(cfg *compat.Config) error {
-	uri := cfg.Incoming
-	if uri == "" || uri == "defer" {
-		return nil
-	}
-	for _, s := range incomingSchemes {
-		if strings.HasPrefix(uri, s) {
-			return nil
-		}
-	}
-	return failf(cfg, "-incoming "+uri, "unknown migration protocol: %s", uri)
-}
-
-// checkDrives refuses -drive files that cannot be opened, with QEMU's text.
-func checkDrives(cfg *compat.Config) error {
-	for _, d := range cfg.Drives {
-		file, ok := d.Get("file")
-		if !ok || file == "" {
-			continue
-		}
-		ro := false
-		if v, ok := d.Get("readonly"); ok && (v == "on" || v == "true" || v == "yes") {
-			ro = true
-		}
-		if m, ok := d.Get("media"); ok && m == "cdrom" {
-			ro = true
-		}
-		flag := os.O_RDWR
-		if ro {
-			flag = os.O_RDONLY
-		}
-		f, err := os.OpenFile(file, flag, 0)
-		if err != nil {
-			return failf(cfg, d.Loc, "Could not open '%s': %s", file, errno.Text(err))
-		}
-		f.Close()
 	}
 	return nil
 }

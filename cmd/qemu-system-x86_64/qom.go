@@ -61,7 +61,7 @@ func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry) *cmds.Tre
 		if d.ID != "" {
 			peripheral.AddChild(d.ID, o)
 		} else {
-			anon.AddChild(fmt.Sprintf("device[%d]", i), o)
+			anon.AddChild(fmt.Sprintf("device[%d]", anonIndex(p.cfg, i)), o)
 		}
 	}
 	for _, ob := range p.cfg.Objects {
@@ -147,4 +147,16 @@ func scalarJSON(s string) json.RawMessage {
 	}
 	b, _ := json.Marshal(s)
 	return b
+}
+
+// anonIndex is the "device[N]" number QEMU gives the i-th -device when it has no id: N
+// counts only the anonymous devices before it.
+func anonIndex(cfg *compat.Config, i int) int {
+	n := 0
+	for _, d := range cfg.Devices[:i] {
+		if d.ID == "" {
+			n++
+		}
+	}
+	return n
 }

@@ -1,7 +1,9 @@
 package cmds
 
 import (
+	"tlcvm/blockdev"
 	"tlcvm/machine"
+	"tlcvm/migration"
 	"tlcvm/qmp"
 )
 
@@ -36,10 +38,12 @@ type Deps struct {
 	Name        string               // -name guest=; "" when not given
 	UUID        string               // -uuid; "" when not given
 	Version     qmp.VersionInfo
-	QOM         func() *Tree  // built on first use: start-up does no work for QOM
-	MachineType string        // resolved name, e.g. "pc-i440fx-7.2"
-	CPUModel    string        // e.g. "qemu64"
-	PCI         []PCIFunction // functions on bus 0; nil for a machine without PCI
+	QOM         func() *Tree      // built on first use: start-up does no work for QOM
+	MachineType string            // resolved name, e.g. "pc-i440fx-7.2"
+	CPUModel    string            // e.g. "qemu64"
+	PCI         []PCIFunction     // functions on bus 0; nil for a machine without PCI
+	Migration   *migration.Engine // nil: the migration commands are not registered
+	Block       *blockdev.Graph   // nil: the block commands are not registered
 }
 
 // Register adds every handler of this package to r.
@@ -52,6 +56,8 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerMisc(r, d)
 	registerPCI(r, d)
 	registerCmdline(r, d)
+	registerMigration(r, d)
+	registerBlock(r, d)
 	r.Register(internalCommands(d)...)
 	if d.Human != nil {
 		registerHuman(r, d)

@@ -119,6 +119,9 @@ func ParseScriptFile(path string, golden bool) ([]*Script, error) {
 // outputPrefixes mark recorded output lines in golden files.
 var outputPrefixes = []string{"<- ", "<-\t", "| ", "|\t", "exit: ", "stderr: ", "daemon: ", "closed: ", "raw: "}
 
+// unquotedPlaceholder finds a placeholder as rendered in golden output, unquoted.
+var unquotedPlaceholder = regexp.MustCompile(`([:\[,]\s*)<((?:re:)?[^<>"]*)>`)
+
 func isOutput(line string) bool {
 	if line == "|" {
 		return true
@@ -152,6 +155,16 @@ func ParseScript(file, defName string, src []byte, golden bool) ([]*Script, erro
 			}
 			st := &cur.Steps[len(cur.Steps)-1]
 			st.Golden = append(st.Golden, line)
+			if st.Op == OpPoll && st.Pattern == nil && strings.HasPrefix(line, "<-") {
+				// A poll's first recorded reply is also what it waits for.
+				// Rendered placeholders are unquoted (<re:…>); quote them back.
+				src := unquotedPlaceholder.ReplaceAllString(strings.TrimSpace(line[2:]), `$1"<$2>"`)
+				pat, err := ParseJSON([]byte(src))
+				if err != nil {
+					return nil, fail("pattern: %v", err)
+				}
+				st.Pattern = &pat
+			}
 			continue
 		}
 		trimmed := strings.TrimSpace(line)

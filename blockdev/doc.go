@@ -1,0 +1,67 @@
+// Package blockdev is tlcvm's block layer: the images behind -drive, -hda..-hdd, -cdrom and
+// -blockdev, opened as QEMU 7.2 opens them, the node graph QMP shows (query-block,
+// query-named-block-nodes, query-blockstats), and the operations on it (blockdev-add,
+// blockdev-del, block_resize, blockdev-snapshot, the blockdev-create job, disk hotplug).
+//
+// # The graph
+//
+// A Graph holds Nodes (QEMU's BlockDriverState): "file" protocol nodes over host files and
+// "raw"/"qcow2" format nodes over a file child, qcow2 nodes with a read-only backing chain.
+// Backends (BlockBackend) are what devices attach to: named ones come from -drive, anonymous
+// ones are made when a device's drive= names a node. Nodes without a node-name get QEMU's
+// generated "#block<counter><two random digits>" names, in QEMU's order (a format node's
+// file child is named before it, its backing chain after it).
+//
+//	device ──drive=──> Backend ──root──> qcow2 node ──file──> file node ──> host file (fd, OFD locks)
+//	                                         │
+//	                                         └──backing──> qcow2 node (read-only) ──file──> file node
+//
+// # Permissions and locks
+//
+// Every edge asks its child for permissions (consistent read, write, write unchanged,
+// resize) and says which it shares, computed as QEMU 7.2's bdrv_default_perms does (qcow2
+// takes write+resize on its file when writable and never shares them; raw passes its
+// users' permissions through; a backing child is only read). A file node turns what its
+// users want into fcntl open-file-description locks on the image, exactly QEMU's
+// file-posix bytes, so tlcvm and QEMU see each other's locks:
+//
+//	byte 100+i   read-locked while permission bit i is held
+//	byte 200+i   read-locked while permission bit i is NOT shared
+//	(i: 0 consistent read, 1 write, 2 write unchanged, 3 resize)
+//
+// A new user first locks the union of old and new bytes, then tests (F_OFD_GETLK with an
+// exclusive lock) that no other description holds 200+i for a bit it takes, nor 100+i for
+// a bit it does not share; on a conflict QEMU's text is returned ("Failed to get "write"
+// lock", hint "Is another process using the image [f]?") and the old locks are restored.
+//
+// # qcow2 header (version 2: bytes 0-71; version 3: 0-103 and more), big-endian
+//
+//	 0 magic "QFI\xfb"           4 version (2|3)            8 backing_file_offset (u64)
+//	16 backing_file_size (u32)  20 cluster_bits (9..21)    24 size (u64, bytes)
+//	32 crypt_method (0|1 AES|2 LUKS)                       36 l1_size (u32)
+//	40 l1_table_offset (u64)    48 refcount_table_offset   56 refcount_table_clusters
+//	60 nb_snapshots             64 snapshots_offset (u64)
+//	72 incompatible_features    80 compatible_features     88 autoclear_features
+//	96 refcount_order (u32)    100 header_length (u32)    104 compression_type (u8), pad to 112
+//	header_length: extensions {u32 type, u32 length, data padded to 8} until type 0:
+//	  0xe2792aca backing format name, 0x6803f857 feature name table (48-byte entries),
+//	  0x23852875 bitmaps, 0x0537be77 crypto header, 0x44415441 external data file
+//	backing_file_offset: the backing file name (at most 1023 bytes, inside cluster 0)
+//
+// A fresh image (blockdev-create, -drive snapshot=on) is laid out byte for byte as QEMU
+// writes it: header cluster, refcount table (cluster 1), refcount block (cluster 2), L1
+// table (cluster 3; the file ends right after it); version 3 images carry the feature name
+// table when clusters exceed 4 KiB. qemu-img check finds them clean.
+//
+// # Errors
+//
+// Every error wraps a sentinel of errors.go and carries QEMU's text; Hint returns the extra
+// lines QEMU prints after a command-line error. Package qmp/cmds maps them to QMP classes.
+//
+// # What comes next
+//
+// Guest disk I/O will read and write through the format nodes (a qcow2 cluster mapper over
+// the L1/L2 tables and refcounts written here) and count in Node.Stats and Backend.Stats;
+// mirror, commit, stream and backup will be Jobs (StartJob with a JobRunner reporting
+// progress) driven through the same state machine and JOB_STATUS_CHANGE events.
+package blockdev

@@ -1,0 +1,371 @@
+package blockdev
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// KV is one key=value of a -drive option string, in written order.
+type KV struct{ Key, Value string }
+
+// Drive is what a -drive (or -hda, -cdrom, …) asked for beyond the block graph: where the
+// board should plug a device for it.
+type Drive struct {
+	ID        string // the backend name (id=, or generated like "ide0-hd0")
+	Interface string // "ide", "virtio", "scsi", "floppy", "sd", "none", …
+	Bus, Unit int
+	Index     int
+	Media     string // "disk" or "cdrom"
+	Werror    string
+	Rerror    string
+}
+
+// DriveLimits are the board facts -drive needs: how many units an IDE bus has (2 on
+// i440FX, 1 on Q35's AHCI).
+type DriveLimits struct {
+	IDEUnitsPerBus int
+}
+
+var ifMaxDevs = map[string]int{"ide": 2, "scsi": 7}
+
+// drive keys blockdev_init and drive_new consume; anything else goes to the driver.
+var driveKeys = map[string]bool{
+	"file": true, "format": true, "if": true, "media": true, "readonly": true, "read-only": true,
+	"cache": true, "aio": true, "discard": true, "id": true, "node-name": true, "snapshot": true,
+	"werror": true, "rerror": true, "index": true, "bus": true, "unit": true, "detect-zeroes": true,
+	"cache.direct": true, "cache.no-flush": true, "cache.writeback": true, "auto-read-only": true,
+	"force-share": true, "copy-on-read": true, "serial": true, "addr": true, "file.locking": true,
+	"file.aio": true,
+}
+
+func parseBool(key, v string) (bool, error) {
+	switch v {
+	case "on", "yes", "true", "y":
+		return true, nil
+	case "off", "no", "false", "n":
+		return false, nil
+	}
+	return false, errf(ErrInvalid, "Parameter '%s' expects 'on' or 'off'", key)
+}
+
+// AddDrive handles one -drive: it opens the image (probing the format when none is given,
+// with QEMU's warning for raw), creates the backend and returns where a device goes.
+func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
+	get := func(k string) (string, bool) {
+		v, ok := "", false
+		for _, kv := range kvs {
+			if kv.Key == k {
+				v, ok = kv.Value, true
+			}
+		}
+		return v, ok
+	}
+	d := &Drive{Interface: "ide", Media: "disk", Index: -1, Unit: -1}
+	if v, ok := get("if"); ok {
+		d.Interface = v
+	}
+	if v, ok := get("media"); ok {
+		if v != "disk" && v != "cdrom" {
+			return nil, errf(ErrInvalid, "'%s' invalid media", v)
+		}
+		d.Media = v
+	}
+	ro := d.Media == "cdrom"
+	for _, k := range []string{"readonly", "read-only"} {
+		if v, ok := get(k); ok {
+			b, err := parseBool("read-only", v)
+			if err != nil {
+				return nil, err
+			}
+			ro = ro || b
+		}
+	}
+	for _, k := range []string{"werror", "rerror"} {
+		v, ok := get(k)
+		if !ok {
+			continue
+		}
+		valid := v == "ignore" || v == "report" || v == "stop" || (k == "werror" && v == "enospc")
+		if !valid {
+			what := "write"
+			if k == "rerror" {
+				what = "read"
+			}
+			return nil, errf(ErrInvalid, "'%s' invalid %s error action", v, what)
+		}
+		if k == "werror" {
+			d.Werror = v
+		} else {
+			d.Rerror = v
+		}
+	}
+	num := func(k string, def int) (int, error) {
+		v, ok := get(k)
+		if !ok {
+			return def, nil
+		}
+		n, err := strconv.ParseInt(v, 0, 32)
+		if err != nil {
+			return 0, errf(ErrInvalid, "Parameter '%s' expects a number", k)
+		}
+		return int(n), nil
+	}
+	var err error
+	bus, err := num("bus", 0)
+	if err != nil {
+		return nil, err
+	}
+	if d.Unit, err = num("unit", -1); err != nil {
+		return nil, err
+	}
+	if d.Index, err = num("index", -1); err != nil {
+		return nil, err
+	}
+	maxDevs := ifMaxDevs[d.Interface]
+	if d.Interface == "ide" && lim.IDEUnitsPerBus > 0 {
+		maxDevs = lim.IDEUnitsPerBus
+	}
+	d.Bus = bus
+	if d.Index != -1 {
+		_, hasBus := get("bus")
+		if hasBus || d.Unit != -1 {
+			return nil, errf(ErrInvalid, "index cannot be used with bus and unit")
+		}
+		if maxDevs > 0 {
+			d.Bus, d.Unit = d.Index/maxDevs, d.Index%maxDevs
+		} else {
+			d.Bus, d.Unit = 0, d.Index
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if d.Unit == -1 {
+		d.Unit = 0
+		for g.driveAt(d.Interface, d.Bus, d.Unit) != nil {
+			d.Unit++
+			if maxDevs > 0 && d.Unit >= maxDevs {
+				d.Unit -= maxDevs
+				d.Bus++
+			}
+		}
+	}
+	if maxDevs > 0 && d.Unit >= maxDevs {
+		return nil, errf(ErrInvalid, "unit %d too big (max is %d)", d.Unit, maxDevs-1)
+	}
+	if g.driveAt(d.Interface, d.Bus, d.Unit) != nil {
+		return nil, errf(ErrExists, "drive with bus=%d, unit=%d (index=%d) exists", d.Bus, d.Unit, d.Bus*maxDevs+d.Unit)
+	}
+	d.Index = d.Bus*maxDevs + d.Unit
+	if id, ok := get("id"); ok {
+		d.ID = id
+	} else {
+		media := ""
+		if d.Interface == "ide" || d.Interface == "scsi" {
+			media = map[string]string{"disk": "-hd", "cdrom": "-cd"}[d.Media]
+		}
+		if maxDevs > 0 {
+			d.ID = fmt.Sprintf("%s%d%s%d", d.Interface, d.Bus, media, d.Unit)
+		} else {
+			d.ID = fmt.Sprintf("%s%s%d", d.Interface, media, d.Unit)
+		}
+	}
+	if g.backend(d.ID) != nil {
+		return nil, errf(ErrExists, "Duplicate ID '%s' for drive", d.ID)
+	}
+	if g.node(d.ID) != nil {
+		return nil, errf(ErrExists, "Device name '%s' conflicts with an existing node name", d.ID)
+	}
+
+	// blockdev_init: cache, aio, discard, detect-zeroes, then the image.
+	o := &Options{}
+	writeback, direct, noFlush := true, false, false
+	if v, ok := get("cache"); ok {
+		switch v {
+		case "none", "off":
+			direct = true
+		case "writeback":
+		case "writethrough":
+			writeback = false
+		case "directsync":
+			writeback, direct = false, true
+		case "unsafe":
+			noFlush = true
+		default:
+			return nil, errf(ErrInvalid, "invalid cache option")
+		}
+	}
+	for k, p := range map[string]*bool{"cache.direct": &direct, "cache.no-flush": &noFlush, "cache.writeback": &writeback} {
+		if v, ok := get(k); ok {
+			b, err := parseBool(k, v)
+			if err != nil {
+				return nil, err
+			}
+			*p = b
+		}
+	}
+	o.CacheDirect, o.CacheNoFlush = &direct, &noFlush
+	if v, ok := get("aio"); ok {
+		if v != "threads" && v != "native" && v != "io_uring" {
+			return nil, errf(ErrInvalid, "invalid aio option")
+		}
+		if v == "native" && !direct {
+			return nil, errf(ErrInvalid, "aio=native was specified, but it requires cache.direct=on, which was not specified.")
+		}
+		o.AIO = v
+	}
+	if v, ok := get("discard"); ok {
+		switch v {
+		case "ignore", "off":
+			o.Discard = "ignore"
+		case "unmap", "on":
+			o.Discard = "unmap"
+		default:
+			return nil, errf(ErrInvalid, "Invalid discard option")
+		}
+	}
+	if v, ok := get("detect-zeroes"); ok {
+		if v != "off" && v != "on" && v != "unmap" {
+			return nil, errf(ErrInvalid, "Parameter 'detect-zeroes' does not accept value '%s'", v)
+		}
+		o.DetectZeroes = v
+	}
+	snapshot := false
+	if v, ok := get("snapshot"); ok {
+		if snapshot, err = parseBool("snapshot", v); err != nil {
+			return nil, err
+		}
+	}
+	format, hasFormat := get("format")
+	if hasFormat && format != DriverRaw && format != DriverQcow2 {
+		if knownFormat(format) {
+			return nil, errf(ErrUnsupported, "tlcvm: block driver '%s' is not supported (tlcvm opens file, raw and qcow2)", format)
+		}
+		return nil, errf(ErrInvalid, "Unknown driver '%s'", format)
+	}
+	for _, kv := range kvs {
+		if !driveKeys[kv.Key] {
+			f := format
+			if f == "" {
+				f = DriverRaw
+			}
+			return nil, errf(ErrInvalid, "Block format '%s' does not support the option '%s'", f, kv.Key)
+		}
+	}
+	b := &Backend{Name: d.ID, Drive: d, WriteThrough: !writeback, perm: PermConsistentRead, shared: PermAll}
+	file, _ := get("file")
+	if file == "" {
+		g.backends = append(g.backends, b)
+		return b, nil
+	}
+	var opened []*Node
+	fail := func(err error) (*Backend, error) {
+		g.discard(opened)
+		return nil, err
+	}
+	in := inherited{readOnly: ro || snapshot, direct: direct, noFlush: noFlush, implicit: true}
+	if v, ok := get("auto-read-only"); ok {
+		if in.autoReadOnly, err = parseBool("auto-read-only", v); err != nil {
+			return nil, err
+		}
+	}
+	fo := *o
+	fo.Driver, fo.Filename = DriverFile, file
+	fo.Locking, _ = get("file.locking")
+	fnode, err := g.open(&fo, in, &opened)
+	if err != nil {
+		return fail(err)
+	}
+	if !hasFormat {
+		if format, err = probe(fnode); err != nil {
+			return fail(err)
+		}
+		if format == DriverRaw && !in.readOnly {
+			fmt.Fprintf(g.cfg.Warn, rawProbeWarning, file)
+		}
+	}
+	ro2 := o
+	ro2.Driver, ro2.File = format, &Ref{Node: fnode.Name}
+	ro2.NodeName, _ = get("node-name")
+	root, err := g.open(ro2, in, &opened)
+	if err != nil {
+		return fail(err)
+	}
+	if snapshot {
+		if root, err = g.tempOverlay(root, in, &opened); err != nil {
+			return fail(err)
+		}
+	}
+	b.Root = root
+	root.addParent(edge{backend: b, role: "root"})
+	if err := g.refresh(); err != nil {
+		root.removeParent(func(e edge) bool { return e.backend == b })
+		return fail(err)
+	}
+	g.backends = append(g.backends, b)
+	return b, nil
+}
+
+// driveAt finds the -drive backend at interface/bus/unit.
+func (g *Graph) driveAt(iface string, bus, unit int) *Backend {
+	for _, b := range g.backends {
+		if d := b.Drive; d != nil && d.Interface == iface && d.Bus == bus && d.Unit == unit {
+			return b
+		}
+	}
+	return nil
+}
+
+// knownFormat lists QEMU 7.2's other block format drivers.
+func knownFormat(f string) bool {
+	switch f {
+	case "qcow", "qed", "vmdk", "vdi", "vpc", "vhdx", "luks", "parallels", "bochs", "cloop",
+		"dmg", "vvfat", "blkdebug", "blkverify", "blklogwrites", "compress", "copy-on-read",
+		"preallocate", "quorum", "replication", "snapshot-access", "throttle", "null-co",
+		"null-aio", "nbd", "nfs", "iscsi", "rbd", "ssh", "http", "https", "ftp", "ftps",
+		"gluster", "host_device", "host_cdrom", "file":
+		return true
+	}
+	return false
+}
+
+// tempOverlay is -drive snapshot=on: a temporary qcow2 overlay over base (opened read-only)
+// that takes the guest's writes and is deleted when the drive goes away.
+func (g *Graph) tempOverlay(base *Node, in inherited, opened *[]*Node) (*Node, error) {
+	dir := os.Getenv("TMPDIR")
+	if dir == "" {
+		dir = "/var/tmp"
+	}
+	f, err := os.CreateTemp(dir, "vl.")
+	if err != nil {
+		return nil, errf(ErrOpen, "Could not create temporary overlay: %v", err)
+	}
+	path := f.Name()
+	err = writeQcow2(f, &Qcow2Create{Size: uint64(base.Size()), BackingFile: base.filename, BackingFormat: base.Driver})
+	f.Close()
+	if err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	in.readOnly, in.implicit = false, true
+	fo := &Options{Driver: DriverFile, Filename: path}
+	fn, err := g.open(fo, in, opened)
+	if err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	fn.tempFile = path
+	ov, err := g.open(&Options{Driver: DriverQcow2, File: &Ref{Node: fn.Name}, Backing: &Ref{Node: base.Name}}, in, opened)
+	if err != nil {
+		return nil, err
+	}
+	return ov, nil
+}
+
+func removeFile(path string) { _ = os.Remove(path) }
+
+// DriveID is the drive name a device's drive= property refers to.
+func (d *Drive) String() string {
+	return strings.Join([]string{d.ID, d.Interface, strconv.Itoa(d.Bus), strconv.Itoa(d.Unit)}, "/")
+}

@@ -1,0 +1,75 @@
+package blockdev
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Every error this package returns wraps one of them (errors.Is) and
+// carries QEMU 7.2's text as its Error(); qmp/cmds maps them to QMP classes.
+var (
+	// ErrNotFound: no node, backend, device or job by that name.
+	ErrNotFound = errors.New("blockdev: not found")
+	// ErrDeviceNotFound: a device id that does not exist (QMP class DeviceNotFound).
+	ErrDeviceNotFound = errors.New("blockdev: device not found")
+	// ErrExists: a node name, drive id or job id already in use.
+	ErrExists = errors.New("blockdev: already exists")
+	// ErrInUse: the node or backend has users that forbid the operation.
+	ErrInUse = errors.New("blockdev: in use")
+	// ErrOpen: the image file could not be opened (missing, no permission, ...).
+	ErrOpen = errors.New("blockdev: cannot open image")
+	// ErrLocked: another process (or node) holds a conflicting lock on the image.
+	ErrLocked = errors.New("blockdev: image locked")
+	// ErrFormat: the image is not in the expected format or its header is damaged.
+	ErrFormat = errors.New("blockdev: bad image format")
+	// ErrUnsupported: a valid image or option QEMU or tlcvm does not support.
+	ErrUnsupported = errors.New("blockdev: unsupported")
+	// ErrEncrypted: an encrypted image, which tlcvm (like QEMU for AES) refuses.
+	ErrEncrypted = errors.New("blockdev: encrypted image")
+	// ErrInvalid: an invalid argument (bad size, bad name, conflicting options).
+	ErrInvalid = errors.New("blockdev: invalid argument")
+	// ErrReadOnly: a write was asked of a read-only node.
+	ErrReadOnly = errors.New("blockdev: read-only")
+	// ErrPermission: a permission conflict inside the graph.
+	ErrPermission = errors.New("blockdev: permission conflict")
+	// ErrJob: a job verb not allowed in the job's state.
+	ErrJob = errors.New("blockdev: job state")
+	// ErrIO: an I/O error on an image file.
+	ErrIO = errors.New("blockdev: I/O error")
+)
+
+// Error is this package's error: Msg is QEMU's text, Hint the extra lines QEMU prints after
+// it on the command line (error_append_hint), never sent over QMP.
+type Error struct {
+	Kind error
+	Msg  string
+	Hint string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Unwrap returns the sentinel.
+func (e *Error) Unwrap() error { return e.Kind }
+
+func errf(kind error, format string, a ...any) *Error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, a...)}
+}
+
+// prefix returns err with "p: " before its message (QEMU's error_prepend), keeping the kind
+// and hint.
+func prefix(err error, p string) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return &Error{Kind: e.Kind, Msg: p + e.Msg, Hint: e.Hint}
+	}
+	return fmt.Errorf("%s%w", p, err)
+}
+
+// Hint returns the hint lines attached to err ("" if none), each ending in "\n".
+func Hint(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Hint
+	}
+	return ""
+}

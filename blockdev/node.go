@@ -1,0 +1,209 @@
+package blockdev
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"tlcvm/internal/errno"
+)
+
+// Drivers tlcvm opens.
+const (
+	DriverFile  = "file"
+	DriverRaw   = "raw"
+	DriverQcow2 = "qcow2"
+)
+
+// Node is one block node (QEMU's BlockDriverState): a "file" protocol node over a host file,
+// or a "raw"/"qcow2" format node over a file child, with an optional backing node (qcow2).
+// Nodes are owned by their Graph and changed only under its lock.
+type Node struct {
+	Name         string // node-name, or "#blockNNN" when generated
+	Driver       string
+	ReadOnly     bool
+	AutoReadOnly bool
+	Discard      string // "ignore" or "unmap"
+	DetectZeroes string // "off", "on" or "unmap"
+	Direct       bool   // cache.direct
+	NoFlush      bool   // cache.no-flush
+	File         *Node  // format nodes: the protocol child
+	Backing      *Node  // qcow2: the backing node, nil when none
+	// BackingFile/BackingFormat are the names recorded in the image header ("" when none).
+	BackingFile, BackingFormat string
+	// Stats are the node's I/O counters.
+	Stats Stats
+
+	g        *Graph
+	filename string   // file: the host path as given; format: the file child's
+	f        *os.File // file nodes only
+	rw       bool     // f is open O_RDWR
+	lock     fileLock
+	perm     Perm // file nodes: permissions currently locked
+	shared   Perm
+	hdr      *Qcow2Header
+	parents  []edge
+	implicit bool   // created by -drive/-hda or for a backing file (not by -blockdev/blockdev-add)
+	owned    bool   // the root of a -blockdev/blockdev-add: lives until blockdev-del
+	tempFile string // -drive snapshot=on: the temporary overlay, removed on close
+}
+
+// edge is a parent's use of a child node.
+type edge struct {
+	node    *Node    // parent node, or
+	backend *Backend // parent backend
+	temp    *tempUse // or a temporary user (block_resize, blockdev-create)
+	role    string   // "file", "backing", "root"
+}
+
+// tempUse is a short-lived user of a node with fixed permissions.
+type tempUse struct{ perm, shared Perm }
+
+// Filename is the image file name as QEMU reports it ("file" in query results).
+func (n *Node) Filename() string { return n.filename }
+
+// IsFormat reports whether n is a format node (raw, qcow2).
+func (n *Node) IsFormat() bool { return n.Driver != DriverFile }
+
+// Size is the node's virtual size in bytes: the host file's length rounded up to 512
+// bytes for file and raw nodes, the header's size for qcow2.
+func (n *Node) Size() int64 {
+	switch n.Driver {
+	case DriverQcow2:
+		return int64(n.hdr.Size)
+	case DriverRaw:
+		return n.File.Size()
+	}
+	st, err := n.f.Stat()
+	if err != nil {
+		return 0
+	}
+	return (st.Size() + 511) &^ 511
+}
+
+// ActualSize is the host file's allocated bytes (st_blocks * 512).
+func (n *Node) ActualSize() int64 {
+	if n.File != nil {
+		return n.File.ActualSize()
+	}
+	st, err := n.f.Stat()
+	if err != nil {
+		return 0
+	}
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return s.Blocks * 512
+	}
+	return st.Size()
+}
+
+// Header returns the qcow2 header (nil for other drivers).
+func (n *Node) Header() *Qcow2Header { return n.hdr }
+
+// BackingDepth is the length of the backing chain below n.
+func (n *Node) BackingDepth() int {
+	d := 0
+	for b := n.Backing; b != nil; b = b.Backing {
+		d++
+	}
+	return d
+}
+
+// FullBackingFilename is the backing file name resolved against the image's directory, as
+// bdrv_get_full_backing_filename does ("" when there is none).
+func (n *Node) FullBackingFilename() string {
+	if n.BackingFile == "" {
+		return ""
+	}
+	return combinePath(n.filename, n.BackingFile)
+}
+
+// combinePath is QEMU's path_combine: name relative to the directory of base.
+func combinePath(base, name string) string {
+	if filepath.IsAbs(name) || strings.Contains(name, "://") {
+		return name
+	}
+	i := strings.LastIndexByte(base, '/')
+	if i < 0 {
+		return name
+	}
+	return base[:i+1] + name
+}
+
+// Parents returns a description of n's users, for tests and diagnostics.
+func (n *Node) Parents() []string {
+	var out []string
+	for _, e := range n.parents {
+		out = append(out, e.desc()+" as "+e.role)
+	}
+	return out
+}
+
+func (e edge) desc() string {
+	switch {
+	case e.node != nil:
+		return fmt.Sprintf("node '%s'", e.node.Name)
+	case e.backend != nil:
+		if e.backend.Name != "" {
+			return fmt.Sprintf("block device '%s'", e.backend.Name)
+		}
+		if e.backend.Device != nil && e.backend.Device.ID != "" {
+			return fmt.Sprintf("block device '%s'", e.backend.Device.ID)
+		}
+		return "an unnamed block device"
+	}
+	return "an unnamed block device"
+}
+
+func (n *Node) addParent(e edge) { n.parents = append(n.parents, e) }
+
+func (n *Node) removeParent(match func(edge) bool) {
+	out := n.parents[:0]
+	for _, e := range n.parents {
+		if !match(e) {
+			out = append(out, e)
+		}
+	}
+	n.parents = out
+}
+
+// openHostFile opens a file node's host file: read-write unless read-only, or read-only
+// first under auto-read-only (reopened read-write when a user needs to write).
+func openHostFile(name string, rw bool) (*os.File, error) {
+	flag := os.O_RDONLY
+	if rw {
+		flag = os.O_RDWR
+	}
+	f, err := os.OpenFile(name, flag|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, errf(ErrOpen, "Could not open '%s': %s", name, errno.Text(err))
+	}
+	return f, nil
+}
+
+// reopen switches a file node's descriptor between read-only and read-write, moving its
+// locks to the new open file description.
+func (n *Node) reopen(rw bool) error {
+	f, err := os.OpenFile(n.filename, map[bool]int{true: os.O_RDWR, false: os.O_RDONLY}[rw]|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return errf(ErrOpen, "Could not reopen file: %s", errno.Text(err))
+	}
+	nl := fileLock{fd: int(f.Fd())}
+	if err := nl.apply(n.lock.lockedPerm, n.lock.lockedUnshar, false); err != nil {
+		f.Close()
+		return err
+	}
+	old := n.f
+	n.f, n.rw, n.lock = f, rw, nl
+	old.Close()
+	return nil
+}
+
+// close releases the host file (and with it every lock of its open file description).
+func (n *Node) close() {
+	if n.f != nil {
+		n.f.Close()
+		n.f = nil
+	}
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"tlcvm/compat"
+	"tlcvm/hmp"
+	"tlcvm/machine"
+	"tlcvm/migration"
+	"tlcvm/migration/transport"
+	"tlcvm/qmp"
+	"tlcvm/qmp/cmds"
+)
+
+// machineAdapter presents *machine.Machine as the migration engine's Machine.
+type machineAdapter struct{ m *machine.Machine }
+
+var _ migration.Machine = machineAdapter{}
+
+func (a machineAdapter) MachineType() string { return a.m.Config().Type }
+
+func (a machineAdapter) RAMBlocks() []migration.RAMBlock {
+	var out []migration.RAMBlock
+	for _, b := range a.m.RAMBlocks() {
+		out = append(out, b)
+	}
+	return out
+}
+
+func (a machineAdapter) Sections() []migration.Section {
+	var out []migration.Section
+	for _, s := range a.m.Snapshotters() {
+		out = append(out, s)
+	}
+	return out
+}
+
+func (a machineAdapter) RunState() string {
+	s, _ := a.m.Status()
+	return s.String()
+}
+
+func (a machineAdapter) EnterFinishMigrate() (bool, error) { return a.m.EnterFinishMigrate() }
+func (a machineAdapter) LeaveFinishMigrate(resume bool) error {
+	return a.m.LeaveFinishMigrate(resume)
+}
+
+func (a machineAdapter) IncomingDone(src string) error {
+	if src == "" {
+		return a.m.IncomingDone(machine.StateRunning, false)
+	}
+	s, ok := machine.ParseRunState(src)
+	return a.m.IncomingDone(s, ok)
+}
+
+func (a machineAdapter) VCPUThreads() []int {
+	var out []int
+	for _, c := range a.m.CPUs() {
+		if c.Plugged && c.ThreadID > 0 {
+			out = append(out, c.ThreadID)
+		}
+	}
+	return out
+}
+
+// newMigration builds the migration engine, applies -global migration.* and registers
+// the HMP commands. exit ends the process after a failed incoming migration.
+func (v *vm) newMigration(ev migration.Events, exit func(int)) (*migration.Engine, error) {
+	cfg := v.plan.cfg
+	e := migration.New(migration.Options{Machine: machineAdapter{v.machine}, Events: ev, Log: v.log,
+		Stderr: v.stderr, Prog: cfg.Prog, Exit: exit})
+	for _, g := range cfg.Globals {
+		if g.Driver != "migration" {
+			continue
+		}
+		capName, ok := strings.CutPrefix(g.Property, "x-")
+		if !ok {
+			continue
+		}
+		if capName != "tlc" && capName != "events" {
+			continue
+		}
+		on, err := parseOnOff(g.Value)
+		if err != nil {
+			return nil, failf(cfg, g.Loc, "Parameter '%s' expects 'on' or 'off'", g.Property)
+		}
+		c := migration.CapEvents
+		if capName == "tlc" {
+			c = migration.CapTLC
+		}
+		if err := e.SetCapabilities([]migration.CapabilityStatus{{Capability: c, State: on}}); err != nil {
+			return nil, failf(cfg, g.Loc, "%v", err)
+		}
+	}
+	return e, nil
+}
+
+func parseOnOff(s string) (bool, error) {
+	switch s {
+	case "on", "yes", "true", "y":
+		return true, nil
+	case "off", "no", "false", "n":
+		return false, nil
+	}
+	return false, fmt.Errorf("bad bool %q", s)
+}
+
+// startIncoming handles -incoming: "defer" waits for migrate-incoming; a URI is listened
+// on now, before the monitors greet, and loaded in the background.
+func (v *vm) startIncoming() error {
+	cfg := v.plan.cfg
+	switch cfg.Incoming {
+	case "":
+		return nil
+	case "defer":
+		v.migration.SetDefer()
+		return nil
+	}
+	if err := v.migration.StartIncoming(cfg.Incoming, transport.Env{Log: v.log}); err != nil {
+		return failf(cfg, "-incoming "+cfg.Incoming, "%v", err)
+	}
+	return nil
+}
+
+// registerMigrationHMP adds the migration commands to every HMP monitor.
+func registerMigrationHMP(mons ...*hmp.Monitor) {
+	for _, m := range mons {
+		if m != nil {
+			hmp.RegisterMigration(m)
+		}
+	}
+}
+
+// checkIncomingURI refuses an -incoming URI of no known protocol, as QEMU does before it
+// starts.
+func checkIncomingURI(cfg *compat.Config) error {
+	uri := cfg.Incoming
+	if uri == "" || uri == "defer" {
+		return nil
+	}
+	if err := transport.Validate(uri); err != nil {
+		return failf(cfg, "-incoming "+uri, "%v", err)
+	}
+	return nil
+}
+
+// exitAfterFailedLoad is QEMU's exit(EXIT_FAILURE) after "load of migration failed".
+func (v *vm) exitAfterFailedLoad(status int) {
+	if v.machine != nil {
+		v.machine.Close()
+	}
+	v.pidfile.Remove()
+	os.Exit(status)
+}
+
+// wireMigration builds the engine, gives it to the QMP handlers (deps) and the HMP
+// monitor behind human-monitor-command, declares its events, and starts -incoming.
+func (v *vm) wireMigration(reg *qmp.Registry, deps *cmds.Deps, ev migration.Events) error {
+	e, err := v.newMigration(ev, v.exitAfterFailedLoad)
+	if err != nil {
+		return err
+	}
+	v.migration = e
+	deps.Migration = e
+	cmds.RegisterMigrationEvents(reg)
+	registerMigrationHMP(v.human)
+	return v.startIncoming()
+}

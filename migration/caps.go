@@ -1,0 +1,77 @@
+package migration
+
+// Capability is QAPI's MigrationCapability plus tlcvm's x-tlc. Its method set satisfies
+// qmp.Enum.
+type Capability string
+
+// Capabilities with behaviour in tlcvm.
+const (
+	CapEvents Capability = "events"
+	// CapTLC is the checkpoint semantics: after stage 3 the VM runs on, and the final
+	// dirty pages and device state are written after it resumed.
+	CapTLC Capability = "x-tlc"
+)
+
+// capabilityNames is QEMU 7.2's list in QAPI order, then tlcvm's.
+var capabilityNames = []string{"xbzrle", "rdma-pin-all", "auto-converge", "zero-blocks",
+	"compress", "events", "postcopy-ram", "x-colo", "release-ram", "block", "return-path",
+	"pause-before-switchover", "multifd", "dirty-bitmaps", "postcopy-blocktime",
+	"late-block-activate", "x-ignore-shared", "validate-uuid", "background-snapshot",
+	"zero-copy-send", "postcopy-preempt", string(CapTLC)}
+
+// EnumValues lists the capabilities in QAPI order (x-tlc last).
+func (Capability) EnumValues() []string { return capabilityNames }
+
+// capIndex returns the capability's position, or -1.
+func capIndex(c Capability) int {
+	for i, n := range capabilityNames {
+		if n == string(c) {
+			return i
+		}
+	}
+	return -1
+}
+
+// refusals are the texts with which enabling a capability fails. Where QEMU 7.2 has its
+// own text for a capability that cannot be enabled (a feature compiled out, a missing
+// prerequisite), it is used; the others say that tlcvm does not implement it. Capabilities
+// absent from the map are accepted: events and x-tlc have behaviour, the rest concern
+// features tlcvm's machine does not have (block devices' dirty bitmaps, shared RAM,
+// postcopy statistics), so enabling them changes nothing, as in QEMU on such a machine.
+var refusals = map[Capability]string{
+	"block":                   "QEMU compiled without old-style (blk/-b, inc/-i) block migration",
+	"x-colo":                  "QEMU compiled without replication module can't enable COLO",
+	"postcopy-ram":            "Postcopy is not supported",
+	"background-snapshot":     "Background-snapshot is not supported by host kernel",
+	"zero-copy-send":          "Zero copy only available for non-compressed non-TLS multifd migration",
+	"postcopy-preempt":        "Postcopy preempt requires postcopy-ram",
+	"xbzrle":                  "Capability 'xbzrle' is not supported by tlcvm",
+	"rdma-pin-all":            "Capability 'rdma-pin-all' is not supported by tlcvm",
+	"auto-converge":           "Capability 'auto-converge' is not supported by tlcvm",
+	"compress":                "Capability 'compress' is not supported by tlcvm",
+	"return-path":             "Capability 'return-path' is not supported by tlcvm",
+	"pause-before-switchover": "Capability 'pause-before-switchover' is not supported by tlcvm",
+	"multifd":                 "Capability 'multifd' is not supported by tlcvm",
+	"release-ram":             "Capability 'release-ram' is not supported by tlcvm",
+}
+
+// CapabilityStatus is one element of query-migrate-capabilities and of
+// migrate-set-capabilities' list.
+type CapabilityStatus struct {
+	Capability Capability `json:"capability"`
+	State      bool       `json:"state"`
+}
+
+// checkCaps validates a requested change (QEMU's migrate_caps_check): every capability
+// must be known, and none that tlcvm cannot honour may be enabled.
+func checkCaps(list []CapabilityStatus) error {
+	for _, c := range list {
+		if capIndex(c.Capability) < 0 {
+			return errorf(ErrInvalid, "Parameter 'capability' does not accept value '%s'", c.Capability)
+		}
+		if msg, ok := refusals[c.Capability]; ok && c.State {
+			return errorf(ErrUnsupported, "%s", msg)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,229 @@
+package migration_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"tlcvm/migration"
+)
+
+const pageSize = 4096
+
+// fakeRAM is a RAM block with the machine's ordering contract: data first, then bits.
+type fakeRAM struct {
+	name           string
+	mem            []byte
+	written, dirty []uint64
+	logging        atomic.Bool
+}
+
+func newFakeRAM(name string, size int) *fakeRAM {
+	w := (size/pageSize + 63) / 64
+	// Guest RAM is mmap'd as the machine's is: outside the Go heap, so the race detector
+	// does not track the guest's plain stores racing the checkpoint thread's reads (the
+	// ordering contract, not a lock, makes those safe).
+	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		panic(err)
+	}
+	return &fakeRAM{name: name, mem: mem, written: make([]uint64, w), dirty: make([]uint64, w)}
+}
+
+func (b *fakeRAM) Name() string     { return b.name }
+func (b *fakeRAM) Size() uint64     { return uint64(len(b.mem)) }
+func (b *fakeRAM) Host() []byte     { return b.mem }
+func (b *fakeRAM) BitmapWords() int { return len(b.dirty) }
+func (b *fakeRAM) Written(page uint64) bool {
+	return atomic.LoadUint64(&b.written[page/64])&(1<<(page%64)) != 0
+}
+func (b *fakeRAM) WrittenBitmap(dst []uint64) (n uint64) {
+	for i := range b.written {
+		dst[i] = atomic.LoadUint64(&b.written[i])
+		n += uint64(bits.OnesCount64(dst[i]))
+	}
+	return n
+}
+func (b *fakeRAM) StartDirtyLog() {
+	for i := range b.dirty {
+		atomic.StoreUint64(&b.dirty[i], 0)
+	}
+	b.logging.Store(true)
+}
+func (b *fakeRAM) StopDirtyLog() { b.logging.Store(false) }
+func (b *fakeRAM) SyncDirtyLog(dst []uint64) (n uint64) {
+	if !b.logging.Load() {
+		return 0
+	}
+	for i := range b.dirty {
+		w := atomic.SwapUint64(&b.dirty[i], 0)
+		dst[i] |= w
+		n += uint64(bits.OnesCount64(w))
+	}
+	return n
+}
+func (b *fakeRAM) WritePage(page uint64, data []byte) {
+	copy(b.mem[page*pageSize:(page+1)*pageSize], data)
+	atomic.OrUint64(&b.written[page/64], 1<<(page%64))
+}
+
+// store is a guest write: the data, then the bits.
+func (b *fakeRAM) store(page uint64, v uint64) {
+	off := page*pageSize + (v%512)*8
+	for i := 0; i < 8; i++ {
+		b.mem[off+uint64(i)] = byte(v >> (8 * i))
+	}
+	atomic.OrUint64(&b.dirty[page/64], 1<<(page%64))
+	atomic.OrUint64(&b.written[page/64], 1<<(page%64))
+}
+
+// fakeSec is a device section holding a counter.
+type fakeSec struct {
+	id    string
+	value atomic.Int64
+}
+
+type secState struct {
+	Value int64 `json:"value"`
+}
+
+func (s *fakeSec) SectionID() string              { return s.id }
+func (s *fakeSec) StateVersion() (uint32, uint32) { return 2, 1 }
+func (s *fakeSec) SaveState() (any, error)        { return secState{s.value.Load()}, nil }
+func (s *fakeSec) LoadState(raw []byte, v uint32) error {
+	if v < 1 || v > 2 {
+		return fmt.Errorf("version %d", v)
+	}
+	var st secState
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return err
+	}
+	s.value.Store(st.Value)
+	return nil
+}
+
+// fakeMachine runs a "guest" goroutine that rewrites pages while running.
+type fakeMachine struct {
+	ram  *fakeRAM
+	secs []*fakeSec
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	state    string
+	incoming string // IncomingDone's argument
+	atStop   []byte // RAM copied when stage 3 resumed the guest (x-tlc)
+	quit     bool
+	wg       sync.WaitGroup
+}
+
+func newFakeMachine(size int, state string) *fakeMachine {
+	m := &fakeMachine{ram: newFakeRAM("pc.ram", size), state: state,
+		secs: []*fakeSec{{id: "cpu/0"}, {id: "cpu/1"}, {id: "serial0"}}}
+	m.cond = sync.NewCond(&m.mu)
+	return m
+}
+
+// run starts the guest: it rewrites the first pages pages round robin, forever.
+func (m *fakeMachine) run(pages uint64) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		for v := uint64(1); ; v++ {
+			m.mu.Lock()
+			for m.state != "running" && !m.quit {
+				m.cond.Wait()
+			}
+			if m.quit {
+				m.mu.Unlock()
+				return
+			}
+			m.ram.store(v%pages, v)
+			m.secs[0].value.Store(int64(v))
+			m.mu.Unlock()
+		}
+	}()
+}
+
+func (m *fakeMachine) stop() {
+	m.mu.Lock()
+	m.quit = true
+	m.cond.Broadcast()
+	m.mu.Unlock()
+	m.wg.Wait()
+}
+
+func (m *fakeMachine) MachineType() string { return "pc-i440fx-7.2" }
+func (m *fakeMachine) RAMBlocks() []migration.RAMBlock {
+	return []migration.RAMBlock{m.ram}
+}
+func (m *fakeMachine) Sections() []migration.Section {
+	out := make([]migration.Section, len(m.secs))
+	for i, s := range m.secs {
+		out[i] = s
+	}
+	return out
+}
+func (m *fakeMachine) RunState() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state
+}
+func (m *fakeMachine) EnterFinishMigrate() (bool, error) {
+	m.mu.Lock() // the guest writes under mu: holding it means no write is in flight
+	defer m.mu.Unlock()
+	was := m.state == "running"
+	m.state = "finish-migrate"
+	return was, nil
+}
+func (m *fakeMachine) LeaveFinishMigrate(resume bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state != "finish-migrate" {
+		return fmt.Errorf("not in finish-migrate: %s", m.state)
+	}
+	if resume {
+		m.atStop = append([]byte(nil), m.ram.mem...)
+		m.state = "running"
+	} else {
+		m.state = "postmigrate"
+	}
+	m.cond.Broadcast()
+	return nil
+}
+func (m *fakeMachine) IncomingDone(src string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.incoming = src
+	m.state = "running"
+	return nil
+}
+func (m *fakeMachine) VCPUThreads() []int { return nil }
+
+// eventLog records events.
+type eventLog struct {
+	mu  sync.Mutex
+	evs []string
+}
+
+func (l *eventLog) Emit(name string, data any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch d := data.(type) {
+	case migration.MigrationEvent:
+		l.evs = append(l.evs, name+":"+string(d.Status))
+	case migration.PassEvent:
+		l.evs = append(l.evs, fmt.Sprintf("%s:%d", name, d.Pass))
+	default:
+		l.evs = append(l.evs, name)
+	}
+}
+
+func (l *eventLog) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.evs...)
+}

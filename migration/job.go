@@ -1,0 +1,162 @@
+package migration
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"io"
+)
+
+// job is one outgoing migration: its status, figures and the checkpoint thread's state.
+type job struct {
+	e       *Engine
+	uri     string
+	out     io.WriteCloser // the destination, opened by Migrate
+	tlc     bool           // x-tlc when it started
+	wantCPU int            // x-checkpoint-cpu when it started (-1 auto)
+	cpu     int            // the CPU chosen (-1: not pinned)
+
+	cancelReq atomic.Bool
+	done      chan struct{} // closed when the thread has finished
+	abort     func()        // +checklocks:mu; unblocks the transport, when it can
+
+	// Figures, written by the thread, read by query-migrate.
+	transferred, remaining, duplicate, normal atomic.Int64
+	dirtySync, dirtyRate, pps                 atomic.Int64
+	precopy, downtimeBytes                    atomic.Int64
+	total                                     int64 // immutable after newJob
+
+	mu      sync.Mutex
+	st      Status // +checklocks:mu
+	start   time.Time
+	setupMS int64   // +checklocks:mu
+	totalMS int64   // +checklocks:mu; once finished
+	downMS  int64   // +checklocks:mu; once completed
+	mbps    float64 // +checklocks:mu
+	errDesc string  // +checklocks:mu
+	stages  []Stage // +checklocks:mu
+}
+
+func newJob(e *Engine, uri string) *job {
+	j := &job{e: e, uri: uri, done: make(chan struct{}), st: StatusSetup, start: time.Now(), cpu: -1}
+	for _, b := range e.m.RAMBlocks() {
+		j.total += int64(b.Size())
+	}
+	return j
+}
+
+func (j *job) status() Status {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.st
+}
+
+// setStatus moves from one of froms to to and emits MIGRATION; false when the status was
+// not one of froms (QEMU's migrate_set_state compare-and-swap).
+func (j *job) setStatus(to Status, froms ...Status) bool {
+	j.mu.Lock()
+	ok := false
+	for _, f := range froms {
+		if j.st == f {
+			ok = true
+		}
+	}
+	if ok {
+		j.st = to
+		if to.finished() {
+			j.totalMS = since(j.start)
+		}
+	}
+	j.mu.Unlock()
+	if ok {
+		j.e.emitStatus(to)
+	}
+	return ok
+}
+
+// fail records err and moves to failed (from setup, active or cancelling: a cancelled
+// migration that then fails stays cancelled, as QEMU's is).
+func (j *job) fail(err error, report bool) {
+	j.mu.Lock()
+	if j.st == StatusCancelling {
+		j.mu.Unlock()
+		j.setStatus(StatusCancelled, StatusCancelling)
+		return
+	}
+	if j.errDesc == "" {
+		j.errDesc = errText(err)
+	}
+	j.mu.Unlock()
+	if j.setStatus(StatusFailed, StatusSetup, StatusActive) && report {
+		j.e.report("%s", errText(err))
+	}
+}
+
+// failSync is fail for a migrate refused before its thread started.
+func (j *job) failSync(err error) {
+	j.fail(err, false)
+	close(j.done)
+}
+
+func (j *job) requestCancel() {
+	if !j.setStatus(StatusCancelling, StatusSetup, StatusActive) {
+		return
+	}
+	j.cancelReq.Store(true)
+	j.mu.Lock()
+	abort := j.abort
+	j.mu.Unlock()
+	if abort != nil {
+		abort()
+	}
+}
+
+func (j *job) cancelled() bool { return j.cancelReq.Load() }
+
+func (j *job) addStage(s Stage) {
+	j.mu.Lock()
+	j.stages = append(j.stages, s)
+	j.mu.Unlock()
+}
+
+func i64(v int64) *int64 { return &v }
+
+// info builds query-migrate's content as QEMU 7.2 does for the source: failed and
+// cancelled carry only the status (and error-desc); setup the times; active, cancelling
+// and completed the times and RAM figures.
+func (j *job) info() Info {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	in := Info{Status: j.st, HasStatus: true, Stages: append([]Stage(nil), j.stages...)}
+	switch j.st {
+	case StatusFailed:
+		if j.errDesc != "" {
+			in.ErrorDesc = &j.errDesc
+		}
+		return in
+	case StatusCancelled:
+		return in
+	}
+	in.SetupTime = i64(j.setupMS)
+	if j.st == StatusCompleted {
+		in.TotalTime = i64(j.totalMS)
+		in.Downtime = i64(j.downMS)
+	} else {
+		in.TotalTime = i64(since(j.start))
+		_, down := j.e.limits()
+		in.ExpectedDowntime = i64(int64(down))
+	}
+	if j.st == StatusSetup {
+		return in
+	}
+	normal := j.normal.Load()
+	in.RAM = &RAMStats{
+		Transferred: j.transferred.Load(), Remaining: j.remaining.Load(), Total: j.total,
+		Duplicate: j.duplicate.Load(), Normal: normal, NormalBytes: normal * pageSize,
+		DirtyPagesRate: j.dirtyRate.Load(), Mbps: j.mbps, DirtySyncCount: j.dirtySync.Load(),
+		PageSize: pageSize, PagesPerSecond: j.pps.Load(), PrecopyBytes: j.precopy.Load(),
+		DowntimeBytes: j.downtimeBytes.Load(),
+	}
+	return in
+}

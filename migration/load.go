@@ -1,0 +1,224 @@
+package migration
+
+import (
+	"encoding/json"
+	"errors"
+
+	"io"
+	"sync"
+
+	"tlcvm/migration/stream"
+	"tlcvm/migration/transport"
+)
+
+// inJob is the incoming migration.
+type inJob struct {
+	e   *Engine
+	src transport.Source
+
+	mu sync.Mutex
+	st Status // +checklocks:mu
+}
+
+func (in *inJob) status() Status {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.st
+}
+
+func (in *inJob) set(s Status) {
+	in.mu.Lock()
+	in.st = s
+	in.mu.Unlock()
+	in.e.emitStatus(s)
+}
+
+func (in *inJob) close() {
+	if in.src != nil {
+		_ = in.src.Close()
+	}
+}
+
+// Ready tells the engine that the machine has started (it is in inmigrate when an
+// incoming migration is pending): a stream accepted before is loaded only from now on.
+// Idempotent.
+func (e *Engine) Ready() { e.readyOnce.Do(func() { close(e.ready) }) }
+
+// SetDefer records -incoming defer: migrate-incoming is then allowed once.
+func (e *Engine) SetDefer() {
+	e.mu.Lock()
+	e.defer_ = true
+	e.mu.Unlock()
+}
+
+// Incoming is migrate-incoming: allowed only after -incoming defer, and only once.
+func (e *Engine) Incoming(uri string, env transport.Env) error {
+	e.mu.Lock()
+	if !e.defer_ {
+		started := e.in != nil
+		e.mu.Unlock()
+		if started {
+			return errorf(ErrState, "The incoming migration has already been started")
+		}
+		return errorf(ErrState, "'-incoming' was not specified on the command line")
+	}
+	e.mu.Unlock()
+	return e.StartIncoming(uri, env)
+}
+
+// StartIncoming listens on uri (the -incoming URI before the monitors serve, or
+// migrate-incoming's) and loads the stream in the background once it is available. QEMU
+// emits MIGRATION setup here whatever the events capability. A listen error is returned
+// and leaves migrate-incoming available.
+func (e *Engine) StartIncoming(uri string, env transport.Env) error {
+	e.ev.Emit("MIGRATION", MigrationEvent{Status: StatusSetup})
+	if env.Log.GetLevel() == 0 && env.LookupFD == nil {
+		env.Log = e.log
+	}
+	src, err := transport.Listen(uri, env)
+	if err != nil {
+		return wrapf(ErrInvalid, err, "%s", err.Error())
+	}
+	in := &inJob{e: e, src: src, st: StatusSetup}
+	e.mu.Lock()
+	e.defer_ = false
+	e.in = in
+	e.mu.Unlock()
+	go in.run()
+	return nil
+}
+
+func (in *inJob) run() {
+	e := in.e
+	r, err := in.src.Accept()
+	<-e.ready
+	if err == nil {
+		in.set(StatusActive)
+		var srcState string
+		srcState, err = e.Load(r)
+		_ = r.Close()
+		if err == nil {
+			_ = in.src.Close()
+			err = e.m.IncomingDone(srcState)
+			if err == nil {
+				in.set(StatusCompleted)
+				return
+			}
+		}
+	}
+	_ = in.src.Close()
+	in.set(StatusFailed)
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return
+	}
+	e.report("%s", err.Error())
+	e.report("load of migration failed: %s", loadErrno(err))
+	if e.exit != nil {
+		e.exit(1)
+	}
+}
+
+// loadErrno is the strerror QEMU prints after "load of migration failed: ".
+func loadErrno(err error) string {
+	if errors.Is(err, stream.ErrTruncated) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "Input/output error"
+	}
+	return "Invalid argument"
+}
+
+// Load reads a whole stream into the machine, which must be in inmigrate (vCPUs parked):
+// RAM pages go straight into guest RAM (never-written pages stay untouched), device
+// sections are held until the stream's integrity is verified at its end and only then
+// applied. It returns the source's run state ("" when the stream carried none).
+func (e *Engine) Load(r io.Reader) (string, error) {
+	rd := stream.NewReader(r)
+	blocks := map[string]RAMBlock{}
+	for _, b := range e.m.RAMBlocks() {
+		blocks[b.Name()] = b
+	}
+	type dev struct {
+		id      string
+		version uint32
+		state   []byte
+	}
+	var devs []dev
+	var fill [pageSize]byte
+	for {
+		rec, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", wrapf(ErrLoad, err, "%s", err.Error())
+		}
+		switch rec.Kind {
+		case stream.Config:
+			if mt := e.m.MachineType(); rec.MachineType != mt {
+				return "", errorf(ErrLoad, "Machine type received is '%s' and local is '%s'", rec.MachineType, mt)
+			}
+		case stream.RAMBlocks:
+			for _, sb := range rec.Blocks {
+				b, ok := blocks[sb.Name]
+				if !ok {
+					return "", errorf(ErrLoad, "Unknown ramblock \"%s\", cannot accept migration", sb.Name)
+				}
+				if b.Size() != sb.Size {
+					return "", errorf(ErrLoad, "Length mismatch: %s: 0x%x in != 0x%x", sb.Name, sb.Size, b.Size())
+				}
+			}
+		case stream.Page, stream.ZeroPage:
+			b, ok := blocks[rec.Block]
+			if !ok {
+				return "", errorf(ErrLoad, "Unknown ramblock \"%s\", cannot accept migration", rec.Block)
+			}
+			if rec.Offset%pageSize != 0 || rec.Offset >= b.Size() {
+				return "", errorf(ErrLoad, "Illegal RAM offset 0x%x in block %s", rec.Offset, rec.Block)
+			}
+			page := rec.Offset / pageSize
+			if rec.Kind == stream.Page {
+				b.WritePage(page, rec.Data)
+				continue
+			}
+			if rec.Fill == 0 && !b.Written(page) {
+				continue // already zero, and never touched
+			}
+			for i := range fill {
+				fill[i] = rec.Fill
+			}
+			b.WritePage(page, fill[:])
+		case stream.Device:
+			devs = append(devs, dev{sectionID(rec.IDStr, rec.Instance), rec.Version, append([]byte(nil), rec.State...)})
+		}
+	}
+	// Verified: apply the device state.
+	secs := map[string]Section{}
+	for _, s := range e.m.Sections() {
+		secs[s.SectionID()] = s
+	}
+	srcState := ""
+	for _, d := range devs {
+		if d.id == globalStateID {
+			var g globalState
+			if err := jsonUnmarshal(d.state, &g); err != nil {
+				return "", errorf(ErrLoad, "error while loading state for instance 0x0 of device '%s'", d.id)
+			}
+			srcState = g.RunState
+			continue
+		}
+		s, ok := secs[d.id]
+		if !ok {
+			name, inst := sectionName(d.id)
+			return "", errorf(ErrLoad, "Unknown savevm section or instance '%s' %d. Make sure that your current VM setup matches your saved VM setup, including any hotplugged devices", name, inst)
+		}
+		if err := s.LoadState(d.state, d.version); err != nil {
+			name, inst := sectionName(d.id)
+			return "", wrapf(ErrLoad, err, "error while loading state for instance 0x%x of device '%s': %v", inst, name, err)
+		}
+	}
+	return srcState, nil
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -1,0 +1,74 @@
+package migration
+
+// The engine's view of a virtual machine. The composition root adapts *machine.Machine to
+// these interfaces (migration never imports machine); tests use fakes.
+
+// RAMBlock is one region of guest RAM with its two bitmaps (see machine.RAMBlock): the
+// written-ever bitmap (pages that can be non-zero) and the dirty log. Bit p of word p/64 is
+// page p. The guest stores data first and then sets the dirty bit atomically, so a reader
+// that takes a dirty word (SyncDirtyLog) and then copies the page never loses a write.
+type RAMBlock interface {
+	Name() string
+	Size() uint64
+	// Host is the block's memory; reading a never-written page faults it in (costly):
+	// consult Written / WrittenBitmap first.
+	Host() []byte
+	BitmapWords() int
+	Written(page uint64) bool
+	WrittenBitmap(dst []uint64) uint64
+	StartDirtyLog()
+	StopDirtyLog()
+	SyncDirtyLog(dst []uint64) uint64
+	// WritePage stores a page loaded from a stream (marks it written, not dirty).
+	WritePage(page uint64, data []byte)
+}
+
+// Section is one piece of device or vCPU state (machine.Snapshotter). SaveState and
+// LoadState require the vCPUs to be parked.
+type Section interface {
+	SectionID() string
+	StateVersion() (cur, min uint32)
+	SaveState() (any, error)
+	LoadState(raw []byte, version uint32) error
+}
+
+// Machine is what the engine drives.
+type Machine interface {
+	// MachineType is the resolved machine type name, written in the configuration section.
+	MachineType() string
+	RAMBlocks() []RAMBlock
+	// Sections lists the device sections in their stable save order.
+	Sections() []Section
+	// RunState is QEMU's run-state name ("running", "paused", "postmigrate", …).
+	RunState() string
+	// EnterFinishMigrate stops a running VM (STOP) and parks every vCPU.
+	EnterFinishMigrate() (wasRunning bool, err error)
+	// LeaveFinishMigrate resumes the VM (RESUME) or moves it to postmigrate.
+	LeaveFinishMigrate(resume bool) error
+	// IncomingDone ends an incoming migration; src is the source's run state ("" unknown).
+	IncomingDone(src string) error
+	// VCPUThreads lists the OS thread ids of the vCPUs (to keep them off the checkpoint
+	// thread's CPU).
+	VCPUThreads() []int
+}
+
+// Events receives the QMP events the engine emits (MIGRATION, MIGRATION_PASS).
+type Events interface {
+	Emit(name string, data any)
+}
+
+// EventsFunc adapts a function to Events.
+type EventsFunc func(name string, data any)
+
+// Emit calls f.
+func (f EventsFunc) Emit(name string, data any) { f(name, data) }
+
+// MigrationEvent is MIGRATION's data.
+type MigrationEvent struct {
+	Status Status `json:"status"`
+}
+
+// PassEvent is MIGRATION_PASS's data.
+type PassEvent struct {
+	Pass int64 `json:"pass"`
+}

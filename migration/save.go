@@ -1,0 +1,502 @@
+package migration
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"io"
+	"math/bits"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"tlcvm/migration/stream"
+	"tlcvm/migration/transport"
+)
+
+const pageSize = 4096
+
+// Convergence of stage 2 (see doc.go): at most maxIterations passes; stop when the dirty
+// set has not shrunk below 95 % of its smallest size for stallPasses passes in a row; stop
+// before the stream would exceed streamBudget times the RAM the guest ever wrote.
+const (
+	maxIterations = 30
+	stallPasses   = 3
+	streamBudget  = 2
+	partPages     = 4096 // pages per RAM PART section (16 MiB)
+)
+
+var errCancelled = errorf(ErrCancelled, "migration cancelled")
+
+// saver is the checkpoint thread's state. Only the thread touches it.
+type saver struct {
+	j      *job
+	m      Machine
+	blocks []RAMBlock
+	todo   [][]uint64 // per block: pages to send
+	out    io.WriteCloser
+	cw     *countWriter
+	bw     *bufio.Writer
+	w      *stream.Writer
+	tid    int
+
+	written    uint64 // bytes of RAM the guest ever wrote (at setup)
+	stageStart time.Time
+	stageBytes uint64
+	pass       int64
+}
+
+// run is the checkpoint thread: a goroutine locked to its OS thread (never unlocked, so
+// the pinned thread exits with it).
+func (j *job) run() {
+	defer close(j.done)
+	runtime.LockOSThread()
+	restore := j.pin()
+	defer restore()
+	s := &saver{j: j, m: j.e.m, blocks: j.e.m.RAMBlocks(), tid: unix.Gettid()}
+	err := s.save()
+	for _, b := range s.blocks {
+		b.StopDirtyLog()
+	}
+	if s.out != nil {
+		if err != nil {
+			_ = transport.Abort(s.out)
+		}
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrCancelled) || j.cancelled():
+		j.setStatus(StatusCancelled, StatusCancelling, StatusSetup, StatusActive)
+	default:
+		j.fail(err, true)
+	}
+	j.e.log.Debug().Err(err).Str("uri", j.uri).Msg("checkpoint thread done")
+}
+
+func (s *saver) beginStage() {
+	s.stageStart = time.Now()
+	s.stageBytes = s.w.Bytes()
+}
+
+func (s *saver) endStage(name string, iterations int64) {
+	s.j.addStage(Stage{Name: name, ElapsedMS: since(s.stageStart), Bytes: int64(s.w.Bytes() - s.stageBytes),
+		Iterations: iterations, ThreadID: s.tid, CPU: currentCPU()})
+}
+
+// syncPass takes the dirty log into todo (ORing) and emits MIGRATION_PASS.
+func (s *saver) syncPass() (pages uint64) {
+	for i, b := range s.blocks {
+		pages += b.SyncDirtyLog(s.todo[i])
+	}
+	s.pass++
+	s.j.dirtySync.Store(s.pass)
+	if s.j.e.Capability(CapEvents) {
+		s.j.e.ev.Emit("MIGRATION_PASS", PassEvent{Pass: s.pass})
+	}
+	return pages
+}
+
+func countBits(words [][]uint64) (n uint64) {
+	for _, ws := range words {
+		for _, w := range ws {
+			n += uint64(bits.OnesCount64(w))
+		}
+	}
+	return n
+}
+
+func (s *saver) save() error {
+	j := s.j
+	// Setup: open the destination, start dirty logging; the guest keeps running.
+	s.stageStart = time.Now()
+	s.out = j.out
+	if err := transport.Connected(j.out); err != nil {
+		return s.ioErr(err)
+	}
+	out := j.out
+	s.cw = &countWriter{w: out, j: j}
+	s.bw = bufio.NewWriterSize(s.cw, 1<<20)
+	s.w = stream.NewWriter(s.bw, s.m.MachineType())
+	if err := s.w.Begin(); err != nil {
+		return s.ioErr(err)
+	}
+	var descs []stream.Block
+	s.todo = make([][]uint64, len(s.blocks))
+	for i, b := range s.blocks {
+		b.StartDirtyLog()
+		s.todo[i] = make([]uint64, b.BitmapWords())
+		s.written += b.WrittenBitmap(s.todo[i]) * pageSize
+		descs = append(descs, stream.Block{Name: b.Name(), Size: b.Size()})
+	}
+	if err := s.w.RAMSetup(descs); err != nil {
+		return s.ioErr(err)
+	}
+	s.syncPass() // pass 1: the written bitmap is the first pass's dirty set
+	s.j.remaining.Store(int64(countBits(s.todo)) * pageSize)
+	j.mu.Lock()
+	j.setupMS = since(j.start)
+	j.mu.Unlock()
+	s.endStage("setup", 0)
+	if !j.setStatus(StatusActive, StatusSetup) {
+		return errCancelled
+	}
+
+	// Stage 1: all RAM the guest ever wrote.
+	s.beginStage()
+	t1 := time.Now()
+	if err := s.sendTodo(false); err != nil {
+		return err
+	}
+	bw := rate(s.w.Bytes()-s.stageBytes, time.Since(t1))
+	s.endStage("stage 1", 0)
+
+	// Stage 2: iterate the dirty log until the rest fits the downtime budget. A guest
+	// that does not run dirties nothing: straight to stage 3, as QEMU goes (one pass).
+	s.beginStage()
+	var iters int64
+	minDirty, stalled := uint64(1<<63), 0
+	for s.m.RunState() == "running" {
+		if j.cancelled() {
+			return errCancelled
+		}
+		dirty := s.syncPass() * pageSize
+		s.j.remaining.Store(int64(dirty))
+		_, downMS := j.e.limits()
+		if bw > 0 && float64(dirty) <= bw*float64(downMS)/1000 {
+			break
+		}
+		if dirty < minDirty*95/100 {
+			minDirty, stalled = dirty, 0
+		} else {
+			stalled++
+		}
+		sent := s.w.Bytes()
+		if iters >= maxIterations || stalled >= stallPasses || sent+2*dirty > streamBudget*max(s.written, pageSize) {
+			break
+		}
+		iters++
+		t := time.Now()
+		before := s.w.Bytes()
+		if err := s.sendTodo(false); err != nil {
+			return err
+		}
+		el := time.Since(t)
+		if r := rate(s.w.Bytes()-before, el); r > 0 {
+			bw = r
+		}
+		if el > 0 {
+			s.j.dirtyRate.Store(int64(float64(dirty/pageSize) / el.Seconds()))
+		}
+	}
+	s.endStage("stage 2", iters)
+	j.precopy.Store(int64(s.w.Bytes()))
+	return s.complete()
+}
+
+// complete is stage 3: the vCPUs stop; the last dirty pages and the device state are
+// taken; QEMU mode writes them and stays in postmigrate, x-tlc copies them, resumes the
+// guest at once and writes them afterwards.
+func (s *saver) complete() error {
+	j := s.j
+	s.beginStage()
+	srcState := s.m.RunState()
+	wasRunning, err := s.m.EnterFinishMigrate()
+	if err != nil {
+		return wrapf(ErrSave, err, "%s", err.Error())
+	}
+	downStart := time.Now()
+	leave := func(resume bool) {
+		if err := s.m.LeaveFinishMigrate(resume); err != nil {
+			j.e.log.Error().Err(err).Msg("leaving finish-migrate")
+		}
+	}
+	s.syncPass()
+	devs, descs, err := s.saveDevices(srcState)
+	if err != nil {
+		leave(wasRunning)
+		return err
+	}
+	if j.tlc {
+		buf := s.copyTodo()
+		leave(wasRunning)
+		down := since(downStart)
+		if err := s.writeFinal(buf, devs, descs); err != nil {
+			return err
+		}
+		return s.finish(down)
+	}
+	if err := s.writeFinal(nil, devs, descs); err != nil {
+		leave(wasRunning)
+		return err
+	}
+	if err := s.closeOut(); err != nil {
+		leave(wasRunning)
+		return err
+	}
+	down := since(downStart)
+	if j.cancelled() {
+		leave(wasRunning)
+		return errCancelled
+	}
+	leave(false)
+	return s.done(down)
+}
+
+// finish closes the destination (x-tlc path) and completes.
+func (s *saver) finish(down int64) error {
+	if err := s.closeOut(); err != nil {
+		return err
+	}
+	return s.done(down)
+}
+
+func (s *saver) done(down int64) error {
+	j := s.j
+	s.endStage("stage 3", 0)
+	j.downtimeBytes.Store(int64(s.w.Bytes()) - j.precopy.Load())
+	j.transferred.Store(int64(s.w.Bytes()))
+	j.remaining.Store(0)
+	j.mu.Lock()
+	j.downMS = down
+	if el := since(j.start) - j.setupMS; el > 0 {
+		j.mbps = float64(s.w.Bytes()) * 8 / float64(el) / 1000
+	}
+	j.mu.Unlock()
+	if !j.setStatus(StatusCompleted, StatusActive) {
+		return errCancelled
+	}
+	return nil
+}
+
+func (s *saver) closeOut() error {
+	out := s.out
+	s.out = nil
+	if err := out.Close(); err != nil {
+		return wrapf(ErrSave, err, "%s", err.Error())
+	}
+	return nil
+}
+
+// ioErr turns a write error into the job's error (cancellation stays cancellation).
+func (s *saver) ioErr(err error) error {
+	if errors.Is(err, ErrCancelled) || errors.Is(err, transport.ErrAborted) || s.j.cancelled() {
+		return errCancelled
+	}
+	var me *Error
+	if errors.As(err, &me) {
+		return err
+	}
+	return wrapf(ErrSave, err, "%s", err.Error())
+}
+
+func isZero(p []byte) bool {
+	for i := 0; i+8 <= len(p); i += 8 {
+		if binary.LittleEndian.Uint64(p[i:]) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// sendTodo writes every page of todo in PART sections and clears todo.
+func (s *saver) sendTodo(final bool) error {
+	inPart, n := false, 0
+	for bi, b := range s.blocks {
+		host, name := b.Host(), b.Name()
+		todo := s.todo[bi]
+		for wi, w := range todo {
+			if w == 0 {
+				continue
+			}
+			todo[wi] = 0
+			for w != 0 {
+				bit := bits.TrailingZeros64(w)
+				w &^= 1 << bit
+				if s.j.cancelled() {
+					return errCancelled
+				}
+				if !inPart && !final {
+					if err := s.w.RAMIterBegin(); err != nil {
+						return s.ioErr(err)
+					}
+					inPart = true
+				}
+				off := uint64(wi*64+bit) * pageSize
+				page := host[off : off+pageSize]
+				if isZero(page) {
+					s.j.duplicate.Add(1)
+				} else {
+					s.j.normal.Add(1)
+				}
+				if err := s.w.RAMPage(name, off, page); err != nil {
+					return s.ioErr(err)
+				}
+				s.j.remaining.Add(-pageSize)
+				if n++; n%256 == 0 {
+					s.j.transferred.Store(int64(s.w.Bytes()))
+				}
+				if inPart && n%partPages == 0 {
+					if err := s.w.RAMIterEnd(); err != nil {
+						return s.ioErr(err)
+					}
+					inPart = false
+				}
+			}
+		}
+	}
+	if inPart {
+		if err := s.w.RAMIterEnd(); err != nil {
+			return s.ioErr(err)
+		}
+	}
+	s.j.transferred.Store(int64(s.w.Bytes()))
+	return nil
+}
+
+// pageCopy is one final page copied in memory (x-tlc): nil data means a zero page.
+type pageCopy struct {
+	block int
+	off   uint64
+	data  []byte
+}
+
+// copyTodo copies the pages of todo into memory (x-tlc's downtime) and clears todo.
+func (s *saver) copyTodo() []pageCopy {
+	n := countBits(s.todo)
+	arena := make([]byte, 0, n*pageSize)
+	out := make([]pageCopy, 0, n)
+	for bi, b := range s.blocks {
+		host := b.Host()
+		for wi, w := range s.todo[bi] {
+			s.todo[bi][wi] = 0
+			for w != 0 {
+				bit := bits.TrailingZeros64(w)
+				w &^= 1 << bit
+				off := uint64(wi*64+bit) * pageSize
+				page := host[off : off+pageSize]
+				if isZero(page) {
+					out = append(out, pageCopy{block: bi, off: off})
+					continue
+				}
+				start := len(arena)
+				arena = append(arena, page...)
+				out = append(out, pageCopy{block: bi, off: off, data: arena[start:len(arena):len(arena)]})
+			}
+		}
+	}
+	return out
+}
+
+var zeroPage = make([]byte, pageSize)
+
+// writeFinal writes the END section of RAM (the copied pages, or todo read from guest
+// RAM when buf is nil), the device sections and the end of the stream, and flushes.
+func (s *saver) writeFinal(buf []pageCopy, devs []devState, descs []stream.DeviceDesc) error {
+	if err := s.w.RAMComplete(); err != nil {
+		return s.ioErr(err)
+	}
+	if buf != nil {
+		for _, p := range buf {
+			data := p.data
+			if data == nil {
+				data = zeroPage
+				s.j.duplicate.Add(1)
+			} else {
+				s.j.normal.Add(1)
+			}
+			if err := s.w.RAMPage(s.blocks[p.block].Name(), p.off, data); err != nil {
+				return s.ioErr(err)
+			}
+		}
+	} else if err := s.sendTodo(true); err != nil {
+		return err
+	}
+	if err := s.w.RAMIterEnd(); err != nil {
+		return s.ioErr(err)
+	}
+	for _, d := range devs {
+		if err := s.w.Device(d.idstr, d.instance, d.version, d.state); err != nil {
+			return s.ioErr(err)
+		}
+	}
+	if err := s.w.Finish(descs); err != nil {
+		return s.ioErr(err)
+	}
+	if err := s.bw.Flush(); err != nil {
+		return s.ioErr(err)
+	}
+	return nil
+}
+
+// devState is one device section ready to write.
+type devState struct {
+	idstr             string
+	instance, version uint32
+	state             []byte
+}
+
+// globalState is the "globalstate" section: the source's run state (QEMU's
+// vmstate_globalstate), which tells the destination whether to run.
+type globalState struct {
+	RunState string `json:"runstate"`
+}
+
+const globalStateID = "globalstate"
+
+// sectionName splits "cpu/3" into QEMU's idstr "cpu" and instance 3.
+func sectionName(id string) (string, uint32) {
+	if i := strings.LastIndexByte(id, '/'); i > 0 {
+		if n, err := strconv.ParseUint(id[i+1:], 10, 32); err == nil {
+			return id[:i], uint32(n)
+		}
+	}
+	return id, 0
+}
+
+// sectionID is sectionName's inverse.
+func sectionID(idstr string, instance uint32) string {
+	if idstr == "cpu" {
+		return idstr + "/" + strconv.FormatUint(uint64(instance), 10)
+	}
+	return idstr
+}
+
+func (s *saver) saveDevices(srcState string) ([]devState, []stream.DeviceDesc, error) {
+	var devs []devState
+	var descs []stream.DeviceDesc
+	add := func(id string, version uint32, v any) error {
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return wrapf(ErrSave, err, "section %s: %v", id, err)
+		}
+		name, inst := sectionName(id)
+		devs = append(devs, devState{name, inst, version, raw})
+		descs = append(descs, stream.DeviceDesc{Name: name, Instance: inst, Version: version})
+		return nil
+	}
+	if err := add(globalStateID, 1, globalState{RunState: srcState}); err != nil {
+		return nil, nil, err
+	}
+	for _, sec := range s.m.Sections() {
+		st, err := sec.SaveState()
+		if err != nil {
+			return nil, nil, wrapf(ErrSave, err, "section %s: %v", sec.SectionID(), err)
+		}
+		cur, _ := sec.StateVersion()
+		if err := add(sec.SectionID(), cur, st); err != nil {
+			return nil, nil, err
+		}
+	}
+	return devs, descs, nil
+}
+
+func rate(bytes uint64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(bytes) / d.Seconds()
+}

@@ -1,0 +1,63 @@
+package migration
+
+import (
+	"errors"
+	"io"
+	"time"
+
+	"tlcvm/migration/transport"
+)
+
+// errText is the text QEMU would give: the transport's own error (QEMU's wording) when
+// one is in the chain, else err's.
+func errText(err error) string {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return te.Error()
+	}
+	return err.Error()
+}
+
+// countWriter sits between the stream's buffer and the transport: it stops writing once
+// the migration is cancelled and holds the rate to max-bandwidth the way QEMU's
+// qemu_file_rate_limit does, in windows of 100 ms (max-bandwidth 0 means unlimited).
+type countWriter struct {
+	w           io.Writer
+	j           *job
+	windowStart time.Time
+	windowBytes uint64
+}
+
+const rateWindow = 100 * time.Millisecond
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		if c.j.cancelled() {
+			return written, errCancelled
+		}
+		chunk := p
+		if bw, _ := c.j.e.limits(); bw > 0 && bw < 1<<50 {
+			budget := bw / uint64(time.Second/rateWindow)
+			now := time.Now()
+			if now.Sub(c.windowStart) >= rateWindow {
+				c.windowStart, c.windowBytes = now, 0
+			}
+			if c.windowBytes >= budget {
+				time.Sleep(rateWindow - now.Sub(c.windowStart))
+				continue
+			}
+			if left := budget - c.windowBytes; uint64(len(chunk)) > left {
+				chunk = chunk[:left]
+			}
+		}
+		n, err := c.w.Write(chunk)
+		written += n
+		c.windowBytes += uint64(n)
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
+}

@@ -1,0 +1,675 @@
+package cmds
+
+import (
+	"encoding/json"
+
+	"fmt"
+	"strings"
+
+	"tlcvm/blockdev"
+	"tlcvm/machine/catalog"
+	"tlcvm/qmp"
+)
+
+// The block commands: queries over the block graph (query-block, query-named-block-nodes,
+// query-blockstats, query-jobs), graph changes (blockdev-add, blockdev-del, block_resize,
+// blockdev-snapshot, transaction), the create job (blockdev-create, job-dismiss) and disk
+// hotplug (device_add, device_del), all calling package blockdev.
+
+func init() {
+	qmp.RegisterErrorClass(blockdev.ErrDeviceNotFound, qmp.ClassDeviceNotFound)
+}
+
+// BlockDriver is QAPI's BlockdevDriver enum.
+type BlockDriver string
+
+// EnumValues implements qmp.Enum.
+func (BlockDriver) EnumValues() []string {
+	return []string{"blkdebug", "blklogwrites", "blkreplay", "blkverify", "bochs", "cloop", "compress",
+		"copy-before-write", "copy-on-read", "dmg", "file", "snapshot-access", "ftp", "ftps", "gluster",
+		"host_cdrom", "host_device", "http", "https", "iscsi", "luks", "nbd", "nfs", "null-aio", "null-co",
+		"nvme", "parallels", "preallocate", "qcow", "qcow2", "qed", "quorum", "raw", "rbd", "replication",
+		"ssh", "throttle", "vdi", "vhdx", "vmdk", "vpc", "vvfat"}
+}
+
+// Discard is BlockdevDiscardOptions.
+type Discard string
+
+// EnumValues implements qmp.Enum.
+func (Discard) EnumValues() []string { return []string{"ignore", "unmap"} }
+
+// BlockdevCacheOptions is the cache member of BlockdevOptions.
+type BlockdevCacheOptions struct {
+	Direct  *bool `json:"direct,omitempty"`
+	NoFlush *bool `json:"no-flush,omitempty"`
+}
+
+// BlockdevOptions is blockdev-add's argument (and an inline BlockdevRef): the base members
+// and the variants of the drivers tlcvm opens.
+type BlockdevOptions struct {
+	Driver       BlockDriver           `json:"driver"`
+	NodeName     *string               `json:"node-name,omitempty"`
+	Discard      Discard               `json:"discard,omitempty"`
+	Cache        *BlockdevCacheOptions `json:"cache,omitempty"`
+	ReadOnly     *bool                 `json:"read-only,omitempty"`
+	AutoReadOnly *bool                 `json:"auto-read-only,omitempty"`
+	ForceShare   *bool                 `json:"force-share,omitempty"`
+	DetectZeroes DetectZeroes          `json:"detect-zeroes,omitempty"`
+	Variant      any                   `json:"-" qapi:"variant"`
+}
+
+// BlockdevOptionsFile is the file driver's members.
+type BlockdevOptionsFile struct {
+	Filename string  `json:"filename"`
+	Locking  *string `json:"locking,omitempty"`
+	AIO      *string `json:"aio,omitempty"`
+}
+
+// BlockdevOptionsRaw is the raw driver's members.
+type BlockdevOptionsRaw struct {
+	File   BlockdevRef `json:"file"`
+	Offset *int64      `json:"offset,omitempty"`
+	Size   *int64      `json:"size,omitempty"`
+}
+
+// BlockdevOptionsQcow2 is the qcow2 driver's members tlcvm accepts.
+type BlockdevOptionsQcow2 struct {
+	File          BlockdevRef        `json:"file"`
+	Backing       *BlockdevRefOrNull `json:"backing,omitempty"`
+	LazyRefcounts *bool              `json:"lazy-refcounts,omitempty"`
+	CacheSize     *int64             `json:"cache-size,omitempty"`
+}
+
+// UnionTag implements qmp.Union.
+func (BlockdevOptions) UnionTag() string { return "driver" }
+
+// UnionVariants implements qmp.Union.
+func (BlockdevOptions) UnionVariants() map[string]any {
+	return map[string]any{"file": BlockdevOptionsFile{}, "raw": BlockdevOptionsRaw{}, "qcow2": BlockdevOptionsQcow2{}}
+}
+
+// BlockdevRef is QAPI's alternate of inline BlockdevOptions or a node name.
+type BlockdevRef struct {
+	Node    string
+	Options *BlockdevOptions
+}
+
+// DecodeValue implements qmp.ValueDecoder.
+func (r *BlockdevRef) DecodeValue(v *qmp.Value, path string) error {
+	switch v.Kind() {
+	case qmp.KindString:
+		r.Node, _ = v.AsString()
+	case qmp.KindObject:
+		a, err := qmp.DecodeArgs(v, &BlockdevOptions{})
+		if err != nil {
+			return err
+		}
+		r.Options = a.(*BlockdevOptions)
+	default:
+		return qmp.GenericError("Invalid parameter type for '%s', expected: BlockdevRef", path)
+	}
+	return nil
+}
+
+// QAPISchema implements qmp.SchemaProvider.
+func (BlockdevRef) QAPISchema(ref func(any) string) *qmp.Value {
+	return alternate(ref, BlockdevOptions{}, "")
+}
+
+// BlockdevRefOrNull adds null ("no backing file") to BlockdevRef.
+type BlockdevRefOrNull struct {
+	BlockdevRef
+	Null bool
+}
+
+// DecodeValue implements qmp.ValueDecoder.
+func (r *BlockdevRefOrNull) DecodeValue(v *qmp.Value, path string) error {
+	if v.Kind() == qmp.KindNull {
+		r.Null = true
+		return nil
+	}
+	if v.Kind() != qmp.KindString && v.Kind() != qmp.KindObject {
+		return qmp.GenericError("Invalid parameter type for '%s', expected: BlockdevRefOrNull", path)
+	}
+	return r.BlockdevRef.DecodeValue(v, path)
+}
+
+// QAPISchema implements qmp.SchemaProvider.
+func (BlockdevRefOrNull) QAPISchema(ref func(any) string) *qmp.Value {
+	return alternate(ref, BlockdevOptions{}, "", qmp.QNull{})
+}
+
+func alternate(ref func(any) string, members ...any) *qmp.Value {
+	arr := qmp.Array()
+	for _, m := range members {
+		o := qmp.Object()
+		o.Set("type", qmp.String(ref(m)))
+		arr.Append(o)
+	}
+	n := qmp.Object()
+	n.Set("members", arr)
+	n.Set("meta-type", qmp.String("alternate"))
+	return n
+}
+
+// BlockOptions converts decoded blockdev-add arguments to the block layer's options.
+func BlockOptions(o *BlockdevOptions) *blockdev.Options {
+	out := &blockdev.Options{Driver: string(o.Driver), Discard: string(o.Discard), ReadOnly: o.ReadOnly,
+		AutoReadOnly: o.AutoReadOnly, ForceShare: o.ForceShare, DetectZeroes: string(o.DetectZeroes)}
+	if o.NodeName != nil {
+		out.NodeName = *o.NodeName
+	}
+	if o.Cache != nil {
+		out.CacheDirect, out.CacheNoFlush = o.Cache.Direct, o.Cache.NoFlush
+	}
+	conv := func(r BlockdevRef) *blockdev.Ref {
+		if r.Options != nil {
+			return &blockdev.Ref{Options: BlockOptions(r.Options)}
+		}
+		return &blockdev.Ref{Node: r.Node}
+	}
+	switch v := o.Variant.(type) {
+	case *BlockdevOptionsFile:
+		out.Filename = v.Filename
+		if v.Locking != nil {
+			out.Locking = *v.Locking
+		}
+		if v.AIO != nil {
+			out.AIO = *v.AIO
+		}
+	case *BlockdevOptionsRaw:
+		out.File = conv(v.File)
+	case *BlockdevOptionsQcow2:
+		out.File = conv(v.File)
+		if b := v.Backing; b != nil {
+			if b.Null {
+				out.Backing = &blockdev.Ref{Null: true}
+			} else {
+				out.Backing = conv(b.BlockdevRef)
+			}
+		}
+	}
+	return out
+}
+
+// NodeNameArgs is blockdev-del's argument.
+type NodeNameArgs struct {
+	NodeName string `json:"node-name"`
+}
+
+// QueryNodesArgs are query-named-block-nodes' arguments.
+type QueryNodesArgs struct {
+	Flat *bool `json:"flat,omitempty"`
+}
+
+// QueryBlockstatsArgs are query-blockstats' arguments.
+type QueryBlockstatsArgs struct {
+	QueryNodes *bool `json:"query-nodes,omitempty"`
+}
+
+// BlockResizeArgs are block_resize's arguments.
+type BlockResizeArgs struct {
+	Device   *string `json:"device,omitempty" qapi:"deprecated"`
+	NodeName *string `json:"node-name,omitempty"`
+	Size     int64   `json:"size"`
+}
+
+// BlockdevSnapshotArgs are blockdev-snapshot's arguments.
+type BlockdevSnapshotArgs struct {
+	Node    string `json:"node"`
+	Overlay string `json:"overlay"`
+}
+
+// TransactionType is TransactionActionKind.
+type TransactionType string
+
+// EnumValues implements qmp.Enum.
+func (TransactionType) EnumValues() []string {
+	return []string{"abort", "block-dirty-bitmap-add", "block-dirty-bitmap-remove", "block-dirty-bitmap-clear",
+		"block-dirty-bitmap-enable", "block-dirty-bitmap-disable", "block-dirty-bitmap-merge", "blockdev-backup",
+		"blockdev-snapshot", "blockdev-snapshot-internal-sync", "blockdev-snapshot-sync", "drive-backup"}
+}
+
+// TransactionAction is one action of transaction: its type and its data.
+type TransactionAction struct {
+	Type TransactionType `json:"type"`
+	Data *qmp.Value      `json:"data"`
+}
+
+// TransactionProperties are transaction's optional properties.
+type TransactionProperties struct {
+	CompletionMode *string `json:"completion-mode,omitempty"`
+}
+
+// TransactionArgs are transaction's arguments.
+type TransactionArgs struct {
+	Actions    []TransactionAction    `json:"actions"`
+	Properties *TransactionProperties `json:"properties,omitempty"`
+}
+
+// BlockdevCreateFile is the file driver's blockdev-create options.
+type BlockdevCreateFile struct {
+	Filename      string  `json:"filename"`
+	Size          int64   `json:"size"`
+	Preallocation *string `json:"preallocation,omitempty"`
+	Nocow         *bool   `json:"nocow,omitempty"`
+}
+
+// BlockdevCreateQcow2 is qcow2's blockdev-create options.
+type BlockdevCreateQcow2 struct {
+	File            BlockdevRef     `json:"file"`
+	DataFile        *BlockdevRef    `json:"data-file,omitempty"`
+	DataFileRaw     *bool           `json:"data-file-raw,omitempty"`
+	ExtendedL2      *bool           `json:"extended-l2,omitempty"`
+	Size            int64           `json:"size"`
+	Version         *Qcow2Version   `json:"version,omitempty"`
+	BackingFile     *string         `json:"backing-file,omitempty"`
+	BackingFmt      *BlockDriver    `json:"backing-fmt,omitempty"`
+	Encrypt         json.RawMessage `json:"encrypt,omitempty"`
+	ClusterSize     *int64          `json:"cluster-size,omitempty"`
+	Preallocation   *string         `json:"preallocation,omitempty"`
+	LazyRefcounts   *bool           `json:"lazy-refcounts,omitempty"`
+	RefcountBits    *int64          `json:"refcount-bits,omitempty"`
+	CompressionType *string         `json:"compression-type,omitempty"`
+}
+
+// Qcow2Version is BlockdevQcow2Version.
+type Qcow2Version string
+
+// EnumValues implements qmp.Enum.
+func (Qcow2Version) EnumValues() []string { return []string{"v2", "v3"} }
+
+// BlockdevCreateOptions is blockdev-create's options union.
+type BlockdevCreateOptions struct {
+	Driver  BlockDriver `json:"driver"`
+	Variant any         `json:"-" qapi:"variant"`
+}
+
+// UnionTag implements qmp.Union.
+func (BlockdevCreateOptions) UnionTag() string { return "driver" }
+
+// UnionVariants implements qmp.Union.
+func (BlockdevCreateOptions) UnionVariants() map[string]any {
+	return map[string]any{"file": BlockdevCreateFile{}, "qcow2": BlockdevCreateQcow2{}}
+}
+
+// BlockdevCreateArgs are blockdev-create's arguments.
+type BlockdevCreateArgs struct {
+	JobID   string                `json:"job-id"`
+	Options BlockdevCreateOptions `json:"options"`
+}
+
+// JobIDArgs is job-dismiss's argument.
+type JobIDArgs struct {
+	ID string `json:"id"`
+}
+
+// DeviceAddArgs describes device_add's declared members (it takes any property besides).
+type DeviceAddArgs struct {
+	Driver string  `json:"driver"`
+	Bus    *string `json:"bus,omitempty"`
+	ID     *string `json:"id,omitempty"`
+}
+
+// DeviceDelArgs is device_del's argument.
+type DeviceDelArgs struct {
+	ID string `json:"id"`
+}
+
+func registerBlock(r *qmp.Registry, d *Deps) {
+	g := d.Block
+	if g == nil {
+		return
+	}
+	r.RegisterEvent("JOB_STATUS_CHANGE", JobStatusChangeData{})
+	r.RegisterEvent("DEVICE_DELETED", DeviceDeletedData{})
+	r.Register(
+		qmp.Command{Name: "query-block", Returns: []BlockInfo{}, Run: func(*qmp.Call) (any, error) {
+			return queryBlock(g), nil
+		}},
+		qmp.Command{Name: "query-named-block-nodes", Args: &QueryNodesArgs{}, Returns: []BlockDeviceInfo{},
+			Run: func(c *qmp.Call) (any, error) {
+				a := c.Args.(*QueryNodesArgs)
+				return queryNodes(g, a.Flat != nil && *a.Flat), nil
+			}},
+		qmp.Command{Name: "query-blockstats", Args: &QueryBlockstatsArgs{}, Returns: []BlockStats{},
+			Run: func(c *qmp.Call) (any, error) {
+				a := c.Args.(*QueryBlockstatsArgs)
+				return queryBlockstats(g, a.QueryNodes != nil && *a.QueryNodes), nil
+			}},
+		qmp.Command{Name: "blockdev-add", Args: &BlockdevOptions{}, AllowPreconfig: true,
+			Run: func(c *qmp.Call) (any, error) {
+				_, err := g.Add(BlockOptions(c.Args.(*BlockdevOptions)))
+				return nil, err
+			}},
+		qmp.Command{Name: "blockdev-del", Args: &NodeNameArgs{}, AllowPreconfig: true,
+			Run: func(c *qmp.Call) (any, error) { return nil, g.Del(c.Args.(*NodeNameArgs).NodeName) }},
+		qmp.Command{Name: "block_resize", Args: &BlockResizeArgs{},
+			Run: func(c *qmp.Call) (any, error) {
+				a := c.Args.(*BlockResizeArgs)
+				return nil, g.Resize(deref(a.Device), deref(a.NodeName), a.Size)
+			}},
+		qmp.Command{Name: "blockdev-snapshot", Args: &BlockdevSnapshotArgs{},
+			Run: func(c *qmp.Call) (any, error) {
+				a := c.Args.(*BlockdevSnapshotArgs)
+				return nil, g.Snapshot(blockdev.SnapshotAction{Node: a.Node, Overlay: a.Overlay})
+			}},
+		qmp.Command{Name: "transaction", Args: &TransactionArgs{},
+			Run: func(c *qmp.Call) (any, error) { return nil, transaction(g, c.Args.(*TransactionArgs)) }},
+		qmp.Command{Name: "blockdev-create", Args: &BlockdevCreateArgs{}, Features: []string{},
+			Run: func(c *qmp.Call) (any, error) { return nil, blockdevCreate(g, c.Args.(*BlockdevCreateArgs)) }},
+		qmp.Command{Name: "query-jobs", Returns: []JobInfo{}, Run: func(*qmp.Call) (any, error) {
+			out := []JobInfo{}
+			for _, j := range g.Jobs() {
+				out = append(out, JobInfo{ID: j.ID, Type: j.Type, Status: string(j.Status),
+					CurrentProgress: j.Current, TotalProgress: j.Total, Error: j.Err})
+			}
+			return out, nil
+		}},
+		qmp.Command{Name: "job-dismiss", Args: &JobIDArgs{},
+			Run: func(c *qmp.Call) (any, error) { return nil, g.DismissJob(c.Args.(*JobIDArgs).ID) }},
+		qmp.Command{Name: "device_add", Args: &DeviceAddArgs{}, OpenArgs: true, Features: []string{"json-cli", "json-cli-hotplug"},
+			Run: func(c *qmp.Call) (any, error) { return nil, deviceAdd(d, c.Args.(*qmp.Value)) }},
+		qmp.Command{Name: "device_del", Args: &DeviceDelArgs{},
+			Run: func(c *qmp.Call) (any, error) {
+				return nil, deviceDel(d, c.Args.(*DeviceDelArgs).ID, func(data DeviceDeletedData) {
+					c.Server().Emit("DEVICE_DELETED", data)
+				})
+			}},
+	)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func queryBlock(g *blockdev.Graph) []BlockInfo {
+	g.Lock()
+	defer g.Unlock()
+	out := []BlockInfo{}
+	for _, b := range g.BackendsLocked() {
+		bi := BlockInfo{Device: b.Name, Type: "unknown", Removable: b.Removable(), Locked: b.Locked}
+		if b.Device != nil {
+			bi.Qdev = b.Device.Qdev()
+			bi.IOStatus = "ok"
+		}
+		if b.Root != nil {
+			bi.Inserted = blockDeviceInfo(b.Root, !b.WriteThrough)
+		}
+		if bi.Removable && b.Device != nil {
+			open := b.TrayOpen
+			bi.TrayOpen = &open
+		}
+		out = append(out, bi)
+	}
+	return out
+}
+
+func queryNodes(g *blockdev.Graph, flat bool) []BlockDeviceInfo {
+	g.Lock()
+	defer g.Unlock()
+	out := []BlockDeviceInfo{}
+	for _, n := range g.NodesLocked() {
+		info := blockDeviceInfo(n, true)
+		if flat {
+			info.Image.BackingImage = nil
+			info.BackingFileDepth = 0
+		}
+		out = append(out, *info)
+	}
+	return out
+}
+
+func queryBlockstats(g *blockdev.Graph, nodes bool) []BlockStats {
+	g.Lock()
+	defer g.Unlock()
+	out := []BlockStats{}
+	if nodes {
+		all := g.NodesLocked()
+		for i := len(all) - 1; i >= 0; i-- {
+			out = append(out, *nodeStats(all[i], false))
+		}
+		return out
+	}
+	for _, b := range g.BackendsLocked() {
+		name := b.Name
+		s := BlockStats{Device: &name, Stats: deviceStats(b.Stats)}
+		// Backends account invalid and failed requests by default (stats-account-*).
+		s.Stats.AccountInvalid, s.Stats.AccountFailed = true, true
+		if b.Device != nil {
+			s.Qdev = b.Device.Qdev()
+		}
+		if r := b.Root; r != nil {
+			ns := nodeStats(r, true)
+			s.NodeName, s.Parent, s.Backing, s.DriverSpecific = ns.NodeName, ns.Parent, ns.Backing, ns.DriverSpecific
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func transaction(g *blockdev.Graph, a *TransactionArgs) error {
+	var snaps []blockdev.SnapshotAction
+	for _, act := range a.Actions {
+		if act.Type != "blockdev-snapshot" {
+			return qmp.GenericError("tlcvm: transaction action '%s' is not supported", act.Type)
+		}
+		v, err := qmp.DecodeArgs(act.Data, &BlockdevSnapshotArgs{})
+		if err != nil {
+			return err
+		}
+		s := v.(*BlockdevSnapshotArgs)
+		snaps = append(snaps, blockdev.SnapshotAction{Node: s.Node, Overlay: s.Overlay})
+	}
+	if len(snaps) == 0 {
+		return nil
+	}
+	return g.Snapshot(snaps...)
+}
+
+func blockdevCreate(g *blockdev.Graph, a *BlockdevCreateArgs) error {
+	o := &blockdev.CreateOptions{Driver: string(a.Options.Driver)}
+	switch v := a.Options.Variant.(type) {
+	case *BlockdevCreateFile:
+		o.Filename, o.Size = v.Filename, v.Size
+		if v.Preallocation != nil && *v.Preallocation != "off" {
+			return qmp.GenericError("tlcvm: preallocation '%s' is not supported", *v.Preallocation)
+		}
+	case *BlockdevCreateQcow2:
+		if v.File.Options != nil {
+			return qmp.GenericError("tlcvm: blockdev-create needs 'file' to name an existing node")
+		}
+		o.File, o.Size = v.File.Node, v.Size
+		q := &o.Qcow2
+		if v.Version != nil {
+			q.Version = string(*v.Version)
+		}
+		q.BackingFile = deref(v.BackingFile)
+		if v.BackingFmt != nil {
+			q.BackingFormat = string(*v.BackingFmt)
+		}
+		if v.ClusterSize != nil {
+			q.ClusterSize = uint64(*v.ClusterSize)
+		}
+		if v.RefcountBits != nil {
+			q.RefcountBits = uint64(*v.RefcountBits)
+		}
+		q.LazyRefcounts = v.LazyRefcounts != nil && *v.LazyRefcounts
+		q.ExtendedL2 = v.ExtendedL2 != nil && *v.ExtendedL2
+		q.CompressionType = deref(v.CompressionType)
+		q.Preallocation = deref(v.Preallocation)
+		q.Encrypt = len(v.Encrypt) > 0
+		q.DataFile = v.DataFile != nil
+	}
+	return g.Create(a.JobID, o)
+}
+
+// deviceAdd is device_add for the disk devices (linked to the block graph) and, without
+// effect beyond the QOM tree and the PCI bus, for any other device model of the catalogue.
+func deviceAdd(d *Deps, args *qmp.Value) error {
+	str := func(k string) (string, bool, error) {
+		v := args.Get(k)
+		if v == nil {
+			return "", false, nil
+		}
+		s, ok := v.AsString()
+		if !ok {
+			return "", false, qmp.GenericError("Invalid parameter type for '%s', expected: string", k)
+		}
+		return s, true, nil
+	}
+	driver, ok, err := str("driver")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return qmp.GenericError("Parameter 'driver' is missing")
+	}
+	id, hasID, err := str("id")
+	if err != nil {
+		return err
+	}
+	t, known := catalog.LookupType(driver)
+	if !known || t.Abstract || !catalog.IsA(driver, "device") {
+		return qmp.GenericError("'%s' is not a valid device model name", driver)
+	}
+	if hasID && !blockdevIDOK(id) {
+		return qmp.GenericError("Parameter 'id' expects an identifier")
+	}
+	periph := d.QOM().Root().Child("machine").Child("peripheral")
+	if hasID && periph.Child(id) != nil {
+		return qmp.GenericError("Duplicate device ID '%s'", id)
+	}
+	isPCI := catalog.IsA(driver, "pci-device")
+	if isPCI && d.PCI == nil {
+		return qmp.GenericError("No 'PCI' bus found for device '%s'", driver)
+	}
+	if strings.HasPrefix(driver, "scsi-") && !hasSCSIController(d) {
+		return qmp.GenericError("No 'SCSI' bus found for device '%s'", driver)
+	}
+	path := ""
+	anon := d.QOM().Root().Child("machine").Child("peripheral-anon")
+	name := id
+	if hasID {
+		path = "/machine/peripheral/" + id
+	} else {
+		i := 0
+		for anon.Child(fmt.Sprintf("device[%d]", i)) != nil {
+			i++
+		}
+		name = fmt.Sprintf("device[%d]", i)
+		path = "/machine/peripheral-anon/" + name
+	}
+	if blockdev.IsDisk(driver) && d.Block != nil {
+		drive, ok, err := str("drive")
+		if err != nil {
+			return err
+		}
+		if !ok {
+			if driver == "virtio-blk-pci" || driver == "scsi-hd" || driver == "ide-hd" {
+				return qmp.GenericError("drive property not set")
+			}
+		} else {
+			shareRW := false
+			if v := args.Get("share-rw"); v != nil {
+				shareRW, _ = v.AsBool()
+			}
+			dev := &blockdev.Device{ID: id, Driver: driver, Path: path, ShareRW: shareRW, Hotplugged: true}
+			if err := d.Block.AttachDevice(dev, drive); err != nil {
+				return err
+			}
+		}
+	}
+	if isPCI {
+		addr, _, _ := str("addr")
+		pci, err := PlacePCI(d.PCI, []string{driver}, []string{id}, []string{addr})
+		if err != nil {
+			return qmp.GenericError("%v", err)
+		}
+		d.PCI = pci
+	}
+	o := NewObject(driver)
+	if driver == "virtio-blk-pci" {
+		o.AddChild("virtio-backend", NewObject("virtio-blk-device"))
+	}
+	if hasID {
+		periph.AddChild(name, o)
+	} else {
+		anon.AddChild(name, o)
+	}
+	return nil
+}
+
+func blockdevIDOK(id string) bool {
+	if id == "" {
+		return false
+	}
+	for i, c := range id {
+		alpha := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if (i == 0 && !alpha) || (!alpha && !(c >= '0' && c <= '9') && c != '-' && c != '.' && c != '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func hasSCSIController(d *Deps) bool {
+	for _, f := range d.PCI {
+		if f.Driver == "virtio-scsi-pci" {
+			return true
+		}
+	}
+	return false
+}
+
+// deviceDel unplugs a device. tlcvm's guest acknowledges PCI unplug requests at once, so
+// DEVICE_DELETED follows right away (QEMU waits for the guest OS; one with no OS never
+// answers). IDE devices cannot be unplugged.
+func deviceDel(d *Deps, id string, emit func(DeviceDeletedData)) error {
+	periph := d.QOM().Root().Child("machine").Child("peripheral")
+	o := periph.Child(id)
+	if o == nil {
+		return qmp.DeviceNotFound(id)
+	}
+	if strings.HasPrefix(o.Type, "ide-") {
+		return qmp.GenericError("Bus 'ide.0' does not support hotplugging")
+	}
+	if d.Block != nil {
+		if dev, ok := d.Block.Device(id); ok {
+			d.Block.DetachDevice(dev)
+		}
+	}
+	if d.PCI != nil {
+		out := d.PCI[:0]
+		for _, f := range d.PCI {
+			if f.ID != id {
+				out = append(out, f)
+			}
+		}
+		d.PCI = out
+	}
+	periph.RemoveChild(id)
+	path := "/machine/peripheral/" + id
+	if o.Type == "virtio-blk-pci" {
+		emit(DeviceDeletedData{Path: path + "/virtio-backend"})
+	}
+	emit(DeviceDeletedData{Device: id, Path: path})
+	return nil
+}
+
+// BlockEvents adapts the block layer's events to QMP's wire types.
+func BlockEvents(emit func(name string, data any)) blockdev.Emitter { return blockEmitter(emit) }
+
+type blockEmitter func(name string, data any)
+
+func (e blockEmitter) Emit(name string, data any) {
+	switch v := data.(type) {
+	case blockdev.JobStatusEvent:
+		e(name, JobStatusChangeData{ID: v.ID, Status: string(v.Status)})
+	default:
+		e(name, data)
+	}
+}

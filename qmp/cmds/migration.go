@@ -1,0 +1,270 @@
+package cmds
+
+import (
+	"tlcvm/migration"
+	"tlcvm/migration/transport"
+	"tlcvm/qmp"
+)
+
+// The migration commands (qapi/migration.json): migrate, migrate_cancel, query-migrate,
+// migrate-set-capabilities, query-migrate-capabilities, migrate-set-parameters,
+// query-migrate-parameters, migrate-incoming; events MIGRATION and MIGRATION_PASS. They
+// call migration.Engine; the types here give the wire its QAPI member order and QEMU's
+// key order (QAPIOrder).
+
+// MigrateArgs are migrate's arguments.
+type MigrateArgs struct {
+	URI    string `json:"uri"`
+	Blk    *bool  `json:"blk,omitempty"`
+	Inc    *bool  `json:"inc,omitempty"`
+	Detach *bool  `json:"detach,omitempty"`
+	Resume *bool  `json:"resume,omitempty"`
+}
+
+// MigrateIncomingArgs are migrate-incoming's arguments.
+type MigrateIncomingArgs struct {
+	URI string `json:"uri"`
+}
+
+// MigrationCapabilityStatus is one capability and its state.
+type MigrationCapabilityStatus struct {
+	qmp.QAPIOrder
+	Capability migration.Capability `json:"capability"`
+	State      bool                 `json:"state"`
+}
+
+// MigrateSetCapabilitiesArgs are migrate-set-capabilities' arguments.
+type MigrateSetCapabilitiesArgs struct {
+	Capabilities []MigrationCapabilityStatus `json:"capabilities"`
+}
+
+// MigrationParameters is query-migrate-parameters' reply.
+type MigrationParameters struct {
+	qmp.QAPIOrder
+	migration.Params
+}
+
+// MigrateSetParameters are migrate-set-parameters' arguments: MigrationParameters with
+// the TLS members as StrOrNull (null resets to "").
+type MigrateSetParameters struct {
+	AnnounceInitial          *uint64                               `json:"announce-initial,omitempty"`
+	AnnounceMax              *uint64                               `json:"announce-max,omitempty"`
+	AnnounceRounds           *uint64                               `json:"announce-rounds,omitempty"`
+	AnnounceStep             *uint64                               `json:"announce-step,omitempty"`
+	CompressLevel            *uint8                                `json:"compress-level,omitempty"`
+	CompressThreads          *uint8                                `json:"compress-threads,omitempty"`
+	CompressWaitThread       *bool                                 `json:"compress-wait-thread,omitempty"`
+	DecompressThreads        *uint8                                `json:"decompress-threads,omitempty"`
+	ThrottleTriggerThreshold *uint8                                `json:"throttle-trigger-threshold,omitempty"`
+	CPUThrottleInitial       *uint8                                `json:"cpu-throttle-initial,omitempty"`
+	CPUThrottleIncrement     *uint8                                `json:"cpu-throttle-increment,omitempty"`
+	CPUThrottleTailslow      *bool                                 `json:"cpu-throttle-tailslow,omitempty"`
+	TLSCreds                 *qmp.StrOrNull                        `json:"tls-creds,omitempty"`
+	TLSHostname              *qmp.StrOrNull                        `json:"tls-hostname,omitempty"`
+	TLSAuthz                 *qmp.StrOrNull                        `json:"tls-authz,omitempty"`
+	MaxBandwidth             *uint64                               `json:"max-bandwidth,omitempty"`
+	DowntimeLimit            *uint64                               `json:"downtime-limit,omitempty"`
+	XCheckpointDelay         *uint32                               `json:"x-checkpoint-delay,omitempty" qapi:"unstable"`
+	BlockIncremental         *bool                                 `json:"block-incremental,omitempty"`
+	MultifdChannels          *uint8                                `json:"multifd-channels,omitempty"`
+	XbzrleCacheSize          *uint64                               `json:"xbzrle-cache-size,omitempty"`
+	MaxPostcopyBandwidth     *uint64                               `json:"max-postcopy-bandwidth,omitempty"`
+	MaxCPUThrottle           *uint8                                `json:"max-cpu-throttle,omitempty"`
+	MultifdCompression       *migration.Compression                `json:"multifd-compression,omitempty"`
+	MultifdZlibLevel         *uint8                                `json:"multifd-zlib-level,omitempty"`
+	MultifdZstdLevel         *uint8                                `json:"multifd-zstd-level,omitempty"`
+	BlockBitmapMapping       *[]migration.BitmapMigrationNodeAlias `json:"block-bitmap-mapping,omitempty"`
+	XCheckpointCPU           *int64                                `json:"x-checkpoint-cpu,omitempty"`
+}
+
+func strOrNull(s *qmp.StrOrNull) *string {
+	if s == nil {
+		return nil
+	}
+	v := s.S
+	if s.Null {
+		v = ""
+	}
+	return &v
+}
+
+func (a *MigrateSetParameters) params() migration.Params {
+	return migration.Params{
+		AnnounceInitial: a.AnnounceInitial, AnnounceMax: a.AnnounceMax, AnnounceRounds: a.AnnounceRounds,
+		AnnounceStep: a.AnnounceStep, CompressLevel: a.CompressLevel, CompressThreads: a.CompressThreads,
+		CompressWaitThread: a.CompressWaitThread, DecompressThreads: a.DecompressThreads,
+		ThrottleTriggerThreshold: a.ThrottleTriggerThreshold, CPUThrottleInitial: a.CPUThrottleInitial,
+		CPUThrottleIncrement: a.CPUThrottleIncrement, CPUThrottleTailslow: a.CPUThrottleTailslow,
+		TLSCreds: strOrNull(a.TLSCreds), TLSHostname: strOrNull(a.TLSHostname), TLSAuthz: strOrNull(a.TLSAuthz),
+		MaxBandwidth: a.MaxBandwidth, DowntimeLimit: a.DowntimeLimit, XCheckpointDelay: a.XCheckpointDelay,
+		BlockIncremental: a.BlockIncremental, MultifdChannels: a.MultifdChannels,
+		XbzrleCacheSize: a.XbzrleCacheSize, MaxPostcopyBandwidth: a.MaxPostcopyBandwidth,
+		MaxCPUThrottle: a.MaxCPUThrottle, MultifdCompression: a.MultifdCompression,
+		MultifdZlibLevel: a.MultifdZlibLevel, MultifdZstdLevel: a.MultifdZstdLevel,
+		BlockBitmapMapping: a.BlockBitmapMapping, XCheckpointCPU: a.XCheckpointCPU,
+	}
+}
+
+// MigrationStats is QAPI's MigrationStats (query-migrate's "ram").
+type MigrationStats struct {
+	qmp.QAPIOrder
+	Transferred             int64   `json:"transferred"`
+	Remaining               int64   `json:"remaining"`
+	Total                   int64   `json:"total"`
+	Duplicate               int64   `json:"duplicate"`
+	Skipped                 int64   `json:"skipped" qapi:"deprecated"`
+	Normal                  int64   `json:"normal"`
+	NormalBytes             int64   `json:"normal-bytes"`
+	DirtyPagesRate          int64   `json:"dirty-pages-rate"`
+	Mbps                    float64 `json:"mbps"`
+	DirtySyncCount          int64   `json:"dirty-sync-count"`
+	PostcopyRequests        int64   `json:"postcopy-requests"`
+	PageSize                int64   `json:"page-size"`
+	MultifdBytes            int64   `json:"multifd-bytes"`
+	PagesPerSecond          int64   `json:"pages-per-second"`
+	PrecopyBytes            int64   `json:"precopy-bytes"`
+	DowntimeBytes           int64   `json:"downtime-bytes"`
+	PostcopyBytes           int64   `json:"postcopy-bytes"`
+	DirtySyncMissedZeroCopy int64   `json:"dirty-sync-missed-zero-copy"`
+}
+
+// VfioStats is QAPI's VfioStats (never reported: tlcvm has no VFIO).
+type VfioStats struct {
+	qmp.QAPIOrder
+	Transferred int64 `json:"transferred"`
+}
+
+// TLCStage is one element of query-migrate's x-tlc-stages: the seed's per-stage figures.
+type TLCStage struct {
+	qmp.QAPIOrder
+	Stage      string `json:"stage"`
+	ElapsedMS  int64  `json:"elapsed-ms"`
+	Bytes      int64  `json:"bytes"`
+	Iterations int64  `json:"iterations"`
+	ThreadID   int64  `json:"thread-id"`
+	CPU        int64  `json:"cpu"`
+}
+
+// MigrationInfo is query-migrate's reply (QEMU's members that tlcvm reports, plus
+// x-tlc-stages once a checkpoint has passed its setup).
+type MigrationInfo struct {
+	qmp.QAPIOrder
+	Status           *migration.Status `json:"status,omitempty"`
+	RAM              *MigrationStats   `json:"ram,omitempty"`
+	Disk             *MigrationStats   `json:"disk,omitempty"`
+	VFIO             *VfioStats        `json:"vfio,omitempty"`
+	TotalTime        *int64            `json:"total-time,omitempty"`
+	ExpectedDowntime *int64            `json:"expected-downtime,omitempty"`
+	Downtime         *int64            `json:"downtime,omitempty"`
+	SetupTime        *int64            `json:"setup-time,omitempty"`
+	ErrorDesc        *string           `json:"error-desc,omitempty"`
+	BlockedReasons   *[]string         `json:"blocked-reasons,omitempty"`
+	XTLCStages       *[]TLCStage       `json:"x-tlc-stages,omitempty"`
+}
+
+// MigrationInfoOf converts the engine's Info to the wire type.
+func MigrationInfoOf(in migration.Info) MigrationInfo {
+	var out MigrationInfo
+	if !in.HasStatus {
+		return out
+	}
+	st := in.Status
+	out.Status = &st
+	out.TotalTime, out.ExpectedDowntime, out.Downtime, out.SetupTime = in.TotalTime, in.ExpectedDowntime, in.Downtime, in.SetupTime
+	out.ErrorDesc = in.ErrorDesc
+	if r := in.RAM; r != nil {
+		out.RAM = &MigrationStats{Transferred: r.Transferred, Remaining: r.Remaining, Total: r.Total,
+			Duplicate: r.Duplicate, Skipped: r.Skipped, Normal: r.Normal, NormalBytes: r.NormalBytes,
+			DirtyPagesRate: r.DirtyPagesRate, Mbps: r.Mbps, DirtySyncCount: r.DirtySyncCount,
+			PostcopyRequests: r.PostcopyRequests, PageSize: r.PageSize, MultifdBytes: r.MultifdBytes,
+			PagesPerSecond: r.PagesPerSecond, PrecopyBytes: r.PrecopyBytes, DowntimeBytes: r.DowntimeBytes,
+			PostcopyBytes: r.PostcopyBytes, DirtySyncMissedZeroCopy: r.DirtySyncMissedZeroCopy}
+	}
+	if len(in.Stages) > 0 {
+		stages := make([]TLCStage, len(in.Stages))
+		for i, s := range in.Stages {
+			stages[i] = TLCStage{Stage: s.Name, ElapsedMS: s.ElapsedMS, Bytes: s.Bytes,
+				Iterations: s.Iterations, ThreadID: int64(s.ThreadID), CPU: int64(s.CPU)}
+		}
+		out.XTLCStages = &stages
+	}
+	return out
+}
+
+// MigrationEventData is MIGRATION's data.
+type MigrationEventData struct {
+	qmp.QAPIOrder
+	Status migration.Status `json:"status"`
+}
+
+// MigrationPassEventData is MIGRATION_PASS's data.
+type MigrationPassEventData struct {
+	qmp.QAPIOrder
+	Pass int64 `json:"pass"`
+}
+
+// RegisterMigrationEvents declares MIGRATION and MIGRATION_PASS for the schema.
+func RegisterMigrationEvents(r *qmp.Registry) {
+	r.RegisterEvent("MIGRATION", MigrationEventData{})
+	r.RegisterEvent("MIGRATION_PASS", MigrationPassEventData{})
+}
+
+func registerMigration(r *qmp.Registry, d *Deps) {
+	e := d.Migration
+	if e == nil {
+		return
+	}
+	r.Register(
+		qmp.Command{Name: "migrate", Args: &MigrateArgs{}, Run: func(c *qmp.Call) (any, error) {
+			a := c.Args.(*MigrateArgs)
+			o := migration.MigrateOptions{Blk: isTrue(a.Blk), Inc: isTrue(a.Inc), Resume: isTrue(a.Resume)}
+			if c.Session != nil {
+				o.LookupFD = c.Session.TakeFD
+			}
+			return nil, e.Migrate(a.URI, o)
+		}},
+		qmp.Command{Name: "migrate_cancel", Run: func(*qmp.Call) (any, error) {
+			e.Cancel()
+			return nil, nil
+		}},
+		qmp.Command{Name: "query-migrate", Returns: MigrationInfo{}, Run: func(*qmp.Call) (any, error) {
+			return MigrationInfoOf(e.Info()), nil
+		}},
+		qmp.Command{Name: "migrate-set-capabilities", Args: &MigrateSetCapabilitiesArgs{},
+			Run: func(c *qmp.Call) (any, error) {
+				a := c.Args.(*MigrateSetCapabilitiesArgs)
+				list := make([]migration.CapabilityStatus, len(a.Capabilities))
+				for i, cs := range a.Capabilities {
+					list[i] = migration.CapabilityStatus{Capability: cs.Capability, State: cs.State}
+				}
+				return nil, e.SetCapabilities(list)
+			}},
+		qmp.Command{Name: "query-migrate-capabilities", Returns: []MigrationCapabilityStatus{},
+			Run: func(*qmp.Call) (any, error) {
+				caps := e.Capabilities()
+				out := make([]MigrationCapabilityStatus, len(caps))
+				for i, cs := range caps {
+					out[i] = MigrationCapabilityStatus{Capability: cs.Capability, State: cs.State}
+				}
+				return out, nil
+			}},
+		qmp.Command{Name: "migrate-set-parameters", Args: &MigrateSetParameters{},
+			Run: func(c *qmp.Call) (any, error) {
+				return nil, e.SetParams(c.Args.(*MigrateSetParameters).params())
+			}},
+		qmp.Command{Name: "query-migrate-parameters", Returns: MigrationParameters{},
+			Run: func(*qmp.Call) (any, error) {
+				return MigrationParameters{Params: e.Params()}, nil
+			}},
+		qmp.Command{Name: "migrate-incoming", Args: &MigrateIncomingArgs{},
+			Run: func(c *qmp.Call) (any, error) {
+				env := transport.Env{}
+				if c.Session != nil {
+					env.LookupFD = c.Session.FDParam
+				}
+				return nil, e.Incoming(c.Args.(*MigrateIncomingArgs).URI, env)
+			}},
+	)
+}
+
+func isTrue(b *bool) bool { return b != nil && *b }
