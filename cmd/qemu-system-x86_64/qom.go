@@ -52,12 +52,14 @@ func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry) *cmds.Tre
 		}
 		o := cmds.NewObject(c.Type)
 		addCatalogProps(o, c.Type, cpuVals)
+		realize(o)
 		name := strings.TrimPrefix(c.QOMPath, "/machine/unattached/")
 		unattached.AddChild(name, o)
 	}
 	for i, d := range p.cfg.Devices {
 		o := cmds.NewObject(d.Driver)
 		addCatalogProps(o, d.Driver, deviceValues(d))
+		realize(o)
 		if d.ID != "" {
 			peripheral.AddChild(d.ID, o)
 		} else {
@@ -109,6 +111,9 @@ func addCatalogProps(o *cmds.Object, typename string, vals map[string]json.RawMe
 		if !ok {
 			raw = pr.DefaultValue
 		}
+		if len(raw) == 0 {
+			raw = zeroValue(pr.Type)
+		}
 		o.AddRaw(pr.Name, pr.Type, raw)
 	}
 }
@@ -159,4 +164,26 @@ func anonIndex(cfg *compat.Config, i int) int {
 		}
 	}
 	return n
+}
+
+// zeroValue is what qom-get answers for a property the catalogue gives no value for: the
+// zero of its type (links and strings read as "", as an unset link does in QEMU).
+func zeroValue(typ string) json.RawMessage {
+	switch {
+	case typ == "bool":
+		return json.RawMessage("false")
+	case typ == "int" || strings.HasPrefix(typ, "int") || strings.HasPrefix(typ, "uint") || typ == "size":
+		return json.RawMessage("0")
+	case typ == "str" || typ == "string" || strings.HasPrefix(typ, "link<"):
+		return json.RawMessage(`""`)
+	case strings.HasSuffix(typ, "List") || typ == "X86CPUFeatureWordInfo":
+		// X86CPUFeatureWordInfo is how QEMU names the type of the feature-words lists.
+		return json.RawMessage("[]")
+	}
+	return nil
+}
+
+// realize marks a device as QEMU's qdev does once it is created from the command line.
+func realize(o *cmds.Object) {
+	o.AddRaw("realized", "bool", json.RawMessage("true"))
 }
