@@ -59,12 +59,13 @@ type Machine struct {
 	loopWG  sync.WaitGroup
 	exitOne sync.Once
 
-	mu        sync.Mutex
-	state     RunState // +checklocks:mu
-	autostart bool     // +checklocks:mu (QEMU's autostart: cleared by -S and by stop in inmigrate)
-	started   bool     // +checklocks:mu
-	closed    bool     // +checklocks:mu
-	exiting   bool     // +checklocks:mu
+	mu         sync.Mutex
+	state      RunState // +checklocks:mu
+	finishFrom RunState // +checklocks:mu; the state EnterFinishMigrate left
+	autostart  bool     // +checklocks:mu (QEMU's autostart: cleared by -S and by stop in inmigrate)
+	started    bool     // +checklocks:mu
+	closed     bool     // +checklocks:mu
+	exiting    bool     // +checklocks:mu
 
 	ramMu sync.RWMutex // held for reading while RAM is read by monitors; Close takes it
 }

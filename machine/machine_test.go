@@ -333,3 +333,41 @@ func TestResetReboots(t *testing.T) {
 		t.Fatalf("%d banners: %q", n, out.String())
 	}
 }
+
+// A checkpoint that keeps the VM (x-tlc) returns it to the state it had: running again,
+// or still paused, or still prelaunch.
+func TestReturnFromFinishMigrate(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		setup func(m *machine.Machine)
+		want  machine.RunState
+		evs   []string
+	}{
+		{"running", func(m *machine.Machine) { m.Start() }, machine.StateRunning, []string{"STOP", "RESUME"}},
+		{"paused", func(m *machine.Machine) { m.Start(); m.Stop() }, machine.StatePaused, nil},
+		{"prelaunch", func(*machine.Machine) {}, machine.StatePrelaunch, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newSink()
+			cfg := machine.Config{Events: s, FwCfg: idle(), StartPaused: c.name == "prelaunch"}
+			m := newMachine(t, cfg)
+			c.setup(m)
+			s.take()
+			if _, err := m.EnterFinishMigrate(); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.ReturnFromFinishMigrate(); err != nil {
+				t.Fatal(err)
+			}
+			if st, _ := m.Status(); st != c.want {
+				t.Fatalf("state %s, want %s", st, c.want)
+			}
+			if got := names(s.take()); !reflect.DeepEqual(got, c.evs) {
+				t.Fatalf("events %v, want %v", got, c.evs)
+			}
+			if err := m.ReturnFromFinishMigrate(); err == nil {
+				t.Fatal("second return from finish-migrate accepted")
+			}
+		})
+	}
+}

@@ -29,6 +29,7 @@ func (m *Machine) PauseVCPUs() (release func()) {
 func (m *Machine) EnterFinishMigrate() (wasRunning bool, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.finishFrom = m.state
 	if m.state == StateRunning {
 		m.vmStop(StateFinishMigrate)
 		return true, nil
@@ -54,6 +55,27 @@ func (m *Machine) LeaveFinishMigrate(resume bool) error {
 		return nil
 	}
 	m.transition(StatePostMigrate, false)
+	return nil
+}
+
+// ReturnFromFinishMigrate ends the last stage of a checkpoint that keeps the VM (x-tlc):
+// the VM goes back to the state it was in at EnterFinishMigrate — running again (RESUME),
+// paused, or prelaunch. A state with no edge back from finish-migrate ends in postmigrate,
+// as QEMU's does.
+func (m *Machine) ReturnFromFinishMigrate() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state != StateFinishMigrate {
+		return fmt.Errorf("%w: not in finish-migrate but %s", ErrInvalidTransition, m.state)
+	}
+	switch m.finishFrom {
+	case StateRunning:
+		m.vmStart()
+	case StatePaused, StatePrelaunch:
+		m.transition(m.finishFrom, false)
+	default:
+		m.transition(StatePostMigrate, false)
+	}
 	return nil
 }
 

@@ -152,6 +152,30 @@ func TestCheckpointTLCResumesAndIsExact(t *testing.T) {
 	}
 }
 
+// A checkpoint keeps the VM in the state it had: a paused guest stays paused (QEMU's own
+// migration leaves it in postmigrate).
+func TestCheckpointTLCKeepsAPausedGuestPaused(t *testing.T) {
+	const size = 4 << 20
+	for _, tlc := range []bool{true, false} {
+		m := newFakeMachine(size, "paused")
+		m.ram.store(5, 7)
+		e, _, _ := newEngine(t, m)
+		if err := e.SetCapabilities([]migration.CapabilityStatus{{Capability: migration.CapTLC, State: tlc}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Migrate("file:"+filepath.Join(t.TempDir(), "p.chk"), migration.MigrateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if info := e.Wait(); info.Status != migration.StatusCompleted {
+			t.Fatalf("x-tlc=%v: %s", tlc, info.Status)
+		}
+		want := map[bool]string{true: "paused", false: "postmigrate"}[tlc]
+		if got := m.RunState(); got != want {
+			t.Errorf("x-tlc=%v: source %s, want %s", tlc, got, want)
+		}
+	}
+}
+
 func TestUnwrittenPagesAreNotSent(t *testing.T) {
 	const size = 64 << 20
 	m := newFakeMachine(size, "paused")

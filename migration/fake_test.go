@@ -111,13 +111,14 @@ type fakeMachine struct {
 	ram  *fakeRAM
 	secs []*fakeSec
 
-	mu       sync.Mutex
-	cond     *sync.Cond
-	state    string
-	incoming string // IncomingDone's argument
-	atStop   []byte // RAM copied when stage 3 resumed the guest (x-tlc)
-	quit     bool
-	wg       sync.WaitGroup
+	mu         sync.Mutex
+	cond       *sync.Cond
+	state      string
+	finishFrom string
+	incoming   string // IncomingDone's argument
+	atStop     []byte // RAM copied when stage 3 resumed the guest (x-tlc)
+	quit       bool
+	wg         sync.WaitGroup
 }
 
 func newFakeMachine(size int, state string) *fakeMachine {
@@ -176,8 +177,25 @@ func (m *fakeMachine) EnterFinishMigrate() (bool, error) {
 	m.mu.Lock() // the guest writes under mu: holding it means no write is in flight
 	defer m.mu.Unlock()
 	was := m.state == "running"
+	m.finishFrom = m.state
 	m.state = "finish-migrate"
 	return was, nil
+}
+func (m *fakeMachine) ReturnFromFinishMigrate() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state != "finish-migrate" {
+		return fmt.Errorf("not in finish-migrate: %s", m.state)
+	}
+	m.atStop = append([]byte(nil), m.ram.mem...)
+	switch m.finishFrom {
+	case "running", "paused", "prelaunch":
+		m.state = m.finishFrom
+	default:
+		m.state = "postmigrate"
+	}
+	m.cond.Broadcast()
+	return nil
 }
 func (m *fakeMachine) LeaveFinishMigrate(resume bool) error {
 	m.mu.Lock()

@@ -45,6 +45,9 @@ type Machine interface {
 	EnterFinishMigrate() (wasRunning bool, err error)
 	// LeaveFinishMigrate resumes the VM (RESUME) or moves it to postmigrate.
 	LeaveFinishMigrate(resume bool) error
+	// ReturnFromFinishMigrate puts the VM back in the state it had before
+	// EnterFinishMigrate (running, paused or prelaunch): a checkpoint (x-tlc) keeps the VM.
+	ReturnFromFinishMigrate() error
 	// IncomingDone ends an incoming migration; src is the source's run state ("" unknown).
 	IncomingDone(src string) error
 	// VCPUThreads lists the OS thread ids of the vCPUs (to keep them off the checkpoint

@@ -221,8 +221,11 @@ func (s *saver) complete() error {
 		return err
 	}
 	if j.tlc {
+		// The checkpoint keeps the VM: back to the state it had (running, paused, prelaunch).
 		buf := s.copyTodo()
-		leave(wasRunning)
+		if err := s.m.ReturnFromFinishMigrate(); err != nil {
+			j.e.log.Error().Err(err).Msg("leaving finish-migrate")
+		}
 		down := since(downStart)
 		if err := s.writeFinal(buf, devs, descs); err != nil {
 			return err

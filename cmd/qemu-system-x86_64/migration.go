@@ -43,6 +43,7 @@ func (a machineAdapter) RunState() string {
 }
 
 func (a machineAdapter) EnterFinishMigrate() (bool, error) { return a.m.EnterFinishMigrate() }
+func (a machineAdapter) ReturnFromFinishMigrate() error    { return a.m.ReturnFromFinishMigrate() }
 func (a machineAdapter) LeaveFinishMigrate(resume bool) error {
 	return a.m.LeaveFinishMigrate(resume)
 }
