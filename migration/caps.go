@@ -12,14 +12,15 @@ const (
 	CapTLC Capability = "x-tlc"
 )
 
-// capabilityNames is QEMU 7.2's list in QAPI order, then tlcvm's.
+// capabilityNames is QEMU 7.2's list in QAPI order, then tlcvm's x-tlc, then QEMU 9.0's
+// mapped-ram (file: only).
 var capabilityNames = []string{"xbzrle", "rdma-pin-all", "auto-converge", "zero-blocks",
 	"compress", "events", "postcopy-ram", "x-colo", "release-ram", "block", "return-path",
 	"pause-before-switchover", "multifd", "dirty-bitmaps", "postcopy-blocktime",
 	"late-block-activate", "x-ignore-shared", "validate-uuid", "background-snapshot",
-	"zero-copy-send", "postcopy-preempt", string(CapTLC)}
+	"zero-copy-send", "postcopy-preempt", string(CapTLC), string(CapMappedRAM)}
 
-// EnumValues lists the capabilities in QAPI order (x-tlc last).
+// EnumValues lists the capabilities in QAPI order (x-tlc and mapped-ram last).
 func (Capability) EnumValues() []string { return capabilityNames }
 
 // capIndex returns the capability's position, or -1.

@@ -72,4 +72,18 @@
 //	  any error: "prog: <error>", "prog: load of migration failed: <strerror>", exit 1
 //
 // Nothing of the loaded state runs before the stream's integrity is verified.
+//
+// # mapped-ram (QEMU 9.0)
+//
+// With the capability mapped-ram (listed after x-tlc), migrate accepts only file: URIs
+// ("Migration requires seekable transport (e.g. file)", QEMU 9.0's text, before anything
+// starts; migrate-incoming and -incoming likewise when the capability is on) and writes
+// the file in QEMU 9.0's layout (stream.NewMappedWriter): the file transport.Open created
+// is reopened so that pages can be written at their offsets, through the same rate limit
+// and cancellation as a stream. A file: restore always reads the file itself
+// (stream.NewFileReader) and recognises either layout from its configuration section,
+// whatever the destination's capability (QEMU 9.0 requires it on both sides): the
+// sequential part is verified first, then block by block, chunk by chunk, the pages are
+// verified and copied into guest RAM; pages absent from the file are zero. Mapping the
+// file instead of reading it, and incremental checkpoints in place, come later.
 package migration

@@ -179,6 +179,11 @@ type MigrateOptions struct {
 // that are reported through Info (status failed, error-desc).
 func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 	e.mu.Lock()
+	mapped := e.capLocked(CapMappedRAM)
+	if err := checkSeekable(mapped, uri); err != nil {
+		e.mu.Unlock()
+		return err
+	}
 	if o.Resume {
 		e.mu.Unlock()
 		return errorf(ErrState, "Cannot resume if there is no paused migration")
@@ -197,6 +202,7 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 	}
 	j := newJob(e, uri)
 	j.tlc = e.capLocked(CapTLC)
+	j.mapped = mapped
 	if p := e.params.XCheckpointCPU; p != nil {
 		j.wantCPU = int(*p)
 	} else {
@@ -228,6 +234,12 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 	if err != nil {
 		j.failSync(err)
 		return err
+	}
+	if mapped {
+		if out, j.base, err = reopenMapped(uri, out); err != nil {
+			j.failSync(err)
+			return err
+		}
 	}
 	j.mu.Lock()
 	j.out = out

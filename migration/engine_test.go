@@ -395,7 +395,7 @@ func flip(b []byte, i int) []byte {
 func TestCapabilities(t *testing.T) {
 	e, _, _ := newEngine(t, newFakeMachine(1<<20, "running"))
 	caps := e.Capabilities()
-	if len(caps) != 22 || caps[0].Capability != "xbzrle" || caps[21].Capability != migration.CapTLC {
+	if len(caps) != 23 || caps[0].Capability != "xbzrle" || caps[21].Capability != migration.CapTLC || caps[22].Capability != migration.CapMappedRAM {
 		t.Fatalf("capabilities %v", caps)
 	}
 	for _, tc := range []struct {
@@ -410,6 +410,7 @@ func TestCapabilities(t *testing.T) {
 		{"xbzrle", false, ""},
 		{"dirty-bitmaps", true, ""},
 		{"x-tlc", true, ""},
+		{"mapped-ram", true, ""},
 	} {
 		err := e.SetCapabilities([]migration.CapabilityStatus{{Capability: tc.c, State: tc.on}})
 		if got := errString(err); got != tc.want {

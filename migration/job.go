@@ -14,6 +14,8 @@ type job struct {
 	uri     string
 	out     io.WriteCloser // the destination, opened by Migrate
 	tlc     bool           // x-tlc when it started
+	mapped  bool           // mapped-ram when it started: out is the file (io.WriterAt)
+	base    uint64         // mapped-ram: the stream's offset in the file
 	wantCPU int            // x-checkpoint-cpu when it started (-1 auto)
 	cpu     int            // the CPU chosen (-1: not pinned)
 

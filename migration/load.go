@@ -71,6 +71,9 @@ func (e *Engine) Incoming(uri string, env transport.Env) error {
 // emits MIGRATION setup here whatever the events capability. A listen error is returned
 // and leaves migrate-incoming available.
 func (e *Engine) StartIncoming(uri string, env transport.Env) error {
+	if err := checkSeekable(e.Capability(CapMappedRAM), uri); err != nil {
+		return err
+	}
 	e.ev.Emit("MIGRATION", MigrationEvent{Status: StatusSetup})
 	if env.Log.GetLevel() == 0 && env.LookupFD == nil {
 		env.Log = e.log
@@ -95,7 +98,7 @@ func (in *inJob) run() {
 	if err == nil {
 		in.set(StatusActive)
 		var srcState string
-		srcState, err = e.Load(r)
+		srcState, err = e.loadURI(in.src.URI(), r)
 		_ = r.Close()
 		if err == nil {
 			_ = in.src.Close()
@@ -133,8 +136,11 @@ func loadErrno(err error) string {
 // RAM pages go straight into guest RAM (never-written pages stay untouched), device
 // sections are held until the stream's integrity is verified at its end and only then
 // applied. It returns the source's run state ("" when the stream carried none).
-func (e *Engine) Load(r io.Reader) (string, error) {
-	rd := stream.NewReader(r)
+func (e *Engine) Load(r io.Reader) (string, error) { return e.load(stream.NewReader(r), nil) }
+
+// load is Load from rd; f reads a mapped-ram stream's pages (nil: rd cannot be one).
+func (e *Engine) load(rd *stream.Reader, f io.ReaderAt) (string, error) {
+	var order []stream.Block
 	blocks := map[string]RAMBlock{}
 	for _, b := range e.m.RAMBlocks() {
 		blocks[b.Name()] = b
@@ -160,6 +166,7 @@ func (e *Engine) Load(r io.Reader) (string, error) {
 				return "", errorf(ErrLoad, "Machine type received is '%s' and local is '%s'", rec.MachineType, mt)
 			}
 		case stream.RAMBlocks:
+			order = rec.Blocks
 			for _, sb := range rec.Blocks {
 				b, ok := blocks[sb.Name]
 				if !ok {
@@ -191,6 +198,11 @@ func (e *Engine) Load(r io.Reader) (string, error) {
 			b.WritePage(page, fill[:])
 		case stream.Device:
 			devs = append(devs, dev{sectionID(rec.IDStr, rec.Instance), rec.Version, append([]byte(nil), rec.State...)})
+		}
+	}
+	if rd.Mapped() {
+		if err := loadMapped(rd, f, order, blocks); err != nil {
+			return "", err
 		}
 	}
 	// Verified: apply the device state.

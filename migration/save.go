@@ -117,10 +117,13 @@ func (s *saver) save() error {
 	if err := transport.Connected(j.out); err != nil {
 		return s.ioErr(err)
 	}
-	out := j.out
-	s.cw = &countWriter{w: out, j: j}
-	s.bw = bufio.NewWriterSize(s.cw, 1<<20)
-	s.w = stream.NewWriter(s.bw, s.m.MachineType())
+	if f, ok := j.out.(io.WriterAt); ok && j.mapped {
+		s.w = stream.NewMappedWriter(&limitedAt{f: f, cw: countWriter{j: j}}, j.base, s.m.MachineType())
+	} else {
+		s.cw = &countWriter{w: j.out, j: j}
+		s.bw = bufio.NewWriterSize(s.cw, 1<<20)
+		s.w = stream.NewWriter(s.bw, s.m.MachineType())
+	}
 	if err := s.w.Begin(); err != nil {
 		return s.ioErr(err)
 	}
@@ -428,6 +431,9 @@ func (s *saver) writeFinal(buf []pageCopy, devs []devState, descs []stream.Devic
 	}
 	if err := s.w.Finish(descs); err != nil {
 		return s.ioErr(err)
+	}
+	if s.bw == nil {
+		return nil
 	}
 	if err := s.bw.Flush(); err != nil {
 		return s.ioErr(err)

@@ -83,6 +83,54 @@
 // Restore applies pages as they arrive; the engine must not run the guest until Next has
 // returned End. The Reader stops after the vmdesc and does not look at what follows.
 //
+// # Mapped RAM
+//
+// NewMappedWriter writes QEMU 9.0's mapped-ram layout (capability "mapped-ram", file: only):
+// the same sections, but no page records; every page of a block has a fixed place in the
+// file and the stream's bytes flow around the blocks' regions. Offsets are absolute file
+// offsets (base = N of file:PATH,offset=N), as QEMU's qemu_get_offset gives them.
+//
+//	base ──> ┌──────────────────────────────────────────────────────────────────┐
+//	         │ QEVM 3  0x07 be32 len machine type                               │
+//	         │   0x05 idstr "configuration/capabilities" be32 1                 │ configuration
+//	         │   be32 1  u8 10 "mapped-ram"                                     │  (QEMU 9.0)
+//	         │ 0x01 START "ram"  be64 total|MEM_SIZE                            │
+//	         │   idstr block  be64 size                                         │ per block:
+//	  H ───> │   MappedRamHeader: be32 1, be64 4096, be64 B=H+28, be64 P        │
+//	  B ───> │   bitmap: ceil(pages/64) little-endian u64 (bit p = page present) │ (written last)
+//	         │   … zero padding (a hole) …                                       │
+//	  P ───> │   page 0 … page n-1: PAGE_SIZE each at P + p*4096, P 1 MiB aligned│ (pwrite, holes
+//	         │   (absent pages: holes or stale bytes, ignored)                   │  where absent)
+//	P+size─> │   next block's idstr/size/header … ;  be64 EOS  0x7e footer        │
+//	         │ PART / END "ram": be64 EOS + footer only (pages went to P)        │
+//	         │ FULL device sections                                              │
+//	         │ FULL "tlcvm/mapped-ram" v1: be32 len, per block: be32 CRC32C(bitmap)│ digests
+//	         │   then one be32 digest per 1 MiB chunk of the block               │
+//	         │ FULL "tlcvm/integrity" (CRC32C of the sequential bytes only)      │
+//	         │ 0x00 EOF  0x06 vmdesc (with a "configuration" member)             │
+//	         └──────────────────────────────────────────────────────────────────┘
+//
+// A page written again in a later pass is overwritten in place; a page found zero is only
+// cleared from the bitmap (QEMU: "zero pages are not transferred with mapped-ram"), so the
+// file is bounded by the RAM size whatever the number of passes. Contiguous pages are
+// gathered into writes of up to 1 MiB.
+//
+// Integrity. The sequential bytes are covered by tlcvm/integrity as in a streamed file
+// (the skipped regions are not part of the CRC or of its length). The RAM regions are
+// covered by tlcvm/mapped-ram: the CRC32C of each bitmap, and for each 1 MiB chunk of RAM
+// the CRC32C of the be32 CRC32C of each of its 256 pages in order (0 for an absent page).
+// The writer keeps the per-page CRC32C (4 bytes per page) and replaces it when a page is
+// rewritten: no read-back and no recomputation of a chunk. Reader.ReadMapped, called once
+// Next has returned End, reads the bitmap and checks it, then reads each chunk's present
+// pages, checks the chunk's digest and only then hands its pages over; a flipped byte in
+// a present page, the bitmap, a header or the sequential part fails with ErrIntegrity or
+// ErrFormat, and any truncation with ErrTruncated (the sequential stream ends the file).
+// A flipped byte of an absent page is not part of the checkpoint and is not looked at.
+//
+// Reading needs a seekable file: NewFileReader (NewReader refuses a mapped-ram stream
+// with ErrFormat). The Reader checks that every header places its bitmap right after it
+// and its pages at the next 1 MiB boundary after the bitmap, as QEMU computes them.
+//
 // # vmdesc
 //
 // After EOF: 0x06, be32 length, JSON in QEMU 7.2's QJSON style (", " and ": "

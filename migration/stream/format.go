@@ -120,6 +120,13 @@ type Record struct {
 	Kind RecordKind
 
 	MachineType string // Config
+	// Capabilities (Config) are the configuration section's migration capabilities (QEMU
+	// 9.0's "configuration/capabilities" subsection): ["mapped-ram"] or none.
+	Capabilities []string
+
+	// Mapped (RAMBlocks, mapped-ram streams only) is where each block lives in the file;
+	// its pages are read with Reader.ReadMapped once Next has returned End.
+	Mapped []MappedBlock
 
 	Blocks []Block // RAMBlocks
 

@@ -66,7 +66,12 @@ func (m *machine) page(b int, off uint64) []byte { return m.mem[b][off : off+str
 // END re-sending pages changed meanwhile, then the devices. It returns the final memory.
 func (m *machine) save(t testing.TB, out io.Writer) {
 	t.Helper()
-	w := stream.NewWriter(out, m.typ)
+	m.saveTo(t, stream.NewWriter(out, m.typ))
+}
+
+// saveTo is save through any Writer (NewMappedWriter's too).
+func (m *machine) saveTo(t testing.TB, w *stream.Writer) {
+	t.Helper()
 	must := func(err error) {
 		t.Helper()
 		if err != nil {

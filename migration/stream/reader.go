@@ -55,6 +55,8 @@ type Reader struct {
 	vmdesc   []byte
 	normal   uint64
 	zero     uint64
+
+	mr mappedReader // mapped-ram: the seekable file and the blocks' places
 }
 
 // NewReader returns a Reader of r.
@@ -271,8 +273,17 @@ func (r *Reader) header() (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
+	rec := Record{Kind: Config, MachineType: string(name)}
+	if err := r.ensure(1); err != nil {
+		return Record{}, err
+	}
+	if r.buf[r.r] == secSubsection {
+		if rec.Capabilities, err = r.capabilities(); err != nil {
+			return Record{}, err
+		}
+	}
 	r.state = rSections
-	return Record{Kind: Config, MachineType: string(name)}, nil
+	return rec, nil
 }
 
 // footer reads a section footer and checks its id.
@@ -365,6 +376,8 @@ func (r *Reader) sectionStart() (rec Record, more bool, err error) {
 		return Record{Kind: End}, false, r.integrity(id)
 	case r.section == ramIDStr:
 		return Record{}, false, r.fail(ErrFormat, "RAM as a FULL section")
+	case r.section == MappedTableIDStr:
+		return Record{}, true, r.mappedTable(id, instance, version)
 	}
 	rec, err = r.device(id, instance, version)
 	return rec, false, err
@@ -403,6 +416,11 @@ func (r *Reader) ramSetup() (Record, error) {
 		r.byName[string(name)] = len(r.blocks)
 		r.blocks = append(r.blocks, Block{Name: string(name), Size: size})
 		sum += size
+		if r.mr.on {
+			if err := r.mappedBlock(size); err != nil {
+				return Record{}, err
+			}
+		}
 	}
 	eos, err := r.u64()
 	if err != nil {
@@ -415,7 +433,7 @@ func (r *Reader) ramSetup() (Record, error) {
 		return Record{}, err
 	}
 	r.ram = ramSetUp
-	return Record{Kind: RAMBlocks, Blocks: r.blocks}, nil
+	return Record{Kind: RAMBlocks, Blocks: r.blocks, Mapped: r.mr.blocks}, nil
 }
 
 // ramRecord reads one record of an open PART or END section.
@@ -503,6 +521,9 @@ func (r *Reader) device(id, instance, version uint32) (Record, error) {
 func (r *Reader) integrity(id uint32) error {
 	if r.ram == ramSetUp {
 		return r.fail(ErrFormat, "integrity section before the RAM section's END")
+	}
+	if r.mr.on && r.mr.table == nil {
+		return r.fail(ErrFormat, "mapped-ram stream without its %s section", MappedTableIDStr)
 	}
 	f, err := r.peek(integrityFields)
 	if err != nil {

@@ -64,10 +64,14 @@ func appendJSONString(b []byte, s string) []byte {
 // and checks that the byte five before it is 0x06: the be32 length just before the JSON
 // must therefore not contain '{' after its last zero byte; trailing blanks are added to the
 // JSON until it does not.
-func buildVMDesc(devs []devRecord) []byte {
-	b := make([]byte, 0, 256+160*len(devs))
+func buildVMDesc(devs []devRecord, config []byte) []byte {
+	b := make([]byte, 0, 256+len(config)+160*len(devs))
 	b = append(b, `{"page_size": `...)
 	b = strconv.AppendUint(b, PageSize, 10)
+	if config != nil {
+		b = append(b, `, "configuration": `...)
+		b = append(b, config...)
+	}
 	b = append(b, `, "devices": [`...)
 	for _, d := range devs {
 		b = appendDevice(b, d.desc.Name, d.desc.Instance, d.desc.Version)

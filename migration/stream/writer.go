@@ -69,6 +69,8 @@ type Writer struct {
 	normal, zero uint64
 	devices      []devRecord
 	devIndex     map[DeviceDesc]struct{} // name+instance seen (Version zeroed)
+
+	mr *mappedWriter // QEMU 9.0's mapped-ram layout (NewMappedWriter), else nil
 }
 
 // NewWriter returns a Writer for a machine of the given type (the configuration section's
@@ -87,8 +89,18 @@ func NewWriter(w io.Writer, machineType string) *Writer {
 // Finish at debug level.
 func (w *Writer) SetLogger(l zerolog.Logger) { w.log = l }
 
-// Bytes returns the number of stream bytes produced so far (buffered ones included).
-func (w *Writer) Bytes() uint64 { return w.flushed + uint64(len(w.buf)) }
+// Bytes returns the number of bytes produced so far (buffered ones included): the stream,
+// plus with mapped-ram the pages and bitmaps written at their offsets.
+func (w *Writer) Bytes() uint64 {
+	n := w.streamBytes()
+	if w.mr != nil {
+		n += w.mr.bytes
+	}
+	return n
+}
+
+// streamBytes counts the sequential stream's bytes (what the integrity section covers).
+func (w *Writer) streamBytes() uint64 { return w.flushed + uint64(len(w.buf)) }
 
 // Pages returns how many PAGE (normal) and ZERO records RAMPage has written.
 func (w *Writer) Pages() (normal, zero uint64) { return w.normal, w.zero }
@@ -124,6 +136,9 @@ func (w *Writer) Begin() error {
 	b = append(b, secConfiguration)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(w.machineType)))
 	b = append(b, w.machineType...)
+	if w.mr != nil {
+		b = appendCaps(b)
+	}
 	w.buf = b
 	w.state = wBetween
 	return nil
@@ -184,10 +199,13 @@ func (w *Writer) RAMSetup(blocks []Block) error {
 	w.reserve(8)
 	w.buf = binary.BigEndian.AppendUint64(w.buf, total|flagMemSize)
 	for _, bl := range blocks {
-		w.reserve(1 + len(bl.Name) + 8)
+		w.reserve(1 + len(bl.Name) + 8 + mappedHdrSize)
 		b := append(w.buf, byte(len(bl.Name)))
 		b = append(b, bl.Name...)
 		w.buf = binary.BigEndian.AppendUint64(b, bl.Size)
+		if w.mr != nil {
+			w.mappedSetup(bl)
+		}
 	}
 	w.reserve(8)
 	w.buf = binary.BigEndian.AppendUint64(w.buf, flagEOS)
@@ -230,6 +248,11 @@ func (w *Writer) RAMIterEnd() error {
 	if err := w.check("RAMIterEnd", wInPart, wInEnd); err != nil {
 		return err
 	}
+	if w.mr != nil {
+		if err := w.flushRun(); err != nil {
+			return err
+		}
+	}
 	w.reserve(8)
 	w.buf = binary.BigEndian.AppendUint64(w.buf, flagEOS)
 	w.footer(w.ramID)
@@ -251,6 +274,9 @@ func (w *Writer) RAMPage(block string, offset uint64, page []byte) error {
 	if len(page) != PageSize {
 		return w.usage("page of %d bytes", len(page))
 	}
+	if w.mr != nil {
+		return w.mappedPage(block, offset, page)
+	}
 	if IsZero(page) {
 		return w.ramRecord(block, offset, flagZero, nil)
 	}
@@ -265,6 +291,9 @@ func (w *Writer) RAMZero(block string, offset uint64) error {
 	}
 	if w.state != wInPart && w.state != wInEnd {
 		return w.usage("RAMZero outside a RAM section")
+	}
+	if w.mr != nil {
+		return w.mappedPage(block, offset, nil)
 	}
 	return w.ramRecord(block, offset, flagZero, nil)
 }
@@ -320,17 +349,23 @@ func (w *Writer) Device(idstr string, instance, version uint32, state []byte) er
 	switch {
 	case len(idstr) == 0 || len(idstr) > MaxIDStr || !utf8.ValidString(idstr):
 		return w.usage("device idstr %q: must be UTF-8 of 1..%d bytes", idstr, MaxIDStr)
-	case idstr == ramIDStr || idstr == IntegrityIDStr:
+	case idstr == ramIDStr || idstr == IntegrityIDStr || idstr == MappedTableIDStr:
 		return w.usage("device idstr %q is reserved", idstr)
 	case len(state) > MaxStateSize:
 		return w.usage("device %q: state of %d bytes (max %d)", idstr, len(state), MaxStateSize)
 	case len(w.devices) >= MaxDevices:
 		return w.usage("more than %d device sections", MaxDevices)
 	}
-	key := DeviceDesc{Name: idstr, Instance: instance}
-	if _, dup := w.devIndex[key]; dup {
+	if _, dup := w.devIndex[DeviceDesc{Name: idstr, Instance: instance}]; dup {
 		return w.usage("device section %q instance %d written twice", idstr, instance)
 	}
+	w.deviceSection(idstr, instance, version, state)
+	return w.err
+}
+
+// deviceSection writes a FULL section carrying state (unchecked).
+func (w *Writer) deviceSection(idstr string, instance, version uint32, state []byte) {
+	key := DeviceDesc{Name: idstr, Instance: instance}
 	w.devIndex[key] = struct{}{}
 	w.devices = append(w.devices, devRecord{DeviceDesc{idstr, instance, version}, uint32(len(state))})
 	id := w.sectionHeader(secFull, idstr, instance, version)
@@ -338,7 +373,6 @@ func (w *Writer) Device(idstr string, instance, version uint32, state []byte) er
 	w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(len(state)))
 	w.write(state)
 	w.footer(id)
-	return w.err
 }
 
 // Finish writes the tlcvm/integrity section, EOF and the vmdesc JSON, then flushes. The
@@ -361,14 +395,25 @@ func (w *Writer) Finish(devices []DeviceDesc) error {
 			return w.usage("device %q instance %d version %d described but not written", d.Name, d.Instance, d.Version)
 		}
 	}
-	desc := buildVMDesc(w.devices)
+	if w.mr != nil {
+		table, err := w.mappedFinish()
+		if err != nil {
+			return err
+		}
+		w.deviceSection(MappedTableIDStr, 0, mappedTableVersion, table)
+	}
+	var config []byte
+	if w.mr != nil {
+		config = configDesc(len(w.machineType))
+	}
+	desc := buildVMDesc(w.devices, config)
 	if len(desc) > MaxVMDescSize {
 		return w.usage("vmdesc of %d bytes (max %d)", len(desc), MaxVMDescSize)
 	}
 	// Fold every byte so far into the CRC: the integrity section covers them.
 	w.crc = crc32.Update(w.crc, castagnoli, w.buf[w.crcPos:])
 	w.crcPos = len(w.buf)
-	streamLen, streamCRC := w.Bytes(), w.crc
+	streamLen, streamCRC := w.streamBytes(), w.crc
 
 	id := w.sectionHeader(secFull, IntegrityIDStr, 0, integrityVersion)
 	w.reserve(integrityFields + 5 + 1 + 5)
