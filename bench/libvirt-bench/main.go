@@ -1,0 +1,97 @@
+// Command libvirt-bench measures libvirt driving tlcvm and QEMU 7.2 in one
+// run (probe, virsh start, save, restore, destroy), prints the Markdown
+// table and rewrites the libvirt section of BENCHMARKS.md. Needs root and
+// a running libvirtd (scripts/libvirt-setup.sh start); bench/run-libvirt.sh
+// wraps it.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	lv "tlcvm/bench/libvirt"
+	"tlcvm/bench/report"
+)
+
+func main() {
+	n := flag.Int("n", 5, "repetitions per side")
+	tl := flag.String("tlcvm", os.Getenv("TLCVM_BIN"), "tlcvm binary")
+	qemu := flag.String("qemu", "/usr/bin/qemu-system-x86_64", "QEMU 7.2 binary")
+	mbr := flag.String("mbr", "/work/shared/reference/libvirt/tools/mbr.bin", "boot sector for the domain's disk")
+	doc := flag.String("doc", "", "BENCHMARKS.md to update (empty: print only)")
+	jsonOut := flag.String("json", "", "write every sample as JSON lines here")
+	invocation := flag.String("invocation", "bench/run-libvirt.sh", "command shown in BENCHMARKS.md")
+	flag.Parse()
+	if err := run(*n, *tl, *qemu, *mbr, *doc, *jsonOut, *invocation); err != nil {
+		fmt.Fprintln(os.Stderr, "libvirt-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n int, tl, qemu, mbr, doc, jsonOut, invocation string) error {
+	if tl == "" {
+		return fmt.Errorf("no tlcvm binary: pass -tlcvm or set TLCVM_BIN")
+	}
+	dir, err := os.MkdirTemp("", "tlcvm-libvirt-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	unlock, err := lv.Lock() // never beside the end-to-end suite, which restarts libvirtd
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	start := time.Now().UTC()
+	load0, _ := os.ReadFile("/proc/loadavg")
+	v := lv.NewVirsh()
+	samples, rows, err := v.Bench(lv.BenchConfig{TLCVM: tl, QEMU: qemu, MBR: mbr, N: n, Dir: dir, Progress: os.Stderr})
+	if jsonOut != "" {
+		f, ferr := os.Create(jsonOut)
+		if ferr == nil {
+			enc := json.NewEncoder(f)
+			for _, s := range samples {
+				_ = enc.Encode(s)
+			}
+			f.Close()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	load1, _ := os.ReadFile("/proc/loadavg")
+	var b strings.Builder
+	fmt.Fprintf(&b, "Run %s, `%s` (N = %d per side, interleaved tlcvm, QEMU, QEMU, tlcvm, …; medians of the wall time of each `virsh` command; %d CPUs, load average %s before, %s after; libvirtd under the subreaper).\n\n",
+		start.Format("2006-01-02 15:04 UTC"), invocation, n, runtime.NumCPU(), field(load0), field(load1))
+	b.WriteString(report.Markdown(rows))
+	b.WriteString("\nThe domain is anchor1's (pc, 256 MiB, 1 vCPU, qcow2 virtio disk holding the reference MBR, pty serial) with `<emulator>` set to each binary. " +
+		"The probe row gives libvirt each binary under a new path (a symlink) each time, so that libvirt probes it (QEMU: two probe runs, KVM then TCG, because /dev/kvm is usable here). " +
+		"On a host where /dev/kvm is usable, libvirt throws tlcvm's cached capabilities away on every lookup (tlcvm answers query-kvm with enabled:false: " +
+		"\"KVM was not enabled when probing\"), so tlcvm's start and restore rows include one more probe each; see docs/libvirt.md.\n")
+	fmt.Print(b.String())
+	if doc == "" {
+		return nil
+	}
+	old, err := os.ReadFile(doc)
+	if err != nil {
+		return err
+	}
+	out, err := report.UpdateSection(old, "libvirt", b.String())
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(doc, out, 0o644)
+}
+
+func field(b []byte) string {
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
+}

@@ -1,0 +1,204 @@
+package libvirt
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"text/template"
+	"time"
+)
+
+// Kind selects the domain model.
+type Kind int
+
+// Domain models, after /work/shared/reference/libvirt/domain/anchor{1,2}.xml.
+const (
+	PC  Kind = iota // anchor1: pc, 256 MiB, 1 vCPU, qcow2 virtio disk, pty serial, no balloon
+	Q35             // anchor2: q35, 2 vCPUs, virt-install devices
+)
+
+// Domain is a test domain.
+type Domain struct {
+	Kind      Kind
+	Name      string // unique: tlcvm-test-<random>
+	UUID      string // fixed so that a redefinition replaces the domain; NewUUID
+	Emulator  string
+	Disk      string // qcow2 image path
+	Workload  string // the fw_cfg entry opt/tlcvm/workload; "" for none
+	NoVNC     bool   // Q35 only: leave out anchor2's <graphics type='vnc'>
+	NoBalloon bool   // Q35 only: <memballoon model='none'/> instead of anchor2's virtio balloon
+}
+
+// NewName returns prefix-<8 random hex digits>.
+func NewName(prefix string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return prefix + "-" + hex.EncodeToString(b[:])
+}
+
+// NewUUID returns a random (version 4) UUID.
+func NewUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// CreateDisk creates a 64 MiB qcow2 at path with qemu-img; when mbr is not
+// empty, that boot sector is written into it first (QEMU needs a bootable
+// disk to power off on the ACPI button).
+func CreateDisk(path, mbr string) error {
+	if mbr != "" {
+		raw := path + ".raw"
+		b, err := os.ReadFile(mbr)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(raw, b, 0o644); err != nil {
+			return err
+		}
+		defer os.Remove(raw)
+		if err := os.Truncate(raw, 64<<20); err != nil {
+			return err
+		}
+		if out, err := exec.Command("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, path).CombinedOutput(); err != nil {
+			return fmt.Errorf("qemu-img convert: %v: %s", err, out)
+		}
+		return nil
+	}
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", path, "64M").CombinedOutput(); err != nil {
+		return fmt.Errorf("qemu-img create: %v: %s", err, out)
+	}
+	return nil
+}
+
+var domTmpl = template.Must(template.New("d").Parse(`<domain type='qemu'>
+  <name>{{.Name}}</name>
+{{- if .UUID}}
+  <uuid>{{.UUID}}</uuid>
+{{- end}}
+  <memory unit='MiB'>256</memory>
+  <currentMemory unit='MiB'>256</currentMemory>
+{{- if .Q35}}
+  <vcpu>2</vcpu>
+{{- else}}
+  <vcpu placement='static'>1</vcpu>
+{{- end}}
+{{- if .Workload}}
+  <sysinfo type='fwcfg'>
+    <entry name='opt/tlcvm/workload'>{{.Workload}}</entry>
+  </sysinfo>
+{{- end}}
+  <os>
+    <type arch='x86_64' machine='{{if .Q35}}q35{{else}}pc{{end}}'>hvm</type>
+    <boot dev='hd'/>
+  </os>
+{{- if .Q35}}
+  <features><acpi/><apic/></features>
+  <clock offset='utc'>
+    <timer name='rtc' tickpolicy='catchup'/>
+    <timer name='pit' tickpolicy='delay'/>
+    <timer name='hpet' present='no'/>
+  </clock>
+  <pm><suspend-to-mem enabled='no'/><suspend-to-disk enabled='no'/></pm>
+{{- else}}
+  <features>
+    <acpi/>
+  </features>
+  <clock offset='utc'/>
+{{- end}}
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>{{.Emulator}}</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'{{if .Q35}} discard='unmap'{{end}}/>
+      <source file='{{.Disk}}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+{{- if .Q35}}
+    <disk type='file' device='cdrom'>
+      <driver name='qemu' type='raw'/>
+      <target dev='sda' bus='sata'/>
+      <readonly/>
+    </disk>
+    <interface type='user'>
+      <model type='virtio'/>
+    </interface>
+{{- end}}
+    <serial type='pty'>
+      <target port='0'/>
+    </serial>
+    <console type='pty'>
+      <target type='serial' port='0'/>
+    </console>
+{{- if .Q35}}
+    <channel type='unix'>
+      <target type='virtio' name='org.qemu.guest_agent.0'/>
+    </channel>
+    <input type='tablet' bus='usb'/>
+{{- if .VNC}}
+    <graphics type='vnc' port='-1' listen='127.0.0.1'/>
+{{- end}}
+    <video><model type='virtio'/></video>
+{{- if .Balloon}}
+    <memballoon model='virtio'>
+      <stats period='5'/>
+    </memballoon>
+{{- else}}
+    <memballoon model='none'/>
+{{- end}}
+    <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>
+{{- else}}
+    <memballoon model='none'/>
+{{- end}}
+  </devices>
+</domain>
+`))
+
+// XML renders the domain.
+func (d Domain) XML() string {
+	var b strings.Builder
+	esc := func(s string) string {
+		return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "'", "&apos;").Replace(s)
+	}
+	_ = domTmpl.Execute(&b, struct {
+		Name, UUID, Emulator, Disk, Workload string
+		Q35, VNC, Balloon                    bool
+	}{esc(d.Name), esc(d.UUID), esc(d.Emulator), esc(d.Disk), esc(d.Workload), d.Kind == Q35, !d.NoVNC, !d.NoBalloon})
+	return b.String()
+}
+
+// Define writes the XML into dir and runs virsh define.
+func (v *Virsh) Define(d Domain, dir string) error {
+	p := filepath.Join(dir, d.Name+".xml")
+	if err := os.WriteFile(p, []byte(d.XML()), 0o644); err != nil {
+		return err
+	}
+	_, err := v.Run("define", p)
+	return err
+}
+
+// Remove destroys (if running) and undefines the domain with its managed
+// save image and snapshot metadata. It retries for up to 30 s (libvirtd may
+// be restarting) and succeeds once the domain is gone.
+func (v *Virsh) Remove(name string) error {
+	err := Poll(30*time.Second, 200*time.Millisecond, "undefine "+name, func() (bool, error) {
+		_, _ = v.Run("destroy", name)
+		_, err := v.Run("undefine", "--managed-save", "--snapshots-metadata", name)
+		if err == nil || strings.Contains(err.Error(), "failed to get domain") || strings.Contains(err.Error(), "Domain not found") {
+			return true, nil
+		}
+		return false, err
+	})
+	// libvirt keeps the domain's log after undefine; the names are unique, so drop it.
+	_ = os.Remove(filepath.Join("/var/log/libvirt/qemu", name+".log"))
+	return err
+}

@@ -1,0 +1,17 @@
+// Package libvirt is the libvirt end-to-end suite (issue 5): libvirt 9.0's
+// libvirtd and virsh drive tlcvm as a domain's <emulator>, through every
+// flow of the issue (domcapabilities, define, start, dominfo, domstate,
+// domstats, domblklist, domblkinfo, qemu-monitor-command QMP and HMP,
+// console, suspend, resume, save, restore, managedsave, external live
+// snapshot, reset, reboot, shutdown, destroy, undefine, libvirtd restart).
+//
+// TestMain needs root. It starts virtlogd and libvirtd with
+// scripts/libvirt-setup.sh when they are not running (installing libvirt
+// when missing) and stops only what it started; without root the suite
+// skips with the reason. The binary under test is $TLCVM_BIN, else built
+// from ./cmd/qemu-system-x86_64 into a fresh temporary directory (a new
+// path, so libvirt probes it), else bin/qemu-system-x86_64.
+//
+//	go test ./tests/libvirt ──exec──▶ virsh ──▶ libvirtd ──exec──▶ tlcvm
+//	        └───────────── reads the pty from `virsh ttyconsole` ◀── serial
+package libvirt
