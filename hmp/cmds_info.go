@@ -97,6 +97,16 @@ func infoCommands() []Command {
 				}
 				c.Printf("%d.%d.%d%s\n", v.QEMU.Major, v.QEMU.Minor, v.QEMU.Micro, v.Package)
 			}},
+		{Info: true, Name: "balloon", Params: "", Help: "show balloon information",
+			Run: func(c *Call) {
+				var b struct {
+					Actual int64 `json:"actual"`
+				}
+				if c.Fail(c.Query("query-balloon", nil, &b)) {
+					return
+				}
+				c.Printf("balloon: actual=%d\n", b.Actual>>20)
+			}},
 		{Info: true, Name: "kvm", Params: "", Help: "show KVM information",
 			Run: func(c *Call) {
 				var k kvmInfo

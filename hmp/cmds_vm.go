@@ -26,6 +26,11 @@ func registerBuiltins(m *Monitor) {
 
 func vmCommands() []Command {
 	return []Command{
+		{Name: "balloon", Args: "value:M", Params: "target", Help: "request VM to change its memory allocation (in MB)",
+			Run: func(c *Call) {
+				v, _ := c.Args.Int("value")
+				c.Do("balloon", map[string]any{"value": v})
+			}},
 		{Name: "help|?", Args: "name:S?", Params: "[cmd]", Help: "show the help",
 			Run: func(c *Call) {
 				name, _ := c.Args.Str("name")

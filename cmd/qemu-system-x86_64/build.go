@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -122,6 +123,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		MachineType: p.machine.Name,
 		CPUModel:    p.mcfg.CPUModel,
 		PCI:         p.pci,
+		Balloon:     hasBalloon(cfg),
 	}
 	v.human = hmp.New(nil, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
 	deps.Human = v.human
@@ -302,4 +304,15 @@ func phase(name string) {
 	if os.Getenv("TLCVM_STARTTRACE") != "" {
 		fmt.Fprintf(os.Stderr, "%s %.3f ms\n", name, float64(time.Since(t0).Microseconds())/1000)
 	}
+}
+
+// hasBalloon reports whether -device created a virtio-balloon device.
+func hasBalloon(cfg *compat.Config) bool {
+	for _, d := range cfg.Devices {
+		if catalog.IsA(d.Driver, "virtio-balloon-pci") || catalog.IsA(d.Driver, "virtio-balloon-device") ||
+			strings.HasPrefix(d.Driver, "virtio-balloon-pci") {
+			return true
+		}
+	}
+	return false
 }

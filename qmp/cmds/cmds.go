@@ -42,6 +42,7 @@ type Deps struct {
 	MachineType string            // resolved name, e.g. "pc-i440fx-7.2"
 	CPUModel    string            // e.g. "qemu64"
 	PCI         []PCIFunction     // functions on bus 0; nil for a machine without PCI
+	Balloon     bool              // a virtio-balloon device exists (-device)
 	Migration   *migration.Engine // nil: the migration commands are not registered
 	Block       *blockdev.Graph   // nil: the block commands are not registered
 }

@@ -17,6 +17,11 @@ type BalloonInfo struct {
 	Actual int64 `json:"actual"`
 }
 
+// BalloonArgs are balloon's arguments: the target guest memory size in bytes.
+type BalloonArgs struct {
+	Value int64 `json:"value"`
+}
+
 // SevCapability is query-sev-capabilities's reply (never returned: no KVM, no SEV).
 type SevCapability struct {
 	qmp.QAPIOrder
@@ -37,14 +42,29 @@ type SGXInfo struct {
 	Section []any `json:"section"`
 }
 
-// registerMisc adds the queries whose answer follows from what tlcvm is: a machine with
-// no balloon, no KVM (so no SEV or SGX), and the TPM and chardev back-ends of its
+// registerMisc adds the queries whose answer follows from what tlcvm is: a balloon device
+// only when -device asked for one (with a guest that has no balloon driver), no KVM (so no SEV or SGX), and the TPM and chardev back-ends of its
 // catalogue.
 func registerMisc(r *qmp.Registry, d *Deps) {
 	r.Register(
 		qmp.Command{Name: "query-balloon", Returns: BalloonInfo{},
 			Run: func(*qmp.Call) (any, error) {
-				return nil, qmp.DeviceNotActive("No balloon device has been activated")
+				if !d.Balloon {
+					return nil, qmp.DeviceNotActive("No balloon device has been activated")
+				}
+				// The guest has no balloon driver: it never gives memory back, so the
+				// balloon's actual size is all of RAM, as QEMU reports for such a guest.
+				return BalloonInfo{Actual: int64(d.Machine.RAMSize())}, nil
+			}},
+		qmp.Command{Name: "balloon", Args: &BalloonArgs{},
+			Run: func(c *qmp.Call) (any, error) {
+				if !d.Balloon {
+					return nil, qmp.DeviceNotActive("No balloon device has been activated")
+				}
+				if c.Args.(*BalloonArgs).Value <= 0 {
+					return nil, qmp.GenericError("Parameter 'target' expects a size")
+				}
+				return nil, nil
 			}},
 		qmp.Command{Name: "query-sev-capabilities", Returns: SevCapability{},
 			Run: func(*qmp.Call) (any, error) { return nil, qmp.GenericError("KVM not enabled") }},
