@@ -14,7 +14,6 @@ import (
 // prints the parsed arguments.
 var qemuSpecs = []hmp.Command{
 	{Name: "set_link", Args: "name:s,up:b", Params: "name on|off"},
-	{Name: "balloon", Args: "value:M", Params: "target"},
 	{Name: "block_resize", Args: "device:B,size:o", Params: "device size"},
 	{Name: "screendump", Args: "filename:F,format:-fs,device:s?,head:i?", Params: "filename [-f format] [device [head]]"},
 	{Name: "qom-set", Args: "json:-j,path:s,property:s,value:S", Params: "[-j] path property value"},
