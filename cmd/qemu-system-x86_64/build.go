@@ -124,6 +124,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		CPUModel:    p.mcfg.CPUModel,
 		PCI:         p.pci,
 		Balloon:     hasBalloon(cfg),
+		KVM:         p.kvm,
 	}
 	v.human = hmp.New(nil, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
 	deps.Human = v.human

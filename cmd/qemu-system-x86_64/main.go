@@ -54,6 +54,9 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return report(stderr, err)
 	}
+	for _, w := range plan.warnings {
+		fmt.Fprintln(stderr, w)
+	}
 
 	var status *daemon.Status
 	if cfg.Daemonize {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"golang.org/x/sys/unix"
+
 	"fmt"
 	"os"
 	"strings"
@@ -22,6 +24,9 @@ type plan struct {
 	serialChardev string
 	// pci lists the functions on PCI bus 0 (nil for -machine none).
 	pci []cmds.PCIFunction
+	// kvm: the accelerator chosen is KVM (see chooseAccel); warnings go to stderr at start.
+	kvm      bool
+	warnings []string
 }
 
 // machineLimits gives compat the machine class facts it checks the command line against.
@@ -76,6 +81,11 @@ func prepare(cfg *compat.Config) (*plan, error) {
 			}
 		}
 	}
+	kvm, warnings, err := chooseAccel(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.kvm, p.warnings = kvm, warnings
 	if err := checkMachineProps(cfg, mt); err != nil {
 		return nil, err
 	}
@@ -269,4 +279,41 @@ func checkObjects(cfg *compat.Config) error {
 		}
 	}
 	return nil
+}
+
+// chooseAccel picks the accelerator as QEMU's configure_accelerators does: the first of the
+// -accel options (or -machine accel=a:b, default tcg) that initialises. tlcvm's guest runs
+// the same whichever is chosen; choosing KVM only requires /dev/kvm to open read-write, as
+// QEMU's kvm_init does first, so that query-kvm reports what QEMU would on this host
+// (libvirt trusts its capability cache only when that matches the host).
+func chooseAccel(cfg *compat.Config) (kvm bool, warnings []string, err error) {
+	var names []string
+	for _, o := range cfg.Accels {
+		a, _ := o.Get("accel")
+		names = append(names, a)
+	}
+	if v, ok := cfg.Machine.Prop("accel"); ok && len(names) == 0 {
+		names = strings.Split(v, ":")
+	}
+	if len(names) == 0 {
+		names = []string{"tcg"}
+	}
+	failed := false
+	for _, a := range names {
+		if a != "kvm" {
+			if failed {
+				warnings = append(warnings, fmt.Sprintf("%s: falling back to %s", cfg.Prog, a))
+			}
+			return false, warnings, nil
+		}
+		fd, err := unix.Open("/dev/kvm", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err == nil {
+			unix.Close(fd)
+			return true, warnings, nil
+		}
+		failed = true
+		warnings = append(warnings, "Could not access KVM kernel module: "+errno.Text(err),
+			fmt.Sprintf("%s: failed to initialize kvm: %s", cfg.Prog, errno.Text(err)))
+	}
+	return false, nil, failf(cfg, "", "%s\n%s: no accelerator found", strings.Join(warnings, "\n"), cfg.Prog)
 }

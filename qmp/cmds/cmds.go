@@ -43,6 +43,7 @@ type Deps struct {
 	CPUModel    string            // e.g. "qemu64"
 	PCI         []PCIFunction     // functions on bus 0; nil for a machine without PCI
 	Balloon     bool              // a virtio-balloon device exists (-device)
+	KVM         bool              // the accelerator chosen is KVM (query-kvm "enabled")
 	Migration   *migration.Engine // nil: the migration commands are not registered
 	Block       *blockdev.Graph   // nil: the block commands are not registered
 }

@@ -18,8 +18,8 @@ type UuidInfo struct {
 	UUID string `json:"UUID"`
 }
 
-// KvmInfo is query-kvm's reply. tlcvm never uses KVM; "present" reports what Debian's
-// QEMU reports on these hosts (compiled in, not usable).
+// KvmInfo is query-kvm's reply: "present" as Debian's QEMU (compiled in), "enabled" when
+// the accelerator chosen is KVM (see the composition root's chooseAccel).
 type KvmInfo struct {
 	qmp.QAPIOrder
 	Enabled bool `json:"enabled"`
@@ -115,7 +115,7 @@ func registerInfo(r *qmp.Registry, d *Deps) {
 				return UuidInfo{UUID: u}, nil
 			}},
 		qmp.Command{Name: "query-kvm", Returns: KvmInfo{}, AllowPreconfig: true,
-			Run: func(*qmp.Call) (any, error) { return KvmInfo{Enabled: false, Present: true}, nil }},
+			Run: func(*qmp.Call) (any, error) { return KvmInfo{Enabled: d.KVM, Present: true}, nil }},
 		qmp.Command{Name: "query-target", Returns: TargetInfo{}, AllowPreconfig: true,
 			Run: func(*qmp.Call) (any, error) { return TargetInfo{Arch: "x86_64"}, nil }},
 		qmp.Command{Name: "query-cpus-fast", Returns: []CpuInfoFast{},
