@@ -14,7 +14,7 @@
 # Prints the Markdown table on stdout, progress on stderr; raw numbers go to
 # BENCH_WORK/foundation-<UTC time>.jsonl. Every emulator it starts is in its own
 # process group and is reaped (or SIGKILLed by group id) before the next starts;
-# the harness replaces this shell (exec), so ^C reaches it directly.
+# ^C reaches the harness directly (same foreground process group).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,4 +48,9 @@ if [ "${BENCH_WRITE:-1}" = 1 ]; then
   DOC_ARGS=(-doc "${BENCH_DOC:-$ROOT/BENCHMARKS.md}")
 fi
 echo "bench: raw measurements -> $JSON" >&2
-exec "$WORK/tlcvm-bench" -json "$JSON" "${DOC_ARGS[@]}" "$@"
+"$WORK/tlcvm-bench" -json "$JSON" "${DOC_ARGS[@]}" "$@"
+# The libvirt part (bench/run-libvirt.sh: probe, virsh start/save/restore/destroy beside
+# QEMU; needs root and libvirt, skips itself otherwise). BENCH_LIBVIRT=0 leaves it out.
+if [ "${BENCH_LIBVIRT:-1}" = 1 ]; then
+  "$ROOT/bench/run-libvirt.sh"
+fi

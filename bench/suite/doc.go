@@ -17,4 +17,13 @@
 // as a JSON line) as it happens, so a run that is interrupted still leaves
 // its numbers. A side that fails is reported with its error and the
 // benchmark carries on with the other side.
+//
+// RunCheckpoint (checkpoint*.go, "tlcvm-bench checkpoint", issue 3) measures
+// checkpoint and restore through exec:cat beside QEMU 7.2 and the machine's
+// limits (MeasureLimits), one try at a time:
+//
+//	start -S ─ cont, warm-up ─ max-bandwidth [x-tlc] ─ migrate "exec:cat > F"
+//	  ─ query-migrate every 20 ms (cap → migrate_cancel) ─ xp 0x500 ─ writer exits ─ quit
+//	start -S -incoming "exec:cat F" ─ query-status until not inmigrate (restore time)
+//	  ─ xp 0x500 ─ cont 300 ms ─ stop ─ xp 0x500 (counter moved on) ─ quit ─ rm F
 package suite

@@ -39,6 +39,9 @@ func envOr(k, def string) string {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "checkpoint" {
+		os.Exit(runCheckpoint(os.Args[2:])) // checkpoint.go
+	}
 	os.Exit(run())
 }
 
