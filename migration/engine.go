@@ -47,6 +47,11 @@ type Engine struct {
 
 	ready     chan struct{} // closed by Ready
 	readyOnce sync.Once
+
+	// arena is x-tlc's stage-3 copy buffer, kept between checkpoints and faulted in while
+	// the guest still runs (first touch of fresh memory is slow on these hosts): only the
+	// checkpoint thread uses it, and one checkpoint runs at a time.
+	arena []byte
 }
 
 // New returns an engine with QEMU 7.2's default capabilities (all off) and parameters.

@@ -197,6 +197,12 @@ func (s *saver) save() error {
 	}
 	s.endStage("stage 2", iters)
 	j.precopy.Store(int64(s.w.Bytes()))
+	if j.tlc {
+		// The final dirty set is at most what is dirty now plus what the guest writes
+		// until the stop; a quarter more covers the pages dirtied meanwhile.
+		dirty := countBits(s.todo)
+		s.prepareArena(dirty + dirty/4 + 64)
+	}
 	return s.complete()
 }
 
@@ -371,9 +377,27 @@ type pageCopy struct {
 }
 
 // copyTodo copies the pages of todo into memory (x-tlc's downtime) and clears todo.
+// prepareArena makes the engine's copy buffer hold at least pages pages, faulting new
+// memory in now, while the guest runs, so that stage 3's copy runs at memory speed.
+func (s *saver) prepareArena(pages uint64) {
+	e := s.j.e
+	need := int(pages * pageSize)
+	if cap(e.arena) >= need {
+		return
+	}
+	a := make([]byte, need)
+	for i := 0; i < len(a); i += pageSize {
+		a[i] = 1 // touch: the kernel maps the page now, not during the downtime
+	}
+	e.arena = a[:0]
+}
+
 func (s *saver) copyTodo() []pageCopy {
 	n := countBits(s.todo)
-	arena := make([]byte, 0, n*pageSize)
+	arena := s.j.e.arena[:0]
+	if uint64(cap(arena)) < n*pageSize {
+		arena = make([]byte, 0, n*pageSize)
+	}
 	out := make([]pageCopy, 0, n)
 	for bi, b := range s.blocks {
 		host := b.Host()
@@ -384,10 +408,8 @@ func (s *saver) copyTodo() []pageCopy {
 				w &^= 1 << bit
 				off := uint64(wi*64+bit) * pageSize
 				page := host[off : off+pageSize]
-				if isZero(page) {
-					out = append(out, pageCopy{block: bi, off: off})
-					continue
-				}
+				// Zero pages are told apart after the guest resumes (writeFinal): the
+				// downtime is one plain copy.
 				start := len(arena)
 				arena = append(arena, page...)
 				out = append(out, pageCopy{block: bi, off: off, data: arena[start:len(arena):len(arena)]})
@@ -396,8 +418,6 @@ func (s *saver) copyTodo() []pageCopy {
 	}
 	return out
 }
-
-var zeroPage = make([]byte, pageSize)
 
 // writeFinal writes the END section of RAM (the copied pages, or todo read from guest
 // RAM when buf is nil), the device sections and the end of the stream, and flushes.
@@ -408,8 +428,7 @@ func (s *saver) writeFinal(buf []pageCopy, devs []devState, descs []stream.Devic
 	if buf != nil {
 		for _, p := range buf {
 			data := p.data
-			if data == nil {
-				data = zeroPage
+			if isZero(data) {
 				s.j.duplicate.Add(1)
 			} else {
 				s.j.normal.Add(1)
