@@ -70,9 +70,8 @@ func run(n int, tl, qemu, mbr, doc, jsonOut, invocation string) error {
 		start.Format("2006-01-02 15:04 UTC"), invocation, n, runtime.NumCPU(), field(load0), field(load1))
 	b.WriteString(report.Markdown(rows))
 	b.WriteString("\nThe domain is anchor1's (pc, 256 MiB, 1 vCPU, qcow2 virtio disk holding the reference MBR, pty serial) with `<emulator>` set to each binary. " +
-		"The probe row gives libvirt each binary under a new path (a symlink) each time, so that libvirt probes it (QEMU: two probe runs, KVM then TCG, because /dev/kvm is usable here). " +
-		"On a host where /dev/kvm is usable, libvirt throws tlcvm's cached capabilities away on every lookup (tlcvm answers query-kvm with enabled:false: " +
-		"\"KVM was not enabled when probing\"), so tlcvm's start and restore rows include one more probe each; see docs/libvirt.md.\n")
+		"The probe row gives libvirt each binary under a new path (a symlink) each time, so that libvirt probes it " +
+		"(where /dev/kvm is usable, libvirt probes each binary twice, KVM then TCG, as both report KVM enabled under accel=kvm:tcg).\n")
 	fmt.Print(b.String())
 	if doc == "" {
 		return nil
