@@ -167,6 +167,18 @@ func (p *Process) Exited() <-chan struct{} { return p.exited }
 func (p *Process) Wait(timeout time.Duration) (ExitStatus, error) {
 	select {
 	case <-p.exited:
+		// Let the readers drain what the process wrote before it ended, so that Bytes()
+		// holds its last words; a daemonized child may keep the pipes open, so not for long.
+		drain := time.After(2 * time.Second)
+		for _, s := range []*Stream{p.Stdout, p.Stderr} {
+			if s == nil {
+				continue
+			}
+			select {
+			case <-s.Done():
+			case <-drain:
+			}
+		}
 		return p.status, nil
 	case <-time.After(timeout):
 		return ExitStatus{}, fmt.Errorf("%w waiting for pid %d to exit", ErrTimeout, p.Pid())

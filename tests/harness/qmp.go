@@ -260,6 +260,17 @@ func (q *QMP) Pending() []Message {
 	return ev
 }
 
+// DropEvents forgets the pending events named name.
+func (q *QMP) DropEvents(name string) {
+	kept := q.events[:0]
+	for _, m := range q.events {
+		if m.Event() != name {
+			kept = append(kept, m)
+		}
+	}
+	q.events = kept
+}
+
 // Drain reads until the monitor closes the connection and returns every
 // message still unread (set-aside events first).
 func (q *QMP) Drain() ([]Message, error) {
