@@ -209,11 +209,13 @@ func (v *vm) chardevList() []cmds.ChardevInfo {
 
 // run starts the monitors and the machine and waits until the machine asks to exit.
 func (v *vm) run() int {
+	// The machine starts before any monitor command runs, as in QEMU, whose main loop (which
+	// runs commands) starts only once the machine is up; sockets already listen.
+	v.machine.Start()
 	for _, serve := range v.serves {
 		go serve()
 	}
 	v.chardevs.ResumeMuxOpen()
-	v.machine.Start()
 	v.migration.Ready()
 	for {
 		select {
