@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -101,19 +99,13 @@ func runCheckpoint(argv []string) int {
 	if !quiet {
 		o.Progress = os.Stderr
 	}
-	var out io.Writer = io.Discard
-	if jsonPath != "" {
-		f, err := os.OpenFile(jsonPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "tlcvm-bench checkpoint: %v\n", err)
-			return 1
-		}
-		defer f.Close()
-		out = f
+	record, closeRecord, err := openRecorder(jsonPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tlcvm-bench checkpoint: %v\n", err)
+		return 1
 	}
-	enc := json.NewEncoder(out)
-	enc.SetEscapeHTML(false)
-	o.Record = func(r any) error { return enc.Encode(r) }
+	defer closeRecord()
+	o.Record = record
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

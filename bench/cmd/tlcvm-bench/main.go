@@ -106,19 +106,13 @@ func run() int {
 		o.Progress = os.Stderr
 	}
 
-	var out io.Writer = io.Discard
-	if jsonPath != "" {
-		f, err := os.OpenFile(jsonPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "tlcvm-bench: %v\n", err)
-			return 1
-		}
-		defer f.Close()
-		out = f
+	record, closeRecord, err := openRecorder(jsonPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tlcvm-bench: %v\n", err)
+		return 1
 	}
-	enc := json.NewEncoder(out)
-	enc.SetEscapeHTML(false)
-	o.Record = func(r any) error { return enc.Encode(r) }
+	defer closeRecord()
+	o.Record = record
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -260,4 +254,21 @@ func writeDoc(path string, m suite.Meta, table, jsonPath string) error {
 		return err
 	}
 	return errors.Join(os.Rename(tmp, path))
+}
+
+// openRecorder returns a function that appends each record to path as a JSON line (to
+// nowhere when path is ""), and the function that closes the file.
+func openRecorder(path string) (func(any) error, func(), error) {
+	var out io.Writer = io.Discard
+	closeFn := func() {}
+	if path != "" {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, nil, err
+		}
+		out, closeFn = f, func() { f.Close() }
+	}
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false)
+	return func(r any) error { return enc.Encode(r) }, closeFn, nil
 }
