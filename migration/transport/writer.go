@@ -107,12 +107,7 @@ func Open(uri string, env Env) (io.WriteCloser, error) {
 // from Open it returns nil at once.
 func Connected(w io.Writer) error {
 	if ow, ok := w.(*writer); ok {
-		select {
-		case <-ow.ready:
-			return ow.openErr
-		case <-ow.abortCh:
-			return ow.abortedErr()
-		}
+		return ow.wait()
 	}
 	return nil
 }
@@ -184,6 +179,11 @@ func (w *writer) wait() error {
 	select {
 	case <-w.ready:
 	case <-w.abortCh:
+		return w.abortedErr()
+	}
+	// An abort cancels a connect in progress, which then ends with its own error: both
+	// channels are ready, and the abort is what happened.
+	if w.aborted.Load() {
 		return w.abortedErr()
 	}
 	return w.openErr
