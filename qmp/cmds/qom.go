@@ -3,7 +3,6 @@ package cmds
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 
@@ -397,16 +396,6 @@ func decodeLike(old any, raw json.RawMessage, name string) (any, error) {
 		}
 		return v, nil
 	}
-}
-
-// SortedChildren lists a container's child names sorted, for tests and HMP.
-func (o *Object) SortedChildren() []string {
-	var out []string
-	for _, c := range o.children {
-		out = append(out, c.name)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func registerQOM(r *qmp.Registry, d *Deps) {
