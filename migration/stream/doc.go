@@ -104,28 +104,42 @@
 //	P+size─> │   next block's idstr/size/header … ;  be64 EOS  0x7e footer        │
 //	         │ PART / END "ram": be64 EOS + footer only (pages went to P)        │
 //	         │ FULL device sections                                              │
-//	         │ FULL "tlcvm/mapped-ram" v1: be32 len, per block: be32 CRC32C(bitmap)│ digests
-//	         │   then one be32 digest per 1 MiB chunk of the block               │
+//	         │ FULL "tlcvm/mapped-ram" v2: be32 len, per block: be32 CRC32C(bitmap)│ digests
+//	         │   then one be32 CRC32C per page (0 for an absent page)           │
 //	         │ FULL "tlcvm/integrity" (CRC32C of the sequential bytes only)      │
 //	         │ 0x00 EOF  0x06 vmdesc (with a "configuration" member)             │
 //	         └──────────────────────────────────────────────────────────────────┘
 //
-// A page written again in a later pass is overwritten in place; a page found zero is only
-// cleared from the bitmap (QEMU: "zero pages are not transferred with mapped-ram"), so the
-// file is bounded by the RAM size whatever the number of passes. Contiguous pages are
-// gathered into writes of up to 1 MiB.
+// A page written again in a later pass is overwritten in place; a page found zero is
+// cleared from the bitmap (QEMU: "zero pages are not transferred with mapped-ram") and, if
+// its place held data, zeroed, so that in every file tlcvm writes an absent page reads as
+// zero (restore by mapping relies on it; QEMU 9.0 leaves stale bytes). The file is bounded
+// by the RAM size whatever the number of passes. Contiguous pages are gathered into writes
+// of up to 1 MiB.
 //
 // Integrity. The sequential bytes are covered by tlcvm/integrity as in a streamed file
 // (the skipped regions are not part of the CRC or of its length). The RAM regions are
-// covered by tlcvm/mapped-ram: the CRC32C of each bitmap, and for each 1 MiB chunk of RAM
-// the CRC32C of the be32 CRC32C of each of its 256 pages in order (0 for an absent page).
-// The writer keeps the per-page CRC32C (4 bytes per page) and replaces it when a page is
-// rewritten: no read-back and no recomputation of a chunk. Reader.ReadMapped, called once
-// Next has returned End, reads the bitmap and checks it, then reads each chunk's present
-// pages, checks the chunk's digest and only then hands its pages over; a flipped byte in
-// a present page, the bitmap, a header or the sequential part fails with ErrIntegrity or
-// ErrFormat, and any truncation with ErrTruncated (the sequential stream ends the file).
-// A flipped byte of an absent page is not part of the checkpoint and is not looked at.
+// covered by tlcvm/mapped-ram: the CRC32C of each bitmap and of each present page (4 bytes
+// per page: 4 MiB for 4 GiB, so the section's size limit is its exact expected size, not
+// MaxStateSize). The writer keeps the per-page CRC32C and replaces it when a page is
+// rewritten: no read-back. Reader.MappedData, once Next has returned End, reads a block's
+// bitmap, checks it and returns it with the page digests; MappedData.Check verifies pages
+// where they lie (a restore by mapping checks each 1 MiB chunk before the guest touches
+// it). Reader.ReadMapped reads each chunk's present pages and checks them before handing
+// any over. A flipped byte in a present page, the bitmap, a header or the sequential part
+// fails with ErrIntegrity or ErrFormat, and any truncation with ErrTruncated (the
+// sequential stream ends the file). A flipped byte of an absent page is not part of the
+// checkpoint and is not looked at. Digest (length and CRC32C of the sequential part, which
+// includes every page digest) identifies a checkpoint's content.
+//
+// # Incremental checkpoints
+//
+// NewMappedWriterFrom starts from the previous checkpoint of the same file (its bitmaps and
+// page digests): only the pages handed to RAMPage are written, the rest keep their place.
+// Its writes go through a Journal (journal.go: the records after the old checkpoint's end,
+// then a 64-byte trailer that commits them, then the same writes in place, then the journal
+// is cut off), so the file is always the old checkpoint or the new one: a reader calls
+// RecoverJournal first, which replays a committed journal and ignores an uncommitted one.
 //
 // Reading needs a seekable file: NewFileReader (NewReader refuses a mapped-ram stream
 // with ErrFormat). The Reader checks that every header places its bitmap right after it

@@ -22,7 +22,7 @@ const (
 	MappedTableIDStr = "tlcvm/mapped-ram"
 
 	mappedHdrVersion   = 1
-	mappedTableVersion = 1
+	mappedTableVersion = 2
 	maxCaps            = 64
 	mappedHdrSize      = 4 + 8 + 8 + 8 // QEMU_PACKED MappedRamHeader
 	capsIDStr          = "configuration/capabilities"
@@ -81,6 +81,7 @@ type mappedWriter struct {
 	runOff   uint64
 	run      []byte
 	bytes    uint64 // page and bitmap bytes written at fixed offsets
+	prev     map[string]*MappedData
 }
 
 // NewMappedWriter returns a Writer of QEMU 9.0's mapped-ram layout into f, a seekable
@@ -94,6 +95,29 @@ func NewMappedWriter(f io.WriterAt, base uint64, machineType string) *Writer {
 	w := NewWriter(c, machineType)
 	w.mr = &mappedWriter{f: f, cur: c, run: make([]byte, 0, runMax), runBlock: -1}
 	return w
+}
+
+// NewMappedWriterFrom is NewMappedWriter for an incremental checkpoint: the blocks named in
+// prev (the previous checkpoint of the same file, read by Reader.MappedData) start with its
+// bitmap and page digests, so only the pages given to RAMPage are written; the others keep
+// their place and digest. f is normally a Journal over the file, so that the new checkpoint
+// replaces the old one atomically.
+func NewMappedWriterFrom(f io.WriterAt, base uint64, machineType string, prev []*MappedData) *Writer {
+	w := NewMappedWriter(f, base, machineType)
+	w.mr.prev = map[string]*MappedData{}
+	for _, d := range prev {
+		w.mr.prev[d.Name] = d
+	}
+	return w
+}
+
+// FileEnd is the absolute file offset just past the last byte written (after Finish: the
+// checkpoint's end; a sequential Writer: its stream length).
+func (w *Writer) FileEnd() uint64 {
+	if w.mr != nil {
+		return w.mr.cur.pos + uint64(len(w.buf))
+	}
+	return w.streamBytes()
 }
 
 // appendCaps appends the configuration's "configuration/capabilities" subsection (QEMU
@@ -124,8 +148,13 @@ func (w *Writer) mappedSetup(bl Block) {
 		m.byName = map[string]int{}
 	}
 	m.byName[bl.Name] = len(m.blocks)
-	m.blocks = append(m.blocks, mappedBlockState{name: bl.Name, size: bl.Size, MappedBlock: lay,
-		bmap: make([]uint64, (pages+63)/64), crcs: make([]uint32, pages)})
+	st := mappedBlockState{name: bl.Name, size: bl.Size, MappedBlock: lay,
+		bmap: make([]uint64, (pages+63)/64), crcs: make([]uint32, pages)}
+	if d := m.prev[bl.Name]; d != nil && d.Size == bl.Size && d.MappedBlock == lay {
+		copy(st.bmap, d.Bitmap)
+		copy(st.crcs, d.CRCs)
+	}
+	m.blocks = append(m.blocks, st)
 }
 
 // mappedPage records one page: a zero page (page nil or all zero) is cleared from the
@@ -142,13 +171,20 @@ func (w *Writer) mappedPage(block string, offset uint64, page []byte) error {
 	}
 	p := offset / PageSize
 	if page == nil || IsZero(page) {
-		b.bmap[p/64] &^= 1 << (p % 64)
 		w.zero++
-		return nil
+		if b.bmap[p/64]&(1<<(p%64)) == 0 {
+			return nil
+		}
+		// The page's place held data: zero it, so that an absent page always reads as
+		// zero in the file (restore by mapping relies on it).
+		b.bmap[p/64] &^= 1 << (p % 64)
+		b.crcs[p] = 0
+		page = zeroPage[:]
+	} else {
+		b.bmap[p/64] |= 1 << (p % 64)
+		b.crcs[p] = crc32.Checksum(page, castagnoli)
+		w.normal++
 	}
-	b.bmap[p/64] |= 1 << (p % 64)
-	b.crcs[p] = crc32.Checksum(page, castagnoli)
-	w.normal++
 	if m.runBlock != bi || m.runOff+uint64(len(m.run)) != offset || len(m.run)+PageSize > cap(m.run) {
 		if err := w.flushRun(); err != nil {
 			return err
@@ -197,33 +233,22 @@ func (w *Writer) mappedFinish() ([]byte, error) {
 		}
 		m.bytes += uint64(len(bm))
 		table = binary.BigEndian.AppendUint32(table, crc32.Checksum(bm, castagnoli))
-		for c := uint64(0); c*MappedChunk < b.size; c++ {
-			table = binary.BigEndian.AppendUint32(table, chunkDigest(b.bmap, b.crcs, c, b.size/PageSize))
+		for p, c := range b.crcs {
+			if b.bmap[p/64]&(1<<(p%64)) == 0 {
+				c = 0
+			}
+			table = binary.BigEndian.AppendUint32(table, c)
 		}
 	}
 	return table, nil
 }
 
-// chunkDigest is the digest of chunk c: CRC32C over the be32 CRC32C of each page of the
-// chunk in order, 0 for an absent page.
-func chunkDigest(bmap []uint64, crcs []uint32, c, pages uint64) uint32 {
-	var buf [chunkPages * 4]byte
-	first := c * chunkPages
-	n := min(pages-first, chunkPages)
-	for i := uint64(0); i < n; i++ {
-		p := first + i
-		if bmap[p/64]&(1<<(p%64)) != 0 {
-			binary.BigEndian.PutUint32(buf[i*4:], crcs[p])
-		}
-	}
-	return crc32.Checksum(buf[:n*4], castagnoli)
-}
-
-// tableSize is the digest table's size for blocks.
+// tableSize is the digest table's size for blocks: per block the bitmap's CRC32C and one
+// CRC32C per page.
 func tableSize(blocks []Block) uint64 {
 	var n uint64
 	for _, b := range blocks {
-		n += 4 + 4*((b.Size+MappedChunk-1)/MappedChunk)
+		n += 4 + 4*(b.Size/PageSize)
 	}
 	return n
 }

@@ -121,7 +121,8 @@ func (r *Reader) skipTo(abs uint64) error {
 }
 
 // mappedTable reads the tlcvm/mapped-ram section: per block, the CRC32C of its bitmap and
-// one digest per MappedChunk of RAM (see chunkDigest).
+// the CRC32C of each page (0 for an absent page). Its exact size follows from the RAM
+// blocks, so a lying length is refused before anything is allocated.
 func (r *Reader) mappedTable(id, instance, version uint32) error {
 	if !r.mr.on || r.ram == ramNone || r.mr.table != nil {
 		return r.fail(ErrFormat, "unexpected %s section", MappedTableIDStr)
@@ -129,76 +130,122 @@ func (r *Reader) mappedTable(id, instance, version uint32) error {
 	if instance != 0 || version != mappedTableVersion {
 		return r.fail(ErrFormat, "%s instance %d version %d, want 0 and %d", MappedTableIDStr, instance, version, mappedTableVersion)
 	}
-	rec, err := r.device(id, instance, version)
+	want := tableSize(r.blocks)
+	if want > 1<<32-1 {
+		return r.fail(ErrFormat, "%s of %d bytes does not fit a section", MappedTableIDStr, want)
+	}
+	rec, err := r.device(id, instance, version, uint32(want))
 	if err != nil {
 		return err
 	}
-	if want := tableSize(r.blocks); uint64(len(rec.State)) != want {
+	if uint64(len(rec.State)) != want {
 		return r.fail(ErrFormat, "%s of %d bytes, want %d", MappedTableIDStr, len(rec.State), want)
 	}
 	r.mr.table = rec.State
 	return nil
 }
 
-// ReadMapped reads block i of a verified mapped-ram stream from f (the same file): its
-// bitmap, checked against the digest table, then chunk by chunk (MappedChunk bytes of RAM)
-// the present pages, each chunk checked against its digest before fn sees any of it. fn
-// is called for every page of the block in order, with the page's data (valid during the
-// call) or nil for a page absent from the file (zero). Errors wrap ErrIntegrity (a digest
-// differs), ErrTruncated (the file ends inside a pages region or bitmap) or ErrFormat.
-func (r *Reader) ReadMapped(f io.ReaderAt, i int, fn func(page uint64, data []byte)) error {
+// MappedData is one RAM block of a verified mapped-ram checkpoint: where its pages are,
+// which are present and the CRC32C each present page must have.
+type MappedData struct {
+	Name string
+	Size uint64
+	MappedBlock
+	Bitmap []uint64 // bit p of word p/64: page p is present
+	CRCs   []uint32 // CRC32C of each present page (0 for absent ones)
+}
+
+// Present reports whether page p is in the file.
+func (d *MappedData) Present(p uint64) bool { return d.Bitmap[p/64]&(1<<(p%64)) != 0 }
+
+// Check verifies the present pages among the pages of mem, the block's memory from page
+// first on (a whole number of pages): each must have its recorded CRC32C. The error wraps
+// ErrIntegrity and names the first bad page.
+func (d *MappedData) Check(first uint64, mem []byte) error {
+	n := uint64(len(mem)) / PageSize
+	if first > d.Size/PageSize || n > d.Size/PageSize-first {
+		return fmt.Errorf("%w: pages 0x%x+%d outside RAM block %q", ErrUsage, first, n, d.Name)
+	}
+	for k := range n {
+		p := first + k
+		if !d.Present(p) {
+			continue
+		}
+		if got := crc32.Checksum(mem[k*PageSize:(k+1)*PageSize], castagnoli); got != d.CRCs[p] {
+			return fmt.Errorf("%w: RAM block %q page at 0x%x: CRC32C 0x%08x, 0x%08x recorded", ErrIntegrity, d.Name, p*PageSize, got, d.CRCs[p])
+		}
+	}
+	return nil
+}
+
+// MappedData reads block i of a verified mapped-ram stream (Next has returned End) from f,
+// the same file: its bitmap, checked against the digest table, and the page digests. Pages
+// are not read: Check verifies them where they are (in a mapping, or as ReadMapped reads).
+func (r *Reader) MappedData(f io.ReaderAt, i int) (*MappedData, error) {
 	if r.state != rDone || !r.mr.on || i < 0 || i >= len(r.blocks) {
-		return fmt.Errorf("%w: ReadMapped(%d) before the stream's end or without mapped-ram", ErrUsage, i)
+		return nil, fmt.Errorf("%w: MappedData(%d) before the stream's end or without mapped-ram", ErrUsage, i)
 	}
 	b, mb := r.blocks[i], r.mr.blocks[i]
 	table := r.mr.table
 	for _, prev := range r.blocks[:i] {
-		table = table[4+4*((prev.Size+MappedChunk-1)/MappedChunk):]
+		table = table[4+4*(prev.Size/PageSize):]
 	}
 	pages := b.Size / PageSize
 	raw := make([]byte, BitmapSize(pages))
 	if err := readAt(f, raw, mb.BitmapOffset, "bitmap of "+b.Name); err != nil {
-		return err
+		return nil, err
 	}
 	if got, want := crc32.Checksum(raw, castagnoli), binary.BigEndian.Uint32(table); got != want {
-		return fmt.Errorf("%w: bitmap of RAM block %q: CRC32C 0x%08x, 0x%08x recorded", ErrIntegrity, b.Name, got, want)
+		return nil, fmt.Errorf("%w: bitmap of RAM block %q: CRC32C 0x%08x, 0x%08x recorded", ErrIntegrity, b.Name, got, want)
 	}
 	table = table[4:]
-	bmap := make([]uint64, len(raw)/8)
-	for w := range bmap {
-		bmap[w] = binary.LittleEndian.Uint64(raw[w*8:])
+	d := &MappedData{Name: b.Name, Size: b.Size, MappedBlock: mb,
+		Bitmap: make([]uint64, len(raw)/8), CRCs: make([]uint32, pages)}
+	for w := range d.Bitmap {
+		d.Bitmap[w] = binary.LittleEndian.Uint64(raw[w*8:])
 	}
-	if pages%64 != 0 && bmap[len(bmap)-1]>>(pages%64) != 0 {
-		return fmt.Errorf("%w: bitmap of RAM block %q has bits past its %d pages", ErrFormat, b.Name, pages)
+	if pages%64 != 0 && d.Bitmap[len(d.Bitmap)-1]>>(pages%64) != 0 {
+		return nil, fmt.Errorf("%w: bitmap of RAM block %q has bits past its %d pages", ErrFormat, b.Name, pages)
 	}
-	present := func(p uint64) bool { return bmap[p/64]&(1<<(p%64)) != 0 }
+	for p := range d.CRCs {
+		d.CRCs[p] = binary.BigEndian.Uint32(table[p*4:])
+	}
+	return d, nil
+}
+
+// ReadMapped reads block i of a verified mapped-ram stream from f (the same file): its
+// bitmap, checked against the digest table, then chunk by chunk (MappedChunk bytes of RAM)
+// the present pages, each checked against its CRC32C before fn sees any page of the chunk.
+// fn is called for every page of the block in order, with the page's data (valid during
+// the call) or nil for a page absent from the file (zero). Errors wrap ErrIntegrity (a
+// digest differs), ErrTruncated (the file ends inside a pages region or bitmap) or
+// ErrFormat.
+func (r *Reader) ReadMapped(f io.ReaderAt, i int, fn func(page uint64, data []byte)) error {
+	d, err := r.MappedData(f, i)
+	if err != nil {
+		return err
+	}
+	pages := d.Size / PageSize
 	buf := make([]byte, MappedChunk)
-	for c := uint64(0); c*chunkPages < pages; c++ {
-		first := c * chunkPages
+	for first := uint64(0); first < pages; first += chunkPages {
 		n := min(pages-first, chunkPages)
 		lo, hi := n, uint64(0)
 		for k := range n {
-			if present(first + k) {
+			if d.Present(first + k) {
 				lo, hi = min(lo, k), k+1
 			}
 		}
-		var digest [chunkPages * 4]byte
 		if lo < hi {
 			span := buf[lo*PageSize : hi*PageSize]
-			if err := readAt(f, span, mb.PagesOffset+(first+lo)*PageSize, "pages of "+b.Name); err != nil {
+			if err := readAt(f, span, d.PagesOffset+(first+lo)*PageSize, "pages of "+d.Name); err != nil {
 				return err
 			}
-			for k := lo; k < hi; k++ {
-				if present(first + k) {
-					binary.BigEndian.PutUint32(digest[k*4:], crc32.Checksum(buf[k*PageSize:(k+1)*PageSize], castagnoli))
-				}
+			if err := d.Check(first+lo, span); err != nil {
+				return err
 			}
 		}
-		if got, want := crc32.Checksum(digest[:n*4], castagnoli), binary.BigEndian.Uint32(table[c*4:]); got != want {
-			return fmt.Errorf("%w: RAM block %q at 0x%x: chunk digest 0x%08x, 0x%08x recorded", ErrIntegrity, b.Name, first*PageSize, got, want)
-		}
 		for k := range n {
-			if present(first + k) {
+			if d.Present(first + k) {
 				fn(first+k, buf[k*PageSize:(k+1)*PageSize])
 			} else {
 				fn(first+k, nil)

@@ -56,8 +56,24 @@ type Reader struct {
 	normal   uint64
 	zero     uint64
 
-	mr mappedReader // mapped-ram: the seekable file and the blocks' places
+	mr     mappedReader // mapped-ram: the seekable file and the blocks' places
+	digest Digest       // the integrity section's record, once verified
 }
+
+// Digest is a stream's integrity record: the length and CRC32C of its sequential bytes
+// before the integrity section. Two mapped-ram checkpoints with the same Digest hold the
+// same RAM and device state (the digest table, with every page's CRC32C, is covered).
+type Digest struct {
+	Length uint64
+	CRC    uint32
+}
+
+// Digest is the verified stream's integrity record (zero before Next returned End).
+func (r *Reader) Digest() Digest { return r.digest }
+
+// FileEnd is the absolute file offset just past the vmdesc, once the stream is verified
+// (NewFileReader; for NewReader, the stream's length).
+func (r *Reader) FileEnd() uint64 { return r.filePos() }
 
 // NewReader returns a Reader of r.
 func NewReader(r io.Reader) *Reader {
@@ -379,7 +395,7 @@ func (r *Reader) sectionStart() (rec Record, more bool, err error) {
 	case r.section == MappedTableIDStr:
 		return Record{}, true, r.mappedTable(id, instance, version)
 	}
-	rec, err = r.device(id, instance, version)
+	rec, err = r.device(id, instance, version, MaxStateSize)
 	return rec, false, err
 }
 
@@ -490,7 +506,8 @@ func (r *Reader) ramRecord() (rec Record, more bool, err error) {
 }
 
 // device reads the body of a device FULL section.
-func (r *Reader) device(id, instance, version uint32) (Record, error) {
+// At most max bytes of state are accepted.
+func (r *Reader) device(id, instance, version, max uint32) (Record, error) {
 	key := DeviceDesc{Name: r.section, Instance: instance}
 	if _, dup := r.devIndex[key]; dup {
 		return Record{}, r.fail(ErrFormat, "device section instance %d appears twice", instance)
@@ -502,8 +519,8 @@ func (r *Reader) device(id, instance, version uint32) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	if n > MaxStateSize {
-		return Record{}, r.fail(ErrFormat, "device state of %d bytes (max %d)", n, MaxStateSize)
+	if n > max {
+		return Record{}, r.fail(ErrFormat, "device state of %d bytes (max %d)", n, max)
 	}
 	state, err := r.bytes(int(n))
 	if err != nil {
@@ -571,6 +588,7 @@ func (r *Reader) integrity(id uint32) error {
 		return r.fail(ErrFormat, "%v", err)
 	}
 	r.vmdesc = desc
+	r.digest = Digest{Length: streamLen, CRC: streamCRC}
 	r.state = rDone
 	r.log.Debug().Uint64("bytes", r.Offset()).Uint64("pages", r.normal).Uint64("zero_pages", r.zero).
 		Int("devices", len(r.devs)).Msg("stream verified")

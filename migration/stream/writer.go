@@ -70,8 +70,13 @@ type Writer struct {
 	devices      []devRecord
 	devIndex     map[DeviceDesc]struct{} // name+instance seen (Version zeroed)
 
-	mr *mappedWriter // QEMU 9.0's mapped-ram layout (NewMappedWriter), else nil
+	mr     *mappedWriter // QEMU 9.0's mapped-ram layout (NewMappedWriter), else nil
+	digest Digest        // what the integrity section records (after Finish)
 }
+
+// Digest is what the integrity section records (valid after Finish): equal to the
+// Reader's Digest of the same stream.
+func (w *Writer) Digest() Digest { return w.digest }
 
 // NewWriter returns a Writer for a machine of the given type (the configuration section's
 // name, checked by the destination). The page size is 4096.
@@ -414,6 +419,7 @@ func (w *Writer) Finish(devices []DeviceDesc) error {
 	w.crc = crc32.Update(w.crc, castagnoli, w.buf[w.crcPos:])
 	w.crcPos = len(w.buf)
 	streamLen, streamCRC := w.streamBytes(), w.crc
+	w.digest = Digest{Length: streamLen, CRC: streamCRC}
 
 	id := w.sectionHeader(secFull, IntegrityIDStr, 0, integrityVersion)
 	w.reserve(integrityFields + 5 + 1 + 5)
