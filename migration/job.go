@@ -10,14 +10,17 @@ import (
 
 // job is one outgoing migration: its status, figures and the checkpoint thread's state.
 type job struct {
-	e       *Engine
-	uri     string
-	out     io.WriteCloser // the destination, opened by Migrate
-	tlc     bool           // x-tlc when it started
-	mapped  bool           // mapped-ram when it started: out is the file (io.WriterAt)
-	base    uint64         // mapped-ram: the stream's offset in the file
-	wantCPU int            // x-checkpoint-cpu when it started (-1 auto)
-	cpu     int            // the CPU chosen (-1: not pinned)
+	e        *Engine
+	uri      string
+	out      io.WriteCloser // the destination, opened by Migrate
+	tlc      bool           // x-tlc when it started
+	mapped   bool           // mapped-ram when it started: out is the file (io.WriterAt)
+	base     uint64         // mapped-ram: the stream's offset in the file
+	file     *fileTarget    // mapped-ram: the file and how it is written
+	streamed bool           // a streamed checkpoint to file:
+	fileInfo *FileInfo      // +checklocks:mu; x-tlc-file, once the thread knows it
+	wantCPU  int            // x-checkpoint-cpu when it started (-1 auto)
+	cpu      int            // the CPU chosen (-1: not pinned)
 
 	cancelReq atomic.Bool
 	done      chan struct{} // closed when the thread has finished
@@ -125,20 +128,24 @@ func (j *job) addStage(s Stage) {
 func i64(v int64) *int64 { return &v }
 
 // info builds query-migrate's content as QEMU 7.2 does for the source: failed and
-// cancelled carry only the status (and error-desc); setup the times; active, cancelling
-// and completed the times and RAM figures.
+// cancelled and setup carry only the status (and error-desc); active, cancelling and
+// completed the times and RAM figures (fill_source_migration_info).
 func (j *job) info() Info {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	in := Info{Status: j.st, HasStatus: true, Stages: append([]Stage(nil), j.stages...)}
+	if j.fileInfo != nil {
+		fi := *j.fileInfo
+		in.File = &fi
+	}
 	switch j.st {
 	case StatusFailed:
 		if j.errDesc != "" {
 			in.ErrorDesc = &j.errDesc
 		}
 		return in
-	case StatusCancelled:
-		return in
+	case StatusCancelled, StatusSetup:
+		return in // QEMU 7.2: setup shows only the status
 	}
 	in.SetupTime = i64(j.setupMS)
 	if j.st == StatusCompleted {
@@ -148,9 +155,6 @@ func (j *job) info() Info {
 		in.TotalTime = i64(since(j.start))
 		_, down := j.e.limits()
 		in.ExpectedDowntime = i64(int64(down))
-	}
-	if j.st == StatusSetup {
-		return in
 	}
 	normal := j.normal.Load()
 	in.RAM = &RAMStats{

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // SocketAddress is one address an incoming tcp:/unix: source listens on, as QEMU 7.2's
@@ -53,11 +54,22 @@ func (s SocketAddress) MarshalJSON() ([]byte, error) {
 func dial(ctx context.Context, a Address) (net.Conn, error) {
 	var d net.Dialer
 	if a.Scheme == SchemeUnix {
-		c, err := d.DialContext(ctx, "unix", a.Path)
-		if err != nil {
-			return nil, withErrno(fmt.Sprintf("Failed to connect to '%s'", a.Path), ErrConnect, err)
+		// A unix listener whose backlog is full answers a non-blocking connect with
+		// EAGAIN; QEMU's connect blocks (in its thread) until there is room, or a cancel.
+		for {
+			c, err := d.DialContext(ctx, "unix", a.Path)
+			if err == nil {
+				return c, nil
+			}
+			if !errors.Is(err, syscall.EAGAIN) || ctx.Err() != nil {
+				return nil, withErrno(fmt.Sprintf("Failed to connect to '%s'", a.Path), ErrConnect, err)
+			}
+			select {
+			case <-ctx.Done():
+				return nil, withErrno(fmt.Sprintf("Failed to connect to '%s'", a.Path), ErrConnect, ctx.Err())
+			case <-time.After(10 * time.Millisecond):
+			}
 		}
-		return c, nil
 	}
 	addrs, err := resolve(ctx, a)
 	if err != nil {
