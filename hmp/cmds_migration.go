@@ -100,6 +100,16 @@ type migrationInfo struct {
 		ThreadID   int64  `json:"thread-id"`
 		CPU        int64  `json:"cpu"`
 	} `json:"x-tlc-stages"`
+	File *struct {
+		Mode         string  `json:"mode"`
+		Incremental  *bool   `json:"incremental"`
+		Reason       *string `json:"reason"`
+		WrittenBytes *int64  `json:"written-bytes"`
+		Populate     *string `json:"populate"`
+		PagesEager   *int64  `json:"pages-eager"`
+		PagesLazy    *int64  `json:"pages-lazy"`
+		PagesLeft    *int64  `json:"pages-left"`
+	} `json:"x-tlc-file"`
 }
 
 func deref(p *int64) int64 {
@@ -169,6 +179,30 @@ func hmpInfoMigrate(c *Call) {
 		}
 	}
 	printStages(c, &info)
+	printFile(c, &info)
+}
+
+// printFile prints how a checkpoint to file: was written, or how a restore from one reads
+// its pages.
+func printFile(c *Call, info *migrationInfo) {
+	f := info.File
+	if f == nil {
+		return
+	}
+	if f.Populate != nil {
+		c.Printf("restore from file: %s, populate %s, pages populated eagerly: %d, lazily: %d, not yet: %d\n",
+			f.Mode, *f.Populate, deref(f.PagesEager), deref(f.PagesLazy), deref(f.PagesLeft))
+		return
+	}
+	kind := "full"
+	if f.Incremental != nil && *f.Incremental {
+		kind = "incremental"
+	}
+	c.Printf("checkpoint file: %s, %s, %d kbytes written", f.Mode, kind, deref(f.WrittenBytes)>>10)
+	if f.Reason != nil {
+		c.Printf(" (not incremental: %s)", *f.Reason)
+	}
+	c.Print("\n")
 }
 
 // printStages prints the seed's stage report: per stage elapsed ms, kbytes, thread and
@@ -230,6 +264,7 @@ func hmpMigrate(c *Call) {
 		switch info.Status {
 		case "completed":
 			printStages(c, &info)
+			printFile(c, &info)
 			return
 		case "failed", "cancelled", "":
 			return
@@ -283,7 +318,7 @@ var paramKinds = map[string]paramKind{
 	"x-checkpoint-delay": pkUint32, "block-incremental": pkBool, "multifd-channels": pkUint8,
 	"xbzrle-cache-size": pkSize, "max-postcopy-bandwidth": pkSize, "max-cpu-throttle": pkUint8,
 	"multifd-compression": pkEnum, "multifd-zlib-level": pkUint8, "multifd-zstd-level": pkUint8,
-	"block-bitmap-mapping": pkQMPOnly, "x-checkpoint-cpu": pkInt,
+	"block-bitmap-mapping": pkQMPOnly, "x-checkpoint-cpu": pkInt, "x-restore-populate": pkStr,
 }
 
 const sizeHint = "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\nand exabytes, respectively.\n"
@@ -439,5 +474,8 @@ func hmpInfoMigrateParameters(c *Call) {
 	}
 	if v, ok := raw["x-checkpoint-cpu"]; ok {
 		c.Printf("x-checkpoint-cpu: %s\n", v)
+	}
+	if _, ok := raw["x-restore-populate"]; ok {
+		c.Printf("x-restore-populate: %s\n", str("x-restore-populate"))
 	}
 }

@@ -44,6 +44,31 @@
 // each word to zero atomically. Hence a reader that syncs and then copies a page sees
 // the write or keeps the bit for next time: no write is lost.
 //
+// # Restore by mapping
+//
+// RAMBlock.MapFile replaces the block's memory by a private (copy-on-write) mapping of a
+// checkpoint file's pages region (QEMU 9.0 mapped-ram: page p at off+p*4096), so the
+// guest runs before its memory is read. The file's integrity rule is enforced per 1 MiB
+// chunk (ChunkPages): a chunk holding present pages starts lazy and is checked (the
+// caller's MapCheck, e.g. CRC32C per page) before anything in the machine reads or writes
+// any page of it, by whoever gets there first:
+//
+//	          CAS                 check ok
+//	lazy ─────────────> checking ──────────> clean   (present pages: lazy or eager count)
+//	                        │ check fails
+//	                        └──────────────> bad     (every access: the check's error)
+//
+// Other goroutines wanting a chunk in checking wait for it (one mutex + cond per block).
+// Hooks: the vCPU program ensures the system pages below 2 MiB once per batch and each
+// working-set / fill page before touching it (the rewrite loop remembers the last clean
+// chunk); monitor reads (ReadPhys, ReadVirt's page walk, pmemsave, memsave) ensure each
+// written page they copy. With nothing lazy the cost is at most one atomic load per
+// page (lazyLeft; one per batch in the rewrite loop). A vCPU whose page fails parks without progress and the VM stops:
+// running → internal-error (STOP), one line "tlcvm: guest RAM check failed: <err>" on
+// Config.Stderr; a monitor read returns the check's text wrapped in ErrRAMCheck; the
+// process keeps serving. Populate (StartPopulate: a background goroutine) checks the
+// remaining chunks in order.
+//
 // # vCPUs and the workload
 //
 // One goroutine per vCPU, locked to its OS thread (gettid recorded; named "CPU N/TCG"
@@ -53,9 +78,11 @@
 //	guest-physical
 //	0x000500 + 16*i   u64 pass counter of vCPU i (vCPU 0's is the bench guest's 0x500)
 //	0x000508 + 16*i   u64 pages written by vCPU i
-//	0x004000          u64 APs released; u64 working-set bytes; u64 rate
+//	0x004000          u64 APs released; u64 working-set bytes; u64 rate; u64 fill bytes
 //	0x010000          PML4, PDPT, page directories: identity map, 2 MiB pages
 //	0x200000 …        working set, split evenly between the vCPUs (vCPU i: chunk i)
+//	0x200000+ws …     fill= pages (RAM-offset order: past the low-memory limit they
+//	                  continue at 4 GiB), split evenly, written once
 //
 //	RAX pass   RBX page index   RCX pages in chunk   RDX hash accumulator
 //	RSI chunk base   RDI counter address   R8 pages written   R9/R10 pacing (pages, epoch)
@@ -65,6 +92,8 @@
 // vCPU 0 boots: reads fw_cfg "opt/tlcvm/workload" (syntax on Workload; default
 // "ws=16M,rate=4M"), builds the page tables, prints its banner on the serial port,
 // releases the APs; all enter 64-bit long mode. Each fills its chunk (whole pages), then
+// its share of the fill= pages (RIP 0x100060; RSI, RBX, RCX then describe that share, the
+// working-set chunk is recomputed from R12, R14, R15 afterwards), then
 // loops: per page, the u64 at offset (pass%512)*8 becomes mix(old ^ previous pass's word
 // ^ hash ^ pass) and the hash absorbs it, so corrupted memory changes all later values. The rate (bytes of
 // pages dirtied per second) is paced by the guest clock, which stops while paused.

@@ -28,6 +28,7 @@ type Config struct {
 	Name, UUID   string
 	DebugThreads bool // -name …,debug-threads=on: name vCPU threads "CPU N/TCG"
 
+	Stderr io.Writer      // error reports (a guest RAM check failure); nil: os.Stderr
 	Log    zerolog.Logger // zero value: silent
 	Events EventSink      // nil: events are dropped
 }
@@ -53,9 +54,10 @@ type Machine struct {
 	acpi   ACPI
 	clock  Clock
 
-	reqs    chan string   // guest shutdown/reset requests → guestLoop
-	done    chan struct{} // closed when the process should exit
-	quit    chan struct{} // closed by Close: stops guestLoop
+	reqs    chan string      // guest shutdown/reset requests → guestLoop
+	faults  chan ramFaultReq // guest RAM check failures (vCPUs, populate) → guestLoop
+	done    chan struct{}    // closed when the process should exit
+	quit    chan struct{}    // closed by Close: stops guestLoop
 	loopWG  sync.WaitGroup
 	exitOne sync.Once
 
@@ -66,6 +68,7 @@ type Machine struct {
 	started    bool     // +checklocks:mu
 	closed     bool     // +checklocks:mu
 	exiting    bool     // +checklocks:mu
+	populating bool     // +checklocks:mu; StartPopulate was called
 
 	ramMu sync.RWMutex // held for reading while RAM is read by monitors; Close takes it
 }
@@ -104,6 +107,7 @@ func New(cfg Config) (*Machine, error) {
 		serial:    newSerial(cfg.Serial),
 		fwcfg:     newFwCfg(cfg.FwCfg),
 		reqs:      make(chan string, 8),
+		faults:    make(chan ramFaultReq, 1),
 		done:      make(chan struct{}),
 		quit:      make(chan struct{}),
 		state:     StatePrelaunch,
@@ -124,6 +128,12 @@ func New(cfg Config) (*Machine, error) {
 	}
 	if ncpu > 0 && cfg.RAMSize < 1<<20 {
 		return nil, fmt.Errorf("%w: %d vCPUs need at least 1 MiB of guest RAM", ErrConfig, ncpu)
+	}
+	if ncpu > 0 {
+		if err := w.checkFits(cfg.RAMSize, m.phys[0].Size); err != nil {
+			_ = m.ram.close()
+			return nil, err
+		}
 	}
 	m.ctl.alive = ncpu
 	for i := 0; i < ncpu; i++ {
@@ -296,7 +306,7 @@ func (m *Machine) reset(reason string) {
 	m.serial.reset()
 	m.acpi.pending.Store(false)
 	m.acpi.enabled.Store(false)
-	if m.ram != nil && m.ram.Written(gpaBootInfo>>pageShift) {
+	if m.ram != nil && m.ram.Written(gpaBootInfo>>pageShift) && m.ram.ensurePage(gpaBootInfo>>pageShift) == nil {
 		m.ram.store64(gpaBootInfo, 0) // the APs wait for the new boot
 	}
 	m.events.Emit(EventReset, ResetEvent{Guest: guestCause(reason), Reason: reason})
@@ -381,6 +391,10 @@ func (m *Machine) guestLoop() {
 			if m.state == StateRunning { // a request from a vCPU stopped meanwhile is void
 				m.shutdown(cause, false)
 			}
+			m.mu.Unlock()
+		case f := <-m.faults:
+			m.mu.Lock()
+			m.handleRAMFault(f)
 			m.mu.Unlock()
 		}
 	}

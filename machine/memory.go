@@ -3,6 +3,7 @@ package machine
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"os"
 
 	"tlcvm/internal/errno"
@@ -10,7 +11,8 @@ import (
 
 // ReadPhys reads guest-physical memory. Addresses outside RAM fail with ErrInvalidAddress
 // (p is then partly filled). Pages the guest never wrote read as zeros without being
-// touched.
+// touched. A page of a RAM block restored by mapping is checked first: a failed check
+// returns the check's text wrapped in ErrRAMCheck.
 func (m *Machine) ReadPhys(addr uint64, p []byte) error {
 	m.ramMu.RLock()
 	defer m.ramMu.RUnlock()
@@ -30,59 +32,71 @@ func (m *Machine) readPhys(addr uint64, p []byte) error {
 			return qerr(ErrInvalidAddress, "Invalid addr 0x%016x/size %d specified", addr, len(p))
 		}
 		n := min(uint64(len(p)), avail)
-		b.readUntouched(off, p[:n])
+		if err := b.readUntouched(off, p[:n]); err != nil {
+			return err
+		}
 		p, addr = p[n:], addr+n
 	}
 	return nil
 }
 
 // readUntouched copies [off, off+len(p)) into p; pages never written are zero-filled
-// without touching the mapping.
-func (b *RAMBlock) readUntouched(off uint64, p []byte) {
+// without touching the mapping. A written page of a lazy chunk (restore by mapping) is
+// checked first; a failed check is returned wrapped in ErrRAMCheck (p is then partly
+// filled).
+func (b *RAMBlock) readUntouched(off uint64, p []byte) error {
 	for len(p) > 0 {
 		page := off >> pageShift
 		n := min(uint64(len(p)), PageSize-off%PageSize)
 		if b.Written(page) {
+			if err := b.ensurePage(page); err != nil {
+				return ramCheckError(err)
+			}
 			copy(p[:n], b.mem[off:off+n])
 		} else {
 			clear(p[:n])
 		}
 		p, off = p[n:], off+n
 	}
+	return nil
 }
 
 // translate walks vCPU cpu's page tables (4-level, 4 KiB/2 MiB/1 GiB pages) in guest
-// RAM. With paging off virtual equals physical.
-func (m *Machine) translate(st *CPUState, va uint64) (uint64, bool) {
+// RAM. With paging off virtual equals physical. err is a failed RAM check (ErrRAMCheck)
+// of a page-table page, with ok false.
+func (m *Machine) translate(st *CPUState, va uint64) (pa uint64, ok bool, err error) {
 	if st.CR[0]&cr0PG == 0 {
-		return va, true
+		return va, true, nil
 	}
 	if !st.longMode() {
-		return 0, false // 32-bit paging is never used by the workload
+		return 0, false, nil // 32-bit paging is never used by the workload
 	}
 	// canonical check
 	if top := int64(va) >> 47; top != 0 && top != -1 {
-		return 0, false
+		return 0, false, nil
 	}
 	table := st.CR[3] &^ 0xfff
 	for level := 3; level >= 0; level-- {
 		idx := (va >> (12 + 9*uint(level))) & 511
 		var e [8]byte
-		if m.readPhys(table+8*idx, e[:]) != nil {
-			return 0, false
+		if err := m.readPhys(table+8*idx, e[:]); err != nil {
+			if errors.Is(err, ErrRAMCheck) {
+				return 0, false, err
+			}
+			return 0, false, nil
 		}
 		pte := binary.LittleEndian.Uint64(e[:])
 		if pte&1 == 0 {
-			return 0, false
+			return 0, false, nil
 		}
 		addr := pte & 0x000ffffffffff000
 		if level == 0 || (level <= 2 && pte&0x80 != 0) {
 			size := uint64(1) << (12 + 9*uint(level))
-			return addr&^(size-1) | va&(size-1), true
+			return addr&^(size-1) | va&(size-1), true, nil
 		}
 		table = addr
 	}
-	return 0, false
+	return 0, false, nil
 }
 
 // ReadVirt reads vCPU cpu's virtual memory (QEMU's cpu_memory_rw_debug): translated by
@@ -106,8 +120,14 @@ func (m *Machine) readVirt(cpu int, addr uint64, p []byte, origAddr, origSize ui
 	v.mu.Unlock()
 	for len(p) > 0 {
 		n := min(uint64(len(p)), PageSize-addr%PageSize)
-		pa, ok := m.translate(&st, addr)
-		if !ok || m.readPhys(pa, p[:n]) != nil {
+		pa, ok, err := m.translate(&st, addr)
+		if ok {
+			err = m.readPhys(pa, p[:n])
+		}
+		if errors.Is(err, ErrRAMCheck) {
+			return err
+		}
+		if !ok || err != nil {
 			return qerr(ErrInvalidAddress, "Invalid addr 0x%016x/size %d specified", origAddr, int64(origSize))
 		}
 		p, addr = p[n:], addr+n
@@ -149,10 +169,14 @@ func (m *Machine) SaveMemory(path string, addr, size uint64, phys bool, cpu int)
 		chunk := buf[:l]
 		if phys {
 			if !m.ramUsable() || m.readPhys(addr, chunk) != nil {
-				m.readPhysZeroFill(addr, chunk)
+				if err := m.readPhysZeroFill(addr, chunk); err != nil {
+					return err
+				}
 			}
-		} else if !m.ramUsable() || m.readVirt(cpu, addr, chunk, origAddr, origSize) != nil {
+		} else if !m.ramUsable() {
 			return qerr(ErrInvalidAddress, "Invalid addr 0x%016x/size %d specified", origAddr, int64(origSize))
+		} else if err := m.readVirt(cpu, addr, chunk, origAddr, origSize); err != nil {
+			return err
 		}
 		if _, werr := w.Write(chunk); werr != nil {
 			return qerr(ErrIO, "An IO error has occurred")
@@ -164,11 +188,12 @@ func (m *Machine) SaveMemory(path string, addr, size uint64, phys bool, cpu int)
 }
 
 // readPhysZeroFill reads what RAM there is in [addr, addr+len(p)) and zeros the rest
-// (QEMU's unassigned memory reads as 0 for pmemsave). Caller holds ramMu.
-func (m *Machine) readPhysZeroFill(addr uint64, p []byte) {
+// (QEMU's unassigned memory reads as 0 for pmemsave). A failed RAM check is returned.
+// Caller holds ramMu.
+func (m *Machine) readPhysZeroFill(addr uint64, p []byte) error {
 	clear(p)
 	if !m.ramUsable() {
-		return
+		return nil
 	}
 	for i := 0; i < len(p); {
 		b, off, avail, ok := m.phys.lookup(addr + uint64(i))
@@ -177,7 +202,10 @@ func (m *Machine) readPhysZeroFill(addr uint64, p []byte) {
 			continue
 		}
 		n := min(uint64(len(p)-i), avail)
-		b.readUntouched(off, p[i:i+int(n)])
+		if err := b.readUntouched(off, p[i:i+int(n)]); err != nil {
+			return err
+		}
 		i += int(n)
 	}
+	return nil
 }

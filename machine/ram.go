@@ -36,6 +36,13 @@ type RAMBlock struct {
 	written []uint64
 	dirty   []uint64
 	logging atomic.Bool
+
+	// Restore by mapping (mapram.go). lazyLeft counts the chunks not yet checked
+	// (failed ones included): the hot paths load it once per page and call Ensure only
+	// when it is not zero. lm is set by MapFile before lazyLeft is stored, then immutable.
+	lazyLeft atomic.Int64
+	mapped   atomic.Bool
+	lm       *lazyMap
 }
 
 func newRAMBlock(name string, size uint64) (*RAMBlock, error) {
@@ -75,7 +82,8 @@ func (b *RAMBlock) BitmapWords() int { return len(b.dirty) }
 
 // Host is the block's memory. Reading a page the guest never wrote faults in a zero page
 // (costly on ballooned hosts): consult Written first. Writers other than the guest must
-// use WritePage or call MarkWritten.
+// use WritePage or call MarkWritten. On a block restored by mapping (Mapped), call
+// Ensure for the pages first: a lazy chunk's bytes are not yet checked.
 func (b *RAMBlock) Host() []byte { return b.mem }
 
 // Written reports whether page was ever written.

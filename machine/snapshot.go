@@ -213,13 +213,25 @@ func (m *Machine) checkCPUState(st *CPUState) error {
 	switch st.RIP {
 	case ripReset, ripIdle, ripOff:
 		return nil
-	case ripFill, ripLoop:
+	case ripFill, ripLoop, ripFill2:
 	default:
 		return fmt.Errorf("rip %#x is not a workload stage", st.RIP)
 	}
 	low := m.phys[0].Size
 	base, pages, idx, ctr := st.Regs[regBase], st.Regs[regPages], st.Regs[regIndex], st.Regs[regCounter]
-	if base < gpaWSBase || base%PageSize != 0 || base >= low || pages == 0 || pages > (low-base)/PageSize || idx >= pages {
+	if st.RIP != ripLoop {
+		// After the fill stages the working-set chunk is recomputed from these.
+		ws, n := st.Regs[regWS], st.Regs[regNCPU]
+		if low <= gpaWSBase || ws > low-gpaWSBase || n == 0 || st.Regs[regCPU] >= n {
+			return fmt.Errorf("working set %d bytes over %d vCPUs (index %d) outside RAM", ws, n, st.Regs[regCPU])
+		}
+	}
+	if st.RIP == ripFill2 { // the fill share is in RAM-offset space
+		if base < gpaWSBase || base%PageSize != 0 || base >= m.ram.size || pages == 0 ||
+			pages > (m.ram.size-base)/PageSize || idx >= pages {
+			return fmt.Errorf("fill %#x+%d pages (index %d) outside RAM", base, pages, idx)
+		}
+	} else if base < gpaWSBase || base%PageSize != 0 || base >= low || pages == 0 || pages > (low-base)/PageSize || idx >= pages {
 		return fmt.Errorf("working set %#x+%d pages (index %d) outside RAM", base, pages, idx)
 	}
 	if ctr < gpaCounters || ctr+16 > gpaBootInfo || (ctr-gpaCounters)%16 != 0 {

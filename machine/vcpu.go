@@ -21,8 +21,9 @@ type vcpu struct {
 
 	// mu guards st. The vCPU goroutine holds it while executing a batch of steps;
 	// monitors (Registers, snapshots) take it to see a consistent state between batches.
-	mu sync.Mutex
-	st CPUState // +checklocks:mu
+	mu    sync.Mutex
+	st    CPUState // +checklocks:mu
+	fault error    // +checklocks:mu; a failed guest RAM check met by the last step(s)
 }
 
 // vcpuCtl parks and releases all vCPUs together (QEMU's pause_all_vcpus /
@@ -148,19 +149,31 @@ func (v *vcpu) run(kick chan struct{}) {
 			v.powerButton()
 		}
 		v.mu.Lock()
-		n, sleep := v.budget()
+		var n int
+		var sleep time.Duration
 		active := true
-		if n > 0 {
-			active = v.execute(n)
+		if v.ensure(0, sysPages) {
+			n, sleep = v.budget()
+			if n > 0 {
+				active = v.execute(n)
+			}
 		}
 		var line string
-		if v.index == 0 && (v.st.RIP == ripLoop || v.st.RIP == ripFill) {
+		if v.index == 0 && v.fault == nil && v.st.working() {
 			if now := m.clock.Now(); now >= v.st.Regs[regReport] {
 				line = v.statusLine(now)
 				v.st.Regs[regReport] = now + reportEveryNS
 			}
 		}
+		fault := v.fault
+		v.fault = nil
 		v.mu.Unlock()
+		if fault != nil {
+			// The guest must not see the data: park until the VM stops (internal-error).
+			m.ramFault(fault, false)
+			<-kick
+			return
+		}
 		if line != "" {
 			m.serial.puts(line)
 		}
@@ -196,6 +209,9 @@ func (v *vcpu) execute(n int) bool {
 		if !v.step() {
 			return false
 		}
+		if v.fault != nil {
+			return true
+		}
 		if v.st.RIP == ripLoop {
 			if n-i-1 > 0 {
 				v.loopPages(n - i - 1)
@@ -206,12 +222,17 @@ func (v *vcpu) execute(n int) bool {
 	return true
 }
 
+// working reports whether the program is in a paced stage (filling or looping).
+func (s *CPUState) working() bool {
+	return s.RIP == ripLoop || s.RIP == ripFill || s.RIP == ripFill2
+}
+
 // budget returns how many steps the rate allows now, or how long to sleep first.
 // Caller holds v.mu.
 func (v *vcpu) budget() (int, time.Duration) {
 	s := &v.st
 	rate := s.Regs[regRate]
-	if (s.RIP != ripLoop && s.RIP != ripFill) || rate == 0 {
+	if !s.working() || rate == 0 {
 		return batchPages, 0
 	}
 	now := v.m.clock.Now()

@@ -21,25 +21,36 @@ const DefaultWorkload = "ws=16M,rate=4M"
 //	            guest-physical 2 MiB and split evenly between the vCPUs.
 //	rate=SIZE   bytes of pages dirtied per second of guest time, all vCPUs together
 //	            (one 8-byte store dirties one 4 KiB page); rate=max: as fast as possible
-//	idle        no working set: the guest boots, prints its banner and halts
+//	fill=SIZE   after the working set's initial fill, also write SIZE bytes of whole pages
+//	            once (rounded down to pages), right after the working set in RAM order
+//	            (continuing from 4 GiB above the low-memory limit), split evenly between
+//	            the vCPUs, paced like the fill; content depends on the page only. A
+//	            resident set larger than the working set: "ws=64M,fill=3G". New refuses
+//	            a fill that does not fit in RAM after the working set.
+//	idle        no working set: the guest boots, prints its banner and halts (fill=0)
 //
-// Examples: "ws=64M,rate=max", "ws=512M,rate=200M", "idle". The empty string means
-// DefaultWorkload. Anything else is refused by New with an ErrWorkload error.
+// Examples: "ws=64M,rate=max", "ws=512M,rate=200M", "ws=64M,fill=3G", "idle". The empty
+// string means DefaultWorkload. Anything else is refused by New with an ErrWorkload error.
 type Workload struct {
 	WS   uint64 // bytes, a multiple of PageSize; 0 = idle
 	Rate uint64 // bytes/s; 0 = max
+	Fill uint64 // bytes written once after the working set, a multiple of PageSize
 }
 
 // String renders the configuration in the same syntax.
 func (w Workload) String() string {
-	if w.WS == 0 {
+	if w.WS == 0 && w.Fill == 0 {
 		return "idle"
 	}
 	rate := "max"
 	if w.Rate != 0 {
 		rate = fmtSize(w.Rate)
 	}
-	return "ws=" + fmtSize(w.WS) + ",rate=" + rate
+	s := "ws=" + fmtSize(w.WS) + ",rate=" + rate
+	if w.Fill != 0 {
+		s += ",fill=" + fmtSize(w.Fill)
+	}
+	return s
 }
 
 func fmtSize(v uint64) string {
@@ -74,7 +85,7 @@ func parseOnto(w Workload, s string) (Workload, error) {
 			if hasVal {
 				return w, fmt.Errorf("%w: %s: 'idle' takes no value", ErrWorkload, WorkloadKey)
 			}
-			w.WS = 0
+			w.WS, w.Fill = 0, 0
 		case "ws":
 			n, err := parseSize(val)
 			if err != nil || !hasVal {
@@ -91,8 +102,14 @@ func parseOnto(w Workload, s string) (Workload, error) {
 				return w, fmt.Errorf("%w: %s: rate=%q is not a positive rate in bytes/s or 'max' (e.g. rate=4M)", ErrWorkload, WorkloadKey, val)
 			}
 			w.Rate = n
+		case "fill":
+			n, err := parseSize(val)
+			if err != nil || !hasVal {
+				return w, fmt.Errorf("%w: %s: fill=%q is not a size (e.g. fill=3G)", ErrWorkload, WorkloadKey, val)
+			}
+			w.Fill = n &^ (PageSize - 1)
 		default:
-			return w, fmt.Errorf("%w: %s: unknown item %q (valid: ws=SIZE, rate=SIZE|max, idle)", ErrWorkload, WorkloadKey, item)
+			return w, fmt.Errorf("%w: %s: unknown item %q (valid: ws=SIZE, rate=SIZE|max, fill=SIZE, idle)", ErrWorkload, WorkloadKey, item)
 		}
 	}
 	return w, nil
@@ -129,4 +146,27 @@ func parseSize(s string) (uint64, error) {
 		return 0, strconv.ErrRange
 	}
 	return v << shift, nil
+}
+
+// checkFits refuses a fill= that does not fit in ram bytes of RAM after the working set
+// (as the guest clamps it: from 2 MiB, ws within the low memory of size low).
+func (w Workload) checkFits(ram, low uint64) error {
+	if w.Fill == 0 {
+		return nil
+	}
+	ws := w.WS
+	if low <= gpaWSBase {
+		ws = 0
+	} else if ws > low-gpaWSBase {
+		ws = (low - gpaWSBase) &^ (PageSize - 1)
+	}
+	if ram < gpaWSBase+ws || w.Fill > ram-gpaWSBase-ws {
+		room := uint64(0)
+		if ram > gpaWSBase+ws {
+			room = ram - gpaWSBase - ws
+		}
+		return fmt.Errorf("%w: %s: fill=%s does not fit in %s of RAM after 2M + ws=%s (at most fill=%s)",
+			ErrWorkload, WorkloadKey, fmtSize(w.Fill), fmtSize(ram), fmtSize(ws), fmtSize(room))
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package machine_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
@@ -32,6 +33,16 @@ func TestParseWorkload(t *testing.T) {
 		{"wss=1M", machine.Workload{}, "", true},
 		{"ws=99999999999T", machine.Workload{}, "", true},
 		{"ws", machine.Workload{}, "", true},
+		{"ws=64M,,fill=3G", machine.Workload{}, "", true}, // ",," is QemuOpts' escape, undone before fw_cfg
+		{"ws=64M,fill=3G", machine.Workload{WS: 64 << 20, Rate: 4 << 20, Fill: 3 << 30}, "ws=64M,rate=4M,fill=3G", false},
+		{"fill=1M,ws=0,rate=max", machine.Workload{Fill: 1 << 20}, "ws=0,rate=max,fill=1M", false},
+		{"fill=10000", machine.Workload{WS: 16 << 20, Rate: 4 << 20, Fill: 8192}, "ws=16M,rate=4M,fill=8K", false},
+		{"fill=0", machine.Workload{WS: 16 << 20, Rate: 4 << 20}, "ws=16M,rate=4M", false},
+		{"fill=2G,idle", machine.Workload{Rate: 4 << 20}, "idle", false},
+		{"fill=", machine.Workload{}, "", true},
+		{"fill", machine.Workload{}, "", true},
+		{"fill=lots", machine.Workload{}, "", true},
+		{"fill=-1M", machine.Workload{}, "", true},
 	} {
 		got, err := machine.ParseWorkload(c.in)
 		if c.bad {
@@ -51,8 +62,98 @@ func TestParseWorkload(t *testing.T) {
 	}
 }
 
+// TestWorkloadFillRefused: New refuses a fill= that does not fit after the working set,
+// naming the key; the errors of bad values name it too.
+func TestWorkloadFillRefused(t *testing.T) {
+	for _, c := range []struct {
+		ram  uint64
+		typ  string
+		wl   string
+		want string // "" = accepted
+	}{
+		{64 << 20, "", "ws=16M,fill=46M", ""},
+		{64 << 20, "", "ws=16M,fill=47M", "opt/tlcvm/workload: fill=47M does not fit in 64M of RAM after 2M + ws=16M (at most fill=46M)"},
+		{64 << 20, "", "ws=1G,fill=4K", "fill=4K does not fit in 64M of RAM after 2M + ws=62M (at most fill=0)"},
+		{64 << 20, "", "fill=62M,ws=0", ""},
+		{4 << 30, "pc-q35-7.2", "ws=64M,fill=3G", ""}, // crosses the hole below 4 GiB
+		{4 << 30, "pc-q35-7.2", "ws=64M,fill=4G", "fill=4G does not fit in 4G of RAM after 2M + ws=64M (at most fill=4030M)"},
+		{64 << 20, "", "fill=x", `opt/tlcvm/workload: fill="x" is not a size (e.g. fill=3G)`},
+	} {
+		m, err := machine.New(machine.Config{Type: c.typ, RAMSize: c.ram, StartPaused: true,
+			FwCfg: map[string][]byte{machine.WorkloadKey: []byte(c.wl)}})
+		if err == nil {
+			_ = m.Close()
+		}
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.wl, err)
+		case c.want != "" && (!errors.Is(err, machine.ErrWorkload) || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: err %v, want ErrWorkload %q", c.wl, err, c.want)
+		}
+	}
+}
+
+// TestWorkloadFill: fill= pages are written once, after the working set, split between
+// the vCPUs, with content that depends only on the page; then the loop runs as before.
+func TestWorkloadFill(t *testing.T) {
+	const ws, fill = 1 << 20, 3<<20 + 4096 // 256 ws pages, 769 fill pages: 384 + 385
+	const steps = 1 + 128 + 385            // boot/AP release, ws share, fill share
+	out := newLineWriter("")
+	m := newMachine(t, machine.Config{RAMSize: 16 << 20, CPUs: 2, StartPaused: true, Serial: out,
+		FwCfg: map[string][]byte{machine.WorkloadKey: []byte("ws=1M,rate=max,fill=3076K")}})
+	for cpu := 0; cpu < 2; cpu++ {
+		if _, err := m.RunSteps(cpu, steps); err != nil {
+			t.Fatal(err)
+		}
+		if st := m.CPUStateOf(cpu); st.RIP != 0x100080 || st.Regs[machine.RSI] != 2<<20+uint64(cpu)*128*4096 || st.Regs[machine.RCX] != 128 {
+			t.Fatalf("cpu %d after its fill: rip %#x base %#x pages %d", cpu, st.RIP, st.Regs[machine.RSI], st.Regs[machine.RCX])
+		}
+	}
+	if !strings.Contains(out.String(), "workload ws=1M,rate=max,fill=3076K\r\n") {
+		t.Fatalf("banner %q", out.String())
+	}
+	b := m.RAMBlocks()[0]
+	first, last := uint64(2<<20+ws)/machine.PageSize, uint64(2<<20+ws+fill)/machine.PageSize
+	var n uint64
+	for p := first; p < b.Pages(); p++ {
+		if b.Written(p) {
+			if p >= last {
+				t.Fatalf("page %d beyond the fill written", p)
+			}
+			n++
+		}
+	}
+	if n != last-first {
+		t.Fatalf("%d fill pages written, want %d", n, last-first)
+	}
+	page := make([]byte, machine.PageSize)
+	if err := m.ReadPhys(last*machine.PageSize-machine.PageSize, page); err != nil {
+		t.Fatal(err)
+	}
+	off := (last - 1) * machine.PageSize
+	for w := uint64(0); w < machine.PageSize/8; w++ {
+		if got := binary.LittleEndian.Uint64(page[8*w:]); got != 0x5a5a5a5a00000000^(off>>3+w) {
+			t.Fatalf("fill word %d: %#x", w, got)
+		}
+	}
+	var ctr [8]byte
+	if err := m.ReadPhys(0x508, ctr[:]); err != nil || binary.LittleEndian.Uint64(ctr[:]) != 128+384 {
+		t.Fatalf("vCPU 0 pages written: %d %v", binary.LittleEndian.Uint64(ctr[:]), err)
+	}
+	// the same fill with one vCPU writes the same bytes
+	one := newMachine(t, machine.Config{RAMSize: 16 << 20, CPUs: 1, StartPaused: true,
+		FwCfg: map[string][]byte{machine.WorkloadKey: []byte("ws=1M,rate=max,fill=3076K")}})
+	if _, err := one.RunSteps(0, 1+256+769); err != nil {
+		t.Fatal(err)
+	}
+	a, c := ram(t, m), ram(t, one)
+	if !bytes.Equal(a[first*machine.PageSize:last*machine.PageSize], c[first*machine.PageSize:last*machine.PageSize]) {
+		t.Fatal("fill content depends on the vCPU count")
+	}
+}
+
 func FuzzParseWorkload(f *testing.F) {
-	for _, s := range []string{"", "idle", "ws=64M,rate=max", "ws=512M,rate=200M", "rate=1k", "ws=1T,,"} {
+	for _, s := range []string{"", "idle", "ws=64M,rate=max", "ws=512M,rate=200M", "rate=1k", "ws=1T,,", "ws=64M,fill=3G", "fill=0,idle"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -67,7 +168,7 @@ func FuzzParseWorkload(f *testing.F) {
 			t.Fatalf("%q: ws %d not page aligned", s, w.WS)
 		}
 		back, err := machine.ParseWorkload(w.String())
-		if err != nil || back.WS != w.WS || (w.WS != 0 && back.Rate != w.Rate) {
+		if err != nil || back.WS != w.WS || back.Fill != w.Fill || (w.WS+w.Fill != 0 && back.Rate != w.Rate) {
 			t.Fatalf("%q → %q → %+v %v", s, w.String(), back, err)
 		}
 	})

@@ -78,12 +78,46 @@
 // With the capability mapped-ram (listed after x-tlc), migrate accepts only file: URIs
 // ("Migration requires seekable transport (e.g. file)", QEMU 9.0's text, before anything
 // starts; migrate-incoming and -incoming likewise when the capability is on) and writes
-// the file in QEMU 9.0's layout (stream.NewMappedWriter): the file transport.Open created
-// is reopened so that pages can be written at their offsets, through the same rate limit
-// and cancellation as a stream. A file: restore always reads the file itself
+// the file in QEMU 9.0's layout (stream.NewMappedWriter), through the same rate limit and
+// cancellation as a stream. A file: restore always reads the file itself
 // (stream.NewFileReader) and recognises either layout from its configuration section,
-// whatever the destination's capability (QEMU 9.0 requires it on both sides): the
-// sequential part is verified first, then block by block, chunk by chunk, the pages are
-// verified and copied into guest RAM; pages absent from the file are zero. Mapping the
-// file instead of reading it, and incremental checkpoints in place, come later.
+// whatever the destination's capability (QEMU 9.0 requires it on both sides).
+//
+// # Checkpoint files (filecp.go)
+//
+// How a mapped-ram checkpoint is written (query-migrate x-tlc-file, HMP info migrate):
+//
+//	x-tlc, and the file is the baseline ──> incremental, in place, through a journal
+//	  (the baseline: the last x-tlc mapped checkpoint this engine wrote, or the file it
+//	   restored by mapping; identified by device, inode, offset and stream.Digest, and
+//	   valid while nothing else consumed the dirty log. The pages sent are the dirty log's
+//	   since then (ResumeDirtyLog, no clearing); the journal is committed, applied and cut
+//	   off: the file is the old checkpoint or the new one, never a mix, whenever the
+//	   process dies (stream.Journal))
+//	otherwise, offset 0 of a regular file ──> full, written aside (".NAME.tlcvm-PID-N" in
+//	  the same directory) and renamed over NAME at the end: the old file stays whole until
+//	  then, and a guest mapping the old inode is never touched
+//	otherwise (file:PATH,offset=N) ──> full, in place, the file cut to N first
+//
+// Restore by mapping: a file: restore of a mapped-ram file maps each RAM block's pages
+// region privately over guest RAM (MappableRAM.MapFile): copy-on-write, so the guest's
+// writes never reach the file. Only the sequential part (headers, bitmaps, page digests,
+// device state) is read and verified before the guest runs; each page is verified against
+// its CRC32C when its 1 MiB chunk is first touched by anything in the machine (the vCPUs,
+// the monitor's memory commands, a checkpoint's reads): a corrupted page is detected
+// before the guest can read it, and stops the guest in internal-error. The migration
+// parameter x-restore-populate chooses what happens meanwhile: background (default: a
+// thread populates and verifies every chunk the guest has not touched yet), none (only on
+// first touch), before-run (every page read and verified before the guest runs, so a
+// corrupt file fails the restore with QEMU's "load of migration failed").
+//
+// The file under a restored guest must not change under it. This engine keeps it open and
+// read-locks one byte of it (an OFD lock at 0x7fff_ffff_ffff_0000, as QEMU locks images),
+// and tlcvm's writers respect that lock: a full mapped-ram checkpoint to it is written
+// aside (a new inode: the guest keeps the old one, even once the name is removed); an
+// incremental one in place only when the only guest mapping it is this engine's own
+// (whose pages in the dirty log are its private copies already); a streamed checkpoint or
+// one at an offset, which would rewrite it in place, is refused ("'PATH' holds the memory
+// of a running guest …"). Programs that ignore advisory locks (cp, dd, truncate) are not
+// stopped: do not write such a file with them while a guest runs on it.
 package migration

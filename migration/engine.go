@@ -52,6 +52,11 @@ type Engine struct {
 	// the guest still runs (first touch of fresh memory is slow on these hosts): only the
 	// checkpoint thread uses it, and one checkpoint runs at a time.
 	arena []byte
+
+	baseline   *baseline     // +checklocks:mu; see filecp.go
+	backing    *backing      // +checklocks:mu; the file under guest RAM after a mapped restore
+	restore    *FileInfo     // +checklocks:mu; the incoming file restore
+	restoreRAM []MappableRAM // +checklocks:mu; the blocks it mapped
 }
 
 // New returns an engine with QEMU 7.2's default capabilities (all off) and parameters.
@@ -235,19 +240,33 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 		return err
 	}
 	j.cpu = cpu
+	if err := e.checkBacking(uri, mapped); err != nil {
+		j.failSync(err)
+		return err
+	}
+	if mapped {
+		t, err := openTarget(uri)
+		if err != nil {
+			j.failSync(err)
+			return err
+		}
+		j.mu.Lock()
+		j.file, j.out, j.base = t, t.f, t.offset
+		j.abort = func() {} // file writes do not block; the thread sees the cancel
+		j.mu.Unlock()
+		go j.run()
+		return nil
+	}
 	out, err := transport.Open(uri, env)
 	if err != nil {
 		j.failSync(err)
 		return err
 	}
-	if mapped {
-		if out, j.base, err = reopenMapped(uri, out); err != nil {
-			j.failSync(err)
-			return err
-		}
-	}
 	j.mu.Lock()
 	j.out = out
+	if a, err := transport.Parse(uri); err == nil && a.Scheme == transport.SchemeFile {
+		j.streamed = true
+	}
 	j.abort = func() { _ = transport.Abort(out) }
 	j.mu.Unlock()
 	go j.run()
@@ -289,7 +308,7 @@ func (e *Engine) Info() Info {
 	case j != nil:
 		return j.info()
 	case in != nil:
-		return Info{Status: in.status(), HasStatus: true}
+		return Info{Status: in.status(), HasStatus: true, File: e.restoreInfo()}
 	}
 	return Info{}
 }

@@ -54,7 +54,8 @@ func (b *fakeRAM) StartDirtyLog() {
 	}
 	b.logging.Store(true)
 }
-func (b *fakeRAM) StopDirtyLog() { b.logging.Store(false) }
+func (b *fakeRAM) StopDirtyLog()   { b.logging.Store(false) }
+func (b *fakeRAM) ResumeDirtyLog() { b.logging.Store(true) }
 func (b *fakeRAM) SyncDirtyLog(dst []uint64) (n uint64) {
 	if !b.logging.Load() {
 		return 0

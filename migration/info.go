@@ -13,6 +13,8 @@ type Info struct {
 	ErrorDesc        *string
 	// Stages are tlcvm's per-stage figures (x-tlc-stages), in order.
 	Stages []Stage
+	// File is tlcvm's report on a checkpoint to or restore from file: (x-tlc-file).
+	File *FileInfo
 }
 
 // RAMStats is QAPI's MigrationStats.

@@ -104,6 +104,7 @@ func (in *inJob) run() {
 			_ = in.src.Close()
 			err = e.m.IncomingDone(srcState)
 			if err == nil {
+				e.afterRestore()
 				in.set(StatusCompleted)
 				return
 			}
@@ -152,6 +153,7 @@ func (e *Engine) load(rd *stream.Reader, f io.ReaderAt) (string, error) {
 	}
 	var devs []dev
 	var fill [pageSize]byte
+	var pages int64
 	for {
 		rec, err := rd.Next()
 		if err == io.EOF {
@@ -187,6 +189,7 @@ func (e *Engine) load(rd *stream.Reader, f io.ReaderAt) (string, error) {
 			page := rec.Offset / pageSize
 			if rec.Kind == stream.Page {
 				b.WritePage(page, rec.Data)
+				pages++
 				continue
 			}
 			if rec.Fill == 0 && !b.Written(page) {
@@ -201,9 +204,11 @@ func (e *Engine) load(rd *stream.Reader, f io.ReaderAt) (string, error) {
 		}
 	}
 	if rd.Mapped() {
-		if err := loadMapped(rd, f, order, blocks); err != nil {
+		if err := e.restoreMapped(rd, f, order, blocks); err != nil {
 			return "", err
 		}
+	} else if _, ok := f.(*fileSource); ok {
+		e.setRestoreInfo(&FileInfo{Mode: "streamed", Populate: populateRead, PagesEager: pages}, nil)
 	}
 	// Verified: apply the device state.
 	secs := map[string]Section{}

@@ -17,10 +17,30 @@ type RAMBlock interface {
 	Written(page uint64) bool
 	WrittenBitmap(dst []uint64) uint64
 	StartDirtyLog()
+	// ResumeDirtyLog turns logging on without clearing: the next SyncDirtyLog takes every
+	// page written since the last one (an incremental checkpoint's pages).
+	ResumeDirtyLog()
 	StopDirtyLog()
 	SyncDirtyLog(dst []uint64) uint64
 	// WritePage stores a page loaded from a stream (marks it written, not dirty).
 	WritePage(page uint64, data []byte)
+}
+
+// MappableRAM is a RAMBlock that a checkpoint file can back (restore by mapping; see
+// machine.RAMBlock.MapFile): the file's pages are mapped privately, and check verifies a
+// chunk of them before anything reads it.
+type MappableRAM interface {
+	MapFile(fd int, off int64, present []uint64, check func(first uint64, mem []byte) error) error
+	// Populate checks every page not yet checked now (stop: give up early).
+	Populate(stop <-chan struct{}) error
+	// PopulateStats: present pages populated eagerly, lazily, and not yet.
+	PopulateStats() (eager, lazy, left uint64)
+}
+
+// Populater is a Machine that populates its mapped RAM in the background once the guest
+// runs (a check failure then stops the guest).
+type Populater interface {
+	StartPopulate()
 }
 
 // Section is one piece of device or vCPU state (machine.Snapshotter). SaveState and

@@ -2,7 +2,6 @@ package migration
 
 import (
 	"io"
-	"os"
 
 	"tlcvm/migration/stream"
 	"tlcvm/migration/transport"
@@ -28,23 +27,6 @@ func checkSeekable(mapped bool, uri string) error {
 	return nil
 }
 
-// reopenMapped swaps the file transport.Open created (with QEMU's errors for a file that
-// cannot be opened) for a descriptor the mapped-ram writer can pwrite at any offset. It
-// returns the file and the stream's base offset.
-func reopenMapped(uri string, out io.WriteCloser) (*os.File, uint64, error) {
-	a, err := transport.Parse(uri)
-	if err != nil {
-		_ = transport.Abort(out)
-		return nil, 0, wrapf(ErrInvalid, err, "%s", err.Error())
-	}
-	f, err := os.OpenFile(a.Path, os.O_WRONLY, 0)
-	_ = out.Close() // nothing was written through it
-	if err != nil {
-		return nil, 0, wrapf(ErrSave, err, "Unable to open %s: %v", a.Path, err)
-	}
-	return f, a.Offset, nil
-}
-
 // limitedAt gives the mapped-ram writer's positional writes the channel's cancellation
 // and max-bandwidth (countWriter) as a stream's sequential writes have.
 type limitedAt struct {
@@ -66,24 +48,6 @@ func (a *atWriter) Write(p []byte) (int, error) {
 func (l *limitedAt) WriteAt(p []byte, off int64) (int, error) {
 	l.cw.w = &atWriter{f: l.f, off: off}
 	return l.cw.Write(p)
-}
-
-// loadURI loads the incoming stream: a file: one is read from the file itself (seekable:
-// either layout, mapped-ram detected from its configuration section), any other from r.
-func (e *Engine) loadURI(uri string, r io.Reader) (string, error) {
-	a, err := transport.Parse(uri)
-	if err != nil || a.Scheme != transport.SchemeFile {
-		return e.Load(r)
-	}
-	f, err := os.Open(a.Path)
-	if err != nil {
-		return "", wrapf(ErrLoad, err, "Unable to open %s: %v", a.Path, err)
-	}
-	defer f.Close()
-	if _, err := f.Seek(int64(a.Offset), io.SeekStart); err != nil {
-		return "", wrapf(ErrLoad, err, "%s", err.Error())
-	}
-	return e.load(stream.NewFileReader(f, a.Offset), f)
 }
 
 // loadMapped reads the pages of a verified mapped-ram stream into guest RAM, chunk by

@@ -40,6 +40,8 @@ type Params struct {
 	BlockBitmapMapping       *[]BitmapMigrationNodeAlias `json:"block-bitmap-mapping,omitempty"`
 	// XCheckpointCPU is tlcvm's: the host CPU of the checkpoint thread, -1 for automatic.
 	XCheckpointCPU *int64 `json:"x-checkpoint-cpu,omitempty"`
+	// XRestorePopulate is tlcvm's: how a restore by mapping reads the file (filecp.go).
+	XRestorePopulate *PopulateMode `json:"x-restore-populate,omitempty"`
 }
 
 // Compression is QAPI's MultiFDCompression (satisfies qmp.Enum).
@@ -212,5 +214,8 @@ func (p *Params) apply(u *Params) {
 	}
 	if u.XCheckpointCPU != nil {
 		p.XCheckpointCPU = ptr(*u.XCheckpointCPU)
+	}
+	if u.XRestorePopulate != nil {
+		p.XRestorePopulate = ptr(*u.XRestorePopulate)
 	}
 }

@@ -62,6 +62,9 @@ func (j *job) run() {
 	for _, b := range s.blocks {
 		b.StopDirtyLog()
 	}
+	if err != nil && j.file != nil {
+		j.file.abort()
+	}
 	if s.out != nil {
 		if err != nil {
 			_ = transport.Abort(s.out)
@@ -117,9 +120,19 @@ func (s *saver) save() error {
 	if err := transport.Connected(j.out); err != nil {
 		return s.ioErr(err)
 	}
-	if f, ok := j.out.(io.WriterAt); ok && j.mapped {
-		s.w = stream.NewMappedWriter(&limitedAt{f: f, cw: countWriter{j: j}}, j.base, s.m.MachineType())
+	incremental := false
+	if t := j.file; t != nil {
+		if err := t.prepare(j.e, j.tlc, s.m); err != nil {
+			return err
+		}
+		s.out, incremental = t.f, t.info.Incremental
+		j.setFileInfo(t.info)
+		s.w = stream.NewMappedWriterFrom(&limitedAt{f: t.writerAt(), cw: countWriter{j: j}}, t.offset, s.m.MachineType(), t.prev)
 	} else {
+		j.e.clearBaseline()
+		if j.streamed {
+			j.setFileInfo(FileInfo{Mode: "streamed"})
+		}
 		s.cw = &countWriter{w: j.out, j: j}
 		s.bw = bufio.NewWriterSize(s.cw, 1<<20)
 		s.w = stream.NewWriter(s.bw, s.m.MachineType())
@@ -130,15 +143,23 @@ func (s *saver) save() error {
 	var descs []stream.Block
 	s.todo = make([][]uint64, len(s.blocks))
 	for i, b := range s.blocks {
-		b.StartDirtyLog()
 		s.todo[i] = make([]uint64, b.BitmapWords())
-		s.written += b.WrittenBitmap(s.todo[i]) * pageSize
+		if incremental {
+			// The pages written since the previous checkpoint of the file are in the
+			// dirty log: take them, and only them.
+			b.ResumeDirtyLog()
+		} else {
+			b.StartDirtyLog()
+			s.written += b.WrittenBitmap(s.todo[i]) * pageSize
+		}
 		descs = append(descs, stream.Block{Name: b.Name(), Size: b.Size()})
 	}
 	if err := s.w.RAMSetup(descs); err != nil {
 		return s.ioErr(err)
 	}
-	s.syncPass() // pass 1: the written bitmap is the first pass's dirty set
+	if n := s.syncPass(); incremental { // pass 1: the written bitmap is the first pass's dirty set
+		s.written = n * pageSize
+	}
 	s.j.remaining.Store(int64(countBits(s.todo)) * pageSize)
 	j.mu.Lock()
 	j.setupMS = since(j.start)
@@ -231,17 +252,27 @@ func (s *saver) complete() error {
 	}
 	if j.tlc {
 		// The checkpoint keeps the VM: back to the state it had (running, paused, prelaunch).
-		buf := s.copyTodo()
+		buf, err := s.copyTodo()
 		if err := s.m.ReturnFromFinishMigrate(); err != nil {
 			j.e.log.Error().Err(err).Msg("leaving finish-migrate")
+		}
+		if err != nil {
+			return err
 		}
 		down := since(downStart)
 		if err := s.writeFinal(buf, devs, descs); err != nil {
 			return err
 		}
+		if err := s.commitFile(); err != nil {
+			return err
+		}
 		return s.finish(down)
 	}
 	if err := s.writeFinal(nil, devs, descs); err != nil {
+		leave(wasRunning)
+		return err
+	}
+	if err := s.commitFile(); err != nil {
 		leave(wasRunning)
 		return err
 	}
@@ -256,6 +287,33 @@ func (s *saver) complete() error {
 	}
 	leave(false)
 	return s.done(down)
+}
+
+// commitFile makes a mapped-ram checkpoint the file's content (journal applied, aside file
+// renamed); an x-tlc one becomes the baseline of the next, incremental, checkpoint.
+func (s *saver) commitFile() error {
+	j := s.j
+	if j.cancelled() {
+		return errCancelled
+	}
+	t := j.file
+	if t == nil {
+		if j.streamed {
+			j.setFileInfo(FileInfo{Mode: "streamed", WrittenBytes: int64(s.w.Bytes())})
+		}
+		return nil
+	}
+	bl, err := t.commit(s.w)
+	if err != nil {
+		return err
+	}
+	j.setFileInfo(t.info)
+	if j.tlc {
+		j.e.mu.Lock()
+		j.e.baseline = bl
+		j.e.mu.Unlock()
+	}
+	return nil
 }
 
 // finish closes the destination (x-tlc path) and completes.
@@ -338,6 +396,9 @@ func (s *saver) sendTodo(final bool) error {
 					inPart = true
 				}
 				off := uint64(wi*64+bit) * pageSize
+				if err := s.ensure(bi, off/pageSize); err != nil {
+					return err
+				}
 				page := host[off : off+pageSize]
 				if isZero(page) {
 					s.j.duplicate.Add(1)
@@ -392,7 +453,7 @@ func (s *saver) prepareArena(pages uint64) {
 	e.arena = a[:0]
 }
 
-func (s *saver) copyTodo() []pageCopy {
+func (s *saver) copyTodo() ([]pageCopy, error) {
 	n := countBits(s.todo)
 	arena := s.j.e.arena[:0]
 	if uint64(cap(arena)) < n*pageSize {
@@ -407,6 +468,9 @@ func (s *saver) copyTodo() []pageCopy {
 				bit := bits.TrailingZeros64(w)
 				w &^= 1 << bit
 				off := uint64(wi*64+bit) * pageSize
+				if err := s.ensure(bi, off/pageSize); err != nil {
+					return nil, err
+				}
 				page := host[off : off+pageSize]
 				// Zero pages are told apart after the guest resumes (writeFinal): the
 				// downtime is one plain copy.
@@ -416,7 +480,25 @@ func (s *saver) copyTodo() []pageCopy {
 			}
 		}
 	}
-	return out
+	return out, nil
+}
+
+// Ensurer is a RAMBlock restored by mapping whose pages are verified on first touch
+// (machine.RAMBlock.Ensure): the checkpoint thread touches a page only after Ensure.
+type Ensurer interface {
+	Ensure(first, n uint64) error
+}
+
+// ensure makes page of block bi safe to read (see Ensurer).
+func (s *saver) ensure(bi int, page uint64) error {
+	en, ok := s.blocks[bi].(Ensurer)
+	if !ok {
+		return nil
+	}
+	if err := en.Ensure(page, 1); err != nil {
+		return wrapf(ErrSave, err, "%v", err)
+	}
+	return nil
 }
 
 // writeFinal writes the END section of RAM (the copied pages, or todo read from guest

@@ -476,23 +476,6 @@ func finalRoundTrip(t *testing.T, bin, dir string, src *fvm, kind string) {
 	src.quit()
 }
 
-// waitEnded polls query-migrate until completed, failed or cancelled.
-func (v *fvm) waitEnded() harness.Value {
-	v.t.Helper()
-	deadline := time.Now().Add(harness.DefaultTimeout)
-	for {
-		info := v.info()
-		switch st, _ := info.Get("status"); st.Str() {
-		case "completed", "failed", "cancelled":
-			return info
-		}
-		if time.Now().After(deadline) {
-			v.t.Fatalf("migration still %s", info)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestCheckpointDestinationDies: the destination goes away mid-stream — a unix socket
 // reader that takes 1 MB and closes, an exec'd command that exits after 1 MB. The source
 // ends failed with QEMU 7.2's error-desc (checked against QEMU 7.2 doing the same), the

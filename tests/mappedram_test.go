@@ -113,8 +113,8 @@ func presentPage(t *testing.T, path string) int64 {
 	}
 }
 
-// TestMappedRAMDamaged: a flipped byte in a page and a truncated file make the destination
-// print QEMU's error and exit 1 before the guest runs.
+// TestMappedRAMDamaged: a truncated file makes the destination print QEMU's error and exit 1
+// before the guest runs (a flipped byte in a page: TestFileCorruptPage).
 func TestMappedRAMDamaged(t *testing.T) {
 	bin := requireCandidate(t)
 	parallel(t)
@@ -126,8 +126,8 @@ func TestMappedRAMDamaged(t *testing.T) {
 		t.Fatal(err)
 	}
 	flipped := bytes.Clone(good)
-	flipped[presentPage(t, chk)+100] ^= 1
-	for name, data := range map[string][]byte{"corrupt page": flipped, "truncated": good[:len(good)/2], "cut tail": good[:len(good)-10]} {
+	flipped[len(good)-300] ^= 1 // the device state, verified before the guest runs
+	for name, data := range map[string][]byte{"corrupt state": flipped, "truncated": good[:len(good)/2], "cut tail": good[:len(good)-10]} {
 		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".chk")
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)

@@ -85,6 +85,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	mcfg := p.mcfg
 	mcfg.Log = v.log
 	mcfg.Events = ev
+	mcfg.Stderr = stderr
 	if p.serialChardev != "" {
 		c, ok := v.chardevs.Get(p.serialChardev)
 		if !ok {

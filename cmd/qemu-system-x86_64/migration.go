@@ -24,10 +24,22 @@ func (a machineAdapter) MachineType() string { return a.m.Config().Type }
 func (a machineAdapter) RAMBlocks() []migration.RAMBlock {
 	var out []migration.RAMBlock
 	for _, b := range a.m.RAMBlocks() {
-		out = append(out, b)
+		out = append(out, ramAdapter{b})
 	}
 	return out
 }
+
+// ramAdapter presents *machine.RAMBlock as the engine's RAMBlock and MappableRAM.
+type ramAdapter struct{ *machine.RAMBlock }
+
+var _ migration.MappableRAM = ramAdapter{}
+
+func (r ramAdapter) MapFile(fd int, off int64, present []uint64, check func(first uint64, mem []byte) error) error {
+	return r.RAMBlock.MapFile(fd, off, present, machine.MapCheck(check))
+}
+
+// StartPopulate starts the background populate of RAM restored by mapping.
+func (a machineAdapter) StartPopulate() { a.m.StartPopulate() }
 
 func (a machineAdapter) Sections() []migration.Section {
 	var out []migration.Section

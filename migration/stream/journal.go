@@ -94,6 +94,10 @@ func (j *Journal) WriteAt(p []byte, off int64) (int, error) {
 	return len(p), nil
 }
 
+// FileBytes is what the journal wrote to the file, once applied: the records, the trailer
+// and the same data again in place.
+func (j *Journal) FileBytes() uint64 { return j.pos - j.start + journalTrailer + j.bytes }
+
 // Bytes is the number of data bytes journaled so far.
 func (j *Journal) Bytes() uint64 { return j.bytes }
 

@@ -115,6 +115,17 @@ func createFile(path string, offset uint64) (*os.File, error) {
 	return f, nil
 }
 
+// OpenCheckpointFile opens file:PATH for reading and writing at any offset, created (0600)
+// when missing and not truncated: a mapped-ram checkpoint decides itself what to keep (an
+// incremental checkpoint keeps the previous one). Errors are QEMU's ("Unable to open …").
+func OpenCheckpointFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, withErrno("Unable to open "+path, ErrConnect, err)
+	}
+	return f, nil
+}
+
 // openFile opens file:PATH for reading at offset.
 func openFile(path string, offset uint64) (*os.File, error) {
 	f, err := os.Open(path)

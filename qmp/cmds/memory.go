@@ -2,10 +2,12 @@ package cmds
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 
 	"tlcvm/internal/errno"
+	"tlcvm/machine"
 	"tlcvm/qmp"
 )
 
@@ -79,6 +81,10 @@ func (d *Deps) saveMemory(addr, size int64, filename string, read func(a uint64,
 			n = left
 		}
 		if err := read(a, buf[:n]); err != nil {
+			if errors.Is(err, machine.ErrRAMCheck) {
+				// A page of a checkpoint file failed its check (restore by mapping).
+				return qmp.Errorf("GenericError", "%s", err.Error())
+			}
 			return qmp.Errorf("GenericError", "Invalid addr 0x%016x/size %d specified", uint64(addr), size)
 		}
 		if _, err := f.Write(buf[:n]); err != nil {

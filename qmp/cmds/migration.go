@@ -75,6 +75,7 @@ type MigrateSetParameters struct {
 	MultifdZstdLevel         *uint8                                `json:"multifd-zstd-level,omitempty"`
 	BlockBitmapMapping       *[]migration.BitmapMigrationNodeAlias `json:"block-bitmap-mapping,omitempty"`
 	XCheckpointCPU           *int64                                `json:"x-checkpoint-cpu,omitempty"`
+	XRestorePopulate         *migration.PopulateMode               `json:"x-restore-populate,omitempty"`
 }
 
 func strOrNull(s *qmp.StrOrNull) *string {
@@ -102,6 +103,7 @@ func (a *MigrateSetParameters) params() migration.Params {
 		MaxCPUThrottle: a.MaxCPUThrottle, MultifdCompression: a.MultifdCompression,
 		MultifdZlibLevel: a.MultifdZlibLevel, MultifdZstdLevel: a.MultifdZstdLevel,
 		BlockBitmapMapping: a.BlockBitmapMapping, XCheckpointCPU: a.XCheckpointCPU,
+		XRestorePopulate: a.XRestorePopulate,
 	}
 }
 
@@ -160,6 +162,41 @@ type MigrationInfo struct {
 	ErrorDesc        *string           `json:"error-desc,omitempty"`
 	BlockedReasons   *[]string         `json:"blocked-reasons,omitempty"`
 	XTLCStages       *[]TLCStage       `json:"x-tlc-stages,omitempty"`
+	XTLCFile         *TLCFile          `json:"x-tlc-file,omitempty"`
+}
+
+// TLCFile is query-migrate's x-tlc-file: how a checkpoint to file: was written (mode
+// "mapped" or "streamed", incremental or not and why, bytes written to the file), or how a
+// restore from one reads its pages (populate mode; pages populated eagerly by the
+// background thread or before the guest ran, lazily on first touch, and not yet).
+type TLCFile struct {
+	qmp.QAPIOrder
+	Mode         string  `json:"mode"`
+	Incremental  *bool   `json:"incremental,omitempty"`
+	Reason       *string `json:"reason,omitempty"`
+	WrittenBytes *int64  `json:"written-bytes,omitempty"`
+	Populate     *string `json:"populate,omitempty"`
+	PagesEager   *int64  `json:"pages-eager,omitempty"`
+	PagesLazy    *int64  `json:"pages-lazy,omitempty"`
+	PagesLeft    *int64  `json:"pages-left,omitempty"`
+}
+
+func tlcFileOf(f *migration.FileInfo) *TLCFile {
+	if f == nil {
+		return nil
+	}
+	out := &TLCFile{Mode: f.Mode}
+	if f.Populate != "" {
+		p := string(f.Populate)
+		out.Populate = &p
+		out.PagesEager, out.PagesLazy, out.PagesLeft = &f.PagesEager, &f.PagesLazy, &f.PagesLeft
+		return out
+	}
+	out.Incremental, out.WrittenBytes = &f.Incremental, &f.WrittenBytes
+	if f.Reason != "" && f.Mode == "mapped" {
+		out.Reason = &f.Reason
+	}
+	return out
 }
 
 // MigrationInfoOf converts the engine's Info to the wire type.
@@ -188,6 +225,7 @@ func MigrationInfoOf(in migration.Info) MigrationInfo {
 		}
 		out.XTLCStages = &stages
 	}
+	out.XTLCFile = tlcFileOf(in.File)
 	return out
 }
 
