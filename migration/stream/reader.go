@@ -218,8 +218,12 @@ func (r *Reader) peek(n int) ([]byte, error) {
 
 // bytes consumes n bytes into a new slice that grows as data arrives (a lying length on a
 // short input costs no more memory than the input).
-func (r *Reader) bytes(n int) ([]byte, error) {
-	out := make([]byte, 0, min(n, len(r.buf)))
+func (r *Reader) bytes(n int) ([]byte, error) { return r.bytesCap(n, min(n, len(r.buf))) }
+
+// bytesCap is bytes with room for c bytes from the start: a caller that knows n is no lie
+// (a size fixed by what was read before) gives c = n and saves the regrowing.
+func (r *Reader) bytesCap(n, c int) ([]byte, error) {
+	out := make([]byte, 0, c)
 	for len(out) < n {
 		if r.w == r.r {
 			if err := r.ensure(1); err != nil {
@@ -522,7 +526,13 @@ func (r *Reader) device(id, instance, version, max uint32) (Record, error) {
 	if n > max {
 		return Record{}, r.fail(ErrFormat, "device state of %d bytes (max %d)", n, max)
 	}
-	state, err := r.bytes(int(n))
+	c := min(int(n), len(r.buf))
+	if max != MaxStateSize {
+		// An exact size computed by the caller (the mapped-ram digest table: 4 MiB per
+		// 4 GiB of RAM); past 64 MiB it grows as bytes arrive, as for a lying length.
+		c = min(int(n), 64<<20)
+	}
+	state, err := r.bytesCap(int(n), c)
 	if err != nil {
 		return Record{}, err
 	}
