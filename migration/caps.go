@@ -10,6 +10,9 @@ const (
 	// CapTLC is the checkpoint semantics: after stage 3 the VM runs on, and the final
 	// dirty pages and device state are written after it resumed.
 	CapTLC Capability = "x-tlc"
+	// CapMultifd writes a mapped-ram checkpoint's pages with multifd-channels threads
+	// (the only multifd tlcvm has).
+	CapMultifd Capability = "multifd"
 )
 
 // capabilityNames is QEMU 7.2's list in QAPI order, then tlcvm's x-tlc, then QEMU 9.0's
@@ -52,7 +55,6 @@ var refusals = map[Capability]string{
 	"compress":                "Capability 'compress' is not supported by tlcvm",
 	"return-path":             "Capability 'return-path' is not supported by tlcvm",
 	"pause-before-switchover": "Capability 'pause-before-switchover' is not supported by tlcvm",
-	"multifd":                 "Capability 'multifd' is not supported by tlcvm",
 	"release-ram":             "Capability 'release-ram' is not supported by tlcvm",
 }
 

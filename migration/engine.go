@@ -194,6 +194,10 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 		e.mu.Unlock()
 		return err
 	}
+	if e.capLocked(CapMultifd) && !mapped {
+		e.mu.Unlock()
+		return errorf(ErrUnsupported, "tlcvm supports multifd only with mapped-ram (a file: checkpoint)")
+	}
 	if o.Resume {
 		e.mu.Unlock()
 		return errorf(ErrState, "Cannot resume if there is no paused migration")
@@ -213,6 +217,9 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 	j := newJob(e, uri)
 	j.tlc = e.capLocked(CapTLC)
 	j.mapped = mapped
+	if e.capLocked(CapMultifd) && e.params.MultifdChannels != nil {
+		j.channels = int(*e.params.MultifdChannels)
+	}
 	if p := e.params.XCheckpointCPU; p != nil {
 		j.wantCPU = int(*p)
 	} else {

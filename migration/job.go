@@ -17,6 +17,7 @@ type job struct {
 	mapped   bool           // mapped-ram when it started: out is the file (io.WriterAt)
 	base     uint64         // mapped-ram: the stream's offset in the file
 	file     *fileTarget    // mapped-ram: the file and how it is written
+	channels int            // multifd: page writers of a mapped-ram checkpoint (0: off)
 	streamed bool           // a streamed checkpoint to file:
 	fileInfo *FileInfo      // +checklocks:mu; x-tlc-file, once the thread knows it
 	wantCPU  int            // x-checkpoint-cpu when it started (-1 auto)

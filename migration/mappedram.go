@@ -2,6 +2,7 @@ package migration
 
 import (
 	"io"
+	"sync"
 
 	"tlcvm/migration/stream"
 	"tlcvm/migration/transport"
@@ -28,26 +29,35 @@ func checkSeekable(mapped bool, uri string) error {
 }
 
 // limitedAt gives the mapped-ram writer's positional writes the channel's cancellation
-// and max-bandwidth (countWriter) as a stream's sequential writes have.
+// and max-bandwidth (countWriter) as a stream's sequential writes have. Safe for the
+// writer's concurrent page writers (multifd): the budget is shared, the writes are not
+// serialized.
 type limitedAt struct {
 	f  io.WriterAt
+	mu sync.Mutex
 	cw countWriter
 }
 
-type atWriter struct {
-	f   io.WriterAt
-	off int64
-}
-
-func (a *atWriter) Write(p []byte) (int, error) {
-	n, err := a.f.WriteAt(p, a.off)
-	a.off += int64(n)
-	return n, err
-}
-
 func (l *limitedAt) WriteAt(p []byte, off int64) (int, error) {
-	l.cw.w = &atWriter{f: l.f, off: off}
-	return l.cw.Write(p)
+	written := 0
+	for len(p) > 0 {
+		l.mu.Lock()
+		k, err := l.cw.grant(len(p))
+		if err == nil {
+			l.cw.windowBytes += uint64(k) // granted: counted before the write lands
+		}
+		l.mu.Unlock()
+		if err != nil {
+			return written, err
+		}
+		n, err := l.f.WriteAt(p[:k], off)
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p, off = p[n:], off+int64(n)
+	}
+	return written, nil
 }
 
 // loadMapped reads the pages of a verified mapped-ram stream into guest RAM, chunk by

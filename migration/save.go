@@ -59,6 +59,9 @@ func (j *job) run() {
 	defer restore()
 	s := &saver{j: j, m: j.e.m, blocks: j.e.m.RAMBlocks(), tid: unix.Gettid()}
 	err := s.save()
+	if s.w != nil {
+		s.w.Close()
+	}
 	for _, b := range s.blocks {
 		b.StopDirtyLog()
 	}
@@ -128,6 +131,9 @@ func (s *saver) save() error {
 		s.out, incremental = t.f, t.info.Incremental
 		j.setFileInfo(t.info)
 		s.w = stream.NewMappedWriterFrom(&limitedAt{f: t.writerAt(), cw: countWriter{j: j}}, t.offset, s.m.MachineType(), t.prev)
+		if !incremental { // the journal appends: one writer
+			s.w.SetWriters(j.channels)
+		}
 	} else {
 		j.e.clearBaseline()
 		if j.streamed {

@@ -33,25 +33,11 @@ const rateWindow = 100 * time.Millisecond
 func (c *countWriter) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
-		if c.j.cancelled() {
-			return written, errCancelled
+		k, err := c.grant(len(p))
+		if err != nil {
+			return written, err
 		}
-		chunk := p
-		if bw, _ := c.j.e.limits(); bw > 0 && bw < 1<<50 {
-			budget := bw / uint64(time.Second/rateWindow)
-			now := time.Now()
-			if now.Sub(c.windowStart) >= rateWindow {
-				c.windowStart, c.windowBytes = now, 0
-			}
-			if c.windowBytes >= budget {
-				time.Sleep(rateWindow - now.Sub(c.windowStart))
-				continue
-			}
-			if left := budget - c.windowBytes; uint64(len(chunk)) > left {
-				chunk = chunk[:left]
-			}
-		}
-		n, err := c.w.Write(chunk)
+		n, err := c.w.Write(p[:k])
 		written += n
 		c.windowBytes += uint64(n)
 		if err != nil {
@@ -60,4 +46,28 @@ func (c *countWriter) Write(p []byte) (int, error) {
 		p = p[n:]
 	}
 	return written, nil
+}
+
+// grant returns how many of n bytes may be written now (at least one), sleeping while the
+// window's budget is spent, or errCancelled. The caller adds what it wrote to windowBytes.
+func (c *countWriter) grant(n int) (int, error) {
+	for {
+		if c.j.cancelled() {
+			return 0, errCancelled
+		}
+		bw, _ := c.j.e.limits()
+		if bw == 0 || bw >= 1<<50 {
+			return n, nil
+		}
+		budget := bw / uint64(time.Second/rateWindow)
+		now := time.Now()
+		if now.Sub(c.windowStart) >= rateWindow {
+			c.windowStart, c.windowBytes = now, 0
+		}
+		if c.windowBytes >= budget {
+			time.Sleep(rateWindow - now.Sub(c.windowStart))
+			continue
+		}
+		return int(min(uint64(n), budget-c.windowBytes)), nil
+	}
 }

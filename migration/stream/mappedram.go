@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"io"
+	"sync"
 )
 
 // QEMU 9.0's mapped-ram layout (migration/ram.c, docs/devel/migration/mapped-ram.rst) and
@@ -82,6 +83,89 @@ type mappedWriter struct {
 	run      []byte
 	bytes    uint64 // page and bitmap bytes written at fixed offsets
 	prev     map[string]*MappedData
+
+	// Page writers (SetWriters > 1): runs go to them through jobs; their buffers come
+	// back through free. A pass (a PART or the END section) ends with every run written
+	// (drain), so two writes of one page never overlap.
+	jobs    chan runJob
+	free    chan []byte
+	pending sync.WaitGroup // runs handed out and not yet written
+	workers sync.WaitGroup
+	errMu   sync.Mutex
+	werr    error
+}
+
+type runJob struct {
+	buf []byte
+	off int64
+}
+
+// SetWriters makes a mapped-ram Writer write its runs of pages with n goroutines at their
+// own offsets (QEMU's multifd channels with mapped-ram); n <= 1 writes them on the
+// caller's goroutine. Call it before Begin; Close stops the goroutines. The underlying
+// WriterAt must allow concurrent writes at different offsets (an *os.File does).
+func (w *Writer) SetWriters(n int) {
+	m := w.mr
+	if m == nil || n <= 1 || m.jobs != nil {
+		return
+	}
+	m.jobs = make(chan runJob, n)
+	m.free = make(chan []byte, 2*n)
+	for range 2 * n {
+		m.free <- make([]byte, 0, runMax)
+	}
+	for range n {
+		m.workers.Add(1)
+		go m.writeRuns()
+	}
+}
+
+func (m *mappedWriter) writeRuns() {
+	defer m.workers.Done()
+	for j := range m.jobs {
+		if m.failed() == nil {
+			if _, err := m.f.WriteAt(j.buf, j.off); err != nil {
+				m.errMu.Lock()
+				if m.werr == nil {
+					m.werr = err
+				}
+				m.errMu.Unlock()
+			}
+		}
+		m.free <- j.buf[:0]
+		m.pending.Done()
+	}
+}
+
+func (m *mappedWriter) failed() error {
+	m.errMu.Lock()
+	defer m.errMu.Unlock()
+	return m.werr
+}
+
+// drain waits until every run handed to the page writers is written.
+func (w *Writer) drain() error {
+	m := w.mr
+	if m.jobs == nil {
+		return w.err
+	}
+	m.pending.Wait()
+	if err := m.failed(); err != nil && w.err == nil {
+		w.err = err
+	}
+	return w.err
+}
+
+// Close stops the page writers (SetWriters), waiting for the runs handed out. Idempotent;
+// a Writer without them has nothing to stop.
+func (w *Writer) Close() {
+	m := w.mr
+	if m == nil || m.jobs == nil {
+		return
+	}
+	close(m.jobs)
+	m.workers.Wait()
+	m.jobs = nil
 }
 
 // NewMappedWriter returns a Writer of QEMU 9.0's mapped-ram layout into f, a seekable
@@ -205,11 +289,22 @@ func (w *Writer) flushRun() error {
 		return nil
 	}
 	b := &m.blocks[m.runBlock]
-	if _, err := m.f.WriteAt(m.run, int64(b.PagesOffset+m.runOff)); err != nil {
+	off := int64(b.PagesOffset + m.runOff)
+	m.bytes += uint64(len(m.run))
+	if m.jobs != nil {
+		if err := m.failed(); err != nil {
+			w.err = err
+			return err
+		}
+		m.pending.Add(1)
+		m.jobs <- runJob{buf: m.run, off: off}
+		m.run = <-m.free
+		return nil
+	}
+	if _, err := m.f.WriteAt(m.run, off); err != nil {
 		w.err = err
 		return err
 	}
-	m.bytes += uint64(len(m.run))
 	m.run = m.run[:0]
 	return nil
 }
@@ -218,6 +313,9 @@ func (w *Writer) flushRun() error {
 func (w *Writer) mappedFinish() ([]byte, error) {
 	m := w.mr
 	if err := w.flushRun(); err != nil {
+		return nil, err
+	}
+	if err := w.drain(); err != nil {
 		return nil, err
 	}
 	var table []byte

@@ -257,6 +257,9 @@ func (w *Writer) RAMIterEnd() error {
 		if err := w.flushRun(); err != nil {
 			return err
 		}
+		if err := w.drain(); err != nil {
+			return err
+		}
 	}
 	w.reserve(8)
 	w.buf = binary.BigEndian.AppendUint64(w.buf, flagEOS)
