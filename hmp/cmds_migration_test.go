@@ -50,3 +50,26 @@ func FuzzMigrateSetParameter(f *testing.F) {
 		}
 	})
 }
+
+// TestInfoMigrateFile: info migrate's lines for a checkpoint to file: and a restore from one.
+func TestInfoMigrateFile(t *testing.T) {
+	for _, tc := range []struct{ reply, want string }{
+		{`{"status":"completed","x-tlc-file":{"mode":"mapped","incremental":true,"written-bytes":2097152}}`,
+			"checkpoint file: mapped, incremental, 2048 kbytes written\r\n"},
+		{`{"status":"completed","x-tlc-file":{"mode":"mapped","incremental":false,"written-bytes":4096,"reason":"x-tlc is off"}}`,
+			"checkpoint file: mapped, full, 4 kbytes written (not incremental: x-tlc is off)\r\n"},
+		{`{"status":"completed","x-tlc-file":{"mode":"mapped","populate":"background","pages-eager":10,"pages-lazy":3,"pages-left":2}}`,
+			"restore from file: mapped, populate background, pages populated eagerly: 10, lazily: 3, not yet: 2\r\n"},
+	} {
+		m := New(ExecFunc(func(name string, args any) ([]byte, error) {
+			if name == "query-migrate" {
+				return []byte(tc.reply), nil
+			}
+			return []byte("{}"), nil
+		}), Options{})
+		RegisterMigration(m)
+		if out := m.RunLine("info migrate"); !strings.HasSuffix(out, tc.want) {
+			t.Errorf("info migrate with %s:\n%q\nwant it to end with %q", tc.reply, out, tc.want)
+		}
+	}
+}
