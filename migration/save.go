@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -465,9 +466,9 @@ func (s *saver) copyTodo() ([]pageCopy, error) {
 	if uint64(cap(arena)) < n*pageSize {
 		arena = make([]byte, 0, n*pageSize)
 	}
+	arena = arena[:n*pageSize]
 	out := make([]pageCopy, 0, n)
-	for bi, b := range s.blocks {
-		host := b.Host()
+	for bi := range s.blocks {
 		for wi, w := range s.todo[bi] {
 			s.todo[bi][wi] = 0
 			for w != 0 {
@@ -477,17 +478,45 @@ func (s *saver) copyTodo() ([]pageCopy, error) {
 				if err := s.ensure(bi, off/pageSize); err != nil {
 					return nil, err
 				}
-				page := host[off : off+pageSize]
-				// Zero pages are told apart after the guest resumes (writeFinal): the
-				// downtime is one plain copy.
-				start := len(arena)
-				arena = append(arena, page...)
-				out = append(out, pageCopy{block: bi, off: off, data: arena[start:len(arena):len(arena)]})
+				start := len(out) * pageSize
+				out = append(out, pageCopy{block: bi, off: off, data: arena[start : start+pageSize : start+pageSize]})
 			}
 		}
 	}
+	// Zero pages are told apart after the guest resumes (writeFinal): the downtime is one
+	// plain copy, split between this thread and copyWorkers others (the vCPUs are parked,
+	// so their CPUs are free).
+	hosts := make([][]byte, len(s.blocks))
+	for bi, b := range s.blocks {
+		hosts[bi] = b.Host()
+	}
+	copyPart := func(part []pageCopy) {
+		for _, p := range part {
+			copy(p.data, hosts[p.block][p.off:p.off+pageSize])
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), maxCopyWorkers, len(out)/minPagesPerWorker+1)
+	var wg sync.WaitGroup
+	per := (len(out) + workers - 1) / max(workers, 1)
+	for w := 1; w < workers; w++ {
+		part := out[min(w*per, len(out)):min((w+1)*per, len(out))]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			copyPart(part)
+		}()
+	}
+	copyPart(out[:min(per, len(out))])
+	wg.Wait()
 	return out, nil
 }
+
+// Stage 3's copy (x-tlc) runs on up to maxCopyWorkers threads, each with at least
+// minPagesPerWorker pages (below that a second thread costs more than it saves).
+const (
+	maxCopyWorkers    = 4
+	minPagesPerWorker = 1024
+)
 
 // Ensurer is a RAMBlock restored by mapping whose pages are verified on first touch
 // (machine.RAMBlock.Ensure): the checkpoint thread touches a page only after Ensure.
