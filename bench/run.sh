@@ -54,3 +54,9 @@ echo "bench: raw measurements -> $JSON" >&2
 if [ "${BENCH_LIBVIRT:-1}" = 1 ]; then
   "$ROOT/bench/run-libvirt.sh"
 fi
+# The file-checkpoint part (bench/run-filecp.sh: mapped-ram checkpoints to file:, the
+# incremental second checkpoint, restores by mapping; ~3 min, files up to ~6 GB).
+# BENCH_FILECP=0 leaves it out.
+if [ "${BENCH_FILECP:-1}" = 1 ]; then
+  "$ROOT/bench/run-filecp.sh"
+fi

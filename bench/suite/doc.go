@@ -26,4 +26,9 @@
 //	  ─ query-migrate every 20 ms (cap → migrate_cancel) ─ xp 0x500 ─ writer exits ─ quit
 //	start -S -incoming "exec:cat F" ─ query-status until not inmigrate (restore time)
 //	  ─ xp 0x500 ─ cont 300 ms ─ stop ─ xp 0x500 (counter moved on) ─ quit ─ rm F
+//
+// RunFileCP (filecp*.go, "tlcvm-bench filecp", issue 6) measures checkpoints to file: with
+// mapped-ram, the incremental second x-tlc checkpoint into the same file, restores by
+// mapping (exec → query-status running) and the guest's page-write rate after them,
+// beside dd and QEMU 7.2's exec:cat; the sequence is drawn at the top of filecp.go.
 package suite

@@ -42,6 +42,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "checkpoint" {
 		os.Exit(runCheckpoint(os.Args[2:])) // checkpoint.go
 	}
+	if len(os.Args) > 1 && os.Args[1] == "filecp" {
+		os.Exit(runFileCP(os.Args[2:])) // filecp.go
+	}
 	os.Exit(run())
 }
 
