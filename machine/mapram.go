@@ -261,6 +261,7 @@ func (b *RAMBlock) checkChunk(c uint64, eager bool) error {
 	lm := b.lm
 	first := c * ChunkPages
 	end := min(first+ChunkPages, b.Pages())
+	b.prefault(first, end)
 	err := lm.check(first, b.mem[first<<pageShift:end<<pageShift])
 	lm.mu.Lock()
 	defer lm.mu.Unlock()
@@ -278,6 +279,33 @@ func (b *RAMBlock) checkChunk(c uint64, eager bool) error {
 	lm.state[c].Store(chunkClean)
 	b.lazyLeft.Add(-1)
 	return nil
+}
+
+// prefault makes the private copies of the present pages of [first, end) now, with
+// MADV_POPULATE_WRITE (one kernel call per run of present pages) before the check reads
+// them: whoever populates a chunk (the background thread, or the vCPU that touches it
+// first) takes the copy-on-write faults in one batch, and the guest's first writes to
+// the chunk then cost nothing (without it: a 2-4 µs fault per page, on the vCPU). Pages
+// absent from the file stay untouched; a kernel without it (before 5.14) faults as before.
+func (b *RAMBlock) prefault(first, end uint64) {
+	if b.noPrefault.Load() {
+		return
+	}
+	for p := first; p < end; {
+		if !b.Written(p) {
+			p++
+			continue
+		}
+		q := p + 1
+		for q < end && b.Written(q) {
+			q++
+		}
+		if err := unix.Madvise(b.mem[p<<pageShift:q<<pageShift], unix.MADV_POPULATE_WRITE); err != nil {
+			b.noPrefault.Store(true) // EINVAL: an older kernel
+			return
+		}
+		p = q
+	}
 }
 
 // ensurePage is the hot-path hook: one atomic load when nothing is lazy.

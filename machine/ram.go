@@ -40,9 +40,10 @@ type RAMBlock struct {
 	// Restore by mapping (mapram.go). lazyLeft counts the chunks not yet checked
 	// (failed ones included): the hot paths load it once per page and call Ensure only
 	// when it is not zero. lm is set by MapFile before lazyLeft is stored, then immutable.
-	lazyLeft atomic.Int64
-	mapped   atomic.Bool
-	lm       *lazyMap
+	lazyLeft   atomic.Int64
+	mapped     atomic.Bool
+	noPrefault atomic.Bool // MADV_POPULATE_WRITE refused: do without
+	lm         *lazyMap
 }
 
 func newRAMBlock(name string, size uint64) (*RAMBlock, error) {

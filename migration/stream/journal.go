@@ -39,6 +39,8 @@ type Journal struct {
 	bytes   uint64 // data bytes journaled
 	hdr     [12]byte
 	err     error
+	// commitEnd is Commit's end: the file's size once applied.
+	commitEnd uint64
 	// Sync makes Commit fsync the records before writing the trailer, and the trailer.
 	Sync bool
 }
@@ -116,6 +118,7 @@ func (j *Journal) Commit(end uint64) error {
 			return err
 		}
 	}
+	j.commitEnd = end
 	t := makeTrailer(j.start, j.pos-j.start, end, j.records, j.crc)
 	at := (j.pos + journalTrailer - 1) &^ (journalTrailer - 1)
 	if _, err := j.f.WriteAt(t[:], int64(at)); err != nil {
@@ -127,10 +130,23 @@ func (j *Journal) Commit(end uint64) error {
 	return nil
 }
 
-// Apply replays the committed journal in place and cuts it off. Safe to repeat.
+// Apply replays the committed journal in place and cuts it off. Safe to repeat. Unlike
+// RecoverJournal it reads the records once: it wrote them itself, and checks their CRC32C
+// only as it goes (a mismatch, which only a damaged disk could cause, fails with
+// ErrIntegrity and leaves the journal committed, for RecoverJournal to judge).
 func (j *Journal) Apply() error {
-	_, err := RecoverJournal(j.f)
-	return err
+	apply := func(off uint64, p []byte) error {
+		_, err := j.f.WriteAt(p, int64(off))
+		return err
+	}
+	end := j.commitEnd
+	if end == 0 {
+		return fmt.Errorf("%w: journal applied before its commit", ErrUsage)
+	}
+	if err := walkJournal(j.f, j.start, j.pos-j.start, j.records, j.crc, apply); err != nil {
+		return err
+	}
+	return j.f.Truncate(int64(end))
 }
 
 // Abort drops an uncommitted journal: the file is the old checkpoint again.

@@ -236,7 +236,9 @@ func (w *Writer) mappedSetup(bl Block) {
 		bmap: make([]uint64, (pages+63)/64), crcs: make([]uint32, pages)}
 	if d := m.prev[bl.Name]; d != nil && d.Size == bl.Size && d.MappedBlock == lay {
 		copy(st.bmap, d.Bitmap)
-		copy(st.crcs, d.CRCs)
+		for p := range st.crcs {
+			st.crcs[p] = d.CRC(uint64(p))
+		}
 	}
 	m.blocks = append(m.blocks, st)
 }

@@ -152,8 +152,11 @@ type MappedData struct {
 	Size uint64
 	MappedBlock
 	Bitmap []uint64 // bit p of word p/64: page p is present
-	CRCs   []uint32 // CRC32C of each present page (0 for absent ones)
+	crcs   []byte   // be32 CRC32C of each page (0 for absent ones), the table's own bytes
 }
+
+// CRC is the recorded CRC32C of page p (0 for an absent page).
+func (d *MappedData) CRC(p uint64) uint32 { return binary.BigEndian.Uint32(d.crcs[p*4:]) }
 
 // Present reports whether page p is in the file.
 func (d *MappedData) Present(p uint64) bool { return d.Bitmap[p/64]&(1<<(p%64)) != 0 }
@@ -171,8 +174,8 @@ func (d *MappedData) Check(first uint64, mem []byte) error {
 		if !d.Present(p) {
 			continue
 		}
-		if got := crc32.Checksum(mem[k*PageSize:(k+1)*PageSize], castagnoli); got != d.CRCs[p] {
-			return fmt.Errorf("%w: RAM block %q page at 0x%x: CRC32C 0x%08x, 0x%08x recorded", ErrIntegrity, d.Name, p*PageSize, got, d.CRCs[p])
+		if got, want := crc32.Checksum(mem[k*PageSize:(k+1)*PageSize], castagnoli), d.CRC(p); got != want {
+			return fmt.Errorf("%w: RAM block %q page at 0x%x: CRC32C 0x%08x, 0x%08x recorded", ErrIntegrity, d.Name, p*PageSize, got, want)
 		}
 	}
 	return nil
@@ -200,15 +203,12 @@ func (r *Reader) MappedData(f io.ReaderAt, i int) (*MappedData, error) {
 	}
 	table = table[4:]
 	d := &MappedData{Name: b.Name, Size: b.Size, MappedBlock: mb,
-		Bitmap: make([]uint64, len(raw)/8), CRCs: make([]uint32, pages)}
+		Bitmap: make([]uint64, len(raw)/8), crcs: table[:4*pages]}
 	for w := range d.Bitmap {
 		d.Bitmap[w] = binary.LittleEndian.Uint64(raw[w*8:])
 	}
 	if pages%64 != 0 && d.Bitmap[len(d.Bitmap)-1]>>(pages%64) != 0 {
 		return nil, fmt.Errorf("%w: bitmap of RAM block %q has bits past its %d pages", ErrFormat, b.Name, pages)
-	}
-	for p := range d.CRCs {
-		d.CRCs[p] = binary.BigEndian.Uint32(table[p*4:])
 	}
 	return d, nil
 }
