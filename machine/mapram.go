@@ -194,7 +194,7 @@ func (b *RAMBlock) Ensure(first, n uint64) error {
 	return nil
 }
 
-// Populate checks every remaining lazy chunk in order (the background populate; its pages count
+// Populate checks every remaining lazy chunk, from the last down (the background populate; its pages count
 // as populated eagerly), returning early when stop is closed. Safe concurrently with Ensure and
 // with running vCPUs: a chunk is checked exactly once, by whoever moves it from lazy to
 // checking; a vCPU touching a chunk being checked by the populater waits for it.
@@ -202,7 +202,9 @@ func (b *RAMBlock) Populate(stop <-chan struct{}) error {
 	if b.lazyLeft.Load() == 0 {
 		return nil
 	}
-	for c := range b.lm.state {
+	// From the end down: a guest that walks its memory upwards meets the populater
+	// instead of queueing behind it, and the two share the work.
+	for c := len(b.lm.state) - 1; c >= 0; c-- {
 		select {
 		case <-stop:
 			return nil
