@@ -50,6 +50,7 @@ type lazyMap struct {
 	errs map[uint64]error // +checklocks:mu; chunk → its check's error (state chunkBad)
 
 	eager, lazy atomic.Uint64 // present pages populated by Populate / by an access
+	prefault    bool          // make the chunk's private copies before the check (MapFile's)
 }
 
 // MapFile backs the block with a private (copy-on-write) mapping of fd at file offset off
@@ -68,7 +69,7 @@ func (b *RAMBlock) MapFile(fd int, off int64, present []uint64, check MapCheck) 
 	switch {
 	case b.mem == nil:
 		return fmt.Errorf("%w: map %s: RAM block is closed", ErrConfig, b.name)
-	case b.lm != nil:
+	case b.restoreLM != nil:
 		return fmt.Errorf("%w: map %s: RAM block is already mapped from a file", ErrConfig, b.name)
 	case off < 0 || off%PageSize != 0:
 		return fmt.Errorf("%w: map %s: file offset %d is not a multiple of %d", ErrConfig, b.name, off, PageSize)
@@ -121,7 +122,9 @@ func (b *RAMBlock) MapFile(fd int, off int64, present []uint64, check MapCheck) 
 			lazy++
 		}
 	}
-	b.lm = lm
+	lm.prefault = true
+	b.restoreLM = lm
+	b.lm.Store(lm)
 	b.mapped.Store(true)
 	b.lazyLeft.Store(lazy) // publishes lm to Ensure's readers
 	return nil
@@ -204,7 +207,7 @@ func (b *RAMBlock) Populate(stop <-chan struct{}) error {
 	}
 	// From the end down: a guest that walks its memory upwards meets the populater
 	// instead of queueing behind it, and the two share the work.
-	for c := len(b.lm.state) - 1; c >= 0; c-- {
+	for c := len(b.lm.Load().state) - 1; c >= 0; c-- {
 		select {
 		case <-stop:
 			return nil
@@ -226,7 +229,7 @@ func (b *RAMBlock) PopulateStats() (eager, lazy, left uint64) {
 	if !b.mapped.Load() {
 		return 0, 0, 0
 	}
-	lm := b.lm
+	lm := b.restoreLM
 	eager, lazy = lm.eager.Load(), lm.lazy.Load()
 	return eager, lazy, lm.total - eager - lazy
 }
@@ -234,7 +237,7 @@ func (b *RAMBlock) PopulateStats() (eager, lazy, left uint64) {
 // ensureChunk makes chunk c clean, checking it if it is lazy, or waiting for the
 // goroutine that is checking it. eager tells which counter its present pages go to.
 func (b *RAMBlock) ensureChunk(c uint64, eager bool) error {
-	lm := b.lm
+	lm := b.lm.Load()
 	for {
 		switch lm.state[c].Load() {
 		case chunkClean:
@@ -260,10 +263,12 @@ func (b *RAMBlock) ensureChunk(c uint64, eager bool) error {
 
 // checkChunk runs the check on chunk c, which the caller moved to chunkChecking.
 func (b *RAMBlock) checkChunk(c uint64, eager bool) error {
-	lm := b.lm
+	lm := b.lm.Load()
 	first := c * ChunkPages
 	end := min(first+ChunkPages, b.Pages())
-	b.prefault(first, end)
+	if lm.prefault {
+		b.prefault(first, end)
+	}
 	err := lm.check(first, b.mem[first<<pageShift:end<<pageShift])
 	lm.mu.Lock()
 	defer lm.mu.Unlock()
@@ -382,4 +387,44 @@ func (m *Machine) handleRAMFault(f ramFaultReq) {
 	if running {
 		m.vmStop(StateInternalError)
 	}
+}
+
+// ErrGuardBusy is Guard on a block whose restore by mapping still has unchecked chunks.
+var ErrGuardBusy = errors.New("machine: RAM block still being populated")
+
+// Guard makes lazy again every chunk (ChunkPages pages) that holds a page set in pages
+// (bit p of word p/64: page p), with fn as its check: before anything in the machine
+// touches a page of such a chunk, fn runs on the chunk, once, on the goroutine that
+// touches it first (a vCPU about to write it, a monitor read) or on Populate's. A
+// checkpoint uses it to copy its final pages after the guest has resumed, each before the
+// guest can change it (copy on first touch). The vCPUs must be parked; a block whose
+// restore by mapping is still lazy fails with ErrGuardBusy. An error from fn fails the
+// access as a failed restore check does.
+func (b *RAMBlock) Guard(pages []uint64, fn MapCheck) error {
+	if b.lazyLeft.Load() != 0 {
+		return ErrGuardBusy
+	}
+	if len(pages) < len(b.written) || fn == nil {
+		return fmt.Errorf("%w: guard %s: page bitmap of %d words, want %d", ErrConfig, b.name, len(pages), len(b.written))
+	}
+	nchunks := (b.Pages() + ChunkPages - 1) / ChunkPages
+	lm := &lazyMap{check: fn, errs: map[uint64]error{},
+		present: make([]uint16, nchunks), state: make([]atomic.Uint32, nchunks)}
+	lm.cond = sync.NewCond(&lm.mu)
+	var n int64
+	for c := uint64(0); c < nchunks; c++ {
+		for w := c * chunkWords; w < min((c+1)*chunkWords, uint64(len(b.written))); w++ {
+			if pages[w] != 0 {
+				lm.state[c].Store(chunkLazy)
+				n++
+				break
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	b.lm.Store(lm)
+	b.lazyLeft.Store(n) // publishes lm
+	return nil
 }

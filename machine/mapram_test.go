@@ -470,3 +470,62 @@ func TestRestoreByMappingRunsOn(t *testing.T) {
 		})
 	}
 }
+
+// TestGuardCopiesBeforeTouch: Guard's function sees every guarded chunk as it was when the
+// vCPUs were parked, although they run again meanwhile and rewrite it; each chunk once.
+func TestGuardCopiesBeforeTouch(t *testing.T) {
+	const size = 32 << 20
+	m := newMachine(t, machine.Config{RAMSize: size, CPUs: 2,
+		FwCfg: map[string][]byte{machine.WorkloadKey: []byte("ws=24M,rate=max")}})
+	m.Start()
+	b := m.RAMBlocks()[0]
+	deadline := time.Now().Add(10 * time.Second)
+	for b.WrittenBitmap(make([]uint64, b.BitmapWords())) < 24<<20/machine.PageSize {
+		if time.Now().After(deadline) {
+			t.Fatal("the working set was never filled")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := m.EnterFinishMigrate(); err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Clone(b.Host())
+	pages := make([]uint64, b.BitmapWords())
+	b.WrittenBitmap(pages)
+	got := make([]byte, size)
+	calls := make([]atomic.Int32, size/machine.PageSize/machine.ChunkPages)
+	err := b.Guard(pages, func(first uint64, mem []byte) error {
+		calls[first/machine.ChunkPages].Add(1)
+		copy(got[first*machine.PageSize:], mem)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ReturnFromFinishMigrate(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // the vCPUs copy some chunks themselves
+	if err := b.Populate(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for p := uint64(0); p < size/machine.PageSize; p++ {
+		if pages[p/64]&(1<<(p%64)) == 0 {
+			continue
+		}
+		if !bytes.Equal(got[p*machine.PageSize:(p+1)*machine.PageSize], want[p*machine.PageSize:(p+1)*machine.PageSize]) {
+			t.Fatalf("page %d copied after the guest changed it", p)
+		}
+	}
+	for c := range calls {
+		if n := calls[c].Load(); n > 1 {
+			t.Errorf("chunk %d copied %d times", c, n)
+		}
+	}
+	if bytes.Equal(b.Host(), want) {
+		t.Error("the guest did not run after the guard")
+	}
+}

@@ -43,7 +43,11 @@ type RAMBlock struct {
 	lazyLeft   atomic.Int64
 	mapped     atomic.Bool
 	noPrefault atomic.Bool // MADV_POPULATE_WRITE refused: do without
-	lm         *lazyMap
+	restoreLM  *lazyMap    // MapFile's, for PopulateStats; immutable once mapped is set
+	// lm is the chunk map in force: MapFile's, or a Guard's (a checkpoint's copy on first
+	// touch). Replaced only while the vCPUs are parked and nothing is lazy, and stored
+	// before lazyLeft, whose load publishes it.
+	lm atomic.Pointer[lazyMap]
 }
 
 func newRAMBlock(name string, size uint64) (*RAMBlock, error) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/bits"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -259,7 +260,7 @@ func (s *saver) complete() error {
 	}
 	if j.tlc {
 		// The checkpoint keeps the VM: back to the state it had (running, paused, prelaunch).
-		buf, err := s.copyTodo()
+		buf, guarded, err := s.takeFinal()
 		if err := s.m.ReturnFromFinishMigrate(); err != nil {
 			j.e.log.Error().Err(err).Msg("leaving finish-migrate")
 		}
@@ -267,6 +268,9 @@ func (s *saver) complete() error {
 			return err
 		}
 		down := since(downStart)
+		if err := s.drainGuards(guarded); err != nil {
+			return err
+		}
 		if err := s.writeFinal(buf, devs, descs); err != nil {
 			return err
 		}
@@ -444,7 +448,6 @@ type pageCopy struct {
 	data  []byte
 }
 
-// copyTodo copies the pages of todo into memory (x-tlc's downtime) and clears todo.
 // prepareArena makes the engine's copy buffer hold at least pages pages, faulting new
 // memory in now, while the guest runs, so that stage 3's copy runs at memory speed.
 func (s *saver) prepareArena(pages uint64) {
@@ -460,7 +463,10 @@ func (s *saver) prepareArena(pages uint64) {
 	e.arena = a[:0]
 }
 
-func (s *saver) copyTodo() ([]pageCopy, error) {
+// layoutTodo gives every page of todo its place in the arena (not copied yet), in block
+// and page order, clears todo and returns, per block, the pages it held and the range
+// of out they occupy.
+func (s *saver) layoutTodo() ([]pageCopy, []blockPages, error) {
 	n := countBits(s.todo)
 	arena := s.j.e.arena[:0]
 	if uint64(cap(arena)) < n*pageSize {
@@ -468,7 +474,10 @@ func (s *saver) copyTodo() ([]pageCopy, error) {
 	}
 	arena = arena[:n*pageSize]
 	out := make([]pageCopy, 0, n)
+	per := make([]blockPages, len(s.blocks))
 	for bi := range s.blocks {
+		per[bi].lo = len(out)
+		per[bi].pages = append([]uint64(nil), s.todo[bi]...)
 		for wi, w := range s.todo[bi] {
 			s.todo[bi][wi] = 0
 			for w != 0 {
@@ -476,16 +485,27 @@ func (s *saver) copyTodo() ([]pageCopy, error) {
 				w &^= 1 << bit
 				off := uint64(wi*64+bit) * pageSize
 				if err := s.ensure(bi, off/pageSize); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				start := len(out) * pageSize
 				out = append(out, pageCopy{block: bi, off: off, data: arena[start : start+pageSize : start+pageSize]})
 			}
 		}
+		per[bi].hi = len(out)
 	}
-	// Zero pages are told apart after the guest resumes (writeFinal): the downtime is one
-	// plain copy, split between this thread and copyWorkers others (the vCPUs are parked,
-	// so their CPUs are free).
+	return out, per, nil
+}
+
+// blockPages is one block's share of the final pages: its todo bitmap and out[lo:hi].
+type blockPages struct {
+	pages  []uint64
+	lo, hi int
+}
+
+// copyPages copies the final pages into their arena places. Zero pages are told apart
+// after the guest resumes (writeFinal): this is one plain copy, split between this thread
+// and copyWorkers others (the vCPUs are parked, so their CPUs are free).
+func (s *saver) copyPages(out []pageCopy) {
 	hosts := make([][]byte, len(s.blocks))
 	for bi, b := range s.blocks {
 		hosts[bi] = b.Host()
@@ -508,7 +528,60 @@ func (s *saver) copyTodo() ([]pageCopy, error) {
 	}
 	copyPart(out[:min(per, len(out))])
 	wg.Wait()
-	return out, nil
+}
+
+// Guarder is a RAMBlock that runs a function on a chunk of its pages before anything
+// touches them (machine.RAMBlock.Guard), and runs it on the chunks left (Populate).
+type Guarder interface {
+	Guard(pages []uint64, fn func(first uint64, mem []byte) error) error
+	Populate(stop <-chan struct{}) error
+}
+
+// takeFinal is x-tlc's stage-3 copy, with the vCPUs parked. The final pages of a block
+// that can be guarded are copied on first touch: the guest resumes at once, and a chunk
+// of them is copied by whichever comes first, the vCPU about to change it or the
+// checkpoint thread (drainGuards); the downtime no longer grows with the final set. The
+// other blocks' pages are copied now. It returns the pages and the blocks guarded.
+func (s *saver) takeFinal() ([]pageCopy, []Guarder, error) {
+	out, per, err := s.layoutTodo()
+	if err != nil {
+		return nil, nil, err
+	}
+	var guarded []Guarder
+	var now []pageCopy
+	for bi, b := range s.blocks {
+		part := out[per[bi].lo:per[bi].hi]
+		g, ok := b.(Guarder)
+		if ok && len(part) > 0 {
+			host := b.Host()
+			copyChunk := func(first uint64, mem []byte) error {
+				end := first + uint64(len(mem))/pageSize
+				i := sort.Search(len(part), func(i int) bool { return part[i].off/pageSize >= first })
+				for ; i < len(part) && part[i].off/pageSize < end; i++ {
+					copy(part[i].data, host[part[i].off:part[i].off+pageSize])
+				}
+				return nil
+			}
+			if g.Guard(per[bi].pages, copyChunk) == nil {
+				guarded = append(guarded, g)
+				continue
+			}
+		}
+		now = append(now, part...)
+	}
+	s.copyPages(now)
+	return out, guarded, nil
+}
+
+// drainGuards copies, on the checkpoint thread, the final pages the guest has not touched
+// since it resumed.
+func (s *saver) drainGuards(guarded []Guarder) error {
+	for _, g := range guarded {
+		if err := g.Populate(nil); err != nil {
+			return wrapf(ErrSave, err, "%v", err)
+		}
+	}
+	return nil
 }
 
 // Stage 3's copy (x-tlc) runs on up to maxCopyWorkers threads, each with at least

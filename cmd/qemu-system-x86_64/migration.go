@@ -38,6 +38,12 @@ func (r ramAdapter) MapFile(fd int, off int64, present []uint64, check func(firs
 	return r.RAMBlock.MapFile(fd, off, present, machine.MapCheck(check))
 }
 
+func (r ramAdapter) Guard(pages []uint64, fn func(first uint64, mem []byte) error) error {
+	return r.RAMBlock.Guard(pages, machine.MapCheck(fn))
+}
+
+var _ migration.Guarder = ramAdapter{}
+
 // StartPopulate starts the background populate of RAM restored by mapping.
 func (a machineAdapter) StartPopulate() { a.m.StartPopulate() }
 
