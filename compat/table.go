@@ -54,7 +54,7 @@ var options = []Option{
 	{Name: "spice", HasArg: true, NoEffect: true}, {Name: "portrait", NoEffect: true},
 	{Name: "rotate", HasArg: true, NoEffect: true}, {Name: "vga", HasArg: true},
 	{Name: "full-screen", NoEffect: true}, {Name: "g", HasArg: true, OtherArch: true},
-	{Name: "vnc", HasArg: true, NoEffect: true},
+	{Name: "vnc", HasArg: true},
 	{Name: "win2k-hack", NoEffect: true}, {Name: "no-fd-bootchk", NoEffect: true},
 	{Name: "no-acpi", NoEffect: true}, {Name: "no-hpet", NoEffect: true},
 	{Name: "acpitable", HasArg: true, NoEffect: true}, {Name: "smbios", HasArg: true, NoEffect: true},

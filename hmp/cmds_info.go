@@ -107,6 +107,7 @@ func infoCommands() []Command {
 				}
 				c.Printf("balloon: actual=%d\n", b.Actual>>20)
 			}},
+		{Info: true, Name: "vnc", Params: "", Help: "show the vnc server status", Run: hmpInfoVNC},
 		{Info: true, Name: "kvm", Params: "", Help: "show KVM information",
 			Run: func(c *Call) {
 				var k kvmInfo

@@ -38,6 +38,7 @@ type vm struct {
 	serves    []func() // monitor loops, started by run
 	migration *migration.Engine
 	block     *blockdev.Graph
+	vnc       []vncDisplay
 }
 
 // events forwards machine events to the QMP server once it exists (the machine is built
@@ -107,6 +108,9 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		return nil, err
 	}
 
+	if err := v.buildVNC(); err != nil {
+		return nil, err
+	}
 	reg := qmp.NewRegistry()
 	phase("registry")
 	deps := &cmds.Deps{
@@ -126,6 +130,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		PCI:         p.pci,
 		Balloon:     hasBalloon(cfg),
 		KVM:         p.kvm,
+		VNC:         v.vncInfo,
 	}
 	v.human = hmp.New(nil, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
 	deps.Human = v.human
@@ -239,6 +244,11 @@ func (v *vm) close() {
 	}
 	if v.block != nil {
 		v.block.Close()
+	}
+	for _, d := range v.vnc {
+		if d.s != nil {
+			_ = d.s.Close()
+		}
 	}
 	if v.server != nil {
 		v.server.Close()

@@ -38,14 +38,15 @@ type Deps struct {
 	Name        string               // -name guest=; "" when not given
 	UUID        string               // -uuid; "" when not given
 	Version     qmp.VersionInfo
-	QOM         func() *Tree      // built on first use: start-up does no work for QOM
-	MachineType string            // resolved name, e.g. "pc-i440fx-7.2"
-	CPUModel    string            // e.g. "qemu64"
-	PCI         []PCIFunction     // functions on bus 0; nil for a machine without PCI
-	Balloon     bool              // a virtio-balloon device exists (-device)
-	KVM         bool              // the accelerator chosen is KVM (query-kvm "enabled")
-	Migration   *migration.Engine // nil: the migration commands are not registered
-	Block       *blockdev.Graph   // nil: the block commands are not registered
+	QOM         func() *Tree        // built on first use: start-up does no work for QOM
+	MachineType string              // resolved name, e.g. "pc-i440fx-7.2"
+	CPUModel    string              // e.g. "qemu64"
+	PCI         []PCIFunction       // functions on bus 0; nil for a machine without PCI
+	Balloon     bool                // a virtio-balloon device exists (-device)
+	KVM         bool                // the accelerator chosen is KVM (query-kvm "enabled")
+	Migration   *migration.Engine   // nil: the migration commands are not registered
+	Block       *blockdev.Graph     // nil: the block commands are not registered
+	VNC         func() []VNCDisplay // the -vnc displays; nil: none
 }
 
 // Register adds every handler of this package to r.
@@ -60,6 +61,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerCmdline(r, d)
 	registerMigration(r, d)
 	registerBlock(r, d)
+	registerVNC(r, d)
 	r.Register(internalCommands(d)...)
 	if d.Human != nil {
 		registerHuman(r, d)

@@ -21,7 +21,7 @@ func TestDomcapabilities(t *testing.T) {
 	}
 	// Known, documented differences (docs/libvirt.md): QEMU has them, tlcvm does not.
 	known := map[string]bool{
-		"graphics.type=sdl": true, "graphics.type=vnc": true, "graphics.type=egl-headless": true,
+		"graphics.type=sdl": true, "graphics.type=egl-headless": true,
 		"graphics.type=dbus": true, "tpm": true, "tpm.model=tpm-tis": true, "tpm.model=tpm-crb": true,
 		"tpm.backendModel=passthrough": true, "tpm.backendModel=emulator": true,
 		"tpm.backendModel=external": true, "tpm.model": true, "tpm.backendModel": true, "tpm.backendVersion": true, "tpm.backendVersion=1.2": true, "tpm.backendVersion=2.0": true,
@@ -77,7 +77,7 @@ func TestDomcapabilities(t *testing.T) {
 			if m := lv.Missing(ft, fq); len(m) > 0 {
 				t.Errorf("tlcvm reports what QEMU does not: %v", m)
 			}
-			for _, want := range []string{"disk.bus=virtio", "disk.bus=sata", "disk.diskDevice=cdrom",
+			for _, want := range []string{"graphics.type=vnc", "disk.bus=virtio", "disk.bus=sata", "disk.diskDevice=cdrom",
 				"disk.diskDevice=disk", "video.modelType=virtio", "rng.model=virtio", "rng.backendModel=random",
 				"hostdev.mode=subsystem"} {
 				if !contains(ft, want) {

@@ -1,11 +1,54 @@
 package libvirt_test
 
 import (
+	"encoding/binary"
+	"io"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	lv "tlcvm/bench/libvirt"
 )
+
+// rfbHandshake connects to a VNC server as an RFB 3.8 client (security None, shared) and
+// returns the desktop name from ServerInit.
+func rfbHandshake(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	read := func(n int) []byte {
+		t.Helper()
+		b := make([]byte, n)
+		if _, err := io.ReadFull(c, b); err != nil {
+			t.Fatalf("RFB handshake with %s: %v", addr, err)
+		}
+		return b
+	}
+	if v := string(read(12)); v != "RFB 003.008\n" {
+		t.Fatalf("server version %q", v)
+	}
+	_, _ = c.Write([]byte("RFB 003.008\n"))
+	types := read(int(read(1)[0]))
+	if len(types) == 0 || types[0] != 1 {
+		t.Fatalf("security types %v, want None (1)", types)
+	}
+	_, _ = c.Write([]byte{1})
+	if r := binary.BigEndian.Uint32(read(4)); r != 0 {
+		t.Fatalf("security result %d", r)
+	}
+	_, _ = c.Write([]byte{1}) // ClientInit: shared
+	si := read(24)
+	if w, h := binary.BigEndian.Uint16(si), binary.BigEndian.Uint16(si[2:]); w == 0 || h == 0 {
+		t.Fatalf("framebuffer %dx%d", w, h)
+	}
+	return string(read(int(binary.BigEndian.Uint32(si[20:]))))
+}
 
 // TestQ35Reconnect runs anchor2's model (q35, virt-install devices: SATA
 // cdrom, user net, agent channel, USB tablet, VNC, virtio-vga, balloon,
@@ -16,27 +59,12 @@ func TestQ35Reconnect(t *testing.T) {
 	d, dir := newDomain(t, lv.Q35, "idle")
 	name := d.Name
 	top := t
-	defined, started := false, false
+	started := false
 	steps := []struct {
 		name string
 		f    func(t *testing.T)
 	}{
 		{"define with VNC", func(t *testing.T) {
-			err := virsh.Define(d, dir)
-			if err != nil && strings.Contains(err.Error(), "vnc graphics are not supported with this QEMU") {
-				t.Skip("tlcvm gap: its probe lacks libvirt's 'vnc' capability flag (no query-vnc command), " +
-					"so libvirt refuses <graphics type='vnc'>; the story goes on without it")
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			defined = true
-		}},
-		{"define without VNC", func(t *testing.T) {
-			if defined {
-				t.Skip("defined with VNC")
-			}
-			d.NoVNC = true
 			if err := virsh.Define(d, dir); err != nil {
 				t.Fatal(err)
 			}
@@ -71,6 +99,27 @@ func TestQ35Reconnect(t *testing.T) {
 			m := kv(t, mustRun(t, "dominfo", name))
 			wantKV(t, m, "State", "running")
 			wantKV(t, m, "CPU(s)", "2")
+		}},
+		{"vncdisplay", func(t *testing.T) {
+			// libvirt picks the display (autoport) and passes -vnc 127.0.0.1:N; a VNC
+			// client then gets the RFB handshake and the desktop's name.
+			disp := strings.TrimSpace(mustRun(t, "vncdisplay", name))
+			host, n, ok := strings.Cut(disp, ":")
+			if !ok || host != "127.0.0.1" {
+				t.Fatalf("vncdisplay = %q", disp)
+			}
+			num, err := strconv.Atoi(n)
+			if err != nil {
+				t.Fatalf("vncdisplay = %q", disp)
+			}
+			desktop := rfbHandshake(t, net.JoinHostPort(host, strconv.Itoa(5900+num)))
+			if desktop != "QEMU ("+name+")" {
+				t.Errorf("desktop name %q, want %q", desktop, "QEMU ("+name+")")
+			}
+			out := mustRun(t, "qemu-monitor-command", name, `{"execute":"query-vnc"}`)
+			if !strings.Contains(out, `"enabled":true`) || !strings.Contains(out, `"service":"`+strconv.Itoa(5900+num)+`"`) {
+				t.Errorf("query-vnc = %s", out)
+			}
 		}},
 		{"domstats", func(t *testing.T) {
 			m, err := lv.ParseStats(mustRun(t, "domstats", name))

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+
+	"tlcvm/compat"
+	"tlcvm/qmp/cmds"
+	"tlcvm/vnc"
+)
+
+// vncDisplay is one -vnc display: its id ("default" unless id= names it, as QEMU) and
+// its server (nil for -vnc none).
+type vncDisplay struct {
+	id string
+	s  *vnc.Server
+}
+
+// buildVNC opens the -vnc displays (and -display vnc=…) in command-line order, as QEMU's
+// vnc_init_func does during start-up: a display that does not parse, names an unknown
+// audiodev or cannot listen stops the start with "-vnc ARG: error".
+func (v *vm) buildVNC() error {
+	cfg := v.plan.cfg
+	for _, arg := range cfg.VNC {
+		c, err := vnc.Parse(arg)
+		if err != nil {
+			return failf(cfg, "-vnc "+arg, "%v", err)
+		}
+		id := c.ID
+		if id == "" {
+			id = "default"
+		}
+		if c.Disabled {
+			v.vnc = append(v.vnc, vncDisplay{id: id}) // listed, not listening (-vnc none)
+			continue
+		}
+		if c.Audiodev != "" && !hasAudiodev(cfg.Audiodevs, c.Audiodev) {
+			return failf(cfg, "-vnc "+arg, "Audiodev '%s' not found", c.Audiodev)
+		}
+		name := "QEMU"
+		if cfg.Name.Guest != "" {
+			name = "QEMU (" + cfg.Name.Guest + ")"
+		}
+		s, err := vnc.Listen(c, vnc.Options{Name: name, Log: v.log})
+		if err != nil {
+			return failf(cfg, "-vnc "+arg, "%v", err)
+		}
+		if b := s.Banner(); b != "" {
+			fmt.Fprintln(v.stderr, b)
+		}
+		v.vnc = append(v.vnc, vncDisplay{id: id, s: s})
+		v.serves = append(v.serves, s.Serve)
+	}
+	return nil
+}
+
+func hasAudiodev(list []compat.Audiodev, id string) bool {
+	for _, a := range list {
+		if a.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// vncInfo is query-vnc's and query-vnc-servers' view of the displays.
+func (v *vm) vncInfo() []cmds.VNCDisplay {
+	var out []cmds.VNCDisplay
+	for _, d := range v.vnc {
+		if d.s == nil {
+			out = append(out, cmds.VNCDisplay{ID: d.id, Auth: "none"})
+			continue
+		}
+		in := d.s.Info()
+		cd := cmds.VNCDisplay{ID: d.id, Host: in.Host, Service: in.Service, Family: in.Family, Auth: in.Auth}
+		for _, a := range in.Listeners {
+			cd.Servers = append(cd.Servers, cmds.VNCAddr{Host: a.Host, Service: a.Service, Family: a.Family})
+		}
+		for _, c := range in.Clients {
+			cd.Clients = append(cd.Clients, cmds.VNCClient{Host: c.Host, Service: c.Service, Family: c.Family, Websocket: c.Websocket})
+		}
+		out = append(out, cd)
+	}
+	return out
+}

@@ -1,0 +1,332 @@
+package vnc
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Sentinel errors. Every error returned by Parse and Listen wraps one of
+// them with %w; the text that follows is QEMU 7.2's own where it has one.
+var (
+	// ErrOption: the -vnc argument is malformed or names an unknown key
+	// (QemuOpts errors and vnc_display_open's option checks).
+	ErrOption = errors.New("vnc: bad option")
+	// ErrUnsupported: a valid QEMU option whose behaviour tlcvm does not
+	// implement (password/SASL/TLS authentication, websockets, reverse).
+	ErrUnsupported = errors.New("vnc: unsupported option")
+	// ErrListen: the listening socket could not be opened.
+	ErrListen = errors.New("vnc: listen")
+)
+
+// Share policies (the share= option; "" means the default, allow-exclusive).
+const (
+	ShareAllowExclusive = "allow-exclusive"
+	ShareForceShared    = "force-shared"
+	ShareIgnore         = "ignore"
+)
+
+// DefaultConnections is QEMU's default connections= limit on shared clients.
+const DefaultConnections = 32
+
+// Config is a parsed -vnc argument.
+type Config struct {
+	Disabled bool   // "none", "" or no display: no server at all
+	Network  string // "tcp" | "unix"
+	Host     string // tcp: host as written, brackets removed; "" = all addresses
+	Port     int    // tcp: 5900+display
+	ToPort   int    // tcp: 5900+to when to= is non-zero, else 0
+	HasTo    bool   // to= was given (even to=0): QEMU then prints Server.Banner
+	Path     string // unix: socket path ("" = QEMU makes a temporary one)
+	IPv4     bool   // ipv4=on given
+	IPv6     bool   // ipv6=on given
+	NoIPv4   bool   // ipv4=off given
+	NoIPv6   bool   // ipv6=off given
+	Share    string // "", ShareAllowExclusive, ShareForceShared, ShareIgnore
+	Audiodev string // audiodev= (the caller checks that the audiodev exists)
+	ID       string // id= ("" = QEMU's "default")
+
+	Connections  int  // connections= (shared client limit), DefaultConnections if unset
+	KeyDelayMs   int  // key-delay-ms= (accepted, informational)
+	LockKeySync  bool // lock-key-sync= (default on)
+	Lossy        bool // lossy= (accepted; Raw encoding is lossless anyway)
+	NonAdaptive  bool // non-adaptive= (accepted)
+	PowerControl bool // power-control= (accepted; no XVP without a guest agent)
+	Head         int  // head= (accepted)
+}
+
+type optKind int
+
+const (
+	kStr optKind = iota
+	kNum
+	kBool
+)
+
+// vncOpts is QEMU 7.2's qemu_vnc_opts (see `-vnc :0,help`).
+var vncOpts = map[string]optKind{
+	"vnc": kStr, "websocket": kStr, "tls-creds": kStr, "share": kStr,
+	"display": kStr, "head": kNum, "connections": kNum, "to": kNum,
+	"ipv4": kBool, "ipv6": kBool, "password": kBool, "password-secret": kStr,
+	"reverse": kBool, "lock-key-sync": kBool, "key-delay-ms": kNum,
+	"sasl": kBool, "tls-authz": kStr, "sasl-authz": kStr, "lossy": kBool,
+	"non-adaptive": kBool, "audiodev": kStr, "power-control": kBool,
+}
+
+type opt struct{ name, value string }
+
+// splitOpts splits a QemuOpts string the way util/qemu-option.c
+// get_opt_name_value does, with "vnc" as the implied first key. A bare
+// "name" becomes name=on, a bare "noname" name=off.
+func splitOpts(s string) []opt {
+	var out []opt
+	first := true
+	for p := s; p != ""; {
+		n := strings.IndexAny(p, "=,")
+		var o opt
+		switch {
+		case n >= 0 && p[n] == '=':
+			o.name = p[:n]
+			o.value, p = optValue(p[n+1:])
+		case first:
+			o.name = "vnc"
+			o.value, p = optValue(p)
+		default:
+			if n < 0 {
+				n = len(p)
+			}
+			o.name, o.value, p = p[:n], "on", p[n:]
+			if strings.HasPrefix(o.name, "no") {
+				o.name, o.value = o.name[2:], "off"
+			}
+		}
+		if p != "" { // skip the ','
+			p = p[1:]
+		}
+		first = false
+		out = append(out, o)
+	}
+	return out
+}
+
+// optValue reads a value up to a single ',' (",," is an escaped comma).
+func optValue(p string) (string, string) {
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		if p[i] == ',' {
+			if i+1 < len(p) && p[i+1] == ',' {
+				b.WriteByte(',')
+				i++
+				continue
+			}
+			return b.String(), p[i:]
+		}
+		b.WriteByte(p[i])
+	}
+	return b.String(), ""
+}
+
+// parseBool is qapi_bool_parse.
+func parseBool(name, v string) (bool, error) {
+	switch v {
+	case "on", "yes", "true", "y":
+		return true, nil
+	case "off", "no", "false", "n":
+		return false, nil
+	}
+	return false, fmt.Errorf("%w: Parameter '%s' expects 'on' or 'off'", ErrOption, name)
+}
+
+// parseNumber is parse_option_number (qemu_strtou64, base 0).
+func parseNumber(name, v string) (uint64, error) {
+	s, neg := v, false
+	if strings.HasPrefix(s, "-") {
+		s, neg = s[1:], true
+	} else if strings.HasPrefix(s, "+") {
+		s = s[1:]
+	}
+	base := 10
+	switch {
+	case len(s) > 2 && (s[:2] == "0x" || s[:2] == "0X"):
+		s, base = s[2:], 16
+	case len(s) > 1 && s[0] == '0':
+		s, base = s[1:], 8
+	}
+	if s == "" || strings.ContainsAny(s, "_+-") {
+		return 0, fmt.Errorf("%w: Parameter '%s' expects a number", ErrOption, name)
+	}
+	n, err := strconv.ParseUint(s, base, 64)
+	if err != nil {
+		if errors.Is(err, strconv.ErrRange) {
+			return 0, fmt.Errorf("%w: Value '%s' is too large for parameter '%s'", ErrOption, v, name)
+		}
+		return 0, fmt.Errorf("%w: Parameter '%s' expects a number", ErrOption, name)
+	}
+	if neg {
+		n = -n
+	}
+	return n, nil
+}
+
+// idWellformed is util/id.c id_wellformed.
+func idWellformed(id string) bool {
+	if id == "" || !(id[0] >= 'a' && id[0] <= 'z' || id[0] >= 'A' && id[0] <= 'Z') {
+		return false
+	}
+	for i := 1; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Parse parses the raw argument of -vnc (e.g. "127.0.0.1:0,audiodev=audio1")
+// as QEMU 7.2's QemuOpts and vnc_display_open do. Options whose behaviour
+// tlcvm does not implement are refused with ErrUnsupported.
+func Parse(arg string) (Config, error) {
+	c := Config{LockKeySync: true, Connections: DefaultConnections}
+	vals := map[string]string{}
+	bools := map[string]bool{}
+	var nums = map[string]uint64{}
+	for _, o := range splitOpts(arg) {
+		if o.name == "id" {
+			if !idWellformed(o.value) {
+				return Config{}, fmt.Errorf("%w: Parameter 'id' expects an identifier", ErrOption)
+			}
+			c.ID = o.value
+			continue
+		}
+		if o.name == "help" || o.name == "?" {
+			return Config{}, fmt.Errorf("%w: help is not available here", ErrOption)
+		}
+		kind, ok := vncOpts[o.name]
+		if !ok {
+			return Config{}, fmt.Errorf("%w: Invalid parameter '%s'", ErrOption, o.name)
+		}
+		switch kind {
+		case kBool:
+			b, err := parseBool(o.name, o.value)
+			if err != nil {
+				return Config{}, err
+			}
+			bools[o.name] = b
+		case kNum:
+			n, err := parseNumber(o.name, o.value)
+			if err != nil {
+				return Config{}, err
+			}
+			nums[o.name] = n
+		}
+		vals[o.name] = o.value
+	}
+
+	// vnc_display_open: reverse= is read before the address.
+	if bools["reverse"] {
+		return Config{}, fmt.Errorf("%w: VNC reverse connections are not supported by tlcvm", ErrUnsupported)
+	}
+	addr, ok := vals["vnc"]
+	if !ok || addr == "none" {
+		c.Disabled = true
+		return c, nil
+	}
+	if _, ok := vals["websocket"]; ok {
+		return Config{}, fmt.Errorf("%w: VNC websockets are not supported by tlcvm", ErrUnsupported)
+	}
+	to := int32(nums["to"]) // qemu_opt_get_number into an int
+	_, c.HasTo = vals["to"]
+	if err := c.parseAddress(addr, to); err != nil {
+		return Config{}, err
+	}
+	if v, ok := bools["ipv4"]; ok {
+		c.IPv4, c.NoIPv4 = v, !v
+	}
+	if v, ok := bools["ipv6"]; ok {
+		c.IPv6, c.NoIPv6 = v, !v
+	}
+	if c.Network == "tcp" && c.NoIPv4 && c.NoIPv6 {
+		return Config{}, fmt.Errorf("%w: Cannot disable IPv4 and IPv6 at same time", ErrOption)
+	}
+
+	_, hasSecret := vals["password-secret"]
+	if bools["password"] && hasSecret {
+		return Config{}, fmt.Errorf("%w: 'password' flag is redundant with 'password-secret'", ErrOption)
+	}
+	if hasSecret {
+		return Config{}, fmt.Errorf("%w: No secret with id '%s'", ErrOption, vals["password-secret"])
+	}
+	if bools["password"] {
+		return Config{}, fmt.Errorf("%w: VNC password authentication is not supported by tlcvm", ErrUnsupported)
+	}
+	if v, ok := bools["lock-key-sync"]; ok {
+		c.LockKeySync = v
+	}
+	c.KeyDelayMs = int(int32(nums["key-delay-ms"]))
+	c.Lossy, c.NonAdaptive, c.PowerControl = bools["lossy"], bools["non-adaptive"], bools["power-control"]
+	c.Head = int(int32(nums["head"]))
+	if v, ok := nums["connections"]; ok {
+		c.Connections = int(int32(v))
+	}
+	if v, ok := vals["share"]; ok {
+		switch v {
+		case ShareAllowExclusive, ShareForceShared, ShareIgnore:
+			c.Share = v
+		default:
+			return Config{}, fmt.Errorf("%w: unknown vnc share= option", ErrOption)
+		}
+	}
+	if v, ok := vals["tls-creds"]; ok {
+		return Config{}, fmt.Errorf("%w: No TLS credentials with id '%s'", ErrOption, v)
+	}
+	if _, ok := vals["tls-authz"]; ok {
+		return Config{}, fmt.Errorf("%w: 'tls-authz' provided but TLS is not enabled", ErrOption)
+	}
+	if bools["sasl"] {
+		return Config{}, fmt.Errorf("%w: VNC SASL authentication is not supported by tlcvm", ErrUnsupported)
+	}
+	if _, ok := vals["sasl-authz"]; ok {
+		return Config{}, fmt.Errorf("%w: 'sasl-authz' provided but SASL auth is not enabled", ErrOption)
+	}
+	if v, ok := vals["display"]; ok {
+		return Config{}, fmt.Errorf("%w: Device '%s' not found", ErrOption, v)
+	}
+	c.Audiodev = vals["audiodev"]
+	return c, nil
+}
+
+// parseAddress is vnc_display_get_address for the plain (non-websocket)
+// address.
+func (c *Config) parseAddress(addr string, to int32) error {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if to != 0 {
+			return fmt.Errorf("%w: Port range not support with UNIX socket", ErrOption)
+		}
+		c.Network, c.Path = "unix", path
+		return nil
+	}
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 {
+		return fmt.Errorf("%w: no vnc port specified", ErrOption)
+	}
+	host, port := addr[:i], addr[i+1:]
+	if port == "" {
+		return fmt.Errorf("%w: vnc port cannot be empty", ErrOption)
+	}
+	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	n, err := strconv.ParseUint(port, 10, 64)
+	if err != nil || port[0] == '+' {
+		return fmt.Errorf("%w: can't convert to a number: %s", ErrOption, port)
+	}
+	if n > 65535 || n+5900 > 65535 {
+		return fmt.Errorf("%w: port %s out of range", ErrOption, port)
+	}
+	c.Network, c.Host, c.Port = "tcp", host, int(n)+5900
+	if to != 0 {
+		c.ToPort = int(to) + 5900
+	}
+	return nil
+}
