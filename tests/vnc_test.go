@@ -1,15 +1,15 @@
 package tests_test
 
 import (
-	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"tlcvm/tests/harness"
 )
 
 // freeVNCDisplay returns a display number whose port (5900+N) is free now.
@@ -24,41 +24,6 @@ func freeVNCDisplay(t *testing.T) int {
 	}
 	t.Fatal("no free VNC port")
 	return 0
-}
-
-// rfbClient does an RFB 3.8 handshake (security None, shared) and returns the connection
-// and the desktop name.
-func rfbClient(t *testing.T, addr string) (net.Conn, string) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	read := func(n int) []byte {
-		t.Helper()
-		b := make([]byte, n)
-		if _, err := io.ReadFull(c, b); err != nil {
-			t.Fatalf("RFB handshake with %s: %v", addr, err)
-		}
-		return b
-	}
-	if v := string(read(12)); v != "RFB 003.008\n" {
-		t.Fatalf("server version %q", v)
-	}
-	_, _ = c.Write([]byte("RFB 003.008\n"))
-	types := read(int(read(1)[0]))
-	if len(types) != 1 || types[0] != 1 {
-		t.Fatalf("security types %v, want [None]", types)
-	}
-	_, _ = c.Write([]byte{1})
-	if r := binary.BigEndian.Uint32(read(4)); r != 0 {
-		t.Fatalf("security result %d", r)
-	}
-	_, _ = c.Write([]byte{1})
-	si := read(24)
-	name := string(read(int(binary.BigEndian.Uint32(si[20:]))))
-	return c, name
 }
 
 // TestVNCBesideQEMU: a -vnc display answers query-vnc, query-vnc-servers and info vnc as
@@ -84,7 +49,10 @@ func TestVNCBesideQEMU(t *testing.T) {
 		a.before = scrub(v.do("query-vnc", nil).String())
 		a.servers = scrub(v.do("query-vnc-servers", nil).String())
 		a.hmp = scrub(v.do("human-monitor-command", map[string]any{"command-line": "info vnc"}).Str())
-		c, desktop := rfbClient(t, "127.0.0.1:"+port)
+		c, desktop, err := harness.RFBHandshake("127.0.0.1:"+port, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
 		a.desktop = desktop
 		cport := strconv.Itoa(c.LocalAddr().(*net.TCPAddr).Port)
 		scrubC := func(s string) string { return strings.ReplaceAll(scrub(s), cport, "CPORT") }

@@ -1,8 +1,6 @@
 package libvirt_test
 
 import (
-	"encoding/binary"
-	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -10,45 +8,8 @@ import (
 	"time"
 
 	lv "tlcvm/bench/libvirt"
+	"tlcvm/tests/harness"
 )
-
-// rfbHandshake connects to a VNC server as an RFB 3.8 client (security None, shared) and
-// returns the desktop name from ServerInit.
-func rfbHandshake(t *testing.T, addr string) string {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	read := func(n int) []byte {
-		t.Helper()
-		b := make([]byte, n)
-		if _, err := io.ReadFull(c, b); err != nil {
-			t.Fatalf("RFB handshake with %s: %v", addr, err)
-		}
-		return b
-	}
-	if v := string(read(12)); v != "RFB 003.008\n" {
-		t.Fatalf("server version %q", v)
-	}
-	_, _ = c.Write([]byte("RFB 003.008\n"))
-	types := read(int(read(1)[0]))
-	if len(types) == 0 || types[0] != 1 {
-		t.Fatalf("security types %v, want None (1)", types)
-	}
-	_, _ = c.Write([]byte{1})
-	if r := binary.BigEndian.Uint32(read(4)); r != 0 {
-		t.Fatalf("security result %d", r)
-	}
-	_, _ = c.Write([]byte{1}) // ClientInit: shared
-	si := read(24)
-	if w, h := binary.BigEndian.Uint16(si), binary.BigEndian.Uint16(si[2:]); w == 0 || h == 0 {
-		t.Fatalf("framebuffer %dx%d", w, h)
-	}
-	return string(read(int(binary.BigEndian.Uint32(si[20:]))))
-}
 
 // TestQ35Reconnect runs anchor2's model (q35, virt-install devices: SATA
 // cdrom, user net, agent channel, USB tablet, VNC, virtio-vga, balloon,
@@ -112,7 +73,11 @@ func TestQ35Reconnect(t *testing.T) {
 			if err != nil {
 				t.Fatalf("vncdisplay = %q", disp)
 			}
-			desktop := rfbHandshake(t, net.JoinHostPort(host, strconv.Itoa(5900+num)))
+			c, desktop, err := harness.RFBHandshake(net.JoinHostPort(host, strconv.Itoa(5900+num)), 30*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
 			if desktop != "QEMU ("+name+")" {
 				t.Errorf("desktop name %q, want %q", desktop, "QEMU ("+name+")")
 			}
