@@ -202,6 +202,18 @@ func (t *fileTarget) prepare(e *Engine, tlc bool, m Machine) error {
 			return nil
 		}
 	}
+	// In place. Never over the memory of a running guest: cutting it would fault that guest.
+	e.mu.Lock()
+	bk := e.backing
+	e.mu.Unlock()
+	if bk != nil {
+		if bfi, err := bk.f.Stat(); err == nil && os.SameFile(fi, bfi) {
+			return errorf(ErrSave, "'%s' holds the memory of the running guest and no file can be created beside it", t.path)
+		}
+	}
+	if fi.Mode().IsRegular() && mappedElsewhere(t.f) {
+		return errorf(ErrSave, "'%s' holds the memory of a running guest and no file can be created beside it", t.path)
+	}
 	if err := t.f.Truncate(int64(t.offset)); err != nil {
 		return wrapf(ErrSave, err, "Unable to truncate %s: %v", t.path, err)
 	}
