@@ -70,7 +70,6 @@ type baseline struct {
 // does its inode, even when its name is removed).
 type backing struct {
 	f        *os.File
-	path     string
 	dev, ino uint64
 }
 
@@ -100,6 +99,21 @@ func mappedElsewhere(f *os.File) bool {
 	return err == nil && typ != unix.F_UNLCK
 }
 
+// guestFile returns the file under this engine's guest (restore by mapping) when fi is
+// that file, else nil.
+func (e *Engine) guestFile(fi os.FileInfo) *backing {
+	e.mu.Lock()
+	bk := e.backing
+	e.mu.Unlock()
+	if bk == nil {
+		return nil
+	}
+	if dev, ino, ok := fileID(fi); ok && dev == bk.dev && ino == bk.ino {
+		return bk
+	}
+	return nil
+}
+
 // checkBacking refuses a file: checkpoint that would change the file under guest RAM: one
 // that is not mapped-ram at offset 0 (those are written aside and renamed, or incrementally
 // over pages the guest has already copied).
@@ -108,9 +122,6 @@ func (e *Engine) checkBacking(uri string, mapped bool) error {
 	if err != nil || a.Scheme != transport.SchemeFile {
 		return nil
 	}
-	e.mu.Lock()
-	bk := e.backing
-	e.mu.Unlock()
 	if mapped && a.Offset == 0 {
 		return nil
 	}
@@ -118,7 +129,7 @@ func (e *Engine) checkBacking(uri string, mapped bool) error {
 	if err != nil {
 		return nil
 	}
-	if dev, ino, ok := fileID(fi); ok && bk != nil && dev == bk.dev && ino == bk.ino {
+	if e.guestFile(fi) != nil {
 		return errorf(ErrInvalid, "'%s' holds the memory of the running guest (restored by mapping): checkpoint it with the mapped-ram capability at offset 0, or to another file", a.Path)
 	}
 	if f, err := os.Open(a.Path); err == nil {
@@ -176,7 +187,7 @@ func (t *fileTarget) prepare(e *Engine, tlc bool, m Machine) error {
 		t.info.Reason = "no previous checkpoint to build on"
 	case bl.dev != dev || bl.ino != ino || bl.offset != t.offset:
 		t.info.Reason = "the previous checkpoint went to another file"
-	case t.mappedByOthers(e):
+	case t.mappedByOthers(e, fi):
 		t.info.Reason = "another process's guest is mapped from the file"
 	default:
 		if reason := t.openPrev(bl, m); reason != "" {
@@ -203,13 +214,8 @@ func (t *fileTarget) prepare(e *Engine, tlc bool, m Machine) error {
 		}
 	}
 	// In place. Never over the memory of a running guest: cutting it would fault that guest.
-	e.mu.Lock()
-	bk := e.backing
-	e.mu.Unlock()
-	if bk != nil {
-		if bfi, err := bk.f.Stat(); err == nil && os.SameFile(fi, bfi) {
-			return errorf(ErrSave, "'%s' holds the memory of the running guest and no file can be created beside it", t.path)
-		}
+	if e.guestFile(fi) != nil {
+		return errorf(ErrSave, "'%s' holds the memory of the running guest and no file can be created beside it", t.path)
 	}
 	if fi.Mode().IsRegular() && mappedElsewhere(t.f) {
 		return errorf(ErrSave, "'%s' holds the memory of a running guest and no file can be created beside it", t.path)
@@ -223,16 +229,9 @@ func (t *fileTarget) prepare(e *Engine, tlc bool, m Machine) error {
 // mappedByOthers reports whether a guest other than this engine's maps the file: then it
 // must not change in place. This engine's own guest may: an incremental checkpoint writes
 // only pages its guest has written since, which it no longer reads from the file.
-func (t *fileTarget) mappedByOthers(e *Engine) bool {
-	e.mu.Lock()
-	bk := e.backing
-	e.mu.Unlock()
+func (t *fileTarget) mappedByOthers(e *Engine, fi os.FileInfo) bool {
+	bk := e.guestFile(fi)
 	if bk == nil {
-		return mappedElsewhere(t.f)
-	}
-	fi, err1 := t.f.Stat()
-	bfi, err2 := bk.f.Stat()
-	if err1 != nil || err2 != nil || !os.SameFile(fi, bfi) {
 		return mappedElsewhere(t.f)
 	}
 	// Our guest maps this very file. Upgrading our read lock (same open file description)
@@ -465,7 +464,7 @@ func (e *Engine) restoreMapped(rd *stream.Reader, f io.ReaderAt, order []stream.
 	*src.keep = true
 	// Tell tlcvm's writers (other processes too) that the file is under guest RAM.
 	_, _ = mapLock(src.f.Fd(), unix.F_RDLCK, unix.F_OFD_SETLK)
-	bk := &backing{f: src.f, path: src.path}
+	bk := &backing{f: src.f}
 	if fi, err := src.f.Stat(); err == nil {
 		bk.dev, bk.ino, _ = fileID(fi)
 	}

@@ -85,16 +85,8 @@ func runCheckpoint(argv []string) int {
 			return 2
 		}
 	}
-	if err := os.MkdirAll(o.ImageDir, 0o755); err != nil {
-		fmt.Fprintf(os.Stderr, "tlcvm-bench checkpoint: %v\n", err)
-		return 1
-	}
-	var sfs unix.Statfs_t
-	if err := unix.Statfs(o.ImageDir, &sfs); err == nil {
-		if free := sfs.Bavail * uint64(sfs.Bsize) >> 30; free < uint64(minFreeGiB) {
-			fmt.Fprintf(os.Stderr, "tlcvm-bench checkpoint: only %d GiB free under %s (-min-free %d)\n", free, o.ImageDir, minFreeGiB)
-			return 1
-		}
+	if st := prepareDir("tlcvm-bench checkpoint", o.ImageDir, minFreeGiB); st != 0 {
+		return st
 	}
 	if !quiet {
 		o.Progress = os.Stderr
@@ -235,6 +227,24 @@ func replayCheckpoint(path, docPath string, o suite.CkOptions) int {
 	if err := writeCheckpointDoc(docPath, rp.Meta, o, rp.Limits, table, path, rp.Elapsed); err != nil {
 		fmt.Fprintf(os.Stderr, "tlcvm-bench checkpoint: %v\n", err)
 		return 1
+	}
+	return 0
+}
+
+// prepareDir creates dir, where checkpoints of GBs go, and checks that it has at least
+// minFreeGiB free. It reports a failure on stderr as cmd and returns the exit status
+// (0: ready).
+func prepareDir(cmd, dir string, minFreeGiB int) int {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", cmd, err)
+		return 1
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(dir, &sfs); err == nil {
+		if free := sfs.Bavail * uint64(sfs.Bsize) >> 30; free < uint64(minFreeGiB) {
+			fmt.Fprintf(os.Stderr, "%s: only %d GiB free under %s (-min-free %d)\n", cmd, free, dir, minFreeGiB)
+			return 1
+		}
 	}
 	return 0
 }

@@ -11,8 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"tlcvm/bench/report"
 	"tlcvm/bench/suite"
 )
@@ -85,16 +83,8 @@ func runFileCP(argv []string) int {
 		fmt.Fprintf(os.Stderr, "tlcvm-bench filecp: %v (make build, or set TLCVM_BIN)\n", err)
 		return 2
 	}
-	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
-		fmt.Fprintf(os.Stderr, "tlcvm-bench filecp: %v\n", err)
-		return 1
-	}
-	var sfs unix.Statfs_t
-	if err := unix.Statfs(o.Dir, &sfs); err == nil {
-		if free := sfs.Bavail * uint64(sfs.Bsize) >> 30; free < uint64(minFreeGiB) {
-			fmt.Fprintf(os.Stderr, "tlcvm-bench filecp: only %d GiB free under %s (-min-free %d)\n", free, o.Dir, minFreeGiB)
-			return 1
-		}
+	if st := prepareDir("tlcvm-bench filecp", o.Dir, minFreeGiB); st != 0 {
+		return st
 	}
 	if !quiet {
 		o.Progress = os.Stderr
