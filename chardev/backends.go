@@ -120,7 +120,8 @@ func openFile(c *Chardev) (backend, error) {
 
 // duplex reads from in and writes to out (a pipe pair, or one tty).
 type duplex struct {
-	in, out *os.File
+	in  io.ReadCloser
+	out *os.File
 }
 
 func (d *duplex) Read(p []byte) (int, error)  { return d.in.Read(p) }
@@ -160,9 +161,15 @@ func openSerial(c *Chardev) (backend, error) {
 	if err != nil {
 		return nil, newErr(ErrOpen, "Could not open '%s': %s", c.spec.Path, strerror(err))
 	}
-	if t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err == nil {
-		makeRaw(t)
-		unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, t)
+	// Through SyscallConn, not Fd(): Fd() would make f blocking, and Close could then
+	// wait forever for a read in progress.
+	if rc, err := f.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) {
+			if t, err := unix.IoctlGetTermios(int(fd), unix.TCGETS); err == nil {
+				makeRaw(t)
+				unix.IoctlSetTermios(int(fd), unix.TCSETS, t)
+			}
+		})
 	}
 	return newSingle(c, &duplex{in: f, out: f}, true, "serial"), nil
 }
@@ -264,9 +271,14 @@ func openStdio(c *Chardev) (backend, error) {
 	}
 	b := &stdioBackend{fd: fd, signal: c.spec.Signal}
 	b.oldFlags, _ = unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-	// Non-blocking so the runtime poller can interrupt the read at Close.
-	unix.SetNonblock(dup, true)
-	in := os.NewFile(uintptr(dup), "stdin")
+	// Read with poll(2) and a wake-up pipe, so that Close interrupts a waiting read
+	// whether or not the descriptor is non-blocking (see pollReader).
+	in, err := newPollReader(dup)
+	if err != nil {
+		unix.Close(dup)
+		stdioInUse.Store(false)
+		return nil, newErr(ErrOpen, "Could not open stdio: %s", strerror(err))
+	}
 	if t, err := unix.IoctlGetTermios(fd, unix.TCGETS); err == nil {
 		b.old = t
 	}
