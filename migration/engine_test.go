@@ -3,6 +3,7 @@ package migration_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -99,7 +100,7 @@ func TestCheckpointQEMUModeIsExact(t *testing.T) {
 		t.Errorf("source state in stream %q, want running", src)
 	}
 	if !bytes.Equal(dst.ram.mem, m.ram.mem) {
-		t.Fatal("restored RAM differs from the source stopped in stage 3")
+		t.Fatalf("restored RAM differs from the source stopped in stage 3 (%s; stages %+v)", firstDiff(dst.ram.mem, m.ram.mem), info.Stages)
 	}
 	for i := range m.secs {
 		if a, b := m.secs[i].value.Load(), dst.secs[i].value.Load(); a != b {
@@ -464,4 +465,17 @@ func TestIncomingRequiresDefer(t *testing.T) {
 	if errString(err) != "'-incoming' was not specified on the command line" {
 		t.Errorf("%v", err)
 	}
+}
+
+// firstDiff describes where two RAM images first differ (page, offset, bytes), to tell a
+// lost page from a torn one when an exactness test fails.
+func firstDiff(got, want []byte) string {
+	for i := range min(len(got), len(want)) {
+		if got[i] != want[i] {
+			p := i / pageSize
+			return fmt.Sprintf("first at 0x%x (page %d): restored % x, source % x", i, p,
+				got[i&^7:i&^7+8], want[i&^7:i&^7+8])
+		}
+	}
+	return fmt.Sprintf("lengths %d and %d", len(got), len(want))
 }
