@@ -28,20 +28,29 @@ type vcpu struct {
 
 // vcpuCtl parks and releases all vCPUs together (QEMU's pause_all_vcpus /
 // resume_all_vcpus): pause returns only once every vCPU goroutine is parked.
+//
+// Two conditions share mu, so that nobody is woken by a change that does not concern it:
+//
+//   - released: parked vCPUs sleep on it; only resume and shutdown (run or exit becoming
+//     true) broadcast it. A parked vCPU is woken by nothing else, so a stopped VM sleeps.
+//   - settled: pause and shutdown sleep on it until parked == alive (or alive == 0); a vCPU
+//     broadcasts it when it parks or returns, once per such change, never in a loop.
 type vcpuCtl struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
-	run    bool          // vCPUs may execute; +checklocks:mu
-	exit   bool          // goroutines must return; +checklocks:mu
-	parked int           // goroutines parked in wait(); +checklocks:mu
-	alive  int           // goroutines not yet returned; +checklocks:mu
-	kick   chan struct{} // closed by pause/exit to wake sleeping vCPUs; +checklocks:mu
-	stop   atomic.Bool   // == !run, read by running vCPUs between batches
+	mu       sync.Mutex
+	released *sync.Cond    // see above
+	settled  *sync.Cond    // see above
+	run      bool          // vCPUs may execute; +checklocks:mu
+	exit     bool          // goroutines must return; +checklocks:mu
+	parked   int           // goroutines parked in wait(); +checklocks:mu
+	alive    int           // goroutines not yet returned; +checklocks:mu
+	kick     chan struct{} // closed by pause/exit to wake sleeping vCPUs; +checklocks:mu
+	stop     atomic.Bool   // == !run, read by running vCPUs between batches
 }
 
 func newVCPUCtl() *vcpuCtl {
 	c := &vcpuCtl{kick: make(chan struct{})}
-	c.cond = sync.NewCond(&c.mu)
+	c.released = sync.NewCond(&c.mu)
+	c.settled = sync.NewCond(&c.mu)
 	c.stop.Store(true)
 	return c
 }
@@ -56,7 +65,7 @@ func (c *vcpuCtl) pause() {
 		close(c.kick)
 	}
 	for c.parked < c.alive {
-		c.cond.Wait()
+		c.settled.Wait()
 	}
 }
 
@@ -70,7 +79,7 @@ func (c *vcpuCtl) resume() {
 	c.run = true
 	c.kick = make(chan struct{})
 	c.stop.Store(false)
-	c.cond.Broadcast()
+	c.released.Broadcast()
 }
 
 // shutdown makes every vCPU goroutine return and waits for them.
@@ -84,10 +93,10 @@ func (c *vcpuCtl) shutdown() {
 		}
 		c.run = false
 		c.stop.Store(true)
-		c.cond.Broadcast()
+		c.released.Broadcast()
 	}
 	for c.alive > 0 {
-		c.cond.Wait()
+		c.settled.Wait()
 	}
 }
 
@@ -97,14 +106,14 @@ func (c *vcpuCtl) wait() (kick chan struct{}, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.parked++
+	c.settled.Broadcast()
 	for !c.run && !c.exit {
-		c.cond.Broadcast()
-		c.cond.Wait()
+		c.released.Wait()
 	}
 	c.parked--
 	if c.exit {
 		c.alive--
-		c.cond.Broadcast()
+		c.settled.Broadcast()
 		return nil, false
 	}
 	return c.kick, true
