@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"tlcvm/compat"
+	"tlcvm/tests/harness"
 )
 
 var update = flag.Bool("update", false, "regenerate testdata/errors.golden from /usr/bin/qemu-system-x86_64")
@@ -103,9 +104,7 @@ func runQEMU(t *testing.T, args []string) (string, int) {
 func TestErrorsGolden(t *testing.T) {
 	cases := readCases(t)
 	if *update {
-		if _, err := os.Stat(qemuBin); err != nil {
-			t.Skip("no", qemuBin)
-		}
+		harness.Reference(t)
 		var b bytes.Buffer
 		for _, args := range cases {
 			stderr, status := runQEMU(t, args)
@@ -152,9 +151,7 @@ func TestErrorsLive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
-	if _, err := os.Stat(qemuBin); err != nil {
-		t.Skip("no", qemuBin)
-	}
+	harness.Reference(t)
 	link := t.TempDir() + "/my-qemu"
 	if err := os.Symlink(qemuBin, link); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"tlcvm/hmp"
+	"tlcvm/tests/harness"
 )
 
 // Golden files (testdata/golden/*.txt) pin HMP output to what QEMU 7.2 itself prints.
@@ -248,9 +249,7 @@ func compact(t *testing.T, raw json.RawMessage) string {
 
 // record re-records g from the real QEMU.
 func (g *golden) record(t *testing.T) {
-	if _, err := os.Stat(qemuBinary); err != nil {
-		t.Skipf("-update needs %s", qemuBinary)
-	}
+	harness.Reference(t)
 	args := append([]string(nil), g.qemu...)
 	if g.patLen > 0 {
 		blob := filepath.Join(t.TempDir(), "pattern.bin")

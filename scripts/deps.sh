@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite and benchmarks use, only when missing.
-# libvirt-daemon-system/libvirt-clients drive tlcvm in tests/libvirt.
-# qemu-system-x86 is the reference QEMU 7.2 for the differential tests; qemu-utils gives qemu-img.
+#   qemu-system-x86   the reference QEMU 7.2 for the differential tests
+#   qemu-system-gui   its UI and audio modules: without them QEMU prints "qemu: module
+#                     ui-ui-gtk not found, do you want to install qemu-system-gui package?"
+#                     on every start, and every differential test compares that noise
+#   qemu-utils        qemu-img
+#   libvirt-daemon-system, libvirt-clients   tests/libvirt and bench/run-libvirt.sh
+#   python3           bench helpers
 set -euo pipefail
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+dpkg-query -W -f='${Status}' qemu-system-gui 2>/dev/null | grep -q 'ok installed' || need+=(qemu-system-gui)
 command -v qemu-img >/dev/null || need+=(qemu-utils)
 command -v python3 >/dev/null || need+=(python3)
-# libvirt for the end-to-end suite tests/libvirt and bench/run-libvirt.sh
 [[ -x /usr/sbin/libvirtd ]] || need+=(libvirt-daemon-system)
 command -v virsh >/dev/null || need+=(libvirt-clients)
 if ((${#need[@]})); then
@@ -16,4 +21,10 @@ if ((${#need[@]})); then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# The reference QEMU must start without set-up noise (a module it cannot find).
+if noise=$(/usr/bin/qemu-system-x86_64 -chardev null 2>&1 | grep -E '^[^:]+: module .* not found'); then
+	echo "deps: the reference QEMU is incomplete; it prints:" >&2
+	echo "$noise" >&2
+	exit 1
 fi

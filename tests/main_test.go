@@ -46,9 +46,7 @@ func requireCandidate(t *testing.T) string {
 // requireReference returns QEMU or skips the test.
 func requireReference(t *testing.T) string {
 	t.Helper()
-	ref := harness.ReferenceBin()
-	harness.RequiresBinary(t, ref)
-	return ref
+	return harness.Reference(t)
 }
 
 // slots allows at most two cases to run at once: each starts processes and

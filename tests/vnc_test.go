@@ -31,10 +31,7 @@ func freeVNCDisplay(t *testing.T) int {
 // RFB as QEMU's does up to the desktop name.
 func TestVNCBesideQEMU(t *testing.T) {
 	bin := requireCandidate(t)
-	const ref = "/usr/bin/qemu-system-x86_64"
-	if _, err := os.Stat(ref); err != nil {
-		t.Skipf("no QEMU 7.2: %v", err)
-	}
+	ref := harness.Reference(t)
 	dir := shortDir(t)
 	type answers struct {
 		before, servers, hmp, during, hmpDuring, desktop string

@@ -7,21 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"tlcvm/machine/catalog"
+	"tlcvm/tests/harness"
 )
 
 const qemuBin = "/usr/bin/qemu-system-x86_64"
 
 func requireQEMU(t *testing.T) {
 	t.Helper()
-	if _, err := os.Stat(qemuBin); err != nil {
-		t.Skipf("%s not installed", qemuBin)
-	}
+	harness.Reference(t)
 }
 
 // qmpBatch sends cmds one at a time to one `-machine none -accel tcg -qmp

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"tlcvm/migration/transport"
+	"tlcvm/tests/harness"
 )
 
 const qemuBinary = "/usr/bin/qemu-system-x86_64"
@@ -30,9 +31,10 @@ type qemu struct {
 
 func startQEMU(t *testing.T, extra []*os.File, args ...string) *qemu {
 	t.Helper()
-	if _, err := os.Stat(qemuBinary); err != nil || testing.Short() {
-		t.Skip("QEMU 7.2 not installed (or -short)")
+	if testing.Short() {
+		t.Skip("-short: not running QEMU")
 	}
+	harness.Reference(t)
 	base := []string{"-machine", "none", "-nodefaults", "-display", "none", "-m", "16", "-qmp", "stdio"}
 	cmd := exec.Command(qemuBinary, append(base, args...)...)
 	cmd.ExtraFiles = extra

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"tlcvm/qmp"
 	"tlcvm/qmp/cmds"
+	"tlcvm/tests/harness"
 )
 
 const qemuBin = "/usr/bin/qemu-system-x86_64"
@@ -107,9 +107,7 @@ func TestQueryCommandLineOptionsAgainstQEMU(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: not running QEMU")
 	}
-	if _, err := os.Stat(qemuBin); err != nil {
-		t.Skipf("no QEMU: %v", err)
-	}
+	harness.Reference(t)
 	script := append([]string{`{"execute":"qmp_capabilities"}`, `{"execute":"qom-list-types"}`}, cmdlineScript...)
 	cmd := exec.Command(qemuBin, "-machine", "none", "-nodefaults", "-display", "none", "-qmp", "stdio")
 	cmd.Stdin = strings.NewReader(strings.Join(append(script, `{"execute":"quit"}`), "\n") + "\n")

@@ -1,11 +1,11 @@
 package libvirt_test
 
 import (
-	"os"
 	"sort"
 	"testing"
 
 	lv "tlcvm/bench/libvirt"
+	"tlcvm/tests/harness"
 )
 
 // TestDomcapabilities runs `virsh domcapabilities --emulatorbin` for tlcvm
@@ -15,10 +15,7 @@ import (
 // differences known to docs/libvirt.md and no others.
 func TestDomcapabilities(t *testing.T) {
 	need(t)
-	const ref = "/usr/bin/qemu-system-x86_64"
-	if _, err := os.Stat(ref); err != nil {
-		t.Skipf("no QEMU 7.2 to compare with: %v", err)
-	}
+	ref := harness.Reference(t)
 	// Known, documented differences (docs/libvirt.md): QEMU has them, tlcvm does not.
 	known := map[string]bool{
 		"graphics.type=sdl": true, "graphics.type=egl-headless": true,

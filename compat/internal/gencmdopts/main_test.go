@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"tlcvm/tests/harness"
 )
 
 const qemuBin = "/usr/bin/qemu-system-x86_64"
@@ -18,9 +20,7 @@ func TestUpToDate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: not running QEMU")
 	}
-	if _, err := os.Stat(qemuBin); err != nil {
-		t.Skipf("no QEMU: %v", err)
-	}
+	harness.Reference(t)
 	c, err := capture(qemuBin)
 	if err != nil {
 		t.Fatal(err)
@@ -42,9 +42,7 @@ func TestRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: not running QEMU")
 	}
-	if _, err := os.Stat(qemuBin); err != nil {
-		t.Skipf("no QEMU: %v", err)
-	}
+	harness.Reference(t)
 	dir := t.TempDir()
 	if err := run(qemuBin, dir); err != nil {
 		t.Fatal(err)
