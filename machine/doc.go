@@ -71,8 +71,13 @@
 //
 // # vCPUs and the workload
 //
-// One goroutine per vCPU, locked to its OS thread (gettid recorded; named "CPU N/TCG"
-// with DebugThreads). Pausing is synchronous: Stop returns when every vCPU is parked.
+// One goroutine per vCPU, locked to its own OS thread, never the main thread (gettid
+// recorded for query-cpus-fast; named "CPU N/TCG" with DebugThreads, as QEMU names them
+// with debug-threads=on). Pausing is synchronous: Stop returns when every vCPU is parked.
+// A parked or halted vCPU sleeps until the one event that concerns it (the rules are
+// written beside vcpuCtl in vcpu.go), so a stopped VM costs no CPU. Each vCPU thread
+// runs a backend (backend.go: run until an exit, state get/set, kick); the workload
+// program below is the synthetic backend, synthCPU.
 // The guest program's entire state is the vCPU's registers and guest RAM:
 //
 //	guest-physical

@@ -6,7 +6,7 @@ package machine
 func (m *Machine) LoopPages(cpu, n int) {
 	v := m.vcpus[cpu]
 	v.mu.Lock()
-	v.loopPages(n)
+	v.be.(*synthCPU).loopPages(n)
 	v.mu.Unlock()
 }
 
@@ -31,7 +31,7 @@ func (m *Machine) CPUStateOf(cpu int) CPUState {
 	v := m.vcpus[cpu]
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.st
+	return v.be.State()
 }
 
 var ResetCPUState = resetCPUState

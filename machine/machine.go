@@ -3,6 +3,7 @@ package machine
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -75,6 +76,19 @@ type Machine struct {
 
 func isQ35(t string) bool { return strings.Contains(t, "q35") }
 
+// ensureProcs makes room for ncpu vCPU threads next to the monitors. A vCPU thread holds
+// a Go P while it executes, as a KVM_RUN holds its host CPU; with fewer Ps than vCPUs
+// (GOMAXPROCS=1, or a process confined to one host CPU by taskset, a cgroup cpuset or
+// libvirt's emulatorpin, from which Go derives GOMAXPROCS) running vCPUs would starve the
+// monitor and signal handling goroutines. With a P each, the threads compete in the host
+// scheduler as QEMU's vCPU threads do, and the host's CPU limit stays the kernel's to
+// enforce. GOMAXPROCS is only ever raised.
+func ensureProcs(ncpu int) {
+	if want := ncpu + 2; runtime.GOMAXPROCS(0) < want {
+		runtime.GOMAXPROCS(want)
+	}
+}
+
 // New builds the machine: maps RAM (untouched), creates the vCPU threads (parked),
 // the devices, and validates the workload. It does no work proportional to RAM size.
 func New(cfg Config) (*Machine, error) {
@@ -137,13 +151,17 @@ func New(cfg Config) (*Machine, error) {
 	}
 	m.ctl.alive = ncpu
 	for i := 0; i < ncpu; i++ {
-		v := &vcpu{m: m, index: i, wake: make(chan struct{}, 1), st: resetCPUState(i, cfg.CPUModel)}
+		v := &vcpu{m: m, index: i, wake: make(chan struct{}, 1), be: newSynthCPU(m, i)}
 		m.vcpus = append(m.vcpus, v)
 	}
+	m.ctl.kickAll = func() {
+		for _, v := range m.vcpus {
+			v.be.Kick()
+		}
+	}
+	ensureProcs(ncpu)
 	for _, v := range m.vcpus {
-		started := make(chan struct{})
-		go v.loop(started)
-		<-started
+		v.start()
 	}
 	m.ctl.pause() // every vCPU thread exists and is parked
 	m.loopWG.Add(1)
@@ -300,7 +318,7 @@ func (m *Machine) reset(reason string) {
 	m.ctl.pause()
 	for _, v := range m.vcpus {
 		v.mu.Lock()
-		v.st = resetCPUState(v.index, m.cfg.CPUModel)
+		v.be.SetState(resetCPUState(v.index, m.cfg.CPUModel))
 		v.mu.Unlock()
 	}
 	m.serial.reset()
@@ -468,8 +486,9 @@ func (m *Machine) Registers(cpu int) string {
 	}
 	v := m.vcpus[cpu]
 	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.st.Dump()
+	st := v.be.State()
+	v.mu.Unlock()
+	return st.Dump()
 }
 
 // normalizeSMP fills missing -smp topology as QEMU 7.2's machine_parse_smp_config does

@@ -1,6 +1,7 @@
 package machine_test
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"reflect"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"tlcvm/machine"
 )
@@ -370,4 +372,54 @@ func TestReturnFromFinishMigrate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// threadCPU is the CPU time of this process's threads tids, from /proc/self/task/TID/stat
+// (utime + stime, in clock ticks of 10 ms).
+func threadCPU(t *testing.T, tids []int) time.Duration {
+	t.Helper()
+	var sum time.Duration
+	for _, tid := range tids {
+		b, err := os.ReadFile("/proc/self/task/" + strconv.Itoa(tid) + "/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		ut, _ := strconv.Atoi(f[11])
+		st, _ := strconv.Atoi(f[12])
+		sum += time.Duration(ut+st) * 10 * time.Millisecond
+	}
+	return sum
+}
+
+// TestParkedVCPUsSleep: parked vCPU threads use no CPU, in prelaunch and after a stop,
+// whatever their number (the wake-up rules in vcpu.go). Before those rules, 8 parked vCPUs
+// woke each other forever and took a whole core.
+func TestParkedVCPUsSleep(t *testing.T) {
+	m := newMachine(t, machine.Config{CPUs: 8, MaxCPUs: 8, StartPaused: true,
+		FwCfg: map[string][]byte{machine.WorkloadKey: []byte("ws=8M,rate=max")}})
+	var tids []int
+	for _, c := range m.CPUs() {
+		tids = append(tids, c.ThreadID)
+	}
+	m.Start()
+	check := func(state string) {
+		t.Helper()
+		const window = time.Second
+		before := threadCPU(t, tids)
+		time.Sleep(window)
+		// Generous: the target is 0; a tick or two of accounting noise is allowed.
+		if used := threadCPU(t, tids) - before; used > window/20 {
+			t.Errorf("%s: 8 parked vCPU threads used %v of CPU in %v", state, used, window)
+		}
+	}
+	check("prelaunch")
+	if err := m.Cont(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	check("paused")
 }

@@ -116,7 +116,7 @@ func (m *Machine) ReadVirt(cpu int, addr uint64, p []byte) error {
 func (m *Machine) readVirt(cpu int, addr uint64, p []byte, origAddr, origSize uint64) error {
 	v := m.vcpus[cpu]
 	v.mu.Lock()
-	st := v.st
+	st := v.be.State()
 	v.mu.Unlock()
 	for len(p) > 0 {
 		n := min(uint64(len(p)), PageSize-addr%PageSize)

@@ -2,7 +2,9 @@ package machine
 
 import (
 	"fmt"
+	"math/bits"
 	"sync/atomic"
+	"time"
 )
 
 // Guest-physical layout used by the workload program (see doc.go).
@@ -49,6 +51,182 @@ const (
 
 const reportEveryNS = 5e9 // status line period in guest time
 
+// synthCPU is the synthetic workload's backend (backend.go): an x86 vCPU whose entire
+// state is its registers (CPUState) and guest RAM, executing the deterministic program
+// described in doc.go one step at a time (boot, one page filled, one page rewritten).
+type synthCPU struct {
+	m      *Machine
+	index  int
+	st     CPUState
+	fault  error  // a failed guest RAM check met by the last step(s)
+	irq    uint32 // pending interrupt lines (bit irqSCI)
+	queued []exit // exits of the last step not yet returned by Run (in order)
+	kicked atomic.Bool
+}
+
+var _ backend = (*synthCPU)(nil)
+
+func newSynthCPU(m *Machine, index int) *synthCPU {
+	return &synthCPU{m: m, index: index, st: resetCPUState(index, m.cfg.CPUModel)}
+}
+
+// State implements backend.
+func (c *synthCPU) State() CPUState { return c.st }
+
+// SetState implements backend; pending exits and interrupts belong to the old state and
+// are dropped.
+func (c *synthCPU) SetState(st CPUState) {
+	c.st = st
+	c.queued = c.queued[:0]
+	c.irq = 0
+}
+
+// Kick implements backend.
+func (c *synthCPU) Kick() { c.kicked.Store(true) }
+
+// Interrupt implements backend: the guest takes the SCI (its power-button handler) at
+// the next Run.
+func (c *synthCPU) Interrupt(irq int) { c.irq |= 1 << irq }
+
+// queue appends an exit to return once the current step is over.
+func (c *synthCPU) queue(ex exit) { c.queued = append(c.queued, ex) }
+
+// out is the guest's serial driver: one string output to COM1 (KVM_EXIT_IO, count > 1).
+func (c *synthCPU) out(s string) { c.queue(exit{reason: exitIO, port: COM1Base, data: []byte(s)}) }
+
+func (c *synthCPU) dequeue() exit {
+	ex := c.queued[0]
+	c.queued = c.queued[1:]
+	ex.more = len(c.queued) > 0
+	return ex
+}
+
+// Run implements backend: pending exits first, then the SCI handler, then up to quantum
+// steps as the workload's pacing allows; vCPU 0 also prints its status line when due.
+func (c *synthCPU) Run(quantum int) exit {
+	if len(c.queued) > 0 {
+		return c.dequeue()
+	}
+	if c.kicked.Swap(false) {
+		return exit{reason: exitKicked}
+	}
+	if c.irq&(1<<irqSCI) != 0 {
+		c.irq &^= 1 << irqSCI
+		c.powerButton()
+		return c.dequeue()
+	}
+	if !c.ensure(0, sysPages) {
+		return c.faultExit()
+	}
+	n, wakeAt := c.budget(quantum)
+	active := true
+	if n > 0 {
+		active = c.execute(n)
+	}
+	if c.fault != nil {
+		c.queued = c.queued[:0] // the step that faulted did nothing
+		return c.faultExit()
+	}
+	if c.index == 0 && c.st.working() {
+		if now := c.m.clock.Now(); now >= c.st.Regs[regReport] {
+			c.out(c.statusLine(now))
+			c.st.Regs[regReport] = now + reportEveryNS
+		}
+	}
+	switch {
+	case !active:
+		c.queue(exit{reason: exitHalt}) // HLT, until an interrupt
+	case n == 0:
+		c.queue(exit{reason: exitHalt, wakeAt: wakeAt}) // the pacing timer
+	}
+	if len(c.queued) > 0 {
+		return c.dequeue()
+	}
+	return exit{reason: exitQuantum}
+}
+
+func (c *synthCPU) faultExit() exit {
+	err := c.fault
+	c.fault = nil
+	return exit{reason: exitFault, err: err}
+}
+
+// execute runs up to n steps; false when the vCPU halted. It stops early after a step
+// that queued an exit (the boot's banner and SIPI) or met a RAM check failure.
+func (c *synthCPU) execute(n int) bool {
+	if c.st.RIP == ripLoop {
+		c.loopPages(n)
+		return true
+	}
+	for i := 0; i < n; i++ {
+		if !c.step() {
+			return false
+		}
+		if c.fault != nil || len(c.queued) > 0 {
+			return true
+		}
+		if c.st.RIP == ripLoop {
+			if n-i-1 > 0 {
+				c.loopPages(n - i - 1)
+			}
+			return true
+		}
+	}
+	return true
+}
+
+// working reports whether the program is in a paced stage (filling or looping).
+func (s *CPUState) working() bool {
+	return s.RIP == ripLoop || s.RIP == ripFill || s.RIP == ripFill2
+}
+
+// minPace is the shortest pacing sleep: a vCPU ahead of its rate sleeps at least this
+// long and then writes the pages that fell due meanwhile in one burst. Each sleep is a
+// thread wake-up; at 1 ms the default workload (4 MiB/s on 2 vCPUs) cost 5 % of a core
+// per VM, at 10 ms 1 %, and the rate over any window of 100 ms or more is unchanged.
+const minPace = 10 * time.Millisecond
+
+// budget returns how many steps (at most quantum) the rate allows now, or 0 and the guest
+// time at which the next page is due.
+func (c *synthCPU) budget(quantum int) (int, uint64) {
+	s := &c.st
+	rate := s.Regs[regRate]
+	if !s.working() || rate == 0 {
+		return quantum, 0
+	}
+	now := c.m.clock.Now()
+	elapsed := now - s.Regs[regEpoch]
+	if now < s.Regs[regEpoch] {
+		elapsed = 0
+	}
+	per := PageSize * max(s.Regs[regNCPU], 1) // bytes per page, times vCPUs sharing the rate
+	due := mulDiv(elapsed, rate, per*1e9)
+	if done := s.Regs[regPaced]; done < due {
+		return int(min(due-done, uint64(quantum))), 0
+	}
+	next := mulDiv(s.Regs[regPaced]+1, per*1e9, rate) // guest ns at which the next page is due
+	wait := max(time.Duration(next-elapsed), minPace)
+	return 0, now + uint64(wait)
+}
+
+// mulDiv is a*b/c without overflow (saturating).
+func mulDiv(a, b, c uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	if hi >= c {
+		return ^uint64(0)
+	}
+	q, _ := bits.Div64(hi, lo, c)
+	return q
+}
+
+// powerButton is the guest's ACPI SCI handler: print, power off (S5).
+func (c *synthCPU) powerButton() {
+	c.st.RIP = ripOff
+	c.st.Halted = true
+	c.out("tlcvm guest: ACPI power button pressed, powering off\r\n")
+	c.queue(exit{reason: exitShutdown})
+}
+
 func mix(x uint64) uint64 {
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9
@@ -59,28 +237,28 @@ func mix(x uint64) uint64 {
 
 // step runs one step of v's program: boot, one page filled, one page rewritten.
 // It returns false when the vCPU is halted (nothing to do until woken).
-// Caller holds v.mu.
-func (v *vcpu) step() bool {
-	s := &v.st
+// Caller holds the vcpu's mu.
+func (c *synthCPU) step() bool {
+	s := &c.st
 	switch s.RIP {
 	case ripReset:
-		if v.index == 0 {
-			v.boot()
+		if c.index == 0 {
+			c.boot()
 			return true
 		}
-		if atomic.LoadUint64((*uint64)(ptr(v.m.ram.mem, gpaBootInfo))) == 0 {
+		if atomic.LoadUint64((*uint64)(ptr(c.m.ram.mem, gpaBootInfo))) == 0 {
 			return false // waiting for the bootstrap processor (SIPI)
 		}
-		v.enterWorkload(v.m.ram.load64(gpaBootInfo+8), v.m.ram.load64(gpaBootInfo+16))
+		c.enterWorkload(c.m.ram.load64(gpaBootInfo+8), c.m.ram.load64(gpaBootInfo+16))
 		return true
 	case ripFill:
-		v.fillPage()
+		c.fillPage()
 		return true
 	case ripFill2:
-		v.fill2Page()
+		c.fill2Page()
 		return true
 	case ripLoop:
-		v.loopPages(1)
+		c.loopPages(1)
 		return true
 	default: // ripIdle, ripOff: HLT
 		s.Halted = true
@@ -90,8 +268,8 @@ func (v *vcpu) step() bool {
 
 // boot is the bootstrap processor's firmware + kernel entry: read the workload from
 // fw_cfg, build identity page tables, print the banner, release the APs, go.
-func (v *vcpu) boot() {
-	m := v.m
+func (c *synthCPU) boot() {
+	m := c.m
 	w := m.workload
 	if raw, ok := m.fwcfg.read(WorkloadKey); ok {
 		if pw, err := ParseWorkload(string(raw)); err == nil {
@@ -105,7 +283,7 @@ func (v *vcpu) boot() {
 	} else if ws > low-gpaWSBase {
 		ws = (low - gpaWSBase) &^ (PageSize - 1)
 	}
-	v.buildPageTables()
+	c.buildPageTables()
 	m.acpi.enabled.Store(true)
 	m.acpi.pending.Store(false)
 	fill := min(w.Fill, (m.ram.size-gpaWSBase-ws)&^(PageSize-1))
@@ -113,23 +291,21 @@ func (v *vcpu) boot() {
 		fill = 0
 	}
 	cfg := Workload{WS: ws, Rate: w.Rate, Fill: fill}
-	m.serial.puts(fmt.Sprintf("tlcvm guest: %d vCPU(s), %d MiB RAM, workload %s\r\n",
+	c.out(fmt.Sprintf("tlcvm guest: %d vCPU(s), %d MiB RAM, workload %s\r\n",
 		len(m.vcpus), m.ram.size>>20, cfg))
 	m.ram.store64(gpaBootInfo+8, ws)
 	m.ram.store64(gpaBootInfo+16, w.Rate)
 	m.ram.store64(gpaBootInfo+24, fill)
 	atomic.StoreUint64((*uint64)(ptr(m.ram.mem, gpaBootInfo)), 1)
 	m.ram.noteWrite(gpaBootInfo >> pageShift)
-	v.enterWorkload(ws, w.Rate)
-	for _, o := range m.vcpus[1:] {
-		o.wakeup()
-	}
+	c.enterWorkload(ws, w.Rate)
+	c.queue(exit{reason: exitIPI})
 }
 
 // buildPageTables writes a 4-level identity map of guest-physical space with 2 MiB pages.
-func (v *vcpu) buildPageTables() {
-	r := v.m.ram
-	top := v.m.phys.top()
+func (c *synthCPU) buildPageTables() {
+	r := c.m.ram
+	top := c.m.phys.top()
 	npd := min((top+(1<<30)-1)>>30, maxPDs)
 	pdpt := uint64(gpaPML4 + PageSize)
 	r.store64(gpaPML4, pdpt|3)
@@ -143,15 +319,15 @@ func (v *vcpu) buildPageTables() {
 }
 
 // enterWorkload switches to long mode and sets the program's registers.
-func (v *vcpu) enterWorkload(ws, rate uint64) {
-	s := &v.st
-	n := uint64(len(v.m.vcpus))
-	i := uint64(v.index)
+func (c *synthCPU) enterWorkload(ws, rate uint64) {
+	s := &c.st
+	n := uint64(len(c.m.vcpus))
+	i := uint64(c.index)
 	s.enterLongMode(gpaPML4)
 	s.Regs = [16]uint64{}
 	s.Regs[regHash] = 0x9e3779b97f4a7c15 * (i + 1)
 	s.Regs[regCounter] = gpaCounters + 16*i
-	s.Regs[regEpoch] = v.m.clock.Now()
+	s.Regs[regEpoch] = c.m.clock.Now()
 	s.Regs[regReport] = s.Regs[regEpoch] + reportEveryNS
 	s.Regs[regWS] = ws
 	s.Regs[regRate] = rate
@@ -159,16 +335,16 @@ func (v *vcpu) enterWorkload(ws, rate uint64) {
 	s.Regs[regNCPU] = n
 	s.Regs[RSP] = 0x9f000 - 0x1000*i
 	s.Regs[regPass] = 1
-	s.Regs[regBase], s.Regs[regPages] = v.wsShare()
+	s.Regs[regBase], s.Regs[regPages] = c.wsShare()
 	s.RIP = ripFill
 	if s.Regs[regPages] == 0 {
-		v.enterFill2()
+		c.enterFill2()
 	}
 }
 
 // wsShare is this vCPU's chunk of the working set: guest-physical base and pages.
-func (v *vcpu) wsShare() (base, pages uint64) {
-	s := &v.st
+func (c *synthCPU) wsShare() (base, pages uint64) {
+	s := &c.st
 	n, i := max(s.Regs[regNCPU], 1), s.Regs[regCPU]
 	total := s.Regs[regWS] / PageSize
 	first, last := total*i/n, total*(i+1)/n
@@ -178,9 +354,9 @@ func (v *vcpu) wsShare() (base, pages uint64) {
 // fill2Share is this vCPU's share of the fill= pages, which follow the working set in
 // RAM-offset order (above the low-memory limit they continue from 4 GiB): RAM offset of
 // the first page and pages. The fill size is read from the boot info in guest RAM.
-func (v *vcpu) fill2Share() (base, pages uint64) {
-	s := &v.st
-	r := v.m.ram
+func (c *synthCPU) fill2Share() (base, pages uint64) {
+	s := &c.st
+	r := c.m.ram
 	start := gpaWSBase + s.Regs[regWS]
 	if start >= r.size {
 		return 0, 0
@@ -193,20 +369,20 @@ func (v *vcpu) fill2Share() (base, pages uint64) {
 
 // enterFill2 starts the fill= stage after the working set's fill (or the loop, or HLT,
 // when there is nothing to fill).
-func (v *vcpu) enterFill2() {
-	s := &v.st
-	if base, pages := v.fill2Share(); pages > 0 {
+func (c *synthCPU) enterFill2() {
+	s := &c.st
+	if base, pages := c.fill2Share(); pages > 0 {
 		s.Regs[regBase], s.Regs[regPages], s.Regs[regIndex] = base, pages, 0
 		s.RIP = ripFill2
 		return
 	}
-	v.enterLoop()
+	c.enterLoop()
 }
 
 // enterLoop starts the rewrite loop over this vCPU's working-set chunk (HLT if empty).
-func (v *vcpu) enterLoop() {
-	s := &v.st
-	s.Regs[regBase], s.Regs[regPages] = v.wsShare()
+func (c *synthCPU) enterLoop() {
+	s := &c.st
+	s.Regs[regBase], s.Regs[regPages] = c.wsShare()
 	s.Regs[regIndex] = 0
 	s.RIP = ripLoop
 	if s.Regs[regPages] == 0 {
@@ -215,14 +391,14 @@ func (v *vcpu) enterLoop() {
 }
 
 // ensure is the vCPU's guest RAM check hook (restore by mapping): false when page's
-// chunk failed its check; the fault is then in v.fault and the step makes no progress.
-func (v *vcpu) ensure(first, n uint64) bool {
-	r := v.m.ram
+// chunk failed its check; the fault is then in c.fault and the step makes no progress.
+func (c *synthCPU) ensure(first, n uint64) bool {
+	r := c.m.ram
 	if r.lazyLeft.Load() == 0 {
 		return true
 	}
 	if err := r.Ensure(first, n); err != nil {
-		v.fault = err
+		c.fault = err
 		return false
 	}
 	return true
@@ -230,11 +406,11 @@ func (v *vcpu) ensure(first, n uint64) bool {
 
 // fillPage writes a whole page of the chunk (so no page of the working set is zero),
 // like the bench guest's initial fill.
-func (v *vcpu) fillPage() {
-	s := &v.st
-	r := v.m.ram
+func (c *synthCPU) fillPage() {
+	s := &c.st
+	r := c.m.ram
 	off := s.Regs[regBase] + s.Regs[regIndex]*PageSize
-	if !v.ensure(off>>pageShift, 1) {
+	if !c.ensure(off>>pageShift, 1) {
 		return
 	}
 	g := (off - gpaWSBase) / PageSize << 9
@@ -247,18 +423,18 @@ func (v *vcpu) fillPage() {
 	s.Regs[regPaced]++
 	s.Regs[regIndex]++
 	if s.Regs[regIndex] == s.Regs[regPages] {
-		v.enterFill2()
-		v.publishCounters()
+		c.enterFill2()
+		c.publishCounters()
 	}
 }
 
 // fill2Page writes one whole page of the vCPU's fill= share, once. The content depends on
 // the page's RAM offset only, so it is the same whatever the vCPU count or timing.
-func (v *vcpu) fill2Page() {
-	s := &v.st
-	r := v.m.ram
+func (c *synthCPU) fill2Page() {
+	s := &c.st
+	r := c.m.ram
 	off := s.Regs[regBase] + s.Regs[regIndex]*PageSize
-	if !v.ensure(off>>pageShift, 1) {
+	if !c.ensure(off>>pageShift, 1) {
 		return
 	}
 	words := (*[PageSize / 8]uint64)(ptr(r.mem, off))
@@ -270,19 +446,19 @@ func (v *vcpu) fill2Page() {
 	s.Regs[regPaced]++
 	s.Regs[regIndex]++
 	if s.Regs[regIndex] == s.Regs[regPages] {
-		v.enterLoop()
-		v.publishCounters()
+		c.enterLoop()
+		c.publishCounters()
 	}
 }
 
-// loopPages rewrites n pages (fewer when a page fails its RAM check: v.fault): one 8-byte word per page (at (pass%512)*8), the word a hash
+// loopPages rewrites n pages (fewer when a page fails its RAM check: c.fault): one 8-byte word per page (at (pass%512)*8), the word a hash
 // of its old value, of the word the previous pass wrote in that page, of the accumulator
 // and of the pass, so corrupted memory changes all later values from the next pass on.
 // The dirty and written bits of a run of pages sharing a bitmap word are set with one
 // atomic OR after the data of all of them is stored.
-func (v *vcpu) loopPages(n int) {
-	s := &v.st
-	r := v.m.ram
+func (c *synthCPU) loopPages(n int) {
+	s := &c.st
+	r := c.m.ram
 	mem := r.mem
 	pass, idx, pages, hash := s.Regs[regPass], s.Regs[regIndex], s.Regs[regPages], s.Regs[regHash]
 	base := s.Regs[regBase]
@@ -294,7 +470,7 @@ func (v *vcpu) loopPages(n int) {
 	for k := 0; k < n; k++ {
 		pg := base + idx<<pageShift
 		if lazy && pg>>pageShift/ChunkPages != clean {
-			if !v.ensure(pg>>pageShift, 1) {
+			if !c.ensure(pg>>pageShift, 1) {
 				n = k // no progress on this page; the fault parks the vCPU
 				break
 			}
@@ -324,7 +500,7 @@ func (v *vcpu) loopPages(n int) {
 			s.Regs[regWritten] += uint64(k + 1 - counted)
 			s.Regs[regPaced] += uint64(k + 1 - counted)
 			counted = k + 1
-			v.publishCounters()
+			c.publishCounters()
 		}
 	}
 	if mask != 0 {
@@ -336,9 +512,9 @@ func (v *vcpu) loopPages(n int) {
 }
 
 // publishCounters stores the pass and pages-written counters in guest RAM.
-func (v *vcpu) publishCounters() {
-	s := &v.st
-	r := v.m.ram
+func (c *synthCPU) publishCounters() {
+	s := &c.st
+	r := c.m.ram
 	a := s.Regs[regCounter]
 	atomic.StoreUint64((*uint64)(ptr(r.mem, a)), s.Regs[regPass])
 	atomic.StoreUint64((*uint64)(ptr(r.mem, a+8)), s.Regs[regWritten])
@@ -346,18 +522,19 @@ func (v *vcpu) publishCounters() {
 }
 
 // statusLine is vCPU 0's periodic report.
-func (v *vcpu) statusLine(now uint64) string {
+func (c *synthCPU) statusLine(now uint64) string {
 	var pages uint64
-	for i := range v.m.vcpus {
-		pages += atomic.LoadUint64((*uint64)(ptr(v.m.ram.mem, gpaCounters+16*uint64(i)+8)))
+	for i := range c.m.vcpus {
+		pages += atomic.LoadUint64((*uint64)(ptr(c.m.ram.mem, gpaCounters+16*uint64(i)+8)))
 	}
-	return fmt.Sprintf("tlcvm guest: t=%ds pass=%d pages=%d\r\n", now/1e9, v.st.Regs[regPass], pages)
+	return fmt.Sprintf("tlcvm guest: t=%ds pass=%d pages=%d\r\n", now/1e9, c.st.Regs[regPass], pages)
 }
 
 // RunSteps single-steps vCPU cpu's program n times on the caller's goroutine (a debug
-// and test facility: the same steps the vCPU thread runs, without pacing). The vCPUs
-// must be parked. It returns the steps executed before the vCPU halted, or before a guest
-// RAM check failed (restore by mapping: the check's error, and that step is not done).
+// and test facility: the same steps the vCPU thread runs, without pacing; their exits are
+// delivered as the vCPU thread delivers them). The vCPUs must be parked. It returns the
+// steps executed before the vCPU halted, or before a guest RAM check failed (restore by
+// mapping: the check's error, and that step is not done).
 func (m *Machine) RunSteps(cpu, n int) (int, error) {
 	if cpu < 0 || cpu >= len(m.vcpus) {
 		return 0, qerr(ErrNoCPU, "Parameter 'cpu-index' expects a CPU number")
@@ -368,10 +545,15 @@ func (m *Machine) RunSteps(cpu, n int) (int, error) {
 	v := m.vcpus[cpu]
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	c := v.be.(*synthCPU)
 	for i := 0; i < n; i++ {
-		if !v.ensure(0, sysPages) || !v.step() || v.fault != nil {
-			err := v.fault
-			v.fault = nil
+		ok := c.ensure(0, sysPages) && c.step() && c.fault == nil
+		for len(c.queued) > 0 {
+			v.deliver(c.dequeue())
+		}
+		if !ok {
+			err := c.fault
+			c.fault = nil
 			return i, err
 		}
 	}

@@ -34,7 +34,8 @@ type RAMBlock struct {
 	size    uint64 // bytes, a multiple of PageSize; immutable
 	mem     []byte // the mapping; immutable until Close
 	written []uint64
-	dirty   []uint64
+	dirty   []uint64    // the synthetic backend's dirty bits (noteWrite sets them)
+	src     dirtySource // where SyncDirtyLog takes the dirty log from; immutable
 	logging atomic.Bool
 
 	// Restore by mapping (mapram.go). lazyLeft counts the chunks not yet checked
@@ -60,8 +61,45 @@ func newRAMBlock(name string, size uint64) (*RAMBlock, error) {
 		return nil, fmt.Errorf("%w: mmap %s (%d bytes): %v", ErrConfig, name, size, err)
 	}
 	words := (size/PageSize + 63) / 64
-	return &RAMBlock{name: name, size: size, mem: mem,
-		written: make([]uint64, words), dirty: make([]uint64, words)}, nil
+	b := &RAMBlock{name: name, size: size, mem: mem,
+		written: make([]uint64, words), dirty: make([]uint64, words)}
+	b.src = bitmapLog(b.dirty)
+	return b, nil
+}
+
+// dirtySource is where a RAM block's dirty log comes from, asked by SyncDirtyLog (part of
+// the vCPU backend seam, backend.go). The synthetic backend's stores set bits in the
+// block's own bitmap (bitmapLog); a KVM backend would harvest KVM_GET_DIRTY_LOG (or the
+// dirty ring) for the block's memory slot, OR the pages into the written bitmap as well,
+// and return them.
+type dirtySource interface {
+	// harvest takes and clears the pages dirtied since the last harvest, ORs them into
+	// dst (len >= BitmapWords) and returns how many it took.
+	harvest(dst []uint64) uint64
+	// reset forgets every page dirtied so far (StartDirtyLog).
+	reset()
+}
+
+// bitmapLog is the synthetic backend's dirty log: one bit per page, set by the writer
+// with an atomic OR after its data (noteWrite), taken with an atomic swap per word.
+type bitmapLog []uint64
+
+func (l bitmapLog) harvest(dst []uint64) (n uint64) {
+	for i := range l {
+		if atomic.LoadUint64(&l[i]) == 0 {
+			continue
+		}
+		w := atomic.SwapUint64(&l[i], 0)
+		dst[i] |= w
+		n += uint64(bits.OnesCount64(w))
+	}
+	return n
+}
+
+func (l bitmapLog) reset() {
+	for i := range l {
+		atomic.StoreUint64(&l[i], 0)
+	}
 }
 
 func (b *RAMBlock) close() error {
@@ -126,9 +164,7 @@ func (b *RAMBlock) WritePage(page uint64, data []byte) {
 // StartDirtyLog clears the dirty bitmap and turns logging on: every page written from now
 // on will be reported by SyncDirtyLog.
 func (b *RAMBlock) StartDirtyLog() {
-	for i := range b.dirty {
-		atomic.StoreUint64(&b.dirty[i], 0)
-	}
+	b.src.reset()
 	b.logging.Store(true)
 }
 
@@ -145,15 +181,7 @@ func (b *RAMBlock) SyncDirtyLog(dst []uint64) (n uint64) {
 	if !b.logging.Load() {
 		return 0
 	}
-	for i := range b.dirty {
-		if atomic.LoadUint64(&b.dirty[i]) == 0 {
-			continue
-		}
-		w := atomic.SwapUint64(&b.dirty[i], 0)
-		dst[i] |= w
-		n += uint64(bits.OnesCount64(w))
-	}
-	return n
+	return b.src.harvest(dst)
 }
 
 // noteWrite records a write to page; called AFTER the data is stored.

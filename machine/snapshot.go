@@ -77,7 +77,7 @@ func (s cpuSection) SaveState() (any, error) {
 	}
 	s.v.mu.Lock()
 	defer s.v.mu.Unlock()
-	return s.v.st, nil
+	return s.v.be.State(), nil
 }
 func (s cpuSection) LoadState(raw []byte, version uint32) error {
 	if err := s.v.m.parked(); err != nil {
@@ -91,7 +91,7 @@ func (s cpuSection) LoadState(raw []byte, version uint32) error {
 		return fmt.Errorf("%w: section %s: %v", ErrState, s.SectionID(), err)
 	}
 	s.v.mu.Lock()
-	s.v.st = st
+	s.v.be.SetState(st)
 	s.v.mu.Unlock()
 	s.v.wakeup()
 	return nil

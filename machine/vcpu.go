@@ -2,7 +2,6 @@ package machine
 
 import (
 	"fmt"
-	"math/bits"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -12,61 +11,93 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// vcpu is one virtual CPU: a goroutine locked to its own OS thread.
+// vcpu is one virtual CPU: a goroutine locked to its own OS thread, which is never the
+// process's main thread (libvirt ignores vCPU thread ids equal to the pid), running a
+// backend (backend.go) until the vCPUs are parked.
 type vcpu struct {
 	m     *Machine
 	index int
-	tid   atomic.Int32
-	wake  chan struct{} // buffered(1): leave HLT (power button, AP release, reset)
+	tid   atomic.Int32  // the thread's id (gettid), set once before New returns
+	wake  chan struct{} // buffered(1): an interrupt for a halted vCPU (see wakeup)
 
-	// mu guards st. The vCPU goroutine holds it while executing a batch of steps;
-	// monitors (Registers, snapshots) take it to see a consistent state between batches.
-	mu    sync.Mutex
-	st    CPUState // +checklocks:mu
-	fault error    // +checklocks:mu; a failed guest RAM check met by the last step(s)
+	// mu guards be's state. The vCPU thread holds it around each Run; monitors
+	// (Registers, snapshots, reset) take it to see or set a consistent state between runs.
+	mu sync.Mutex
+	be backend // +checklocks:mu (Kick excepted)
 }
+
+// Parking and waking rules.
+//
+// A vCPU thread is in one of three places, and each has exactly one thing that moves it
+// on. Nothing else wakes it, so a stopped VM's threads sleep (no CPU at all), whatever
+// the number of vCPUs:
+//
+//	place       sleeps on                 woken by (and only by)
+//	parked      vcpuCtl.released          resume (run becomes true), shutdown (exit)
+//	halted      kick, v.wake, a timer     pause/shutdown closing kick; wakeup (an
+//	                                      interrupt: SIPI, power button, reset, restore);
+//	                                      the guest's own timer (pacing) expiring
+//	running     nothing: it polls         vcpuCtl.stop between runs (at most one quantum,
+//	            ctl.stop between runs     ~30 µs, late); Kick ends a Run at once
+//
+// Duties of each transition:
+//   - pause: run=false, stop=true, close(kick), Kick every backend — every halted vCPU
+//     leaves its select, every running one sees stop after its Run — then wait on
+//     settled until parked == alive.
+//   - a vCPU entering parked: parked++, broadcast settled (pause may be waiting), sleep on
+//     released. It never broadcasts released: its peers' wake-up is not its business.
+//   - resume: run=true, a new kick channel, stop=false, broadcast released.
+//   - shutdown: exit=true (and as pause), broadcast released; wait on settled until
+//     alive == 0. A vCPU leaving for good decrements alive and broadcasts settled.
+//   - wakeup: a non-blocking send on the vCPU's own buffered(1) wake channel; a vCPU that
+//     is running at that moment finds the token at its next halt and runs on (an
+//     interrupt that arrives while running is not lost, it ends the next HLT at once).
+//
+// Lock order: Machine.mu, then vcpuCtl.mu, then vcpu.mu. A vCPU thread never takes
+// Machine.mu (guest requests go to guestLoop through channels).
 
 // vcpuCtl parks and releases all vCPUs together (QEMU's pause_all_vcpus /
 // resume_all_vcpus): pause returns only once every vCPU goroutine is parked.
-//
-// Two conditions share mu, so that nobody is woken by a change that does not concern it:
-//
-//   - released: parked vCPUs sleep on it; only resume and shutdown (run or exit becoming
-//     true) broadcast it. A parked vCPU is woken by nothing else, so a stopped VM sleeps.
-//   - settled: pause and shutdown sleep on it until parked == alive (or alive == 0); a vCPU
-//     broadcasts it when it parks or returns, once per such change, never in a loop.
 type vcpuCtl struct {
 	mu       sync.Mutex
-	released *sync.Cond    // see above
-	settled  *sync.Cond    // see above
+	released *sync.Cond    // parked vCPUs sleep here (see the rules above)
+	settled  *sync.Cond    // pause and shutdown sleep here
 	run      bool          // vCPUs may execute; +checklocks:mu
 	exit     bool          // goroutines must return; +checklocks:mu
 	parked   int           // goroutines parked in wait(); +checklocks:mu
 	alive    int           // goroutines not yet returned; +checklocks:mu
-	kick     chan struct{} // closed by pause/exit to wake sleeping vCPUs; +checklocks:mu
-	stop     atomic.Bool   // == !run, read by running vCPUs between batches
+	kick     chan struct{} // closed by pause/exit to wake halted vCPUs; +checklocks:mu
+	stop     atomic.Bool   // == !run, read by running vCPUs between runs
+	kickAll  func()        // Kick every backend (set once by New, before any vCPU runs)
 }
 
 func newVCPUCtl() *vcpuCtl {
-	c := &vcpuCtl{kick: make(chan struct{})}
+	c := &vcpuCtl{kick: make(chan struct{}), kickAll: func() {}}
 	c.released = sync.NewCond(&c.mu)
 	c.settled = sync.NewCond(&c.mu)
 	c.stop.Store(true)
 	return c
 }
 
-// pause parks every vCPU and returns when all n are parked (or gone).
+// pause parks every vCPU and returns when all of them are parked (or gone).
 func (c *vcpuCtl) pause() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.run {
-		c.run = false
-		c.stop.Store(true)
-		close(c.kick)
+		c.stopLocked()
 	}
 	for c.parked < c.alive {
 		c.settled.Wait()
 	}
+}
+
+// stopLocked ends the run period: running vCPUs see stop (and are kicked), halted ones
+// leave their select. Caller holds c.mu and c.run is true.
+func (c *vcpuCtl) stopLocked() {
+	c.run = false
+	c.stop.Store(true)
+	close(c.kick)
+	c.kickAll()
 }
 
 // resume releases the parked vCPUs.
@@ -89,10 +120,8 @@ func (c *vcpuCtl) shutdown() {
 	if !c.exit {
 		c.exit = true
 		if c.run {
-			close(c.kick)
+			c.stopLocked()
 		}
-		c.run = false
-		c.stop.Store(true)
 		c.released.Broadcast()
 	}
 	for c.alive > 0 {
@@ -119,6 +148,7 @@ func (c *vcpuCtl) wait() (kick chan struct{}, ok bool) {
 	return c.kick, true
 }
 
+// wakeup delivers an interrupt to a halted vCPU (see the rules above).
 func (v *vcpu) wakeup() {
 	select {
 	case v.wake <- struct{}{}:
@@ -129,9 +159,23 @@ func (v *vcpu) wakeup() {
 // threadName is QEMU's vCPU thread name with -name debug-threads=on.
 func (v *vcpu) threadName() string { return fmt.Sprintf("CPU %d/TCG", v.index) }
 
+// start starts the vCPU's thread and returns once it exists (its tid recorded, named).
+func (v *vcpu) start() {
+	started := make(chan struct{})
+	go v.loop(started)
+	<-started
+}
+
 // loop is the vCPU goroutine.
 func (v *vcpu) loop(started chan<- struct{}) {
 	runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+	if unix.Gettid() == unix.Getpid() {
+		// The scheduler put us on the main thread. Leave it locked and return: the Go
+		// runtime then parks the main thread for good (it never exits it), and a new
+		// goroutine gets a thread of its own.
+		go v.loop(started)
+		return
+	}
 	v.tid.Store(int32(unix.Gettid()))
 	if v.m.cfg.DebugThreads {
 		name := append([]byte(v.threadName()), 0)
@@ -143,141 +187,81 @@ func (v *vcpu) loop(started chan<- struct{}) {
 		if !ok {
 			return
 		}
-		v.run(kick)
+		v.runPeriod(kick)
 	}
 }
 
-// batchPages bounds the work between two checks of the stop flag (~30 µs at max rate).
-const batchPages = 1024
+// quantum bounds the work of one Run, so that a stop request is seen within ~30 µs at
+// the workload's maximum rate even without Kick.
+const quantum = 1024
 
-// run executes the program until the vCPUs are told to stop.
-func (v *vcpu) run(kick chan struct{}) {
+// runPeriod runs the backend until the vCPUs are told to stop: one exit at a time. An
+// exit with more set is completed (Run again) before the vCPU may park, as KVM requires
+// a KVM_RUN after an I/O exit before the vCPU's state is read.
+func (v *vcpu) runPeriod(kick chan struct{}) {
 	m := v.m
-	for !m.ctl.stop.Load() {
-		if v.index == 0 && m.acpi.pending.Load() && m.acpi.enabled.Load() {
-			v.powerButton()
+	more := false
+	for more || !m.ctl.stop.Load() {
+		if !more && v.index == 0 && m.acpi.enabled.Load() && m.acpi.pending.CompareAndSwap(true, false) {
+			v.mu.Lock()
+			v.be.Interrupt(irqSCI)
+			v.mu.Unlock()
 		}
 		v.mu.Lock()
-		var n int
-		var sleep time.Duration
-		active := true
-		if v.ensure(0, sysPages) {
-			n, sleep = v.budget()
-			if n > 0 {
-				active = v.execute(n)
-			}
-		}
-		var line string
-		if v.index == 0 && v.fault == nil && v.st.working() {
-			if now := m.clock.Now(); now >= v.st.Regs[regReport] {
-				line = v.statusLine(now)
-				v.st.Regs[regReport] = now + reportEveryNS
-			}
-		}
-		fault := v.fault
-		v.fault = nil
+		ex := v.be.Run(quantum)
 		v.mu.Unlock()
-		if fault != nil {
+		more = ex.more
+		switch ex.reason {
+		case exitFault:
 			// The guest must not see the data: park until the VM stops (internal-error).
-			m.ramFault(fault, false)
+			m.ramFault(ex.err, false)
 			<-kick
 			return
+		case exitHalt:
+			v.halt(kick, ex.wakeAt)
+		default:
+			v.deliver(ex)
 		}
-		if line != "" {
-			m.serial.puts(line)
+	}
+}
+
+// deliver carries out a device or inter-processor exit.
+func (v *vcpu) deliver(ex exit) {
+	switch ex.reason {
+	case exitIO:
+		if ex.port == COM1Base {
+			v.m.serial.puts(string(ex.data))
 		}
-		if !active {
-			sleep = -1 // halted: until woken
-		}
-		if sleep != 0 {
-			var t *time.Timer
-			var tc <-chan time.Time
-			if sleep > 0 {
-				t = time.NewTimer(sleep)
-				tc = t.C
-			}
-			select {
-			case <-kick:
-			case <-v.wake:
-			case <-tc:
-			}
-			if t != nil {
-				t.Stop()
+	case exitIPI:
+		for _, o := range v.m.vcpus {
+			if o != v {
+				o.wakeup()
 			}
 		}
+	case exitShutdown:
+		v.m.requestGuestShutdown()
 	}
 }
 
-// execute runs up to n steps; false when the vCPU halted. Caller holds v.mu.
-func (v *vcpu) execute(n int) bool {
-	if v.st.RIP == ripLoop {
-		v.loopPages(n)
-		return true
-	}
-	for i := 0; i < n; i++ {
-		if !v.step() {
-			return false
+// halt sleeps until an interrupt (wakeup), the end of the run period (kick), or the
+// guest's timer at wakeAt (guest ns; 0: no timer). The guest clock runs at wall-clock
+// speed while the vCPUs run.
+func (v *vcpu) halt(kick chan struct{}, wakeAt uint64) {
+	var tc <-chan time.Time
+	if wakeAt != 0 {
+		now := v.m.clock.Now()
+		if wakeAt <= now {
+			return
 		}
-		if v.fault != nil {
-			return true
-		}
-		if v.st.RIP == ripLoop {
-			if n-i-1 > 0 {
-				v.loopPages(n - i - 1)
-			}
-			return true
-		}
+		t := time.NewTimer(time.Duration(wakeAt - now))
+		defer t.Stop()
+		tc = t.C
 	}
-	return true
-}
-
-// working reports whether the program is in a paced stage (filling or looping).
-func (s *CPUState) working() bool {
-	return s.RIP == ripLoop || s.RIP == ripFill || s.RIP == ripFill2
-}
-
-// budget returns how many steps the rate allows now, or how long to sleep first.
-// Caller holds v.mu.
-func (v *vcpu) budget() (int, time.Duration) {
-	s := &v.st
-	rate := s.Regs[regRate]
-	if !s.working() || rate == 0 {
-		return batchPages, 0
+	select {
+	case <-kick:
+	case <-v.wake:
+	case <-tc:
 	}
-	now := v.m.clock.Now()
-	elapsed := now - s.Regs[regEpoch]
-	if now < s.Regs[regEpoch] {
-		elapsed = 0
-	}
-	per := PageSize * max(s.Regs[regNCPU], 1) // bytes per page, times vCPUs sharing the rate
-	due := mulDiv(elapsed, rate, per*1e9)
-	if done := s.Regs[regPaced]; done < due {
-		return int(min(due-done, batchPages)), 0
-	}
-	next := mulDiv(s.Regs[regPaced]+1, per*1e9, rate) // guest ns at which the next page is due
-	wait := time.Duration(next - elapsed)
-	return 0, max(wait, time.Millisecond)
-}
-
-// mulDiv is a*b/c without overflow (saturating).
-func mulDiv(a, b, c uint64) uint64 {
-	hi, lo := bits.Mul64(a, b)
-	if hi >= c {
-		return ^uint64(0)
-	}
-	q, _ := bits.Div64(hi, lo, c)
-	return q
-}
-
-// powerButton is the guest's ACPI SCI handler: print, power off.
-func (v *vcpu) powerButton() {
-	v.m.acpi.pending.Store(false)
-	v.mu.Lock()
-	v.st.RIP = ripOff
-	v.st.Halted = true
-	v.mu.Unlock()
-	v.m.serial.puts("tlcvm guest: ACPI power button pressed, powering off\r\n")
-	v.m.requestGuestShutdown()
 }
 
 // CPUProps are a CPU's topology properties as query-cpus-fast reports them. DieID is
