@@ -31,6 +31,8 @@ type Domain struct {
 	Workload  string // the fw_cfg entry opt/tlcvm/workload; "" for none
 	NoVNC     bool   // Q35 only: leave out anchor2's <graphics type='vnc'>
 	NoBalloon bool   // Q35 only: <memballoon model='none'/> instead of anchor2's virtio balloon
+	VCPUs     int    // vCPUs; 0: the model's (PC 1, Q35 2)
+	CPUSet    string // host CPUs the domain may use (<vcpu cpuset=…>); "" for any
 }
 
 // NewName returns prefix-<8 random hex digits>.
@@ -85,10 +87,12 @@ var domTmpl = template.Must(template.New("d").Parse(`<domain type='qemu'>
 {{- end}}
   <memory unit='MiB'>256</memory>
   <currentMemory unit='MiB'>256</currentMemory>
-{{- if .Q35}}
-  <vcpu>2</vcpu>
+{{- if .CPUSet}}
+  <vcpu placement='static' cpuset='{{.CPUSet}}'>{{.VCPUs}}</vcpu>
+{{- else if .Q35}}
+  <vcpu>{{.VCPUs}}</vcpu>
 {{- else}}
-  <vcpu placement='static'>1</vcpu>
+  <vcpu placement='static'>{{.VCPUs}}</vcpu>
 {{- end}}
 {{- if .Workload}}
   <sysinfo type='fwcfg'>
@@ -169,10 +173,19 @@ func (d Domain) XML() string {
 	esc := func(s string) string {
 		return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "'", "&apos;").Replace(s)
 	}
+	vcpus := d.VCPUs
+	if vcpus <= 0 {
+		vcpus = 1
+		if d.Kind == Q35 {
+			vcpus = 2
+		}
+	}
 	_ = domTmpl.Execute(&b, struct {
-		Name, UUID, Emulator, Disk, Workload string
-		Q35, VNC, Balloon                    bool
-	}{esc(d.Name), esc(d.UUID), esc(d.Emulator), esc(d.Disk), esc(d.Workload), d.Kind == Q35, !d.NoVNC, !d.NoBalloon})
+		Name, UUID, Emulator, Disk, Workload, CPUSet string
+		Q35, VNC, Balloon                            bool
+		VCPUs                                        int
+	}{esc(d.Name), esc(d.UUID), esc(d.Emulator), esc(d.Disk), esc(d.Workload), esc(d.CPUSet),
+		d.Kind == Q35, !d.NoVNC, !d.NoBalloon, vcpus})
 	return b.String()
 }
 
