@@ -112,6 +112,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		return nil, err
 	}
 	reg := qmp.NewRegistry()
+	reg.SetErrorClasses(cmds.ErrorClasses())
 	phase("registry")
 	deps := &cmds.Deps{
 		Machine:  m,
