@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"tlcvm/blockdev"
+	"tlcvm/compat/qerror"
 )
 
 func needQemuImg(t *testing.T) {
@@ -206,7 +207,7 @@ func TestLocksBetweenGraphs(t *testing.T) {
 		if err == nil || err.Error() != c.want || !errors.Is(err, blockdev.ErrLocked) {
 			t.Errorf("second user %v: got %v, want %q", c.extra, err, c.want)
 		}
-		if h := blockdev.Hint(err); h != "Is another process using the image ["+img+"]?\n" {
+		if h := qerror.Hint(err); h != "Is another process using the image ["+img+"]?\n" {
 			t.Errorf("hint %q", h)
 		}
 	}

@@ -6,7 +6,7 @@ import (
 	"os"
 	"syscall"
 
-	"tlcvm/internal/errno"
+	"tlcvm/compat/qerror"
 )
 
 // Qcow2Create is BlockdevCreateOptionsQcow2 (qapi/block-core.json) less the file reference.
@@ -132,7 +132,7 @@ func writeQcow2(f *os.File, c *Qcow2Create) error {
 		setRefcount(rb, i, h.RefcountOrder, 1)
 	}
 	if err := f.Truncate(0); err != nil {
-		return errf(ErrIO, "Could not resize image: %s", errno.Text(err))
+		return qerror.Errno(ErrIO, err, "Could not resize image")
 	}
 	end := 3 * cs
 	if l1 > 0 {
@@ -149,16 +149,16 @@ func writeQcow2(f *os.File, c *Qcow2Create) error {
 		off int64
 	}{{hdrc, 0}, {rtc, cs}, {rb, 2 * cs}} {
 		if _, err := f.WriteAt(w.b, w.off); err != nil {
-			return errf(ErrIO, "Could not write qcow2 header: %s", errno.Text(err))
+			return qerror.Errno(ErrIO, err, "Could not write qcow2 header")
 		}
 	}
 	if l1 > 0 {
 		if _, err := f.WriteAt(make([]byte, l1Bytes), 3*cs); err != nil {
-			return errf(ErrIO, "Could not write L1 table: %s", errno.Text(err))
+			return qerror.Errno(ErrIO, err, "Could not write L1 table")
 		}
 	}
 	if err := f.Truncate(end); err != nil {
-		return errf(ErrIO, "Could not resize image: %s", errno.Text(err))
+		return qerror.Errno(ErrIO, err, "Could not resize image")
 	}
 	return nil
 }
@@ -199,7 +199,7 @@ func getRefcount(block []byte, i int64, order uint32) uint64 {
 func createFile(filename string, size int64) error {
 	f, err := os.OpenFile(filename, os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o644)
 	if err != nil {
-		return errf(ErrOpen, "Could not create '%s': %s", filename, errno.Text(err))
+		return qerror.Errno(ErrOpen, err, "Could not create '%s'", filename)
 	}
 	defer f.Close()
 	l := fileLock{fd: int(f.Fd())}
@@ -211,7 +211,7 @@ func createFile(filename string, size int64) error {
 		err = f.Truncate(size)
 	}
 	if err != nil {
-		return errf(ErrIO, "Could not resize file: %s", errno.Text(err))
+		return qerror.Errno(ErrIO, err, "Could not resize file")
 	}
 	// Like file-posix's allocate_first_block: write the first block so that alignment
 	// probing finds it allocated.
@@ -221,7 +221,7 @@ func createFile(filename string, size int64) error {
 			n = size
 		}
 		if _, err := f.WriteAt(make([]byte, n), 0); err != nil {
-			return errf(ErrIO, "Could not write file: %s", errno.Text(err))
+			return qerror.Errno(ErrIO, err, "Could not write file")
 		}
 	}
 	return nil

@@ -55,8 +55,8 @@
 //
 // # Errors
 //
-// Every error wraps a sentinel of errors.go and carries QEMU's text; Hint returns the extra
-// lines QEMU prints after a command-line error. Package qmp/cmds maps them to QMP classes.
+// Every error is a *qerror.Error: it wraps a sentinel of errors.go and carries QEMU's text;
+// qerror.Hint returns the extra lines QEMU prints after a command-line error. Package qmp/cmds maps them to QMP classes.
 //
 // # What comes next
 //

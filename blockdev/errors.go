@@ -2,11 +2,12 @@ package blockdev
 
 import (
 	"errors"
-	"fmt"
+
+	"tlcvm/compat/qerror"
 )
 
-// Sentinel errors. Every error this package returns wraps one of them (errors.Is) and
-// carries QEMU 7.2's text as its Error(); qmp/cmds maps them to QMP classes.
+// Sentinel errors. Every error this package returns is a *qerror.Error wrapping one of them
+// (errors.Is) and carries QEMU 7.2's text as its Error(); qmp/cmds maps them to QMP classes.
 var (
 	// ErrNotFound: no node, backend, device or job by that name.
 	ErrNotFound = errors.New("blockdev: not found")
@@ -38,38 +39,11 @@ var (
 	ErrIO = errors.New("blockdev: I/O error")
 )
 
-// Error is this package's error: Msg is QEMU's text, Hint the extra lines QEMU prints after
-// it on the command line (error_append_hint), never sent over QMP.
-type Error struct {
-	Kind error
-	Msg  string
-	Hint string
-}
-
-func (e *Error) Error() string { return e.Msg }
-
-// Unwrap returns the sentinel.
-func (e *Error) Unwrap() error { return e.Kind }
-
-func errf(kind error, format string, a ...any) *Error {
-	return &Error{Kind: kind, Msg: fmt.Sprintf(format, a...)}
+// errf is an error of this package: QEMU's text, the kind it wraps (error_setg).
+func errf(kind error, format string, a ...any) *qerror.Error {
+	return qerror.Errorf(kind, format, a...)
 }
 
 // prefix returns err with "p: " before its message (QEMU's error_prepend), keeping the kind
 // and hint.
-func prefix(err error, p string) error {
-	var e *Error
-	if errors.As(err, &e) {
-		return &Error{Kind: e.Kind, Msg: p + e.Msg, Hint: e.Hint}
-	}
-	return fmt.Errorf("%s%w", p, err)
-}
-
-// Hint returns the hint lines attached to err ("" if none), each ending in "\n".
-func Hint(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Hint
-	}
-	return ""
-}
+func prefix(err error, p string) error { return qerror.Prepend(err, "%s", p) }

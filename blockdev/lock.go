@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"tlcvm/compat/qerror"
 )
 
 // Perm is a set of QEMU block permissions (include/block/block-common.h, QEMU 7.2).
@@ -127,7 +129,7 @@ func (l *fileLock) change(curPerm, curShared, perm, shared Perm, filename string
 		}
 		if err != nil {
 			_ = l.apply(curPerm, PermAll&^curShared, true)
-			if e, ok := err.(*Error); ok {
+			if e, ok := err.(*qerror.Error); ok {
 				e.Hint = "Is another process using the image [" + filename + "]?\n"
 			}
 			return err

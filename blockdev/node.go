@@ -7,7 +7,7 @@ import (
 	"strings"
 	"syscall"
 
-	"tlcvm/internal/errno"
+	"tlcvm/compat/qerror"
 )
 
 // Drivers tlcvm opens.
@@ -177,7 +177,7 @@ func openHostFile(name string, rw bool) (*os.File, error) {
 	}
 	f, err := os.OpenFile(name, flag|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, errf(ErrOpen, "Could not open '%s': %s", name, errno.Text(err))
+		return nil, qerror.Errno(ErrOpen, err, "Could not open '%s'", name)
 	}
 	return f, nil
 }
@@ -187,7 +187,7 @@ func openHostFile(name string, rw bool) (*os.File, error) {
 func (n *Node) reopen(rw bool) error {
 	f, err := os.OpenFile(n.filename, map[bool]int{true: os.O_RDWR, false: os.O_RDONLY}[rw]|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return errf(ErrOpen, "Could not reopen file: %s", errno.Text(err))
+		return qerror.Errno(ErrOpen, err, "Could not reopen file")
 	}
 	nl := fileLock{fd: int(f.Fd())}
 	if err := nl.apply(n.lock.lockedPerm, n.lock.lockedUnshar, false); err != nil {

@@ -3,7 +3,7 @@ package blockdev
 import (
 	"encoding/binary"
 
-	"tlcvm/internal/errno"
+	"tlcvm/compat/qerror"
 )
 
 // CreateOptions is blockdev-create's options: the driver and its members.
@@ -100,7 +100,7 @@ func (n *Node) truncate(size int64) error {
 	switch n.Driver {
 	case DriverFile:
 		if err := n.f.Truncate(size); err != nil {
-			return errf(ErrIO, "Failed to resize file: %s", errno.Text(err))
+			return qerror.Errno(ErrIO, err, "Failed to resize file")
 		}
 		return nil
 	case DriverRaw:
@@ -125,7 +125,7 @@ func (n *Node) qcow2Resize(size uint64) error {
 	l1 := make([]byte, uint64(h.L1Size)*8)
 	if len(l1) > 0 {
 		if _, err := f.ReadAt(l1, int64(h.L1TableOffset)); err != nil {
-			return errf(ErrIO, "Could not read L1 table: %s", errno.Text(err))
+			return qerror.Errno(ErrIO, err, "Could not read L1 table")
 		}
 	}
 	if size < h.Size {
@@ -143,7 +143,7 @@ func (n *Node) qcow2Resize(size uint64) error {
 	var b [8]byte
 	be.PutUint64(b[:], size)
 	if _, err := f.WriteAt(b[:], 24); err != nil {
-		return errf(ErrIO, "Could not update qcow2 header: %s", errno.Text(err))
+		return qerror.Errno(ErrIO, err, "Could not update qcow2 header")
 	}
 	h.Size = size
 	_ = cs
@@ -158,7 +158,7 @@ func (n *Node) growL1(old []byte, entries uint64) error {
 	cs := h.ClusterSize()
 	st, err := f.Stat()
 	if err != nil {
-		return errf(ErrIO, "%s", errno.Text(err))
+		return errf(ErrIO, "%s", qerror.Strerror(err))
 	}
 	start := (st.Size() + cs - 1) / cs * cs
 	nb := int64(entries) * 8
@@ -166,7 +166,7 @@ func (n *Node) growL1(old []byte, entries uint64) error {
 	// Refcounts: the table's first block must cover the new clusters.
 	var rt [8]byte
 	if _, err := f.ReadAt(rt[:], int64(h.RefcountTableOffset)); err != nil {
-		return errf(ErrIO, "Could not read refcount table: %s", errno.Text(err))
+		return qerror.Errno(ErrIO, err, "Could not read refcount table")
 	}
 	rbOff := int64(be.Uint64(rt[:]))
 	perBlock := cs * 8 / (int64(1) << h.RefcountOrder)
@@ -176,12 +176,12 @@ func (n *Node) growL1(old []byte, entries uint64) error {
 	}
 	rb := make([]byte, cs)
 	if _, err := f.ReadAt(rb, rbOff); err != nil {
-		return errf(ErrIO, "Could not read refcount block: %s", errno.Text(err))
+		return qerror.Errno(ErrIO, err, "Could not read refcount block")
 	}
 	buf := make([]byte, nb)
 	copy(buf, old)
 	if _, err := f.WriteAt(buf, start); err != nil {
-		return errf(ErrIO, "Could not write L1 table: %s", errno.Text(err))
+		return qerror.Errno(ErrIO, err, "Could not write L1 table")
 	}
 	for c := start / cs; c < last; c++ {
 		setRefcount(rb, c, h.RefcountOrder, getRefcount(rb, c, h.RefcountOrder)+1)
@@ -195,13 +195,13 @@ func (n *Node) growL1(old []byte, entries uint64) error {
 		}
 	}
 	if _, err := f.WriteAt(rb, rbOff); err != nil {
-		return errf(ErrIO, "Could not write refcount block: %s", errno.Text(err))
+		return qerror.Errno(ErrIO, err, "Could not write refcount block")
 	}
 	var hb [12]byte
 	be.PutUint32(hb[0:], uint32(entries))
 	be.PutUint64(hb[4:], uint64(start))
 	if _, err := f.WriteAt(hb[:], 36); err != nil {
-		return errf(ErrIO, "Could not update qcow2 header: %s", errno.Text(err))
+		return qerror.Errno(ErrIO, err, "Could not update qcow2 header")
 	}
 	h.L1Size, h.L1TableOffset = uint32(entries), uint64(start)
 	return nil

@@ -192,9 +192,8 @@ func ReadQcow2Header(r io.ReaderAt, fileSize int64, writable bool) (*Qcow2Header
 	switch h.CryptMethod {
 	case cryptNone:
 	case cryptAES:
-		return nil, &Error{Kind: ErrEncrypted,
-			Msg:  "Use of AES-CBC encrypted qcow2 images is no longer supported in system emulators",
-			Hint: "You can use 'qemu-img convert' to convert your image to an alternative supported format, such as unencrypted qcow2, or raw with the LUKS format instead.\n"}
+		return nil, errf(ErrEncrypted, "Use of AES-CBC encrypted qcow2 images is no longer supported in system emulators").
+			AppendHint("You can use 'qemu-img convert' to convert your image to an alternative supported format, such as unencrypted qcow2, or raw with the LUKS format instead.\n")
 	case cryptLUKS:
 		return nil, errf(ErrEncrypted, "tlcvm: LUKS-encrypted qcow2 images are not supported")
 	default:

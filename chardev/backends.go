@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"tlcvm/compat/qerror"
 )
 
 // single is a back end with one peer for its whole life (null, file, pipe,
@@ -113,7 +115,7 @@ func openFile(c *Chardev) (backend, error) {
 	}
 	f, err := os.OpenFile(c.spec.Path, flags, 0o666)
 	if err != nil {
-		return nil, newErr(ErrOpen, "Could not open '%s': %s", c.spec.Path, strerror(err))
+		return nil, qerror.Errno(ErrOpen, err, "Could not open '%s'", c.spec.Path)
 	}
 	return newSingle(c, newNullConn(f), false, "file"), nil
 }
@@ -148,7 +150,7 @@ func openPipe(c *Chardev) (backend, error) {
 		}
 		f, err := os.OpenFile(p, os.O_RDWR, 0)
 		if err != nil {
-			return nil, newErr(ErrOpen, "Could not open '%s': %s", p, strerror(err))
+			return nil, qerror.Errno(ErrOpen, err, "Could not open '%s'", p)
 		}
 		in, out = f, f
 	}
@@ -159,7 +161,7 @@ func openPipe(c *Chardev) (backend, error) {
 func openSerial(c *Chardev) (backend, error) {
 	f, err := os.OpenFile(c.spec.Path, os.O_RDWR|syscall.O_NOCTTY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, newErr(ErrOpen, "Could not open '%s': %s", c.spec.Path, strerror(err))
+		return nil, qerror.Errno(ErrOpen, err, "Could not open '%s'", c.spec.Path)
 	}
 	// Through SyscallConn, not Fd(): Fd() would make f blocking, and Close could then
 	// wait forever for a read in progress.
@@ -191,7 +193,7 @@ func makeRaw(t *unix.Termios) {
 // while no client has the slave open.
 func openPty(c *Chardev) (backend, error) {
 	fail := func(err error) error {
-		return newErr(ErrOpen, "Failed to create PTY: %s", strerror(err))
+		return qerror.Errno(ErrOpen, err, "Failed to create PTY")
 	}
 	m, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
@@ -267,7 +269,7 @@ func openStdio(c *Chardev) (backend, error) {
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		stdioInUse.Store(false)
-		return nil, newErr(ErrOpen, "Could not open stdio: %s", strerror(err))
+		return nil, qerror.Errno(ErrOpen, err, "Could not open stdio")
 	}
 	b := &stdioBackend{fd: fd, signal: c.spec.Signal}
 	b.oldFlags, _ = unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
@@ -277,7 +279,7 @@ func openStdio(c *Chardev) (backend, error) {
 	if err != nil {
 		unix.Close(dup)
 		stdioInUse.Store(false)
-		return nil, newErr(ErrOpen, "Could not open stdio: %s", strerror(err))
+		return nil, qerror.Errno(ErrOpen, err, "Could not open stdio")
 	}
 	if t, err := unix.IoctlGetTermios(fd, unix.TCGETS); err == nil {
 		b.old = t
@@ -342,7 +344,7 @@ func openUDP(c *Chardev) (backend, error) {
 	}
 	conn, err := net.DialUDP("udp", laddr, &net.UDPAddr{IP: ips[0], Port: port})
 	if err != nil {
-		return nil, newErr(ErrOpen, "Failed to bind socket: %s", strerror(err))
+		return nil, qerror.Errno(ErrOpen, err, "Failed to bind socket")
 	}
 	return newSingle(c, conn, true, "udp"), nil
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/rs/zerolog"
+
+	"tlcvm/compat/qerror"
 )
 
 // Conn is one peer connection of a chardev as a front end sees it. Peers of
@@ -139,7 +141,7 @@ func OpenWith(s Spec, o Options) (*Chardev, error) {
 		}
 		f, err := os.OpenFile(s.Logfile, flags, 0o666)
 		if err != nil {
-			return nil, newErr(ErrOpen, "Could not create '%s': %s", s.Logfile, strerror(err))
+			return nil, qerror.Errno(ErrOpen, err, "Could not create '%s'", s.Logfile)
 		}
 		c.logf = f
 	}

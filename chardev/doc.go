@@ -68,8 +68,9 @@
 // to /x/s: No such file or directory", "Failed to find an available port:
 // Address already in use", "Failed to connect to '127.0.0.1:1': Connection
 // refused", "chardev: socket: no port given", "'bogus' is not a valid char
-// driver". Hint returns QEMU's second line where it has one; Silent marks
-// legacy strings QEMU rejects without a message of its own.
+// driver". They are *qerror.Error values: qerror.Hint returns QEMU's second
+// line where it has one; Silent marks legacy strings QEMU rejects without a
+// message of its own.
 //
 // Logging goes to the zerolog.Logger in Options (default: none).
 package chardev

@@ -1,8 +1,9 @@
 package chardev
 
 import (
-	"fmt"
 	"strings"
+
+	"tlcvm/compat/qerror"
 )
 
 // ParseLegacy converts the legacy string forms of -serial, -monitor, -qmp and
@@ -27,7 +28,7 @@ func ParseLegacyNoMon(s, id string) (Spec, error) {
 }
 
 func silent(s string) error {
-	return &Error{Msg: fmt.Sprintf("cannot parse character device '%s'", s), Err: ErrInvalid, Silent: true}
+	return qerror.Wrapf(ErrInvalid, errSilent, "cannot parse character device '%s'", s)
 }
 
 func parseLegacy(filename, id string, permitMuxMon bool) (Spec, error) {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"tlcvm/compat/qerror"
 )
 
 var errDone = errors.New("chardev: no more peers")
@@ -96,7 +98,7 @@ func openSocket(c *Chardev) (backend, error) {
 		conn, err := b.ln.Accept()
 		if err != nil {
 			b.close()
-			return nil, newErr(ErrOpen, "Failed to accept connection: %s", strerror(err))
+			return nil, qerror.Errno(ErrOpen, err, "Failed to accept connection")
 		}
 		if b.first, err = b.newPeer(conn); err != nil {
 			b.close()
@@ -137,15 +139,15 @@ func (b *sockBackend) listen() error {
 	switch {
 	case s.Path != "":
 		if len(s.Path) >= unixPathMax {
-			return &Error{Msg: fmt.Sprintf("UNIX socket path '%s' is too long", s.Path),
-				Hint: fmt.Sprintf("Path must be less than %d bytes\n", unixPathMax), Err: ErrInvalid}
+			return newErr(ErrInvalid, "UNIX socket path '%s' is too long", s.Path).
+				AppendHint("Path must be less than %d bytes\n", unixPathMax)
 		}
 		if err := os.Remove(s.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return newErr(ErrOpen, "Failed to unlink socket %s: %s", s.Path, strerror(err))
+			return qerror.Errno(ErrOpen, err, "Failed to unlink socket %s", s.Path)
 		}
 		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: s.Path, Net: "unix"})
 		if err != nil {
-			return newErr(ErrOpen, "Failed to bind socket to %s: %s", s.Path, strerror(err))
+			return qerror.Errno(ErrOpen, err, "Failed to bind socket to %s", s.Path)
 		}
 		ln.SetUnlinkOnClose(false)
 		b.ln, b.unlink = ln, s.Path
@@ -171,7 +173,7 @@ func (b *sockBackend) listen() error {
 			}
 		}
 		if b.ln == nil {
-			return newErr(ErrOpen, "Failed to find an available port: %s", strerror(lerr))
+			return qerror.Errno(ErrOpen, lerr, "Failed to find an available port")
 		}
 	default:
 		if s.FDStr == "" && s.FD < 0 {
@@ -190,7 +192,7 @@ func (b *sockBackend) listen() error {
 		}
 		ln, err := net.FileListener(f)
 		if err != nil {
-			return newErr(ErrOpen, "Failed to listen on fd %d: %s", fd, strerror(err))
+			return qerror.Errno(ErrOpen, err, "Failed to listen on fd %d", fd)
 		}
 		b.ln, b.lnFile = ln, f
 		if ua, ok := ln.Addr().(*net.UnixAddr); ok && ua.Name != "" && ua.Name[0] != '@' {
@@ -297,7 +299,7 @@ func (b *sockBackend) connectSetup() error {
 		b.dial = func() (net.Conn, error) {
 			conn, err := net.Dial("unix", s.Path)
 			if err != nil {
-				return nil, newErr(ErrOpen, "Failed to connect to '%s': %s", s.Path, strerror(err))
+				return nil, qerror.Errno(ErrOpen, err, "Failed to connect to '%s'", s.Path)
 			}
 			return conn, nil
 		}
@@ -316,7 +318,7 @@ func (b *sockBackend) connectSetup() error {
 				}
 				cerr = err
 			}
-			return nil, newErr(ErrOpen, "Failed to connect to '%s:%s': %s", s.Host, s.Port, strerror(cerr))
+			return nil, qerror.Errno(ErrOpen, cerr, "Failed to connect to '%s:%s'", s.Host, s.Port)
 		}
 	default:
 		b.disc = "disconnected:fd:" + s.FDStr
@@ -331,7 +333,7 @@ func (b *sockBackend) connectSetup() error {
 		conn, err := net.FileConn(f)
 		f.Close() // FileConn holds its own duplicate
 		if err != nil {
-			return newErr(ErrOpen, "Failed to use fd %d: %s", fd, strerror(err))
+			return qerror.Errno(ErrOpen, err, "Failed to use fd %d", fd)
 		}
 		b.first, err = b.newPeer(conn)
 		return err
@@ -372,7 +374,7 @@ func (b *sockBackend) newPeer(conn net.Conn) (*peer, error) {
 		tc := &telnetConn{Conn: conn, state: 1, brk: b.breakEvent}
 		if _, err := conn.Write(telnetInit(s.TN3270)); err != nil {
 			conn.Close()
-			return nil, newErr(ErrOpen, "telnet negotiation failed: %s", strerror(err))
+			return nil, qerror.Errno(ErrOpen, err, "telnet negotiation failed")
 		}
 		rw = tc
 	}

@@ -1,7 +1,6 @@
 package chardev
 
 import (
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -192,8 +191,8 @@ const sizeHint = "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, 
 
 // parseSize is QemuOpts' QEMU_OPT_SIZE (qemu_strtosz).
 func parseSize(key, val string) (uint64, error) {
-	bad := &Error{Msg: fmt.Sprintf("Parameter '%s' expects a non-negative number below 2^64", key),
-		Hint: sizeHint, Err: ErrInvalid}
+	bad := newErr(ErrInvalid, "Parameter '%s' expects a non-negative number below 2^64", key).
+		AppendHint(sizeHint)
 	s := val
 	i := 0
 	for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.') {
@@ -270,9 +269,8 @@ func SpecFromKV(kv func(key string) (string, bool), id string) (Spec, error) {
 		return s, newErr(ErrInvalid, "chardev: no id specified")
 	}
 	if !validID(id) {
-		return s, &Error{Msg: "Parameter 'id' expects an identifier",
-			Hint: "Identifiers consist of letters, digits, '-', '.', '_', starting with a letter.\n",
-			Err:  ErrInvalid}
+		return s, newErr(ErrInvalid, "Parameter 'id' expects an identifier").
+			AppendHint("Identifiers consist of letters, digits, '-', '.', '_', starting with a letter.\n")
 	}
 	for _, k := range Keys {
 		if v, ok := kv(k); ok {

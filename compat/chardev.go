@@ -3,6 +3,8 @@ package compat
 import (
 	"strconv"
 	"strings"
+
+	"tlcvm/compat/qerror"
 )
 
 // monitorParse is vl.c monitor_parse for -monitor, -qmp and -qmp-pretty.
@@ -19,7 +21,7 @@ func (s *parseState) monitorParse(arg, mode string, pretty bool, loc string) err
 		o, qe := s.chrParseCompatOpts(label, arg, true)
 		if qe != nil {
 			// QEMU prints the converter's complaint, if any, then its own.
-			if qe.msg != "" {
+			if qe.Msg != "" {
 				s.warnings = append(s.warnings, render(s.prog, loc, qe))
 			}
 			return s.fail(loc, newErr(ErrBadValue, "parse error: "+arg))
@@ -50,9 +52,9 @@ func ChardevFromLegacy(id, legacy string) (*Opts, error) {
 }
 
 // errSilent is a compat parse failure QEMU reports without its own text.
-var errSilent = &qerr{kind: ErrBadValue}
+var errSilent = &qerror.Error{Kind: ErrBadValue}
 
-func (s *parseState) chrParseCompatOpts(label, filename string, permitMuxMon bool) (*Opts, *qerr) {
+func (s *parseState) chrParseCompatOpts(label, filename string, permitMuxMon bool) (*Opts, *qerror.Error) {
 	o := &Opts{Group: "chardev", ID: label}
 	if p, ok := strings.CutPrefix(filename, "mon:"); ok {
 		if !permitMuxMon {
@@ -169,7 +171,7 @@ func (s *parseState) chrParseCompatOpts(label, filename string, permitMuxMon boo
 
 // doParse is qemu_opts_do_parse into an existing chardev group (no
 // short-form warnings: QEMU passes warn_on_flag=false here).
-func (s *parseState) doParse(o *Opts, params, first string) *qerr {
+func (s *parseState) doParse(o *Opts, params, first string) *qerror.Error {
 	n, _, _, err := parseOpts(listChardev, params, first != "", false)
 	if first != "" {
 		n, _, _, err = parseOpts(&optsList{name: "chardev", implied: first, desc: chardevDesc}, params, true, false)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"tlcvm/compat/qerror"
 )
 
 // MachineLimits is what Check needs to know of the selected machine type
@@ -44,7 +46,7 @@ func NoneLimits() MachineLimits {
 // Check runs the checks QEMU 7.2 makes once the machine type is known, in
 // QEMU's order, and fills Topology, Memory.Size (default applied), the
 // typed SMP/Boot fields and the chardevs of -serial/-parallel. Call it
-// after Parse when Action is ActionRun. The returned error is an *Error.
+// after Parse when Action is ActionRun. The returned error is a *qerror.Error.
 // Check may set Action to ActionInfo (e.g. -chardev help, -vga help).
 func (c *Config) Check(m MachineLimits) error {
 	s := &parseState{cfg: c, prog: c.Prog, limits: m}
@@ -222,7 +224,7 @@ func (s *parseState) checkMachineProps(m MachineLimits) error {
 }
 
 // validateBootDevices is softmmu/bootdevice.c validate_bootdevices.
-func validateBootDevices(devs string) *qerr {
+func validateBootDevices(devs string) *qerror.Error {
 	var seen uint32
 	for i := 0; i < len(devs); i++ {
 		d := devs[i]
@@ -245,7 +247,7 @@ func (s *parseState) checkRTC() error {
 	default:
 		if !rtcDateValid(r.Base) {
 			e := newErr(ErrBadValue, "invalid datetime format")
-			e.hint = "valid formats: '2006-06-17T16:01:21' or '2006-06-17'\n"
+			e.Hint = "valid formats: '2006-06-17T16:01:21' or '2006-06-17'\n"
 			return s.fail("", e)
 		}
 	}
@@ -386,7 +388,7 @@ func (s *parseState) legacyPort(kind string, i int, arg string) error {
 	loc := "-" + kind + " " + arg
 	o, qe := s.chrParseCompatOpts(kind+strconv.Itoa(i), arg, true)
 	if qe != nil {
-		if qe.msg != "" {
+		if qe.Msg != "" {
 			s.warnings = append(s.warnings, render(s.prog, loc, qe))
 		}
 		return s.fail(loc, newErr(ErrBadValue, "could not connect "+kind+" device to character backend '"+arg+"'"))

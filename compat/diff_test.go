@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"tlcvm/compat"
+	"tlcvm/compat/qerror"
 	"tlcvm/tests/harness"
 )
 
@@ -68,11 +69,11 @@ func ours(prog string, args []string) (string, int) {
 		}
 	}
 	if err != nil {
-		var e *compat.Error
+		var e *qerror.Error
 		if !errors.As(err, &e) {
-			return "not a *compat.Error: " + err.Error(), -1
+			return "not a *qerror.Error: " + err.Error(), -1
 		}
-		return e.Msg, e.ExitStatus()
+		return qerror.Report(e), 1
 	}
 	return strings.Join(c.Warnings, ""), 0
 }

@@ -22,7 +22,7 @@
 //
 // Messages are "<prog>: <location>: <message>\n[hint]" where prog is the
 // basename of argv[0] (QEMU's error_init); warnings printed before an error
-// are part of Error.Msg; warnings of a successful parse are in
+// are part of the error's Msg; warnings of a successful parse are in
 // Config.Warnings.
 //
 // # Argument syntaxes

@@ -2,10 +2,11 @@ package compat
 
 import (
 	"errors"
-	"strings"
+
+	"tlcvm/compat/qerror"
 )
 
-// Sentinel errors; every *Error wraps exactly one of them.
+// Sentinel errors; every error of this package wraps exactly one of them.
 var (
 	// ErrInvalidOption: an argv element names no option ("-xyz: invalid option").
 	ErrInvalidOption = errors.New("invalid option")
@@ -27,44 +28,17 @@ var (
 	ErrInvalid = errors.New("invalid configuration")
 )
 
-// Error is a start-up failure exactly as QEMU 7.2 reports it: Msg is the
-// complete text QEMU writes to stderr (warnings printed before the error
-// included, each line ending in "\n"); the exit status is 1.
-type Error struct {
-	Msg string
-	err error
-}
+// Parse, ApplyDefaults and Check fail with a *qerror.Error reading exactly as QEMU 7.2
+// reports the failure on stderr: Msg is "prog: location: message" (any warnings printed
+// before the error included, each line ending in "\n"), Hint the lines that follow it;
+// qerror.Report(err) is the whole text. QEMU then exits with status 1.
 
-func (e *Error) Error() string { return strings.TrimSuffix(e.Msg, "\n") }
+// newErr is QEMU's Error object still lacking its program name and location (error_setg).
+func newErr(kind error, msg string) *qerror.Error { return qerror.New(kind, msg) }
 
-// Unwrap returns the sentinel that classifies the failure.
-func (e *Error) Unwrap() error { return e.err }
-
-// ExitStatus is the status QEMU exits with: always 1.
-func (e *Error) ExitStatus() int { return 1 }
-
-// qerr is an error still lacking its program name and location; it is the
-// internal form of QEMU's Error object (message plus optional hint).
-type qerr struct {
-	msg  string
-	hint string // printed on its own line(s) after the message, ends in "\n"
-	kind error
-}
-
-func (e *qerr) Error() string { return e.msg }
-func (e *qerr) Unwrap() error { return e.kind }
-
-func newErr(kind error, msg string) *qerr { return &qerr{msg: msg, kind: kind} }
-
-// render formats a qerr the way error_report_err does:
-// "prog: loc: msg\nhint".
-func render(prog, loc string, e *qerr) string {
-	var b strings.Builder
-	b.WriteString(prefix(prog, loc))
-	b.WriteString(e.msg)
-	b.WriteByte('\n')
-	b.WriteString(e.hint)
-	return b.String()
+// render formats e the way error_report_err does: "prog: loc: msg\nhint".
+func render(prog, loc string, e *qerror.Error) string {
+	return prefix(prog, loc) + qerror.Report(e)
 }
 
 func prefix(prog, loc string) string {
@@ -75,22 +49,22 @@ func prefix(prog, loc string) string {
 }
 
 // Msg texts shared by several parsers (qapi/qmp/qerror.h).
-func errInvalidParameter(name string) *qerr {
+func errInvalidParameter(name string) *qerror.Error {
 	return newErr(ErrInvalidParameter, "Invalid parameter '"+name+"'")
 }
 
-func errExpects(name, what string) *qerr {
+func errExpects(name, what string) *qerror.Error {
 	return newErr(ErrBadValue, "Parameter '"+name+"' expects "+what)
 }
 
-func errMissing(name string) *qerr {
+func errMissing(name string) *qerror.Error {
 	return newErr(ErrMissingParameter, "Parameter '"+name+"' is missing")
 }
 
-func errNotAccept(name, value string) *qerr {
+func errNotAccept(name, value string) *qerror.Error {
 	return newErr(ErrBadValue, "Parameter '"+name+"' does not accept value '"+value+"'")
 }
 
-func errUnexpected(name string) *qerr {
+func errUnexpected(name string) *qerror.Error {
 	return newErr(ErrInvalidParameter, "Parameter '"+name+"' is unexpected")
 }

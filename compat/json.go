@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+
+	"tlcvm/compat/qerror"
 )
 
 // JSON is a JSON-form argument (-device {...}, -object {...}, ...): a
@@ -67,7 +69,7 @@ func ParseJSONObject(s string) (*JSON, error) {
 	return o, nil
 }
 
-func parseJSONObject(s string) (*JSON, *qerr) {
+func parseJSONObject(s string) (*JSON, *qerror.Error) {
 	toks, lexErr := jsonLex(s)
 	p := &jparser{toks: toks}
 	v, perr := p.value()

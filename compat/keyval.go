@@ -2,6 +2,8 @@ package compat
 
 import (
 	"strings"
+
+	"tlcvm/compat/qerror"
 )
 
 // Keyval is an argument in QEMU's keyval syntax (util/keyval.c), used by
@@ -49,10 +51,10 @@ func ParseKeyval(s, impliedKey string) (*Keyval, error) {
 	return k, nil
 }
 
-func (k *Keyval) parse(params, implied string) *qerr {
+func (k *Keyval) parse(params, implied string) *qerror.Error {
 	s := params
 	for s != "" {
-		var err *qerr
+		var err *qerror.Error
 		s, err = k.parseOne(s, implied)
 		if err != nil {
 			return err
@@ -83,7 +85,7 @@ func keyIndexLen(s string) int {
 	return i
 }
 
-func (k *Keyval) parseOne(params, implied string) (string, *qerr) {
+func (k *Keyval) parseOne(params, implied string) (string, *qerror.Error) {
 	n := strings.IndexAny(params, "=,")
 	if n < 0 {
 		n = len(params)

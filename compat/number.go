@@ -5,6 +5,8 @@ import (
 	"math/bits"
 	"strconv"
 	"strings"
+
+	"tlcvm/compat/qerror"
 )
 
 // ParseSize parses a size the way QEMU 7.2's qemu_strtosz does: a decimal
@@ -232,7 +234,7 @@ func hexDigit(c byte) int {
 }
 
 // parseNumber is QemuOpts' QEMU_OPT_NUMBER: qemu_strtou64(value, NULL, 0).
-func parseNumber(name, value string) (uint64, *qerr) {
+func parseNumber(name, value string) (uint64, *qerror.Error) {
 	rest, v, err := strtou64(value, 0)
 	if _, ok := err.(errRange); ok {
 		return 0, newErr(ErrBadValue, "Value '"+value+"' is too large for parameter '"+name+"'")
@@ -267,7 +269,7 @@ func parseInt64(s string) (int64, bool) {
 }
 
 // parseBool is qapi_bool_parse: on/yes/true/y and off/no/false/n.
-func parseBool(name, value string) (bool, *qerr) {
+func parseBool(name, value string) (bool, *qerror.Error) {
 	switch value {
 	case "on", "yes", "true", "y":
 		return true, nil
@@ -278,11 +280,11 @@ func parseBool(name, value string) (bool, *qerr) {
 }
 
 // sizeErr turns a ParseSize failure into QemuOpts' text for parameter name.
-func sizeErr(name, value string, err error) *qerr {
+func sizeErr(name, value string, err error) *qerror.Error {
 	if _, ok := err.(errSizeRange); ok {
 		return newErr(ErrBadValue, "Value '"+value+"' is out of range for parameter '"+name+"'")
 	}
 	e := errExpects(name, "a non-negative number below 2^64")
-	e.hint = "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\nand exabytes, respectively.\n"
+	e.Hint = "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\nand exabytes, respectively.\n"
 	return e
 }

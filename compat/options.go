@@ -2,6 +2,8 @@ package compat
 
 import (
 	"strings"
+
+	"tlcvm/compat/qerror"
 )
 
 // option interprets one option occurrence (the second pass of vl.c's
@@ -338,7 +340,7 @@ var actionValues = map[string][]string{
 	"watchdog": {"reset", "shutdown", "poweroff", "pause", "debug", "none", "inject-nmi"},
 }
 
-func checkAction(key, value string) *qerr {
+func checkAction(key, value string) *qerror.Error {
 	for _, v := range actionValues[key] {
 		if v == value {
 			return nil
@@ -473,7 +475,7 @@ func contains(list []string, v string) bool {
 
 // missingOrType is the QAPI input visitor's error for a member that is
 // absent or of the wrong JSON type.
-func missingOrType(j *JSON, key, want string) *qerr {
+func missingOrType(j *JSON, key, want string) *qerror.Error {
 	if !j.Get(key).Exists() {
 		return errMissing(key)
 	}
@@ -518,7 +520,7 @@ func (s *parseState) object(arg, loc string) (bool, error) {
 	}
 	if !idWellFormed(ob.ID) {
 		e := errExpects("id", "an identifier")
-		e.hint = "Identifiers consist of letters, digits, '-', '.', '_', starting with a letter.\n"
+		e.Hint = "Identifiers consist of letters, digits, '-', '.', '_', starting with a letter.\n"
 		return false, s.fail(loc, e)
 	}
 	if err := s.claimID("object", ob.ID, loc, "Duplicate ID '"+ob.ID+"' for object"); err != nil {

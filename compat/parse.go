@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/rs/zerolog"
+
+	"tlcvm/compat/qerror"
 )
 
 // Parser parses qemu-system-x86_64 command lines. The zero value is ready;
@@ -41,9 +43,9 @@ type parseState struct {
 	limits   MachineLimits // the machine's facts, during Check
 }
 
-// fail builds the *Error for e at loc, with the warnings printed so far.
-func (s *parseState) fail(loc string, e *qerr) error {
-	return &Error{Msg: strings.Join(s.warnings, "") + render(s.prog, loc, e), err: e.kind}
+// fail builds the error for e at loc, with the warnings printed so far.
+func (s *parseState) fail(loc string, e *qerror.Error) error {
+	return &qerror.Error{Msg: strings.Join(s.warnings, "") + prefix(s.prog, loc) + e.Msg, Kind: e.Kind, Hint: e.Hint}
 }
 
 func (s *parseState) warn(loc, text string) {
@@ -54,7 +56,7 @@ func (s *parseState) warn(loc, text string) {
 // Parse parses argv into a Config. It mirrors softmmu/vl.c: a first pass
 // rejects unknown options and missing arguments, a second pass interprets
 // each option in order, then the checks QEMU makes before it creates the
-// machine run. The first failure is returned as an *Error.
+// machine run. The first failure is returned as a *qerror.Error.
 func (p *Parser) Parse(argv []string) (*Config, error) {
 	prog := progName(argv)
 	s := &parseState{
@@ -75,7 +77,7 @@ func (p *Parser) Parse(argv []string) (*Config, error) {
 		}
 		if o.HasArg {
 			if i+1 >= len(argv) {
-				return nil, &Error{Msg: prog + ": " + a + ": requires an argument\n", err: ErrMissingArgument}
+				return nil, qerror.New(ErrMissingArgument, prog+": "+a+": requires an argument")
 			}
 			i++
 		}
@@ -124,7 +126,7 @@ func lookup(prog, a string) (*Option, error) {
 	}
 	o, ok := LookupOption(r[1:])
 	if !ok || r[1:] == "" || strings.HasPrefix(r[1:], "-") {
-		return nil, &Error{Msg: prog + ": " + a + ": invalid option\n", err: ErrInvalidOption}
+		return nil, qerror.New(ErrInvalidOption, prog+": "+a+": invalid option")
 	}
 	return o, nil
 }

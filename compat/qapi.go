@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+
+	"tlcvm/compat/qerror"
 )
 
 // field is one member of a QAPI struct as the input visitors check it.
@@ -40,7 +42,7 @@ func (in *input) has(name string) bool {
 
 // visit checks fields in schema order and returns the first error, as the
 // generated visit_type_* functions do; names are marked used.
-func (in *input) visit(fields []field) (map[string]string, *qerr) {
+func (in *input) visit(fields []field) (map[string]string, *qerror.Error) {
 	if in.used == nil {
 		in.used = map[string]bool{}
 	}
@@ -99,7 +101,7 @@ func (in *input) visit(fields []field) (map[string]string, *qerr) {
 }
 
 // checkUnexpected is visit_check_struct: the first unused member.
-func (in *input) checkUnexpected() *qerr {
+func (in *input) checkUnexpected() *qerror.Error {
 	if in.json != nil {
 		for _, m := range in.json.Members {
 			if !in.used[m.Key] {
@@ -118,7 +120,7 @@ func (in *input) checkUnexpected() *qerr {
 }
 
 // newInput parses arg as JSON (leading "{") or keyval with implied key.
-func newInput(arg, implied string) (*input, *qerr) {
+func newInput(arg, implied string) (*input, *qerror.Error) {
 	if strings.HasPrefix(arg, "{") {
 		j, e := parseJSONObject(arg)
 		if e != nil {
@@ -193,7 +195,7 @@ var audioVariant = map[string][]field{
 }
 
 // parseAudiodev is audio_parse_option: QAPI Audiodev through the visitor.
-func parseAudiodev(arg string) (*Audiodev, *qerr) {
+func parseAudiodev(arg string) (*Audiodev, *qerror.Error) {
 	in, e := newInput(arg, "driver")
 	if e != nil {
 		return nil, e
@@ -239,7 +241,7 @@ func (s *parseState) compat(arg, loc string) error {
 
 // parseBlockdev checks what every -blockdev needs (driver); the driver's
 // own members are checked by the block layer.
-func parseBlockdev(arg string) (*Blockdev, *qerr) {
+func parseBlockdev(arg string) (*Blockdev, *qerror.Error) {
 	in, e := newInput(arg, "driver")
 	if e != nil {
 		return nil, e

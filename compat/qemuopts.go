@@ -2,6 +2,8 @@ package compat
 
 import (
 	"strings"
+
+	"tlcvm/compat/qerror"
 )
 
 // Opt is one key=value pair of a QemuOpts group, as written.
@@ -220,7 +222,7 @@ func nextOpt(params, firstname string, warn bool) (name, value, rest, warning st
 // prints while parsing (each line without program prefix) and whether a
 // help request ("help" or "?" as a flag) stopped the parse (only for lists
 // with a desc, as QEMU does).
-func parseOpts(l *optsList, params string, permitAbbrev, warn bool) (o *Opts, warnings []string, help bool, err *qerr) {
+func parseOpts(l *optsList, params string, permitAbbrev, warn bool) (o *Opts, warnings []string, help bool, err *qerror.Error) {
 	o = &Opts{Group: l.name}
 	// opts_parse_id + qemu_opts_create: the id is looked at first.
 	if id, hasID := findID(params); hasID {
@@ -229,7 +231,7 @@ func parseOpts(l *optsList, params string, permitAbbrev, warn bool) (o *Opts, wa
 		}
 		if !idWellFormed(id) {
 			e := errExpects("id", "an identifier")
-			e.hint = "Identifiers consist of letters, digits, '-', '.', '_', starting with a letter.\n"
+			e.Hint = "Identifiers consist of letters, digits, '-', '.', '_', starting with a letter.\n"
 			return nil, nil, false, e
 		}
 		o.ID = id

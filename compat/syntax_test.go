@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"tlcvm/compat"
+	"tlcvm/compat/qerror"
 )
 
 func TestParseSize(t *testing.T) {
@@ -232,8 +233,8 @@ func TestErrorSentinels(t *testing.T) {
 		{"-append x", compat.ErrInvalid},
 	} {
 		_, err := compat.Parse(append([]string{"q"}, strings.Fields(tc.args)...))
-		var e *compat.Error
-		if !errors.As(err, &e) || !errors.Is(err, tc.want) || e.ExitStatus() != 1 {
+		var e *qerror.Error
+		if !errors.As(err, &e) || !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v (want %v)", tc.args, err, tc.want)
 		}
 	}
@@ -273,8 +274,8 @@ func FuzzParse(f *testing.F) {
 		argv := append([]string{"qemu"}, strings.Split(s, " ")...)
 		c, err := compat.Parse(argv)
 		if err != nil {
-			var e *compat.Error
-			if !errors.As(err, &e) || !strings.HasSuffix(e.Msg, "\n") || !strings.HasPrefix(e.Msg, "qemu: ") {
+			var e *qerror.Error
+			if !errors.As(err, &e) || !strings.HasPrefix(e.Msg, "qemu: ") || strings.HasSuffix(e.Msg, "\n") {
 				t.Fatalf("bad error %#v", err)
 			}
 			return

@@ -2,7 +2,8 @@ package machine
 
 import (
 	"errors"
-	"fmt"
+
+	"tlcvm/compat/qerror"
 )
 
 // EventSink receives the machine's QMP events. data is nil or a struct whose json tags
@@ -73,22 +74,7 @@ var (
 	ErrClosed            = errors.New("machine: closed")
 )
 
-// qemuError carries QEMU's exact message and a sentinel kind.
-type qemuError struct {
-	desc string
-	kind error
-	err  error // optional underlying cause
-}
-
-func (e *qemuError) Error() string { return e.desc }
-
-func (e *qemuError) Unwrap() []error {
-	if e.err != nil {
-		return []error{e.kind, e.err}
-	}
-	return []error{e.kind}
-}
-
+// qerr is an error of the given kind with QEMU's exact message (error_setg).
 func qerr(kind error, format string, a ...any) error {
-	return &qemuError{desc: fmt.Sprintf(format, a...), kind: kind}
+	return qerror.Errorf(kind, format, a...)
 }

@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"tlcvm/compat/qerror"
 )
 
 // ChunkPages is the number of pages one lazy-check unit covers (1 MiB).
@@ -325,7 +327,7 @@ func (b *RAMBlock) ensurePage(page uint64) error {
 
 // ramCheckError wraps a check failure met by a monitor read: the check's text, ErrRAMCheck.
 func ramCheckError(err error) error {
-	return &qemuError{desc: err.Error(), kind: ErrRAMCheck, err: err}
+	return qerror.Wrapf(ErrRAMCheck, err, "%s", err.Error())
 }
 
 // StartPopulate starts the background populate of every mapped block on its own goroutine

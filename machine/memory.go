@@ -6,7 +6,7 @@ import (
 	"errors"
 	"os"
 
-	"tlcvm/internal/errno"
+	"tlcvm/compat/qerror"
 )
 
 // ReadPhys reads guest-physical memory. Addresses outside RAM fail with ErrInvalidAddress
@@ -147,7 +147,7 @@ func (m *Machine) SaveMemory(path string, addr, size uint64, phys bool, cpu int)
 	}
 	f, ferr := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o666)
 	if ferr != nil {
-		return &qemuError{desc: "Could not open '" + path + "': " + errno.Text(ferr), kind: ErrIO, err: ferr}
+		return qerror.Errno(ErrIO, ferr, "Could not open '%s'", path)
 	}
 	defer func() {
 		if cerr := f.Close(); cerr != nil && err == nil {

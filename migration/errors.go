@@ -2,11 +2,13 @@ package migration
 
 import (
 	"errors"
-	"fmt"
+
+	"tlcvm/compat/qerror"
 )
 
-// Sentinel errors. Every error the engine returns wraps one of them (errors.Is) and has
-// QEMU 7.2's text as its Error() string, so the QMP layer passes it through unchanged.
+// Sentinel errors. Every error the engine returns is a *qerror.Error wrapping one of them
+// (errors.Is) and has QEMU 7.2's text as its Error() string, so the QMP layer passes it
+// through unchanged.
 var (
 	// ErrInvalid: an argument QEMU rejects (unknown capability, parameter out of range,
 	// unknown migration protocol).
@@ -25,28 +27,18 @@ var (
 	ErrLoad = errors.New("migration: load failed")
 )
 
-// Error is an engine error: QEMU's text, plus the sentinel it matches.
-type Error struct {
-	sentinel error
-	msg      string
-	cause    error
-}
+// kinds are the sentinels above, for isEngineError.
+var kinds = []error{ErrInvalid, ErrUnsupported, ErrActive, ErrState, ErrCancelled, ErrSave, ErrLoad}
 
-func (e *Error) Error() string { return e.msg }
-
-// Unwrap returns the sentinel and the underlying cause.
-func (e *Error) Unwrap() []error {
-	if e.cause != nil {
-		return []error{e.sentinel, e.cause}
-	}
-	return []error{e.sentinel}
-}
+// isEngineError reports whether err's chain holds an error the engine built (one of its
+// own texts), not only one of a transport or the stream.
+func isEngineError(err error) bool { return qerror.Find(err, kinds...) != nil }
 
 func errorf(sentinel error, format string, a ...any) error {
-	return &Error{sentinel: sentinel, msg: fmt.Sprintf(format, a...)}
+	return qerror.Errorf(sentinel, format, a...)
 }
 
 // wrapf is errorf keeping cause reachable with errors.Is/As.
 func wrapf(sentinel, cause error, format string, a ...any) error {
-	return &Error{sentinel: sentinel, msg: fmt.Sprintf(format, a...), cause: cause}
+	return qerror.Wrapf(sentinel, cause, format, a...)
 }

@@ -367,8 +367,7 @@ func (s *saver) ioErr(err error) error {
 	if errors.Is(err, ErrCancelled) || errors.Is(err, transport.ErrAborted) || s.j.cancelled() {
 		return errCancelled
 	}
-	var me *Error
-	if errors.As(err, &me) {
+	if isEngineError(err) {
 		return err
 	}
 	return wrapf(ErrSave, err, "%s", err.Error())

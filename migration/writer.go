@@ -1,7 +1,6 @@
 package migration
 
 import (
-	"errors"
 	"io"
 	"time"
 
@@ -11,8 +10,7 @@ import (
 // errText is the text QEMU would give: the transport's own error (QEMU's wording) when
 // one is in the chain, else err's.
 func errText(err error) string {
-	var te *transport.Error
-	if errors.As(err, &te) {
+	if te := transport.Find(err); te != nil {
 		return te.Error()
 	}
 	return err.Error()

@@ -156,9 +156,8 @@ func TestMarshal(t *testing.T) {
 
 var errSentinel = errors.New("machine: not running")
 
-func init() { qmp.RegisterErrorClass(errSentinel, qmp.ClassDeviceNotActive) }
-
 func TestToError(t *testing.T) {
+	classes := qmp.NewErrorClasses(qmp.ErrorClass{Sentinel: errSentinel, Class: qmp.ClassDeviceNotActive})
 	for _, tc := range []struct {
 		err         error
 		class, desc string
@@ -169,11 +168,14 @@ func TestToError(t *testing.T) {
 		{errors.New("plain"), "GenericError", "plain"},
 		{&qmp.SyntaxError{Msg: "JSON parse error, x"}, "GenericError", "JSON parse error, x"},
 	} {
-		if e := qmp.ToError(tc.err); e.Class != tc.class || e.Desc != tc.desc {
+		if e := classes.ToError(tc.err); e.Class != tc.class || e.Desc != tc.desc {
 			t.Errorf("%v: got %s/%s", tc.err, e.Class, e.Desc)
 		}
 	}
-	if qmp.ToError(nil) != nil {
+	if e := qmp.ToError(fmt.Errorf("stop: %w", errSentinel)); e.Class != qmp.ClassGenericError {
+		t.Errorf("ToError without the table gave %s", e.Class)
+	}
+	if qmp.ToError(nil) != nil || classes.ToError(nil) != nil {
 		t.Error("ToError(nil) != nil")
 	}
 	if !errors.Is(&qmp.SyntaxError{}, qmp.ErrSyntax) {
@@ -203,4 +205,47 @@ func FuzzDecodeArgs(f *testing.F) {
 			t.Fatalf("%s: decoded value does not encode: %v", in, err)
 		}
 	})
+}
+
+// TestErrorClassesPanics: a mistake in the table shows when it is built, at start-up.
+func TestErrorClassesPanics(t *testing.T) {
+	other := errors.New("other")
+	for _, tc := range []struct {
+		name string
+		m    []qmp.ErrorClass
+	}{
+		{"nil sentinel", []qmp.ErrorClass{{Sentinel: nil, Class: qmp.ClassDeviceNotFound}}},
+		{"empty class", []qmp.ErrorClass{{Sentinel: other, Class: ""}}},
+		{"unknown class", []qmp.ErrorClass{{Sentinel: other, Class: "NotAClass"}}},
+		{"duplicate", []qmp.ErrorClass{{Sentinel: other, Class: qmp.ClassDeviceNotFound}, {Sentinel: other, Class: qmp.ClassGenericError}}},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: NewErrorClasses did not panic", tc.name)
+				}
+			}()
+			qmp.NewErrorClasses(tc.m...)
+		}()
+	}
+}
+
+// TestRegistryErrorClasses: a handler's error gets the class of the registry's table.
+func TestRegistryErrorClasses(t *testing.T) {
+	r := qmp.NewRegistry()
+	r.Register(qmp.Command{Name: "fail", Run: func(*qmp.Call) (any, error) {
+		return nil, fmt.Errorf("Device 'x' not found: %w", errSentinel)
+	}})
+	s := qmp.NewServer(r, qmp.Options{Version: testVersion})
+	defer s.Close()
+	sess := s.NewSession()
+	defer sess.Close()
+	if _, err := s.Execute(sess, "fail", nil); qmp.ToError(err).Class != qmp.ClassGenericError {
+		t.Errorf("without a table: %v", qmp.ToError(err))
+	}
+	r.SetErrorClasses(qmp.NewErrorClasses(qmp.ErrorClass{Sentinel: errSentinel, Class: qmp.ClassDeviceNotFound}))
+	_, err := s.Execute(sess, "fail", nil)
+	if qe := qmp.ToError(err); qe.Class != qmp.ClassDeviceNotFound || qe.Desc != "Device 'x' not found: machine: not running" {
+		t.Errorf("with the table: %s: %s", qe.Class, qe.Desc)
+	}
 }

@@ -69,4 +69,13 @@
 // numeric type names in order of first use, "[T]" arrays, builtins str/int/number/bool/null/
 // any, enums, objects with "default": null for optional members, flat unions, alternates.
 // See types.go for the Go ↔ QAPI mapping and its struct tags.
+//
+// # Errors
+//
+// Only Error ({"class", "desc"}) travels on the wire. A handler returns any error; the
+// registry turns it into an Error in one place, ErrorClasses.ToError: an Error in the chain
+// passes unchanged, an error wrapping a sentinel of the table gets the table's class,
+// anything else is a GenericError with the error's text. The table is built once by the
+// composition root (cmds.ErrorClasses) and handed over with Registry.SetErrorClasses;
+// nothing registers classes from init.
 package qmp

@@ -3,7 +3,7 @@ package qmp
 import (
 	"errors"
 	"fmt"
-	"sync"
+	"slices"
 )
 
 // QMP error classes (qapi/error.json QapiErrorClass). Only these travel on the wire.
@@ -71,32 +71,51 @@ func DeviceNotActive(format string, a ...any) *Error {
 	return Errorf(ClassDeviceNotActive, format, a...)
 }
 
-var errorClasses struct {
-	mu sync.RWMutex
-	m  []classEntry // +checklocks:mu; registration order, first match wins
+// ErrorClass gives the errors that wrap Sentinel (errors.Is) the QMP class Class.
+type ErrorClass struct {
+	Sentinel error
+	Class    string
 }
 
-type classEntry struct {
-	sentinel error
-	class    string
+// ErrorClasses is the table that maps the sentinel errors of other packages to QMP classes.
+// The composition root builds it once (cmds.ErrorClasses is tlcvm's) and hands it to the
+// command table with Registry.SetErrorClasses; it is read-only afterwards. The nil table
+// maps nothing.
+type ErrorClasses struct {
+	m []ErrorClass // in the order given; the first match wins
 }
 
-// RegisterErrorClass maps a sentinel error of another package to a QMP class. ToError then gives
-// every error that wraps sentinel (errors.Is) that class, keeping err.Error() as the description.
-// Call it from init; it panics on a nil sentinel or an empty class.
-func RegisterErrorClass(sentinel error, class string) {
-	if sentinel == nil || class == "" {
-		panic("qmp: RegisterErrorClass needs a sentinel and a class")
+// NewErrorClasses builds the table. A mistake panics, so that it shows at start-up: a nil
+// sentinel, a class that is not one of QEMU's (the Class* constants), a sentinel twice.
+func NewErrorClasses(m ...ErrorClass) *ErrorClasses {
+	seen := make(map[error]bool, len(m))
+	for _, e := range m {
+		switch {
+		case e.Sentinel == nil:
+			panic(fmt.Sprintf("qmp: error class %q without a sentinel", e.Class))
+		case !knownClass(e.Class):
+			panic(fmt.Sprintf("qmp: %q is not a QMP error class (sentinel %q)", e.Class, e.Sentinel))
+		case seen[e.Sentinel]:
+			panic(fmt.Sprintf("qmp: sentinel %q given a class twice", e.Sentinel))
+		}
+		seen[e.Sentinel] = true
 	}
-	errorClasses.mu.Lock()
-	defer errorClasses.mu.Unlock()
-	errorClasses.m = append(errorClasses.m, classEntry{sentinel, class})
+	return &ErrorClasses{m: slices.Clone(m)}
+}
+
+func knownClass(c string) bool {
+	switch c {
+	case ClassGenericError, ClassCommandNotFound, ClassDeviceNotActive, ClassDeviceNotFound,
+		ClassKVMMissingCap, ClassMigrationExpected:
+		return true
+	}
+	return false
 }
 
 // ToError is the one place that maps any error to a QMP error. An *Error anywhere in the chain
-// (errors.As) passes through unchanged; an error wrapping a registered sentinel gets that class;
+// (errors.As) passes through unchanged; an error wrapping a sentinel of t gets that class;
 // anything else is a GenericError with err.Error() as desc. ToError(nil) is nil.
-func ToError(err error) *Error {
+func (t *ErrorClasses) ToError(err error) *Error {
 	if err == nil {
 		return nil
 	}
@@ -104,15 +123,20 @@ func ToError(err error) *Error {
 	if errors.As(err, &qe) {
 		return qe
 	}
-	errorClasses.mu.RLock()
-	defer errorClasses.mu.RUnlock()
-	for _, e := range errorClasses.m {
-		if errors.Is(err, e.sentinel) {
-			return &Error{Class: e.class, Desc: err.Error()}
+	if t != nil {
+		for _, e := range t.m {
+			if errors.Is(err, e.Sentinel) {
+				return &Error{Class: e.Class, Desc: err.Error()}
+			}
 		}
 	}
 	return &Error{Class: ClassGenericError, Desc: err.Error()}
 }
+
+// ToError is ToError of the empty table: what the protocol layer uses for errors of its own
+// (parsing, argument decoding), where no other package's sentinel can appear. Handler errors
+// pass through the registry's table first (Registry.SetErrorClasses).
+func ToError(err error) *Error { return (*ErrorClasses)(nil).ToError(err) }
 
 // SyntaxError is what the stream parser reports for input it rejects; Msg is QEMU's text
 // ("JSON parse error, expecting value", "JSON nesting depth limit exceeded", ...).

@@ -19,7 +19,8 @@ type Command struct {
 	Returns any
 	// Run is the handler. It runs under the server's lock, one command at a time
 	// (AllowOOB commands sent with exec-oob run on the connection's goroutine instead and
-	// must be safe for that). A nil result is sent as {}; an error goes through ToError.
+	// must be safe for that). A nil result is sent as {}; an error is sent as the *Error the
+	// registry's ErrorClasses make of it (see Registry.SetErrorClasses).
 	Run func(c *Call) (any, error)
 	// AllowOOB allows exec-oob; AllowPreconfig allows the command before the machine is
 	// ready (--preconfig).
@@ -82,13 +83,15 @@ type event struct {
 }
 
 // Registry is the command table and the event list, with the introspection schema generated
-// from them. Register everything before serving; registration panics on mistakes.
+// from them, and the table that gives handler errors their QMP class. Register everything
+// before serving; registration panics on mistakes.
 type Registry struct {
 	mu       sync.Mutex
 	cmds     map[string]*command // +checklocks:mu
 	events   map[string]*event   // +checklocks:mu
 	entities []any               // +checklocks:mu; *command and *event in registration order
 	schema   *Value              // +checklocks:mu; built on first request, dropped on Register
+	classes  *ErrorClasses       // +checklocks:mu; nil (GenericError for all) until SetErrorClasses
 }
 
 // NewRegistry returns an empty registry. The protocol commands (ProtocolCommands) are added by
@@ -97,8 +100,25 @@ func NewRegistry() *Registry {
 	return &Registry{cmds: map[string]*command{}, events: map[string]*event{}}
 }
 
+// SetErrorClasses hands the registry the table that turns every handler's error into the
+// QMP error sent (ErrorClasses.ToError): the composition root's, or in tests the same table
+// from the same constructor. Call it before serving; without it every handler error that is
+// not an *Error is a GenericError.
+func (r *Registry) SetErrorClasses(t *ErrorClasses) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.classes = t
+}
+
+func (r *Registry) errorClasses() *ErrorClasses {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.classes
+}
+
 // Register adds commands. It panics on a duplicate name or a malformed entry (no name, no
-// handler, Args not a pointer to a struct, a type QAPI cannot express).
+// handler, Args not a pointer to a struct, a type QAPI cannot express). Each handler's error
+// leaves the command as the *Error the registry's ErrorClasses make of it.
 func (r *Registry) Register(cmds ...Command) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -110,6 +130,14 @@ func (r *Registry) Register(cmds ...Command) {
 			panic(fmt.Sprintf("qmp: command %q registered twice", c.Name))
 		}
 		cmd := &command{Command: c}
+		run := c.Run
+		cmd.Run = func(call *Call) (any, error) {
+			out, err := run(call)
+			if err != nil {
+				return out, r.errorClasses().ToError(err)
+			}
+			return out, nil
+		}
 		if c.Args != nil {
 			t := reflect.TypeOf(c.Args)
 			if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {

@@ -2,9 +2,10 @@ package vnc
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
+
+	"tlcvm/compat/qerror"
 )
 
 // Sentinel errors. Every error returned by Parse and Listen wraps one of
@@ -135,7 +136,7 @@ func parseBool(name, v string) (bool, error) {
 	case "off", "no", "false", "n":
 		return false, nil
 	}
-	return false, fmt.Errorf("%w: Parameter '%s' expects 'on' or 'off'", ErrOption, name)
+	return false, qerror.Errorf(ErrOption, "Parameter '%s' expects 'on' or 'off'", name)
 }
 
 // parseNumber is parse_option_number (qemu_strtou64, base 0).
@@ -154,14 +155,14 @@ func parseNumber(name, v string) (uint64, error) {
 		s, base = s[1:], 8
 	}
 	if s == "" || strings.ContainsAny(s, "_+-") {
-		return 0, fmt.Errorf("%w: Parameter '%s' expects a number", ErrOption, name)
+		return 0, qerror.Errorf(ErrOption, "Parameter '%s' expects a number", name)
 	}
 	n, err := strconv.ParseUint(s, base, 64)
 	if err != nil {
 		if errors.Is(err, strconv.ErrRange) {
-			return 0, fmt.Errorf("%w: Value '%s' is too large for parameter '%s'", ErrOption, v, name)
+			return 0, qerror.Errorf(ErrOption, "Value '%s' is too large for parameter '%s'", v, name)
 		}
-		return 0, fmt.Errorf("%w: Parameter '%s' expects a number", ErrOption, name)
+		return 0, qerror.Errorf(ErrOption, "Parameter '%s' expects a number", name)
 	}
 	if neg {
 		n = -n
@@ -194,17 +195,17 @@ func Parse(arg string) (Config, error) {
 	for _, o := range splitOpts(arg) {
 		if o.name == "id" {
 			if !idWellformed(o.value) {
-				return Config{}, fmt.Errorf("%w: Parameter 'id' expects an identifier", ErrOption)
+				return Config{}, qerror.New(ErrOption, "Parameter 'id' expects an identifier")
 			}
 			c.ID = o.value
 			continue
 		}
 		if o.name == "help" || o.name == "?" {
-			return Config{}, fmt.Errorf("%w: help is not available here", ErrOption)
+			return Config{}, qerror.New(ErrOption, "help is not available here")
 		}
 		kind, ok := vncOpts[o.name]
 		if !ok {
-			return Config{}, fmt.Errorf("%w: Invalid parameter '%s'", ErrOption, o.name)
+			return Config{}, qerror.Errorf(ErrOption, "Invalid parameter '%s'", o.name)
 		}
 		switch kind {
 		case kBool:
@@ -225,7 +226,7 @@ func Parse(arg string) (Config, error) {
 
 	// vnc_display_open: reverse= is read before the address.
 	if bools["reverse"] {
-		return Config{}, fmt.Errorf("%w: VNC reverse connections are not supported by tlcvm", ErrUnsupported)
+		return Config{}, qerror.New(ErrUnsupported, "VNC reverse connections are not supported by tlcvm")
 	}
 	addr, ok := vals["vnc"]
 	if !ok || addr == "none" {
@@ -233,7 +234,7 @@ func Parse(arg string) (Config, error) {
 		return c, nil
 	}
 	if _, ok := vals["websocket"]; ok {
-		return Config{}, fmt.Errorf("%w: VNC websockets are not supported by tlcvm", ErrUnsupported)
+		return Config{}, qerror.New(ErrUnsupported, "VNC websockets are not supported by tlcvm")
 	}
 	to := int32(nums["to"]) // qemu_opt_get_number into an int
 	_, c.HasTo = vals["to"]
@@ -247,18 +248,18 @@ func Parse(arg string) (Config, error) {
 		c.IPv6, c.NoIPv6 = v, !v
 	}
 	if c.Network == "tcp" && c.NoIPv4 && c.NoIPv6 {
-		return Config{}, fmt.Errorf("%w: Cannot disable IPv4 and IPv6 at same time", ErrOption)
+		return Config{}, qerror.New(ErrOption, "Cannot disable IPv4 and IPv6 at same time")
 	}
 
 	_, hasSecret := vals["password-secret"]
 	if bools["password"] && hasSecret {
-		return Config{}, fmt.Errorf("%w: 'password' flag is redundant with 'password-secret'", ErrOption)
+		return Config{}, qerror.New(ErrOption, "'password' flag is redundant with 'password-secret'")
 	}
 	if hasSecret {
-		return Config{}, fmt.Errorf("%w: No secret with id '%s'", ErrOption, vals["password-secret"])
+		return Config{}, qerror.Errorf(ErrOption, "No secret with id '%s'", vals["password-secret"])
 	}
 	if bools["password"] {
-		return Config{}, fmt.Errorf("%w: VNC password authentication is not supported by tlcvm", ErrUnsupported)
+		return Config{}, qerror.New(ErrUnsupported, "VNC password authentication is not supported by tlcvm")
 	}
 	if v, ok := bools["lock-key-sync"]; ok {
 		c.LockKeySync = v
@@ -274,23 +275,23 @@ func Parse(arg string) (Config, error) {
 		case ShareAllowExclusive, ShareForceShared, ShareIgnore:
 			c.Share = v
 		default:
-			return Config{}, fmt.Errorf("%w: unknown vnc share= option", ErrOption)
+			return Config{}, qerror.New(ErrOption, "unknown vnc share= option")
 		}
 	}
 	if v, ok := vals["tls-creds"]; ok {
-		return Config{}, fmt.Errorf("%w: No TLS credentials with id '%s'", ErrOption, v)
+		return Config{}, qerror.Errorf(ErrOption, "No TLS credentials with id '%s'", v)
 	}
 	if _, ok := vals["tls-authz"]; ok {
-		return Config{}, fmt.Errorf("%w: 'tls-authz' provided but TLS is not enabled", ErrOption)
+		return Config{}, qerror.New(ErrOption, "'tls-authz' provided but TLS is not enabled")
 	}
 	if bools["sasl"] {
-		return Config{}, fmt.Errorf("%w: VNC SASL authentication is not supported by tlcvm", ErrUnsupported)
+		return Config{}, qerror.New(ErrUnsupported, "VNC SASL authentication is not supported by tlcvm")
 	}
 	if _, ok := vals["sasl-authz"]; ok {
-		return Config{}, fmt.Errorf("%w: 'sasl-authz' provided but SASL auth is not enabled", ErrOption)
+		return Config{}, qerror.New(ErrOption, "'sasl-authz' provided but SASL auth is not enabled")
 	}
 	if v, ok := vals["display"]; ok {
-		return Config{}, fmt.Errorf("%w: Device '%s' not found", ErrOption, v)
+		return Config{}, qerror.Errorf(ErrOption, "Device '%s' not found", v)
 	}
 	c.Audiodev = vals["audiodev"]
 	return c, nil
@@ -301,28 +302,28 @@ func Parse(arg string) (Config, error) {
 func (c *Config) parseAddress(addr string, to int32) error {
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
 		if to != 0 {
-			return fmt.Errorf("%w: Port range not support with UNIX socket", ErrOption)
+			return qerror.New(ErrOption, "Port range not support with UNIX socket")
 		}
 		c.Network, c.Path = "unix", path
 		return nil
 	}
 	i := strings.LastIndexByte(addr, ':')
 	if i < 0 {
-		return fmt.Errorf("%w: no vnc port specified", ErrOption)
+		return qerror.New(ErrOption, "no vnc port specified")
 	}
 	host, port := addr[:i], addr[i+1:]
 	if port == "" {
-		return fmt.Errorf("%w: vnc port cannot be empty", ErrOption)
+		return qerror.New(ErrOption, "vnc port cannot be empty")
 	}
 	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
 		host = host[1 : len(host)-1]
 	}
 	n, err := strconv.ParseUint(port, 10, 64)
 	if err != nil || port[0] == '+' {
-		return fmt.Errorf("%w: can't convert to a number: %s", ErrOption, port)
+		return qerror.Errorf(ErrOption, "can't convert to a number: %s", port)
 	}
 	if n > 65535 || n+5900 > 65535 {
-		return fmt.Errorf("%w: port %s out of range", ErrOption, port)
+		return qerror.Errorf(ErrOption, "port %s out of range", port)
 	}
 	c.Network, c.Host, c.Port = "tcp", host, int(n)+5900
 	if to != 0 {

@@ -2,7 +2,6 @@ package vnc_test
 
 import (
 	"errors"
-	"strings"
 	"testing"
 
 	"tlcvm/vnc"
@@ -111,7 +110,7 @@ func TestParseErrors(t *testing.T) {
 			t.Errorf("Parse(%q) succeeded, want %q", tt.arg, tt.msg)
 			continue
 		}
-		if !errors.Is(err, tt.err) || !strings.HasSuffix(err.Error(), ": "+tt.msg) {
+		if !errors.Is(err, tt.err) || err.Error() != tt.msg {
 			t.Errorf("Parse(%q) = %v, want %v ... %q", tt.arg, err, tt.err, tt.msg)
 		}
 	}

@@ -3,16 +3,16 @@ package vnc
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/rs/zerolog"
+
+	"tlcvm/compat/qerror"
 )
 
 // Options are the server's runtime parameters.
@@ -76,7 +76,7 @@ type Server struct {
 // call Serve.
 func Listen(c Config, o Options) (*Server, error) {
 	if c.Disabled {
-		return nil, fmt.Errorf("%w: VNC display is disabled", ErrListen)
+		return nil, qerror.New(ErrListen, "VNC display is disabled")
 	}
 	s := &Server{cfg: c, name: o.Name, w: o.Width, h: o.Height, log: o.Log, clients: map[*client]bool{}}
 	if s.name == "" {
@@ -86,7 +86,7 @@ func Listen(c Config, o Options) (*Server, error) {
 		s.w, s.h = 640, 480
 	}
 	if s.w > 16384 || s.h > 16384 {
-		return nil, fmt.Errorf("%w: framebuffer %dx%d too large", ErrListen, s.w, s.h)
+		return nil, qerror.Errorf(ErrListen, "framebuffer %dx%d too large", s.w, s.h)
 	}
 	s.fb = placeholder(s.w, s.h, PlaceholderText)
 	var err error
@@ -96,7 +96,7 @@ func Listen(c Config, o Options) (*Server, error) {
 	case "tcp":
 		err = s.listenTCP()
 	default:
-		err = fmt.Errorf("%w: unknown network %q", ErrListen, c.Network)
+		err = qerror.Errorf(ErrListen, "unknown network %q", c.Network)
 	}
 	if err != nil {
 		return nil, err
@@ -109,7 +109,7 @@ func (s *Server) listenUnix() error {
 	if path == "" { // QEMU: a temporary /tmp/qemu-socket-XXXXXX
 		f, err := os.CreateTemp("", "qemu-socket-")
 		if err != nil {
-			return fmt.Errorf("%w: Failed to make a temporary socket name: %s", ErrListen, strerror(err))
+			return qerror.Errno(ErrListen, err, "Failed to make a temporary socket name")
 		}
 		path = f.Name()
 		_ = f.Close()
@@ -118,7 +118,7 @@ func (s *Server) listenUnix() error {
 	if fi, err := os.Lstat(path); err == nil {
 		// QEMU unlinks whatever is there; tlcvm only replaces a socket.
 		if fi.IsDir() {
-			return fmt.Errorf("%w: Failed to unlink socket %s: Is a directory", ErrListen, path)
+			return qerror.Errorf(ErrListen, "Failed to unlink socket %s: Is a directory", path)
 		}
 		if fi.Mode()&os.ModeSocket != 0 {
 			_ = os.Remove(path)
@@ -126,7 +126,7 @@ func (s *Server) listenUnix() error {
 	}
 	l, err := net.Listen("unix", path)
 	if err != nil {
-		return fmt.Errorf("%w: Failed to bind socket to %s: %s", ErrListen, path, strerror(err))
+		return qerror.Errno(ErrListen, err, "Failed to bind socket to %s", path)
 	}
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
 	s.listeners = []net.Listener{l}
@@ -152,7 +152,7 @@ func (s *Server) resolve() ([]net.IP, error) {
 	}
 	all, err := net.DefaultResolver.LookupIPAddr(context.Background(), c.Host)
 	if err != nil {
-		return nil, fmt.Errorf("%w: address resolution failed for %s:%d: Name or service not known", ErrListen, c.Host, c.Port)
+		return nil, qerror.Errorf(ErrListen, "address resolution failed for %s:%d: Name or service not known", c.Host, c.Port)
 	}
 	for _, a := range all {
 		if a.IP.To4() != nil && want4 || a.IP.To4() == nil && want6 {
@@ -160,7 +160,7 @@ func (s *Server) resolve() ([]net.IP, error) {
 		}
 	}
 	if len(ips) == 0 {
-		return nil, fmt.Errorf("%w: address resolution failed for %s:%d: Address family for hostname not supported", ErrListen, c.Host, c.Port)
+		return nil, qerror.Errorf(ErrListen, "address resolution failed for %s:%d: Address family for hostname not supported", c.Host, c.Port)
 	}
 	return ips, nil
 }
@@ -174,7 +174,7 @@ func (s *Server) listenTCP() error {
 	if s.cfg.ToPort != 0 {
 		last = s.cfg.ToPort
 		if last < s.cfg.Port {
-			return fmt.Errorf("%w: Failed to create a socket", ErrListen)
+			return qerror.New(ErrListen, "Failed to create a socket")
 		}
 	}
 	var lastErr error
@@ -190,9 +190,9 @@ func (s *Server) listenTCP() error {
 		}
 	}
 	if errors.Is(lastErr, syscall.EADDRINUSE) {
-		return fmt.Errorf("%w: Failed to find an available port: %s", ErrListen, strerror(lastErr))
+		return qerror.Errno(ErrListen, lastErr, "Failed to find an available port")
 	}
-	return fmt.Errorf("%w: Failed to bind socket: %s", ErrListen, strerror(lastErr))
+	return qerror.Errno(ErrListen, lastErr, "Failed to bind socket")
 }
 
 // listenAll binds every address on port, or none.
@@ -219,18 +219,6 @@ func listenAll(ips []net.IP, port int) ([]net.Listener, []Addr, error) {
 		addrs = append(addrs, Addr{Host: host, Service: strconv.Itoa(l.Addr().(*net.TCPAddr).Port), Family: family})
 	}
 	return ls, addrs, nil
-}
-
-// strerror renders an error's errno the way glibc's strerror does.
-func strerror(err error) string {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		msg := errno.Error()
-		if msg != "" {
-			return strings.ToUpper(msg[:1]) + msg[1:]
-		}
-	}
-	return err.Error()
 }
 
 // Banner is the line QEMU 7.2 prints on stderr when to= was given, e.g.

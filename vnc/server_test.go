@@ -448,7 +448,7 @@ func TestListenErrors(t *testing.T) {
 	port := busy.Addr().(*net.TCPAddr).Port
 	c := vnc.Config{Network: "tcp", Host: "127.0.0.1", Port: port}
 	_, err = vnc.Listen(c, vnc.Options{})
-	if !errors.Is(err, vnc.ErrListen) || !strings.HasSuffix(err.Error(), ": Failed to find an available port: Address already in use") {
+	if !errors.Is(err, vnc.ErrListen) || err.Error() != "Failed to find an available port: Address already in use" {
 		t.Fatalf("busy port: %v", err)
 	}
 	c.ToPort, c.HasTo = port+5, true
@@ -469,11 +469,11 @@ func TestListenErrors(t *testing.T) {
 		t.Fatalf("unix dir: %v", err)
 	}
 	_, err = vnc.Listen(vnc.Config{Network: "unix", Path: "/nonexistent/x"}, vnc.Options{})
-	if err == nil || !strings.HasSuffix(err.Error(), ": Failed to bind socket to /nonexistent/x: No such file or directory") {
+	if err == nil || err.Error() != "Failed to bind socket to /nonexistent/x: No such file or directory" {
 		t.Fatalf("unix enoent: %v", err)
 	}
 	_, err = vnc.Listen(vnc.Config{Network: "tcp", Host: "192.0.2.1", Port: 5999}, vnc.Options{})
-	if err == nil || !strings.HasSuffix(err.Error(), ": Failed to bind socket: Cannot assign requested address") {
+	if err == nil || err.Error() != "Failed to bind socket: Cannot assign requested address" {
 		t.Fatalf("foreign address: %v", err)
 	}
 	if _, err := vnc.Listen(vnc.Config{Disabled: true}, vnc.Options{}); !errors.Is(err, vnc.ErrListen) {

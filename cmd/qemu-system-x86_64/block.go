@@ -20,11 +20,7 @@ func buildBlock(p *plan, stderr io.Writer, emit func(string, any)) (*blockdev.Gr
 	g := blockdev.New(blockdev.Config{Warn: stderr, Events: cmds.BlockEvents(emit)})
 	fail := func(loc string, err error) (*blockdev.Graph, error) {
 		g.Close()
-		msg := err.Error()
-		if h := blockdev.Hint(err); h != "" {
-			msg += "\n" + strings.TrimSuffix(h, "\n")
-		}
-		return nil, failf(cfg, loc, "%s", msg)
+		return nil, failAt(cfg, loc, err)
 	}
 	for _, b := range cfg.Blockdevs {
 		o, err := blockdevOptions(b)

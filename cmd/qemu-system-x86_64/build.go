@@ -8,10 +8,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"tlcvm/blockdev"
 
 	"github.com/rs/zerolog"
 
+	"tlcvm/blockdev"
 	"tlcvm/chardev"
 	"tlcvm/compat"
 	"tlcvm/hmp"
@@ -71,13 +71,13 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	for _, o := range cfg.Chardevs {
 		spec, err := chardev.SpecFromKV(o.Get, o.ID)
 		if err != nil {
-			return nil, chardevError(cfg, o, err)
+			return nil, failAt(cfg, o.Loc, err)
 		}
 		for _, w := range spec.Warnings {
 			fmt.Fprintf(stderr, "%s: %s: warning: %s\n", cfg.Prog, o.Loc, w)
 		}
 		if _, err := v.chardevs.Open(spec, copts); err != nil {
-			return nil, chardevError(cfg, o, err)
+			return nil, failAt(cfg, o.Loc, err)
 		}
 	}
 
@@ -112,6 +112,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		return nil, err
 	}
 	reg := qmp.NewRegistry()
+	reg.SetErrorClasses(cmds.ErrorClasses())
 	phase("registry")
 	deps := &cmds.Deps{
 		Machine:  m,
@@ -160,14 +161,6 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		v.pidfile = pf
 	}
 	return v, nil
-}
-
-func chardevError(cfg *compat.Config, o *compat.Opts, err error) error {
-	msg := err.Error()
-	if h := chardev.Hint(err); h != "" {
-		msg += "\n" + h
-	}
-	return failf(cfg, o.Loc, "%s", msg)
 }
 
 // attachMonitors puts a QMP or HMP monitor on each -mon/-qmp/-monitor chardev.

@@ -9,9 +9,9 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
-	"strings"
 
 	"tlcvm/compat"
+	"tlcvm/compat/qerror"
 	"tlcvm/internal/daemon"
 	"tlcvm/machine/catalog"
 )
@@ -87,34 +87,30 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	return vm.run()
 }
 
-// userError is an error QEMU prints as "prog: [loc: ]msg".
-type userError struct {
-	prog, loc, msg string
-}
-
-func (e *userError) Error() string {
-	if e.loc == "" {
-		return fmt.Sprintf("%s: %s", e.prog, e.msg)
-	}
-	return fmt.Sprintf("%s: %s: %s", e.prog, e.loc, e.msg)
-}
-
+// failf is a start-up failure QEMU prints as "prog: [loc: ]msg" (error_report under a
+// location).
 func failf(cfg *compat.Config, loc, format string, a ...any) error {
-	return &userError{prog: cfg.Prog, loc: loc, msg: fmt.Sprintf(format, a...)}
+	return qerror.New(nil, located(cfg, loc)+fmt.Sprintf(format, a...))
 }
 
-// report prints an error as QEMU does and returns exit status 1.
-func report(w io.Writer, err error) int {
-	var ce *compat.Error
-	if errors.As(err, &ce) {
-		msg := ce.Msg
-		if !strings.HasSuffix(msg, "\n") {
-			msg += "\n"
-		}
-		fmt.Fprint(w, msg)
-		return 1
+// failAt is err reported under a location: "prog: [loc: ]" before its text, its hint kept
+// (error_report_err under a location).
+func failAt(cfg *compat.Config, loc string, err error) error {
+	return qerror.Prepend(err, "%s", located(cfg, loc))
+}
+
+// located is error_report's prefix: "prog: " and, when there is one, "loc: ".
+func located(cfg *compat.Config, loc string) string {
+	if loc == "" {
+		return cfg.Prog + ": "
 	}
-	fmt.Fprintln(w, err.Error())
+	return cfg.Prog + ": " + loc + ": "
+}
+
+// report prints err as QEMU's error_report_err does (the text, then the hint lines) and
+// returns exit status 1.
+func report(w io.Writer, err error) int {
+	fmt.Fprint(w, qerror.Report(err))
 	return 1
 }
 

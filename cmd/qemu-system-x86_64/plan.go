@@ -1,14 +1,14 @@
 package main
 
 import (
-	"golang.org/x/sys/unix"
-
 	"fmt"
 	"os"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"tlcvm/compat"
-	"tlcvm/internal/errno"
+	"tlcvm/compat/qerror"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/qmp/cmds"
@@ -241,7 +241,7 @@ func fwcfgEntries(cfg *compat.Config) (map[string][]byte, error) {
 		case f.File != "":
 			b, err := os.ReadFile(f.File)
 			if err != nil {
-				return nil, failf(cfg, f.Loc, "can't load %s: Failed to open file “%s”: %s", f.File, f.File, errno.Text(err))
+				return nil, failf(cfg, f.Loc, "can't load %s: Failed to open file “%s”: %s", f.File, f.File, qerror.Strerror(err))
 			}
 			out[f.Name] = b
 		default:
@@ -312,8 +312,8 @@ func chooseAccel(cfg *compat.Config) (kvm bool, warnings []string, err error) {
 			return true, warnings, nil
 		}
 		failed = true
-		warnings = append(warnings, "Could not access KVM kernel module: "+errno.Text(err),
-			fmt.Sprintf("%s: failed to initialize kvm: %s", cfg.Prog, errno.Text(err)))
+		warnings = append(warnings, "Could not access KVM kernel module: "+qerror.Strerror(err),
+			fmt.Sprintf("%s: failed to initialize kvm: %s", cfg.Prog, qerror.Strerror(err)))
 	}
 	return false, nil, failf(cfg, "", "%s\n%s: no accelerator found", strings.Join(warnings, "\n"), cfg.Prog)
 }

@@ -25,7 +25,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"tlcvm/internal/errno"
+	"tlcvm/compat/qerror"
 )
 
 const envFD = "TLCVM_DAEMON_FD"
@@ -173,17 +173,17 @@ func WritePidfile(path string) (*Pidfile, error) {
 	for {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
 		if err != nil {
-			return nil, fmt.Errorf("Could not create '%s': %s", path, errno.Text(err))
+			return nil, fmt.Errorf("Could not create '%s': %s", path, qerror.Strerror(err))
 		}
 		var b unix.Stat_t
 		if err := unix.Fstat(int(f.Fd()), &b); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("Cannot stat file: %s", errno.Text(err))
+			return nil, fmt.Errorf("Cannot stat file: %s", qerror.Strerror(err))
 		}
 		lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0}
 		if err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("Cannot lock pid file: %s", errno.Text(err))
+			return nil, fmt.Errorf("Cannot lock pid file: %s", qerror.Strerror(err))
 		}
 		var a unix.Stat_t
 		if err := unix.Stat(path, &a); err != nil {

@@ -2,12 +2,13 @@ package catalog
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
+
+	"tlcvm/compat/qerror"
 )
 
-// Sentinels. Every error of this package is an *Error wrapping one of them.
+// Sentinels. Every error of this package is a *qerror.Error wrapping one of them.
 var (
 	// ErrNotFound: no such type (QMP class DeviceNotFound).
 	ErrNotFound = errors.New("type not found")
@@ -25,19 +26,9 @@ var (
 	ErrInvalidValue = errors.New("invalid property value")
 )
 
-// Error carries QEMU's exact error text (Desc) and the sentinel it wraps.
-type Error struct {
-	Err  error
-	Desc string
-}
-
-func (e *Error) Error() string { return e.Desc }
-
-// Unwrap returns the sentinel.
-func (e *Error) Unwrap() error { return e.Err }
-
+// newError is an error of kind sentinel with QEMU's exact text (the QMP desc).
 func newError(sentinel error, format string, args ...any) error {
-	return &Error{Err: sentinel, Desc: fmt.Sprintf(format, args...)}
+	return qerror.Errorf(sentinel, format, args...)
 }
 
 // Machine is one entry of query-machines (QAPI MachineInfo), fields in the

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"tlcvm/compat/qerror"
 	"tlcvm/machine/catalog"
 )
 
@@ -280,8 +281,8 @@ func TestPropertyErrors(t *testing.T) {
 		{catalog.ObjectProperties, "microvm-machine", catalog.ErrUnavailable, "Type 'microvm-machine' cannot be introspected"},
 	} {
 		_, err := tc.fn(tc.typename)
-		var ce *catalog.Error
-		if !errors.Is(err, tc.sentinel) || !errors.As(err, &ce) || ce.Desc != tc.desc || err.Error() != tc.desc {
+		var ce *qerror.Error
+		if !errors.Is(err, tc.sentinel) || !errors.As(err, &ce) || ce.Msg != tc.desc || err.Error() != tc.desc {
 			t.Errorf("%s: err = %v, want %v %q", tc.typename, err, tc.sentinel, tc.desc)
 		}
 	}

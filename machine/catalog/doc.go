@@ -53,8 +53,8 @@
 //
 // # Errors
 //
-// Failures are *Error values whose text is QEMU's desc and which wrap one of
-// the sentinels. ErrNotFound is QMP class DeviceNotFound; every other
+// Failures are *qerror.Error values whose text is QEMU's desc and which wrap
+// one of the sentinels. ErrNotFound is QMP class DeviceNotFound; every other
 // sentinel is GenericError.
 //
 // # Modeled devices

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"tlcvm/compat/qerror"
 	"tlcvm/machine/catalog"
 )
 
@@ -20,9 +21,9 @@ func FuzzExpandCPU(f *testing.F) {
 		for _, typ := range []catalog.ExpansionType{catalog.ExpansionStatic, catalog.ExpansionFull} {
 			exp, err := catalog.ExpandCPU(typ, model, json.RawMessage(props))
 			if err != nil {
-				var ce *catalog.Error
-				if !errors.As(err, &ce) || ce.Desc == "" {
-					t.Fatalf("error %v is not a *catalog.Error", err)
+				var ce *qerror.Error
+				if !errors.As(err, &ce) || ce.Msg == "" {
+					t.Fatalf("error %v is not a *qerror.Error", err)
 				}
 				continue
 			}

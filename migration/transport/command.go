@@ -122,7 +122,7 @@ func (c *command) exitError() error {
 	var msg string
 	ws, _ := c.state.Sys().(syscall.WaitStatus)
 	if ws.Signaled() {
-		msg = fmt.Sprintf("Command '%s' was terminated by signal %d (%s)", c.line, int(ws.Signal()), capitalize(ws.Signal().String()))
+		msg = fmt.Sprintf("Command '%s' was terminated by signal %d (%s)", c.line, int(ws.Signal()), strsignal(ws.Signal()))
 	} else {
 		msg = fmt.Sprintf("Command '%s' exited with status %d", c.line, c.state.ExitCode())
 	}
@@ -214,4 +214,11 @@ type ignoreErrors struct{ w io.Writer }
 func (i ignoreErrors) Write(p []byte) (int, error) {
 	i.w.Write(p) //nolint:errcheck // best effort
 	return len(p), nil
+}
+
+// strsignal is strsignal(3)'s text ("Killed", "Terminated"): Go's signal names are glibc's
+// with a lower-case first letter.
+func strsignal(s syscall.Signal) string {
+	t := s.String()
+	return strings.ToUpper(t[:1]) + t[1:]
 }

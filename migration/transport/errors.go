@@ -2,14 +2,13 @@ package transport
 
 import (
 	"errors"
-	"net"
-	"os"
-	"syscall"
+
+	"tlcvm/compat/qerror"
 )
 
-// Sentinels. Every error this package returns wraps one of them (and the underlying
-// syscall.Errno or *net.OpError when there is one) while its text stays QEMU 7.2's exactly,
-// e.g. "Unable to write to command: Broken pipe" wraps ErrWrite and syscall.EPIPE.
+// Sentinels. Every error this package returns is a *qerror.Error wrapping one of them (and
+// the underlying syscall.Errno or *net.OpError when there is one) while its text stays QEMU
+// 7.2's exactly, e.g. "Unable to write to command: Broken pipe" wraps ErrWrite and syscall.EPIPE.
 var (
 	// ErrUnknownProtocol: the URI's scheme is none of exec, fd, file, tcp, unix.
 	ErrUnknownProtocol = errors.New("unknown migration protocol")
@@ -35,45 +34,19 @@ var (
 	ErrAborted = errors.New("migration channel aborted")
 )
 
-// Error is this package's error: Error() is QEMU's text, Unwrap gives the sentinel and
-// the cause so errors.Is works on both.
-type Error struct {
-	Msg   string
-	Kind  error // one of the sentinels above
-	Cause error // may be nil
-}
+// kinds are the sentinels above, for Find.
+var kinds = []error{ErrUnknownProtocol, ErrUnsupported, ErrBadURI, ErrFDNotFound, ErrConnect,
+	ErrCommand, ErrWrite, ErrRead, ErrAborted}
 
-func (e *Error) Error() string   { return e.Msg }
-func (e *Error) Unwrap() []error { return []error{e.Kind, e.Cause} }
+// Find returns the error of this package in err's chain, nil if there is none: the text
+// QEMU gives for a failed channel, however the layers above wrapped it.
+func Find(err error) *qerror.Error { return qerror.Find(err, kinds...) }
 
 func newError(msg string, kind, cause error) error {
-	return &Error{Msg: msg, Kind: kind, Cause: cause}
+	return &qerror.Error{Msg: msg, Kind: kind, Cause: cause}
 }
 
 // withErrno is QEMU's error_setg_errno: "<msg>: <strerror(errno)>".
 func withErrno(msg string, kind, cause error) error {
-	return newError(msg+": "+strerror(cause), kind, cause)
-}
-
-// strerror renders err as glibc's strerror does for its errno ("Broken pipe",
-// "Connection refused"): Go's errno texts are glibc's with a lower-case first letter.
-func strerror(err error) string {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return capitalize(errno.Error())
-	}
-	if errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) {
-		return "Bad file descriptor"
-	}
-	if err == nil {
-		return "Success"
-	}
-	return capitalize(err.Error())
-}
-
-func capitalize(s string) string {
-	if s != "" && s[0] >= 'a' && s[0] <= 'z' {
-		return string(s[0]-'a'+'A') + s[1:]
-	}
-	return s
+	return qerror.Errno(kind, cause, "%s", msg)
 }

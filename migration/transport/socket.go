@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"tlcvm/compat/qerror"
 )
 
 // SocketAddress is one address an incoming tcp:/unix: source listens on, as QEMU 7.2's
@@ -108,7 +110,7 @@ func resolve(ctx context.Context, a Address) ([]string, error) {
 		case errors.As(err, &dns) && (dns.IsTemporary || dns.IsTimeout):
 			return nil, fail("Temporary failure in name resolution", err)
 		}
-		return nil, fail(strerror(err), err)
+		return nil, fail(qerror.Strerror(err), err)
 	}
 	var out []string
 	for _, ip := range ips {

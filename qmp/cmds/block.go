@@ -2,7 +2,6 @@ package cmds
 
 import (
 	"encoding/json"
-
 	"fmt"
 	"strings"
 
@@ -15,10 +14,6 @@ import (
 // query-blockstats, query-jobs), graph changes (blockdev-add, blockdev-del, block_resize,
 // blockdev-snapshot, transaction), the create job (blockdev-create, job-dismiss) and disk
 // hotplug (device_add, device_del), all calling package blockdev.
-
-func init() {
-	qmp.RegisterErrorClass(blockdev.ErrDeviceNotFound, qmp.ClassDeviceNotFound)
-}
 
 // BlockDriver is QAPI's BlockdevDriver enum.
 type BlockDriver string

@@ -8,12 +8,6 @@ import (
 	"tlcvm/qmp"
 )
 
-func init() {
-	// The one mapping of the catalogue's sentinels to QMP classes; everything else the
-	// catalogue returns is GenericError.
-	qmp.RegisterErrorClass(catalog.ErrNotFound, qmp.ClassDeviceNotFound)
-}
-
 // CpuModelExpansionType is QAPI's enum.
 type CpuModelExpansionType string
 

@@ -40,6 +40,7 @@ var cmdlineScript = []string{
 func tlcvmReplies(t *testing.T, script []string) []string {
 	t.Helper()
 	r := qmp.NewRegistry()
+	r.SetErrorClasses(cmds.ErrorClasses())
 	cmds.Register(r, &cmds.Deps{})
 	s := qmp.NewServer(r, qmp.Options{})
 	defer s.Close()
@@ -183,4 +184,22 @@ func compact(raw string) string {
 		return raw
 	}
 	return b.String()
+}
+
+// TestErrorClasses: with ErrorClasses the catalogue's "not found" is QEMU's DeviceNotFound,
+// and qom-list-properties keeps QEMU's GenericError for the same sentinel.
+func TestErrorClasses(t *testing.T) {
+	got := tlcvmReplies(t, []string{
+		`{"execute":"device-list-properties","arguments":{"typename":"virtio-net-ccw"}}`,
+		`{"execute":"qom-list-properties","arguments":{"typename":"nonexist"}}`,
+	})
+	want := []string{
+		`{"error": {"class": "DeviceNotFound", "desc": "Device 'virtio-net-ccw' not found"}}`,
+		`{"error": {"class": "GenericError", "desc": "Class 'nonexist' not found"}}`,
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("reply %d: got %s, want %s", i, got[i], want[i])
+		}
+	}
 }

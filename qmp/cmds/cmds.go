@@ -3,6 +3,7 @@ package cmds
 import (
 	"tlcvm/blockdev"
 	"tlcvm/machine"
+	"tlcvm/machine/catalog"
 	"tlcvm/migration"
 	"tlcvm/qmp"
 )
@@ -47,6 +48,20 @@ type Deps struct {
 	Migration   *migration.Engine   // nil: the migration commands are not registered
 	Block       *blockdev.Graph     // nil: the block commands are not registered
 	VNC         func() []VNCDisplay // the -vnc displays; nil: none
+}
+
+// ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,
+// that QMP reports with a class of their own; every other error is a GenericError with QEMU's
+// text. The composition root hands it to the registry (Registry.SetErrorClasses), and so do
+// tests that build a server without it. A mistake in the table panics here, at start-up.
+func ErrorClasses() *qmp.ErrorClasses {
+	return qmp.NewErrorClasses(
+		// a block device id that does not exist: "Device 'x' not found".
+		qmp.ErrorClass{Sentinel: blockdev.ErrDeviceNotFound, Class: qmp.ClassDeviceNotFound},
+		// device-list-properties of an unknown type (qom-list-properties turns it into a
+		// GenericError itself, as QEMU does).
+		qmp.ErrorClass{Sentinel: catalog.ErrNotFound, Class: qmp.ClassDeviceNotFound},
+	)
 }
 
 // Register adds every handler of this package to r.

@@ -15,4 +15,8 @@
 // Internal commands (names starting "x-tlcvm-") serve HMP commands that have no QMP twin in
 // QEMU 7.2 (info registers, x, xp). They are registered Internal: reachable from HMP only,
 // never over the wire, so query-commands and query-qmp-schema list exactly QEMU's commands.
+//
+// Handlers return the errors of the packages they call unchanged (their texts are QEMU's);
+// ErrorClasses is the table of those packages' sentinels that QMP reports with a class other
+// than GenericError, handed to the registry by whoever builds the server.
 package cmds

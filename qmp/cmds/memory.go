@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 
-	"tlcvm/internal/errno"
+	"tlcvm/compat/qerror"
 	"tlcvm/machine"
 	"tlcvm/qmp"
 )
@@ -70,7 +70,7 @@ func (d *Deps) saveMemory(addr, size int64, filename string, read func(a uint64,
 	}
 	f, err := os.OpenFile(filename, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o666)
 	if err != nil {
-		return qmp.Errorf("GenericError", "Could not open '%s': %s", filename, errno.Text(err))
+		return qmp.Errorf("GenericError", "Could not open '%s': %s", filename, qerror.Strerror(err))
 	}
 	defer f.Close()
 	buf := make([]byte, 64<<10)
