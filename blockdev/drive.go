@@ -5,6 +5,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"tlcvm/compat/optval"
 )
 
 // KV is one key=value of a -drive option string, in written order.
@@ -40,16 +42,6 @@ var driveKeys = map[string]bool{
 	"file.aio": true,
 }
 
-func parseBool(key, v string) (bool, error) {
-	switch v {
-	case "on", "yes", "true", "y":
-		return true, nil
-	case "off", "no", "false", "n":
-		return false, nil
-	}
-	return false, errf(ErrInvalid, "Parameter '%s' expects 'on' or 'off'", key)
-}
-
 // AddDrive handles one -drive: it opens the image (probing the format when none is given,
 // with QEMU's warning for raw), creates the backend and returns where a device goes.
 func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
@@ -75,7 +67,7 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 	ro := d.Media == "cdrom"
 	for _, k := range []string{"readonly", "read-only"} {
 		if v, ok := get(k); ok {
-			b, err := parseBool("read-only", v)
+			b, err := optval.ParseBool(ErrInvalid, "read-only", v)
 			if err != nil {
 				return nil, err
 			}
@@ -106,11 +98,11 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 		if !ok {
 			return def, nil
 		}
-		n, err := strconv.ParseInt(v, 0, 32)
+		n, err := optval.ParseNumber(ErrInvalid, k, v)
 		if err != nil {
-			return 0, errf(ErrInvalid, "Parameter '%s' expects a number", k)
+			return 0, err
 		}
-		return int(n), nil
+		return int(int32(n)), nil // QEMU's int bus_id = qemu_opt_get_number(...)
 	}
 	var err error
 	bus, err := num("bus", 0)
@@ -198,7 +190,7 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 	}
 	for k, p := range map[string]*bool{"cache.direct": &direct, "cache.no-flush": &noFlush, "cache.writeback": &writeback} {
 		if v, ok := get(k); ok {
-			b, err := parseBool(k, v)
+			b, err := optval.ParseBool(ErrInvalid, k, v)
 			if err != nil {
 				return nil, err
 			}
@@ -233,7 +225,7 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 	}
 	snapshot := false
 	if v, ok := get("snapshot"); ok {
-		if snapshot, err = parseBool("snapshot", v); err != nil {
+		if snapshot, err = optval.ParseBool(ErrInvalid, "snapshot", v); err != nil {
 			return nil, err
 		}
 	}
@@ -266,7 +258,7 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 	}
 	in := inherited{readOnly: ro || snapshot, direct: direct, noFlush: noFlush, implicit: true}
 	if v, ok := get("auto-read-only"); ok {
-		if in.autoReadOnly, err = parseBool("auto-read-only", v); err != nil {
+		if in.autoReadOnly, err = optval.ParseBool(ErrInvalid, "auto-read-only", v); err != nil {
 			return nil, err
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/rs/zerolog"
+
+	"tlcvm/compat/optval"
 )
 
 // Emitter receives the events the block layer raises (JOB_STATUS_CHANGE, DEVICE_DELETED,
@@ -145,26 +147,9 @@ func (g *Graph) lookup(device, nodeName string) (*Node, error) {
 	return nil, errf(ErrNotFound, "Cannot find device='%s' nor node-name='%s'", device, nodeName)
 }
 
-// idWellFormed is QEMU's id_wellformed: a letter, then letters, digits, '-', '.', '_'.
-func idWellFormed(id string) bool {
-	if id == "" {
-		return false
-	}
-	for i, c := range id {
-		alpha := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-		if i == 0 && !alpha {
-			return false
-		}
-		if !alpha && !(c >= '0' && c <= '9') && c != '-' && c != '.' && c != '_' {
-			return false
-		}
-	}
-	return true
-}
-
 // checkNodeName validates a user-given node name as bdrv_assign_node_name does.
 func (g *Graph) checkNodeName(name string) error {
-	if !idWellFormed(name) {
+	if !optval.ID(name) {
 		return errf(ErrInvalid, "Invalid node-name: '%s'", name)
 	}
 	if g.backend(name) != nil {

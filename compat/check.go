@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"tlcvm/compat/optval"
 	"tlcvm/compat/qerror"
 )
 
@@ -147,8 +148,8 @@ func (s *parseState) checkMachineProps(m MachineLimits) error {
 		if str[len(str)-1] >= '0' && str[len(str)-1] <= '9' {
 			str += "M" // legacy suffix-less format means MiB
 		}
-		v, hexSuffix, err := parseSize(str)
-		if err != nil {
+		v, rest, hexSuffix, err := optval.ScanSize(str, 'B')
+		if err != nil || rest != "" {
 			return s.fail("", errExpects("memory.size", "size"))
 		}
 		if hexSuffix {

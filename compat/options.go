@@ -3,6 +3,7 @@ package compat
 import (
 	"strings"
 
+	"tlcvm/compat/optval"
 	"tlcvm/compat/qerror"
 )
 
@@ -325,7 +326,7 @@ func uuidValid(s string) bool {
 				return false
 			}
 		default:
-			if hexDigit(s[i]) < 0 || hexDigit(s[i]) > 15 {
+			if !strings.ContainsRune("0123456789abcdefABCDEF", rune(s[i])) {
 				return false
 			}
 		}
@@ -518,9 +519,9 @@ func (s *parseState) object(arg, loc string) (bool, error) {
 		}
 		ob.Keyval = k
 	}
-	if !idWellFormed(ob.ID) {
+	if !optval.ID(ob.ID) {
 		e := errExpects("id", "an identifier")
-		e.Hint = "Identifiers consist of letters, digits, '-', '.', '_', starting with a letter.\n"
+		e.Hint = optval.IDHint
 		return false, s.fail(loc, e)
 	}
 	if err := s.claimID("object", ob.ID, loc, "Duplicate ID '"+ob.ID+"' for object"); err != nil {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"tlcvm/compat/optval"
 	"tlcvm/compat/qerror"
 )
 
@@ -175,7 +176,7 @@ var chardevDesc = func() map[string]optType {
 func (s *parseState) parseList(l *optsList, arg, loc string, permitAbbrev bool) (*Opts, bool, error) {
 	// qemu_opts_create runs before the keys are parsed: a duplicate id is
 	// reported before any bad key (and before short-form warnings).
-	if id, has := findID(arg); has && !l.merge && idWellFormed(id) && s.cfg.ids[l.name][id] {
+	if id, has := findID(arg); has && !l.merge && optval.ID(id) && s.cfg.ids[l.name][id] {
 		return nil, false, s.fail(loc, newErr(ErrDuplicateID, "Duplicate ID '"+id+"' for "+l.name))
 	}
 	o, warns, help, err := parseOpts(l, arg, permitAbbrev, true)

@@ -2,6 +2,8 @@ package compat
 
 import (
 	"strings"
+
+	"tlcvm/compat/optval"
 )
 
 // validate runs the checks QEMU makes after its option loop and before it
@@ -116,7 +118,7 @@ func (s *parseState) fillNameMemoryRTC() error {
 			m.sizeStr, _ = o.Get("size")
 		}
 		if v, ok := o.Get("maxmem"); ok {
-			m.MaxMem, _, _ = parseSize(v)
+			m.MaxMem, _ = optval.Size(v)
 			m.HasMaxMem = true
 		}
 		if _, ok := o.Get("slots"); ok {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"tlcvm/compat/optval"
 )
 
 // WorkloadKey is the fw_cfg file that configures the guest workload.
@@ -16,8 +18,9 @@ const DefaultWorkload = "ws=16M,rate=4M"
 //
 // Syntax: comma-separated items, any order, later items win:
 //
-//	ws=SIZE     working-set size in bytes (suffixes K, M, G, T: powers of 1024;
-//	            rounded down to whole 4 KiB pages; 0 means idle). Placed from
+//	ws=SIZE     working-set size in bytes (QEMU's size syntax, optval.Size: suffixes
+//	            K, M, G, T, P, E, powers of 1024; "1.5G"; rounded down to whole 4 KiB
+//	            pages; 0 means idle). Placed from
 //	            guest-physical 2 MiB and split evenly between the vCPUs.
 //	rate=SIZE   bytes of pages dirtied per second of guest time, all vCPUs together
 //	            (one 8-byte store dirties one 4 KiB page); rate=max: as fast as possible
@@ -87,7 +90,7 @@ func parseOnto(w Workload, s string) (Workload, error) {
 			}
 			w.WS, w.Fill = 0, 0
 		case "ws":
-			n, err := parseSize(val)
+			n, err := optval.Size(val)
 			if err != nil || !hasVal {
 				return w, fmt.Errorf("%w: %s: ws=%q is not a size (e.g. ws=64M)", ErrWorkload, WorkloadKey, val)
 			}
@@ -97,13 +100,13 @@ func parseOnto(w Workload, s string) (Workload, error) {
 				w.Rate = 0
 				continue
 			}
-			n, err := parseSize(val)
+			n, err := optval.Size(val)
 			if err != nil || !hasVal || n == 0 {
 				return w, fmt.Errorf("%w: %s: rate=%q is not a positive rate in bytes/s or 'max' (e.g. rate=4M)", ErrWorkload, WorkloadKey, val)
 			}
 			w.Rate = n
 		case "fill":
-			n, err := parseSize(val)
+			n, err := optval.Size(val)
 			if err != nil || !hasVal {
 				return w, fmt.Errorf("%w: %s: fill=%q is not a size (e.g. fill=3G)", ErrWorkload, WorkloadKey, val)
 			}
@@ -113,39 +116,6 @@ func parseOnto(w Workload, s string) (Workload, error) {
 		}
 	}
 	return w, nil
-}
-
-// parseSize accepts a decimal number with an optional K/M/G/T suffix (powers of 1024,
-// either case) and an optional trailing B.
-func parseSize(s string) (uint64, error) {
-	s = strings.TrimSuffix(strings.TrimSuffix(s, "B"), "b")
-	shift := uint(0)
-	if n := len(s); n > 0 {
-		switch s[n-1] {
-		case 'k', 'K':
-			shift = 10
-		case 'm', 'M':
-			shift = 20
-		case 'g', 'G':
-			shift = 30
-		case 't', 'T':
-			shift = 40
-		}
-		if shift != 0 {
-			s = s[:n-1]
-		}
-	}
-	if s == "" || s[0] == '+' || s[0] == '-' {
-		return 0, strconv.ErrSyntax
-	}
-	v, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return 0, err
-	}
-	if v > (^uint64(0))>>shift {
-		return 0, strconv.ErrRange
-	}
-	return v << shift, nil
 }
 
 // checkFits refuses a fill= that does not fit in ram bytes of RAM after the working set

@@ -37,6 +37,8 @@ type Engine struct {
 	prog   string
 	exit   func(int)
 
+	// mu guards the fields marked so. Lock order: mu, then a job's mu (activeLocked asks the
+	// jobs their status under mu); a job never takes mu while it holds its own.
 	mu     sync.Mutex
 	caps   []bool // +checklocks:mu; by capIndex
 	params Params // +checklocks:mu

@@ -3,11 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"tlcvm/blockdev"
 	"tlcvm/compat"
+	"tlcvm/compat/optval"
 	"tlcvm/qmp"
 	"tlcvm/qmp/cmds"
 )
@@ -177,19 +177,17 @@ var (
 	keyvalInts = map[string]bool{"offset": true, "size": true, "cache-size": true, "aio-max-batch": true}
 )
 
-// keyvalScalar types a keyval string as the member it sets expects.
+// keyvalScalar types a keyval string as the member it sets expects, as QEMU's keyval input
+// visitor does (qapi_bool_parse, qemu_strtoi64).
 func keyvalScalar(full, key, s string) (*qmp.Value, error) {
 	switch {
 	case keyvalBools[key]:
-		switch s {
-		case "on", "yes", "true":
-			return qmp.Bool(true), nil
-		case "off", "no", "false":
-			return qmp.Bool(false), nil
+		if b, ok := optval.Bool(s, optval.QAPIWords); ok {
+			return qmp.Bool(b), nil
 		}
 		return nil, qmp.GenericError("Parameter '%s' expects 'on' or 'off'", full)
 	case keyvalInts[key]:
-		n, err := strconv.ParseInt(s, 0, 64)
+		n, err := optval.Int64(s)
 		if err != nil {
 			return nil, qmp.GenericError("Parameter '%s' expects integer", full)
 		}

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"strings"
 
 	"tlcvm/compat"
+	"tlcvm/compat/optval"
 	"tlcvm/hmp"
 	"tlcvm/machine"
 	"tlcvm/migration"
@@ -101,9 +101,9 @@ func (v *vm) newMigration(ev migration.Events, exit func(int)) (*migration.Engin
 		if capName != "tlc" && capName != "events" {
 			continue
 		}
-		on, err := parseOnOff(g.Value)
+		on, err := optval.ParseBool(nil, g.Property, g.Value)
 		if err != nil {
-			return nil, failf(cfg, g.Loc, "Parameter '%s' expects 'on' or 'off'", g.Property)
+			return nil, failAt(cfg, g.Loc, err)
 		}
 		c := migration.CapEvents
 		if capName == "tlc" {
@@ -114,16 +114,6 @@ func (v *vm) newMigration(ev migration.Events, exit func(int)) (*migration.Engin
 		}
 	}
 	return e, nil
-}
-
-func parseOnOff(s string) (bool, error) {
-	switch s {
-	case "on", "yes", "true", "y":
-		return true, nil
-	case "off", "no", "false", "n":
-		return false, nil
-	}
-	return false, fmt.Errorf("bad bool %q", s)
 }
 
 // startIncoming handles -incoming: "defer" waits for migrate-incoming; a URI is listened

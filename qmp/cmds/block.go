@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"tlcvm/blockdev"
+	"tlcvm/compat/optval"
 	"tlcvm/machine/catalog"
 	"tlcvm/qmp"
 )
@@ -531,7 +532,7 @@ func deviceAdd(d *Deps, args *qmp.Value) error {
 	if !known || t.Abstract || !catalog.IsA(driver, "device") {
 		return qmp.GenericError("'%s' is not a valid device model name", driver)
 	}
-	if hasID && !blockdevIDOK(id) {
+	if hasID && !optval.ID(id) {
 		return qmp.GenericError("Parameter 'id' expects an identifier")
 	}
 	periph := d.QOM().Root().Child("machine").Child("peripheral")
@@ -596,19 +597,6 @@ func deviceAdd(d *Deps, args *qmp.Value) error {
 		anon.AddChild(name, o)
 	}
 	return nil
-}
-
-func blockdevIDOK(id string) bool {
-	if id == "" {
-		return false
-	}
-	for i, c := range id {
-		alpha := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-		if (i == 0 && !alpha) || (!alpha && !(c >= '0' && c <= '9') && c != '-' && c != '.' && c != '_') {
-			return false
-		}
-	}
-	return true
 }
 
 func hasSCSIController(d *Deps) bool {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	lv "tlcvm/bench/libvirt"
+	lv "tlcvm/internal/libvirttest"
 )
 
 // Generous deadlines: the machine is small and shared; nothing asserts a duration.
