@@ -81,7 +81,7 @@ func registerMedia(r *qmp.Registry, d *Deps) {
 			return err
 		}
 		if p := d.QOM().Root().Child("machine").Child("peripheral"); p != nil && p.Child(*id) != nil {
-			return qmp.GenericError("Device '%s' does not have a block device backend", *id)
+			return qmp.GenericError("Device does not have a block device backend")
 		}
 		return err
 	}
