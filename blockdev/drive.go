@@ -231,10 +231,7 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 	}
 	format, hasFormat := get("format")
 	if hasFormat && format != DriverRaw && format != DriverQcow2 {
-		if knownFormat(format) {
-			return nil, errf(ErrUnsupported, "tlcvm: block driver '%s' is not supported (tlcvm opens file, raw and qcow2)", format)
-		}
-		return nil, errf(ErrInvalid, "Unknown driver '%s'", format)
+		return nil, formatError(format)
 	}
 	for _, kv := range kvs {
 		if !driveKeys[kv.Key] {
@@ -248,6 +245,9 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 	b := &Backend{Name: d.ID, Drive: d, WriteThrough: !writeback, perm: PermConsistentRead, shared: PermAll}
 	file, _ := get("file")
 	if file == "" {
+		// An empty drive keeps its flags for the medium blockdev-change-medium opens.
+		b.media.root = rootState{readWrite: !ro, direct: direct, noFlush: noFlush,
+			detectZeroes: o.DetectZeroes != "" && o.DetectZeroes != "off"}
 		g.backends = append(g.backends, b)
 		return b, nil
 	}
@@ -262,25 +262,9 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 			return nil, err
 		}
 	}
-	fo := *o
-	fo.Driver, fo.Filename = DriverFile, file
-	fo.Locking, _ = get("file.locking")
-	fnode, err := g.open(&fo, in, &opened)
-	if err != nil {
-		return fail(err)
-	}
-	if !hasFormat {
-		if format, err = probe(fnode); err != nil {
-			return fail(err)
-		}
-		if format == DriverRaw && !in.readOnly {
-			fmt.Fprintf(g.cfg.Warn, rawProbeWarning, file)
-		}
-	}
-	ro2 := o
-	ro2.Driver, ro2.File = format, &Ref{Node: fnode.Name}
-	ro2.NodeName, _ = get("node-name")
-	root, err := g.open(ro2, in, &opened)
+	o.Locking, _ = get("file.locking")
+	o.NodeName, _ = get("node-name")
+	root, err := g.openImage(*o, file, format, in, &opened)
 	if err != nil {
 		return fail(err)
 	}
@@ -299,6 +283,32 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 	return b, nil
 }
 
+// openImage is bdrv_open of an image file name: a "file" node over filename, then a node
+// of format over it (probed when format is "", with QEMU's warning when a writable image
+// is guessed raw; the "file" format is the protocol node alone). o carries the options of
+// the format node (its node name) and of both (cache, discard, detect-zeroes, locking).
+func (g *Graph) openImage(o Options, filename, format string, in inherited, opened *[]*Node) (*Node, error) {
+	fo := o
+	fo.Driver, fo.Filename, fo.NodeName = DriverFile, filename, ""
+	fnode, err := g.open(&fo, in, opened)
+	if err != nil {
+		return nil, err
+	}
+	if format == "" {
+		if format, err = probe(fnode); err != nil {
+			return nil, err
+		}
+		if format == DriverRaw && !in.readOnly {
+			fmt.Fprintf(g.cfg.Warn, rawProbeWarning, filename)
+		}
+	}
+	if format == DriverFile {
+		return fnode, nil
+	}
+	o.Driver, o.File, o.Filename, o.Locking = format, &Ref{Node: fnode.Name}, "", ""
+	return g.open(&o, in, opened)
+}
+
 // driveAt finds the -drive backend at interface/bus/unit.
 func (g *Graph) driveAt(iface string, bus, unit int) *Backend {
 	for _, b := range g.backends {
@@ -307,6 +317,15 @@ func (g *Graph) driveAt(iface string, bus, unit int) *Backend {
 		}
 	}
 	return nil
+}
+
+// formatError is the error for an image format tlcvm does not open: QEMU's for a name it
+// does not know, tlcvm's for one of QEMU's other drivers.
+func formatError(format string) error {
+	if knownFormat(format) {
+		return errf(ErrUnsupported, "tlcvm: block driver '%s' is not supported (tlcvm opens file, raw and qcow2)", format)
+	}
+	return errf(ErrInvalid, "Unknown driver '%s'", format)
 }
 
 // knownFormat lists QEMU 7.2's other block format drivers.

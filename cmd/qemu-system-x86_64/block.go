@@ -49,17 +49,22 @@ func buildBlock(p *plan, stderr io.Writer, emit func(string, any)) (*blockdev.Gr
 		if err != nil {
 			return fail(d.Loc, err)
 		}
-		if b.Drive.Interface == "scsi" {
-			return fail(d.Loc, fmt.Errorf("machine type does not support if=scsi,bus=%d,unit=%d", b.Drive.Bus, b.Drive.Unit))
+		if i := b.Drive.Interface; i == "scsi" || (i == "floppy" && b.Drive.Unit >= 2) {
+			return fail(d.Loc, fmt.Errorf("machine type does not support if=%s,bus=%d,unit=%d", i, b.Drive.Bus, b.Drive.Unit))
 		}
 		boardDrives = append(boardDrives, b)
 	}
-	// The board plugs IDE and floppy devices for its drives (in bus/unit order), -drive
+	// The board plugs floppy and IDE devices for its drives (in bus/unit order), -drive
 	// if=virtio becomes an anonymous virtio-blk-pci created after the -device list.
+	floppies := floppyUnits{}
 	if p.machine.Name != "none" {
 		unattached := p.mcfg.CPUs + 17
 		if q35 {
 			unattached = p.mcfg.CPUs + 15
+		}
+		var err error
+		if unattached, err = boardFloppies(g, boardDrives, p.mcfg.CPUs, q35, unattached, floppies); err != nil {
+			return fail("", err)
 		}
 		for _, b := range boardDrives {
 			if b.Drive.Interface != "ide" {
@@ -81,9 +86,10 @@ func buildBlock(p *plan, stderr io.Writer, emit func(string, any)) (*blockdev.Gr
 		if !blockdev.IsDisk(d.Driver) {
 			continue
 		}
-		drive := deviceProp(d, "drive")
-		if drive == "" {
-			continue
+		if d.Driver == "floppy" {
+			if err := floppies.plug(d, p.machine.Name != "none" && (!q35 || len(floppies) > 0)); err != nil {
+				return fail(d.Loc, err)
+			}
 		}
 		path := "/machine/peripheral/" + d.ID
 		if d.ID == "" {
@@ -91,6 +97,16 @@ func buildBlock(p *plan, stderr io.Writer, emit func(string, any)) (*blockdev.Gr
 		}
 		share := deviceProp(d, "share-rw")
 		dev := &blockdev.Device{ID: d.ID, Driver: d.Driver, Path: path, ShareRW: share == "on" || share == "true"}
+		drive := deviceProp(d, "drive")
+		if drive == "" {
+			// ide-cd, scsi-cd and floppy realize with an empty drive of their own.
+			if blockdev.IsRemovable(d.Driver) {
+				if err := g.AttachEmpty(dev); err != nil {
+					return fail(d.Loc, err)
+				}
+			}
+			continue
+		}
 		if err := g.AttachDevice(dev, drive); err != nil {
 			return fail(d.Loc, err)
 		}
@@ -107,6 +123,67 @@ func buildBlock(p *plan, stderr io.Writer, emit func(string, any)) (*blockdev.Gr
 		}
 	}
 	return g, nil
+}
+
+// boardFloppies plugs a floppy device into the board's isa-fdc for each -drive if=floppy
+// (units 0 and 1), as pc_superio_init does: the isa-fdc comes right after the PC speaker
+// (always on pc, on q35 only when there is a floppy drive), then its floppies, and every
+// board device after them (the IDE ones from ide) moves up. It returns the new ide index.
+func boardFloppies(g *blockdev.Graph, drives []*blockdev.Backend, cpus int, q35 bool, ide int, used floppyUnits) (int, error) {
+	fdc := cpus + 11 // isa-fdc's device[N]
+	if q35 {
+		fdc = cpus + 10
+	}
+	next := fdc + 1
+	for unit := 0; unit < 2; unit++ {
+		for _, b := range drives {
+			if b.Drive.Interface != "floppy" || b.Drive.Unit != unit {
+				continue
+			}
+			dev := &blockdev.Device{Driver: "floppy", Path: fmt.Sprintf("/machine/unattached/device[%d]", next)}
+			next++
+			used[unit] = true
+			if err := g.AttachDevice(dev, b.Name); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if n := next - fdc - 1; n > 0 {
+		ide += n
+		if q35 {
+			ide++ // the isa-fdc itself
+		}
+	}
+	return ide, nil
+}
+
+// floppyUnits are the units of the isa-fdc's floppy bus in use.
+type floppyUnits map[int]bool
+
+// plug takes the unit a -device floppy asks for (unit=, else the first free one), with
+// QEMU's errors: no floppy bus (q35 without a floppy drive), a unit in use, a third unit.
+func (u floppyUnits) plug(d compat.Device, hasBus bool) error {
+	if !hasBus {
+		return fmt.Errorf("No 'floppy-bus' bus found for device 'floppy'")
+	}
+	unit := -1
+	if v := deviceProp(d, "unit"); v != "" {
+		unit, _ = strconv.Atoi(v)
+	} else if d.JSON != nil && d.JSON.Get("unit").Exists() {
+		unit = int(d.JSON.Get("unit").Int())
+	}
+	if unit < 0 {
+		for unit = 0; u[unit]; unit++ {
+		}
+	}
+	if unit >= 2 {
+		return fmt.Errorf("Can't create floppy unit %d, bus supports only 2 units", unit)
+	}
+	if u[unit] {
+		return fmt.Errorf("Floppy unit %d is in use", unit)
+	}
+	u[unit] = true
+	return nil
 }
 
 // virtioDrives counts the -drive if=virtio entries (each becomes a virtio-blk-pci).

@@ -390,12 +390,14 @@ func queryBlock(g *blockdev.Graph) []BlockInfo {
 		bi := BlockInfo{Device: b.Name, Type: "unknown", Removable: b.Removable(), Locked: b.Locked}
 		if b.Device != nil {
 			bi.Qdev = b.Device.Qdev()
+		}
+		if b.IOStatus() {
 			bi.IOStatus = "ok"
 		}
 		if b.Root != nil {
 			bi.Inserted = blockDeviceInfo(b.Root, !b.WriteThrough)
 		}
-		if bi.Removable && b.Device != nil {
+		if b.HasTray() {
 			open := b.TrayOpen
 			bi.TrayOpen = &open
 		}
@@ -568,6 +570,10 @@ func deviceAdd(d *Deps, args *qmp.Value) error {
 			if driver == "virtio-blk-pci" || driver == "scsi-hd" || driver == "ide-hd" {
 				return qmp.GenericError("drive property not set")
 			}
+			dev := &blockdev.Device{ID: id, Driver: driver, Path: path, Hotplugged: true}
+			if err := d.Block.AttachEmpty(dev); err != nil {
+				return err
+			}
 		} else {
 			shareRW := false
 			if v := args.Get("share-rw"); v != nil {
@@ -652,6 +658,8 @@ func (e blockEmitter) Emit(name string, data any) {
 	switch v := data.(type) {
 	case blockdev.JobStatusEvent:
 		e(name, JobStatusChangeData{ID: v.ID, Status: string(v.Status)})
+	case blockdev.TrayMovedEvent:
+		e(name, DeviceTrayMovedData{Device: v.Device, ID: v.ID, TrayOpen: v.TrayOpen})
 	default:
 		e(name, data)
 	}
