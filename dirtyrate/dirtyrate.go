@@ -168,6 +168,11 @@ func (t *Meter) Calc(c Config) error {
 	if c.Mode != nil {
 		mode = *c.Mode
 	}
+	// QEMU 7.2 asks whether the mode is enabled before it looks at sample-pages (with
+	// sample-pages and mode dirty-bitmap under TCG it crashes there, not on sample-pages).
+	if (mode == ModeDirtyRing && t.ring == 0) || (mode == ModeDirtyBitmap && t.ring != 0) {
+		return qerror.Errorf(ErrNotEnabled, "mode %s is not enabled, use other method instead.", mode)
+	}
 	sample := int64(DefaultSamplePages)
 	if c.SamplePages != nil {
 		if mode != ModePageSampling {
@@ -177,9 +182,6 @@ func (t *Meter) Calc(c Config) error {
 			return qerror.Errorf(ErrInvalid, "sample-pages is out of range[%d, %d].", MinSamplePages, MaxSamplePages)
 		}
 		sample = *c.SamplePages
-	}
-	if (mode == ModeDirtyRing && t.ring == 0) || (mode == ModeDirtyBitmap && t.ring != 0) {
-		return qerror.Errorf(ErrNotEnabled, "mode %s is not enabled, use other method instead.", mode)
 	}
 	t.transition(StatusUnstarted, StatusUnstarted, StatusMeasured)
 	t.mode = mode
@@ -285,6 +287,7 @@ func (t *Meter) vcpuRates(ms int64) ([]VCPURate, int64) {
 
 // dirtyRing is calculate_dirtyrate_dirty_ring.
 func (t *Meter) dirtyRing(calcTime int64) stat {
+	t.m.SyncDirtyRate() // starting the log write-protects every page: all count from now
 	start := int64(t.now() / time.Second)
 	rates, d := t.vcpuRates(calcTime * 1000)
 	var sum int64

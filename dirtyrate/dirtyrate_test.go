@@ -130,6 +130,9 @@ func TestCalcErrors(t *testing.T) {
 		{ring, Config{CalcTime: 1, Mode: ptr(ModeDirtyBitmap)}, "mode dirty-bitmap is not enabled, use other method instead.", ErrNotEnabled},
 		// QEMU checks calc-time before the mode.
 		{tcg, Config{CalcTime: 99, Mode: ptr(ModeDirtyRing)}, "calc-time is out of range[1, 60].", ErrInvalid},
+		// ... and the mode before sample-pages.
+		{tcg, Config{CalcTime: 1, SamplePages: ptr(int64(1)), Mode: ptr(ModeDirtyRing)}, "mode dirty-ring is not enabled, use other method instead.", ErrNotEnabled},
+		{ring, Config{CalcTime: 1, SamplePages: ptr(int64(512)), Mode: ptr(ModeDirtyRing)}, "sample-pages is used only in page-sampling mode", ErrInvalid},
 	} {
 		err := tc.m.Calc(tc.c)
 		if err == nil || err.Error() != tc.want || !errors.Is(err, tc.kind) {
@@ -216,8 +219,8 @@ func TestDirtyRingRates(t *testing.T) {
 			t.Errorf("vCPU %d: %+v, want %+v", i, in.VCPUDirtyRate[i], r)
 		}
 	}
-	if f.syncs != 3 {
-		t.Errorf("%d syncs over 3 s, want one a second", f.syncs)
+	if f.syncs != 4 {
+		t.Errorf("%d syncs over 3 s, want one at the start and one a second", f.syncs)
 	}
 }
 

@@ -146,6 +146,7 @@ func (l *Limiter) run(stop, done chan struct{}) {
 		case <-stop:
 		}
 	}}
+	l.m.SyncDirtyRate() // the log starts: every page counts from now
 	for {
 		select {
 		case <-stop:
