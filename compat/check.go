@@ -333,6 +333,7 @@ func (s *parseState) checkAccels() error {
 					return s.fail(o.Loc, newErr(ErrBadValue, "Invalid 'thread' setting "+kv.Value))
 				}
 			case a == "tcg" && (kv.Name == "tb-size" || kv.Name == "split-wx"):
+			case a == "tcg" && kv.Name == "x-dirty-ring-size": // tlcvm's extension (docs/compatibility.md)
 			case a == "kvm" && contains([]string{"kernel-irqchip", "kvm-shadow-mem", "dirty-ring-size", "notify-vmexit", "notify-window", "eager-split-size"}, kv.Name):
 			default:
 				return s.fail(o.Loc, newErr(ErrInvalidParameter, "Property '"+a+"-accel."+kv.Name+"' not found"))

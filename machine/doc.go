@@ -42,7 +42,11 @@
 //
 // The guest stores data first, then sets the bits with an atomic OR; SyncDirtyLog swaps
 // each word to zero atomically. Hence a reader that syncs and then copies a page sees
-// the write or keeps the bit for next time: no write is lost.
+// the write or keeps the bit for next time: no write is lost. The log's other clients, a
+// dirty-rate measurement and dirty limits, sync it with SyncDirtyRate, which counts the
+// pages and keeps them for SyncDirtyLog; each vCPU counts the pages it takes from clean to
+// dirty (its dirty ring), and a vCPU under a dirty limit sleeps per ring's worth of pages
+// (dirtyrate.go).
 //
 // # Restore by mapping
 //

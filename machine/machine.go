@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rs/zerolog"
 )
@@ -72,6 +73,10 @@ type Machine struct {
 	populating bool     // +checklocks:mu; StartPopulate was called
 
 	ramMu sync.RWMutex // held for reading while RAM is read by monitors; Close takes it
+
+	// dirtyLimits are the vCPUs' dirty-limit throttles (dirtyrate.go), created by the
+	// first SetDirtyThrottle; nil until then.
+	dirtyLimits atomic.Pointer[[]*vcpuThrottle]
 }
 
 func isQ35(t string) bool { return strings.Contains(t, "q35") }

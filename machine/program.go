@@ -62,6 +62,9 @@ type synthCPU struct {
 	irq    uint32 // pending interrupt lines (bit irqSCI)
 	queued []exit // exits of the last step not yet returned by Run (in order)
 	kicked atomic.Bool
+	// dirtied counts the pages this vCPU's stores took from clean to dirty (what KVM's
+	// dirty ring of the vCPU records); written by the vCPU, read by dirtyrate.go.
+	dirtied atomic.Uint64
 }
 
 var _ backend = (*synthCPU)(nil)
@@ -297,7 +300,7 @@ func (c *synthCPU) boot() {
 	m.ram.store64(gpaBootInfo+16, w.Rate)
 	m.ram.store64(gpaBootInfo+24, fill)
 	atomic.StoreUint64((*uint64)(ptr(m.ram.mem, gpaBootInfo)), 1)
-	m.ram.noteWrite(gpaBootInfo >> pageShift)
+	c.dirty(m.ram.noteWrite(gpaBootInfo >> pageShift))
 	c.enterWorkload(ws, w.Rate)
 	c.queue(exit{reason: exitIPI})
 }
@@ -418,7 +421,7 @@ func (c *synthCPU) fillPage() {
 	for w := range words {
 		words[w] = 0xa5a5a5a500000000 ^ (g + uint64(w)) ^ s.Regs[regHash]
 	}
-	r.noteWrite(off >> pageShift)
+	c.dirty(r.noteWrite(off >> pageShift))
 	s.Regs[regWritten]++
 	s.Regs[regPaced]++
 	s.Regs[regIndex]++
@@ -441,7 +444,7 @@ func (c *synthCPU) fill2Page() {
 	for w := range words {
 		words[w] = 0x5a5a5a5a00000000 ^ (off>>3 + uint64(w))
 	}
-	r.noteWrite(off >> pageShift)
+	c.dirty(r.noteWrite(off >> pageShift))
 	s.Regs[regWritten]++
 	s.Regs[regPaced]++
 	s.Regs[regIndex]++
@@ -485,7 +488,7 @@ func (c *synthCPU) loopPages(n int) {
 		page := off >> pageShift
 		if page>>6 != curW {
 			if mask != 0 {
-				r.noteWrites(curW, mask)
+				c.dirty(r.noteWrites(curW, mask))
 			}
 			curW, mask = page>>6, 0
 		}
@@ -494,7 +497,7 @@ func (c *synthCPU) loopPages(n int) {
 		if idx == pages {
 			idx = 0
 			pass++
-			r.noteWrites(curW, mask)
+			c.dirty(r.noteWrites(curW, mask))
 			curW, mask = ^uint64(0), 0
 			s.Regs[regPass] = pass
 			s.Regs[regWritten] += uint64(k + 1 - counted)
@@ -504,7 +507,7 @@ func (c *synthCPU) loopPages(n int) {
 		}
 	}
 	if mask != 0 {
-		r.noteWrites(curW, mask)
+		c.dirty(r.noteWrites(curW, mask))
 	}
 	s.Regs[regPass], s.Regs[regIndex], s.Regs[regHash] = pass, idx, hash
 	s.Regs[regWritten] += uint64(n - counted)
@@ -518,7 +521,7 @@ func (c *synthCPU) publishCounters() {
 	a := s.Regs[regCounter]
 	atomic.StoreUint64((*uint64)(ptr(r.mem, a)), s.Regs[regPass])
 	atomic.StoreUint64((*uint64)(ptr(r.mem, a+8)), s.Regs[regWritten])
-	r.noteWrite(a >> pageShift)
+	c.dirty(r.noteWrite(a >> pageShift))
 }
 
 // statusLine is vCPU 0's periodic report.

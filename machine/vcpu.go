@@ -210,6 +210,7 @@ func (v *vcpu) runPeriod(kick chan struct{}) {
 		v.mu.Lock()
 		ex := v.be.Run(quantum)
 		v.mu.Unlock()
+		v.throttle(kick) // a dirty limit (dirtyrate.go)
 		more = ex.more
 		switch ex.reason {
 		case exitFault:

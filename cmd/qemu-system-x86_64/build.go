@@ -14,6 +14,7 @@ import (
 	"tlcvm/blockdev"
 	"tlcvm/chardev"
 	"tlcvm/compat"
+	"tlcvm/dirtyrate"
 	"tlcvm/hmp"
 	"tlcvm/internal/daemon"
 	"tlcvm/internal/sigpid"
@@ -132,6 +133,8 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		Balloon:     hasBalloon(cfg),
 		KVM:         p.kvm,
 		VNC:         v.vncInfo,
+		DirtyRate:   dirtyrate.NewMeter(dirtyMachine{m}, p.dirtyRing),
+		DirtyLimit:  dirtyrate.NewLimiter(dirtyMachine{m}, p.dirtyRing, m.Config().MaxCPUs),
 	}
 	v.human = hmp.New(nil, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
 	deps.Human = v.human
@@ -316,10 +319,15 @@ func phase(name string) {
 // hasBalloon reports whether -device created a virtio-balloon device.
 func hasBalloon(cfg *compat.Config) bool {
 	for _, d := range cfg.Devices {
-		if catalog.IsA(d.Driver, "virtio-balloon-pci") || catalog.IsA(d.Driver, "virtio-balloon-device") ||
-			strings.HasPrefix(d.Driver, "virtio-balloon-pci") {
+		if isBalloon(d.Driver) {
 			return true
 		}
 	}
 	return false
+}
+
+// isBalloon reports whether a -device driver is a virtio-balloon (PCI proxy or device).
+func isBalloon(driver string) bool {
+	return catalog.IsA(driver, "virtio-balloon-pci") || catalog.IsA(driver, "virtio-balloon-device") ||
+		strings.HasPrefix(driver, "virtio-balloon-pci")
 }

@@ -27,6 +27,8 @@ type plan struct {
 	// kvm: the accelerator chosen is KVM (see chooseAccel); warnings go to stderr at start.
 	kvm      bool
 	warnings []string
+	// dirtyRing: dirty ring entries per vCPU (dirtyRingSize); 0: none.
+	dirtyRing uint64
 }
 
 // machineLimits gives compat the machine class facts it checks the command line against.
@@ -86,6 +88,9 @@ func prepare(cfg *compat.Config) (*plan, error) {
 		return nil, err
 	}
 	p.kvm, p.warnings = kvm, warnings
+	if p.dirtyRing, err = dirtyRingSize(cfg, kvm); err != nil {
+		return nil, err
+	}
 	if err := checkMachineProps(cfg, mt); err != nil {
 		return nil, err
 	}

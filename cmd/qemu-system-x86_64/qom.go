@@ -9,6 +9,7 @@ import (
 	"tlcvm/compat"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
+	"tlcvm/qmp"
 	"tlcvm/qmp/cmds"
 )
 
@@ -59,6 +60,13 @@ func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry) *cmds.Tre
 	for i, d := range p.cfg.Devices {
 		o := cmds.NewObject(d.Driver)
 		addCatalogProps(o, d.Driver, deviceValues(d))
+		if isBalloon(d.Driver) {
+			o.AddProp(&cmds.Prop{Name: "guest-stats", Type: "guest statistics",
+				Get: func() any { return balloonGuestStats },
+				Set: func(json.RawMessage) error {
+					return qmp.GenericError("Property 'virtio-balloon-device.guest-stats' is not writable")
+				}})
+		}
 		realize(o)
 		if d.ID != "" {
 			peripheral.AddChild(d.ID, o)
@@ -182,6 +190,25 @@ func zeroValue(typ string) json.RawMessage {
 	}
 	return nil
 }
+
+// balloonGuestStats is a virtio-balloon's "guest-stats" while the guest has sent no
+// statistics (tlcvm's guest has no balloon driver): every statistic -1 as a u64, never
+// updated (QEMU's balloon_stats_get_all). The keys are in QEMU's insertion order
+// (balloon_stat_names): the reply is written in QDict order from it, as QEMU writes it.
+// libvirt's domstats reads last-update from it (balloon.last-update).
+var balloonGuestStats = func() json.RawMessage {
+	var b strings.Builder
+	b.WriteString(`{"last-update": 0, "stats": {`)
+	for i, n := range []string{"swap-in", "swap-out", "major-faults", "minor-faults", "free-memory",
+		"total-memory", "available-memory", "disk-caches", "htlb-pgalloc", "htlb-pgfail"} {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, `"stat-%s": 18446744073709551615`, n)
+	}
+	b.WriteString("}}")
+	return json.RawMessage(b.String())
+}()
 
 // realize marks a device as QEMU's qdev does once it is created from the command line.
 func realize(o *cmds.Object) {

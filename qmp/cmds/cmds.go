@@ -2,6 +2,7 @@ package cmds
 
 import (
 	"tlcvm/blockdev"
+	"tlcvm/dirtyrate"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
@@ -48,6 +49,8 @@ type Deps struct {
 	Migration   *migration.Engine   // nil: the migration commands are not registered
 	Block       *blockdev.Graph     // nil: the block commands are not registered
 	VNC         func() []VNCDisplay // the -vnc displays; nil: none
+	DirtyRate   *dirtyrate.Meter    // calc-dirty-rate; nil (with DirtyLimit): not registered
+	DirtyLimit  *dirtyrate.Limiter  // the vCPU dirty limits
 }
 
 // ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,
@@ -78,6 +81,8 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerBlock(r, d)
 	registerMedia(r, d)
 	registerVNC(r, d)
+	registerDirtyRate(r, d)
+	registerStats(r)
 	r.Register(internalCommands(d)...)
 	if d.Human != nil {
 		registerHuman(r, d)
