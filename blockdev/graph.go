@@ -37,6 +37,9 @@ type Graph struct {
 	counter  int // for generated node names
 	cfg      Config
 	jobs     *jobList
+
+	tgMu   sync.Mutex                // guards groups and throttle membership
+	groups map[string]*throttleGroup // throttle groups by name; +checklocks:tgMu
 }
 
 // New returns an empty graph.

@@ -431,9 +431,11 @@ func queryBlockstats(g *blockdev.Graph, nodes bool) []BlockStats {
 	}
 	for _, b := range g.BackendsLocked() {
 		name := b.Name
-		s := BlockStats{Device: &name, Stats: deviceStats(b.Stats)}
-		// Backends account invalid and failed requests by default (stats-account-*).
-		s.Stats.AccountInvalid, s.Stats.AccountFailed = true, true
+		var wrHighest int64
+		if b.Root != nil {
+			wrHighest = b.Root.WrHighestOffset()
+		}
+		s := BlockStats{Device: &name, Stats: deviceStats(b.Stats(), wrHighest)}
 		if b.Device != nil {
 			s.Qdev = b.Device.Qdev()
 		}

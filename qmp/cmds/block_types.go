@@ -1,6 +1,8 @@
 package cmds
 
 import (
+	"time"
+
 	"tlcvm/blockdev"
 	"tlcvm/qmp"
 )
@@ -223,22 +225,38 @@ func blockDeviceInfo(n *blockdev.Node, writeback bool) *BlockDeviceInfo {
 	}
 }
 
-func deviceStats(s blockdev.Stats) BlockDeviceStats {
-	return BlockDeviceStats{
+// deviceStats is bdrv_query_blk_stats: a backend's counters (idle_time_ns once a request
+// completed) and, as for every node, the root node's wr_highest_offset.
+func deviceStats(s blockdev.Stats, wrHighest int64) BlockDeviceStats {
+	d := BlockDeviceStats{
 		RdBytes: s.RdBytes, WrBytes: s.WrBytes, UnmapBytes: s.UnmapBytes,
 		RdOperations: s.RdOps, WrOperations: s.WrOps, FlushOperations: s.FlushOps, UnmapOperations: s.UnmapOps,
 		RdTotalTimeNs: s.RdTotalNs, WrTotalTimeNs: s.WrTotalNs, FlushTotalTimeNs: s.FlushTotalNs,
-		WrHighestOffset: s.WrHighestOffset, AccountInvalid: s.AccountInvalid, AccountFailed: s.AccountFailed,
+		UnmapTotalTimeNs: s.UnmapTotalNs, WrHighestOffset: wrHighest,
+		FailedRdOperations: s.FailedRdOps, FailedWrOperations: s.FailedWrOps,
+		FailedFlushOperations: s.FailedFlushOps, FailedUnmapOperations: s.FailedUnmapOps,
+		InvalidRdOperations: s.InvalidRdOps, InvalidWrOperations: s.InvalidWrOps,
+		InvalidFlushOperations: s.InvalidFlushOps, InvalidUnmapOperations: s.InvalidUnmapOps,
+		// Devices account invalid and failed requests (stats-account-* default on).
+		AccountInvalid: true, AccountFailed: true,
 		TimedStats: []BlockDeviceTimedStats{},
 	}
+	if !s.LastAccess.IsZero() {
+		idle := time.Since(s.LastAccess).Nanoseconds()
+		d.IdleTimeNs = &idle
+	}
+	return d
 }
 
 // nodeStats is bdrv_query_bds_stats: a node's statistics with its file child as "parent"
 // and (when blockdev is true) its backing as "backing".
 func nodeStats(n *blockdev.Node, backing bool) *BlockStats {
-	s := &BlockStats{NodeName: n.Name, Stats: deviceStats(n.Stats)}
+	s := &BlockStats{NodeName: n.Name, Stats: BlockDeviceStats{WrHighestOffset: n.WrHighestOffset(),
+		TimedStats: []BlockDeviceTimedStats{}}}
 	if n.Driver == blockdev.DriverFile {
-		s.DriverSpecific = &BlockStatsSpecific{Driver: "file"}
+		f := n.FileStats()
+		s.DriverSpecific = &BlockStatsSpecific{Driver: "file", BlockStatsSpecificFile: BlockStatsSpecificFile{
+			DiscardNbOk: f.DiscardNbOK, DiscardNbFailed: f.DiscardNbFailed, DiscardBytesOk: f.DiscardBytesOK}}
 	}
 	if n.File != nil {
 		s.Parent = nodeStats(n.File, backing)
