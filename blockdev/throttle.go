@@ -408,12 +408,15 @@ func (g *Graph) qmpBackend(device, id string) (*Backend, error) {
 		return nil, errf(ErrInvalid, "Need exactly one of 'device' and 'id'")
 	}
 	if id != "" {
+		// find_device_state: a qdev id, or a QOM path. A virtio-blk-pci proxy has no
+		// backend of its own: its virtio-backend child has.
 		for _, d := range g.devices {
-			if d.ID == id || d.Path == id || d.Qdev() == id {
-				if d.Backend == nil {
-					return nil, errf(ErrInvalid, "Device '%s' does not have a block device backend", id)
-				}
+			virtio := d.Driver == "virtio-blk-pci"
+			switch {
+			case virtio && id == d.Path+"/virtio-backend", !virtio && (id == d.Path || id == d.ID):
 				return d.Backend, nil
+			case virtio && (id == d.Path || id == d.ID):
+				return nil, errf(ErrInvalid, "Device does not have a block device backend")
 			}
 		}
 		return nil, errf(ErrDeviceNotFound, "Device '%s' not found", id)
@@ -423,4 +426,17 @@ func (g *Graph) qmpBackend(device, id string) (*Backend, error) {
 		return nil, errf(ErrDeviceNotFound, "Device '%s' not found", device)
 	}
 	return b, nil
+}
+
+// SetWriteThreshold is block-set-write-threshold: node-name's threshold (0 disarms; a
+// value past the int64 range is never reached).
+func (g *Graph) SetWriteThreshold(nodeName string, v uint64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := g.node(nodeName)
+	if n == nil {
+		return errf(ErrNotFound, "Device '%s' not found", nodeName)
+	}
+	n.SetWriteThreshold(int64(v))
+	return nil
 }

@@ -393,6 +393,7 @@ func queryBlock(g *blockdev.Graph) []BlockInfo {
 		}
 		if b.Root != nil {
 			bi.Inserted = blockDeviceInfo(b.Root, !b.WriteThrough)
+			throttleInfo(bi.Inserted, b.Throttle())
 		}
 		if bi.Removable && b.Device != nil {
 			open := b.TrayOpen
@@ -666,6 +667,9 @@ func (e blockEmitter) Emit(name string, data any) {
 	switch v := data.(type) {
 	case blockdev.JobStatusEvent:
 		e(name, JobStatusChangeData{ID: v.ID, Status: string(v.Status)})
+	case blockdev.WriteThresholdEvent:
+		e(name, BlockWriteThresholdData{NodeName: v.NodeName, AmountExceeded: uint64(v.AmountExceeded),
+			WriteThreshold: uint64(v.WriteThreshold)})
 	default:
 		e(name, data)
 	}

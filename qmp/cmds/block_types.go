@@ -57,23 +57,24 @@ type BlockdevCacheInfo struct {
 // BlockDeviceInfo describes a node (query-named-block-nodes, query-block's inserted).
 type BlockDeviceInfo struct {
 	qmp.QAPIOrder
-	File             string            `json:"file"`
-	NodeName         string            `json:"node-name,omitempty"`
-	RO               bool              `json:"ro"`
-	Drv              string            `json:"drv"`
-	BackingFile      string            `json:"backing_file,omitempty"`
-	BackingFileDepth int64             `json:"backing_file_depth"`
-	Encrypted        bool              `json:"encrypted"`
-	DetectZeroes     DetectZeroes      `json:"detect_zeroes"`
-	Bps              int64             `json:"bps"`
-	BpsRd            int64             `json:"bps_rd"`
-	BpsWr            int64             `json:"bps_wr"`
-	Iops             int64             `json:"iops"`
-	IopsRd           int64             `json:"iops_rd"`
-	IopsWr           int64             `json:"iops_wr"`
-	Image            ImageInfo         `json:"image"`
-	Cache            BlockdevCacheInfo `json:"cache"`
-	WriteThreshold   int64             `json:"write_threshold"`
+	File             string       `json:"file"`
+	NodeName         string       `json:"node-name,omitempty"`
+	RO               bool         `json:"ro"`
+	Drv              string       `json:"drv"`
+	BackingFile      string       `json:"backing_file,omitempty"`
+	BackingFileDepth int64        `json:"backing_file_depth"`
+	Encrypted        bool         `json:"encrypted"`
+	DetectZeroes     DetectZeroes `json:"detect_zeroes"`
+	Bps              int64        `json:"bps"`
+	BpsRd            int64        `json:"bps_rd"`
+	BpsWr            int64        `json:"bps_wr"`
+	Iops             int64        `json:"iops"`
+	IopsRd           int64        `json:"iops_rd"`
+	IopsWr           int64        `json:"iops_wr"`
+	Image            ImageInfo    `json:"image"`
+	ThrottleBursts
+	Cache          BlockdevCacheInfo `json:"cache"`
+	WriteThreshold int64             `json:"write_threshold"`
 }
 
 // DetectZeroes is BlockdevDetectZeroesOptions.
@@ -221,7 +222,8 @@ func blockDeviceInfo(n *blockdev.Node, writeback bool) *BlockDeviceInfo {
 		File: n.Filename(), NodeName: n.Name, RO: n.ReadOnly, Drv: n.Driver,
 		BackingFile: n.BackingFile, BackingFileDepth: int64(n.BackingDepth()),
 		DetectZeroes: DetectZeroes(n.DetectZeroes), Image: imageInfo(n),
-		Cache: BlockdevCacheInfo{Writeback: writeback, Direct: n.Direct, NoFlush: n.NoFlush},
+		Cache:          BlockdevCacheInfo{Writeback: writeback, Direct: n.Direct, NoFlush: n.NoFlush},
+		WriteThreshold: n.WriteThreshold(),
 	}
 }
 

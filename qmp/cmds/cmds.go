@@ -76,6 +76,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerCmdline(r, d)
 	registerMigration(r, d)
 	registerBlock(r, d)
+	registerBlockIO(r, d)
 	registerVNC(r, d)
 	r.Register(internalCommands(d)...)
 	if d.Human != nil {
