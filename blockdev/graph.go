@@ -306,3 +306,23 @@ func (g *Graph) NodesLocked() []*Node {
 
 // BackendsLocked is Backends for a caller holding Lock.
 func (g *Graph) BackendsLocked() []*Backend { return append([]*Backend(nil), g.backends...) }
+
+// Backend returns the named backend (a -drive's id).
+func (g *Graph) Backend(name string) (*Backend, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b := g.backend(name)
+	return b, b != nil
+}
+
+// DeviceBackend returns the backend of the disk device with the given qdev id.
+func (g *Graph) DeviceBackend(id string) (*Backend, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, d := range g.devices {
+		if d.ID == id && d.Backend != nil {
+			return d.Backend, true
+		}
+	}
+	return nil, false
+}

@@ -24,6 +24,7 @@ type Config struct {
 	Incoming    bool // -incoming given: start in inmigrate
 
 	FwCfg  map[string][]byte // -fw_cfg entries; WorkloadKey configures the workload
+	Disks  DiskResolver      // the workload's disk= names; nil: no disks
 	Serial io.Writer         // serial port 0 output (nil: nothing attached)
 
 	Name, UUID   string
