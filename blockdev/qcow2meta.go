@@ -174,10 +174,22 @@ func (q *qcow2) writeEntry(off int64, v uint64) error {
 // checkOffset refuses a metadata or data offset that cannot be right: unaligned, inside
 // the header cluster, or beyond what an entry can address.
 func (q *qcow2) checkOffset(off uint64, what string) error {
-	if off%uint64(q.cs) != 0 || off < uint64(q.cs) || int64(off) >= maxHostOffset {
+	if off%uint64(q.cs) != 0 || off < uint64(q.cs) || int64(off) >= maxHostOffset || q.overlapsTables(int64(off)/q.cs) {
 		return errf(ErrIO, "tlcvm: qcow2 image '%s' is corrupt: %s offset %#x invalid", q.n.filename, what, off)
 	}
 	return nil
+}
+
+// overlapsTables reports whether host cluster c holds the header, the active L1 table or
+// the refcount table (QEMU's metadata overlap check for the fixed tables): a corrupt entry
+// pointing there must not be written through, and the allocator must not hand it out.
+func (q *qcow2) overlapsTables(c int64) bool {
+	in := func(off uint64, bytes int64) bool {
+		first := int64(off) / q.cs
+		return bytes > 0 && c >= first && c < first+(bytes+q.cs-1)/q.cs
+	}
+	return c == 0 || in(q.h.L1TableOffset, int64(q.h.L1Size)*8) ||
+		in(q.h.RefcountTableOffset, int64(q.h.RefcountTableClusters)*q.cs)
 }
 
 // trim makes room in the caches for one more table, under maxCacheBytes (everything is
@@ -426,6 +438,9 @@ func (q *qcow2) alloc() (int64, error) {
 		c, err := q.findFree()
 		if err != nil {
 			return 0, err
+		}
+		if q.overlapsTables(c) {
+			return 0, errf(ErrIO, "tlcvm: qcow2 image '%s' is corrupt: cluster %d of the image's tables has refcount 0", q.n.filename, c)
 		}
 		i := c / q.perRB
 		switch {
