@@ -148,11 +148,18 @@ func (b *Backend) Read(ctx context.Context, p []byte, off int64) error {
 	})
 }
 
-// Write writes p to the medium at off.
+// Write writes p to the medium at off. Without a write cache (cache=writethrough,
+// directsync) the write is made durable before it completes (QEMU's FUA emulation: a
+// flush after the write).
 func (b *Backend) Write(ctx context.Context, p []byte, off int64) error {
 	return b.request(ctx, opWrite, off, int64(len(p)), func(n *Node) error {
-		_, err := n.WriteAt(p, off)
-		return err
+		if _, err := n.WriteAt(p, off); err != nil {
+			return err
+		}
+		if b.WriteThrough {
+			return n.Flush()
+		}
+		return nil
 	})
 }
 
@@ -170,4 +177,24 @@ func (b *Backend) Unmap(ctx context.Context, off, length int64) error {
 // turned off or cache.no-flush).
 func (b *Backend) Flush(ctx context.Context) error {
 	return b.request(ctx, opFlush, 0, 0, func(n *Node) error { return n.Flush() })
+}
+
+// FlushAll flushes every medium (bdrv_flush_all, when the VM stops), without accounting;
+// errors are ignored, as vm_stop's callers ignore them.
+func (g *Graph) FlushAll() {
+	g.mu.Lock()
+	var roots []*Backend
+	for _, b := range g.backends {
+		if b.Root != nil {
+			roots = append(roots, b)
+		}
+	}
+	g.mu.Unlock()
+	for _, b := range roots {
+		b.io.RLock()
+		if n := b.Root; n != nil {
+			_ = n.Flush()
+		}
+		b.io.RUnlock()
+	}
 }
