@@ -15,21 +15,10 @@ type Backend struct {
 	Drive        *Drive // the -drive that made it; nil for anonymous backends
 	TrayOpen     bool
 	Locked       bool
-	Stats        Stats
 
 	perm, shared Perm
 	media        mediaState // root state and eject request (media.go)
-}
-
-// Stats are a node's or backend's I/O counters (query-blockstats). tlcvm's guest does no
-// disk I/O yet, so they stay zero; the block I/O path will count here.
-type Stats struct {
-	RdBytes, WrBytes, UnmapBytes          int64
-	RdOps, WrOps, FlushOps, UnmapOps      int64
-	RdTotalNs, WrTotalNs, FlushTotalNs    int64
-	WrHighestOffset                       int64
-	FailedRdOps, FailedWrOps, InvalidOps  int64
-	AccountInvalid, AccountFailed, Active bool
+	backendIO    // the data path (backendio.go)
 }
 
 // Removable reports whether the guest sees removable media: no device, or a CD-ROM/floppy.
@@ -201,6 +190,11 @@ func (g *Graph) removeBackend(b *Backend) {
 		}
 	}
 	g.backends = out
+	g.tgMu.Lock()
+	if tg := b.tg.Load(); tg != nil {
+		g.leaveGroup(b, tg)
+	}
+	g.tgMu.Unlock()
 	if r := b.Root; r != nil {
 		r.removeParent(func(e edge) bool { return e.backend == b })
 		if !r.monitorOwned() && len(r.parents) == 0 {

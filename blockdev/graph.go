@@ -39,6 +39,9 @@ type Graph struct {
 	counter  int // for generated node names
 	cfg      Config
 	jobs     *jobList
+
+	tgMu   sync.Mutex                // guards groups and throttle membership
+	groups map[string]*throttleGroup // throttle groups by name; +checklocks:tgMu
 }
 
 // New returns an empty graph.
@@ -288,3 +291,23 @@ func (g *Graph) NodesLocked() []*Node {
 
 // BackendsLocked is Backends for a caller holding Lock.
 func (g *Graph) BackendsLocked() []*Backend { return append([]*Backend(nil), g.backends...) }
+
+// Backend returns the named backend (a -drive's id).
+func (g *Graph) Backend(name string) (*Backend, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b := g.backend(name)
+	return b, b != nil
+}
+
+// DeviceBackend returns the backend of the disk device with the given qdev id.
+func (g *Graph) DeviceBackend(id string) (*Backend, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, d := range g.devices {
+		if d.ID == id && d.Backend != nil {
+			return d.Backend, true
+		}
+	}
+	return nil, false
+}

@@ -33,8 +33,7 @@ type Node struct {
 	Backing      *Node  // qcow2: the backing node, nil when none
 	// BackingFile/BackingFormat are the names recorded in the image header ("" when none).
 	BackingFile, BackingFormat string
-	// Stats are the node's I/O counters.
-	Stats Stats
+	nodeIO                     // the data path's state (io.go)
 
 	g        *Graph
 	filename string   // file: the host path as given; format: the file child's
@@ -194,14 +193,20 @@ func (n *Node) reopen(rw bool) error {
 		f.Close()
 		return err
 	}
+	n.io.Lock() // drain: no request uses the old descriptor any more
 	old := n.f
 	n.f, n.rw, n.lock = f, rw, nl
+	n.io.Unlock()
 	old.Close()
 	return nil
 }
 
-// close releases the host file (and with it every lock of its open file description).
+// close releases the host file (and with it every lock of its open file description),
+// once the requests in flight are done.
 func (n *Node) close() {
+	n.io.Lock()
+	defer n.io.Unlock()
+	n.closed = true
 	if n.f != nil {
 		n.f.Close()
 		n.f = nil

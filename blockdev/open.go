@@ -160,6 +160,7 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 			return nil, err
 		}
 		n.hdr = h
+		n.q = newQcow2(n, h)
 		n.BackingFile, n.BackingFormat = h.BackingFile, h.BackingFormat
 	}
 	g.name(n, o.NodeName, opened)

@@ -64,8 +64,8 @@ func (g *Graph) createQcow2(o *CreateOptions) error {
 	if err := writeQcow2(n.f, &c); err != nil {
 		return err
 	}
-	if st, err := n.f.Stat(); err == nil {
-		n.Stats.WrHighestOffset = st.Size()
+	if st, err := n.f.Stat(); err == nil && st.Size() > n.wrHighest.Load() {
+		n.wrHighest.Store(st.Size())
 	}
 	return nil
 }
@@ -92,6 +92,11 @@ func (g *Graph) Resize(device, nodeName string, size int64) error {
 	}()
 	if err := g.refresh(); err != nil {
 		return err
+	}
+	n.io.Lock() // drain: the size and the qcow2 tables change
+	defer n.io.Unlock()
+	if n.q != nil {
+		defer n.q.reset()
 	}
 	return n.truncate(size)
 }
@@ -244,20 +249,31 @@ func (g *Graph) Snapshot(actions ...SnapshotAction) error {
 		parents := s.node.parents
 		s.node.parents = nil
 		for _, e := range parents {
+			// Drain each user while its child changes (see io.go).
 			switch {
 			case e.backend != nil:
+				e.backend.io.Lock()
 				e.backend.Root = s.overlay
+				e.backend.io.Unlock()
 			case e.node != nil && e.role == "file":
+				e.node.io.Lock()
 				e.node.File = s.overlay
+				e.node.io.Unlock()
 			case e.node != nil && e.role == "backing":
+				e.node.io.Lock()
 				e.node.Backing = s.overlay
+				e.node.io.Unlock()
 			}
 			s.overlay.addParent(e)
 		}
+		s.overlay.io.Lock()
 		s.overlay.Backing = s.node
+		s.overlay.io.Unlock()
 		s.node.addParent(edge{node: s.overlay, role: "backing"})
 		// QEMU reopens the old top read-only once the overlay takes the writes.
+		s.node.io.Lock()
 		s.node.ReadOnly = true
+		s.node.io.Unlock()
 	}
 	return g.refresh()
 }

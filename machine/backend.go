@@ -56,16 +56,18 @@ const (
 	exitIPI                        // INIT-SIPI-SIPI: release the other vCPUs (they wake)
 	exitShutdown                   // the guest powered itself off (ACPI sleep state S5)
 	exitFault                      // a guest RAM check failed (err); the vCPU made no progress
+	exitDisk                       // a disk request (disk.go): carry it out, then Run again
 )
 
 // exit is what Run returns: the reason and its operands.
 type exit struct {
 	reason exitReason
-	port   uint16 // exitIO
-	data   []byte // exitIO: the bytes written, in order
-	wakeAt uint64 // exitHalt: guest-clock deadline of the armed timer (0: none)
-	err    error  // exitFault
-	more   bool   // Run has further exits of the same step: call it again before parking
+	port   uint16       // exitIO
+	data   []byte       // exitIO: the bytes written, in order
+	wakeAt uint64       // exitHalt: guest-clock deadline of the armed timer (0: none)
+	err    error        // exitFault
+	disk   *diskRequest // exitDisk: the request; the vCPU thread marks it done
+	more   bool         // Run has further exits of the same step: call it again before parking
 }
 
 func (r exitReason) String() string {
@@ -84,6 +86,8 @@ func (r exitReason) String() string {
 		return "shutdown"
 	case exitFault:
 		return "fault"
+	case exitDisk:
+		return "disk"
 	}
 	return "exit?"
 }

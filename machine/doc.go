@@ -88,6 +88,7 @@
 //	0x000500 + 16*i   u64 pass counter of vCPU i (vCPU 0's is the bench guest's 0x500)
 //	0x000508 + 16*i   u64 pages written by vCPU i
 //	0x004000          u64 APs released; u64 working-set bytes; u64 rate; u64 fill bytes
+//	0x006000 + 32*i   disk driver of vCPU i: u64 pass, block, disk index, bytes written
 //	0x010000          PML4, PDPT, page directories: identity map, 2 MiB pages
 //	0x200000 …        working set, split evenly between the vCPUs (vCPU i: chunk i)
 //	0x200000+ws …     fill= pages (RAM-offset order: past the low-memory limit they
@@ -108,6 +109,17 @@
 // pages dirtied per second) is paced by the guest clock, which stops while paused.
 // vCPU 0 prints a status line every 5 s of guest time. The ACPI power button makes
 // vCPU 0 print "powering off" and request a guest shutdown.
+//
+// # Disks
+//
+// With disk= items (disk.go) each vCPU also drives the named disks: it builds a write of
+// deterministic content (a function of the disk offset and the pass) and exits with
+// exitDisk; the vCPU thread carries the request through a Disk (the machine's own small
+// interface; cmd/ adapts block backends to it, machine never imports blockdev) and blocks
+// until it completes, throttling included, or until the run period ends (pause): then the
+// request was not made and is made again after the resume. The next Run takes the
+// completion and moves the driver's cursor, which is part of the vCPU state (CPUState.Disk,
+// section cpu/N version 2), so checkpoints restore it exactly.
 //
 // # Device state
 //

@@ -24,8 +24,12 @@ type Config struct {
 	NoReboot    bool // -no-reboot: a reset request becomes a shutdown
 	Incoming    bool // -incoming given: start in inmigrate
 
-	FwCfg  map[string][]byte // -fw_cfg entries; WorkloadKey configures the workload
-	Serial io.Writer         // serial port 0 output (nil: nothing attached)
+	FwCfg map[string][]byte // -fw_cfg entries; WorkloadKey configures the workload
+	Disks DiskResolver      // the workload's disk= names; nil: no disks
+	// FlushDisks makes every disk's writes durable (QEMU's bdrv_flush_all when the VM
+	// stops); nil: nothing to flush.
+	FlushDisks func()
+	Serial     io.Writer // serial port 0 output (nil: nothing attached)
 
 	Name, UUID   string
 	DebugThreads bool // -name …,debug-threads=on: name vCPU threads "CPU N/TCG"
@@ -253,6 +257,9 @@ func (m *Machine) vmStop(to RunState) {
 	m.transition(to, false)
 	m.ctl.pause()
 	m.clock.stop()
+	if m.cfg.FlushDisks != nil {
+		m.cfg.FlushDisks() // no guest request is in flight any more
+	}
 }
 
 // vmStart is QEMU's vm_start: → running (RESUME), vCPUs released. Caller holds m.mu.

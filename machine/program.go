@@ -65,6 +65,11 @@ type synthCPU struct {
 	// dirtied counts the pages this vCPU's stores took from clean to dirty (what KVM's
 	// dirty ring of the vCPU records); written by the vCPU, read by dirtyrate.go.
 	dirtied atomic.Uint64
+
+	// The disk driver's runtime (disk.go); its state is st.Disk.
+	disks   []Disk       // st.Disk.Names resolved (again after SetState)
+	diskBuf []byte       // the request buffer
+	pending *diskRequest // the last exitDisk, completed at the next Run
 }
 
 var _ backend = (*synthCPU)(nil)
@@ -74,14 +79,20 @@ func newSynthCPU(m *Machine, index int) *synthCPU {
 }
 
 // State implements backend.
-func (c *synthCPU) State() CPUState { return c.st }
+func (c *synthCPU) State() CPUState {
+	st := c.st
+	st.Disk = st.Disk.clone()
+	return st
+}
 
-// SetState implements backend; pending exits and interrupts belong to the old state and
-// are dropped.
+// SetState implements backend; pending exits, interrupts and disk requests belong to the
+// old state and are dropped.
 func (c *synthCPU) SetState(st CPUState) {
 	c.st = st
+	c.st.Disk = st.Disk.clone()
 	c.queued = c.queued[:0]
 	c.irq = 0
+	c.pending, c.disks = nil, nil
 }
 
 // Kick implements backend.
@@ -107,6 +118,7 @@ func (c *synthCPU) dequeue() exit {
 // Run implements backend: pending exits first, then the SCI handler, then up to quantum
 // steps as the workload's pacing allows; vCPU 0 also prints its status line when due.
 func (c *synthCPU) Run(quantum int) exit {
+	c.completeDisk()
 	if len(c.queued) > 0 {
 		return c.dequeue()
 	}
@@ -136,10 +148,16 @@ func (c *synthCPU) Run(quantum int) exit {
 			c.st.Regs[regReport] = now + reportEveryNS
 		}
 	}
+	due, diskAt := c.diskDue()
 	switch {
+	case due:
+		c.queue(c.diskExit()) // the driver's doorbell
 	case !active:
-		c.queue(exit{reason: exitHalt}) // HLT, until an interrupt
+		c.queue(exit{reason: exitHalt, wakeAt: diskAt}) // HLT, until an interrupt (or the driver's timer)
 	case n == 0:
+		if diskAt != 0 {
+			wakeAt = min(wakeAt, diskAt)
+		}
 		c.queue(exit{reason: exitHalt, wakeAt: wakeAt}) // the pacing timer
 	}
 	if len(c.queued) > 0 {
@@ -293,7 +311,7 @@ func (c *synthCPU) boot() {
 	if m.ram.size <= gpaWSBase+ws {
 		fill = 0
 	}
-	cfg := Workload{WS: ws, Rate: w.Rate, Fill: fill}
+	cfg := Workload{WS: ws, Rate: w.Rate, Fill: fill, DiskWorkload: m.workload.DiskWorkload}
 	c.out(fmt.Sprintf("tlcvm guest: %d vCPU(s), %d MiB RAM, workload %s\r\n",
 		len(m.vcpus), m.ram.size>>20, cfg))
 	m.ram.store64(gpaBootInfo+8, ws)
@@ -340,6 +358,7 @@ func (c *synthCPU) enterWorkload(ws, rate uint64) {
 	s.Regs[regPass] = 1
 	s.Regs[regBase], s.Regs[regPages] = c.wsShare()
 	s.RIP = ripFill
+	c.startDisks(c.m.workload.DiskWorkload)
 	if s.Regs[regPages] == 0 {
 		c.enterFill2()
 	}

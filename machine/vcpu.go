@@ -220,6 +220,10 @@ func (v *vcpu) runPeriod(kick chan struct{}) {
 			return
 		case exitHalt:
 			v.halt(kick, ex.wakeAt)
+		case exitDisk:
+			// A completed request is taken by the next Run before the vCPU parks (its
+			// cursor is vCPU state); one a pause ended is made again after the resume.
+			more = v.diskIO(kick, ex.disk) || more
 		default:
 			v.deliver(ex)
 		}

@@ -31,6 +31,13 @@ const DefaultWorkload = "ws=16M,rate=4M"
 //	            resident set larger than the working set: "ws=64M,fill=3G". New refuses
 //	            a fill that does not fit in RAM after the working set.
 //	idle        no working set: the guest boots, prints its banner and halts (fill=0)
+//	disk=NAME   a disk the guest writes to: a disk device's id (-device …,id=NAME) or a
+//	            drive's name (-drive id=NAME); several disk= items name several disks
+//	disk-rate=SIZE  bytes written per second of guest time, all vCPUs and disks together;
+//	            disk-rate=max (the default): as fast as the disks take them
+//	disk-offset=SIZE  where the written region starts on each disk (default 0)
+//	disk-size=SIZE    the region's length (default: to the end of the smallest disk)
+//	disk-bs=SIZE      bytes per write request (default 64K; a multiple of 512)
 //
 // Examples: "ws=64M,rate=max", "ws=512M,rate=200M", "ws=64M,fill=3G", "idle". The empty
 // string means DefaultWorkload. Anything else is refused by New with an ErrWorkload error.
@@ -38,12 +45,22 @@ type Workload struct {
 	WS   uint64 // bytes, a multiple of PageSize; 0 = idle
 	Rate uint64 // bytes/s; 0 = max
 	Fill uint64 // bytes written once after the working set, a multiple of PageSize
+	DiskWorkload
+}
+
+// DiskWorkload is the disk part of a workload (disk.go says what the guest does).
+type DiskWorkload struct {
+	Disks      []string // disk= names, in order
+	DiskRate   uint64   // bytes/s; 0 = max
+	DiskOffset uint64   // bytes, a multiple of 512
+	DiskSize   uint64   // bytes; 0 = to the end of the smallest disk
+	DiskBS     uint64   // bytes per request, a multiple of 512 (0: defaultDiskBS)
 }
 
 // String renders the configuration in the same syntax.
 func (w Workload) String() string {
 	if w.WS == 0 && w.Fill == 0 {
-		return "idle"
+		return "idle" + w.DiskWorkload.String()
 	}
 	rate := "max"
 	if w.Rate != 0 {
@@ -53,7 +70,31 @@ func (w Workload) String() string {
 	if w.Fill != 0 {
 		s += ",fill=" + fmtSize(w.Fill)
 	}
-	return s
+	return s + w.DiskWorkload.String()
+}
+
+// String renders the disk items (",disk=…"; "" without disks).
+func (d DiskWorkload) String() string {
+	if len(d.Disks) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, n := range d.Disks {
+		b.WriteString(",disk=" + n)
+	}
+	if d.DiskRate != 0 {
+		b.WriteString(",disk-rate=" + fmtSize(d.DiskRate))
+	}
+	if d.DiskOffset != 0 {
+		b.WriteString(",disk-offset=" + fmtSize(d.DiskOffset))
+	}
+	if d.DiskSize != 0 {
+		b.WriteString(",disk-size=" + fmtSize(d.DiskSize))
+	}
+	if d.DiskBS != 0 && d.DiskBS != defaultDiskBS {
+		b.WriteString(",disk-bs=" + fmtSize(d.DiskBS))
+	}
+	return b.String()
 }
 
 func fmtSize(v uint64) string {
@@ -111,8 +152,29 @@ func parseOnto(w Workload, s string) (Workload, error) {
 				return w, fmt.Errorf("%w: %s: fill=%q is not a size (e.g. fill=3G)", ErrWorkload, WorkloadKey, val)
 			}
 			w.Fill = n &^ (PageSize - 1)
+		case "disk":
+			if !hasVal || val == "" || len(w.Disks) >= maxDisks {
+				return w, fmt.Errorf("%w: %s: disk=%q is not a disk name (at most %d disks)", ErrWorkload, WorkloadKey, val, maxDisks)
+			}
+			w.Disks = append(w.Disks, val)
+		case "disk-rate":
+			if val == "max" {
+				w.DiskRate = 0
+				continue
+			}
+			n, err := optval.Size(val)
+			if err != nil || !hasVal || n == 0 {
+				return w, fmt.Errorf("%w: %s: disk-rate=%q is not a positive rate in bytes/s or 'max' (e.g. disk-rate=1M)", ErrWorkload, WorkloadKey, val)
+			}
+			w.DiskRate = n
+		case "disk-offset", "disk-size", "disk-bs":
+			n, err := optval.Size(val)
+			if err != nil || !hasVal || n%512 != 0 || (key == "disk-bs" && (n == 0 || n > maxDiskBS)) {
+				return w, fmt.Errorf("%w: %s: %s=%q is not a multiple of 512 bytes (disk-bs: at most 16M)", ErrWorkload, WorkloadKey, key, val)
+			}
+			*map[string]*uint64{"disk-offset": &w.DiskOffset, "disk-size": &w.DiskSize, "disk-bs": &w.DiskBS}[key] = n
 		default:
-			return w, fmt.Errorf("%w: %s: unknown item %q (valid: ws=SIZE, rate=SIZE|max, fill=SIZE, idle)", ErrWorkload, WorkloadKey, item)
+			return w, fmt.Errorf("%w: %s: unknown item %q (valid: ws=SIZE, rate=SIZE|max, fill=SIZE, idle, disk=NAME, disk-rate=SIZE|max, disk-offset=SIZE, disk-size=SIZE, disk-bs=SIZE)", ErrWorkload, WorkloadKey, item)
 		}
 	}
 	return w, nil

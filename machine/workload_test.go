@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -43,6 +44,18 @@ func TestParseWorkload(t *testing.T) {
 		{"fill", machine.Workload{}, "", true},
 		{"fill=lots", machine.Workload{}, "", true},
 		{"fill=-1M", machine.Workload{}, "", true},
+		{"idle,disk=vd0,disk=drive1,disk-rate=1M,disk-bs=4K,disk-offset=1M,disk-size=8M",
+			machine.Workload{Rate: 4 << 20, DiskWorkload: machine.DiskWorkload{Disks: []string{"vd0", "drive1"},
+				DiskRate: 1 << 20, DiskBS: 4096, DiskOffset: 1 << 20, DiskSize: 8 << 20}},
+			"idle,disk=vd0,disk=drive1,disk-rate=1M,disk-offset=1M,disk-size=8M,disk-bs=4K", false},
+		{"disk=vd0,disk-rate=max", machine.Workload{WS: 16 << 20, Rate: 4 << 20,
+			DiskWorkload: machine.DiskWorkload{Disks: []string{"vd0"}}}, "ws=16M,rate=4M,disk=vd0", false},
+		{"disk=", machine.Workload{}, "", true},
+		{"disk-bs=1000", machine.Workload{}, "", true},
+		{"disk-bs=0", machine.Workload{}, "", true},
+		{"disk-bs=32M", machine.Workload{}, "", true},
+		{"disk-offset=7", machine.Workload{}, "", true},
+		{"disk-rate=0", machine.Workload{}, "", true},
 	} {
 		got, err := machine.ParseWorkload(c.in)
 		if c.bad {
@@ -51,7 +64,7 @@ func TestParseWorkload(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || got != c.want || got.String() != c.str {
+		if err != nil || !reflect.DeepEqual(got, c.want) || got.String() != c.str {
 			t.Errorf("%q: %+v %q %v, want %+v %q", c.in, got, got.String(), err, c.want, c.str)
 		}
 	}

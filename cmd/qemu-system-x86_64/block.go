@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"tlcvm/blockdev"
 	"tlcvm/compat"
 	"tlcvm/compat/optval"
+	"tlcvm/machine"
 	"tlcvm/qmp"
 	"tlcvm/qmp/cmds"
 )
@@ -273,3 +275,27 @@ func keyvalScalar(full, key, s string) (*qmp.Value, error) {
 	}
 	return qmp.String(s), nil
 }
+
+// guestDisk resolves a disk= name of the guest workload: a disk device's id, else a
+// drive's name (machine.DiskResolver).
+func (v *vm) guestDisk(name string) (machine.Disk, bool) {
+	if v.block == nil {
+		return nil, false
+	}
+	if b, ok := v.block.DeviceBackend(name); ok {
+		return guestDisk{b}, true
+	}
+	if b, ok := v.block.Backend(name); ok {
+		return guestDisk{b}, true
+	}
+	return nil, false
+}
+
+// guestDisk adapts a block backend to the guest's disk driver: its writes go through the
+// backend as a device's do (throttled, accounted).
+type guestDisk struct{ b *blockdev.Backend }
+
+func (d guestDisk) WriteAt(ctx context.Context, p []byte, off int64) error {
+	return d.b.Write(ctx, p, off)
+}
+func (d guestDisk) Size() int64 { return d.b.Size() }

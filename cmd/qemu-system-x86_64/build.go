@@ -88,6 +88,12 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	mcfg.Log = v.log
 	mcfg.Events = ev
 	mcfg.Stderr = stderr
+	mcfg.Disks = v.guestDisk // v.block is built before the machine starts
+	mcfg.FlushDisks = func() {
+		if v.block != nil {
+			v.block.FlushAll()
+		}
+	}
 	if p.serialChardev != "" {
 		c, ok := v.chardevs.Get(p.serialChardev)
 		if !ok {

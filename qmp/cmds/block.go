@@ -396,6 +396,7 @@ func queryBlock(g *blockdev.Graph) []BlockInfo {
 		}
 		if b.Root != nil {
 			bi.Inserted = blockDeviceInfo(b.Root, !b.WriteThrough)
+			throttleInfo(bi.Inserted, b.Throttle())
 		}
 		if b.HasTray() {
 			open := b.TrayOpen
@@ -434,9 +435,11 @@ func queryBlockstats(g *blockdev.Graph, nodes bool) []BlockStats {
 	}
 	for _, b := range g.BackendsLocked() {
 		name := b.Name
-		s := BlockStats{Device: &name, Stats: deviceStats(b.Stats)}
-		// Backends account invalid and failed requests by default (stats-account-*).
-		s.Stats.AccountInvalid, s.Stats.AccountFailed = true, true
+		var wrHighest int64
+		if b.Root != nil {
+			wrHighest = b.Root.WrHighestOffset()
+		}
+		s := BlockStats{Device: &name, Stats: deviceStats(b.Stats(), wrHighest)}
 		if b.Device != nil {
 			s.Qdev = b.Device.Qdev()
 		}
@@ -660,6 +663,9 @@ func (e blockEmitter) Emit(name string, data any) {
 		e(name, JobStatusChangeData{ID: v.ID, Status: string(v.Status)})
 	case blockdev.TrayMovedEvent:
 		e(name, DeviceTrayMovedData{Device: v.Device, ID: v.ID, TrayOpen: v.TrayOpen})
+	case blockdev.WriteThresholdEvent:
+		e(name, BlockWriteThresholdData{NodeName: v.NodeName, AmountExceeded: uint64(v.AmountExceeded),
+			WriteThreshold: uint64(v.WriteThreshold)})
 	default:
 		e(name, data)
 	}

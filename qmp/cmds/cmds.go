@@ -80,6 +80,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerMigration(r, d)
 	registerBlock(r, d)
 	registerMedia(r, d)
+	registerBlockIO(r, d)
 	registerVNC(r, d)
 	registerDirtyRate(r, d)
 	registerStats(r)

@@ -1,0 +1,607 @@
+package blockdev
+
+import (
+	"encoding/binary"
+	"sync"
+)
+
+// qcow2's metadata as the data path uses it: the L1 table, L2 tables and refcount blocks
+// cached in memory and written through, the cluster allocator with its refcount updates
+// (new refcount blocks, a larger refcount table), following docs/interop/qcow2.txt and QEMU
+// 7.2's block/qcow2-cluster.c and qcow2-refcount.c:
+//
+//	guest offset ─┬─ l1 index = off >> (cluster_bits + l2_bits)
+//	              ├─ l2 index = off >> cluster_bits & (l2 entries - 1)
+//	              └─ in-cluster offset
+//	L1 entry:  bit 63 COPIED (refcount 1) | bits 9-55 L2 table offset
+//	L2 entry:  bit 63 COPIED | bit 62 compressed | bits 9-55 cluster offset | bit 0 reads as zeroes
+//	           compressed: bits 0..x-1 host offset, x..61 additional 512-byte sectors,
+//	           x = 62 - (cluster_bits - 8)
+//	refcount:  table (u64 block offsets) → blocks of 2^refcount_order-bit entries, one per
+//	           host cluster
+//
+// Everything read from the image is untrusted: offsets are checked (aligned, not into the
+// header) and sizes bounded before use; a bad one is an ErrIO naming it, never a panic.
+
+const (
+	oflagCopied     = uint64(1) << 63
+	oflagCompressed = uint64(1) << 62
+	oflagZero       = uint64(1)
+	entryOffsetMask = uint64(0x00fffffffffffe00) // L1 and L2 entries
+	reftOffsetMask  = ^uint64(0x1ff)
+
+	maxRefcountTable = 8 << 20 // QEMU's QCOW_MAX_REFTABLE_SIZE
+	maxCacheBytes    = 32 << 20
+	maxHostOffset    = int64(1) << 56 // what an L2 entry can address
+)
+
+// clusterKind is what an L2 entry says of its cluster (QCow2ClusterType).
+type clusterKind uint8
+
+const (
+	kindUnallocated clusterKind = iota // read from the backing chain (zeroes without one)
+	kindZeroPlain                      // reads as zeroes, no host cluster
+	kindZeroAlloc                      // reads as zeroes, host cluster kept (preallocated)
+	kindNormal                         // data in a host cluster
+	kindCompressed                     // deflated data inside one or two host clusters
+)
+
+func (q *qcow2) kind(e uint64) clusterKind {
+	switch {
+	case e&oflagCompressed != 0:
+		return kindCompressed
+	case e&oflagZero != 0 && e&entryOffsetMask == 0:
+		return kindZeroPlain
+	case e&oflagZero != 0:
+		return kindZeroAlloc
+	case e&entryOffsetMask != 0:
+		return kindNormal
+	}
+	return kindUnallocated
+}
+
+// qcow2 is a qcow2 node's cluster mapper. mu guards every field below it: the caches,
+// the allocator, and each write of metadata (callers hold it from mapping a cluster to
+// writing the L2 entry that points to what they allocated).
+type qcow2 struct {
+	n     *Node
+	h     *Qcow2Header
+	cs    int64  // cluster size
+	bits  uint32 // cluster bits
+	l2n   int64  // entries per L2 table
+	perRB int64  // refcount entries per refcount block
+	order uint32 // refcount order
+
+	mu     sync.Mutex
+	loaded bool
+	l1     []uint64           // active L1 table (host-endian)
+	rt     []uint64           // refcount table
+	l2     map[int64][]uint64 // L2 tables by host offset
+	rb     map[int64][]byte   // refcount blocks by host offset (on-disk bytes)
+	cached int64              // bytes held by l2 and rb
+	hint   int64              // lowest host cluster that may be free
+	end    int64              // host clusters: one past the file's end and every allocation
+}
+
+func newQcow2(n *Node, h *Qcow2Header) *qcow2 {
+	cs := h.ClusterSize()
+	return &qcow2{n: n, h: h, cs: cs, bits: h.ClusterBits, l2n: cs / 8,
+		perRB: cs * 8 >> h.RefcountOrder, order: h.RefcountOrder}
+}
+
+// qcow2 returns n's cluster mapper, refusing images the data path does not handle.
+func (n *Node) qcow2() (*qcow2, error) {
+	if n.q == nil {
+		return nil, errf(ErrIO, "tlcvm: node '%s' has no qcow2 state", n.Name)
+	}
+	if n.hdr.ExtendedL2() {
+		return nil, errf(ErrUnsupported, "tlcvm: I/O on qcow2 images with extended L2 entries is not supported")
+	}
+	return n.q, nil
+}
+
+// reset drops the caches (after the header changed under an exclusive lock: resize).
+func (q *qcow2) reset() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.loaded, q.l1, q.rt, q.l2, q.rb, q.cached = false, nil, nil, nil, nil, 0
+}
+
+// pread reads from the image file (zeroes past its end).
+func (q *qcow2) pread(p []byte, off int64) error { return q.n.File.pread(p, off) }
+
+// pwrite writes to the image file.
+func (q *qcow2) pwrite(p []byte, off int64) error { return q.n.File.pwrite(p, off) }
+
+// load reads the L1 and refcount tables once. Caller holds q.mu.
+func (q *qcow2) load() error {
+	if q.loaded {
+		return nil
+	}
+	h := q.h
+	if h.Dirty() && !q.n.ReadOnly {
+		return errf(ErrUnsupported, "tlcvm: the qcow2 image '%s' was not closed cleanly (dirty bit, lazy refcounts); repair it with 'qemu-img check -r all'", q.n.filename)
+	}
+	if int64(h.RefcountTableClusters)*q.cs > maxRefcountTable {
+		return errf(ErrIO, "Reference count table too large")
+	}
+	if h.L1Size > 0 && (h.L1TableOffset == 0 || int64(h.L1TableOffset) >= maxHostOffset) {
+		return errf(ErrIO, "Invalid L1 table offset")
+	}
+	if int64(h.RefcountTableOffset) >= maxHostOffset {
+		return errf(ErrIO, "Invalid reference count table offset")
+	}
+	l1, err := q.readTable(int64(h.L1TableOffset), int64(h.L1Size))
+	if err != nil {
+		return prefix(err, "Could not read L1 table: ")
+	}
+	rt, err := q.readTable(int64(h.RefcountTableOffset), int64(h.RefcountTableClusters)*q.cs/8)
+	if err != nil {
+		return prefix(err, "Could not read refcount table: ")
+	}
+	q.l1, q.rt = l1, rt
+	q.l2, q.rb = map[int64][]uint64{}, map[int64][]byte{}
+	end, err := q.n.File.hostSize()
+	if err != nil {
+		return err
+	}
+	q.end = (end + q.cs - 1) / q.cs
+	q.hint = 0
+	q.loaded = true
+	return nil
+}
+
+// readTable reads n big-endian u64 entries at off.
+func (q *qcow2) readTable(off, n int64) ([]uint64, error) {
+	b := make([]byte, n*8)
+	if err := q.pread(b, off); err != nil {
+		return nil, err
+	}
+	t := make([]uint64, n)
+	for i := range t {
+		t[i] = binary.BigEndian.Uint64(b[i*8:])
+	}
+	return t, nil
+}
+
+// writeEntry writes one big-endian u64 at off.
+func (q *qcow2) writeEntry(off int64, v uint64) error {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return q.pwrite(b[:], off)
+}
+
+// checkOffset refuses a metadata or data offset that cannot be right: unaligned, inside
+// the header cluster, or beyond what an entry can address.
+func (q *qcow2) checkOffset(off uint64, what string) error {
+	if off%uint64(q.cs) != 0 || off < uint64(q.cs) || int64(off) >= maxHostOffset || q.overlapsTables(int64(off)/q.cs) {
+		return errf(ErrIO, "tlcvm: qcow2 image '%s' is corrupt: %s offset %#x invalid", q.n.filename, what, off)
+	}
+	return nil
+}
+
+// overlapsTables reports whether host cluster c holds the header, the active L1 table or
+// the refcount table (QEMU's metadata overlap check for the fixed tables): a corrupt entry
+// pointing there must not be written through, and the allocator must not hand it out.
+func (q *qcow2) overlapsTables(c int64) bool {
+	in := func(off uint64, bytes int64) bool {
+		first := int64(off) / q.cs
+		return bytes > 0 && c >= first && c < first+(bytes+q.cs-1)/q.cs
+	}
+	return c == 0 || in(q.h.L1TableOffset, int64(q.h.L1Size)*8) ||
+		in(q.h.RefcountTableOffset, int64(q.h.RefcountTableClusters)*q.cs)
+}
+
+// trim makes room in the caches for one more table, under maxCacheBytes (everything is
+// written through, so any table may go). Caller holds q.mu.
+func (q *qcow2) trim() {
+	for q.cached+q.cs > maxCacheBytes && q.cached > 0 {
+		for off := range q.l2 {
+			delete(q.l2, off)
+			q.cached -= q.cs
+			break
+		}
+		for off := range q.rb {
+			delete(q.rb, off)
+			q.cached -= q.cs
+			break
+		}
+	}
+}
+
+// cacheL2 and cacheRB keep a table in the cache. Caller holds q.mu.
+func (q *qcow2) cacheL2(off int64, t []uint64) {
+	if _, ok := q.l2[off]; !ok {
+		q.trim()
+		q.cached += q.cs
+	}
+	q.l2[off] = t
+}
+
+func (q *qcow2) cacheRB(off int64, b []byte) {
+	if _, ok := q.rb[off]; !ok {
+		q.trim()
+		q.cached += q.cs
+	}
+	q.rb[off] = b
+}
+
+func (q *qcow2) uncacheL2(off int64) {
+	if _, ok := q.l2[off]; ok {
+		delete(q.l2, off)
+		q.cached -= q.cs
+	}
+}
+
+// l2Table returns the L2 table at off (cached). Caller holds q.mu.
+func (q *qcow2) l2Table(off int64) ([]uint64, error) {
+	if t, ok := q.l2[off]; ok {
+		return t, nil
+	}
+	if err := q.checkOffset(uint64(off), "L2 table"); err != nil {
+		return nil, err
+	}
+	t, err := q.readTable(off, q.l2n)
+	if err != nil {
+		return nil, prefix(err, "Could not read L2 table: ")
+	}
+	q.cacheL2(off, t)
+	return t, nil
+}
+
+// entry returns the L2 entry of the guest cluster holding off (0 when its L2 table is not
+// allocated). Caller holds q.mu.
+func (q *qcow2) entry(off int64) (uint64, error) {
+	if err := q.load(); err != nil {
+		return 0, err
+	}
+	l1i, l2i := q.index(off)
+	if l1i >= int64(len(q.l1)) {
+		return 0, errf(ErrIO, "tlcvm: qcow2 offset %d beyond the L1 table", off)
+	}
+	l2off := q.l1[l1i] & entryOffsetMask
+	if l2off == 0 {
+		return 0, nil
+	}
+	t, err := q.l2Table(int64(l2off))
+	if err != nil {
+		return 0, err
+	}
+	return t[l2i], nil
+}
+
+// index splits a guest offset into L1 and L2 indexes.
+func (q *qcow2) index(off int64) (int64, int64) {
+	c := off >> q.bits
+	return c / q.l2n, c % q.l2n
+}
+
+// l2ForWrite returns the L2 table of guest offset off and its host offset, allocating
+// a new table when there is none or copying it when it is shared (L1 entry without
+// COPIED), as get_cluster_table/l2_allocate do. Caller holds q.mu.
+func (q *qcow2) l2ForWrite(off int64) ([]uint64, int64, error) {
+	if err := q.load(); err != nil {
+		return nil, 0, err
+	}
+	l1i, _ := q.index(off)
+	if l1i >= int64(len(q.l1)) {
+		return nil, 0, errf(ErrIO, "tlcvm: qcow2 offset %d beyond the L1 table", off)
+	}
+	e := q.l1[l1i]
+	old := int64(e & entryOffsetMask)
+	if old != 0 && e&oflagCopied != 0 {
+		t, err := q.l2Table(old)
+		return t, old, err
+	}
+	t := make([]uint64, q.l2n)
+	if old != 0 {
+		ot, err := q.l2Table(old)
+		if err != nil {
+			return nil, 0, err
+		}
+		copy(t, ot)
+	}
+	noff, err := q.alloc()
+	if err != nil {
+		return nil, 0, err
+	}
+	buf := make([]byte, q.cs)
+	for i, v := range t {
+		binary.BigEndian.PutUint64(buf[i*8:], v)
+	}
+	if err := q.pwrite(buf, noff); err != nil {
+		return nil, 0, err
+	}
+	if err := q.writeEntry(int64(q.h.L1TableOffset)+l1i*8, uint64(noff)|oflagCopied); err != nil {
+		return nil, 0, err
+	}
+	q.l1[l1i] = uint64(noff) | oflagCopied
+	q.cacheL2(noff, t)
+	if old != 0 {
+		q.uncacheL2(old)
+		if err := q.unref(old / q.cs); err != nil {
+			return nil, 0, err
+		}
+	}
+	return t, noff, nil
+}
+
+// setEntry writes L2 entry l2i of the table at l2off. Caller holds q.mu.
+func (q *qcow2) setEntry(t []uint64, l2off, l2i int64, v uint64) error {
+	if err := q.writeEntry(l2off+l2i*8, v); err != nil {
+		return err
+	}
+	t[l2i] = v
+	return nil
+}
+
+// refBlock returns the refcount block at off (cached). Caller holds q.mu.
+func (q *qcow2) refBlock(off int64) ([]byte, error) {
+	if b, ok := q.rb[off]; ok {
+		return b, nil
+	}
+	if err := q.checkOffset(uint64(off), "refcount block"); err != nil {
+		return nil, err
+	}
+	b := make([]byte, q.cs)
+	if err := q.pread(b, off); err != nil {
+		return nil, prefix(err, "Could not read refcount block: ")
+	}
+	q.cacheRB(off, b)
+	return b, nil
+}
+
+// refcount returns host cluster c's refcount (0 where no refcount block covers it).
+// Caller holds q.mu.
+func (q *qcow2) refcount(c int64) (uint64, error) {
+	i := c / q.perRB
+	if i >= int64(len(q.rt)) || q.rt[i]&reftOffsetMask == 0 {
+		return 0, nil
+	}
+	b, err := q.refBlock(int64(q.rt[i] & reftOffsetMask))
+	if err != nil {
+		return 0, err
+	}
+	return getRefcount(b, c%q.perRB, q.order), nil
+}
+
+// setRefcount stores host cluster c's refcount in its (existing) block and writes the
+// entry's bytes through. Caller holds q.mu.
+func (q *qcow2) setRefcount(c int64, v uint64) error {
+	i := c / q.perRB
+	if i >= int64(len(q.rt)) || q.rt[i]&reftOffsetMask == 0 {
+		return errf(ErrIO, "tlcvm: qcow2 image '%s' is corrupt: no refcount block for cluster %d", q.n.filename, c)
+	}
+	off := int64(q.rt[i] & reftOffsetMask)
+	b, err := q.refBlock(off)
+	if err != nil {
+		return err
+	}
+	j := c % q.perRB
+	setRefcount(b, j, q.order, v)
+	lo, hi := refEntryBytes(j, q.order)
+	return q.pwrite(b[lo:hi], off+lo)
+}
+
+// refEntryBytes is the byte range of entry j of a refcount block.
+func refEntryBytes(j int64, order uint32) (int64, int64) {
+	width := int64(1) << order
+	if width < 8 {
+		b := j * width / 8
+		return b, b + 1
+	}
+	return j * width / 8, (j + 1) * width / 8
+}
+
+// unref lowers host cluster c's refcount; at zero the cluster is free again.
+// Caller holds q.mu.
+func (q *qcow2) unref(c int64) error {
+	r, err := q.refcount(c)
+	if err != nil {
+		return err
+	}
+	if r == 0 {
+		return errf(ErrIO, "tlcvm: qcow2 image '%s' is corrupt: freeing cluster %d with refcount 0", q.n.filename, c)
+	}
+	if err := q.setRefcount(c, r-1); err != nil {
+		return err
+	}
+	if r == 1 && c < q.hint {
+		q.hint = c
+	}
+	return nil
+}
+
+// unrefEntry frees what an L2 entry held (qcow2_free_any_cluster): its data cluster, or
+// the host clusters a compressed cluster lies in. Caller holds q.mu.
+func (q *qcow2) unrefEntry(e uint64) error {
+	switch q.kind(e) {
+	case kindNormal, kindZeroAlloc:
+		return q.unref(int64(e&entryOffsetMask) / q.cs)
+	case kindCompressed:
+		off, size := q.compressed(e)
+		for c := off / q.cs; c <= (off+size-1)/q.cs; c++ {
+			if err := q.unref(c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// alloc allocates one host cluster (refcount 1) and returns its offset: the lowest free
+// cluster, after making sure a refcount block covers it (the block placed in the cluster
+// itself when its range has none) and that the refcount table reaches that block.
+// Caller holds q.mu.
+func (q *qcow2) alloc() (int64, error) {
+	for tries := 0; tries < 64; tries++ {
+		c, err := q.findFree()
+		if err != nil {
+			return 0, err
+		}
+		if q.overlapsTables(c) {
+			return 0, errf(ErrIO, "tlcvm: qcow2 image '%s' is corrupt: cluster %d of the image's tables has refcount 0", q.n.filename, c)
+		}
+		i := c / q.perRB
+		switch {
+		case i >= int64(len(q.rt)):
+			if err := q.growRefcountTable(i); err != nil {
+				return 0, err
+			}
+			continue
+		case q.rt[i]&reftOffsetMask == 0:
+			if err := q.newRefBlock(i, c); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if err := q.setRefcount(c, 1); err != nil {
+			return 0, err
+		}
+		q.hint = c + 1
+		q.end = max(q.end, c+1)
+		return c * q.cs, nil
+	}
+	return 0, errf(ErrIO, "tlcvm: qcow2 image '%s': cannot allocate a cluster", q.n.filename)
+}
+
+// findFree returns the lowest host cluster at or after the hint with refcount 0.
+// Caller holds q.mu.
+func (q *qcow2) findFree() (int64, error) {
+	for c := q.hint; ; c++ {
+		if c*q.cs >= maxHostOffset {
+			return 0, errf(ErrIO, "tlcvm: qcow2 image '%s' is full", q.n.filename)
+		}
+		i := c / q.perRB
+		if i >= int64(len(q.rt)) || q.rt[i]&reftOffsetMask == 0 {
+			q.hint = c
+			return c, nil
+		}
+		b, err := q.refBlock(int64(q.rt[i] & reftOffsetMask))
+		if err != nil {
+			return 0, err
+		}
+		for j := c % q.perRB; j < q.perRB; j, c = j+1, c+1 {
+			if getRefcount(b, j, q.order) == 0 {
+				q.hint = c
+				return c, nil
+			}
+		}
+		c-- // the loop's c++ moves to the next block's first cluster
+	}
+}
+
+// newRefBlock makes a refcount block for refcount table entry i in host cluster c, which
+// that block covers (so it counts itself), then points the table at it.
+// Caller holds q.mu.
+func (q *qcow2) newRefBlock(i, c int64) error {
+	b := make([]byte, q.cs)
+	setRefcount(b, c%q.perRB, q.order, 1)
+	off := c * q.cs
+	if err := q.pwrite(b, off); err != nil {
+		return err
+	}
+	if err := q.writeEntry(int64(q.h.RefcountTableOffset)+i*8, uint64(off)); err != nil {
+		return err
+	}
+	q.rt[i] = uint64(off)
+	q.cacheRB(off, b)
+	q.end = max(q.end, c+1)
+	return nil
+}
+
+// growRefcountTable moves the refcount table to a larger one at the end of the file that
+// has an entry i, with new refcount blocks for every range its own clusters fall in that
+// no block covers yet, then points the header at it and frees the old table (QEMU's
+// qcow2_refcount_area does the same). Caller holds q.mu.
+func (q *qcow2) growRefcountTable(i int64) error {
+	perCluster := q.cs / 8
+	start := q.end
+	entries := max(i+1, int64(len(q.rt))*3/2)
+	var tableClusters int64
+	var missing []int64 // ranges that get a new block, in order
+	for {
+		tableClusters = (entries + perCluster - 1) / perCluster
+		// The new blocks follow the table; they may themselves need blocks: iterate to
+		// the fixed point (the count only grows).
+		for nb := int64(0); ; nb = int64(len(missing)) {
+			missing = missing[:0]
+			last := start + tableClusters + nb - 1
+			for r := start / q.perRB; r <= last/q.perRB; r++ {
+				if r >= int64(len(q.rt)) || q.rt[r]&reftOffsetMask == 0 {
+					missing = append(missing, r)
+				}
+			}
+			if int64(len(missing)) == nb {
+				break
+			}
+		}
+		last := start + tableClusters + int64(len(missing)) - 1
+		if need := max(i, last/q.perRB) + 1; need > tableClusters*perCluster {
+			entries = need
+			continue
+		}
+		break
+	}
+	if tableClusters*q.cs > maxRefcountTable {
+		return errf(ErrIO, "tlcvm: qcow2 image '%s': refcount table too large", q.n.filename)
+	}
+	rt := make([]uint64, tableClusters*perCluster)
+	copy(rt, q.rt)
+	blocks := map[int64][]byte{}
+	for k, r := range missing {
+		off := (start + tableClusters + int64(k)) * q.cs
+		rt[r] = uint64(off)
+		blocks[off] = make([]byte, q.cs)
+	}
+	// The new clusters' refcounts, in the new blocks or in existing ones.
+	touched := map[int64][]byte{}
+	for c := start; c < start+tableClusters+int64(len(missing)); c++ {
+		off := int64(rt[c/q.perRB] & reftOffsetMask)
+		b, ok := blocks[off]
+		if !ok {
+			var err error
+			if b, err = q.refBlock(off); err != nil {
+				return err
+			}
+			touched[off] = b
+		}
+		setRefcount(b, c%q.perRB, q.order, getRefcount(b, c%q.perRB, q.order)+1)
+	}
+	for off, b := range blocks {
+		if err := q.pwrite(b, off); err != nil {
+			return err
+		}
+	}
+	for off, b := range touched {
+		if err := q.pwrite(b, off); err != nil {
+			return err
+		}
+	}
+	buf := make([]byte, tableClusters*q.cs)
+	for k, v := range rt {
+		binary.BigEndian.PutUint64(buf[k*8:], v)
+	}
+	if err := q.pwrite(buf, start*q.cs); err != nil {
+		return err
+	}
+	var hb [12]byte
+	binary.BigEndian.PutUint64(hb[0:], uint64(start*q.cs))
+	binary.BigEndian.PutUint32(hb[8:], uint32(tableClusters))
+	if err := q.pwrite(hb[:], 48); err != nil {
+		return err
+	}
+	oldOff, oldClusters := int64(q.h.RefcountTableOffset), int64(q.h.RefcountTableClusters)
+	q.h.RefcountTableOffset, q.h.RefcountTableClusters = uint64(start*q.cs), uint32(tableClusters)
+	q.rt = rt
+	for off, b := range blocks {
+		q.cacheRB(off, b)
+	}
+	q.end = start + tableClusters + int64(len(missing))
+	for c := oldOff / q.cs; c < oldOff/q.cs+oldClusters; c++ {
+		if err := q.unref(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
