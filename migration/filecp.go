@@ -154,12 +154,12 @@ type fileTarget struct {
 
 // openTarget opens file:PATH for a mapped-ram checkpoint with QEMU's errors (synchronous
 // part of migrate). The thread then chooses how to write it (prepare).
-func openTarget(uri string) (*fileTarget, error) {
+func openTarget(uri string, env transport.Env) (*fileTarget, error) {
 	a, err := transport.Parse(uri)
 	if err != nil {
 		return nil, wrapf(ErrInvalid, err, "%s", err.Error())
 	}
-	f, err := transport.OpenCheckpointFile(a.Path)
+	f, err := transport.OpenCheckpointFile(a.Path, env)
 	if err != nil {
 		return nil, wrapf(ErrInvalid, err, "%s", err.Error())
 	}
@@ -378,18 +378,16 @@ func (t *fileTarget) abort() {
 
 // loadURI loads the incoming stream: a file: one is read from the file itself (seekable:
 // either layout, mapped-ram detected from its configuration section; a committed journal
-// is applied first), any other from r.
+// is applied first), any other from r. The file is the one the source opened when it was
+// set up (-incoming is opened before -chroot and -runas take effect, as in QEMU).
 func (e *Engine) loadURI(uri string, r io.Reader) (string, error) {
 	a, err := transport.Parse(uri)
 	if err != nil || a.Scheme != transport.SchemeFile {
 		return e.Load(r)
 	}
-	f, err := os.OpenFile(a.Path, os.O_RDWR, 0)
-	if err != nil {
-		f, err = os.Open(a.Path)
-	}
-	if err != nil {
-		return "", wrapf(ErrLoad, err, "Unable to open %s: %v", a.Path, err)
+	f, ok := transport.File(r)
+	if !ok {
+		return e.Load(r)
 	}
 	keep := false
 	defer func() {
