@@ -255,28 +255,26 @@ type Config struct {
 	LoadVM      string
 	OnlyMigrate bool
 
-	Chardevs  []*Opts
-	Monitors  []Monitor
-	Serials   []string // -serial arguments as written
-	Parallels []string
-	Devices   []Device
-	Drives    []*Opts
-	Blockdevs []Blockdev
-	Netdevs   []Netdev
-	Nets      []*Opts
-	Nics      []*Opts
-	Objects   []Object
-	Globals   []Global
-	Audiodevs []Audiodev
-	FwCfg     []FwCfg
-	RTC       RTC
-	Boot      Boot
-	Actions   []Opt // -action and its sugar (-no-reboot, -no-shutdown, -watchdog-action)
-	// Sandboxes are the -sandbox options in order (see Sandbox).
-	Sandboxes []Sandbox
-	// RunAs is the last -runas (nil without one); Chroot the last -chroot ("" without).
-	RunAs      *RunAs
-	Chroot     string
+	Chardevs   []*Opts
+	Monitors   []Monitor
+	Serials    []string // -serial arguments as written
+	Parallels  []string
+	Devices    []Device
+	Drives     []*Opts
+	Blockdevs  []Blockdev
+	Netdevs    []Netdev
+	Nets       []*Opts
+	Nics       []*Opts
+	Objects    []Object
+	Globals    []Global
+	Audiodevs  []Audiodev
+	FwCfg      []FwCfg
+	RTC        RTC
+	Boot       Boot
+	Actions    []Opt     // -action and its sugar (-no-reboot, -no-shutdown, -watchdog-action)
+	Sandboxes  []Sandbox // -sandbox options in order (see Sandbox)
+	RunAs      *RunAs    // the last -runas; nil without one
+	Chroot     string    // the last -chroot; "" without one
 	Msg        *Opts
 	Overcommit *Opts
 	Trace      []*Opts
