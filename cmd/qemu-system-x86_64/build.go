@@ -169,6 +169,12 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		}
 		v.pidfile = pf
 	}
+	// Everything the command line names is open (and -incoming's source): change root and
+	// drop privileges, as QEMU's os_setup_post does before its main loop.
+	if err := setupPost(cfg); err != nil {
+		return nil, err
+	}
+	phase("hostguard")
 	return v, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"tlcvm/compat"
 	"tlcvm/compat/qerror"
 	"tlcvm/internal/daemon"
+	"tlcvm/internal/hostguard"
 	"tlcvm/machine/catalog"
 )
 
@@ -32,7 +33,8 @@ func main() {
 
 // run is the whole process; it returns the exit status.
 func run(argv []string, stdout, stderr io.Writer) int {
-	cfg, err := compat.Parse(argv)
+	parser := compat.Parser{LookupUser: hostguard.LookupUser}
+	cfg, err := parser.Parse(argv)
 	if err != nil {
 		return report(stderr, err)
 	}
@@ -56,6 +58,9 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	}
 	for _, w := range plan.warnings {
 		fmt.Fprintln(stderr, w)
+	}
+	if err := installSandboxes(cfg); err != nil {
+		return report(stderr, err)
 	}
 
 	var status *daemon.Status

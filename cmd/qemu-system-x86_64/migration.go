@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"tlcvm/compat"
 	"tlcvm/compat/optval"
 	"tlcvm/hmp"
@@ -89,7 +91,7 @@ func (a machineAdapter) VCPUThreads() []int {
 func (v *vm) newMigration(ev migration.Events, exit func(int)) (*migration.Engine, error) {
 	cfg := v.plan.cfg
 	e := migration.New(migration.Options{Machine: machineAdapter{v.machine}, Events: ev, Log: v.log,
-		Stderr: v.stderr, Prog: cfg.Prog, Exit: exit})
+		Stderr: v.stderr, Prog: cfg.Prog, Exit: exit, Open: v.openPath})
 	for _, g := range cfg.Globals {
 		if g.Driver != "migration" {
 			continue
@@ -114,6 +116,16 @@ func (v *vm) newMigration(ev migration.Events, exit func(int)) (*migration.Engin
 		}
 	}
 	return e, nil
+}
+
+// openPath is qemu_open for migration's file: paths: "/dev/fdset/N" through the QMP server's
+// fd sets (add-fd). Before the server exists (-incoming on the command line; tlcvm has no
+// -add-fd) there is no set, and the path is opened as it is.
+func (v *vm) openPath(path string, flag int, perm uint32) (int, error) {
+	if v.server != nil {
+		return v.server.FDSets().Open(path, flag, perm)
+	}
+	return unix.Open(path, flag|unix.O_CLOEXEC, perm)
 }
 
 // startIncoming handles -incoming: "defer" waits for migrate-incoming; a URI is listened
