@@ -474,7 +474,7 @@ func (g *Graph) ChangeMedium(device, id string, o ChangeOptions) error {
 	if err != nil {
 		return err
 	}
-	if f := o.Format; f != "" && f != DriverRaw && f != DriverQcow2 && f != DriverFile {
+	if f := o.Format; f != "" && f != DriverRaw && f != DriverQcow2 && f != DriverFile && f != DriverHostDevice {
 		return formatError(f)
 	}
 	rs := b.media.root

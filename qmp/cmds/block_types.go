@@ -237,8 +237,8 @@ func deviceStats(s blockdev.Stats) BlockDeviceStats {
 // and (when blockdev is true) its backing as "backing".
 func nodeStats(n *blockdev.Node, backing bool) *BlockStats {
 	s := &BlockStats{NodeName: n.Name, Stats: deviceStats(n.Stats)}
-	if n.Driver == blockdev.DriverFile {
-		s.DriverSpecific = &BlockStatsSpecific{Driver: "file"}
+	if !n.IsFormat() {
+		s.DriverSpecific = &BlockStatsSpecific{Driver: n.Driver}
 	}
 	if n.File != nil {
 		s.Parent = nodeStats(n.File, backing)
