@@ -25,6 +25,9 @@ func registerBuiltins(m *Monitor) {
 	for _, c := range mediaCommands() {
 		m.Register(c)
 	}
+	for _, c := range snapshotCommands() {
+		m.Register(c)
+	}
 }
 
 func vmCommands() []Command {

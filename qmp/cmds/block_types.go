@@ -40,6 +40,7 @@ type ImageInfo struct {
 	BackingFilename       string             `json:"backing-filename,omitempty"`
 	FullBackingFilename   string             `json:"full-backing-filename,omitempty"`
 	BackingFilenameFormat string             `json:"backing-filename-format,omitempty"`
+	Snapshots             []SnapshotInfo     `json:"snapshots,omitempty"`
 	BackingImage          *ImageInfo         `json:"backing-image,omitempty"`
 	FormatSpecific        *ImageInfoSpecific `json:"format-specific,omitempty"`
 }
@@ -207,6 +208,7 @@ func imageInfo(n *blockdev.Node) ImageInfo {
 		info.FullBackingFilename = n.FullBackingFilename()
 		info.BackingFilenameFormat = n.BackingFormat
 	}
+	info.Snapshots = imageSnapshots(n)
 	if n.Backing != nil {
 		b := imageInfo(n.Backing)
 		info.BackingImage = &b

@@ -79,6 +79,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerMedia(r, d)
 	registerVNC(r, d)
 	r.Register(internalCommands(d)...)
+	r.Register(snapshotCommands(d)...)
 	if d.Human != nil {
 		registerHuman(r, d)
 	}
