@@ -256,3 +256,66 @@ func TestMediaHostDevice(t *testing.T) {
 	}
 	diffSteps(t, steps, run(ref), run(cand))
 }
+
+// TestMediaTrayCheckpoint: a checkpoint carries the trays (QEMU's ide_drive/tray_state), so
+// a VM restored with the same command line has the CD-ROM trays where the source left them
+// (open with the medium in, open and empty, closed), announced by no DEVICE_TRAY_MOVED;
+// each binary restores its own stream and the answers are compared.
+func TestMediaTrayCheckpoint(t *testing.T) {
+	ref := requireReference(t)
+	cand := requireCandidate(t)
+	run := func(bin string) string {
+		dir := shortDir(t)
+		if err := os.WriteFile(filepath.Join(dir, "cd.iso"), make([]byte, 1<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"-machine", "pc", "-m", "64", "-accel", "tcg", "-S",
+			"-drive", "if=ide,index=2,media=cdrom,file=cd.iso,format=raw",
+			"-device", "ide-cd,bus=ide.1,unit=1,id=cd9", "-device", "ide-cd,bus=ide.0,unit=0,id=cd0"}
+		src := startMigVM(t, bin, dir, "src", args...)
+		src.do("blockdev-open-tray", map[string]any{"device": "ide1-cd0"})
+		src.do("blockdev-change-medium", map[string]any{"id": "cd9", "filename": filepath.Join(dir, "cd.iso"), "format": "raw"})
+		src.do("eject", map[string]any{"id": "cd9"})
+		src.do("blockdev-open-tray", map[string]any{"id": "cd0"})
+		src.do("blockdev-close-tray", map[string]any{"id": "cd0"})
+		src.do("migrate", map[string]any{"uri": "exec:cat > " + filepath.Join(dir, "ckpt")})
+		src.waitMigration("completed")
+		src.quit()
+		dst := startMigVM(t, bin, dir, "dst", append(args, "-incoming", "defer")...)
+		dst.do("migrate-set-capabilities", map[string]any{"capabilities": []map[string]any{{"capability": "events", "state": true}}})
+		dst.do("migrate-incoming", map[string]any{"uri": "exec:cat " + filepath.Join(dir, "ckpt")})
+		var events []string
+		for {
+			evs, err := dst.q.WaitEvent("MIGRATION")
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := evs[len(evs)-1]
+			for _, x := range evs {
+				events = append(events, x.Event())
+			}
+			if st, _ := e.Value.Get("data"); strings.Contains(st.String(), `"completed"`) {
+				break
+			}
+			if st, _ := e.Value.Get("data"); strings.Contains(st.String(), `"failed"`) {
+				t.Fatalf("%s: incoming failed", bin)
+			}
+		}
+		var trays []string
+		for _, b := range dst.do("query-block", nil).Arr {
+			dev, _ := b.Get("qdev")
+			open, _ := b.Get("tray_open")
+			_, inserted := b.Get("inserted")
+			trays = append(trays, fmt.Sprintf("%s open=%s inserted=%t", dev.Str(), open, inserted))
+		}
+		dst.quit()
+		return strings.Join(events, " ") + "\n" + strings.Join(trays, "\n")
+	}
+	want, got := run(ref), run(cand)
+	if got != want {
+		t.Errorf("restored trays differ\nQEMU 7.2:\n%s\ntlcvm:\n%s", want, got)
+	}
+	if testing.Verbose() {
+		t.Logf("QEMU 7.2:\n%s", want)
+	}
+}
