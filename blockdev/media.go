@@ -539,17 +539,16 @@ func (g *Graph) AttachEmpty(d *Device) error {
 	return nil
 }
 
-// SetMediumLock is the guest locking or unlocking the tray of d's drive (ATAPI PREVENT
-// ALLOW MEDIUM REMOVAL); devices without a tray ignore it.
-func (g *Graph) SetMediumLock(d *Device, locked bool) {
+// LockTrays is the guest locking the tray of every CD-ROM (ATAPI PREVENT ALLOW MEDIUM
+// REMOVAL with prevent set), as an OS does for the discs it mounts. A locked tray opens
+// only with force; without, the monitor's request reaches the guest as an eject request.
+func (g *Graph) LockTrays() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if b := d.Backend; b != nil {
-		op := opUnlock
-		if locked {
-			op = opLock
+	for _, d := range g.devices {
+		if b := d.Backend; b != nil && b.HasTray() {
+			_, _ = g.apply(b, opLock, "", nil)
 		}
-		_, _ = g.apply(b, op, "", nil)
 	}
 }
 

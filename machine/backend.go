@@ -49,13 +49,14 @@ const (
 type exitReason uint8
 
 const (
-	exitQuantum  exitReason = iota // the quantum is used up; run again
-	exitKicked                     // Kick
-	exitHalt                       // HLT: sleep until woken, or until wakeAt (guest ns) when not 0
-	exitIO                         // port output (string I/O): data to port
-	exitIPI                        // INIT-SIPI-SIPI: release the other vCPUs (they wake)
-	exitShutdown                   // the guest powered itself off (ACPI sleep state S5)
-	exitFault                      // a guest RAM check failed (err); the vCPU made no progress
+	exitQuantum   exitReason = iota // the quantum is used up; run again
+	exitKicked                      // Kick
+	exitHalt                        // HLT: sleep until woken, or until wakeAt (guest ns) when not 0
+	exitIO                          // port output (string I/O): data to port
+	exitIPI                         // INIT-SIPI-SIPI: release the other vCPUs (they wake)
+	exitShutdown                    // the guest powered itself off (ACPI sleep state S5)
+	exitFault                       // a guest RAM check failed (err); the vCPU made no progress
+	exitLockTrays                   // the guest locks the CD-ROM trays (Config.Media)
 )
 
 // exit is what Run returns: the reason and its operands.
@@ -84,6 +85,8 @@ func (r exitReason) String() string {
 		return "shutdown"
 	case exitFault:
 		return "fault"
+	case exitLockTrays:
+		return "lock-trays"
 	}
 	return "exit?"
 }

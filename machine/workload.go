@@ -28,6 +28,9 @@ const DefaultWorkload = "ws=16M,rate=4M"
 //	            resident set larger than the working set: "ws=64M,fill=3G". New refuses
 //	            a fill that does not fit in RAM after the working set.
 //	idle        no working set: the guest boots, prints its banner and halts (fill=0)
+//	cdlock      at boot the guest locks the tray of every CD-ROM (ATAPI PREVENT ALLOW
+//	            MEDIUM REMOVAL), as an OS does for a mounted disc, and never unlocks it:
+//	            the monitor can open it only with force (Config.Media)
 //
 // Examples: "ws=64M,rate=max", "ws=512M,rate=200M", "ws=64M,fill=3G", "idle". The empty
 // string means DefaultWorkload. Anything else is refused by New with an ErrWorkload error.
@@ -35,12 +38,18 @@ type Workload struct {
 	WS   uint64 // bytes, a multiple of PageSize; 0 = idle
 	Rate uint64 // bytes/s; 0 = max
 	Fill uint64 // bytes written once after the working set, a multiple of PageSize
+	// CDLock: the guest locks the CD-ROM trays at boot.
+	CDLock bool
 }
 
 // String renders the configuration in the same syntax.
 func (w Workload) String() string {
+	lock := ""
+	if w.CDLock {
+		lock = ",cdlock"
+	}
 	if w.WS == 0 && w.Fill == 0 {
-		return "idle"
+		return "idle" + lock
 	}
 	rate := "max"
 	if w.Rate != 0 {
@@ -50,7 +59,7 @@ func (w Workload) String() string {
 	if w.Fill != 0 {
 		s += ",fill=" + fmtSize(w.Fill)
 	}
-	return s
+	return s + lock
 }
 
 func fmtSize(v uint64) string {
@@ -86,6 +95,11 @@ func parseOnto(w Workload, s string) (Workload, error) {
 				return w, fmt.Errorf("%w: %s: 'idle' takes no value", ErrWorkload, WorkloadKey)
 			}
 			w.WS, w.Fill = 0, 0
+		case "cdlock":
+			if hasVal {
+				return w, fmt.Errorf("%w: %s: 'cdlock' takes no value", ErrWorkload, WorkloadKey)
+			}
+			w.CDLock = true
 		case "ws":
 			n, err := parseSize(val)
 			if err != nil || !hasVal {
@@ -109,7 +123,7 @@ func parseOnto(w Workload, s string) (Workload, error) {
 			}
 			w.Fill = n &^ (PageSize - 1)
 		default:
-			return w, fmt.Errorf("%w: %s: unknown item %q (valid: ws=SIZE, rate=SIZE|max, fill=SIZE, idle)", ErrWorkload, WorkloadKey, item)
+			return w, fmt.Errorf("%w: %s: unknown item %q (valid: ws=SIZE, rate=SIZE|max, fill=SIZE, idle, cdlock)", ErrWorkload, WorkloadKey, item)
 		}
 	}
 	return w, nil

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -318,4 +319,71 @@ func TestMediaTrayCheckpoint(t *testing.T) {
 	if testing.Verbose() {
 		t.Logf("QEMU 7.2:\n%s", want)
 	}
+}
+
+// TestMediaGuestLock: a guest that locks its CD-ROM's tray (QEMU boots the boot sector
+// testdata/lockcd.bin, which sends PREVENT MEDIUM REMOVAL; tlcvm's guest does the same for
+// the workload item cdlock, on the same command line) makes the tray refuse the monitor:
+// blockdev-open-tray only asks the guest (no event, the tray stays shut), eject and
+// blockdev-change-medium fail with QEMU's text, force opens it and drops the lock.
+func TestMediaGuestLock(t *testing.T) {
+	ref := requireReference(t)
+	cand := requireCandidate(t)
+	mbr, err := os.ReadFile("testdata/lockcd.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []qmpStep{
+		{"query-block", nil},
+		{"blockdev-open-tray", map[string]any{"device": "ide1-cd0"}},
+		{"query-block", nil},
+		{"eject", map[string]any{"device": "ide1-cd0"}},
+		{"blockdev-change-medium", map[string]any{"device": "ide1-cd0", "filename": "cd.iso", "format": "raw"}},
+		{"blockdev-close-tray", map[string]any{"device": "ide1-cd0"}},
+		{"human-monitor-command", map[string]any{"command-line": "info block ide1-cd0"}},
+		{"human-monitor-command", map[string]any{"command-line": "eject ide1-cd0"}},
+		{"human-monitor-command", map[string]any{"command-line": "change ide1-cd0 cd.iso raw"}},
+		{"eject", map[string]any{"device": "ide1-cd0", "force": true}},
+		{"query-block", nil},
+		{"blockdev-change-medium", map[string]any{"device": "ide1-cd0", "filename": "cd.iso", "format": "raw"}},
+		{"query-block", nil},
+	}
+	run := func(bin string) []string {
+		dir := shortDir(t)
+		disk := append(append([]byte(nil), mbr...), make([]byte, 1<<20-len(mbr))...)
+		for name, b := range map[string][]byte{"disk.img": disk, "cd.iso": make([]byte, 1<<20)} {
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		v := startMigVM(t, bin, dir, "vm", "-machine", "pc", "-accel", "tcg",
+			"-drive", "file=disk.img,format=raw,if=ide,index=0",
+			"-drive", "if=ide,index=2,media=cdrom,file=cd.iso,format=raw",
+			"-fw_cfg", "name=opt/tlcvm/workload,string=idle,,cdlock")
+		deadline := time.Now().Add(harness.DefaultTimeout)
+		for !strings.Contains(v.do("query-block", nil).String(), `"locked": true`) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the guest never locked the tray", bin)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		v.q.DropEvents("RESUME")
+		fix := func(k string, val any) any {
+			if k == "filename" {
+				return filepath.Join(dir, val.(string))
+			}
+			return val
+		}
+		return runSteps(t, v, steps, fix, func(_ qmpStep, reply string) string {
+			var evs []string
+			for _, e := range v.q.Pending() {
+				d, _ := e.Value.Get("data")
+				evs = append(evs, e.Event()+" "+d.String())
+			}
+			v.q.DropEvents("DEVICE_TRAY_MOVED")
+			reply = strings.ReplaceAll(reply, dir+"/", "")
+			return blockScrubs[0].ReplaceAllString(reply, "#blockN") + " events: " + strings.Join(evs, ", ")
+		})
+	}
+	diffSteps(t, steps, run(ref), run(cand))
 }

@@ -87,6 +87,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	mcfg.Log = v.log
 	mcfg.Events = ev
 	mcfg.Stderr = stderr
+	mcfg.Media = guestMedia{v}
 	if p.serialChardev != "" {
 		c, ok := v.chardevs.Get(p.serialChardev)
 		if !ok {

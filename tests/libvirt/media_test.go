@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	lv "tlcvm/bench/libvirt"
 )
@@ -248,5 +249,51 @@ func TestChangeMediaQ35(t *testing.T) {
 		t.Errorf("insert of a missing file: %v", err)
 	}
 	wantMedium(t, name, "sda", "sata0-0-0", "", false, true)
+	mustRun(t, "destroy", name)
+}
+
+// TestChangeMediaLockedTray: the guest has locked the CD-ROM's tray (QEMU boots
+// tests/testdata/lockcd.bin from the disk; tlcvm's guest locks it for the workload item
+// cdlock). Without --force libvirt's blockdev-open-tray only asks the guest, no
+// DEVICE_TRAY_MOVED comes, and libvirt gives up after its 5 s wait; --force opens it.
+func TestChangeMediaLockedTray(t *testing.T) {
+	need(t)
+	d, dir := newDomain(t, lv.PC, "idle,,cdlock")
+	mbr, err := filepath.Abs("../testdata/lockcd.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lv.CreateDisk(d.Disk, mbr); err != nil {
+		t.Fatal(err)
+	}
+	img := images(t, dir, "a.iso", "b.iso")
+	d.Media = []lv.Medium{{Device: "cdrom", Bus: "ide", Target: "hdc", Source: img["a.iso"]}}
+	name := d.Name
+	if err := virsh.Define(d, dir); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "start", name)
+	wantState(t, name, "running", "booted")
+	if err := lv.Poll(stateDeadline, 50*time.Millisecond, "the guest locks the tray", func() (bool, error) {
+		return queryBlock(t, name)["ide0-1-0"].Locked, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"--eject"}, {img["b.iso"], "--update"}} {
+		_, err := virsh.Run(append([]string{"change-media", name, "hdc"}, args...)...)
+		if err == nil || !strings.Contains(err.Error(), "timed out waiting to open tray of 'hdc'") {
+			t.Errorf("change-media %v on a locked tray: %v", args, err)
+		}
+	}
+	b := queryBlock(t, name)["ide0-1-0"]
+	if !b.Locked || b.TrayOpen == nil || *b.TrayOpen || b.Inserted == nil || b.Inserted.File != img["a.iso"] {
+		t.Errorf("after the refused changes: %+v", b)
+	}
+	wantOut(t, mustRun(t, "change-media", name, "hdc", "--eject", "--force"), "Successfully ejected media.")
+	b = queryBlock(t, name)["ide0-1-0"]
+	if b.Locked || b.Inserted != nil {
+		t.Errorf("after --eject --force: %+v", b)
+	}
+	wantMedium(t, name, "hdc", "ide0-1-0", "", false, true)
 	mustRun(t, "destroy", name)
 }
