@@ -273,10 +273,6 @@ func (b *Backend) devID() string {
 	return b.Device.Path
 }
 
-// EjectRequested reports whether the backend's device has an eject request the guest has
-// not answered (the monitor asked a locked tray to open).
-func (b *Backend) EjectRequested() bool { return b.media.ejectRequest }
-
 // apply carries out one primitive on b (callers hold g.mu): the checks of mediaStep, then
 // its effects; node is the medium to insert (opInsert). On an error nothing has changed.
 func (g *Graph) apply(b *Backend, op mediaOp, name string, node *Node) (outcome, error) {
