@@ -274,7 +274,9 @@ func (b *Backend) devID() string {
 }
 
 // apply carries out one primitive on b (callers hold g.mu): the checks of mediaStep, then
-// its effects; node is the medium to insert (opInsert). On an error nothing has changed.
+// its effects; node is the medium to insert (opInsert). A refusal changes only what QEMU
+// changes before refusing (a locked tray's eject request); a medium the graph or the
+// floppy refuses is taken out again, leaving the slot empty, as QEMU's blk_remove_bs does.
 func (g *Graph) apply(b *Backend, op mediaOp, name string, node *Node) (outcome, error) {
 	r := mediaStep(b.kind(), b.state(), op)
 	if r.eff.ejectReq { // blk_dev_eject_request: with force, the lock goes first
