@@ -53,6 +53,16 @@
 // table (cluster 3; the file ends right after it); version 3 images carry the feature name
 // table when clusters exceed 4 KiB. qemu-img check finds them clean.
 //
+// # Removable media
+//
+// CD-ROMs (ide-cd, scsi-cd) have a tray the guest may lock, floppies a slot without one, a
+// backend without a device takes media too; media.go holds the one transition function of
+// their states (mediaStep) and the QMP operations composed from it as QEMU 7.2 composes
+// them (blockdev-open-tray/-close-tray/-remove-medium/-insert-medium/-change-medium, eject),
+// emitting DEVICE_TRAY_MOVED on every tray move. A removable device realized without a
+// drive makes itself an empty anonymous backend. snapshots.go reads the internal snapshot
+// tables of qcow2 images (query-block's image info, HMP info snapshots).
+//
 // # Errors
 //
 // Every error is a *qerror.Error: it wraps a sentinel of errors.go and carries QEMU's text;

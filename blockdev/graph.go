@@ -240,7 +240,7 @@ func (g *Graph) refresh() error {
 	}
 	var done []lockUndo
 	for _, n := range g.nodes {
-		if n.f == nil || n.Driver != DriverFile {
+		if n.f == nil || !n.protocol() {
 			continue
 		}
 		perm, shared := cumulative(n)

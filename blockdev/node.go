@@ -2,6 +2,7 @@ package blockdev
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,10 +13,14 @@ import (
 
 // Drivers tlcvm opens.
 const (
-	DriverFile  = "file"
-	DriverRaw   = "raw"
-	DriverQcow2 = "qcow2"
+	DriverFile       = "file"
+	DriverHostDevice = "host_device" // file-posix over a block or character device
+	DriverRaw        = "raw"
+	DriverQcow2      = "qcow2"
 )
+
+// protocol reports whether n is a protocol node over a host file or device.
+func (n *Node) protocol() bool { return n.Driver == DriverFile || n.Driver == DriverHostDevice }
 
 // Node is one block node (QEMU's BlockDriverState): a "file" protocol node over a host file,
 // or a "raw"/"qcow2" format node over a file child, with an optional backing node (qcow2).
@@ -64,7 +69,7 @@ type tempUse struct{ perm, shared Perm }
 func (n *Node) Filename() string { return n.filename }
 
 // IsFormat reports whether n is a format node (raw, qcow2).
-func (n *Node) IsFormat() bool { return n.Driver != DriverFile }
+func (n *Node) IsFormat() bool { return !n.protocol() }
 
 // Size is the node's virtual size in bytes: the host file's length rounded up to 512
 // bytes for file and raw nodes, the header's size for qcow2.
@@ -78,6 +83,14 @@ func (n *Node) Size() int64 {
 	st, err := n.f.Stat()
 	if err != nil {
 		return 0
+	}
+	if st.Mode()&os.ModeDevice != 0 && st.Mode()&os.ModeCharDevice == 0 {
+		// A block device's length is where it ends; a character device has none.
+		end, err := n.f.Seek(0, io.SeekEnd)
+		if err != nil {
+			return 0
+		}
+		return end
 	}
 	return (st.Size() + 511) &^ 511
 }
@@ -179,6 +192,32 @@ func openHostFile(name string, rw bool) (*os.File, error) {
 		return nil, qerror.Errno(ErrOpen, err, "Could not open '%s'", name)
 	}
 	return f, nil
+}
+
+// checkHostFileType is raw_open_common's check: "file" opens regular files only,
+// "host_device" block and character devices only.
+func checkHostFileType(f *os.File, driver, name string) error {
+	st, err := f.Stat()
+	if err != nil {
+		return qerror.Errno(ErrOpen, err, "Could not open '%s'", name)
+	}
+	device := st.Mode()&os.ModeDevice != 0
+	switch {
+	case driver == DriverFile && !st.Mode().IsRegular():
+		return errf(ErrOpen, "'%s' driver requires '%s' to be a regular file", driver, name)
+	case driver == DriverHostDevice && !device:
+		return errf(ErrOpen, "'%s' driver requires '%s' to be either a character or block device", driver, name)
+	}
+	return nil
+}
+
+// hostDriver is the protocol QEMU's bdrv_find_protocol picks for a plain file name: a
+// block or character device is a host_device, anything else a file.
+func hostDriver(name string) string {
+	if st, err := os.Stat(name); err == nil && st.Mode()&os.ModeDevice != 0 {
+		return DriverHostDevice
+	}
+	return DriverFile
 }
 
 // reopen switches a file node's descriptor between read-only and read-write, moving its

@@ -41,7 +41,7 @@ func (g *Graph) createQcow2(o *CreateOptions) error {
 	if err != nil {
 		return err
 	}
-	for n.Driver != DriverFile {
+	for !n.protocol() {
 		if n.Driver != DriverRaw {
 			return errf(ErrUnsupported, "tlcvm: qcow2 images can be created on file and raw nodes only")
 		}

@@ -283,7 +283,7 @@ func (q *qcow2) discardHost(e uint64) {
 	if r, err := q.refcount(host / q.cs); err != nil || r != 0 {
 		return
 	}
-	if f := q.n.File; f != nil && f.Discard == "unmap" && f.Driver == DriverFile {
+	if f := q.n.File; f != nil && f.Discard == "unmap" && f.protocol() {
 		_ = f.fileDiscard(host, q.cs)
 	}
 }

@@ -22,6 +22,7 @@ type hmpImageInfo struct {
 	BackingFilename       *string        `json:"backing-filename"`
 	FullBackingFilename   *string        `json:"full-backing-filename"`
 	BackingFilenameFormat *string        `json:"backing-filename-format"`
+	Snapshots             []hmpSnapshot  `json:"snapshots"`
 	BackingImage          *hmpImageInfo  `json:"backing-image"`
 	FormatSpecific        *hmpFormatSpec `json:"format-specific"`
 }
@@ -307,6 +308,10 @@ func imageInfoDump(c *Call, img *hmpImageInfo) {
 		if img.BackingFilenameFormat != nil {
 			c.Printf("backing file format: %s\n", *img.BackingFilenameFormat)
 		}
+	}
+	if len(img.Snapshots) > 0 {
+		c.Print("Snapshot list:\n")
+		snapshotTable(c, img.Snapshots)
 	}
 	if fs := img.FormatSpecific; fs != nil && fs.Type == "qcow2" {
 		c.Print("Format specific information:\n")

@@ -57,6 +57,7 @@ const (
 	exitShutdown                   // the guest powered itself off (ACPI sleep state S5)
 	exitFault                      // a guest RAM check failed (err); the vCPU made no progress
 	exitDisk                       // a disk request (disk.go): carry it out, then Run again
+	exitLockTrays                  // the guest locks the CD-ROM trays (Config.Media)
 )
 
 // exit is what Run returns: the reason and its operands.
@@ -88,6 +89,8 @@ func (r exitReason) String() string {
 		return "fault"
 	case exitDisk:
 		return "disk"
+	case exitLockTrays:
+		return "lock-trays"
 	}
 	return "exit?"
 }

@@ -1,8 +1,8 @@
 // Package machine is the virtual machine of tlcvm: QEMU's run-state machine, guest RAM,
 // vCPU threads, the deterministic guest workload, and the devices it talks to (a 16550
-// serial port, fw_cfg, the ACPI power button, the guest clock), with versioned save/load
-// state for checkpoints. It never imports qmp, hmp, migration or compat: those drive it
-// through its exported methods.
+// serial port, fw_cfg, the ACPI power button, the guest clock, and through Config.Media the
+// trays of the CD-ROMs its OS may lock), with versioned save/load state for checkpoints. It
+// never imports qmp, hmp, migration or compat: those drive it through its exported methods.
 //
 // # Run state
 //

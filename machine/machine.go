@@ -37,6 +37,7 @@ type Config struct {
 	Stderr io.Writer      // error reports (a guest RAM check failure); nil: os.Stderr
 	Log    zerolog.Logger // zero value: silent
 	Events EventSink      // nil: events are dropped
+	Media  Media          // the removable-media drives the guest may lock; nil: none
 }
 
 // Machine is a running (or not yet started) VM.

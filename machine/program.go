@@ -311,7 +311,7 @@ func (c *synthCPU) boot() {
 	if m.ram.size <= gpaWSBase+ws {
 		fill = 0
 	}
-	cfg := Workload{WS: ws, Rate: w.Rate, Fill: fill, DiskWorkload: m.workload.DiskWorkload}
+	cfg := Workload{WS: ws, Rate: w.Rate, Fill: fill, CDLock: w.CDLock, DiskWorkload: m.workload.DiskWorkload}
 	c.out(fmt.Sprintf("tlcvm guest: %d vCPU(s), %d MiB RAM, workload %s\r\n",
 		len(m.vcpus), m.ram.size>>20, cfg))
 	m.ram.store64(gpaBootInfo+8, ws)
@@ -320,6 +320,9 @@ func (c *synthCPU) boot() {
 	atomic.StoreUint64((*uint64)(ptr(m.ram.mem, gpaBootInfo)), 1)
 	c.dirty(m.ram.noteWrite(gpaBootInfo >> pageShift))
 	c.enterWorkload(ws, w.Rate)
+	if w.CDLock {
+		c.queue(exit{reason: exitLockTrays})
+	}
 	c.queue(exit{reason: exitIPI})
 }
 

@@ -245,6 +245,10 @@ func (v *vcpu) deliver(ex exit) {
 		}
 	case exitShutdown:
 		v.m.requestGuestShutdown()
+	case exitLockTrays:
+		if v.m.cfg.Media != nil {
+			v.m.cfg.Media.LockTrays()
+		}
 	}
 }
 

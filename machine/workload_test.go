@@ -56,6 +56,9 @@ func TestParseWorkload(t *testing.T) {
 		{"disk-bs=32M", machine.Workload{}, "", true},
 		{"disk-offset=7", machine.Workload{}, "", true},
 		{"disk-rate=0", machine.Workload{}, "", true},
+		{"idle,cdlock", machine.Workload{Rate: 4 << 20, CDLock: true}, "idle,cdlock", false},
+		{"cdlock,ws=1M", machine.Workload{WS: 1 << 20, Rate: 4 << 20, CDLock: true}, "ws=1M,rate=4M,cdlock", false},
+		{"cdlock=1", machine.Workload{}, "", true},
 	} {
 		got, err := machine.ParseWorkload(c.in)
 		if c.bad {

@@ -94,6 +94,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 			v.block.FlushAll()
 		}
 	}
+	mcfg.Media = guestMedia{v}
 	if p.serialChardev != "" {
 		c, ok := v.chardevs.Get(p.serialChardev)
 		if !ok {

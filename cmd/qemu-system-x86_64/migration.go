@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"tlcvm/blockdev"
 	"tlcvm/compat"
 	"tlcvm/compat/optval"
 	"tlcvm/hmp"
@@ -16,8 +17,12 @@ import (
 	"tlcvm/qmp/cmds"
 )
 
-// machineAdapter presents *machine.Machine as the migration engine's Machine.
-type machineAdapter struct{ m *machine.Machine }
+// machineAdapter presents *machine.Machine as the migration engine's Machine, with the
+// block layer's tray sections after the machine's own.
+type machineAdapter struct {
+	m     *machine.Machine
+	block *blockdev.Graph
+}
 
 var _ migration.Machine = machineAdapter{}
 
@@ -53,6 +58,11 @@ func (a machineAdapter) Sections() []migration.Section {
 	var out []migration.Section
 	for _, s := range a.m.Snapshotters() {
 		out = append(out, s)
+	}
+	if a.block != nil {
+		for _, s := range a.block.TraySections() {
+			out = append(out, s)
+		}
 	}
 	return out
 }
@@ -90,7 +100,7 @@ func (a machineAdapter) VCPUThreads() []int {
 // the HMP commands. exit ends the process after a failed incoming migration.
 func (v *vm) newMigration(ev migration.Events, exit func(int)) (*migration.Engine, error) {
 	cfg := v.plan.cfg
-	e := migration.New(migration.Options{Machine: machineAdapter{v.machine}, Events: ev, Log: v.log,
+	e := migration.New(migration.Options{Machine: machineAdapter{v.machine, v.block}, Events: ev, Log: v.log,
 		Stderr: v.stderr, Prog: cfg.Prog, Exit: exit, Open: v.openPath})
 	for _, g := range cfg.Globals {
 		if g.Driver != "migration" {

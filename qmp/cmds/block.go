@@ -81,7 +81,8 @@ func (BlockdevOptions) UnionTag() string { return "driver" }
 
 // UnionVariants implements qmp.Union.
 func (BlockdevOptions) UnionVariants() map[string]any {
-	return map[string]any{"file": BlockdevOptionsFile{}, "raw": BlockdevOptionsRaw{}, "qcow2": BlockdevOptionsQcow2{}}
+	return map[string]any{"file": BlockdevOptionsFile{}, "host_device": BlockdevOptionsFile{},
+		"raw": BlockdevOptionsRaw{}, "qcow2": BlockdevOptionsQcow2{}}
 }
 
 // BlockdevRef is QAPI's alternate of inline BlockdevOptions or a node name.

@@ -42,6 +42,7 @@ type ImageInfo struct {
 	BackingFilename       string             `json:"backing-filename,omitempty"`
 	FullBackingFilename   string             `json:"full-backing-filename,omitempty"`
 	BackingFilenameFormat string             `json:"backing-filename-format,omitempty"`
+	Snapshots             []SnapshotInfo     `json:"snapshots,omitempty"`
 	BackingImage          *ImageInfo         `json:"backing-image,omitempty"`
 	FormatSpecific        *ImageInfoSpecific `json:"format-specific,omitempty"`
 }
@@ -210,6 +211,7 @@ func imageInfo(n *blockdev.Node) ImageInfo {
 		info.FullBackingFilename = n.FullBackingFilename()
 		info.BackingFilenameFormat = n.BackingFormat
 	}
+	info.Snapshots = imageSnapshots(n)
 	if n.Backing != nil {
 		b := imageInfo(n.Backing)
 		info.BackingImage = &b
@@ -255,9 +257,9 @@ func deviceStats(s blockdev.Stats, wrHighest int64) BlockDeviceStats {
 func nodeStats(n *blockdev.Node, backing bool) *BlockStats {
 	s := &BlockStats{NodeName: n.Name, Stats: BlockDeviceStats{WrHighestOffset: n.WrHighestOffset(),
 		TimedStats: []BlockDeviceTimedStats{}}}
-	if n.Driver == blockdev.DriverFile {
+	if !n.IsFormat() {
 		f := n.FileStats()
-		s.DriverSpecific = &BlockStatsSpecific{Driver: "file", BlockStatsSpecificFile: BlockStatsSpecificFile{
+		s.DriverSpecific = &BlockStatsSpecific{Driver: n.Driver, BlockStatsSpecificFile: BlockStatsSpecificFile{
 			DiscardNbOk: f.DiscardNbOK, DiscardNbFailed: f.DiscardNbFailed, DiscardBytesOk: f.DiscardBytesOK}}
 	}
 	if n.File != nil {

@@ -85,6 +85,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerDirtyRate(r, d)
 	registerStats(r)
 	r.Register(internalCommands(d)...)
+	r.Register(snapshotCommands(d)...)
 	if d.Human != nil {
 		registerHuman(r, d)
 	}
