@@ -49,15 +49,15 @@ const (
 type exitReason uint8
 
 const (
-	exitQuantum  exitReason = iota // the quantum is used up; run again
-	exitKicked                     // Kick
-	exitHalt                       // HLT: sleep until woken, or until wakeAt (guest ns) when not 0
-	exitIO                         // port output (string I/O): data to port
-	exitIPI                        // INIT-SIPI-SIPI: release the other vCPUs (they wake)
-	exitShutdown                   // the guest powered itself off (ACPI sleep state S5)
-	exitFault                      // a guest RAM check failed (err); the vCPU made no progress
-	exitDisk                       // a disk request (disk.go): carry it out, then Run again
-	exitLockTrays                  // the guest locks the CD-ROM trays (Config.Media)
+	exitQuantum   exitReason = iota // the quantum is used up; run again
+	exitKicked                      // Kick
+	exitHalt                        // HLT: sleep until woken, or until wakeAt (guest ns) when not 0
+	exitIO                          // port output (string I/O): data to port
+	exitIPI                         // INIT-SIPI-SIPI: release the other vCPUs (they wake)
+	exitShutdown                    // the guest powered itself off (ACPI sleep state S5)
+	exitFault                       // a guest RAM check failed (err); the vCPU made no progress
+	exitDisk                        // a disk request (disk.go): carry it out, then Run again
+	exitLockTrays                   // the guest locks the CD-ROM trays (Config.Media)
 )
 
 // exit is what Run returns: the reason and its operands.
