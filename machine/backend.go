@@ -43,6 +43,7 @@ type backend interface {
 // Interrupt lines a backend may be given.
 const (
 	irqSCI = 9 // ACPI system control interrupt (the power button), to vCPU 0
+	irqNMI = 2 // non-maskable interrupt (inject-nmi), to every vCPU (nmi.go)
 )
 
 // exitReason says why Run returned.

@@ -59,7 +59,7 @@ type synthCPU struct {
 	index  int
 	st     CPUState
 	fault  error  // a failed guest RAM check met by the last step(s)
-	irq    uint32 // pending interrupt lines (bit irqSCI)
+	irq    uint32 // pending interrupt lines (bits irqSCI, irqNMI)
 	queued []exit // exits of the last step not yet returned by Run (in order)
 	kicked atomic.Bool
 	// dirtied counts the pages this vCPU's stores took from clean to dirty (what KVM's
@@ -98,8 +98,8 @@ func (c *synthCPU) SetState(st CPUState) {
 // Kick implements backend.
 func (c *synthCPU) Kick() { c.kicked.Store(true) }
 
-// Interrupt implements backend: the guest takes the SCI (its power-button handler) at
-// the next Run.
+// Interrupt implements backend: the guest takes the NMI (nmi.go) and the SCI (its
+// power-button handler) at the next Run.
 func (c *synthCPU) Interrupt(irq int) { c.irq |= 1 << irq }
 
 // queue appends an exit to return once the current step is over.
@@ -125,6 +125,9 @@ func (c *synthCPU) Run(quantum int) exit {
 	if c.kicked.Swap(false) {
 		return exit{reason: exitKicked}
 	}
+	if c.irq&(1<<irqNMI) != 0 && c.takeNMI() {
+		return c.dequeue()
+	}
 	if c.irq&(1<<irqSCI) != 0 {
 		c.irq &^= 1 << irqSCI
 		c.powerButton()
@@ -147,6 +150,9 @@ func (c *synthCPU) Run(quantum int) exit {
 			c.out(c.statusLine(now))
 			c.st.Regs[regReport] = now + reportEveryNS
 		}
+	}
+	if c.irq&(1<<irqNMI) != 0 {
+		c.takeNMI() // one that came before the boot, taken once the kernel runs
 	}
 	due, diskAt := c.diskDue()
 	switch {

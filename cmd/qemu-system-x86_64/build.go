@@ -138,6 +138,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		CPUModel:    p.mcfg.CPUModel,
 		PCI:         p.pci,
 		Balloon:     hasBalloon(cfg),
+		ACPI:        hasACPI(cfg),
 		KVM:         p.kvm,
 		VNC:         v.vncInfo,
 		DirtyRate:   dirtyrate.NewMeter(dirtyMachine{m}, p.dirtyRing),
@@ -343,4 +344,11 @@ func hasBalloon(cfg *compat.Config) bool {
 func isBalloon(driver string) bool {
 	return catalog.IsA(driver, "virtio-balloon-pci") || catalog.IsA(driver, "virtio-balloon-device") ||
 		strings.HasPrefix(driver, "virtio-balloon-pci")
+}
+
+// hasACPI reports whether the board gets ACPI: the machine's "acpi" (OnOffAuto; -no-acpi
+// sets it off) is not off.
+func hasACPI(cfg *compat.Config) bool {
+	v, ok := cfg.Machine.Prop("acpi")
+	return !ok || v != "off"
 }

@@ -45,6 +45,7 @@ type Deps struct {
 	CPUModel    string              // e.g. "qemu64"
 	PCI         []PCIFunction       // functions on bus 0; nil for a machine without PCI
 	Balloon     bool                // a virtio-balloon device exists (-device)
+	ACPI        bool                // the board has ACPI (not -machine acpi=off, -no-acpi)
 	KVM         bool                // the accelerator chosen is KVM (query-kvm "enabled")
 	Migration   *migration.Engine   // nil: the migration commands are not registered
 	Block       *blockdev.Graph     // nil: the block commands are not registered
@@ -75,6 +76,9 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerQOM(r, d)
 	registerMemory(r, d)
 	registerMisc(r, d)
+	if p, ok := d.Machine.(Platform); ok {
+		registerPlatform(r, d, p)
+	}
 	registerPCI(r, d)
 	registerCmdline(r, d)
 	registerMigration(r, d)
