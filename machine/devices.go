@@ -12,10 +12,14 @@ import (
 // The transmitter is always ready (LSR THRE|TEMT); bytes written to THR go to the
 // back-end writer, buffered per line. Receive is not modelled (RBR reads 0).
 type Serial struct {
-	mu  sync.Mutex
-	out io.Writer // nil: no back-end attached; +checklocks:mu
-	buf []byte    // pending output up to the next '\n'; runtime only (nosave)
-	st  SerialState
+	// console is the guest's console lock (Linux's console_lock around a printk): one
+	// vCPU's line reaches the UART whole before another vCPU's starts. Guest-side state
+	// only; never held with mu by anyone but puts.
+	console sync.Mutex
+	mu      sync.Mutex
+	out     io.Writer // nil: no back-end attached; +checklocks:mu
+	buf     []byte    // pending output up to the next '\n'; runtime only (nosave)
+	st      SerialState
 }
 
 // SerialState is the plain save/load state of the UART (section "serial0", version 1).
@@ -130,8 +134,11 @@ func (s *Serial) Flush() {
 	s.mu.Unlock()
 }
 
-// puts is the guest driver: poll LSR.THRE, write THR, for each byte.
+// puts is the guest driver: poll LSR.THRE, write THR, for each byte, under the guest's
+// console lock.
 func (s *Serial) puts(str string) {
+	s.console.Lock()
+	defer s.console.Unlock()
 	for i := 0; i < len(str); i++ {
 		for s.In(uartLSR)&lsrTHRE == 0 {
 		}

@@ -19,10 +19,11 @@ type Config struct {
 	CPUs, Sockets, Dies, Cores, Threads, MaxCPUs int
 	CPUModel                                     string // "qemu64" …; QOM type is CPUModel+"-x86_64-cpu"
 
-	StartPaused bool // -S
-	NoShutdown  bool // -no-shutdown: a guest shutdown stops the VM instead of exiting
-	NoReboot    bool // -no-reboot: a reset request becomes a shutdown
-	Incoming    bool // -incoming given: start in inmigrate
+	StartPaused bool    // -S
+	NoShutdown  bool    // -no-shutdown, -action shutdown=pause: a guest shutdown stops the VM instead of exiting
+	NoReboot    bool    // -no-reboot, -action reboot=shutdown: a reset request becomes a shutdown
+	Actions     Actions // -action's other values (actions.go); NoShutdown and NoReboot win
+	Incoming    bool    // -incoming given: start in inmigrate
 
 	FwCfg map[string][]byte // -fw_cfg entries; WorkloadKey configures the workload
 	Disks DiskResolver      // the workload's disk= names; nil: no disks
@@ -76,6 +77,7 @@ type Machine struct {
 	closed     bool     // +checklocks:mu
 	exiting    bool     // +checklocks:mu
 	populating bool     // +checklocks:mu; StartPopulate was called
+	actions    Actions  // +checklocks:mu; the run-state actions (actions.go)
 
 	ramMu sync.RWMutex // held for reading while RAM is read by monitors; Close takes it
 
@@ -136,6 +138,7 @@ func New(cfg Config) (*Machine, error) {
 		quit:      make(chan struct{}),
 		state:     StatePrelaunch,
 		autostart: !cfg.StartPaused,
+		actions:   initialActions(cfg),
 	}
 	if m.events == nil {
 		m.events = nopSink{}
@@ -323,7 +326,7 @@ func (m *Machine) reset(reason string) {
 	if m.closed || m.exiting {
 		return
 	}
-	if m.cfg.NoReboot && reason != CauseSubsystemReset {
+	if m.actions.Reboot == "shutdown" && reason != CauseSubsystemReset {
 		m.shutdown(reason, false)
 		return
 	}
@@ -387,7 +390,7 @@ func (m *Machine) shutdown(cause string, force bool) {
 		return
 	}
 	m.events.Emit(EventShutdown, ShutdownEvent{Guest: guestCause(cause), Reason: cause})
-	if m.cfg.NoShutdown && !force {
+	if m.actions.Shutdown == "pause" && !force {
 		m.vmStop(StateShutdown)
 		return
 	}

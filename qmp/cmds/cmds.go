@@ -79,6 +79,9 @@ func Register(r *qmp.Registry, d *Deps) {
 	if p, ok := d.Machine.(Platform); ok {
 		registerPlatform(r, d, p)
 	}
+	if a, ok := d.Machine.(Actor); ok {
+		registerActions(r, a)
+	}
 	registerPCI(r, d)
 	registerCmdline(r, d)
 	registerMigration(r, d)
