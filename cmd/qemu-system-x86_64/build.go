@@ -18,6 +18,7 @@ import (
 	"tlcvm/hmp"
 	"tlcvm/internal/daemon"
 	"tlcvm/internal/sigpid"
+	"tlcvm/iothread"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
@@ -40,6 +41,7 @@ type vm struct {
 	migration *migration.Engine
 	block     *blockdev.Graph
 	vnc       []vncDisplay
+	iothreads *iothread.Set
 }
 
 // events forwards machine events to the QMP server once it exists (the machine is built
@@ -83,6 +85,9 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	}
 
 	phase("chardevs")
+	if err := v.startIOThreads(); err != nil {
+		return nil, err
+	}
 	ev := &events{}
 	mcfg := p.mcfg
 	mcfg.Log = v.log
@@ -129,7 +134,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		UUID:     cfg.UUID,
 		Version:  versionInfo(),
 		QOM: sync.OnceValue(func() *cmds.Tree {
-			t := buildQOM(p, m, v.chardevs)
+			t := buildQOM(p, m, v.chardevs, v.iothreads)
 			addBlockQOM(t, cfg)
 			return t
 		}),
@@ -139,6 +144,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		PCI:         p.pci,
 		Balloon:     hasBalloon(cfg),
 		ACPI:        hasACPI(cfg),
+		IOThreads:   v.iothreads,
 		KVM:         p.kvm,
 		VNC:         v.vncInfo,
 		DirtyRate:   dirtyrate.NewMeter(dirtyMachine{m}, p.dirtyRing),
@@ -264,6 +270,9 @@ func (v *vm) close() {
 		v.server.Close()
 	}
 	v.chardevs.Close()
+	if v.iothreads != nil {
+		v.iothreads.Close()
+	}
 	v.pidfile.Remove()
 }
 

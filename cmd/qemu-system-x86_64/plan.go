@@ -97,6 +97,9 @@ func prepare(cfg *compat.Config) (*plan, error) {
 	if err := checkObjects(cfg); err != nil {
 		return nil, err
 	}
+	if err := checkIOThreads(cfg); err != nil {
+		return nil, err
+	}
 	if err := checkIncomingURI(cfg); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"tlcvm/chardev"
 	"tlcvm/compat"
+	"tlcvm/iothread"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/qmp"
@@ -17,7 +18,7 @@ import (
 // its catalogue properties, the vCPUs under /machine/unattached with the property values of
 // their CPU model's full expansion, -device instances under /machine/peripheral(-anon),
 // -object instances under /objects and the chardevs under /chardevs.
-func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry) *cmds.Tree {
+func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry, iothreads *iothread.Set) *cmds.Tree {
 	t := cmds.NewTree()
 	root := t.Root()
 	// Children in QEMU's creation order: the machine, /chardevs, then /objects when the
@@ -76,7 +77,11 @@ func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry) *cmds.Tre
 	}
 	for _, ob := range p.cfg.Objects {
 		o := cmds.NewObject(ob.QomType)
-		addCatalogProps(o, ob.QomType, nil)
+		if t, ok := iothreads.Get(ob.ID); ok && ob.QomType == "iothread" {
+			iothreadQOM(o, t)
+		} else {
+			addCatalogProps(o, ob.QomType, nil)
+		}
 		objects.AddChild(ob.ID, o)
 	}
 	t.SetChardevs(func() []cmds.QOMChild {
