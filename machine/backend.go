@@ -44,6 +44,7 @@ type backend interface {
 const (
 	irqSCI = 9 // ACPI system control interrupt (the power button), to vCPU 0
 	irqNMI = 2 // non-maskable interrupt (inject-nmi), to every vCPU (nmi.go)
+	irqGPE = 8 // the ACPI GPE of CPU hotplug events (an SCI), to vCPU 0 (cpuhotplug.go)
 )
 
 // exitReason says why Run returned.
@@ -59,6 +60,7 @@ const (
 	exitFault                       // a guest RAM check failed (err); the vCPU made no progress
 	exitDisk                        // a disk request (disk.go): carry it out, then Run again
 	exitLockTrays                   // the guest locks the CD-ROM trays (Config.Media)
+	exitEjectCPU                    // the guest ejected a CPU (cpuhotplug.go): eject
 )
 
 // exit is what Run returns: the reason and its operands.
@@ -69,6 +71,7 @@ type exit struct {
 	wakeAt uint64       // exitHalt: guest-clock deadline of the armed timer (0: none)
 	err    error        // exitFault
 	disk   *diskRequest // exitDisk: the request; the vCPU thread marks it done
+	eject  cpuEvent     // exitEjectCPU
 	more   bool         // Run has further exits of the same step: call it again before parking
 }
 
@@ -92,6 +95,8 @@ func (r exitReason) String() string {
 		return "disk"
 	case exitLockTrays:
 		return "lock-trays"
+	case exitEjectCPU:
+		return "eject-cpu"
 	}
 	return "exit?"
 }

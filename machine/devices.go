@@ -214,10 +214,12 @@ type ACPI struct {
 	enabled atomic.Bool
 }
 
-// ACPIState is the PM block's save/load state (section "acpi", version 1).
+// ACPIState is the PM block's save/load state (section "acpi", version 2; version 1
+// lacks CPUHotplugModern).
 type ACPIState struct {
-	PowerButton bool `json:"pwrbtn-sts"`
-	Enabled     bool `json:"sci-en"`
+	PowerButton      bool `json:"pwrbtn-sts"`
+	Enabled          bool `json:"sci-en"`
+	CPUHotplugModern bool `json:"cpuhp-modern,omitempty"` // cpuhotplug.go
 }
 
 // Clock is the guest clock (QEMU_CLOCK_VIRTUAL): nanoseconds that advance only while

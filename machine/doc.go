@@ -81,13 +81,16 @@
 // A parked or halted vCPU sleeps until the one event that concerns it (the rules are
 // written beside vcpuCtl in vcpu.go), so a stopped VM costs no CPU. Each vCPU thread
 // runs a backend (backend.go: run until an exit, state get/set, kick); the workload
-// program below is the synthetic backend, synthCPU.
+// program below is the synthetic backend, synthCPU. vCPUs come and go with CPU hotplug
+// (cpuhotplug.go: PlugCPU starts a thread, an ejected vCPU's thread is joined); the present
+// ones are a copy-on-write list in index order. inject-nmi reaches every vCPU (nmi.go).
 // The guest program's entire state is the vCPU's registers and guest RAM:
 //
 //	guest-physical
 //	0x000500 + 16*i   u64 pass counter of vCPU i (vCPU 0's is the bench guest's 0x500)
 //	0x000508 + 16*i   u64 pages written by vCPU i
 //	0x004000          u64 APs released; u64 working-set bytes; u64 rate; u64 fill bytes
+//	0x004100          bitmap of the CPU indexes present at boot (1024 bits)
 //	0x006000 + 32*i   disk driver of vCPU i: u64 pass, block, disk index, bytes written
 //	0x010000          PML4, PDPT, page directories: identity map, 2 MiB pages
 //	0x200000 …        working set, split evenly between the vCPUs (vCPU i: chunk i)
@@ -96,14 +99,17 @@
 //
 //	RAX pass   RBX page index   RCX pages in chunk   RDX hash accumulator
 //	RSI chunk base   RDI counter address   R8 pages written   R9/R10 pacing (pages, epoch)
-//	R11 next status line   R12 ws   R13 rate   R14 vCPU index   R15 vCPU count   RIP stage
+//	R11 next status line   R12 ws   R13 rate   R14 logical vCPU   R15 vCPU count   RIP stage
 //
 // After reset the CPUs are in real mode at f000:fff0 (APs halted), as QEMU shows them.
 // vCPU 0 boots: reads fw_cfg "opt/tlcvm/workload" (syntax on Workload; default
-// "ws=16M,rate=4M"), builds the page tables, prints its banner on the serial port,
-// releases the APs; all enter 64-bit long mode. Each fills its chunk (whole pages), then
-// its share of the fill= pages (RIP 0x100060; RSI, RBX, RCX then describe that share, the
-// working-set chunk is recomputed from R12, R14, R15 afterwards), then
+// "ws=16M,rate=4M"), builds the page tables, writes the bitmap of present CPUs at
+// 0x004100, prints its banner on the serial port, releases the APs; all enter 64-bit long
+// mode, each with its rank in the bitmap as its logical number (R14) and the bitmap's
+// count as R15. A CPU hot-added after the boot is not in the bitmap and stays halted.
+// Each fills its chunk (whole pages), then its share of the fill= pages (RIP 0x100060;
+// RSI, RBX, RCX then describe that share, the working-set chunk is recomputed from R12,
+// R14, R15 afterwards), then
 // loops: per page, the u64 at offset (pass%512)*8 becomes mix(old ^ previous pass's word
 // ^ hash ^ pass) and the hash absorbs it, so corrupted memory changes all later values. The rate (bytes of
 // pages dirtied per second) is paced by the guest clock, which stops while paused.

@@ -52,18 +52,22 @@ type Machine struct {
 	events   EventSink
 	workload Workload // parsed from FwCfg at New
 
-	ram   *RAMBlock // nil without RAM
-	phys  physMap
-	vcpus []*vcpu
-	ctl   *vcpuCtl
+	ram  *RAMBlock // nil without RAM
+	phys physMap
+	// vcpuList holds the present vCPUs in index order (a copy-on-write slice: cpus()).
+	// Written by New and by CPU hotplug (cpuhotplug.go) with m.mu held; read by anyone.
+	vcpuList atomic.Pointer[[]*vcpu]
+	ctl      *vcpuCtl
 
 	serial *Serial
 	fwcfg  *FwCfg
 	acpi   ACPI
+	cpuhp  cpuHotplug // the ACPI CPU hotplug block (cpuhotplug.go)
 	clock  Clock
 
 	reqs    chan string      // guest shutdown/reset requests → guestLoop
 	faults  chan ramFaultReq // guest RAM check failures (vCPUs, populate) → guestLoop
+	ejects  chan cpuEvent    // CPUs the guest ejected (cpuhotplug.go) → guestLoop
 	done    chan struct{}    // closed when the process should exit
 	quit    chan struct{}    // closed by Close: stops guestLoop
 	loopWG  sync.WaitGroup
@@ -134,6 +138,7 @@ func New(cfg Config) (*Machine, error) {
 		fwcfg:     newFwCfg(cfg.FwCfg),
 		reqs:      make(chan string, 8),
 		faults:    make(chan ramFaultReq, 1),
+		ejects:    make(chan cpuEvent),
 		done:      make(chan struct{}),
 		quit:      make(chan struct{}),
 		state:     StatePrelaunch,
@@ -163,17 +168,18 @@ func New(cfg Config) (*Machine, error) {
 		}
 	}
 	m.ctl.alive = ncpu
+	var vcpus []*vcpu
 	for i := 0; i < ncpu; i++ {
-		v := &vcpu{m: m, index: i, wake: make(chan struct{}, 1), be: newSynthCPU(m, i)}
-		m.vcpus = append(m.vcpus, v)
+		vcpus = append(vcpus, m.newVCPU(i, qomPath(i)))
 	}
+	m.vcpuList.Store(&vcpus)
 	m.ctl.kickAll = func() {
-		for _, v := range m.vcpus {
+		for _, v := range m.cpus() {
 			v.be.Kick()
 		}
 	}
 	ensureProcs(ncpu)
-	for _, v := range m.vcpus {
+	for _, v := range vcpus {
 		v.start()
 	}
 	m.ctl.pause() // every vCPU thread exists and is parked
@@ -332,7 +338,7 @@ func (m *Machine) reset(reason string) {
 	}
 	running := m.state == StateRunning
 	m.ctl.pause()
-	for _, v := range m.vcpus {
+	for _, v := range m.cpus() {
 		v.mu.Lock()
 		v.be.SetState(resetCPUState(v.index, m.cfg.CPUModel))
 		v.mu.Unlock()
@@ -363,9 +369,7 @@ func (m *Machine) Powerdown() {
 	defer m.mu.Unlock()
 	m.events.Emit(EventPowerdown, nil)
 	m.acpi.pending.Store(true)
-	if len(m.vcpus) > 0 {
-		m.vcpus[0].wakeup()
-	}
+	m.wakeBSP()
 }
 
 // Quit is QMP quit: SHUTDOWN {"guest":false,"reason":"host-qmp-quit"}, then exit.
@@ -430,6 +434,8 @@ func (m *Machine) guestLoop() {
 			m.mu.Lock()
 			m.handleRAMFault(f)
 			m.mu.Unlock()
+		case e := <-m.ejects:
+			m.ejected(e)
 		}
 	}
 }
@@ -478,29 +484,36 @@ func (m *Machine) RAMBlocks() []*RAMBlock {
 
 // CPUs describes every possible CPU (MaxCPUs), in index order.
 func (m *Machine) CPUs() []CPUInfo {
-	if len(m.vcpus) == 0 {
+	if m.cfg.Type == "none" {
 		return nil
+	}
+	present := map[int]*vcpu{}
+	for _, v := range m.cpus() {
+		present[v.index] = v
 	}
 	out := make([]CPUInfo, 0, m.cfg.MaxCPUs)
 	for i := 0; i < m.cfg.MaxCPUs; i++ {
-		c := CPUInfo{Index: i, Props: m.topology(i), Type: m.cfg.CPUModel + "-x86_64-cpu"}
-		if i < len(m.vcpus) {
+		c := CPUInfo{Index: i, Props: m.topology(i), Type: m.CPUType()}
+		if v := present[i]; v != nil {
 			c.Plugged = true
-			c.ThreadID = int(m.vcpus[i].tid.Load())
-			c.QOMPath = qomPath(i)
+			c.ThreadID = int(v.tid.Load())
+			c.QOMPath = v.qomPath
 		}
 		out = append(out, c)
 	}
 	return out
 }
 
+// CPUType is the QOM type of the machine's CPUs, e.g. "qemu64-x86_64-cpu".
+func (m *Machine) CPUType() string { return m.cfg.CPUModel + "-x86_64-cpu" }
+
 // Registers returns HMP "info registers" for vCPU cpu: QEMU's x86_64 layout, lines
 // ending in "\n", without the "\nCPU#N\n" header HMP prints first. "" if no such CPU.
 func (m *Machine) Registers(cpu int) string {
-	if cpu < 0 || cpu >= len(m.vcpus) {
+	v := m.vcpu(cpu)
+	if v == nil {
 		return ""
 	}
-	v := m.vcpus[cpu]
 	v.mu.Lock()
 	st := v.be.State()
 	v.mu.Unlock()

@@ -17,10 +17,11 @@ import "fmt"
 // InjectNMI is QMP inject-nmi. A machine without CPUs (-machine none) has no NMI
 // interface: QEMU's "this feature or command is not currently supported".
 func (m *Machine) InjectNMI() error {
-	if len(m.vcpus) == 0 {
+	vcpus := m.cpus()
+	if len(vcpus) == 0 {
 		return qerr(ErrUnsupported, "this feature or command is not currently supported")
 	}
-	for _, v := range m.vcpus {
+	for _, v := range vcpus {
 		v.mu.Lock()
 		v.be.Interrupt(irqNMI)
 		v.mu.Unlock()

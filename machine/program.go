@@ -9,11 +9,14 @@ import (
 
 // Guest-physical layout used by the workload program (see doc.go).
 const (
-	gpaCounters = 0x500   // vCPU i: pass counter at 0x500+16*i, pages written at 0x508+16*i
-	gpaBootInfo = 0x4000  // u64 APs released, u64 working-set bytes, u64 rate, u64 fill bytes
-	gpaPML4     = 0x10000 // PML4, then PDPT, then the page directories (2 MiB pages)
-	gpaWSBase   = 2 << 20 // the working set starts here, as in the bench guest
-	maxPDs      = 64      // identity map covers up to 64 GiB of guest-physical space
+	gpaCounters = 0x500  // vCPU i: pass counter at 0x500+16*i, pages written at 0x508+16*i
+	gpaBootInfo = 0x4000 // u64 APs released, u64 working-set bytes, u64 rate, u64 fill bytes
+	gpaBootMask = 0x4100 // bitmap of the CPU indexes present at boot (bootMaskWords u64s)
+	// bootMaskWords bounds the boot bitmap: 1024 CPU indexes, beyond q35's 288.
+	bootMaskWords = 16
+	gpaPML4       = 0x10000 // PML4, then PDPT, then the page directories (2 MiB pages)
+	gpaWSBase     = 2 << 20 // the working set starts here, as in the bench guest
+	maxPDs        = 64      // identity map covers up to 64 GiB of guest-physical space
 
 	// sysPages: everything the program touches below the working set (counters, boot
 	// info, page tables) lies in these pages; with restore by mapping they are ensured
@@ -132,6 +135,13 @@ func (c *synthCPU) Run(quantum int) exit {
 		c.irq &^= 1 << irqSCI
 		c.powerButton()
 		return c.dequeue()
+	}
+	if c.irq&(1<<irqGPE) != 0 {
+		c.irq &^= 1 << irqGPE
+		c.cpuHotplugHandler()
+		if len(c.queued) > 0 {
+			return c.dequeue()
+		}
 	}
 	if !c.ensure(0, sysPages) {
 		return c.faultExit()
@@ -276,6 +286,9 @@ func (c *synthCPU) step() bool {
 		if atomic.LoadUint64((*uint64)(ptr(c.m.ram.mem, gpaBootInfo))) == 0 {
 			return false // waiting for the bootstrap processor (SIPI)
 		}
+		if _, _, ok := c.bootRank(); !ok {
+			return false // hot-added after the boot: the guest keeps it offline (no SIPI)
+		}
 		c.enterWorkload(c.m.ram.load64(gpaBootInfo+8), c.m.ram.load64(gpaBootInfo+16))
 		return true
 	case ripFill:
@@ -311,6 +324,7 @@ func (c *synthCPU) boot() {
 		ws = (low - gpaWSBase) &^ (PageSize - 1)
 	}
 	c.buildPageTables()
+	m.cpuhp.modern.Store(true) // the DSDT's CPU hotplug code switches to the modern interface
 	m.acpi.enabled.Store(true)
 	m.acpi.pending.Store(false)
 	fill := min(w.Fill, (m.ram.size-gpaWSBase-ws)&^(PageSize-1))
@@ -318,8 +332,18 @@ func (c *synthCPU) boot() {
 		fill = 0
 	}
 	cfg := Workload{WS: ws, Rate: w.Rate, Fill: fill, CDLock: w.CDLock, DiskWorkload: m.workload.DiskWorkload}
+	vcpus := m.cpus()
 	c.out(fmt.Sprintf("tlcvm guest: %d vCPU(s), %d MiB RAM, workload %s\r\n",
-		len(m.vcpus), m.ram.size>>20, cfg))
+		len(vcpus), m.ram.size>>20, cfg))
+	var mask [bootMaskWords]uint64
+	for _, v := range vcpus {
+		if v.index < 64*bootMaskWords {
+			mask[v.index/64] |= 1 << (v.index % 64)
+		}
+	}
+	for i, w := range mask {
+		m.ram.store64(gpaBootMask+8*uint64(i), w)
+	}
 	m.ram.store64(gpaBootInfo+8, ws)
 	m.ram.store64(gpaBootInfo+16, w.Rate)
 	m.ram.store64(gpaBootInfo+24, fill)
@@ -351,8 +375,7 @@ func (c *synthCPU) buildPageTables() {
 // enterWorkload switches to long mode and sets the program's registers.
 func (c *synthCPU) enterWorkload(ws, rate uint64) {
 	s := &c.st
-	n := uint64(len(c.m.vcpus))
-	i := uint64(c.index)
+	i, n, _ := c.bootRank()
 	s.enterLongMode(gpaPML4)
 	s.Regs = [16]uint64{}
 	s.Regs[regHash] = 0x9e3779b97f4a7c15 * (i + 1)
@@ -555,7 +578,7 @@ func (c *synthCPU) publishCounters() {
 // statusLine is vCPU 0's periodic report.
 func (c *synthCPU) statusLine(now uint64) string {
 	var pages uint64
-	for i := range c.m.vcpus {
+	for i := range c.m.cpus() {
 		pages += atomic.LoadUint64((*uint64)(ptr(c.m.ram.mem, gpaCounters+16*uint64(i)+8)))
 	}
 	return fmt.Sprintf("tlcvm guest: t=%ds pass=%d pages=%d\r\n", now/1e9, c.st.Regs[regPass], pages)
@@ -567,13 +590,13 @@ func (c *synthCPU) statusLine(now uint64) string {
 // steps executed before the vCPU halted, or before a guest RAM check failed (restore by
 // mapping: the check's error, and that step is not done).
 func (m *Machine) RunSteps(cpu, n int) (int, error) {
-	if cpu < 0 || cpu >= len(m.vcpus) {
+	v := m.vcpu(cpu)
+	if v == nil {
 		return 0, qerr(ErrNoCPU, "Parameter 'cpu-index' expects a CPU number")
 	}
 	if err := m.parked(); err != nil {
 		return 0, err
 	}
-	v := m.vcpus[cpu]
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	c := v.be.(*synthCPU)
@@ -589,4 +612,29 @@ func (m *Machine) RunSteps(cpu, n int) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// bootRank is the guest's logical number of this vCPU among those present at boot (the
+// boot bitmap in guest RAM, written by the bootstrap processor): its rank i and the count
+// n. ok is false for a CPU hot-added after the boot (not in the bitmap). A bitmap of
+// zeros (a checkpoint older than the bitmap) counts every present vCPU.
+func (c *synthCPU) bootRank() (i, n uint64, ok bool) {
+	var mask [bootMaskWords]uint64
+	zero := true
+	for w := range mask {
+		mask[w] = c.m.ram.load64(gpaBootMask + 8*uint64(w))
+		zero = zero && mask[w] == 0
+	}
+	if zero {
+		return uint64(c.index), uint64(len(c.m.cpus())), true
+	}
+	for w, bitsW := range mask {
+		if w < c.index/64 {
+			i += uint64(bits.OnesCount64(bitsW))
+		} else if w == c.index/64 {
+			i += uint64(bits.OnesCount64(bitsW & (1<<(c.index%64) - 1)))
+		}
+		n += uint64(bits.OnesCount64(bitsW))
+	}
+	return i, n, c.index < 64*bootMaskWords && mask[c.index/64]&(1<<(c.index%64)) != 0
 }

@@ -116,6 +116,9 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		return nil, failf(cfg, "", "%v", err)
 	}
 	v.machine = m
+	if err := v.plugCPUs(); err != nil {
+		return nil, err
+	}
 	phase("machine")
 	if v.block, err = buildBlock(p, stderr, ev.Emit); err != nil {
 		return nil, err

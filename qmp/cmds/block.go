@@ -565,6 +565,13 @@ func deviceAdd(d *Deps, args *qmp.Value) error {
 		name = fmt.Sprintf("device[%d]", i)
 		path = "/machine/peripheral-anon/" + name
 	}
+	if h, ok := cpuHotplugOf(d); ok && isCPUDriver(driver) {
+		parent := anon
+		if hasID {
+			parent = periph
+		}
+		return cpuDeviceAdd(d, h, args, driver, parent, name, path)
+	}
 	if blockdev.IsDisk(driver) && d.Block != nil {
 		drive, ok, err := str("drive")
 		if err != nil {
@@ -622,6 +629,11 @@ func hasSCSIController(d *Deps) bool {
 // DEVICE_DELETED follows right away (QEMU waits for the guest OS; one with no OS never
 // answers). IDE devices cannot be unplugged.
 func deviceDel(d *Deps, id string, emit func(DeviceDeletedData)) error {
+	if h, ok := cpuHotplugOf(d); ok {
+		if isCPU, err := cpuDeviceDel(d, h, id, emit); isCPU {
+			return err
+		}
+	}
 	periph := d.QOM().Root().Child("machine").Child("peripheral")
 	o := periph.Child(id)
 	if o == nil {
