@@ -141,17 +141,18 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 			addBlockQOM(t, cfg)
 			return t
 		}),
-		Block:       v.block,
-		MachineType: p.machine.Name,
-		CPUModel:    p.mcfg.CPUModel,
-		PCI:         p.pci,
-		Balloon:     hasBalloon(cfg),
-		ACPI:        hasACPI(cfg),
-		IOThreads:   v.iothreads,
-		KVM:         p.kvm,
-		VNC:         v.vncInfo,
-		DirtyRate:   dirtyrate.NewMeter(dirtyMachine{m}, p.dirtyRing),
-		DirtyLimit:  dirtyrate.NewLimiter(dirtyMachine{m}, p.dirtyRing, m.Config().MaxCPUs),
+		Block:        v.block,
+		MachineType:  p.machine.Name,
+		CPUModel:     p.mcfg.CPUModel,
+		PCI:          p.pci,
+		Balloon:      hasBalloon(cfg),
+		ACPI:         hasACPI(cfg),
+		IOThreads:    v.iothreads,
+		KVM:          p.kvm,
+		VNC:          v.vncInfo,
+		VNCAddClient: v.vncAddClient,
+		DirtyRate:    dirtyrate.NewMeter(dirtyMachine{m}, p.dirtyRing),
+		DirtyLimit:   dirtyrate.NewLimiter(dirtyMachine{m}, p.dirtyRing, m.Config().MaxCPUs),
 	}
 	v.human = hmp.New(nil, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
 	deps.Human = v.human

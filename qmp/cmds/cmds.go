@@ -1,6 +1,8 @@
 package cmds
 
 import (
+	"net"
+
 	"tlcvm/blockdev"
 	"tlcvm/dirtyrate"
 	"tlcvm/iothread"
@@ -52,8 +54,11 @@ type Deps struct {
 	Migration   *migration.Engine   // nil: the migration commands are not registered
 	Block       *blockdev.Graph     // nil: the block commands are not registered
 	VNC         func() []VNCDisplay // the -vnc displays; nil: none
-	DirtyRate   *dirtyrate.Meter    // calc-dirty-rate; nil (with DirtyLimit): not registered
-	DirtyLimit  *dirtyrate.Limiter  // the vCPU dirty limits
+	// VNCAddClient serves a connected client on the first -vnc display (add_client);
+	// false when there is none listening. nil: no display.
+	VNCAddClient func(net.Conn) bool
+	DirtyRate    *dirtyrate.Meter   // calc-dirty-rate; nil (with DirtyLimit): not registered
+	DirtyLimit   *dirtyrate.Limiter // the vCPU dirty limits
 }
 
 // ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,
@@ -91,6 +96,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerMedia(r, d)
 	registerBlockIO(r, d)
 	registerVNC(r, d)
+	registerAddClient(r, d)
 	registerDirtyRate(r, d)
 	registerStats(r)
 	r.Register(internalCommands(d)...)
