@@ -123,6 +123,9 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	if v.block, err = buildBlock(p, stderr, ev.Emit); err != nil {
 		return nil, err
 	}
+	if err := v.loadVM(); err != nil {
+		return nil, err
+	}
 
 	if err := v.buildVNC(); err != nil {
 		return nil, err
