@@ -110,24 +110,6 @@ func infoCommands() []Command {
 		{Info: true, Name: "vnc", Params: "", Help: "show the vnc server status", Run: hmpInfoVNC},
 		{Info: true, Name: "hotpluggable-cpus", Params: "", Help: "Show information about hotpluggable CPUs",
 			Run: hmpHotpluggableCPUs},
-		{Info: true, Name: "iothreads", Params: "", Help: "show iothreads",
-			Run: func(c *Call) {
-				var l []struct {
-					ID          string `json:"id"`
-					ThreadID    int64  `json:"thread-id"`
-					PollMaxNs   int64  `json:"poll-max-ns"`
-					PollGrow    int64  `json:"poll-grow"`
-					PollShrink  int64  `json:"poll-shrink"`
-					AioMaxBatch int64  `json:"aio-max-batch"`
-				}
-				if c.Fail(c.Query("query-iothreads", nil, &l)) {
-					return
-				}
-				for _, t := range l {
-					c.Printf("%s:\n  thread_id=%d\n  poll-max-ns=%d\n  poll-grow=%d\n  poll-shrink=%d\n  aio-max-batch=%d\n",
-						t.ID, t.ThreadID, t.PollMaxNs, t.PollGrow, t.PollShrink, t.AioMaxBatch)
-				}
-			}},
 		{Info: true, Name: "kvm", Params: "", Help: "show KVM information",
 			Run: func(c *Call) {
 				var k kvmInfo

@@ -18,7 +18,6 @@ import (
 	"tlcvm/hmp"
 	"tlcvm/internal/daemon"
 	"tlcvm/internal/sigpid"
-	"tlcvm/iothread"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
@@ -41,7 +40,6 @@ type vm struct {
 	migration *migration.Engine
 	block     *blockdev.Graph
 	vnc       []vncDisplay
-	iothreads *iothread.Set
 }
 
 // events forwards machine events to the QMP server once it exists (the machine is built
@@ -85,9 +83,6 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	}
 
 	phase("chardevs")
-	if err := v.startIOThreads(); err != nil {
-		return nil, err
-	}
 	ev := &events{}
 	mcfg := p.mcfg
 	mcfg.Log = v.log
@@ -140,7 +135,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		UUID:     cfg.UUID,
 		Version:  versionInfo(),
 		QOM: sync.OnceValue(func() *cmds.Tree {
-			t := buildQOM(p, m, v.chardevs, v.iothreads)
+			t := buildQOM(p, m, v.chardevs)
 			addBlockQOM(t, cfg)
 			return t
 		}),
@@ -150,7 +145,6 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		PCI:          p.pci,
 		Balloon:      hasBalloon(cfg),
 		ACPI:         hasACPI(cfg),
-		IOThreads:    v.iothreads,
 		KVM:          p.kvm,
 		VNC:          v.vncInfo,
 		VNCAddClient: v.vncAddClient,
@@ -277,9 +271,6 @@ func (v *vm) close() {
 		v.server.Close()
 	}
 	v.chardevs.Close()
-	if v.iothreads != nil {
-		v.iothreads.Close()
-	}
 	v.pidfile.Remove()
 }
 

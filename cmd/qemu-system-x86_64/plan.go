@@ -97,9 +97,6 @@ func prepare(cfg *compat.Config) (*plan, error) {
 	if err := checkObjects(cfg); err != nil {
 		return nil, err
 	}
-	if err := checkIOThreads(cfg); err != nil {
-		return nil, err
-	}
 	if err := checkIncomingURI(cfg); err != nil {
 		return nil, err
 	}

@@ -7,7 +7,6 @@ import (
 
 	"tlcvm/chardev"
 	"tlcvm/compat"
-	"tlcvm/iothread"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/qmp"
@@ -18,7 +17,7 @@ import (
 // its catalogue properties, the vCPUs under /machine/unattached with the property values of
 // their CPU model's full expansion, -device instances under /machine/peripheral(-anon),
 // -object instances under /objects and the chardevs under /chardevs.
-func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry, iothreads *iothread.Set) *cmds.Tree {
+func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry) *cmds.Tree {
 	t := cmds.NewTree()
 	root := t.Root()
 	// Children in QEMU's creation order: the machine, /chardevs, then /objects when the
@@ -77,11 +76,7 @@ func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry, iothreads
 	}
 	for _, ob := range p.cfg.Objects {
 		o := cmds.NewObject(ob.QomType)
-		if t, ok := iothreads.Get(ob.ID); ok && ob.QomType == "iothread" {
-			iothreadQOM(o, t)
-		} else {
-			addCatalogProps(o, ob.QomType, nil)
-		}
+		addCatalogProps(o, ob.QomType, nil)
 		objects.AddChild(ob.ID, o)
 	}
 	t.SetChardevs(func() []cmds.QOMChild {

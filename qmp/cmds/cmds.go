@@ -5,7 +5,6 @@ import (
 
 	"tlcvm/blockdev"
 	"tlcvm/dirtyrate"
-	"tlcvm/iothread"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
@@ -49,7 +48,6 @@ type Deps struct {
 	PCI         []PCIFunction       // functions on bus 0; nil for a machine without PCI
 	Balloon     bool                // a virtio-balloon device exists (-device)
 	ACPI        bool                // the board has ACPI (not -machine acpi=off, -no-acpi)
-	IOThreads   *iothread.Set       // the iothreads (-object iothread); nil: none
 	KVM         bool                // the accelerator chosen is KVM (query-kvm "enabled")
 	Migration   *migration.Engine   // nil: the migration commands are not registered
 	Block       *blockdev.Graph     // nil: the block commands are not registered

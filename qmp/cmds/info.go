@@ -71,7 +71,7 @@ type MemoryInfo struct {
 	PluggedMemory uint64 `json:"plugged-memory"`
 }
 
-// IOThreadInfo is one element of query-iothreads.
+// IOThreadInfo is one element of query-iothreads (tlcvm has none: -object iothread is refused).
 type IOThreadInfo struct {
 	qmp.QAPIOrder
 	ID          string `json:"id"`
@@ -152,18 +152,7 @@ func registerInfo(r *qmp.Registry, d *Deps) {
 		qmp.Command{Name: "query-memory-size-summary", Returns: MemoryInfo{},
 			Run: func(*qmp.Call) (any, error) { return MemoryInfo{BaseMemory: m.RAMSize()}, nil }},
 		qmp.Command{Name: "query-iothreads", Returns: []IOThreadInfo{}, AllowPreconfig: true,
-			Run: func(*qmp.Call) (any, error) {
-				out := []IOThreadInfo{}
-				if d.IOThreads == nil {
-					return out, nil
-				}
-				for _, t := range d.IOThreads.List() {
-					i := t.Info()
-					out = append(out, IOThreadInfo{ID: i.ID, ThreadID: int64(i.ThreadID), PollMaxNs: i.PollMaxNS,
-						PollGrow: i.PollGrow, PollShrink: i.PollShrink, AioMaxBatch: i.AIOMaxBatch})
-				}
-				return out, nil
-			}},
+			Run: func(*qmp.Call) (any, error) { return []IOThreadInfo{}, nil }},
 		qmp.Command{Name: "query-chardev", Returns: []ChardevInfo{}, AllowPreconfig: true,
 			Run: func(*qmp.Call) (any, error) {
 				// QEMU walks the /chardevs container's hash table and prepends each entry.
