@@ -221,6 +221,9 @@ func (l *layout) header(m *Machine) []byte {
 // within the filter (never-written pages as holes), then the section string table.
 func writeELF(o *output, m *Machine, l *layout, p *progress) error {
 	o.write(l.header(m))
+	if o.flush(); o.err != nil {
+		return qerror.Errorf(ErrDump, "dump: failed to write elf header: %s", qerror.Strerror(o.err))
+	}
 	if err := writeBlocks(o, m, l.flt, p); err != nil {
 		return err
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	"github.com/golang/snappy"
+
+	"tlcvm/compat/qerror"
 )
 
 // The kdump-compressed format (makedumpfile's diskdump), in the flattened form QEMU 7.2
@@ -87,6 +89,9 @@ func writeKdump(o *output, m *Machine, l *kdumpLayout, p *progress) error {
 	binary.BigEndian.PutUint64(mh[16:], 1) // TYPE_FLAT_HEADER
 	binary.BigEndian.PutUint64(mh[24:], 1) // VERSION_FLAT_HEADER
 	o.write(mh)
+	if o.flush(); o.err != nil {
+		return qerror.New(ErrDump, "dump: failed to write start flat header")
+	}
 
 	dh, kh := l.headers()
 	f.record(0, dh)

@@ -22,6 +22,9 @@ func registerBuiltins(m *Monitor) {
 	for _, c := range blockCommands() {
 		m.Register(c)
 	}
+	for _, c := range dumpCommands() {
+		m.Register(c)
+	}
 }
 
 func vmCommands() []Command {

@@ -23,8 +23,9 @@ type Config struct {
 	NoReboot    bool // -no-reboot: a reset request becomes a shutdown
 	Incoming    bool // -incoming given: start in inmigrate
 
-	FwCfg  map[string][]byte // -fw_cfg entries; WorkloadKey configures the workload
-	Serial io.Writer         // serial port 0 output (nil: nothing attached)
+	FwCfg   map[string][]byte // -fw_cfg entries; WorkloadKey configures the workload
+	Display string            // the display adapter's QOM type ("VGA", "virtio-vga", …); "" for none
+	Serial  io.Writer         // serial port 0 output (nil: nothing attached)
 
 	Name, UUID   string
 	DebugThreads bool // -name …,debug-threads=on: name vCPU threads "CPU N/TCG"

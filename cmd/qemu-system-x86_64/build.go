@@ -138,6 +138,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	if err := v.wireMigration(reg, deps, ev); err != nil {
 		return nil, err
 	}
+	v.wireDump(reg, deps)
 	cmds.Register(reg, deps)
 	cmds.RegisterEvents(reg)
 	v.server = qmp.NewServer(reg, qmp.Options{

@@ -2,6 +2,7 @@ package cmds
 
 import (
 	"tlcvm/blockdev"
+	"tlcvm/dump"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
@@ -48,6 +49,8 @@ type Deps struct {
 	Migration   *migration.Engine   // nil: the migration commands are not registered
 	Block       *blockdev.Graph     // nil: the block commands are not registered
 	VNC         func() []VNCDisplay // the -vnc displays; nil: none
+	Dumper      *dump.Dumper        // nil: the dump commands are not registered
+	DumpVM      dump.VM             // what Dumper dumps
 }
 
 // ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,
@@ -77,6 +80,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerMigration(r, d)
 	registerBlock(r, d)
 	registerVNC(r, d)
+	registerDump(r, d)
 	r.Register(internalCommands(d)...)
 	if d.Human != nil {
 		registerHuman(r, d)
