@@ -25,6 +25,9 @@ func registerBuiltins(m *Monitor) {
 	for _, c := range dumpCommands() {
 		m.Register(c)
 	}
+	for _, c := range screenCommands() {
+		m.Register(c)
+	}
 }
 
 func vmCommands() []Command {

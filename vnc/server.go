@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"tlcvm/compat/qerror"
+	"tlcvm/console"
 )
 
 // Options are the server's runtime parameters.
@@ -88,7 +89,7 @@ func Listen(c Config, o Options) (*Server, error) {
 	if s.w > 16384 || s.h > 16384 {
 		return nil, qerror.Errorf(ErrListen, "framebuffer %dx%d too large", s.w, s.h)
 	}
-	s.fb = placeholder(s.w, s.h, PlaceholderText)
+	s.fb = console.Placeholder(s.w, s.h, console.PlaceholderText)
 	var err error
 	switch c.Network {
 	case "unix":

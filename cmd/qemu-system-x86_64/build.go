@@ -14,6 +14,7 @@ import (
 	"tlcvm/blockdev"
 	"tlcvm/chardev"
 	"tlcvm/compat"
+	"tlcvm/console"
 	"tlcvm/hmp"
 	"tlcvm/internal/daemon"
 	"tlcvm/internal/sigpid"
@@ -39,6 +40,7 @@ type vm struct {
 	migration *migration.Engine
 	block     *blockdev.Graph
 	vnc       []vncDisplay
+	console   *console.Console // the display device's; nil without one
 }
 
 // events forwards machine events to the QMP server once it exists (the machine is built
@@ -108,6 +110,9 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		return nil, err
 	}
 
+	if d := p.mcfg.Display; d != "" {
+		v.console = console.New(d, displayID(cfg, d))
+	}
 	if err := v.buildVNC(); err != nil {
 		return nil, err
 	}
@@ -132,6 +137,8 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		Balloon:     hasBalloon(cfg),
 		KVM:         p.kvm,
 		VNC:         v.vncInfo,
+		Console:     v.console,
+		DeviceIDs:   deviceIDs(cfg),
 	}
 	v.human = hmp.New(nil, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
 	deps.Human = v.human

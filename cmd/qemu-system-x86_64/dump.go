@@ -32,6 +32,30 @@ func displayModel(cfg *compat.Config) string {
 	return ""
 }
 
+// displayID is the qdev id of the display device (-device MODEL,id=ID); "" for -vga.
+func displayID(cfg *compat.Config, model string) string {
+	if _, ok := vgaModels[cfg.VGA]; ok {
+		return ""
+	}
+	for _, d := range cfg.Devices {
+		if d.Driver == model {
+			return d.ID
+		}
+	}
+	return ""
+}
+
+// deviceIDs is the set of -device ids.
+func deviceIDs(cfg *compat.Config) map[string]bool {
+	ids := map[string]bool{}
+	for _, d := range cfg.Devices {
+		if d.ID != "" {
+			ids[d.ID] = true
+		}
+	}
+	return ids
+}
+
 // dumpVM adapts the machine to what dump-guest-memory reads.
 type dumpVM struct{ m *machine.Machine }
 

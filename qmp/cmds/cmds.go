@@ -2,6 +2,7 @@ package cmds
 
 import (
 	"tlcvm/blockdev"
+	"tlcvm/console"
 	"tlcvm/dump"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
@@ -51,6 +52,8 @@ type Deps struct {
 	VNC         func() []VNCDisplay // the -vnc displays; nil: none
 	Dumper      *dump.Dumper        // nil: the dump commands are not registered
 	DumpVM      dump.VM             // what Dumper dumps
+	Console     *console.Console    // the display's console; nil without a display device
+	DeviceIDs   map[string]bool     // the qdev ids of -device (screendump's device lookup)
 }
 
 // ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,
@@ -81,6 +84,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerBlock(r, d)
 	registerVNC(r, d)
 	registerDump(r, d)
+	registerScreen(r, d)
 	r.Register(internalCommands(d)...)
 	if d.Human != nil {
 		registerHuman(r, d)
