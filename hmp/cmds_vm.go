@@ -28,6 +28,9 @@ func registerBuiltins(m *Monitor) {
 	for _, c := range screenCommands() {
 		m.Register(c)
 	}
+	for _, c := range inputCommands() {
+		m.Register(c)
+	}
 }
 
 func vmCommands() []Command {

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rs/zerolog"
 )
@@ -55,6 +56,8 @@ type Machine struct {
 	fwcfg  *FwCfg
 	acpi   ACPI
 	clock  Clock
+	kbc    i8042         // the PS/2 controller (i8042.go)
+	irqs   atomic.Uint32 // interrupt lines raised for vCPU 0, taken by its thread
 
 	reqs    chan string      // guest shutdown/reset requests → guestLoop
 	faults  chan ramFaultReq // guest RAM check failures (vCPUs, populate) → guestLoop
@@ -131,6 +134,7 @@ func New(cfg Config) (*Machine, error) {
 	if m.events == nil {
 		m.events = nopSink{}
 	}
+	m.kbc.raise = m.raiseIRQ
 	if cfg.RAMSize > 0 {
 		name := "pc.ram"
 		if cfg.Type == "none" {
@@ -323,6 +327,7 @@ func (m *Machine) reset(reason string) {
 		v.mu.Unlock()
 	}
 	m.serial.reset()
+	m.kbc.reset()
 	m.acpi.pending.Store(false)
 	m.acpi.enabled.Store(false)
 	if m.ram != nil && m.ram.Written(gpaBootInfo>>pageShift) && m.ram.ensurePage(gpaBootInfo>>pageShift) == nil {

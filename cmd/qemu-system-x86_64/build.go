@@ -16,6 +16,7 @@ import (
 	"tlcvm/compat"
 	"tlcvm/console"
 	"tlcvm/hmp"
+	"tlcvm/input"
 	"tlcvm/internal/daemon"
 	"tlcvm/internal/sigpid"
 	"tlcvm/machine"
@@ -41,6 +42,7 @@ type vm struct {
 	block     *blockdev.Graph
 	vnc       []vncDisplay
 	console   *console.Console // the display device's; nil without one
+	input     *input.Router    // send-key, input-send-event and VNC keys → the PS/2 devices
 }
 
 // events forwards machine events to the QMP server once it exists (the machine is built
@@ -113,6 +115,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	if d := p.mcfg.Display; d != "" {
 		v.console = console.New(d, displayID(cfg, d))
 	}
+	v.input = newInputRouter(m)
 	if err := v.buildVNC(); err != nil {
 		return nil, err
 	}
@@ -139,6 +142,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		VNC:         v.vncInfo,
 		Console:     v.console,
 		DeviceIDs:   deviceIDs(cfg),
+		Input:       v.input,
 	}
 	v.human = hmp.New(nil, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
 	deps.Human = v.human

@@ -3,6 +3,7 @@ package main
 import (
 	"tlcvm/compat"
 	"tlcvm/dump"
+	"tlcvm/input"
 	"tlcvm/machine"
 	"tlcvm/qmp"
 	"tlcvm/qmp/cmds"
@@ -117,4 +118,18 @@ func (v *vm) wireDump(reg *qmp.Registry, deps *cmds.Deps) {
 	deps.Dumper = d
 	deps.DumpVM = dumpVM{v.machine}
 	cmds.RegisterDumpEvents(reg)
+}
+
+// newInputRouter routes input events to the machine's PS/2 keyboard and mouse while the
+// VM runs (or is suspended).
+func newInputRouter(m *machine.Machine) *input.Router {
+	r := &input.Router{Running: func() bool {
+		st, _ := m.Status()
+		return st == machine.StateRunning || st == machine.StateSuspended
+	}}
+	if m.HasPS2() {
+		r.Register(m.Keyboard())
+		r.Register(m.Mouse())
+	}
+	return r
 }

@@ -4,6 +4,7 @@ import (
 	"tlcvm/blockdev"
 	"tlcvm/console"
 	"tlcvm/dump"
+	"tlcvm/input"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
@@ -54,6 +55,7 @@ type Deps struct {
 	DumpVM      dump.VM             // what Dumper dumps
 	Console     *console.Console    // the display's console; nil without a display device
 	DeviceIDs   map[string]bool     // the qdev ids of -device (screendump's device lookup)
+	Input       *input.Router       // nil: send-key and input-send-event are not registered
 }
 
 // ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,
@@ -85,6 +87,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerVNC(r, d)
 	registerDump(r, d)
 	registerScreen(r, d)
+	registerInput(r, d)
 	r.Register(internalCommands(d)...)
 	if d.Human != nil {
 		registerHuman(r, d)

@@ -35,18 +35,10 @@ func registerScreen(r *qmp.Registry, d *Deps) {
 				return nil, qmp.GenericError("'head' must be specified together with 'device'")
 			}
 			con := d.Console
-			if a.Device != nil {
-				head := int64(0)
-				if a.Head != nil {
-					head = *a.Head
-				}
-				if !d.DeviceIDs[*a.Device] {
-					return nil, qmp.DeviceNotFound(*a.Device)
-				}
-				if con == nil || con.ID != *a.Device || head != 0 {
-					return nil, qmp.Errorf("GenericError", "Device %s (head %d) is not bound to a QemuConsole", *a.Device, head)
-				}
-			} else if con == nil {
+			if err := d.lookupConsole(a.Device, a.Head); err != nil {
+				return nil, err
+			}
+			if con == nil {
 				return nil, qmp.GenericError("There is no console to take a screendump from")
 			}
 			fd, err := unix.Open(a.Filename, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o666)
