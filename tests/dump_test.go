@@ -3,6 +3,7 @@ package tests_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -324,6 +325,51 @@ func TestDumpKdumpMakedumpfile(t *testing.T) {
 		if compressed == 0 {
 			t.Errorf("%s: no page compressed", f)
 		}
+	}
+	v.quit()
+}
+
+// TestDumpBlocksMigration: while a detached dump runs (here held by a pipe nobody reads
+// yet), migrate fails with QEMU's blocker text, query-dump says active and the VM is in
+// save-vm; once the pipe drains the dump completes and the VM runs again.
+func TestDumpBlocksMigration(t *testing.T) {
+	bin := requireCandidate(t)
+	parallel(t)
+	dir := shortDir(t)
+	v := startMigVM(t, bin, dir, "vm", "-machine", "pc", "-m", "256")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	v.doFiles("getfd", map[string]any{"fdname": "dump"}, w)
+	w.Close()
+	v.do("dump-guest-memory", map[string]any{"paging": false, "protocol": "fd:dump", "detach": true})
+	m, err := v.q.Execute("migrate", map[string]any{"uri": "exec:cat >/dev/null"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(m.Raw), "Live migration disabled: dump-guest-memory in progress") {
+		t.Errorf("migrate during a dump: %s", m.Raw)
+	}
+	if s := v.do("query-dump", nil).String(); !strings.Contains(s, `"status": "active"`) {
+		t.Errorf("query-dump %s", s)
+	}
+	if s := v.status(); s != "save-vm" {
+		t.Errorf("status %s during the dump", s)
+	}
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(harness.DefaultTimeout)
+	for v.status() != "running" {
+		if time.Now().After(deadline) {
+			t.Fatalf("still %s after the dump", v.status())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := v.do("query-dump", nil).String(); !strings.Contains(s, `"status": "completed"`) {
+		t.Errorf("query-dump %s", s)
 	}
 	v.quit()
 }
