@@ -373,3 +373,46 @@ func TestDumpBlocksMigration(t *testing.T) {
 	}
 	v.quit()
 }
+
+// TestDumpLongModeBesideQEMU: with a QEMU guest in long mode on tlcvm's own page tables
+// (testdata/longmode.bin, a boot sector: PML4 at 0x10000, 2 MiB pages over the first GiB),
+// both binaries write the same x86_64 core: EM_X86_64, an x86_64 NT_PRSTATUS and a QEMU
+// note per vCPU, and, with paging=true, the PT_LOADs of the page-table walk (virtual
+// addresses 0xffff…, merged, clamped to RAM).
+func TestDumpLongModeBesideQEMU(t *testing.T) {
+	bin := requireCandidate(t)
+	ref := harness.Reference(t)
+	parallel(t)
+	dir := shortDir(t)
+	mbr, _ := filepath.Abs("testdata/longmode.bin")
+	img := filepath.Join(dir, "disk.img")
+	b, err := os.ReadFile(mbr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(img, append(b, make([]byte, 1<<20-len(b))...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	shapes := map[string]string{}
+	for _, s := range []struct{ name, bin string }{{"qemu", ref}, {"tlcvm", bin}} {
+		v := startMigVM(t, s.bin, dir, s.name, "-machine", "pc", "-m", "128", "-smp", "2",
+			"-drive", "file="+img+",format=raw,if=ide")
+		deadline := time.Now().Add(60 * time.Second)
+		var shape string
+		for {
+			shape = elfShape(t, v.dumpPipe("", true, 64<<10))
+			if strings.Contains(shape, "machine=62 ") || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		shapes[s.name] = shape + elfShape(t, v.dumpPipe("", false, 64<<10))
+		v.quit()
+	}
+	if shapes["qemu"] != shapes["tlcvm"] {
+		t.Errorf("long-mode cores differ:\nQEMU:\n%s\ntlcvm:\n%s", shapes["qemu"], shapes["tlcvm"])
+	}
+	if !strings.Contains(shapes["tlcvm"], "vaddr=0xffff000000000000 paddr=0x0 filesz=0x8000000 memsz=0x8000000") {
+		t.Errorf("no page-table mapping in:\n%s", shapes["tlcvm"])
+	}
+}
