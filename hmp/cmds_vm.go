@@ -31,6 +31,15 @@ func registerBuiltins(m *Monitor) {
 	for _, c := range snapshotCommands() {
 		m.Register(c)
 	}
+	for _, c := range dumpCommands() {
+		m.Register(c)
+	}
+	for _, c := range screenCommands() {
+		m.Register(c)
+	}
+	for _, c := range inputCommands() {
+		m.Register(c)
+	}
 }
 
 func vmCommands() []Command {

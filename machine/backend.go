@@ -29,8 +29,8 @@ type backend interface {
 	// quantum units of work (for the synthetic workload: pages written), so that the
 	// vCPU thread sees a stop request within a bounded time even without Kick.
 	Run(quantum int) exit
-	// Interrupt raises an interrupt line for this vCPU (irqSCI); the guest takes it at
-	// its next Run.
+	// Interrupt raises an interrupt line for this vCPU (irqSCI, and the ISA lines of
+	// devices: irqKeyboard, irqMouse); the guest takes it at its next Run.
 	Interrupt(irq int)
 	// State returns the architectural state; SetState replaces it (and leaves HLT if
 	// the new state is not halted).

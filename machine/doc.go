@@ -121,6 +121,14 @@
 // completion and moves the driver's cursor, which is part of the vCPU state (CPUState.Disk,
 // section cpu/N version 2), so checkpoints restore it exactly.
 //
+// # Devices for the monitor's diagnostics
+//
+// GuestPhysBlocks (dump.go) is the memory map dump-guest-memory writes, as QEMU 7.2
+// shows it before and after the firmware; CPUStates the vCPUs' registers; StopForDump
+// the stop to save-vm and back. The i8042 PS/2 controller (i8042.go) takes keys and
+// mouse events from the input router, raises IRQ 1 and 12 for vCPU 0, and the guest's
+// handler logs each on the serial console (docs/workload.md).
+//
 // # Device state
 //
 // Snapshotters lists the sections ("cpu/N", "clock", "acpi", "fw_cfg", "serial0"); each

@@ -130,6 +130,11 @@ func (c *synthCPU) Run(quantum int) exit {
 		c.powerButton()
 		return c.dequeue()
 	}
+	if c.irq&(1<<irqKeyboard|1<<irqMouse) != 0 {
+		if c.guestInput(); len(c.queued) > 0 {
+			return c.dequeue()
+		}
+	}
 	if !c.ensure(0, sysPages) {
 		return c.faultExit()
 	}
@@ -305,6 +310,7 @@ func (c *synthCPU) boot() {
 		ws = (low - gpaWSBase) &^ (PageSize - 1)
 	}
 	c.buildPageTables()
+	m.kbc.guestInit()
 	m.acpi.enabled.Store(true)
 	m.acpi.pending.Store(false)
 	fill := min(w.Fill, (m.ram.size-gpaWSBase-ws)&^(PageSize-1))

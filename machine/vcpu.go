@@ -207,6 +207,9 @@ func (v *vcpu) runPeriod(kick chan struct{}) {
 			v.be.Interrupt(irqSCI)
 			v.mu.Unlock()
 		}
+		if !more && v.index == 0 {
+			v.deliverIRQs(m.pendingIRQs())
+		}
 		v.mu.Lock()
 		ex := v.be.Run(quantum)
 		v.mu.Unlock()
@@ -226,6 +229,20 @@ func (v *vcpu) runPeriod(kick chan struct{}) {
 			more = v.diskIO(kick, ex.disk) || more
 		default:
 			v.deliver(ex)
+		}
+	}
+}
+
+// deliverIRQs hands the raised device interrupt lines (bit n: line n) to the backend.
+func (v *vcpu) deliverIRQs(lines uint32) {
+	if lines == 0 {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for l := 0; l < 32; l++ {
+		if lines&(1<<l) != 0 {
+			v.be.Interrupt(l)
 		}
 	}
 }

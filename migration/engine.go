@@ -186,6 +186,9 @@ type MigrateOptions struct {
 	Resume bool
 	// LookupFD resolves fd:NAME from the monitor's getfd table (the fd is taken).
 	LookupFD func(name string) (int, error)
+	// Blocked returns the error of a migration blocker in force (QEMU's
+	// migration_is_blocked: a dump in progress), nil when none; nil: no blockers.
+	Blocked func() error
 }
 
 // Migrate is QMP migrate: it checks the request as QEMU's migrate_prepare does, emits
@@ -218,6 +221,12 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 	case "postmigrate":
 		e.mu.Unlock()
 		return errorf(ErrState, "Can't migrate the vm that was paused due to previous migration")
+	}
+	if o.Blocked != nil {
+		if err := o.Blocked(); err != nil {
+			e.mu.Unlock()
+			return err
+		}
 	}
 	j := newJob(e, uri)
 	j.tlc = e.capLocked(CapTLC)

@@ -14,8 +14,10 @@ import (
 	"tlcvm/blockdev"
 	"tlcvm/chardev"
 	"tlcvm/compat"
+	"tlcvm/console"
 	"tlcvm/dirtyrate"
 	"tlcvm/hmp"
+	"tlcvm/input"
 	"tlcvm/internal/daemon"
 	"tlcvm/internal/sigpid"
 	"tlcvm/machine"
@@ -40,6 +42,8 @@ type vm struct {
 	migration *migration.Engine
 	block     *blockdev.Graph
 	vnc       []vncDisplay
+	console   *console.Console // the display device's; nil without one
+	input     *input.Router    // send-key, input-send-event and VNC keys → the PS/2 devices
 }
 
 // events forwards machine events to the QMP server once it exists (the machine is built
@@ -116,6 +120,10 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		return nil, err
 	}
 
+	if d := p.mcfg.Display; d != "" {
+		v.console = console.New(d, displayID(cfg, d))
+	}
+	v.input = newInputRouter(m)
 	if err := v.buildVNC(); err != nil {
 		return nil, err
 	}
@@ -142,12 +150,16 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		VNC:         v.vncInfo,
 		DirtyRate:   dirtyrate.NewMeter(dirtyMachine{m}, p.dirtyRing),
 		DirtyLimit:  dirtyrate.NewLimiter(dirtyMachine{m}, p.dirtyRing, m.Config().MaxCPUs),
+		Console:     v.console,
+		DeviceIDs:   deviceIDs(cfg),
+		Input:       v.input,
 	}
 	v.human = hmp.New(nil, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
 	deps.Human = v.human
 	if err := v.wireMigration(reg, deps, ev); err != nil {
 		return nil, err
 	}
+	v.wireDump(reg, deps)
 	cmds.Register(reg, deps)
 	cmds.RegisterEvents(reg)
 	v.server = qmp.NewServer(reg, qmp.Options{

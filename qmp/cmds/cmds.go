@@ -2,7 +2,10 @@ package cmds
 
 import (
 	"tlcvm/blockdev"
+	"tlcvm/console"
 	"tlcvm/dirtyrate"
+	"tlcvm/dump"
+	"tlcvm/input"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
@@ -51,6 +54,11 @@ type Deps struct {
 	VNC         func() []VNCDisplay // the -vnc displays; nil: none
 	DirtyRate   *dirtyrate.Meter    // calc-dirty-rate; nil (with DirtyLimit): not registered
 	DirtyLimit  *dirtyrate.Limiter  // the vCPU dirty limits
+	Dumper      *dump.Dumper        // nil: the dump commands are not registered
+	DumpVM      dump.VM             // what Dumper dumps
+	Console     *console.Console    // the display's console; nil without a display device
+	DeviceIDs   map[string]bool     // the qdev ids of -device (screendump's device lookup)
+	Input       *input.Router       // nil: send-key and input-send-event are not registered
 }
 
 // ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,
@@ -84,6 +92,9 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerVNC(r, d)
 	registerDirtyRate(r, d)
 	registerStats(r)
+	registerDump(r, d)
+	registerScreen(r, d)
+	registerInput(r, d)
 	r.Register(internalCommands(d)...)
 	r.Register(snapshotCommands(d)...)
 	if d.Human != nil {
