@@ -147,8 +147,10 @@ func (e edge) desc() string {
 		if e.backend.Name != "" {
 			return fmt.Sprintf("block device '%s'", e.backend.Name)
 		}
-		if e.backend.Device != nil && e.backend.Device.ID != "" {
-			return fmt.Sprintf("block device '%s'", e.backend.Device.ID)
+		if d := e.backend.Device; d != nil && (d.ID != "" || d.Driver == "virtio-blk-pci") {
+			// blk_get_attached_dev_id: the device's id, or the QOM path of the
+			// virtio-blk-pci proxy's virtio-backend, which holds the backend
+			return fmt.Sprintf("block device '%s'", d.Qdev())
 		}
 		return "an unnamed block device"
 	}

@@ -120,74 +120,140 @@ func (q *qcow2) inflate(e uint64) ([]byte, error) {
 	return out, nil
 }
 
-// write writes p at off, cluster by cluster: in place in a cluster the node alone owns
-// (COPIED), else into a new cluster that holds the old content around the write.
+// write writes p at off in runs, as qcow2_co_pwritev_part does: each run is one host write —
+// clusters the node owns alone (COPIED) at consecutive host offsets, written in place; or
+// clusters that need new ones (unallocated, zero, shared, compressed), given a contiguous
+// run of new clusters that receives the old content around the write and the write
+// (QEMU's copy-on-write merged into the data write). A run stays within one L2 table.
 func (q *qcow2) write(p []byte, off int64) error {
-	return q.spans(off, int64(len(p)), func(s span) error {
-		src := p[:s.b-s.a]
-		p = p[s.b-s.a:]
-		q.mu.Lock()
-		e, err := q.entry(s.g)
+	for len(p) > 0 {
+		n, err := q.writeRun(p, off)
 		if err != nil {
-			q.mu.Unlock()
 			return err
 		}
-		if q.kind(e) == kindNormal && e&oflagCopied != 0 {
-			q.mu.Unlock()
-			host := e & entryOffsetMask
-			if err := q.checkOffset(host, "data cluster"); err != nil {
-				return err
-			}
-			return q.pwrite(src, int64(host)+s.a)
-		}
-		defer q.mu.Unlock()
-		return q.writeAlloc(e, s, src)
-	})
+		p, off = p[n:], off+n
+	}
+	return nil
 }
 
-// writeAlloc writes src at bytes [s.a, s.b) of guest cluster s.g whose entry e is not a
-// cluster the node owns alone: the cluster's whole content is built (its old content
-// around src), written to a new cluster (or in place into a preallocated zero cluster of
-// its own), then the L2 entry points to it and the old cluster is released.
-// Caller holds q.mu.
-func (q *qcow2) writeAlloc(e uint64, s span, src []byte) error {
-	k := q.kind(e)
-	if k == kindCompressed && !q.n.exclusive {
-		return errExclusive
+// inPlace reports whether a write goes into e's cluster as it is.
+func (q *qcow2) inPlace(e uint64) bool { return q.kind(e) == kindNormal && e&oflagCopied != 0 }
+
+// writeRun writes the first run of p at off and returns its length.
+func (q *qcow2) writeRun(p []byte, off int64) (int64, error) {
+	q.mu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			q.mu.Unlock()
+		}
+	}()
+	e, err := q.entry(off)
+	if err != nil {
+		return 0, err
 	}
+	g := off &^ (q.cs - 1)
+	a := off - g
+	_, l2i := q.index(g)
+	most := min((a+int64(len(p))+q.cs-1)/q.cs, q.l2n-l2i) // clusters this run may span
+	if q.inPlace(e) {
+		host := int64(e & entryOffsetMask)
+		if err := q.checkOffset(uint64(host), "data cluster"); err != nil {
+			return 0, err
+		}
+		k := int64(1)
+		for ; k < most; k++ {
+			ek, err := q.entry(g + k*q.cs)
+			if err != nil || !q.inPlace(ek) || int64(ek&entryOffsetMask) != host+k*q.cs {
+				break
+			}
+		}
+		n := min(int64(len(p)), k*q.cs-a)
+		q.mu.Unlock()
+		locked = false
+		return n, q.pwrite(p[:n], host+a)
+	}
+	if q.kind(e) == kindZeroAlloc && e&oflagCopied != 0 {
+		n := min(int64(len(p)), q.cs-a)
+		return n, q.writeAlloc(e, span{g, a, a + n}, p[:n])
+	}
+	return q.writeNew(p, g, a, most)
+}
+
+// writeNew writes p from byte a of guest cluster g into a contiguous run of new clusters
+// (at most most of them) and points the L2 entries there, then releases the old clusters.
+// Caller holds q.mu.
+func (q *qcow2) writeNew(p []byte, g, a, most int64) (int64, error) {
+	t, l2off, err := q.l2ForWrite(g)
+	if err != nil {
+		return 0, err
+	}
+	_, l2i := q.index(g)
+	k := int64(0)
+	for ; k < most; k++ {
+		e := t[l2i+k]
+		if q.inPlace(e) || q.kind(e) == kindZeroAlloc && e&oflagCopied != 0 {
+			break
+		}
+		if q.kind(e) == kindCompressed && !q.n.exclusive {
+			if k == 0 {
+				return 0, errExclusive
+			}
+			break
+		}
+	}
+	n := min(int64(len(p)), k*q.cs-a)
+	buf := make([]byte, k*q.cs)
+	if a > 0 {
+		if err := q.readCluster(t[l2i], span{g, 0, q.cs}, buf[:q.cs]); err != nil {
+			return 0, err
+		}
+	}
+	if end := a + n; end%q.cs != 0 {
+		last := end / q.cs
+		if err := q.readCluster(t[l2i+last], span{g + last*q.cs, 0, q.cs}, buf[last*q.cs:]); err != nil {
+			return 0, err
+		}
+	}
+	copy(buf[a:], p[:n])
+	host, err := q.allocRun(k)
+	if err != nil {
+		return 0, err
+	}
+	if err := q.pwrite(buf, host); err != nil {
+		return 0, err
+	}
+	for i := int64(0); i < k; i++ {
+		old := t[l2i+i]
+		if err := q.setEntry(t, l2off, l2i+i, uint64(host+i*q.cs)|oflagCopied); err != nil {
+			return 0, err
+		}
+		if err := q.unrefEntry(old); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// writeAlloc writes src at bytes [s.a, s.b) of guest cluster s.g, a preallocated zero
+// cluster the node owns alone (entry e): the whole cluster is written in place (zeroes
+// around src) and the entry loses its zero flag. Caller holds q.mu.
+func (q *qcow2) writeAlloc(e uint64, s span, src []byte) error {
 	t, l2off, err := q.l2ForWrite(s.g)
 	if err != nil {
 		return err
 	}
 	_, l2i := q.index(s.g)
-	e = t[l2i] // the table may be a fresh copy; the entry is the same
-	buf := make([]byte, q.cs)
-	if s.a > 0 || s.b < q.cs {
-		if err := q.readCluster(e, span{s.g, 0, q.cs}, buf); err != nil {
-			return err
-		}
-	}
-	copy(buf[s.a:], src)
-	var host int64
-	reuse := k == kindZeroAlloc && e&oflagCopied != 0
-	if reuse {
-		host = int64(e & entryOffsetMask)
-		if err := q.checkOffset(uint64(host), "data cluster"); err != nil {
-			return err
-		}
-	} else if host, err = q.alloc(); err != nil {
+	host := int64(e & entryOffsetMask)
+	if err := q.checkOffset(uint64(host), "data cluster"); err != nil {
 		return err
 	}
+	buf := make([]byte, q.cs)
+	copy(buf[s.a:], src)
 	if err := q.pwrite(buf, host); err != nil {
 		return err
 	}
-	if err := q.setEntry(t, l2off, l2i, uint64(host)|oflagCopied); err != nil {
-		return err
-	}
-	if reuse {
-		return nil
-	}
-	return q.unrefEntry(e)
+	return q.setEntry(t, l2off, l2i, uint64(host)|oflagCopied)
 }
 
 // writeZeroes is qcow2_co_pwrite_zeroes: whole clusters become zero clusters (version 3;

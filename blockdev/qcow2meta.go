@@ -429,40 +429,63 @@ func (q *qcow2) unrefEntry(e uint64) error {
 	return nil
 }
 
-// alloc allocates one host cluster (refcount 1) and returns its offset: the lowest free
-// cluster, after making sure a refcount block covers it (the block placed in the cluster
-// itself when its range has none) and that the refcount table reaches that block.
+// alloc allocates one host cluster (refcount 1) and returns its offset.
 // Caller holds q.mu.
-func (q *qcow2) alloc() (int64, error) {
-	for tries := 0; tries < 64; tries++ {
+func (q *qcow2) alloc() (int64, error) { return q.allocRun(1) }
+
+// allocRun allocates n contiguous host clusters (refcount 1) and returns the offset of the
+// first: the lowest run of n free clusters (QEMU's alloc_clusters_noref), after making
+// sure refcount blocks cover it (a missing block is placed in the first cluster of the
+// run it covers, so that it counts itself) and that the refcount table reaches them.
+// Caller holds q.mu.
+func (q *qcow2) allocRun(n int64) (int64, error) {
+	for tries := 0; tries < 64+int(n); tries++ {
 		c, err := q.findFree()
 		if err != nil {
 			return 0, err
 		}
-		if q.overlapsTables(c) {
-			return 0, errf(ErrIO, "tlcvm: qcow2 image '%s' is corrupt: cluster %d of the image's tables has refcount 0", q.n.filename, c)
-		}
-		i := c / q.perRB
-		switch {
-		case i >= int64(len(q.rt)):
-			if err := q.growRefcountTable(i); err != nil {
+		run, retry := int64(0), false
+		for ; run < n && !retry; run++ {
+			x := c + run
+			if q.overlapsTables(x) {
+				return 0, errf(ErrIO, "tlcvm: qcow2 image '%s' is corrupt: cluster %d of the image's tables has refcount 0", q.n.filename, x)
+			}
+			r, err := q.refcount(x)
+			if err != nil {
 				return 0, err
 			}
+			if r != 0 {
+				q.hint = x + 1 // the run restarts after a cluster in use
+				retry = true
+				break
+			}
+			i := x / q.perRB
+			switch {
+			case i >= int64(len(q.rt)):
+				if err := q.growRefcountTable(i); err != nil {
+					return 0, err
+				}
+				retry = true
+			case q.rt[i]&reftOffsetMask == 0:
+				if err := q.newRefBlock(i, x); err != nil {
+					return 0, err
+				}
+				retry = true
+			}
+		}
+		if retry {
 			continue
-		case q.rt[i]&reftOffsetMask == 0:
-			if err := q.newRefBlock(i, c); err != nil {
+		}
+		for x := c; x < c+n; x++ {
+			if err := q.setRefcount(x, 1); err != nil {
 				return 0, err
 			}
-			continue
 		}
-		if err := q.setRefcount(c, 1); err != nil {
-			return 0, err
-		}
-		q.hint = c + 1
-		q.end = max(q.end, c+1)
+		q.hint = c + n
+		q.end = max(q.end, c+n)
 		return c * q.cs, nil
 	}
-	return 0, errf(ErrIO, "tlcvm: qcow2 image '%s': cannot allocate a cluster", q.n.filename)
+	return 0, errf(ErrIO, "tlcvm: qcow2 image '%s': cannot allocate %d clusters", q.n.filename, n)
 }
 
 // findFree returns the lowest host cluster at or after the hint with refcount 0.

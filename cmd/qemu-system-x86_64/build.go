@@ -138,6 +138,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		Balloon:     hasBalloon(cfg),
 		KVM:         p.kvm,
 		VNC:         v.vncInfo,
+		Stdout:      stdout,
 	}
 	v.human = hmp.New(nil, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
 	deps.Human = v.human

@@ -1,6 +1,8 @@
 package cmds
 
 import (
+	"io"
+
 	"tlcvm/blockdev"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
@@ -48,6 +50,7 @@ type Deps struct {
 	Migration   *migration.Engine   // nil: the migration commands are not registered
 	Block       *blockdev.Graph     // nil: the block commands are not registered
 	VNC         func() []VNCDisplay // the -vnc displays; nil: none
+	Stdout      io.Writer           // the process's standard output (HMP qemu-io prints there); nil: discarded
 }
 
 // ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,
