@@ -507,9 +507,9 @@ func TestRawAndFileIO(t *testing.T) {
 }
 
 // TestLayoutMatchesQemuIO: the same writes made by qemu-io and by tlcvm leave byte-identical
-// images (where L2 tables and data clusters go, refcounts, COPIED flags) as long as no new
-// refcount block is needed (with 64 KiB clusters and 16-bit refcounts: the first 2 GiB of
-// image file). Beyond that tlcvm places refcount blocks its own way (io.go), just as clean.
+// images (where L2 tables, data clusters and new refcount blocks go, refcounts, COPIED
+// flags) until the refcount table must grow (with 64 KiB clusters and 16-bit refcounts:
+// past 16 TiB of image file; 512-byte clusters: 8 MiB). See io.go for what differs then.
 func TestLayoutMatchesQemuIO(t *testing.T) {
 	needQemuIO(t)
 	for _, c := range []struct {
@@ -522,6 +522,7 @@ func TestLayoutMatchesQemuIO(t *testing.T) {
 		{"cluster_size=65536,compat=0.10", "64M", 80, 200000, true, "version 2"},
 		{"cluster_size=4096", "64M", 200, 20000, false, "4 KiB clusters"},
 		{"cluster_size=4096,refcount_bits=1", "64M", 200, 20000, true, "1-bit refcounts"},
+		{"cluster_size=512", "32M", 300, 3000, false, "new refcount blocks"},
 		{"cluster_size=65536,backing_file=base.qcow2,backing_fmt=qcow2", "64M", 80, 200000, false, "copy-on-write from a backing file"},
 		{"cluster_size=4096,snapshot", "64M", 200, 20000, false, "clusters shared with an internal snapshot"},
 	} {

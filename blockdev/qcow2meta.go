@@ -434,84 +434,79 @@ func (q *qcow2) unrefEntry(e uint64) error {
 func (q *qcow2) alloc() (int64, error) { return q.allocRun(1) }
 
 // allocRun allocates n contiguous host clusters (refcount 1) and returns the offset of the
-// first: the lowest run of n free clusters (QEMU's alloc_clusters_noref), after making
-// sure refcount blocks cover it (a missing block is placed in the first cluster of the
-// run it covers, so that it counts itself) and that the refcount table reaches them.
+// first, as qcow2_alloc_clusters does: the first run of n clusters with refcount 0 from
+// the hint (which moves past it), then the refcounts; a cluster whose range has no
+// refcount block yet gets one in the next free cluster (alloc_refcount_block: in its own
+// range it counts itself), after growing the refcount table if the range is past its end;
+// the search then starts again at the run (QEMU's -EAGAIN: the clusters counted are rolled
+// back, the same ones tried first), so that every cluster goes where QEMU puts it.
 // Caller holds q.mu.
 func (q *qcow2) allocRun(n int64) (int64, error) {
+retry:
 	for tries := 0; tries < 64+int(n); tries++ {
-		c, err := q.findFree()
+		c, err := q.findRun(n)
 		if err != nil {
 			return 0, err
 		}
-		run, retry := int64(0), false
-		for ; run < n && !retry; run++ {
-			x := c + run
-			if q.overlapsTables(x) {
-				return 0, errf(ErrIO, "tlcvm: qcow2 image '%s' is corrupt: cluster %d of the image's tables has refcount 0", q.n.filename, x)
+		for x := c; x < c+n; x++ {
+			i := x / q.perRB
+			if i < int64(len(q.rt)) && q.rt[i]&reftOffsetMask != 0 {
+				continue
 			}
-			r, err := q.refcount(x)
+			b, err := q.findRun(1)
 			if err != nil {
 				return 0, err
 			}
-			if r != 0 {
-				q.hint = x + 1 // the run restarts after a cluster in use
-				retry = true
-				break
+			if b/q.perRB != i {
+				b = x // QEMU would count it in yet another new block: keep it in its range
 			}
-			i := x / q.perRB
-			switch {
-			case i >= int64(len(q.rt)):
-				if err := q.growRefcountTable(i); err != nil {
-					return 0, err
-				}
-				retry = true
-			case q.rt[i]&reftOffsetMask == 0:
-				if err := q.newRefBlock(i, x); err != nil {
-					return 0, err
-				}
-				retry = true
+			if i >= int64(len(q.rt)) {
+				err = q.growRefcountTable(i, x, b)
+			} else {
+				err = q.newRefBlock(i, b)
 			}
-		}
-		if retry {
-			continue
+			if err != nil {
+				return 0, err
+			}
+			// update_refcount on -EAGAIN: "try the same ones first" — the search restarts
+			// at the run (what was counted of it is rolled back)
+			q.hint = min(q.hint, c)
+			continue retry
 		}
 		for x := c; x < c+n; x++ {
 			if err := q.setRefcount(x, 1); err != nil {
 				return 0, err
 			}
 		}
-		q.hint = c + n
 		q.end = max(q.end, c+n)
 		return c * q.cs, nil
 	}
 	return 0, errf(ErrIO, "tlcvm: qcow2 image '%s': cannot allocate %d clusters", q.n.filename, n)
 }
 
-// findFree returns the lowest host cluster at or after the hint with refcount 0.
-// Caller holds q.mu.
-func (q *qcow2) findFree() (int64, error) {
-	for c := q.hint; ; c++ {
-		if c*q.cs >= maxHostOffset {
+// findRun is alloc_clusters_noref: the first n consecutive host clusters with refcount 0
+// from the hint; the hint moves past them. Caller holds q.mu.
+func (q *qcow2) findRun(n int64) (int64, error) {
+	for run := int64(0); run < n; {
+		x := q.hint
+		if (x+1)*q.cs >= maxHostOffset {
 			return 0, errf(ErrIO, "tlcvm: qcow2 image '%s' is full", q.n.filename)
 		}
-		i := c / q.perRB
-		if i >= int64(len(q.rt)) || q.rt[i]&reftOffsetMask == 0 {
-			q.hint = c
-			return c, nil
-		}
-		b, err := q.refBlock(int64(q.rt[i] & reftOffsetMask))
+		q.hint++
+		r, err := q.refcount(x)
 		if err != nil {
 			return 0, err
 		}
-		for j := c % q.perRB; j < q.perRB; j, c = j+1, c+1 {
-			if getRefcount(b, j, q.order) == 0 {
-				q.hint = c
-				return c, nil
-			}
+		if r != 0 {
+			run = 0
+			continue
 		}
-		c-- // the loop's c++ moves to the next block's first cluster
+		if q.overlapsTables(x) {
+			return 0, errf(ErrIO, "tlcvm: qcow2 image '%s' is corrupt: cluster %d of the image's tables has refcount 0", q.n.filename, x)
+		}
+		run++
 	}
+	return q.hint - n, nil
 }
 
 // newRefBlock makes a refcount block for refcount table entry i in host cluster c, which
@@ -533,98 +528,115 @@ func (q *qcow2) newRefBlock(i, c int64) error {
 	return nil
 }
 
-// growRefcountTable moves the refcount table to a larger one at the end of the file that
-// has an entry i, with new refcount blocks for every range its own clusters fall in that
-// no block covers yet, then points the header at it and frees the old table (QEMU's
-// qcow2_refcount_area does the same). Caller holds q.mu.
-func (q *qcow2) growRefcountTable(i int64) error {
+// growRefcountTable is alloc_refcount_block's growth of the table (qcow2_refcount_area):
+// the new refcount blocks and then the new table go at the start of the first range after
+// x and b (b: the new block of range i, which counts itself when it lies in range i); the
+// table has room for the refcount blocks of everything up to there and 50 % more; the
+// header switches to it and the old table is freed. Caller holds q.mu.
+func (q *qcow2) growRefcountTable(i, x, b int64) error {
 	perCluster := q.cs / 8
-	start := q.end
-	entries := max(i+1, int64(len(q.rt))*3/2)
-	var tableClusters int64
-	var missing []int64 // ranges that get a new block, in order
-	for {
-		tableClusters = (entries + perCluster - 1) / perCluster
-		// The new blocks follow the table; they may themselves need blocks: iterate to
-		// the fixed point (the count only grows).
-		for nb := int64(0); ; nb = int64(len(missing)) {
-			missing = missing[:0]
-			last := start + tableClusters + nb - 1
-			for r := start / q.perRB; r <= last/q.perRB; r++ {
-				if r >= int64(len(q.rt)) || q.rt[r]&reftOffsetMask == 0 {
-					missing = append(missing, r)
-				}
-			}
-			if int64(len(missing)) == nb {
-				break
-			}
-		}
-		last := start + tableClusters + int64(len(missing)) - 1
-		if need := max(i, last/q.perRB) + 1; need > tableClusters*perCluster {
-			entries = need
-			continue
-		}
-		break
-	}
-	if tableClusters*q.cs > maxRefcountTable {
+	start := (max(x, b)/q.perRB + 1) * q.perRB // meta_offset, in clusters
+	total := refcountBlocksFor(start, q.cs, q.order)
+	size := total + (total+1)/2
+	size = (size + perCluster - 1) / perCluster * perCluster
+	tableClusters := size / perCluster
+	if size*8 > maxRefcountTable || total <= i {
 		return errf(ErrIO, "tlcvm: qcow2 image '%s': refcount table too large", q.n.filename)
 	}
-	rt := make([]uint64, tableClusters*perCluster)
+	rt := make([]uint64, size)
 	copy(rt, q.rt)
 	blocks := map[int64][]byte{}
-	for k, r := range missing {
-		off := (start + tableClusters + int64(k)) * q.cs
-		rt[r] = uint64(off)
-		blocks[off] = make([]byte, q.cs)
+	bb := make([]byte, q.cs) // b, the block of range i
+	if b/q.perRB == i {
+		setRefcount(bb, b%q.perRB, q.order, 1)
 	}
-	// The new clusters' refcounts, in the new blocks or in existing ones.
+	rt[i] = uint64(b * q.cs)
+	blocks[b*q.cs] = bb
+	area := start / q.perRB
+	var added int64
+	for r := area; r < total; r++ {
+		if rt[r] == 0 {
+			added++
+		}
+	}
+	table := start + added
+	end := table + tableClusters
+	next := start
 	touched := map[int64][]byte{}
-	for c := start; c < start+tableClusters+int64(len(missing)); c++ {
-		off := int64(rt[c/q.perRB] & reftOffsetMask)
-		b, ok := blocks[off]
-		if !ok {
+	for r := area; r < total; r++ {
+		var blk []byte
+		if rt[r] != 0 {
 			var err error
-			if b, err = q.refBlock(off); err != nil {
+			if blk, err = q.refBlock(int64(rt[r] & reftOffsetMask)); err != nil {
 				return err
 			}
-			touched[off] = b
+			touched[int64(rt[r]&reftOffsetMask)] = blk
+		} else {
+			blk = make([]byte, q.cs)
+			rt[r] = uint64(next * q.cs)
+			blocks[next*q.cs] = blk
+			next++
 		}
-		setRefcount(b, c%q.perRB, q.order, getRefcount(b, c%q.perRB, q.order)+1)
-	}
-	for off, b := range blocks {
-		if err := q.pwrite(b, off); err != nil {
-			return err
+		first := r * q.perRB
+		for j := max(start-first, 0); j < min(end-first, q.perRB); j++ {
+			setRefcount(blk, j, q.order, 1)
 		}
 	}
-	for off, b := range touched {
-		if err := q.pwrite(b, off); err != nil {
-			return err
+	for _, set := range []map[int64][]byte{blocks, touched} {
+		for off, blk := range set {
+			if err := q.pwrite(blk, off); err != nil {
+				return err
+			}
 		}
 	}
 	buf := make([]byte, tableClusters*q.cs)
 	for k, v := range rt {
 		binary.BigEndian.PutUint64(buf[k*8:], v)
 	}
-	if err := q.pwrite(buf, start*q.cs); err != nil {
+	if err := q.pwrite(buf, table*q.cs); err != nil {
 		return err
 	}
 	var hb [12]byte
-	binary.BigEndian.PutUint64(hb[0:], uint64(start*q.cs))
+	binary.BigEndian.PutUint64(hb[0:], uint64(table*q.cs))
 	binary.BigEndian.PutUint32(hb[8:], uint32(tableClusters))
 	if err := q.pwrite(hb[:], 48); err != nil {
 		return err
 	}
 	oldOff, oldClusters := int64(q.h.RefcountTableOffset), int64(q.h.RefcountTableClusters)
-	q.h.RefcountTableOffset, q.h.RefcountTableClusters = uint64(start*q.cs), uint32(tableClusters)
+	q.h.RefcountTableOffset, q.h.RefcountTableClusters = uint64(table*q.cs), uint32(tableClusters)
 	q.rt = rt
-	for off, b := range blocks {
-		q.cacheRB(off, b)
+	for off, blk := range blocks {
+		q.cacheRB(off, blk)
 	}
-	q.end = start + tableClusters + int64(len(missing))
+	q.end = max(q.end, end, b+1)
 	for c := oldOff / q.cs; c < oldOff/q.cs+oldClusters; c++ {
 		if err := q.unref(c); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// refcountBlocksFor is qcow2_refcount_metadata_size's count of refcount blocks for an
+// image of clusters host clusters, generously (50 % more of the table counted in), as
+// alloc_refcount_block asks it.
+func refcountBlocksFor(clusters, cs int64, order uint32) int64 {
+	perTable := cs / 8
+	perBlock := cs * 8 >> order
+	var table, blocks, n int64
+	generous := true
+	for {
+		last := n
+		blocks = (clusters + table + blocks + perBlock - 1) / perBlock
+		table = (blocks + perTable - 1) / perTable
+		n = clusters + blocks + table
+		if n == last && generous {
+			clusters += (table + 1) / 2
+			n, generous = 0, false
+			continue
+		}
+		if n == last {
+			return blocks
+		}
+	}
 }
