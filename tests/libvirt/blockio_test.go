@@ -36,6 +36,19 @@ func TestBlockIOStory(t *testing.T) {
 		if !strings.Contains(out, `"bps_wr":1048576`) {
 			t.Fatalf("query-block after blkdeviotune: %s", out)
 		}
+		// a burst and a named throttle group, read back
+		mustRun(t, "blkdeviotune", name, "vda", "--write-bytes-sec", "2097152", "--write-bytes-sec-max", "4194304",
+			"--write-bytes-sec-max-length", "3", "--group-name", "grp1", "--live")
+		m = kv(t, mustRun(t, "blkdeviotune", name, "vda"))
+		wantKV(t, m, "write_bytes_sec", "2097152")
+		wantKV(t, m, "write_bytes_sec_max", "4194304")
+		wantKV(t, m, "write_bytes_sec_max_length", "3")
+		wantKV(t, m, "group_name", "grp1")
+		// QEMU's validation reaches virsh
+		if _, err := virsh.Run("blkdeviotune", name, "vda", "--total-bytes-sec", "5", "--write-bytes-sec", "5", "--live"); err == nil ||
+			!strings.Contains(err.Error(), "total and read/write") && !strings.Contains(err.Error(), "cannot be used at the same time") {
+			t.Fatalf("conflicting limits: %v", err)
+		}
 	})
 
 	t.Run("domblkstat", func(t *testing.T) {
