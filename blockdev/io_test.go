@@ -507,9 +507,8 @@ func TestRawAndFileIO(t *testing.T) {
 }
 
 // TestLayoutMatchesQemuIO: the same writes made by qemu-io and by tlcvm leave byte-identical
-// images (where L2 tables, data clusters and new refcount blocks go, refcounts, COPIED
-// flags) until the refcount table must grow (with 64 KiB clusters and 16-bit refcounts:
-// past 16 TiB of image file; 512-byte clusters: 8 MiB). See io.go for what differs then.
+// images: where L2 tables, data clusters, new refcount blocks and a grown refcount table go,
+// refcounts, COPIED flags, copy-on-write content.
 func TestLayoutMatchesQemuIO(t *testing.T) {
 	needQemuIO(t)
 	for _, c := range []struct {
@@ -523,6 +522,8 @@ func TestLayoutMatchesQemuIO(t *testing.T) {
 		{"cluster_size=4096", "64M", 200, 20000, false, "4 KiB clusters"},
 		{"cluster_size=4096,refcount_bits=1", "64M", 200, 20000, true, "1-bit refcounts"},
 		{"cluster_size=512", "32M", 300, 3000, false, "new refcount blocks"},
+		{"cluster_size=512", "64M", 200, 120000, false, "a refcount table that grows"},
+		{"cluster_size=1024,refcount_bits=64", "64M", 200, 120000, false, "64-bit refcounts, growing"},
 		{"cluster_size=65536,backing_file=base.qcow2,backing_fmt=qcow2", "64M", 80, 200000, false, "copy-on-write from a backing file"},
 		{"cluster_size=4096,snapshot", "64M", 200, 20000, false, "clusters shared with an internal snapshot"},
 	} {

@@ -120,14 +120,16 @@ func (q *qcow2) inflate(e uint64) ([]byte, error) {
 	return out, nil
 }
 
-// write writes p at off in runs, as qcow2_co_pwritev_part does: each run is one host write —
-// clusters the node owns alone (COPIED) at consecutive host offsets, written in place; or
-// clusters that need new ones (unallocated, zero, shared, compressed), given a contiguous
-// run of new clusters that receives the old content around the write and the write
-// (QEMU's copy-on-write merged into the data write). A run stays within one L2 table.
+// write writes p at off request by request, as qcow2_co_pwritev_part does: each request
+// is one contiguous range of the image file (qcow2_alloc_host_offset) — clusters the node
+// owns alone (COPIED) at consecutive host offsets, written in place, and clusters that need
+// new ones (unallocated, zero, shared, compressed), allocated contiguously (right after the
+// part before them when the request already has one: qcow2_alloc_clusters_at) — written
+// with one host write that also holds the old content around the data in new clusters
+// (QEMU's copy-on-write merged into the data write). A part stays within one L2 table.
 func (q *qcow2) write(p []byte, off int64) error {
 	for len(p) > 0 {
-		n, err := q.writeRun(p, off)
+		n, err := q.writeRequest(p, off)
 		if err != nil {
 			return err
 		}
@@ -136,11 +138,23 @@ func (q *qcow2) write(p []byte, off int64) error {
 	return nil
 }
 
-// inPlace reports whether a write goes into e's cluster as it is.
-func (q *qcow2) inPlace(e uint64) bool { return q.kind(e) == kindNormal && e&oflagCopied != 0 }
+// inPlace reports whether a write goes into e's cluster where it is (normal, or
+// preallocated zero, and COPIED: cluster_needs_new_alloc false).
+func (q *qcow2) inPlace(e uint64) bool {
+	k := q.kind(e)
+	return (k == kindNormal || k == kindZeroAlloc) && e&oflagCopied != 0
+}
 
-// writeRun writes the first run of p at off and returns its length.
-func (q *qcow2) writeRun(p []byte, off int64) (int64, error) {
+// link is an L2 entry a request changes once its data is written.
+type link struct {
+	t          []uint64
+	l2off, l2i int64
+	old, new   uint64
+	release    bool // the old entry's clusters are released
+}
+
+// writeRequest writes the first request of p at off and returns its length.
+func (q *qcow2) writeRequest(p []byte, off int64) (int64, error) {
 	q.mu.Lock()
 	locked := true
 	defer func() {
@@ -148,112 +162,159 @@ func (q *qcow2) writeRun(p []byte, off int64) (int64, error) {
 			q.mu.Unlock()
 		}
 	}()
-	e, err := q.entry(off)
-	if err != nil {
+	if err := q.load(); err != nil {
 		return 0, err
 	}
-	g := off &^ (q.cs - 1)
-	a := off - g
-	_, l2i := q.index(g)
-	most := min((a+int64(len(p))+q.cs-1)/q.cs, q.l2n-l2i) // clusters this run may span
-	if q.inPlace(e) {
-		host := int64(e & entryOffsetMask)
-		if err := q.checkOffset(uint64(host), "data cluster"); err != nil {
+	end := off + int64(len(p))
+	host := int64(-1) // host offset of off, once the first part is placed
+	var links []link
+	var cow []span        // guest clusters whose old content goes around the data
+	var cowEntry []uint64 // their entries
+	cur := off
+	for cur < end {
+		g := cur &^ (q.cs - 1)
+		a := cur - g
+		_, l2i := q.index(g)
+		most := min((a+end-cur+q.cs-1)/q.cs, q.l2n-l2i)
+		e, err := q.entry(g)
+		if err != nil {
 			return 0, err
 		}
-		k := int64(1)
-		for ; k < most; k++ {
-			ek, err := q.entry(g + k*q.cs)
-			if err != nil || !q.inPlace(ek) || int64(ek&entryOffsetMask) != host+k*q.cs {
+		var k, h int64 // clusters in this part, host offset of its first cluster
+		var t []uint64 // the part's L2 table, when its entries change
+		var l2off int64
+		inplace := q.inPlace(e)
+		if inplace {
+			h = int64(e & entryOffsetMask)
+			if err := q.checkOffset(uint64(h), "data cluster"); err != nil {
+				return 0, err
+			}
+			if host >= 0 && h != host+(cur-off)-a {
 				break
 			}
-		}
-		n := min(int64(len(p)), k*q.cs-a)
-		q.mu.Unlock()
-		locked = false
-		return n, q.pwrite(p[:n], host+a)
-	}
-	if q.kind(e) == kindZeroAlloc && e&oflagCopied != 0 {
-		n := min(int64(len(p)), q.cs-a)
-		return n, q.writeAlloc(e, span{g, a, a + n}, p[:n])
-	}
-	return q.writeNew(p, g, a, most)
-}
-
-// writeNew writes p from byte a of guest cluster g into a contiguous run of new clusters
-// (at most most of them) and points the L2 entries there, then releases the old clusters.
-// Caller holds q.mu.
-func (q *qcow2) writeNew(p []byte, g, a, most int64) (int64, error) {
-	t, l2off, err := q.l2ForWrite(g)
-	if err != nil {
-		return 0, err
-	}
-	_, l2i := q.index(g)
-	k := int64(0)
-	for ; k < most; k++ {
-		e := t[l2i+k]
-		if q.inPlace(e) || q.kind(e) == kindZeroAlloc && e&oflagCopied != 0 {
-			break
-		}
-		if q.kind(e) == kindCompressed && !q.n.exclusive {
-			if k == 0 {
-				return 0, errExclusive
+			zeroes := q.kind(e) == kindZeroAlloc
+			for k = 1; k < most; k++ {
+				ek, err := q.entry(g + k*q.cs)
+				if err != nil || !q.inPlace(ek) || int64(ek&entryOffsetMask) != h+k*q.cs {
+					break
+				}
+				zeroes = zeroes || q.kind(ek) == kindZeroAlloc
 			}
-			break
+			if zeroes { // preallocated zero clusters lose their zero flag once written
+				if t, l2off, err = q.l2ForWrite(g); err != nil {
+					return 0, err
+				}
+				for j := int64(0); j < k; j++ {
+					if ej := t[l2i+j]; q.kind(ej) == kindZeroAlloc {
+						links = append(links, link{t: t, l2off: l2off, l2i: l2i + j, old: ej, new: ej &^ oflagZero})
+					}
+				}
+			}
+		} else {
+			if q.kind(e) == kindCompressed && !q.n.exclusive {
+				if cur == off {
+					return 0, errExclusive
+				}
+				break
+			}
+			if t, l2off, err = q.l2ForWrite(g); err != nil {
+				return 0, err
+			}
+			for k = 1; k < most; k++ {
+				ek := t[l2i+k]
+				if q.inPlace(ek) || q.kind(ek) == kindCompressed && !q.n.exclusive {
+					break
+				}
+			}
+			if host < 0 {
+				if h, err = q.allocRun(k); err != nil {
+					return 0, err
+				}
+			} else {
+				h = host + (cur - off) - a
+				if k, err = q.allocAt(h, k); err != nil {
+					return 0, err
+				}
+				if k == 0 {
+					break
+				}
+			}
+			for j := int64(0); j < k; j++ {
+				links = append(links, link{t: t, l2off: l2off, l2i: l2i + j, old: t[l2i+j],
+					new: uint64(h+j*q.cs) | oflagCopied, release: true})
+			}
+		}
+		if host < 0 {
+			host = h + a
+		}
+		n := min(end-cur, k*q.cs-a)
+		// The old content around the data, in the clusters at the part's edges that get
+		// new clusters or lose their zero flag (zeroes then).
+		lastIdx := (a + n - 1) / q.cs
+		edge := func(i int64) (uint64, error) {
+			if t != nil {
+				return t[l2i+i], nil
+			}
+			return q.entry(g + i*q.cs)
+		}
+		needs := func(x uint64) bool { return !q.inPlace(x) || q.kind(x) == kindZeroAlloc }
+		if a > 0 {
+			if fe, err := edge(0); err != nil {
+				return 0, err
+			} else if needs(fe) {
+				cow, cowEntry = append(cow, span{g, 0, a}), append(cowEntry, fe)
+			}
+		}
+		if tail := (a + n) % q.cs; tail != 0 {
+			if le, err := edge(lastIdx); err != nil {
+				return 0, err
+			} else if needs(le) {
+				cow, cowEntry = append(cow, span{g + lastIdx*q.cs, tail, q.cs}), append(cowEntry, le)
+			}
+		}
+		cur += n
+	}
+	n := cur - off
+	wstart, wend := host, host+n
+	for _, c := range cow {
+		if c.a == 0 {
+			wstart = host - (off - c.g)
+		} else {
+			wend = host + (c.g - off) + q.cs
 		}
 	}
-	n := min(int64(len(p)), k*q.cs-a)
-	buf := make([]byte, k*q.cs)
-	if a > 0 {
-		if err := q.readCluster(t[l2i], span{g, 0, q.cs}, buf[:q.cs]); err != nil {
-			return 0, err
+	buf := p[:n]
+	if wstart != host || wend != host+n {
+		buf = make([]byte, wend-wstart)
+		for i, c := range cow {
+			tmp := make([]byte, q.cs)
+			if err := q.readCluster(cowEntry[i], span{c.g, 0, q.cs}, tmp); err != nil {
+				return 0, err
+			}
+			at := host + (c.g - off) - wstart
+			copy(buf[at+c.a:at+c.b], tmp[c.a:c.b])
 		}
+		copy(buf[host-wstart:], p[:n])
 	}
-	if end := a + n; end%q.cs != 0 {
-		last := end / q.cs
-		if err := q.readCluster(t[l2i+last], span{g + last*q.cs, 0, q.cs}, buf[last*q.cs:]); err != nil {
-			return 0, err
-		}
+	if len(links) == 0 {
+		q.mu.Unlock() // in place only: the data moves outside the lock
+		locked = false
+		return n, q.pwrite(buf, wstart)
 	}
-	copy(buf[a:], p[:n])
-	host, err := q.allocRun(k)
-	if err != nil {
+	if err := q.pwrite(buf, wstart); err != nil {
 		return 0, err
 	}
-	if err := q.pwrite(buf, host); err != nil {
-		return 0, err
-	}
-	for i := int64(0); i < k; i++ {
-		old := t[l2i+i]
-		if err := q.setEntry(t, l2off, l2i+i, uint64(host+i*q.cs)|oflagCopied); err != nil {
+	for _, l := range links {
+		if err := q.setEntry(l.t, l.l2off, l.l2i, l.new); err != nil {
 			return 0, err
 		}
-		if err := q.unrefEntry(old); err != nil {
-			return 0, err
+		if l.release {
+			if err := q.unrefEntry(l.old); err != nil {
+				return 0, err
+			}
 		}
 	}
 	return n, nil
-}
-
-// writeAlloc writes src at bytes [s.a, s.b) of guest cluster s.g, a preallocated zero
-// cluster the node owns alone (entry e): the whole cluster is written in place (zeroes
-// around src) and the entry loses its zero flag. Caller holds q.mu.
-func (q *qcow2) writeAlloc(e uint64, s span, src []byte) error {
-	t, l2off, err := q.l2ForWrite(s.g)
-	if err != nil {
-		return err
-	}
-	_, l2i := q.index(s.g)
-	host := int64(e & entryOffsetMask)
-	if err := q.checkOffset(uint64(host), "data cluster"); err != nil {
-		return err
-	}
-	buf := make([]byte, q.cs)
-	copy(buf[s.a:], src)
-	if err := q.pwrite(buf, host); err != nil {
-		return err
-	}
-	return q.setEntry(t, l2off, l2i, uint64(host)|oflagCopied)
 }
 
 // writeZeroes is qcow2_co_pwrite_zeroes: whole clusters become zero clusters (version 3;

@@ -435,53 +435,94 @@ func (q *qcow2) alloc() (int64, error) { return q.allocRun(1) }
 
 // allocRun allocates n contiguous host clusters (refcount 1) and returns the offset of the
 // first, as qcow2_alloc_clusters does: the first run of n clusters with refcount 0 from
-// the hint (which moves past it), then the refcounts; a cluster whose range has no
-// refcount block yet gets one in the next free cluster (alloc_refcount_block: in its own
-// range it counts itself), after growing the refcount table if the range is past its end;
-// the search then starts again at the run (QEMU's -EAGAIN: the clusters counted are rolled
-// back, the same ones tried first), so that every cluster goes where QEMU puts it.
+// the hint (which moves past it), then the refcounts (needBlock); when a refcount block had
+// to be made, the search starts again at the run (QEMU's -EAGAIN: the clusters counted are
+// rolled back, the same ones tried first), so that every cluster goes where QEMU puts it.
 // Caller holds q.mu.
 func (q *qcow2) allocRun(n int64) (int64, error) {
-retry:
 	for tries := 0; tries < 64+int(n); tries++ {
 		c, err := q.findRun(n)
 		if err != nil {
 			return 0, err
 		}
-		for x := c; x < c+n; x++ {
-			i := x / q.perRB
-			if i < int64(len(q.rt)) && q.rt[i]&reftOffsetMask != 0 {
-				continue
-			}
-			b, err := q.findRun(1)
-			if err != nil {
-				return 0, err
-			}
-			if b/q.perRB != i {
-				b = x // QEMU would count it in yet another new block: keep it in its range
-			}
-			if i >= int64(len(q.rt)) {
-				err = q.growRefcountTable(i, x, b)
-			} else {
-				err = q.newRefBlock(i, b)
-			}
-			if err != nil {
-				return 0, err
-			}
-			// update_refcount on -EAGAIN: "try the same ones first" — the search restarts
-			// at the run (what was counted of it is rolled back)
-			q.hint = min(q.hint, c)
-			continue retry
+		if again, err := q.countRun(c, n); err != nil || !again {
+			return c * q.cs, err
 		}
-		for x := c; x < c+n; x++ {
-			if err := q.setRefcount(x, 1); err != nil {
-				return 0, err
-			}
-		}
-		q.end = max(q.end, c+n)
-		return c * q.cs, nil
 	}
 	return 0, errf(ErrIO, "tlcvm: qcow2 image '%s': cannot allocate %d clusters", q.n.filename, n)
+}
+
+// allocAt is qcow2_alloc_clusters_at: as many of the n clusters from host offset off as
+// are free, counted; 0 when the first is in use. The hint does not move (but for the
+// restart after a new refcount block). Caller holds q.mu.
+func (q *qcow2) allocAt(off, n int64) (int64, error) {
+	c := off / q.cs
+	for tries := 0; tries < 64+int(n); tries++ {
+		k := int64(0)
+		for ; k < n && !q.overlapsTables(c+k); k++ {
+			r, err := q.refcount(c + k)
+			if err != nil {
+				return 0, err
+			}
+			if r != 0 {
+				break
+			}
+		}
+		if k == 0 {
+			return 0, nil
+		}
+		if again, err := q.countRun(c, k); err != nil || !again {
+			return k, err
+		}
+	}
+	return 0, errf(ErrIO, "tlcvm: qcow2 image '%s': cannot allocate %d clusters", q.n.filename, n)
+}
+
+// countRun is update_refcount(+1) over clusters [c, c+n): it sets their refcounts to 1,
+// or, when one of them has no refcount block yet, makes that block (needBlock), moves the
+// hint back to c and reports again (QEMU's -EAGAIN). Caller holds q.mu.
+func (q *qcow2) countRun(c, n int64) (again bool, err error) {
+	for x := c; x < c+n; x++ {
+		made, err := q.needBlock(x)
+		if err != nil {
+			return false, err
+		}
+		if made {
+			q.hint = min(q.hint, c)
+			return true, nil
+		}
+	}
+	for x := c; x < c+n; x++ {
+		if err := q.setRefcount(x, 1); err != nil {
+			return false, err
+		}
+	}
+	q.end = max(q.end, c+n)
+	return false, nil
+}
+
+// needBlock is alloc_refcount_block for host cluster x: nothing when a refcount block
+// covers it; else the block goes to the next free cluster (counting itself when it lies in
+// x's range), after the refcount table grows when x's range is past its end.
+// Caller holds q.mu.
+func (q *qcow2) needBlock(x int64) (bool, error) {
+	i := x / q.perRB
+	if i < int64(len(q.rt)) && q.rt[i]&reftOffsetMask != 0 {
+		return false, nil
+	}
+	b, err := q.findRun(1)
+	if err != nil {
+		return false, err
+	}
+	if b/q.perRB != i {
+		b = x // QEMU would count it in yet another new block: keep it in its range
+	}
+	if i >= int64(len(q.rt)) {
+		err = q.growRefcountTable(i, x, b)
+	} else {
+		err = q.newRefBlock(i, b)
+	}
+	return err == nil, err
 }
 
 // findRun is alloc_clusters_noref: the first n consecutive host clusters with refcount 0
