@@ -317,72 +317,181 @@ func (q *qcow2) writeRequest(p []byte, off int64) (int64, error) {
 	return n, nil
 }
 
-// writeZeroes is qcow2_co_pwrite_zeroes: whole clusters become zero clusters (version 3;
-// deallocated with ZeroMayUnmap, compressed ones always), the unaligned head and tail
-// and everything on version 2 are written as zeroes.
+// writeZeroes is bdrv_co_do_pwrite_zeroes over qcow2_co_pwrite_zeroes, cluster by cluster:
+// a whole cluster (or the image's last, partial one) becomes a zero cluster on version 3
+// (deallocated with ZeroMayUnmap, a compressed one always), is discarded on version 2
+// without a backing file (it then reads as zeroes), and is written as zeroes on version 2
+// with one; a part of a cluster becomes the whole zero cluster when the rest of it reads
+// as zeroes already and it holds no data, else zeroes are written.
 func (q *qcow2) writeZeroes(off, length int64, fl ZeroFlags) error {
+	size := int64(q.h.Size)
+	done := q.requestFrees()
+	defer func() { done() }()
 	return q.spans(off, length, func(s span) error {
-		if q.h.Version < 3 || s.a > 0 || s.b < q.cs {
-			return q.n.writeZeroBuffers(s.g+s.a, s.b-s.a)
+		ok := false
+		var err error
+		if partial := s.a > 0 || (s.b < q.cs && s.g+s.b != size); partial {
+			// the head and tail are requests of their own (bdrv_co_do_pwrite_zeroes)
+			done()
+			done = q.requestFrees()
+			ok, err = q.zeroWhole(s, fl)
+			done()
+			done = q.requestFrees()
+		} else {
+			ok, err = q.zeroize(s.g, fl)
 		}
-		return q.withEntry(s.g, func(e uint64) error {
-			k := q.kind(e)
-			unmap := k == kindCompressed || (fl&ZeroMayUnmap != 0 && (k == kindNormal || k == kindZeroAlloc))
-			ne := e
-			if unmap {
-				ne = 0
-			}
-			ne |= oflagZero
-			if ne == e {
-				return nil
-			}
-			if unmap && !q.n.exclusive {
-				return errExclusive
-			}
-			return q.replaceEntry(s.g, ne, unmap)
-		})
+		if err != nil || ok {
+			return err
+		}
+		return q.n.writeZeroBuffers(s.g+s.a, s.b-s.a)
 	})
 }
 
-// withEntry runs f with guest cluster g's L2 entry, holding q.mu.
-func (q *qcow2) withEntry(g int64, f func(e uint64) error) error {
+// zeroize is qcow2_subcluster_zeroize for guest cluster g: a zero cluster on version 3, a
+// discarded one on version 2 without a backing file; false (-ENOTSUP) on version 2 over a
+// backing file. Caller holds n.io.
+func (q *qcow2) zeroize(g int64, fl ZeroFlags) (bool, error) {
+	switch {
+	case q.h.Version >= 3:
+		return true, q.zeroCluster(g, fl)
+	case q.n.Backing == nil:
+		return true, q.discardCluster(g)
+	}
+	return false, nil
+}
+
+// zeroCluster is zero_in_l2_slice for guest cluster g. Caller holds n.io.
+func (q *qcow2) zeroCluster(g int64, fl ZeroFlags) error {
+	return q.withL2(g, func(e uint64) error {
+		k := q.kind(e)
+		unmap := k == kindCompressed || (fl&ZeroMayUnmap != 0 && (k == kindNormal || k == kindZeroAlloc))
+		ne := e
+		if unmap {
+			ne = 0
+		}
+		ne |= oflagZero
+		if ne == e {
+			return nil
+		}
+		if unmap && !q.n.exclusive {
+			return errExclusive
+		}
+		return q.replaceEntry(g, ne, unmap)
+	})
+}
+
+// zeroWhole is qcow2_co_pwrite_zeroes' head and tail rule for the part s of a cluster:
+// when the cluster holds no data (unallocated or zero) and what s leaves of it reads as
+// zeroes (bdrv_co_is_zero_fast: the backing chain's status says so), the whole cluster is
+// zeroized. false: zeroes must be written.
+func (q *qcow2) zeroWhole(s span, fl ZeroFlags) (bool, error) {
+	q.mu.Lock()
+	e, err := q.entry(s.g)
+	q.mu.Unlock()
+	if err != nil {
+		return false, err
+	}
+	switch q.kind(e) {
+	case kindZeroPlain, kindZeroAlloc:
+	case kindUnallocated:
+		end := min(s.g+q.cs, int64(q.h.Size))
+		for _, r := range [][2]int64{{s.g, s.g + s.a}, {s.g + s.b, end}} {
+			if ok, err := q.backingZero(r[0], r[1]-r[0]); err != nil || !ok {
+				return false, err
+			}
+		}
+	default:
+		return false, nil
+	}
+	return q.zeroize(s.g, fl)
+}
+
+// backingZero reports whether [off, off+n) of an unallocated cluster reads as zeroes as far
+// as one block status query of the backing chain tells.
+func (q *qcow2) backingZero(off, n int64) (bool, error) {
+	b := q.n.Backing
+	if n <= 0 || b == nil || off >= b.Size() {
+		return true, nil
+	}
+	if off+n > b.Size() {
+		n = b.Size() - off
+	}
+	ex, err := b.BlockStatusAbove(nil, off, n)
+	if err != nil {
+		return false, err
+	}
+	return ex.Length == n && ex.Status&StatusZero != 0, nil
+}
+
+// discardCluster is discard_in_l2_slice (QCOW2_DISCARD_REQUEST, not a full discard) for
+// guest cluster g: with content, or over a backing file, it reads as zeroes afterwards on
+// version 3 (a zero cluster) and as the backing file on version 2; its clusters are freed
+// and, once free, discarded in the image file. Caller holds n.io.
+func (q *qcow2) discardCluster(g int64) error {
+	return q.withL2(g, func(e uint64) error {
+		k := q.kind(e)
+		allocated := k == kindNormal || k == kindZeroAlloc || k == kindCompressed
+		ne := e
+		if q.n.Backing != nil || allocated {
+			ne = 0
+			if q.h.Version >= 3 {
+				ne = oflagZero
+			}
+		}
+		if ne == e {
+			return nil
+		}
+		if allocated && !q.n.exclusive {
+			return errExclusive
+		}
+		return q.replaceEntry(g, ne, true)
+	})
+}
+
+// withL2 runs f with guest cluster g's L2 entry, holding q.mu, after making its L2 table
+// writable as get_cluster_table does for zeroing and discarding (a missing table is
+// allocated, a shared one copied, even when nothing changes in it).
+func (q *qcow2) withL2(g int64, f func(e uint64) error) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	e, err := q.entry(g)
+	t, _, err := q.l2ForWrite(g)
 	if err != nil {
 		return err
 	}
-	return f(e)
+	_, l2i := q.index(g)
+	return f(t[l2i])
 }
 
-// discard is qcow2_co_pdiscard (QCOW2_DISCARD_REQUEST, not a full discard): every whole
-// cluster in the range is released; it reads as zeroes afterwards on version 3 when it
-// had content or a backing file is there, else as the backing file. Partial clusters are
-// left alone, as QEMU leaves them.
+// discard is qcow2_co_pdiscard: every whole cluster in the range is discarded
+// (discardCluster); partial clusters are left alone, as QEMU leaves them (the image's
+// last, partial cluster counts as whole); nothing at all on version 2 over a backing file.
 func (q *qcow2) discard(off, length int64) error {
+	if q.h.Version < 3 && q.n.Backing != nil {
+		return nil // without zero clusters a discard would expose the backing file (-ENOTSUP)
+	}
+	size := int64(q.h.Size)
+	defer q.requestFrees()()
 	return q.spans(off, length, func(s span) error {
-		if s.a > 0 || s.b < q.cs {
+		if s.a > 0 || (s.b < q.cs && s.g+s.b != size) {
 			return nil
 		}
-		return q.withEntry(s.g, func(e uint64) error {
-			k := q.kind(e)
-			allocated := k == kindNormal || k == kindZeroAlloc || k == kindCompressed
-			var ne uint64
-			if (q.n.Backing != nil || allocated) && q.h.Version >= 3 {
-				ne = oflagZero
-			}
-			if ne == e {
-				return nil
-			}
-			if err := q.replaceEntry(s.g, ne, true); err != nil {
-				return err
-			}
-			if allocated && k != kindCompressed {
-				q.discardHost(e)
-			}
-			return nil
-		})
+		return q.discardCluster(s.g)
 	})
+}
+
+// requestFrees marks the clusters freed until the returned function runs as freed by a
+// discard or zeroing request: their discards are queued, and passed to the image file
+// when it runs (the caller holds n.io).
+func (q *qcow2) requestFrees() func() {
+	q.mu.Lock()
+	q.discarding = true
+	q.mu.Unlock()
+	return func() {
+		q.mu.Lock()
+		q.discarding = false
+		q.mu.Unlock()
+		q.flushDiscards()
+	}
 }
 
 // replaceEntry sets guest cluster g's L2 entry to ne and, with release, frees what the
@@ -401,18 +510,6 @@ func (q *qcow2) replaceEntry(g int64, ne uint64, release bool) error {
 		return q.unrefEntry(old)
 	}
 	return nil
-}
-
-// discardHost passes a freed cluster's discard to the image file (QEMU's
-// pass-discard-request), when that cluster is now free.
-func (q *qcow2) discardHost(e uint64) {
-	host := int64(e & entryOffsetMask)
-	if r, err := q.refcount(host / q.cs); err != nil || r != 0 {
-		return
-	}
-	if f := q.n.File; f != nil && f.Discard == "unmap" && f.Driver == DriverFile {
-		_ = f.fileDiscard(host, q.cs)
-	}
 }
 
 // status is the node's own status of [off, off+length): whole clusters of the same kind

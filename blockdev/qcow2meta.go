@@ -79,8 +79,12 @@ type qcow2 struct {
 	l2     map[int64][]uint64 // L2 tables by host offset
 	rb     map[int64][]byte   // refcount blocks by host offset (on-disk bytes)
 	cached int64              // bytes held by l2 and rb
-	hint   int64              // lowest host cluster that may be free
-	end    int64              // host clusters: one past the file's end and every allocation
+	// discarding is set while a discard or zeroing request frees clusters (their discard
+	// goes to the image file, QCOW2_DISCARD_REQUEST); discards queues those ranges.
+	discarding bool
+	discards   []hostRange
+	hint       int64 // lowest host cluster that may be free
+	end        int64 // host clusters: one past the file's end and every allocation
 }
 
 func newQcow2(n *Node, h *Qcow2Header) *qcow2 {
@@ -409,7 +413,52 @@ func (q *qcow2) unref(c int64) error {
 	if r == 1 && c < q.hint {
 		q.hint = c
 	}
+	if r == 1 && q.discarding && q.n.Discard == "unmap" {
+		q.queueDiscard(c*q.cs, q.cs) // pass-discard-request
+	}
 	return nil
+}
+
+// hostRange is a range of the image file.
+type hostRange struct{ off, n int64 }
+
+// queueDiscard adds a freed range to the discards of the running discard or zeroing
+// request, merged with a range it touches (update_refcount_discard). Caller holds q.mu.
+func (q *qcow2) queueDiscard(off, n int64) {
+	for i := range q.discards {
+		d := &q.discards[i]
+		if off != d.off+d.n && off+n != d.off {
+			continue
+		}
+		d.off, d.n = min(d.off, off), d.n+n
+		for j := 0; j < len(q.discards); j++ { // merge with any other range now touching d
+			p := q.discards[j]
+			if j == i || (p.off != d.off+d.n && p.off+p.n != d.off) {
+				continue
+			}
+			d.off, d.n = min(d.off, p.off), d.n+p.n
+			q.discards = append(q.discards[:j], q.discards[j+1:]...)
+			if j < i {
+				i--
+				d = &q.discards[i]
+			}
+			j--
+		}
+		return
+	}
+	q.discards = append(q.discards, hostRange{off, n})
+}
+
+// flushDiscards passes the queued discards to the image file, in order
+// (qcow2_process_discards): one discard per merged range.
+func (q *qcow2) flushDiscards() {
+	q.mu.Lock()
+	ds := q.discards
+	q.discards = nil
+	q.mu.Unlock()
+	for _, d := range ds {
+		_ = q.n.File.Unmap(d.off, d.n)
+	}
 }
 
 // unrefEntry frees what an L2 entry held (qcow2_free_any_cluster): its data cluster, or
