@@ -22,8 +22,9 @@ import (
 //
 //	holder                                        takes n.io
 //	ReadAt, WriteAt, Flush, BlockStatus*          RLock (shared: requests run concurrently)
-//	Discard, WriteZeroes with unmap, a write      Lock  (exclusive: clusters they free may be
-//	  over a compressed qcow2 cluster                    in use by a request in flight)
+//	Unmap, WriteZeroes with ZeroMayUnmap, any     Lock  (exclusive: clusters they free may be
+//	  request that meets clusters it would free          in use by a request in flight; the
+//	  (a compressed cluster; version 2 zeroes)           shared attempt returns errExclusive)
 //	graph changes under n (close, reopen of the   Lock  (a drain: waits for n's requests,
 //	  host file, resize, replacing n.File or             and no new one starts meanwhile)
 //	  n.Backing, Snapshot, jobs' graph changes)
