@@ -638,3 +638,39 @@ func TestZeroesAndDiscardsMatchQemuIO(t *testing.T) {
 		})
 	}
 }
+
+// TestResizeMatchesQemuImg: block_resize of a qcow2 image past what its L1 table covers
+// moves the table as qemu-img resize does (byte-identical images), and writes past the old
+// end land where qemu-io puts them.
+func TestResizeMatchesQemuImg(t *testing.T) {
+	needQemuIO(t)
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "qemu.qcow2"), filepath.Join(dir, "tlcvm.qcow2")
+	qemuImg(t, "create", "-q", "-f", "qcow2", "-o", "cluster_size=512", a, "1M")
+	qemuIO(t, a, "write -P 1 0 100k", "write -P 2 700k 300k")
+	img, _ := os.ReadFile(a)
+	if err := os.WriteFile(b, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	qemuImg(t, "resize", "-q", a, "64M")
+	qemuIO(t, a, "write -P 3 60M 200k", "write -P 4 512k 4k")
+	g, n := openImage(t, b, "qcow2")
+	if err := g.Resize("", "img", 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []struct {
+		off, n int64
+		p      byte
+	}{{60 << 20, 200 << 10, 3}, {512 << 10, 4 << 10, 4}} {
+		if _, err := n.WriteAt(bytes.Repeat([]byte{w.p}, int(w.n)), w.off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.Close()
+	checkClean(t, b)
+	x, _ := os.ReadFile(a)
+	y, _ := os.ReadFile(b)
+	if d := firstDiff(x, y); d != "" {
+		t.Fatalf("tlcvm's image differs from qemu-img's: %s", d)
+	}
+}

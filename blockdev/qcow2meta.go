@@ -104,13 +104,6 @@ func (n *Node) qcow2() (*qcow2, error) {
 	return n.q, nil
 }
 
-// reset drops the caches (after the header changed under an exclusive lock: resize).
-func (q *qcow2) reset() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.loaded, q.l1, q.rt, q.l2, q.rb, q.cached = false, nil, nil, nil, nil, 0
-}
-
 // pread reads from the image file (zeroes past its end).
 func (q *qcow2) pread(p []byte, off int64) error { return q.n.File.pread(p, off) }
 
@@ -729,4 +722,41 @@ func refcountBlocksFor(clusters, cs int64, order uint32) int64 {
 			return blocks
 		}
 	}
+}
+
+// growL1 is qcow2_grow_l1_table with an exact size: a new L1 table of entries entries in a
+// run of new clusters, the header pointing to it (l1_size and l1_table_offset in one
+// write), the old table's clusters freed. Caller holds q.mu.
+func (q *qcow2) growL1(entries int64) error {
+	clusters := (entries*8 + q.cs - 1) / q.cs
+	off, err := q.allocRun(clusters)
+	if err != nil {
+		return err
+	}
+	l1 := make([]uint64, entries)
+	copy(l1, q.l1)
+	buf := make([]byte, clusters*q.cs)
+	for i, v := range l1 {
+		binary.BigEndian.PutUint64(buf[i*8:], v)
+	}
+	if err := q.pwrite(buf, off); err != nil {
+		return err
+	}
+	var hb [12]byte
+	binary.BigEndian.PutUint32(hb[0:], uint32(entries))
+	binary.BigEndian.PutUint64(hb[4:], uint64(off))
+	if err := q.pwrite(hb[:], 36); err != nil {
+		return err
+	}
+	oldOff, oldSize := int64(q.h.L1TableOffset), int64(q.h.L1Size)
+	q.h.L1Size, q.h.L1TableOffset = uint32(entries), uint64(off)
+	q.l1 = l1
+	if oldSize > 0 {
+		for c := oldOff / q.cs; c < oldOff/q.cs+(oldSize*8+q.cs-1)/q.cs; c++ {
+			if err := q.unref(c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

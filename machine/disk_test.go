@@ -92,6 +92,27 @@ func waitWrites(t *testing.T, n int, disks ...*memDisk) {
 	}
 }
 
+// waitPass runs the VM until every vCPU's driver has reached pass (bounded by a deadline;
+// vCPUs may progress unevenly on a loaded host).
+func waitPass(t *testing.T, m *machine.Machine, cpus int, pass uint64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := diskStates(m, cpus)
+		done := len(st) == cpus
+		for _, d := range st {
+			done = done && d.Pass >= pass
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the drivers did not reach pass %d: %+v", pass, st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // checkDisks compares each disk with the formula of the drivers' cursors.
 func checkDisks(t *testing.T, m *machine.Machine, cpus int, disks ...*memDisk) {
 	t.Helper()
@@ -117,7 +138,7 @@ func TestGuestWritesDisks(t *testing.T) {
 	const w = "ws=1M,rate=max,disk=vd0,disk=drive1,disk-bs=4K,disk-offset=64K,disk-size=512K"
 	m := diskMachine(t, w, 2, disks)
 	m.Start()
-	waitWrites(t, 300, a, b) // more than one pass (2 x 128 blocks)
+	waitPass(t, m, 2, 2) // every vCPU past its first pass
 	if err := m.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +256,7 @@ func TestDiskVerify(t *testing.T) {
 		FwCfg: map[string][]byte{machine.WorkloadKey: []byte("idle,disk=vd0,disk-bs=4K,disk-verify")},
 		Disks: func(string) (machine.Disk, bool) { return d, true }})
 	m.Start()
-	waitWrites(t, 200, d) // past pass 2 (64 blocks a pass)
+	waitPass(t, m, 2, 3) // every vCPU has verified a pass
 	if err := m.Stop(); err != nil {
 		t.Fatal(err)
 	}
