@@ -71,15 +71,25 @@ func (n *Node) IsFormat() bool { return n.Driver != DriverFile }
 func (n *Node) Size() int64 {
 	switch n.Driver {
 	case DriverQcow2:
-		return int64(n.hdr.Size)
+		return n.vsize.Load()
 	case DriverRaw:
 		return n.File.Size()
 	}
-	st, err := n.f.Stat()
+	st, err := n.stat()
 	if err != nil {
 		return 0
 	}
 	return (st.Size() + 511) &^ 511
+}
+
+// stat is fstat of a file node's host file (fmu keeps n.f from being swapped meanwhile).
+func (n *Node) stat() (os.FileInfo, error) {
+	n.fmu.Lock()
+	defer n.fmu.Unlock()
+	if n.f == nil {
+		return nil, os.ErrClosed
+	}
+	return n.f.Stat()
 }
 
 // ActualSize is the host file's allocated bytes (st_blocks * 512).
@@ -87,7 +97,7 @@ func (n *Node) ActualSize() int64 {
 	if n.File != nil {
 		return n.File.ActualSize()
 	}
-	st, err := n.f.Stat()
+	st, err := n.stat()
 	if err != nil {
 		return 0
 	}
@@ -197,7 +207,9 @@ func (n *Node) reopen(rw bool) error {
 	}
 	n.io.Lock() // drain: no request uses the old descriptor any more
 	old := n.f
+	n.fmu.Lock()
 	n.f, n.rw, n.lock = f, rw, nl
+	n.fmu.Unlock()
 	n.io.Unlock()
 	old.Close()
 	return nil
@@ -209,6 +221,8 @@ func (n *Node) close() {
 	n.io.Lock()
 	defer n.io.Unlock()
 	n.closed = true
+	n.fmu.Lock()
+	defer n.fmu.Unlock()
 	if n.f != nil {
 		n.f.Close()
 		n.f = nil

@@ -145,6 +145,7 @@ func (n *Node) qcow2Resize(size uint64) error {
 		return err
 	}
 	h.Size = size
+	n.vsize.Store(int64(size))
 	return nil
 }
 
