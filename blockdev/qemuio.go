@@ -107,7 +107,7 @@ func (t backendTarget) zeroes(off, length int64, unmap, fua bool) error {
 	return t.do(true, length, func(n *Node) error { return nodeTarget{n}.zeroes(off, length, unmap, fua) })
 }
 func (t backendTarget) discard(off, length int64) error {
-	return t.do(true, length, func(n *Node) error { return n.Unmap(off, length) })
+	return t.do(true, 0, func(n *Node) error { return n.Unmap(off, length) }) // not throttled
 }
 func (t backendTarget) flush() error { return t.do(false, 0, func(n *Node) error { return n.Flush() }) }
 func (t backendTarget) size() int64  { return t.b.Size() }
