@@ -54,10 +54,11 @@ type Machine struct {
 	vcpus []*vcpu
 	ctl   *vcpuCtl
 
-	serial *Serial
-	fwcfg  *FwCfg
-	acpi   ACPI
-	clock  Clock
+	serial  *Serial
+	console sync.Mutex // the guest's console lock: vCPUs print whole lines (vcpu.deliver)
+	fwcfg   *FwCfg
+	acpi    ACPI
+	clock   Clock
 
 	reqs    chan string      // guest shutdown/reset requests → guestLoop
 	faults  chan ramFaultReq // guest RAM check failures (vCPUs, populate) → guestLoop
