@@ -90,12 +90,19 @@
 // holding the old content around the write (copy-on-write from the backing chain), a
 // refcount block, a larger refcount table — copying shared (internal snapshot) L2 tables
 // and clusters instead of writing into them. The image stays what qemu-img check calls
-// clean; the order of writes on disk is drawn in io.go.
+// clean; the order of writes on disk is drawn in io.go. Clusters go where QEMU 7.2 puts
+// them and each request is one host write as in QEMU, so qemu-io's writes and tlcvm's
+// leave byte-identical images (io_test.go), and wr_highest_offset and write-threshold
+// amounts are QEMU's.
+//
+// HMP qemu-io (qemuio.go) runs qemu-io's read, write, discard, flush and length on a
+// drive, a device's backend or a node, printing on stdout as QEMU does.
 //
 // A Backend adds what a guest device sees: Read, Write, WriteZeroes, Unmap, Flush with a
 // context (for the throttle wait), the I/O limits of block_set_io_throttle (throttle.go:
-// leaky buckets shared in throttle groups) and the device-level accounting of
-// query-blockstats (Stats).
+// leaky buckets shared in throttle groups), the device-level accounting of
+// query-blockstats (Stats) and, without a write cache, a flush after each write.
+// Graph.FlushAll flushes every medium (the VM stopping).
 //
 // Locking (details in io.go): Node.io is shared by requests and exclusive for graph
 // changes under the node and for requests that free clusters; a qcow2 node's metadata is

@@ -165,6 +165,7 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 		}
 		n.hdr = h
 		n.q = newQcow2(n, h)
+		n.vsize.Store(int64(h.Size))
 		n.BackingFile, n.BackingFormat = h.BackingFile, h.BackingFormat
 	}
 	g.name(n, o.NodeName, opened)

@@ -100,6 +100,18 @@ func blockCommands() []Command {
 			Help: "show info of one block device or all block devices (-n: show named nodes; -v: show details)",
 			Run:  infoBlock},
 		{Info: true, Name: "blockstats", Params: "", Help: "show block device statistics", Run: infoBlockstats},
+		{Name: "qemu-io", Args: "qdev:-d,device:B,command:s", Params: "[-d] [device] \"[command]\"",
+			Help: "run a qemu-io command on a block device\n\t\t\t-d: [device] is a device ID rather than a drive ID or node name",
+			Run: func(c *Call) {
+				device, _ := c.Args.Str("device")
+				command, _ := c.Args.Str("command")
+				var r struct {
+					Text string `json:"text"`
+				}
+				if !c.Fail(c.Query("x-tlcvm-qemu-io", map[string]any{"device": device, "qdev": c.Args.Bool("qdev"), "command": command}, &r)) {
+					c.Print(r.Text)
+				}
+			}},
 		{Name: "block_set_io_throttle", Args: "device:B,bps:l,bps_rd:l,bps_wr:l,iops:l,iops_rd:l,iops_wr:l",
 			Params: "device bps bps_rd bps_wr iops iops_rd iops_wr", Help: "change I/O throttle limits for a block drive",
 			Run: blockSetIOThrottle},

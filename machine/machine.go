@@ -57,12 +57,13 @@ type Machine struct {
 	vcpus []*vcpu
 	ctl   *vcpuCtl
 
-	serial *Serial
-	fwcfg  *FwCfg
-	acpi   ACPI
-	clock  Clock
-	kbc    i8042         // the PS/2 controller (i8042.go)
-	irqs   atomic.Uint32 // interrupt lines raised for vCPU 0, taken by its thread
+	serial  *Serial
+	console sync.Mutex // the guest's console lock: vCPUs print whole lines (vcpu.deliver)
+	fwcfg   *FwCfg
+	acpi    ACPI
+	clock   Clock
+	kbc     i8042         // the PS/2 controller (i8042.go)
+	irqs    atomic.Uint32 // interrupt lines raised for vCPU 0, taken by its thread
 
 	reqs    chan string      // guest shutdown/reset requests → guestLoop
 	faults  chan ramFaultReq // guest RAM check failures (vCPUs, populate) → guestLoop

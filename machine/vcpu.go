@@ -252,7 +252,11 @@ func (v *vcpu) deliver(ex exit) {
 	switch ex.reason {
 	case exitIO:
 		if ex.port == COM1Base {
+			// The guest's console lock (a kernel's console spinlock): one vCPU's line at a
+			// time, now that every vCPU's disk driver may report on the console.
+			v.m.console.Lock()
 			v.m.serial.puts(string(ex.data))
+			v.m.console.Unlock()
 		}
 	case exitIPI:
 		for _, o := range v.m.vcpus {

@@ -308,4 +308,7 @@ type guestDisk struct{ b *blockdev.Backend }
 func (d guestDisk) WriteAt(ctx context.Context, p []byte, off int64) error {
 	return d.b.Write(ctx, p, off)
 }
+func (d guestDisk) ReadAt(ctx context.Context, p []byte, off int64) error {
+	return d.b.Read(ctx, p, off)
+}
 func (d guestDisk) Size() int64 { return d.b.Size() }

@@ -153,6 +153,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		Console:     v.console,
 		DeviceIDs:   deviceIDs(cfg),
 		Input:       v.input,
+		Stdout:      stdout,
 	}
 	v.human = hmp.New(nil, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
 	deps.Human = v.human

@@ -1,6 +1,8 @@
 package cmds
 
 import (
+	"io"
+
 	"tlcvm/blockdev"
 	"tlcvm/console"
 	"tlcvm/dirtyrate"
@@ -59,6 +61,7 @@ type Deps struct {
 	Console     *console.Console    // the display's console; nil without a display device
 	DeviceIDs   map[string]bool     // the qdev ids of -device (screendump's device lookup)
 	Input       *input.Router       // nil: send-key and input-send-event are not registered
+	Stdout      io.Writer           // the process's standard output (HMP qemu-io prints there); nil: discarded
 }
 
 // ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,
