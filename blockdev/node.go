@@ -34,6 +34,7 @@ type Node struct {
 	// BackingFile/BackingFormat are the names recorded in the image header ("" when none).
 	BackingFile, BackingFormat string
 	nodeIO                     // the data path's state (io.go)
+	nodeBitmaps                // dirty bitmaps (bitmap.go)
 
 	g        *Graph
 	filename string   // file: the host path as given; format: the file child's

@@ -72,6 +72,7 @@ func (g *Graph) Add(o *Options) (*Node, error) {
 func (g *Graph) discard(opened []*Node) {
 	for i := len(opened) - 1; i >= 0; i-- {
 		n := opened[i]
+		n.storeBeforeClose()
 		g.detach(n)
 		n.close()
 		g.removeNode(n)
@@ -170,6 +171,9 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 	}
 	if o.Driver != DriverQcow2 {
 		return n, nil
+	}
+	if err := n.loadBitmaps(g.cfg.Warn); err != nil {
+		return nil, err
 	}
 	switch {
 	case o.Backing != nil && o.Backing.Null:
