@@ -81,6 +81,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerBlock(r, d)
 	registerMedia(r, d)
 	registerBlockIO(r, d)
+	registerBitmaps(r, d)
 	registerVNC(r, d)
 	registerDirtyRate(r, d)
 	registerStats(r)
