@@ -3,6 +3,7 @@ package blockdev
 import (
 	"math/bits"
 	"sync"
+	"unsafe"
 )
 
 // Dirty bitmaps (QEMU's BdrvDirtyBitmap, block/dirty-bitmap.c): one bit per granule of a
@@ -38,17 +39,21 @@ const BitmapMinGranularity = 512
 
 // nodeBitmaps is the bitmap state a node carries.
 type nodeBitmaps struct {
-	bmMu    sync.Mutex
-	bitmaps []*Bitmap // newest first; +checklocks:bmMu
+	bmMu     sync.Mutex
+	bitmaps  []*Bitmap      // newest first; +checklocks:bmMu
+	trackers []WriteTracker // jobs' write trackers; +checklocks:bmMu
 }
 
-// Bitmap is a dirty bitmap of one node.
+// Bitmap is a dirty bitmap: of one node (CreateBitmap), or detached (NewBitmap), a plain
+// granule bitmap that a job keeps and that learns of writes only when it is attached as
+// a WriteTracker.
 type Bitmap struct {
-	node  *Node
-	name  string // "" for an anonymous bitmap (a job's)
-	shift uint   // log2 granularity
+	node  *Node       // nil for a detached bitmap
+	mu    *sync.Mutex // the node's bmMu; a detached bitmap's own
+	name  string      // "" for an anonymous bitmap (a job's)
+	shift uint        // log2 granularity
 
-	// Guarded by node.bmMu.
+	// Guarded by mu.
 	size         int64    // bytes covered (the node's size when created or resized)
 	words        []uint64 // bit i of words[i/64]: granule i is dirty
 	count        int64    // set bits
@@ -61,11 +66,26 @@ type Bitmap struct {
 	successor    *Bitmap // while frozen by a job; writes go there
 }
 
-// newBitmap makes a clean bitmap of size bytes.
+// newBitmap makes a clean bitmap of size bytes on n (nil: detached).
 func newBitmap(n *Node, name string, gran, size int64) *Bitmap {
 	b := &Bitmap{node: n, name: name, shift: uint(bits.TrailingZeros64(uint64(gran))), size: size}
+	if n != nil {
+		b.mu = &n.bmMu
+	} else {
+		b.mu = new(sync.Mutex)
+	}
 	b.words = make([]uint64, wordsFor(b.granules()))
 	return b
+}
+
+// NewBitmap returns a clean detached bitmap of granularity bytes (a power of two, at
+// least 512) over size bytes: a job's bitmap of what it still has to copy. It records
+// writes only while attached to a node with Node.TrackWrites.
+func NewBitmap(size, granularity int64) *Bitmap {
+	if granularity < BitmapMinGranularity || granularity&(granularity-1) != 0 {
+		panic("blockdev: bitmap granularity must be a power of two of at least 512")
+	}
+	return newBitmap(nil, "", granularity, size)
 }
 
 func wordsFor(granules int64) int64 { return (granules + 63) / 64 }
@@ -77,7 +97,7 @@ func (b *Bitmap) granules() int64 { return (b.size + b.Granularity() - 1) >> b.s
 // Name is the bitmap's name ("" for an anonymous one).
 func (b *Bitmap) Name() string { return b.name }
 
-// Node is the node the bitmap belongs to.
+// Node is the node the bitmap belongs to (nil when detached).
 func (b *Bitmap) Node() *Node { return b.node }
 
 // Granularity is the bytes one bit covers.
@@ -85,30 +105,30 @@ func (b *Bitmap) Granularity() int64 { return 1 << b.shift }
 
 // Size is the bytes the bitmap covers.
 func (b *Bitmap) Size() int64 {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.size
 }
 
 // Count is the dirty bytes: set granules times the granularity (hbitmap_count).
 func (b *Bitmap) Count() int64 {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.count << b.shift
 }
 
 // Enabled reports whether the bitmap itself records writes (not disabled).
 func (b *Bitmap) Enabled() bool {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return !b.disabled
 }
 
 // Recording reports whether writes to the node are recorded, in the bitmap or in its
 // successor (query-block's "recording").
 func (b *Bitmap) Recording() bool {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.recording()
 }
 
@@ -118,49 +138,71 @@ func (b *Bitmap) recording() bool {
 
 // Busy reports whether an operation (export, job, transaction) holds the bitmap.
 func (b *Bitmap) Busy() bool {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.busy
 }
 
 // SetBusy marks the bitmap as held by an operation (bdrv_dirty_bitmap_set_busy).
 func (b *Bitmap) SetBusy(busy bool) {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.busy = busy
 }
 
 // Persistent reports whether the bitmap is stored in its image when the node closes.
 func (b *Bitmap) Persistent() bool {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.persistent
 }
 
 // Inconsistent reports whether the image had the bitmap marked in use when it was loaded.
 func (b *Bitmap) Inconsistent() bool {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.inconsistent
 }
 
 // Readonly reports whether the bitmap came from an image opened read-only.
 func (b *Bitmap) Readonly() bool {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.readonly
 }
 
-// Enable and Disable start and stop recording (no checks: see Graph.BitmapEnable).
-func (b *Bitmap) Enable() { b.setDisabled(false) }
+// Enable and Disable start and stop recording (no checks: see PrepareBitmapEnable).
+func (b *Bitmap) Enable() { b.SetEnabled(true) }
 
 // Disable stops the bitmap recording writes.
-func (b *Bitmap) Disable() { b.setDisabled(true) }
+func (b *Bitmap) Disable() { b.SetEnabled(false) }
 
-func (b *Bitmap) setDisabled(d bool) {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
-	b.disabled = d
+// SetEnabled starts or stops recording writes; Set and Reset work either way.
+func (b *Bitmap) SetEnabled(on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.disabled = !on
+}
+
+// MarkDirty implements WriteTracker: an enabled bitmap records the write.
+func (b *Bitmap) MarkDirty(off, length int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.disabled {
+		b.markLocked(off, length)
+	}
+}
+
+// markLocked records a write of [off, off+length); a write past the bitmap's end (a file
+// node growing) grows it first, as bdrv_co_write_req_finish truncates the node's bitmaps.
+// Caller holds the lock.
+func (b *Bitmap) markLocked(off, length int64) {
+	if end := off + length; end > b.size && b.node != nil {
+		b.resize((end + 511) &^ 511)
+	}
+	if first, last, ok := b.span(off, length); ok {
+		b.setRange(first, last)
+	}
 }
 
 // span is the granule range [first, last] holding bytes [off, off+length), clipped to
@@ -203,8 +245,8 @@ func (b *Bitmap) fill(first, last int64, set bool) {
 
 // Set marks the granules holding [off, off+length) dirty (bdrv_set_dirty_bitmap).
 func (b *Bitmap) Set(off, length int64) {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if first, last, ok := b.span(off, length); ok {
 		b.setRange(first, last)
 	}
@@ -214,25 +256,34 @@ func (b *Bitmap) Set(off, length int64) {
 // callers pass granule-aligned ranges (or ones that end at the bitmap's end), as QEMU
 // requires.
 func (b *Bitmap) Reset(off, length int64) {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if first, last, ok := b.span(off, length); ok {
 		b.resetRange(first, last)
 	}
 }
 
+// SetAll marks the whole bitmap dirty.
+func (b *Bitmap) SetAll() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n := b.granules(); n > 0 {
+		b.setRange(0, n-1)
+	}
+}
+
 // Clear resets the whole bitmap.
 func (b *Bitmap) Clear() {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	clear(b.words)
 	b.count = 0
 }
 
 // Get reports whether the granule holding byte off is dirty.
 func (b *Bitmap) Get(off int64) bool {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.get(off)
 }
 
@@ -244,18 +295,18 @@ func (b *Bitmap) get(off int64) bool {
 	return b.words[i/64]&(1<<(i%64)) != 0
 }
 
-// NextDirty returns the first byte offset ≥ off and < end whose granule is dirty (the
-// granule's start when it begins after off), or -1 (bdrv_dirty_bitmap_next_dirty).
-func (b *Bitmap) NextDirty(off, end int64) int64 {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+// NextDirtyOffset returns the first byte offset ≥ off and < end whose granule is dirty
+// (the granule's start when it begins after off), or -1 (bdrv_dirty_bitmap_next_dirty).
+func (b *Bitmap) NextDirtyOffset(off, end int64) int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.next(off, end, true)
 }
 
-// NextZero is NextDirty for a clean granule.
-func (b *Bitmap) NextZero(off, end int64) int64 {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+// NextCleanOffset is NextDirtyOffset for a clean granule (bdrv_dirty_bitmap_next_zero).
+func (b *Bitmap) NextCleanOffset(off, end int64) int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.next(off, end, false)
 }
 
@@ -286,11 +337,38 @@ func (b *Bitmap) next(off, end int64, dirty bool) int64 {
 	return -1
 }
 
+// NextDirty returns the first dirty extent at or after off, at most maxLen bytes long (one
+// granule when maxLen is smaller), granule aligned and clipped to the bitmap's size; ok is
+// false when none is left. This is how a job walks what it still has to copy.
+func (b *Bitmap) NextDirty(off, maxLen int64) (start, length int64, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if off >= b.size {
+		return 0, 0, false
+	}
+	first := b.next(max(off, 0)&^(b.Granularity()-1), b.size, true)
+	if first < 0 {
+		return 0, 0, false
+	}
+	start = first &^ (b.Granularity() - 1)
+	end := b.size
+	if limit := maxLen &^ (b.Granularity() - 1); limit > 0 {
+		end = min(end, start+limit)
+	} else {
+		end = min(end, start+b.Granularity())
+	}
+	stop := b.next(start, end, false)
+	if stop < 0 {
+		stop = end
+	}
+	return start, stop - start, true
+}
+
 // NextDirtyArea returns the first dirty run in [off, end) no longer than maxLen
 // (bdrv_dirty_bitmap_next_dirty_area); ok is false when there is none.
 func (b *Bitmap) NextDirtyArea(off, end, maxLen int64) (start, length int64, ok bool) {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	end = min(end, b.size)
 	start = b.next(off, end, true)
 	if start < 0 {
@@ -309,17 +387,17 @@ func (b *Bitmap) NextDirtyArea(off, end, maxLen int64) (start, length int64, ok 
 // Extents calls fn for the runs of equal state in [off, off+length) (clipped to the
 // bitmap), in order, until fn returns false: the NBD qemu:dirty-bitmap context's view.
 func (b *Bitmap) Extents(off, length int64, fn func(off, length int64, dirty bool) bool) {
-	b.node.bmMu.Lock()
+	b.mu.Lock()
 	size := b.size
-	b.node.bmMu.Unlock()
+	b.mu.Unlock()
 	end := min(off+length, size)
 	for off < end {
 		d := b.Get(off)
 		var next int64
 		if d {
-			next = b.NextZero(off, end)
+			next = b.NextCleanOffset(off, end)
 		} else {
-			next = b.NextDirty(off, end)
+			next = b.NextDirtyOffset(off, end)
 		}
 		if next < 0 {
 			next = end
@@ -369,26 +447,40 @@ func (b *Bitmap) mergeFrom(src *Bitmap) {
 	}
 }
 
-// Merge sets in b everything src has dirty. The sizes must be equal (Graph.BitmapMerge
-// checks it with QEMU's text).
+// Merge sets in b everything src has dirty (any granularity; the sizes should be equal:
+// PrepareBitmapMerge checks it with QEMU's text).
 func (b *Bitmap) Merge(src *Bitmap) {
-	unlock := lockPair(b.node, src.node)
+	if src == b {
+		return
+	}
+	unlock := lockPair(b, src)
 	defer unlock()
 	b.mergeFrom(src)
 }
 
-// lockPair takes the bitmap locks of two nodes in a fixed order.
-func lockPair(a, c *Node) func() {
-	if a == c {
-		a.bmMu.Lock()
-		return a.bmMu.Unlock
+// Copy returns a detached, enabled copy of b.
+func (b *Bitmap) Copy() *Bitmap {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := newBitmap(nil, "", b.Granularity(), b.size)
+	copy(c.words, b.words)
+	c.count = b.count
+	return c
+}
+
+// lockPair takes two bitmaps' locks (once when they share one) in a fixed order.
+func lockPair(a, c *Bitmap) func() {
+	if a.mu == c.mu {
+		a.mu.Lock()
+		return a.mu.Unlock
 	}
-	if a.Name > c.Name {
-		a, c = c, a
+	x, y := a.mu, c.mu
+	if uintptr(unsafe.Pointer(x)) > uintptr(unsafe.Pointer(y)) {
+		x, y = y, x
 	}
-	a.bmMu.Lock()
-	c.bmMu.Lock()
-	return func() { c.bmMu.Unlock(); a.bmMu.Unlock() }
+	x.Lock()
+	y.Lock()
+	return func() { y.Unlock(); x.Unlock() }
 }
 
 // snapshot returns a copy of the bits (for a transaction's undo); caller holds the lock.
@@ -408,8 +500,8 @@ func (b *Bitmap) restore(words []uint64, count int64) {
 // (hbitmap_serialize_part): little-endian 64-bit words, bit j of byte k is granule
 // first+8k+j; n is rounded up to whole words. first must be a multiple of 64.
 func (b *Bitmap) Serialize(first, n int64) []byte {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	out := make([]byte, wordsFor(n)*8)
 	for k := int64(0); k < wordsFor(n); k++ {
 		w := first/64 + k
@@ -427,8 +519,8 @@ func (b *Bitmap) Serialize(first, n int64) []byte {
 // Deserialize ORs serialised bits (Serialize's layout) into granules from first (a
 // multiple of 64); bits past the bitmap's end are ignored.
 func (b *Bitmap) Deserialize(first int64, p []byte) {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	total := b.granules()
 	for k := 0; k+8 <= len(p); k += 8 {
 		w := first/64 + int64(k/8)
@@ -447,35 +539,58 @@ func (b *Bitmap) Deserialize(first int64, p []byte) {
 	}
 }
 
-// SetAll marks granules [first, first+n) dirty (an "all ones" bitmap table entry).
-func (b *Bitmap) SetAll(first, n int64) {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+// setGranules marks granules [first, first+n) dirty (an "all ones" bitmap table entry).
+func (b *Bitmap) setGranules(first, n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	last := min(first+n, b.granules()) - 1
 	if last >= first {
 		b.setRange(first, last)
 	}
 }
 
+// WriteTracker is told of every write that changed a node: [off, off+length) in bytes,
+// after the node changed. MarkDirty must not block and must not do I/O (it runs inside the
+// request). A detached Bitmap is one (a job's); a node's own bitmaps are marked without it.
+type WriteTracker interface {
+	MarkDirty(off, length int64)
+}
+
+// TrackWrites attaches t to n: from now on every successful write-type request on n is
+// reported to it. The returned function detaches it.
+func (n *Node) TrackWrites(t WriteTracker) (untrack func()) {
+	n.bmMu.Lock()
+	n.trackers = append(n.trackers, t)
+	n.bmMu.Unlock()
+	return func() {
+		n.bmMu.Lock()
+		defer n.bmMu.Unlock()
+		for i, x := range n.trackers {
+			if x == t {
+				n.trackers = append(n.trackers[:i:i], n.trackers[i+1:]...)
+				return
+			}
+		}
+	}
+}
+
 // markDirty records a write of [off, off+length) in every recording bitmap of n
-// (bdrv_set_dirty): a bitmap with a successor passes it on; a write past a bitmap's end
-// (a file node growing) grows the bitmap first.
+// (bdrv_set_dirty) and tells n's trackers. A bitmap frozen by a job does not record; its
+// successor, an anonymous bitmap of the node, does.
 func (n *Node) markDirty(off, length int64) {
 	if length <= 0 {
 		return
 	}
 	n.bmMu.Lock()
-	defer n.bmMu.Unlock()
 	for _, b := range n.bitmaps {
-		if b.disabled {
-			continue
+		if !b.disabled {
+			b.markLocked(off, length)
 		}
-		if end := off + length; end > b.size {
-			b.resize((end + 511) &^ 511)
-		}
-		if first, last, ok := b.span(off, length); ok {
-			b.setRange(first, last)
-		}
+	}
+	ts := n.trackers
+	n.bmMu.Unlock()
+	for _, t := range ts {
+		t.MarkDirty(off, length)
 	}
 }
 

@@ -55,16 +55,16 @@ func (b *Bitmap) check(c bitmapCheck) error {
 // Check is bdrv_dirty_bitmap_check with BDRV_BITMAP_ALLOW_RO (busy, inconsistent): what an
 // export or a job that only reads the bitmap requires.
 func (b *Bitmap) Check() error {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.check(checkAllowRO)
 }
 
 // CheckWritable is bdrv_dirty_bitmap_check with BDRV_BITMAP_DEFAULT: what a job that
 // changes the bitmap requires.
 func (b *Bitmap) CheckWritable() error {
-	b.node.bmMu.Lock()
-	defer b.node.bmMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.check(checkDefault)
 }
 
@@ -276,18 +276,18 @@ func (g *Graph) PrepareBitmapMerge(node, target string, sources []MergeSource) (
 // mergeChecked is bdrv_merge_dirty_bitmap from src into an anonymous bitmap dst that no
 // node lists: the source must be consistent and of the same size.
 func mergeChecked(dst, src *Bitmap) error {
-	src.node.bmMu.Lock()
+	src.mu.Lock()
 	err := src.check(checkInconsistent)
 	srcSize := src.size
-	src.node.bmMu.Unlock()
+	src.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	if srcSize != dst.size {
 		return errf(ErrInvalid, "Bitmaps are of different sizes (destination size is %d, source size is %d) and can't be merged", dst.size, srcSize)
 	}
-	src.node.bmMu.Lock()
-	defer src.node.bmMu.Unlock()
+	src.mu.Lock()
+	defer src.mu.Unlock()
 	dst.mergeFrom(src)
 	return nil
 }

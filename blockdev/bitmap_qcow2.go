@@ -241,7 +241,7 @@ func (q *qcow2) loadData(e *dirEntry, b *Bitmap) error {
 		off := int64(v & bmeEntryOffsetMask)
 		switch {
 		case off == 0 && v&bmeEntryAllOnes != 0:
-			b.SetAll(first, per)
+			b.setGranules(first, per)
 		case off == 0:
 		default:
 			if err := q.pread(buf, off); err != nil {
@@ -435,7 +435,7 @@ func (q *qcow2) storeData(e *dirEntry, b *Bitmap) error {
 	for i := int64(0); i < tb; i++ {
 		first := i * per
 		lo, hi := first<<b.shift, min(first+per, total)<<b.shift
-		if b.NextDirty(lo, hi) < 0 {
+		if b.NextDirtyOffset(lo, hi) < 0 {
 			continue
 		}
 		off, err := q.alloc()

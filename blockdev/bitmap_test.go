@@ -111,9 +111,9 @@ func TestBitmapSearch(t *testing.T) {
 	} {
 		var got int64
 		if c.zero {
-			got = b.NextZero(c.off, c.end)
+			got = b.NextCleanOffset(c.off, c.end)
 		} else {
-			got = b.NextDirty(c.off, c.end)
+			got = b.NextDirtyOffset(c.off, c.end)
 		}
 		if got != c.want {
 			t.Errorf("next(zero=%v, %d, %d) = %d, want %d", c.zero, c.off, c.end, got, c.want)
@@ -129,6 +129,62 @@ func TestBitmapSearch(t *testing.T) {
 	}
 	if _, _, ok := b.NextDirtyArea(202*4096, 1<<20, 0); ok {
 		t.Error("NextDirtyArea found a run past the last")
+	}
+}
+
+// TestBitmapDetached: a job's bitmap, kept apart from the node's and told of writes as a
+// WriteTracker; NextDirty walks it in runs of at most max bytes, granule aligned.
+func TestBitmapDetached(t *testing.T) {
+	_, n := rawNode(t, 1<<20+1024)
+	b := blockdev.NewBitmap(n.Size(), 65536)
+	untrack := n.TrackWrites(b)
+	if _, err := n.WriteAt(make([]byte, 100), 70000); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.WriteZeroes(1<<20, 1024, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := dirtyRuns(b); got != "65536+65536 1048576+1024" {
+		t.Errorf("tracked: %q", got)
+	}
+	b.SetEnabled(false)
+	if _, err := n.WriteAt(make([]byte, 1), 0); err != nil {
+		t.Fatal(err)
+	}
+	untrack()
+	b.SetEnabled(true)
+	if _, err := n.WriteAt(make([]byte, 1), 5*65536); err != nil {
+		t.Fatal(err)
+	}
+	if got := dirtyRuns(b); got != "65536+65536 1048576+1024" {
+		t.Errorf("after a disabled and an untracked write: %q", got)
+	}
+	if len(n.Bitmaps()) != 0 {
+		t.Error("a detached bitmap is listed on the node")
+	}
+	c := b.Copy()
+	b.SetAll()
+	for _, x := range []struct{ off, max, start, length int64 }{
+		{0, 1 << 30, 0, 1<<20 + 1024},
+		{70000, 65536, 65536, 65536},
+		{0, 1000, 0, 65536},
+		{1 << 20, 1 << 20, 1 << 20, 1024},
+	} {
+		s, l, ok := b.NextDirty(x.off, x.max)
+		if !ok || s != x.start || l != x.length {
+			t.Errorf("NextDirty(%d, %d) = %d+%d %v, want %d+%d", x.off, x.max, s, l, ok, x.start, x.length)
+		}
+	}
+	s, l, ok := c.NextDirty(131072, 1<<30)
+	if !ok || s != 1<<20 || l != 1024 {
+		t.Errorf("copy: NextDirty = %d+%d %v", s, l, ok)
+	}
+	if _, _, ok := c.NextDirty(1<<20+1024, 1<<30); ok {
+		t.Error("NextDirty past the end")
+	}
+	b.Reset(0, b.Size())
+	if b.Count() != 0 {
+		t.Errorf("count after reset %d", b.Count())
 	}
 }
 
