@@ -355,8 +355,8 @@ func TestGraphOps(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustErr(g.AttachDevice(&blockdev.Device{ID: "vd2", Driver: "virtio-blk-pci"}, "nope"), "Property 'virtio-blk-device.drive' can't find value 'nope'")
-	mustErr(g.AttachDevice(&blockdev.Device{ID: "vd2", Driver: "virtio-blk-pci"}, "r"),
-		"Permission conflict on node 'r': permissions 'write' are both required by block device 'vd' (uses node 'r' as 'root' child) and unshared by block device 'vd2' (uses node 'r' as 'root' child).")
+	mustErr(g.AttachDevice(&blockdev.Device{ID: "vd2", Driver: "virtio-blk-pci", Path: "/machine/peripheral/vd2"}, "r"),
+		"Permission conflict on node 'r': permissions 'write' are both required by block device '/machine/peripheral/vd/virtio-backend' (uses node 'r' as 'root' child) and unshared by block device '/machine/peripheral/vd2/virtio-backend' (uses node 'r' as 'root' child).")
 	mustErr(g.Del("r"), "Node r is in use")
 	if q := d.Qdev(); q != "/machine/peripheral/vd/virtio-backend" {
 		t.Errorf("qdev %q", q)

@@ -148,8 +148,10 @@ func (e edge) desc() string {
 		if e.backend.Name != "" {
 			return fmt.Sprintf("block device '%s'", e.backend.Name)
 		}
-		if e.backend.Device != nil && e.backend.Device.ID != "" {
-			return fmt.Sprintf("block device '%s'", e.backend.Device.ID)
+		if d := e.backend.Device; d != nil && d.Qdev() != "" {
+			// blk_get_attached_dev_id: the device's id, or its QOM path (a virtio-blk
+			// proxy's backend device has no id).
+			return fmt.Sprintf("block device '%s'", d.Qdev())
 		}
 		return "an unnamed block device"
 	}

@@ -28,6 +28,9 @@ func registerBuiltins(m *Monitor) {
 	for _, c := range dirtyRateCommands() {
 		m.Register(c)
 	}
+	for _, c := range nbdCommands() {
+		m.Register(c)
+	}
 }
 
 func vmCommands() []Command {

@@ -180,8 +180,8 @@ func (s *Server) Stop() error {
 		return errf(ErrNotRunning, "NBD server not running")
 	}
 	var deleted []func()
-	for _, e := range append([]*export(nil), s.exports...) {
-		if e.userOwned {
+	for i := len(s.exports) - 1; i >= 0; i-- { // oldest first, as blk_exp_close_all_type
+		if e := s.exports[i]; e.userOwned {
 			deleted = append(deleted, s.shutdown(e)...)
 		}
 	}
@@ -212,22 +212,37 @@ func (s *Server) Close() {
 	}
 }
 
+// CheckAdd runs Add's checks of the server and the names (nbd_export_create's first ones,
+// which QEMU makes before it narrows the node's permissions and looks up bitmaps).
+func (s *Server) CheckAdd(name, description string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.checkAdd(name, description)
+}
+
+func (s *Server) checkAdd(name, description string) error {
+	if !s.running {
+		return errf(ErrNotRunning, "NBD server not running")
+	}
+	if len(name) > MaxStringSize {
+		return errf(ErrInvalid, "export name '%s' too long", name)
+	}
+	if len(description) > MaxStringSize {
+		return errf(ErrInvalid, "description '%s' too long", description)
+	}
+	if s.byName(name) != nil {
+		return errf(ErrExists, "NBD server already has export named '%s'", name)
+	}
+	return nil
+}
+
 // Add creates an export (nbd_export_create's checks, in its order, after the caller's
 // generic ones).
 func (s *Server) Add(cfg ExportConfig) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.running {
-		return errf(ErrNotRunning, "NBD server not running")
-	}
-	if len(cfg.Name) > MaxStringSize {
-		return errf(ErrInvalid, "export name '%s' too long", cfg.Name)
-	}
-	if len(cfg.Description) > MaxStringSize {
-		return errf(ErrInvalid, "description '%s' too long", cfg.Description)
-	}
-	if s.byName(cfg.Name) != nil {
-		return errf(ErrExists, "NBD server already has export named '%s'", cfg.Name)
+	if err := s.checkAdd(cfg.Name, cfg.Description); err != nil {
+		return err
 	}
 	e := &export{cfg: cfg, userOwned: true, named: true, clients: map[*conn]struct{}{}}
 	e.cfg.Size &^= 511

@@ -21,6 +21,7 @@ import (
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
+	"tlcvm/nbd"
 	"tlcvm/qmp"
 	"tlcvm/qmp/cmds"
 )
@@ -39,6 +40,7 @@ type vm struct {
 	serves    []func() // monitor loops, started by run
 	migration *migration.Engine
 	block     *blockdev.Graph
+	nbd       *nbd.Server // its exports hold block nodes: closed before the graph
 	vnc       []vncDisplay
 }
 
@@ -142,6 +144,8 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		DirtyRate:   dirtyrate.NewMeter(dirtyMachine{m}, p.dirtyRing),
 		DirtyLimit:  dirtyrate.NewLimiter(dirtyMachine{m}, p.dirtyRing, m.Config().MaxCPUs),
 	}
+	v.nbd = nbd.NewServer(nbd.Config{Log: v.log})
+	deps.NBD = v.nbd
 	v.human = hmp.New(nil, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
 	deps.Human = v.human
 	if err := v.wireMigration(reg, deps, ev); err != nil {
@@ -249,6 +253,9 @@ func (v *vm) close() {
 	}
 	if v.machine != nil {
 		v.machine.Close()
+	}
+	if v.nbd != nil {
+		v.nbd.Close()
 	}
 	if v.block != nil {
 		v.block.Close()

@@ -6,6 +6,7 @@ import (
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
+	"tlcvm/nbd"
 	"tlcvm/qmp"
 )
 
@@ -51,6 +52,7 @@ type Deps struct {
 	VNC         func() []VNCDisplay // the -vnc displays; nil: none
 	DirtyRate   *dirtyrate.Meter    // calc-dirty-rate; nil (with DirtyLimit): not registered
 	DirtyLimit  *dirtyrate.Limiter  // the vCPU dirty limits
+	NBD         *nbd.Server         // the NBD server; nil (or Block nil): the NBD commands are not registered
 }
 
 // ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,
@@ -82,6 +84,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerMedia(r, d)
 	registerBlockIO(r, d)
 	registerBitmaps(r, d)
+	registerNBD(r, d)
 	registerVNC(r, d)
 	registerDirtyRate(r, d)
 	registerStats(r)
