@@ -157,6 +157,21 @@ func (b *Bitmap) Persistent() bool {
 	return b.persistent
 }
 
+// SetPersistent makes the bitmap stored in its image when the node closes (or not).
+func (b *Bitmap) SetPersistent(on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.persistent = on
+}
+
+// SetSkipStore keeps a persistent bitmap out of its image while it is migrated
+// (bdrv_dirty_bitmap_skip_store): the destination owns it.
+func (b *Bitmap) SetSkipStore(on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.skipStore = on
+}
+
 // Inconsistent reports whether the image had the bitmap marked in use when it was loaded.
 func (b *Bitmap) Inconsistent() bool {
 	b.mu.Lock()
