@@ -852,3 +852,50 @@ func (b ImageBitmap) Flags() []string {
 func (b ImageBitmap) String() string {
 	return fmt.Sprintf("%s(%d %s)", b.Name, b.Granularity, strings.Join(b.Flags(), ","))
 }
+
+// reopenBitmapsRW marks the read-only bitmaps of a node reopened read-write in use in the
+// image and writable again (qcow2_reopen_bitmaps_rw).
+func (n *Node) reopenBitmapsRW() error {
+	q := n.q
+	if q == nil || n.hdr.Bitmaps.NbBitmaps == 0 {
+		return nil
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	list, err := q.loadDir()
+	if err != nil {
+		return err
+	}
+	var ro []*Bitmap
+	update := false
+	for _, e := range list {
+		b, ok := n.Bitmap(e.name)
+		if !ok {
+			return errf(ErrFormat, "Unexpected bitmap '%s' in image '%s'", e.name, n.filename)
+		}
+		if e.flags&bmeFlagInUse == 0 {
+			if !b.Readonly() {
+				return errf(ErrFormat, "Corruption: bitmap '%s' is not marked IN_USE in the image '%s' and not marked readonly in RAM", e.name, n.filename)
+			}
+			e.flags |= bmeFlagInUse
+			update = true
+		}
+		if b.Readonly() {
+			ro = append(ro, b)
+		}
+	}
+	if update {
+		if err := q.load(); err != nil {
+			return err
+		}
+		if err := q.updateDirInPlace(list); err != nil {
+			return prefix(err, "Cannot update bitmap directory: ")
+		}
+	}
+	n.bmMu.Lock()
+	for _, b := range ro {
+		b.readonly = false
+	}
+	n.bmMu.Unlock()
+	return nil
+}

@@ -35,6 +35,8 @@ type Node struct {
 	BackingFile, BackingFormat string
 	nodeIO                     // the data path's state (io.go)
 	nodeBitmaps                // dirty bitmaps (bitmap.go)
+	// opts are the options the node was opened or last reopened with (reopen.go).
+	opts *Options
 
 	g        *Graph
 	filename string   // file: the host path as given; format: the file child's

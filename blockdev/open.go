@@ -116,6 +116,8 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 		implicit:     in.implicit,
 		shared:       PermAll,
 	}
+	oc := *o
+	n.opts = &oc
 	if n.Discard == "" {
 		n.Discard = "ignore"
 	}

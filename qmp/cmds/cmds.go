@@ -84,6 +84,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerMedia(r, d)
 	registerBlockIO(r, d)
 	registerBitmaps(r, d)
+	registerReopen(r, d)
 	registerNBD(r, d)
 	registerVNC(r, d)
 	registerDirtyRate(r, d)
