@@ -114,7 +114,15 @@
 //	g.PrepareBitmapAdd/Remove/Clear/Enable/Merge     the QMP operations as transaction steps
 //
 // Persistent bitmaps live in qcow2 images (bitmap_qcow2.go draws the format): loaded and
-// marked in use when the image opens read-write, stored when the node closes.
+// marked in use when the image opens read-write, stored when the node closes or goes
+// read-only, marked in use again when it comes back read-write.
+//
+// # Exports and reopen (export.go, reopen.go)
+//
+// g.UseForExport(node, writable) holds a node for an NBD export as QEMU's block export
+// does (an unlisted backend: its permissions, no resize, blockdev-del refused);
+// n.FindBitmapInChain finds an exported bitmap down the backing chain. g.Reopen is
+// blockdev-reopen: read-only and the other in-place flags of existing nodes, all or none.
 //
 // # What comes next
 //
