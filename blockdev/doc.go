@@ -112,6 +112,35 @@
 // goroutine while the monitor changes the graph; to change n.File, n.Backing or b.Root
 // under I/O, hold n.io (b.io) exclusively while doing it.
 //
+// # Dirty bitmaps (bitmap.go, bitmap_ops.go, bitmap_qcow2.go)
+//
+// A Bitmap is QEMU's BdrvDirtyBitmap: a bit per granule (a power of two ≥ 512 bytes) of a
+// node, set by every write that reaches the node while the bitmap records. The API the
+// jobs, the NBD exports and the migration of bitmaps use:
+//
+//	n.CreateBitmap(name, gran)      named (listed, QMP) or anonymous ("") bitmap of the node
+//	n.ReleaseBitmap(b), n.Bitmap(name), n.Bitmaps(), n.BitmapInfos()
+//	NewBitmap(size, gran)           detached bitmap (a job's); n.TrackWrites(b) feeds it
+//	b.Set/Reset(off, len), b.Get(off), b.Count() (dirty bytes), b.Clear(), b.SetAll()
+//	b.NextDirty(off, max)           next dirty run (granule aligned, ≤ max bytes)
+//	b.NextDirtyOffset/NextCleanOffset(off, end), b.NextDirtyArea(off, end, max)
+//	b.Extents(off, len, fn)         runs of equal state (NBD's qemu:dirty-bitmap context)
+//	b.Merge(src), b.Copy(), b.SetEnabled(on), b.SetBusy(on), b.Check(), b.CheckWritable()
+//	b.CreateSuccessor(), b.Abdicate(), b.Reclaim()   a backup job's frozen bitmap
+//	b.Serialize/Deserialize(first granule, …)        QEMU's bit layout (qcow2, migration)
+//	g.PrepareBitmapAdd/Remove/Clear/Enable/Merge     the QMP operations as transaction steps
+//
+// Persistent bitmaps live in qcow2 images (bitmap_qcow2.go draws the format): loaded and
+// marked in use when the image opens read-write, stored when the node closes or goes
+// read-only, marked in use again when it comes back read-write.
+//
+// # Exports and reopen (export.go, reopen.go)
+//
+// g.UseForExport(node, writable) holds a node for an NBD export as QEMU's block export
+// does (an unlisted backend: its permissions, no resize, blockdev-del refused);
+// n.FindBitmapInChain finds an exported bitmap down the backing chain. g.Reopen is
+// blockdev-reopen: read-only and the other in-place flags of existing nodes, all or none.
+//
 // # What comes next
 //
 // Mirror, commit, stream and backup will be Jobs (StartJob with a JobRunner reporting

@@ -58,6 +58,9 @@ func FuzzQcow2Image(f *testing.F) {
 			for j := range p {
 				p[j] = byte(j)
 			}
+			if i == 0 { // a persistent bitmap: the bitmaps extension, directory and table
+				_ = blockdev.Run(g.PrepareBitmapAdd(blockdev.BitmapAddOptions{Node: "q", Name: "b", Granularity: 512, Persistent: true}))
+			}
 			_, _ = n.WriteAt(p, 3000)
 			g.Close()
 		}

@@ -172,7 +172,11 @@ func (n *Node) Unmap(off, length int64) error {
 	if n.Discard != "unmap" || length == 0 {
 		return nil
 	}
-	return n.withWrite(true, func() error { return n.discard(off, length) })
+	err := n.withWrite(true, func() error { return n.discard(off, length) })
+	if err == nil {
+		n.markDirty(off, length)
+	}
+	return err
 }
 
 // Flush makes everything written to the node durable: fdatasync of the host files of the
@@ -290,6 +294,7 @@ func (n *Node) wrote(off, length int64) {
 		}
 	}
 	n.checkThreshold(end)
+	n.markDirty(off, length)
 }
 
 // checkThreshold fires the node's write threshold once when a write ends past it.

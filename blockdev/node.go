@@ -39,6 +39,9 @@ type Node struct {
 	// BackingFile/BackingFormat are the names recorded in the image header ("" when none).
 	BackingFile, BackingFormat string
 	nodeIO                     // the data path's state (io.go)
+	nodeBitmaps                // dirty bitmaps (bitmap.go)
+	// opts are the options the node was opened or last reopened with (reopen.go).
+	opts *Options
 
 	g        *Graph
 	filename string   // file: the host path as given; format: the file child's
@@ -170,9 +173,9 @@ func (e edge) desc() string {
 		if e.backend.Name != "" {
 			return fmt.Sprintf("block device '%s'", e.backend.Name)
 		}
-		if d := e.backend.Device; d != nil && (d.ID != "" || d.Driver == "virtio-blk-pci") {
-			// blk_get_attached_dev_id: the device's id, or the QOM path of the
-			// virtio-blk-pci proxy's virtio-backend, which holds the backend
+		if d := e.backend.Device; d != nil && d.Qdev() != "" {
+			// blk_get_attached_dev_id: the device's id, or its QOM path (a virtio-blk
+			// proxy's backend device has no id).
 			return fmt.Sprintf("block device '%s'", d.Qdev())
 		}
 		return "an unnamed block device"

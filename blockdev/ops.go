@@ -95,7 +95,11 @@ func (g *Graph) Resize(device, nodeName string, size int64) error {
 	}
 	n.io.Lock() // drain: the size and the qcow2 tables change
 	defer n.io.Unlock()
-	return n.truncate(size)
+	if err := n.truncate(size); err != nil {
+		return err
+	}
+	n.resizeBitmaps(n.Size())
+	return nil
 }
 
 func (n *Node) truncate(size int64) error {
@@ -207,7 +211,9 @@ func (g *Graph) Snapshot(actions ...SnapshotAction) error {
 		s.overlay.Backing = s.node
 		s.overlay.io.Unlock()
 		s.node.addParent(edge{node: s.overlay, role: "backing"})
-		// QEMU reopens the old top read-only once the overlay takes the writes.
+		// QEMU reopens the old top read-only once the overlay takes the writes; its
+		// persistent bitmaps are stored and become read-only.
+		_ = s.node.reopenBitmapsRO()
 		s.node.io.Lock()
 		s.node.ReadOnly = true
 		s.node.io.Unlock()

@@ -33,9 +33,14 @@ type hmpFormatSpec struct {
 		Compat          string `json:"compat"`
 		CompressionType string `json:"compression-type"`
 		LazyRefcounts   *bool  `json:"lazy-refcounts"`
-		RefcountBits    int64  `json:"refcount-bits"`
-		Corrupt         *bool  `json:"corrupt"`
-		ExtendedL2      *bool  `json:"extended-l2"`
+		Bitmaps         []struct {
+			Flags       []string `json:"flags"`
+			Name        string   `json:"name"`
+			Granularity int64    `json:"granularity"`
+		} `json:"bitmaps"`
+		RefcountBits int64 `json:"refcount-bits"`
+		Corrupt      *bool `json:"corrupt"`
+		ExtendedL2   *bool `json:"extended-l2"`
 	} `json:"data"`
 }
 
@@ -331,6 +336,17 @@ func imageInfoDump(c *Call, img *hmpImageInfo) {
 		c.Printf("    compat: %s\n    compression type: %s\n", d.Compat, d.CompressionType)
 		if d.LazyRefcounts != nil {
 			c.Printf("    lazy refcounts: %t\n", *d.LazyRefcounts)
+		}
+		if d.Bitmaps != nil {
+			// dump_qlist/dump_qdict's layout: list items by index, members in QDict order.
+			c.Print("    bitmaps:\n")
+			for i, b := range d.Bitmaps {
+				c.Printf("        [%d]:\n            flags:\n", i)
+				for j, f := range b.Flags {
+					c.Printf("                [%d]: %s\n", j, f)
+				}
+				c.Printf("            name: %s\n            granularity: %d\n", b.Name, b.Granularity)
+			}
 		}
 		c.Printf("    refcount bits: %d\n", d.RefcountBits)
 		if d.Corrupt != nil {

@@ -40,6 +40,9 @@ func registerBuiltins(m *Monitor) {
 	for _, c := range inputCommands() {
 		m.Register(c)
 	}
+	for _, c := range nbdCommands() {
+		m.Register(c)
+	}
 }
 
 func vmCommands() []Command {

@@ -26,6 +26,8 @@ type Options struct {
 	Exit func(status int)
 	// Open opens file: paths ("/dev/fdset/N" included, see transport.Env.Open); nil: open(2).
 	Open func(path string, flag int, perm uint32) (int, error)
+	// Bitmaps are the block layer's dirty bitmaps (capability dirty-bitmaps); nil: none.
+	Bitmaps Bitmaps
 }
 
 // Engine runs outgoing migrations (checkpoints) and the incoming one. Its methods are safe
@@ -39,6 +41,8 @@ type Engine struct {
 	prog   string
 	exit   func(int)
 	open   func(path string, flag int, perm uint32) (int, error)
+	// bitmaps are the block layer's dirty bitmaps (bitmaps.go); nil: none.
+	bitmaps Bitmaps
 
 	// mu guards the fields marked so. Lock order: mu, then a job's mu (activeLocked asks the
 	// jobs their status under mu); a job never takes mu while it holds its own.
@@ -77,7 +81,7 @@ func New(o Options) *Engine {
 		o.Prog = "qemu-system-x86_64"
 	}
 	return &Engine{m: o.Machine, ev: o.Events, log: o.Log, stderr: o.Stderr, prog: o.Prog, exit: o.Exit, open: o.Open,
-		caps: make([]bool, len(capabilityNames)), params: DefaultParams(), ready: make(chan struct{})}
+		bitmaps: o.Bitmaps, caps: make([]bool, len(capabilityNames)), params: DefaultParams(), ready: make(chan struct{})}
 }
 
 // Capabilities returns query-migrate-capabilities: every capability in QAPI order.

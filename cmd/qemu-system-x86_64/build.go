@@ -23,6 +23,7 @@ import (
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
+	"tlcvm/nbd"
 	"tlcvm/qmp"
 	"tlcvm/qmp/cmds"
 )
@@ -41,6 +42,7 @@ type vm struct {
 	serves    []func() // monitor loops, started by run
 	migration *migration.Engine
 	block     *blockdev.Graph
+	nbd       *nbd.Server // its exports hold block nodes: closed before the graph
 	vnc       []vncDisplay
 	console   *console.Console // the display device's; nil without one
 	input     *input.Router    // send-key, input-send-event and VNC keys → the PS/2 devices
@@ -155,6 +157,8 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		Input:       v.input,
 		Stdout:      stdout,
 	}
+	v.nbd = nbd.NewServer(nbd.Config{Log: v.log})
+	deps.NBD = v.nbd
 	v.human = hmp.New(nil, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
 	deps.Human = v.human
 	if err := v.wireMigration(reg, deps, ev); err != nil {
@@ -263,6 +267,9 @@ func (v *vm) close() {
 	}
 	if v.machine != nil {
 		v.machine.Close()
+	}
+	if v.nbd != nil {
+		v.nbd.Close()
 	}
 	if v.block != nil {
 		v.block.Close()

@@ -100,8 +100,12 @@ func (a machineAdapter) VCPUThreads() []int {
 // the HMP commands. exit ends the process after a failed incoming migration.
 func (v *vm) newMigration(ev migration.Events, exit func(int)) (*migration.Engine, error) {
 	cfg := v.plan.cfg
-	e := migration.New(migration.Options{Machine: machineAdapter{v.machine, v.block}, Events: ev, Log: v.log,
-		Stderr: v.stderr, Prog: cfg.Prog, Exit: exit, Open: v.openPath})
+	o := migration.Options{Machine: machineAdapter{v.machine, v.block}, Events: ev, Log: v.log,
+		Stderr: v.stderr, Prog: cfg.Prog, Exit: exit, Open: v.openPath}
+	if v.block != nil {
+		o.Bitmaps = &bitmapMigration{g: v.block, stderr: v.stderr, prog: cfg.Prog}
+	}
+	e := migration.New(o)
 	for _, g := range cfg.Globals {
 		if g.Driver != "migration" {
 			continue

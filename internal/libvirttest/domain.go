@@ -227,12 +227,12 @@ func (v *Virsh) Define(d Domain, dir string) error {
 }
 
 // Remove destroys (if running) and undefines the domain with its managed
-// save image and snapshot metadata. It retries for up to 30 s (libvirtd may
+// save image, snapshot and checkpoint metadata. It retries for up to 30 s (libvirtd may
 // be restarting) and succeeds once the domain is gone.
 func (v *Virsh) Remove(name string) error {
 	err := Poll(30*time.Second, 200*time.Millisecond, "undefine "+name, func() (bool, error) {
 		_, _ = v.Run("destroy", name)
-		_, err := v.Run("undefine", "--managed-save", "--snapshots-metadata", name)
+		_, err := v.Run("undefine", "--managed-save", "--snapshots-metadata", "--checkpoints-metadata", name)
 		if err == nil || strings.Contains(err.Error(), "failed to get domain") || strings.Contains(err.Error(), "Domain not found") {
 			return true, nil
 		}

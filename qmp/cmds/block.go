@@ -453,23 +453,59 @@ func queryBlockstats(g *blockdev.Graph, nodes bool) []BlockStats {
 	return out
 }
 
+// transaction decodes every action (as QEMU's visitor does before the command runs), then
+// prepares them in order and commits them all, or aborts those prepared (newest first)
+// when one fails. blockdev-snapshot actions are applied together once the others are
+// prepared (g.Snapshot is atomic itself).
 func transaction(g *blockdev.Graph, a *TransactionArgs) error {
 	var snaps []blockdev.SnapshotAction
-	for _, act := range a.Actions {
+	var preps []func(*blockdev.Graph) (*blockdev.TxnStep, error)
+	for i, act := range a.Actions {
+		path := fmt.Sprintf("actions[%d].data", i)
+		if prep, ok, err := bitmapAction(act.Type, act.Data, path); ok {
+			if err != nil {
+				return err
+			}
+			preps = append(preps, prep)
+			continue
+		}
 		if act.Type != "blockdev-snapshot" {
 			return qmp.GenericError("tlcvm: transaction action '%s' is not supported", act.Type)
 		}
-		v, err := qmp.DecodeArgs(act.Data, &BlockdevSnapshotArgs{})
+		v, err := qmp.DecodeArgsAt(act.Data, &BlockdevSnapshotArgs{}, path)
 		if err != nil {
 			return err
 		}
 		s := v.(*BlockdevSnapshotArgs)
 		snaps = append(snaps, blockdev.SnapshotAction{Node: s.Node, Overlay: s.Overlay})
 	}
-	if len(snaps) == 0 {
-		return nil
+	var steps []*blockdev.TxnStep
+	abort := func(err error) error {
+		for i := len(steps) - 1; i >= 0; i-- {
+			if steps[i].Abort != nil {
+				steps[i].Abort()
+			}
+		}
+		return err
 	}
-	return g.Snapshot(snaps...)
+	for _, prep := range preps {
+		s, err := prep(g)
+		if err != nil {
+			return abort(err)
+		}
+		steps = append(steps, s)
+	}
+	if len(snaps) > 0 {
+		if err := g.Snapshot(snaps...); err != nil {
+			return abort(err)
+		}
+	}
+	for _, s := range steps {
+		if s.Commit != nil {
+			s.Commit()
+		}
+	}
+	return nil
 }
 
 func blockdevCreate(g *blockdev.Graph, a *BlockdevCreateArgs) error {

@@ -11,6 +11,7 @@ import (
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
+	"tlcvm/nbd"
 	"tlcvm/qmp"
 )
 
@@ -62,6 +63,7 @@ type Deps struct {
 	DeviceIDs   map[string]bool     // the qdev ids of -device (screendump's device lookup)
 	Input       *input.Router       // nil: send-key and input-send-event are not registered
 	Stdout      io.Writer           // the process's standard output (HMP qemu-io prints there); nil: discarded
+	NBD         *nbd.Server         // the NBD server; nil (or Block nil): the NBD commands are not registered
 }
 
 // ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,
@@ -92,6 +94,9 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerBlock(r, d)
 	registerMedia(r, d)
 	registerBlockIO(r, d)
+	registerBitmaps(r, d)
+	registerReopen(r, d)
+	registerNBD(r, d)
 	registerVNC(r, d)
 	registerDirtyRate(r, d)
 	registerStats(r)

@@ -20,13 +20,8 @@ import (
 // the image grows past it; after destroy the image is clean for qemu-img check.
 func TestBlockIOStory(t *testing.T) {
 	need(t)
-	d, dir := newDomain(t, lv.PC, "idle,,disk=virtio-disk0,,disk-rate=2M,,disk-size=32M")
+	d, _ := startDomain(t, lv.PC, "idle,,disk=virtio-disk0,,disk-rate=2M,,disk-size=32M")
 	name := d.Name
-	if err := virsh.Define(d, dir); err != nil {
-		t.Fatal(err)
-	}
-	mustRun(t, "start", name)
-	wantState(t, name, "running", "")
 
 	t.Run("blkdeviotune", func(t *testing.T) {
 		mustRun(t, "blkdeviotune", name, "vda", "--write-bytes-sec", "1048576", "--live")
