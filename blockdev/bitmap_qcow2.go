@@ -253,7 +253,6 @@ func (q *qcow2) loadData(e *dirEntry, b *Bitmap) error {
 	return nil
 }
 
-
 // freeRun lowers the refcount of the clusters holding [off, off+bytes). Caller holds q.mu.
 func (q *qcow2) freeRun(off, bytes int64) error {
 	for c := off / q.cs; c <= (off+bytes-1)/q.cs; c++ {

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	lv "tlcvm/internal/libvirttest"
 	"tlcvm/dump"
+	lv "tlcvm/internal/libvirttest"
 )
 
 // TestQ35Diagnostics is the story of issue 11's diagnostic operations on anchor2's q35
