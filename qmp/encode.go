@@ -144,6 +144,7 @@ func toValue(rv reflect.Value) (*Value, error) {
 func structValue(rv reflect.Value) (*Value, error) {
 	ti := infoOf(rv.Type())
 	obj := Object()
+	obj.members = make([]Member, 0, len(ti.fields))
 	obj.ordered = ti.union == nil && !ti.qdict
 	if err := addFields(obj, rv, ti.fields); err != nil {
 		return nil, err

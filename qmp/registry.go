@@ -45,12 +45,7 @@ type Call struct {
 	// FDs are descriptors received with this command (SCM_RIGHTS) and not yet claimed. Take
 	// them with TakeFD, or take ownership and set FDs to nil; whatever is left is closed after
 	// the command.
-	FDs []int
-	// Exec runs another command inline, on the same goroutine and session, with the same
-	// validation (human-monitor-command → HMP → commands). It returns the compact JSON of the
-	// return value.
-	Exec func(name string, args any) (json.RawMessage, error)
-
+	FDs    []int
 	server *Server
 	conn   *conn // nil for HMP sessions and Execute
 }
@@ -65,6 +60,13 @@ func (c *Call) TakeFD() (fd int, ok bool) {
 	closeFDs(c.FDs[1:])
 	c.FDs = nil
 	return fd, true
+}
+
+// Exec runs another command inline, on the same goroutine and session, with the same
+// validation (human-monitor-command → HMP → commands). It returns the compact JSON of the
+// return value.
+func (c *Call) Exec(name string, args any) (json.RawMessage, error) {
+	return c.server.execInline(c.Session, c.conn, name, args)
 }
 
 // Server returns the server running the call.

@@ -157,6 +157,7 @@ func (s *Server) Emit(name string, data any) {
 		}
 		ev.Set("data", d)
 	}
+	msg := response{msg: ev}
 	var compact, pretty []byte
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -166,32 +167,16 @@ func (s *Server) Emit(name string, data any) {
 		}
 		if c.pretty {
 			if pretty == nil {
-				pretty = frame(ev, true)
+				pretty = msg.frame(true)
 			}
-			c.send(pretty)
+			c.queue(pretty)
 		} else {
 			if compact == nil {
-				compact = frame(ev, false)
+				compact = msg.frame(false)
 			}
-			c.send(compact)
+			c.queue(compact)
 		}
 	}
-}
-
-// frame encodes one monitor message as QEMU sends it: JSON, "\n", every "\n" as "\r\n".
-func frame(v *Value, pretty bool) []byte {
-	b := AppendJSON(nil, v, pretty)
-	if !pretty {
-		return append(b, '\r', '\n')
-	}
-	out := make([]byte, 0, len(b)+len(b)/16+2)
-	for _, c := range b {
-		if c == '\n' {
-			out = append(out, '\r')
-		}
-		out = append(out, c)
-	}
-	return append(out, '\r', '\n')
 }
 
 // Execute runs a command for a monitor that is not a QMP connection (HMP): the same lookup,
@@ -259,7 +244,6 @@ func (s *Server) run(sess *Session, c *conn, cmd *command, args *Value, fds []in
 	} else if args.Len() > 0 {
 		return nil, GenericError("Parameter '%s' is unexpected", firstUnvisited(args, nil))
 	}
-	call.Exec = func(name string, a any) (json.RawMessage, error) { return s.execInline(sess, c, name, a) }
 	out, err := cmd.Run(call)
 	if err != nil {
 		return nil, ToError(err)
