@@ -34,6 +34,13 @@ const (
 // commands go to a worker goroutine in order (up to queueLen pending) and exec-oob commands
 // run at once on the reader.
 //
+// Reads and writes go through Go's network poller (a *net.UnixConn as the chardev gives it).
+// Blocking system calls on a duplicate of the descriptor were tried: they save the poller's
+// wake-up and sysmon's (a round trip ~10 % cheaper than bench/cmd/qmp-floor's while the
+// process is otherwise idle), but a thread asleep in recvmsg holds a P, and with vCPU threads
+// running the scheduler's hand-offs around it made round trips ~20 % dearer than with the
+// poller (bench/run-qmp.sh, both machines).
+//
 // Output has one writer at a time, the holder of the write turn (writing): the goroutine that
 // has a reply to send takes the turn when it is free and writes what is queued plus its reply;
 // otherwise the message is queued. Events are always queued, never written by their emitter,
@@ -56,8 +63,9 @@ type conn struct {
 	running    bool       // +checklocks:mu; the reader runs a command: its events wait for its reply
 
 	// Owned by the reader goroutine.
-	pending []int // descriptors received but not yet attached to a command
-	heavy   bool  // a large reply was written since the reader last returned memory
+	pending []int  // descriptors received but not yet attached to a command
+	heavy   bool   // a large reply was written since the reader last returned memory
+	rbuf    []byte // where the reader's commands encode their replies
 
 	wbuf []byte // encoding buffer of the write turn's holder
 }
@@ -96,10 +104,10 @@ func (c *conn) queue(b []byte) {
 
 // deliver writes a reply, after what is queued, from the calling goroutine when the write turn
 // is free, or else queues it behind the output of the turn's holder.
-func (c *conn) deliver(r *response) {
+func (c *conn) deliver(r response) {
 	c.mu.Lock()
 	c.running = false
-	if c.dead || r == nil {
+	if c.dead || r.empty() {
 		if len(c.out) > 0 && !c.writing {
 			c.cond.Broadcast()
 		}
@@ -108,7 +116,13 @@ func (c *conn) deliver(r *response) {
 	}
 	if c.writing {
 		c.mu.Unlock()
-		c.queue(r.frame(c.pretty))
+		b := r.framed
+		if b != nil {
+			b = append([]byte(nil), b...) // r.framed may be the reader's buffer, used again
+		} else {
+			b = r.frame(c.pretty)
+		}
+		c.queue(b)
 		return
 	}
 	c.writing = true
@@ -123,9 +137,16 @@ func (c *conn) deliver(r *response) {
 			break
 		}
 	}
-	if err == nil {
+	if err == nil && r.framed != nil {
+		if buf, err = c.spill(buf, r.framed); err == nil && len(buf) > 0 {
+			_, err = c.rw.Write(buf)
+		}
+		if len(r.framed) > releaseAfter {
+			c.heavy = true
+		}
+	} else if err == nil {
 		w := jsonWriter{buf: buf, pretty: c.pretty, crlf: true, out: c.rw}
-		w.response(r)
+		w.response(&r)
 		buf, err = w.finish()
 		if err == nil {
 			_, err = c.rw.Write(buf)
@@ -217,7 +238,7 @@ func (c *conn) run() {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go c.writer(&wg)
-	c.deliver(&response{msg: c.s.greeting()})
+	c.deliver(response{msg: c.s.greeting()})
 
 	inband := make(chan request, queueLen)
 	go c.worker(inband, &wg)
@@ -282,9 +303,13 @@ func (c *conn) handle(r request, inband chan<- request) {
 	c.mu.Unlock()
 	switch {
 	case !oob:
-		c.deliver(c.process(r, false))
+		rsp := c.process(r, false, c.rbuf[:0])
+		c.deliver(rsp)
+		if rsp.framed != nil && cap(rsp.framed) <= flushAt {
+			c.rbuf = rsp.framed[:0]
+		}
 	case r.err == nil && isOOB(r.req):
-		c.deliver(c.s.dispatch(c, r.req, true, r.fds))
+		c.deliver(c.s.dispatch(c, r.req, true, r.fds, nil))
 	default:
 		inband <- r
 	}
@@ -302,13 +327,13 @@ func (c *conn) worker(inband <-chan request, wg *sync.WaitGroup) {
 		wg.Done()
 	}()
 	for r := range inband {
-		c.deliver(c.process(r, true))
+		c.deliver(c.process(r, true, nil))
 	}
 }
 
 // process runs one in-band request under the server's lock and returns its response (nil
-// once the server is closed).
-func (c *conn) process(r request, oob bool) *response {
+// once the server is closed); a reply to a command is encoded into buf.
+func (c *conn) process(r request, oob bool, buf []byte) response {
 	if r.err != nil {
 		closeFDs(r.fds)
 		return errorResponse(ToError(r.err), nil)
@@ -318,21 +343,26 @@ func (c *conn) process(r request, oob bool) *response {
 	defer s.owner.Unlock()
 	if s.closed {
 		closeFDs(r.fds)
-		return nil
+		return response{}
 	}
-	return s.dispatch(c, r.req, oob, r.fds)
+	return s.dispatch(c, r.req, oob, r.fds, buf)
 }
 
-// response is one reply: a whole message (msg: the greeting) or {"return": ret} or
-// {"error": err}, with "id" when the request had one.
+// response is one message: a whole message (msg: the greeting), a command's reply already
+// framed (framed: {"return": …, "id": …}, encoded while the command still held the server's
+// lock, as QEMU encodes it before it lets go of the big lock), or an error reply, {"error":
+// err} with "id" when the request had one, encoded as it is written.
 type response struct {
-	msg *Value
-	ret *Value
-	err *Error
-	id  *Value
+	msg    *Value
+	framed []byte
+	err    *Error
+	id     *Value
 }
 
-func errorResponse(e *Error, id *Value) *response { return &response{err: e, id: id} }
+func errorResponse(e *Error, id *Value) response { return response{err: e, id: id} }
+
+// empty reports whether there is nothing to send (the server closed before the command ran).
+func (r *response) empty() bool { return r.msg == nil && r.framed == nil && r.err == nil }
 
 // frame encodes r as a complete monitor message.
 func (r *response) frame(pretty bool) []byte {
@@ -343,24 +373,30 @@ func (r *response) frame(pretty bool) []byte {
 }
 
 // dispatch is qapi/qmp-dispatch.c qmp_dispatch plus monitor_qmp_dispatch's rewrite of
-// CommandNotFound before negotiation. It returns the response.
-func (s *Server) dispatch(c *conn, req *Value, allowOOB bool, fds []int) *response {
+// CommandNotFound before negotiation. It returns the response; a command's reply is framed
+// into buf.
+func (s *Server) dispatch(c *conn, req *Value, allowOOB bool, fds []int, buf []byte) response {
 	if req.Kind() != KindObject {
 		closeFDs(fds)
 		return errorResponse(GenericError("QMP input must be a JSON object"), nil)
 	}
 	id := req.Get("id")
-	ret, qerr := s.dispatchObj(c, req, allowOOB, fds)
-	if qerr != nil {
-		if qerr.Class == ClassCommandNotFound && !c.isNegotiated() {
-			qerr = &Error{Class: ClassCommandNotFound, Desc: "Expecting capabilities negotiation with 'qmp_capabilities'"}
+	out, qerr := s.dispatchObj(c, req, allowOOB, fds)
+	if qerr == nil {
+		w := jsonWriter{buf: buf, pretty: c.pretty, crlf: true}
+		if qerr = w.reply(out, id); qerr == nil {
+			b, _ := w.finish()
+			return response{framed: b}
 		}
-		return errorResponse(qerr, id)
+		s.log.Error().Str("error", qerr.Desc).Msg("cannot encode reply")
 	}
-	return &response{ret: ret, id: id}
+	if qerr.Class == ClassCommandNotFound && !c.isNegotiated() {
+		qerr = &Error{Class: ClassCommandNotFound, Desc: "Expecting capabilities negotiation with 'qmp_capabilities'"}
+	}
+	return errorResponse(qerr, id)
 }
 
-func (s *Server) dispatchObj(c *conn, req *Value, allowOOB bool, fds []int) (*Value, *Error) {
+func (s *Server) dispatchObj(c *conn, req *Value, allowOOB bool, fds []int) (any, *Error) {
 	execKey, qerr := checkRequest(req, allowOOB)
 	if qerr != nil {
 		closeFDs(fds)

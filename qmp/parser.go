@@ -1,6 +1,7 @@
 package qmp
 
 import (
+	"math"
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
@@ -13,13 +14,48 @@ import (
 // reaches that token, as QEMU's parse_string would.
 
 type parser struct {
-	ts  *tokens
-	pos int
-	err error
+	ts    *tokens
+	pos   int
+	err   error
+	slab  []Value // Values are taken from here
+	wants int     // Values still to come, at most (see values)
+}
+
+// maxSlab bounds one allocation of Values.
+const maxSlab = 4096
+
+// alloc returns a zero Value from the slab, allocated for all the Values the tokens will need
+// (up to maxSlab at a time).
+func (p *parser) alloc() *Value {
+	if len(p.slab) == 0 {
+		p.slab = make([]Value, min(max(p.wants, 1), maxSlab))
+	}
+	v := &p.slab[0]
+	p.slab = p.slab[1:]
+	p.wants--
+	return v
+}
+
+// values counts the Values a parse of the tokens allocates at most: one per container and per
+// number and string, but for a string followed by a colon (a key: no Value), and none for
+// keywords (true, false and null are shared).
+func (ts *tokens) values() int {
+	n := 0
+	for i := 0; i < ts.n; i++ {
+		switch ts.at(i).typ {
+		case jsonLCurly, jsonLSquare, jsonInteger, jsonFloat:
+			n++
+		case jsonString:
+			if i+1 == ts.n || ts.at(i+1).typ != jsonColon {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func parseTokens(ts *tokens) (*Value, error) {
-	p := &parser{ts: ts}
+	p := &parser{ts: ts, wants: ts.values()}
 	v := p.value()
 	if p.err != nil {
 		return nil, p.err
@@ -132,8 +168,17 @@ func (p *parser) pair(obj *Value) bool {
 		p.fail("premature EOI")
 		return false
 	}
-	key := p.value()
-	if key.Kind() != KindString {
+	var key string
+	switch {
+	case peek.typ == jsonString && peek.where == textBad:
+		p.pop()
+		p.fail(p.ts.bad[peek.ref])
+		return false
+	case peek.typ == jsonString:
+		p.pop()
+		key = p.ts.str(peek)
+	default: // anything else is an error, the one parse_value gives or this one
+		p.value()
 		p.fail("key is not a string in object")
 		return false
 	}
@@ -151,17 +196,18 @@ func (p *parser) pair(obj *Value) bool {
 		p.fail("Missing value in dict")
 		return false
 	}
-	if obj.Has(key.s) {
+	if obj.Has(key) {
 		p.fail("duplicate key")
 		return false
 	}
-	obj.Set(key.s, val)
+	obj.Set(key, val)
 	return true
 }
 
 func (p *parser) object() *Value {
 	p.pop() // '{'
-	obj := Object()
+	obj := p.alloc()
+	obj.kind = KindObject
 	peek := p.peek()
 	if peek == nil {
 		p.fail("premature EOI")
@@ -195,7 +241,8 @@ func (p *parser) object() *Value {
 
 func (p *parser) array() *Value {
 	p.pop() // '['
-	arr := Array()
+	arr := p.alloc()
+	arr.kind = KindArray
 	peek := p.peek()
 	if peek == nil {
 		p.fail("premature EOI")
@@ -234,24 +281,30 @@ func (p *parser) literal() *Value {
 			p.fail(p.ts.bad[t.ref])
 			return nil
 		}
-		return String(p.ts.str(t))
+		v := p.alloc()
+		v.kind, v.s = KindString, p.ts.str(t)
+		return v
 	}
 	b := p.ts.text(t)
 	s := unsafe.String(unsafe.SliceData(b), len(b)) // for strconv only, which keeps nothing of it
+	v := p.alloc()
 	if t.typ == jsonInteger {
 		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return Int(i)
+			v.kind, v.n = KindInt, uint64(i)
+			return v
 		}
 		if s[0] != '-' {
 			if u, err := strconv.ParseUint(s, 10, 64); err == nil {
-				return Uint(u)
+				v.kind, v.n = KindUint, u // above MaxInt64, or ParseInt would have taken it
+				return v
 			}
 		}
 	}
 	// JSON_FLOAT, or an integer beyond 64 bits: strtod, which saturates to ±inf.
 	// Go's ParseFloat gives ±Inf on overflow and 0 on underflow, with ErrRange, like strtod.
 	f, _ := strconv.ParseFloat(s, 64)
-	return Float(f)
+	v.kind, v.n = KindFloat, math.Float64bits(f)
+	return v
 }
 
 // decodeString decodes a string token, quotes included (parse_string), appending to dst. It

@@ -112,6 +112,7 @@ func (r *Registry) Register(cmds ...Command) {
 			panic(fmt.Sprintf("qmp: command %q registered twice", c.Name))
 		}
 		cmd := &command{Command: c}
+		internName(c.Name)
 		if c.Args != nil {
 			t := reflect.TypeOf(c.Args)
 			if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 	"time"
 
@@ -209,22 +208,27 @@ func (s *Server) execInline(sess *Session, c *conn, name string, args any) (json
 	if cmd == nil {
 		return nil, CommandNotFound(name)
 	}
-	ret, qerr := s.run(sess, c, cmd, av, nil)
+	out, qerr := s.run(sess, c, cmd, av, nil)
 	if qerr != nil {
 		return nil, qerr
 	}
-	return AppendJSON(nil, ret, false), nil
+	w := jsonWriter{}
+	if err := w.result(out); err != nil {
+		s.log.Error().Err(err).Str("command", name).Msg("cannot encode reply")
+		return nil, GenericError("%v", err)
+	}
+	return w.buf, nil
 }
 
-// run checks availability, decodes the arguments and calls the handler. fds not claimed by
-// the handler are closed.
-func (s *Server) run(sess *Session, c *conn, cmd *command, args *Value, fds []int) (ret *Value, qerr *Error) {
+// run checks availability, decodes the arguments and calls the handler; it returns what the
+// handler returned, for jsonWriter.result. fds not claimed by the handler are closed.
+func (s *Server) run(sess *Session, c *conn, cmd *command, args *Value, fds []int) (out any, qerr *Error) {
 	call := &Call{Session: sess, FDs: fds, server: s, conn: c}
 	defer func() {
 		closeFDs(call.FDs)
 		if p := recover(); p != nil {
 			s.log.Error().Str("command", cmd.Name).Interface("panic", p).Msg("command handler panicked")
-			ret, qerr = nil, GenericError("%v", p)
+			out, qerr = nil, GenericError("%v", p)
 		}
 	}()
 	if s.opt.MachineReady != nil && !cmd.AllowPreconfig && !s.opt.MachineReady() {
@@ -248,15 +252,7 @@ func (s *Server) run(sess *Session, c *conn, cmd *command, args *Value, fds []in
 	if err != nil {
 		return nil, ToError(err)
 	}
-	if out == nil {
-		return Object(), nil
-	}
-	v, err := ToValue(out)
-	if err != nil {
-		s.log.Error().Err(err).Str("command", cmd.Name).Msg("cannot encode reply")
-		return nil, GenericError("%v", err)
-	}
-	return v, nil
+	return out, nil
 }
 
 // Serve runs one monitor connection with a fresh session, until the peer closes or the
@@ -271,11 +267,6 @@ func (s *Server) Serve(conn io.ReadWriteCloser, pretty bool) {
 // ServeSession is Serve with a session that outlives the connection, as a QEMU monitor's fd
 // table outlives reconnections of its chardev. Negotiation starts afresh on every connection.
 func (s *Server) ServeSession(sess *Session, rw io.ReadWriteCloser, pretty bool) {
-	if uc, ok := rw.(*net.UnixConn); ok {
-		if b, err := newBlockingUnix(uc); err == nil {
-			rw = b
-		}
-	}
 	c := newConn(s, sess, rw, pretty)
 	s.mu.Lock()
 	select {

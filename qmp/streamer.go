@@ -1,6 +1,9 @@
 package qmp
 
-import "unsafe"
+import (
+	"sync"
+	"unsafe"
+)
 
 // A port of QEMU 7.2's qobject/json-streamer.c: tokens are grouped into top-level values by
 // counting braces and brackets; a value is parsed when its count returns to zero (or goes
@@ -125,7 +128,8 @@ func (ts *tokens) str(t *token) string {
 	return intern(ts.text(t))
 }
 
-// intern returns the keys every request has without allocating.
+// intern returns the keys every request has, and the names of registered commands, without
+// allocating.
 func intern(b []byte) string {
 	switch string(b) {
 	case "execute":
@@ -137,7 +141,31 @@ func intern(b []byte) string {
 	case "exec-oob":
 		return "exec-oob"
 	}
+	if len(b) <= maxInterned {
+		interned.RLock()
+		s, ok := interned.m[string(b)]
+		interned.RUnlock()
+		if ok {
+			return s
+		}
+	}
 	return string(b)
+}
+
+// interned holds the names of every registered command (Registry.Register adds them).
+var interned = struct {
+	sync.RWMutex
+	m map[string]string
+}{m: map[string]string{}}
+
+const maxInterned = 64
+
+func internName(s string) {
+	if len(s) <= maxInterned {
+		interned.Lock()
+		interned.m[s] = s
+		interned.Unlock()
+	}
 }
 
 // reset forgets the value, keeping only small first chunks for the next one.

@@ -1,8 +1,10 @@
 package qmp
 
 import (
+	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"strconv"
 )
 
@@ -70,42 +72,74 @@ var (
 	errorFirst  = QDictOrder("error", "id")[0] == "error"
 )
 
-// response writes a reply as QEMU's monitor does: {"return": R, "id": I} or {"error":
-// {"class": C, "desc": D}, "id": I} in QDict order, "id" only when the request had one.
+// response writes an error reply as QEMU's monitor does, {"error": {"class": C, "desc": D},
+// "id": I} in QDict order, "id" only when the request had one, or a whole message.
 func (w *jsonWriter) response(r *response) {
 	if r.msg != nil {
 		w.value(r.msg)
 		return
 	}
-	key, first := "return", returnFirst
-	if r.err != nil {
-		key, first = "error", errorFirst
+	w.buf = append(w.buf, '{')
+	w.depth++
+	if r.id != nil && !errorFirst {
+		w.member(0, "id")
+		w.value(r.id)
+		w.member(1, "error")
+	} else {
+		w.member(0, "error")
 	}
 	w.buf = append(w.buf, '{')
 	w.depth++
-	if r.id != nil && !first {
-		w.member(0, "id")
-		w.value(r.id)
-		w.member(1, key)
-	} else {
-		w.member(0, key)
-	}
-	if r.err != nil {
-		w.buf = append(w.buf, '{')
-		w.depth++
-		w.member(0, "class")
-		w.quoted(r.err.Class)
-		w.member(1, "desc")
-		w.quoted(r.err.Desc)
-		w.end('}')
-	} else {
-		w.value(r.ret)
-	}
-	if r.id != nil && first {
+	w.member(0, "class")
+	w.quoted(r.err.Class)
+	w.member(1, "desc")
+	w.quoted(r.err.Desc)
+	w.end('}')
+	if r.id != nil && errorFirst {
 		w.member(1, "id")
 		w.value(r.id)
 	}
 	w.end('}')
+}
+
+// reply writes a command's reply, {"return": R, "id": I} in QDict order, from what its
+// handler returned (see result); an error encoding it is returned as QEMU-style error.
+func (w *jsonWriter) reply(out any, id *Value) *Error {
+	w.buf = append(w.buf, '{')
+	w.depth++
+	if id != nil && !returnFirst {
+		w.member(0, "id")
+		w.value(id)
+		w.member(1, "return")
+	} else {
+		w.member(0, "return")
+	}
+	if err := w.result(out); err != nil {
+		return GenericError("%v", err)
+	}
+	if id != nil && returnFirst {
+		w.member(1, "id")
+		w.value(id)
+	}
+	w.end('}')
+	return nil
+}
+
+// result writes a handler's return value as AppendJSON(ToValue(out)) would ({} for nil),
+// building no Value where the type allows (see goValue).
+func (w *jsonWriter) result(out any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("qmp: encoding %T: %v", out, p)
+		}
+	}()
+	if out == nil {
+		w.buf = append(w.buf, '{')
+		w.depth++
+		w.end('}')
+		return nil
+	}
+	return w.goValue(reflect.ValueOf(out))
 }
 
 // item starts the n-th member or element of a container.
@@ -138,13 +172,13 @@ func (w *jsonWriter) value(v *Value) {
 	case KindNull:
 		w.buf = append(w.buf, "null"...)
 	case KindBool:
-		w.buf = strconv.AppendBool(w.buf, v.b)
+		w.buf = strconv.AppendBool(w.buf, v.n != 0)
 	case KindInt:
-		w.buf = strconv.AppendInt(w.buf, v.i, 10)
+		w.buf = strconv.AppendInt(w.buf, v.i(), 10)
 	case KindUint:
-		w.buf = strconv.AppendUint(w.buf, v.u, 10)
+		w.buf = strconv.AppendUint(w.buf, v.n, 10)
 	case KindFloat:
-		w.buf = appendFloat(w.buf, v.f)
+		w.buf = appendFloat(w.buf, v.f())
 	case KindString:
 		w.quoted(v.s)
 	case KindObject:
@@ -230,6 +264,17 @@ func appendQuoted(b []byte, s string) []byte {
 
 func appendQuotedBody(b []byte, s string) []byte {
 	for i := 0; i < len(s); {
+		// Printable ASCII other than the quote and the backslash is written as it is: take
+		// the run of it at once.
+		j := i
+		for j < len(s) && s[j] >= 0x20 && s[j] < 0x7F && s[j] != '"' && s[j] != '\\' {
+			j++
+		}
+		if j > i {
+			b = append(b, s[i:j]...)
+			i = j
+			continue
+		}
 		var cp, n int
 		if s[i] == 0 {
 			cp, n = 0, 1
