@@ -74,7 +74,15 @@ func (c *Call) Server() *Server { return c.server }
 
 type command struct {
 	Command
-	args *typeInfo // nil without arguments
+	argType reflect.Type // the struct Args points to; nil without arguments
+}
+
+// argInfo is the arguments' QAPI description, worked out on first use (infoOf caches it).
+func (c *command) argInfo() *typeInfo {
+	if c.argType == nil {
+		return nil
+	}
+	return infoOf(c.argType)
 }
 
 type event struct {
@@ -100,7 +108,9 @@ func NewRegistry() *Registry {
 }
 
 // Register adds commands. It panics on a duplicate name or a malformed entry (no name, no
-// handler, Args not a pointer to a struct, a type QAPI cannot express).
+// handler, Args not a pointer to a struct). Whether QAPI can express the argument and return
+// types is worked out on first use, to keep start-up cheap: Check does it for every type at
+// once, and the command tables' tests call it.
 func (r *Registry) Register(cmds ...Command) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -118,10 +128,7 @@ func (r *Registry) Register(cmds ...Command) {
 			if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
 				panic(fmt.Sprintf("qmp: command %q: Args must be a pointer to a struct, not %v", c.Name, t))
 			}
-			cmd.args = infoOf(t.Elem())
-		}
-		if c.Returns != nil {
-			infoOf(reflect.TypeOf(c.Returns))
+			cmd.argType = t.Elem()
 		}
 		r.cmds[c.Name] = cmd
 		if !c.Internal {
@@ -141,13 +148,36 @@ func (r *Registry) RegisterEvent(name string, data any, features ...string) {
 	if _, dup := r.events[name]; dup {
 		panic(fmt.Sprintf("qmp: event %q registered twice", name))
 	}
-	if data != nil {
-		infoOf(reflect.TypeOf(data))
-	}
 	ev := &event{name: name, data: data, features: features}
 	r.events[name] = ev
 	r.entities = append(r.entities, ev)
 	r.schema = nil
+}
+
+// Check works out the QAPI description of every registered argument, return and event data
+// type, and panics, naming the command or event, on one QAPI cannot express.
+func (r *Registry) Check() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	check := func(what, name string, v any) {
+		defer func() {
+			if p := recover(); p != nil {
+				panic(fmt.Sprintf("qmp: %s %q: %v", what, name, p))
+			}
+		}()
+		if v != nil {
+			infoOf(reflect.TypeOf(v))
+		}
+	}
+	for name, c := range r.cmds {
+		if c.argType != nil {
+			check("command", name, reflect.New(c.argType).Interface())
+		}
+		check("command", name, c.Returns)
+	}
+	for name, e := range r.events {
+		check("event", name, e.data)
+	}
 }
 
 // Commands returns the command names in registration order.

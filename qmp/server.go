@@ -61,18 +61,41 @@ type Server struct {
 
 	mu    sync.Mutex
 	conns map[*conn]struct{} // +checklocks:mu; every open connection
+	held  bool               // +checklocks:mu; NewHeldServer's hold on owner, until open
 }
 
 // NewServer starts a server for the commands of r. The protocol commands (ProtocolCommands)
 // are registered in r unless already there.
 func NewServer(r *Registry, o Options) *Server {
+	s := newServer(r, o)
+	registerProtocol(r)
+	return s
+}
+
+// NewHeldServer starts a server whose connections are greeted at once but whose commands wait
+// until open is called, as QEMU's monitor I/O thread greets a client while the main loop that
+// runs commands is still being set up. Commands and events may be registered in r until then;
+// open registers the protocol commands after them (as NewServer would have, had it been
+// called then) and lets commands run. open may be called more than once; Close before open
+// is fine.
+func NewHeldServer(r *Registry, o Options) (s *Server, open func()) {
+	s = newServer(r, o)
+	s.owner.Lock()
+	s.held = true
+	return s, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.held {
+			registerProtocol(r)
+			s.held = false
+			s.owner.Unlock()
+		}
+	}
+}
+
+func newServer(r *Registry, o Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
-	}
-	for _, c := range ProtocolCommands() {
-		if !r.Has(c.Name) {
-			r.Register(c)
-		}
 	}
 	s := &Server{
 		reg:   r,
@@ -83,6 +106,14 @@ func NewServer(r *Registry, o Options) *Server {
 	}
 	s.fdsets = newFDSets(o.Running, s.connCount)
 	return s
+}
+
+func registerProtocol(r *Registry) {
+	for _, c := range ProtocolCommands() {
+		if !r.Has(c.Name) {
+			r.Register(c)
+		}
+	}
 }
 
 // Registry returns the server's command table.
@@ -110,6 +141,12 @@ func (s *Server) Do(fn func()) error {
 func (s *Server) Close() error {
 	s.closing.Do(func() {
 		close(s.quit)
+		s.mu.Lock()
+		if s.held { // opened never: nothing runs, nothing will
+			s.held = false
+			s.owner.Unlock()
+		}
+		s.mu.Unlock()
 		s.owner.Lock() // waits for the running command
 		s.closed = true
 		s.owner.Unlock()
@@ -239,7 +276,7 @@ func (s *Server) run(sess *Session, c *conn, cmd *command, args *Value, fds []in
 			args = Object()
 		}
 		call.Args = args
-	} else if cmd.args != nil {
+	} else if cmd.argType != nil {
 		a, err := DecodeArgs(args, cmd.Args)
 		if err != nil {
 			return nil, ToError(err)
