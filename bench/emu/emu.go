@@ -259,8 +259,12 @@ func (p *Process) exitError(when string) error {
 
 // Stop ends the run: "quit" over conn (if not nil), up to grace for the
 // emulator to exit, then SIGKILL to its process group; finally the run
-// directory is removed. It returns once the emulator has been reaped.
+// directory is removed. It returns once the emulator has been reaped. Stop on
+// a nil *Process does nothing.
 func (p *Process) Stop(conn *qmpc.Conn, grace time.Duration) error {
+	if p == nil {
+		return nil
+	}
 	var quitErr error
 	if conn != nil {
 		select {
