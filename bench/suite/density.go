@@ -179,7 +179,7 @@ func densityPhase(ctx context.Context, o *DOptions, s qside, phase string, args 
 			rec.Stopped = fmt.Sprintf("MemAvailable %.0f MiB < %d MiB", avail, o.MinAvailMiB)
 			break
 		}
-		p, conn, err := launchNegotiated(ctx, s.bin, args, o.BaseDir, o.Timeout)
+		p, conn, err := launchNegotiated(ctx, emu.Config{Bin: s.bin, Args: args, BaseDir: o.BaseDir, PollSocket: true}, o.Timeout)
 		if err != nil {
 			_ = p.Stop(conn, time.Second)
 			rec.Stopped = err.Error()

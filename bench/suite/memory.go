@@ -58,7 +58,7 @@ func queryStatus(c interface {
 func oneMemory(ctx context.Context, o *Options, s *Side, rep int) (MemoryRecord, error) {
 	rec := MemoryRecord{Kind: "memory", Side: s.Name, Rep: rep, Args: memoryArgs(o, s)}
 	t0 := time.Now()
-	p, conn, err := launchNegotiated(ctx, s.Bin, rec.Args, o.BaseDir, o.Timeout)
+	p, conn, err := launchNegotiated(ctx, emu.Config{Bin: s.Bin, Args: rec.Args, BaseDir: o.BaseDir}, o.Timeout)
 	defer func() { _ = p.Stop(conn, o.Timeout) }()
 	if err != nil {
 		return rec, err

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"tlcvm/bench/emu"
 	"tlcvm/bench/procmem"
 	"tlcvm/bench/report"
 	"tlcvm/bench/stats"
@@ -253,7 +254,7 @@ type QRTRecord struct {
 
 func oneQRT(ctx context.Context, o *QOptions, s qside, m machineArgs, rep int) (QRTRecord, error) {
 	rec := QRTRecord{Kind: "qmp-rt", Machine: m.id, Side: s.name, Rep: rep}
-	p, conn, err := launchNegotiated(ctx, s.bin, m.args, o.BaseDir, o.Timeout)
+	p, conn, err := launchNegotiated(ctx, emu.Config{Bin: s.bin, Args: m.args, BaseDir: o.BaseDir}, o.Timeout)
 	defer func() { _ = p.Stop(conn, o.Timeout) }()
 	if err != nil {
 		return rec, err

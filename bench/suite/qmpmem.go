@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"tlcvm/bench/emu"
 	"tlcvm/bench/procmem"
 )
 
@@ -63,7 +64,7 @@ type LineResult struct {
 // timeout bounds the whole exchange.
 func RunLine(ctx context.Context, bin, baseDir string, line []byte, release, timeout time.Duration) (r LineResult, err error) {
 	r.Kind = "qmp-line"
-	p, conn, err := launchNegotiated(ctx, bin, []string{"-machine", "none", "-nodefaults", "-display", "none"}, baseDir, time.Minute)
+	p, conn, err := launchNegotiated(ctx, emu.Config{Bin: bin, Args: []string{"-machine", "none", "-nodefaults", "-display", "none"}, BaseDir: baseDir}, time.Minute)
 	defer func() {
 		if serr := p.Stop(conn, 10*time.Second); err == nil && serr != nil {
 			err = serr

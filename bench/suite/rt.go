@@ -31,7 +31,7 @@ type RTRecord struct {
 
 func oneRT(ctx context.Context, o *Options, s *Side, rep int) (RTRecord, error) {
 	rec := RTRecord{Kind: "qmp-rt", Side: s.Name, Rep: rep}
-	p, conn, err := launchNegotiated(ctx, s.Bin, startupMachines(o.MemSize)[0].args, o.BaseDir, o.Timeout)
+	p, conn, err := launchNegotiated(ctx, emu.Config{Bin: s.Bin, Args: startupMachines(o.MemSize)[0].args, BaseDir: o.BaseDir}, o.Timeout)
 	defer func() { _ = p.Stop(conn, o.Timeout) }()
 	if err != nil {
 		return rec, err
@@ -46,11 +46,11 @@ func oneRT(ctx context.Context, o *Options, s *Side, rep int) (RTRecord, error) 
 	return rec, nil
 }
 
-// launchNegotiated starts bin with args, connects to its QMP socket and negotiates. The
-// caller must Stop the process (a nil *emu.Process when the launch itself failed is fine:
-// Stop on it is a no-op).
-func launchNegotiated(ctx context.Context, bin string, args []string, baseDir string, timeout time.Duration) (*emu.Process, *qmpc.Conn, error) {
-	p, err := emu.Launch(emu.Config{Bin: bin, Args: args, BaseDir: baseDir})
+// launchNegotiated starts an emulator, connects to its QMP socket and negotiates. The caller
+// must Stop the process (a nil *emu.Process when the launch itself failed is fine: Stop on it
+// is a no-op).
+func launchNegotiated(ctx context.Context, cfg emu.Config, timeout time.Duration) (*emu.Process, *qmpc.Conn, error) {
+	p, err := emu.Launch(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
