@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# bench/run-density.sh — hundreds of VMs on this host (issue 10): 500 tlcvm started with -S
-# and 200 running the default workload, each with its QMP connection open, beside QEMU 7.2
-# up to what fits (it stops starting VMs below -min-avail MiB of MemAvailable). ~5 minutes;
-# the running phase keeps both CPUs busy for about a minute.
+# bench/run-density.sh — hundreds of VMs on this host (issue 10): 500 tlcvm started with -S,
+# 200 running the default workload and 200 running with idle guests, each with its QMP
+# connection open, beside QEMU 7.2 up to what fits (it stops starting VMs below -min-avail MiB
+# of MemAvailable). ~12 minutes; the running phase keeps both CPUs busy for about a minute.
 #
 #   bench/run-density.sh [tlcvm-bench density flags…]   e.g. bench/run-density.sh -running 100
 #

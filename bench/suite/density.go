@@ -23,12 +23,15 @@ import (
 // QMP connection open after qmp_capabilities.
 //
 //	prelaunched: N VMs "-machine pc -m 1G -smp 2 -S" (started paused, as libvirt starts
-//	  them); after a settling pause, the CPU all of them use over a window (utime + stime
-//	  from /proc/PID/stat, summed) and the context switches they make, then each one's
-//	  VmRSS and Pss (smaps_rollup);
+//	  them); after a settling pause, the CPU all of them use over a window long enough to
+//	  hold the Go runtime's forced GC (every 2 minutes) and sysmon's longest sleep (utime +
+//	  stime from /proc/PID/stat, summed) and the context switches they make, then each
+//	  one's VmRSS and Pss (smaps_rollup);
 //	running: M VMs "-machine pc -m 1G -smp 2" (tlcvm's default workload, ws=16M rate=4M;
 //	  QEMU's vCPUs run SeaBIOS, which finds nothing to boot and halts), the same figures,
-//	  and the latency of query-status sent to each VM in turn (several sweeps).
+//	  and the latency of query-status sent to each VM in turn (several sweeps);
+//	running-idle: the same with tlcvm's workload "idle" (its vCPUs halt, as QEMU's do),
+//	  which sets the monitors' cost apart from the guest workload's.
 //
 // Each side starts its VMs one after the other until it has N, or until the host's
 // MemAvailable falls under MinAvailMiB, or a launch fails or takes longer than the step
@@ -38,25 +41,29 @@ import (
 
 // DOptions configure RunDensity.
 type DOptions struct {
-	TLCVM, QEMU    string
-	Prelaunched    int           // tlcvm VMs started with -S (500)
-	Running        int           // tlcvm VMs running the default workload (200)
-	QEMUMax        int           // QEMU VMs at most, per phase (500; MinAvailMiB stops it first)
-	MinAvailMiB    int           // stop launching below this MemAvailable (6144)
-	Settle, Window time.Duration // pause before measuring (5 s), CPU window (20 s)
-	Sweeps         int           // query-status sweeps over the running VMs (5)
-	Timeout        time.Duration // per launch and per reply (60 s)
-	BaseDir        string
-	Progress       io.Writer
-	Record         func(any) error
-	Only           map[string]bool // "prelaunched", "running"
-	Sides          map[string]bool // TLCVM, QEMU
+	TLCVM, QEMU string
+	Prelaunched int           // tlcvm VMs started with -S (500)
+	Running     int           // tlcvm VMs running the default workload (200)
+	QEMUMax     int           // QEMU VMs at most, per phase (500; MinAvailMiB stops it first)
+	MinAvailMiB int           // stop launching below this MemAvailable (6144)
+	Settle      time.Duration // pause before measuring (5 s)
+	Window      time.Duration // CPU window of the running phase (20 s)
+	IdleWindow  time.Duration // CPU window of the prelaunched phase (130 s: a Go runtime forces a GC every 2 minutes)
+	Sweeps      int           // query-status sweeps over the running VMs (5)
+	Timeout     time.Duration // per launch and per reply (60 s)
+	BaseDir     string
+	Progress    io.Writer
+	Record      func(any) error
+	Only        map[string]bool // "prelaunched", "running"
+	Sides       map[string]bool // TLCVM, QEMU
 }
 
 // Phases of RunDensity.
 const (
 	DPhasePrelaunched = "prelaunched"
 	DPhaseRunning     = "running"
+	DPhaseIdleGuests  = "running-idle" // running, tlcvm's workload "idle": vCPUs halted, as QEMU's are
+
 )
 
 func (o *DOptions) defaults() {
@@ -75,6 +82,9 @@ func (o *DOptions) defaults() {
 	}
 	if o.Window == 0 {
 		o.Window = 20 * time.Second
+	}
+	if o.IdleWindow == 0 {
+		o.IdleWindow = 130 * time.Second
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 60 * time.Second
@@ -130,6 +140,8 @@ func RunDensity(ctx context.Context, o DOptions) ([]DRecord, error) {
 	}{
 		{DPhasePrelaunched, []string{"-machine", "pc", "-m", "1G", "-smp", "2", "-S", "-nodefaults", "-display", "none"}, o.Prelaunched},
 		{DPhaseRunning, []string{"-machine", "pc", "-m", "1G", "-smp", "2", "-nodefaults", "-display", "none"}, o.Running},
+		{DPhaseIdleGuests, []string{"-machine", "pc", "-m", "1G", "-smp", "2", "-nodefaults", "-display", "none",
+			"-fw_cfg", "name=opt/tlcvm/workload,string=idle"}, o.Running},
 	} {
 		if len(o.Only) > 0 && !o.Only[ph.name] {
 			continue
@@ -201,12 +213,16 @@ func densityPhase(ctx context.Context, o *DOptions, s qside, phase string, args 
 		return rec, ctx.Err()
 	case <-time.After(o.Settle):
 	}
+	window := o.Window
+	if phase == DPhasePrelaunched {
+		window = o.IdleWindow
+	}
 	cpu0, sw0 := sumCPU(vms)
 	w0 := time.Now()
 	select {
 	case <-ctx.Done():
 		return rec, ctx.Err()
-	case <-time.After(o.Window):
+	case <-time.After(window):
 	}
 	cpu1, sw1 := sumCPU(vms)
 	rec.WindowS = time.Since(w0).Seconds()
@@ -229,7 +245,7 @@ func densityPhase(ctx context.Context, o *DOptions, s qside, phase string, args 
 	rs, _ := stats.Summarize(rss)
 	ps, _ := stats.Summarize(pss)
 	rec.RSSMedian, rec.RSSMax, rec.PSSMedian = rs.Median, rs.Max, ps.Median
-	if phase == DPhaseRunning {
+	if phase != DPhasePrelaunched {
 		var lat []float64
 		for sweep := 0; sweep < o.Sweeps; sweep++ {
 			for _, v := range vms {
@@ -348,15 +364,13 @@ func DRows(recs []DRecord) []DRow {
 	}
 	yes := func(b bool) *bool { return &b }
 	var rows []DRow
-	for _, ph := range []string{DPhasePrelaunched, DPhaseRunning} {
+	for _, ph := range []string{DPhasePrelaunched, DPhaseRunning, DPhaseIdleGuests} {
 		t, q := get(ph, TLCVM), get(ph, QEMU)
 		if t == nil && q == nil {
 			continue
 		}
-		label := "-S -smp 2 (prelaunched)"
-		if ph == DPhaseRunning {
-			label = "-smp 2, running"
-		}
+		label := map[string]string{DPhasePrelaunched: "-S -smp 2 (prelaunched)", DPhaseRunning: "-smp 2, running",
+			DPhaseIdleGuests: "-smp 2, running, guests idle"}[ph]
 		row := func(metric string, digits int, pick func(*DRecord) float64) DRow {
 			return DRow{Metric: label + ": " + metric, TLCVM: f(t, pick), QEMU: f(q, pick), Digits: digits}
 		}
@@ -373,7 +387,7 @@ func DRows(recs []DRecord) []DRow {
 			}
 		}
 		rows = append(rows, vms, cpu, sw, rss, pss)
-		if ph == DPhaseRunning {
+		if ph != DPhasePrelaunched {
 			rows = append(rows,
 				row("query-status latency, median (µs)", 0, func(r *DRecord) float64 { return r.LatUS.Median }),
 				row("query-status latency, p99 (µs)", 0, func(r *DRecord) float64 { return r.P99US }))

@@ -82,26 +82,27 @@ func TestRunDensityAgainstFake(t *testing.T) {
 	o, recs := options(t)
 	self, _ := os.Executable()
 	d := suite.DOptions{TLCVM: self, QEMU: self, Prelaunched: 3, Running: 2, QEMUMax: 2, MinAvailMiB: 1,
-		Settle: time.Millisecond, Window: 50 * time.Millisecond, Sweeps: 2, Timeout: time.Minute,
+		Settle: time.Millisecond, Window: 50 * time.Millisecond, IdleWindow: 50 * time.Millisecond, Sweeps: 2, Timeout: time.Minute,
 		BaseDir: o.BaseDir, Record: o.Record}
 	out, err := suite.RunDensity(context.Background(), d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{"prelaunched/tlcvm": 3, "prelaunched/qemu": 2, "running/tlcvm": 2, "running/qemu": 2}
-	if len(out) != 4 {
-		t.Fatalf("%d records, want 4", len(out))
+	want := map[string]int{"prelaunched/tlcvm": 3, "prelaunched/qemu": 2, "running/tlcvm": 2, "running/qemu": 2,
+		"running-idle/tlcvm": 2, "running-idle/qemu": 2}
+	if len(out) != 6 {
+		t.Fatalf("%d records, want 6", len(out))
 	}
 	for _, r := range out {
 		if r.VMs != want[r.Phase+"/"+r.Side] || r.Err != "" || r.RSSMedian <= 0 || r.PSSMedian <= 0 {
 			t.Errorf("record %+v", r)
 		}
-		if r.Phase == suite.DPhaseRunning && r.LatUS.N != 2*r.VMs {
+		if r.Phase != suite.DPhasePrelaunched && r.LatUS.N != 2*r.VMs {
 			t.Errorf("%s: %d latencies, want %d", r.Side, r.LatUS.N, 2*r.VMs)
 		}
 	}
-	if n := count(*recs, "density", ""); n != 4 {
-		t.Errorf("%d density records, want 4", n)
+	if n := count(*recs, "density", ""); n != 6 {
+		t.Errorf("%d density records, want 6", n)
 	}
 	md := suite.DMarkdown(suite.DRows(out), out)
 	if !strings.Contains(md, "VMs started | 3 | 2 |") || !strings.Contains(md, "p99") {
