@@ -47,10 +47,10 @@
 // (parse_error's buffer); "stray" errors are not.
 //
 // Memory: a value's tokens are kept in 12-byte slots and shared arenas, a long token in
-// chunks and then in one buffer that a parsed string uses without a copy, and a reply is
-// encoded and written in pieces of 64 KiB. After a value or reply of megabytes the connection
-// returns the memory to the system (debug.FreeOSMemory) instead of keeping the process at its
-// peak.
+// chunks and then in one buffer that a parsed string uses without a copy, and an error reply
+// (whose text may quote megabytes of input) is encoded and written in pieces of 64 KiB. After
+// a value or reply of megabytes the connection returns the memory to the system
+// (debug.FreeOSMemory) instead of keeping the process at its peak.
 //
 // # Execution and OOB
 //
@@ -59,6 +59,10 @@
 // connection reads its next request only when the previous one has completed, and its
 // reader runs each command itself, as soon as it is parsed, and writes the reply with the
 // events the command emitted before it in one write: one goroutine wake-up per round trip.
+// The reply is encoded from the handler's Go value while the command still holds the lock
+// (no Value tree in between; see jsonWriter.goValue). A NewHeldServer greets its clients at
+// once but runs no command until it is opened, as QEMU's monitor I/O thread greets while the
+// main loop is still being set up.
 // Events emitted outside a command are queued and written by the connection's writer
 // goroutine, so an emitter never blocks on a slow client. With OOB enabled up to 8 in-band
 // requests queue for a worker goroutine, and a request with "exec-oob" naming an AllowOOB
