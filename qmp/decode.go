@@ -127,9 +127,9 @@ func (d *decoder) member(v *Value, rv reflect.Value, ti *typeInfo, name string) 
 		var u uint64
 		switch v.Kind() {
 		case KindInt:
-			u = uint64(v.i) // negative values wrap, for backward compatibility (QEMU)
+			u = v.n // negative values wrap, for backward compatibility (QEMU)
 		case KindUint:
-			u = v.u
+			u = v.n
 		default:
 			return GenericError("Parameter '%s' expects uint64", full)
 		}

@@ -36,6 +36,7 @@ type vm struct {
 	chardevs  *chardev.Registry
 	machine   *machine.Machine
 	server    *qmp.Server
+	openQMP   func() // lets QMP commands run (see build)
 	human     *hmp.Monitor
 	pidfile   *daemon.Pidfile
 	signals   <-chan sigpid.Signal
@@ -89,7 +90,30 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	}
 
 	phase("chardevs")
+	// QMP monitors greet their clients from here on, as QEMU's monitor I/O thread does while
+	// the main loop is being set up; their commands wait until run opens the server, once the
+	// machine and the command table are complete.
+	reg := qmp.NewRegistry()
+	reg.SetErrorClasses(cmds.ErrorClasses())
+	var built atomic.Pointer[machine.Machine] // for connections that close before it exists
+	v.server, v.openQMP = qmp.NewHeldServer(reg, qmp.Options{
+		Version: versionInfo(),
+		Log:     v.log,
+		Running: func() bool {
+			m := built.Load()
+			if m == nil {
+				return false
+			}
+			_, r := m.Status()
+			return r
+		},
+	})
 	ev := &events{}
+	ev.s.Store(v.server)
+	if err := v.attachMonitors(true); err != nil {
+		return nil, err
+	}
+	phase("qmp")
 	mcfg := p.mcfg
 	mcfg.Log = v.log
 	mcfg.Events = ev
@@ -117,6 +141,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		return nil, failf(cfg, "", "%v", err)
 	}
 	v.machine = m
+	built.Store(m)
 	phase("machine")
 	if v.block, err = buildBlock(p, stderr, ev.Emit); err != nil {
 		return nil, err
@@ -129,9 +154,6 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	if err := v.buildVNC(); err != nil {
 		return nil, err
 	}
-	reg := qmp.NewRegistry()
-	reg.SetErrorClasses(cmds.ErrorClasses())
-	phase("registry")
 	deps := &cmds.Deps{
 		Machine:  m,
 		Chardevs: v.chardevList,
@@ -167,16 +189,10 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	v.wireDump(reg, deps)
 	cmds.Register(reg, deps)
 	cmds.RegisterEvents(reg)
-	v.server = qmp.NewServer(reg, qmp.Options{
-		Version: versionInfo(),
-		Log:     v.log,
-		Running: func() bool { _, r := m.Status(); return r },
-	})
-	ev.s.Store(v.server)
-	phase("qmp")
+	phase("registry")
 
 	warnPeerlessNICs(cfg, stderr)
-	if err := v.attachMonitors(); err != nil {
+	if err := v.attachMonitors(false); err != nil {
 		return nil, err
 	}
 	phase("monitors")
@@ -196,13 +212,18 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	return v, nil
 }
 
-// attachMonitors puts a QMP or HMP monitor on each -mon/-qmp/-monitor chardev.
-func (v *vm) attachMonitors() error {
+// attachMonitors puts a QMP or HMP monitor on each -mon/-qmp/-monitor chardev. With early, it
+// attaches the QMP monitors of chardevs that are not multiplexed and starts serving them at
+// once (the server holds their commands); without, it attaches the others, served by run.
+func (v *vm) attachMonitors(early bool) error {
 	cfg := v.plan.cfg
 	for _, mon := range cfg.Monitors {
 		c, ok := v.chardevs.Get(mon.Chardev)
 		if !ok {
 			return failf(cfg, mon.Loc, "chardev %q not found", mon.Chardev)
+		}
+		if early != (mon.Mode == "control" && !c.Spec().Mux) {
+			continue
 		}
 		fe, err := c.Attach()
 		if err != nil {
@@ -211,10 +232,15 @@ func (v *vm) attachMonitors() error {
 		pretty := mon.Pretty
 		if mon.Mode == "control" {
 			c.SetEcho(true)
-			v.serves = append(v.serves, func() {
+			serve := func() {
 				sess := v.server.NewSession()
 				fe.Serve(func(conn chardev.Conn) { v.server.ServeSession(sess, conn, pretty) })
-			})
+			}
+			if early {
+				serve()
+			} else {
+				v.serves = append(v.serves, serve)
+			}
 			continue
 		}
 		sess := v.server.NewSession()
@@ -249,6 +275,7 @@ func (v *vm) run() int {
 	}
 	v.chardevs.ResumeMuxOpen()
 	v.migration.Ready()
+	v.openQMP()
 	for {
 		select {
 		case s := <-v.signals:
