@@ -127,9 +127,11 @@ func info(cfg *compat.Config, stdout, stderr io.Writer) int {
 			fmt.Fprint(stdout, catalog.DeviceHelp())
 			return 0
 		}
-		text, err := catalog.DeviceOptionsHelp(cfg.Info.Arg)
+		// qdev_device_help: an alias names its type; an error is reported, yet QEMU exits 0.
+		text, err := catalog.DeviceOptionsHelp(catalog.ResolveDeviceName(cfg.Info.Arg))
 		if err != nil {
-			return report(stderr, failf(cfg, cfg.Info.Loc, "%v", err))
+			report(stderr, failf(cfg, cfg.Info.Loc, "%v", err))
+			return 0
 		}
 		fmt.Fprint(stdout, text)
 	case "accel":

@@ -183,19 +183,21 @@ func serialChardev(cfg *compat.Config) string {
 	return ""
 }
 
-// checkDevices refuses device models QEMU does not know, with QEMU's texts, and PCI devices
-// on a machine without a PCI bus.
+// checkDevices refuses device models QEMU does not know or will not create, with QEMU's texts,
+// and PCI devices on a machine without a PCI bus; it turns aliases into type names.
 func checkDevices(cfg *compat.Config, mt catalog.Machine) error {
-	for _, d := range cfg.Devices {
-		t, ok := catalog.LookupType(d.Driver)
-		if !ok || t.Abstract || !catalog.IsA(d.Driver, "device") {
-			return failf(cfg, d.Loc, "'%s' is not a valid device model name", d.Driver)
+	for i := range cfg.Devices {
+		d := &cfg.Devices[i]
+		class, err := catalog.DeviceClass(d.Driver, false)
+		if err != nil {
+			return failAt(cfg, d.Loc, err)
 		}
+		d.Driver = class.Name // an alias ("ahci") names its type from here on
 		if mt.Name == "none" && catalog.IsA(d.Driver, "pci-device") {
 			return failf(cfg, d.Loc, "No 'PCI' bus found for device '%s'", d.Driver)
 		}
 		if d.Driver == "isa-serial" || d.Driver == "virtserialport" {
-			if c := deviceProp(d, "chardev"); c != "" && !hasChardev(cfg, c) {
+			if c := deviceProp(*d, "chardev"); c != "" && !hasChardev(cfg, c) {
 				return failf(cfg, d.Loc, "Property '%s.chardev' can't find value '%s'", qdevName(d.Driver), c)
 			}
 		}

@@ -527,10 +527,11 @@ func deviceAdd(d *Deps, args *qmp.Value) error {
 	if err != nil {
 		return err
 	}
-	t, known := catalog.LookupType(driver)
-	if !known || t.Abstract || !catalog.IsA(driver, "device") {
-		return qmp.GenericError("'%s' is not a valid device model name", driver)
+	class, err := catalog.DeviceClass(driver, true)
+	if err != nil {
+		return err
 	}
+	driver = class.Name
 	if hasID && !blockdevIDOK(id) {
 		return qmp.GenericError("Parameter 'id' expects an identifier")
 	}

@@ -21,6 +21,7 @@ type catalog struct {
 	propIndex                        map[propRec]int
 	cpu                              cpuCapture
 	interfaces                       []string
+	devices                          []*deviceInfo // -device help, in its order
 }
 
 type typeInfo struct {

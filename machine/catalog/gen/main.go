@@ -112,6 +112,8 @@ func capture(bin string, lg *log.Logger) (*catalog, error) {
 		{"types", c.captureTypes},
 		{"properties", c.captureProperties},
 		{"cpu expansions", c.captureExpansions},
+		// last: device_add leaves devices behind in the session
+		{"devices", c.captureDevices},
 	}
 	for _, st := range steps {
 		lg.Printf("capturing %s (%v)", st.name, time.Since(start).Round(time.Millisecond))
