@@ -1,7 +1,10 @@
 package catalog
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 )
 
@@ -102,4 +105,82 @@ func DeviceClass(name string, running bool) (Device, error) {
 		return Device{}, newError(ErrNotPluggable, "Parameter 'driver' expects a non-abstract device type")
 	}
 	return Device{}, newError(ErrNotPluggable, "Parameter 'driver' expects a pluggable device type")
+}
+
+// PCIIdentity is what query-pci shows of a PCI device type before firmware has run (BAR
+// addresses unassigned, no interrupt routed, bridges not numbered), as QEMU 7.2 shows it.
+type PCIIdentity struct {
+	Vendor, Device             int64
+	SubsystemVendor, Subsystem int64 // -1: absent (bridges have no subsystem ids)
+	Class                      int64
+	ClassDesc                  string // "" when QEMU has no description for the class
+	IRQPin                     int64
+	BARs                       []PCIBar
+	// Bridge is query-pci's pci_bridge member (JSON) at reset; nil for a function that is
+	// no bridge.
+	Bridge json.RawMessage
+}
+
+// PCIBar is one region of a PCI function.
+type PCIBar struct {
+	N               int64
+	IO              bool
+	Size            int64
+	Mem64, Prefetch bool
+}
+
+// pciIdent is one generated identity; bars are "N TYPE SIZE" items joined by ",", TYPE one
+// of io, mem, mem64, mempref, mem64pref; a zero vendor means none.
+type pciIdent struct {
+	vendor, device, subVendor, sub int64
+	class                          int64
+	desc                           string
+	pin                            int64
+	bars                           string
+	bridge                         string
+}
+
+type pciRec struct {
+	name               string
+	conventional, expr pciIdent
+}
+
+var pciIndex = sync.OnceValue(func() map[string]int {
+	m := make(map[string]int, len(pciTable))
+	for i, p := range pciTable {
+		m[p.name] = i
+	}
+	return m
+})
+
+// PCIModel returns the query-pci identity of a PCI device type: on a conventional or root
+// bus, or (express) behind a PCIe port, where virtio devices drop their legacy interface.
+// ok is false for types QEMU cannot create without a back-end the capture did not give them
+// (vhost-user, vfio, …).
+func PCIModel(typename string, express bool) (PCIIdentity, bool) {
+	i, ok := pciIndex()[typename]
+	if !ok {
+		return PCIIdentity{}, false
+	}
+	id := pciTable[i].conventional
+	if express && pciTable[i].expr.vendor != 0 {
+		id = pciTable[i].expr
+	}
+	out := PCIIdentity{Vendor: id.vendor, Device: id.device, SubsystemVendor: id.subVendor, Subsystem: id.sub,
+		Class: id.class, ClassDesc: id.desc, IRQPin: id.pin}
+	if id.bridge != "" {
+		out.Bridge = json.RawMessage(id.bridge)
+	}
+	for _, item := range strings.Split(id.bars, ",") {
+		var b PCIBar
+		var typ string
+		if _, err := fmt.Sscanf(item, "%d %s %d", &b.N, &typ, &b.Size); err != nil {
+			continue // "" for no BARs
+		}
+		b.IO = typ == "io"
+		b.Mem64 = strings.HasPrefix(typ, "mem64")
+		b.Prefetch = strings.HasSuffix(typ, "pref")
+		out.BARs = append(out.BARs, b)
+	}
+	return out, true
 }

@@ -117,3 +117,34 @@ func TestDeviceAliasHelpAgainstQEMU(t *testing.T) {
 		}
 	}
 }
+
+func TestPCIModel(t *testing.T) {
+	e, ok := catalog.PCIModel("e1000", false)
+	if !ok || e.Vendor != 0x8086 || e.Device != 0x100e || e.Class != 0x200 || e.ClassDesc != "Ethernet controller" ||
+		e.IRQPin != 1 || len(e.BARs) != 3 || e.BARs[1] != (catalog.PCIBar{N: 1, IO: true, Size: 64}) || e.Bridge != nil {
+		t.Errorf("e1000: %+v", e)
+	}
+	if x, _ := catalog.PCIModel("e1000", true); fmt.Sprint(x) != fmt.Sprint(e) {
+		t.Errorf("e1000 behind a PCIe port: %+v", x)
+	}
+	// virtio behind a PCIe port is modern only: device 0x1040+id, no I/O BAR
+	legacy, _ := catalog.PCIModel("virtio-net-pci", false)
+	modern, ok := catalog.PCIModel("virtio-net-pci", true)
+	if !ok || legacy.Device != 0x1000 || legacy.Subsystem != 1 || modern.Device != 0x1041 || modern.Subsystem != 0x1100 ||
+		len(modern.BARs) != len(legacy.BARs)-1 || !legacy.BARs[0].IO {
+		t.Errorf("virtio-net-pci: legacy %+v, modern %+v", legacy, modern)
+	}
+	rp, ok := catalog.PCIModel("pcie-root-port", false)
+	if !ok || rp.Bridge == nil || rp.SubsystemVendor != -1 || rp.Vendor != 0x1b36 || rp.Device != 0xc {
+		t.Errorf("pcie-root-port: %+v", rp)
+	}
+	for _, name := range []string{"ich9-ahci", "rtl8139", "e1000e", "pci-serial", "virtio-serial-pci", "virtio-blk-pci",
+		"virtio-balloon-pci", "virtio-rng-pci", "virtio-vga", "VGA", "qemu-xhci", "piix3-usb-uhci", "pci-bridge"} {
+		if _, ok := catalog.PCIModel(name, false); !ok {
+			t.Errorf("no identity for %s", name)
+		}
+	}
+	if _, ok := catalog.PCIModel("isa-serial", false); ok {
+		t.Error("isa-serial has a PCI identity")
+	}
+}

@@ -19,7 +19,10 @@
 // its type's answer). Aliases are resolved where QEMU resolves them
 // (-device, device_add, `-device ALIAS,help`) and nowhere else:
 // device-list-properties, qom-list-properties and qom-list-types do not know
-// them.
+// them. The PCI identity of every PCI device type (PCIModel: ids, class,
+// interrupt pin, BAR sizes, a bridge's reset window) is query-pci's answer
+// for it on a -S machine, captured on pc's pci.0 and behind a q35 PCIe root
+// port (virtio devices drop their legacy interface there).
 // Regenerating is one command from the module root:
 //
 //	go generate ./machine/catalog

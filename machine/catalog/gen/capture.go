@@ -22,6 +22,8 @@ type catalog struct {
 	cpu                              cpuCapture
 	interfaces                       []string
 	devices                          []*deviceInfo // -device help, in its order
+	pci                              []*pciInfo    // PCI identities, in -device help order
+	bin                              string
 }
 
 type typeInfo struct {

@@ -229,6 +229,27 @@ func (c *catalog) renderDevices(b *bytes.Buffer) error {
 		fmt.Fprintf(b, "\t{%s, %s, %s, %s, %v},\n", strconv.Quote(d.name), strconv.Quote(d.bus), strconv.Quote(d.alias),
 			strconv.Quote(d.desc), d.hotpluggable)
 	}
+	fmt.Fprintf(b, "}\n\n")
+	fmt.Fprintf(b, "// pciTable is query-pci's view of every PCI device type QEMU creates bare, before\n")
+	fmt.Fprintf(b, "// firmware runs: on a conventional bus, and behind a PCIe root port where that differs.\n")
+	fmt.Fprintf(b, "var pciTable = []pciRec{\n")
+	for _, p := range c.pci {
+		fmt.Fprintf(b, "\t{%s, %s, %s},\n", strconv.Quote(p.name), renderIdent(p.conventional), renderIdent(p.expr))
+	}
 	fmt.Fprintf(b, "}\n")
 	return nil
+}
+
+func renderIdent(id pciIdent) string {
+	if id.vendor == 0 && id.device == 0 {
+		return "pciIdent{}"
+	}
+	hex := func(v int64) string {
+		if v < 0 {
+			return "-1"
+		}
+		return fmt.Sprintf("%#04x", v)
+	}
+	return fmt.Sprintf("pciIdent{%s, %s, %s, %s, %#06x, %s, %d, %s, %s}", hex(id.vendor), hex(id.device), hex(id.subVendor),
+		hex(id.sub), id.class, strconv.Quote(id.desc), id.pin, strconv.Quote(id.bars), strconv.Quote(id.bridge))
 }
