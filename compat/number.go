@@ -288,3 +288,20 @@ func sizeErr(name, value string, err error) *qerror.Error {
 	e.Hint = "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\nand exabytes, respectively.\n"
 	return e
 }
+
+// ParseInt is qemu_strtoi64(s, NULL, 0, &v): a whole-string integer in any base QEMU
+// accepts (0x hex, leading-0 octal, decimal), as QEMU's string and keyval visitors read one.
+func ParseInt(s string) (int64, bool) { return parseInt64(s) }
+
+// ParseUint is qemu_strtou64(s, NULL, 0, &v): as ParseInt, but a leading minus negates
+// modulo 2^64, as QEMU's does.
+func ParseUint(s string) (uint64, bool) {
+	rest, v, err := strtou64(s, 0)
+	return v, err == nil && rest == ""
+}
+
+// ParseBool is qapi_bool_parse: on/yes/true/y and off/no/false/n.
+func ParseBool(s string) (v, ok bool) {
+	b, err := parseBool("", s)
+	return b, err == nil
+}

@@ -306,3 +306,7 @@ func idWellFormed(id string) bool {
 }
 
 func isAlpha(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }
+
+// IDWellFormed is QEMU's id_wellformed (an id of -device, -object, -chardev, …): a letter,
+// then letters, digits, '-', '.', '_'.
+func IDWellFormed(id string) bool { return idWellFormed(id) }

@@ -103,7 +103,10 @@
 // ^ hash ^ pass) and the hash absorbs it, so corrupted memory changes all later values. The rate (bytes of
 // pages dirtied per second) is paced by the guest clock, which stops while paused.
 // vCPU 0 prints a status line every 5 s of guest time. The ACPI power button makes
-// vCPU 0 print "powering off" and request a guest shutdown.
+// vCPU 0 print "powering off" and request a guest shutdown. A hot-unplug request
+// (RequestEject: a PCI slot's, a DIMM's) is latched in the ACPI GPE block; vCPU 0's SCI
+// handler ejects it, prints "ACPI eject <what>", and the machine calls the requester back
+// (hotplug.go).
 //
 // # Device state
 //

@@ -57,6 +57,7 @@ type Machine struct {
 
 	reqs    chan string      // guest shutdown/reset requests → guestLoop
 	faults  chan ramFaultReq // guest RAM check failures (vCPUs, populate) → guestLoop
+	ejects  chan eject       // devices the guest ejected (vCPU 0) → guestLoop
 	done    chan struct{}    // closed when the process should exit
 	quit    chan struct{}    // closed by Close: stops guestLoop
 	loopWG  sync.WaitGroup
@@ -122,6 +123,7 @@ func New(cfg Config) (*Machine, error) {
 		fwcfg:     newFwCfg(cfg.FwCfg),
 		reqs:      make(chan string, 8),
 		faults:    make(chan ramFaultReq, 1),
+		ejects:    make(chan eject, 64),
 		done:      make(chan struct{}),
 		quit:      make(chan struct{}),
 		state:     StatePrelaunch,
@@ -414,6 +416,8 @@ func (m *Machine) guestLoop() {
 			m.mu.Lock()
 			m.handleRAMFault(f)
 			m.mu.Unlock()
+		case e := <-m.ejects:
+			e.done()
 		}
 	}
 }

@@ -59,7 +59,7 @@ type synthCPU struct {
 	index  int
 	st     CPUState
 	fault  error  // a failed guest RAM check met by the last step(s)
-	irq    uint32 // pending interrupt lines (bit irqSCI)
+	irq    uint32 // pending interrupt lines (bits irqSCI, irqGPE)
 	queued []exit // exits of the last step not yet returned by Run (in order)
 	kicked atomic.Bool
 }
@@ -114,6 +114,12 @@ func (c *synthCPU) Run(quantum int) exit {
 		c.irq &^= 1 << irqSCI
 		c.powerButton()
 		return c.dequeue()
+	}
+	if c.irq&(1<<irqGPE) != 0 {
+		c.irq &^= 1 << irqGPE
+		if c.ejectHandler(); len(c.queued) > 0 {
+			return c.dequeue()
+		}
 	}
 	if !c.ensure(0, sysPages) {
 		return c.faultExit()

@@ -13,8 +13,9 @@ import (
 )
 
 // buildBlock opens the block graph as QEMU's configure_blockdev does: every -blockdev in
-// order, then every -drive (the defaults last), then the board's devices for if=ide/virtio
-// drives, then the disk -devices' drive= links.
+// order, then every -drive (the defaults last), then the board's devices for if=ide drives.
+// The disk -devices and the virtio-blk-pci of if=virtio drives are linked to it when the
+// device tree creates them (devices.go).
 func buildBlock(p *plan, stderr io.Writer, emit func(string, any)) (*blockdev.Graph, error) {
 	cfg := p.cfg
 	g := blockdev.New(blockdev.Config{Warn: stderr, Events: cmds.BlockEvents(emit)})
@@ -54,8 +55,9 @@ func buildBlock(p *plan, stderr io.Writer, emit func(string, any)) (*blockdev.Gr
 		}
 		boardDrives = append(boardDrives, b)
 	}
-	// The board plugs IDE and floppy devices for its drives (in bus/unit order), -drive
-	// if=virtio becomes an anonymous virtio-blk-pci created after the -device list.
+	// The board plugs IDE and floppy devices for its drives (in bus/unit order); -drive
+	// if=virtio becomes an anonymous virtio-blk-pci created after the -device list
+	// (virtioDrives).
 	if p.machine.Name != "none" {
 		unattached := p.mcfg.CPUs + 17
 		if q35 {
@@ -77,60 +79,21 @@ func buildBlock(p *plan, stderr io.Writer, emit func(string, any)) (*blockdev.Gr
 			}
 		}
 	}
-	for i, d := range cfg.Devices {
-		if !blockdev.IsDisk(d.Driver) {
-			continue
-		}
-		drive := deviceProp(d, "drive")
-		if drive == "" {
-			continue
-		}
-		path := "/machine/peripheral/" + d.ID
-		if d.ID == "" {
-			path = fmt.Sprintf("/machine/peripheral-anon/device[%d]", anonIndex(cfg, i))
-		}
-		share := deviceProp(d, "share-rw")
-		dev := &blockdev.Device{ID: d.ID, Driver: d.Driver, Path: path, ShareRW: share == "on" || share == "true"}
-		if err := g.AttachDevice(dev, drive); err != nil {
-			return fail(d.Loc, err)
-		}
-	}
-	anon := anonIndex(cfg, len(cfg.Devices))
-	for _, b := range boardDrives {
-		if b.Drive.Interface != "virtio" || p.machine.Name == "none" {
-			continue
-		}
-		dev := &blockdev.Device{Driver: "virtio-blk-pci", Path: fmt.Sprintf("/machine/peripheral-anon/device[%d]", anon)}
-		anon++
-		if err := g.AttachDevice(dev, b.Name); err != nil {
-			return fail("", err)
-		}
-	}
 	return g, nil
 }
 
-// virtioDrives counts the -drive if=virtio entries (each becomes a virtio-blk-pci).
-func virtioDrives(cfg *compat.Config) int {
-	n := 0
-	for _, d := range cfg.Drives {
-		if v, _ := d.Get("if"); v == "virtio" {
-			n++
+// virtioDrives names the -drive if=virtio backends, in order: each becomes an anonymous
+// virtio-blk-pci.
+func virtioDrives(g *blockdev.Graph) []string {
+	g.Lock()
+	defer g.Unlock()
+	var out []string
+	for _, b := range g.BackendsLocked() {
+		if b.Drive != nil && b.Drive.Interface == "virtio" {
+			out = append(out, b.Name)
 		}
 	}
-	return n
-}
-
-// addBlockQOM adds the anonymous virtio-blk-pci devices of -drive if=virtio to the QOM tree.
-func addBlockQOM(t *cmds.Tree, cfg *compat.Config) {
-	anon := t.Root().Child("machine").Child("peripheral-anon")
-	if anon == nil {
-		return
-	}
-	for i := 0; i < virtioDrives(cfg); i++ {
-		o := cmds.NewObject("virtio-blk-pci")
-		o.AddChild("virtio-backend", cmds.NewObject("virtio-blk-device"))
-		anon.AddChild(fmt.Sprintf("device[%d]", anonIndex(cfg, len(cfg.Devices))+i), o)
-	}
+	return out
 }
 
 // blockdevOptions decodes a -blockdev: the JSON form as QMP's blockdev-add arguments, the

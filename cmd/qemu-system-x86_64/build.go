@@ -20,6 +20,7 @@ import (
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
+	"tlcvm/qdev"
 	"tlcvm/qmp"
 	"tlcvm/qmp/cmds"
 )
@@ -38,6 +39,7 @@ type vm struct {
 	serves    []func() // monitor loops, started by run
 	migration *migration.Engine
 	block     *blockdev.Graph
+	devices   *qdev.Tree
 	vnc       []vncDisplay
 }
 
@@ -108,6 +110,10 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		return nil, err
 	}
 
+	if err := v.buildDevices(ev.Emit); err != nil {
+		return nil, err
+	}
+	phase("devices")
 	if err := v.buildVNC(); err != nil {
 		return nil, err
 	}
@@ -121,14 +127,12 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		UUID:     cfg.UUID,
 		Version:  versionInfo(),
 		QOM: sync.OnceValue(func() *cmds.Tree {
-			t := buildQOM(p, m, v.chardevs)
-			addBlockQOM(t, cfg)
-			return t
+			return buildQOM(p, m, v.chardevs, v.devices)
 		}),
 		Block:       v.block,
 		MachineType: p.machine.Name,
 		CPUModel:    p.mcfg.CPUModel,
-		PCI:         p.pci,
+		Devices:     v.devices,
 		Balloon:     hasBalloon(cfg),
 		KVM:         p.kvm,
 		VNC:         v.vncInfo,

@@ -11,7 +11,6 @@ import (
 	"tlcvm/compat/qerror"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
-	"tlcvm/qmp/cmds"
 )
 
 // plan is a checked command line turned into what build needs; making it has no side effect,
@@ -22,8 +21,6 @@ type plan struct {
 	mcfg    machine.Config // Serial, Log and Events are filled by build
 	// serialChardev is the chardev id of serial port 0 ("" when none).
 	serialChardev string
-	// pci lists the functions on PCI bus 0 (nil for -machine none).
-	pci []cmds.PCIFunction
 	// kvm: the accelerator chosen is KVM (see chooseAccel); warnings go to stderr at start.
 	kvm      bool
 	warnings []string
@@ -133,22 +130,6 @@ func prepare(cfg *compat.Config) (*plan, error) {
 		p.mcfg.CPUs, p.mcfg.MaxCPUs = 0, 0
 	}
 	p.serialChardev = serialChardev(cfg)
-	if mt.Name != "none" {
-		var drivers, ids, addrs []string
-		for _, d := range cfg.Devices {
-			drivers, ids, addrs = append(drivers, d.Driver), append(ids, d.ID), append(addrs, deviceProp(d, "addr"))
-		}
-		for i := 0; i < virtioDrives(cfg); i++ { // -drive if=virtio: an anonymous virtio-blk-pci each
-			drivers, ids, addrs = append(drivers, "virtio-blk-pci"), append(ids, ""), append(addrs, "")
-		}
-		board := cmds.BoardPCI(strings.HasPrefix(mt.Name, "pc-q35-"))
-		if cfg.VGA == "std" {
-			board = append(board, cmds.PCIFunction{Driver: "VGA", Slot: 2})
-		}
-		if p.pci, err = cmds.PlacePCI(board, drivers, ids, addrs); err != nil {
-			return nil, failf(cfg, "", "%v", err)
-		}
-	}
 	return p, nil
 }
 
@@ -184,7 +165,7 @@ func serialChardev(cfg *compat.Config) string {
 }
 
 // checkDevices refuses device models QEMU does not know or will not create, with QEMU's texts,
-// and PCI devices on a machine without a PCI bus; it turns aliases into type names.
+// and turns aliases into type names; the device tree checks the rest when it builds them.
 func checkDevices(cfg *compat.Config, mt catalog.Machine) error {
 	for i := range cfg.Devices {
 		d := &cfg.Devices[i]
@@ -193,9 +174,6 @@ func checkDevices(cfg *compat.Config, mt catalog.Machine) error {
 			return failAt(cfg, d.Loc, err)
 		}
 		d.Driver = class.Name // an alias ("ahci") names its type from here on
-		if mt.Name == "none" && catalog.IsA(d.Driver, "pci-device") {
-			return failf(cfg, d.Loc, "No 'PCI' bus found for device '%s'", d.Driver)
-		}
 		if d.Driver == "isa-serial" || d.Driver == "virtserialport" {
 			if c := deviceProp(*d, "chardev"); c != "" && !hasChardev(cfg, c) {
 				return failf(cfg, d.Loc, "Property '%s.chardev' can't find value '%s'", qdevName(d.Driver), c)

@@ -9,20 +9,21 @@ import (
 	"tlcvm/compat"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
+	"tlcvm/qdev"
 	"tlcvm/qmp/cmds"
 )
 
 // buildQOM assembles the QOM composition tree qom-list/qom-get/qom-set see: the machine with
 // its catalogue properties, the vCPUs under /machine/unattached with the property values of
-// their CPU model's full expansion, -device instances under /machine/peripheral(-anon),
+// their CPU model's full expansion, the device tree's devices under /machine/peripheral(-anon),
 // -object instances under /objects and the chardevs under /chardevs.
-func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry) *cmds.Tree {
+func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry, devices *qdev.Tree) *cmds.Tree {
 	t := cmds.NewTree()
 	root := t.Root()
 	// Children in QEMU's creation order: the machine, /chardevs, then /objects when the
 	// board creates its RAM backend ("pc.ram") or the command line has -object.
 	mach := root.AddChild("machine", cmds.NewObject(p.machine.TypeName()))
-	addCatalogProps(mach, p.machine.TypeName(), machineValues(p))
+	cmds.AddCatalogProps(mach, p.machine.TypeName(), machineValues(p))
 	root.AddChild("chardevs", cmds.NewObject("container"))
 	var objects *cmds.Object
 	boardRAM := p.machine.DefaultRAMID != "" && p.mcfg.RAMSize > 0 && !hasObject(p.cfg, p.machine.DefaultRAMID)
@@ -31,12 +32,12 @@ func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry) *cmds.Tre
 	}
 	if boardRAM {
 		ram := objects.AddChild(p.machine.DefaultRAMID, cmds.NewObject("memory-backend-ram"))
-		addCatalogProps(ram, "memory-backend-ram", map[string]json.RawMessage{
+		cmds.AddCatalogProps(ram, "memory-backend-ram", map[string]json.RawMessage{
 			"size": json.RawMessage(fmt.Sprint(p.mcfg.RAMSize))})
 	}
 	unattached := mach.AddChild("unattached", cmds.NewObject("container"))
-	peripheral := mach.AddChild("peripheral", cmds.NewObject("container"))
-	anon := mach.AddChild("peripheral-anon", cmds.NewObject("container"))
+	mach.AddChild("peripheral", cmds.NewObject("container"))
+	mach.AddChild("peripheral-anon", cmds.NewObject("container"))
 
 	var cpuVals map[string]json.RawMessage
 	if exp, err := catalog.ExpandCPU(catalog.ExpansionFull, p.mcfg.CPUModel, nil); err == nil && exp.Model.Props != nil {
@@ -51,25 +52,18 @@ func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry) *cmds.Tre
 			continue
 		}
 		o := cmds.NewObject(c.Type)
-		addCatalogProps(o, c.Type, cpuVals)
+		cmds.AddCatalogProps(o, c.Type, cpuVals)
 		realize(o)
 		name := strings.TrimPrefix(c.QOMPath, "/machine/unattached/")
 		unattached.AddChild(name, o)
 	}
-	for i, d := range p.cfg.Devices {
-		o := cmds.NewObject(d.Driver)
-		addCatalogProps(o, d.Driver, deviceValues(d))
-		realize(o)
-		if d.ID != "" {
-			peripheral.AddChild(d.ID, o)
-		} else {
-			anon.AddChild(fmt.Sprintf("device[%d]", anonIndex(p.cfg, i)), o)
-		}
-	}
 	for _, ob := range p.cfg.Objects {
 		o := cmds.NewObject(ob.QomType)
-		addCatalogProps(o, ob.QomType, nil)
+		cmds.AddCatalogProps(o, ob.QomType, nil)
 		objects.AddChild(ob.ID, o)
+	}
+	if devices != nil {
+		t.SetDevices(devices)
 	}
 	t.SetChardevs(func() []cmds.QOMChild {
 		var out []cmds.QOMChild
@@ -94,50 +88,10 @@ func hasObject(cfg *compat.Config, id string) bool {
 	return false
 }
 
-// addCatalogProps gives o the properties the catalogue lists for typename, with values from
-// vals (JSON text) or the catalogue's default. Properties are writable (qom-set) when their
-// value is a plain JSON scalar.
-func addCatalogProps(o *cmds.Object, typename string, vals map[string]json.RawMessage) {
-	props, err := catalog.ObjectProperties(typename)
-	if err != nil {
-		return
-	}
-	for _, pr := range props {
-		// "type" is every object's own; children are added to the tree as objects.
-		if pr.Name == "type" || strings.HasPrefix(pr.Type, "child<") {
-			continue
-		}
-		raw, ok := vals[pr.Name]
-		if !ok {
-			raw = pr.DefaultValue
-		}
-		if len(raw) == 0 {
-			raw = zeroValue(pr.Type)
-		}
-		o.AddRaw(pr.Name, pr.Type, raw)
-	}
-}
-
 func machineValues(p *plan) map[string]json.RawMessage {
 	out := map[string]json.RawMessage{}
 	for _, kv := range p.cfg.Machine.Props {
 		out[kv.Name] = scalarJSON(kv.Value)
-	}
-	return out
-}
-
-// deviceValues are the properties a -device line set, as JSON.
-func deviceValues(d compat.Device) map[string]json.RawMessage {
-	out := map[string]json.RawMessage{}
-	if d.Opts != nil {
-		for _, kv := range d.Opts.List {
-			out[kv.Name] = scalarJSON(kv.Value)
-		}
-	}
-	if d.JSON != nil {
-		for _, k := range d.JSON.Keys() {
-			out[k] = json.RawMessage(d.JSON.Get(k).Raw)
-		}
 	}
 	return out
 }
@@ -152,35 +106,6 @@ func scalarJSON(s string) json.RawMessage {
 	}
 	b, _ := json.Marshal(s)
 	return b
-}
-
-// anonIndex is the "device[N]" number QEMU gives the i-th -device when it has no id: N
-// counts only the anonymous devices before it.
-func anonIndex(cfg *compat.Config, i int) int {
-	n := 0
-	for _, d := range cfg.Devices[:i] {
-		if d.ID == "" {
-			n++
-		}
-	}
-	return n
-}
-
-// zeroValue is what qom-get answers for a property the catalogue gives no value for: the
-// zero of its type (links and strings read as "", as an unset link does in QEMU).
-func zeroValue(typ string) json.RawMessage {
-	switch {
-	case typ == "bool":
-		return json.RawMessage("false")
-	case typ == "int" || strings.HasPrefix(typ, "int") || strings.HasPrefix(typ, "uint") || typ == "size":
-		return json.RawMessage("0")
-	case typ == "str" || typ == "string" || strings.HasPrefix(typ, "link<"):
-		return json.RawMessage(`""`)
-	case strings.HasSuffix(typ, "List") || typ == "X86CPUFeatureWordInfo":
-		// X86CPUFeatureWordInfo is how QEMU names the type of the feature-words lists.
-		return json.RawMessage("[]")
-	}
-	return nil
 }
 
 // realize marks a device as QEMU's qdev does once it is created from the command line.

@@ -5,6 +5,7 @@ import (
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
+	"tlcvm/qdev"
 	"tlcvm/qmp"
 )
 
@@ -42,7 +43,7 @@ type Deps struct {
 	QOM         func() *Tree        // built on first use: start-up does no work for QOM
 	MachineType string              // resolved name, e.g. "pc-i440fx-7.2"
 	CPUModel    string              // e.g. "qemu64"
-	PCI         []PCIFunction       // functions on bus 0; nil for a machine without PCI
+	Devices     *qdev.Tree          // the device tree (-device, device_add); nil: no device commands
 	Balloon     bool                // a virtio-balloon device exists (-device)
 	KVM         bool                // the accelerator chosen is KVM (query-kvm "enabled")
 	Migration   *migration.Engine   // nil: the migration commands are not registered
@@ -61,6 +62,8 @@ func ErrorClasses() *qmp.ErrorClasses {
 		// device-list-properties of an unknown type (qom-list-properties turns it into a
 		// GenericError itself, as QEMU does).
 		qmp.ErrorClass{Sentinel: catalog.ErrNotFound, Class: qmp.ClassDeviceNotFound},
+		// device_del of an id or path that names no device.
+		qmp.ErrorClass{Sentinel: qdev.ErrDeviceNotFound, Class: qmp.ClassDeviceNotFound},
 	)
 }
 
@@ -76,6 +79,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerCmdline(r, d)
 	registerMigration(r, d)
 	registerBlock(r, d)
+	registerDevices(r, d)
 	registerVNC(r, d)
 	r.Register(internalCommands(d)...)
 	if d.Human != nil {
