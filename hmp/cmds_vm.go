@@ -22,6 +22,9 @@ func registerBuiltins(m *Monitor) {
 	for _, c := range blockCommands() {
 		m.Register(c)
 	}
+	for _, c := range deviceCommands() {
+		m.Register(c)
+	}
 }
 
 func vmCommands() []Command {

@@ -2,13 +2,13 @@ package qdev
 
 import (
 	"encoding/json"
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
 
 	"tlcvm/compat"
 	"tlcvm/machine/catalog"
+	"tlcvm/netdev"
 )
 
 // Prop is one property as the command line or device_add gives it. With JSON set (the JSON
@@ -42,7 +42,7 @@ func (d *Device) setProps(props []Prop) error {
 		if !ok || strings.HasPrefix(kp.Type, "child<") {
 			return errf(ErrProperty, "Property '%s.%s' not found", d.Type, p.Name)
 		}
-		v, err := parseValue(d.propOwner(p.Name), kp, p)
+		v, err := parseValue(d.PropOwner(p.Name), kp, p)
 		if err != nil {
 			return err
 		}
@@ -51,9 +51,9 @@ func (d *Device) setProps(props []Prop) error {
 	return nil
 }
 
-// propOwner is the type QEMU names in a property's errors: the back-end's for a virtio
-// proxy's aliased properties.
-func (d *Device) propOwner(name string) string {
+// PropOwner is the type QEMU names in a property's errors: the back-end's for a virtio
+// proxy's aliased properties (virtio-net-pci's mac and netdev are virtio-net-device's).
+func (d *Device) PropOwner(name string) string {
 	if be := backendType(d.Type); be != "" {
 		if props, err := catalog.DeviceProperties(be); err == nil {
 			for _, p := range props {
@@ -83,7 +83,7 @@ func parseValue(owner string, kp catalog.Property, p Prop) (json.RawMessage, err
 		}
 		return json.RawMessage(strconv.Itoa(devfn)), nil
 	case p.Name == "mac" && kp.Type == "str":
-		if _, ok := ParseMAC(s); !ok {
+		if _, ok := netdev.ParseMAC(s); !ok {
 			return nil, bad()
 		}
 		return quote(s), nil
@@ -243,31 +243,4 @@ func parseDevfn(s string) (int, bool) {
 		}
 	}
 	return sl<<3 | f, true
-}
-
-// MAC is an Ethernet address.
-type MAC [6]byte
-
-// ParseMAC reads "52:54:00:12:34:56" (or with '-'), as QEMU's qemu_parse_macaddr... does
-// for the "mac" property: six hex pairs.
-func ParseMAC(s string) (MAC, bool) {
-	var m MAC
-	if len(s) != 17 {
-		return m, false
-	}
-	for i := 0; i < 6; i++ {
-		if i > 0 && s[3*i-1] != ':' && s[3*i-1] != '-' {
-			return m, false
-		}
-		v, err := strconv.ParseUint(s[3*i:3*i+2], 16, 8)
-		if err != nil {
-			return m, false
-		}
-		m[i] = byte(v)
-	}
-	return m, true
-}
-
-func (m MAC) String() string {
-	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
 }

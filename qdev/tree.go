@@ -283,7 +283,6 @@ func (t *Tree) byPath(p string) *Device {
 	return nil
 }
 
-
 // findBus is qbus_find_recursive: by name, or the first bus of a type that is not full,
 // depth first, newest device first and last-made bus first (QEMU inserts at the head).
 func (t *Tree) findBus(b *Bus, name, typ string) *Bus {

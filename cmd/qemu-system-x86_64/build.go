@@ -20,6 +20,7 @@ import (
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
+	"tlcvm/netdev"
 	"tlcvm/qdev"
 	"tlcvm/qmp"
 	"tlcvm/qmp/cmds"
@@ -40,6 +41,7 @@ type vm struct {
 	migration *migration.Engine
 	block     *blockdev.Graph
 	devices   *qdev.Tree
+	net       *netdev.Net
 	vnc       []vncDisplay
 }
 
@@ -110,6 +112,9 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		return nil, err
 	}
 
+	if err := v.buildNet(ev.Emit); err != nil {
+		return nil, err
+	}
 	if err := v.buildDevices(ev.Emit); err != nil {
 		return nil, err
 	}
@@ -133,6 +138,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		MachineType: p.machine.Name,
 		CPUModel:    p.mcfg.CPUModel,
 		Devices:     v.devices,
+		Net:         v.net,
 		Balloon:     hasBalloon(cfg),
 		KVM:         p.kvm,
 		VNC:         v.vncInfo,
@@ -152,7 +158,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	ev.s.Store(v.server)
 	phase("qmp")
 
-	warnPeerlessNICs(cfg, stderr)
+	v.warnPeerless(stderr)
 	if err := v.attachMonitors(); err != nil {
 		return nil, err
 	}
@@ -242,6 +248,9 @@ func (v *vm) close() {
 	if v.block != nil {
 		v.block.Close()
 	}
+	if v.net != nil {
+		v.net.Close()
+	}
 	for _, d := range v.vnc {
 		if d.s != nil {
 			_ = d.s.Close()
@@ -279,34 +288,6 @@ func versionInfo() qmp.VersionInfo {
 		Qemu:    qmp.VersionTriple{Major: 7, Minor: 2, Micro: 22},
 		Package: "tlcvm " + compat.PackageVersion,
 	}
-}
-
-// warnPeerlessNICs prints QEMU's warning for network devices without a back-end.
-func warnPeerlessNICs(cfg *compat.Config, w io.Writer) {
-	counts := map[string]int{}
-	for _, d := range cfg.Devices {
-		props, err := catalog.DeviceProperties(d.Driver)
-		if err != nil || !hasProp(props, "netdev") {
-			continue
-		}
-		name := d.ID
-		if name == "" {
-			name = fmt.Sprintf("%s.%d", d.Driver, counts[d.Driver])
-			counts[d.Driver]++
-		}
-		if deviceProp(d, "netdev") == "" {
-			fmt.Fprintf(w, "%s: warning: nic %s has no peer\n", cfg.Prog, name)
-		}
-	}
-}
-
-func hasProp(props []catalog.Property, name string) bool {
-	for _, p := range props {
-		if p.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 var t0 = time.Now()

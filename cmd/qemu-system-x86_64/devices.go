@@ -8,9 +8,9 @@ import (
 	"tlcvm/qmp/cmds"
 )
 
-// buildDevices makes the device tree (package qdev): the board's devices, every -device in
-// command-line order, then an anonymous virtio-blk-pci per -drive if=virtio, as QEMU creates
-// them; each type with behaviour gets it from the model registered for it (devices*.go).
+// buildDevices makes the device tree (package qdev): the board's devices, the key=value
+// -devices in command-line order, then the JSON ones, then an anonymous virtio-blk-pci per
+// -drive if=virtio, as QEMU creates them; each type with behaviour gets it from the model registered for it (devices*.go).
 // emit sends DEVICE_DELETED.
 func (v *vm) buildDevices(emit func(string, any)) error {
 	p, cfg := v.plan, v.plan.cfg
@@ -23,10 +23,17 @@ func (v *vm) buildDevices(emit func(string, any)) error {
 	if v.block != nil {
 		v.devices.Register(blockdev.IsDisk, diskModel{v.block})
 	}
-	for _, d := range cfg.Devices {
-		s := qdev.Spec{Driver: d.Driver, ID: d.ID, Bus: deviceProp(d, "bus"), Props: deviceProps(d)}
-		if _, err := v.devices.Add(s); err != nil {
-			return failAt(cfg, d.Loc, err)
+	v.devices.Register(isNIC, nicModel{v.net})
+	// qemu_create_cli_devices: the key=value -devices first, then the JSON ones.
+	for _, json := range []bool{false, true} {
+		for _, d := range cfg.Devices {
+			if (d.JSON != nil) != json {
+				continue
+			}
+			s := qdev.Spec{Driver: d.Driver, ID: d.ID, Bus: deviceProp(d, "bus"), Props: deviceProps(d)}
+			if _, err := v.devices.Add(s); err != nil {
+				return failAt(cfg, d.Loc, err)
+			}
 		}
 	}
 	if v.block != nil {

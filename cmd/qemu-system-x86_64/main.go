@@ -12,6 +12,7 @@ import (
 
 	"tlcvm/compat"
 	"tlcvm/compat/qerror"
+	"tlcvm/hmp"
 	"tlcvm/internal/daemon"
 	"tlcvm/machine/catalog"
 )
@@ -136,6 +137,8 @@ func info(cfg *compat.Config, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, text)
 	case "accel":
 		fmt.Fprint(stdout, "Accelerators supported in QEMU binary:\ntcg\nkvm\n")
+	case "netdev":
+		fmt.Fprint(stdout, hmp.NetdevHelp)
 	default:
 		return report(stderr, failf(cfg, cfg.Info.Loc, "help for %s is not available in tlcvm", cfg.Info.Topic))
 	}

@@ -5,6 +5,7 @@ import (
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
+	"tlcvm/netdev"
 	"tlcvm/qdev"
 	"tlcvm/qmp"
 )
@@ -44,6 +45,7 @@ type Deps struct {
 	MachineType string              // resolved name, e.g. "pc-i440fx-7.2"
 	CPUModel    string              // e.g. "qemu64"
 	Devices     *qdev.Tree          // the device tree (-device, device_add); nil: no device commands
+	Net         *netdev.Net         // the net clients; nil: no network commands
 	Balloon     bool                // a virtio-balloon device exists (-device)
 	KVM         bool                // the accelerator chosen is KVM (query-kvm "enabled")
 	Migration   *migration.Engine   // nil: the migration commands are not registered
@@ -64,6 +66,8 @@ func ErrorClasses() *qmp.ErrorClasses {
 		qmp.ErrorClass{Sentinel: catalog.ErrNotFound, Class: qmp.ClassDeviceNotFound},
 		// device_del of an id or path that names no device.
 		qmp.ErrorClass{Sentinel: qdev.ErrDeviceNotFound, Class: qmp.ClassDeviceNotFound},
+		// netdev_del, set_link of a name that is no net client.
+		qmp.ErrorClass{Sentinel: netdev.ErrNotFound, Class: qmp.ClassDeviceNotFound},
 	)
 }
 
@@ -80,6 +84,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerMigration(r, d)
 	registerBlock(r, d)
 	registerDevices(r, d)
+	registerNet(r, d)
 	registerVNC(r, d)
 	r.Register(internalCommands(d)...)
 	if d.Human != nil {

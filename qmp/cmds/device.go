@@ -3,6 +3,7 @@ package cmds
 import (
 	"strconv"
 
+	"tlcvm/machine/catalog"
 	"tlcvm/qdev"
 	"tlcvm/qmp"
 )
@@ -19,6 +20,16 @@ type DeviceAddArgs struct {
 	Driver string  `json:"driver"`
 	Bus    *string `json:"bus,omitempty"`
 	ID     *string `json:"id,omitempty"`
+}
+
+// DeviceHelpArgs is x-tlcvm-device-help's argument.
+type DeviceHelpArgs struct {
+	Driver string `json:"driver"`
+}
+
+// TextInfo is the reply of the internal commands that give HMP a text to print.
+type TextInfo struct {
+	Text string `json:"text"`
 }
 
 // DeviceDelArgs is device_del's argument.
@@ -51,6 +62,16 @@ func registerDevices(r *qmp.Registry, d *Deps) {
 			}},
 		qmp.Command{Name: "device_del", Args: &DeviceDelArgs{},
 			Run: func(c *qmp.Call) (any, error) { return nil, d.Devices.Del(c.Args.(*DeviceDelArgs).ID) }},
+		// HMP device_add help and device_add DRIVER,help (qdev_device_help).
+		qmp.Command{Name: "x-tlcvm-device-help", Internal: true, Args: &DeviceHelpArgs{}, Returns: TextInfo{},
+			Run: func(c *qmp.Call) (any, error) {
+				drv := c.Args.(*DeviceHelpArgs).Driver
+				if drv == "help" || drv == "?" {
+					return TextInfo{Text: catalog.DeviceHelp()}, nil
+				}
+				text, err := catalog.DeviceOptionsHelp(catalog.ResolveDeviceName(drv))
+				return TextInfo{Text: text}, err
+			}},
 	)
 }
 
