@@ -209,12 +209,20 @@ func (g *schemaGen) visit(u usedType) *Value {
 	n.Set("members", members)
 	if u := ti.union; u != nil {
 		n.Set("tag", String(u.tag))
+		// The variants the union declares come first, in the tag enum's order; the tag values
+		// it leaves implicit (empty branches) follow, as QAPI's introspection lists them
+		// (netdev_add's "none" is last).
 		variants := Array()
-		for _, c := range u.cases {
-			v := Object()
-			v.Set("case", String(c))
-			v.Set("type", String(g.use(u.variants[c])))
-			variants.Append(v)
+		for _, declared := range []bool{true, false} {
+			for _, c := range u.cases {
+				if (u.variants[c] != nil) != declared {
+					continue
+				}
+				v := Object()
+				v.Set("case", String(c))
+				v.Set("type", String(g.use(u.variants[c])))
+				variants.Append(v)
+			}
 		}
 		n.Set("variants", variants)
 	}
