@@ -44,8 +44,8 @@ type User struct {
 // Tap is NetdevTapOptions.
 type Tap struct {
 	IfName, FD, FDs, Script, DownScript, Helper, VhostFD, VhostFDs string
-	VnetHdr, Vhost                                                  *bool
-	Queues                                                          *int64
+	VnetHdr, Vhost                                                 *bool
+	Queues                                                         *int64
 }
 
 // Socket is NetdevSocketOptions.

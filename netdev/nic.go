@@ -38,7 +38,9 @@ type macTable [256]int
 
 var macBase = MAC{0x52, 0x54, 0x00, 0x12, 0x34, 0}
 
-func (t *macTable) hasBase(m MAC) bool { return m[0] == 0x52 && m[1] == 0x54 && m[2] == 0 && m[3] == 0x12 && m[4] == 0x34 }
+func (t *macTable) hasBase(m MAC) bool {
+	return m[0] == 0x52 && m[1] == 0x54 && m[2] == 0 && m[3] == 0x12 && m[4] == 0x34
+}
 
 // assign is qemu_macaddr_default_if_unset: an address given marks its index used (when it
 // is one of QEMU's); none takes the lowest free index.
