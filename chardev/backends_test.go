@@ -278,3 +278,40 @@ func TestGuestWriteWithoutPeerIsDropped(t *testing.T) {
 		t.Fatalf("write %d %v", n, err)
 	}
 }
+
+// TestReplace: chardev-change's registry step keeps the id and the place in the list, and
+// Busy follows the front ends.
+func TestReplace(t *testing.T) {
+	r := chardev.NewRegistry()
+	defer r.Close()
+	for _, id := range []string{"a", "b", "c"} {
+		if _, err := r.Open(chardev.Spec{ID: id, Backend: chardev.BackendNull, FD: -1}, chardev.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ := r.Get("b")
+	fe, err := b.Attach()
+	if err != nil || !b.Busy() {
+		t.Fatalf("attach: %v, busy %v", err, b.Busy())
+	}
+	nb, err := chardev.OpenWith(chardev.Spec{ID: "b", Backend: chardev.BackendRingbuf, Size: 1024, FD: -1}, chardev.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := r.Replace(nb)
+	if err != nil || old != b {
+		t.Fatalf("Replace: %v %v", old, err)
+	}
+	fe.Detach()
+	old.Close()
+	var labels []string
+	for _, i := range r.List() {
+		labels = append(labels, i.Label+"="+i.Filename)
+	}
+	if got := strings.Join(labels, " "); got != "a=null b=ringbuf c=null" {
+		t.Errorf("List after Replace: %s", got)
+	}
+	if _, err := r.Replace(&chardev.Chardev{}); err == nil {
+		t.Error("Replace of an unknown id succeeded")
+	}
+}

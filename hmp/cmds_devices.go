@@ -74,6 +74,33 @@ func deviceCommands() []Command {
 				name, _ := c.Args.Str("name")
 				c.Do("set_link", map[string]any{"name": name, "up": c.Args.Bool("up")})
 			}},
+		{Name: "chardev-add", Args: "args:s", Params: "args", Help: "add chardev",
+			Run: func(c *Call) {
+				args, _ := c.Args.Str("args")
+				var r textReply
+				if !c.Fail(c.Query("x-tlcvm-chardev-add-opts", map[string]any{"args": args}, &r)) {
+					c.Print(r.Text)
+				}
+			}},
+		{Name: "chardev-change", Args: "id:s,args:s", Params: "id args", Help: "change chardev",
+			Run: func(c *Call) {
+				id, _ := c.Args.Str("id")
+				args, _ := c.Args.Str("args")
+				var r textReply
+				if !c.Fail(c.Query("x-tlcvm-chardev-add-opts", map[string]any{"args": args, "id": id}, &r)) {
+					c.Print(r.Text)
+				}
+			}},
+		{Name: "chardev-remove", Args: "id:s", Params: "id", Help: "remove chardev",
+			Run: func(c *Call) {
+				id, _ := c.Args.Str("id")
+				c.Do("chardev-remove", map[string]any{"id": id})
+			}},
+		{Name: "chardev-send-break", Args: "id:s", Params: "id", Help: "send a break on chardev",
+			Run: func(c *Call) {
+				id, _ := c.Args.Str("id")
+				c.Do("chardev-send-break", map[string]any{"id": id})
+			}},
 		{Info: true, Name: "network", Params: "", Help: "show the network state",
 			Run: func(c *Call) {
 				var r textReply

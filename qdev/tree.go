@@ -227,8 +227,10 @@ func (t *Tree) Add(s Spec) (*Device, error) {
 		}
 	}
 	d.Path = t.peripheralPath(d.ID)
+	d.Bus = bus // placed: Realize sees its bus (and the devices on it)
 	if m != nil {
 		if err := m.Realize(d); err != nil {
+			d.Bus = nil
 			return nil, err
 		}
 	}
@@ -239,7 +241,6 @@ func (t *Tree) Add(s Spec) (*Device, error) {
 // plug links a realized device into the tree with the buses and back-end it brings.
 func (t *Tree) plug(bus *Bus, d *Device) {
 	if bus != nil {
-		d.Bus = bus
 		bus.devs = append(bus.devs, d)
 	}
 	if !d.Board {

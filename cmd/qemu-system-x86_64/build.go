@@ -42,6 +42,7 @@ type vm struct {
 	block     *blockdev.Graph
 	devices   *qdev.Tree
 	net       *netdev.Net
+	chardevHP *chardevHotplug
 	vnc       []vncDisplay
 }
 
@@ -91,6 +92,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	mcfg.Log = v.log
 	mcfg.Events = ev
 	mcfg.Stderr = stderr
+	v.chardevHP = newChardevHotplug(v)
 	if p.serialChardev != "" {
 		c, ok := v.chardevs.Get(p.serialChardev)
 		if !ok {
@@ -100,7 +102,11 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		if err != nil {
 			return nil, failf(cfg, "", "%v", err)
 		}
-		mcfg.Serial = fe
+		// The serial port follows chardev-change of its chardev.
+		com1 := &feHandle{fe: fe, open: true}
+		v.chardevHP.com1 = p.serialChardev
+		v.chardevHP.register(p.serialChardev, com1)
+		mcfg.Serial = com1
 	}
 	m, err := machine.New(mcfg)
 	if err != nil {
@@ -134,14 +140,15 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		QOM: sync.OnceValue(func() *cmds.Tree {
 			return buildQOM(p, m, v.chardevs, v.devices)
 		}),
-		Block:       v.block,
-		MachineType: p.machine.Name,
-		CPUModel:    p.mcfg.CPUModel,
-		Devices:     v.devices,
-		Net:         v.net,
-		Balloon:     hasBalloon(cfg),
-		KVM:         p.kvm,
-		VNC:         v.vncInfo,
+		Block:          v.block,
+		MachineType:    p.machine.Name,
+		CPUModel:       p.mcfg.CPUModel,
+		Devices:        v.devices,
+		Net:            v.net,
+		ChardevHotplug: v.chardevHP,
+		Balloon:        hasBalloon(cfg),
+		KVM:            p.kvm,
+		VNC:            v.vncInfo,
 	}
 	v.human = hmp.New(nil, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
 	deps.Human = v.human

@@ -24,6 +24,7 @@ func (v *vm) buildDevices(emit func(string, any)) error {
 		v.devices.Register(blockdev.IsDisk, diskModel{v.block})
 	}
 	v.devices.Register(isNIC, nicModel{v.net})
+	v.devices.Register(hasChardevProp, v.chardevHP)
 	// qemu_create_cli_devices: the key=value -devices first, then the JSON ones.
 	for _, json := range []bool{false, true} {
 		for _, d := range cfg.Devices {

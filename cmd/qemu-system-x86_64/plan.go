@@ -174,20 +174,8 @@ func checkDevices(cfg *compat.Config, mt catalog.Machine) error {
 			return failAt(cfg, d.Loc, err)
 		}
 		d.Driver = class.Name // an alias ("ahci") names its type from here on
-		if d.Driver == "isa-serial" || d.Driver == "virtserialport" {
-			if c := deviceProp(*d, "chardev"); c != "" && !hasChardev(cfg, c) {
-				return failf(cfg, d.Loc, "Property '%s.chardev' can't find value '%s'", qdevName(d.Driver), c)
-			}
-		}
 	}
 	return nil
-}
-
-func qdevName(driver string) string {
-	if driver == "isa-serial" {
-		return "serial"
-	}
-	return driver
 }
 
 func deviceProp(d compat.Device, key string) string {
@@ -202,15 +190,6 @@ func deviceProp(d compat.Device, key string) string {
 		}
 	}
 	return ""
-}
-
-func hasChardev(cfg *compat.Config, id string) bool {
-	for _, c := range cfg.Chardevs {
-		if c.ID == id {
-			return true
-		}
-	}
-	return false
 }
 
 // fwcfgEntries reads the -fw_cfg items (string= or file=) into the guest's fw_cfg table.

@@ -41,16 +41,18 @@ type Deps struct {
 	Name        string               // -name guest=; "" when not given
 	UUID        string               // -uuid; "" when not given
 	Version     qmp.VersionInfo
-	QOM         func() *Tree        // built on first use: start-up does no work for QOM
-	MachineType string              // resolved name, e.g. "pc-i440fx-7.2"
-	CPUModel    string              // e.g. "qemu64"
-	Devices     *qdev.Tree          // the device tree (-device, device_add); nil: no device commands
-	Net         *netdev.Net         // the net clients; nil: no network commands
-	Balloon     bool                // a virtio-balloon device exists (-device)
-	KVM         bool                // the accelerator chosen is KVM (query-kvm "enabled")
-	Migration   *migration.Engine   // nil: the migration commands are not registered
-	Block       *blockdev.Graph     // nil: the block commands are not registered
-	VNC         func() []VNCDisplay // the -vnc displays; nil: none
+	QOM         func() *Tree // built on first use: start-up does no work for QOM
+	MachineType string       // resolved name, e.g. "pc-i440fx-7.2"
+	CPUModel    string       // e.g. "qemu64"
+	Devices     *qdev.Tree   // the device tree (-device, device_add); nil: no device commands
+	Net         *netdev.Net  // the net clients; nil: no network commands
+	// ChardevHotplug serves chardev-add/-change/-remove/-send-break; nil: not registered.
+	ChardevHotplug ChardevHotplug
+	Balloon        bool                // a virtio-balloon device exists (-device)
+	KVM            bool                // the accelerator chosen is KVM (query-kvm "enabled")
+	Migration      *migration.Engine   // nil: the migration commands are not registered
+	Block          *blockdev.Graph     // nil: the block commands are not registered
+	VNC            func() []VNCDisplay // the -vnc displays; nil: none
 }
 
 // ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,
@@ -85,6 +87,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerBlock(r, d)
 	registerDevices(r, d)
 	registerNet(r, d)
+	registerChardev(r, d)
 	registerVNC(r, d)
 	r.Register(internalCommands(d)...)
 	if d.Human != nil {
