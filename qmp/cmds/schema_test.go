@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"tlcvm/chardev"
 	"tlcvm/netdev"
 	"tlcvm/qdev"
 	"tlcvm/qmp"
@@ -114,7 +115,8 @@ func TestSchemaAsQEMU(t *testing.T) {
 
 	r := qmp.NewRegistry()
 	r.SetErrorClasses(cmds.ErrorClasses())
-	cmds.Register(r, &cmds.Deps{Devices: qdev.New(qdev.Config{Machine: "pc-i440fx-7.2"}), Net: netdev.New()})
+	cmds.Register(r, &cmds.Deps{Devices: qdev.New(qdev.Config{Machine: "pc-i440fx-7.2"}), Net: netdev.New(),
+		ChardevHotplug: noChardevs{}})
 	s := qmp.NewServer(r, qmp.Options{})
 	defer s.Close()
 	sess := s.NewSession()
@@ -142,4 +144,13 @@ var schemaChecked = []string{
 	"device_add", "device_del", "DEVICE_DELETED",
 	"netdev_add", "netdev_del", "set_link", "query-rx-filter", "NIC_RX_FILTER_CHANGED",
 	"NETDEV_STREAM_CONNECTED", "NETDEV_STREAM_DISCONNECTED",
+	"chardev-add", "chardev-change", "chardev-remove", "chardev-send-break",
 }
+
+// noChardevs registers the chardev commands for the schema.
+type noChardevs struct{}
+
+func (noChardevs) Add(chardev.Spec, func(string) (int, error)) (string, error)    { return "", nil }
+func (noChardevs) Change(chardev.Spec, func(string) (int, error)) (string, error) { return "", nil }
+func (noChardevs) Remove(string) error                                            { return nil }
+func (noChardevs) SendBreak(string) error                                         { return nil }
