@@ -1,5 +1,10 @@
 package hmp
 
+import (
+	"fmt"
+	"strings"
+)
+
 // HMP's device and network commands (hmp-commands.hx): device_add, device_del, netdev_add,
 // netdev_del, set_link and `info network`, each through the QMP command that does the work.
 // QEMU's HMP handlers call into qdev and net directly for what has no QMP twin (the help
@@ -101,6 +106,36 @@ func deviceCommands() []Command {
 				id, _ := c.Args.Str("id")
 				c.Do("chardev-send-break", map[string]any{"id": id})
 			}},
+		{Name: "object_add", Args: "object:S", Params: "[qom-type=]type,id=str[,prop=value][,...]",
+			Help: "create QOM object",
+			Run: func(c *Call) {
+				obj, _ := c.Args.Str("object")
+				c.Do("x-tlcvm-object-add-opts", map[string]any{"object": obj})
+			}},
+		{Name: "object_del", Args: "id:s", Params: "id", Help: "destroy QOM object",
+			Run: func(c *Call) {
+				id, _ := c.Args.Str("id")
+				c.Do("object-del", map[string]any{"id": id})
+			}},
+		{Info: true, Name: "memdev", Params: "", Help: "show memory backends", Run: infoMemdev},
+		{Info: true, Name: "iothreads", Params: "", Help: "show iothreads",
+			Run: func(c *Call) {
+				var l []struct {
+					ID          string `json:"id"`
+					ThreadID    int64  `json:"thread-id"`
+					PollMaxNS   int64  `json:"poll-max-ns"`
+					PollGrow    int64  `json:"poll-grow"`
+					PollShrink  int64  `json:"poll-shrink"`
+					AioMaxBatch int64  `json:"aio-max-batch"`
+				}
+				if c.Fail(c.Query("query-iothreads", nil, &l)) {
+					return
+				}
+				for _, t := range l {
+					c.Printf("%s:\n  thread_id=%d\n  poll-max-ns=%d\n  poll-grow=%d\n  poll-shrink=%d\n  aio-max-batch=%d\n",
+						t.ID, t.ThreadID, t.PollMaxNS, t.PollGrow, t.PollShrink, t.AioMaxBatch)
+				}
+			}},
 		{Info: true, Name: "network", Params: "", Help: "show the network state",
 			Run: func(c *Call) {
 				var r textReply
@@ -109,4 +144,58 @@ func deviceCommands() []Command {
 				}
 			}},
 	}
+}
+
+// infoMemdev is hmp_info_memdev.
+func infoMemdev(c *Call) {
+	var l []struct {
+		ID        string   `json:"id"`
+		Size      int64    `json:"size"`
+		Merge     bool     `json:"merge"`
+		Dump      bool     `json:"dump"`
+		Prealloc  bool     `json:"prealloc"`
+		Share     bool     `json:"share"`
+		Reserve   *bool    `json:"reserve"`
+		Policy    string   `json:"policy"`
+		HostNodes []uint16 `json:"host-nodes"`
+	}
+	if c.Fail(c.Query("query-memdev", nil, &l)) {
+		return
+	}
+	for _, m := range l {
+		c.Printf("memory backend: %s\n", m.ID)
+		c.Printf("  size:  %d\n", m.Size)
+		c.Printf("  merge: %t\n", m.Merge)
+		c.Printf("  dump: %t\n", m.Dump)
+		c.Printf("  prealloc: %t\n", m.Prealloc)
+		c.Printf("  share: %t\n", m.Share)
+		if m.Reserve != nil {
+			c.Printf("  reserve: %t\n", *m.Reserve)
+		}
+		c.Printf("  policy: %s\n", m.Policy)
+		c.Printf("  host nodes: %s\n", ranges(m.HostNodes))
+	}
+	c.Print("\n")
+}
+
+// ranges is the string output visitor's form of an integer list: runs as "a-b", joined
+// by commas.
+func ranges(l []uint16) string {
+	var b strings.Builder
+	for i := 0; i < len(l); {
+		j := i
+		for j+1 < len(l) && l[j+1] == l[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		if j > i {
+			fmt.Fprintf(&b, "%d-%d", l[i], l[j])
+		} else {
+			fmt.Fprintf(&b, "%d", l[i])
+		}
+		i = j + 1
+	}
+	return b.String()
 }

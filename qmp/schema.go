@@ -168,10 +168,17 @@ func (g *schemaGen) visit(u usedType) *Value {
 	name := g.names[ti]
 	switch ti.kind {
 	case tEnum:
+		var feats map[string][]string
+		if z, ok := zeroOf(ti.t, enumFeaturesIface); ok {
+			feats = z.(EnumFeatures).EnumFeatures()
+		}
 		members := Array()
 		for _, v := range ti.enum {
 			m := Object()
 			m.Set("name", String(v))
+			if f := feats[v]; len(f) > 0 {
+				m.Set("features", strArray(f))
+			}
 			members.Append(m)
 		}
 		n.Set("members", members)

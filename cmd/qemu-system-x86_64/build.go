@@ -21,6 +21,7 @@ import (
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
 	"tlcvm/netdev"
+	"tlcvm/objects"
 	"tlcvm/qdev"
 	"tlcvm/qmp"
 	"tlcvm/qmp/cmds"
@@ -43,6 +44,7 @@ type vm struct {
 	devices   *qdev.Tree
 	net       *netdev.Net
 	chardevHP *chardevHotplug
+	objects   *objects.Registry
 	vnc       []vncDisplay
 }
 
@@ -118,6 +120,9 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		return nil, err
 	}
 
+	if err := v.buildObjects(); err != nil {
+		return nil, err
+	}
 	if err := v.buildNet(ev.Emit); err != nil {
 		return nil, err
 	}
@@ -138,7 +143,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		UUID:     cfg.UUID,
 		Version:  versionInfo(),
 		QOM: sync.OnceValue(func() *cmds.Tree {
-			return buildQOM(p, m, v.chardevs, v.devices)
+			return buildQOM(p, m, v.chardevs, v.devices, v.objects)
 		}),
 		Block:          v.block,
 		MachineType:    p.machine.Name,
@@ -146,6 +151,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		Devices:        v.devices,
 		Net:            v.net,
 		ChardevHotplug: v.chardevHP,
+		Objects:        v.objects,
 		Balloon:        hasBalloon(cfg),
 		KVM:            p.kvm,
 		VNC:            v.vncInfo,
@@ -257,6 +263,9 @@ func (v *vm) close() {
 	}
 	if v.net != nil {
 		v.net.Close()
+	}
+	if v.objects != nil {
+		v.objects.Close()
 	}
 	for _, d := range v.vnc {
 		if d.s != nil {

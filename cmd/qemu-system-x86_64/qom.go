@@ -2,13 +2,12 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"strings"
 
 	"tlcvm/chardev"
-	"tlcvm/compat"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
+	"tlcvm/objects"
 	"tlcvm/qdev"
 	"tlcvm/qmp/cmds"
 )
@@ -17,24 +16,14 @@ import (
 // its catalogue properties, the vCPUs under /machine/unattached with the property values of
 // their CPU model's full expansion, the device tree's devices under /machine/peripheral(-anon),
 // -object instances under /objects and the chardevs under /chardevs.
-func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry, devices *qdev.Tree) *cmds.Tree {
+func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry, devices *qdev.Tree, objs *objects.Registry) *cmds.Tree {
 	t := cmds.NewTree()
 	root := t.Root()
-	// Children in QEMU's creation order: the machine, /chardevs, then /objects when the
-	// board creates its RAM backend ("pc.ram") or the command line has -object.
+	// Children in QEMU's creation order: the machine, /chardevs, then /objects with the first
+	// object (the board's RAM back-end "pc.ram", an -object, an object-add).
 	mach := root.AddChild("machine", cmds.NewObject(p.machine.TypeName()))
 	cmds.AddCatalogProps(mach, p.machine.TypeName(), machineValues(p))
 	root.AddChild("chardevs", cmds.NewObject("container"))
-	var objects *cmds.Object
-	boardRAM := p.machine.DefaultRAMID != "" && p.mcfg.RAMSize > 0 && !hasObject(p.cfg, p.machine.DefaultRAMID)
-	if boardRAM || len(p.cfg.Objects) > 0 {
-		objects = root.AddChild("objects", cmds.NewObject("container"))
-	}
-	if boardRAM {
-		ram := objects.AddChild(p.machine.DefaultRAMID, cmds.NewObject("memory-backend-ram"))
-		cmds.AddCatalogProps(ram, "memory-backend-ram", map[string]json.RawMessage{
-			"size": json.RawMessage(fmt.Sprint(p.mcfg.RAMSize))})
-	}
 	unattached := mach.AddChild("unattached", cmds.NewObject("container"))
 	mach.AddChild("peripheral", cmds.NewObject("container"))
 	mach.AddChild("peripheral-anon", cmds.NewObject("container"))
@@ -57,13 +46,11 @@ func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry, devices *
 		name := strings.TrimPrefix(c.QOMPath, "/machine/unattached/")
 		unattached.AddChild(name, o)
 	}
-	for _, ob := range p.cfg.Objects {
-		o := cmds.NewObject(ob.QomType)
-		cmds.AddCatalogProps(o, ob.QomType, nil)
-		objects.AddChild(ob.ID, o)
-	}
 	if devices != nil {
 		t.SetDevices(devices)
+	}
+	if objs != nil {
+		t.SetObjects(objs)
 	}
 	t.SetChardevs(func() []cmds.QOMChild {
 		var out []cmds.QOMChild
@@ -77,15 +64,6 @@ func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry, devices *
 		return out
 	})
 	return t
-}
-
-func hasObject(cfg *compat.Config, id string) bool {
-	for _, o := range cfg.Objects {
-		if o.ID == id {
-			return true
-		}
-	}
-	return false
 }
 
 func machineValues(p *plan) map[string]json.RawMessage {

@@ -6,6 +6,7 @@ import (
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
 	"tlcvm/netdev"
+	"tlcvm/objects"
 	"tlcvm/qdev"
 	"tlcvm/qmp"
 )
@@ -41,11 +42,12 @@ type Deps struct {
 	Name        string               // -name guest=; "" when not given
 	UUID        string               // -uuid; "" when not given
 	Version     qmp.VersionInfo
-	QOM         func() *Tree // built on first use: start-up does no work for QOM
-	MachineType string       // resolved name, e.g. "pc-i440fx-7.2"
-	CPUModel    string       // e.g. "qemu64"
-	Devices     *qdev.Tree   // the device tree (-device, device_add); nil: no device commands
-	Net         *netdev.Net  // the net clients; nil: no network commands
+	QOM         func() *Tree      // built on first use: start-up does no work for QOM
+	MachineType string            // resolved name, e.g. "pc-i440fx-7.2"
+	CPUModel    string            // e.g. "qemu64"
+	Devices     *qdev.Tree        // the device tree (-device, device_add); nil: no device commands
+	Net         *netdev.Net       // the net clients; nil: no network commands
+	Objects     *objects.Registry // the user-creatable objects; nil: no object commands
 	// ChardevHotplug serves chardev-add/-change/-remove/-send-break; nil: not registered.
 	ChardevHotplug ChardevHotplug
 	Balloon        bool                // a virtio-balloon device exists (-device)
@@ -70,6 +72,8 @@ func ErrorClasses() *qmp.ErrorClasses {
 		qmp.ErrorClass{Sentinel: qdev.ErrDeviceNotFound, Class: qmp.ClassDeviceNotFound},
 		// netdev_del, set_link of a name that is no net client.
 		qmp.ErrorClass{Sentinel: netdev.ErrNotFound, Class: qmp.ClassDeviceNotFound},
+		// rng-egd naming a chardev that does not exist.
+		qmp.ErrorClass{Sentinel: objects.ErrDeviceNotFound, Class: qmp.ClassDeviceNotFound},
 	)
 }
 
@@ -88,6 +92,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerDevices(r, d)
 	registerNet(r, d)
 	registerChardev(r, d)
+	registerObjects(r, d)
 	registerVNC(r, d)
 	r.Register(internalCommands(d)...)
 	if d.Human != nil {

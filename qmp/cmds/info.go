@@ -71,7 +71,7 @@ type MemoryInfo struct {
 	PluggedMemory uint64 `json:"plugged-memory"`
 }
 
-// IOThreadInfo is one element of query-iothreads (tlcvm has none: -object iothread is refused).
+// IOThreadInfo is one element of query-iothreads (the iothread objects, object.go).
 type IOThreadInfo struct {
 	qmp.QAPIOrder
 	ID          string `json:"id"`
@@ -149,7 +149,7 @@ func registerInfo(r *qmp.Registry, d *Deps) {
 		qmp.Command{Name: "query-memory-size-summary", Returns: MemoryInfo{},
 			Run: func(*qmp.Call) (any, error) { return MemoryInfo{BaseMemory: m.RAMSize()}, nil }},
 		qmp.Command{Name: "query-iothreads", Returns: []IOThreadInfo{}, AllowPreconfig: true,
-			Run: func(*qmp.Call) (any, error) { return []IOThreadInfo{}, nil }},
+			Run: func(*qmp.Call) (any, error) { return iothreads(d), nil }},
 		qmp.Command{Name: "query-chardev", Returns: []ChardevInfo{}, AllowPreconfig: true,
 			Run: func(*qmp.Call) (any, error) {
 				// QEMU walks the /chardevs container's hash table and prepends each entry.

@@ -117,3 +117,52 @@ func FuzzNetdevFromOpts(f *testing.F) {
 		}
 	})
 }
+
+// TestObjectFromOpts: -object (opts visitor) and HMP object_add (keyval visitor) texts,
+// from the binary.
+func TestObjectFromOpts(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		keyval bool
+		want   string
+	}{
+		{"qom-type=memory-backend-ram,id=m,size=1G,merge=off", false, ""},
+		{"qom-type=memory-backend-ram,id=m,size=x", false, "Parameter 'size' expects a size value"},
+		{"qom-type=memory-backend-ram,id=m,size=x", true, "Parameter 'size' expects size"},
+		{"qom-type=memory-backend-ram,id=m,size=1G,merge=maybe", false, "Parameter 'merge' expects 'on' or 'off'"},
+		{"qom-type=iothread,id=i,poll-max-ns=x", false, "Parameter 'poll-max-ns' expects an int64 value"},
+		{"qom-type=iothread,id=i,poll-max-ns=x", true, "Parameter 'poll-max-ns' expects integer"},
+		{"qom-type=secret,id=s,data=a,bogus=1", false, "Invalid parameter 'bogus'"},
+		{"qom-type=secret,id=s,data=a,bogus=1", true, "Parameter 'bogus' is unexpected"},
+		{"qom-type=throttle-group,id=t,limits.iops-total=x", false, "Invalid parameter 'limits.iops-total'"},
+		{"qom-type=throttle-group,id=t,limits.iops-total=x", true, "Parameter 'limits.iops-total' expects integer"},
+		{"qom-type=throttle-group,id=t,limits.iops-total=5", true, ""},
+		{"qom-type=nope,id=x", false, "Parameter 'qom-type' does not accept value 'nope'"},
+	} {
+		a, err := cmds.ObjectFromOpts(kvs(tc.in), tc.keyval)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		} else if a.ID == "" {
+			got = "no id"
+		}
+		if got != tc.want {
+			t.Errorf("%s (keyval %v): got %q, want %q", tc.in, tc.keyval, got, tc.want)
+		}
+	}
+}
+
+// FuzzObjectFromOpts: any key=value list decodes or fails cleanly, in both visitors.
+func FuzzObjectFromOpts(f *testing.F) {
+	for _, s := range []string{"qom-type=secret,id=s,data=a", "qom-type=memory-backend-file,id=m,size=1G,mem-path=/x,share=on",
+		"qom-type=throttle-group,id=t,limits.bps-total=1", "qom-type=authz-list,id=a,rules.0.match=x", "qom-type=iothread,id=i,poll-grow=-1"} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, s string, keyval bool) {
+		a, err := cmds.ObjectFromOpts(kvs(s), keyval)
+		if err == nil && a == nil {
+			t.Fatal("no object and no error")
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"tlcvm/internal/ghash"
+	"tlcvm/objects"
 	"tlcvm/qdev"
 	"tlcvm/qmp"
 )
@@ -29,6 +30,8 @@ type Tree struct {
 	chardevs func() []QOMChild        // live children of /chardevs; nil: none
 	devices  *qdev.Tree               // live children of the peripheral containers; nil: none
 	devObjs  map[*qdev.Device]*Object // +checklocks:mu; the objects made for live devices
+	objects  *objects.Registry        // the children of /objects; nil: static
+	objObjs  map[*objects.Object]*Object
 }
 
 // QOMChild names a child object and its type.
@@ -270,6 +273,7 @@ type QomSetArgs struct {
 // refresh rebuilds the live containers (/chardevs, the peripheral ones); mu held.
 func (t *Tree) refresh() {
 	t.refreshDevices()
+	t.refreshObjects()
 	if t.chardevs == nil {
 		return
 	}

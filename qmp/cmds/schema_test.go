@@ -12,6 +12,7 @@ import (
 
 	"tlcvm/chardev"
 	"tlcvm/netdev"
+	"tlcvm/objects"
 	"tlcvm/qdev"
 	"tlcvm/qmp"
 	"tlcvm/qmp/cmds"
@@ -116,7 +117,7 @@ func TestSchemaAsQEMU(t *testing.T) {
 	r := qmp.NewRegistry()
 	r.SetErrorClasses(cmds.ErrorClasses())
 	cmds.Register(r, &cmds.Deps{Devices: qdev.New(qdev.Config{Machine: "pc-i440fx-7.2"}), Net: netdev.New(),
-		ChardevHotplug: noChardevs{}})
+		ChardevHotplug: noChardevs{}, Objects: objects.New(objects.Config{})})
 	s := qmp.NewServer(r, qmp.Options{})
 	defer s.Close()
 	sess := s.NewSession()
@@ -145,6 +146,7 @@ var schemaChecked = []string{
 	"netdev_add", "netdev_del", "set_link", "query-rx-filter", "NIC_RX_FILTER_CHANGED",
 	"NETDEV_STREAM_CONNECTED", "NETDEV_STREAM_DISCONNECTED",
 	"chardev-add", "chardev-change", "chardev-remove", "chardev-send-break",
+	"object-add", "object-del", "query-memdev", "query-iothreads",
 }
 
 // noChardevs registers the chardev commands for the schema.
