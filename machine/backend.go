@@ -65,12 +65,12 @@ const (
 // exit is what Run returns: the reason and its operands.
 type exit struct {
 	reason exitReason
-	port   uint16 // exitIO
-	data   []byte // exitIO: the bytes written, in order
-	wakeAt uint64 // exitHalt: guest-clock deadline of the armed timer (0: none)
-	err    error  // exitFault
-	eject  eject  // exitEject
-	more   bool   // Run has further exits of the same step: call it again before parking
+	port   uint16       // exitIO
+	data   []byte       // exitIO: the bytes written, in order
+	wakeAt uint64       // exitHalt: guest-clock deadline of the armed timer (0: none)
+	err    error        // exitFault
+	eject  hotplugEvent // exitEject
+	more   bool         // Run has further exits of the same step: call it again before parking
 }
 
 func (r exitReason) String() string {

@@ -27,7 +27,12 @@ const DefaultWorkload = "ws=16M,rate=4M"
 //	            the vCPUs, paced like the fill; content depends on the page only. A
 //	            resident set larger than the working set: "ws=64M,fill=3G". New refuses
 //	            a fill that does not fit in RAM after the working set.
-//	idle        no working set: the guest boots, prints its banner and halts (fill=0)
+//	dimm=SIZE   from each DIMM the guest onlines (memory hotplug, pc-dimm; also those
+//	            present at boot), write the first SIZE bytes of whole pages once, on
+//	            vCPU 0, paced like the fill, content a function of the guest-physical
+//	            address (DIMMWord); dimm=all: the whole DIMM. Default 0: onlined, unused
+//	idle        no working set: the guest boots, prints its banner and halts (fill=0);
+//	            dimm= still applies
 //
 // Examples: "ws=64M,rate=max", "ws=512M,rate=200M", "ws=64M,fill=3G", "idle". The empty
 // string means DefaultWorkload. Anything else is refused by New with an ErrWorkload error.
@@ -35,12 +40,21 @@ type Workload struct {
 	WS   uint64 // bytes, a multiple of PageSize; 0 = idle
 	Rate uint64 // bytes/s; 0 = max
 	Fill uint64 // bytes written once after the working set, a multiple of PageSize
+	DIMM uint64 // bytes written once from each onlined DIMM (^0: all), a multiple of PageSize
 }
 
 // String renders the configuration in the same syntax.
 func (w Workload) String() string {
+	dimm := ""
+	switch w.DIMM {
+	case 0:
+	case dimmFillAll:
+		dimm = ",dimm=all"
+	default:
+		dimm = ",dimm=" + fmtSize(w.DIMM)
+	}
 	if w.WS == 0 && w.Fill == 0 {
-		return "idle"
+		return "idle" + dimm
 	}
 	rate := "max"
 	if w.Rate != 0 {
@@ -50,7 +64,7 @@ func (w Workload) String() string {
 	if w.Fill != 0 {
 		s += ",fill=" + fmtSize(w.Fill)
 	}
-	return s
+	return s + dimm
 }
 
 func fmtSize(v uint64) string {
@@ -108,8 +122,18 @@ func parseOnto(w Workload, s string) (Workload, error) {
 				return w, fmt.Errorf("%w: %s: fill=%q is not a size (e.g. fill=3G)", ErrWorkload, WorkloadKey, val)
 			}
 			w.Fill = n &^ (PageSize - 1)
+		case "dimm":
+			if val == "all" {
+				w.DIMM = dimmFillAll
+				continue
+			}
+			n, err := parseSize(val)
+			if err != nil || !hasVal {
+				return w, fmt.Errorf("%w: %s: dimm=%q is not a size or 'all' (e.g. dimm=64M)", ErrWorkload, WorkloadKey, val)
+			}
+			w.DIMM = n &^ (PageSize - 1)
 		default:
-			return w, fmt.Errorf("%w: %s: unknown item %q (valid: ws=SIZE, rate=SIZE|max, fill=SIZE, idle)", ErrWorkload, WorkloadKey, item)
+			return w, fmt.Errorf("%w: %s: unknown item %q (valid: ws=SIZE, rate=SIZE|max, fill=SIZE, dimm=SIZE|all, idle)", ErrWorkload, WorkloadKey, item)
 		}
 	}
 	return w, nil

@@ -43,6 +43,11 @@ func TestParseWorkload(t *testing.T) {
 		{"fill", machine.Workload{}, "", true},
 		{"fill=lots", machine.Workload{}, "", true},
 		{"fill=-1M", machine.Workload{}, "", true},
+		{"dimm=all", machine.Workload{WS: 16 << 20, Rate: 4 << 20, DIMM: ^uint64(0)}, "ws=16M,rate=4M,dimm=all", false},
+		{"idle,dimm=64M", machine.Workload{Rate: 4 << 20, DIMM: 64 << 20}, "idle,dimm=64M", false},
+		{"dimm=10000,ws=1M,fill=1M", machine.Workload{WS: 1 << 20, Rate: 4 << 20, Fill: 1 << 20, DIMM: 8192}, "ws=1M,rate=4M,fill=1M,dimm=8K", false},
+		{"dimm=some", machine.Workload{}, "", true},
+		{"dimm", machine.Workload{}, "", true},
 	} {
 		got, err := machine.ParseWorkload(c.in)
 		if c.bad {
