@@ -2,10 +2,12 @@ package cmds
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"tlcvm/compat"
 	"tlcvm/compat/qerror"
+	"tlcvm/internal/ghash"
 	"tlcvm/objects"
 	"tlcvm/qmp"
 )
@@ -96,7 +98,9 @@ func registerObjects(r *qmp.Registry, d *Deps) {
 		qmp.Command{Name: "query-memdev", Returns: []Memdev{}, AllowPreconfig: true,
 			Run: func(*qmp.Call) (any, error) {
 				out := []Memdev{}
-				for _, o := range reg.List() { // creation order, as QEMU lists them
+				walk := objectWalk(reg)
+				slices.Reverse(walk) // QEMU prepends each back-end as it walks /objects
+				for _, o := range walk {
 					m := o.Memory
 					if m == nil {
 						continue
@@ -114,13 +118,29 @@ func registerObjects(r *qmp.Registry, d *Deps) {
 	)
 }
 
-// iothreads is query-iothreads' answer: every iothread object, in creation order.
+// objectWalk is the objects in the order object_child_foreach walks the /objects
+// container: its GHashTable's (objects deleted meanwhile are not modelled).
+func objectWalk(reg *objects.Registry) []*objects.Object {
+	objs := reg.List()
+	byID := map[string]*objects.Object{}
+	ids := make([]string, len(objs))
+	for i, o := range objs {
+		ids[i], byID[o.ID] = o.ID, o
+	}
+	out := make([]*objects.Object, 0, len(objs))
+	for _, id := range ghash.Order(ids) {
+		out = append(out, byID[id])
+	}
+	return out
+}
+
+// iothreads is query-iothreads' answer: every iothread object, as QEMU walks /objects.
 func iothreads(d *Deps) []IOThreadInfo {
 	out := []IOThreadInfo{}
 	if d.Objects == nil {
 		return out
 	}
-	for _, o := range d.Objects.List() {
+	for _, o := range objectWalk(d.Objects) {
 		if t := o.IOThread; t != nil {
 			out = append(out, IOThreadInfo{ID: o.ID, ThreadID: int64(t.ThreadID), PollMaxNs: t.PollMaxNS,
 				PollGrow: t.PollGrow, PollShrink: t.PollShrink, AioMaxBatch: t.MaxAIO})
