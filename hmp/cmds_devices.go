@@ -118,6 +118,22 @@ func deviceCommands() []Command {
 				c.Do("object-del", map[string]any{"id": id})
 			}},
 		{Info: true, Name: "memdev", Params: "", Help: "show memory backends", Run: infoMemdev},
+		{Info: true, Name: "memory-devices", Params: "", Help: "show memory devices", Run: infoMemoryDevices},
+		{Info: true, Name: "memory_size_summary", Params: "",
+			Help: "show the amount of initially allocated and present hotpluggable (if enabled) memory in bytes.",
+			Run: func(c *Call) {
+				var r struct {
+					Base    uint64  `json:"base-memory"`
+					Plugged *uint64 `json:"plugged-memory"`
+				}
+				if c.Fail(c.Query("query-memory-size-summary", nil, &r)) {
+					return
+				}
+				c.Printf("base memory: %d\n", r.Base)
+				if r.Plugged != nil {
+					c.Printf("plugged memory: %d\n", *r.Plugged)
+				}
+			}},
 		{Info: true, Name: "iothreads", Params: "", Help: "show iothreads",
 			Run: func(c *Call) {
 				var l []struct {
@@ -176,6 +192,32 @@ func infoMemdev(c *Call) {
 		c.Printf("  host nodes: %s\n", ranges(m.HostNodes))
 	}
 	c.Print("\n")
+}
+
+// infoMemoryDevices is hmp_info_memory_devices (DIMMs; tlcvm plugs no other kind).
+func infoMemoryDevices(c *Call) {
+	var l []struct {
+		Type string `json:"type"`
+		Data struct {
+			ID           string `json:"id"`
+			Addr         uint64 `json:"addr"`
+			Slot         int64  `json:"slot"`
+			Node         int64  `json:"node"`
+			Size         uint64 `json:"size"`
+			Memdev       string `json:"memdev"`
+			Hotplugged   bool   `json:"hotplugged"`
+			Hotpluggable bool   `json:"hotpluggable"`
+		} `json:"data"`
+	}
+	if c.Fail(c.Query("query-memory-devices", nil, &l)) {
+		return
+	}
+	for _, m := range l {
+		d := m.Data
+		c.Printf("Memory device [%s]: \"%s\"\n", m.Type, d.ID)
+		c.Printf("  addr: 0x%x\n  slot: %d\n  node: %d\n  size: %d\n  memdev: %s\n  hotplugged: %t\n  hotpluggable: %t\n",
+			d.Addr, d.Slot, d.Node, d.Size, d.Memdev, d.Hotplugged, d.Hotpluggable)
+	}
 }
 
 // ranges is the string output visitor's form of an integer list: runs as "a-b", joined

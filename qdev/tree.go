@@ -126,6 +126,9 @@ type Config struct {
 	Deleted func(id, path string)
 	// VGA adds the board's VGA (-vga std) at slot 2 of the root bus.
 	VGA bool
+	// Migrating reports an outgoing migration in progress (QEMU's !migration_is_idle):
+	// device_add and device_del are refused meanwhile. nil: never.
+	Migrating func() bool
 }
 
 type modelEntry struct {
@@ -206,6 +209,9 @@ func (t *Tree) Add(s Spec) (*Device, error) {
 	}
 	if s.Hotplug && bus != nil && !bus.Hotplug {
 		return nil, errf(ErrHotplug, "Bus '%s' does not support hotplugging", bus.Name)
+	}
+	if s.Hotplug && t.cfg.Migrating != nil && t.cfg.Migrating() {
+		return nil, errf(ErrHotplug, "device_add not allowed while migrating")
 	}
 	if s.ID != "" && t.byID(s.ID) != nil {
 		return nil, errf(ErrID, "Duplicate device ID '%s'", s.ID)
@@ -436,6 +442,9 @@ func (t *Tree) Del(id string) error {
 	}
 	if c, ok := catalog.LookupDevice(d.Type); !ok || !c.Hotpluggable {
 		return errf(ErrHotplug, "Device '%s' does not support hotplugging", d.Type)
+	}
+	if t.cfg.Migrating != nil && t.cfg.Migrating() {
+		return errf(ErrHotplug, "device_del not allowed while migrating")
 	}
 	if gu, ok := t.modelOf(d.Type).(GuestUnplug); ok {
 		return gu.UnplugRequest(d, t.ejected(d))

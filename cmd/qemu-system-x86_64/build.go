@@ -45,6 +45,8 @@ type vm struct {
 	net       *netdev.Net
 	chardevHP *chardevHotplug
 	objects   *objects.Registry
+	numaNodes int         // -numa nodes (numa.go)
+	memHP     *memHotplug // the board's memory hotplug block (dimms.go)
 	vnc       []vncDisplay
 }
 
@@ -152,6 +154,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		Net:            v.net,
 		ChardevHotplug: v.chardevHP,
 		Objects:        v.objects,
+		MemoryDevices:  v.memHP,
 		Balloon:        hasBalloon(cfg),
 		KVM:            p.kvm,
 		VNC:            v.vncInfo,

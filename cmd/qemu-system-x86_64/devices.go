@@ -15,16 +15,19 @@ import (
 func (v *vm) buildDevices(emit func(string, any)) error {
 	p, cfg := v.plan, v.plan.cfg
 	v.devices = qdev.New(qdev.Config{
-		Machine: p.machine.Name,
-		Guest:   v.machine,
-		VGA:     cfg.VGA == "std",
-		Deleted: func(id, path string) { emit("DEVICE_DELETED", cmds.DeviceDeletedData{Device: id, Path: path}) },
+		Machine:   p.machine.Name,
+		Guest:     v.machine,
+		VGA:       cfg.VGA == "std",
+		Deleted:   func(id, path string) { emit("DEVICE_DELETED", cmds.DeviceDeletedData{Device: id, Path: path}) },
+		Migrating: func() bool { return v.migration != nil && !v.migration.Idle() },
 	})
 	if v.block != nil {
 		v.devices.Register(blockdev.IsDisk, diskModel{v.block})
 	}
 	v.devices.Register(isNIC, nicModel{v.net})
 	v.devices.Register(hasChardevProp, v.chardevHP)
+	v.memHP = newMemHotplug(v, emit, v.numaNodes)
+	v.devices.Register(isMemoryDevice, v.memHP)
 	// qemu_create_cli_devices: the key=value -devices first, then the JSON ones.
 	for _, json := range []bool{false, true} {
 		for _, d := range cfg.Devices {

@@ -33,8 +33,13 @@ func (v *vm) buildObjects() error {
 			return failf(cfg, "", "%v", err)
 		}
 	}
+	nodes, numaRAM, err := v.buildNUMA()
+	if err != nil {
+		return err
+	}
+	v.numaNodes = nodes
 	id := p.machine.DefaultRAMID
-	if id == "" || p.mcfg.RAMSize == 0 {
+	if id == "" || p.mcfg.RAMSize == 0 || numaRAM {
 		return nil
 	}
 	if _, ok := v.objects.Get(id); !ok {

@@ -106,10 +106,20 @@ func prepare(cfg *compat.Config) (*plan, error) {
 	if mt.Name == "none" && cfg.Memory.Size == 0 {
 		ram = 0
 	}
+	if mt.Name != "none" && ram < cfg.Memory.MaxMem { // pc_memory_init's device memory
+		if cfg.Memory.Slots > maxRAMSlots {
+			return nil, failf(cfg, "", "unsupported amount of memory slots: %d", cfg.Memory.Slots)
+		}
+		if cfg.Memory.MaxMem%machine.PageSize != 0 {
+			return nil, failf(cfg, "", "maximum memory size must by aligned to multiple of %d bytes", machine.PageSize)
+		}
+	}
 	t := cfg.Topology
 	p.mcfg = machine.Config{
 		Type:         mt.Name,
 		RAMSize:      ram,
+		MaxMem:       cfg.Memory.MaxMem,
+		Slots:        int(cfg.Memory.Slots),
 		CPUs:         int(t.CPUs),
 		Sockets:      int(t.Sockets),
 		Dies:         int(t.Dies),

@@ -50,11 +50,14 @@ type Deps struct {
 	Objects     *objects.Registry // the user-creatable objects; nil: no object commands
 	// ChardevHotplug serves chardev-add/-change/-remove/-send-break; nil: not registered.
 	ChardevHotplug ChardevHotplug
-	Balloon        bool                // a virtio-balloon device exists (-device)
-	KVM            bool                // the accelerator chosen is KVM (query-kvm "enabled")
-	Migration      *migration.Engine   // nil: the migration commands are not registered
-	Block          *blockdev.Graph     // nil: the block commands are not registered
-	VNC            func() []VNCDisplay // the -vnc displays; nil: none
+	// MemoryDevices is the board's memory hotplug block (pc-dimm); nil: no memory device
+	// commands, plugged-memory 0.
+	MemoryDevices MemoryDevices
+	Balloon       bool                // a virtio-balloon device exists (-device)
+	KVM           bool                // the accelerator chosen is KVM (query-kvm "enabled")
+	Migration     *migration.Engine   // nil: the migration commands are not registered
+	Block         *blockdev.Graph     // nil: the block commands are not registered
+	VNC           func() []VNCDisplay // the -vnc displays; nil: none
 }
 
 // ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,
@@ -93,6 +96,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerNet(r, d)
 	registerChardev(r, d)
 	registerObjects(r, d)
+	registerMemoryDevices(r, d)
 	registerVNC(r, d)
 	r.Register(internalCommands(d)...)
 	if d.Human != nil {

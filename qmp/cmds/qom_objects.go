@@ -19,6 +19,17 @@ func (t *Tree) SetObjects(reg *objects.Registry) {
 	t.objObjs = map[*objects.Object]*Object{}
 }
 
+// memoryRegion is a memory back-end's RAM region, its child "ID[0]" (the QOM properties
+// of a memory-region; tlcvm does not say which container maps it: "").
+func memoryRegion(size uint64) *Object {
+	mr := NewObject("memory-region")
+	mr.AddValue("container", "link<memory-region>", "", false)
+	mr.AddValue("addr", "uint64", uint64(0), false)
+	mr.AddValue("size", "uint64", size, false)
+	mr.AddValue("priority", "uint32", uint32(0), false)
+	return mr
+}
+
 // refreshObjects rebuilds /objects from the registry; mu held.
 func (t *Tree) refreshObjects() {
 	if t.objects == nil {
@@ -43,6 +54,9 @@ func (t *Tree) refreshObjects() {
 				vals[k] = v
 			}
 			AddCatalogProps(qo, o.Type, vals)
+			if o.Memory != nil {
+				qo.AddChild(o.ID+"[0]", memoryRegion(o.Memory.Size))
+			}
 		}
 		live[o] = qo
 		c.AddChild(o.ID, qo)

@@ -117,7 +117,7 @@ func TestSchemaAsQEMU(t *testing.T) {
 	r := qmp.NewRegistry()
 	r.SetErrorClasses(cmds.ErrorClasses())
 	cmds.Register(r, &cmds.Deps{Devices: qdev.New(qdev.Config{Machine: "pc-i440fx-7.2"}), Net: netdev.New(),
-		ChardevHotplug: noChardevs{}, Objects: objects.New(objects.Config{})})
+		ChardevHotplug: noChardevs{}, Objects: objects.New(objects.Config{}), MemoryDevices: noMemoryDevices{}})
 	s := qmp.NewServer(r, qmp.Options{})
 	defer s.Close()
 	sess := s.NewSession()
@@ -147,7 +147,16 @@ var schemaChecked = []string{
 	"NETDEV_STREAM_CONNECTED", "NETDEV_STREAM_DISCONNECTED",
 	"chardev-add", "chardev-change", "chardev-remove", "chardev-send-break",
 	"object-add", "object-del", "query-memdev", "query-iothreads",
+	"query-memory-devices", "query-acpi-ospm-status", "query-memory-size-summary",
+	"ACPI_DEVICE_OST", "MEMORY_DEVICE_SIZE_CHANGE",
 }
+
+// noMemoryDevices registers the memory device commands for the schema.
+type noMemoryDevices struct{}
+
+func (noMemoryDevices) List() []cmds.MemoryDeviceInfo     { return nil }
+func (noMemoryDevices) OSPM() ([]cmds.ACPIOSTInfo, error) { return nil, nil }
+func (noMemoryDevices) Plugged() uint64                   { return 0 }
 
 // noChardevs registers the chardev commands for the schema.
 type noChardevs struct{}
