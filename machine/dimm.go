@@ -16,7 +16,7 @@ import (
 //     status 0, as Linux does after a device check) and, with the workload item dimm=,
 //     writes the DIMM's pages once (below). DIMMs present at boot are onlined by the boot.
 //   - Unplug: the guest offlines the range (drops the fill it had queued for it), calls
-//     _OST (3, 0x80: eject in progress), ejects it (the machine's requester then removes
+//     _OST (3, 0x84: eject in progress), ejects it (the machine's requester then removes
 //     the device and UnplugDIMM unmaps the block) and calls _OST (3, 0) again.
 //
 // The DIMM fill is vCPU 0's work, interrupting its workload stage: the stage's RIP,
@@ -38,7 +38,7 @@ const (
 	deviceMemGiB  = 1 << 30
 	ostDeviceChk  = 1    // _OST source: device check (an insertion)
 	ostEjectReq   = 3    // _OST source: eject request
-	ostInProgress = 0x80 // _OST status: eject in progress
+	ostInProgress = 0x84 // _OST status: ejection in progress (ACPI 6.4 table 6.209; 0x80-0x83 are refusals)
 )
 
 // OST is a guest's _OST call for a DIMM slot: source event and status, as QEMU's

@@ -121,7 +121,7 @@ func TestDIMMHotplug(t *testing.T) {
 	for len(ost.get()) < 3 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	if got := ost.get(); !slices.Equal(got, [][2]uint32{{1, 0}, {3, 0x80}, {3, 0}}) {
+	if got := ost.get(); !slices.Equal(got, [][2]uint32{{1, 0}, {3, 0x84}, {3, 0}}) {
 		t.Fatalf("_OST calls %v", got)
 	}
 	if got := blockNames(m); !slices.Equal(got, []string{"pc.ram", "m0", "m1"}) {
