@@ -6,6 +6,7 @@
 #                     on every start, and every differential test compares that noise
 #   qemu-utils        qemu-img
 #   libvirt-daemon-system, libvirt-clients   tests/libvirt and bench/run-libvirt.sh
+#   virtinst          virt-install, for tests/libvirt's virt-install flow
 #   python3           bench helpers
 set -euo pipefail
 need=()
@@ -15,6 +16,7 @@ command -v qemu-img >/dev/null || need+=(qemu-utils)
 command -v python3 >/dev/null || need+=(python3)
 [[ -x /usr/sbin/libvirtd ]] || need+=(libvirt-daemon-system)
 command -v virsh >/dev/null || need+=(libvirt-clients)
+command -v virt-install >/dev/null || need+=(virtinst)
 if ((${#need[@]})); then
 	if [[ $(id -u) -ne 0 ]]; then echo "deps: need root to install ${need[*]}" >&2; exit 1; fi
 	echo "deps: installing ${need[*]}"
