@@ -73,6 +73,22 @@ func domiflist(t *testing.T, dom string) map[string]string {
 	return m
 }
 
+// detachChardevAlias detaches a chardev device by alias and waits until the domain XML
+// no longer has mark; libvirt must have removed its chardev ("char"+alias) too.
+func detachChardevAlias(t *testing.T, dom, alias, mark string) {
+	t.Helper()
+	mustRun(t, "detach-device-alias", dom, alias, "--live")
+	err := lv.Poll(stateDeadline, 100*time.Millisecond, alias+" gone", func() (bool, error) {
+		return !strings.Contains(mustRun(t, "dumpxml", dom), mark), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := monitor(t, dom, `{"execute":"query-chardev"}`); strings.Contains(out, `"char`+alias+`"`) {
+		t.Fatalf("chardev left behind: %s", out)
+	}
+}
+
 func startDomain(t *testing.T, d lv.Domain, dir string) {
 	t.Helper()
 	if err := virsh.Define(d, dir); err != nil {
@@ -168,18 +184,7 @@ func TestHotplugSerial(t *testing.T) {
 				t.Fatalf("query-chardev: %s", out)
 			}
 		}},
-		{"detach pci-serial", func(t *testing.T) {
-			mustRun(t, "detach-device-alias", name, "serial1", "--live")
-			err := lv.Poll(stateDeadline, 100*time.Millisecond, "serial1 gone", func() (bool, error) {
-				return !strings.Contains(mustRun(t, "dumpxml", name), "pci-serial"), nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if out := chardevs(t); strings.Contains(out, "charserial1") {
-				t.Fatalf("chardev left behind: %s", out)
-			}
-		}},
+		{"detach pci-serial", func(t *testing.T) { detachChardevAlias(t, name, "serial1", "pci-serial") }},
 		{"attach isa-serial fails and rolls back", func(t *testing.T) {
 			_, err := virsh.Run("attach-device", name, writeXML(t, dir, "isa.xml",
 				"<serial type='pty'>\n  <target type='isa-serial' port='2'/>\n</serial>\n"), "--live")
@@ -219,18 +224,7 @@ func TestHotplugChannel(t *testing.T) {
 				t.Fatalf("qom-get channel1 name: %s", out)
 			}
 		}},
-		{"detach channel", func(t *testing.T) {
-			mustRun(t, "detach-device-alias", name, "channel1", "--live")
-			err := lv.Poll(stateDeadline, 100*time.Millisecond, "channel1 gone", func() (bool, error) {
-				return !strings.Contains(mustRun(t, "dumpxml", name), "org.example.tlcvm.1"), nil
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if out := monitor(t, name, `{"execute":"query-chardev"}`); strings.Contains(out, "charchannel1") {
-				t.Fatalf("chardev left behind: %s", out)
-			}
-		}},
+		{"detach channel", func(t *testing.T) { detachChardevAlias(t, name, "channel1", "org.example.tlcvm.1") }},
 		{"attach a NIC behind a root port", func(t *testing.T) {
 			const mac = "52:54:00:aa:cc:01"
 			mustRun(t, "attach-device", name, writeXML(t, dir, "nic.xml", userNIC(mac, "virtio")), "--live")
