@@ -2,6 +2,7 @@ package tests_test
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
@@ -116,5 +117,35 @@ func TestTapByFD(t *testing.T) {
 	t.Logf("transcript:\n%s", strings.Join(got, "\n"))
 	if !strings.Contains(strings.Join(got, "\n"), `type=tap,fd=N`) {
 		t.Errorf("no tap client in info network:\n%s", strings.Join(got, "\n"))
+	}
+}
+
+// TestNICMigration: NICs travel as device state (their link state, set_link on the source,
+// holds on the destination); a destination started without one of them refuses the stream,
+// naming the NIC's section by its PCI path as QEMU names vmstate sections.
+func TestNICMigration(t *testing.T) {
+	bin := requireCandidate(t)
+	parallel(t)
+	dir := shortDir(t)
+	chk := filepath.Join(dir, "nic.chk")
+	nics := []string{"-netdev", "user,id=h0", "-device", "virtio-net-pci,netdev=h0,id=net0",
+		"-netdev", "user,id=h1", "-device", "e1000,netdev=h1,id=net1"}
+	src := startMigVM(t, bin, dir, "src", migArgs("idle", nics...)...)
+	src.do("set_link", map[string]any{"name": "net0", "up": false})
+	src.do("migrate", map[string]any{"uri": "file:" + chk})
+	src.waitMigration("completed")
+	src.quit()
+
+	dst := startMigVM(t, bin, dir, "dst", migArgs("idle", append(nics, "-S", "-incoming", "file:"+chk)...)...)
+	dst.waitMigration("completed")
+	dst.quit()
+
+	lone := harness.Start(t, harness.Config{Bin: bin, Dir: dir, Args: append([]string{"-nodefaults", "-display", "none"},
+		migArgs("idle", append(nics[:4], "-incoming", "file:"+chk)...)...)})
+	if _, err := lone.Wait(harness.DefaultTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if e := string(lone.Stderr.Bytes()); !strings.Contains(e, "Unknown savevm section or instance '0000:00:03.0/e1000' 0") {
+		t.Fatalf("stderr %q", e)
 	}
 }

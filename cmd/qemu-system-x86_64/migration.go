@@ -14,8 +14,12 @@ import (
 	"tlcvm/qmp/cmds"
 )
 
-// machineAdapter presents *machine.Machine as the migration engine's Machine.
-type machineAdapter struct{ m *machine.Machine }
+// machineAdapter presents *machine.Machine as the migration engine's Machine; devices adds
+// the sections of the devices outside package machine (nicstate.go).
+type machineAdapter struct {
+	m       *machine.Machine
+	devices func() []migration.Section
+}
 
 var _ migration.Machine = machineAdapter{}
 
@@ -51,6 +55,9 @@ func (a machineAdapter) Sections() []migration.Section {
 	var out []migration.Section
 	for _, s := range a.m.Snapshotters() {
 		out = append(out, s)
+	}
+	if a.devices != nil {
+		out = append(out, a.devices()...)
 	}
 	return out
 }
@@ -88,7 +95,7 @@ func (a machineAdapter) VCPUThreads() []int {
 // the HMP commands. exit ends the process after a failed incoming migration.
 func (v *vm) newMigration(ev migration.Events, exit func(int)) (*migration.Engine, error) {
 	cfg := v.plan.cfg
-	e := migration.New(migration.Options{Machine: machineAdapter{v.machine}, Events: ev, Log: v.log,
+	e := migration.New(migration.Options{Machine: machineAdapter{v.machine, v.nicSections}, Events: ev, Log: v.log,
 		Stderr: v.stderr, Prog: cfg.Prog, Exit: exit})
 	for _, g := range cfg.Globals {
 		if g.Driver != "migration" {
