@@ -16,14 +16,17 @@ import (
 
 // Config is one back-end's options (QAPI Netdev): ID, Type and the member of that type.
 type Config struct {
-	ID, Type  string
-	User      *User
-	Tap       *Tap
-	Socket    *Socket
-	Stream    *Stream
-	Dgram     *Dgram
-	Hubport   *Hubport
-	VhostUser *VhostUser
+	ID, Type string
+	// GeneratedID: ID is one QEMU generated ("#net…", a -nic without id=), not checked
+	// as an identifier.
+	GeneratedID bool
+	User        *User
+	Tap         *Tap
+	Socket      *Socket
+	Stream      *Stream
+	Dgram       *Dgram
+	Hubport     *Hubport
+	VhostUser   *VhostUser
 	// FD resolves an fd= or fds= item: a getfd name, or a descriptor number (QEMU's
 	// monitor_fd_param). The descriptor is the back-end's from then on.
 	FD func(name string) (int, error)

@@ -103,7 +103,7 @@ func (n *Net) find(name string) *Client {
 func (n *Net) Add(cfg Config) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if !compat.IDWellFormed(cfg.ID) {
+	if !cfg.GeneratedID && !compat.IDWellFormed(cfg.ID) {
 		return errf(ErrInvalid, "Parameter 'id' expects an identifier")
 	}
 	switch cfg.Type {

@@ -158,3 +158,37 @@ func TestHostFwdBinds(t *testing.T) {
 	}
 	l2.Close()
 }
+
+// TestLegacyClients: -net's hub ports and back-ends (QEMU's "hub0portN" names, not netdevs,
+// listed under their hub) and a -nic back-end with a generated id.
+func TestLegacyClients(t *testing.T) {
+	n := netdev.New()
+	p0 := n.AddHubPort(0)
+	nic(t, n, netdev.NICSpec{Model: "e1000", Owner: "e1000", Netdev: p0})
+	p1 := n.AddHubPort(0)
+	if p0 != "hub0port0" || p1 != "hub0port1" {
+		t.Fatalf("ports %q %q", p0, p1)
+	}
+	if err := n.AddLegacy(netdev.Config{ID: "#net142", Type: "user", User: &netdev.User{}}, p1); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.AddLegacy(netdev.Config{ID: "#net142", Type: "user", User: &netdev.User{}}, ""); err == nil || err.Error() != "Duplicate ID '#net142'" {
+		t.Fatalf("duplicate: %v", err)
+	}
+	if err := n.Del("#net142"); err == nil || err.Error() != "Device '#net142' is not a netdev" {
+		t.Fatalf("netdev_del of a -net back-end: %v", err)
+	}
+	if err := n.Add(netdev.Config{ID: "#net201", Type: "user", User: &netdev.User{}}); err == nil {
+		t.Fatal("netdev_add took a generated id")
+	}
+	mustAdd(t, n, netdev.Config{ID: "#net201", Type: "user", User: &netdev.User{}, GeneratedID: true})
+	want := "hub 0\n \\ hub0port1: #net142: index=0,type=user,net=10.0.2.0,restrict=off\n" +
+		" \\ hub0port0: e1000.0: index=0,type=nic,model=e1000,macaddr=52:54:00:12:34:56\n" +
+		"#net201: index=0,type=user,net=10.0.2.0,restrict=off\n"
+	if got := n.Info(); got != want {
+		t.Fatalf("info network:\n%s\nwant\n%s", got, want)
+	}
+	if !n.Has("hub0port0") || n.Has("e1000.0") {
+		t.Fatal("Has: a hub port is a back-end, a NIC is not")
+	}
+}

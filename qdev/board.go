@@ -17,7 +17,7 @@ import (
 //	       01.3 PIIX4_PM ─ i2c               [02.0 VGA with -vga std]
 //	q35: main-system-bus ─ q35-pcihost ─ pcie.0 (no hotplug)
 //	       00.0 mch   1f.0 ICH9-LPC ─ isa.0   1f.2 ich9-ahci ─ ide.0 … ide.5 (1 unit)
-//	       1f.3 ICH9-SMB ─ i2c
+//	       1f.3 ICH9-SMB ─ i2c               [01.0 VGA with -vga std]
 func (t *Tree) board() {
 	m := t.cfg.Machine
 	switch {
@@ -26,6 +26,9 @@ func (t *Tree) board() {
 		pcie := t.newBus(host, "pcie.0", "PCIE")
 		pcie.Root = true
 		t.boardDev(pcie, "mch", 0)
+		if t.cfg.VGA {
+			t.boardDev(pcie, "VGA", 1<<3)
+		}
 		t.newBus(t.boardDev(pcie, "ICH9-LPC", 31<<3, "multifunction"), "", "ISA")
 		t.addChildren(t.boardDev(pcie, "ich9-ahci", 31<<3|2))
 		t.newBus(t.boardDev(pcie, "ICH9-SMB", 31<<3|3), "i2c", "i2c-bus")

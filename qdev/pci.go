@@ -3,6 +3,7 @@ package qdev
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 )
 
 // placePCI is do_pci_register_device and pci_init_multifunction: the devfn asked for
@@ -71,6 +72,8 @@ type PCIFunction struct {
 	Bridge *PCIBus
 	// Unplugging: device_del was asked and the guest has not ejected it.
 	Unplugging bool
+	// NoMSIX: a virtio device set to vectors=0, which has no MSI-X table BAR (BAR 1).
+	NoMSIX bool
 }
 
 // PCIBus is one bus of query-pci.
@@ -100,7 +103,8 @@ func pciBus(b *Bus) PCIBus {
 	devs := slices.Clone(b.devs)
 	slices.SortFunc(devs, func(x, y *Device) int { return x.Devfn - y.Devfn })
 	for _, d := range devs {
-		f := PCIFunction{Type: d.Type, ID: d.ID, Bus: b.Number, Devfn: d.Devfn, Express: d.Express(), Unplugging: d.unplugging}
+		f := PCIFunction{Type: d.Type, ID: d.ID, Bus: b.Number, Devfn: d.Devfn, Express: d.Express(), Unplugging: d.unplugging,
+			NoMSIX: strings.HasPrefix(d.Type, "virtio-") && string(d.Props["vectors"]) == "0"}
 		for _, c := range d.Buses {
 			if c.Type == "PCI" || c.Type == "PCIE" {
 				sb := pciBus(c)

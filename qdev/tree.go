@@ -179,6 +179,9 @@ type Spec struct {
 	// Hotplug: device_add once the machine runs (QEMU's PHASE_MACHINE_READY): the type
 	// must be hotpluggable, and so must the bus.
 	Hotplug bool
+	// Board: made by the board (a NIC of -nic or -net nic): anonymous, under
+	// /machine/unattached rather than the peripheral containers.
+	Board bool
 }
 
 // Add creates, checks, places and realizes a device, with QEMU 7.2's errors in its order
@@ -217,7 +220,7 @@ func (t *Tree) Add(s Spec) (*Device, error) {
 		return nil, errf(ErrID, "Duplicate device ID '%s'", s.ID)
 	}
 	d := &Device{ID: s.ID, Type: class.Name, Devfn: -1, Unit: -1, Props: map[string]json.RawMessage{},
-		Hotplugged: s.Hotplug}
+		Hotplugged: s.Hotplug, Board: s.Board}
 	if err := d.setProps(s.Props); err != nil {
 		return nil, err
 	}
@@ -232,7 +235,9 @@ func (t *Tree) Add(s Spec) (*Device, error) {
 			return nil, err
 		}
 	}
-	d.Path = t.peripheralPath(d.ID)
+	if !d.Board {
+		d.Path = t.peripheralPath(d.ID)
+	}
 	d.Bus = bus // placed: Realize sees its bus (and the devices on it)
 	if m != nil {
 		if err := m.Realize(d); err != nil {

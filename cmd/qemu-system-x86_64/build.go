@@ -46,6 +46,7 @@ type vm struct {
 	chardevHP *chardevHotplug
 	objects   *objects.Registry
 	numaNodes int         // -numa nodes (numa.go)
+	nics      []ndEntry   // the board's NIC table (-nic, -net nic: netlegacy.go)
 	memHP     *memHotplug // the board's memory hotplug block (dimms.go)
 	vnc       []vncDisplay
 }

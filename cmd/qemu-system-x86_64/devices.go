@@ -28,6 +28,9 @@ func (v *vm) buildDevices(emit func(string, any)) error {
 	v.devices.Register(hasChardevProp, v.chardevHP)
 	v.memHP = newMemHotplug(v, emit, v.numaNodes)
 	v.devices.Register(isMemoryDevice, v.memHP)
+	if err := v.boardNICs(); err != nil {
+		return err
+	}
 	// qemu_create_cli_devices: the key=value -devices first, then the JSON ones.
 	for _, json := range []bool{false, true} {
 		for _, d := range cfg.Devices {

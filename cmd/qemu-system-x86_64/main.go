@@ -58,6 +58,10 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	for _, w := range plan.warnings {
 		fmt.Fprintln(stderr, w)
 	}
+	if plan.nicHelp {
+		fmt.Fprint(stdout, nicModelsHelp())
+		return 0
+	}
 
 	var status *daemon.Status
 	if cfg.Daemonize {

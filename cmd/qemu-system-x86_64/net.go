@@ -24,16 +24,22 @@ func (v *vm) buildNet(emit func(string, any)) error {
 		if err != nil {
 			return failAt(cfg, nd.Loc, err)
 		}
-		c := cmds.NetdevConfig(a)
-		var noMonitor *qmp.Session // the command line names descriptors by number only
-		c.FD = noMonitor.FDParam
-		c.Chardev = func(id string) bool { _, ok := v.chardevs.Get(id); return ok }
-		c.Event = func(name string, data any) { emit(name, cmds.NetEvent(data)) }
-		if err := v.net.Add(c); err != nil {
+		if err := v.net.Add(v.netdevConfig(a, emit)); err != nil {
 			return failAt(cfg, nd.Loc, err)
 		}
 	}
-	return nil
+	return v.buildLegacyNet(emit)
+}
+
+// netdevConfig is a command-line back-end's configuration: descriptors by number, its
+// events through emit.
+func (v *vm) netdevConfig(a *cmds.Netdev, emit func(string, any)) netdev.Config {
+	c := cmds.NetdevConfig(a)
+	var noMonitor *qmp.Session // the command line names descriptors by number only
+	c.FD = noMonitor.FDParam
+	c.Chardev = func(id string) bool { _, ok := v.chardevs.Get(id); return ok }
+	c.Event = func(name string, data any) { emit(name, cmds.NetEvent(data)) }
+	return c
 }
 
 // netdevArgs decodes a -netdev: the JSON form as netdev_add's arguments, the key=value form

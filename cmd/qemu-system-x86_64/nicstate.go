@@ -69,7 +69,7 @@ type nicState struct {
 	LinkUp bool `json:"link-up"`
 }
 
-func (s nicSection) SectionID() string              { return s.id }
+func (s nicSection) SectionID() string               { return s.id }
 func (s nicSection) StateVersion() (cur, min uint32) { return 1, 1 }
 
 func (s nicSection) SaveState() (any, error) {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -24,6 +25,8 @@ type plan struct {
 	// kvm: the accelerator chosen is KVM (see chooseAccel); warnings go to stderr at start.
 	kvm      bool
 	warnings []string
+	// nicHelp: a -nic or -net nic asked for model=help (QEMU lists the NIC models, exits 0).
+	nicHelp bool
 }
 
 // machineLimits gives compat the machine class facts it checks the command line against.
@@ -140,6 +143,11 @@ func prepare(cfg *compat.Config) (*plan, error) {
 		p.mcfg.CPUs, p.mcfg.MaxCPUs = 0, 0
 	}
 	p.serialChardev = serialChardev(cfg)
+	for _, o := range append(slices.Clone(cfg.Nics), cfg.Nets...) {
+		if m, _ := o.Get("model"); m == "help" || m == "?" {
+			p.nicHelp = true
+		}
+	}
 	return p, nil
 }
 

@@ -134,6 +134,9 @@ func pciDevices(b qdev.PCIBus) []PciDeviceInfo {
 			d.IRQ = &zero
 		}
 		for _, b := range m.BARs {
+			if f.NoMSIX && b.N == 1 {
+				continue // virtio-pci's MSI-X BAR exists only with vectors
+			}
 			r := PciMemoryRegion{Bar: b.N, Type: "memory", Address: -1, Size: b.Size}
 			if b.IO {
 				r.Type = "io"
