@@ -158,7 +158,7 @@ func TestWorkloadFill(t *testing.T) {
 }
 
 func FuzzParseWorkload(f *testing.F) {
-	for _, s := range []string{"", "idle", "ws=64M,rate=max", "ws=512M,rate=200M", "rate=1k", "ws=1T,,", "ws=64M,fill=3G", "fill=0,idle"} {
+	for _, s := range []string{"", "idle", "ws=64M,rate=max", "ws=512M,rate=200M", "rate=1k", "ws=1T,,", "ws=64M,fill=3G", "fill=0,idle", "dimm=all", "idle,dimm=64M"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -173,7 +173,7 @@ func FuzzParseWorkload(f *testing.F) {
 			t.Fatalf("%q: ws %d not page aligned", s, w.WS)
 		}
 		back, err := machine.ParseWorkload(w.String())
-		if err != nil || back.WS != w.WS || back.Fill != w.Fill || (w.WS+w.Fill != 0 && back.Rate != w.Rate) {
+		if err != nil || back.WS != w.WS || back.Fill != w.Fill || back.DIMM != w.DIMM || (w.WS+w.Fill != 0 && back.Rate != w.Rate) {
 			t.Fatalf("%q → %q → %+v %v", s, w.String(), back, err)
 		}
 	})
