@@ -106,6 +106,36 @@ func deviceCommands() []Command {
 				id, _ := c.Args.Str("id")
 				c.Do("chardev-send-break", map[string]any{"id": id})
 			}},
+		{Name: "ringbuf_write", Args: "device:s,data:s", Params: "device data",
+			Help: "Write to a ring buffer character device",
+			Run: func(c *Call) {
+				dev, _ := c.Args.Str("device")
+				data, _ := c.Args.Str("data")
+				c.Do("ringbuf-write", map[string]any{"device": dev, "data": data})
+			}},
+		{Name: "ringbuf_read", Args: "device:s,size:i", Params: "device size",
+			Help: "Read from a ring buffer character device",
+			Run: func(c *Call) {
+				dev, _ := c.Args.Str("device")
+				size, _ := c.Args.Int("size")
+				var data string
+				if c.Fail(c.Query("ringbuf-read", map[string]any{"device": dev, "size": size}, &data)) {
+					return
+				}
+				// hmp_ringbuf_read: backslashes doubled, control characters but \n and \t as \uXXXX
+				var b strings.Builder
+				for _, ch := range []byte(data) {
+					switch {
+					case ch == '\\':
+						b.WriteString("\\\\")
+					case (ch < 0x20 && ch != '\n' && ch != '\t') || ch == 0x7f:
+						fmt.Fprintf(&b, "\\u%04X", ch)
+					default:
+						b.WriteByte(ch)
+					}
+				}
+				c.Print(b.String() + "\n")
+			}},
 		{Name: "object_add", Args: "object:S", Params: "[qom-type=]type,id=str[,prop=value][,...]",
 			Help: "create QOM object",
 			Run: func(c *Call) {

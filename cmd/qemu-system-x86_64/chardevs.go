@@ -147,6 +147,9 @@ func (h *chardevHotplug) SendBreak(id string) error {
 	return nil // no front end of tlcvm's acts on a break
 }
 
+// Lookup implements cmds.ChardevHotplug.
+func (h *chardevHotplug) Lookup(id string) (*chardev.Chardev, bool) { return h.v.chardevs.Get(id) }
+
 // register makes fe, which uses chardev id, follow chardev-change.
 func (h *chardevHotplug) register(id string, fe *feHandle) {
 	h.mu.Lock()

@@ -23,6 +23,8 @@ type ChardevHotplug interface {
 	Remove(id string) error
 	// SendBreak sends a break to a chardev's front ends.
 	SendBreak(id string) error
+	// Lookup finds a chardev (ringbuf-read, ringbuf-write).
+	Lookup(id string) (*chardev.Chardev, bool)
 }
 
 // ChardevBackendKind is QAPI's ChardevBackendKind.
@@ -323,6 +325,7 @@ func registerChardev(r *qmp.Registry, d *Deps) {
 		qmp.Command{Name: "chardev-send-break", Args: &ChardevIDArgs{},
 			Run: func(c *qmp.Call) (any, error) { return nil, h.SendBreak(c.Args.(*ChardevIDArgs).ID) }},
 	)
+	registerRingbuf(r, h)
 }
 
 // ChardevSpec turns chardev-add's arguments into package chardev's description, with QMP's

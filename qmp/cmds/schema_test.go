@@ -145,7 +145,7 @@ var schemaChecked = []string{
 	"device_add", "device_del", "DEVICE_DELETED",
 	"netdev_add", "netdev_del", "set_link", "query-rx-filter", "NIC_RX_FILTER_CHANGED",
 	"NETDEV_STREAM_CONNECTED", "NETDEV_STREAM_DISCONNECTED",
-	"chardev-add", "chardev-change", "chardev-remove", "chardev-send-break",
+	"chardev-add", "chardev-change", "chardev-remove", "chardev-send-break", "ringbuf-write", "ringbuf-read",
 	"object-add", "object-del", "query-memdev", "query-iothreads",
 	"query-memory-devices", "query-acpi-ospm-status", "query-memory-size-summary",
 	"ACPI_DEVICE_OST", "MEMORY_DEVICE_SIZE_CHANGE",
@@ -165,3 +165,4 @@ func (noChardevs) Add(chardev.Spec, func(string) (int, error)) (string, error)  
 func (noChardevs) Change(chardev.Spec, func(string) (int, error)) (string, error) { return "", nil }
 func (noChardevs) Remove(string) error                                            { return nil }
 func (noChardevs) SendBreak(string) error                                         { return nil }
+func (noChardevs) Lookup(string) (*chardev.Chardev, bool)                         { return nil, false }
