@@ -15,20 +15,10 @@ type Backend struct {
 	Drive        *Drive // the -drive that made it; nil for anonymous backends
 	TrayOpen     bool
 	Locked       bool
-	Stats        Stats
 
 	perm, shared Perm
-}
-
-// Stats are a node's or backend's I/O counters (query-blockstats). tlcvm's guest does no
-// disk I/O yet, so they stay zero; the block I/O path will count here.
-type Stats struct {
-	RdBytes, WrBytes, UnmapBytes          int64
-	RdOps, WrOps, FlushOps, UnmapOps      int64
-	RdTotalNs, WrTotalNs, FlushTotalNs    int64
-	WrHighestOffset                       int64
-	FailedRdOps, FailedWrOps, InvalidOps  int64
-	AccountInvalid, AccountFailed, Active bool
+	media        mediaState // root state and eject request (media.go)
+	backendIO               // the data path (backendio.go)
 }
 
 // Removable reports whether the guest sees removable media: no device, or a CD-ROM/floppy.
@@ -63,8 +53,12 @@ func IsDisk(driver string) bool {
 	return false
 }
 
-func (d *Device) removable() bool {
-	return d.Driver == "ide-cd" || d.Driver == "scsi-cd" || d.Driver == "floppy"
+func (d *Device) removable() bool { return IsRemovable(d.Driver) }
+
+// IsRemovable reports whether a disk device model takes removable media (CD-ROMs, floppies);
+// such a device given no drive= makes itself an empty one (Graph.AttachEmpty).
+func IsRemovable(driver string) bool {
+	return driver == "ide-cd" || driver == "scsi-cd" || driver == "floppy"
 }
 
 // qdevType is the type whose drive property QEMU names in errors (the virtio-blk-pci proxy
@@ -89,8 +83,8 @@ func (d *Device) Qdev() string {
 }
 
 // perms are the permissions a device takes on its backend (blkconf_apply_backend_options):
-// read, write unless read-only; it shares read, unchanged writes, resize (except CD-ROMs)
-// and writes when share-rw is on.
+// read, write unless read-only; it shares read, unchanged writes, resize (except CD-ROMs
+// and floppies, which are not resizable) and writes when share-rw is on.
 func (d *Device) perms(readOnly bool) (Perm, Perm) {
 	perm := PermConsistentRead
 	cd := d.Driver == "ide-cd" || d.Driver == "scsi-cd"
@@ -98,7 +92,7 @@ func (d *Device) perms(readOnly bool) (Perm, Perm) {
 		perm |= PermWrite
 	}
 	shared := PermConsistentRead | PermWriteUnchanged
-	if !cd {
+	if !cd && d.Driver != "floppy" {
 		shared |= PermResize
 	}
 	if d.ShareRW {
@@ -130,7 +124,7 @@ func (g *Graph) AttachDevice(d *Device, drive string) error {
 	if d.Hotplugged && strings.HasPrefix(d.Driver, "ide-") {
 		return errf(ErrUnsupported, "Bus 'ide.1' does not support hotplugging")
 	}
-	ro := b.Root != nil && b.Root.ReadOnly
+	ro := b.Root == nil || b.Root.ReadOnly // an empty floppy takes no write permission
 	if ro && d.Driver == "ide-hd" {
 		return errf(ErrReadOnly, "Block node is read-only")
 	}
@@ -196,6 +190,11 @@ func (g *Graph) removeBackend(b *Backend) {
 		}
 	}
 	g.backends = out
+	g.tgMu.Lock()
+	if tg := b.tg.Load(); tg != nil {
+		g.leaveGroup(b, tg)
+	}
+	g.tgMu.Unlock()
 	if r := b.Root; r != nil {
 		r.removeParent(func(e edge) bool { return e.backend == b })
 		if !r.monitorOwned() && len(r.parents) == 0 {

@@ -53,15 +53,68 @@
 // table (cluster 3; the file ends right after it); version 3 images carry the feature name
 // table when clusters exceed 4 KiB. qemu-img check finds them clean.
 //
+// # Removable media
+//
+// CD-ROMs (ide-cd, scsi-cd) have a tray the guest may lock, floppies a slot without one, a
+// backend without a device takes media too; media.go holds the one transition function of
+// their states (mediaStep) and the QMP operations composed from it as QEMU 7.2 composes
+// them (blockdev-open-tray/-close-tray/-remove-medium/-insert-medium/-change-medium, eject),
+// emitting DEVICE_TRAY_MOVED on every tray move. A removable device realized without a
+// drive makes itself an empty anonymous backend. snapshots.go reads the internal snapshot
+// tables of qcow2 images (query-block's image info, HMP info snapshots).
+//
 // # Errors
 //
 // Every error is a *qerror.Error: it wraps a sentinel of errors.go and carries QEMU's text;
 // qerror.Hint returns the extra lines QEMU prints after a command-line error. Package qmp/cmds maps them to QMP classes.
 //
+// # The data path (io.go, fileio.go, qcow2meta.go, qcow2io.go, backendio.go)
+//
+// Every Node reads and writes at byte offsets of its virtual size:
+//
+//	n.ReadAt(p, off)              io.ReaderAt: short read and io.EOF only at the node's end
+//	n.WriteAt(p, off)             io.WriterAt: ErrInvalid past the end, ErrReadOnly, ErrIO
+//	n.WriteZeroes(off, len, fl)   zero clusters / holes (ZeroMayUnmap: may deallocate)
+//	n.Unmap(off, len)             discard; a no-op unless the node has discard=unmap
+//	n.Flush()                     fdatasync of the host files written (not with cache.no-flush)
+//	n.BlockStatus(off, len)       first extent of n alone: StatusData/Zero/Allocated
+//	n.BlockStatusAbove(base, off, len)  through the backing chain down to base, with Depth
+//	n.WrHighestOffset()           end of the highest write (query-blockstats per node)
+//	n.SetWriteThreshold(v)        BLOCK_WRITE_THRESHOLD once a write ends past v
+//
+// A file node does pread/pwrite on its host file (zeroes past its end, holes for unmapping
+// zeroes and discards, SEEK_DATA/SEEK_HOLE for status); a raw node passes everything to its
+// file; a qcow2 node maps guest clusters through its L1/L2 tables, reads unallocated
+// clusters from its backing chain (zeroes past a backing file's end), inflates compressed
+// clusters (zlib), and on a write allocates what it needs — an L2 table, a data cluster
+// holding the old content around the write (copy-on-write from the backing chain), a
+// refcount block, a larger refcount table — copying shared (internal snapshot) L2 tables
+// and clusters instead of writing into them. The image stays what qemu-img check calls
+// clean; the order of writes on disk is drawn in io.go. Clusters go where QEMU 7.2 puts
+// them and each request is one host write as in QEMU, so qemu-io's writes and tlcvm's
+// leave byte-identical images (io_test.go), and wr_highest_offset and write-threshold
+// amounts are QEMU's.
+//
+// HMP qemu-io (qemuio.go) runs qemu-io's read, write, discard, flush and length on a
+// drive, a device's backend or a node, printing on stdout as QEMU does.
+//
+// A Backend adds what a guest device sees: Read, Write, WriteZeroes, Unmap, Flush with a
+// context (for the throttle wait), the I/O limits of block_set_io_throttle (throttle.go:
+// leaky buckets shared in throttle groups), the device-level accounting of
+// query-blockstats (Stats) and, without a write cache, a flush after each write.
+// Graph.FlushAll flushes every medium (the VM stopping).
+//
+// Locking (details in io.go): Node.io is shared by requests and exclusive for graph
+// changes under the node and for requests that free clusters; a qcow2 node's metadata is
+// under its own mutex, data moves outside it; Backend.io is shared by requests and
+// exclusive for a change of Root. Order: Graph.mu, then Backend.io, then Node.io of a node
+// before its children's. I/O never takes Graph.mu, so a job may do I/O from its
+// goroutine while the monitor changes the graph; to change n.File, n.Backing or b.Root
+// under I/O, hold n.io (b.io) exclusively while doing it.
+//
 // # What comes next
 //
-// Guest disk I/O will read and write through the format nodes (a qcow2 cluster mapper over
-// the L1/L2 tables and refcounts written here) and count in Node.Stats and Backend.Stats;
-// mirror, commit, stream and backup will be Jobs (StartJob with a JobRunner reporting
-// progress) driven through the same state machine and JOB_STATUS_CHANGE events.
+// Mirror, commit, stream and backup will be Jobs (StartJob with a JobRunner reporting
+// progress) driven through the same state machine and JOB_STATUS_CHANGE events, doing
+// their I/O through the methods above.
 package blockdev

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"tlcvm/compat/optval"
 )
 
 // KV is one key=value of a -drive option string, in written order.
@@ -40,16 +42,6 @@ var driveKeys = map[string]bool{
 	"file.aio": true,
 }
 
-func parseBool(key, v string) (bool, error) {
-	switch v {
-	case "on", "yes", "true", "y":
-		return true, nil
-	case "off", "no", "false", "n":
-		return false, nil
-	}
-	return false, errf(ErrInvalid, "Parameter '%s' expects 'on' or 'off'", key)
-}
-
 // AddDrive handles one -drive: it opens the image (probing the format when none is given,
 // with QEMU's warning for raw), creates the backend and returns where a device goes.
 func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
@@ -75,7 +67,7 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 	ro := d.Media == "cdrom"
 	for _, k := range []string{"readonly", "read-only"} {
 		if v, ok := get(k); ok {
-			b, err := parseBool("read-only", v)
+			b, err := optval.ParseBool(ErrInvalid, "read-only", v)
 			if err != nil {
 				return nil, err
 			}
@@ -106,11 +98,11 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 		if !ok {
 			return def, nil
 		}
-		n, err := strconv.ParseInt(v, 0, 32)
+		n, err := optval.ParseNumber(ErrInvalid, k, v)
 		if err != nil {
-			return 0, errf(ErrInvalid, "Parameter '%s' expects a number", k)
+			return 0, err
 		}
-		return int(n), nil
+		return int(int32(n)), nil // QEMU's int bus_id = qemu_opt_get_number(...)
 	}
 	var err error
 	bus, err := num("bus", 0)
@@ -198,7 +190,7 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 	}
 	for k, p := range map[string]*bool{"cache.direct": &direct, "cache.no-flush": &noFlush, "cache.writeback": &writeback} {
 		if v, ok := get(k); ok {
-			b, err := parseBool(k, v)
+			b, err := optval.ParseBool(ErrInvalid, k, v)
 			if err != nil {
 				return nil, err
 			}
@@ -233,16 +225,13 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 	}
 	snapshot := false
 	if v, ok := get("snapshot"); ok {
-		if snapshot, err = parseBool("snapshot", v); err != nil {
+		if snapshot, err = optval.ParseBool(ErrInvalid, "snapshot", v); err != nil {
 			return nil, err
 		}
 	}
 	format, hasFormat := get("format")
 	if hasFormat && format != DriverRaw && format != DriverQcow2 {
-		if knownFormat(format) {
-			return nil, errf(ErrUnsupported, "tlcvm: block driver '%s' is not supported (tlcvm opens file, raw and qcow2)", format)
-		}
-		return nil, errf(ErrInvalid, "Unknown driver '%s'", format)
+		return nil, formatError(format)
 	}
 	for _, kv := range kvs {
 		if !driveKeys[kv.Key] {
@@ -256,6 +245,9 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 	b := &Backend{Name: d.ID, Drive: d, WriteThrough: !writeback, perm: PermConsistentRead, shared: PermAll}
 	file, _ := get("file")
 	if file == "" {
+		// An empty drive keeps its flags for the medium blockdev-change-medium opens.
+		b.media.root = rootState{readWrite: !ro, direct: direct, noFlush: noFlush,
+			detectZeroes: o.DetectZeroes != "" && o.DetectZeroes != "off"}
 		g.backends = append(g.backends, b)
 		return b, nil
 	}
@@ -266,29 +258,13 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 	}
 	in := inherited{readOnly: ro || snapshot, direct: direct, noFlush: noFlush, implicit: true}
 	if v, ok := get("auto-read-only"); ok {
-		if in.autoReadOnly, err = parseBool("auto-read-only", v); err != nil {
+		if in.autoReadOnly, err = optval.ParseBool(ErrInvalid, "auto-read-only", v); err != nil {
 			return nil, err
 		}
 	}
-	fo := *o
-	fo.Driver, fo.Filename = DriverFile, file
-	fo.Locking, _ = get("file.locking")
-	fnode, err := g.open(&fo, in, &opened)
-	if err != nil {
-		return fail(err)
-	}
-	if !hasFormat {
-		if format, err = probe(fnode); err != nil {
-			return fail(err)
-		}
-		if format == DriverRaw && !in.readOnly {
-			fmt.Fprintf(g.cfg.Warn, rawProbeWarning, file)
-		}
-	}
-	ro2 := o
-	ro2.Driver, ro2.File = format, &Ref{Node: fnode.Name}
-	ro2.NodeName, _ = get("node-name")
-	root, err := g.open(ro2, in, &opened)
+	o.Locking, _ = get("file.locking")
+	o.NodeName, _ = get("node-name")
+	root, err := g.openImage(*o, file, format, in, &opened)
 	if err != nil {
 		return fail(err)
 	}
@@ -307,6 +283,32 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 	return b, nil
 }
 
+// openImage is bdrv_open of an image file name: a "file" node over filename, then a node
+// of format over it (probed when format is "", with QEMU's warning when a writable image
+// is guessed raw; the "file" format is the protocol node alone). o carries the options of
+// the format node (its node name) and of both (cache, discard, detect-zeroes, locking).
+func (g *Graph) openImage(o Options, filename, format string, in inherited, opened *[]*Node) (*Node, error) {
+	fo := o
+	fo.Driver, fo.Filename, fo.NodeName = hostDriver(filename), filename, ""
+	fnode, err := g.open(&fo, in, opened)
+	if err != nil {
+		return nil, err
+	}
+	if format == "" {
+		if format, err = probe(fnode); err != nil {
+			return nil, err
+		}
+		if format == DriverRaw && !in.readOnly {
+			fmt.Fprintf(g.cfg.Warn, rawProbeWarning, filename)
+		}
+	}
+	if format == DriverFile || format == DriverHostDevice {
+		return fnode, nil
+	}
+	o.Driver, o.File, o.Filename, o.Locking = format, &Ref{Node: fnode.Name}, "", ""
+	return g.open(&o, in, opened)
+}
+
 // driveAt finds the -drive backend at interface/bus/unit.
 func (g *Graph) driveAt(iface string, bus, unit int) *Backend {
 	for _, b := range g.backends {
@@ -315,6 +317,15 @@ func (g *Graph) driveAt(iface string, bus, unit int) *Backend {
 		}
 	}
 	return nil
+}
+
+// formatError is the error for an image format tlcvm does not open: QEMU's for a name it
+// does not know, tlcvm's for one of QEMU's other drivers.
+func formatError(format string) error {
+	if knownFormat(format) {
+		return errf(ErrUnsupported, "tlcvm: block driver '%s' is not supported (tlcvm opens file, raw and qcow2)", format)
+	}
+	return errf(ErrInvalid, "Unknown driver '%s'", format)
 }
 
 // knownFormat lists QEMU 7.2's other block format drivers.

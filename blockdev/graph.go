@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/rs/zerolog"
+
+	"tlcvm/compat/optval"
 )
 
 // Emitter receives the events the block layer raises (JOB_STATUS_CHANGE, DEVICE_DELETED,
@@ -37,6 +39,9 @@ type Graph struct {
 	counter  int // for generated node names
 	cfg      Config
 	jobs     *jobList
+
+	tgMu   sync.Mutex                // guards groups and throttle membership
+	groups map[string]*throttleGroup // throttle groups by name; +checklocks:tgMu
 }
 
 // New returns an empty graph.
@@ -145,26 +150,9 @@ func (g *Graph) lookup(device, nodeName string) (*Node, error) {
 	return nil, errf(ErrNotFound, "Cannot find device='%s' nor node-name='%s'", device, nodeName)
 }
 
-// idWellFormed is QEMU's id_wellformed: a letter, then letters, digits, '-', '.', '_'.
-func idWellFormed(id string) bool {
-	if id == "" {
-		return false
-	}
-	for i, c := range id {
-		alpha := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-		if i == 0 && !alpha {
-			return false
-		}
-		if !alpha && !(c >= '0' && c <= '9') && c != '-' && c != '.' && c != '_' {
-			return false
-		}
-	}
-	return true
-}
-
 // checkNodeName validates a user-given node name as bdrv_assign_node_name does.
 func (g *Graph) checkNodeName(name string) error {
-	if !idWellFormed(name) {
+	if !optval.ID(name) {
 		return errf(ErrInvalid, "Invalid node-name: '%s'", name)
 	}
 	if g.backend(name) != nil {
@@ -252,7 +240,7 @@ func (g *Graph) refresh() error {
 	}
 	var done []lockUndo
 	for _, n := range g.nodes {
-		if n.f == nil || n.Driver != DriverFile {
+		if n.f == nil || !n.protocol() {
 			continue
 		}
 		perm, shared := cumulative(n)
@@ -303,3 +291,23 @@ func (g *Graph) NodesLocked() []*Node {
 
 // BackendsLocked is Backends for a caller holding Lock.
 func (g *Graph) BackendsLocked() []*Backend { return append([]*Backend(nil), g.backends...) }
+
+// Backend returns the named backend (a -drive's id).
+func (g *Graph) Backend(name string) (*Backend, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b := g.backend(name)
+	return b, b != nil
+}
+
+// DeviceBackend returns the backend of the disk device with the given qdev id.
+func (g *Graph) DeviceBackend(id string) (*Backend, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, d := range g.devices {
+		if d.ID == id && d.Backend != nil {
+			return d.Backend, true
+		}
+	}
+	return nil, false
+}

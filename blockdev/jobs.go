@@ -2,6 +2,8 @@ package blockdev
 
 import (
 	"sync"
+
+	"tlcvm/compat/optval"
 )
 
 // JobStatus is QAPI's JobStatus.
@@ -73,7 +75,7 @@ func (g *Graph) StartJob(id, typ string, run JobRunner) error {
 			return errf(ErrExists, "Job ID '%s' already in use", id)
 		}
 	}
-	if !idWellFormed(id) {
+	if !optval.ID(id) {
 		return errf(ErrInvalid, "Invalid job ID '%s'", id)
 	}
 	j := &Job{ID: id, Type: typ, Total: 1}

@@ -1,9 +1,10 @@
 package chardev
 
 import (
-	"math"
 	"strconv"
 	"strings"
+
+	"tlcvm/compat/optval"
 )
 
 // Back-end names as QEMU spells them in -chardev and query-chardev.
@@ -145,118 +146,16 @@ func checkKey(key, val string) error {
 	}
 	switch keyKinds[key] {
 	case kindBool:
-		_, err := parseBool(key, val)
+		_, err := optval.ParseBool(ErrInvalid, key, val)
 		return err
 	case kindNumber:
-		_, err := parseNumber(key, val)
+		_, err := optval.ParseNumber(ErrInvalid, key, val)
 		return err
 	case kindSize:
-		_, err := parseSize(key, val)
+		_, err := optval.ParseSize(ErrInvalid, key, val)
 		return err
 	}
 	return nil
-}
-
-// parseBool is qapi_bool_parse.
-func parseBool(key, val string) (bool, error) {
-	switch val {
-	case "on", "yes", "true", "y":
-		return true, nil
-	case "off", "no", "false", "n":
-		return false, nil
-	}
-	return false, newErr(ErrInvalid, "Parameter '%s' expects 'on' or 'off'", key)
-}
-
-// parseNumber is QemuOpts' QEMU_OPT_NUMBER: qemu_strtou64 with base 0.
-func parseNumber(key, val string) (uint64, error) {
-	s := strings.TrimLeft(val, " \t\n\v\f\r")
-	neg := false
-	if strings.HasPrefix(s, "-") {
-		neg, s = true, s[1:]
-	} else if strings.HasPrefix(s, "+") {
-		s = s[1:]
-	}
-	n, err := strconv.ParseUint(s, 0, 64)
-	if err != nil || s == "" || strings.Contains(s, "_") {
-		return 0, newErr(ErrInvalid, "Parameter '%s' expects a number", key)
-	}
-	if neg {
-		n = -n
-	}
-	return n, nil
-}
-
-const sizeHint = "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\nand exabytes, respectively.\n"
-
-// parseSize is QemuOpts' QEMU_OPT_SIZE (qemu_strtosz).
-func parseSize(key, val string) (uint64, error) {
-	bad := newErr(ErrInvalid, "Parameter '%s' expects a non-negative number below 2^64", key).
-		AppendHint(sizeHint)
-	s := val
-	i := 0
-	for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.') {
-		i++
-	}
-	if i == 0 {
-		return 0, bad
-	}
-	num, suffix := s[:i], s[i:]
-	mult := 1.0
-	if len(suffix) == 1 {
-		switch suffix[0] {
-		case 'b', 'B':
-		case 'k', 'K':
-			mult = 1 << 10
-		case 'm', 'M':
-			mult = 1 << 20
-		case 'g', 'G':
-			mult = 1 << 30
-		case 't', 'T':
-			mult = 1 << 40
-		case 'p', 'P':
-			mult = 1 << 50
-		case 'e', 'E':
-			mult = 1 << 60
-		default:
-			return 0, bad
-		}
-	} else if suffix != "" {
-		return 0, bad
-	}
-	if !strings.Contains(num, ".") {
-		n, err := strconv.ParseUint(num, 10, 64)
-		if err != nil || (mult > 1 && n > uint64(math.MaxUint64/mult)) {
-			return 0, bad
-		}
-		return n * uint64(mult), nil
-	}
-	if mult == 1 {
-		return 0, bad // fractions need a suffix
-	}
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || f*mult >= 0x1p64 {
-		return 0, bad
-	}
-	return uint64(f * mult), nil
-}
-
-// validID is QEMU's id_wellformed: a letter, then letters, digits, '-', '.', '_'.
-func validID(id string) bool {
-	if id == "" {
-		return false
-	}
-	for i, r := range id {
-		isAlpha := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
-		switch {
-		case i == 0 && !isAlpha:
-			return false
-		case isAlpha, r >= '0' && r <= '9', r == '-', r == '.', r == '_':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // SpecFromKV converts one -chardev option group to a Spec, with QEMU 7.2's
@@ -268,9 +167,9 @@ func SpecFromKV(kv func(key string) (string, bool), id string) (Spec, error) {
 	if id == "" {
 		return s, newErr(ErrInvalid, "chardev: no id specified")
 	}
-	if !validID(id) {
+	if !optval.ID(id) {
 		return s, newErr(ErrInvalid, "Parameter 'id' expects an identifier").
-			AppendHint("Identifiers consist of letters, digits, '-', '.', '_', starting with a letter.\n")
+			AppendHint(optval.IDHint)
 	}
 	for _, k := range Keys {
 		if v, ok := kv(k); ok {
@@ -286,10 +185,10 @@ func SpecFromKV(kv func(key string) (string, bool), id string) (Spec, error) {
 		if !ok {
 			return def
 		}
-		b, _ := parseBool(k, v)
+		b, _ := optval.ParseBool(ErrInvalid, k, v)
 		return b
 	}
-	number := func(k string) uint64 { v, _ := kv(k); n, _ := parseNumber(k, v); return n }
+	number := func(k string) uint64 { v, _ := kv(k); n, _ := optval.ParseNumber(ErrInvalid, k, v); return n }
 
 	backend, ok := kv("backend")
 	if !ok {
@@ -398,7 +297,7 @@ func SpecFromKV(kv func(key string) (string, bool), id string) (Spec, error) {
 		s.Signal = boolean("signal", true)
 	case BackendRingbuf:
 		if v, ok := kv("size"); ok {
-			n, _ := parseSize("size", v)
+			n, _ := optval.ParseSize(ErrInvalid, "size", v)
 			s.Size = int64(n)
 		}
 	case "mux":

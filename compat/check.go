@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"tlcvm/compat/optval"
 	"tlcvm/compat/qerror"
 )
 
@@ -147,8 +148,8 @@ func (s *parseState) checkMachineProps(m MachineLimits) error {
 		if str[len(str)-1] >= '0' && str[len(str)-1] <= '9' {
 			str += "M" // legacy suffix-less format means MiB
 		}
-		v, hexSuffix, err := parseSize(str)
-		if err != nil {
+		v, rest, hexSuffix, err := optval.ScanSize(str, 'B')
+		if err != nil || rest != "" {
 			return s.fail("", errExpects("memory.size", "size"))
 		}
 		if hexSuffix {
@@ -332,6 +333,7 @@ func (s *parseState) checkAccels() error {
 					return s.fail(o.Loc, newErr(ErrBadValue, "Invalid 'thread' setting "+kv.Value))
 				}
 			case a == "tcg" && (kv.Name == "tb-size" || kv.Name == "split-wx"):
+			case a == "tcg" && kv.Name == "x-dirty-ring-size": // tlcvm's extension (docs/compatibility.md)
 			case a == "kvm" && contains([]string{"kernel-irqchip", "kvm-shadow-mem", "dirty-ring-size", "notify-vmexit", "notify-window", "eager-split-size"}, kv.Name):
 			default:
 				return s.fail(o.Loc, newErr(ErrInvalidParameter, "Property '"+a+"-accel."+kv.Name+"' not found"))

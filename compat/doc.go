@@ -34,8 +34,9 @@
 //	[implied-value,]key=value[,key=value]...
 //	value "a,,b" means "a,b"; bare "flag" = flag=on (deprecation warning),
 //	"noflag" = flag=off; "help"/"?" asks for help; id= is kept apart;
-//	booleans on/yes/true/y, off/no/false/n; sizes ParseSize; numbers
-//	strtoull base 0.
+//	booleans on/yes/true/y, off/no/false/n; sizes qemu_strtosz; numbers
+//	strtoull base 0 (all three read by package compat/optval, which
+//	every other package uses for QEMU's values too).
 //
 // keyval (util/keyval.c), used by -machine -object -blockdev -audiodev
 // -display -compat: like QemuOpts but keys are dotted QAPI names

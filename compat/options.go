@@ -3,6 +3,7 @@ package compat
 import (
 	"strings"
 
+	"tlcvm/compat/optval"
 	"tlcvm/compat/qerror"
 )
 
@@ -280,7 +281,16 @@ func (s *parseState) option(name, arg, loc string) (stop bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		c.Sandbox = o
+		c.Sandboxes = append(c.Sandboxes, sandbox(o))
+		s.sandbox = append(s.sandbox, o)
+	case "runas":
+		r, e := runAs(arg, loc, s.users)
+		if e != nil {
+			return false, s.fail(loc, e)
+		}
+		c.RunAs = r
+	case "chroot":
+		c.Chroot = arg
 	case "no-user-config":
 		c.NoUserCfg = true
 	case "trace":
@@ -325,7 +335,7 @@ func uuidValid(s string) bool {
 				return false
 			}
 		default:
-			if hexDigit(s[i]) < 0 || hexDigit(s[i]) > 15 {
+			if !strings.ContainsRune("0123456789abcdefABCDEF", rune(s[i])) {
 				return false
 			}
 		}
@@ -518,9 +528,9 @@ func (s *parseState) object(arg, loc string) (bool, error) {
 		}
 		ob.Keyval = k
 	}
-	if !idWellFormed(ob.ID) {
+	if !optval.ID(ob.ID) {
 		e := errExpects("id", "an identifier")
-		e.Hint = "Identifiers consist of letters, digits, '-', '.', '_', starting with a letter.\n"
+		e.Hint = optval.IDHint
 		return false, s.fail(loc, e)
 	}
 	if err := s.claimID("object", ob.ID, loc, "Duplicate ID '"+ob.ID+"' for object"); err != nil {

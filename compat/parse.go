@@ -5,6 +5,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"tlcvm/compat/optval"
 	"tlcvm/compat/qerror"
 )
 
@@ -12,6 +13,10 @@ import (
 // Log defaults to silence.
 type Parser struct {
 	Log zerolog.Logger
+	// LookupUser is getpwnam(3) for -runas: the uid and primary gid of a user name. QEMU
+	// looks the name up when it reads the option. nil: no name is a user (only UID:GID
+	// is accepted).
+	LookupUser func(name string) (uid, gid uint32, ok bool)
 }
 
 // Parse parses argv (argv[0] is the program path) with a silent Parser.
@@ -41,6 +46,8 @@ type parseState struct {
 	lists    map[string]*Opts
 	log      zerolog.Logger
 	limits   MachineLimits // the machine's facts, during Check
+	users    func(string) (uint32, uint32, bool)
+	sandbox  []*Opts // the -sandbox groups, for checkSandbox
 }
 
 // fail builds the error for e at loc, with the warnings printed so far.
@@ -64,6 +71,7 @@ func (p *Parser) Parse(argv []string) (*Config, error) {
 		prog:  prog,
 		lists: map[string]*Opts{},
 		log:   p.Log,
+		users: p.LookupUser,
 	}
 	// First pass: lookup_opt on everything.
 	for i := 1; i < len(argv); i++ {
@@ -149,7 +157,7 @@ var (
 	listGlobal   = &optsList{name: "global", desc: map[string]optType{"driver": optString, "property": optString, "value": optString}}
 	listRTC      = &optsList{name: "rtc", merge: true, desc: map[string]optType{"base": optString, "clock": optString, "driftfix": optString}}
 	listFwCfg    = &optsList{name: "fw_cfg", implied: "name", desc: map[string]optType{"name": optString, "file": optString, "string": optString, "gen_id": optString}}
-	listSandbox  = &optsList{name: "sandbox", implied: "enable", merge: true, desc: map[string]optType{"enable": optBool, "obsolete": optString, "elevateprivileges": optString, "spawn": optString, "resourcecontrol": optString}}
+	listSandbox  = &optsList{name: "sandbox", implied: "enable", desc: map[string]optType{"enable": optBool, "obsolete": optString, "elevateprivileges": optString, "spawn": optString, "resourcecontrol": optString}}
 	listMsg      = &optsList{name: "msg", merge: true, desc: map[string]optType{"timestamp": optBool, "guest-name": optBool}}
 	listOvercomm = &optsList{name: "overcommit", merge: true, desc: map[string]optType{"mem-lock": optBool, "cpu-pm": optBool}}
 	listTrace    = &optsList{name: "trace", implied: "enable", desc: map[string]optType{"enable": optString, "events": optString, "file": optString}}
@@ -175,7 +183,7 @@ var chardevDesc = func() map[string]optType {
 func (s *parseState) parseList(l *optsList, arg, loc string, permitAbbrev bool) (*Opts, bool, error) {
 	// qemu_opts_create runs before the keys are parsed: a duplicate id is
 	// reported before any bad key (and before short-form warnings).
-	if id, has := findID(arg); has && !l.merge && idWellFormed(id) && s.cfg.ids[l.name][id] {
+	if id, has := findID(arg); has && !l.merge && optval.ID(id) && s.cfg.ids[l.name][id] {
 		return nil, false, s.fail(loc, newErr(ErrDuplicateID, "Duplicate ID '"+id+"' for "+l.name))
 	}
 	o, warns, help, err := parseOpts(l, arg, permitAbbrev, true)

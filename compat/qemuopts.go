@@ -3,6 +3,7 @@ package compat
 import (
 	"strings"
 
+	"tlcvm/compat/optval"
 	"tlcvm/compat/qerror"
 )
 
@@ -85,15 +86,15 @@ func (o *Opts) Number(name string, def uint64) (uint64, error) {
 	return n, nil
 }
 
-// Size returns name as a byte count (ParseSize syntax).
+// Size returns name as a byte count (qemu_strtosz syntax, see optval.Size).
 func (o *Opts) Size(name string, def uint64) (uint64, error) {
 	v, ok := o.Get(name)
 	if !ok {
 		return def, nil
 	}
-	n, _, err := parseSize(v)
+	n, err := parseSize(name, v)
 	if err != nil {
-		return 0, sizeErr(name, v, err)
+		return 0, err
 	}
 	return n, nil
 }
@@ -229,9 +230,9 @@ func parseOpts(l *optsList, params string, permitAbbrev, warn bool) (o *Opts, wa
 		if l.merge {
 			return nil, nil, false, errInvalidParameter("id")
 		}
-		if !idWellFormed(id) {
+		if !optval.ID(id) {
 			e := errExpects("id", "an identifier")
-			e.Hint = "Identifiers consist of letters, digits, '-', '.', '_', starting with a letter.\n"
+			e.Hint = optval.IDHint
 			return nil, nil, false, e
 		}
 		o.ID = id
@@ -269,8 +270,8 @@ func parseOpts(l *optsList, params string, permitAbbrev, warn bool) (o *Opts, wa
 					return nil, warnings, false, e
 				}
 			case optSize:
-				if _, _, e := parseSize(value); e != nil {
-					return nil, warnings, false, sizeErr(name, value, e)
+				if _, e := parseSize(name, value); e != nil {
+					return nil, warnings, false, e
 				}
 			}
 		}
@@ -290,23 +291,4 @@ func findID(params string) (string, bool) {
 	return "", false
 }
 
-// idWellFormed is util/id.c id_wellformed: a letter, then letters, digits,
-// '-', '.', '_'.
-func idWellFormed(id string) bool {
-	if id == "" || !isAlpha(id[0]) {
-		return false
-	}
-	for i := 1; i < len(id); i++ {
-		c := id[i]
-		if !isAlpha(c) && !(c >= '0' && c <= '9') && c != '-' && c != '.' && c != '_' {
-			return false
-		}
-	}
-	return true
-}
-
 func isAlpha(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }
-
-// IDWellFormed is QEMU's id_wellformed (an id of -device, -object, -chardev, …): a letter,
-// then letters, digits, '-', '.', '_'.
-func IDWellFormed(id string) bool { return idWellFormed(id) }

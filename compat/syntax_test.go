@@ -9,31 +9,6 @@ import (
 	"tlcvm/compat/qerror"
 )
 
-func TestParseSize(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want uint64
-		ok   bool
-	}{
-		{"0", 0, true}, {"512", 512, true}, {"1k", 1024, true}, {"1K", 1024, true},
-		{"512M", 512 << 20, true}, {"1G", 1 << 30, true}, {"2T", 2 << 40, true},
-		{"1P", 1 << 50, true}, {"1E", 1 << 60, true}, {"15E", 15 << 60, true},
-		{"1b", 1, true}, {"1B", 1, true}, {"1.5G", 3 << 29, true}, {"1.k", 1024, true},
-		{"0x10", 16, true}, {"0x10M", 16 << 20, true}, {" 12", 12, true},
-		{"", 0, false}, {"5X", 0, false}, {"-1", 0, false}, {"1e3", 0, false},
-		{"1.5", 0, false}, {"1.5B", 0, false}, {"16E", 0, false}, {"99999999999999999999", 0, false},
-		{"0x1.5M", 0, false}, {"1MB", 0, false},
-	} {
-		got, err := compat.ParseSize(tc.in)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d ok=%v", tc.in, got, err, tc.want, tc.ok)
-		}
-		if err != nil && !errors.Is(err, compat.ErrBadValue) {
-			t.Errorf("ParseSize(%q): %v is not ErrBadValue", tc.in, err)
-		}
-	}
-}
-
 func TestParseOpts(t *testing.T) {
 	for _, tc := range []struct {
 		in, implied, want, id string
@@ -267,7 +242,8 @@ func FuzzParseOpts(f *testing.F) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"-m 512M -hda x -localtime -net nic -net user", "-device {\"driver\":\"x\"}", "-smp 2,sockets=2 -machine pc,accel=kvm:tcg", "-serial mon:stdio -nographic", "-object secret,id=a -global a.b=c"} {
+	for _, s := range []string{"-m 512M -hda x -localtime -net nic -net user", "-device {\"driver\":\"x\"}", "-smp 2,sockets=2 -machine pc,accel=kvm:tcg", "-serial mon:stdio -nographic", "-object secret,id=a -global a.b=c",
+		"-runas 0x10:010 -chroot /x -sandbox on,spawn=deny -sandbox off,obsolete=allow"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

@@ -2,6 +2,8 @@ package compat
 
 import (
 	"strings"
+
+	"tlcvm/compat/optval"
 )
 
 // validate runs the checks QEMU makes after its option loop and before it
@@ -26,21 +28,13 @@ func (s *parseState) validate() error {
 	if err := s.fillNameMemoryRTC(); err != nil {
 		return err
 	}
-	if o := c.Sandbox; o != nil {
-		if on, _ := o.Bool("enable", false); on {
-			for _, k := range []struct {
-				key  string
-				vals []string
-			}{
-				{"obsolete", []string{"allow", "deny"}},
-				{"elevateprivileges", []string{"allow", "deny", "children"}},
-				{"spawn", []string{"allow", "deny"}},
-				{"resourcecontrol", []string{"allow", "deny"}},
-			} {
-				if v, ok := o.Get(k.key); ok && !contains(k.vals, v) {
-					return s.fail(o.Loc, newErr(ErrBadValue, "invalid argument for "+k.key))
-				}
-			}
+	// qemu_process_early_options: parse_sandbox for each enabled -sandbox, in order.
+	for i, o := range s.sandbox {
+		if !c.Sandboxes[i].Enable {
+			continue
+		}
+		if e := checkSandbox(o, &c.Sandboxes[i]); e != nil {
+			return s.fail(o.Loc, e)
 		}
 	}
 	if c.LogItems != "" && !logMaskValid(c.LogItems) {
@@ -124,7 +118,7 @@ func (s *parseState) fillNameMemoryRTC() error {
 			m.sizeStr, _ = o.Get("size")
 		}
 		if v, ok := o.Get("maxmem"); ok {
-			m.MaxMem, _, _ = parseSize(v)
+			m.MaxMem, _ = optval.Size(v)
 			m.HasMaxMem = true
 		}
 		if _, ok := o.Get("slots"); ok {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"tlcvm/compat/optval"
 )
 
 // Sentinel errors. Every error the parser returns is a *ParseError wrapping one of them.
@@ -266,15 +268,15 @@ func (ap *argParser) parse(s string, p int) (Args, error) {
 					continue
 				}
 			}
-			val, end, hexSuffix, ok := strtoszMiB(s, p)
-			if !ok || val > 1<<63-1 {
+			val, rest, hexSuffix, err := optval.ScanSize(s[p:], 'M') // qemu_strtosz_MiB
+			if err != nil || val > 1<<63-1 {
 				return ap.fail("invalid size")
 			}
 			if hexSuffix {
 				ap.warnf("warning: Using a multiplier suffix on hex numbers is deprecated: %s", s[p:])
 			}
 			args[key] = int64(val)
-			p = end
+			p = len(s) - len(rest)
 		case 'T':
 			p = skipSpace(s, p)
 			if at(typ, t) == '?' {
@@ -314,14 +316,11 @@ func (ap *argParser) parse(s string, p int) (Args, error) {
 			for isGraph(at(s, p)) {
 				p++
 			}
-			switch s[beg:p] {
-			case "on":
-				args[key] = true
-			case "off":
-				args[key] = false
-			default:
+			b, ok := optval.Bool(s[beg:p], optval.OnOff) // monitor_parse_arguments: on/off only
+			if !ok {
 				return ap.fail("Expected 'on' or 'off'")
 			}
+			args[key] = b
 		case '-':
 			tmp := p
 			flag := at(typ, t)

@@ -1,6 +1,7 @@
 package hmp
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -21,6 +22,7 @@ type hmpImageInfo struct {
 	BackingFilename       *string        `json:"backing-filename"`
 	FullBackingFilename   *string        `json:"full-backing-filename"`
 	BackingFilenameFormat *string        `json:"backing-filename-format"`
+	Snapshots             []hmpSnapshot  `json:"snapshots"`
 	BackingImage          *hmpImageInfo  `json:"backing-image"`
 	FormatSpecific        *hmpFormatSpec `json:"format-specific"`
 }
@@ -47,11 +49,39 @@ type hmpBlockDeviceInfo struct {
 	Encrypted        bool         `json:"encrypted"`
 	DetectZeroes     string       `json:"detect_zeroes"`
 	Image            hmpImageInfo `json:"image"`
+	Throttle         hmpThrottle  `json:"-"`
 	Cache            struct {
 		Writeback bool `json:"writeback"`
 		Direct    bool `json:"direct"`
 		NoFlush   bool `json:"no-flush"`
 	} `json:"cache"`
+}
+
+// hmpThrottle is BlockDeviceInfo's I/O limits (absent members are 0, as QEMU prints them).
+type hmpThrottle struct {
+	Bps       int64  `json:"bps"`
+	BpsRd     int64  `json:"bps_rd"`
+	BpsWr     int64  `json:"bps_wr"`
+	BpsMax    int64  `json:"bps_max"`
+	BpsRdMax  int64  `json:"bps_rd_max"`
+	BpsWrMax  int64  `json:"bps_wr_max"`
+	Iops      int64  `json:"iops"`
+	IopsRd    int64  `json:"iops_rd"`
+	IopsWr    int64  `json:"iops_wr"`
+	IopsMax   int64  `json:"iops_max"`
+	IopsRdMax int64  `json:"iops_rd_max"`
+	IopsWrMax int64  `json:"iops_wr_max"`
+	IopsSize  int64  `json:"iops_size"`
+	Group     string `json:"group"`
+}
+
+// UnmarshalJSON reads the limits from the same object as the rest.
+func (b *hmpBlockDeviceInfo) UnmarshalJSON(data []byte) error {
+	type plain hmpBlockDeviceInfo
+	if err := json.Unmarshal(data, (*plain)(b)); err != nil {
+		return err
+	}
+	return json.Unmarshal(data, &b.Throttle)
 }
 
 type hmpBlockInfo struct {
@@ -69,7 +99,81 @@ func blockCommands() []Command {
 		{Info: true, Name: "block", Args: "nodes:-n,verbose:-v,device:B?", Params: "[-n] [-v] [device]",
 			Help: "show info of one block device or all block devices (-n: show named nodes; -v: show details)",
 			Run:  infoBlock},
+		{Info: true, Name: "blockstats", Params: "", Help: "show block device statistics", Run: infoBlockstats},
+		{Name: "qemu-io", Args: "qdev:-d,device:B,command:s", Params: "[-d] [device] \"[command]\"",
+			Help: "run a qemu-io command on a block device\n\t\t\t-d: [device] is a device ID rather than a drive ID or node name",
+			Run: func(c *Call) {
+				device, _ := c.Args.Str("device")
+				command, _ := c.Args.Str("command")
+				var r struct {
+					Text string `json:"text"`
+				}
+				if !c.Fail(c.Query("x-tlcvm-qemu-io", map[string]any{"device": device, "qdev": c.Args.Bool("qdev"), "command": command}, &r)) {
+					c.Print(r.Text)
+				}
+			}},
+		{Name: "block_set_io_throttle", Args: "device:B,bps:l,bps_rd:l,bps_wr:l,iops:l,iops_rd:l,iops_wr:l",
+			Params: "device bps bps_rd bps_wr iops iops_rd iops_wr", Help: "change I/O throttle limits for a block drive",
+			Run: blockSetIOThrottle},
 	}
+}
+
+// infoBlockstats is hmp_info_blockstats: query-blockstats' devices, one line each
+// (idle_time_ns 0 when there is none).
+func infoBlockstats(c *Call) {
+	var list []struct {
+		Device *string `json:"device"`
+		Stats  struct {
+			RdBytes          int64 `json:"rd_bytes"`
+			WrBytes          int64 `json:"wr_bytes"`
+			RdOperations     int64 `json:"rd_operations"`
+			WrOperations     int64 `json:"wr_operations"`
+			FlushOperations  int64 `json:"flush_operations"`
+			WrTotalTimeNs    int64 `json:"wr_total_time_ns"`
+			RdTotalTimeNs    int64 `json:"rd_total_time_ns"`
+			FlushTotalTimeNs int64 `json:"flush_total_time_ns"`
+			RdMerged         int64 `json:"rd_merged"`
+			WrMerged         int64 `json:"wr_merged"`
+			IdleTimeNs       int64 `json:"idle_time_ns"`
+		} `json:"stats"`
+	}
+	if c.Fail(c.Query("query-blockstats", nil, &list)) {
+		return
+	}
+	for _, b := range list {
+		if b.Device == nil {
+			continue
+		}
+		s := b.Stats
+		c.Printf("%s: rd_bytes=%d wr_bytes=%d rd_operations=%d wr_operations=%d flush_operations=%d "+
+			"wr_total_time_ns=%d rd_total_time_ns=%d flush_total_time_ns=%d rd_merged=%d wr_merged=%d idle_time_ns=%d\n",
+			*b.Device, s.RdBytes, s.WrBytes, s.RdOperations, s.WrOperations, s.FlushOperations,
+			s.WrTotalTimeNs, s.RdTotalTimeNs, s.FlushTotalTimeNs, s.RdMerged, s.WrMerged, s.IdleTimeNs)
+	}
+}
+
+// blockSetIOThrottle is hmp_block_set_io_throttle: the name is a drive's when a drive has
+// it, else a device's id (or QOM path); the burst members keep their defaults.
+func blockSetIOThrottle(c *Call) {
+	name, _ := c.Args.Str("device")
+	args := map[string]any{}
+	for _, k := range []string{"bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr"} {
+		args[k], _ = c.Args.Int(k)
+	}
+	var drives []struct {
+		Device string `json:"device"`
+	}
+	if c.Fail(c.Query("query-block", nil, &drives)) {
+		return
+	}
+	args["id"] = name
+	for _, d := range drives {
+		if d.Device == name && name != "" {
+			delete(args, "id")
+			args["device"] = name
+		}
+	}
+	c.Do("block_set_io_throttle", args)
 }
 
 func infoBlock(c *Call) {
@@ -176,6 +280,12 @@ func printBlockInfo(c *Call, info *hmpBlockInfo, ins *hmpBlockDeviceInfo, verbos
 	if ins.DetectZeroes != "" && ins.DetectZeroes != "off" {
 		c.Printf("    Detect zeroes:    %s\n", ins.DetectZeroes)
 	}
+	if t := ins.Throttle; t.Bps != 0 || t.BpsRd != 0 || t.BpsWr != 0 || t.Iops != 0 || t.IopsRd != 0 || t.IopsWr != 0 {
+		c.Printf("    I/O throttling:   bps=%d bps_rd=%d bps_wr=%d bps_max=%d bps_rd_max=%d bps_wr_max=%d "+
+			"iops=%d iops_rd=%d iops_wr=%d iops_max=%d iops_rd_max=%d iops_wr_max=%d iops_size=%d group=%s\n",
+			t.Bps, t.BpsRd, t.BpsWr, t.BpsMax, t.BpsRdMax, t.BpsWrMax,
+			t.Iops, t.IopsRd, t.IopsWr, t.IopsMax, t.IopsRdMax, t.IopsWrMax, t.IopsSize, t.Group)
+	}
 	if verbose {
 		c.Print("\nImages:\n")
 		for img := &ins.Image; img != nil; img = img.BackingImage {
@@ -210,6 +320,10 @@ func imageInfoDump(c *Call, img *hmpImageInfo) {
 		if img.BackingFilenameFormat != nil {
 			c.Printf("backing file format: %s\n", *img.BackingFilenameFormat)
 		}
+	}
+	if len(img.Snapshots) > 0 {
+		c.Print("Snapshot list:\n")
+		snapshotTable(c, img.Snapshots)
 	}
 	if fs := img.FormatSpecific; fs != nil && fs.Type == "qcow2" {
 		c.Print("Format specific information:\n")

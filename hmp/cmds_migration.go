@@ -2,10 +2,10 @@ package hmp
 
 import (
 	"encoding/json"
-
-	"strconv"
-	"strings"
 	"time"
+
+	"tlcvm/compat/optval"
+	"tlcvm/compat/qerror"
 )
 
 // The migration commands of QEMU 7.2's hmp-commands.hx and hmp-commands-info.hx (migrate,
@@ -321,37 +321,6 @@ var paramKinds = map[string]paramKind{
 	"block-bitmap-mapping": pkQMPOnly, "x-checkpoint-cpu": pkInt, "x-restore-populate": pkStr,
 }
 
-const sizeHint = "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\nand exabytes, respectively.\n"
-
-// parseUint64 is the string input visitor's uint64: decimal, 0x hex or 0 octal, a leading
-// '-' wrapping as strtoull does.
-func parseUint64(s string) (uint64, bool) {
-	t := strings.TrimSpace(s)
-	neg := strings.HasPrefix(t, "-")
-	t = strings.TrimPrefix(strings.TrimPrefix(t, "-"), "+")
-	v, err := strconv.ParseUint(t, 0, 64)
-	if err != nil {
-		return 0, false
-	}
-	if neg {
-		v = -v
-	}
-	return v, true
-}
-
-// parseSize is qemu_strtosz (bytes by default).
-func parseSize(s string) (uint64, bool) {
-	if s != "" && s[len(s)-1] >= '0' && s[len(s)-1] <= '9' {
-		if strings.ContainsAny(s, ".-") {
-			return 0, false
-		}
-		v, err := strconv.ParseUint(s, 0, 64)
-		return v, err == nil
-	}
-	v, end, _, ok := strtoszMiB(s, 0)
-	return v, ok && end == len(s)
-}
-
 func hmpSetParameter(c *Call) {
 	name, _ := c.Args.Str("parameter")
 	value, _ := c.Args.Str("value")
@@ -360,25 +329,27 @@ func hmpSetParameter(c *Call) {
 		c.Printf("Error: invalid parameter value: %s\n", name)
 		return
 	}
+	// The values go through QEMU's string input visitor (parse_option_size, qemu_strtou64,
+	// qemu_strtoi64, qapi_bool_parse); errors print as hmp_handle_error does.
 	var v any
 	switch kind {
 	case pkSize:
-		n, ok := parseSize(value)
-		if !ok {
-			c.Printf("Error: Parameter '%s' expects a non-negative number below 2^64\n%s", name, sizeHint)
+		n, err := optval.ParseSize(nil, name, value)
+		if err != nil {
+			c.Print("Error: " + qerror.Report(err))
 			return
 		}
 		v = n
 	case pkMiB:
-		n, end, _, ok := strtoszMiB(value, 0)
-		if !ok || end != len(value) || n > 1<<63-1 {
+		n, rest, _, err := optval.ScanSize(value, 'M') // qemu_strtosz_MiB
+		if err != nil || rest != "" || n > 1<<63-1 {
 			c.Printf("Error: Invalid size %s\n", value)
 			return
 		}
 		v = n
 	case pkUint8, pkUint32:
-		n, ok := parseUint64(value)
-		if !ok {
+		n, err := optval.Uint64(value)
+		if err != nil {
 			c.Printf("Error: Parameter '%s' expects uint64\n", name)
 			return
 		}
@@ -392,22 +363,19 @@ func hmpSetParameter(c *Call) {
 		}
 		v = n
 	case pkInt:
-		n, err := strconv.ParseInt(value, 0, 64)
+		n, err := optval.Int64(value)
 		if err != nil {
 			c.Printf("Error: Parameter '%s' expects int64\n", name)
 			return
 		}
 		v = n
 	case pkBool:
-		switch value {
-		case "on", "yes", "true", "y":
-			v = true
-		case "off", "no", "false", "n":
-			v = false
-		default:
-			c.Printf("Error: Parameter '%s' expects 'on' or 'off'\n", name)
+		b, err := optval.ParseBool(nil, name, value)
+		if err != nil {
+			c.Print("Error: " + qerror.Report(err))
 			return
 		}
+		v = b
 	case pkStr, pkEnum:
 		v = value
 	case pkQMPOnly:

@@ -6,22 +6,6 @@ import (
 	"testing"
 )
 
-func TestParseSize(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want uint64
-		ok   bool
-	}{
-		{"500", 500, true}, {"0x10", 16, true}, {"1k", 1024, true}, {"1.5k", 1536, true},
-		{"10M", 10 << 20, true}, {"abc", 0, false}, {"1.5", 0, false}, {"-1", 0, false}, {"", 0, false},
-	} {
-		got, ok := parseSize(tc.in)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("parseSize(%q) = %d %v, want %d %v", tc.in, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
 // FuzzMigrateSetParameter runs migrate_set_parameter's value parsing on arbitrary input:
 // it never panics, and whatever it sends to QMP is one member of the parameter's type.
 func FuzzMigrateSetParameter(f *testing.F) {

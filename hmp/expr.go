@@ -3,6 +3,9 @@ package hmp
 import (
 	"fmt"
 	"math"
+	"syscall"
+
+	"tlcvm/compat/optval"
 )
 
 // This file ports QEMU 7.2's monitor expression evaluator (monitor/hmp.c get_expr and
@@ -119,10 +122,12 @@ func (e *exprParser) unary() int64 {
 	case 0:
 		return e.fail("unexpected end of expression")
 	default:
-		n, end, overflow := strtoull(e.s, e.pos)
-		if overflow {
+		// strtoull(pch, &p, 0) at a character that is neither blank nor a sign.
+		n, rest, err := optval.ScanUint64(e.s[e.pos:], 0)
+		if err == syscall.ERANGE {
 			return e.fail("number too large")
 		}
+		end := len(e.s) - len(rest)
 		if end == e.pos {
 			return e.fail("invalid char '%c' in expression", c)
 		}
@@ -231,25 +236,6 @@ func EvalExpr(s string, reg RegisterReader) (int64, error) {
 		return 0, &ParseError{Msg: fmt.Sprintf("invalid char '%c' in expression", s[end]), Err: ErrArgs}
 	}
 	return v, nil
-}
-
-// strtoull parses an unsigned number at s[pos:] like C's strtoull(s, &end, 0) when s[pos]
-// is neither blank nor a sign: "0x"/"0X" followed by a hex digit selects base 16, a
-// leading '0' base 8, else base 10. It returns the value, the end position (pos when
-// nothing was parsed) and whether the value overflowed (all digits are still consumed).
-func strtoull(s string, pos int) (val uint64, end int, overflow bool) {
-	base := uint64(10)
-	if pos < len(s) && s[pos] == '0' {
-		base = 8
-		if pos+2 < len(s) && (s[pos+1]|0x20) == 'x' && hexVal(s[pos+2]) >= 0 {
-			base = 16
-		}
-	}
-	val, end, overflow = strtoullBase(s, pos, base)
-	if overflow {
-		val = math.MaxUint64
-	}
-	return val, end, overflow
 }
 
 func hexVal(c byte) int {

@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/rs/zerolog"
+
+	"tlcvm/compat/qerror"
 )
 
 // Executor runs a QMP command by name. args is marshalled to JSON (a struct, a map, or nil
@@ -81,6 +83,8 @@ type Monitor struct {
 type session struct {
 	cpu int       // current CPU index (`cpu N`), -1 for the first CPU
 	rl  *readline // the terminal's line editor; nil for human-monitor-command
+	// password is set by Call.ReadPassword: the terminal's next line is a password for it.
+	password func(c *Call, password string)
 }
 
 // New returns a monitor running commands through exec, with QEMU 7.2's built-in commands
@@ -376,13 +380,13 @@ func (c *Call) Query(name string, args, result any) error {
 	return nil
 }
 
-// Fail prints err as QEMU's hmp_handle_error does ("Error: <desc>") and reports whether
-// there was an error.
+// Fail prints err as QEMU's hmp_handle_error does ("Error: <desc>", then the error's hint
+// lines, which QMP never sends) and reports whether there was an error.
 func (c *Call) Fail(err error) bool {
 	if err == nil {
 		return false
 	}
-	c.Printf("Error: %s\n", err.Error())
+	c.Printf("Error: %s\n%s", err.Error(), qerror.Hint(err))
 	return true
 }
 
@@ -390,6 +394,38 @@ func (c *Call) Fail(err error) bool {
 func (c *Call) Do(name string, args any) bool {
 	_, err := c.Execute(name, args)
 	return !c.Fail(err)
+}
+
+// ReadPassword is monitor_read_password: the terminal prompts "Password: " and hands its
+// next line, echoed as stars and kept out of the history, to f. A monitor without a
+// terminal (human-monitor-command) prints QEMU's refusal instead.
+func (c *Call) ReadPassword(f func(c *Call, password string)) {
+	if c.sess.rl == nil {
+		c.Print("terminal does not support password prompting\n")
+		return
+	}
+	c.sess.password = f
+}
+
+// readLine runs one finished line of the terminal: the command it is, or the password a
+// command asked for (ReadPassword). It returns the output and whether to quit, and leaves
+// the editor's prompt set for what the next line is.
+func (m *Monitor) readLine(line string) (string, bool) {
+	sess, rl := m.term, m.term.rl
+	out, quit := "", false
+	if f := sess.password; f != nil {
+		sess.password = nil
+		c := &Call{m: m, exec: m.exec, sess: sess}
+		f(c, line)
+		out = crlf(c.out.String())
+	} else {
+		out, quit = m.run(m.exec, sess, line)
+	}
+	rl.prompt, rl.password = "(qemu) ", sess.password != nil
+	if rl.password {
+		rl.prompt = "Password: "
+	}
+	return out, quit
 }
 
 // Quit ends the terminal session after this command (Serve returns).

@@ -3,6 +3,8 @@ package hmp
 import (
 	"fmt"
 	"strings"
+
+	"tlcvm/compat/optval"
 )
 
 // impliedKey names the key of a bare first value for the QemuOpts lists that HMP's 'O'
@@ -54,7 +56,7 @@ func parseOpts(s, implied string, args Args) error {
 			}
 		}
 		first = false
-		if key == "id" && !idWellFormed(val) {
+		if key == "id" && !optval.ID(val) {
 			return fmt.Errorf("Parameter 'id' expects an identifier\nIdentifiers consist of letters, digits, '-', '.', '_', starting with a letter.")
 		}
 		args[key] = val
@@ -79,18 +81,4 @@ func optValue(s string, p int) (string, int) {
 		p++
 	}
 	return b.String(), p
-}
-
-// idWellFormed is QEMU's id_wellformed: a letter, then letters, digits, '-', '.', '_'.
-func idWellFormed(id string) bool {
-	if id == "" || !(id[0] >= 'a' && id[0] <= 'z' || id[0] >= 'A' && id[0] <= 'Z') {
-		return false
-	}
-	for i := 1; i < len(id); i++ {
-		c := id[i]
-		if !(isAlnum(c) || c == '-' || c == '.' || c == '_') {
-			return false
-		}
-	}
-	return true
 }

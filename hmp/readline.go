@@ -43,6 +43,7 @@ type readline struct {
 	histEntry   int
 	completions []string
 	complIndex  int
+	password    bool // the line is a password: echoed as stars, never in the history
 
 	out bytes.Buffer // pending output, "\n" already turned into "\r\n"
 }
@@ -75,7 +76,11 @@ func (rl *readline) update() {
 		for i := 0; i < rl.lastIndex; i++ {
 			rl.out.WriteString("\033[D")
 		}
-		rl.out.WriteString(crlf(string(rl.cmdBuf)))
+		if rl.password {
+			rl.out.WriteString(strings.Repeat("*", len(rl.cmdBuf)))
+		} else {
+			rl.out.WriteString(crlf(string(rl.cmdBuf)))
+		}
 		rl.out.WriteString("\033[K")
 		rl.lastCmdBuf = append(rl.lastCmdBuf[:0], rl.cmdBuf...)
 		rl.lastIndex = len(rl.cmdBuf)
@@ -272,7 +277,9 @@ func (rl *readline) handleByte(ch byte) (string, bool) {
 			rl.completion()
 		case 10, 13:
 			line, done = string(rl.cmdBuf), true
-			rl.histAdd(line)
+			if !rl.password {
+				rl.histAdd(line)
+			}
 			rl.printf("\n")
 			rl.cmdBuf = rl.cmdBuf[:0]
 			rl.index = 0

@@ -52,7 +52,7 @@ func (m *Monitor) serve(conn io.ReadWriter, interactive bool) error {
 			if !done {
 				continue
 			}
-			out, quit := m.run(m.exec, m.term, line)
+			out, quit := m.readLine(line)
 			rl.out.WriteString(out)
 			if quit {
 				if werr := rl.flush(conn); werr != nil {
@@ -85,11 +85,13 @@ func (m *Monitor) serveLines(conn io.ReadWriter) error {
 			if l := len(line); l > 0 && line[l-1] == '\r' {
 				line = line[:l-1]
 			}
-			m.term.rl.histAdd(string(line))
-			out, quit := m.run(m.exec, m.term, string(line))
+			if m.term.password == nil {
+				m.term.rl.histAdd(string(line))
+			}
+			out, quit := m.readLine(string(line))
 			line = line[:0]
 			if !quit {
-				out += "(qemu) "
+				out += m.term.rl.prompt
 			}
 			if _, werr := io.WriteString(conn, out); werr != nil {
 				return werr

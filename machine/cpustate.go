@@ -67,7 +67,7 @@ const (
 
 // CPUState is one vCPU's architectural state: the whole of the workload's per-vCPU
 // state lives here (and in guest RAM). It is the plain, versioned save/load struct of
-// section "cpu/N" (version 1).
+// section "cpu/N" (version 2: Disk added; version 1 states load without it).
 type CPUState struct {
 	Regs     [16]uint64 `json:"regs"` // RAX..R15 in encoding order
 	RIP      uint64     `json:"rip"`
@@ -85,6 +85,8 @@ type CPUState struct {
 	Halted   bool       `json:"halted"`
 	MXCSR    uint32     `json:"mxcsr"`
 	FCW      uint16     `json:"fcw"`
+	// Disk is the guest's disk driver (disk.go; version 2), nil without disk= items.
+	Disk *DiskState `json:"disk,omitempty"`
 }
 
 // cpuidVersion is CPUID.1:EAX of the CPU model, which x86 reset leaves in EDX.

@@ -280,7 +280,7 @@ func (c *synthCPU) dimmFillPage() {
 	for w := range words {
 		words[w] = DIMMWord(gpa, uint64(w))
 	}
-	b.noteWrite(off >> pageShift)
+	c.dirty(b.noteWrite(off >> pageShift))
 	if c.pageDone() {
 		c.popDIMMFill()
 		c.nextDIMMFill()

@@ -1,8 +1,8 @@
 // Package machine is the virtual machine of tlcvm: QEMU's run-state machine, guest RAM,
 // vCPU threads, the deterministic guest workload, and the devices it talks to (a 16550
-// serial port, fw_cfg, the ACPI power button, the guest clock), with versioned save/load
-// state for checkpoints. It never imports qmp, hmp, migration or compat: those drive it
-// through its exported methods.
+// serial port, fw_cfg, the ACPI power button, the guest clock, and through Config.Media the
+// trays of the CD-ROMs its OS may lock), with versioned save/load state for checkpoints. It
+// never imports qmp, hmp, migration or compat: those drive it through its exported methods.
 //
 // # Run state
 //
@@ -42,7 +42,11 @@
 //
 // The guest stores data first, then sets the bits with an atomic OR; SyncDirtyLog swaps
 // each word to zero atomically. Hence a reader that syncs and then copies a page sees
-// the write or keeps the bit for next time: no write is lost.
+// the write or keeps the bit for next time: no write is lost. The log's other clients, a
+// dirty-rate measurement and dirty limits, sync it with SyncDirtyRate, which counts the
+// pages and keeps them for SyncDirtyLog; each vCPU counts the pages it takes from clean to
+// dirty (its dirty ring), and a vCPU under a dirty limit sleeps per ring's worth of pages
+// (dirtyrate.go).
 //
 // # Restore by mapping
 //
@@ -87,6 +91,8 @@
 //	                  u64 dimm= bytes (^0: all)
 //	0x004100          DIMM work (dimm.go): saved stage (RIP, base, pages, index), queue
 //	                  length, then the queue of (guest-physical address, pages)
+//	0x006000 + 64*i   disk driver of vCPU i: u64 pass, block, disk index, bytes written,
+//	                  bytes read, blocks that failed verification
 //	0x010000          PML4, PDPT, page directories: identity map, 2 MiB pages
 //	0x200000 …        working set, split evenly between the vCPUs (vCPU i: chunk i)
 //	0x200000+ws …     fill= pages (RAM-offset order: past the low-memory limit they
@@ -112,6 +118,26 @@
 // (hotplug.go). A DIMM (PlugDIMM: its RAM block mapped in the device-memory region) is
 // onlined by vCPU 0's handler, which with dimm= writes its pages at RIP 0x1000a0 before
 // resuming its stage (dimm.go).
+//
+// # Disks
+//
+// With disk= items (disk.go) each vCPU also drives the named disks: it builds a write of
+// deterministic content (a function of the disk offset and the pass) and exits with
+// exitDisk; the vCPU thread carries the request through a Disk (the machine's own small
+// interface; cmd/ adapts block backends to it, machine never imports blockdev) and blocks
+// until it completes, throttling included, or until the run period ends (pause): then the
+// request was not made and is made again after the resume. The next Run takes the
+// completion and moves the driver's cursor, which is part of the vCPU state (CPUState.Disk,
+// section cpu/N version 2), so checkpoints restore it exactly. With disk-verify each block
+// is read back and checked before it is rewritten.
+//
+// # Devices for the monitor's diagnostics
+//
+// GuestPhysBlocks (dump.go) is the memory map dump-guest-memory writes, as QEMU 7.2
+// shows it before and after the firmware; CPUStates the vCPUs' registers; StopForDump
+// the stop to save-vm and back. The i8042 PS/2 controller (i8042.go) takes keys and
+// mouse events from the input router, raises IRQ 1 and 12 for vCPU 0, and the guest's
+// handler logs each on the serial console (docs/workload.md).
 //
 // # Device state
 //

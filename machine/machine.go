@@ -30,8 +30,13 @@ type Config struct {
 	NoReboot    bool // -no-reboot: a reset request becomes a shutdown
 	Incoming    bool // -incoming given: start in inmigrate
 
-	FwCfg  map[string][]byte // -fw_cfg entries; WorkloadKey configures the workload
-	Serial io.Writer         // serial port 0 output (nil: nothing attached)
+	FwCfg   map[string][]byte // -fw_cfg entries; WorkloadKey configures the workload
+	Disks   DiskResolver      // the workload's disk= names; nil: no disks
+	Display string            // the display adapter's QOM type ("VGA", "virtio-vga", …); "" for none
+	// FlushDisks makes every disk's writes durable (QEMU's bdrv_flush_all when the VM
+	// stops); nil: nothing to flush.
+	FlushDisks func()
+	Serial     io.Writer // serial port 0 output (nil: nothing attached)
 
 	Name, UUID   string
 	DebugThreads bool // -name …,debug-threads=on: name vCPU threads "CPU N/TCG"
@@ -39,6 +44,7 @@ type Config struct {
 	Stderr io.Writer      // error reports (a guest RAM check failure); nil: os.Stderr
 	Log    zerolog.Logger // zero value: silent
 	Events EventSink      // nil: events are dropped
+	Media  Media          // the removable-media drives the guest may lock; nil: none
 }
 
 // Machine is a running (or not yet started) VM.
@@ -59,10 +65,13 @@ type Machine struct {
 	vcpus   []*vcpu
 	ctl     *vcpuCtl
 
-	serial *Serial
-	fwcfg  *FwCfg
-	acpi   ACPI
-	clock  Clock
+	serial  *Serial
+	console sync.Mutex // the guest's console lock: vCPUs print whole lines (vcpu.deliver)
+	fwcfg   *FwCfg
+	acpi    ACPI
+	clock   Clock
+	kbc     i8042         // the PS/2 controller (i8042.go)
+	irqs    atomic.Uint32 // interrupt lines raised for vCPU 0, taken by its thread
 
 	reqs    chan string       // guest shutdown/reset requests → guestLoop
 	faults  chan ramFaultReq  // guest RAM check failures (vCPUs, populate) → guestLoop
@@ -82,6 +91,10 @@ type Machine struct {
 	populating bool     // +checklocks:mu; StartPopulate was called
 
 	ramMu sync.RWMutex // held for reading while RAM is read by monitors; Close takes it
+
+	// dirtyLimits are the vCPUs' dirty-limit throttles (dirtyrate.go), created by the
+	// first SetDirtyThrottle; nil until then.
+	dirtyLimits atomic.Pointer[[]*vcpuThrottle]
 }
 
 func isQ35(t string) bool { return strings.Contains(t, "q35") }
@@ -141,6 +154,7 @@ func New(cfg Config) (*Machine, error) {
 	if m.events == nil {
 		m.events = nopSink{}
 	}
+	m.kbc.raise = m.raiseIRQ
 	if cfg.RAMSize > 0 {
 		name := "pc.ram"
 		if cfg.Type == "none" {
@@ -259,6 +273,9 @@ func (m *Machine) vmStop(to RunState) {
 	m.transition(to, false)
 	m.ctl.pause()
 	m.clock.stop()
+	if m.cfg.FlushDisks != nil {
+		m.cfg.FlushDisks() // no guest request is in flight any more
+	}
 }
 
 // vmStart is QEMU's vm_start: → running (RESUME), vCPUs released. Caller holds m.mu.
@@ -333,6 +350,7 @@ func (m *Machine) reset(reason string) {
 		v.mu.Unlock()
 	}
 	m.serial.reset()
+	m.kbc.reset()
 	m.acpi.pending.Store(false)
 	m.acpi.enabled.Store(false)
 	if m.ram != nil && m.ram.Written(gpaBootInfo>>pageShift) && m.ram.ensurePage(gpaBootInfo>>pageShift) == nil {

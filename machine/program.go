@@ -62,6 +62,14 @@ type synthCPU struct {
 	irq    uint32 // pending interrupt lines (bits irqSCI, irqGPE)
 	queued []exit // exits of the last step not yet returned by Run (in order)
 	kicked atomic.Bool
+	// dirtied counts the pages this vCPU's stores took from clean to dirty (what KVM's
+	// dirty ring of the vCPU records); written by the vCPU, read by dirtyrate.go.
+	dirtied atomic.Uint64
+
+	// The disk driver's runtime (disk.go); its state is st.Disk.
+	disks   []Disk       // st.Disk.Names resolved (again after SetState)
+	diskBuf []byte       // the request buffer
+	pending *diskRequest // the last exitDisk, completed at the next Run
 }
 
 var _ backend = (*synthCPU)(nil)
@@ -71,14 +79,20 @@ func newSynthCPU(m *Machine, index int) *synthCPU {
 }
 
 // State implements backend.
-func (c *synthCPU) State() CPUState { return c.st }
+func (c *synthCPU) State() CPUState {
+	st := c.st
+	st.Disk = st.Disk.clone()
+	return st
+}
 
-// SetState implements backend; pending exits and interrupts belong to the old state and
-// are dropped.
+// SetState implements backend; pending exits, interrupts and disk requests belong to the
+// old state and are dropped.
 func (c *synthCPU) SetState(st CPUState) {
 	c.st = st
+	c.st.Disk = st.Disk.clone()
 	c.queued = c.queued[:0]
 	c.irq = 0
+	c.pending, c.disks = nil, nil
 }
 
 // Kick implements backend.
@@ -104,6 +118,7 @@ func (c *synthCPU) dequeue() exit {
 // Run implements backend: pending exits first, then the SCI handler, then up to quantum
 // steps as the workload's pacing allows; vCPU 0 also prints its status line when due.
 func (c *synthCPU) Run(quantum int) exit {
+	c.completeDisk()
 	if len(c.queued) > 0 {
 		return c.dequeue()
 	}
@@ -125,6 +140,11 @@ func (c *synthCPU) Run(quantum int) exit {
 			return c.dequeue()
 		}
 	}
+	if c.irq&(1<<irqKeyboard|1<<irqMouse) != 0 {
+		if c.guestInput(); len(c.queued) > 0 {
+			return c.dequeue()
+		}
+	}
 	if !c.ensure(0, sysPages) {
 		return c.faultExit()
 	}
@@ -143,10 +163,16 @@ func (c *synthCPU) Run(quantum int) exit {
 			c.st.Regs[regReport] = now + reportEveryNS
 		}
 	}
+	due, diskAt := c.diskDue()
 	switch {
+	case due:
+		c.queue(c.diskExit()) // the driver's doorbell
 	case !active:
-		c.queue(exit{reason: exitHalt}) // HLT, until an interrupt
+		c.queue(exit{reason: exitHalt, wakeAt: diskAt}) // HLT, until an interrupt (or the driver's timer)
 	case n == 0:
+		if diskAt != 0 {
+			wakeAt = min(wakeAt, diskAt)
+		}
 		c.queue(exit{reason: exitHalt, wakeAt: wakeAt}) // the pacing timer
 	}
 	if len(c.queued) > 0 {
@@ -297,22 +323,26 @@ func (c *synthCPU) boot() {
 		ws = (low - gpaWSBase) &^ (PageSize - 1)
 	}
 	c.buildPageTables()
+	m.kbc.guestInit()
 	m.acpi.enabled.Store(true)
 	m.acpi.pending.Store(false)
 	fill := min(w.Fill, (m.ram.size-gpaWSBase-ws)&^(PageSize-1))
 	if m.ram.size <= gpaWSBase+ws {
 		fill = 0
 	}
-	cfg := Workload{WS: ws, Rate: w.Rate, Fill: fill, DIMM: w.DIMM}
+	cfg := Workload{WS: ws, Rate: w.Rate, Fill: fill, DIMM: w.DIMM, CDLock: w.CDLock, DiskWorkload: m.workload.DiskWorkload}
 	c.out(fmt.Sprintf("tlcvm guest: %d vCPU(s), %d MiB RAM, workload %s\r\n",
 		len(m.vcpus), m.ram.size>>20, cfg))
 	m.ram.store64(gpaBootInfo+8, ws)
 	m.ram.store64(gpaBootInfo+16, w.Rate)
 	m.ram.store64(gpaBootInfo+24, fill)
 	atomic.StoreUint64((*uint64)(ptr(m.ram.mem, gpaBootInfo)), 1)
-	m.ram.noteWrite(gpaBootInfo >> pageShift)
+	c.dirty(m.ram.noteWrite(gpaBootInfo >> pageShift))
 	c.enterWorkload(ws, w.Rate)
 	c.bootDIMMs(w.DIMM)
+	if w.CDLock {
+		c.queue(exit{reason: exitLockTrays})
+	}
 	c.queue(exit{reason: exitIPI})
 }
 
@@ -354,6 +384,7 @@ func (c *synthCPU) enterWorkload(ws, rate uint64) {
 	s.Regs[regPass] = 1
 	s.Regs[regBase], s.Regs[regPages] = c.wsShare()
 	s.RIP = ripFill
+	c.startDisks(c.m.workload.DiskWorkload)
 	if s.Regs[regPages] == 0 {
 		c.enterFill2()
 	}
@@ -435,7 +466,7 @@ func (c *synthCPU) fillPage() {
 	for w := range words {
 		words[w] = 0xa5a5a5a500000000 ^ (g + uint64(w)) ^ s.Regs[regHash]
 	}
-	r.noteWrite(off >> pageShift)
+	c.dirty(r.noteWrite(off >> pageShift))
 	if c.pageDone() {
 		c.enterFill2()
 		c.publishCounters()
@@ -465,7 +496,7 @@ func (c *synthCPU) fill2Page() {
 	for w := range words {
 		words[w] = 0x5a5a5a5a00000000 ^ (off>>3 + uint64(w))
 	}
-	r.noteWrite(off >> pageShift)
+	c.dirty(r.noteWrite(off >> pageShift))
 	if c.pageDone() {
 		c.enterLoop()
 		c.publishCounters()
@@ -506,7 +537,7 @@ func (c *synthCPU) loopPages(n int) {
 		page := off >> pageShift
 		if page>>6 != curW {
 			if mask != 0 {
-				r.noteWrites(curW, mask)
+				c.dirty(r.noteWrites(curW, mask))
 			}
 			curW, mask = page>>6, 0
 		}
@@ -515,7 +546,7 @@ func (c *synthCPU) loopPages(n int) {
 		if idx == pages {
 			idx = 0
 			pass++
-			r.noteWrites(curW, mask)
+			c.dirty(r.noteWrites(curW, mask))
 			curW, mask = ^uint64(0), 0
 			s.Regs[regPass] = pass
 			s.Regs[regWritten] += uint64(k + 1 - counted)
@@ -525,7 +556,7 @@ func (c *synthCPU) loopPages(n int) {
 		}
 	}
 	if mask != 0 {
-		r.noteWrites(curW, mask)
+		c.dirty(r.noteWrites(curW, mask))
 	}
 	s.Regs[regPass], s.Regs[regIndex], s.Regs[regHash] = pass, idx, hash
 	s.Regs[regWritten] += uint64(n - counted)
@@ -539,7 +570,7 @@ func (c *synthCPU) publishCounters() {
 	a := s.Regs[regCounter]
 	atomic.StoreUint64((*uint64)(ptr(r.mem, a)), s.Regs[regPass])
 	atomic.StoreUint64((*uint64)(ptr(r.mem, a+8)), s.Regs[regWritten])
-	r.noteWrite(a >> pageShift)
+	c.dirty(r.noteWrite(a >> pageShift))
 }
 
 // statusLine is vCPU 0's periodic report.

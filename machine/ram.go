@@ -38,6 +38,13 @@ type RAMBlock struct {
 	src     dirtySource // where SyncDirtyLog takes the dirty log from; immutable
 	logging atomic.Bool
 
+	// The dirty log's other clients (dirtyrate.go): a dirty-rate measurement or a dirty
+	// limit harvests src too, and keeps what it took here for SyncDirtyLog, so that a
+	// checkpoint never loses a page to them. keptAny is set after bits are ORed in.
+	kept      []uint64
+	keptAny   atomic.Bool
+	harvested atomic.Uint64 // pages ever taken from src, by any client (QEMU's total_dirty_pages)
+
 	// Restore by mapping (mapram.go). lazyLeft counts the chunks not yet checked
 	// (failed ones included): the hot paths load it once per page and call Ensure only
 	// when it is not zero. lm is set by MapFile before lazyLeft is stored, then immutable.
@@ -62,7 +69,7 @@ func newRAMBlock(name string, size uint64) (*RAMBlock, error) {
 	}
 	words := (size/PageSize + 63) / 64
 	b := &RAMBlock{name: name, size: size, mem: mem,
-		written: make([]uint64, words), dirty: make([]uint64, words)}
+		written: make([]uint64, words), dirty: make([]uint64, words), kept: make([]uint64, words)}
 	b.src = bitmapLog(b.dirty)
 	return b, nil
 }
@@ -76,8 +83,6 @@ type dirtySource interface {
 	// harvest takes and clears the pages dirtied since the last harvest, ORs them into
 	// dst (len >= BitmapWords) and returns how many it took.
 	harvest(dst []uint64) uint64
-	// reset forgets every page dirtied so far (StartDirtyLog).
-	reset()
 }
 
 // bitmapLog is the synthetic backend's dirty log: one bit per page, set by the writer
@@ -94,12 +99,6 @@ func (l bitmapLog) harvest(dst []uint64) (n uint64) {
 		n += uint64(bits.OnesCount64(w))
 	}
 	return n
-}
-
-func (l bitmapLog) reset() {
-	for i := range l {
-		atomic.StoreUint64(&l[i], 0)
-	}
 }
 
 func (b *RAMBlock) close() error {
@@ -162,9 +161,10 @@ func (b *RAMBlock) WritePage(page uint64, data []byte) {
 }
 
 // StartDirtyLog clears the dirty bitmap and turns logging on: every page written from now
-// on will be reported by SyncDirtyLog.
+// on will be reported by SyncDirtyLog. The pages it forgets still count for a dirty-rate
+// measurement in progress (harvestFor).
 func (b *RAMBlock) StartDirtyLog() {
-	b.src.reset()
+	b.forget()
 	b.logging.Store(true)
 }
 
@@ -181,16 +181,22 @@ func (b *RAMBlock) SyncDirtyLog(dst []uint64) (n uint64) {
 	if !b.logging.Load() {
 		return 0
 	}
-	return b.src.harvest(dst)
+	n = b.harvest(dst)
+	if b.keptAny.Swap(false) {
+		n += b.takeKept(dst)
+	}
+	return n
 }
 
-// noteWrite records a write to page; called AFTER the data is stored.
-func (b *RAMBlock) noteWrite(page uint64) {
+// noteWrite records a write to page; called AFTER the data is stored. It returns 1 when
+// the page went from clean to dirty (a KVM dirty ring's new entry), else 0.
+func (b *RAMBlock) noteWrite(page uint64) uint64 {
 	i, m := page/64, uint64(1)<<(page%64)
-	atomic.OrUint64(&b.dirty[i], m) // full barrier: publishes the data written before
+	old := atomic.OrUint64(&b.dirty[i], m) // full barrier: publishes the data written before
 	if atomic.LoadUint64(&b.written[i])&m == 0 {
 		atomic.OrUint64(&b.written[i], m)
 	}
+	return (^old & m) >> (page % 64)
 }
 
 // store64 is the guest's 8-byte store: data first, then the bits.
@@ -263,10 +269,11 @@ func (pm physMap) top() uint64 {
 }
 
 // noteWrites records writes to the pages of bitmap word w given by mask; called AFTER
-// the data of all of them is stored.
-func (b *RAMBlock) noteWrites(w, mask uint64) {
-	atomic.OrUint64(&b.dirty[w], mask)
+// the data of all of them is stored. It returns how many of them went from clean to dirty.
+func (b *RAMBlock) noteWrites(w, mask uint64) uint64 {
+	old := atomic.OrUint64(&b.dirty[w], mask)
 	if atomic.LoadUint64(&b.written[w])&mask != mask {
 		atomic.OrUint64(&b.written[w], mask)
 	}
+	return uint64(bits.OnesCount64(mask &^ old))
 }

@@ -70,7 +70,7 @@ type cpuSection struct{ v *vcpu }
 var _ Snapshotter = cpuSection{}
 
 func (s cpuSection) SectionID() string              { return fmt.Sprintf("cpu/%d", s.v.index) }
-func (s cpuSection) StateVersion() (uint32, uint32) { return 1, 1 }
+func (s cpuSection) StateVersion() (uint32, uint32) { return 2, 1 }
 func (s cpuSection) SaveState() (any, error) {
 	if err := s.v.m.parked(); err != nil {
 		return nil, err
@@ -84,7 +84,7 @@ func (s cpuSection) LoadState(raw []byte, version uint32) error {
 		return err
 	}
 	var st CPUState
-	if err := loadJSON(s.SectionID(), raw, version, 1, 1, &st); err != nil {
+	if err := loadJSON(s.SectionID(), raw, version, 2, 1, &st); err != nil {
 		return err
 	}
 	if err := s.v.m.checkCPUState(&st); err != nil {
@@ -210,6 +210,11 @@ func (s serialSection) LoadState(raw []byte, version uint32) error {
 // checkCPUState refuses register files the workload program cannot run safely: every
 // address it will use must lie in RAM.
 func (m *Machine) checkCPUState(st *CPUState) error {
+	if st.Disk != nil {
+		if err := st.Disk.check(); err != nil {
+			return err
+		}
+	}
 	switch st.RIP {
 	case ripReset, ripIdle, ripOff:
 		return nil

@@ -212,9 +212,13 @@ func (v *vcpu) runPeriod(kick chan struct{}) {
 			v.be.Interrupt(irqGPE)
 			v.mu.Unlock()
 		}
+		if !more && v.index == 0 {
+			v.deliverIRQs(m.pendingIRQs())
+		}
 		v.mu.Lock()
 		ex := v.be.Run(quantum)
 		v.mu.Unlock()
+		v.throttle(kick) // a dirty limit (dirtyrate.go)
 		more = ex.more
 		switch ex.reason {
 		case exitFault:
@@ -224,8 +228,26 @@ func (v *vcpu) runPeriod(kick chan struct{}) {
 			return
 		case exitHalt:
 			v.halt(kick, ex.wakeAt)
+		case exitDisk:
+			// A completed request is taken by the next Run before the vCPU parks (its
+			// cursor is vCPU state); one a pause ended is made again after the resume.
+			more = v.diskIO(kick, ex.disk) || more
 		default:
 			v.deliver(ex)
+		}
+	}
+}
+
+// deliverIRQs hands the raised device interrupt lines (bit n: line n) to the backend.
+func (v *vcpu) deliverIRQs(lines uint32) {
+	if lines == 0 {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for l := 0; l < 32; l++ {
+		if lines&(1<<l) != 0 {
+			v.be.Interrupt(l)
 		}
 	}
 }
@@ -235,7 +257,11 @@ func (v *vcpu) deliver(ex exit) {
 	switch ex.reason {
 	case exitIO:
 		if ex.port == COM1Base {
+			// The guest's console lock (a kernel's console spinlock): one vCPU's line at a
+			// time, now that every vCPU's disk driver may report on the console.
+			v.m.console.Lock()
 			v.m.serial.puts(string(ex.data))
+			v.m.console.Unlock()
 		}
 	case exitIPI:
 		for _, o := range v.m.vcpus {
@@ -247,6 +273,10 @@ func (v *vcpu) deliver(ex exit) {
 		v.m.requestGuestShutdown()
 	case exitEject:
 		v.m.ejects <- ex.eject // guestLoop drains it at once
+	case exitLockTrays:
+		if v.m.cfg.Media != nil {
+			v.m.cfg.Media.LockTrays()
+		}
 	}
 }
 

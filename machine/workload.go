@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"tlcvm/compat/optval"
 )
 
 // WorkloadKey is the fw_cfg file that configures the guest workload.
@@ -16,8 +18,9 @@ const DefaultWorkload = "ws=16M,rate=4M"
 //
 // Syntax: comma-separated items, any order, later items win:
 //
-//	ws=SIZE     working-set size in bytes (suffixes K, M, G, T: powers of 1024;
-//	            rounded down to whole 4 KiB pages; 0 means idle). Placed from
+//	ws=SIZE     working-set size in bytes (QEMU's size syntax, optval.Size: suffixes
+//	            K, M, G, T, P, E, powers of 1024; "1.5G"; rounded down to whole 4 KiB
+//	            pages; 0 means idle). Placed from
 //	            guest-physical 2 MiB and split evenly between the vCPUs.
 //	rate=SIZE   bytes of pages dirtied per second of guest time, all vCPUs together
 //	            (one 8-byte store dirties one 4 KiB page); rate=max: as fast as possible
@@ -32,7 +35,19 @@ const DefaultWorkload = "ws=16M,rate=4M"
 //	            vCPU 0, paced like the fill, content a function of the guest-physical
 //	            address (DIMMWord); dimm=all: the whole DIMM. Default 0: onlined, unused
 //	idle        no working set: the guest boots, prints its banner and halts (fill=0);
-//	            dimm= still applies
+//	            dimm= and the disk items still apply
+//	disk=NAME   a disk the guest writes to: a disk device's id (-device …,id=NAME) or a
+//	            drive's name (-drive id=NAME); several disk= items name several disks
+//	disk-rate=SIZE  bytes written per second of guest time, all vCPUs and disks together;
+//	            disk-rate=max (the default): as fast as the disks take them
+//	disk-offset=SIZE  where the written region starts on each disk (default 0)
+//	disk-size=SIZE    the region's length (default: to the end of the smallest disk)
+//	disk-bs=SIZE      bytes per write request (default 64K; a multiple of 512)
+//	cdlock      at boot the guest locks the tray of every CD-ROM (ATAPI PREVENT ALLOW
+//	            MEDIUM REMOVAL), as an OS does for a mounted disc, and never unlocks it:
+//	            the monitor can open it only with force (Config.Media)
+//	disk-verify       read each block back before rewriting it and check it holds the
+//	                  previous pass (from pass 2 on)
 //
 // Examples: "ws=64M,rate=max", "ws=512M,rate=200M", "ws=64M,fill=3G", "idle". The empty
 // string means DefaultWorkload. Anything else is refused by New with an ErrWorkload error.
@@ -41,6 +56,20 @@ type Workload struct {
 	Rate uint64 // bytes/s; 0 = max
 	Fill uint64 // bytes written once after the working set, a multiple of PageSize
 	DIMM uint64 // bytes written once from each onlined DIMM (^0: all), a multiple of PageSize
+	// CDLock: the guest locks the CD-ROM trays at boot.
+	CDLock bool
+
+	DiskWorkload
+}
+
+// DiskWorkload is the disk part of a workload (disk.go says what the guest does).
+type DiskWorkload struct {
+	Disks      []string // disk= names, in order
+	DiskRate   uint64   // bytes/s; 0 = max
+	DiskOffset uint64   // bytes, a multiple of 512
+	DiskSize   uint64   // bytes; 0 = to the end of the smallest disk
+	DiskBS     uint64   // bytes per request, a multiple of 512 (0: defaultDiskBS)
+	DiskVerify bool     // read each block back before rewriting it
 }
 
 // String renders the configuration in the same syntax.
@@ -53,8 +82,11 @@ func (w Workload) String() string {
 	default:
 		dimm = ",dimm=" + fmtSize(w.DIMM)
 	}
+	if w.CDLock {
+		dimm += ",cdlock"
+	}
 	if w.WS == 0 && w.Fill == 0 {
-		return "idle" + dimm
+		return "idle" + dimm + w.DiskWorkload.String()
 	}
 	rate := "max"
 	if w.Rate != 0 {
@@ -64,7 +96,34 @@ func (w Workload) String() string {
 	if w.Fill != 0 {
 		s += ",fill=" + fmtSize(w.Fill)
 	}
-	return s + dimm
+	return s + dimm + w.DiskWorkload.String()
+}
+
+// String renders the disk items (",disk=…"; "" without disks).
+func (d DiskWorkload) String() string {
+	if len(d.Disks) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, n := range d.Disks {
+		b.WriteString(",disk=" + n)
+	}
+	if d.DiskRate != 0 {
+		b.WriteString(",disk-rate=" + fmtSize(d.DiskRate))
+	}
+	if d.DiskOffset != 0 {
+		b.WriteString(",disk-offset=" + fmtSize(d.DiskOffset))
+	}
+	if d.DiskSize != 0 {
+		b.WriteString(",disk-size=" + fmtSize(d.DiskSize))
+	}
+	if d.DiskBS != 0 && d.DiskBS != defaultDiskBS {
+		b.WriteString(",disk-bs=" + fmtSize(d.DiskBS))
+	}
+	if d.DiskVerify {
+		b.WriteString(",disk-verify")
+	}
+	return b.String()
 }
 
 func fmtSize(v uint64) string {
@@ -100,8 +159,13 @@ func parseOnto(w Workload, s string) (Workload, error) {
 				return w, fmt.Errorf("%w: %s: 'idle' takes no value", ErrWorkload, WorkloadKey)
 			}
 			w.WS, w.Fill = 0, 0
+		case "cdlock":
+			if hasVal {
+				return w, fmt.Errorf("%w: %s: 'cdlock' takes no value", ErrWorkload, WorkloadKey)
+			}
+			w.CDLock = true
 		case "ws":
-			n, err := parseSize(val)
+			n, err := optval.Size(val)
 			if err != nil || !hasVal {
 				return w, fmt.Errorf("%w: %s: ws=%q is not a size (e.g. ws=64M)", ErrWorkload, WorkloadKey, val)
 			}
@@ -111,13 +175,13 @@ func parseOnto(w Workload, s string) (Workload, error) {
 				w.Rate = 0
 				continue
 			}
-			n, err := parseSize(val)
+			n, err := optval.Size(val)
 			if err != nil || !hasVal || n == 0 {
 				return w, fmt.Errorf("%w: %s: rate=%q is not a positive rate in bytes/s or 'max' (e.g. rate=4M)", ErrWorkload, WorkloadKey, val)
 			}
 			w.Rate = n
 		case "fill":
-			n, err := parseSize(val)
+			n, err := optval.Size(val)
 			if err != nil || !hasVal {
 				return w, fmt.Errorf("%w: %s: fill=%q is not a size (e.g. fill=3G)", ErrWorkload, WorkloadKey, val)
 			}
@@ -127,49 +191,42 @@ func parseOnto(w Workload, s string) (Workload, error) {
 				w.DIMM = dimmFillAll
 				continue
 			}
-			n, err := parseSize(val)
+			n, err := optval.Size(val)
 			if err != nil || !hasVal {
 				return w, fmt.Errorf("%w: %s: dimm=%q is not a size or 'all' (e.g. dimm=64M)", ErrWorkload, WorkloadKey, val)
 			}
 			w.DIMM = n &^ (PageSize - 1)
+		case "disk":
+			if !hasVal || val == "" || len(w.Disks) >= maxDisks {
+				return w, fmt.Errorf("%w: %s: disk=%q is not a disk name (at most %d disks)", ErrWorkload, WorkloadKey, val, maxDisks)
+			}
+			w.Disks = append(w.Disks, val)
+		case "disk-verify":
+			if hasVal {
+				return w, fmt.Errorf("%w: %s: 'disk-verify' takes no value", ErrWorkload, WorkloadKey)
+			}
+			w.DiskVerify = true
+		case "disk-rate":
+			if val == "max" {
+				w.DiskRate = 0
+				continue
+			}
+			n, err := optval.Size(val)
+			if err != nil || !hasVal || n == 0 {
+				return w, fmt.Errorf("%w: %s: disk-rate=%q is not a positive rate in bytes/s or 'max' (e.g. disk-rate=1M)", ErrWorkload, WorkloadKey, val)
+			}
+			w.DiskRate = n
+		case "disk-offset", "disk-size", "disk-bs":
+			n, err := optval.Size(val)
+			if err != nil || !hasVal || n%512 != 0 || (key == "disk-bs" && (n == 0 || n > maxDiskBS)) {
+				return w, fmt.Errorf("%w: %s: %s=%q is not a multiple of 512 bytes (disk-bs: at most 16M)", ErrWorkload, WorkloadKey, key, val)
+			}
+			*map[string]*uint64{"disk-offset": &w.DiskOffset, "disk-size": &w.DiskSize, "disk-bs": &w.DiskBS}[key] = n
 		default:
-			return w, fmt.Errorf("%w: %s: unknown item %q (valid: ws=SIZE, rate=SIZE|max, fill=SIZE, dimm=SIZE|all, idle)", ErrWorkload, WorkloadKey, item)
+			return w, fmt.Errorf("%w: %s: unknown item %q (valid: ws=SIZE, rate=SIZE|max, fill=SIZE, dimm=SIZE|all, idle, cdlock, disk=NAME, disk-rate=SIZE|max, disk-offset=SIZE, disk-size=SIZE, disk-bs=SIZE, disk-verify)", ErrWorkload, WorkloadKey, item)
 		}
 	}
 	return w, nil
-}
-
-// parseSize accepts a decimal number with an optional K/M/G/T suffix (powers of 1024,
-// either case) and an optional trailing B.
-func parseSize(s string) (uint64, error) {
-	s = strings.TrimSuffix(strings.TrimSuffix(s, "B"), "b")
-	shift := uint(0)
-	if n := len(s); n > 0 {
-		switch s[n-1] {
-		case 'k', 'K':
-			shift = 10
-		case 'm', 'M':
-			shift = 20
-		case 'g', 'G':
-			shift = 30
-		case 't', 'T':
-			shift = 40
-		}
-		if shift != 0 {
-			s = s[:n-1]
-		}
-	}
-	if s == "" || s[0] == '+' || s[0] == '-' {
-		return 0, strconv.ErrSyntax
-	}
-	v, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return 0, err
-	}
-	if v > (^uint64(0))>>shift {
-		return 0, strconv.ErrRange
-	}
-	return v << shift, nil
 }
 
 // checkFits refuses a fill= that does not fit in ram bytes of RAM after the working set

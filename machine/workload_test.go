@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -48,6 +49,26 @@ func TestParseWorkload(t *testing.T) {
 		{"dimm=10000,ws=1M,fill=1M", machine.Workload{WS: 1 << 20, Rate: 4 << 20, Fill: 1 << 20, DIMM: 8192}, "ws=1M,rate=4M,fill=1M,dimm=8K", false},
 		{"dimm=some", machine.Workload{}, "", true},
 		{"dimm", machine.Workload{}, "", true},
+		{"idle,disk=vd0,disk=drive1,disk-rate=1M,disk-bs=4K,disk-offset=1M,disk-size=8M",
+			machine.Workload{Rate: 4 << 20, DiskWorkload: machine.DiskWorkload{Disks: []string{"vd0", "drive1"},
+				DiskRate: 1 << 20, DiskBS: 4096, DiskOffset: 1 << 20, DiskSize: 8 << 20}},
+			"idle,disk=vd0,disk=drive1,disk-rate=1M,disk-offset=1M,disk-size=8M,disk-bs=4K", false},
+		{"disk=vd0,disk-rate=max", machine.Workload{WS: 16 << 20, Rate: 4 << 20,
+			DiskWorkload: machine.DiskWorkload{Disks: []string{"vd0"}}}, "ws=16M,rate=4M,disk=vd0", false},
+		{"idle,disk=a,disk-verify", machine.Workload{Rate: 4 << 20, DiskWorkload: machine.DiskWorkload{Disks: []string{"a"},
+			DiskVerify: true}}, "idle,disk=a,disk-verify", false},
+		{"disk-verify=on", machine.Workload{}, "", true},
+		{"disk=", machine.Workload{}, "", true},
+		{"disk-bs=1000", machine.Workload{}, "", true},
+		{"disk-bs=0", machine.Workload{}, "", true},
+		{"disk-bs=32M", machine.Workload{}, "", true},
+		{"disk-offset=7", machine.Workload{}, "", true},
+		{"disk-rate=0", machine.Workload{}, "", true},
+		{"idle,cdlock", machine.Workload{Rate: 4 << 20, CDLock: true}, "idle,cdlock", false},
+		{"cdlock,ws=1M", machine.Workload{WS: 1 << 20, Rate: 4 << 20, CDLock: true}, "ws=1M,rate=4M,cdlock", false},
+		{"cdlock=1", machine.Workload{}, "", true},
+		{"idle,dimm=all,cdlock,disk=vd0", machine.Workload{Rate: 4 << 20, DIMM: ^uint64(0), CDLock: true,
+			DiskWorkload: machine.DiskWorkload{Disks: []string{"vd0"}}}, "idle,dimm=all,cdlock,disk=vd0", false},
 	} {
 		got, err := machine.ParseWorkload(c.in)
 		if c.bad {
@@ -56,7 +77,7 @@ func TestParseWorkload(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || got != c.want || got.String() != c.str {
+		if err != nil || !reflect.DeepEqual(got, c.want) || got.String() != c.str {
 			t.Errorf("%q: %+v %q %v, want %+v %q", c.in, got, got.String(), err, c.want, c.str)
 		}
 	}

@@ -33,6 +33,8 @@ type job struct {
 	precopy, downtimeBytes                    atomic.Int64
 	total                                     int64 // immutable after newJob
 
+	// mu guards the fields marked so. Lock order: Engine.mu, then mu; nothing holding mu
+	// takes Engine.mu (emitStatus and report run after it is released).
 	mu      sync.Mutex
 	st      Status // +checklocks:mu
 	start   time.Time
@@ -132,6 +134,9 @@ func i64(v int64) *int64 { return &v }
 // cancelled and setup carry only the status (and error-desc); active, cancelling and
 // completed the times and RAM figures (fill_source_migration_info).
 func (j *job) info() Info {
+	// Lock order: Engine.mu before job.mu (Migrate and SetCapabilities ask the job its
+	// status under Engine.mu), so the limit is read before job.mu is taken, never under it.
+	_, down := j.e.limits()
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	in := Info{Status: j.st, HasStatus: true, Stages: append([]Stage(nil), j.stages...)}
@@ -154,7 +159,6 @@ func (j *job) info() Info {
 		in.Downtime = i64(j.downMS)
 	} else {
 		in.TotalTime = i64(since(j.start))
-		_, down := j.e.limits()
 		in.ExpectedDowntime = i64(int64(down))
 	}
 	normal := j.normal.Load()

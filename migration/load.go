@@ -78,6 +78,9 @@ func (e *Engine) StartIncoming(uri string, env transport.Env) error {
 	if env.Log.GetLevel() == 0 && env.LookupFD == nil {
 		env.Log = e.log
 	}
+	if env.Open == nil {
+		env.Open = e.open
+	}
 	src, err := transport.Listen(uri, env)
 	if err != nil {
 		return wrapf(ErrInvalid, err, "%s", err.Error())

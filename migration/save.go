@@ -140,6 +140,9 @@ func (s *saver) save() error {
 		j.e.clearBaseline()
 		if j.streamed {
 			j.setFileInfo(FileInfo{Mode: "streamed"})
+			if a, err := transport.Parse(j.uri); err == nil {
+				sweepAsides(a.Path)
+			}
 		}
 		s.cw = &countWriter{w: j.out, j: j}
 		s.bw = bufio.NewWriterSize(s.cw, 1<<20)

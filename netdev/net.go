@@ -8,7 +8,7 @@ import (
 	"strings"
 	"sync"
 
-	"tlcvm/compat"
+	"tlcvm/compat/optval"
 	"tlcvm/compat/qerror"
 )
 
@@ -103,7 +103,7 @@ func (n *Net) find(name string) *Client {
 func (n *Net) Add(cfg Config) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if !cfg.GeneratedID && !compat.IDWellFormed(cfg.ID) {
+	if !cfg.GeneratedID && !optval.ID(cfg.ID) {
 		return errf(ErrInvalid, "Parameter 'id' expects an identifier")
 	}
 	switch cfg.Type {

@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"tlcvm/compat"
+	"tlcvm/compat/optval"
 	"tlcvm/compat/qerror"
 )
 
@@ -81,7 +81,7 @@ func (r *Registry) find(id string) *Object {
 func (r *Registry) Add(id, typ string, props map[string]json.RawMessage) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !compat.IDWellFormed(id) {
+	if !optval.ID(id) {
 		return qerror.Errorf(ErrInvalid, "Parameter 'id' expects an identifier").
 			AppendHint("Identifiers consist of letters, digits, '-', '.', '_', starting with a letter.\n")
 	}

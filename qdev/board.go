@@ -13,11 +13,15 @@ import (
 // -nodefaults (tlcvm's defaults beyond those are the command line's):
 //
 //	pc:  main-system-bus ─ i440FX-pcihost ─ pci.0 (hotplug: ACPI)
-//	       00.0 i440FX   01.0 PIIX3 ─ isa.0   01.1 piix3-ide ─ ide.0, ide.1 (2 units)
+//	       00.0 i440FX   01.0 PIIX3 ─ isa.0 ─ isa-fdc ─ floppy-bus.0 (2 units)
+//	       01.1 piix3-ide ─ ide.0, ide.1 (2 units)
 //	       01.3 PIIX4_PM ─ i2c               [02.0 VGA with -vga std]
 //	q35: main-system-bus ─ q35-pcihost ─ pcie.0 (no hotplug)
-//	       00.0 mch   1f.0 ICH9-LPC ─ isa.0   1f.2 ich9-ahci ─ ide.0 … ide.5 (1 unit)
+//	       00.0 mch   1f.0 ICH9-LPC ─ isa.0 [─ isa-fdc ─ floppy-bus.0 with a floppy drive]
+//	       1f.2 ich9-ahci ─ ide.0 … ide.5 (1 unit)
 //	       1f.3 ICH9-SMB ─ i2c               [01.0 VGA with -vga std]
+//
+// The board's floppy drives (Config.Floppies) are on the floppy bus from the start.
 func (t *Tree) board() {
 	m := t.cfg.Machine
 	switch {
@@ -29,7 +33,10 @@ func (t *Tree) board() {
 		if t.cfg.VGA {
 			t.boardDev(pcie, "VGA", 1<<3)
 		}
-		t.newBus(t.boardDev(pcie, "ICH9-LPC", 31<<3, "multifunction"), "", "ISA")
+		isa := t.newBus(t.boardDev(pcie, "ICH9-LPC", 31<<3, "multifunction"), "", "ISA")
+		if len(t.cfg.Floppies) > 0 {
+			t.fdc(isa)
+		}
 		t.addChildren(t.boardDev(pcie, "ich9-ahci", 31<<3|2))
 		t.newBus(t.boardDev(pcie, "ICH9-SMB", 31<<3|3), "i2c", "i2c-bus")
 	case strings.HasPrefix(m, "pc-i440fx-"):
@@ -37,12 +44,22 @@ func (t *Tree) board() {
 		pci := t.newBus(host, "", "PCI") // automatic: "pci.0" (q35 names its "pcie.0")
 		pci.Root, pci.Hotplug = true, true
 		t.boardDev(pci, "i440FX", 0)
-		t.newBus(t.boardDev(pci, "PIIX3", 1<<3, "multifunction"), "", "ISA")
+		t.fdc(t.newBus(t.boardDev(pci, "PIIX3", 1<<3, "multifunction"), "", "ISA"))
 		t.addChildren(t.boardDev(pci, "piix3-ide", 1<<3|1))
 		t.newBus(t.boardDev(pci, "PIIX4_PM", 1<<3|3), "i2c", "i2c-bus")
 		if t.cfg.VGA {
 			t.boardDev(pci, "VGA", 2<<3)
 		}
+	}
+}
+
+// fdc is pc_superio_init's isa-fdc with its floppy bus and the board's floppy drives.
+func (t *Tree) fdc(isa *Bus) {
+	fb := t.newBus(t.boardDev(isa, "isa-fdc", -1), "", "floppy-bus")
+	fb.Units = 2
+	for _, u := range t.cfg.Floppies {
+		f := t.boardDev(fb, "floppy", -1)
+		f.Unit = u
 	}
 }
 

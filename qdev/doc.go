@@ -35,7 +35,7 @@
 // or found; its type; hotplug), duplicate id, properties (by the catalogue's types, QEMU's
 // string-visitor texts for device_add and -device key=value, the QObject visitor's for
 // -device JSON), the model's Check, the address (PCI slot and function with the
-// multifunction rules of do_pci_register_device; IDE unit), the model's Realize.
+// multifunction rules of do_pci_register_device; IDE unit; floppy unit, as floppy_drive_realize gives it), the model's Realize.
 //
 // Del is device_del. Devices on PCI buses, and those whose model implements GuestUnplug
 // (pc-dimm), leave only when the guest ejects them (ACPI PCI hotplug on pc, PCIe slots and

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"tlcvm/compat"
+	"tlcvm/compat/optval"
 	"tlcvm/machine/catalog"
 	"tlcvm/netdev"
 )
@@ -90,14 +90,14 @@ func parseValue(owner string, kp catalog.Property, p Prop) (json.RawMessage, err
 	}
 	switch kp.Type {
 	case "bool":
-		b, ok := compat.ParseBool(s)
+		b, ok := optval.Bool(s, optval.QAPIWords)
 		if !ok {
 			return nil, errf(ErrProperty, "Parameter '%s' expects 'on' or 'off'", p.Name)
 		}
 		return json.RawMessage(strconv.FormatBool(b)), nil
 	case "int", "int8", "int16", "int32", "int64":
-		v, ok := compat.ParseInt(s)
-		if !ok {
+		v, err := optval.Int64(s)
+		if err != nil {
 			return nil, errf(ErrProperty, "Parameter '%s' expects integer", p.Name)
 		}
 		if lo, hi := intRange(kp.Type); v < lo || v > hi {
@@ -105,8 +105,8 @@ func parseValue(owner string, kp catalog.Property, p Prop) (json.RawMessage, err
 		}
 		return json.RawMessage(strconv.FormatInt(v, 10)), nil
 	case "uint8", "uint16", "uint32", "uint64", "uint4":
-		v, ok := compat.ParseUint(s)
-		if !ok {
+		v, err := optval.Uint64(s)
+		if err != nil {
 			return nil, errf(ErrProperty, "Parameter '%s' expects integer", p.Name)
 		}
 		if hi := uintMax(kp.Type); v > hi {
@@ -114,7 +114,7 @@ func parseValue(owner string, kp catalog.Property, p Prop) (json.RawMessage, err
 		}
 		return json.RawMessage(strconv.FormatUint(v, 10)), nil
 	case "size":
-		v, err := compat.ParseSize(s)
+		v, err := optval.Size(s)
 		if err != nil {
 			return nil, errf(ErrProperty, "Parameter '%s' expects size", p.Name)
 		}

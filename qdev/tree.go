@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync"
 
-	"tlcvm/compat"
+	"tlcvm/compat/optval"
 	"tlcvm/machine/catalog"
 )
 
@@ -126,6 +126,9 @@ type Config struct {
 	Deleted func(id, path string)
 	// VGA adds the board's VGA (-vga std) at slot 2 of the root bus.
 	VGA bool
+	// Floppies are the units of the board's floppy drives (-drive if=floppy), on its
+	// isa-fdc's bus; on q35 the isa-fdc exists only with one.
+	Floppies []int
 	// Migrating reports an outgoing migration in progress (QEMU's !migration_is_idle):
 	// device_add and device_del are refused meanwhile. nil: never.
 	Migrating func() bool
@@ -189,7 +192,7 @@ type Spec struct {
 func (t *Tree) Add(s Spec) (*Device, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if s.ID != "" && !compat.IDWellFormed(s.ID) {
+	if s.ID != "" && !optval.ID(s.ID) {
 		return nil, errf(ErrID, "Parameter 'id' expects an identifier")
 	}
 	class, err := catalog.DeviceClass(s.Driver, s.Hotplug)
@@ -342,7 +345,33 @@ func (b *Bus) place(d *Device) error {
 		return b.placePCI(d)
 	case b.Type == "IDE":
 		return b.placeIDE(d)
+	case b.Type == "floppy-bus":
+		return b.placeFloppy(d)
 	}
+	return nil
+}
+
+// placeFloppy is floppy_drive_realize's unit: the one asked for (property unit), else the
+// first free one.
+func (b *Bus) placeFloppy(d *Device) error {
+	unit := int64(-1)
+	if v, ok := d.Props["unit"]; ok {
+		_ = json.Unmarshal(v, &unit)
+	}
+	used := func(u int64) bool {
+		return slices.ContainsFunc(b.devs, func(o *Device) bool { return int64(o.Unit) == u })
+	}
+	if unit == -1 || unit == 1<<32-1 { // the property's default, (uint32_t)-1
+		for unit = 0; unit < int64(b.Units) && used(unit); unit++ {
+		}
+	}
+	if unit >= int64(b.Units) {
+		return errf(ErrAddress, "Can't create floppy unit %d, bus supports only %d units", unit, b.Units)
+	}
+	if used(unit) {
+		return errf(ErrAddress, "Floppy unit %d is in use", unit)
+	}
+	d.Unit = int(unit)
 	return nil
 }
 

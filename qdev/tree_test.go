@@ -188,3 +188,47 @@ func TestDel(t *testing.T) {
 	}
 	add(t, tr, qdev.Spec{Driver: "virtio-serial-pci", ID: "vs"})
 }
+
+// TestFloppies: the board's isa-fdc (always on pc, on q35 only with a floppy drive) has a
+// floppy bus of two units, the board's drives on it first; QEMU 7.2's texts
+// (floppy_drive_realize; cmdline.txt compares them with the binary).
+func TestFloppies(t *testing.T) {
+	for _, tc := range []struct {
+		machine string
+		board   []int
+		specs   []qdev.Spec
+		want    string // the last Add's error, or the units given
+	}{
+		{"pc-i440fx-7.2", nil, []qdev.Spec{{Driver: "floppy"}, {Driver: "floppy"}}, "0 1"},
+		{"pc-i440fx-7.2", nil, []qdev.Spec{{Driver: "floppy"}, {Driver: "floppy"}, {Driver: "floppy", ID: "f2"}},
+			"Can't create floppy unit 2, bus supports only 2 units"},
+		{"pc-i440fx-7.2", []int{0}, []qdev.Spec{{Driver: "floppy", Props: props("unit", "0")}}, "Floppy unit 0 is in use"},
+		{"pc-i440fx-7.2", []int{0}, []qdev.Spec{{Driver: "floppy"}}, "1"},
+		{"pc-i440fx-7.2", nil, []qdev.Spec{{Driver: "floppy", Props: props("unit", "1")}, {Driver: "floppy"}}, "1 0"},
+		{"pc-i440fx-7.2", nil, []qdev.Spec{{Driver: "floppy", Props: props("unit", "1")}, {Driver: "floppy", Props: props("unit", "1")}},
+			"Floppy unit 1 is in use"},
+		{"pc-i440fx-7.2", nil, []qdev.Spec{{Driver: "floppy", Hotplug: true}}, "Bus 'floppy-bus.0' does not support hotplugging"},
+		{"pc-q35-7.2", nil, []qdev.Spec{{Driver: "floppy"}}, "No 'floppy-bus' bus found for device 'floppy'"},
+		{"pc-q35-7.2", []int{0}, []qdev.Spec{{Driver: "floppy"}, {Driver: "floppy"}}, "Can't create floppy unit 2, bus supports only 2 units"},
+		{"none", nil, []qdev.Spec{{Driver: "floppy"}}, "No 'floppy-bus' bus found for device 'floppy'"},
+	} {
+		tr := qdev.New(qdev.Config{Machine: tc.machine, Floppies: tc.board})
+		var units []string
+		got := ""
+		for _, s := range tc.specs {
+			d, err := tr.Add(s)
+			if err != nil {
+				got = err.Error()
+				if !errors.Is(err, qdev.ErrAddress) && !errors.Is(err, qdev.ErrBus) && !errors.Is(err, qdev.ErrHotplug) {
+					t.Errorf("%s %v: %v is of no kind", tc.machine, tc.specs, err)
+				}
+				break
+			}
+			units = append(units, fmt.Sprint(d.Unit))
+			got = strings.Join(units, " ")
+		}
+		if got != tc.want {
+			t.Errorf("%s, board %v, %v: %q, want %q", tc.machine, tc.board, tc.specs, got, tc.want)
+		}
+	}
+}

@@ -126,11 +126,13 @@ func (t *ErrorClasses) ToError(err error) *Error {
 	if t != nil {
 		for _, e := range t.m {
 			if errors.Is(err, e.Sentinel) {
-				return &Error{Class: e.Class, Desc: err.Error()}
+				return &Error{Class: e.Class, Desc: err.Error(), cause: err}
 			}
 		}
 	}
-	return &Error{Class: ClassGenericError, Desc: err.Error()}
+	// The cause stays reachable (never on the wire): HMP prints its hint lines, as QEMU's
+	// hmp_handle_error does.
+	return &Error{Class: ClassGenericError, Desc: err.Error(), cause: err}
 }
 
 // ToError is ToError of the empty table: what the protocol layer uses for errors of its own

@@ -46,16 +46,17 @@ func TestFileIncremental(t *testing.T) {
 	parallel(t)
 	dir := shortDir(t)
 	chk := filepath.Join(dir, "inc.chk")
-	src := startMigVM(t, bin, dir, "src", migArgs("ws=32M,,rate=2M")...)
+	// The fill is paced like the rewrite loop: 8 MiB at 4 MB/s of guest time take ~2 s.
+	src := startMigVM(t, bin, dir, "src", migArgs("ws=8M,,rate=4M")...)
 	src.do("migrate-set-capabilities", tlcMappedCaps())
-	time.Sleep(300 * time.Millisecond) // the working set is filled
+	src.waitFilled()
 	src.do("stop", nil)
 	first := src.checkpoint("file:" + chk)
 	if first.Get("incremental").Bool() || first.Get("mode").Str != "mapped" {
 		t.Fatalf("first checkpoint: %s", first.Raw)
 	}
 	src.do("cont", nil)
-	time.Sleep(200 * time.Millisecond) // the guest dirties a little (2 MB/s of guest time)
+	time.Sleep(200 * time.Millisecond) // the guest dirties a little (4 MB/s of guest time)
 	src.do("stop", nil)
 	second := src.checkpoint("file:" + chk)
 	if !second.Get("incremental").Bool() {
@@ -66,7 +67,7 @@ func TestFileIncremental(t *testing.T) {
 	}
 	want := src.pmemsave(migRAM, filepath.Join(dir, "src.mem"))
 	src.quit()
-	dst := startMigVM(t, bin, dir, "dst", migArgs("ws=32M,,rate=2M", "-S", "-incoming", "file:"+chk)...)
+	dst := startMigVM(t, bin, dir, "dst", migArgs("ws=8M,,rate=4M", "-S", "-incoming", "file:"+chk)...)
 	info := dst.waitMigration("completed")
 	if f := fileInfo(t, info); f.Get("mode").Str != "mapped" || f.Get("populate").Str != "background" {
 		t.Errorf("restore: %s", f.Raw)

@@ -103,6 +103,23 @@ func (v *mvm) waitMigration(want ...string) harness.Value {
 	}
 }
 
+// waitFilled waits until every vCPU has filled its share of the working set and rewrites it
+// (the workload's loop stage, RIP 0x100080; docs/workload.md): the fill is paced by rate=.
+func (v *mvm) waitFilled() {
+	v.t.Helper()
+	deadline := time.Now().Add(harness.DefaultTimeout)
+	for {
+		regs := v.do("human-monitor-command", map[string]any{"command-line": "info registers"}).Str()
+		if strings.Count(regs, "RIP=") > 0 && strings.Count(regs, "RIP=0000000000100080") == strings.Count(regs, "RIP=") {
+			return
+		}
+		if time.Now().After(deadline) {
+			v.t.Fatalf("the working set is still being filled: %s", regs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func (v *mvm) pmemsave(ram int, path string) []byte {
 	v.t.Helper()
 	v.do("pmemsave", map[string]any{"val": 0, "size": ram, "filename": path})

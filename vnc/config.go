@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"tlcvm/compat/optval"
 	"tlcvm/compat/qerror"
 )
 
@@ -128,62 +129,6 @@ func optValue(p string) (string, string) {
 	return b.String(), ""
 }
 
-// parseBool is qapi_bool_parse.
-func parseBool(name, v string) (bool, error) {
-	switch v {
-	case "on", "yes", "true", "y":
-		return true, nil
-	case "off", "no", "false", "n":
-		return false, nil
-	}
-	return false, qerror.Errorf(ErrOption, "Parameter '%s' expects 'on' or 'off'", name)
-}
-
-// parseNumber is parse_option_number (qemu_strtou64, base 0).
-func parseNumber(name, v string) (uint64, error) {
-	s, neg := v, false
-	if strings.HasPrefix(s, "-") {
-		s, neg = s[1:], true
-	} else if strings.HasPrefix(s, "+") {
-		s = s[1:]
-	}
-	base := 10
-	switch {
-	case len(s) > 2 && (s[:2] == "0x" || s[:2] == "0X"):
-		s, base = s[2:], 16
-	case len(s) > 1 && s[0] == '0':
-		s, base = s[1:], 8
-	}
-	if s == "" || strings.ContainsAny(s, "_+-") {
-		return 0, qerror.Errorf(ErrOption, "Parameter '%s' expects a number", name)
-	}
-	n, err := strconv.ParseUint(s, base, 64)
-	if err != nil {
-		if errors.Is(err, strconv.ErrRange) {
-			return 0, qerror.Errorf(ErrOption, "Value '%s' is too large for parameter '%s'", v, name)
-		}
-		return 0, qerror.Errorf(ErrOption, "Parameter '%s' expects a number", name)
-	}
-	if neg {
-		n = -n
-	}
-	return n, nil
-}
-
-// idWellformed is util/id.c id_wellformed.
-func idWellformed(id string) bool {
-	if id == "" || !(id[0] >= 'a' && id[0] <= 'z' || id[0] >= 'A' && id[0] <= 'Z') {
-		return false
-	}
-	for i := 1; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
 // Parse parses the raw argument of -vnc (e.g. "127.0.0.1:0,audiodev=audio1")
 // as QEMU 7.2's QemuOpts and vnc_display_open do. Options whose behaviour
 // tlcvm does not implement are refused with ErrUnsupported.
@@ -194,7 +139,7 @@ func Parse(arg string) (Config, error) {
 	var nums = map[string]uint64{}
 	for _, o := range splitOpts(arg) {
 		if o.name == "id" {
-			if !idWellformed(o.value) {
+			if !optval.ID(o.value) {
 				return Config{}, qerror.New(ErrOption, "Parameter 'id' expects an identifier")
 			}
 			c.ID = o.value
@@ -209,13 +154,13 @@ func Parse(arg string) (Config, error) {
 		}
 		switch kind {
 		case kBool:
-			b, err := parseBool(o.name, o.value)
+			b, err := optval.ParseBool(ErrOption, o.name, o.value)
 			if err != nil {
 				return Config{}, err
 			}
 			bools[o.name] = b
 		case kNum:
-			n, err := parseNumber(o.name, o.value)
+			n, err := optval.ParseNumber(ErrOption, o.name, o.value)
 			if err != nil {
 				return Config{}, err
 			}

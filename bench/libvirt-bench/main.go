@@ -14,8 +14,9 @@ import (
 	"strings"
 	"time"
 
-	lv "tlcvm/bench/libvirt"
+	"tlcvm/bench/libvirt"
 	"tlcvm/bench/report"
+	lv "tlcvm/internal/libvirttest"
 )
 
 func main() {
@@ -50,7 +51,7 @@ func run(n int, tl, qemu, mbr, doc, jsonOut, invocation string) error {
 	start := time.Now().UTC()
 	load0, _ := os.ReadFile("/proc/loadavg")
 	v := lv.NewVirsh()
-	samples, rows, err := v.Bench(lv.BenchConfig{TLCVM: tl, QEMU: qemu, MBR: mbr, N: n, Dir: dir, Progress: os.Stderr})
+	samples, rows, err := libvirt.Bench(v, libvirt.BenchConfig{TLCVM: tl, QEMU: qemu, MBR: mbr, N: n, Dir: dir, Progress: os.Stderr})
 	if jsonOut != "" {
 		f, ferr := os.Create(jsonOut)
 		if ferr == nil {

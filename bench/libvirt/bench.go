@@ -12,6 +12,7 @@ import (
 
 	"tlcvm/bench/report"
 	"tlcvm/bench/stats"
+	lv "tlcvm/internal/libvirttest"
 )
 
 // BenchConfig configures Bench.
@@ -30,12 +31,12 @@ type Sample struct {
 	Err        string
 }
 
-// Bench measures, interleaved (tlcvm, QEMU, QEMU, tlcvm, …), libvirt's probe
+// Bench measures with v, interleaved (tlcvm, QEMU, QEMU, tlcvm, …), libvirt's probe
 // of each binary at a new path (`virsh domcapabilities --emulatorbin LINK`,
 // a new path each time so libvirt probes again) and virsh start, save,
 // restore and destroy of the same pc domain. It returns every sample and
 // the table rows (medians, ratios, targets: start ≤ 1/3, probe ≤ 1/5).
-func (v *Virsh) Bench(cfg BenchConfig) ([]Sample, []report.Row, error) {
+func Bench(v *lv.Virsh, cfg BenchConfig) ([]Sample, []report.Row, error) {
 	if cfg.N <= 0 {
 		cfg.N = 5
 	}
@@ -43,11 +44,11 @@ func (v *Virsh) Bench(cfg BenchConfig) ([]Sample, []report.Row, error) {
 		cfg.Progress = io.Discard
 	}
 	sides := map[string]string{"tlcvm": cfg.TLCVM, "qemu": cfg.QEMU}
-	doms := map[string]Domain{}
+	doms := map[string]lv.Domain{}
 	for side, bin := range sides {
-		d := Domain{Kind: PC, Name: NewName("tlcvm-bench-" + side), UUID: NewUUID(), Emulator: bin,
+		d := lv.Domain{Kind: lv.PC, Name: lv.NewName("tlcvm-bench-" + side), UUID: lv.NewUUID(), Emulator: bin,
 			Disk: filepath.Join(cfg.Dir, side+".qcow2"), Workload: "idle"}
-		if err := CreateDisk(d.Disk, cfg.MBR); err != nil {
+		if err := lv.CreateDisk(d.Disk, cfg.MBR); err != nil {
 			return nil, nil, err
 		}
 		if err := v.Define(d, cfg.Dir); err != nil {
@@ -69,15 +70,15 @@ func (v *Virsh) Bench(cfg BenchConfig) ([]Sample, []report.Row, error) {
 	order := []string{"tlcvm", "qemu", "qemu", "tlcvm"}
 	for i := 0; i < 2*cfg.N; i++ {
 		side := order[i%4]
-		if err := v.benchProbe(cfg, side, sides[side], i, add); err != nil {
+		if err := benchProbe(v, cfg, side, sides[side], i, add); err != nil {
 			return samples, nil, err
 		}
-		v.benchLife(cfg, side, doms[side], i, add)
+		benchLife(v, cfg, side, doms[side], i, add)
 	}
 	return samples, Rows(samples), nil
 }
 
-func (v *Virsh) benchProbe(cfg BenchConfig, side, bin string, i int, add func(string, string, time.Duration, error) bool) error {
+func benchProbe(v *lv.Virsh, cfg BenchConfig, side, bin string, i int, add func(string, string, time.Duration, error) bool) error {
 	dir := filepath.Join(cfg.Dir, fmt.Sprintf("probe-%s-%d", side, i))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -98,7 +99,7 @@ func (v *Virsh) benchProbe(cfg BenchConfig, side, bin string, i int, add func(st
 	return nil
 }
 
-func (v *Virsh) benchLife(cfg BenchConfig, side string, d Domain, i int, add func(string, string, time.Duration, error) bool) {
+func benchLife(v *lv.Virsh, cfg BenchConfig, side string, d lv.Domain, i int, add func(string, string, time.Duration, error) bool) {
 	sav := filepath.Join(cfg.Dir, fmt.Sprintf("%s-%d.sav", side, i))
 	defer os.Remove(sav)
 	_, t, err := v.Timed("start", d.Name)

@@ -1,22 +1,7 @@
-// Package libvirt drives libvirt's virsh against a qemu-system-x86_64
-// binary (tlcvm or QEMU 7.2): it renders test domain XMLs, runs virsh with
-// the qemu:///system URI, parses the few virsh outputs the end-to-end suite
-// (tests/libvirt) and the libvirt benchmark (bench/libvirt-bench) need, and
-// times the lifecycle steps.
-//
-// Who talks to whom:
-//
-//	test / bench ──exec──▶ virsh -c qemu:///system ──RPC──▶ libvirtd
-//	                                                      │ exec (domain) / -daemonize (probe)
-//	                                                      ▼
-//	                                   qemu-system-x86_64 (tlcvm or QEMU)
-//	                                   QMP over unix:…/monitor.sock, "\r\n" framed
-//
-// virsh outputs parsed here:
-//
-//	domstate --reason   "running (booted)\n\n"            → State{"running","booted"}
-//	dominfo, domblkinfo "Key:            value\n" lines    → map[Key]value
-//	domblklist          " Target   Source\n----…\n vda  /p" → map[target]source
-//	domstats            "Domain: 'n'\n  key=value\n"       → map[key]value
-//	domcapabilities     XML                               → Caps (machines, CPU models, devices)
+// Package libvirt is the libvirt benchmark: it times libvirt's probe of a
+// new emulator binary and virsh start, save, restore and destroy of the same
+// domain with tlcvm and with QEMU 7.2, interleaved, and turns the samples
+// into BENCHMARKS.md rows (bench/libvirt-bench). Domains, disks and virsh
+// come from internal/libvirttest, which the end-to-end suite (tests/libvirt)
+// shares.
 package libvirt

@@ -1,19 +1,22 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"tlcvm/blockdev"
 	"tlcvm/compat"
+	"tlcvm/compat/optval"
+	"tlcvm/machine"
 	"tlcvm/qmp"
 	"tlcvm/qmp/cmds"
 )
 
 // buildBlock opens the block graph as QEMU's configure_blockdev does: every -blockdev in
-// order, then every -drive (the defaults last), then the board's devices for if=ide drives.
+// order, then every -drive (the defaults last), then the board's devices for if=floppy and
+// if=ide drives.
 // The disk -devices and the virtio-blk-pci of if=virtio drives are linked to it when the
 // device tree creates them (devices.go).
 func buildBlock(p *plan, stderr io.Writer, emit func(string, any)) (*blockdev.Graph, error) {
@@ -50,18 +53,22 @@ func buildBlock(p *plan, stderr io.Writer, emit func(string, any)) (*blockdev.Gr
 		if err != nil {
 			return fail(d.Loc, err)
 		}
-		if b.Drive.Interface == "scsi" {
-			return fail(d.Loc, fmt.Errorf("machine type does not support if=scsi,bus=%d,unit=%d", b.Drive.Bus, b.Drive.Unit))
+		if i := b.Drive.Interface; i == "scsi" || (i == "floppy" && b.Drive.Unit >= 2) {
+			return fail(d.Loc, fmt.Errorf("machine type does not support if=%s,bus=%d,unit=%d", i, b.Drive.Bus, b.Drive.Unit))
 		}
 		boardDrives = append(boardDrives, b)
 	}
-	// The board plugs IDE and floppy devices for its drives (in bus/unit order); -drive
+	// The board plugs floppy and IDE devices for its drives (in bus/unit order); -drive
 	// if=virtio becomes an anonymous virtio-blk-pci created after the -device list
 	// (virtioDrives).
 	if p.machine.Name != "none" {
 		unattached := p.mcfg.CPUs + 17
 		if q35 {
 			unattached = p.mcfg.CPUs + 15
+		}
+		var err error
+		if unattached, err = boardFloppies(g, boardDrives, p.mcfg.CPUs, q35, unattached); err != nil {
+			return fail("", err)
 		}
 		for _, b := range boardDrives {
 			if b.Drive.Interface != "ide" {
@@ -80,6 +87,62 @@ func buildBlock(p *plan, stderr io.Writer, emit func(string, any)) (*blockdev.Gr
 		}
 	}
 	return g, nil
+}
+
+// boardFloppies plugs a floppy device into the board's isa-fdc for each -drive if=floppy
+// (units 0 and 1), as pc_superio_init does: the isa-fdc comes right after the PC speaker
+// (always on pc, on q35 only when there is a floppy drive), then its floppies, and every
+// board device after them (the IDE ones from ide) moves up. It returns the new ide index.
+// The device tree places the same floppies on its floppy bus (boardFloppyUnits).
+func boardFloppies(g *blockdev.Graph, drives []*blockdev.Backend, cpus int, q35 bool, ide int) (int, error) {
+	fdc := cpus + 11 // isa-fdc's device[N]
+	if q35 {
+		fdc = cpus + 10
+	}
+	next := fdc + 1
+	for unit := 0; unit < 2; unit++ {
+		for _, b := range drives {
+			if b.Drive.Interface != "floppy" || b.Drive.Unit != unit {
+				continue
+			}
+			dev := &blockdev.Device{Driver: "floppy", Path: fmt.Sprintf("/machine/unattached/device[%d]", next)}
+			next++
+			if err := g.AttachDevice(dev, b.Name); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if n := next - fdc - 1; n > 0 {
+		ide += n
+		if q35 {
+			ide++ // the isa-fdc itself
+		}
+	}
+	return ide, nil
+}
+
+// boardFloppyUnits are the units of the board's -drive if=floppy drives, which the device
+// tree's floppy bus holds before any -device floppy.
+func boardFloppyUnits(g *blockdev.Graph) []int {
+	g.Lock()
+	defer g.Unlock()
+	var out []int
+	for _, b := range g.BackendsLocked() {
+		if b.Drive != nil && b.Drive.Interface == "floppy" && b.Device != nil {
+			out = append(out, b.Drive.Unit)
+		}
+	}
+	return out
+}
+
+// guestMedia is the guest's side of the block layer's removable media (machine.Media):
+// the graph is built after the machine, and the guest only reaches it once it runs.
+type guestMedia struct{ v *vm }
+
+func (m guestMedia) LockTrays() {
+	if m.v.block != nil {
+		m.v.block.LockTrays()
+	}
 }
 
 // virtioDrives names the -drive if=virtio backends, in order: each becomes an anonymous
@@ -140,19 +203,17 @@ var (
 	keyvalInts = map[string]bool{"offset": true, "size": true, "cache-size": true, "aio-max-batch": true}
 )
 
-// keyvalScalar types a keyval string as the member it sets expects.
+// keyvalScalar types a keyval string as the member it sets expects, as QEMU's keyval input
+// visitor does (qapi_bool_parse, qemu_strtoi64).
 func keyvalScalar(full, key, s string) (*qmp.Value, error) {
 	switch {
 	case keyvalBools[key]:
-		switch s {
-		case "on", "yes", "true":
-			return qmp.Bool(true), nil
-		case "off", "no", "false":
-			return qmp.Bool(false), nil
+		if b, ok := optval.Bool(s, optval.QAPIWords); ok {
+			return qmp.Bool(b), nil
 		}
 		return nil, qmp.GenericError("Parameter '%s' expects 'on' or 'off'", full)
 	case keyvalInts[key]:
-		n, err := strconv.ParseInt(s, 0, 64)
+		n, err := optval.Int64(s)
 		if err != nil {
 			return nil, qmp.GenericError("Parameter '%s' expects integer", full)
 		}
@@ -160,3 +221,30 @@ func keyvalScalar(full, key, s string) (*qmp.Value, error) {
 	}
 	return qmp.String(s), nil
 }
+
+// guestDisk resolves a disk= name of the guest workload: a disk device's id, else a
+// drive's name (machine.DiskResolver).
+func (v *vm) guestDisk(name string) (machine.Disk, bool) {
+	if v.block == nil {
+		return nil, false
+	}
+	if b, ok := v.block.DeviceBackend(name); ok {
+		return guestDisk{b}, true
+	}
+	if b, ok := v.block.Backend(name); ok {
+		return guestDisk{b}, true
+	}
+	return nil, false
+}
+
+// guestDisk adapts a block backend to the guest's disk driver: its writes go through the
+// backend as a device's do (throttled, accounted).
+type guestDisk struct{ b *blockdev.Backend }
+
+func (d guestDisk) WriteAt(ctx context.Context, p []byte, off int64) error {
+	return d.b.Write(ctx, p, off)
+}
+func (d guestDisk) ReadAt(ctx context.Context, p []byte, off int64) error {
+	return d.b.Read(ctx, p, off)
+}
+func (d guestDisk) Size() int64 { return d.b.Size() }

@@ -14,7 +14,10 @@ import (
 	"tlcvm/blockdev"
 	"tlcvm/chardev"
 	"tlcvm/compat"
+	"tlcvm/console"
+	"tlcvm/dirtyrate"
 	"tlcvm/hmp"
+	"tlcvm/input"
 	"tlcvm/internal/daemon"
 	"tlcvm/internal/sigpid"
 	"tlcvm/machine"
@@ -49,6 +52,8 @@ type vm struct {
 	nics      []ndEntry   // the board's NIC table (-nic, -net nic: netlegacy.go)
 	memHP     *memHotplug // the board's memory hotplug block (dimms.go)
 	vnc       []vncDisplay
+	console   *console.Console // the display device's; nil without one
+	input     *input.Router    // send-key, input-send-event and VNC keys → the PS/2 devices
 }
 
 // events forwards machine events to the QMP server once it exists (the machine is built
@@ -98,6 +103,13 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	mcfg.Events = ev
 	mcfg.Stderr = stderr
 	v.chardevHP = newChardevHotplug(v)
+	mcfg.Disks = v.guestDisk // v.block is built before the machine starts
+	mcfg.FlushDisks = func() {
+		if v.block != nil {
+			v.block.FlushAll()
+		}
+	}
+	mcfg.Media = guestMedia{v}
 	if p.serialChardev != "" {
 		c, ok := v.chardevs.Get(p.serialChardev)
 		if !ok {
@@ -133,6 +145,10 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		return nil, err
 	}
 	phase("devices")
+	if d := p.mcfg.Display; d != "" {
+		v.console = console.New(d, displayID(cfg, d))
+	}
+	v.input = newInputRouter(m)
 	if err := v.buildVNC(); err != nil {
 		return nil, err
 	}
@@ -159,12 +175,18 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		Balloon:        hasBalloon(cfg),
 		KVM:            p.kvm,
 		VNC:            v.vncInfo,
+		DirtyRate:      dirtyrate.NewMeter(dirtyMachine{m}, p.dirtyRing),
+		DirtyLimit:     dirtyrate.NewLimiter(dirtyMachine{m}, p.dirtyRing, m.Config().MaxCPUs),
+		Console:        v.console,
+		Input:          v.input,
+		Stdout:         stdout,
 	}
 	v.human = hmp.New(nil, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
 	deps.Human = v.human
 	if err := v.wireMigration(reg, deps, ev); err != nil {
 		return nil, err
 	}
+	v.wireDump(reg, deps)
 	cmds.Register(reg, deps)
 	cmds.RegisterEvents(reg)
 	v.server = qmp.NewServer(reg, qmp.Options{
@@ -187,6 +209,12 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		}
 		v.pidfile = pf
 	}
+	// Everything the command line names is open (and -incoming's source): change root and
+	// drop privileges, as QEMU's os_setup_post does before its main loop.
+	if err := setupPost(cfg); err != nil {
+		return nil, err
+	}
+	phase("hostguard")
 	return v, nil
 }
 
@@ -321,10 +349,15 @@ func phase(name string) {
 // hasBalloon reports whether -device created a virtio-balloon device.
 func hasBalloon(cfg *compat.Config) bool {
 	for _, d := range cfg.Devices {
-		if catalog.IsA(d.Driver, "virtio-balloon-pci") || catalog.IsA(d.Driver, "virtio-balloon-device") ||
-			strings.HasPrefix(d.Driver, "virtio-balloon-pci") {
+		if isBalloon(d.Driver) {
 			return true
 		}
 	}
 	return false
+}
+
+// isBalloon reports whether a -device driver is a virtio-balloon (PCI proxy or device).
+func isBalloon(driver string) bool {
+	return catalog.IsA(driver, "virtio-balloon-pci") || catalog.IsA(driver, "virtio-balloon-device") ||
+		strings.HasPrefix(driver, "virtio-balloon-pci")
 }

@@ -18,6 +18,7 @@ func (v *vm) buildDevices(emit func(string, any)) error {
 		Machine:   p.machine.Name,
 		Guest:     v.machine,
 		VGA:       cfg.VGA == "std",
+		Floppies:  v.boardFloppies(),
 		Deleted:   func(id, path string) { emit("DEVICE_DELETED", cmds.DeviceDeletedData{Device: id, Path: path}) },
 		Migrating: func() bool { return v.migration != nil && !v.migration.Idle() },
 	})
@@ -54,6 +55,14 @@ func (v *vm) buildDevices(emit func(string, any)) error {
 	return nil
 }
 
+// boardFloppies are the units of the board's floppy drives (none without a block graph).
+func (v *vm) boardFloppies() []int {
+	if v.block == nil {
+		return nil
+	}
+	return boardFloppyUnits(v.block)
+}
+
 // deviceProps are a -device's properties: strings from the key=value form (QEMU's string
 // visitor reads them), typed JSON from the JSON form.
 func deviceProps(d compat.Device) []qdev.Prop {
@@ -85,19 +94,24 @@ var errDriveNotSet = qerror.New(qdev.ErrProperty, "drive property not set")
 
 func (diskModel) Check(*qdev.Device) error { return nil }
 
+// Realize links the device to its drive; ide-cd, scsi-cd and floppy without one realize
+// with an empty drive of their own (an anonymous backend with an open tray or slot), as
+// QEMU's do.
 func (m diskModel) Realize(d *qdev.Device) error {
-	drive := d.PropString("drive")
-	if drive == "" {
-		switch d.Type {
-		case "virtio-blk-pci", "scsi-hd", "ide-hd":
-			return errDriveNotSet
-		}
-		return nil
-	}
 	share, _ := d.Prop("share-rw")
 	dev := &blockdev.Device{ID: d.ID, Driver: d.Type, Path: d.Path, ShareRW: string(share) == "true", Hotplugged: d.Hotplugged}
-	if err := m.g.AttachDevice(dev, drive); err != nil {
-		return err
+	drive := d.PropString("drive")
+	switch {
+	case drive != "":
+		if err := m.g.AttachDevice(dev, drive); err != nil {
+			return err
+		}
+	case blockdev.IsRemovable(d.Type):
+		if err := m.g.AttachEmpty(dev); err != nil {
+			return err
+		}
+	default: // virtio-blk-pci, scsi-hd, ide-hd
+		return errDriveNotSet
 	}
 	d.State = dev
 	return nil

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"sync"
 
-	"tlcvm/compat"
+	"tlcvm/compat/optval"
 	"tlcvm/compat/qerror"
 	"tlcvm/machine"
 	"tlcvm/objects"
@@ -59,7 +59,7 @@ func newMemHotplug(v *vm, emit func(string, any), nodes int) *memHotplug {
 		h.acpi = false
 	}
 	if s, ok := cfg.Machine.Prop("nvdimm"); ok {
-		h.nvdimm, _ = compat.ParseBool(s)
+		h.nvdimm, _ = optval.Bool(s, optval.QAPIWords)
 	}
 	h.ost = make([]ostState, h.slots)
 	return h

@@ -14,6 +14,7 @@ import (
 	"tlcvm/compat/qerror"
 	"tlcvm/hmp"
 	"tlcvm/internal/daemon"
+	"tlcvm/internal/hostguard"
 	"tlcvm/machine/catalog"
 )
 
@@ -33,7 +34,8 @@ func main() {
 
 // run is the whole process; it returns the exit status.
 func run(argv []string, stdout, stderr io.Writer) int {
-	cfg, err := compat.Parse(argv)
+	parser := compat.Parser{LookupUser: hostguard.LookupUser}
+	cfg, err := parser.Parse(argv)
 	if err != nil {
 		return report(stderr, err)
 	}
@@ -58,6 +60,10 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	for _, w := range plan.warnings {
 		fmt.Fprintln(stderr, w)
 	}
+	if err := installSandboxes(cfg); err != nil {
+		return report(stderr, err)
+	}
+	// -nic model=help is net_init_clients's, after the early options (-sandbox).
 	if plan.nicHelp {
 		fmt.Fprint(stdout, nicModelsHelp())
 		return 0

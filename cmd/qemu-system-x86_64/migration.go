@@ -1,11 +1,14 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
+	"tlcvm/blockdev"
 	"tlcvm/compat"
+	"tlcvm/compat/optval"
 	"tlcvm/hmp"
 	"tlcvm/machine"
 	"tlcvm/migration"
@@ -14,10 +17,12 @@ import (
 	"tlcvm/qmp/cmds"
 )
 
-// machineAdapter presents *machine.Machine as the migration engine's Machine; devices adds
-// the sections of the devices outside package machine (nicstate.go).
+// machineAdapter presents *machine.Machine as the migration engine's Machine, with the
+// block layer's tray sections after the machine's own, then the sections of the devices
+// outside package machine (nicstate.go).
 type machineAdapter struct {
 	m       *machine.Machine
+	block   *blockdev.Graph
 	devices func() []migration.Section
 }
 
@@ -55,6 +60,11 @@ func (a machineAdapter) Sections() []migration.Section {
 	var out []migration.Section
 	for _, s := range a.m.Snapshotters() {
 		out = append(out, s)
+	}
+	if a.block != nil {
+		for _, s := range a.block.TraySections() {
+			out = append(out, s)
+		}
 	}
 	if a.devices != nil {
 		out = append(out, a.devices()...)
@@ -95,8 +105,8 @@ func (a machineAdapter) VCPUThreads() []int {
 // the HMP commands. exit ends the process after a failed incoming migration.
 func (v *vm) newMigration(ev migration.Events, exit func(int)) (*migration.Engine, error) {
 	cfg := v.plan.cfg
-	e := migration.New(migration.Options{Machine: machineAdapter{v.machine, v.nicSections}, Events: ev, Log: v.log,
-		Stderr: v.stderr, Prog: cfg.Prog, Exit: exit})
+	e := migration.New(migration.Options{Machine: machineAdapter{v.machine, v.block, v.nicSections}, Events: ev, Log: v.log,
+		Stderr: v.stderr, Prog: cfg.Prog, Exit: exit, Open: v.openPath})
 	for _, g := range cfg.Globals {
 		if g.Driver != "migration" {
 			continue
@@ -108,9 +118,9 @@ func (v *vm) newMigration(ev migration.Events, exit func(int)) (*migration.Engin
 		if capName != "tlc" && capName != "events" {
 			continue
 		}
-		on, err := parseOnOff(g.Value)
+		on, err := optval.ParseBool(nil, g.Property, g.Value)
 		if err != nil {
-			return nil, failf(cfg, g.Loc, "Parameter '%s' expects 'on' or 'off'", g.Property)
+			return nil, failAt(cfg, g.Loc, err)
 		}
 		c := migration.CapEvents
 		if capName == "tlc" {
@@ -123,14 +133,14 @@ func (v *vm) newMigration(ev migration.Events, exit func(int)) (*migration.Engin
 	return e, nil
 }
 
-func parseOnOff(s string) (bool, error) {
-	switch s {
-	case "on", "yes", "true", "y":
-		return true, nil
-	case "off", "no", "false", "n":
-		return false, nil
+// openPath is qemu_open for migration's file: paths: "/dev/fdset/N" through the QMP server's
+// fd sets (add-fd). Before the server exists (-incoming on the command line; tlcvm has no
+// -add-fd) there is no set, and the path is opened as it is.
+func (v *vm) openPath(path string, flag int, perm uint32) (int, error) {
+	if v.server != nil {
+		return v.server.FDSets().Open(path, flag, perm)
 	}
-	return false, fmt.Errorf("bad bool %q", s)
+	return unix.Open(path, flag|unix.O_CLOEXEC, perm)
 }
 
 // startIncoming handles -incoming: "defer" waits for migrate-incoming; a URI is listened

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"tlcvm/compat"
+	"tlcvm/compat/optval"
 	"tlcvm/compat/qerror"
 	"tlcvm/machine/catalog"
 	"tlcvm/netdev"
@@ -139,8 +140,8 @@ func (v *vm) legacyNIC(o *compat.Opts) (ndEntry, error) {
 		case "addr":
 			nd.addr = kv.Value
 		case "vectors":
-			n, ok := compat.ParseUint(kv.Value)
-			if !ok {
+			n, err := optval.Uint64(kv.Value)
+			if err != nil {
 				return nd, qerror.Errorf(netdev.ErrInvalid, "Parameter 'vectors' expects a uint64 value")
 			}
 			if n > 0xffffffff {

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"tlcvm/compat"
+	"tlcvm/compat/optval"
 	"tlcvm/objects"
 	"tlcvm/qmp"
 	"tlcvm/qmp/cmds"
@@ -18,7 +19,7 @@ func (v *vm) buildObjects() error {
 	p, cfg := v.plan, v.plan.cfg
 	dump := true
 	if s, ok := cfg.Machine.Prop("dump-guest-core"); ok {
-		dump, _ = compat.ParseBool(s)
+		dump, _ = optval.Bool(s, optval.QAPIWords)
 	}
 	v.objects = objects.New(objects.Config{
 		Chardev:       func(id string) bool { _, ok := v.chardevs.Get(id); return ok },

@@ -27,6 +27,8 @@ type plan struct {
 	warnings []string
 	// nicHelp: a -nic or -net nic asked for model=help (QEMU lists the NIC models, exits 0).
 	nicHelp bool
+	// dirtyRing: dirty ring entries per vCPU (dirtyRingSize); 0: none.
+	dirtyRing uint64
 }
 
 // machineLimits gives compat the machine class facts it checks the command line against.
@@ -86,6 +88,9 @@ func prepare(cfg *compat.Config) (*plan, error) {
 		return nil, err
 	}
 	p.kvm, p.warnings = kvm, warnings
+	if p.dirtyRing, err = dirtyRingSize(cfg, kvm); err != nil {
+		return nil, err
+	}
 	if err := checkMachineProps(cfg, mt); err != nil {
 		return nil, err
 	}
@@ -141,6 +146,8 @@ func prepare(cfg *compat.Config) (*plan, error) {
 	}
 	if mt.Name == "none" {
 		p.mcfg.CPUs, p.mcfg.MaxCPUs = 0, 0
+	} else {
+		p.mcfg.Display = displayModel(cfg)
 	}
 	p.serialChardev = serialChardev(cfg)
 	for _, o := range append(slices.Clone(cfg.Nics), cfg.Nets...) {

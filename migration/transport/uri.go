@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"tlcvm/compat/optval"
 )
 
 // Scheme is a migration URI's protocol, the text before the first colon.
@@ -198,17 +200,17 @@ func parseFlag(name, s string) (bool, error) {
 		}
 		v = s[:i]
 	}
-	switch v {
-	case "", "=on":
+	if v == "" {
 		return true, nil
-	case "=off":
-		return false, nil
+	}
+	if b, ok := optval.Bool(strings.TrimPrefix(v, "="), optval.OnOff); ok && v[0] == '=' {
+		return b, nil
 	}
 	return false, newError(fmt.Sprintf("error parsing '%s' flag '%s'", name, s), ErrBadURI, nil)
 }
 
 // parseFile splits QEMU 8.2's "PATH[,offset=N]" (file_parse_offset: the first ",offset=";
-// N is a size as qemu_strtosz reads it: decimal or 0x hex, optional B/K/M/G/T/P/E suffix).
+// N is a size as qemu_strtosz reads it, its failure reported with error_setg_errno).
 func parseFile(s string) (string, uint64, error) {
 	path, opt, found := strings.Cut(s, ",offset=")
 	if path == "" {
@@ -217,55 +219,11 @@ func parseFile(s string) (string, uint64, error) {
 	if !found {
 		return path, 0, nil
 	}
-	off, err := parseSize(opt)
+	off, err := optval.Size(opt)
 	if err != nil {
-		return "", 0, newError(fmt.Sprintf("file URI has bad offset %s: Invalid argument", opt), ErrBadURI, nil)
+		return "", 0, withErrno("file URI has bad offset "+opt, ErrBadURI, err)
 	}
 	return path, off, nil
-}
-
-// errBadSize is parseSize's only failure; parseFile gives it QEMU's text.
-var errBadSize = errors.New("bad size")
-
-// parseSize reads "0x1000" (hex, no suffix) or "4096", "4K", "1M", "2G" … (decimal with
-// an optional binary suffix), the subset of qemu_strtosz that a file offset needs.
-func parseSize(s string) (uint64, error) {
-	if h, ok := strings.CutPrefix(strings.ToLower(s), "0x"); ok {
-		if h == "" || !allIn(h, "0123456789abcdef") {
-			return 0, errBadSize
-		}
-		return strconv.ParseUint(h, 16, 64)
-	}
-	num, mul := s, uint64(1)
-	if n := len(s); n > 0 {
-		if shift := strings.IndexByte("BKMGTPE", upper(s[n-1])); shift >= 0 {
-			num, mul = s[:n-1], 1<<(10*uint(shift))
-		}
-	}
-	if num == "" || !allIn(num, "0123456789") {
-		return 0, errBadSize
-	}
-	v, err := strconv.ParseUint(num, 10, 64)
-	if err != nil || v > ^uint64(0)/mul {
-		return 0, errBadSize
-	}
-	return v * mul, nil
-}
-
-func allIn(s, set string) bool {
-	for i := 0; i < len(s); i++ {
-		if strings.IndexByte(set, s[i]) < 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func upper(c byte) byte {
-	if c >= 'a' && c <= 'z' {
-		return c - 'a' + 'A'
-	}
-	return c
 }
 
 // parseFDNumber is QEMU's qemu_parse_fd: strtol base 10 over the whole text (leading

@@ -77,7 +77,8 @@ func (BlockdevOptions) UnionTag() string { return "driver" }
 
 // UnionVariants implements qmp.Union.
 func (BlockdevOptions) UnionVariants() map[string]any {
-	return map[string]any{"file": BlockdevOptionsFile{}, "raw": BlockdevOptionsRaw{}, "qcow2": BlockdevOptionsQcow2{}}
+	return map[string]any{"file": BlockdevOptionsFile{}, "host_device": BlockdevOptionsFile{},
+		"raw": BlockdevOptionsRaw{}, "qcow2": BlockdevOptionsQcow2{}}
 }
 
 // BlockdevRef is QAPI's alternate of inline BlockdevOptions or a node name.
@@ -365,12 +366,15 @@ func queryBlock(g *blockdev.Graph) []BlockInfo {
 		bi := BlockInfo{Device: b.Name, Type: "unknown", Removable: b.Removable(), Locked: b.Locked}
 		if b.Device != nil {
 			bi.Qdev = b.Device.Qdev()
+		}
+		if b.IOStatus() {
 			bi.IOStatus = "ok"
 		}
 		if b.Root != nil {
 			bi.Inserted = blockDeviceInfo(b.Root, !b.WriteThrough)
+			throttleInfo(bi.Inserted, b.Throttle())
 		}
-		if bi.Removable && b.Device != nil {
+		if b.HasTray() {
 			open := b.TrayOpen
 			bi.TrayOpen = &open
 		}
@@ -407,9 +411,11 @@ func queryBlockstats(g *blockdev.Graph, nodes bool) []BlockStats {
 	}
 	for _, b := range g.BackendsLocked() {
 		name := b.Name
-		s := BlockStats{Device: &name, Stats: deviceStats(b.Stats)}
-		// Backends account invalid and failed requests by default (stats-account-*).
-		s.Stats.AccountInvalid, s.Stats.AccountFailed = true, true
+		var wrHighest int64
+		if b.Root != nil {
+			wrHighest = b.Root.WrHighestOffset()
+		}
+		s := BlockStats{Device: &name, Stats: deviceStats(b.Stats(), wrHighest)}
 		if b.Device != nil {
 			s.Qdev = b.Device.Qdev()
 		}
@@ -487,6 +493,11 @@ func (e blockEmitter) Emit(name string, data any) {
 	switch v := data.(type) {
 	case blockdev.JobStatusEvent:
 		e(name, JobStatusChangeData{ID: v.ID, Status: string(v.Status)})
+	case blockdev.TrayMovedEvent:
+		e(name, DeviceTrayMovedData{Device: v.Device, ID: v.ID, TrayOpen: v.TrayOpen})
+	case blockdev.WriteThresholdEvent:
+		e(name, BlockWriteThresholdData{NodeName: v.NodeName, AmountExceeded: uint64(v.AmountExceeded),
+			WriteThreshold: uint64(v.WriteThreshold)})
 	default:
 		e(name, data)
 	}

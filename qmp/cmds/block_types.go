@@ -1,6 +1,8 @@
 package cmds
 
 import (
+	"time"
+
 	"tlcvm/blockdev"
 	"tlcvm/qmp"
 )
@@ -40,6 +42,7 @@ type ImageInfo struct {
 	BackingFilename       string             `json:"backing-filename,omitempty"`
 	FullBackingFilename   string             `json:"full-backing-filename,omitempty"`
 	BackingFilenameFormat string             `json:"backing-filename-format,omitempty"`
+	Snapshots             []SnapshotInfo     `json:"snapshots,omitempty"`
 	BackingImage          *ImageInfo         `json:"backing-image,omitempty"`
 	FormatSpecific        *ImageInfoSpecific `json:"format-specific,omitempty"`
 }
@@ -55,23 +58,24 @@ type BlockdevCacheInfo struct {
 // BlockDeviceInfo describes a node (query-named-block-nodes, query-block's inserted).
 type BlockDeviceInfo struct {
 	qmp.QAPIOrder
-	File             string            `json:"file"`
-	NodeName         string            `json:"node-name,omitempty"`
-	RO               bool              `json:"ro"`
-	Drv              string            `json:"drv"`
-	BackingFile      string            `json:"backing_file,omitempty"`
-	BackingFileDepth int64             `json:"backing_file_depth"`
-	Encrypted        bool              `json:"encrypted"`
-	DetectZeroes     DetectZeroes      `json:"detect_zeroes"`
-	Bps              int64             `json:"bps"`
-	BpsRd            int64             `json:"bps_rd"`
-	BpsWr            int64             `json:"bps_wr"`
-	Iops             int64             `json:"iops"`
-	IopsRd           int64             `json:"iops_rd"`
-	IopsWr           int64             `json:"iops_wr"`
-	Image            ImageInfo         `json:"image"`
-	Cache            BlockdevCacheInfo `json:"cache"`
-	WriteThreshold   int64             `json:"write_threshold"`
+	File             string       `json:"file"`
+	NodeName         string       `json:"node-name,omitempty"`
+	RO               bool         `json:"ro"`
+	Drv              string       `json:"drv"`
+	BackingFile      string       `json:"backing_file,omitempty"`
+	BackingFileDepth int64        `json:"backing_file_depth"`
+	Encrypted        bool         `json:"encrypted"`
+	DetectZeroes     DetectZeroes `json:"detect_zeroes"`
+	Bps              int64        `json:"bps"`
+	BpsRd            int64        `json:"bps_rd"`
+	BpsWr            int64        `json:"bps_wr"`
+	Iops             int64        `json:"iops"`
+	IopsRd           int64        `json:"iops_rd"`
+	IopsWr           int64        `json:"iops_wr"`
+	Image            ImageInfo    `json:"image"`
+	ThrottleBursts
+	Cache          BlockdevCacheInfo `json:"cache"`
+	WriteThreshold int64             `json:"write_threshold"`
 }
 
 // DetectZeroes is BlockdevDetectZeroesOptions.
@@ -200,6 +204,7 @@ func imageInfo(n *blockdev.Node) ImageInfo {
 		info.FullBackingFilename = n.FullBackingFilename()
 		info.BackingFilenameFormat = n.BackingFormat
 	}
+	info.Snapshots = imageSnapshots(n)
 	if n.Backing != nil {
 		b := imageInfo(n.Backing)
 		info.BackingImage = &b
@@ -212,26 +217,43 @@ func blockDeviceInfo(n *blockdev.Node, writeback bool) *BlockDeviceInfo {
 		File: n.Filename(), NodeName: n.Name, RO: n.ReadOnly, Drv: n.Driver,
 		BackingFile: n.BackingFile, BackingFileDepth: int64(n.BackingDepth()),
 		DetectZeroes: DetectZeroes(n.DetectZeroes), Image: imageInfo(n),
-		Cache: BlockdevCacheInfo{Writeback: writeback, Direct: n.Direct, NoFlush: n.NoFlush},
+		Cache:          BlockdevCacheInfo{Writeback: writeback, Direct: n.Direct, NoFlush: n.NoFlush},
+		WriteThreshold: n.WriteThreshold(),
 	}
 }
 
-func deviceStats(s blockdev.Stats) BlockDeviceStats {
-	return BlockDeviceStats{
+// deviceStats is bdrv_query_blk_stats: a backend's counters (idle_time_ns once a request
+// completed) and, as for every node, the root node's wr_highest_offset.
+func deviceStats(s blockdev.Stats, wrHighest int64) BlockDeviceStats {
+	d := BlockDeviceStats{
 		RdBytes: s.RdBytes, WrBytes: s.WrBytes, UnmapBytes: s.UnmapBytes,
 		RdOperations: s.RdOps, WrOperations: s.WrOps, FlushOperations: s.FlushOps, UnmapOperations: s.UnmapOps,
 		RdTotalTimeNs: s.RdTotalNs, WrTotalTimeNs: s.WrTotalNs, FlushTotalTimeNs: s.FlushTotalNs,
-		WrHighestOffset: s.WrHighestOffset, AccountInvalid: s.AccountInvalid, AccountFailed: s.AccountFailed,
+		UnmapTotalTimeNs: s.UnmapTotalNs, WrHighestOffset: wrHighest,
+		FailedRdOperations: s.FailedRdOps, FailedWrOperations: s.FailedWrOps,
+		FailedFlushOperations: s.FailedFlushOps, FailedUnmapOperations: s.FailedUnmapOps,
+		InvalidRdOperations: s.InvalidRdOps, InvalidWrOperations: s.InvalidWrOps,
+		InvalidFlushOperations: s.InvalidFlushOps, InvalidUnmapOperations: s.InvalidUnmapOps,
+		// Devices account invalid and failed requests (stats-account-* default on).
+		AccountInvalid: true, AccountFailed: true,
 		TimedStats: []BlockDeviceTimedStats{},
 	}
+	if !s.LastAccess.IsZero() {
+		idle := time.Since(s.LastAccess).Nanoseconds()
+		d.IdleTimeNs = &idle
+	}
+	return d
 }
 
 // nodeStats is bdrv_query_bds_stats: a node's statistics with its file child as "parent"
 // and (when blockdev is true) its backing as "backing".
 func nodeStats(n *blockdev.Node, backing bool) *BlockStats {
-	s := &BlockStats{NodeName: n.Name, Stats: deviceStats(n.Stats)}
-	if n.Driver == blockdev.DriverFile {
-		s.DriverSpecific = &BlockStatsSpecific{Driver: "file"}
+	s := &BlockStats{NodeName: n.Name, Stats: BlockDeviceStats{WrHighestOffset: n.WrHighestOffset(),
+		TimedStats: []BlockDeviceTimedStats{}}}
+	if !n.IsFormat() {
+		f := n.FileStats()
+		s.DriverSpecific = &BlockStatsSpecific{Driver: n.Driver, BlockStatsSpecificFile: BlockStatsSpecificFile{
+			DiscardNbOk: f.DiscardNbOK, DiscardNbFailed: f.DiscardNbFailed, DiscardBytesOk: f.DiscardBytesOK}}
 	}
 	if n.File != nil {
 		s.Parent = nodeStats(n.File, backing)

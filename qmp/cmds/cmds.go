@@ -1,7 +1,13 @@
 package cmds
 
 import (
+	"io"
+
 	"tlcvm/blockdev"
+	"tlcvm/console"
+	"tlcvm/dirtyrate"
+	"tlcvm/dump"
+	"tlcvm/input"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
@@ -58,6 +64,13 @@ type Deps struct {
 	Migration     *migration.Engine   // nil: the migration commands are not registered
 	Block         *blockdev.Graph     // nil: the block commands are not registered
 	VNC           func() []VNCDisplay // the -vnc displays; nil: none
+	DirtyRate     *dirtyrate.Meter    // calc-dirty-rate; nil (with DirtyLimit): not registered
+	DirtyLimit    *dirtyrate.Limiter  // the vCPU dirty limits
+	Dumper        *dump.Dumper        // nil: the dump commands are not registered
+	DumpVM        dump.VM             // what Dumper dumps
+	Console       *console.Console    // the display's console; nil without a display device
+	Input         *input.Router       // nil: send-key and input-send-event are not registered
+	Stdout        io.Writer           // the process's standard output (HMP qemu-io prints there); nil: discarded
 }
 
 // ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,
@@ -92,13 +105,21 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerCmdline(r, d)
 	registerMigration(r, d)
 	registerBlock(r, d)
+	registerMedia(r, d)
+	registerBlockIO(r, d)
 	registerDevices(r, d)
 	registerNet(r, d)
 	registerChardev(r, d)
 	registerObjects(r, d)
 	registerMemoryDevices(r, d)
 	registerVNC(r, d)
+	registerDirtyRate(r, d)
+	registerStats(r)
+	registerDump(r, d)
+	registerScreen(r, d)
+	registerInput(r, d)
 	r.Register(internalCommands(d)...)
+	r.Register(snapshotCommands(d)...)
 	if d.Human != nil {
 		registerHuman(r, d)
 	}

@@ -4,7 +4,7 @@ import (
 	"reflect"
 	"strings"
 
-	"tlcvm/compat"
+	"tlcvm/compat/optval"
 	"tlcvm/qmp"
 )
 
@@ -183,7 +183,7 @@ func optsScalar(key string, t reflect.Type, s string, vis visitor) (*qmp.Value, 
 	}
 	last := key[strings.LastIndex(key, ".")+1:]
 	if sizeMembers[last] {
-		n, err := compat.ParseSize(s)
+		n, err := optval.Size(s)
 		if err != nil {
 			return nil, expects("a size value", "size")
 		}
@@ -191,20 +191,20 @@ func optsScalar(key string, t reflect.Type, s string, vis visitor) (*qmp.Value, 
 	}
 	switch t.Kind() {
 	case reflect.Bool:
-		b, ok := compat.ParseBool(s)
+		b, ok := optval.Bool(s, optval.QAPIWords)
 		if !ok {
 			return nil, qmp.GenericError("Parameter '%s' expects 'on' or 'off'", key)
 		}
 		return qmp.Bool(b), nil
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		n, ok := compat.ParseInt(s)
-		if !ok {
+		n, err := optval.Int64(s)
+		if err != nil {
 			return nil, expects("an int64 value", "integer")
 		}
 		return qmp.Int(n), nil
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		n, ok := compat.ParseUint(s)
-		if !ok {
+		n, err := optval.Uint64(s)
+		if err != nil {
 			return nil, expects("a uint64 value", "integer")
 		}
 		return qmp.Uint(n), nil

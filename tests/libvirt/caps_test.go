@@ -4,7 +4,7 @@ import (
 	"sort"
 	"testing"
 
-	lv "tlcvm/bench/libvirt"
+	lv "tlcvm/internal/libvirttest"
 	"tlcvm/tests/harness"
 )
 

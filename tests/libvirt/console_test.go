@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	lv "tlcvm/bench/libvirt"
+	lv "tlcvm/internal/libvirttest"
 )
 
 // console reads a domain's serial pty (the path `virsh ttyconsole` gives)

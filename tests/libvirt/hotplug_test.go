@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	lv "tlcvm/bench/libvirt"
+	lv "tlcvm/internal/libvirttest"
 )
 
 // Hotplug stories: what `virsh attach-device … --live` and its detach counterparts send

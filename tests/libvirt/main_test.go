@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	lv "tlcvm/bench/libvirt"
+	lv "tlcvm/internal/libvirttest"
 	"tlcvm/tests/harness"
 )
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	lv "tlcvm/bench/libvirt"
+	lv "tlcvm/internal/libvirttest"
 	"tlcvm/tests/harness"
 )
 

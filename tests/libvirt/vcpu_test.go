@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	lv "tlcvm/bench/libvirt"
+	lv "tlcvm/internal/libvirttest"
 )
 
 // TestPinnedVCPUs is issue 10's libvirt story: a domain confined to one host CPU with 4

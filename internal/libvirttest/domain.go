@@ -1,4 +1,4 @@
-package libvirt
+package libvirttest
 
 import (
 	"crypto/rand"
@@ -36,6 +36,16 @@ type Domain struct {
 	// MemSlots > 0 makes room for memory hotplug: <maxMemory slots=MemSlots> 1 GiB and the
 	// one NUMA cell libvirt then requires (-m …,slots=,maxmem= and -numa node,memdev=).
 	MemSlots int
+	Media    []Medium
+}
+
+// Medium is a removable drive added after the model's disks: a CD-ROM (bus ide or sata,
+// read-only) or a floppy (bus fdc), empty or holding a raw image.
+type Medium struct {
+	Device string // "cdrom" or "floppy"
+	Bus    string // "ide", "sata" or "fdc"
+	Target string // e.g. "hdc", "sdb", "fda"
+	Source string // the image; "" for an empty drive
 }
 
 // NewName returns prefix-<8 random hex digits>.
@@ -140,6 +150,18 @@ var domTmpl = template.Must(template.New("d").Parse(`<domain type='qemu'>
       <source file='{{.Disk}}'/>
       <target dev='vda' bus='virtio'/>
     </disk>
+{{- range .Media}}
+    <disk type='file' device='{{.Device}}'>
+      <driver name='qemu' type='raw'/>
+{{- if .Source}}
+      <source file='{{.Source}}'/>
+{{- end}}
+      <target dev='{{.Target}}' bus='{{.Bus}}'/>
+{{- if eq .Device "cdrom"}}
+      <readonly/>
+{{- end}}
+    </disk>
+{{- end}}
 {{- if .Q35}}
     <disk type='file' device='cdrom'>
       <driver name='qemu' type='raw'/>
@@ -193,12 +215,17 @@ func (d Domain) XML() string {
 			vcpus = 2
 		}
 	}
+	media := make([]Medium, len(d.Media))
+	for i, m := range d.Media {
+		media[i] = Medium{esc(m.Device), esc(m.Bus), esc(m.Target), esc(m.Source)}
+	}
 	_ = domTmpl.Execute(&b, struct {
 		Name, UUID, Emulator, Disk, Workload, CPUSet string
 		Q35, VNC, Balloon                            bool
 		VCPUs, MemSlots, LastCPU                     int
+		Media                                        []Medium
 	}{esc(d.Name), esc(d.UUID), esc(d.Emulator), esc(d.Disk), esc(d.Workload), esc(d.CPUSet),
-		d.Kind == Q35, !d.NoVNC, !d.NoBalloon, vcpus, d.MemSlots, vcpus - 1})
+		d.Kind == Q35, !d.NoVNC, !d.NoBalloon, vcpus, d.MemSlots, vcpus - 1, media})
 	return b.String()
 }
 

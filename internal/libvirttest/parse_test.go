@@ -1,4 +1,4 @@
-package libvirt_test
+package libvirttest_test
 
 import (
 	"errors"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	lv "tlcvm/bench/libvirt"
+	lv "tlcvm/internal/libvirttest"
 )
 
 func TestParseState(t *testing.T) {

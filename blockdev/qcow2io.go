@@ -1,0 +1,550 @@
+package blockdev
+
+import (
+	"bytes"
+	"compress/flate"
+	"errors"
+	"io"
+)
+
+// qcow2's data path over the metadata of qcow2meta.go: reads cluster by cluster (data
+// clusters from the file, zero clusters as zeroes, unallocated ones from the backing
+// chain, compressed ones inflated), allocating writes (a new cluster holds what the
+// cluster read as, with the write on top: QEMU's copy-on-write from the backing file),
+// zero clusters and discards as QEMU 7.2's qcow2_co_pwrite_zeroes and qcow2_co_pdiscard.
+
+// errExclusive asks the caller to redo the request holding n.io exclusively: it met a
+// cluster whose host clusters it would free (a compressed cluster), which a concurrent
+// request might be reading.
+var errExclusive = errors.New("blockdev: request needs the node exclusively")
+
+// span is the part of one guest cluster a request covers: cluster start g, bytes [a, b).
+type span struct{ g, a, b int64 }
+
+// spans splits [off, off+length) at cluster boundaries.
+func (q *qcow2) spans(off, length int64, f func(s span) error) error {
+	for length > 0 {
+		g := off &^ (q.cs - 1)
+		a := off - g
+		b := min(q.cs, a+length)
+		if err := f(span{g, a, b}); err != nil {
+			return err
+		}
+		off += b - a
+		length -= b - a
+	}
+	return nil
+}
+
+func (q *qcow2) read(p []byte, off int64) error {
+	return q.spans(off, int64(len(p)), func(s span) error {
+		q.mu.Lock()
+		e, err := q.entry(s.g)
+		q.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		dst := p[:s.b-s.a]
+		p = p[s.b-s.a:]
+		return q.readCluster(e, s, dst)
+	})
+}
+
+// readCluster reads bytes [s.a, s.b) of guest cluster s.g, whose L2 entry is e, into dst.
+func (q *qcow2) readCluster(e uint64, s span, dst []byte) error {
+	switch q.kind(e) {
+	case kindUnallocated:
+		return q.readBacking(dst, s.g+s.a)
+	case kindZeroPlain, kindZeroAlloc:
+		clear(dst)
+		return nil
+	case kindCompressed:
+		buf, err := q.inflate(e)
+		if err != nil {
+			return err
+		}
+		copy(dst, buf[s.a:s.b])
+		return nil
+	}
+	host := e & entryOffsetMask
+	if err := q.checkOffset(host, "data cluster"); err != nil {
+		return err
+	}
+	return q.pread(dst, int64(host)+s.a)
+}
+
+// readBacking reads what an unallocated range reads as: the backing chain's data, zeroes
+// past its end or without one.
+func (q *qcow2) readBacking(dst []byte, off int64) error {
+	b := q.n.Backing
+	if b == nil {
+		clear(dst)
+		return nil
+	}
+	got, err := b.ReadAt(dst, off)
+	if err != nil && err != io.EOF {
+		return err
+	}
+	clear(dst[got:])
+	return nil
+}
+
+// compressed returns a compressed cluster's host offset and size in bytes.
+func (q *qcow2) compressed(e uint64) (int64, int64) {
+	x := 62 - (q.bits - 8)
+	off := int64(e & (1<<x - 1))
+	sectors := int64(e>>x&(1<<(q.bits-8)-1)) + 1
+	return off, sectors*512 - off&511
+}
+
+// inflate reads and decompresses a compressed cluster (raw deflate, zlib compression
+// type; zstd is not supported).
+func (q *qcow2) inflate(e uint64) ([]byte, error) {
+	if q.h.CompressionType != 0 {
+		return nil, errf(ErrUnsupported, "tlcvm: zstd-compressed qcow2 clusters are not supported")
+	}
+	off, size := q.compressed(e)
+	if off <= 0 || off+size > maxHostOffset {
+		return nil, errf(ErrIO, "tlcvm: qcow2 image '%s' is corrupt: compressed cluster at %#x", q.n.filename, off)
+	}
+	raw := make([]byte, size)
+	if err := q.pread(raw, off); err != nil {
+		return nil, err
+	}
+	out := make([]byte, q.cs)
+	r := flate.NewReader(bytes.NewReader(raw))
+	defer r.Close()
+	if _, err := io.ReadFull(r, out); err != nil {
+		return nil, errf(ErrIO, "tlcvm: qcow2 image '%s': cannot decompress cluster at %#x", q.n.filename, off)
+	}
+	return out, nil
+}
+
+// write writes p at off request by request, as qcow2_co_pwritev_part does: each request
+// is one contiguous range of the image file (qcow2_alloc_host_offset) — clusters the node
+// owns alone (COPIED) at consecutive host offsets, written in place, and clusters that need
+// new ones (unallocated, zero, shared, compressed), allocated contiguously (right after the
+// part before them when the request already has one: qcow2_alloc_clusters_at) — written
+// with one host write that also holds the old content around the data in new clusters
+// (QEMU's copy-on-write merged into the data write). A part stays within one L2 table.
+func (q *qcow2) write(p []byte, off int64) error {
+	for len(p) > 0 {
+		n, err := q.writeRequest(p, off)
+		if err != nil {
+			return err
+		}
+		p, off = p[n:], off+n
+	}
+	return nil
+}
+
+// inPlace reports whether a write goes into e's cluster where it is (normal, or
+// preallocated zero, and COPIED: cluster_needs_new_alloc false).
+func (q *qcow2) inPlace(e uint64) bool {
+	k := q.kind(e)
+	return (k == kindNormal || k == kindZeroAlloc) && e&oflagCopied != 0
+}
+
+// link is an L2 entry a request changes once its data is written.
+type link struct {
+	t          []uint64
+	l2off, l2i int64
+	old, new   uint64
+	release    bool // the old entry's clusters are released
+}
+
+// writeRequest writes the first request of p at off and returns its length.
+func (q *qcow2) writeRequest(p []byte, off int64) (int64, error) {
+	q.mu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			q.mu.Unlock()
+		}
+	}()
+	if err := q.load(); err != nil {
+		return 0, err
+	}
+	end := off + int64(len(p))
+	host := int64(-1) // host offset of off, once the first part is placed
+	var links []link
+	var cow []span        // guest clusters whose old content goes around the data
+	var cowEntry []uint64 // their entries
+	cur := off
+	for cur < end {
+		g := cur &^ (q.cs - 1)
+		a := cur - g
+		_, l2i := q.index(g)
+		most := min((a+end-cur+q.cs-1)/q.cs, q.l2n-l2i)
+		e, err := q.entry(g)
+		if err != nil {
+			return 0, err
+		}
+		var k, h int64 // clusters in this part, host offset of its first cluster
+		var t []uint64 // the part's L2 table, when its entries change
+		var l2off int64
+		inplace := q.inPlace(e)
+		if inplace {
+			h = int64(e & entryOffsetMask)
+			if err := q.checkOffset(uint64(h), "data cluster"); err != nil {
+				return 0, err
+			}
+			if host >= 0 && h != host+(cur-off)-a {
+				break
+			}
+			zeroes := q.kind(e) == kindZeroAlloc
+			for k = 1; k < most; k++ {
+				ek, err := q.entry(g + k*q.cs)
+				if err != nil || !q.inPlace(ek) || int64(ek&entryOffsetMask) != h+k*q.cs {
+					break
+				}
+				zeroes = zeroes || q.kind(ek) == kindZeroAlloc
+			}
+			if zeroes { // preallocated zero clusters lose their zero flag once written
+				if t, l2off, err = q.l2ForWrite(g); err != nil {
+					return 0, err
+				}
+				for j := int64(0); j < k; j++ {
+					if ej := t[l2i+j]; q.kind(ej) == kindZeroAlloc {
+						links = append(links, link{t: t, l2off: l2off, l2i: l2i + j, old: ej, new: ej &^ oflagZero})
+					}
+				}
+			}
+		} else {
+			if q.kind(e) == kindCompressed && !q.n.exclusive {
+				if cur == off {
+					return 0, errExclusive
+				}
+				break
+			}
+			if t, l2off, err = q.l2ForWrite(g); err != nil {
+				return 0, err
+			}
+			for k = 1; k < most; k++ {
+				ek := t[l2i+k]
+				if q.inPlace(ek) || q.kind(ek) == kindCompressed && !q.n.exclusive {
+					break
+				}
+			}
+			if host < 0 {
+				if h, err = q.allocRun(k); err != nil {
+					return 0, err
+				}
+			} else {
+				h = host + (cur - off) - a
+				if k, err = q.allocAt(h, k); err != nil {
+					return 0, err
+				}
+				if k == 0 {
+					break
+				}
+			}
+			for j := int64(0); j < k; j++ {
+				links = append(links, link{t: t, l2off: l2off, l2i: l2i + j, old: t[l2i+j],
+					new: uint64(h+j*q.cs) | oflagCopied, release: true})
+			}
+		}
+		if host < 0 {
+			host = h + a
+		}
+		n := min(end-cur, k*q.cs-a)
+		// The old content around the data, in the clusters at the part's edges that get
+		// new clusters or lose their zero flag (zeroes then).
+		lastIdx := (a + n - 1) / q.cs
+		edge := func(i int64) (uint64, error) {
+			if t != nil {
+				return t[l2i+i], nil
+			}
+			return q.entry(g + i*q.cs)
+		}
+		needs := func(x uint64) bool { return !q.inPlace(x) || q.kind(x) == kindZeroAlloc }
+		if a > 0 {
+			if fe, err := edge(0); err != nil {
+				return 0, err
+			} else if needs(fe) {
+				cow, cowEntry = append(cow, span{g, 0, a}), append(cowEntry, fe)
+			}
+		}
+		if tail := (a + n) % q.cs; tail != 0 {
+			if le, err := edge(lastIdx); err != nil {
+				return 0, err
+			} else if needs(le) {
+				cow, cowEntry = append(cow, span{g + lastIdx*q.cs, tail, q.cs}), append(cowEntry, le)
+			}
+		}
+		cur += n
+	}
+	n := cur - off
+	wstart, wend := host, host+n
+	for _, c := range cow {
+		if c.a == 0 {
+			wstart = host - (off - c.g)
+		} else {
+			wend = host + (c.g - off) + q.cs
+		}
+	}
+	buf := p[:n]
+	if wstart != host || wend != host+n {
+		buf = make([]byte, wend-wstart)
+		for i, c := range cow {
+			tmp := make([]byte, q.cs)
+			if err := q.readCluster(cowEntry[i], span{c.g, 0, q.cs}, tmp); err != nil {
+				return 0, err
+			}
+			at := host + (c.g - off) - wstart
+			copy(buf[at+c.a:at+c.b], tmp[c.a:c.b])
+		}
+		copy(buf[host-wstart:], p[:n])
+	}
+	if len(links) == 0 {
+		q.mu.Unlock() // in place only: the data moves outside the lock
+		locked = false
+		return n, q.pwrite(buf, wstart)
+	}
+	if err := q.pwrite(buf, wstart); err != nil {
+		return 0, err
+	}
+	for _, l := range links {
+		if err := q.setEntry(l.t, l.l2off, l.l2i, l.new); err != nil {
+			return 0, err
+		}
+		if l.release {
+			if err := q.unrefEntry(l.old); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// writeZeroes is bdrv_co_do_pwrite_zeroes over qcow2_co_pwrite_zeroes, cluster by cluster:
+// a whole cluster (or the image's last, partial one) becomes a zero cluster on version 3
+// (deallocated with ZeroMayUnmap, a compressed one always), is discarded on version 2
+// without a backing file (it then reads as zeroes), and is written as zeroes on version 2
+// with one; a part of a cluster becomes the whole zero cluster when the rest of it reads
+// as zeroes already and it holds no data, else zeroes are written.
+func (q *qcow2) writeZeroes(off, length int64, fl ZeroFlags) error {
+	size := int64(q.h.Size)
+	done := q.requestFrees()
+	defer func() { done() }()
+	return q.spans(off, length, func(s span) error {
+		ok := false
+		var err error
+		if partial := s.a > 0 || (s.b < q.cs && s.g+s.b != size); partial {
+			// the head and tail are requests of their own (bdrv_co_do_pwrite_zeroes)
+			done()
+			done = q.requestFrees()
+			ok, err = q.zeroWhole(s, fl)
+			done()
+			done = q.requestFrees()
+		} else {
+			ok, err = q.zeroize(s.g, fl)
+		}
+		if err != nil || ok {
+			return err
+		}
+		return q.n.writeZeroBuffers(s.g+s.a, s.b-s.a)
+	})
+}
+
+// zeroize is qcow2_subcluster_zeroize for guest cluster g: a zero cluster on version 3, a
+// discarded one on version 2 without a backing file; false (-ENOTSUP) on version 2 over a
+// backing file. Caller holds n.io.
+func (q *qcow2) zeroize(g int64, fl ZeroFlags) (bool, error) {
+	switch {
+	case q.h.Version >= 3:
+		return true, q.zeroCluster(g, fl)
+	case q.n.Backing == nil:
+		return true, q.discardCluster(g)
+	}
+	return false, nil
+}
+
+// zeroCluster is zero_in_l2_slice for guest cluster g. Caller holds n.io.
+func (q *qcow2) zeroCluster(g int64, fl ZeroFlags) error {
+	return q.withL2(g, func(e uint64) error {
+		k := q.kind(e)
+		unmap := k == kindCompressed || (fl&ZeroMayUnmap != 0 && (k == kindNormal || k == kindZeroAlloc))
+		ne := e
+		if unmap {
+			ne = 0
+		}
+		ne |= oflagZero
+		if ne == e {
+			return nil
+		}
+		if unmap && !q.n.exclusive {
+			return errExclusive
+		}
+		return q.replaceEntry(g, ne, unmap)
+	})
+}
+
+// zeroWhole is qcow2_co_pwrite_zeroes' head and tail rule for the part s of a cluster:
+// when the cluster holds no data (unallocated or zero) and what s leaves of it reads as
+// zeroes (bdrv_co_is_zero_fast: the backing chain's status says so), the whole cluster is
+// zeroized. false: zeroes must be written.
+func (q *qcow2) zeroWhole(s span, fl ZeroFlags) (bool, error) {
+	q.mu.Lock()
+	e, err := q.entry(s.g)
+	q.mu.Unlock()
+	if err != nil {
+		return false, err
+	}
+	switch q.kind(e) {
+	case kindZeroPlain, kindZeroAlloc:
+	case kindUnallocated:
+		end := min(s.g+q.cs, int64(q.h.Size))
+		for _, r := range [][2]int64{{s.g, s.g + s.a}, {s.g + s.b, end}} {
+			if ok, err := q.backingZero(r[0], r[1]-r[0]); err != nil || !ok {
+				return false, err
+			}
+		}
+	default:
+		return false, nil
+	}
+	return q.zeroize(s.g, fl)
+}
+
+// backingZero reports whether [off, off+n) of an unallocated cluster reads as zeroes as far
+// as one block status query of the backing chain tells.
+func (q *qcow2) backingZero(off, n int64) (bool, error) {
+	b := q.n.Backing
+	if n <= 0 || b == nil || off >= b.Size() {
+		return true, nil
+	}
+	if off+n > b.Size() {
+		n = b.Size() - off
+	}
+	ex, err := b.BlockStatusAbove(nil, off, n)
+	if err != nil {
+		return false, err
+	}
+	return ex.Length == n && ex.Status&StatusZero != 0, nil
+}
+
+// discardCluster is discard_in_l2_slice (QCOW2_DISCARD_REQUEST, not a full discard) for
+// guest cluster g: with content, or over a backing file, it reads as zeroes afterwards on
+// version 3 (a zero cluster) and as the backing file on version 2; its clusters are freed
+// and, once free, discarded in the image file. Caller holds n.io.
+func (q *qcow2) discardCluster(g int64) error {
+	return q.withL2(g, func(e uint64) error {
+		k := q.kind(e)
+		allocated := k == kindNormal || k == kindZeroAlloc || k == kindCompressed
+		ne := e
+		if q.n.Backing != nil || allocated {
+			ne = 0
+			if q.h.Version >= 3 {
+				ne = oflagZero
+			}
+		}
+		if ne == e {
+			return nil
+		}
+		if allocated && !q.n.exclusive {
+			return errExclusive
+		}
+		return q.replaceEntry(g, ne, true)
+	})
+}
+
+// withL2 runs f with guest cluster g's L2 entry, holding q.mu, after making its L2 table
+// writable as get_cluster_table does for zeroing and discarding (a missing table is
+// allocated, a shared one copied, even when nothing changes in it).
+func (q *qcow2) withL2(g int64, f func(e uint64) error) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t, _, err := q.l2ForWrite(g)
+	if err != nil {
+		return err
+	}
+	_, l2i := q.index(g)
+	return f(t[l2i])
+}
+
+// discard is qcow2_co_pdiscard: every whole cluster in the range is discarded
+// (discardCluster); partial clusters are left alone, as QEMU leaves them (the image's
+// last, partial cluster counts as whole); nothing at all on version 2 over a backing file.
+func (q *qcow2) discard(off, length int64) error {
+	if q.h.Version < 3 && q.n.Backing != nil {
+		return nil // without zero clusters a discard would expose the backing file (-ENOTSUP)
+	}
+	size := int64(q.h.Size)
+	defer q.requestFrees()()
+	return q.spans(off, length, func(s span) error {
+		if s.a > 0 || (s.b < q.cs && s.g+s.b != size) {
+			return nil
+		}
+		return q.discardCluster(s.g)
+	})
+}
+
+// requestFrees marks the clusters freed until the returned function runs as freed by a
+// discard or zeroing request: their discards are queued, and passed to the image file
+// when it runs (the caller holds n.io).
+func (q *qcow2) requestFrees() func() {
+	q.mu.Lock()
+	q.discarding = true
+	q.mu.Unlock()
+	return func() {
+		q.mu.Lock()
+		q.discarding = false
+		q.mu.Unlock()
+		q.flushDiscards()
+	}
+}
+
+// replaceEntry sets guest cluster g's L2 entry to ne and, with release, frees what the
+// old entry held (after the entry no longer points to it). Caller holds q.mu.
+func (q *qcow2) replaceEntry(g int64, ne uint64, release bool) error {
+	t, l2off, err := q.l2ForWrite(g)
+	if err != nil {
+		return err
+	}
+	_, l2i := q.index(g)
+	old := t[l2i]
+	if err := q.setEntry(t, l2off, l2i, ne); err != nil {
+		return err
+	}
+	if release {
+		return q.unrefEntry(old)
+	}
+	return nil
+}
+
+// status is the node's own status of [off, off+length): whole clusters of the same kind
+// from off on (0: unallocated, the backing chain decides).
+func (q *qcow2) status(off, length int64) (Status, int64, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var st Status
+	var done int64
+	first := true
+	err := q.spans(off, length, func(s span) error {
+		e, err := q.entry(s.g)
+		if err != nil {
+			return err
+		}
+		var cur Status
+		switch q.kind(e) {
+		case kindZeroPlain, kindZeroAlloc:
+			cur = StatusZero
+		case kindNormal, kindCompressed:
+			cur = StatusData
+		}
+		if first {
+			st, first = cur, false
+		} else if cur != st {
+			return errStop
+		}
+		done += s.b - s.a
+		return nil
+	})
+	if err != nil && err != errStop {
+		return 0, 0, err
+	}
+	return st, done, nil
+}
+
+// errStop ends a spans walk early.
+var errStop = errors.New("stop")
