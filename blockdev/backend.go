@@ -18,7 +18,7 @@ type Backend struct {
 
 	perm, shared Perm
 	media        mediaState // root state and eject request (media.go)
-	backendIO    // the data path (backendio.go)
+	backendIO               // the data path (backendio.go)
 }
 
 // Removable reports whether the guest sees removable media: no device, or a CD-ROM/floppy.
@@ -209,6 +209,7 @@ func (n *Node) monitorOwned() bool { return n.owned }
 
 // removeTree closes n and the children nobody else uses.
 func (g *Graph) removeTree(n *Node) {
+	n.storeBeforeClose()
 	g.detach(n)
 	for _, c := range []*Node{n.File, n.Backing} {
 		if c != nil && !c.monitorOwned() && len(c.parents) == 0 {

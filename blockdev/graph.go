@@ -68,6 +68,9 @@ func (g *Graph) Close() {
 	g.jobs.wait()
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	for i := len(g.nodes) - 1; i >= 0; i-- {
+		g.nodes[i].storeBeforeClose() // before any file child closes
+	}
 	for _, n := range g.nodes {
 		n.close()
 	}

@@ -39,6 +39,9 @@ type Node struct {
 	// BackingFile/BackingFormat are the names recorded in the image header ("" when none).
 	BackingFile, BackingFormat string
 	nodeIO                     // the data path's state (io.go)
+	nodeBitmaps                // dirty bitmaps (bitmap.go)
+	// opts are the options the node was opened or last reopened with (reopen.go).
+	opts *Options
 
 	g        *Graph
 	filename string   // file: the host path as given; format: the file child's
@@ -76,11 +79,11 @@ func (n *Node) IsFormat() bool { return !n.protocol() }
 func (n *Node) Size() int64 {
 	switch n.Driver {
 	case DriverQcow2:
-		return int64(n.hdr.Size)
+		return n.vsize.Load()
 	case DriverRaw:
 		return n.File.Size()
 	}
-	st, err := n.f.Stat()
+	st, err := n.stat()
 	if err != nil {
 		return 0
 	}
@@ -95,12 +98,22 @@ func (n *Node) Size() int64 {
 	return (st.Size() + 511) &^ 511
 }
 
+// stat is fstat of a file node's host file (fmu keeps n.f from being swapped meanwhile).
+func (n *Node) stat() (os.FileInfo, error) {
+	n.fmu.Lock()
+	defer n.fmu.Unlock()
+	if n.f == nil {
+		return nil, os.ErrClosed
+	}
+	return n.f.Stat()
+}
+
 // ActualSize is the host file's allocated bytes (st_blocks * 512).
 func (n *Node) ActualSize() int64 {
 	if n.File != nil {
 		return n.File.ActualSize()
 	}
-	st, err := n.f.Stat()
+	st, err := n.stat()
 	if err != nil {
 		return 0
 	}
@@ -160,8 +173,10 @@ func (e edge) desc() string {
 		if e.backend.Name != "" {
 			return fmt.Sprintf("block device '%s'", e.backend.Name)
 		}
-		if e.backend.Device != nil && e.backend.Device.ID != "" {
-			return fmt.Sprintf("block device '%s'", e.backend.Device.ID)
+		if d := e.backend.Device; d != nil && d.Qdev() != "" {
+			// blk_get_attached_dev_id: the device's id, or its QOM path (a virtio-blk
+			// proxy's backend device has no id).
+			return fmt.Sprintf("block device '%s'", d.Qdev())
 		}
 		return "an unnamed block device"
 	}
@@ -234,7 +249,9 @@ func (n *Node) reopen(rw bool) error {
 	}
 	n.io.Lock() // drain: no request uses the old descriptor any more
 	old := n.f
+	n.fmu.Lock()
 	n.f, n.rw, n.lock = f, rw, nl
+	n.fmu.Unlock()
 	n.io.Unlock()
 	old.Close()
 	return nil
@@ -246,6 +263,8 @@ func (n *Node) close() {
 	n.io.Lock()
 	defer n.io.Unlock()
 	n.closed = true
+	n.fmu.Lock()
+	defer n.fmu.Unlock()
 	if n.f != nil {
 		n.f.Close()
 		n.f = nil

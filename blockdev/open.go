@@ -72,6 +72,7 @@ func (g *Graph) Add(o *Options) (*Node, error) {
 func (g *Graph) discard(opened []*Node) {
 	for i := len(opened) - 1; i >= 0; i-- {
 		n := opened[i]
+		n.storeBeforeClose()
 		g.detach(n)
 		n.close()
 		g.removeNode(n)
@@ -115,6 +116,8 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 		implicit:     in.implicit,
 		shared:       PermAll,
 	}
+	oc := *o
+	n.opts = &oc
 	if n.Discard == "" {
 		n.Discard = "ignore"
 	}
@@ -165,6 +168,7 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 		}
 		n.hdr = h
 		n.q = newQcow2(n, h)
+		n.vsize.Store(int64(h.Size))
 		n.BackingFile, n.BackingFormat = h.BackingFile, h.BackingFormat
 	}
 	g.name(n, o.NodeName, opened)
@@ -174,6 +178,9 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 	}
 	if o.Driver != DriverQcow2 {
 		return n, nil
+	}
+	if err := n.loadBitmaps(g.cfg.Warn); err != nil {
+		return nil, err
 	}
 	switch {
 	case o.Backing != nil && o.Backing.Null:

@@ -33,9 +33,14 @@ type hmpFormatSpec struct {
 		Compat          string `json:"compat"`
 		CompressionType string `json:"compression-type"`
 		LazyRefcounts   *bool  `json:"lazy-refcounts"`
-		RefcountBits    int64  `json:"refcount-bits"`
-		Corrupt         *bool  `json:"corrupt"`
-		ExtendedL2      *bool  `json:"extended-l2"`
+		Bitmaps         []struct {
+			Flags       []string `json:"flags"`
+			Name        string   `json:"name"`
+			Granularity int64    `json:"granularity"`
+		} `json:"bitmaps"`
+		RefcountBits int64 `json:"refcount-bits"`
+		Corrupt      *bool `json:"corrupt"`
+		ExtendedL2   *bool `json:"extended-l2"`
 	} `json:"data"`
 }
 
@@ -100,6 +105,18 @@ func blockCommands() []Command {
 			Help: "show info of one block device or all block devices (-n: show named nodes; -v: show details)",
 			Run:  infoBlock},
 		{Info: true, Name: "blockstats", Params: "", Help: "show block device statistics", Run: infoBlockstats},
+		{Name: "qemu-io", Args: "qdev:-d,device:B,command:s", Params: "[-d] [device] \"[command]\"",
+			Help: "run a qemu-io command on a block device\n\t\t\t-d: [device] is a device ID rather than a drive ID or node name",
+			Run: func(c *Call) {
+				device, _ := c.Args.Str("device")
+				command, _ := c.Args.Str("command")
+				var r struct {
+					Text string `json:"text"`
+				}
+				if !c.Fail(c.Query("x-tlcvm-qemu-io", map[string]any{"device": device, "qdev": c.Args.Bool("qdev"), "command": command}, &r)) {
+					c.Print(r.Text)
+				}
+			}},
 		{Name: "block_set_io_throttle", Args: "device:B,bps:l,bps_rd:l,bps_wr:l,iops:l,iops_rd:l,iops_wr:l",
 			Params: "device bps bps_rd bps_wr iops iops_rd iops_wr", Help: "change I/O throttle limits for a block drive",
 			Run: blockSetIOThrottle},
@@ -319,6 +336,17 @@ func imageInfoDump(c *Call, img *hmpImageInfo) {
 		c.Printf("    compat: %s\n    compression type: %s\n", d.Compat, d.CompressionType)
 		if d.LazyRefcounts != nil {
 			c.Printf("    lazy refcounts: %t\n", *d.LazyRefcounts)
+		}
+		if d.Bitmaps != nil {
+			// dump_qlist/dump_qdict's layout: list items by index, members in QDict order.
+			c.Print("    bitmaps:\n")
+			for i, b := range d.Bitmaps {
+				c.Printf("        [%d]:\n            flags:\n", i)
+				for j, f := range b.Flags {
+					c.Printf("                [%d]: %s\n", j, f)
+				}
+				c.Printf("            name: %s\n            granularity: %d\n", b.Name, b.Granularity)
+			}
 		}
 		c.Printf("    refcount bits: %d\n", d.RefcountBits)
 		if d.Corrupt != nil {

@@ -29,8 +29,8 @@ type backend interface {
 	// quantum units of work (for the synthetic workload: pages written), so that the
 	// vCPU thread sees a stop request within a bounded time even without Kick.
 	Run(quantum int) exit
-	// Interrupt raises an interrupt line for this vCPU (irqSCI); the guest takes it at
-	// its next Run.
+	// Interrupt raises an interrupt line for this vCPU (irqSCI, and the ISA lines of
+	// devices: irqKeyboard, irqMouse); the guest takes it at its next Run.
 	Interrupt(irq int)
 	// State returns the architectural state; SetState replaces it (and leaves HLT if
 	// the new state is not halted).
@@ -44,7 +44,10 @@ type backend interface {
 const (
 	irqSCI = 9 // ACPI system control interrupt (the power button), to vCPU 0
 	irqNMI = 2 // non-maskable interrupt (inject-nmi), to every vCPU (nmi.go)
-	irqGPE = 8 // the ACPI GPE of CPU hotplug events (an SCI), to vCPU 0 (cpuhotplug.go)
+	// irqGPE is the SCI raised for a hotplug GPE (an eject request, a CPU's or a DIMM's
+	// insertion), to vCPU 0; a line of its own here so that the guest knows which handler
+	// to run.
+	irqGPE = 10
 )
 
 // exitReason says why Run returned.
@@ -58,9 +61,9 @@ const (
 	exitIPI                         // INIT-SIPI-SIPI: release the other vCPUs (they wake)
 	exitShutdown                    // the guest powered itself off (ACPI sleep state S5)
 	exitFault                       // a guest RAM check failed (err); the vCPU made no progress
+	exitEject                       // the guest ejected a hot-unplugged device (eject)
 	exitDisk                        // a disk request (disk.go): carry it out, then Run again
 	exitLockTrays                   // the guest locks the CD-ROM trays (Config.Media)
-	exitEjectCPU                    // the guest ejected a CPU (cpuhotplug.go): eject
 )
 
 // exit is what Run returns: the reason and its operands.
@@ -70,8 +73,8 @@ type exit struct {
 	data   []byte       // exitIO: the bytes written, in order
 	wakeAt uint64       // exitHalt: guest-clock deadline of the armed timer (0: none)
 	err    error        // exitFault
+	eject  hotplugEvent // exitEject
 	disk   *diskRequest // exitDisk: the request; the vCPU thread marks it done
-	eject  cpuEvent     // exitEjectCPU
 	more   bool         // Run has further exits of the same step: call it again before parking
 }
 
@@ -91,12 +94,12 @@ func (r exitReason) String() string {
 		return "shutdown"
 	case exitFault:
 		return "fault"
+	case exitEject:
+		return "eject"
 	case exitDisk:
 		return "disk"
 	case exitLockTrays:
 		return "lock-trays"
-	case exitEjectCPU:
-		return "eject-cpu"
 	}
 	return "exit?"
 }

@@ -100,40 +100,33 @@ func (m *Machine) apicID(a CPUAddress) int {
 	return a.SocketID<<(tw+cw+dw) | a.DieID<<(tw+cw) | a.CoreID<<tw | a.ThreadID
 }
 
-// cpuHotplug is the ACPI CPU hotplug block: its mode and the events the guest has not
-// taken yet.
+// cpuHotplug is the ACPI CPU hotplug block: its mode and the insertions the guest has
+// not taken yet (removals are eject requests in the GPE block, hotplug.go).
 type cpuHotplug struct {
 	modern atomic.Bool // the guest switched from the legacy interface (at its boot)
 
-	mu     sync.Mutex
-	events []cpuEvent // +checklocks:mu
+	mu       sync.Mutex
+	inserted []int // +checklocks:mu; CPU indexes
 }
 
-// cpuEvent is one insertion or removal the guest is to handle.
-type cpuEvent struct {
-	index  int
-	remove bool
-	done   func() // remove: called once the vCPU has left
-}
-
-func (h *cpuHotplug) post(e cpuEvent) {
+func (h *cpuHotplug) post(index int) {
 	h.mu.Lock()
-	h.events = append(h.events, e)
+	h.inserted = append(h.inserted, index)
 	h.mu.Unlock()
 }
 
-func (h *cpuHotplug) take() []cpuEvent {
+func (h *cpuHotplug) take() []int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := h.events
-	h.events = nil
+	out := h.inserted
+	h.inserted = nil
 	return out
 }
 
 func (h *cpuHotplug) latched() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.events) > 0
+	return len(h.inserted) > 0
 }
 
 // PlugCPU creates the vCPU of a free slot (see CPUSlot) with its QOM path. hotplugged
@@ -161,7 +154,7 @@ func (m *Machine) PlugCPU(index int, qomPath string, hotplugged bool) error {
 	m.vcpuList.Store(&list)
 	v.start()
 	if hotplugged {
-		m.cpuhp.post(cpuEvent{index: index})
+		m.cpuhp.post(index)
 		m.wakeBSP()
 	}
 	m.log.Debug().Int("cpu", index).Str("qom-path", qomPath).Msg("vCPU plugged")
@@ -182,8 +175,16 @@ func (m *Machine) UnplugCPU(index int, done func()) error {
 	if !m.cpuhp.modern.Load() {
 		return qerr(ErrUnsupported, "acpi: device unplug request for not supported device type: %s", m.CPUType())
 	}
-	m.cpuhp.post(cpuEvent{index: index, remove: true, done: done})
-	m.wakeBSP()
+	// The guest's eject comes back on the guest-request goroutine (hotplugEvent.ejected),
+	// which may take the machine's lock.
+	m.latch(hotplugEvent{what: fmt.Sprintf("CPU %d", index), done: func() {
+		m.mu.Lock()
+		ok := m.removeCPU(index)
+		m.mu.Unlock()
+		if ok && done != nil {
+			done()
+		}
+	}})
 	return nil
 }
 
@@ -212,18 +213,13 @@ func (m *Machine) removeCPU(index int) bool {
 	return true
 }
 
-// cpuHotplugHandler is the guest's GPE handler for CPU hotplug events (vCPU 0): an
-// insertion of a CPU that is not a boot CPU is logged, a removal is logged and ejected.
+// cpuHotplugHandler is the guest's GPE handler for CPU insertions (vCPU 0): a CPU that is
+// not a boot CPU is logged and kept offline. Removals are ejects (gpeHandler).
 func (c *synthCPU) cpuHotplugHandler() {
-	for _, e := range c.m.cpuhp.take() {
-		if !e.remove {
-			if v := c.m.vcpu(e.index); v != nil && !c.inBootMask(e.index) {
-				c.out(fmt.Sprintf("tlcvm guest: CPU %d hot-added\r\n", e.index))
-			}
-			continue
+	for _, i := range c.m.cpuhp.take() {
+		if v := c.m.vcpu(i); v != nil && !c.inBootMask(i) {
+			c.out(fmt.Sprintf("tlcvm guest: CPU %d hot-added\r\n", i))
 		}
-		c.out(fmt.Sprintf("tlcvm guest: ACPI eject CPU %d\r\n", e.index))
-		c.queue(exit{reason: exitEjectCPU, eject: e})
 	}
 }
 
@@ -233,25 +229,4 @@ func (c *synthCPU) inBootMask(index int) bool {
 		return false
 	}
 	return c.m.ram.load64(gpaBootMask+8*uint64(index/64))&(1<<(index%64)) != 0
-}
-
-// requestEject hands an ejected CPU to the guest-request goroutine (a vCPU thread never
-// takes the machine's lock).
-func (m *Machine) requestEject(e cpuEvent) {
-	go func() {
-		select {
-		case m.ejects <- e:
-		case <-m.quit:
-		}
-	}()
-}
-
-// ejected completes an eject on the guest-request goroutine.
-func (m *Machine) ejected(e cpuEvent) {
-	m.mu.Lock()
-	ok := m.removeCPU(e.index)
-	m.mu.Unlock()
-	if ok && e.done != nil {
-		e.done()
-	}
 }

@@ -12,14 +12,10 @@ import (
 // The transmitter is always ready (LSR THRE|TEMT); bytes written to THR go to the
 // back-end writer, buffered per line. Receive is not modelled (RBR reads 0).
 type Serial struct {
-	// console is the guest's console lock (Linux's console_lock around a printk): one
-	// vCPU's line reaches the UART whole before another vCPU's starts. Guest-side state
-	// only; never held with mu by anyone but puts.
-	console sync.Mutex
-	mu      sync.Mutex
-	out     io.Writer // nil: no back-end attached; +checklocks:mu
-	buf     []byte    // pending output up to the next '\n'; runtime only (nosave)
-	st      SerialState
+	mu  sync.Mutex
+	out io.Writer // nil: no back-end attached; +checklocks:mu
+	buf []byte    // pending output up to the next '\n'; runtime only (nosave)
+	st  SerialState
 }
 
 // SerialState is the plain save/load state of the UART (section "serial0", version 1).
@@ -134,11 +130,9 @@ func (s *Serial) Flush() {
 	s.mu.Unlock()
 }
 
-// puts is the guest driver: poll LSR.THRE, write THR, for each byte, under the guest's
-// console lock.
+// puts is the guest driver: poll LSR.THRE, write THR, for each byte (the caller holds
+// the guest's console lock, Machine.console).
 func (s *Serial) puts(str string) {
-	s.console.Lock()
-	defer s.console.Unlock()
 	for i := 0; i < len(str); i++ {
 		for s.In(uartLSR)&lsrTHRE == 0 {
 		}
@@ -206,12 +200,13 @@ func (f *FwCfg) read(name string) ([]byte, bool) {
 	return b, ok
 }
 
-// ACPI is the PIIX4/ICH9 power-management block as far as the power button goes:
+// ACPI is the PIIX4/ICH9 power-management block as far as the power button and hotplug go:
 // PM1 status PWRBTN_STS latched by Powerdown, cleared when the guest enables ACPI at boot
-// (as an OS clears PM1_STS) and by reset.
+// (as an OS clears PM1_STS) and by reset; the GPE block's eject requests (hotplug.go).
 type ACPI struct {
 	pending atomic.Bool
 	enabled atomic.Bool
+	gpe     gpe // hot-unplug requests (hotplug.go)
 }
 
 // ACPIState is the PM block's save/load state (section "acpi", version 2; version 1

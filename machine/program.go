@@ -11,7 +11,7 @@ import (
 const (
 	gpaCounters = 0x500  // vCPU i: pass counter at 0x500+16*i, pages written at 0x508+16*i
 	gpaBootInfo = 0x4000 // u64 APs released, u64 working-set bytes, u64 rate, u64 fill bytes
-	gpaBootMask = 0x4100 // bitmap of the CPU indexes present at boot (bootMaskWords u64s)
+	gpaBootMask = 0x5000 // bitmap of the CPU indexes present at boot (bootMaskWords u64s)
 	// bootMaskWords bounds the boot bitmap: 1024 CPU indexes, beyond q35's 288.
 	bootMaskWords = 16
 	gpaPML4       = 0x10000 // PML4, then PDPT, then the page directories (2 MiB pages)
@@ -62,7 +62,7 @@ type synthCPU struct {
 	index  int
 	st     CPUState
 	fault  error  // a failed guest RAM check met by the last step(s)
-	irq    uint32 // pending interrupt lines (bits irqSCI, irqNMI)
+	irq    uint32 // pending interrupt lines (bits irqSCI, irqNMI, irqGPE, irqKeyboard, irqMouse)
 	queued []exit // exits of the last step not yet returned by Run (in order)
 	kicked atomic.Bool
 	// dirtied counts the pages this vCPU's stores took from clean to dirty (what KVM's
@@ -138,8 +138,17 @@ func (c *synthCPU) Run(quantum int) exit {
 	}
 	if c.irq&(1<<irqGPE) != 0 {
 		c.irq &^= 1 << irqGPE
+		if !c.ensure(0, sysPages) {
+			c.irq |= 1 << irqGPE
+			return c.faultExit()
+		}
 		c.cpuHotplugHandler()
-		if len(c.queued) > 0 {
+		if c.gpeHandler(); len(c.queued) > 0 {
+			return c.dequeue()
+		}
+	}
+	if c.irq&(1<<irqKeyboard|1<<irqMouse) != 0 {
+		if c.guestInput(); len(c.queued) > 0 {
 			return c.dequeue()
 		}
 	}
@@ -214,7 +223,7 @@ func (c *synthCPU) execute(n int) bool {
 
 // working reports whether the program is in a paced stage (filling or looping).
 func (s *CPUState) working() bool {
-	return s.RIP == ripLoop || s.RIP == ripFill || s.RIP == ripFill2
+	return s.RIP == ripLoop || s.RIP == ripFill || s.RIP == ripFill2 || s.RIP == ripFillDIMM
 }
 
 // minPace is the shortest pacing sleep: a vCPU ahead of its rate sleeps at least this
@@ -297,6 +306,9 @@ func (c *synthCPU) step() bool {
 	case ripFill2:
 		c.fill2Page()
 		return true
+	case ripFillDIMM:
+		c.dimmFillPage()
+		return true
 	case ripLoop:
 		c.loopPages(1)
 		return true
@@ -325,13 +337,14 @@ func (c *synthCPU) boot() {
 	}
 	c.buildPageTables()
 	m.cpuhp.modern.Store(true) // the DSDT's CPU hotplug code switches to the modern interface
+	m.kbc.guestInit()
 	m.acpi.enabled.Store(true)
 	m.acpi.pending.Store(false)
 	fill := min(w.Fill, (m.ram.size-gpaWSBase-ws)&^(PageSize-1))
 	if m.ram.size <= gpaWSBase+ws {
 		fill = 0
 	}
-	cfg := Workload{WS: ws, Rate: w.Rate, Fill: fill, CDLock: w.CDLock, DiskWorkload: m.workload.DiskWorkload}
+	cfg := Workload{WS: ws, Rate: w.Rate, Fill: fill, DIMM: w.DIMM, CDLock: w.CDLock, DiskWorkload: m.workload.DiskWorkload}
 	vcpus := m.cpus()
 	c.out(fmt.Sprintf("tlcvm guest: %d vCPU(s), %d MiB RAM, workload %s\r\n",
 		len(vcpus), m.ram.size>>20, cfg))
@@ -350,6 +363,7 @@ func (c *synthCPU) boot() {
 	atomic.StoreUint64((*uint64)(ptr(m.ram.mem, gpaBootInfo)), 1)
 	c.dirty(m.ram.noteWrite(gpaBootInfo >> pageShift))
 	c.enterWorkload(ws, w.Rate)
+	c.bootDIMMs(w.DIMM)
 	if w.CDLock {
 		c.queue(exit{reason: exitLockTrays})
 	}
@@ -360,6 +374,9 @@ func (c *synthCPU) boot() {
 func (c *synthCPU) buildPageTables() {
 	r := c.m.ram
 	top := c.m.phys.top()
+	if base, size := c.m.DeviceMemory(); size > 0 {
+		top = max(top, base+size) // DIMMs plugged later are mapped too
+	}
 	npd := min((top+(1<<30)-1)>>30, maxPDs)
 	pdpt := uint64(gpaPML4 + PageSize)
 	r.store64(gpaPML4, pdpt|3)
@@ -473,13 +490,20 @@ func (c *synthCPU) fillPage() {
 		words[w] = 0xa5a5a5a500000000 ^ (g + uint64(w)) ^ s.Regs[regHash]
 	}
 	c.dirty(r.noteWrite(off >> pageShift))
-	s.Regs[regWritten]++
-	s.Regs[regPaced]++
-	s.Regs[regIndex]++
-	if s.Regs[regIndex] == s.Regs[regPages] {
+	if c.pageDone() {
 		c.enterFill2()
 		c.publishCounters()
 	}
+}
+
+// pageDone counts a whole page written by a fill stage and reports whether it was the
+// stage's last.
+func (c *synthCPU) pageDone() bool {
+	s := &c.st
+	s.Regs[regWritten]++
+	s.Regs[regPaced]++
+	s.Regs[regIndex]++
+	return s.Regs[regIndex] == s.Regs[regPages]
 }
 
 // fill2Page writes one whole page of the vCPU's fill= share, once. The content depends on
@@ -496,10 +520,7 @@ func (c *synthCPU) fill2Page() {
 		words[w] = 0x5a5a5a5a00000000 ^ (off>>3 + uint64(w))
 	}
 	c.dirty(r.noteWrite(off >> pageShift))
-	s.Regs[regWritten]++
-	s.Regs[regPaced]++
-	s.Regs[regIndex]++
-	if s.Regs[regIndex] == s.Regs[regPages] {
+	if c.pageDone() {
 		c.enterLoop()
 		c.publishCounters()
 	}

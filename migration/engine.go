@@ -26,6 +26,8 @@ type Options struct {
 	Exit func(status int)
 	// Open opens file: paths ("/dev/fdset/N" included, see transport.Env.Open); nil: open(2).
 	Open func(path string, flag int, perm uint32) (int, error)
+	// Bitmaps are the block layer's dirty bitmaps (capability dirty-bitmaps); nil: none.
+	Bitmaps Bitmaps
 }
 
 // Engine runs outgoing migrations (checkpoints) and the incoming one. Its methods are safe
@@ -39,6 +41,8 @@ type Engine struct {
 	prog   string
 	exit   func(int)
 	open   func(path string, flag int, perm uint32) (int, error)
+	// bitmaps are the block layer's dirty bitmaps (bitmaps.go); nil: none.
+	bitmaps Bitmaps
 
 	// mu guards the fields marked so. Lock order: mu, then a job's mu (activeLocked asks the
 	// jobs their status under mu); a job never takes mu while it holds its own.
@@ -77,7 +81,7 @@ func New(o Options) *Engine {
 		o.Prog = "qemu-system-x86_64"
 	}
 	return &Engine{m: o.Machine, ev: o.Events, log: o.Log, stderr: o.Stderr, prog: o.Prog, exit: o.Exit, open: o.Open,
-		caps: make([]bool, len(capabilityNames)), params: DefaultParams(), ready: make(chan struct{})}
+		bitmaps: o.Bitmaps, caps: make([]bool, len(capabilityNames)), params: DefaultParams(), ready: make(chan struct{})}
 }
 
 // Capabilities returns query-migrate-capabilities: every capability in QAPI order.
@@ -186,6 +190,9 @@ type MigrateOptions struct {
 	Resume bool
 	// LookupFD resolves fd:NAME from the monitor's getfd table (the fd is taken).
 	LookupFD func(name string) (int, error)
+	// Blocked returns the error of a migration blocker in force (QEMU's
+	// migration_is_blocked: a dump in progress), nil when none; nil: no blockers.
+	Blocked func() error
 }
 
 // Migrate is QMP migrate: it checks the request as QEMU's migrate_prepare does, emits
@@ -218,6 +225,12 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 	case "postmigrate":
 		e.mu.Unlock()
 		return errorf(ErrState, "Can't migrate the vm that was paused due to previous migration")
+	}
+	if o.Blocked != nil {
+		if err := o.Blocked(); err != nil {
+			e.mu.Unlock()
+			return err
+		}
 	}
 	j := newJob(e, uri)
 	j.tlc = e.capLocked(CapTLC)
@@ -343,3 +356,12 @@ func (e *Engine) Close() {
 
 // since returns the milliseconds elapsed from t.
 func since(t time.Time) int64 { return time.Since(t).Milliseconds() }
+
+// Idle is QEMU's migration_is_idle: no outgoing migration, or only a finished one
+// (device_add and device_del are refused otherwise).
+func (e *Engine) Idle() bool {
+	e.mu.Lock()
+	j := e.out
+	e.mu.Unlock()
+	return j == nil || !j.status().running()
+}

@@ -49,7 +49,6 @@ type Domain struct {
 	NoBalloon bool   // Q35 and PCFull: <memballoon model='none'/> instead of anchor2's virtio balloon
 	VCPUs     int    // vCPUs; 0: the model's (PC 1, Q35 and PCFull 2)
 	CPUSet    string // host CPUs the domain may use (<vcpu cpuset=…>); "" for any
-	Media     []Medium
 	// MaxVCPUs above VCPUs makes room for vCPU hotplug: <vcpu current='VCPUs'>MaxVCPUs</vcpu>,
 	// which libvirt turns into -smp VCPUs,maxcpus=MaxVCPUs.
 	MaxVCPUs  int
@@ -59,6 +58,10 @@ type Domain struct {
 	// does (14): libvirt puts the model's PCIe devices on the first ones (six), and the rest
 	// are free for hotplug. 0 lets libvirt add exactly the ports the devices need.
 	RootPorts int
+	// MemSlots > 0 makes room for memory hotplug: <maxMemory slots=MemSlots> 1 GiB and the
+	// one NUMA cell libvirt then requires (-m …,slots=,maxmem= and -numa node,memdev=).
+	MemSlots int
+	Media    []Medium
 }
 
 // Medium is a removable drive added after the model's disks: a CD-ROM (bus ide or sata,
@@ -120,6 +123,9 @@ var domTmpl = template.Must(template.New("d").Parse(`<domain type='qemu'>
 {{- if .UUID}}
   <uuid>{{.UUID}}</uuid>
 {{- end}}
+{{- if .MemSlots}}
+  <maxMemory slots='{{.MemSlots}}' unit='MiB'>1024</maxMemory>
+{{- end}}
   <memory unit='MiB'>256</memory>
   <currentMemory unit='MiB'>256</currentMemory>
 {{- if .CPUSet}}
@@ -138,6 +144,13 @@ var domTmpl = template.Must(template.New("d").Parse(`<domain type='qemu'>
   <sysinfo type='fwcfg'>
     <entry name='opt/tlcvm/workload'>{{.Workload}}</entry>
   </sysinfo>
+{{- end}}
+{{- if .MemSlots}}
+  <cpu>
+    <numa>
+      <cell id='0' cpus='0-{{.LastCPU}}' memory='256' unit='MiB'/>
+    </numa>
+  </cpu>
 {{- end}}
   <os>
     <type arch='x86_64' machine='{{if .Q35}}q35{{else}}pc{{end}}'>hvm</type>
@@ -253,11 +266,12 @@ func (d Domain) XML() string {
 	_ = domTmpl.Execute(&b, struct {
 		Name, UUID, Emulator, Disk, Workload, CPUSet, MAC string
 		Q35, Full, VNC, Balloon                           bool
-		VCPUs, MaxVCPUs, IOThreads                        int
+		VCPUs, MaxVCPUs, IOThreads, MemSlots, LastCPU     int
 		RootPorts                                         []struct{}
 		Media                                             []Medium
 	}{esc(d.Name), esc(d.UUID), esc(d.Emulator), esc(d.Disk), esc(d.Workload), esc(d.CPUSet), esc(d.MAC),
-		d.Kind == Q35, full, !d.NoVNC, !d.NoBalloon, vcpus, d.MaxVCPUs, d.IOThreads, ports, media})
+		d.Kind == Q35, full, !d.NoVNC, !d.NoBalloon, vcpus, d.MaxVCPUs, d.IOThreads, d.MemSlots,
+		max(vcpus, d.MaxVCPUs) - 1, ports, media})
 	return b.String()
 }
 
@@ -272,12 +286,12 @@ func (v *Virsh) Define(d Domain, dir string) error {
 }
 
 // Remove destroys (if running) and undefines the domain with its managed
-// save image and snapshot metadata. It retries for up to 30 s (libvirtd may
+// save image, snapshot and checkpoint metadata. It retries for up to 30 s (libvirtd may
 // be restarting) and succeeds once the domain is gone.
 func (v *Virsh) Remove(name string) error {
 	err := Poll(30*time.Second, 200*time.Millisecond, "undefine "+name, func() (bool, error) {
 		_, _ = v.Run("destroy", name)
-		_, err := v.Run("undefine", "--managed-save", "--snapshots-metadata", name)
+		_, err := v.Run("undefine", "--managed-save", "--snapshots-metadata", "--checkpoints-metadata", name)
 		if err == nil || strings.Contains(err.Error(), "failed to get domain") || strings.Contains(err.Error(), "Domain not found") {
 			return true, nil
 		}

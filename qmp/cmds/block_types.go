@@ -13,12 +13,13 @@ import (
 // ImageInfoSpecificQCow2 is qcow2's format-specific image information.
 type ImageInfoSpecificQCow2 struct {
 	qmp.QAPIOrder
-	Compat          string `json:"compat"`
-	ExtendedL2      *bool  `json:"extended-l2,omitempty"`
-	LazyRefcounts   *bool  `json:"lazy-refcounts,omitempty"`
-	Corrupt         *bool  `json:"corrupt,omitempty"`
-	RefcountBits    int64  `json:"refcount-bits"`
-	CompressionType string `json:"compression-type"`
+	Compat          string             `json:"compat"`
+	ExtendedL2      *bool              `json:"extended-l2,omitempty"`
+	LazyRefcounts   *bool              `json:"lazy-refcounts,omitempty"`
+	Corrupt         *bool              `json:"corrupt,omitempty"`
+	RefcountBits    int64              `json:"refcount-bits"`
+	Bitmaps         *[]Qcow2BitmapInfo `json:"bitmaps,omitempty"`
+	CompressionType string             `json:"compression-type"`
 }
 
 // ImageInfoSpecific is the format-specific union (only qcow2 here).
@@ -76,6 +77,7 @@ type BlockDeviceInfo struct {
 	ThrottleBursts
 	Cache          BlockdevCacheInfo `json:"cache"`
 	WriteThreshold int64             `json:"write_threshold"`
+	DirtyBitmaps   []BlockDirtyInfo  `json:"dirty-bitmaps,omitempty"`
 }
 
 // DetectZeroes is BlockdevDetectZeroesOptions.
@@ -186,13 +188,6 @@ type JobStatusChangeData struct {
 	Status string `json:"status"`
 }
 
-// DeviceDeletedData is DEVICE_DELETED's data.
-type DeviceDeletedData struct {
-	qmp.QAPIOrder
-	Device string `json:"device,omitempty"`
-	Path   string `json:"path"`
-}
-
 func imageInfo(n *blockdev.Node) ImageInfo {
 	actual := n.ActualSize()
 	dirty := false
@@ -206,6 +201,7 @@ func imageInfo(n *blockdev.Node) ImageInfo {
 			lazy, corrupt, ext := h.LazyRefcounts(), h.Corrupt(), h.ExtendedL2()
 			q.LazyRefcounts, q.Corrupt, q.ExtendedL2 = &lazy, &corrupt, &ext
 		}
+		q.Bitmaps = imageBitmaps(n)
 		info.FormatSpecific = &ImageInfoSpecific{Type: "qcow2", Data: q}
 		info.BackingFilename = n.BackingFile
 		info.FullBackingFilename = n.FullBackingFilename()
@@ -226,6 +222,7 @@ func blockDeviceInfo(n *blockdev.Node, writeback bool) *BlockDeviceInfo {
 		DetectZeroes: DetectZeroes(n.DetectZeroes), Image: imageInfo(n),
 		Cache:          BlockdevCacheInfo{Writeback: writeback, Direct: n.Direct, NoFlush: n.NoFlush},
 		WriteThreshold: n.WriteThreshold(),
+		DirtyBitmaps:   dirtyInfo(n),
 	}
 }
 

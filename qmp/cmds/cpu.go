@@ -1,92 +1,35 @@
 package cmds
 
 import (
-	"math"
 	"strings"
 
 	"tlcvm/machine"
-	"tlcvm/machine/catalog"
-	"tlcvm/qmp"
 )
 
-// CPU hotplug through device_add and device_del (machine/cpuhotplug.go): a device of an
-// x86 CPU type is a vCPU in one of the machine's topology slots, not a device model of the
-// catalogue. libvirt's setvcpus --live sends
+// CPU hotplug (machine/cpuhotplug.go): a device of the machine's x86 CPU type is a vCPU
+// in one of its topology slots. libvirt's setvcpus --live sends
 //
 //	device_add {"driver":"qemu64-x86_64-cpu","id":"vcpu1","core-id":0,"thread-id":0,"socket-id":1}
 //
 // then reads query-cpus-fast for the new vCPU's thread, and device_del {"id":"vcpu1"} to
-// unplug it (DEVICE_DELETED once the guest has ejected it).
+// unplug it (DEVICE_DELETED once the guest has ejected it). Such CPUs are devices of the
+// device tree (the composition root registers their model with it); the CPUs of -smp are
+// not, and device_del names them by their QOM path (/machine/unattached/device[N]): those
+// are handled here.
 
-// CPUHotplug is what these handlers need of the VM.
+// CPUHotplug is what device_del of a -smp CPU needs of the VM.
 type CPUHotplug interface {
-	CPUType() string
 	CPUs() []machine.CPUInfo
-	CPUSlot(machine.CPUAddress) (int, error)
-	PlugCPU(index int, qomPath string, hotplugged bool) error
 	UnplugCPU(index int, done func()) error
 }
 
-// isCPUDriver reports whether a device_add driver is an x86 CPU type.
-func isCPUDriver(driver string) bool { return catalog.IsA(driver, "x86_64-cpu") }
-
-// cpuDeviceAdd is device_add of a CPU, after device_add's common checks (driver, id);
-// path and name place it under /machine/peripheral or peripheral-anon. QEMU's order:
-// properties (unknown ones, their types), then x86_cpu_pre_plug (the type, the slot).
-func cpuDeviceAdd(d *Deps, h CPUHotplug, args *qmp.Value, driver string, parent *Object, name, path string) error {
-	addr := machine.CPUAddress{SocketID: -1, DieID: -1, CoreID: -1, ThreadID: -1}
-	fields := map[string]*int{"socket-id": &addr.SocketID, "die-id": &addr.DieID, "core-id": &addr.CoreID,
-		"thread-id": &addr.ThreadID}
-	known := map[string]bool{}
-	if props, err := catalog.ObjectProperties(driver); err == nil {
-		for _, p := range props {
-			known[p.Name] = true
-		}
-	}
-	for _, m := range args.Members() {
-		switch m.Key {
-		case "driver", "id", "bus":
-			continue
-		}
-		if !known[m.Key] {
-			return qmp.GenericError("Property '%s.%s' not found", driver, m.Key)
-		}
-		f, ok := fields[m.Key]
-		if !ok {
-			continue // a CPU model property: the model is the machine's, fixed at start
-		}
-		v, isInt := m.Value.AsInt64()
-		if !isInt || v < math.MinInt32 || v > math.MaxInt32 {
-			return qmp.GenericError("Parameter '%s' expects integer", m.Key)
-		}
-		*f = int(v) // negative: not set, as QEMU's -1 default
-	}
-	if driver != h.CPUType() {
-		return qmp.GenericError("Invalid CPU type, expected cpu type: '%s'", h.CPUType())
-	}
-	slot, err := h.CPUSlot(addr)
-	if err != nil {
-		return err
-	}
-	if err := h.PlugCPU(slot, path, true); err != nil {
-		return err
-	}
-	o := NewObject(driver)
-	o.AddRaw("realized", "bool", []byte("true"))
-	tree := d.QOM()
-	tree.mu.Lock()
-	parent.AddChild(name, o)
-	tree.mu.Unlock()
-	return nil
-}
-
-// cpuDeviceDel is device_del of a CPU named by its id or its QOM path (the boot CPUs have
-// no id: /machine/unattached/device[N]); ok is false when id names no CPU. The CPU leaves
+// cpuDeviceDel is device_del of a -smp CPU, named by its QOM path
+// (/machine/unattached/device[N]); ok is false when id names no such CPU. The CPU leaves
 // once the guest has ejected it: then its QOM object goes and DEVICE_DELETED is emitted.
 func cpuDeviceDel(d *Deps, h CPUHotplug, id string, emit func(DeviceDeletedData)) (ok bool, err error) {
 	path := id
-	if !strings.HasPrefix(id, "/") {
-		path = "/machine/peripheral/" + id
+	if !strings.HasPrefix(id, "/machine/unattached/") {
+		return false, nil
 	}
 	var cpu *machine.CPUInfo
 	for _, c := range h.CPUs() {
@@ -98,10 +41,6 @@ func cpuDeviceDel(d *Deps, h CPUHotplug, id string, emit func(DeviceDeletedData)
 	if cpu == nil {
 		return false, nil
 	}
-	devID := ""
-	if p, ok := strings.CutPrefix(path, "/machine/peripheral/"); ok {
-		devID = p
-	}
 	err = h.UnplugCPU(cpu.Index, func() {
 		tree := d.QOM()
 		tree.mu.Lock()
@@ -109,7 +48,7 @@ func cpuDeviceDel(d *Deps, h CPUHotplug, id string, emit func(DeviceDeletedData)
 			parent.RemoveChild(name)
 		}
 		tree.mu.Unlock()
-		emit(DeviceDeletedData{Device: devID, Path: path})
+		emit(DeviceDeletedData{Path: path})
 	})
 	return true, err
 }

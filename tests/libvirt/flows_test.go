@@ -200,7 +200,7 @@ func TestFlows(t *testing.T) {
 	results := map[lv.Kind]map[string]flowResult{}
 	for _, k := range flowModels {
 		t.Run(k.String(), func(t *testing.T) {
-			results[k] = runStory(t, k, ref, story)
+			results[k] = runFlowStory(t, k, ref, story)
 		})
 	}
 	checkFlowTable(t, story, results)
@@ -253,8 +253,8 @@ func newFlowPair(t *testing.T, k lv.Kind, ref string) (q, tl *flowDom) {
 	return mk("qemu", ref), mk("tlcvm", bin)
 }
 
-// runStory runs every flow on both sides of one model, QEMU's and tlcvm's side at once.
-func runStory(t *testing.T, k lv.Kind, ref string, story []flow) map[string]flowResult {
+// runFlowStory runs every flow on both sides of one model, QEMU's and tlcvm's side at once.
+func runFlowStory(t *testing.T, k lv.Kind, ref string, story []flow) map[string]flowResult {
 	q, tl := newFlowPair(t, k, ref)
 	out := map[string]flowResult{}
 	for _, f := range story {
