@@ -69,8 +69,13 @@ func deviceObject(d *qdev.Device) *Object {
 	if c, ok := catalog.LookupDevice(d.Type); ok {
 		hotpluggable = c.Hotpluggable
 	}
-	for name, v := range map[string]bool{"hotplugged": d.Hotplugged, "hotpluggable": hotpluggable} {
-		name, v := name, v
+	// In QEMU's order (device_class_init adds hotplugged before hotpluggable's getter is
+	// listed): a map's order would vary from one qom-list to the next.
+	for _, f := range []struct {
+		name string
+		v    bool
+	}{{"hotplugged", d.Hotplugged}, {"hotpluggable", hotpluggable}} {
+		name, v := f.name, f.v
 		o.AddProp(&Prop{Name: name, Type: "bool", Get: func() any { return v },
 			Set: func(json.RawMessage) error {
 				return qmp.GenericError("Property '%s.%s' is not writable", d.Type, name)
