@@ -9,8 +9,9 @@
 //
 // TestFlows is the differential flow suite: one domain under QEMU 7.2 and one under tlcvm
 // go through the same story of some 200 virsh commands (every domain command group of
-// `virsh help`, device hotplug of every class, virt-install --import, and the libvirt API
-// calls virsh has no twin for, through go-libvirt and libvirt's Python binding), and each
+// `virsh help`, device hotplug of every class, qemu-img on the domain's images while it runs
+// and after, virt-install --import, and the libvirt API calls virsh has no twin for, through
+// go-libvirt and libvirt's Python binding), and each
 // flow's outcome (same, different, failing) must be the one docs/libvirt.md's flow table
 // records; -update rewrites the table.
 //

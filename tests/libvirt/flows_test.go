@@ -227,7 +227,7 @@ func newFlowPair(t *testing.T, k lv.Kind, ref string) (q, tl *flowDom) {
 		if err := lv.CreateDisk(d.Disk, mbr); err != nil {
 			t.Fatal(err)
 		}
-		for _, img := range []string{"hot.qcow2", "scsi.qcow2", "usb.qcow2"} {
+		for _, img := range []string{"hot.qcow2", "hot2.qcow2", "scsi.qcow2", "usb.qcow2"} {
 			if err := lv.CreateDisk(filepath.Join(dir, img), ""); err != nil {
 				t.Fatal(err)
 			}
