@@ -119,7 +119,7 @@
 // pages dirtied per second) is paced by the guest clock, which stops while paused.
 // vCPU 0 prints a status line every 5 s of guest time. The ACPI power button makes
 // vCPU 0 print "powering off" and request a guest shutdown. A hot-unplug request
-// (RequestEject: a PCI slot's, a DIMM's) is latched in the ACPI GPE block; vCPU 0's SCI
+// (RequestEject: a PCI slot's, a DIMM's; UnplugCPU: a vCPU's) is latched in the ACPI GPE block; vCPU 0's SCI
 // handler ejects it, prints "ACPI eject <what>", and the machine calls the requester back
 // (hotplug.go). A DIMM (PlugDIMM: its RAM block mapped in the device-memory region) is
 // onlined by vCPU 0's handler, which with dimm= writes its pages at RIP 0x1000a0 before
