@@ -50,6 +50,12 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "density" {
 		os.Exit(runDensity(os.Args[2:])) // density.go
 	}
+	if len(os.Args) > 1 && os.Args[1] == "dump" {
+		os.Exit(runDump(os.Args[2:])) // dump.go
+	}
+	if len(os.Args) > 1 && os.Args[1] == "dirtyrate" {
+		os.Exit(runDirtyRate(os.Args[2:])) // dump.go
+	}
 	os.Exit(run())
 }
 
