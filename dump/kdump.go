@@ -2,11 +2,11 @@ package dump
 
 import (
 	"bytes"
-	"compress/zlib"
 	"encoding/binary"
 	"fmt"
 
 	"github.com/golang/snappy"
+	"github.com/klauspost/compress/zlib"
 
 	"tlcvm/compat/qerror"
 )
