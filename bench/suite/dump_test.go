@@ -19,7 +19,8 @@ func dumpResult() *suite.DumpResult {
 		suite.CkQEMU:  {Side: suite.CkQEMU, NonZeroBytes: 66 << 20},
 	}}
 	add := func(side, f string, ms float64, size, disk int64, err string) {
-		res.Dumps = append(res.Dumps, suite.DumpRecord{Side: side, Format: f, MS: ms, Size: size, DiskBytes: disk, Err: err})
+		res.Dumps = append(res.Dumps, suite.DumpRecord{Side: side, Format: f, MS: ms, CPUMS: ms / 2, Size: size, DiskBytes: disk,
+			Err: err})
 	}
 	for _, ms := range []float64{40, 50, 45} {
 		add(suite.CkTLCVM, suite.DumpELF, ms, 4<<30, 65<<20, "")
@@ -53,6 +54,7 @@ func TestDumpRows(t *testing.T) {
 	}{
 		{"elf: dump-guest-memory", 45, 6750, 45.0 / 6750, true, true},
 		{"elf: apparent", 4096, 4096, 1, false, false},
+		{"elf: the emulator's CPU", 22.5, 3375, 22.5 / 3375, false, false},
 		{"elf: blocks", 65, 4096, 65.0 / 64, true, true},
 		{"kdump-zlib: dump-guest-memory", 2250, 1750, 2250.0 / 1750, true, false},
 		{"kdump-zlib: blocks", 43, 47, 43.0 / 64, false, false},

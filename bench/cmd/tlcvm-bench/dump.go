@@ -55,13 +55,14 @@ func runDump(argv []string) int {
 		return st
 	}
 	o.TLCVM, o.QEMU = s.tlcvm, s.qemu
-	head := fmt.Sprintf("- guests: `-machine pc -m %s -nodefaults -display none`; tlcvm's workload `ws=%s,,rate=max`, "+
+	head := fmt.Sprintf("- guests: `-machine pc -m %s -nodefaults -display none`; tlcvm's workload `ws=%s,,rate=%s` "+
+		"(one pass a second, so that what is dumped is the same run to run), "+
 		"QEMU's guest `-kernel %s -append \"ws=%d delay=0\"` (TCG); each waits for its pass counter (0x500) to reach 1 "+
 		"(working set filled and rewritten once), then `stop`\n"+
 		"- each dump `dump-guest-memory` with `paging: false`, `protocol: file:…` under `%s` (the page cache, nothing "+
 		"fsynced; syncfs before each dump, outside the timed interval), synchronous (the reply follows "+
 		"`DUMP_COMPLETED`); %d per side and format, sides in turns; the time is the command sent → its return\n",
-		mem, ws, o.Kernel, o.WSMiB, o.Dir, o.Reps)
+		mem, ws, ws, o.Kernel, o.WSMiB, o.Dir, o.Reps)
 	return s.run(head, func(ctx context.Context, record func(any) error, progress *os.File) (string, map[string]any, error) {
 		o.Record = record
 		if progress != nil {
