@@ -52,8 +52,13 @@ type DrOptions struct {
 	SMP         int   // vCPUs (1)
 	SamplePages int   // page-sampling's sample-pages (16384, QEMU's most)
 	RingSize    int   // x-dirty-ring-size of the dirty-ring guest (4096; -1: no dirty-ring part)
-	Cap         time.Duration
-	Poll        time.Duration // query-dirty-rate and counter poll (20 ms)
+	// CeilingWSMiB is the working set of the last guest, rate=max, whose counters show how
+	// fast the workload can dirty pages on this host (1024; -1: no ceiling part); it runs
+	// CeilingWindow (3 s) after its first pass.
+	CeilingWSMiB  int
+	CeilingWindow time.Duration
+	Cap           time.Duration
+	Poll          time.Duration // query-dirty-rate and counter poll (20 ms)
 	Output
 }
 
@@ -83,6 +88,10 @@ func (o *DrOptions) defaults() error {
 	def(&o.SMP, 1)
 	def(&o.SamplePages, 16384)
 	def(&o.RingSize, 4096)
+	def(&o.CeilingWSMiB, 1024)
+	if o.CeilingWindow == 0 {
+		o.CeilingWindow = 3 * time.Second
+	}
 	if o.Cap == 0 {
 		o.Cap = 120 * time.Second
 	}
@@ -133,6 +142,7 @@ type DrResult struct {
 	Opts     DrOptions
 	Measures []DrMeasure
 	Guests   []DrGuest
+	Ceiling  *DrGuest // the rate=max guest (Rate 0), nil when left out
 }
 
 // RunDirtyRate runs every rate's guests (see the top of dirtyrate.go). A guest that fails
@@ -163,7 +173,71 @@ func RunDirtyRate(ctx context.Context, o DrOptions) (*DrResult, error) {
 			}
 		}
 	}
-	return res, nil
+	if o.CeilingWSMiB > 0 {
+		res.Ceiling = o.runCeiling(ctx)
+		if err := o.record(res.Ceiling); err != nil {
+			return res, err
+		}
+	}
+	return res, ctx.Err()
+}
+
+// runCeiling runs a guest dirtying its working set as fast as it can (rate=max) and reads
+// the rate from its counters over CeilingWindow.
+func (o *DrOptions) runCeiling(ctx context.Context) *DrGuest {
+	g := &DrGuest{Kind: "dirtyrate-guest", Achieved: nan, Args: []string{"-machine", "pc", "-m",
+		strconv.Itoa(o.CeilingWSMiB + 512), "-smp", strconv.Itoa(o.SMP), "-nodefaults", "-display", "none", "-fw_cfg",
+		fmt.Sprintf("name=opt/tlcvm/workload,string=ws=%dM,,rate=max", o.CeilingWSMiB)}}
+	err := func() error {
+		v, err := startVM(ctx, CkTLCVM, o.TLCVM, g.Args, o.BaseDir, o.Cap, 2*o.Cap+o.CeilingWindow)
+		if err != nil {
+			return err
+		}
+		defer v.stop()
+		if err := v.waitU64(ctx, addrPass, 1, o.Cap); err != nil {
+			return err
+		}
+		g.FillMS = ms(time.Since(v.t0))
+		var cs counters
+		for end := time.Now().Add(o.CeilingWindow); time.Now().Before(end); {
+			pages, err := v.readCounters(o.SMP)
+			if err != nil {
+				return err
+			}
+			cs.observe(time.Now(), pages)
+			if err := sleepCtx(ctx, o.Poll, v.p); err != nil {
+				return err
+			}
+		}
+		g.Changes, g.Achieved = cs.changes, cs.rate()
+		if finite(g.Achieved) {
+			g.AchievedJSON = &g.Achieved
+		}
+		return nil
+	}()
+	if err != nil {
+		g.Err = err.Error()
+	}
+	o.progress("ceiling (rate=max, ws=%d MiB): the workload's counters: %.0f MiB/s%s", o.CeilingWSMiB, g.Achieved,
+		errSuffix(g.Err))
+	return g
+}
+
+// DrCeiling is the sentence under the table about the ceiling guest ("" when left out).
+func DrCeiling(res *DrResult) string {
+	if res == nil || res.Ceiling == nil {
+		return ""
+	}
+	g, o := res.Ceiling, res.Opts
+	what := fmt.Sprintf("%.0f MiB/s", g.Achieved)
+	switch {
+	case g.Err != "":
+		what = "failed: " + short(errors.New(g.Err))
+	case !finite(g.Achieved):
+		what = "not measured (its counters changed fewer than twice)"
+	}
+	return fmt.Sprintf("\nWhat this host can do: the workload at `rate=max` (`ws=%dM`, %d vCPU), its counters over %v: %s.\n",
+		o.CeilingWSMiB, o.SMP, o.CeilingWindow, what)
 }
 
 // DrArgs is the guest's command line for rate MiB/s with calc-time s.

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"tlcvm/bench/suite"
 )
@@ -74,6 +75,24 @@ func TestRunDirtyRateOptions(t *testing.T) {
 	} {
 		if _, err := suite.RunDirtyRate(context.Background(), o); !errors.Is(err, suite.ErrOptions) {
 			t.Errorf("RunDirtyRate(%+v): %v, want ErrOptions", o, err)
+		}
+	}
+}
+
+func TestDrCeiling(t *testing.T) {
+	o := suite.DrOptions{CeilingWSMiB: 1024, SMP: 1, CeilingWindow: 3 * time.Second}
+	for _, c := range []struct {
+		g    *suite.DrGuest
+		want string
+	}{
+		{nil, ""},
+		{&suite.DrGuest{Achieved: 51234.4}, "(`ws=1024M`, 1 vCPU), its counters over 3s: 51234 MiB/s."},
+		{&suite.DrGuest{Achieved: math.NaN()}, "not measured"},
+		{&suite.DrGuest{Achieved: math.NaN(), Err: "emu: exited"}, "failed: emu: exited"},
+	} {
+		got := suite.DrCeiling(&suite.DrResult{Opts: o, Ceiling: c.g})
+		if c.want == "" && got != "" || !strings.Contains(got, c.want) {
+			t.Errorf("%+v: %q, want %q", c.g, got, c.want)
 		}
 	}
 }

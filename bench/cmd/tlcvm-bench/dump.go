@@ -89,6 +89,7 @@ func runDirtyRate(argv []string) int {
 	fs.IntVar(&o.SMP, "smp", 1, "vCPUs of each guest")
 	fs.IntVar(&o.SamplePages, "sample-pages", 16384, "page-sampling's sample-pages per GiB")
 	fs.IntVar(&o.RingSize, "ring", 4096, "x-dirty-ring-size of the dirty-ring guest (-1: leave dirty-ring out)")
+	fs.IntVar(&o.CeilingWSMiB, "ceiling-ws", 1024, "working set (MiB) of the rate=max guest that shows the host's ceiling (-1: leave it out)")
 	fs.DurationVar(&o.Cap, "cap", 120*time.Second, "limit of one step (start, fill, one measurement past its calc-time)")
 	if st := s.parse(fs, argv); st != 0 {
 		return st
@@ -120,7 +121,7 @@ func runDirtyRate(argv []string) int {
 			o.Progress = progress
 		}
 		res, err := suite.RunDirtyRate(ctx, o)
-		return suite.DrMarkdown(suite.DrRows(res)), nil, err
+		return suite.DrMarkdown(suite.DrRows(res)) + suite.DrCeiling(res), nil, err
 	})
 }
 
