@@ -108,7 +108,7 @@ func runDirtyRate(argv []string) int {
 		"period counts once, as in QEMU); page-sampling (`sample-pages` %d) and dirty-bitmap in turns on one guest, "+
 		"dirty-ring on a second one with `-accel tcg,x-dirty-ring-size=%d` (QEMU allows dirty-ring only with a "+
 		"dirty ring, and then refuses dirty-bitmap); %d measurements per rate and mode, after the working set was "+
-		"filled and rewritten once\n"+
+		"filled and rewritten twice (a guest that fell behind its pace during the fill catches up at full speed)\n"+
 		"- QEMU reports whole MiB/s (`pages*4096>>20` MiB over the period, ×1000/ms, integer division), so at 1 MiB/s "+
 		"a measurement reads 0, 1 or 2\n"+
 		"- workload's counters: the harness reads each vCPU's pages-written counter (`xp 0x508`, published at the end "+
