@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run-dirtyrate.sh — the dirty-rate benchmark of issue 11 (~7 min): calc-dirty-rate
+# bench/run-dirtyrate.sh — the dirty-rate benchmark of issue 11 (~8 min): calc-dirty-rate
 # against the workload's configured rate at 1, 10, 100 and 1,000 MiB/s, in page-sampling,
 # dirty-bitmap and dirty-ring modes, beside the rate the workload's own counters show.
 # tlcvm only (QEMU 7.2 has no guest with a configured rate; under TCG it crashes on

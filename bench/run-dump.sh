@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run-dump.sh — the memory-dump benchmark of issue 11 (~2 min): dump-guest-memory of a
+# bench/run-dump.sh — the memory-dump benchmark of issue 11 (~1 min): dump-guest-memory of a
 # 4 GiB guest that wrote 64 MiB, ELF and kdump-zlib, tlcvm beside QEMU 7.2 (the peer kit's
 # dirty.elf under TCG) in one run: time, apparent size and blocks on disk.
 #

@@ -60,8 +60,8 @@ if [ "${BENCH_FILECP:-1}" = 1 ]; then
   "$ROOT/bench/run-filecp.sh"
 fi
 # The memory-dump part (bench/run-dump.sh: dump-guest-memory of a 4 GiB guest, ELF and
-# kdump-zlib, beside QEMU; ~2 min, files up to 4 GiB) and the dirty-rate part
-# (bench/run-dirtyrate.sh: calc-dirty-rate against the configured rate; ~7 min).
+# kdump-zlib, beside QEMU; ~1 min, files up to 4 GiB) and the dirty-rate part
+# (bench/run-dirtyrate.sh: calc-dirty-rate against the configured rate; ~8 min).
 # BENCH_DUMP=0 and BENCH_DIRTYRATE=0 leave them out.
 if [ "${BENCH_DUMP:-1}" = 1 ]; then
   "$ROOT/bench/run-dump.sh"
