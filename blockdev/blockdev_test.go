@@ -34,7 +34,7 @@ type events struct{ got []string }
 
 func (e *events) Emit(name string, data any) {
 	if j, ok := data.(blockdev.JobStatusEvent); ok {
-		e.got = append(e.got, name+":"+string(j.Status))
+		e.got = append(e.got, name+":"+j.Status.String())
 	}
 }
 
@@ -255,7 +255,7 @@ func TestCreateMatchesQemuImg(t *testing.T) {
 				t.Fatal(err)
 			}
 			g.WaitJobs()
-			if err := g.DismissJob("f"); err != nil {
+			if err := g.DismissJob("f", false); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := g.Add(&blockdev.Options{Driver: "file", Filename: ours, NodeName: "of"}); err != nil {

@@ -63,8 +63,10 @@ func (g *Graph) emit(name string, data any) {
 	}
 }
 
-// Close closes every image (releasing their locks).
+// Close cancels every job (job_cancel_sync_all) and closes every image (releasing their
+// locks).
 func (g *Graph) Close() {
+	g.CancelAllJobs()
 	g.jobs.wait()
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -47,6 +47,8 @@ type Node struct {
 	implicit bool   // created by -drive/-hda or for a backing file (not by -blockdev/blockdev-add)
 	owned    bool   // the root of a -blockdev/blockdev-add: lives until blockdev-del
 	tempFile string // -drive snapshot=on: the temporary overlay, removed on close
+	// jobBlockers are the block jobs holding the node, newest first (opblock.go).
+	jobBlockers []*Job
 }
 
 // edge is a parent's use of a child node.
@@ -57,8 +59,12 @@ type edge struct {
 	role    string   // "file", "backing", "root"
 }
 
-// tempUse is a short-lived user of a node with fixed permissions.
-type tempUse struct{ perm, shared Perm }
+// tempUse is a short-lived user of a node with fixed permissions: a temporary backend
+// (block_resize, blockdev-create) or a block job's hold on a node (job set).
+type tempUse struct {
+	perm, shared Perm
+	job          *Job
+}
 
 // Filename is the image file name as QEMU reports it ("file" in query results).
 func (n *Node) Filename() string { return n.filename }
@@ -143,6 +149,8 @@ func (e edge) desc() string {
 	switch {
 	case e.node != nil:
 		return fmt.Sprintf("node '%s'", e.node.Name)
+	case e.temp != nil && e.temp.job != nil:
+		return fmt.Sprintf("%s job '%s'", e.temp.job.drv.Type, e.temp.job.id)
 	case e.backend != nil:
 		if e.backend.Name != "" {
 			return fmt.Sprintf("block device '%s'", e.backend.Name)

@@ -17,19 +17,27 @@ type CreateOptions struct {
 	Qcow2    Qcow2Create
 }
 
-// Create starts a blockdev-create job (drivers qcow2 and file).
+// Create starts a blockdev-create job (drivers qcow2 and file). The job stays concluded
+// until job-dismiss (QEMU creates it with JOB_MANUAL_DISMISS).
 func (g *Graph) Create(jobID string, o *CreateOptions) error {
 	switch o.Driver {
 	case DriverQcow2, DriverFile:
 	default:
 		return errf(ErrUnsupported, "Driver '%s' does not support blockdev-create", o.Driver)
 	}
-	return g.StartJob(jobID, "create", func(progress func(int64, int64)) error {
+	drv := &JobDriver{Type: JobTypeCreate, Run: func(j *Job) error {
+		j.ProgressSetRemaining(1)
+		var err error
 		if o.Driver == DriverFile {
-			return createFile(o.Filename, o.Size)
+			err = createFile(o.Filename, o.Size)
+		} else {
+			err = g.createQcow2(o)
 		}
-		return g.createQcow2(o)
-	})
+		j.ProgressUpdate(1)
+		return err
+	}}
+	_, err := g.StartJob(JobOptions{ID: jobID, ManualDismiss: true}, drv)
+	return err
 }
 
 // createQcow2 writes a fresh qcow2 image into the node o.File, holding write and resize

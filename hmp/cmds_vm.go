@@ -25,6 +25,9 @@ func registerBuiltins(m *Monitor) {
 	for _, c := range mediaCommands() {
 		m.Register(c)
 	}
+	for _, c := range jobCommands() {
+		m.Register(c)
+	}
 	for _, c := range dirtyRateCommands() {
 		m.Register(c)
 	}

@@ -14,7 +14,8 @@ import (
 // The block commands: queries over the block graph (query-block, query-named-block-nodes,
 // query-blockstats, query-jobs), graph changes (blockdev-add, blockdev-del, block_resize,
 // blockdev-snapshot, transaction), the create job (blockdev-create, job-dismiss) and disk
-// hotplug (device_add, device_del), all calling package blockdev.
+// hotplug (device_add, device_del), all calling package blockdev. The job commands are in
+// jobs.go.
 
 // BlockDriver is QAPI's BlockdevDriver enum.
 type BlockDriver string
@@ -295,11 +296,6 @@ type BlockdevCreateArgs struct {
 	Options BlockdevCreateOptions `json:"options"`
 }
 
-// JobIDArgs is job-dismiss's argument.
-type JobIDArgs struct {
-	ID string `json:"id"`
-}
-
 // DeviceAddArgs describes device_add's declared members (it takes any property besides).
 type DeviceAddArgs struct {
 	Driver string  `json:"driver"`
@@ -317,7 +313,6 @@ func registerBlock(r *qmp.Registry, d *Deps) {
 	if g == nil {
 		return
 	}
-	r.RegisterEvent("JOB_STATUS_CHANGE", JobStatusChangeData{})
 	r.RegisterEvent("DEVICE_DELETED", DeviceDeletedData{})
 	r.Register(
 		qmp.Command{Name: "query-block", Returns: []BlockInfo{}, Run: func(*qmp.Call) (any, error) {
@@ -354,16 +349,6 @@ func registerBlock(r *qmp.Registry, d *Deps) {
 			Run: func(c *qmp.Call) (any, error) { return nil, transaction(g, c.Args.(*TransactionArgs)) }},
 		qmp.Command{Name: "blockdev-create", Args: &BlockdevCreateArgs{}, Features: []string{},
 			Run: func(c *qmp.Call) (any, error) { return nil, blockdevCreate(g, c.Args.(*BlockdevCreateArgs)) }},
-		qmp.Command{Name: "query-jobs", Returns: []JobInfo{}, Run: func(*qmp.Call) (any, error) {
-			out := []JobInfo{}
-			for _, j := range g.Jobs() {
-				out = append(out, JobInfo{ID: j.ID, Type: j.Type, Status: string(j.Status),
-					CurrentProgress: j.Current, TotalProgress: j.Total, Error: j.Err})
-			}
-			return out, nil
-		}},
-		qmp.Command{Name: "job-dismiss", Args: &JobIDArgs{},
-			Run: func(c *qmp.Call) (any, error) { return nil, g.DismissJob(c.Args.(*JobIDArgs).ID) }},
 		qmp.Command{Name: "device_add", Args: &DeviceAddArgs{}, OpenArgs: true, Features: []string{"json-cli", "json-cli-hotplug"},
 			Run: func(c *qmp.Call) (any, error) { return nil, deviceAdd(d, c.Args.(*qmp.Value)) }},
 		qmp.Command{Name: "device_del", Args: &DeviceDelArgs{},
@@ -658,9 +643,11 @@ func BlockEvents(emit func(name string, data any)) blockdev.Emitter { return blo
 type blockEmitter func(name string, data any)
 
 func (e blockEmitter) Emit(name string, data any) {
+	if d, ok := jobEvent(data); ok {
+		e(name, d)
+		return
+	}
 	switch v := data.(type) {
-	case blockdev.JobStatusEvent:
-		e(name, JobStatusChangeData{ID: v.ID, Status: string(v.Status)})
 	case blockdev.TrayMovedEvent:
 		e(name, DeviceTrayMovedData{Device: v.Device, ID: v.ID, TrayOpen: v.TrayOpen})
 	case blockdev.WriteThresholdEvent:

@@ -167,24 +167,6 @@ type BlockStats struct {
 	DriverSpecific *BlockStatsSpecific `json:"driver-specific,omitempty"`
 }
 
-// JobInfo is one element of query-jobs.
-type JobInfo struct {
-	qmp.QAPIOrder
-	ID              string `json:"id"`
-	Type            string `json:"type"`
-	Status          string `json:"status"`
-	CurrentProgress int64  `json:"current-progress"`
-	TotalProgress   int64  `json:"total-progress"`
-	Error           string `json:"error,omitempty"`
-}
-
-// JobStatusChangeData is JOB_STATUS_CHANGE's data.
-type JobStatusChangeData struct {
-	qmp.QAPIOrder
-	ID     string `json:"id"`
-	Status string `json:"status"`
-}
-
 // DeviceDeletedData is DEVICE_DELETED's data.
 type DeviceDeletedData struct {
 	qmp.QAPIOrder
