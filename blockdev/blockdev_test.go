@@ -108,7 +108,7 @@ func TestOpenQemuImgVariants(t *testing.T) {
 				if n.BackingFile != info.Backing || n.BackingFormat != info.BackingFmt {
 					t.Errorf("backing %q/%q, qemu-img %q/%q", n.BackingFile, n.BackingFormat, info.Backing, info.BackingFmt)
 				}
-				if info.Backing != "" && (n.Backing == nil || !n.Backing.ReadOnly || n.BackingDepth() != 1) {
+				if info.Backing != "" && (n.Backing == nil || !n.Backing.ReadOnly || n.BackingDepth(false) != 1) {
 					t.Errorf("backing chain not opened read-only: %+v", n.Backing)
 				}
 			}

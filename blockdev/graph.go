@@ -196,6 +196,9 @@ func cumulative(n *Node) (Perm, Perm) {
 // raw_child_perm (a filter) compute them from the node's own parents.
 func childPerms(p *Node, role string) (Perm, Perm) {
 	pp, ps := cumulative(p)
+	if p.filter != nil {
+		return filterPerms(p, role, pp, ps)
+	}
 	switch {
 	case p.Driver == DriverQcow2 && role == "backing":
 		shared := PermConsistentRead | PermWriteUnchanged

@@ -171,7 +171,11 @@ func (n *Node) Unmap(off, length int64) error {
 	if n.Discard != "unmap" || length == 0 {
 		return nil
 	}
-	return n.withWrite(true, func() error { return n.discard(off, length) })
+	if err := n.withWrite(true, func() error { return n.discard(off, length) }); err != nil {
+		return err
+	}
+	n.markDirty(off, length)
+	return nil
 }
 
 // Flush makes everything written to the node durable: fdatasync of the host files of the
@@ -203,8 +207,9 @@ func (n *Node) BlockStatusAbove(base *Node, off, length int64) (Extent, error) {
 	if length == 0 {
 		return ex, nil
 	}
+	n = skipFilters(n)
 	depth := 1
-	for cur := n; ; cur = cur.Backing {
+	for cur := n; ; cur = skipFilters(cur.Backing) {
 		st, l, err := cur.layerStatus(off, ex.Length)
 		if err != nil {
 			return Extent{}, err
@@ -214,8 +219,8 @@ func (n *Node) BlockStatusAbove(base *Node, off, length int64) (Extent, error) {
 			ex.Status, ex.Depth = st|StatusAllocated, depth
 			return ex, nil
 		}
-		next := cur.Backing
-		if next == nil || next == base {
+		next := skipFilters(cur.Backing)
+		if next == nil || next == base || cur.Backing == base {
 			if next == nil {
 				ex.Status = StatusZero
 			}
@@ -275,9 +280,10 @@ func (n *Node) withWrite(exclusive bool, f func() error) error {
 	return f()
 }
 
-// wrote records a successful write of [off, off+length) for the node's statistics and
-// write threshold.
+// wrote records a successful write of [off, off+length) for the node's statistics, write
+// threshold and write trackers (bitmap.go).
 func (n *Node) wrote(off, length int64) {
+	n.markDirty(off, length)
 	end := off + length
 	for {
 		cur := n.wrHighest.Load()
@@ -312,6 +318,13 @@ func (n *Node) read(p []byte, off int64) error {
 	if n.closed {
 		return errf(ErrIO, "tlcvm: node '%s' is closed", n.Name)
 	}
+	if n.filter != nil {
+		_, err := n.Filtered().ReadAt(p, off)
+		if err == io.EOF {
+			err = nil
+		}
+		return err
+	}
 	switch n.Driver {
 	case DriverQcow2:
 		q, err := n.qcow2()
@@ -330,6 +343,9 @@ func (n *Node) read(p []byte, off int64) error {
 }
 
 func (n *Node) write(p []byte, off int64) error {
+	if n.filter != nil {
+		return n.filterWrite(writeData, p, off, int64(len(p)), 0)
+	}
 	switch n.Driver {
 	case DriverQcow2:
 		q, err := n.qcow2()
@@ -345,6 +361,9 @@ func (n *Node) write(p []byte, off int64) error {
 }
 
 func (n *Node) writeZeroes(off, length int64, fl ZeroFlags) error {
+	if n.filter != nil {
+		return n.filterWrite(writeZeroes, nil, off, length, fl)
+	}
 	switch n.Driver {
 	case DriverQcow2:
 		q, err := n.qcow2()
@@ -359,6 +378,9 @@ func (n *Node) writeZeroes(off, length int64, fl ZeroFlags) error {
 }
 
 func (n *Node) discard(off, length int64) error {
+	if n.filter != nil {
+		return n.filterWrite(writeDiscard, nil, off, length, 0)
+	}
 	switch n.Driver {
 	case DriverQcow2:
 		q, err := n.qcow2()
@@ -375,6 +397,9 @@ func (n *Node) discard(off, length int64) error {
 func (n *Node) flush() error {
 	if n.closed {
 		return errf(ErrIO, "tlcvm: node '%s' is closed", n.Name)
+	}
+	if n.filter != nil {
+		return n.Filtered().Flush()
 	}
 	if n.File != nil {
 		if n.ReadOnly {
@@ -412,6 +437,8 @@ type nodeIO struct {
 	discardOK atomic.Int64 // file nodes: discards done (discard-nb-ok)
 	discardNo atomic.Int64 // file nodes: discards failed (discard-nb-failed)
 	discardB  atomic.Int64 // file nodes: bytes discarded (discard-bytes-ok)
+	trackMu   sync.Mutex
+	trackers  []WriteTracker // told of every write (bitmap.go); +checklocks:trackMu
 }
 
 // SetWriteThreshold arms (v > 0) or disarms (0) the node's write threshold

@@ -379,9 +379,6 @@ func (g *Graph) newJob(o JobOptions, drv *JobDriver) (*Job, error) {
 			return nil, errf(ErrExists, "Job ID '%s' already in use", o.ID)
 		}
 	}
-	if drv.Block && o.Speed < 0 {
-		return nil, errf(ErrInvalid, "Invalid parameter '%s'", "speed")
-	}
 	j := &Job{g: g, l: l, drv: drv, id: o.ID, pauseCount: 1, paused: true, autoFinal: !o.ManualFinalize,
 		autoDismiss: !o.ManualDismiss, done: make(chan struct{}), ioStatus: "ok"}
 	j.transition(JobCreated)
@@ -392,11 +389,35 @@ func (g *Graph) newJob(o JobOptions, drv *JobDriver) (*Job, error) {
 	}
 	j.txn = txn
 	txn.jobs = append([]*Job{j}, txn.jobs...)
-	if drv.Block {
-		j.speed = o.Speed
-		j.limit.setSpeed(o.Speed)
-	}
 	return j, nil
+}
+
+// newBlockJob is block_job_create: the job, its main node held with perm and shared, its
+// speed. A failure after the job exists dismisses it again (job_early_fail: created, then
+// null). Graph.mu held.
+func (g *Graph) newBlockJob(o JobOptions, drv *JobDriver, main *Node, perm, shared Perm) (*Job, error) {
+	j, err := g.newJob(o, drv)
+	if err != nil {
+		return nil, err
+	}
+	if err := j.addNode(main, "main node", perm, shared); err != nil {
+		j.earlyFail()
+		return nil, err
+	}
+	if o.Speed < 0 {
+		j.earlyFail()
+		return nil, errf(ErrInvalid, "Parameter 'speed' expects a non-negative value")
+	}
+	j.speed = o.Speed
+	j.limit.setSpeed(o.Speed)
+	return j, nil
+}
+
+// earlyFail is job_early_fail: a job that never started goes away (null). Graph.mu held.
+func (j *Job) earlyFail() {
+	j.l.mu.Lock()
+	defer j.l.mu.Unlock()
+	j.doDismiss()
 }
 
 // StartJob creates a job running drv and starts it (job_create + job_start). It returns
@@ -546,6 +567,7 @@ func (j *Job) finalizeSingle() {
 	if j.drv.Clean != nil {
 		j.drv.Clean(j)
 	}
+	j.releaseNodes()
 	j.l.mu.Lock()
 	if j.started && j.drv.Block {
 		ev := BlockJobEvent{Type: j.drv.Type, Device: j.id, Len: j.total, Offset: j.cur, Speed: j.speed}
@@ -720,18 +742,27 @@ func (j *Job) syncEntered(yields uint64) {
 	j.l.waitFor(func() bool { return j.yields != yields || j.deferred || !j.started }, syncTimeout)
 }
 
-// releaseNodes drops the job's hold on its nodes (Graph.mu held).
+// releaseNodes drops the job's hold on its nodes (block_job_remove_all_bdrv); a node
+// only the job still held (an image dropped from a chain) is closed. tlcvm does it when
+// the job is finalized: QEMU 7.2 keeps them until the job is dismissed and then crashes
+// in query-named-block-nodes on the dropped images of a stream. Graph.mu held.
 func (j *Job) releaseNodes() {
 	if len(j.nodes) == 0 {
 		return
 	}
-	for _, jn := range j.nodes {
+	held := j.nodes
+	j.nodes = nil
+	for _, jn := range held {
 		u := jn.use
 		jn.n.removeParent(func(e edge) bool { return e.temp == u })
 		jn.n.unblock(j)
 	}
-	j.nodes = nil
 	_ = j.g.refresh()
+	for _, jn := range held {
+		if n := jn.n; !n.monitorOwned() && len(n.parents) == 0 && j.g.node(n.Name) == n {
+			j.g.removeTree(n)
+		}
+	}
 }
 
 // JobInfo is a snapshot of a job for the queries (query-jobs, query-block-jobs).

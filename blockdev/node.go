@@ -49,6 +49,8 @@ type Node struct {
 	tempFile string // -drive snapshot=on: the temporary overlay, removed on close
 	// jobBlockers are the block jobs holding the node, newest first (opblock.go).
 	jobBlockers []*Job
+	// filter is a filter node's state (filter.go); nil for file and format nodes.
+	filter *filterState
 }
 
 // edge is a parent's use of a child node.
@@ -75,6 +77,9 @@ func (n *Node) IsFormat() bool { return n.Driver != DriverFile }
 // Size is the node's virtual size in bytes: the host file's length rounded up to 512
 // bytes for file and raw nodes, the header's size for qcow2.
 func (n *Node) Size() int64 {
+	if n.filter != nil {
+		return n.Filtered().Size()
+	}
 	switch n.Driver {
 	case DriverQcow2:
 		return int64(n.hdr.Size)
@@ -90,6 +95,9 @@ func (n *Node) Size() int64 {
 
 // ActualSize is the host file's allocated bytes (st_blocks * 512).
 func (n *Node) ActualSize() int64 {
+	if n.filter != nil {
+		return n.Filtered().ActualSize()
+	}
 	if n.File != nil {
 		return n.File.ActualSize()
 	}
@@ -106,10 +114,17 @@ func (n *Node) ActualSize() int64 {
 // Header returns the qcow2 header (nil for other drivers).
 func (n *Node) Header() *Qcow2Header { return n.hdr }
 
-// BackingDepth is the length of the backing chain below n.
-func (n *Node) BackingDepth() int {
+// BackingDepth is the length of the backing chain below n, filters counted
+// (bdrv_filter_or_cow_bs steps); skipImplicit leaves implicit filters out, as query-block
+// does.
+func (n *Node) BackingDepth(skipImplicit bool) int {
 	d := 0
-	for b := n.Backing; b != nil; b = b.Backing {
+	for b := n.FilteredOrBacking(); b != nil; b = b.FilteredOrBacking() {
+		if skipImplicit {
+			if b = SkipImplicit(b); b == nil {
+				break
+			}
+		}
 		d++
 	}
 	return d

@@ -6,6 +6,74 @@ package blockdev
 // blocks most operations on the backing node ("node is used as backing hd of 'top'"),
 // except committing into it, streaming, and backing up from or to it (bdrv_backing_attach).
 
+// blockOp is BlockOpType.
+type blockOp uint8
+
+const (
+	opBackupSource blockOp = iota
+	opBackupTarget
+	opChange
+	opCommitSource
+	opCommitTarget
+	opDataplane
+	opDriveDel
+	opEject
+	opExternalSnapshot
+	opMirrorSource
+	opMirrorTarget
+	opResize
+	opStream
+	opReplace
+)
+
+// backingAllows are the operations a backing link leaves open on the backing node.
+func backingAllows(op blockOp) bool {
+	switch op {
+	case opCommitTarget, opStream, opBackupSource, opBackupTarget:
+		return true
+	}
+	return false
+}
+
+// opBlocked is bdrv_op_is_blocked: the first holder that blocks op, in QEMU's words.
+func (n *Node) opBlocked(op blockOp) error {
+	if op != opDataplane {
+		for _, j := range n.jobBlockers {
+			return errf(ErrInUse, "Node '%s' is busy: block device is in use by block job: %s", n.deviceOrNodeName(), j.drv.Type)
+		}
+	}
+	if backingAllows(op) {
+		return nil
+	}
+	for _, e := range n.parents {
+		if e.node != nil && e.role == "backing" {
+			return errf(ErrInUse, "Node '%s' is busy: node is used as backing hd of '%s'", n.deviceOrNodeName(), e.node.Name)
+		}
+	}
+	return nil
+}
+
+// deviceOrNodeName is bdrv_get_device_or_node_name: the name of a named backend using
+// n, else n's node name.
+func (n *Node) deviceOrNodeName() string {
+	for _, e := range n.parents {
+		if e.backend != nil && e.backend.Name != "" {
+			return e.backend.Name
+		}
+	}
+	return n.Name
+}
+
+// deviceName is bdrv_get_device_name: the name of a backend using n ("" when none).
+func (n *Node) deviceName() string {
+	for _, e := range n.parents {
+		if e.backend != nil {
+			return e.backend.Name
+		}
+	}
+	return ""
+}
+
 // unblock removes j's blocker from n.
 func (n *Node) unblock(j *Job) {
 	out := n.jobBlockers[:0]
@@ -15,4 +83,18 @@ func (n *Node) unblock(j *Job) {
 		}
 	}
 	n.jobBlockers = out
+}
+
+// addNode is block_job_add_bdrv: the job holds n as its role child, taking perm and
+// sharing shared, and blocks every operation on it. Graph.mu held.
+func (j *Job) addNode(n *Node, role string, perm, shared Perm) error {
+	u := &tempUse{perm: perm, shared: shared, job: j}
+	n.addParent(edge{temp: u, role: role})
+	if err := j.g.refresh(); err != nil {
+		n.removeParent(func(e edge) bool { return e.temp == u })
+		return err
+	}
+	j.nodes = append(j.nodes, &jobNode{n: n, use: u})
+	n.jobBlockers = append([]*Job{j}, n.jobBlockers...)
+	return nil
 }

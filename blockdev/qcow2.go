@@ -321,7 +321,12 @@ var qcow2FeatureTable = []struct {
 // (backing format, then for version 3 the feature table), the end marker and the backing
 // file name, laid out as QEMU's qcow2_update_header does. It sets BackingFileOffset and
 // BackingFileSize.
-func (h *Qcow2Header) encode() []byte {
+func (h *Qcow2Header) encode() []byte { return h.encodeKeeping(nil) }
+
+// encodeKeeping is encode with raw extensions (each with its type and length words)
+// written after the feature table, where qcow2_update_header writes the bitmaps
+// directory and the extensions it did not know.
+func (h *Qcow2Header) encodeKeeping(kept [][]byte) []byte {
 	be := binary.BigEndian
 	hl := uint32(qcow2HeaderV2Len)
 	if h.Version >= 3 {
@@ -352,6 +357,12 @@ func (h *Qcow2Header) encode() []byte {
 			t = append(t, e...)
 		}
 		putExt(extFeatureTable, t)
+	}
+	for _, k := range kept {
+		ext = append(ext, k...)
+		for len(ext)%8 != 0 {
+			ext = append(ext, 0)
+		}
 	}
 	ext = append(ext, make([]byte, 8)...) // end of extensions
 	h.BackingFileOffset, h.BackingFileSize = 0, 0

@@ -324,3 +324,27 @@ func (q *qcow2) status(off, length int64) (Status, int64, error) {
 
 // errStop ends a spans walk early.
 var errStop = errors.New("stop")
+
+// copyUp writes data, whole clusters from cluster-aligned off (the last may end at the
+// virtual size), into the clusters still unallocated in this image only: the
+// copy-on-read of block-stream, which must not overwrite what a guest wrote meanwhile.
+// Each cluster is checked and filled under q.mu, so a concurrent guest write to it is
+// wholly before (the cluster is skipped) or after. All-zero clusters become zero
+// clusters on version 3.
+func (q *qcow2) copyUp(off int64, data []byte) error {
+	for i := int64(0); i < int64(len(data)); i += q.cs {
+		chunk := data[i:min(i+q.cs, int64(len(data)))]
+		if err := q.withEntry(off+i, func(e uint64) error {
+			if q.kind(e) != kindUnallocated {
+				return nil
+			}
+			if q.h.Version >= 3 && isZero(chunk) {
+				return q.replaceEntry(off+i, oflagZero, false)
+			}
+			return q.writeAlloc(e, span{off + i, 0, int64(len(chunk))}, chunk)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -2,13 +2,26 @@ package hmp
 
 // HMP's block job commands, as QEMU 7.2's block/monitor/block-hmp-cmds.c: `info
 // block-jobs` formats query-block-jobs; block_job_cancel, _complete, _pause, _resume and
-// _set_speed call their block-job-* QMP twins (errors as hmp_handle_error prints them).
+// _set_speed call their block-job-* QMP twins (errors as hmp_handle_error prints them);
+// block_stream is block-stream with the device as job id.
 
 func jobCommands() []Command {
 	dev := func(c *Call) string { d, _ := c.Args.Str("device"); return d }
 	return []Command{
 		{Info: true, Name: "block-jobs", Params: "", Help: "show progress of ongoing block device operations",
 			Run: infoBlockJobs},
+		{Name: "block_stream", Args: "device:B,speed:o?,base:s?", Params: "device [speed [base]]",
+			Help: "copy data from a backing file into a block device",
+			Run: func(c *Call) {
+				args := map[string]any{"job-id": dev(c), "device": dev(c), "on-error": "report"}
+				if speed, ok := c.Args.Int("speed"); ok {
+					args["speed"] = speed
+				}
+				if base, ok := c.Args.Str("base"); ok {
+					args["base"] = base
+				}
+				c.Do("block-stream", args)
+			}},
 		{Name: "block_job_set_speed", Args: "device:B,speed:o", Params: "device speed",
 			Help: "set maximum speed for a background block operation",
 			Run: func(c *Call) {

@@ -380,7 +380,7 @@ func queryBlock(g *blockdev.Graph) []BlockInfo {
 			bi.IOStatus = "ok"
 		}
 		if b.Root != nil {
-			bi.Inserted = blockDeviceInfo(b.Root, !b.WriteThrough)
+			bi.Inserted = blockDeviceInfo(blockdev.SkipImplicit(b.Root), !b.WriteThrough, true)
 			throttleInfo(bi.Inserted, b.Throttle())
 		}
 		if b.HasTray() {
@@ -397,7 +397,7 @@ func queryNodes(g *blockdev.Graph, flat bool) []BlockDeviceInfo {
 	defer g.Unlock()
 	out := []BlockDeviceInfo{}
 	for _, n := range g.NodesLocked() {
-		info := blockDeviceInfo(n, true)
+		info := blockDeviceInfo(n, true, false)
 		if flat {
 			info.Image.BackingImage = nil
 			info.BackingFileDepth = 0

@@ -82,6 +82,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerMigration(r, d)
 	registerBlock(r, d)
 	registerJobs(r, d)
+	registerBlockJobs(r, d)
 	registerMedia(r, d)
 	registerBlockIO(r, d)
 	registerVNC(r, d)
