@@ -2,6 +2,7 @@ package blockdev_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"math/rand"
 	"path/filepath"
@@ -109,9 +110,11 @@ func checkContent(t *testing.T, img string, want []byte) {
 	}
 }
 
-// writer hits a node with random writes until stopped, keeping a model of the content.
+// writer is the guest: random writes through the device's backend (so that they pass
+// the jobs' filters) until stopped, keeping a model of the disk's content. hold stops it
+// between two writes (for a point-in-time look at the model).
 type writer struct {
-	n     *blockdev.Node
+	b     *blockdev.Backend
 	model []byte
 	stop  chan struct{}
 	done  sync.WaitGroup
@@ -120,8 +123,21 @@ type writer struct {
 	err   error
 }
 
-func startWriter(t *testing.T, n *blockdev.Node, model []byte, seed int64) *writer {
-	w := &writer{n: n, model: model, stop: make(chan struct{})}
+// attach puts a virtio disk device on node and returns its backend.
+func attach(t *testing.T, g *blockdev.Graph, node string) *blockdev.Backend {
+	t.Helper()
+	if err := g.AttachDevice(&blockdev.Device{ID: "vd0", Driver: "virtio-blk-pci", Path: "/machine/peripheral/vd0"}, node); err != nil {
+		t.Fatal(err)
+	}
+	b, ok := g.DeviceBackend("vd0")
+	if !ok {
+		t.Fatal("no backend")
+	}
+	return b
+}
+
+func startWriter(t *testing.T, b *blockdev.Backend, model []byte, seed int64) *writer {
+	w := &writer{b: b, model: model, stop: make(chan struct{})}
 	w.done.Add(1)
 	go func() {
 		defer w.done.Done()
@@ -136,7 +152,7 @@ func startWriter(t *testing.T, n *blockdev.Node, model []byte, seed int64) *writ
 			off := r.Int63n(chainSize-l) &^ 511
 			p := bytes.Repeat([]byte{byte(r.Intn(250) + 1)}, int(l))
 			w.mu.Lock()
-			if _, err := w.n.WriteAt(p, off); err != nil {
+			if err := w.b.Write(context.Background(), p, off); err != nil {
 				w.err = err
 				w.mu.Unlock()
 				return
@@ -148,6 +164,37 @@ func startWriter(t *testing.T, n *blockdev.Node, model []byte, seed int64) *writ
 		}
 	}()
 	return w
+}
+
+// snapshot returns a copy of the model between two writes.
+func (w *writer) snapshot() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]byte(nil), w.model...)
+}
+
+// waitWrites waits until the writer made n more writes.
+func (w *writer) waitWrites(t *testing.T, n int) {
+	t.Helper()
+	w.mu.Lock()
+	want := w.count + n
+	w.mu.Unlock()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		w.mu.Lock()
+		c, err := w.count, w.err
+		w.mu.Unlock()
+		if err != nil {
+			t.Fatalf("writer: %v", err)
+		}
+		if c >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the writer is stuck at %d writes", c)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 func (w *writer) finish(t *testing.T) []byte {
@@ -201,7 +248,7 @@ func TestStream(t *testing.T) {
 			ev := newJobEvents()
 			g := newGraph(ev)
 			top := ch.open(t, g)
-			w := startWriter(t, top, ch.want(), 1)
+			w := startWriter(t, attach(t, g, "top"), ch.want(), 1)
 			o := blockdev.StreamOptions{JobID: strp("s"), Device: "top", Speed: 8 << 20}
 			if c.baseNode {
 				base := top.Backing.Backing
@@ -211,6 +258,7 @@ func TestStream(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitJobGone(t, g, "s")
+			w.waitWrites(t, 5) // the guest goes on writing after the job
 			model := w.finish(t)
 			if got := ev.take(); !strings.HasSuffix(got, "waiting pending BLOCK_JOB_COMPLETED:4194304/4194304 concluded null") {
 				t.Fatalf("events %s", got)
@@ -279,5 +327,293 @@ func TestStreamErrors(t *testing.T) {
 	}
 	if err := g.Stream(blockdev.StreamOptions{Device: "top", JobID: strp("s2")}); err == nil || err.Error() != "Node 'top' is busy: block device is in use by block job: stream" {
 		t.Fatalf("second stream: %v", err)
+	}
+}
+
+// waitEvent waits for an event recorded as exactly name (or name:detail).
+func waitEvent(t *testing.T, ev *jobEvents, prefix string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ev.mu.Lock()
+		found := false
+		for _, e := range ev.got {
+			found = found || strings.HasPrefix(e, prefix)
+		}
+		ev.mu.Unlock()
+		if found {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in %s", prefix, ev.take())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// addTarget creates tgt.qcow2 (backed by backing's image when not nil) and adds it as
+// node "tgt" on backing (or with no backing at all).
+func (c *testChain) addTarget(t *testing.T, g *blockdev.Graph, backing *blockdev.Node) string {
+	t.Helper()
+	tgt := filepath.Join(c.dir, "tgt.qcow2")
+	args := []string{"create", "-q", "-f", "qcow2"}
+	o := &blockdev.Options{Driver: "qcow2", NodeName: "tgt",
+		File: &blockdev.Ref{Options: &blockdev.Options{Driver: "file", Filename: tgt}}, Backing: &blockdev.Ref{Null: true}}
+	if backing != nil {
+		args = append(args, "-b", backing.Filename(), "-F", "qcow2")
+		o.Backing = &blockdev.Ref{Node: backing.Name}
+	}
+	qemuImg(t, append(args, tgt, "4M")...)
+	if _, err := g.Add(o); err != nil {
+		t.Fatal(err)
+	}
+	return tgt
+}
+
+// TestCommitIntermediate: mid is committed into base while the guest writes top; top's
+// backing becomes base and its header says so; top reads as the guest wrote, base holds
+// base and mid.
+func TestCommitIntermediate(t *testing.T) {
+	ch := newTestChain(t)
+	ev := newJobEvents()
+	g := newGraph(ev)
+	top := ch.open(t, g)
+	mid, base := top.Backing, top.Backing.Backing
+	w := startWriter(t, attach(t, g, "top"), ch.want(), 2)
+	if err := g.Commit(blockdev.CommitOptions{JobID: strp("c"), Device: "top", TopNode: &mid.Name, BaseNode: &base.Name, Speed: 8 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	waitJobGone(t, g, "c")
+	w.waitWrites(t, 5)
+	model := w.finish(t)
+	if got := ev.take(); !strings.HasSuffix(got, "running waiting pending BLOCK_JOB_COMPLETED:4194304/4194304 concluded null") {
+		t.Fatalf("events %s", got)
+	}
+	if top.Backing != base || !base.ReadOnly {
+		t.Fatalf("top's backing %v (read-only %v)", top.Backing, base.ReadOnly)
+	}
+	g.Close()
+	if infos := backingChain(t, ch.top); len(infos) != 2 || infos[0].BackingFilename != ch.base || infos[0].BackingFormat != "qcow2" {
+		t.Fatalf("qemu-img info: %+v", infos)
+	}
+	checkContent(t, ch.top, model)
+	want := ch.want()
+	clear(want[2<<20:])
+	checkContent(t, ch.base, want)
+}
+
+// TestCommitActive: the active layer is committed into base while the guest writes; the
+// job goes ready and follows the writes; complete switches the device to base (the
+// pivot), the guest goes on writing there; or cancel once ready leaves the device on top
+// with base holding what top held then (--keep-overlay).
+func TestCommitActive(t *testing.T) {
+	for _, pivot := range []bool{true, false} {
+		t.Run(map[bool]string{true: "pivot", false: "keep overlay"}[pivot], func(t *testing.T) {
+			ch := newTestChain(t)
+			ev := newJobEvents()
+			g := newGraph(ev)
+			top := ch.open(t, g)
+			base := top.Backing.Backing
+			b := attach(t, g, "top")
+			w := startWriter(t, b, ch.want(), 3)
+			if err := g.Commit(blockdev.CommitOptions{JobID: strp("c"), Device: "top", ManualDismiss: true}); err != nil {
+				t.Fatal(err)
+			}
+			waitEvent(t, ev, "BLOCK_JOB_READY")
+			w.waitWrites(t, 20) // the job follows the guest
+			if pivot {
+				if err := g.CompleteJob("c", false); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				if err := g.CancelJob("c", true, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitEvent(t, ev, "concluded")
+			w.waitWrites(t, 5)
+			var model []byte
+			if !pivot {
+				model = w.snapshot()
+			}
+			if err := g.DismissJob("c", false); err != nil {
+				t.Fatal(err)
+			}
+			final := w.finish(t)
+			g.Lock()
+			root := b.Root
+			g.Unlock()
+			if pivot && root != base || !pivot && root != top {
+				t.Fatalf("the device's root is %s", root.Name)
+			}
+			if pivot && base.ReadOnly {
+				t.Fatal("base is read-only after the pivot")
+			}
+			if got := ev.take(); !strings.Contains(got, "ready BLOCK_JOB_READY") || !strings.Contains(got, "waiting pending BLOCK_JOB_COMPLETED") {
+				t.Fatalf("events %s", got)
+			}
+			g.Close()
+			if pivot {
+				checkContent(t, ch.base, final)
+			} else {
+				checkContent(t, ch.top, final)
+				_ = model // base holds what top read as at the cancel; the guest went on writing top
+				checkClean(t, ch.base)
+			}
+		})
+	}
+}
+
+// TestMirror mirrors the disk into a new image while the guest writes, in each sync mode
+// and copy mode; complete switches the device to the target, which then reads as the
+// guest wrote.
+func TestMirror(t *testing.T) {
+	for _, c := range []struct {
+		name, sync, mode string
+	}{
+		{"full", "full", "background"},
+		{"top", "top", "background"},
+		{"full write-blocking", "full", "write-blocking"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ch := newTestChain(t)
+			ev := newJobEvents()
+			g := newGraph(ev)
+			top := ch.open(t, g)
+			b := attach(t, g, "top")
+			var backing *blockdev.Node
+			if c.sync == "top" {
+				backing = top.Backing
+			}
+			tgt := ch.addTarget(t, g, backing)
+			w := startWriter(t, b, ch.want(), 4)
+			if err := g.BlockdevMirror(blockdev.MirrorOptions{JobID: strp("m"), Device: "top", Target: "tgt", Sync: c.sync, CopyMode: c.mode}); err != nil {
+				t.Fatal(err)
+			}
+			waitEvent(t, ev, "BLOCK_JOB_READY")
+			w.waitWrites(t, 20)
+			if err := g.CompleteJob("m", true); err != nil {
+				t.Fatal(err)
+			}
+			waitJobGone(t, g, "m")
+			w.waitWrites(t, 5)
+			model := w.finish(t)
+			g.Lock()
+			root := b.Root.Name
+			g.Unlock()
+			if root != "tgt" {
+				t.Fatalf("the device's root is %s", root)
+			}
+			g.Close()
+			checkContent(t, tgt, model)
+		})
+	}
+}
+
+// TestBackup: a backup taken while the guest writes holds the disk as it was when the
+// job started (copy-before-write), in sync full, top and none; the source goes on
+// reading as the guest wrote.
+func TestBackup(t *testing.T) {
+	for _, sync := range []string{"full", "top", "none"} {
+		t.Run(sync, func(t *testing.T) {
+			ch := newTestChain(t)
+			ev := newJobEvents()
+			g := newGraph(ev)
+			top := ch.open(t, g)
+			b := attach(t, g, "top")
+			backing := map[string]*blockdev.Node{"top": top.Backing, "none": top}[sync]
+			tgt := ch.addTarget(t, g, backing)
+			w := startWriter(t, b, ch.want(), 5)
+			w.waitWrites(t, 5)
+			w.mu.Lock() // the point in time: no guest write in flight
+			pit := append([]byte(nil), w.model...)
+			err := g.BlockdevBackup(blockdev.BackupOptions{JobID: strp("b"), Device: "top", Target: "tgt", Sync: sync, Speed: 8 << 20})
+			w.mu.Unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sync == "none" {
+				w.waitWrites(t, 40)
+				w.mu.Lock() // the target's view must be read while its backing (top) holds still
+				checkTarget := func() {
+					n, _ := g.Node("tgt")
+					got := make([]byte, chainSize)
+					if _, err := n.ReadAt(got, 0); err != nil {
+						t.Fatal(err)
+					}
+					if d := firstDiff(got, pit); d != "" {
+						t.Fatalf("the sync=none target: %s", d)
+					}
+				}
+				checkTarget()
+				w.mu.Unlock()
+				if err := g.CancelJob("b", true, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitJobGone(t, g, "b")
+			model := w.finish(t)
+			got := ev.take()
+			if !strings.HasPrefix(got, "created running paused running") {
+				t.Fatalf("events %s", got)
+			}
+			if sync == "full" && !strings.HasSuffix(got, "waiting pending BLOCK_JOB_COMPLETED:4194304/4194304 concluded null") ||
+				sync == "top" && !strings.Contains(got, "waiting pending BLOCK_JOB_COMPLETED:") {
+				t.Fatalf("events %s", got)
+			}
+			g.Close()
+			checkContent(t, ch.top, model)
+			if sync != "none" {
+				checkContent(t, tgt, pit)
+			}
+		})
+	}
+}
+
+// TestBackupIncremental: an incremental backup copies the clusters a bitmap marks, and
+// leaves the bitmap holding the writes made during the backup (bitmap-mode on-success).
+func TestBackupIncremental(t *testing.T) {
+	ch := newTestChain(t)
+	g := newGraph(newJobEvents())
+	defer g.Close()
+	top := ch.open(t, g)
+	b := attach(t, g, "top")
+	if err := g.AddBitmap("top", "bm", 0, false, false); err != nil {
+		t.Fatal(err)
+	}
+	p := bytes.Repeat([]byte{0x5a}, 64<<10)
+	if err := b.Write(context.Background(), p, 3<<20); err != nil {
+		t.Fatal(err)
+	}
+	tgt := filepath.Join(ch.dir, "inc.qcow2")
+	qemuImg(t, "create", "-q", "-f", "qcow2", tgt, "4M")
+	if _, err := g.Add(&blockdev.Options{Driver: "qcow2", NodeName: "inc",
+		File: &blockdev.Ref{Options: &blockdev.Options{Driver: "file", Filename: tgt}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.BlockdevBackup(blockdev.BackupOptions{JobID: strp("i"), Device: "top", Target: "inc", Sync: "incremental", Bitmap: strp("bm")}); err != nil {
+		t.Fatal(err)
+	}
+	waitJobGone(t, g, "i")
+	g.Lock()
+	bm := top.Bitmaps()[0]
+	g.Unlock()
+	if bm.Count() != 0 || bm.Busy() {
+		t.Fatalf("bitmap after the backup: count %d busy %v", bm.Count(), bm.Busy())
+	}
+	n, _ := g.Node("inc")
+	ex, err := n.BlockStatus(0, chainSize)
+	if err != nil || ex.Status&blockdev.StatusAllocated != 0 || ex.Length != 3<<20 {
+		t.Fatalf("the target holds more than the marked cluster: %+v %v", ex, err)
+	}
+	got := make([]byte, 64<<10)
+	if _, err := n.ReadAt(got, 3<<20); err != nil || !bytes.Equal(got, p) {
+		t.Fatalf("the marked cluster: %v", err)
+	}
+	if err := b.Write(context.Background(), p, 0); err != nil {
+		t.Fatal(err)
+	}
+	if bm.Count() != 64<<10 {
+		t.Fatalf("the bitmap records %d bytes after one write", bm.Count())
 	}
 }

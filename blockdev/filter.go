@@ -12,8 +12,9 @@ package blockdev
 //
 // A filter takes over the parents of the node it filters (backends and nodes, not the
 // jobs holding it) and has it as its only filtered child; a job's hooks (filterHooks)
-// see every write-type request that passes. An implicit filter (no filter-node-name) is
-// skipped by query-block, as bdrv_skip_implicit_filters does.
+// see every write-type request that passes. An implicit filter (no filter-node-name; never
+// a backup's copy-before-write) is skipped by query-block, as bdrv_skip_implicit_filters
+// does.
 
 // Filter drivers.
 const (
@@ -136,15 +137,17 @@ func filterPerms(f *Node, role string, pp, ps Perm) (Perm, Perm) {
 }
 
 // insertFilter puts a new filter node of driver above n (bdrv_insert_node, bdrv_append):
-// it takes over n's parents and filters n. name "" gets a generated name. Graph.mu held.
-func (g *Graph) insertFilter(n *Node, driver, name string) (*Node, error) {
+// it takes over n's parents and filters n; a copy-before-write filter also gets target as
+// its target child (attached first, so that parents inside its subtree stay). name ""
+// gets a generated name. Graph.mu held.
+func (g *Graph) insertFilter(n *Node, driver, name string, target *Node) (*Node, error) {
 	if name != "" {
 		if err := g.checkNodeName(name); err != nil {
 			return nil, err
 		}
 	}
 	f := &Node{g: g, Driver: driver, ReadOnly: driver == DriverCommitTop, Discard: "ignore", DetectZeroes: "off",
-		filename: n.filename, shared: PermAll, filter: &filterState{implicit: name == ""}}
+		filename: n.filename, shared: PermAll, filter: &filterState{implicit: name == "" && driver != DriverCBW}}
 	var opened []*Node
 	g.name(f, name, &opened)
 	role := "file"
@@ -155,10 +158,17 @@ func (g *Graph) insertFilter(n *Node, driver, name string) (*Node, error) {
 		f.File = n
 	}
 	n.addParent(edge{node: f, role: role})
+	if target != nil {
+		f.filter.target = target
+		target.addParent(edge{node: f, role: "target"})
+	}
 	moved := g.replaceNode(n, f)
 	if err := g.refresh(); err != nil {
 		g.undoReplace(moved)
 		n.removeParent(func(e edge) bool { return e.node == f })
+		if target != nil {
+			target.removeParent(func(e edge) bool { return e.node == f })
+		}
 		g.removeNode(f)
 		return nil, err
 	}

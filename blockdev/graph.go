@@ -24,6 +24,9 @@ type Config struct {
 	Events Emitter
 	// Warn receives the warnings QEMU prints on stderr (raw format probing); nil discards.
 	Warn io.Writer
+	// Stdout receives what QEMU prints on stdout (the "Formatting ..." line of an image
+	// drive-mirror or drive-backup creates); nil discards.
+	Stdout io.Writer
 	// Rand picks the two random digits of generated node names ("#block" N RR); nil uses
 	// math/rand, as QEMU's g_random_int_range.
 	Rand func() int
@@ -48,6 +51,9 @@ type Graph struct {
 func New(cfg Config) *Graph {
 	if cfg.Warn == nil {
 		cfg.Warn = io.Discard
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = io.Discard
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = func() int { return rand.Intn(100) }

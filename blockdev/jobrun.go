@@ -164,6 +164,13 @@ func (j *Job) RateLimitProcessed(n int64) {
 	j.l.mu.Unlock()
 }
 
+// rateLimited reports whether the job's speed asks it to wait before copying more.
+func (j *Job) rateLimited() bool {
+	j.l.mu.Lock()
+	defer j.l.mu.Unlock()
+	return j.limit.delay(0, time.Now()) > 0
+}
+
 // RateLimitSleep is block_job_ratelimit_sleep: sleep at least once, as long as the speed
 // (which may change meanwhile) asks.
 func (j *Job) RateLimitSleep() {

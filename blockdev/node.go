@@ -51,6 +51,8 @@ type Node struct {
 	jobBlockers []*Job
 	// filter is a filter node's state (filter.go); nil for file and format nodes.
 	filter *filterState
+	// bitmaps are the node's named dirty bitmaps, newest first (namedbitmap.go).
+	bitmaps []*NamedBitmap
 }
 
 // edge is a parent's use of a child node.

@@ -98,3 +98,14 @@ func (j *Job) addNode(n *Node, role string, perm, shared Perm) error {
 	n.jobBlockers = append([]*Job{j}, n.jobBlockers...)
 	return nil
 }
+
+// isRoot is bdrv_is_root_node: only backends (and short-lived users such as a resize)
+// use n, no node and no job.
+func (n *Node) isRoot() bool {
+	for _, e := range n.parents {
+		if e.node != nil || (e.temp != nil && e.temp.job != nil) {
+			return false
+		}
+	}
+	return true
+}

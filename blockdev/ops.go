@@ -221,70 +221,71 @@ func (n *Node) growL1(old []byte, entries uint64) error {
 }
 
 // SnapshotAction is one blockdev-snapshot: overlay (a qcow2 node nobody uses yet) goes on
-// top of node, taking over node's users, with node as its backing.
+// top of node, taking over node's users, with node as its backing. In a transaction it
+// is applied in prepare (external_snapshot_prepare's bdrv_append) and undone on abort.
 type SnapshotAction struct {
 	Node, Overlay string
+	node, overlay *Node
+	moved         []movedEdge
+	wasRO         bool
 }
 
-// Snapshot applies blockdev-snapshot actions atomically (transaction): every action is
-// checked first, then all are applied.
-func (g *Graph) Snapshot(actions ...SnapshotAction) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	type step struct{ node, overlay *Node }
-	var steps []step
-	for _, a := range actions {
-		n, err := g.lookup(a.Node, a.Node)
-		if err != nil {
-			return err
-		}
-		ov, err := g.lookup(a.Overlay, a.Overlay)
-		if err != nil {
-			return err
-		}
-		if ov.hasBackend() {
-			return errf(ErrInUse, "The overlay is already in use")
-		}
-		if ov.Backing != nil {
-			return errf(ErrInvalid, "The overlay already has a backing image")
-		}
-		if ov.Driver != DriverQcow2 {
-			return errf(ErrUnsupported, "The overlay does not support backing images")
-		}
-		steps = append(steps, step{n, ov})
+func (a *SnapshotAction) prepare(g *Graph, txn *JobTxn) error {
+	n, err := g.lookup(a.Node, a.Node)
+	if err != nil {
+		return err
 	}
-	for _, s := range steps {
-		parents := s.node.parents
-		s.node.parents = nil
-		for _, e := range parents {
-			// Drain each user while its child changes (see io.go).
-			switch {
-			case e.backend != nil:
-				e.backend.io.Lock()
-				e.backend.Root = s.overlay
-				e.backend.io.Unlock()
-			case e.node != nil && e.role == "file":
-				e.node.io.Lock()
-				e.node.File = s.overlay
-				e.node.io.Unlock()
-			case e.node != nil && e.role == "backing":
-				e.node.io.Lock()
-				e.node.Backing = s.overlay
-				e.node.io.Unlock()
-			}
-			s.overlay.addParent(e)
-		}
-		s.overlay.io.Lock()
-		s.overlay.Backing = s.node
-		s.overlay.io.Unlock()
-		s.node.addParent(edge{node: s.overlay, role: "backing"})
-		// QEMU reopens the old top read-only once the overlay takes the writes.
-		s.node.io.Lock()
-		s.node.ReadOnly = true
-		s.node.io.Unlock()
+	ov, err := g.lookup(a.Overlay, a.Overlay)
+	if err != nil {
+		return err
 	}
-	return g.refresh()
+	if ov.hasBackend() {
+		return errf(ErrInUse, "The overlay is already in use")
+	}
+	if ov.Backing != nil {
+		return errf(ErrInvalid, "The overlay already has a backing image")
+	}
+	if ov.Driver != DriverQcow2 {
+		return errf(ErrUnsupported, "The overlay does not support backing images")
+	}
+	a.node, a.overlay = n, ov
+	n.addParent(edge{node: ov, role: "backing"})
+	ov.io.Lock()
+	ov.Backing = n
+	ov.io.Unlock()
+	a.moved = g.replaceNode(n, ov)
+	a.wasRO = n.ReadOnly
+	// QEMU reopens the old top read-only once the overlay takes the writes.
+	n.io.Lock()
+	n.ReadOnly = true
+	n.io.Unlock()
+	if err := g.refresh(); err != nil {
+		a.abort(g)
+		return err
+	}
+	return nil
 }
+
+func (a *SnapshotAction) commit(g *Graph) {}
+
+// abort undoes a prepared snapshot.
+func (a *SnapshotAction) abort(g *Graph) {
+	n, ov := a.node, a.overlay
+	if ov == nil || ov.Backing != n {
+		return
+	}
+	g.undoReplace(a.moved)
+	n.removeParent(func(e edge) bool { return e.node == ov && e.role == "backing" })
+	ov.io.Lock()
+	ov.Backing = nil
+	ov.io.Unlock()
+	n.io.Lock()
+	n.ReadOnly = a.wasRO
+	n.io.Unlock()
+	_ = g.refresh()
+}
+
+func (a *SnapshotAction) clean(g *Graph) {}
 
 // hasBackend reports whether a backend uses n, directly or through its parents.
 func (n *Node) hasBackend() bool {

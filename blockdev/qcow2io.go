@@ -348,3 +348,25 @@ func (q *qcow2) copyUp(off int64, data []byte) error {
 	}
 	return nil
 }
+
+// makeEmpty frees every cluster of the image, so that all of it reads from the backing
+// file again (qcow2_make_empty after a commit: a full discard).
+func (q *qcow2) makeEmpty() error {
+	return q.spans(0, q.n.Size(), func(s span) error {
+		return q.withEntry(s.g, func(e uint64) error {
+			if e == 0 {
+				return nil
+			}
+			if q.kind(e) == kindCompressed && !q.n.exclusive {
+				return errExclusive
+			}
+			if err := q.replaceEntry(s.g, 0, true); err != nil {
+				return err
+			}
+			if k := q.kind(e); k == kindNormal || k == kindZeroAlloc {
+				q.discardHost(e)
+			}
+			return nil
+		})
+	})
+}

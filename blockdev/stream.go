@@ -128,9 +128,9 @@ func (g *Graph) streamStart(o StreamOptions, bs, base, bottom *Node) error {
 		}
 		return err
 	}
-	cor, err := g.insertFilter(bs, DriverCOR, o.FilterNodeName)
+	cor, err := g.insertFilter(bs, DriverCOR, o.FilterNodeName, nil)
 	if err != nil {
-		return fail(err)
+		return fail(prefix(err, "Could not create node: "))
 	}
 	s.cor = cor
 	id := cor.deviceName()

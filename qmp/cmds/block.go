@@ -233,9 +233,15 @@ type TransactionAction struct {
 	Data *qmp.Value      `json:"data"`
 }
 
+// ActionCompletionMode is QAPI's ActionCompletionMode.
+type ActionCompletionMode string
+
+// EnumValues implements qmp.Enum.
+func (ActionCompletionMode) EnumValues() []string { return []string{"individual", "grouped"} }
+
 // TransactionProperties are transaction's optional properties.
 type TransactionProperties struct {
-	CompletionMode *string `json:"completion-mode,omitempty"`
+	CompletionMode *ActionCompletionMode `json:"completion-mode,omitempty"`
 }
 
 // TransactionArgs are transaction's arguments.
@@ -437,23 +443,57 @@ func queryBlockstats(g *blockdev.Graph, nodes bool) []BlockStats {
 	return out
 }
 
+// transaction is qmp_transaction: each action's data decoded as its command's arguments,
+// run by blockdev.Transaction.
 func transaction(g *blockdev.Graph, a *TransactionArgs) error {
-	var snaps []blockdev.SnapshotAction
+	var actions []blockdev.Action
 	for _, act := range a.Actions {
-		if act.Type != "blockdev-snapshot" {
+		var x blockdev.Action
+		switch act.Type {
+		case "abort":
+			x = blockdev.AbortAction{}
+		case "blockdev-snapshot":
+			v, err := qmp.DecodeArgs(act.Data, &BlockdevSnapshotArgs{})
+			if err != nil {
+				return err
+			}
+			s := v.(*BlockdevSnapshotArgs)
+			x = &blockdev.SnapshotAction{Node: s.Node, Overlay: s.Overlay}
+		case "blockdev-backup":
+			v, err := qmp.DecodeArgs(act.Data, &BlockdevBackupArgs{})
+			if err != nil {
+				return err
+			}
+			x = v.(*BlockdevBackupArgs).BackupAction()
+		case "drive-backup":
+			v, err := qmp.DecodeArgs(act.Data, &DriveBackupArgs{})
+			if err != nil {
+				return err
+			}
+			x = v.(*DriveBackupArgs).BackupAction()
+		case "block-dirty-bitmap-add":
+			v, err := qmp.DecodeArgs(act.Data, &BlockDirtyBitmapAddArgs{})
+			if err != nil {
+				return err
+			}
+			x = v.(*BlockDirtyBitmapAddArgs).action()
+		case "block-dirty-bitmap-remove":
+			v, err := qmp.DecodeArgs(act.Data, &BlockDirtyBitmapArgs{})
+			if err != nil {
+				return err
+			}
+			b := v.(*BlockDirtyBitmapArgs)
+			x = &blockdev.BitmapRemoveAction{Node: b.Node, Name: b.Name}
+		default:
 			return qmp.GenericError("tlcvm: transaction action '%s' is not supported", act.Type)
 		}
-		v, err := qmp.DecodeArgs(act.Data, &BlockdevSnapshotArgs{})
-		if err != nil {
-			return err
-		}
-		s := v.(*BlockdevSnapshotArgs)
-		snaps = append(snaps, blockdev.SnapshotAction{Node: s.Node, Overlay: s.Overlay})
+		actions = append(actions, x)
 	}
-	if len(snaps) == 0 {
+	if len(actions) == 0 {
 		return nil
 	}
-	return g.Snapshot(snaps...)
+	grouped := a.Properties != nil && a.Properties.CompletionMode != nil && *a.Properties.CompletionMode == "grouped"
+	return g.Transaction(actions, grouped)
 }
 
 func blockdevCreate(g *blockdev.Graph, a *BlockdevCreateArgs) error {

@@ -75,6 +75,7 @@ type BlockDeviceInfo struct {
 	ThrottleBursts
 	Cache          BlockdevCacheInfo `json:"cache"`
 	WriteThreshold int64             `json:"write_threshold"`
+	DirtyBitmaps   []BlockDirtyInfo  `json:"dirty-bitmaps,omitempty"`
 }
 
 // DetectZeroes is BlockdevDetectZeroesOptions.
@@ -215,6 +216,7 @@ func blockDeviceInfo(n *blockdev.Node, writeback, skipImplicit bool) *BlockDevic
 		DetectZeroes: DetectZeroes(n.DetectZeroes), Image: imageInfo(n, skipImplicit),
 		Cache:          BlockdevCacheInfo{Writeback: writeback, Direct: n.Direct, NoFlush: n.NoFlush},
 		WriteThreshold: n.WriteThreshold(),
+		DirtyBitmaps:   dirtyInfo(n),
 	}
 }
 

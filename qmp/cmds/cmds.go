@@ -83,6 +83,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerBlock(r, d)
 	registerJobs(r, d)
 	registerBlockJobs(r, d)
+	registerBitmaps(r, d)
 	registerMedia(r, d)
 	registerBlockIO(r, d)
 	registerVNC(r, d)
