@@ -55,6 +55,14 @@ type backupJob struct {
 	onSrc, onTgt   OnError
 	ranges         rangeLock
 	skipUnallocted bool
+	unlist         []func() // take the job's bitmaps off the nodes' lists
+}
+
+func (b *backupJob) unlistBitmaps() {
+	for _, f := range b.unlist {
+		f()
+	}
+	b.unlist = nil
 }
 
 // backupCommon is do_backup_common: the argument checks, then backup_job_create.
@@ -139,6 +147,12 @@ func (g *Graph) backupJobCreate(o BackupOptions, bs, target *Node, bm *NamedBitm
 		b.cluster = max(b.cluster, cs)
 	}
 	b.copyBitmap = NewBitmap(max(length, 1), b.cluster)
+	// The bitmaps QEMU's block-copy and copy-before-write keep (listed by the queries):
+	// the copy bitmap on the source, done and access bitmaps on the filter.
+	access := NewBitmap(max(length, 1), b.cluster)
+	access.SetAll()
+	b.unlist = []func(){bs.addInternalBitmap(b.copyBitmap, false),
+		cbw.addInternalBitmap(NewBitmap(max(length, 1), b.cluster), false), cbw.addInternalBitmap(access, false)}
 	drv := &JobDriver{Type: JobTypeBackup, Block: true, Run: b.run, Commit: b.commit, Abort: b.abort, Clean: b.clean,
 		Cancel: func(*Job, bool) bool { return true }}
 	id := cbw.deviceName()
@@ -148,12 +162,14 @@ func (g *Graph) backupJobCreate(o BackupOptions, bs, target *Node, bm *NamedBitm
 	j, err := g.newBlockJob(JobOptions{ID: id, Speed: o.Speed, ManualFinalize: o.ManualFinalize,
 		ManualDismiss: o.ManualDismiss, Txn: txn}, drv, cbw, 0, PermAll)
 	if err != nil {
+		b.unlistBitmaps()
 		g.removeFilter(cbw)
 		return fail(err)
 	}
 	b.j = j
 	if err := j.addNode(target, "target", 0, PermAll); err != nil {
 		j.earlyFail()
+		b.unlistBitmaps()
 		g.removeFilter(cbw)
 		return fail(err)
 	}
@@ -362,5 +378,6 @@ func (b *backupJob) cleanupSyncBitmap(ok bool) {
 // clean is backup_clean: the job lets go of its nodes and the filter goes.
 func (b *backupJob) clean(j *Job) {
 	j.releaseNodes()
+	b.unlistBitmaps()
 	b.g.removeFilter(b.cbw)
 }

@@ -207,8 +207,10 @@ func childPerms(p *Node, role string) (Perm, Perm) {
 	}
 	switch {
 	case p.Driver == DriverQcow2 && role == "backing":
+		// bdrv_default_perms_for_cow: a writable backing file only when the parent's
+		// users share writes.
 		shared := PermConsistentRead | PermWriteUnchanged
-		if ps&PermWriteUnchanged != 0 {
+		if ps&PermWrite != 0 {
 			shared |= PermWrite | PermResize
 		}
 		return pp & PermConsistentRead, shared
@@ -231,10 +233,7 @@ func childPerms(p *Node, role string) (Perm, Perm) {
 // between users of one node) and moves the file locks; on an error nothing changes.
 func (g *Graph) refresh() error {
 	for _, n := range g.nodes {
-		perm, _ := cumulative(n)
-		if n.ReadOnly && perm&(PermWrite|PermWriteUnchanged) != 0 {
-			return errf(ErrReadOnly, "Block node is read-only")
-		}
+		// bdrv_list_refresh_perms: the parents' conflicts first, then read-only.
 		for i, a := range n.parents {
 			ap, _ := a.perms()
 			for j, b := range n.parents {
@@ -247,6 +246,9 @@ func (g *Graph) refresh() error {
 						n.Name, conflict, a.desc(), n.Name, a.role, b.desc(), n.Name, b.role)
 				}
 			}
+		}
+		if perm, _ := cumulative(n); n.ReadOnly && perm&(PermWrite|PermWriteUnchanged) != 0 {
+			return errf(ErrReadOnly, "Block node is read-only")
 		}
 	}
 	var done []lockUndo

@@ -173,7 +173,8 @@ type mirrorJob struct {
 	ranges           rangeLock // copies against write-blocking guest writes
 	cursor           int64
 	exited           bool
-	zeroesNeedNoCopy bool // the target writes zeroes without data (accounting)
+	unlist           func() // takes the bitmap off the source's list
+	zeroesNeedNoCopy bool   // the target writes zeroes without data (accounting)
 
 	mu             sync.Mutex
 	shouldComplete bool  // +checklocks:mu
@@ -221,6 +222,9 @@ func (m *mirrorJob) start(o MirrorOptions, typ JobType, granularity, bufSize int
 		if m.j != nil {
 			m.j.earlyFail()
 		}
+		if m.unlist != nil {
+			m.unlist()
+		}
 		g.removeFilter(top)
 		return err
 	}
@@ -254,6 +258,7 @@ func (m *mirrorJob) start(o MirrorOptions, typ JobType, granularity, bufSize int
 	m.bufSize = (bufSize + granularity - 1) &^ (granularity - 1)
 	m.baseOverlay = findOverlay(bs, m.base)
 	m.bitmap = NewBitmap(max(bs.Size(), 1), granularity)
+	m.unlist = bs.addInternalBitmap(m.bitmap, true)
 	if err := j.addNode(bs, "source", 0, PermWriteUnchanged|PermWrite|PermConsistentRead); err != nil {
 		return fail(err)
 	}
@@ -685,6 +690,7 @@ func (m *mirrorJob) exit(j *Job, abort bool) error {
 		m.targetUse = nil
 	}
 	j.releaseNodes()
+	m.unlist()
 	g.removeFilter(m.top)
 	if abort && m.baseRO && !m.target.ReadOnly {
 		_ = g.setReadOnly(m.target, true)

@@ -8,10 +8,15 @@ package blockdev
 // freezes a bitmap with. Persistence in the qcow2 bitmaps extension, clear, enable,
 // disable and merge belong to the dirty-bitmap commands proper.
 
-// NamedBitmap is a node's dirty bitmap with a name.
+// NamedBitmap is a node's dirty bitmap with a name, or one a job keeps on the node
+// without a name (internal: a mirror's bitmap on its source, a backup's copy bitmap, a
+// frozen bitmap's successor), which the queries list too, as QEMU lists every bitmap of a
+// node.
 type NamedBitmap struct {
 	Name       string
 	Persistent bool
+	internal   bool
+	recording  bool // internal: whether it records the node's writes
 	*Bitmap
 	node    *Node
 	untrack func()
@@ -27,6 +32,9 @@ func (b *NamedBitmap) Busy() bool { return b.successor != nil }
 // Recording is bdrv_dirty_bitmap_recording: writes are recorded, by the bitmap or, while
 // it is frozen, by its successor.
 func (b *NamedBitmap) Recording() bool {
+	if b.internal {
+		return b.recording
+	}
 	if b.successor != nil {
 		return b.successor.Enabled()
 	}
@@ -40,7 +48,7 @@ func (n *Node) Bitmaps() []*NamedBitmap { return n.bitmaps }
 // findBitmap is bdrv_find_dirty_bitmap.
 func (n *Node) findBitmap(name string) *NamedBitmap {
 	for _, b := range n.bitmaps {
-		if b.Name == name {
+		if !b.internal && b.Name == name {
 			return b
 		}
 	}
@@ -120,6 +128,14 @@ func (g *Graph) lookupBitmap(node, name string) (*NamedBitmap, error) {
 	return b, nil
 }
 
+// addInternalBitmap lists a job's bitmap on n (newest first); the returned function
+// takes it off.
+func (n *Node) addInternalBitmap(b *Bitmap, recording bool) func() {
+	nb := &NamedBitmap{internal: true, recording: recording, Bitmap: b, node: n, untrack: func() {}}
+	n.bitmaps = append([]*NamedBitmap{nb}, n.bitmaps...)
+	return nb.release
+}
+
 // release detaches the bitmap from its node.
 func (b *NamedBitmap) release() {
 	b.untrack()
@@ -138,7 +154,9 @@ func (b *NamedBitmap) freeze() {
 	b.successor = NewBitmap(b.Size(), b.Granularity())
 	b.successor.SetEnabled(b.Enabled())
 	b.untrack()
-	b.untrackSuccessor = b.node.TrackWrites(b.successor)
+	untrack := b.node.TrackWrites(b.successor)
+	unlist := b.node.addInternalBitmap(b.successor, b.successor.Enabled())
+	b.untrackSuccessor = func() { untrack(); unlist() }
 }
 
 // thaw ends a freeze: abdicate (true) makes the successor the bitmap (it holds the writes

@@ -45,8 +45,8 @@ func (n *Node) opBlocked(op blockOp) error {
 	if backingAllows(op) {
 		return nil
 	}
-	for _, e := range n.parents {
-		if e.node != nil && e.role == "backing" {
+	for i := len(n.parents) - 1; i >= 0; i-- { // the newest blocker first, as QEMU lists them
+		if e := n.parents[i]; e.node != nil && e.role == "backing" {
 			return errf(ErrInUse, "Node '%s' is busy: node is used as backing hd of '%s'", n.deviceOrNodeName(), e.node.Name)
 		}
 	}

@@ -235,6 +235,9 @@ func (a *SnapshotAction) prepare(g *Graph, txn *JobTxn) error {
 	if err != nil {
 		return err
 	}
+	if err := n.opBlocked(opExternalSnapshot); err != nil {
+		return err
+	}
 	ov, err := g.lookup(a.Overlay, a.Overlay)
 	if err != nil {
 		return err
