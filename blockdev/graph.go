@@ -69,9 +69,13 @@ func (g *Graph) emit(name string, data any) {
 	}
 }
 
-// Close cancels every job (job_cancel_sync_all) and closes every image (releasing their
-// locks).
+// Close is qemu_cleanup's end of the block layer: every job pauses for the drain
+// (bdrv_drain_all_begin) and is cancelled (job_cancel_sync_all), then every image closes,
+// releasing its locks.
 func (g *Graph) Close() {
+	g.mu.Lock()
+	g.drainBegin(nil) // never ended: no request is to run from here on
+	g.mu.Unlock()
 	g.CancelAllJobs()
 	g.jobs.wait()
 	g.mu.Lock()
