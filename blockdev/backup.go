@@ -47,7 +47,7 @@ type backupJob struct {
 	src, target    *Node
 	cbw            *Node
 	sync           string
-	syncBitmap     *NamedBitmap
+	syncBitmap     *Bitmap
 	bitmapMode     string
 	copyBitmap     *Bitmap
 	cluster        int64
@@ -78,16 +78,17 @@ func (g *Graph) backupCommon(o BackupOptions, bs, target *Node, txn *JobTxn) (*J
 		mode := "on-success"
 		o.Sync, o.BitmapMode = "bitmap", &mode
 	}
-	var bm *NamedBitmap
+	var bm *Bitmap
 	if o.Bitmap != nil {
-		if bm = bs.findBitmap(*o.Bitmap); bm == nil {
+		var ok bool
+		if bm, ok = bs.Bitmap(*o.Bitmap); !ok {
 			return nil, errf(ErrNotFound, "Bitmap '%s' could not be found", *o.Bitmap)
 		}
 		if o.BitmapMode == nil {
 			return nil, errf(ErrInvalid, "Bitmap sync mode must be given when providing a bitmap")
 		}
-		if bm.Busy() {
-			return nil, errf(ErrInUse, "Bitmap '%s' is currently in use by another operation and cannot be used", bm.Name)
+		if err := bm.Check(); err != nil {
+			return nil, err
 		}
 		if o.Sync == "none" {
 			return nil, errf(ErrInvalid, "sync mode '%s' does not produce meaningful bitmap outputs", o.Sync)
@@ -103,7 +104,7 @@ func (g *Graph) backupCommon(o BackupOptions, bs, target *Node, txn *JobTxn) (*J
 }
 
 // backupJobCreate is backup_job_create.
-func (g *Graph) backupJobCreate(o BackupOptions, bs, target *Node, bm *NamedBitmap, txn *JobTxn) (*Job, error) {
+func (g *Graph) backupJobCreate(o BackupOptions, bs, target *Node, bm *Bitmap, txn *JobTxn) (*Job, error) {
 	if bs == target {
 		return nil, errf(ErrInvalid, "Source and target cannot be the same")
 	}
@@ -120,15 +121,19 @@ func (g *Graph) backupJobCreate(o BackupOptions, bs, target *Node, bm *NamedBitm
 	if o.BitmapMode != nil {
 		mode = *o.BitmapMode
 	}
-	if bm != nil && mode != "never" && bm.Busy() {
-		return nil, errf(ErrInUse, "Bitmap '%s' is currently in use by another operation and cannot be used", bm.Name)
+	if bm != nil && mode != "never" {
+		if err := bm.CheckWritable(); err != nil {
+			return nil, err
+		}
 	}
 	if bm != nil {
-		bm.freeze()
+		if _, err := bm.CreateSuccessor(); err != nil {
+			return nil, err
+		}
 	}
 	fail := func(err error) (*Job, error) {
 		if bm != nil {
-			bm.thaw(false)
+			bm.Reclaim()
 		}
 		return nil, err
 	}
@@ -146,13 +151,14 @@ func (g *Graph) backupJobCreate(o BackupOptions, bs, target *Node, bm *NamedBitm
 	if cs, ok := target.ClusterSize(); ok {
 		b.cluster = max(b.cluster, cs)
 	}
-	b.copyBitmap = NewBitmap(max(length, 1), b.cluster)
 	// The bitmaps QEMU's block-copy and copy-before-write keep (listed by the queries):
 	// the copy bitmap on the source, done and access bitmaps on the filter.
-	access := NewBitmap(max(length, 1), b.cluster)
+	copyBitmap, unlistCopy := bs.newJobBitmap(max(length, 1), b.cluster, false)
+	_, unlistDone := cbw.newJobBitmap(max(length, 1), b.cluster, false)
+	access, unlistAccess := cbw.newJobBitmap(max(length, 1), b.cluster, false)
 	access.SetAll()
-	b.unlist = []func(){bs.addInternalBitmap(b.copyBitmap, false),
-		cbw.addInternalBitmap(NewBitmap(max(length, 1), b.cluster), false), cbw.addInternalBitmap(access, false)}
+	b.copyBitmap = copyBitmap
+	b.unlist = []func(){unlistCopy, unlistDone, unlistAccess}
 	drv := &JobDriver{Type: JobTypeBackup, Block: true, Run: b.run, Commit: b.commit, Abort: b.abort, Clean: b.clean,
 		Cancel: func(*Job, bool) bool { return true }}
 	id := cbw.deviceName()
@@ -176,7 +182,7 @@ func (g *Graph) backupJobCreate(o BackupOptions, bs, target *Node, bm *NamedBitm
 	// The copy bitmap as backup_init_bcs_bitmap sets it: the sync bitmap's clusters, or
 	// all (sync=top drops the ones the source does not hold as the job begins).
 	if o.Sync == "bitmap" {
-		b.copyBitmap.Merge(bm.Bitmap.resample(b.cluster))
+		b.copyBitmap.Merge(bm)
 	} else {
 		b.copyBitmap.SetAll()
 		b.skipUnallocted = o.Sync == "top"
@@ -193,19 +199,6 @@ func (g *Graph) insertCBW(bs, target *Node, name string) (*Node, error) {
 		return nil, prefix(err, "Could not create node: ")
 	}
 	return cbw, nil
-}
-
-// resample returns b at another granularity (a cluster is set when any byte of it is).
-func (b *Bitmap) resample(gran int64) *Bitmap {
-	out := NewBitmap(b.Size(), gran)
-	for off := int64(0); ; {
-		start, l, ok := b.NextDirty(off, b.Size())
-		if !ok {
-			return out
-		}
-		out.Set(start, l)
-		off = start + l
-	}
 }
 
 // write is the copy-before-write filter's hook (cbw_do_copy_before_write): the clusters
@@ -369,9 +362,13 @@ func (b *backupJob) cleanupSyncBitmap(ok bool) {
 	}
 	b.syncBitmap = nil
 	sync := (ok || b.bitmapMode == "always") && b.bitmapMode != "never"
-	bm.thaw(sync)
+	if sync {
+		bm = bm.Abdicate()
+	} else {
+		bm.Reclaim()
+	}
 	if !ok && b.bitmapMode == "always" {
-		bm.Bitmap.Merge(b.copyBitmap.resample(bm.Granularity()))
+		bm.Merge(b.copyBitmap)
 	}
 }
 

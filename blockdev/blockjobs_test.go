@@ -578,7 +578,7 @@ func TestBackupIncremental(t *testing.T) {
 	defer g.Close()
 	top := ch.open(t, g)
 	b := attach(t, g, "top")
-	if err := g.AddBitmap("top", "bm", 0, false, false); err != nil {
+	if err := blockdev.Run(g.PrepareBitmapAdd(blockdev.BitmapAddOptions{Node: "top", Name: "bm"})); err != nil {
 		t.Fatal(err)
 	}
 	p := bytes.Repeat([]byte{0x5a}, 64<<10)

@@ -1,7 +1,6 @@
 package blockdev
 
 import (
-	"encoding/binary"
 	"path/filepath"
 	"strings"
 )
@@ -139,60 +138,28 @@ func (g *Graph) setBackingNode(n, b *Node) error {
 // the header cluster is written again with the new backing file name and format; the
 // other extensions (bitmaps, unknown ones) are kept.
 func (n *Node) changeBackingFile(name, format string) error {
-	if n.Driver != DriverQcow2 || n.hdr == nil {
+	if n.Driver != DriverQcow2 || n.hdr == nil || n.q == nil {
 		return errf(ErrUnsupported, "Operation not supported")
 	}
 	if len(name) > maxBackingNameLen {
 		return errf(ErrInvalid, "Invalid argument")
 	}
-	f := n.File
-	cs := n.hdr.ClusterSize()
-	old := make([]byte, cs)
-	if err := f.pread(old, 0); err != nil {
-		return err
-	}
-	h := *n.hdr
+	n.io.Lock() // drain the node's requests (n.io before q.mu, as a request takes them)
+	defer n.io.Unlock()
+	q := n.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	h := *q.h
 	h.BackingFile, h.BackingFormat = name, format
-	if name == "" {
-		h.BackingFormat = format
-	}
-	buf := h.encodeKeeping(keptExtensions(old, n.hdr))
-	if int64(len(buf)) > cs {
+	if int64(len(h.encode())) > q.cs {
 		return errf(ErrInvalid, "Invalid argument")
 	}
-	cluster := make([]byte, cs)
-	copy(cluster, buf)
-	if err := f.pwrite(cluster, 0); err != nil {
+	saved := *q.h
+	q.h.BackingFile, q.h.BackingFormat = name, format
+	if err := q.writeHeader(); err != nil {
+		*q.h = saved
 		return err
 	}
-	n.io.Lock()
-	n.hdr.BackingFile, n.hdr.BackingFormat = h.BackingFile, h.BackingFormat
-	n.hdr.BackingFileOffset, n.hdr.BackingFileSize, n.hdr.HeaderLength = h.BackingFileOffset, h.BackingFileSize, h.HeaderLength
 	n.BackingFile, n.BackingFormat = name, format
-	n.io.Unlock()
 	return nil
-}
-
-// keptExtensions returns the raw header extensions qcow2_update_header writes again as it
-// found them: the bitmaps directory and any it does not know, in their order.
-func keptExtensions(cluster []byte, h *Qcow2Header) [][]byte {
-	be := binary.BigEndian
-	end := uint64(len(cluster))
-	if h.BackingFileOffset != 0 && h.BackingFileOffset < end {
-		end = h.BackingFileOffset
-	}
-	var out [][]byte
-	for off := uint64(h.HeaderLength); off+8 <= end; {
-		typ, l := be.Uint32(cluster[off:]), uint64(be.Uint32(cluster[off+4:]))
-		if typ == extEnd || off+8+l > end {
-			break
-		}
-		switch typ {
-		case extBackingFormat, extFeatureTable, extCrypto, extDataFile:
-		default:
-			out = append(out, cluster[off:off+8+l])
-		}
-		off += 8 + (l+7)&^7
-	}
-	return out
 }

@@ -336,10 +336,11 @@ func (g *Graph) dropIntermediate(top, base *Node, backingFile *string) error {
 func (g *Graph) resizeForJob(n *Node, size int64) error {
 	n.io.Lock()
 	defer n.io.Unlock()
-	if n.q != nil {
-		defer n.q.reset()
+	if err := n.truncate(size); err != nil {
+		return err
 	}
-	return n.truncate(size)
+	n.resizeBitmaps(n.Size())
+	return nil
 }
 
 // CommitImage is bdrv_commit, HMP's commit: what the device's image holds itself is

@@ -1,5 +1,7 @@
 package blockdev
 
+import "sync"
+
 // Filter nodes: the nodes QEMU's block jobs insert above the node they work on, visible in
 // query-named-block-nodes (and, unless implicit, in query-block):
 //
@@ -47,6 +49,11 @@ type filterState struct {
 	commit   bool        // mirror_top of an active commit (bdrv_mirror_top_child_perm)
 	stop     bool        // mirror_top whose job is ending: it forwards no permission
 	target   *Node       // copy-before-write: the target child
+	// childMu guards the filter's children (File, Backing, target) once the filter is in
+	// the graph: setChild changes them under it (and the node's io lock), Filtered reads
+	// them under it, so that a request sizing the medium without the io lock (a backend's
+	// range check) sees a whole pointer. A leaf lock.
+	childMu sync.Mutex
 }
 
 // IsFilter reports whether n is one of the jobs' filter nodes.
@@ -57,10 +64,12 @@ func (n *Node) Implicit() bool { return n.filter != nil && n.filter.implicit }
 
 // Filtered is a filter node's filtered child (nil for other nodes).
 func (n *Node) Filtered() *Node {
-	switch {
-	case n.filter == nil:
+	if n.filter == nil {
 		return nil
-	case n.File != nil:
+	}
+	n.filter.childMu.Lock()
+	defer n.filter.childMu.Unlock()
+	if n.File != nil {
 		return n.File
 	}
 	return n.Backing
@@ -236,6 +245,10 @@ func (e edge) setChild(n *Node) {
 	case e.node != nil:
 		p := e.node
 		p.io.Lock()
+		if p.filter != nil {
+			p.filter.childMu.Lock()
+			defer p.filter.childMu.Unlock()
+		}
 		switch e.role {
 		case "file":
 			p.File = n

@@ -257,8 +257,7 @@ func (m *mirrorJob) start(o MirrorOptions, typ JobType, granularity, bufSize int
 	m.granularity, m.copyUnit = granularity, granularity
 	m.bufSize = (bufSize + granularity - 1) &^ (granularity - 1)
 	m.baseOverlay = findOverlay(bs, m.base)
-	m.bitmap = NewBitmap(max(bs.Size(), 1), granularity)
-	m.unlist = bs.addInternalBitmap(m.bitmap, true)
+	m.bitmap, m.unlist = bs.newJobBitmap(max(bs.Size(), 1), granularity, true)
 	if err := j.addNode(bs, "source", 0, PermWriteUnchanged|PermWrite|PermConsistentRead); err != nil {
 		return fail(err)
 	}

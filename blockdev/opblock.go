@@ -53,27 +53,6 @@ func (n *Node) opBlocked(op blockOp) error {
 	return nil
 }
 
-// deviceOrNodeName is bdrv_get_device_or_node_name: the name of a named backend using
-// n, else n's node name.
-func (n *Node) deviceOrNodeName() string {
-	for _, e := range n.parents {
-		if e.backend != nil && e.backend.Name != "" {
-			return e.backend.Name
-		}
-	}
-	return n.Name
-}
-
-// deviceName is bdrv_get_device_name: the name of a backend using n ("" when none).
-func (n *Node) deviceName() string {
-	for _, e := range n.parents {
-		if e.backend != nil {
-			return e.backend.Name
-		}
-	}
-	return ""
-}
-
 // unblock removes j's blocker from n.
 func (n *Node) unblock(j *Job) {
 	out := n.jobBlockers[:0]

@@ -67,6 +67,19 @@ type Qcow2Header struct {
 	Features map[string]string
 	// DataFile is the external data file name extension, if any.
 	DataFile string
+	// Bitmaps is the bitmaps extension (bitmap_qcow2.go), zero when the image has none
+	// or when StaleBitmaps: the extension is there but the autoclear bit is not (a
+	// program that does not know bitmaps wrote the image; QEMU then ignores them).
+	Bitmaps      BitmapsExt
+	StaleBitmaps bool
+	// unknown keeps the extensions tlcvm does not interpret, rewritten as they were.
+	unknown []rawExt
+}
+
+// rawExt is a header extension kept as read.
+type rawExt struct {
+	typ  uint32
+	data []byte
 }
 
 // ClusterSize is 1 << ClusterBits.
@@ -282,7 +295,13 @@ func (h *Qcow2Header) readExtensions(r io.ReaderAt, off, end uint64) error {
 			}
 		case extDataFile:
 			h.DataFile = string(data)
-		case extCrypto, extBitmaps:
+		case extBitmaps:
+			if err := h.readBitmapsExt(data); err != nil {
+				return err
+			}
+		case extCrypto:
+		default:
+			h.unknown = append(h.unknown, rawExt{typ, data})
 		}
 		off += (l + 7) &^ 7
 	}
@@ -321,12 +340,7 @@ var qcow2FeatureTable = []struct {
 // (backing format, then for version 3 the feature table), the end marker and the backing
 // file name, laid out as QEMU's qcow2_update_header does. It sets BackingFileOffset and
 // BackingFileSize.
-func (h *Qcow2Header) encode() []byte { return h.encodeKeeping(nil) }
-
-// encodeKeeping is encode with raw extensions (each with its type and length words)
-// written after the feature table, where qcow2_update_header writes the bitmaps
-// directory and the extensions it did not know.
-func (h *Qcow2Header) encodeKeeping(kept [][]byte) []byte {
+func (h *Qcow2Header) encode() []byte {
 	be := binary.BigEndian
 	hl := uint32(qcow2HeaderV2Len)
 	if h.Version >= 3 {
@@ -358,11 +372,11 @@ func (h *Qcow2Header) encodeKeeping(kept [][]byte) []byte {
 		}
 		putExt(extFeatureTable, t)
 	}
-	for _, k := range kept {
-		ext = append(ext, k...)
-		for len(ext)%8 != 0 {
-			ext = append(ext, 0)
-		}
+	if h.Bitmaps.NbBitmaps > 0 {
+		putExt(extBitmaps, h.Bitmaps.encode())
+	}
+	for _, u := range h.unknown {
+		putExt(u.typ, u.data)
 	}
 	ext = append(ext, make([]byte, 8)...) // end of extensions
 	h.BackingFileOffset, h.BackingFileSize = 0, 0

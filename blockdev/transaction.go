@@ -117,55 +117,76 @@ func (a *BackupAction) clean(g *Graph) {
 	}
 }
 
-// BitmapAddAction is block-dirty-bitmap-add in a transaction (undone on abort).
-type BitmapAddAction struct {
-	Node, Name  string
-	Granularity int64
-	Persistent  bool
-	Disabled    bool
-	added       *NamedBitmap
+// StepAction is a dirty-bitmap action of a transaction (bitmap_ops.go's prepare steps):
+// prepared under the graph lock, then committed or aborted with the others. None of them
+// takes part in completion-mode grouped (action_check_completion_mode).
+type StepAction struct {
+	typ  string
+	prep func(g *Graph) (*TxnStep, error)
+	step *TxnStep
 }
 
-func (a *BitmapAddAction) prepare(g *Graph, txn *JobTxn) error {
-	if txn != nil {
-		return errf(ErrInvalid, "Action 'block-dirty-bitmap-add' does not support Transaction property completion-mode = grouped")
-	}
-	b, err := g.addBitmap(a.Node, a.Name, a.Granularity, a.Persistent, a.Disabled)
-	a.added = b
-	return err
-}
-func (a *BitmapAddAction) commit(g *Graph) {}
-func (a *BitmapAddAction) abort(g *Graph) {
-	if a.added != nil {
-		a.added.release()
-	}
-}
-func (a *BitmapAddAction) clean(g *Graph) {}
-
-// BitmapRemoveAction is block-dirty-bitmap-remove in a transaction: checked in prepare,
-// removed in commit.
-type BitmapRemoveAction struct {
-	Node, Name string
-	b          *NamedBitmap
+// BitmapAddStep is block-dirty-bitmap-add as a transaction action.
+func BitmapAddStep(o BitmapAddOptions) *StepAction {
+	return &StepAction{"block-dirty-bitmap-add", func(g *Graph) (*TxnStep, error) { return g.prepareBitmapAdd(o) }, nil}
 }
 
-func (a *BitmapRemoveAction) prepare(g *Graph, txn *JobTxn) error {
-	if txn != nil {
-		return errf(ErrInvalid, "Action 'block-dirty-bitmap-remove' does not support Transaction property completion-mode = grouped")
+// BitmapRemoveStep is block-dirty-bitmap-remove as a transaction action.
+func BitmapRemoveStep(node, name string) *StepAction {
+	return &StepAction{"block-dirty-bitmap-remove", func(g *Graph) (*TxnStep, error) { return g.prepareBitmapRemove(node, name) }, nil}
+}
+
+// BitmapClearStep is block-dirty-bitmap-clear as a transaction action.
+func BitmapClearStep(node, name string) *StepAction {
+	return &StepAction{"block-dirty-bitmap-clear", func(g *Graph) (*TxnStep, error) { return g.prepareBitmapClear(node, name) }, nil}
+}
+
+// BitmapEnableStep is block-dirty-bitmap-enable (or -disable) as a transaction action.
+func BitmapEnableStep(node, name string, enable bool) *StepAction {
+	typ := "block-dirty-bitmap-enable"
+	if !enable {
+		typ = "block-dirty-bitmap-disable"
 	}
-	b, err := g.lookupBitmap(a.Node, a.Name)
-	if err != nil {
+	return &StepAction{typ, func(g *Graph) (*TxnStep, error) { return g.prepareBitmapEnable(node, name, enable) }, nil}
+}
+
+// BitmapMergeStep is block-dirty-bitmap-merge as a transaction action.
+func BitmapMergeStep(node, target string, sources []MergeSource) *StepAction {
+	return &StepAction{"block-dirty-bitmap-merge", func(g *Graph) (*TxnStep, error) {
+		return g.prepareBitmapMerge(node, target, sources)
+	}, nil}
+}
+
+// RunStep runs one step action on its own (the command outside a transaction): prepared
+// and committed under the graph lock, without a drain.
+func (g *Graph) RunStep(a *StepAction) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := a.prepare(g, nil); err != nil {
 		return err
 	}
-	if b.Busy() {
-		return errf(ErrInUse, "Bitmap '%s' is currently in use by another operation and cannot be used", a.Name)
-	}
-	a.b = b
+	a.commit(g)
 	return nil
 }
-func (a *BitmapRemoveAction) commit(g *Graph) { a.b.release() }
-func (a *BitmapRemoveAction) abort(g *Graph)  {}
-func (a *BitmapRemoveAction) clean(g *Graph)  {}
+
+func (a *StepAction) prepare(g *Graph, txn *JobTxn) error {
+	if txn != nil {
+		return errf(ErrInvalid, "Action '%s' does not support Transaction property completion-mode = grouped", a.typ)
+	}
+	s, err := a.prep(g)
+	a.step = s
+	return err
+}
+
+func (a *StepAction) commit(g *Graph) { a.step.commit() }
+
+func (a *StepAction) abort(g *Graph) {
+	if a.step != nil && a.step.Abort != nil {
+		a.step.Abort()
+	}
+}
+
+func (a *StepAction) clean(g *Graph) {}
 
 // AbortAction is the transaction action "abort": it always fails.
 type AbortAction struct{}

@@ -271,8 +271,10 @@ type Config struct {
 	FwCfg      []FwCfg
 	RTC        RTC
 	Boot       Boot
-	Actions    []Opt // -action and its sugar (-no-reboot, -no-shutdown, -watchdog-action)
-	Sandbox    *Opts
+	Actions    []Opt     // -action and its sugar (-no-reboot, -no-shutdown, -watchdog-action)
+	Sandboxes  []Sandbox // -sandbox options in order (see Sandbox)
+	RunAs      *RunAs    // the last -runas; nil without one
+	Chroot     string    // the last -chroot; "" without one
 	Msg        *Opts
 	Overcommit *Opts
 	Trace      []*Opts

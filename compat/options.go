@@ -281,7 +281,16 @@ func (s *parseState) option(name, arg, loc string) (stop bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		c.Sandbox = o
+		c.Sandboxes = append(c.Sandboxes, sandbox(o))
+		s.sandbox = append(s.sandbox, o)
+	case "runas":
+		r, e := runAs(arg, loc, s.users)
+		if e != nil {
+			return false, s.fail(loc, e)
+		}
+		c.RunAs = r
+	case "chroot":
+		c.Chroot = arg
 	case "no-user-config":
 		c.NoUserCfg = true
 	case "trace":

@@ -13,6 +13,10 @@ import (
 // Log defaults to silence.
 type Parser struct {
 	Log zerolog.Logger
+	// LookupUser is getpwnam(3) for -runas: the uid and primary gid of a user name. QEMU
+	// looks the name up when it reads the option. nil: no name is a user (only UID:GID
+	// is accepted).
+	LookupUser func(name string) (uid, gid uint32, ok bool)
 }
 
 // Parse parses argv (argv[0] is the program path) with a silent Parser.
@@ -42,6 +46,8 @@ type parseState struct {
 	lists    map[string]*Opts
 	log      zerolog.Logger
 	limits   MachineLimits // the machine's facts, during Check
+	users    func(string) (uint32, uint32, bool)
+	sandbox  []*Opts // the -sandbox groups, for checkSandbox
 }
 
 // fail builds the error for e at loc, with the warnings printed so far.
@@ -65,6 +71,7 @@ func (p *Parser) Parse(argv []string) (*Config, error) {
 		prog:  prog,
 		lists: map[string]*Opts{},
 		log:   p.Log,
+		users: p.LookupUser,
 	}
 	// First pass: lookup_opt on everything.
 	for i := 1; i < len(argv); i++ {
@@ -150,7 +157,7 @@ var (
 	listGlobal   = &optsList{name: "global", desc: map[string]optType{"driver": optString, "property": optString, "value": optString}}
 	listRTC      = &optsList{name: "rtc", merge: true, desc: map[string]optType{"base": optString, "clock": optString, "driftfix": optString}}
 	listFwCfg    = &optsList{name: "fw_cfg", implied: "name", desc: map[string]optType{"name": optString, "file": optString, "string": optString, "gen_id": optString}}
-	listSandbox  = &optsList{name: "sandbox", implied: "enable", merge: true, desc: map[string]optType{"enable": optBool, "obsolete": optString, "elevateprivileges": optString, "spawn": optString, "resourcecontrol": optString}}
+	listSandbox  = &optsList{name: "sandbox", implied: "enable", desc: map[string]optType{"enable": optBool, "obsolete": optString, "elevateprivileges": optString, "spawn": optString, "resourcecontrol": optString}}
 	listMsg      = &optsList{name: "msg", merge: true, desc: map[string]optType{"timestamp": optBool, "guest-name": optBool}}
 	listOvercomm = &optsList{name: "overcommit", merge: true, desc: map[string]optType{"mem-lock": optBool, "cpu-pm": optBool}}
 	listTrace    = &optsList{name: "trace", implied: "enable", desc: map[string]optType{"enable": optString, "events": optString, "file": optString}}

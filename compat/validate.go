@@ -28,21 +28,13 @@ func (s *parseState) validate() error {
 	if err := s.fillNameMemoryRTC(); err != nil {
 		return err
 	}
-	if o := c.Sandbox; o != nil {
-		if on, _ := o.Bool("enable", false); on {
-			for _, k := range []struct {
-				key  string
-				vals []string
-			}{
-				{"obsolete", []string{"allow", "deny"}},
-				{"elevateprivileges", []string{"allow", "deny", "children"}},
-				{"spawn", []string{"allow", "deny"}},
-				{"resourcecontrol", []string{"allow", "deny"}},
-			} {
-				if v, ok := o.Get(k.key); ok && !contains(k.vals, v) {
-					return s.fail(o.Loc, newErr(ErrBadValue, "invalid argument for "+k.key))
-				}
-			}
+	// qemu_process_early_options: parse_sandbox for each enabled -sandbox, in order.
+	for i, o := range s.sandbox {
+		if !c.Sandboxes[i].Enable {
+			continue
+		}
+		if e := checkSandbox(o, &c.Sandboxes[i]); e != nil {
+			return s.fail(o.Loc, e)
 		}
 	}
 	if c.LogItems != "" && !logMaskValid(c.LogItems) {

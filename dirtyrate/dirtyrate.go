@@ -168,20 +168,21 @@ func (t *Meter) Calc(c Config) error {
 	if c.Mode != nil {
 		mode = *c.Mode
 	}
-	// QEMU 7.2 asks whether the mode is enabled before it looks at sample-pages (with
-	// sample-pages and mode dirty-bitmap under TCG it crashes there, not on sample-pages).
-	if (mode == ModeDirtyRing && t.ring == 0) || (mode == ModeDirtyBitmap && t.ring != 0) {
-		return qerror.Errorf(ErrNotEnabled, "mode %s is not enabled, use other method instead.", mode)
+	// QEMU 7.2's order, checked against the binary under KVM (with and without a dirty
+	// ring): sample-pages with dirty-ring, sample-pages' range (dirty-bitmap takes one
+	// too), then whether the mode is enabled.
+	if c.SamplePages != nil && mode == ModeDirtyRing {
+		return qerror.New(ErrInvalid, "either sample-pages or dirty-ring can be specified.")
 	}
 	sample := int64(DefaultSamplePages)
 	if c.SamplePages != nil {
-		if mode != ModePageSampling {
-			return qerror.New(ErrInvalid, "sample-pages is used only in page-sampling mode")
-		}
 		if *c.SamplePages < MinSamplePages || *c.SamplePages > MaxSamplePages {
 			return qerror.Errorf(ErrInvalid, "sample-pages is out of range[%d, %d].", MinSamplePages, MaxSamplePages)
 		}
 		sample = *c.SamplePages
+	}
+	if (mode == ModeDirtyRing && t.ring == 0) || (mode == ModeDirtyBitmap && t.ring != 0) {
+		return qerror.Errorf(ErrNotEnabled, "mode %s is not enabled, use other method instead.", mode)
 	}
 	t.transition(StatusUnstarted, StatusUnstarted, StatusMeasured)
 	t.mode = mode

@@ -123,16 +123,17 @@ func TestCalcErrors(t *testing.T) {
 	}{
 		{tcg, Config{CalcTime: 0}, "calc-time is out of range[1, 60].", ErrInvalid},
 		{tcg, Config{CalcTime: 61}, "calc-time is out of range[1, 60].", ErrInvalid},
-		{tcg, Config{CalcTime: 1, SamplePages: ptr(int64(512)), Mode: ptr(ModeDirtyBitmap)}, "sample-pages is used only in page-sampling mode", ErrInvalid},
 		{tcg, Config{CalcTime: 1, SamplePages: ptr(int64(127))}, "sample-pages is out of range[128, 16384].", ErrInvalid},
 		{tcg, Config{CalcTime: 1, SamplePages: ptr(int64(16385))}, "sample-pages is out of range[128, 16384].", ErrInvalid},
 		{tcg, Config{CalcTime: 1, Mode: ptr(ModeDirtyRing)}, "mode dirty-ring is not enabled, use other method instead.", ErrNotEnabled},
 		{ring, Config{CalcTime: 1, Mode: ptr(ModeDirtyBitmap)}, "mode dirty-bitmap is not enabled, use other method instead.", ErrNotEnabled},
-		// QEMU checks calc-time before the mode.
+		// QEMU 7.2's order: calc-time, sample-pages with dirty-ring, sample-pages' range,
+		// the mode.
 		{tcg, Config{CalcTime: 99, Mode: ptr(ModeDirtyRing)}, "calc-time is out of range[1, 60].", ErrInvalid},
-		// ... and the mode before sample-pages.
-		{tcg, Config{CalcTime: 1, SamplePages: ptr(int64(1)), Mode: ptr(ModeDirtyRing)}, "mode dirty-ring is not enabled, use other method instead.", ErrNotEnabled},
-		{ring, Config{CalcTime: 1, SamplePages: ptr(int64(512)), Mode: ptr(ModeDirtyRing)}, "sample-pages is used only in page-sampling mode", ErrInvalid},
+		{tcg, Config{CalcTime: 1, SamplePages: ptr(int64(1)), Mode: ptr(ModeDirtyRing)}, "either sample-pages or dirty-ring can be specified.", ErrInvalid},
+		{ring, Config{CalcTime: 1, SamplePages: ptr(int64(512)), Mode: ptr(ModeDirtyRing)}, "either sample-pages or dirty-ring can be specified.", ErrInvalid},
+		{ring, Config{CalcTime: 1, SamplePages: ptr(int64(1)), Mode: ptr(ModeDirtyBitmap)}, "sample-pages is out of range[128, 16384].", ErrInvalid},
+		{ring, Config{CalcTime: 1, SamplePages: ptr(int64(512)), Mode: ptr(ModeDirtyBitmap)}, "mode dirty-bitmap is not enabled, use other method instead.", ErrNotEnabled},
 	} {
 		err := tc.m.Calc(tc.c)
 		if err == nil || err.Error() != tc.want || !errors.Is(err, tc.kind) {

@@ -110,10 +110,8 @@ func hmpInfoDirtyRate(c *Call) {
 		return
 	}
 	c.Printf("Status: %s\n", in.Status)
-	c.Printf("Start Time: %d (ms)\n", in.StartTime) // seconds, labelled ms, as QEMU prints it
-	if in.Mode == "page-sampling" {
-		c.Printf("Sample Pages: %d (per GB)\n", in.SamplePages)
-	}
+	c.Printf("Start Time: %d (ms)\n", in.StartTime)         // seconds, labelled ms, as QEMU prints it
+	c.Printf("Sample Pages: %d (per GB)\n", in.SamplePages) // 7.2 prints it in every mode
 	c.Printf("Period: %d (sec)\n", in.CalcTime)
 	c.Printf("Mode: %s\n", in.Mode)
 	c.Print("Dirty rate: ")

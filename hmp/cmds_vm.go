@@ -31,6 +31,21 @@ func registerBuiltins(m *Monitor) {
 	for _, c := range dirtyRateCommands() {
 		m.Register(c)
 	}
+	for _, c := range snapshotCommands() {
+		m.Register(c)
+	}
+	for _, c := range dumpCommands() {
+		m.Register(c)
+	}
+	for _, c := range screenCommands() {
+		m.Register(c)
+	}
+	for _, c := range inputCommands() {
+		m.Register(c)
+	}
+	for _, c := range nbdCommands() {
+		m.Register(c)
+	}
 }
 
 func vmCommands() []Command {

@@ -29,8 +29,8 @@ type backend interface {
 	// quantum units of work (for the synthetic workload: pages written), so that the
 	// vCPU thread sees a stop request within a bounded time even without Kick.
 	Run(quantum int) exit
-	// Interrupt raises an interrupt line for this vCPU (irqSCI); the guest takes it at
-	// its next Run.
+	// Interrupt raises an interrupt line for this vCPU (irqSCI, and the ISA lines of
+	// devices: irqKeyboard, irqMouse); the guest takes it at its next Run.
 	Interrupt(irq int)
 	// State returns the architectural state; SetState replaces it (and leaves HLT if
 	// the new state is not halted).
@@ -49,14 +49,15 @@ const (
 type exitReason uint8
 
 const (
-	exitQuantum  exitReason = iota // the quantum is used up; run again
-	exitKicked                     // Kick
-	exitHalt                       // HLT: sleep until woken, or until wakeAt (guest ns) when not 0
-	exitIO                         // port output (string I/O): data to port
-	exitIPI                        // INIT-SIPI-SIPI: release the other vCPUs (they wake)
-	exitShutdown                   // the guest powered itself off (ACPI sleep state S5)
-	exitFault                      // a guest RAM check failed (err); the vCPU made no progress
-	exitDisk                       // a disk request (disk.go): carry it out, then Run again
+	exitQuantum   exitReason = iota // the quantum is used up; run again
+	exitKicked                      // Kick
+	exitHalt                        // HLT: sleep until woken, or until wakeAt (guest ns) when not 0
+	exitIO                          // port output (string I/O): data to port
+	exitIPI                         // INIT-SIPI-SIPI: release the other vCPUs (they wake)
+	exitShutdown                    // the guest powered itself off (ACPI sleep state S5)
+	exitFault                       // a guest RAM check failed (err); the vCPU made no progress
+	exitDisk                        // a disk request (disk.go): carry it out, then Run again
+	exitLockTrays                   // the guest locks the CD-ROM trays (Config.Media)
 )
 
 // exit is what Run returns: the reason and its operands.
@@ -88,6 +89,8 @@ func (r exitReason) String() string {
 		return "fault"
 	case exitDisk:
 		return "disk"
+	case exitLockTrays:
+		return "lock-trays"
 	}
 	return "exit?"
 }

@@ -259,3 +259,11 @@ func (c *Clock) set(ns uint64) {
 	c.base, c.since = ns, time.Now()
 	c.mu.Unlock()
 }
+
+// Media is the guest's side of the removable-media drives (implemented by the block layer
+// through the composition root): LockTrays is ATAPI PREVENT ALLOW MEDIUM REMOVAL with
+// prevent set, sent to every CD-ROM drive, as an OS does for the discs it mounts. The
+// vCPU that boots with the workload's cdlock calls it once, from its own thread.
+type Media interface {
+	LockTrays()
+}

@@ -24,8 +24,9 @@ type Config struct {
 	NoReboot    bool // -no-reboot: a reset request becomes a shutdown
 	Incoming    bool // -incoming given: start in inmigrate
 
-	FwCfg map[string][]byte // -fw_cfg entries; WorkloadKey configures the workload
-	Disks DiskResolver      // the workload's disk= names; nil: no disks
+	FwCfg   map[string][]byte // -fw_cfg entries; WorkloadKey configures the workload
+	Disks   DiskResolver      // the workload's disk= names; nil: no disks
+	Display string            // the display adapter's QOM type ("VGA", "virtio-vga", …); "" for none
 	// FlushDisks makes every disk's writes durable (QEMU's bdrv_flush_all when the VM
 	// stops); nil: nothing to flush.
 	FlushDisks func()
@@ -37,6 +38,7 @@ type Config struct {
 	Stderr io.Writer      // error reports (a guest RAM check failure); nil: os.Stderr
 	Log    zerolog.Logger // zero value: silent
 	Events EventSink      // nil: events are dropped
+	Media  Media          // the removable-media drives the guest may lock; nil: none
 }
 
 // Machine is a running (or not yet started) VM.
@@ -55,10 +57,13 @@ type Machine struct {
 	vcpus []*vcpu
 	ctl   *vcpuCtl
 
-	serial *Serial
-	fwcfg  *FwCfg
-	acpi   ACPI
-	clock  Clock
+	serial  *Serial
+	console sync.Mutex // the guest's console lock: vCPUs print whole lines (vcpu.deliver)
+	fwcfg   *FwCfg
+	acpi    ACPI
+	clock   Clock
+	kbc     i8042         // the PS/2 controller (i8042.go)
+	irqs    atomic.Uint32 // interrupt lines raised for vCPU 0, taken by its thread
 
 	reqs    chan string      // guest shutdown/reset requests → guestLoop
 	faults  chan ramFaultReq // guest RAM check failures (vCPUs, populate) → guestLoop
@@ -139,6 +144,7 @@ func New(cfg Config) (*Machine, error) {
 	if m.events == nil {
 		m.events = nopSink{}
 	}
+	m.kbc.raise = m.raiseIRQ
 	if cfg.RAMSize > 0 {
 		name := "pc.ram"
 		if cfg.Type == "none" {
@@ -334,6 +340,7 @@ func (m *Machine) reset(reason string) {
 		v.mu.Unlock()
 	}
 	m.serial.reset()
+	m.kbc.reset()
 	m.acpi.pending.Store(false)
 	m.acpi.enabled.Store(false)
 	if m.ram != nil && m.ram.Written(gpaBootInfo>>pageShift) && m.ram.ensurePage(gpaBootInfo>>pageShift) == nil {

@@ -130,6 +130,11 @@ func (c *synthCPU) Run(quantum int) exit {
 		c.powerButton()
 		return c.dequeue()
 	}
+	if c.irq&(1<<irqKeyboard|1<<irqMouse) != 0 {
+		if c.guestInput(); len(c.queued) > 0 {
+			return c.dequeue()
+		}
+	}
 	if !c.ensure(0, sysPages) {
 		return c.faultExit()
 	}
@@ -305,13 +310,14 @@ func (c *synthCPU) boot() {
 		ws = (low - gpaWSBase) &^ (PageSize - 1)
 	}
 	c.buildPageTables()
+	m.kbc.guestInit()
 	m.acpi.enabled.Store(true)
 	m.acpi.pending.Store(false)
 	fill := min(w.Fill, (m.ram.size-gpaWSBase-ws)&^(PageSize-1))
 	if m.ram.size <= gpaWSBase+ws {
 		fill = 0
 	}
-	cfg := Workload{WS: ws, Rate: w.Rate, Fill: fill, DiskWorkload: m.workload.DiskWorkload}
+	cfg := Workload{WS: ws, Rate: w.Rate, Fill: fill, CDLock: w.CDLock, DiskWorkload: m.workload.DiskWorkload}
 	c.out(fmt.Sprintf("tlcvm guest: %d vCPU(s), %d MiB RAM, workload %s\r\n",
 		len(m.vcpus), m.ram.size>>20, cfg))
 	m.ram.store64(gpaBootInfo+8, ws)
@@ -320,6 +326,9 @@ func (c *synthCPU) boot() {
 	atomic.StoreUint64((*uint64)(ptr(m.ram.mem, gpaBootInfo)), 1)
 	c.dirty(m.ram.noteWrite(gpaBootInfo >> pageShift))
 	c.enterWorkload(ws, w.Rate)
+	if w.CDLock {
+		c.queue(exit{reason: exitLockTrays})
+	}
 	c.queue(exit{reason: exitIPI})
 }
 

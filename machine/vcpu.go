@@ -207,6 +207,9 @@ func (v *vcpu) runPeriod(kick chan struct{}) {
 			v.be.Interrupt(irqSCI)
 			v.mu.Unlock()
 		}
+		if !more && v.index == 0 {
+			v.deliverIRQs(m.pendingIRQs())
+		}
 		v.mu.Lock()
 		ex := v.be.Run(quantum)
 		v.mu.Unlock()
@@ -230,12 +233,30 @@ func (v *vcpu) runPeriod(kick chan struct{}) {
 	}
 }
 
+// deliverIRQs hands the raised device interrupt lines (bit n: line n) to the backend.
+func (v *vcpu) deliverIRQs(lines uint32) {
+	if lines == 0 {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for l := 0; l < 32; l++ {
+		if lines&(1<<l) != 0 {
+			v.be.Interrupt(l)
+		}
+	}
+}
+
 // deliver carries out a device or inter-processor exit.
 func (v *vcpu) deliver(ex exit) {
 	switch ex.reason {
 	case exitIO:
 		if ex.port == COM1Base {
+			// The guest's console lock (a kernel's console spinlock): one vCPU's line at a
+			// time, now that every vCPU's disk driver may report on the console.
+			v.m.console.Lock()
 			v.m.serial.puts(string(ex.data))
+			v.m.console.Unlock()
 		}
 	case exitIPI:
 		for _, o := range v.m.vcpus {
@@ -245,6 +266,10 @@ func (v *vcpu) deliver(ex exit) {
 		}
 	case exitShutdown:
 		v.m.requestGuestShutdown()
+	case exitLockTrays:
+		if v.m.cfg.Media != nil {
+			v.m.cfg.Media.LockTrays()
+		}
 	}
 }
 

@@ -38,6 +38,11 @@ const DefaultWorkload = "ws=16M,rate=4M"
 //	disk-offset=SIZE  where the written region starts on each disk (default 0)
 //	disk-size=SIZE    the region's length (default: to the end of the smallest disk)
 //	disk-bs=SIZE      bytes per write request (default 64K; a multiple of 512)
+//	cdlock      at boot the guest locks the tray of every CD-ROM (ATAPI PREVENT ALLOW
+//	            MEDIUM REMOVAL), as an OS does for a mounted disc, and never unlocks it:
+//	            the monitor can open it only with force (Config.Media)
+//	disk-verify       read each block back before rewriting it and check it holds the
+//	                  previous pass (from pass 2 on)
 //
 // Examples: "ws=64M,rate=max", "ws=512M,rate=200M", "ws=64M,fill=3G", "idle". The empty
 // string means DefaultWorkload. Anything else is refused by New with an ErrWorkload error.
@@ -45,6 +50,9 @@ type Workload struct {
 	WS   uint64 // bytes, a multiple of PageSize; 0 = idle
 	Rate uint64 // bytes/s; 0 = max
 	Fill uint64 // bytes written once after the working set, a multiple of PageSize
+	// CDLock: the guest locks the CD-ROM trays at boot.
+	CDLock bool
+
 	DiskWorkload
 }
 
@@ -55,12 +63,17 @@ type DiskWorkload struct {
 	DiskOffset uint64   // bytes, a multiple of 512
 	DiskSize   uint64   // bytes; 0 = to the end of the smallest disk
 	DiskBS     uint64   // bytes per request, a multiple of 512 (0: defaultDiskBS)
+	DiskVerify bool     // read each block back before rewriting it
 }
 
 // String renders the configuration in the same syntax.
 func (w Workload) String() string {
+	lock := ""
+	if w.CDLock {
+		lock = ",cdlock"
+	}
 	if w.WS == 0 && w.Fill == 0 {
-		return "idle" + w.DiskWorkload.String()
+		return "idle" + lock + w.DiskWorkload.String()
 	}
 	rate := "max"
 	if w.Rate != 0 {
@@ -70,7 +83,7 @@ func (w Workload) String() string {
 	if w.Fill != 0 {
 		s += ",fill=" + fmtSize(w.Fill)
 	}
-	return s + w.DiskWorkload.String()
+	return s + lock + w.DiskWorkload.String()
 }
 
 // String renders the disk items (",disk=…"; "" without disks).
@@ -93,6 +106,9 @@ func (d DiskWorkload) String() string {
 	}
 	if d.DiskBS != 0 && d.DiskBS != defaultDiskBS {
 		b.WriteString(",disk-bs=" + fmtSize(d.DiskBS))
+	}
+	if d.DiskVerify {
+		b.WriteString(",disk-verify")
 	}
 	return b.String()
 }
@@ -130,6 +146,11 @@ func parseOnto(w Workload, s string) (Workload, error) {
 				return w, fmt.Errorf("%w: %s: 'idle' takes no value", ErrWorkload, WorkloadKey)
 			}
 			w.WS, w.Fill = 0, 0
+		case "cdlock":
+			if hasVal {
+				return w, fmt.Errorf("%w: %s: 'cdlock' takes no value", ErrWorkload, WorkloadKey)
+			}
+			w.CDLock = true
 		case "ws":
 			n, err := optval.Size(val)
 			if err != nil || !hasVal {
@@ -157,6 +178,11 @@ func parseOnto(w Workload, s string) (Workload, error) {
 				return w, fmt.Errorf("%w: %s: disk=%q is not a disk name (at most %d disks)", ErrWorkload, WorkloadKey, val, maxDisks)
 			}
 			w.Disks = append(w.Disks, val)
+		case "disk-verify":
+			if hasVal {
+				return w, fmt.Errorf("%w: %s: 'disk-verify' takes no value", ErrWorkload, WorkloadKey)
+			}
+			w.DiskVerify = true
 		case "disk-rate":
 			if val == "max" {
 				w.DiskRate = 0
@@ -174,7 +200,7 @@ func parseOnto(w Workload, s string) (Workload, error) {
 			}
 			*map[string]*uint64{"disk-offset": &w.DiskOffset, "disk-size": &w.DiskSize, "disk-bs": &w.DiskBS}[key] = n
 		default:
-			return w, fmt.Errorf("%w: %s: unknown item %q (valid: ws=SIZE, rate=SIZE|max, fill=SIZE, idle, disk=NAME, disk-rate=SIZE|max, disk-offset=SIZE, disk-size=SIZE, disk-bs=SIZE)", ErrWorkload, WorkloadKey, item)
+			return w, fmt.Errorf("%w: %s: unknown item %q (valid: ws=SIZE, rate=SIZE|max, fill=SIZE, idle, cdlock, disk=NAME, disk-rate=SIZE|max, disk-offset=SIZE, disk-size=SIZE, disk-bs=SIZE, disk-verify)", ErrWorkload, WorkloadKey, item)
 		}
 	}
 	return w, nil

@@ -50,12 +50,18 @@ func TestParseWorkload(t *testing.T) {
 			"idle,disk=vd0,disk=drive1,disk-rate=1M,disk-offset=1M,disk-size=8M,disk-bs=4K", false},
 		{"disk=vd0,disk-rate=max", machine.Workload{WS: 16 << 20, Rate: 4 << 20,
 			DiskWorkload: machine.DiskWorkload{Disks: []string{"vd0"}}}, "ws=16M,rate=4M,disk=vd0", false},
+		{"idle,disk=a,disk-verify", machine.Workload{Rate: 4 << 20, DiskWorkload: machine.DiskWorkload{Disks: []string{"a"},
+			DiskVerify: true}}, "idle,disk=a,disk-verify", false},
+		{"disk-verify=on", machine.Workload{}, "", true},
 		{"disk=", machine.Workload{}, "", true},
 		{"disk-bs=1000", machine.Workload{}, "", true},
 		{"disk-bs=0", machine.Workload{}, "", true},
 		{"disk-bs=32M", machine.Workload{}, "", true},
 		{"disk-offset=7", machine.Workload{}, "", true},
 		{"disk-rate=0", machine.Workload{}, "", true},
+		{"idle,cdlock", machine.Workload{Rate: 4 << 20, CDLock: true}, "idle,cdlock", false},
+		{"cdlock,ws=1M", machine.Workload{WS: 1 << 20, Rate: 4 << 20, CDLock: true}, "ws=1M,rate=4M,cdlock", false},
+		{"cdlock=1", machine.Workload{}, "", true},
 	} {
 		got, err := machine.ParseWorkload(c.in)
 		if c.bad {

@@ -59,7 +59,8 @@
 // CPU: the thread locks its OS thread and pins it to x-checkpoint-cpu, or by default to
 // the highest CPU the process may use when it may use two or more; when the process has
 // more CPUs than vCPUs, the vCPU threads are kept off that CPU meanwhile. Its thread id and
-// CPU are reported per stage (query-migrate "x-tlc-stages", HMP).
+// CPU are reported per stage (query-migrate "x-tlc-stages", HMP). Where the pin is refused
+// (sched_setaffinity → EPERM under -sandbox resourcecontrol=deny) the thread runs unpinned.
 //
 // # Device sections
 //
@@ -81,6 +82,14 @@
 //	  any error: "prog: <error>", "prog: load of migration failed: <strerror>", exit 1
 //
 // Nothing of the loaded state runs before the stream's integrity is verified.
+//
+// # Dirty bitmaps (bitmaps.go)
+//
+// With the capability dirty-bitmaps, the block layer's dirty bitmaps (Options.Bitmaps, the
+// engine's own interface, adapted by the composition root) travel in QEMU 7.2's
+// "dirty-bitmap" section: headers at setup, bits at completion, named by
+// block-bitmap-mapping's aliases when it is set; a restore creates them before the guest
+// runs.
 //
 // # mapped-ram (QEMU 9.0)
 //
@@ -105,7 +114,9 @@
 //	   process dies (stream.Journal))
 //	otherwise, offset 0 of a regular file ──> full, written aside (".NAME.tlcvm-PID-N" in
 //	  the same directory) and renamed over NAME at the end: the old file stays whole until
-//	  then, and a guest mapping the old inode is never touched
+//	  then, and a guest mapping the old inode is never touched. The writer holds an OFD
+//	  lock on one byte of its aside file; every checkpoint to file:PATH first removes
+//	  NAME's aside files whose pid is gone and whose lock is free (a writer killed -9)
 //	otherwise (file:PATH,offset=N) ──> full, in place, the file cut to N first
 //
 // Restore by mapping: a file: restore of a mapped-ram file maps each RAM block's pages

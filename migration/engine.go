@@ -24,6 +24,10 @@ type Options struct {
 	// Exit is called after an incoming migration failed (QEMU exits with status 1). nil:
 	// the engine only records the failure.
 	Exit func(status int)
+	// Open opens file: paths ("/dev/fdset/N" included, see transport.Env.Open); nil: open(2).
+	Open func(path string, flag int, perm uint32) (int, error)
+	// Bitmaps are the block layer's dirty bitmaps (capability dirty-bitmaps); nil: none.
+	Bitmaps Bitmaps
 }
 
 // Engine runs outgoing migrations (checkpoints) and the incoming one. Its methods are safe
@@ -36,6 +40,9 @@ type Engine struct {
 	stderr io.Writer
 	prog   string
 	exit   func(int)
+	open   func(path string, flag int, perm uint32) (int, error)
+	// bitmaps are the block layer's dirty bitmaps (bitmaps.go); nil: none.
+	bitmaps Bitmaps
 
 	// mu guards the fields marked so. Lock order: mu, then a job's mu (activeLocked asks the
 	// jobs their status under mu); a job never takes mu while it holds its own.
@@ -73,8 +80,8 @@ func New(o Options) *Engine {
 	if o.Prog == "" {
 		o.Prog = "qemu-system-x86_64"
 	}
-	return &Engine{m: o.Machine, ev: o.Events, log: o.Log, stderr: o.Stderr, prog: o.Prog, exit: o.Exit,
-		caps: make([]bool, len(capabilityNames)), params: DefaultParams(), ready: make(chan struct{})}
+	return &Engine{m: o.Machine, ev: o.Events, log: o.Log, stderr: o.Stderr, prog: o.Prog, exit: o.Exit, open: o.Open,
+		bitmaps: o.Bitmaps, caps: make([]bool, len(capabilityNames)), params: DefaultParams(), ready: make(chan struct{})}
 }
 
 // Capabilities returns query-migrate-capabilities: every capability in QAPI order.
@@ -183,6 +190,9 @@ type MigrateOptions struct {
 	Resume bool
 	// LookupFD resolves fd:NAME from the monitor's getfd table (the fd is taken).
 	LookupFD func(name string) (int, error)
+	// Blocked returns the error of a migration blocker in force (QEMU's
+	// migration_is_blocked: a dump in progress), nil when none; nil: no blockers.
+	Blocked func() error
 }
 
 // Migrate is QMP migrate: it checks the request as QEMU's migrate_prepare does, emits
@@ -216,6 +226,12 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 		e.mu.Unlock()
 		return errorf(ErrState, "Can't migrate the vm that was paused due to previous migration")
 	}
+	if o.Blocked != nil {
+		if err := o.Blocked(); err != nil {
+			e.mu.Unlock()
+			return err
+		}
+	}
 	j := newJob(e, uri)
 	j.tlc = e.capLocked(CapTLC)
 	j.mapped = mapped
@@ -237,7 +253,7 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 		j.failSync(err)
 		return err
 	}
-	env := transport.Env{Log: e.log, Stderr: e.stderr, LookupFD: o.LookupFD}
+	env := transport.Env{Log: e.log, Stderr: e.stderr, LookupFD: o.LookupFD, Open: e.open}
 	if env.LookupFD == nil {
 		env.LookupFD = func(name string) (int, error) {
 			return -1, errorf(ErrInvalid, "File descriptor named '%s' has not been found", name)
@@ -254,7 +270,7 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 		return err
 	}
 	if mapped {
-		t, err := openTarget(uri)
+		t, err := openTarget(uri, env)
 		if err != nil {
 			j.failSync(err)
 			return err

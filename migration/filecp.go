@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -87,9 +88,71 @@ func fileID(fi os.FileInfo) (dev, ino uint64, ok bool) {
 const mapLockByte = 0x7fff_ffff_ffff_0000
 
 func mapLock(fd uintptr, typ int16, cmd int) (int16, error) {
-	fl := unix.Flock_t{Type: typ, Whence: 0, Start: mapLockByte, Len: 1}
+	return lockByte(fd, mapLockByte, typ, cmd)
+}
+
+// asideLockByte is the byte of an aside file (see prepare) that its writer write-locks (an
+// OFD lock) for as long as it has the file open: released by the kernel when the writer
+// dies, however it dies.
+const asideLockByte = mapLockByte + 1
+
+func lockByte(fd uintptr, at int64, typ int16, cmd int) (int16, error) {
+	fl := unix.Flock_t{Type: typ, Whence: 0, Start: at, Len: 1}
 	err := unix.FcntlFlock(fd, cmd, &fl)
 	return fl.Type, err
+}
+
+// asidePrefix begins the names of the aside files of a checkpoint file called name:
+// ".NAME.tlcvm-PID-XXXXXX", in the same directory.
+func asidePrefix(name string) string { return "." + name + ".tlcvm-" }
+
+// sweepAsides removes the aside files of path that dead writers left behind (a checkpoint
+// killed before its swap; the old checkpoint under the aside name when the writer died
+// between the swap and the removal). One is stale when the process named in it is gone
+// (kill(pid, 0) says ESRCH) and nobody holds its aside lock (the lock guards a live writer
+// whose pid means something else here: another pid namespace, or a reused pid does not
+// matter since it only keeps a file). This process's own are never touched: the one being
+// written, or an old checkpoint being removed after a swap. It returns the names removed.
+func sweepAsides(path string) []string {
+	dir, name := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	prefix := asidePrefix(name)
+	self := os.Getpid()
+	var removed []string
+	for _, ent := range ents {
+		rest, ok := strings.CutPrefix(ent.Name(), prefix)
+		if !ok || !ent.Type().IsRegular() {
+			continue
+		}
+		pidText, suffix, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || pid <= 0 || pid == self || suffix == "" || strings.Trim(suffix, "0123456789abcdef") != "" {
+			continue
+		}
+		if err := unix.Kill(pid, 0); !errors.Is(err, unix.ESRCH) {
+			continue // alive (or not ours to signal: alive too)
+		}
+		full := filepath.Join(dir, ent.Name())
+		f, err := os.OpenFile(full, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			continue
+		}
+		typ, err := lockByte(f.Fd(), asideLockByte, unix.F_WRLCK, unix.F_OFD_GETLK)
+		f.Close()
+		if err != nil || typ != unix.F_UNLCK {
+			continue
+		}
+		if os.Remove(full) == nil {
+			removed = append(removed, ent.Name())
+		}
+	}
+	return removed
 }
 
 // mappedElsewhere reports whether another open file description (another process's
@@ -154,12 +217,12 @@ type fileTarget struct {
 
 // openTarget opens file:PATH for a mapped-ram checkpoint with QEMU's errors (synchronous
 // part of migrate). The thread then chooses how to write it (prepare).
-func openTarget(uri string) (*fileTarget, error) {
+func openTarget(uri string, env transport.Env) (*fileTarget, error) {
 	a, err := transport.Parse(uri)
 	if err != nil {
 		return nil, wrapf(ErrInvalid, err, "%s", err.Error())
 	}
-	f, err := transport.OpenCheckpointFile(a.Path)
+	f, err := transport.OpenCheckpointFile(a.Path, env)
 	if err != nil {
 		return nil, wrapf(ErrInvalid, err, "%s", err.Error())
 	}
@@ -171,6 +234,9 @@ func openTarget(uri string) (*fileTarget, error) {
 // so the old one stays whole until then and a guest mapping it is never touched) when the
 // stream starts at offset 0 of a regular file; else in place, cut to the offset.
 func (t *fileTarget) prepare(e *Engine, tlc bool, m Machine) error {
+	if gone := sweepAsides(t.path); len(gone) > 0 {
+		e.log.Debug().Strs("removed", gone).Str("path", t.path).Msg("stale aside files of dead checkpoints")
+	}
 	fi, err := t.f.Stat()
 	if err != nil {
 		return wrapf(ErrSave, err, "%s: %v", t.path, err)
@@ -200,7 +266,7 @@ func (t *fileTarget) prepare(e *Engine, tlc bool, m Machine) error {
 	if t.offset == 0 && fi.Mode().IsRegular() {
 		dir, name := filepath.Split(t.path)
 		for range 16 {
-			aside := filepath.Join(dir, "."+name+".tlcvm-"+strconv.Itoa(os.Getpid())+"-"+strconv.FormatUint(rand.Uint64()&0xffffff, 16))
+			aside := filepath.Join(dir, asidePrefix(name)+strconv.Itoa(os.Getpid())+"-"+strconv.FormatUint(rand.Uint64()&0xffffff, 16))
 			f, err := os.OpenFile(aside, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 			if errors.Is(err, os.ErrExist) {
 				continue
@@ -208,6 +274,8 @@ func (t *fileTarget) prepare(e *Engine, tlc bool, m Machine) error {
 			if err != nil {
 				break // no room beside it: write in place
 			}
+			// Held until the file is closed (or the process dies): see sweepAsides.
+			_, _ = lockByte(f.Fd(), asideLockByte, unix.F_WRLCK, unix.F_OFD_SETLK)
 			_ = t.f.Close()
 			t.f, t.aside = f, aside
 			return nil
@@ -378,18 +446,16 @@ func (t *fileTarget) abort() {
 
 // loadURI loads the incoming stream: a file: one is read from the file itself (seekable:
 // either layout, mapped-ram detected from its configuration section; a committed journal
-// is applied first), any other from r.
+// is applied first), any other from r. The file is the one the source opened when it was
+// set up (-incoming is opened before -chroot and -runas take effect, as in QEMU).
 func (e *Engine) loadURI(uri string, r io.Reader) (string, error) {
 	a, err := transport.Parse(uri)
 	if err != nil || a.Scheme != transport.SchemeFile {
 		return e.Load(r)
 	}
-	f, err := os.OpenFile(a.Path, os.O_RDWR, 0)
-	if err != nil {
-		f, err = os.Open(a.Path)
-	}
-	if err != nil {
-		return "", wrapf(ErrLoad, err, "Unable to open %s: %v", a.Path, err)
+	f, ok := transport.File(r)
+	if !ok {
+		return e.Load(r)
 	}
 	keep := false
 	defer func() {

@@ -78,6 +78,9 @@ func (e *Engine) StartIncoming(uri string, env transport.Env) error {
 	if env.Log.GetLevel() == 0 && env.LookupFD == nil {
 		env.Log = e.log
 	}
+	if env.Open == nil {
+		env.Open = e.open
+	}
 	src, err := transport.Listen(uri, env)
 	if err != nil {
 		return wrapf(ErrInvalid, err, "%s", err.Error())
@@ -152,6 +155,7 @@ func (e *Engine) load(rd *stream.Reader, f io.ReaderAt) (string, error) {
 		state   []byte
 	}
 	var devs []dev
+	var bmSetup, bmData []stream.DirtyBitmap
 	var fill [pageSize]byte
 	var pages int64
 	for {
@@ -201,6 +205,10 @@ func (e *Engine) load(rd *stream.Reader, f io.ReaderAt) (string, error) {
 			b.WritePage(page, fill[:])
 		case stream.Device:
 			devs = append(devs, dev{sectionID(rec.IDStr, rec.Instance), rec.Version, append([]byte(nil), rec.State...)})
+		case stream.BitmapsSetup:
+			bmSetup = rec.Bitmaps
+		case stream.BitmapsData:
+			bmData = append(bmData, rec.Bitmaps...)
 		}
 	}
 	if rd.Mapped() {
@@ -210,7 +218,10 @@ func (e *Engine) load(rd *stream.Reader, f io.ReaderAt) (string, error) {
 	} else if _, ok := f.(*fileSource); ok {
 		e.setRestoreInfo(&FileInfo{Mode: "streamed", Populate: populateRead, PagesEager: pages}, nil)
 	}
-	// Verified: apply the device state.
+	// Verified: apply the dirty bitmaps, then the device state.
+	if err := e.loadBitmaps(bmSetup, bmData); err != nil {
+		return "", err
+	}
 	secs := map[string]Section{}
 	for _, s := range e.m.Sections() {
 		secs[s.SectionID()] = s

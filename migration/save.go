@@ -50,6 +50,7 @@ type saver struct {
 	stageStart time.Time
 	stageBytes uint64
 	pass       int64
+	bm         *bitmapSave // dirty-bitmaps capability (bitmaps.go); nil: none
 }
 
 // run is the checkpoint thread: a goroutine locked to its OS thread (never unlocked, so
@@ -61,6 +62,11 @@ func (j *job) run() {
 	defer restore()
 	s := &saver{j: j, m: j.e.m, blocks: j.e.m.RAMBlocks(), tid: unix.Gettid()}
 	err := s.save()
+	if s.bm != nil {
+		// The destination owns the bitmaps once a migration that leaves this VM in
+		// postmigrate completed; a checkpoint (x-tlc) keeps them here.
+		s.bm.b.SaveCleanup(err == nil && !j.tlc)
+	}
 	if s.w != nil {
 		s.w.Close()
 	}
@@ -140,6 +146,9 @@ func (s *saver) save() error {
 		j.e.clearBaseline()
 		if j.streamed {
 			j.setFileInfo(FileInfo{Mode: "streamed"})
+			if a, err := transport.Parse(j.uri); err == nil {
+				sweepAsides(a.Path)
+			}
 		}
 		s.cw = &countWriter{w: j.out, j: j}
 		s.bw = bufio.NewWriterSize(s.cw, 1<<20)
@@ -164,6 +173,10 @@ func (s *saver) save() error {
 	}
 	if err := s.w.RAMSetup(descs); err != nil {
 		return s.ioErr(err)
+	}
+	var err error
+	if s.bm, err = s.setupBitmaps(); err != nil {
+		return err
 	}
 	if n := s.syncPass(); incremental { // pass 1: the written bitmap is the first pass's dirty set
 		s.written = n * pageSize
@@ -257,6 +270,9 @@ func (s *saver) complete() error {
 	if err != nil {
 		leave(wasRunning)
 		return err
+	}
+	if s.bm != nil {
+		s.bm.data = s.bm.b.SaveComplete()
 	}
 	if j.tlc {
 		// The checkpoint keeps the VM: back to the state it had (running, paused, prelaunch).
@@ -631,6 +647,11 @@ func (s *saver) writeFinal(buf []pageCopy, devs []devState, descs []stream.Devic
 	}
 	if err := s.w.RAMIterEnd(); err != nil {
 		return s.ioErr(err)
+	}
+	if s.bm != nil {
+		if err := s.w.BitmapsComplete(s.bm.data); err != nil {
+			return s.ioErr(err)
+		}
 	}
 	for _, d := range devs {
 		if err := s.w.Device(d.idstr, d.instance, d.version, d.state); err != nil {

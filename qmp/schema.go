@@ -39,7 +39,7 @@ func genSchema(entities []any) *Value {
 		switch e := e.(type) {
 		case *command:
 			n := Object()
-			n.Set("arg-type", String(g.use(implicit(e.args))))
+			n.Set("arg-type", String(g.use(implicit(e.argInfo()))))
 			var ret *typeInfo
 			if e.Returns != nil {
 				ret = infoOf(reflect.TypeOf(e.Returns))

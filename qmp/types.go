@@ -96,6 +96,7 @@ type typeInfo struct {
 	fields []fieldInfo
 	union  *unionInfo
 	qdict  bool // QAPIOrder embedded: write in QDict order
+	shared bool // two fields have the same name (encoding keeps the first's place, the last's value)
 }
 
 type fieldInfo struct {
@@ -193,6 +194,11 @@ func infoLocked(t reflect.Type) *typeInfo {
 	case reflect.Struct:
 		ti.kind = tObject
 		ti.fields = structFields(t, nil)
+		seen := make(map[string]bool, len(ti.fields))
+		for _, f := range ti.fields {
+			ti.shared = ti.shared || seen[f.name]
+			seen[f.name] = true
+		}
 		for i := 0; i < t.NumField(); i++ {
 			if f := t.Field(i); f.Anonymous && f.Type == qapiOrderType {
 				ti.qdict = true

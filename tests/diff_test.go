@@ -23,6 +23,11 @@ func TestDifferential(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatal("no case files")
 	}
+	runCaseFiles(t, ref, cand, files)
+}
+
+// runCaseFiles runs every case of the files as a subtest named dir/file/case.
+func runCaseFiles(t *testing.T, ref, cand string, files []string) {
 	for _, f := range files {
 		scripts, err := harness.ParseScriptFile(f, false)
 		if err != nil {

@@ -190,6 +190,16 @@ func (u floppyUnits) plug(d compat.Device, hasBus bool) error {
 	return nil
 }
 
+// guestMedia is the guest's side of the block layer's removable media (machine.Media):
+// the graph is built after the machine, and the guest only reaches it once it runs.
+type guestMedia struct{ v *vm }
+
+func (m guestMedia) LockTrays() {
+	if m.v.block != nil {
+		m.v.block.LockTrays()
+	}
+}
+
 // virtioDrives counts the -drive if=virtio entries (each becomes a virtio-blk-pci).
 func virtioDrives(cfg *compat.Config) int {
 	n := 0
@@ -298,5 +308,8 @@ type guestDisk struct{ b *blockdev.Backend }
 
 func (d guestDisk) WriteAt(ctx context.Context, p []byte, off int64) error {
 	return d.b.Write(ctx, p, off)
+}
+func (d guestDisk) ReadAt(ctx context.Context, p []byte, off int64) error {
+	return d.b.Read(ctx, p, off)
 }
 func (d guestDisk) Size() int64 { return d.b.Size() }

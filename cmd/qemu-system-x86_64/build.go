@@ -14,13 +14,16 @@ import (
 	"tlcvm/blockdev"
 	"tlcvm/chardev"
 	"tlcvm/compat"
+	"tlcvm/console"
 	"tlcvm/dirtyrate"
 	"tlcvm/hmp"
+	"tlcvm/input"
 	"tlcvm/internal/daemon"
 	"tlcvm/internal/sigpid"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
+	"tlcvm/nbd"
 	"tlcvm/qmp"
 	"tlcvm/qmp/cmds"
 )
@@ -33,13 +36,17 @@ type vm struct {
 	chardevs  *chardev.Registry
 	machine   *machine.Machine
 	server    *qmp.Server
+	openQMP   func() // lets QMP commands run (see build)
 	human     *hmp.Monitor
 	pidfile   *daemon.Pidfile
 	signals   <-chan sigpid.Signal
 	serves    []func() // monitor loops, started by run
 	migration *migration.Engine
 	block     *blockdev.Graph
+	nbd       *nbd.Server // its exports hold block nodes: closed before the graph
 	vnc       []vncDisplay
+	console   *console.Console // the display device's; nil without one
+	input     *input.Router    // send-key, input-send-event and VNC keys → the PS/2 devices
 }
 
 // events forwards machine events to the QMP server once it exists (the machine is built
@@ -83,7 +90,30 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	}
 
 	phase("chardevs")
+	// QMP monitors greet their clients from here on, as QEMU's monitor I/O thread does while
+	// the main loop is being set up; their commands wait until run opens the server, once the
+	// machine and the command table are complete.
+	reg := qmp.NewRegistry()
+	reg.SetErrorClasses(cmds.ErrorClasses())
+	var built atomic.Pointer[machine.Machine] // for connections that close before it exists
+	v.server, v.openQMP = qmp.NewHeldServer(reg, qmp.Options{
+		Version: versionInfo(),
+		Log:     v.log,
+		Running: func() bool {
+			m := built.Load()
+			if m == nil {
+				return false
+			}
+			_, r := m.Status()
+			return r
+		},
+	})
 	ev := &events{}
+	ev.s.Store(v.server)
+	if err := v.attachMonitors(true); err != nil {
+		return nil, err
+	}
+	phase("qmp")
 	mcfg := p.mcfg
 	mcfg.Log = v.log
 	mcfg.Events = ev
@@ -94,6 +124,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 			v.block.FlushAll()
 		}
 	}
+	mcfg.Media = guestMedia{v}
 	if p.serialChardev != "" {
 		c, ok := v.chardevs.Get(p.serialChardev)
 		if !ok {
@@ -110,17 +141,19 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		return nil, failf(cfg, "", "%v", err)
 	}
 	v.machine = m
+	built.Store(m)
 	phase("machine")
 	if v.block, err = buildBlock(p, stderr, ev.Emit); err != nil {
 		return nil, err
 	}
 
+	if d := p.mcfg.Display; d != "" {
+		v.console = console.New(d, displayID(cfg, d))
+	}
+	v.input = newInputRouter(m)
 	if err := v.buildVNC(); err != nil {
 		return nil, err
 	}
-	reg := qmp.NewRegistry()
-	reg.SetErrorClasses(cmds.ErrorClasses())
-	phase("registry")
 	deps := &cmds.Deps{
 		Machine:  m,
 		Chardevs: v.chardevList,
@@ -141,24 +174,25 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		VNC:         v.vncInfo,
 		DirtyRate:   dirtyrate.NewMeter(dirtyMachine{m}, p.dirtyRing),
 		DirtyLimit:  dirtyrate.NewLimiter(dirtyMachine{m}, p.dirtyRing, m.Config().MaxCPUs),
+		Console:     v.console,
+		DeviceIDs:   deviceIDs(cfg),
+		Input:       v.input,
+		Stdout:      stdout,
 	}
+	v.nbd = nbd.NewServer(nbd.Config{Log: v.log})
+	deps.NBD = v.nbd
 	v.human = hmp.New(nil, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
 	deps.Human = v.human
 	if err := v.wireMigration(reg, deps, ev); err != nil {
 		return nil, err
 	}
+	v.wireDump(reg, deps)
 	cmds.Register(reg, deps)
 	cmds.RegisterEvents(reg)
-	v.server = qmp.NewServer(reg, qmp.Options{
-		Version: versionInfo(),
-		Log:     v.log,
-		Running: func() bool { _, r := m.Status(); return r },
-	})
-	ev.s.Store(v.server)
-	phase("qmp")
+	phase("registry")
 
 	warnPeerlessNICs(cfg, stderr)
-	if err := v.attachMonitors(); err != nil {
+	if err := v.attachMonitors(false); err != nil {
 		return nil, err
 	}
 	phase("monitors")
@@ -169,16 +203,27 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		}
 		v.pidfile = pf
 	}
+	// Everything the command line names is open (and -incoming's source): change root and
+	// drop privileges, as QEMU's os_setup_post does before its main loop.
+	if err := setupPost(cfg); err != nil {
+		return nil, err
+	}
+	phase("hostguard")
 	return v, nil
 }
 
-// attachMonitors puts a QMP or HMP monitor on each -mon/-qmp/-monitor chardev.
-func (v *vm) attachMonitors() error {
+// attachMonitors puts a QMP or HMP monitor on each -mon/-qmp/-monitor chardev. With early, it
+// attaches the QMP monitors of chardevs that are not multiplexed and starts serving them at
+// once (the server holds their commands); without, it attaches the others, served by run.
+func (v *vm) attachMonitors(early bool) error {
 	cfg := v.plan.cfg
 	for _, mon := range cfg.Monitors {
 		c, ok := v.chardevs.Get(mon.Chardev)
 		if !ok {
 			return failf(cfg, mon.Loc, "chardev %q not found", mon.Chardev)
+		}
+		if early != (mon.Mode == "control" && !c.Spec().Mux) {
+			continue
 		}
 		fe, err := c.Attach()
 		if err != nil {
@@ -187,10 +232,15 @@ func (v *vm) attachMonitors() error {
 		pretty := mon.Pretty
 		if mon.Mode == "control" {
 			c.SetEcho(true)
-			v.serves = append(v.serves, func() {
+			serve := func() {
 				sess := v.server.NewSession()
 				fe.Serve(func(conn chardev.Conn) { v.server.ServeSession(sess, conn, pretty) })
-			})
+			}
+			if early {
+				serve()
+			} else {
+				v.serves = append(v.serves, serve)
+			}
 			continue
 		}
 		sess := v.server.NewSession()
@@ -225,6 +275,7 @@ func (v *vm) run() int {
 	}
 	v.chardevs.ResumeMuxOpen()
 	v.migration.Ready()
+	v.openQMP()
 	for {
 		select {
 		case s := <-v.signals:
@@ -243,6 +294,9 @@ func (v *vm) close() {
 	}
 	if v.machine != nil {
 		v.machine.Close()
+	}
+	if v.nbd != nil {
+		v.nbd.Close()
 	}
 	if v.block != nil {
 		v.block.Close()

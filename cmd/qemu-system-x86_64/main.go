@@ -9,30 +9,62 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 
 	"tlcvm/compat"
 	"tlcvm/compat/qerror"
 	"tlcvm/internal/daemon"
+	"tlcvm/internal/hostguard"
 	"tlcvm/machine/catalog"
 )
 
 func main() {
-	// TLCVM_CPUPROFILE=FILE writes a CPU profile of the whole run (a diagnostic for
-	// `make bench` investigations; no effect otherwise).
-	if path := os.Getenv("TLCVM_CPUPROFILE"); path != "" {
-		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
-			code := run(os.Args, os.Stdout, os.Stderr)
-			pprof.StopCPUProfile()
+	stop := diagnostics()
+	code := run(os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// diagnostics starts what the environment asks for, for `make bench` investigations (no
+// effect otherwise), and returns the function that ends it: TLCVM_CPUPROFILE=FILE writes a CPU
+// profile of the whole run, TLCVM_TRACE=FILE an execution trace (go tool trace: goroutine
+// hand-offs, thread wake-ups).
+func diagnostics() (stop func()) {
+	var stops []func()
+	for _, d := range []struct {
+		env         string
+		start       func(io.Writer) error
+		stopProfile func()
+	}{
+		{"TLCVM_CPUPROFILE", pprof.StartCPUProfile, pprof.StopCPUProfile},
+		{"TLCVM_TRACE", trace.Start, trace.Stop},
+	} {
+		path := os.Getenv(d.env)
+		if path == "" {
+			continue
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			continue
+		}
+		if d.start(f) != nil {
 			f.Close()
-			os.Exit(code)
+			continue
+		}
+		stopProfile := d.stopProfile
+		stops = append(stops, func() { stopProfile(); f.Close() })
+	}
+	return func() {
+		for _, s := range stops {
+			s()
 		}
 	}
-	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
 
 // run is the whole process; it returns the exit status.
 func run(argv []string, stdout, stderr io.Writer) int {
-	cfg, err := compat.Parse(argv)
+	parser := compat.Parser{LookupUser: hostguard.LookupUser}
+	cfg, err := parser.Parse(argv)
 	if err != nil {
 		return report(stderr, err)
 	}
@@ -56,6 +88,9 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	}
 	for _, w := range plan.warnings {
 		fmt.Fprintln(stderr, w)
+	}
+	if err := installSandboxes(cfg); err != nil {
+		return report(stderr, err)
 	}
 
 	var status *daemon.Status

@@ -4,6 +4,9 @@ import (
 	"os"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
+	"tlcvm/blockdev"
 	"tlcvm/compat"
 	"tlcvm/compat/optval"
 	"tlcvm/hmp"
@@ -14,8 +17,12 @@ import (
 	"tlcvm/qmp/cmds"
 )
 
-// machineAdapter presents *machine.Machine as the migration engine's Machine.
-type machineAdapter struct{ m *machine.Machine }
+// machineAdapter presents *machine.Machine as the migration engine's Machine, with the
+// block layer's tray sections after the machine's own.
+type machineAdapter struct {
+	m     *machine.Machine
+	block *blockdev.Graph
+}
 
 var _ migration.Machine = machineAdapter{}
 
@@ -51,6 +58,11 @@ func (a machineAdapter) Sections() []migration.Section {
 	var out []migration.Section
 	for _, s := range a.m.Snapshotters() {
 		out = append(out, s)
+	}
+	if a.block != nil {
+		for _, s := range a.block.TraySections() {
+			out = append(out, s)
+		}
 	}
 	return out
 }
@@ -88,8 +100,12 @@ func (a machineAdapter) VCPUThreads() []int {
 // the HMP commands. exit ends the process after a failed incoming migration.
 func (v *vm) newMigration(ev migration.Events, exit func(int)) (*migration.Engine, error) {
 	cfg := v.plan.cfg
-	e := migration.New(migration.Options{Machine: machineAdapter{v.machine}, Events: ev, Log: v.log,
-		Stderr: v.stderr, Prog: cfg.Prog, Exit: exit})
+	o := migration.Options{Machine: machineAdapter{v.machine, v.block}, Events: ev, Log: v.log,
+		Stderr: v.stderr, Prog: cfg.Prog, Exit: exit, Open: v.openPath}
+	if v.block != nil {
+		o.Bitmaps = &bitmapMigration{g: v.block, stderr: v.stderr, prog: cfg.Prog}
+	}
+	e := migration.New(o)
 	for _, g := range cfg.Globals {
 		if g.Driver != "migration" {
 			continue
@@ -114,6 +130,16 @@ func (v *vm) newMigration(ev migration.Events, exit func(int)) (*migration.Engin
 		}
 	}
 	return e, nil
+}
+
+// openPath is qemu_open for migration's file: paths: "/dev/fdset/N" through the QMP server's
+// fd sets (add-fd). Before the server exists (-incoming on the command line; tlcvm has no
+// -add-fd) there is no set, and the path is opened as it is.
+func (v *vm) openPath(path string, flag int, perm uint32) (int, error) {
+	if v.server != nil {
+		return v.server.FDSets().Open(path, flag, perm)
+	}
+	return unix.Open(path, flag|unix.O_CLOEXEC, perm)
 }
 
 // startIncoming handles -incoming: "defer" waits for migrate-incoming; a URI is listened

@@ -136,6 +136,8 @@ func prepare(cfg *compat.Config) (*plan, error) {
 	}
 	if mt.Name == "none" {
 		p.mcfg.CPUs, p.mcfg.MaxCPUs = 0, 0
+	} else {
+		p.mcfg.Display = displayModel(cfg)
 	}
 	p.serialChardev = serialChardev(cfg)
 	if mt.Name != "none" {

@@ -215,7 +215,13 @@ func (p *Pidfile) Remove() {
 	if p == nil {
 		return
 	}
-	os.Remove(p.path)
+	// Only the file written: after -chroot the same path names another file (QEMU 7.2
+	// unlinks whatever is there), and after -runas it may not be ours to remove.
+	held, err1 := p.f.Stat()
+	there, err2 := os.Stat(p.path)
+	if err1 == nil && err2 == nil && os.SameFile(held, there) {
+		os.Remove(p.path)
+	}
 	p.f.Close()
 }
 

@@ -34,3 +34,25 @@ func TestPidfileErrors(t *testing.T) {
 		t.Fatalf("got %v, want %q", err, want)
 	}
 }
+
+// TestPidfileRemoveOnlyOurs: a file that took the pid file's name meanwhile (the same path
+// inside a -chroot names another file) is left alone.
+func TestPidfileRemoveOnlyOurs(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.pid")
+	p, err := daemon.WritePidfile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other")
+	if err := os.WriteFile(other, []byte("not ours\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, path); err != nil {
+		t.Fatal(err)
+	}
+	p.Remove()
+	if b, err := os.ReadFile(path); err != nil || string(b) != "not ours\n" {
+		t.Errorf("the file at the pid file's path: %q, %v", b, err)
+	}
+}

@@ -57,6 +57,10 @@
 // when present its END must come before the integrity section and no PART may follow it.
 // Device sections may appear between any two sections; each idstr/instance pair once.
 //
+// With the dirty-bitmaps capability, a START section "dirty-bitmap" (instance 0, version
+// 1) follows the RAM setup and its END section RAM's END: QEMU's chunk encoding of the
+// block layer's dirty bitmaps, drawn in bitmaps.go (Reader: BitmapsSetup, BitmapsData).
+//
 // # Device state
 //
 // A device section carries the Snapshotter's JSON as two VMState fields, described per

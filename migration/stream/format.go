@@ -104,9 +104,14 @@ const (
 	ZeroPage
 	Device
 	End
+	// BitmapsSetup and BitmapsData are the "dirty-bitmap" section's START (headers) and
+	// END (bits) sections (bitmaps.go), between the RAM setup and the device sections.
+	BitmapsSetup
+	BitmapsData
 )
 
-var kindNames = [...]string{"invalid", "config", "ram-blocks", "page", "zero-page", "device", "end"}
+var kindNames = [...]string{"invalid", "config", "ram-blocks", "page", "zero-page", "device", "end",
+	"bitmaps-setup", "bitmaps-data"}
 
 func (k RecordKind) String() string {
 	if int(k) < len(kindNames) {
@@ -143,4 +148,7 @@ type Record struct {
 	Instance uint32
 	Version  uint32
 	State    []byte
+
+	// Bitmaps (BitmapsSetup, BitmapsData): freshly allocated.
+	Bitmaps []DirtyBitmap
 }

@@ -7,10 +7,17 @@
 //	URI                      outgoing (migrate)                  incoming (-incoming, migrate-incoming)
 //	exec:CMD                 /bin/sh -c CMD, stdin fed           /bin/sh -c CMD, stdout read
 //	fd:NAME                  getfd's descriptor (Env.LookupFD)   same; read from its current offset
-//	fd:N                     inherited descriptor N (tlcvm)      inherited descriptor N
+//	fd:N                     refused: N is a name, never taken   inherited descriptor N (libvirt's restore)
 //	file:PATH[,offset=N]     created/cut to N, written from N    read from N          (QEMU 8.2's)
+//	file:/dev/fdset/N        add-fd's set N (Env.Open)           same
 //	tcp:HOST:PORT            connected in the background         listening at Listen; one connection
 //	unix:PATH                connected in the background         listening at Listen; one connection
+//
+// A number after "fd:" is never a descriptor of the process on the way out: QEMU 7.2's
+// migrate looks names up in the getfd table only (monitor_get_fd), so "migrate fd:8"
+// cannot write into whatever 8 is (an open disk image, libvirt's log, stderr as fd:2).
+// Paths of file: go through Env.Open, QEMU's qemu_open, so that "/dev/fdset/N" is a
+// duplicate of a descriptor add-fd put in set N with the access mode asked for.
 //
 // Blanks after "exec:" are kept and harmless ("exec: dd of=a.chk", the seed's form).
 // tcp: takes QEMU's inet_parse forms: "HOST:PORT", ":PORT" (every address), "[V6]:PORT",

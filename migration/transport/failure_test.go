@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"tlcvm/migration/transport"
 )
 
@@ -226,6 +228,7 @@ func TestOpenErrors(t *testing.T) {
 		{"fd:nosuch", "File descriptor named 'nosuch' has not been found", transport.ErrFDNotFound},
 		{"fd:" + notOpen, "File descriptor named '" + notOpen + "' has not been found", transport.ErrFDNotFound},
 		{"fd:-1", "File descriptor named '-1' has not been found", transport.ErrFDNotFound},
+		{"fd:2", "File descriptor named '2' has not been found", transport.ErrFDNotFound},
 		{"foo:bar", "Parameter 'uri' expects a valid migration protocol", transport.ErrUnknownProtocol},
 		{"tcp:x", "error parsing address 'x'", transport.ErrBadURI},
 		{"unix:", "invalid Unix socket address", transport.ErrBadURI},
@@ -243,6 +246,86 @@ func TestOpenErrors(t *testing.T) {
 			}
 			mustIs(t, err, tt.kind)
 		})
+	}
+}
+
+// TestOpenFDNumber: outgoing, an open descriptor is not a name: QEMU 7.2's
+// monitor_get_fd looks only in the getfd table. The file behind the number is not
+// written, not cut and not moved.
+func TestOpenFDNumber(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "disk.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	want := bytes.Repeat([]byte("disk"), 1024)
+	if _, err := f.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	n := strconv.Itoa(int(f.Fd()))
+	for _, env := range []transport.Env{{}, {LookupFD: newFDTable().lookup}} {
+		w, err := transport.Open("fd:"+n, env)
+		if err == nil {
+			w.Close()
+			t.Fatalf("Open(fd:%s) took the open descriptor", n)
+		}
+		if err.Error() != "File descriptor named '"+n+"' has not been found" {
+			t.Errorf("error %q", err)
+		}
+	}
+	got, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pos, _ := f.Seek(0, io.SeekCurrent); !bytes.Equal(got, want) || pos != int64(len(want)) {
+		t.Errorf("the file behind fd %s changed: %d bytes, position %d", n, len(got), pos)
+	}
+}
+
+// TestOpenFDSet: file: paths go through Env.Open, which resolves "/dev/fdset/N" (qemu_open);
+// its errno makes QEMU's text.
+func TestOpenFDSet(t *testing.T) {
+	dst := filepath.Join(t.TempDir(), "set.chk")
+	var asked []string
+	env := transport.Env{Stderr: io.Discard, Open: func(path string, flag int, perm uint32) (int, error) {
+		asked = append(asked, path)
+		if path != "/dev/fdset/1" {
+			return -1, unix.ENOENT
+		}
+		return unix.Open(dst, flag, perm)
+	}}
+	w, err := transport.Open("file:/dev/fdset/1", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("stream")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "stream" {
+		t.Errorf("the set's file holds %q", b)
+	}
+	if _, err := transport.Open("file:/dev/fdset/2", env); err == nil ||
+		err.Error() != "Unable to open /dev/fdset/2: No such file or directory" {
+		t.Errorf("missing set: %v", err)
+	}
+	src, err := transport.Listen("file:/dev/fdset/1", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := src.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(r); string(b) != "stream" {
+		t.Errorf("read back %q", b)
+	}
+	r.Close()
+	src.Close()
+	if len(asked) != 3 || asked[2] != "/dev/fdset/1" {
+		t.Errorf("Env.Open asked for %q", asked)
 	}
 }
 

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -10,38 +11,30 @@ import (
 // takeFD resolves fd:NAME / fd:N and returns the descriptor as a file the caller owns,
 // with QEMU's channel noun for it ("socket" or "file").
 //
-// Outgoing (QEMU 7.2's fd_start_outgoing_migration → monitor_get_fd): the name is looked
-// up in the getfd table. tlcvm also accepts an inherited descriptor by number (getfd
-// refuses names that start with a digit, so the two never clash); QEMU 7.2 says "File
-// descriptor named '5' has not been found" there, as tlcvm does when 5 is not open.
+// Outgoing (QEMU 7.2's fd_start_outgoing_migration → monitor_get_fd): only a name from the
+// getfd table; a number is a name like any other, never a descriptor of the process
+// ("File descriptor named '8' has not been found"), so migrate cannot write into a disk
+// image, a socket or stderr that happens to have that number.
 //
 // Incoming (QEMU's monitor_fd_param): a name that does not start with a digit is looked up
 // in the getfd table when there is a monitor; otherwise the text is a number
-// (qemu_parse_fd), "Invalid file descriptor number 'x'" when it is not. QEMU 7.2 waits
-// forever on a number that is not open; tlcvm says so.
+// (qemu_parse_fd), "Invalid file descriptor number 'x'" when it is not. libvirt's restore
+// relies on the number (`migrate-incoming fd:27` with a descriptor it left open, and
+// `-incoming fd:N`). QEMU 7.2 waits forever on a number that is not open; tlcvm says so.
 func takeFD(name string, outgoing bool, env Env) (*os.File, string, error) {
 	isDigit := name != "" && name[0] >= '0' && name[0] <= '9'
 	notFound := func(cause error) error {
 		return newError(fmt.Sprintf("File descriptor named '%s' has not been found", name), ErrFDNotFound, cause)
 	}
-	inherited := func() (int, bool) {
-		n, ok := parseFDNumber(name)
-		return n, ok && isDigit && fdIsOpen(n)
-	}
 	var fd int
 	switch {
 	case outgoing:
-		var lerr error
-		if env.LookupFD != nil {
-			n, err := env.LookupFD(name)
-			if err == nil {
-				return wrapFD(n, "fd:"+name)
-			}
-			lerr = err
+		if env.LookupFD == nil {
+			return nil, "", notFound(nil)
 		}
-		n, ok := inherited()
-		if !ok {
-			return nil, "", notFound(lerr)
+		n, err := env.LookupFD(name)
+		if err != nil {
+			return nil, "", notFound(err)
 		}
 		fd = n
 	case !isDigit && env.LookupFD != nil:
@@ -99,8 +92,8 @@ func wrapFD(fd int, name string) (*os.File, string, error) {
 
 // createFile opens file:PATH for writing: created (0600: it holds guest memory) or cut to
 // offset bytes (the bytes before offset kept), positioned at offset.
-func createFile(path string, offset uint64) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
+func createFile(path string, offset uint64, env Env) (*os.File, error) {
+	f, err := env.openFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, withErrno("Unable to open "+path, ErrConnect, err)
 	}
@@ -118,17 +111,22 @@ func createFile(path string, offset uint64) (*os.File, error) {
 // OpenCheckpointFile opens file:PATH for reading and writing at any offset, created (0600)
 // when missing and not truncated: a mapped-ram checkpoint decides itself what to keep (an
 // incremental checkpoint keeps the previous one). Errors are QEMU's ("Unable to open …").
-func OpenCheckpointFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+// "/dev/fdset/N" goes through env.Open.
+func OpenCheckpointFile(path string, env Env) (*os.File, error) {
+	f, err := env.openFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, withErrno("Unable to open "+path, ErrConnect, err)
 	}
 	return f, nil
 }
 
-// openFile opens file:PATH for reading at offset.
-func openFile(path string, offset uint64) (*os.File, error) {
-	f, err := os.Open(path)
+// openFile opens file:PATH for reading at offset: read-write when it may (a loader of
+// mapped-ram recovers a committed journal in place first), else read-only.
+func openFile(path string, offset uint64, env Env) (*os.File, error) {
+	f, err := env.openFile(path, os.O_RDWR, 0)
+	if err != nil {
+		f, err = env.openFile(path, os.O_RDONLY, 0)
+	}
 	if err != nil {
 		return nil, withErrno("Unable to open "+path, ErrConnect, err)
 	}
@@ -137,4 +135,24 @@ func openFile(path string, offset uint64) (*os.File, error) {
 		return nil, withErrno("Unable to seek "+path, ErrConnect, err)
 	}
 	return f, nil
+}
+
+// File returns a duplicate of the file a file: source reads (r as Accept returned it), so
+// that a loader can read the file at offsets, and keep it open under guest RAM, whatever
+// happens to r and to the file's name (a root changed since, a file renamed). ok is false
+// for other channels.
+func File(r io.Reader) (f *os.File, ok bool) {
+	rd, isReader := r.(*reader)
+	if !isReader || rd.kind != "file" {
+		return nil, false
+	}
+	src, isFile := rd.raw.(*os.File)
+	if !isFile {
+		return nil, false
+	}
+	fd, err := unix.FcntlInt(src.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, false
+	}
+	return os.NewFile(uintptr(fd), src.Name()), true
 }

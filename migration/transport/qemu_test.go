@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -149,7 +148,10 @@ func TestWithQEMU(t *testing.T) {
 		t.Fatal(err)
 	}
 	pw.Close()
-	w, err := transport.Open("fd:"+strconv.Itoa(fd), transport.Env{})
+	ft := newFDTable()
+	defer ft.closeAll()
+	ft.put(t, "dst", os.NewFile(uintptr(fd), "pipe"))
+	w, err := transport.Open("fd:dst", transport.Env{LookupFD: ft.lookup})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,13 +121,6 @@ func TestRoundTrip(t *testing.T) {
 			env.LookupFD = ft.lookup
 			return "fd:out", "fd:in"
 		}},
-		{"fd inherited number out", func(t *testing.T, env *transport.Env) (string, string) {
-			r, w, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			return "fd:" + strconv.Itoa(handOver(t, w)), "fd:" + strconv.Itoa(handOver(t, r))
-		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

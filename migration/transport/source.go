@@ -53,7 +53,7 @@ func Listen(uri string, env Env) (Source, error) {
 		}
 		s.ready = newReader(f, kind, nil, env.Log)
 	case SchemeFile:
-		f, err := openFile(a.Path, a.Offset)
+		f, err := openFile(a.Path, a.Offset, env)
 		if err != nil {
 			return nil, err
 		}

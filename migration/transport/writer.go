@@ -24,6 +24,10 @@ type Env struct {
 	// (the transport closes it on Close). nil outside a monitor (-incoming on the command
 	// line): then fd: takes only numbers, as QEMU's monitor_fd_param does without a monitor.
 	LookupFD func(name string) (int, error)
+	// Open opens file: paths as QEMU's qemu_open does, where "/dev/fdset/N" is a duplicate
+	// of a descriptor of add-fd's set N whose access mode matches flag (the monitor's fd
+	// sets). It returns a descriptor the caller owns, or an errno. nil: open(2).
+	Open func(path string, flag int, perm uint32) (int, error)
 	// Stderr receives an exec'd command's standard error (QEMU's children inherit
 	// QEMU's); nil means os.Stderr. The last line is also kept for error texts.
 	Stderr io.Writer
@@ -33,11 +37,24 @@ type Env struct {
 
 func (e Env) log() *zerolog.Logger { return &e.Log }
 
+// openFile opens path through e.Open (close-on-exec), as os.OpenFile does.
+func (e Env) openFile(path string, flag int, perm os.FileMode) (*os.File, error) {
+	if e.Open == nil {
+		return os.OpenFile(path, flag, perm)
+	}
+	fd, err := e.Open(path, flag|syscall.O_CLOEXEC, uint32(perm.Perm()))
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
 // Open parses an outgoing URI and opens its destination:
 //
 //	exec:CMD         /bin/sh -c CMD, fed on its stdin (blanks after the colon allowed)
-//	fd:NAME, fd:N    a descriptor from getfd (Env.LookupFD), or inherited by number
+//	fd:NAME          a descriptor from getfd (Env.LookupFD); never a number
 //	file:PATH[,offset=N]  PATH created or truncated to N bytes, written from N
+//	                 ("/dev/fdset/N" through Env.Open)
 //	tcp:HOST:PORT    connected in the background, as QEMU does ("tcp:[::1]:PORT" too)
 //	unix:PATH        connected in the background
 //
@@ -74,7 +91,7 @@ func Open(uri string, env Env) (io.WriteCloser, error) {
 		}
 		w.opened(f, kind)
 	case SchemeFile:
-		f, err := createFile(a.Path, a.Offset)
+		f, err := createFile(a.Path, a.Offset, env)
 		if err != nil {
 			return nil, err
 		}

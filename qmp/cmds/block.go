@@ -82,7 +82,8 @@ func (BlockdevOptions) UnionTag() string { return "driver" }
 
 // UnionVariants implements qmp.Union.
 func (BlockdevOptions) UnionVariants() map[string]any {
-	return map[string]any{"file": BlockdevOptionsFile{}, "raw": BlockdevOptionsRaw{}, "qcow2": BlockdevOptionsQcow2{}}
+	return map[string]any{"file": BlockdevOptionsFile{}, "host_device": BlockdevOptionsFile{},
+		"raw": BlockdevOptionsRaw{}, "qcow2": BlockdevOptionsQcow2{}}
 }
 
 // BlockdevRef is QAPI's alternate of inline BlockdevOptions or a node name.
@@ -443,47 +444,42 @@ func queryBlockstats(g *blockdev.Graph, nodes bool) []BlockStats {
 	return out
 }
 
-// transaction is qmp_transaction: each action's data decoded as its command's arguments,
-// run by blockdev.Transaction.
+// transaction is qmp_transaction: each action's data decoded as its command's arguments
+// (all of them before anything runs, as QEMU's visitor does), run by blockdev.Transaction.
 func transaction(g *blockdev.Graph, a *TransactionArgs) error {
 	var actions []blockdev.Action
-	for _, act := range a.Actions {
+	for i, act := range a.Actions {
+		path := fmt.Sprintf("actions[%d].data", i)
+		if x, ok, err := bitmapAction(act.Type, act.Data, path); ok {
+			if err != nil {
+				return err
+			}
+			actions = append(actions, x)
+			continue
+		}
 		var x blockdev.Action
 		switch act.Type {
 		case "abort":
 			x = blockdev.AbortAction{}
 		case "blockdev-snapshot":
-			v, err := qmp.DecodeArgs(act.Data, &BlockdevSnapshotArgs{})
+			v, err := qmp.DecodeArgsAt(act.Data, &BlockdevSnapshotArgs{}, path)
 			if err != nil {
 				return err
 			}
 			s := v.(*BlockdevSnapshotArgs)
 			x = &blockdev.SnapshotAction{Node: s.Node, Overlay: s.Overlay}
 		case "blockdev-backup":
-			v, err := qmp.DecodeArgs(act.Data, &BlockdevBackupArgs{})
+			v, err := qmp.DecodeArgsAt(act.Data, &BlockdevBackupArgs{}, path)
 			if err != nil {
 				return err
 			}
 			x = v.(*BlockdevBackupArgs).BackupAction()
 		case "drive-backup":
-			v, err := qmp.DecodeArgs(act.Data, &DriveBackupArgs{})
+			v, err := qmp.DecodeArgsAt(act.Data, &DriveBackupArgs{}, path)
 			if err != nil {
 				return err
 			}
 			x = v.(*DriveBackupArgs).BackupAction()
-		case "block-dirty-bitmap-add":
-			v, err := qmp.DecodeArgs(act.Data, &BlockDirtyBitmapAddArgs{})
-			if err != nil {
-				return err
-			}
-			x = v.(*BlockDirtyBitmapAddArgs).action()
-		case "block-dirty-bitmap-remove":
-			v, err := qmp.DecodeArgs(act.Data, &BlockDirtyBitmapArgs{})
-			if err != nil {
-				return err
-			}
-			b := v.(*BlockDirtyBitmapArgs)
-			x = &blockdev.BitmapRemoveAction{Node: b.Node, Name: b.Name}
 		default:
 			return qmp.GenericError("tlcvm: transaction action '%s' is not supported", act.Type)
 		}

@@ -13,12 +13,13 @@ import (
 // ImageInfoSpecificQCow2 is qcow2's format-specific image information.
 type ImageInfoSpecificQCow2 struct {
 	qmp.QAPIOrder
-	Compat          string `json:"compat"`
-	ExtendedL2      *bool  `json:"extended-l2,omitempty"`
-	LazyRefcounts   *bool  `json:"lazy-refcounts,omitempty"`
-	Corrupt         *bool  `json:"corrupt,omitempty"`
-	RefcountBits    int64  `json:"refcount-bits"`
-	CompressionType string `json:"compression-type"`
+	Compat          string             `json:"compat"`
+	ExtendedL2      *bool              `json:"extended-l2,omitempty"`
+	LazyRefcounts   *bool              `json:"lazy-refcounts,omitempty"`
+	Corrupt         *bool              `json:"corrupt,omitempty"`
+	RefcountBits    int64              `json:"refcount-bits"`
+	Bitmaps         *[]Qcow2BitmapInfo `json:"bitmaps,omitempty"`
+	CompressionType string             `json:"compression-type"`
 }
 
 // ImageInfoSpecific is the format-specific union (only qcow2 here).
@@ -42,6 +43,7 @@ type ImageInfo struct {
 	BackingFilename       string             `json:"backing-filename,omitempty"`
 	FullBackingFilename   string             `json:"full-backing-filename,omitempty"`
 	BackingFilenameFormat string             `json:"backing-filename-format,omitempty"`
+	Snapshots             []SnapshotInfo     `json:"snapshots,omitempty"`
 	BackingImage          *ImageInfo         `json:"backing-image,omitempty"`
 	FormatSpecific        *ImageInfoSpecific `json:"format-specific,omitempty"`
 }
@@ -191,11 +193,13 @@ func imageInfo(n *blockdev.Node, skipImplicit bool) ImageInfo {
 			lazy, corrupt, ext := h.LazyRefcounts(), h.Corrupt(), h.ExtendedL2()
 			q.LazyRefcounts, q.Corrupt, q.ExtendedL2 = &lazy, &corrupt, &ext
 		}
+		q.Bitmaps = imageBitmaps(n)
 		info.FormatSpecific = &ImageInfoSpecific{Type: "qcow2", Data: q}
 		info.BackingFilename = n.BackingFile
 		info.FullBackingFilename = n.FullBackingFilename()
 		info.BackingFilenameFormat = n.BackingFormat
 	}
+	info.Snapshots = imageSnapshots(n)
 	b := n.FilteredOrBacking()
 	if skipImplicit {
 		b = blockdev.SkipImplicit(b)
@@ -248,9 +252,9 @@ func deviceStats(s blockdev.Stats, wrHighest int64) BlockDeviceStats {
 func nodeStats(n *blockdev.Node, backing bool) *BlockStats {
 	s := &BlockStats{NodeName: n.Name, Stats: BlockDeviceStats{WrHighestOffset: n.WrHighestOffset(),
 		TimedStats: []BlockDeviceTimedStats{}}}
-	if n.Driver == blockdev.DriverFile {
+	if !n.IsFormat() {
 		f := n.FileStats()
-		s.DriverSpecific = &BlockStatsSpecific{Driver: "file", BlockStatsSpecificFile: BlockStatsSpecificFile{
+		s.DriverSpecific = &BlockStatsSpecific{Driver: n.Driver, BlockStatsSpecificFile: BlockStatsSpecificFile{
 			DiscardNbOk: f.DiscardNbOK, DiscardNbFailed: f.DiscardNbFailed, DiscardBytesOk: f.DiscardBytesOK}}
 	}
 	if n.File != nil {

@@ -1,11 +1,17 @@
 package cmds
 
 import (
+	"io"
+
 	"tlcvm/blockdev"
+	"tlcvm/console"
 	"tlcvm/dirtyrate"
+	"tlcvm/dump"
+	"tlcvm/input"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
+	"tlcvm/nbd"
 	"tlcvm/qmp"
 )
 
@@ -51,6 +57,13 @@ type Deps struct {
 	VNC         func() []VNCDisplay // the -vnc displays; nil: none
 	DirtyRate   *dirtyrate.Meter    // calc-dirty-rate; nil (with DirtyLimit): not registered
 	DirtyLimit  *dirtyrate.Limiter  // the vCPU dirty limits
+	Dumper      *dump.Dumper        // nil: the dump commands are not registered
+	DumpVM      dump.VM             // what Dumper dumps
+	Console     *console.Console    // the display's console; nil without a display device
+	DeviceIDs   map[string]bool     // the qdev ids of -device (screendump's device lookup)
+	Input       *input.Router       // nil: send-key and input-send-event are not registered
+	Stdout      io.Writer           // the process's standard output (HMP qemu-io prints there); nil: discarded
+	NBD         *nbd.Server         // the NBD server; nil (or Block nil): the NBD commands are not registered
 }
 
 // ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,
@@ -83,13 +96,19 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerBlock(r, d)
 	registerJobs(r, d)
 	registerBlockJobs(r, d)
-	registerBitmaps(r, d)
 	registerMedia(r, d)
 	registerBlockIO(r, d)
+	registerBitmaps(r, d)
+	registerReopen(r, d)
+	registerNBD(r, d)
 	registerVNC(r, d)
 	registerDirtyRate(r, d)
 	registerStats(r)
+	registerDump(r, d)
+	registerScreen(r, d)
+	registerInput(r, d)
 	r.Register(internalCommands(d)...)
+	r.Register(snapshotCommands(d)...)
 	if d.Human != nil {
 		registerHuman(r, d)
 	}

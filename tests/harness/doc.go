@@ -21,6 +21,9 @@
 //   - Match, Mask, Shape (match.go): structural JSON comparison with
 //     placeholders ("<int>", "<string>", "<re:…>" …).
 //   - CmdlineCase (cmdline.go): one-line command-line cases.
+//   - SeccompFilters (seccomp.go): the seccomp filters a process runs under, read with
+//     PTRACE_SECCOMP_GET_FILTER by a re-executed copy of the test binary (a tracer that is
+//     also the parent would take the tracee's ptrace stops for its exit).
 //
 // The wire, as the harness sees it (docs/interop/qmp-spec.txt):
 //

@@ -39,7 +39,10 @@ type Config struct {
 	Args []string // arguments, without argv[0]
 	Dir  string   // working directory; "" means a fresh temporary directory
 	Env  []string // extra environment (added to the test's environment)
-	Log  zerolog.Logger
+	// ExtraFiles are inherited as descriptors 3, 4, … (exec.Cmd.ExtraFiles), as libvirt
+	// hands QEMU its sockets and files.
+	ExtraFiles []*os.File
+	Log        zerolog.Logger
 }
 
 // Process is a started binary. Its stdout and stderr are collected; its
@@ -103,6 +106,7 @@ func StartProcess(t testing.TB, cfg Config) (*Process, error) {
 	cmd := exec.Command(argv0, cfg.Args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), cfg.Env...)
+	cmd.ExtraFiles = cfg.ExtraFiles
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 
 	inR, inW, err := os.Pipe()
@@ -258,7 +262,7 @@ func signalName(s syscall.Signal) string {
 	names := map[syscall.Signal]string{
 		syscall.SIGKILL: "KILL", syscall.SIGTERM: "TERM", syscall.SIGINT: "INT",
 		syscall.SIGHUP: "HUP", syscall.SIGABRT: "ABRT", syscall.SIGSEGV: "SEGV",
-		syscall.SIGQUIT: "QUIT", syscall.SIGPIPE: "PIPE",
+		syscall.SIGQUIT: "QUIT", syscall.SIGPIPE: "PIPE", syscall.SIGSYS: "SYS",
 	}
 	if n, ok := names[s]; ok {
 		return n

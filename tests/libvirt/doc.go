@@ -3,7 +3,9 @@
 // flow of the issue (domcapabilities, define, start, dominfo, domstate,
 // domstats, domblklist, domblkinfo, qemu-monitor-command QMP and HMP,
 // console, suspend, resume, save, restore, managedsave, external live
-// snapshot, reset, reboot, shutdown, destroy, undefine, libvirtd restart).
+// snapshot, reset, reboot, shutdown, destroy, undefine, libvirtd restart), and
+// issue 11's statistics: domstats (every group) and go-libvirt's GetAllDomainStats
+// beside QEMU 7.2, domdirtyrate-calc with domstats --dirtyrate.
 //
 // TestMain needs root. It starts virtlogd and libvirtd with
 // scripts/libvirt-setup.sh when they are not running (installing libvirt

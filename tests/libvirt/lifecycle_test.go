@@ -98,6 +98,7 @@ func TestPCLifecycle(t *testing.T) {
 			wantKV(t, m, "Name", name)
 		}},
 		{"domstate", func(t *testing.T) { wantState(t, name, "running", "unpaused") }},
+		{"sandboxed", func(t *testing.T) { wantSandboxed(t, name) }},
 		{"domstats", func(t *testing.T) {
 			m, err := lv.ParseStats(mustRun(t, "domstats", name))
 			if err != nil {
@@ -230,6 +231,38 @@ func TestPCLifecycle(t *testing.T) {
 	for _, s := range steps {
 		if !t.Run(s.name, s.f) {
 			return // the story cannot go on from a broken state
+		}
+	}
+}
+
+// wantSandboxed checks that the domain's emulator runs under the seccomp filter libvirt asks
+// for with -sandbox (qemu.conf seccomp_sandbox, on by default): every thread in filter
+// mode, as QEMU's.
+func wantSandboxed(t *testing.T, name string) {
+	t.Helper()
+	raw, err := os.ReadFile("/run/libvirt/qemu/" + name + ".pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := strings.TrimSpace(string(raw))
+	cmdline, err := os.ReadFile("/proc/" + pid + "/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cmdline), "\x00-sandbox\x00on,") {
+		t.Skip("libvirt passed no -sandbox on (qemu.conf seccomp_sandbox = 0)")
+	}
+	tasks, err := filepath.Glob("/proc/" + pid + "/task/*/status")
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("no threads of %s: %v", pid, err)
+	}
+	for _, st := range tasks {
+		b, err := os.ReadFile(st)
+		if err != nil {
+			continue // a thread that ended
+		}
+		if !strings.Contains(string(b), "\nSeccomp:\t2\n") {
+			t.Errorf("%s: not in seccomp filter mode", st)
 		}
 	}
 }
