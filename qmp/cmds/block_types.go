@@ -170,13 +170,6 @@ type BlockStats struct {
 	DriverSpecific *BlockStatsSpecific `json:"driver-specific,omitempty"`
 }
 
-// DeviceDeletedData is DEVICE_DELETED's data.
-type DeviceDeletedData struct {
-	qmp.QAPIOrder
-	Device string `json:"device,omitempty"`
-	Path   string `json:"path"`
-}
-
 // imageInfo is bdrv_query_image_info with the chain below: the backing image of a format
 // node, the filtered node of a filter (implicit filters skipped for query-block).
 func imageInfo(n *blockdev.Node, skipImplicit bool) ImageInfo {
