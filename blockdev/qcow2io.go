@@ -556,37 +556,61 @@ var errStop = errors.New("stop")
 // wholly before (the cluster is skipped) or after. All-zero clusters become zero
 // clusters on version 3.
 func (q *qcow2) copyUp(off int64, data []byte) error {
-	for i := int64(0); i < int64(len(data)); i += q.cs {
-		if err := q.copyUpCluster(off+i, data[i:min(i+q.cs, int64(len(data)))]); err != nil {
+	for len(data) > 0 {
+		n, err := q.copyUpRun(off, data)
+		if err != nil {
 			return err
 		}
+		off, data = off+n, data[n:]
 	}
 	return nil
 }
 
-// copyUpCluster is copyUp of guest cluster g, under q.mu: a new cluster holding chunk
-// (written before the L2 entry points to it), or a zero cluster.
-func (q *qcow2) copyUpCluster(g int64, chunk []byte) error {
+// copyUpRun is copyUp from guest cluster g, under q.mu: an allocated cluster is skipped,
+// an all-zero one becomes a zero cluster (version 3), and a run of unallocated clusters
+// with data (within one L2 table) gets one run of new host clusters, written with one
+// write before the L2 entries point to it. It returns the bytes of data it consumed.
+func (q *qcow2) copyUpRun(g int64, data []byte) (int64, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if err := q.load(); err != nil {
-		return err
+		return 0, err
 	}
+	chunk := func(k int64) []byte { return data[k*q.cs : min((k+1)*q.cs, int64(len(data)))] }
+	zero := func(k int64) bool { return q.h.Version >= 3 && isZero(chunk(k)) }
 	e, err := q.entry(g)
-	if err != nil || q.kind(e) != kindUnallocated {
-		return err
-	}
-	if q.h.Version >= 3 && isZero(chunk) {
-		return q.replaceEntry(g, oflagZero, false)
-	}
-	h, err := q.alloc()
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if err := q.pwrite(chunk, h); err != nil {
-		return err
+	if q.kind(e) != kindUnallocated {
+		return int64(len(chunk(0))), nil
 	}
-	return q.replaceEntry(g, uint64(h)|oflagCopied, false)
+	if zero(0) {
+		return int64(len(chunk(0))), q.replaceEntry(g, oflagZero, false)
+	}
+	_, l2i := q.index(g)
+	most := min((int64(len(data))+q.cs-1)/q.cs, q.l2n-l2i)
+	k := int64(1)
+	for ; k < most; k++ {
+		ek, err := q.entry(g + k*q.cs)
+		if err != nil || q.kind(ek) != kindUnallocated || zero(k) {
+			break
+		}
+	}
+	n := min(k*q.cs, int64(len(data)))
+	h, err := q.allocRun(k)
+	if err != nil {
+		return 0, err
+	}
+	if err := q.pwrite(data[:n], h); err != nil {
+		return 0, err
+	}
+	for j := int64(0); j < k; j++ {
+		if err := q.replaceEntry(g+j*q.cs, uint64(h+j*q.cs)|oflagCopied, false); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
 }
 
 // makeEmpty frees every cluster of the image, so that all of it reads from the backing
