@@ -53,6 +53,11 @@ fi
 if [ "${BENCH_DENSITY:-1}" = 1 ]; then
   "$ROOT/bench/run-density.sh"
 fi
+# The block-job part (bench/run-blockjobs.sh: mirror, commit, stream, backups, NBD reads
+# beside QEMU, dd and qemu-nbd; ~8 GB of images). BENCH_BLOCKJOBS=0 leaves it out.
+if [ "${BENCH_BLOCKJOBS:-1}" = 1 ]; then
+  "$ROOT/bench/run-blockjobs.sh"
+fi
 # The file-checkpoint part (bench/run-filecp.sh: mapped-ram checkpoints to file:, the
 # incremental second checkpoint, restores by mapping; ~3 min, files up to ~6 GB).
 # BENCH_FILECP=0 leaves it out.

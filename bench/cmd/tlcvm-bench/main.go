@@ -47,6 +47,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "qmp" {
 		os.Exit(runQMP(os.Args[2:])) // qmp.go
 	}
+	if len(os.Args) > 1 && os.Args[1] == "blockjobs" {
+		os.Exit(runBlockJobs(os.Args[2:])) // blockjobs.go
+	}
 	if len(os.Args) > 1 && os.Args[1] == "density" {
 		os.Exit(runDensity(os.Args[2:])) // density.go
 	}
