@@ -12,7 +12,7 @@ type fdArgs struct {
 func registerBuiltins(m *Monitor) {
 	for _, cmds := range [][]Command{vmCommands(), infoCommands(), memoryCommands(), blockCommands(),
 		mediaCommands(), dirtyRateCommands(), snapshotCommands(), dumpCommands(), screenCommands(),
-		inputCommands(), deviceCommands()} {
+		inputCommands(), deviceCommands(), miceCommands()} {
 		for _, c := range cmds {
 			m.Register(c)
 		}

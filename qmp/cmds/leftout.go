@@ -46,7 +46,7 @@ var LeftOutCommands = []LeftOut{
 		Reason: "not yet: the overlay creation of the legacy external snapshot and the header " +
 			"rewrite of a backing file name; libvirt 9.0 uses blockdev-create, blockdev-add and " +
 			"blockdev-snapshot instead, which tlcvm implements"},
-	{Names: []string{"announce-self", "dumpdtb", "query-display-options", "query-mice",
+	{Names: []string{"announce-self",
 		"query-vm-generation-id", "query-yank", "yank", "x-query-numa", "x-query-ramblock",
 		"x-query-roms", "x-query-usb"},
 		Reason: "not yet: being written"},
