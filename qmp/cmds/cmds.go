@@ -126,6 +126,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerScreen(r, d)
 	registerInput(r, d)
 	registerDisplayInfo(r, d)
+	registerYank(r, d)
 	r.Register(internalCommands(d)...)
 	r.Register(snapshotCommands(d)...)
 	if d.Human != nil {

@@ -47,7 +47,7 @@ var LeftOutCommands = []LeftOut{
 			"rewrite of a backing file name; libvirt 9.0 uses blockdev-create, blockdev-add and " +
 			"blockdev-snapshot instead, which tlcvm implements"},
 	{Names: []string{"announce-self",
-		"query-vm-generation-id", "query-yank", "yank", "x-query-numa", "x-query-ramblock",
+		"query-vm-generation-id", "x-query-numa", "x-query-ramblock",
 		"x-query-roms", "x-query-usb"},
 		Reason: "not yet: being written"},
 	{Names: []string{"block-latency-histogram-set"},
