@@ -12,7 +12,8 @@ type fdArgs struct {
 func registerBuiltins(m *Monitor) {
 	for _, cmds := range [][]Command{vmCommands(), infoCommands(), memoryCommands(), blockCommands(),
 		mediaCommands(), dirtyRateCommands(), snapshotCommands(), dumpCommands(), screenCommands(),
-		inputCommands(), deviceCommands(), miceCommands()} {
+		inputCommands(), deviceCommands(), miceCommands(),
+		vmgenidCommands()} {
 		for _, c := range cmds {
 			m.Register(c)
 		}

@@ -127,6 +127,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerInput(r, d)
 	registerDisplayInfo(r, d)
 	registerYank(r, d)
+	registerVMGenID(r, d)
 	r.Register(internalCommands(d)...)
 	r.Register(snapshotCommands(d)...)
 	if d.Human != nil {

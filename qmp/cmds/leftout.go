@@ -46,8 +46,7 @@ var LeftOutCommands = []LeftOut{
 		Reason: "not yet: the overlay creation of the legacy external snapshot and the header " +
 			"rewrite of a backing file name; libvirt 9.0 uses blockdev-create, blockdev-add and " +
 			"blockdev-snapshot instead, which tlcvm implements"},
-	{Names: []string{"announce-self",
-		"query-vm-generation-id", "x-query-numa", "x-query-ramblock",
+	{Names: []string{"announce-self", "x-query-numa", "x-query-ramblock",
 		"x-query-roms", "x-query-usb"},
 		Reason: "not yet: being written"},
 	{Names: []string{"block-latency-histogram-set"},
