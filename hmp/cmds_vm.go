@@ -13,7 +13,7 @@ func registerBuiltins(m *Monitor) {
 	for _, cmds := range [][]Command{vmCommands(), infoCommands(), memoryCommands(), blockCommands(),
 		mediaCommands(), dirtyRateCommands(), snapshotCommands(), dumpCommands(), screenCommands(),
 		inputCommands(), deviceCommands(), miceCommands(),
-		vmgenidCommands(), qomCommands()} {
+		vmgenidCommands(), qomCommands(), passwordCommands(), resizeCommands()} {
 		for _, c := range cmds {
 			m.Register(c)
 		}
