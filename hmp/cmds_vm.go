@@ -13,7 +13,8 @@ func registerBuiltins(m *Monitor) {
 	for _, cmds := range [][]Command{vmCommands(), infoCommands(), memoryCommands(), blockCommands(),
 		mediaCommands(), dirtyRateCommands(), snapshotCommands(), dumpCommands(), screenCommands(),
 		inputCommands(), deviceCommands(), miceCommands(),
-		vmgenidCommands(), qomCommands(), passwordCommands(), resizeCommands()} {
+		vmgenidCommands(), qomCommands(), passwordCommands(), resizeCommands(),
+		mouseCommands()} {
 		for _, c := range cmds {
 			m.Register(c)
 		}

@@ -33,8 +33,8 @@ var LeftOutCommands = []LeftOut{
 	{Names: []string{"watchdog_action"},
 		Reason: "not yet: the HMP twin of watchdog-set-action (whose QMP command is on branch flows)"},
 	{Names: []string{"trace-event", "info trace-events"}, Reason: "as QMP trace-event-*"},
-	{Names: []string{"mouse_move", "mouse_button", "mouse_set"},
-		Reason: "not yet: pointer events from the monitor (input-send-event does the same over QMP)"},
+	{Names: []string{"mouse_set"},
+		Reason: "not yet: choosing the active pointer (query-mice keeps the PS/2 mouse current)"},
 	{Names: []string{"hostfwd_add", "hostfwd_remove"},
 		Reason: "not yet: adding and removing a user netdev's port forwarding at run time " +
 			"(-netdev user,hostfwd= works)"},
