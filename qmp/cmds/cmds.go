@@ -128,6 +128,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerDisplayInfo(r, d)
 	registerYank(r, d)
 	registerVMGenID(r, d)
+	registerGva(r, d)
 	r.Register(internalCommands(d)...)
 	r.Register(snapshotCommands(d)...)
 	if d.Human != nil {
