@@ -14,7 +14,7 @@ func registerBuiltins(m *Monitor) {
 		mediaCommands(), dirtyRateCommands(), snapshotCommands(), dumpCommands(), screenCommands(),
 		inputCommands(), deviceCommands(), miceCommands(),
 		vmgenidCommands(), qomCommands(), passwordCommands(), resizeCommands(),
-		mouseCommands(), gvaCommands()} {
+		mouseCommands(), gvaCommands(), pageTableCommands()} {
 		for _, c := range cmds {
 			m.Register(c)
 		}

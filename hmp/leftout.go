@@ -38,7 +38,7 @@ var LeftOutCommands = []LeftOut{
 	{Names: []string{"hostfwd_add", "hostfwd_remove"},
 		Reason: "not yet: adding and removing a user netdev's port forwarding at run time " +
 			"(-netdev user,hostfwd= works)"},
-	{Names: []string{"gpa2hva", "gpa2hpa", "info mem", "info tlb"},
+	{Names: []string{"gpa2hva", "gpa2hpa"},
 		Reason: "not yet: address translation and page-table views (x, xp, memsave and " +
 			"pmemsave read guest memory)"},
 	{Names: []string{"i", "o"}, Reason: "not yet: port I/O from the monitor"},
