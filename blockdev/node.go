@@ -52,9 +52,10 @@ type Node struct {
 	shared   Perm
 	hdr      *Qcow2Header
 	parents  []edge
-	implicit bool   // created by -drive/-hda or for a backing file (not by -blockdev/blockdev-add)
-	owned    bool   // the root of a -blockdev/blockdev-add: lives until blockdev-del
-	tempFile string // -drive snapshot=on: the temporary overlay, removed on close
+	implicit bool      // created by -drive/-hda or for a backing file (not by -blockdev/blockdev-add)
+	owned    bool      // the root of a -blockdev/blockdev-add: lives until blockdev-del
+	tempFile string    // -drive snapshot=on: the temporary overlay, removed on close
+	dbg      *blkdebug // blkdebug nodes: rules and breakpoints (blkdebug.go)
 }
 
 // edge is a parent's use of a child node.
@@ -80,7 +81,7 @@ func (n *Node) Size() int64 {
 	switch n.Driver {
 	case DriverQcow2:
 		return n.vsize.Load()
-	case DriverRaw:
+	case DriverRaw, DriverBlkdebug:
 		return n.File.Size()
 	}
 	st, err := n.stat()

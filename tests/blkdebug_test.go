@@ -1,0 +1,75 @@
+package tests_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"tlcvm/tests/harness"
+)
+
+// blkdebug through HMP qemu-io, against QEMU 7.2: what qemu-io prints when the rules inject
+// errors (errno texts, sectors, once, iotype, states), the breakpoint commands' failures,
+// and the qcow2 image a failed L2 update leaves.
+
+// blkdebugScript is run on a raw node d0 over blkdebug node dbg, and a qcow2 node q0 over
+// blkdebug node dbq.
+var blkdebugScript = []string{
+	`qemu-io d0 "read 0 512"`, `qemu-io d0 "read -q 0 512"`,
+	`qemu-io d0 "write -q 0 512"`, `qemu-io d0 "write -q 4096 512"`, `qemu-io d0 "write -q 3584 1024"`,
+	`qemu-io d0 "flush"`, `qemu-io d0 "break nosuch A"`, `qemu-io dbg "resume A"`,
+	`qemu-io dbg "remove_break A"`, `qemu-io dbg "break write_aio A"`, `qemu-io dbg "remove_break A"`,
+	`qemu-io q0 "write -q 0 512"`, `qemu-io q0 "write -q -P 0x33 0 512"`, `qemu-io q0 "read -q -P 0x33 0 512"`,
+	`qemu-io q0 "write -q 65536 512"`, `qemu-io q0 "read -q 65536 512"`, `qemu-io q0 "read -q 65536 512"`,
+	`qemu-io q0 "read -q 65536 512"`,
+}
+
+func runBlkdebug(t *testing.T, bin string) (stdout, qmap string) {
+	dir := shortDir(t)
+	raw, qc := filepath.Join(dir, "img.raw"), filepath.Join(dir, "img.qcow2")
+	tool(t, "qemu-img", "create", "-q", "-f", "raw", raw, "1M")
+	tool(t, "qemu-img", "create", "-q", "-f", "qcow2", qc, "1M")
+	bd := fmt.Sprintf(`{"driver":"raw","node-name":"d0","file":{"driver":"blkdebug","node-name":"dbg","image":{"driver":"file","filename":%q},`+
+		`"inject-error":[{"event":"read_aio","errno":5,"once":true},{"event":"write_aio","errno":28,"sector":8},{"event":"flush_to_disk","errno":1,"iotype":"flush","once":true}]}}`, raw)
+	bq := fmt.Sprintf(`{"driver":"qcow2","node-name":"q0","file":{"driver":"blkdebug","node-name":"dbq","image":{"driver":"file","filename":%q},`+
+		`"inject-error":[{"event":"l2_update","errno":5,"once":true},{"event":"read_aio","state":2,"errno":13,"once":true}],`+
+		`"set-state":[{"event":"cluster_alloc","new_state":2}]}}`, qc)
+	p, q, _ := startVM(t, bin, "-machine", "pc", "-S", "-blockdev", bd, "-blockdev", bq)
+	for _, c := range blkdebugScript {
+		if r := execOK(t, q, "human-monitor-command", map[string]any{"command-line": c}).Str(); r != "" {
+			t.Fatalf("%s: %q", c, r)
+		}
+	}
+	execOK(t, q, "quit", nil)
+	out, err := p.Stdout.ReadAll(harness.DefaultTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout = regexp.MustCompile(`(?m)^\d+ bytes, \d+ ops;.*\n`).ReplaceAllString(string(out), "")
+	var m []map[string]any
+	if err := json.Unmarshal([]byte(tool(t, "qemu-img", "map", "--output=json", qc)), &m); err != nil {
+		t.Fatal(err)
+	}
+	check := tool(t, "qemu-img", "check", qc)
+	return stdout, fmt.Sprint(m) + "\n" + strings.SplitN(check, "\n", 2)[0]
+}
+
+func TestBlkdebugDifferential(t *testing.T) {
+	bin := requireCandidate(t)
+	ref := requireReference(t)
+	parallel(t)
+	wantOut, wantMap := runBlkdebug(t, ref)
+	gotOut, gotMap := runBlkdebug(t, bin)
+	if d := harness.Diff(strings.Split(wantOut, "\n"), strings.Split(gotOut, "\n")); d != "" {
+		t.Errorf("qemu-io output differs from QEMU 7.2 (- QEMU, + tlcvm):\n%s", d)
+	}
+	if gotMap != wantMap {
+		t.Errorf("qcow2 image after the failed write:\n%s\nQEMU 7.2's:\n%s", gotMap, wantMap)
+	}
+	if !strings.Contains(wantOut, "write failed: No space left on device") {
+		t.Errorf("QEMU's output lacks the injected errors:\n%s", wantOut)
+	}
+}
