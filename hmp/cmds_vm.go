@@ -10,35 +10,12 @@ type fdArgs struct {
 
 // registerBuiltins registers every command this package implements.
 func registerBuiltins(m *Monitor) {
-	for _, c := range vmCommands() {
-		m.Register(c)
-	}
-	for _, c := range infoCommands() {
-		m.Register(c)
-	}
-	for _, c := range memoryCommands() {
-		m.Register(c)
-	}
-	for _, c := range blockCommands() {
-		m.Register(c)
-	}
-	for _, c := range mediaCommands() {
-		m.Register(c)
-	}
-	for _, c := range dirtyRateCommands() {
-		m.Register(c)
-	}
-	for _, c := range snapshotCommands() {
-		m.Register(c)
-	}
-	for _, c := range dumpCommands() {
-		m.Register(c)
-	}
-	for _, c := range screenCommands() {
-		m.Register(c)
-	}
-	for _, c := range inputCommands() {
-		m.Register(c)
+	for _, cmds := range [][]Command{vmCommands(), infoCommands(), memoryCommands(), blockCommands(),
+		mediaCommands(), dirtyRateCommands(), snapshotCommands(), dumpCommands(), screenCommands(),
+		inputCommands(), deviceCommands()} {
+		for _, c := range cmds {
+			m.Register(c)
+		}
 	}
 	for _, c := range nbdCommands() {
 		m.Register(c)

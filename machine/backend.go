@@ -43,6 +43,9 @@ type backend interface {
 // Interrupt lines a backend may be given.
 const (
 	irqSCI = 9 // ACPI system control interrupt (the power button), to vCPU 0
+	// irqGPE is the SCI raised for a hotplug GPE (an eject request), to vCPU 0; a line of
+	// its own here so that the guest knows which handler to run.
+	irqGPE = 10
 )
 
 // exitReason says why Run returned.
@@ -56,6 +59,7 @@ const (
 	exitIPI                         // INIT-SIPI-SIPI: release the other vCPUs (they wake)
 	exitShutdown                    // the guest powered itself off (ACPI sleep state S5)
 	exitFault                       // a guest RAM check failed (err); the vCPU made no progress
+	exitEject                       // the guest ejected a hot-unplugged device (eject)
 	exitDisk                        // a disk request (disk.go): carry it out, then Run again
 	exitLockTrays                   // the guest locks the CD-ROM trays (Config.Media)
 )
@@ -67,6 +71,7 @@ type exit struct {
 	data   []byte       // exitIO: the bytes written, in order
 	wakeAt uint64       // exitHalt: guest-clock deadline of the armed timer (0: none)
 	err    error        // exitFault
+	eject  hotplugEvent // exitEject
 	disk   *diskRequest // exitDisk: the request; the vCPU thread marks it done
 	more   bool         // Run has further exits of the same step: call it again before parking
 }
@@ -87,6 +92,8 @@ func (r exitReason) String() string {
 		return "shutdown"
 	case exitFault:
 		return "fault"
+	case exitEject:
+		return "eject"
 	case exitDisk:
 		return "disk"
 	case exitLockTrays:

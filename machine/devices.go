@@ -199,12 +199,13 @@ func (f *FwCfg) read(name string) ([]byte, bool) {
 	return b, ok
 }
 
-// ACPI is the PIIX4/ICH9 power-management block as far as the power button goes:
+// ACPI is the PIIX4/ICH9 power-management block as far as the power button and hotplug go:
 // PM1 status PWRBTN_STS latched by Powerdown, cleared when the guest enables ACPI at boot
-// (as an OS clears PM1_STS) and by reset.
+// (as an OS clears PM1_STS) and by reset; the GPE block's eject requests (hotplug.go).
 type ACPI struct {
 	pending atomic.Bool
 	enabled atomic.Bool
+	gpe     gpe // hot-unplug requests (hotplug.go)
 }
 
 // ACPIState is the PM block's save/load state (section "acpi", version 1).

@@ -87,7 +87,10 @@
 //	guest-physical
 //	0x000500 + 16*i   u64 pass counter of vCPU i (vCPU 0's is the bench guest's 0x500)
 //	0x000508 + 16*i   u64 pages written by vCPU i
-//	0x004000          u64 APs released; u64 working-set bytes; u64 rate; u64 fill bytes
+//	0x004000          u64 APs released; u64 working-set bytes; u64 rate; u64 fill bytes;
+//	                  u64 dimm= bytes (^0: all)
+//	0x004100          DIMM work (dimm.go): saved stage (RIP, base, pages, index), queue
+//	                  length, then the queue of (guest-physical address, pages)
 //	0x006000 + 64*i   disk driver of vCPU i: u64 pass, block, disk index, bytes written,
 //	                  bytes read, blocks that failed verification
 //	0x010000          PML4, PDPT, page directories: identity map, 2 MiB pages
@@ -109,7 +112,12 @@
 // ^ hash ^ pass) and the hash absorbs it, so corrupted memory changes all later values. The rate (bytes of
 // pages dirtied per second) is paced by the guest clock, which stops while paused.
 // vCPU 0 prints a status line every 5 s of guest time. The ACPI power button makes
-// vCPU 0 print "powering off" and request a guest shutdown.
+// vCPU 0 print "powering off" and request a guest shutdown. A hot-unplug request
+// (RequestEject: a PCI slot's, a DIMM's) is latched in the ACPI GPE block; vCPU 0's SCI
+// handler ejects it, prints "ACPI eject <what>", and the machine calls the requester back
+// (hotplug.go). A DIMM (PlugDIMM: its RAM block mapped in the device-memory region) is
+// onlined by vCPU 0's handler, which with dimm= writes its pages at RIP 0x1000a0 before
+// resuming its stage (dimm.go).
 //
 // # Disks
 //

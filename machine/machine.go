@@ -1,9 +1,11 @@
 package machine
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,10 @@ import (
 type Config struct {
 	Type    string // resolved machine type: "pc-i440fx-7.2", "pc-q35-7.2", "none"
 	RAMSize uint64 // bytes (0 for -machine none)
+	// MaxMem and Slots are -m maxmem= and slots=: with MaxMem above RAMSize the board
+	// has a device-memory region for DIMMs (DeviceMemory). 0: none.
+	MaxMem uint64
+	Slots  int
 
 	CPUs, Sockets, Dies, Cores, Threads, MaxCPUs int
 	CPUModel                                     string // "qemu64" …; QOM type is CPUModel+"-x86_64-cpu"
@@ -55,10 +61,12 @@ type Machine struct {
 	events   EventSink
 	workload Workload // parsed from FwCfg at New
 
-	ram   *RAMBlock // nil without RAM
-	phys  physMap
-	vcpus []*vcpu
-	ctl   *vcpuCtl
+	ram     *RAMBlock // nil without RAM
+	phys    physMap
+	dimms   atomic.Pointer[[]dimm] // plugged DIMMs by address; replaced under ramMu (dimm.go)
+	dimmSeq uint64                 // +checklocks:ramMu; plug order of the DIMMs
+	vcpus   []*vcpu
+	ctl     *vcpuCtl
 
 	serial  *Serial
 	console sync.Mutex // the guest's console lock: vCPUs print whole lines (vcpu.deliver)
@@ -69,10 +77,11 @@ type Machine struct {
 	irqs    atomic.Uint32                         // interrupt lines raised for vCPU 0, taken by its thread
 	irqHook atomic.Pointer[func(line, level int)] // InterceptIRQs (qtest.go); nil: none
 
-	reqs    chan string      // guest shutdown/reset requests → guestLoop
-	faults  chan ramFaultReq // guest RAM check failures (vCPUs, populate) → guestLoop
-	done    chan struct{}    // closed when the process should exit
-	quit    chan struct{}    // closed by Close: stops guestLoop
+	reqs    chan string       // guest shutdown/reset requests → guestLoop
+	faults  chan ramFaultReq  // guest RAM check failures (vCPUs, populate) → guestLoop
+	ejects  chan hotplugEvent // devices the guest ejected (vCPU 0) → guestLoop
+	done    chan struct{}     // closed when the process should exit
+	quit    chan struct{}     // closed by Close: stops guestLoop
 	loopWG  sync.WaitGroup
 	exitOne sync.Once
 
@@ -140,6 +149,7 @@ func New(cfg Config) (*Machine, error) {
 		fwcfg:     newFwCfg(cfg.FwCfg),
 		reqs:      make(chan string, 8),
 		faults:    make(chan ramFaultReq, 1),
+		ejects:    make(chan hotplugEvent, 64),
 		done:      make(chan struct{}),
 		quit:      make(chan struct{}),
 		state:     StatePrelaunch,
@@ -438,6 +448,8 @@ func (m *Machine) guestLoop() {
 			m.mu.Lock()
 			m.handleRAMFault(f)
 			m.mu.Unlock()
+		case e := <-m.ejects:
+			e.ejected()
 		}
 	}
 }
@@ -458,6 +470,9 @@ func (m *Machine) Close() error {
 	m.serial.Flush()
 	m.ramMu.Lock()
 	defer m.ramMu.Unlock()
+	for _, d := range m.dimmList() {
+		_ = d.block.close()
+	}
 	if m.ram != nil {
 		return m.ram.close()
 	}
@@ -476,12 +491,20 @@ func (m *Machine) Workload() Workload { return m.workload }
 // GuestClock returns guest nanoseconds (they advance only while running).
 func (m *Machine) GuestClock() uint64 { return m.clock.Now() }
 
-// RAMBlocks lists the RAM blocks (none for a machine without RAM).
+// RAMBlocks lists the RAM blocks (none for a machine without RAM) in QEMU's RAM list
+// order: by size, largest first, the older first among equals ("pc.ram", then DIMMs).
 func (m *Machine) RAMBlocks() []*RAMBlock {
 	if m.ram == nil {
 		return nil
 	}
-	return []*RAMBlock{m.ram}
+	out := []*RAMBlock{m.ram}
+	ds := slices.Clone(m.dimmList())
+	slices.SortFunc(ds, func(a, b dimm) int { return cmp.Compare(a.seq, b.seq) })
+	for _, d := range ds {
+		out = append(out, d.block)
+	}
+	slices.SortStableFunc(out, func(a, b *RAMBlock) int { return cmp.Compare(b.size, a.size) })
+	return out
 }
 
 // CPUs describes every possible CPU (MaxCPUs), in index order.

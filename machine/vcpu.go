@@ -211,6 +211,11 @@ func (v *vcpu) runPeriod(kick chan struct{}) {
 			v.be.Interrupt(irqSCI)
 			v.mu.Unlock()
 		}
+		if !more && v.index == 0 && m.acpi.enabled.Load() && m.acpi.gpe.latched() {
+			v.mu.Lock()
+			v.be.Interrupt(irqGPE)
+			v.mu.Unlock()
+		}
 		if !more && v.index == 0 {
 			v.deliverIRQs(m.pendingIRQs())
 		}
@@ -270,6 +275,8 @@ func (v *vcpu) deliver(ex exit) {
 		}
 	case exitShutdown:
 		v.m.requestGuestShutdown()
+	case exitEject:
+		v.m.ejects <- ex.eject // guestLoop drains it at once
 	case exitLockTrays:
 		if v.m.cfg.Media != nil {
 			v.m.cfg.Media.LockTrays()

@@ -30,7 +30,12 @@ const DefaultWorkload = "ws=16M,rate=4M"
 //	            the vCPUs, paced like the fill; content depends on the page only. A
 //	            resident set larger than the working set: "ws=64M,fill=3G". New refuses
 //	            a fill that does not fit in RAM after the working set.
-//	idle        no working set: the guest boots, prints its banner and halts (fill=0)
+//	dimm=SIZE   from each DIMM the guest onlines (memory hotplug, pc-dimm; also those
+//	            present at boot), write the first SIZE bytes of whole pages once, on
+//	            vCPU 0, paced like the fill, content a function of the guest-physical
+//	            address (DIMMWord); dimm=all: the whole DIMM. Default 0: onlined, unused
+//	idle        no working set: the guest boots, prints its banner and halts (fill=0);
+//	            dimm= and the disk items still apply
 //	disk=NAME   a disk the guest writes to: a disk device's id (-device …,id=NAME) or a
 //	            drive's name (-drive id=NAME); several disk= items name several disks
 //	disk-rate=SIZE  bytes written per second of guest time, all vCPUs and disks together;
@@ -50,6 +55,7 @@ type Workload struct {
 	WS   uint64 // bytes, a multiple of PageSize; 0 = idle
 	Rate uint64 // bytes/s; 0 = max
 	Fill uint64 // bytes written once after the working set, a multiple of PageSize
+	DIMM uint64 // bytes written once from each onlined DIMM (^0: all), a multiple of PageSize
 	// CDLock: the guest locks the CD-ROM trays at boot.
 	CDLock bool
 
@@ -68,12 +74,19 @@ type DiskWorkload struct {
 
 // String renders the configuration in the same syntax.
 func (w Workload) String() string {
-	lock := ""
+	dimm := ""
+	switch w.DIMM {
+	case 0:
+	case dimmFillAll:
+		dimm = ",dimm=all"
+	default:
+		dimm = ",dimm=" + fmtSize(w.DIMM)
+	}
 	if w.CDLock {
-		lock = ",cdlock"
+		dimm += ",cdlock"
 	}
 	if w.WS == 0 && w.Fill == 0 {
-		return "idle" + lock + w.DiskWorkload.String()
+		return "idle" + dimm + w.DiskWorkload.String()
 	}
 	rate := "max"
 	if w.Rate != 0 {
@@ -83,7 +96,7 @@ func (w Workload) String() string {
 	if w.Fill != 0 {
 		s += ",fill=" + fmtSize(w.Fill)
 	}
-	return s + lock + w.DiskWorkload.String()
+	return s + dimm + w.DiskWorkload.String()
 }
 
 // String renders the disk items (",disk=…"; "" without disks).
@@ -173,6 +186,16 @@ func parseOnto(w Workload, s string) (Workload, error) {
 				return w, fmt.Errorf("%w: %s: fill=%q is not a size (e.g. fill=3G)", ErrWorkload, WorkloadKey, val)
 			}
 			w.Fill = n &^ (PageSize - 1)
+		case "dimm":
+			if val == "all" {
+				w.DIMM = dimmFillAll
+				continue
+			}
+			n, err := optval.Size(val)
+			if err != nil || !hasVal {
+				return w, fmt.Errorf("%w: %s: dimm=%q is not a size or 'all' (e.g. dimm=64M)", ErrWorkload, WorkloadKey, val)
+			}
+			w.DIMM = n &^ (PageSize - 1)
 		case "disk":
 			if !hasVal || val == "" || len(w.Disks) >= maxDisks {
 				return w, fmt.Errorf("%w: %s: disk=%q is not a disk name (at most %d disks)", ErrWorkload, WorkloadKey, val, maxDisks)
@@ -200,7 +223,7 @@ func parseOnto(w Workload, s string) (Workload, error) {
 			}
 			*map[string]*uint64{"disk-offset": &w.DiskOffset, "disk-size": &w.DiskSize, "disk-bs": &w.DiskBS}[key] = n
 		default:
-			return w, fmt.Errorf("%w: %s: unknown item %q (valid: ws=SIZE, rate=SIZE|max, fill=SIZE, idle, cdlock, disk=NAME, disk-rate=SIZE|max, disk-offset=SIZE, disk-size=SIZE, disk-bs=SIZE, disk-verify)", ErrWorkload, WorkloadKey, item)
+			return w, fmt.Errorf("%w: %s: unknown item %q (valid: ws=SIZE, rate=SIZE|max, fill=SIZE, dimm=SIZE|all, idle, cdlock, disk=NAME, disk-rate=SIZE|max, disk-offset=SIZE, disk-size=SIZE, disk-bs=SIZE, disk-verify)", ErrWorkload, WorkloadKey, item)
 		}
 	}
 	return w, nil

@@ -356,3 +356,12 @@ func (e *Engine) Close() {
 
 // since returns the milliseconds elapsed from t.
 func since(t time.Time) int64 { return time.Since(t).Milliseconds() }
+
+// Idle is QEMU's migration_is_idle: no outgoing migration, or only a finished one
+// (device_add and device_del are refused otherwise).
+func (e *Engine) Idle() bool {
+	e.mu.Lock()
+	j := e.out
+	e.mu.Unlock()
+	return j == nil || !j.status().running()
+}

@@ -6,6 +6,7 @@
 #                     on every start, and every differential test compares that noise
 #   qemu-utils        qemu-img
 #   libvirt-daemon-system, libvirt-clients   tests/libvirt and bench/run-libvirt.sh
+#   virtinst          virt-install, for tests/libvirt's virt-install flow
 #   python3           bench helpers
 #   makedumpfile      reads back the kdump-compressed dumps (tests/dump_test.go)
 #   gdb               opens the ELF dumps as cores (tests/dump_test.go)
@@ -17,6 +18,7 @@ command -v qemu-img >/dev/null || need+=(qemu-utils)
 command -v python3 >/dev/null || need+=(python3)
 [[ -x /usr/sbin/libvirtd ]] || need+=(libvirt-daemon-system)
 command -v virsh >/dev/null || need+=(libvirt-clients)
+command -v virt-install >/dev/null || need+=(virtinst)
 command -v makedumpfile >/dev/null || need+=(makedumpfile)
 command -v gdb >/dev/null || need+=(gdb)
 if ((${#need[@]})); then

@@ -2,6 +2,8 @@ package tests_test
 
 import (
 	"context"
+	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -10,23 +12,26 @@ import (
 	"tlcvm/bench/suite"
 )
 
-// TestHugeToken sends one QMP line holding a 100 MiB string token to QEMU 7.2 and to tlcvm at
-// the same time (suite.RunLine, what the benchmark uses). Both must answer with QEMU's errors
-// (the streamer's size limit at 64 MiB, then the rest of the token lexed anew: an invalid
-// keyword, cut at parse_error's 1023 bytes, and a stray quote) and keep serving; tlcvm's
-// peak RSS must stay within twice QEMU's, and tlcvm must give the memory back afterwards.
+// TestHugeToken sends one QMP line holding a 100 MiB string token to tlcvm. It must answer
+// with QEMU 7.2's errors (the streamer's size limit at 64 MiB, then the rest of the token lexed
+// anew: an invalid keyword, cut at parse_error's 1023 bytes, and a stray quote, recorded from
+// QEMU 7.2 in hugeReplies) and keep serving; its peak RSS must stay within twice QEMU's, and
+// it must give the memory back afterwards.
 //
 // QEMU reads its monitor one byte per main-loop iteration, so its side takes 8 minutes on an
-// idle machine here, 15 on a busy one (tlcvm's: about a second); the test is skipped under
-// -short. QEMU gets the time the test binary has left: when that runs out, tlcvm's replies are
-// still checked against QEMU's texts recorded in hugeReplies, and only the comparison of
-// peaks is skipped.
+// idle machine here, 15 on a busy one (tlcvm's: about a second): too long for `make test`.
+// By default tlcvm's peak is held to twice QEMU 7.2's peak recorded by the benchmark
+// (hugeQEMUPeak, `make bench`'s "QMP" section); with TLCVM_HUGE_REFERENCE=1 QEMU runs beside
+// tlcvm and its own replies and peak are compared.
 func TestHugeToken(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: QEMU needs minutes to read 100 MiB")
+		t.Skip("-short: a 100 MiB QMP line")
 	}
 	bin := requireCandidate(t)
-	ref := requireReference(t)
+	ref := ""
+	if os.Getenv("TLCVM_HUGE_REFERENCE") == "1" {
+		ref = requireReference(t)
+	}
 	parallel(t)
 
 	var line []byte
@@ -45,11 +50,15 @@ func TestHugeToken(t *testing.T) {
 		qemu, mine suite.LineResult
 		qerr, merr error
 	)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		qemu, qerr = suite.RunLine(ctx, ref, t.TempDir(), line, 0, qemuTime)
-	}()
+	qerr = errors.New("not run (TLCVM_HUGE_REFERENCE unset)")
+	if ref != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			qemu, qerr = suite.RunLine(ctx, ref, t.TempDir(), line, 0, qemuTime)
+		}()
+	}
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		mine, merr = suite.RunLine(ctx, bin, t.TempDir(), line, 30*time.Second, 30*time.Minute)
@@ -67,7 +76,11 @@ func TestHugeToken(t *testing.T) {
 		t.Errorf("RSS %d MiB after the line, idle %d MiB: memory not given back", mine.After>>20, mine.Idle>>20)
 	}
 	if qerr != nil {
-		t.Skipf("QEMU did not answer within the %v the test had left (%v): peaks not compared", qemuTime, qerr)
+		t.Logf("QEMU 7.2: %v; its recorded peak of %d MiB is the bound", qerr, hugeQEMUPeak>>20)
+		if mine.Peak > 2*hugeQEMUPeak {
+			t.Errorf("peak RSS %d MiB, more than twice QEMU's recorded %d MiB", mine.Peak>>20, hugeQEMUPeak>>20)
+		}
+		return
 	}
 	t.Logf("QEMU 7.2: idle %d MiB, peak %d MiB, after %d MiB, %.0f ms to answer", qemu.Idle>>20, qemu.Peak>>20,
 		qemu.After>>20, qemu.TookMS)
@@ -78,6 +91,10 @@ func TestHugeToken(t *testing.T) {
 		t.Errorf("peak RSS %d MiB, more than twice QEMU's %d MiB", mine.Peak>>20, qemu.Peak>>20)
 	}
 }
+
+// hugeQEMUPeak is QEMU 7.2.22's peak RSS (VmHWM) for the tok100 line, as `make bench` measured
+// it (BENCHMARKS.md, "QMP": 131 MiB).
+const hugeQEMUPeak = 131 << 20
 
 // hugeReplies are QEMU 7.2.22's replies to suite's tok100 line and the query-status after it:
 // the size limit; what is left of the token, 36 MiB of "a"s, lexed as a keyword and reported

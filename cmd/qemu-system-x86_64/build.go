@@ -24,6 +24,9 @@ import (
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
 	"tlcvm/nbd"
+	"tlcvm/netdev"
+	"tlcvm/objects"
+	"tlcvm/qdev"
 	"tlcvm/qmp"
 	"tlcvm/qmp/cmds"
 )
@@ -44,6 +47,13 @@ type vm struct {
 	migration *migration.Engine
 	block     *blockdev.Graph
 	nbd       *nbd.Server // its exports hold block nodes: closed before the graph
+	devices   *qdev.Tree
+	net       *netdev.Net
+	chardevHP *chardevHotplug
+	objects   *objects.Registry
+	numaNodes int         // -numa nodes (numa.go)
+	nics      []ndEntry   // the board's NIC table (-nic, -net nic: netlegacy.go)
+	memHP     *memHotplug // the board's memory hotplug block (dimms.go)
 	vnc       []vncDisplay
 	console   *console.Console  // the display device's; nil without one
 	input     *input.Router     // send-key, input-send-event and VNC keys → the PS/2 devices
@@ -123,6 +133,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	mcfg.Log = v.log
 	mcfg.Events = ev
 	mcfg.Stderr = stderr
+	v.chardevHP = newChardevHotplug(v)
 	mcfg.Disks = v.guestDisk // v.block is built before the machine starts
 	mcfg.FlushDisks = func() {
 		if v.block != nil {
@@ -139,7 +150,11 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		if err != nil {
 			return nil, failf(cfg, "", "%v", err)
 		}
-		mcfg.Serial = fe
+		// The serial port follows chardev-change of its chardev.
+		com1 := &feHandle{fe: fe, open: true}
+		v.chardevHP.com1 = p.serialChardev
+		v.chardevHP.register(p.serialChardev, com1)
+		mcfg.Serial = com1
 	}
 	m, err := machine.New(mcfg)
 	if err != nil {
@@ -152,6 +167,16 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		return nil, err
 	}
 
+	if err := v.buildObjects(); err != nil {
+		return nil, err
+	}
+	if err := v.buildNet(ev.Emit); err != nil {
+		return nil, err
+	}
+	if err := v.buildDevices(ev.Emit); err != nil {
+		return nil, err
+	}
+	phase("devices")
 	if d := p.mcfg.Display; d != "" {
 		v.console = console.New(d, displayID(cfg, d))
 	}
@@ -166,23 +191,24 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		UUID:     cfg.UUID,
 		Version:  versionInfo(),
 		QOM: sync.OnceValue(func() *cmds.Tree {
-			t := buildQOM(p, m, v.chardevs)
-			addBlockQOM(t, cfg)
-			return t
+			return buildQOM(p, m, v.chardevs, v.devices, v.objects)
 		}),
-		Block:       v.block,
-		MachineType: p.machine.Name,
-		CPUModel:    p.mcfg.CPUModel,
-		PCI:         p.pci,
-		Balloon:     hasBalloon(cfg),
-		KVM:         p.kvm,
-		VNC:         v.vncInfo,
-		DirtyRate:   dirtyrate.NewMeter(dirtyMachine{m}, p.dirtyRing),
-		DirtyLimit:  dirtyrate.NewLimiter(dirtyMachine{m}, p.dirtyRing, m.Config().MaxCPUs),
-		Console:     v.console,
-		DeviceIDs:   deviceIDs(cfg),
-		Input:       v.input,
-		Stdout:      stdout,
+		Block:          v.block,
+		MachineType:    p.machine.Name,
+		CPUModel:       p.mcfg.CPUModel,
+		Devices:        v.devices,
+		Net:            v.net,
+		ChardevHotplug: v.chardevHP,
+		Objects:        v.objects,
+		MemoryDevices:  v.memHP,
+		Balloon:        hasBalloon(cfg),
+		KVM:            p.kvm,
+		VNC:            v.vncInfo,
+		DirtyRate:      dirtyrate.NewMeter(dirtyMachine{m}, p.dirtyRing),
+		DirtyLimit:     dirtyrate.NewLimiter(dirtyMachine{m}, p.dirtyRing, m.Config().MaxCPUs),
+		Console:        v.console,
+		Input:          v.input,
+		Stdout:         stdout,
 	}
 	v.nbd = nbd.NewServer(nbd.Config{Log: v.log})
 	deps.NBD = v.nbd
@@ -200,7 +226,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	}
 	phase("registry")
 
-	warnPeerlessNICs(cfg, stderr)
+	v.warnPeerless(stderr)
 	if err := v.attachMonitors(false); err != nil {
 		return nil, err
 	}
@@ -313,6 +339,12 @@ func (v *vm) close() {
 	if v.block != nil {
 		v.block.Close()
 	}
+	if v.net != nil {
+		v.net.Close()
+	}
+	if v.objects != nil {
+		v.objects.Close()
+	}
 	for _, d := range v.vnc {
 		if d.s != nil {
 			_ = d.s.Close()
@@ -350,34 +382,6 @@ func versionInfo() qmp.VersionInfo {
 		Qemu:    qmp.VersionTriple{Major: 7, Minor: 2, Micro: 22},
 		Package: "tlcvm " + compat.PackageVersion,
 	}
-}
-
-// warnPeerlessNICs prints QEMU's warning for network devices without a back-end.
-func warnPeerlessNICs(cfg *compat.Config, w io.Writer) {
-	counts := map[string]int{}
-	for _, d := range cfg.Devices {
-		props, err := catalog.DeviceProperties(d.Driver)
-		if err != nil || !hasProp(props, "netdev") {
-			continue
-		}
-		name := d.ID
-		if name == "" {
-			name = fmt.Sprintf("%s.%d", d.Driver, counts[d.Driver])
-			counts[d.Driver]++
-		}
-		if deviceProp(d, "netdev") == "" {
-			fmt.Fprintf(w, "%s: warning: nic %s has no peer\n", cfg.Prog, name)
-		}
-	}
-}
-
-func hasProp(props []catalog.Property, name string) bool {
-	for _, p := range props {
-		if p.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 var t0 = time.Now()

@@ -46,17 +46,6 @@ func displayID(cfg *compat.Config, model string) string {
 	return ""
 }
 
-// deviceIDs is the set of -device ids.
-func deviceIDs(cfg *compat.Config) map[string]bool {
-	ids := map[string]bool{}
-	for _, d := range cfg.Devices {
-		if d.ID != "" {
-			ids[d.ID] = true
-		}
-	}
-	return ids
-}
-
 // dumpVM adapts the machine to what dump-guest-memory reads.
 type dumpVM struct{ m *machine.Machine }
 

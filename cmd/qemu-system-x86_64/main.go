@@ -13,6 +13,7 @@ import (
 
 	"tlcvm/compat"
 	"tlcvm/compat/qerror"
+	"tlcvm/hmp"
 	"tlcvm/internal/daemon"
 	"tlcvm/internal/hostguard"
 	"tlcvm/machine/catalog"
@@ -92,6 +93,11 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	if err := installSandboxes(cfg); err != nil {
 		return report(stderr, err)
 	}
+	// -nic model=help is net_init_clients's, after the early options (-sandbox).
+	if plan.nicHelp {
+		fmt.Fprint(stdout, nicModelsHelp())
+		return 0
+	}
 
 	var status *daemon.Status
 	if cfg.Daemonize {
@@ -162,13 +168,17 @@ func info(cfg *compat.Config, stdout, stderr io.Writer) int {
 			fmt.Fprint(stdout, catalog.DeviceHelp())
 			return 0
 		}
-		text, err := catalog.DeviceOptionsHelp(cfg.Info.Arg)
+		// qdev_device_help: an alias names its type; an error is reported, yet QEMU exits 0.
+		text, err := catalog.DeviceOptionsHelp(catalog.ResolveDeviceName(cfg.Info.Arg))
 		if err != nil {
-			return report(stderr, failf(cfg, cfg.Info.Loc, "%v", err))
+			report(stderr, failf(cfg, cfg.Info.Loc, "%v", err))
+			return 0
 		}
 		fmt.Fprint(stdout, text)
 	case "accel":
 		fmt.Fprint(stdout, "Accelerators supported in QEMU binary:\ntcg\nkvm\n")
+	case "netdev":
+		fmt.Fprint(stdout, hmp.NetdevHelp)
 	default:
 		return report(stderr, failf(cfg, cfg.Info.Loc, "help for %s is not available in tlcvm", cfg.Info.Topic))
 	}

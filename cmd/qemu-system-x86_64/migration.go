@@ -18,10 +18,12 @@ import (
 )
 
 // machineAdapter presents *machine.Machine as the migration engine's Machine, with the
-// block layer's tray sections after the machine's own.
+// block layer's tray sections after the machine's own, then the sections of the devices
+// outside package machine (nicstate.go).
 type machineAdapter struct {
-	m     *machine.Machine
-	block *blockdev.Graph
+	m       *machine.Machine
+	block   *blockdev.Graph
+	devices func() []migration.Section
 }
 
 var _ migration.Machine = machineAdapter{}
@@ -64,6 +66,9 @@ func (a machineAdapter) Sections() []migration.Section {
 			out = append(out, s)
 		}
 	}
+	if a.devices != nil {
+		out = append(out, a.devices()...)
+	}
 	return out
 }
 
@@ -100,7 +105,7 @@ func (a machineAdapter) VCPUThreads() []int {
 // the HMP commands. exit ends the process after a failed incoming migration.
 func (v *vm) newMigration(ev migration.Events, exit func(int)) (*migration.Engine, error) {
 	cfg := v.plan.cfg
-	o := migration.Options{Machine: machineAdapter{v.machine, v.block}, Events: ev, Log: v.log,
+	o := migration.Options{Machine: machineAdapter{v.machine, v.block, v.nicSections}, Events: ev, Log: v.log,
 		Stderr: v.stderr, Prog: cfg.Prog, Exit: exit, Open: v.openPath}
 	if v.block != nil {
 		o.Bitmaps = &bitmapMigration{g: v.block, stderr: v.stderr, prog: cfg.Prog}

@@ -33,7 +33,10 @@ type Domain struct {
 	NoBalloon bool   // Q35 only: <memballoon model='none'/> instead of anchor2's virtio balloon
 	VCPUs     int    // vCPUs; 0: the model's (PC 1, Q35 2)
 	CPUSet    string // host CPUs the domain may use (<vcpu cpuset=…>); "" for any
-	Media     []Medium
+	// MemSlots > 0 makes room for memory hotplug: <maxMemory slots=MemSlots> 1 GiB and the
+	// one NUMA cell libvirt then requires (-m …,slots=,maxmem= and -numa node,memdev=).
+	MemSlots int
+	Media    []Medium
 }
 
 // Medium is a removable drive added after the model's disks: a CD-ROM (bus ide or sata,
@@ -95,6 +98,9 @@ var domTmpl = template.Must(template.New("d").Parse(`<domain type='qemu'>
 {{- if .UUID}}
   <uuid>{{.UUID}}</uuid>
 {{- end}}
+{{- if .MemSlots}}
+  <maxMemory slots='{{.MemSlots}}' unit='MiB'>1024</maxMemory>
+{{- end}}
   <memory unit='MiB'>256</memory>
   <currentMemory unit='MiB'>256</currentMemory>
 {{- if .CPUSet}}
@@ -108,6 +114,13 @@ var domTmpl = template.Must(template.New("d").Parse(`<domain type='qemu'>
   <sysinfo type='fwcfg'>
     <entry name='opt/tlcvm/workload'>{{.Workload}}</entry>
   </sysinfo>
+{{- end}}
+{{- if .MemSlots}}
+  <cpu>
+    <numa>
+      <cell id='0' cpus='0-{{.LastCPU}}' memory='256' unit='MiB'/>
+    </numa>
+  </cpu>
 {{- end}}
   <os>
     <type arch='x86_64' machine='{{if .Q35}}q35{{else}}pc{{end}}'>hvm</type>
@@ -209,10 +222,10 @@ func (d Domain) XML() string {
 	_ = domTmpl.Execute(&b, struct {
 		Name, UUID, Emulator, Disk, Workload, CPUSet string
 		Q35, VNC, Balloon                            bool
-		VCPUs                                        int
+		VCPUs, MemSlots, LastCPU                     int
 		Media                                        []Medium
 	}{esc(d.Name), esc(d.UUID), esc(d.Emulator), esc(d.Disk), esc(d.Workload), esc(d.CPUSet),
-		d.Kind == Q35, !d.NoVNC, !d.NoBalloon, vcpus, media})
+		d.Kind == Q35, !d.NoVNC, !d.NoBalloon, vcpus, d.MemSlots, vcpus - 1, media})
 	return b.String()
 }
 

@@ -188,13 +188,6 @@ type JobStatusChangeData struct {
 	Status string `json:"status"`
 }
 
-// DeviceDeletedData is DEVICE_DELETED's data.
-type DeviceDeletedData struct {
-	qmp.QAPIOrder
-	Device string `json:"device,omitempty"`
-	Path   string `json:"path"`
-}
-
 func imageInfo(n *blockdev.Node) ImageInfo {
 	actual := n.ActualSize()
 	dirty := false

@@ -175,13 +175,22 @@ func (d *Deps) lookupConsole(id *string, head *int64) error {
 	if head != nil {
 		h = *head
 	}
-	if !d.DeviceIDs[*id] {
+	if !d.hasDevice(*id) {
 		return qmp.DeviceNotFound(*id)
 	}
 	if d.Console == nil || d.Console.ID != *id || h != 0 {
 		return qmp.Errorf("GenericError", "Device %s (head %d) is not bound to a QemuConsole", *id, h)
 	}
 	return nil
+}
+
+// hasDevice is qdev_find_recursive: a -device or device_add device has the id.
+func (d *Deps) hasDevice(id string) bool {
+	if d.Devices == nil {
+		return false
+	}
+	_, ok := d.Devices.Lookup(id)
+	return ok
 }
 
 func registerInput(r *qmp.Registry, d *Deps) {
