@@ -90,7 +90,8 @@ func blkdebugEvent(name string) int {
 // BlkdebugOptions are BlockdevOptionsBlkdebug's members tlcvm uses.
 type BlkdebugOptions struct {
 	Image       *Ref
-	Align       int64 // 0: the image's
+	Config      string // a config file whose rules come first (blkdebug_config.go); "": none
+	Align       int64  // 0: the image's
 	InjectError []BlkdebugInjectError
 	SetState    []BlkdebugSetState
 }
@@ -194,6 +195,16 @@ func (g *Graph) openBlkdebug(n *Node, o *Options, child inherited, opened *[]*No
 	if bo == nil || bo.Image == nil {
 		return nil, errf(ErrInvalid, "A block device must be specified for \"image\"")
 	}
+	if bo.Config != "" {
+		all := &BlkdebugOptions{}
+		if err := readBlkdebugConfig(bo.Config, all); err != nil {
+			return nil, err
+		}
+		all.InjectError = append(all.InjectError, bo.InjectError...)
+		all.SetState = append(all.SetState, bo.SetState...)
+		all.Image, all.Config, all.Align = bo.Image, bo.Config, bo.Align
+		bo = all
+	}
 	d, err := newBlkdebug(bo)
 	if err != nil {
 		return nil, err
@@ -205,7 +216,7 @@ func (g *Graph) openBlkdebug(n *Node, o *Options, child inherited, opened *[]*No
 	n.dbg = d
 	// QEMU's exact filename "blkdebug:CONFIG:IMAGE" (no config file here); with rules given
 	// as options QEMU reports a json: filename instead, which tlcvm does not build.
-	n.File, n.filename = image, "blkdebug::"+image.filename
+	n.File, n.filename = image, "blkdebug:"+o.Blkdebug.Config+":"+image.filename
 	g.name(n, o.NodeName, opened)
 	image.addParent(edge{node: n, role: "image"})
 	if err := g.refresh(); err != nil {

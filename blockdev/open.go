@@ -269,7 +269,7 @@ const rawProbeWarning = "WARNING: Image format was not specified for '%s' and pr
 // formats tlcvm opens; images of other known formats are refused by name.
 func probe(file *Node) (string, error) {
 	buf := make([]byte, 2048)
-	n, _ := file.f.ReadAt(buf, 0)
+	n, _ := imageReader(file).ReadAt(buf, 0)
 	buf = buf[:n]
 	if file.Size() == 0 {
 		return DriverRaw, nil

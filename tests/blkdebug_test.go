@@ -3,6 +3,7 @@ package tests_test
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -25,10 +26,31 @@ var blkdebugScript = []string{
 	`qemu-io q0 "write -q 0 512"`, `qemu-io q0 "write -q -P 0x33 0 512"`, `qemu-io q0 "read -q -P 0x33 0 512"`,
 	`qemu-io q0 "write -q 65536 512"`, `qemu-io q0 "read -q 65536 512"`, `qemu-io q0 "read -q 65536 512"`,
 	`qemu-io q0 "read -q 65536 512"`,
+	// c0: -drive file=blkdebug:CONFIG:IMAGE, the rules in the config file
+	`qemu-io c0 "read -q 0 512"`, `qemu-io c0 "read -q 0 512"`, `qemu-io c0 "write -q 0 512"`,
+	`qemu-io c0 "read -q 0 512"`, `qemu-io c0 "read -q 0 512"`,
 }
+
+// blkdebugConfig is c0's config file.
+const blkdebugConfig = `# rules
+[inject-error]
+event = "read_aio"
+errno = "13"
+once = "on"
+
+[set-state]
+event = "write_aio"
+new_state = "2"
+
+[inject-error]
+event = "read_aio"
+state = "2"
+errno = "28"
+`
 
 func runBlkdebug(t *testing.T, bin string) (stdout, qmap string) {
 	dir := shortDir(t)
+	var extra strings.Builder
 	raw, qc := filepath.Join(dir, "img.raw"), filepath.Join(dir, "img.qcow2")
 	tool(t, "qemu-img", "create", "-q", "-f", "raw", raw, "1M")
 	tool(t, "qemu-img", "create", "-q", "-f", "qcow2", qc, "1M")
@@ -37,24 +59,37 @@ func runBlkdebug(t *testing.T, bin string) (stdout, qmap string) {
 	bq := fmt.Sprintf(`{"driver":"qcow2","node-name":"q0","file":{"driver":"blkdebug","node-name":"dbq","image":{"driver":"file","filename":%q},`+
 		`"inject-error":[{"event":"l2_update","errno":5,"once":true},{"event":"read_aio","state":2,"errno":13,"once":true}],`+
 		`"set-state":[{"event":"cluster_alloc","new_state":2}]}}`, qc)
-	p, q, _ := startVM(t, bin, "-machine", "pc", "-S", "-blockdev", bd, "-blockdev", bq)
+	conf, raw2 := filepath.Join(dir, "bd.conf"), filepath.Join(dir, "img2.raw")
+	if err := os.WriteFile(conf, []byte(blkdebugConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tool(t, "qemu-img", "create", "-q", "-f", "raw", raw2, "1M")
+	p, q, _ := startVM(t, bin, "-machine", "pc", "-S", "-blockdev", bd, "-blockdev", bq,
+		"-drive", "if=none,id=c0,format=raw,file=blkdebug:"+conf+":"+raw2)
 	for _, c := range blkdebugScript {
 		if r := execOK(t, q, "human-monitor-command", map[string]any{"command-line": c}).Str(); r != "" {
 			t.Fatalf("%s: %q", c, r)
 		}
 	}
+	// a missing config file: QEMU's error
+	m, err := q.Execute("blockdev-add", map[string]any{"driver": "blkdebug", "node-name": "b2",
+		"config": filepath.Join(dir, "nosuch.conf"), "image": map[string]any{"driver": "file", "filename": raw2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(&extra, "%s\n", m.Raw)
 	execOK(t, q, "quit", nil)
 	out, err := p.Stdout.ReadAll(harness.DefaultTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
 	stdout = regexp.MustCompile(`(?m)^\d+ bytes, \d+ ops;.*\n`).ReplaceAllString(string(out), "")
-	var m []map[string]any
-	if err := json.Unmarshal([]byte(tool(t, "qemu-img", "map", "--output=json", qc)), &m); err != nil {
+	var qm []map[string]any
+	if err := json.Unmarshal([]byte(tool(t, "qemu-img", "map", "--output=json", qc)), &qm); err != nil {
 		t.Fatal(err)
 	}
 	check := tool(t, "qemu-img", "check", qc)
-	return stdout, fmt.Sprint(m) + "\n" + strings.SplitN(check, "\n", 2)[0]
+	return stdout + strings.ReplaceAll(extra.String(), dir, "DIR"), fmt.Sprint(qm) + "\n" + strings.SplitN(check, "\n", 2)[0]
 }
 
 func TestBlkdebugDifferential(t *testing.T) {
@@ -69,7 +104,10 @@ func TestBlkdebugDifferential(t *testing.T) {
 	if gotMap != wantMap {
 		t.Errorf("qcow2 image after the failed write:\n%s\nQEMU 7.2's:\n%s", gotMap, wantMap)
 	}
-	if !strings.Contains(wantOut, "write failed: No space left on device") {
-		t.Errorf("QEMU's output lacks the injected errors:\n%s", wantOut)
+	for _, s := range []string{"write failed: No space left on device", "read failed: Permission denied",
+		"Could not read blkdebug config file: No such file or directory"} {
+		if !strings.Contains(wantOut, s) {
+			t.Errorf("QEMU's output lacks %q:\n%s", s, wantOut)
+		}
 	}
 }

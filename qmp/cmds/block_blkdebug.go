@@ -68,6 +68,9 @@ func blkdebugOptions(v *BlockdevOptionsBlkdebug, conv func(BlockdevRef) *blockde
 		return *p
 	}
 	o := &blockdev.BlkdebugOptions{Image: conv(v.Image), Align: deref(v.Align)}
+	if v.Config != nil {
+		o.Config = *v.Config
+	}
 	for _, r := range v.InjectError {
 		ie := blockdev.BlkdebugInjectError{Event: string(r.Event), State: deref(r.State), Errno: r.Errno, Sector: r.Sector,
 			Once: r.Once != nil && *r.Once, Immediately: r.Immediately != nil && *r.Immediately}
