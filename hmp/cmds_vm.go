@@ -11,7 +11,7 @@ type fdArgs struct {
 // registerBuiltins registers every command this package implements.
 func registerBuiltins(m *Monitor) {
 	for _, cmds := range [][]Command{vmCommands(), infoCommands(), memoryCommands(), blockCommands(),
-		mediaCommands(), dirtyRateCommands(), snapshotCommands(), dumpCommands(), screenCommands(),
+		mediaCommands(), jobCommands(), dirtyRateCommands(), snapshotCommands(), dumpCommands(), screenCommands(),
 		inputCommands(), deviceCommands()} {
 		for _, c := range cmds {
 			m.Register(c)

@@ -83,6 +83,8 @@ func ErrorClasses() *qmp.ErrorClasses {
 	return qmp.NewErrorClasses(
 		// a block device id that does not exist: "Device 'x' not found".
 		qmp.ErrorClass{Sentinel: blockdev.ErrDeviceNotFound, Class: qmp.ClassDeviceNotFound},
+		// the block-job-* commands' "Block job 'x' not found".
+		qmp.ErrorClass{Sentinel: blockdev.ErrJobNotActive, Class: qmp.ClassDeviceNotActive},
 		// device-list-properties of an unknown type (qom-list-properties turns it into a
 		// GenericError itself, as QEMU does).
 		qmp.ErrorClass{Sentinel: catalog.ErrNotFound, Class: qmp.ClassDeviceNotFound},
@@ -107,6 +109,8 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerCmdline(r, d)
 	registerMigration(r, d)
 	registerBlock(r, d)
+	registerJobs(r, d)
+	registerBlockJobs(r, d)
 	registerMedia(r, d)
 	registerBlockIO(r, d)
 	registerBitmaps(r, d)
