@@ -29,6 +29,7 @@ import (
 // Events tlcvm raises (the rest of QEMU's BlkdebugEvent are accepted and never raised):
 //
 //	read_aio, write_aio   a raw or qcow2 node reading or writing guest data on its file
+//	                      (block-stream's copy-up included)
 //	read_backing_aio      a qcow2 node reading unallocated clusters from its backing chain
 //	l2_load               a qcow2 node loading an L2 table
 //	l2_update             a qcow2 node writing an L2 entry

@@ -613,11 +613,16 @@ func (q *qcow2) copyUpRun(g int64, data []byte) (int64, error) {
 		}
 	}
 	n := min(k*q.cs, int64(len(data)))
+	q.n.File.debugEvent(evClusterAlloc)
 	h, err := q.allocRun(k)
 	if err != nil {
 		return 0, err
 	}
+	q.n.File.debugEvent(evWriteAIO)
 	if err := q.pwrite(data[:n], h); err != nil {
+		for j := int64(0); j < k; j++ { // nothing points to them: free them again
+			_ = q.unref(h/q.cs + j)
+		}
 		return 0, err
 	}
 	for j := int64(0); j < k; j++ {

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"tlcvm/tests/harness"
 )
@@ -110,4 +111,76 @@ func TestBlkdebugDifferential(t *testing.T) {
 			t.Errorf("QEMU's output lacks %q:\n%s", s, wantOut)
 		}
 	}
+}
+
+// runStreamError streams a qcow2 overlay (over blkdebug) from its backing file with
+// on-error=stop while blkdebug fails the job's second write: the job's events, its
+// query-block-jobs entry while paused, and the overlay's content once resumed.
+func runStreamError(t *testing.T, bin string) (events []string, paused string, top string) {
+	dir := shortDir(t)
+	base, top := filepath.Join(dir, "base.qcow2"), filepath.Join(dir, "top.qcow2")
+	tool(t, "qemu-img", "create", "-q", "-f", "qcow2", base, "4M")
+	tool(t, "qemu-io", "-f", "qcow2", "-c", "write -P 0x11 0 2M", base)
+	tool(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", top)
+	bd := fmt.Sprintf(`{"driver":"qcow2","node-name":"top","file":{"driver":"blkdebug","node-name":"dbg","image":{"driver":"file","filename":%q},`+
+		`"inject-error":[{"event":"write_aio","errno":5,"once":true,"state":2}],"set-state":[{"event":"write_aio","state":1,"new_state":2}]}}`, top)
+	_, q, _ := startVM(t, bin, "-machine", "pc", "-S", "-blockdev", bd)
+	execOK(t, q, "block-stream", map[string]any{"job-id": "s0", "device": "top", "on-error": "stop"})
+	waitJob := func(status string) {
+		t.Helper()
+		deadline := time.Now().Add(harness.DefaultTimeout)
+		for {
+			jobs := execOK(t, q, "query-jobs", nil)
+			if len(jobs.Arr) == 0 && status == "" {
+				return
+			}
+			if len(jobs.Arr) > 0 {
+				if s, _ := jobs.Arr[0].Get("status"); s.Str() == status {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("job never %q: %s", status, jobs)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitJob("paused")
+	paused = execOK(t, q, "query-block-jobs", nil).String()
+	execOK(t, q, "block-job-resume", map[string]any{"device": "s0"})
+	waitJob("")
+	msgs, err := q.WaitEvent("JOB_STATUS_CHANGE") // at least one is pending by now
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs = append(msgs, q.Pending()...)
+	for _, m := range msgs {
+		e, _ := m.Value.Get("event")
+		d, _ := m.Value.Get("data")
+		events = append(events, e.Str()+" "+d.String())
+	}
+	execOK(t, q, "quit", nil)
+	return events, paused, top
+}
+
+// TestBlkdebugStreamError: an error blkdebug injects into block-stream's writes stops the
+// job (BLOCK_JOB_ERROR, paused, io-status failed) as in QEMU 7.2, and once resumed the
+// overlay holds what QEMU's does.
+func TestBlkdebugStreamError(t *testing.T) {
+	bin := requireCandidate(t)
+	ref := requireReference(t)
+	parallel(t)
+	wantEv, wantPaused, wantTop := runStreamError(t, ref)
+	gotEv, gotPaused, gotTop := runStreamError(t, bin)
+	if d := harness.Diff(wantEv, gotEv); d != "" {
+		t.Errorf("events differ from QEMU 7.2 (- QEMU, + tlcvm):\n%s", d)
+	}
+	if gotPaused != wantPaused {
+		t.Errorf("query-block-jobs while paused:\n%s\nQEMU 7.2:\n%s", gotPaused, wantPaused)
+	}
+	if !strings.Contains(strings.Join(wantEv, "\n"), `BLOCK_JOB_ERROR`) {
+		t.Errorf("QEMU reported no error: %q", wantEv)
+	}
+	tool(t, "qemu-img", "compare", wantTop, gotTop)
+	tool(t, "qemu-img", "check", gotTop)
 }
