@@ -12,7 +12,9 @@ type fdArgs struct {
 func registerBuiltins(m *Monitor) {
 	for _, cmds := range [][]Command{vmCommands(), infoCommands(), memoryCommands(), blockCommands(),
 		mediaCommands(), jobCommands(), dirtyRateCommands(), snapshotCommands(), dumpCommands(), screenCommands(),
-		inputCommands(), deviceCommands()} {
+		inputCommands(), deviceCommands(), miceCommands(),
+		vmgenidCommands(), qomCommands(), passwordCommands(), resizeCommands(),
+		mouseCommands(), gvaCommands(), pageTableCommands()} {
 		for _, c := range cmds {
 			m.Register(c)
 		}

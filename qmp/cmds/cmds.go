@@ -4,6 +4,7 @@ import (
 	"io"
 
 	"tlcvm/blockdev"
+	"tlcvm/compat"
 	"tlcvm/console"
 	"tlcvm/dirtyrate"
 	"tlcvm/dump"
@@ -73,6 +74,7 @@ type Deps struct {
 	Input         *input.Router       // nil: send-key and input-send-event are not registered
 	Stdout        io.Writer           // the process's standard output (HMP qemu-io prints there); nil: discarded
 	NBD           *nbd.Server         // the NBD server; nil (or Block nil): the NBD commands are not registered
+	Display       compat.Display      // -display (-nographic), for query-display-options
 }
 
 // ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,
@@ -127,6 +129,10 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerDump(r, d)
 	registerScreen(r, d)
 	registerInput(r, d)
+	registerDisplayInfo(r, d)
+	registerYank(r, d)
+	registerVMGenID(r, d)
+	registerGva(r, d)
 	r.Register(internalCommands(d)...)
 	r.Register(snapshotCommands(d)...)
 	if d.Human != nil {
