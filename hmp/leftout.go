@@ -16,9 +16,6 @@ type LeftOut struct {
 // LeftOutCommands is the list, in the order the documentation shows it.
 var LeftOutCommands = []LeftOut{
 	{Pending: "flows", Names: []string{"info hotpluggable-cpus"}},
-	{Pending: "jobs", Names: []string{"block_job_cancel", "block_job_complete", "block_job_pause",
-		"block_job_resume", "block_job_set_speed", "block_stream", "commit", "drive_backup",
-		"drive_mirror", "info block-jobs"}},
 	{Pending: "migrate", Names: []string{"migrate_continue", "migrate_pause", "migrate_recover",
 		"migrate_start_postcopy"}},
 

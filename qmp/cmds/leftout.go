@@ -28,11 +28,6 @@ var LeftOutCommands = []LeftOut{
 	// Implemented on branches not merged yet.
 	{Pending: "flows", Names: []string{"add_client", "inject-nmi", "query-current-machine",
 		"rtc-reset-reinjection", "set-action", "system_wakeup", "watchdog-set-action"}},
-	{Pending: "jobs", Names: []string{"block-commit", "block-job-cancel", "block-job-complete",
-		"block-job-dismiss", "block-job-finalize", "block-job-pause", "block-job-resume",
-		"block-job-set-speed", "block-stream", "blockdev-backup", "blockdev-mirror", "drive-backup",
-		"drive-mirror", "job-cancel", "job-complete", "job-finalize", "job-pause", "job-resume",
-		"query-block-jobs"}},
 	{Pending: "migrate", Names: []string{"migrate-continue", "migrate-pause", "migrate-recover",
 		"migrate-start-postcopy"}},
 
