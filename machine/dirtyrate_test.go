@@ -138,14 +138,14 @@ func TestPageHashes(t *testing.T) {
 	}
 }
 
-// TestDirtyThrottleSlowsVCPU: under a throttle a running vCPU dirties fewer pages than its
-// unthrottled twin in the same wall time. The comparison is a ratio, never a duration: the
-// throttled vCPU sleeps 50 ms per 64 pages, so it can dirty at most ~1,300 pages a second
-// while the unthrottled one, at rate=max, dirties hundreds of thousands.
 // maxSlicePages is the most pages a vCPU's run slice dirties before it returns to its loop
 // (where the throttle acts): the package's quantum.
 const maxSlicePages = 1024
 
+// TestDirtyThrottleSlowsVCPU: under a throttle a running vCPU dirties fewer pages than its
+// unthrottled twin in the same wall time. The comparison is a ratio, never a duration: the
+// throttled vCPU sleeps 50 ms per 64 pages, so it can dirty at most ~1,300 pages a second
+// while the unthrottled one, at rate=max, dirties hundreds of thousands.
 func TestDirtyThrottleSlowsVCPU(t *testing.T) {
 	m := newMachine(t, machine.Config{CPUs: 2, RAMSize: 256 << 20,
 		FwCfg: map[string][]byte{machine.WorkloadKey: []byte("ws=128M,rate=max")}})
