@@ -29,7 +29,6 @@ var LeftOutCommands = []LeftOut{
 	{Names: []string{"announce_self"}, Reason: "as QMP announce-self"},
 	{Names: []string{"watchdog_action"},
 		Reason: "not yet: the HMP twin of watchdog-set-action (whose QMP command is on branch flows)"},
-	{Names: []string{"trace-event", "info trace-events"}, Reason: "as QMP trace-event-*"},
 	{Names: []string{"mouse_set"},
 		Reason: "not yet: choosing the active pointer (query-mice keeps the PS/2 mouse current)"},
 	{Names: []string{"hostfwd_add", "hostfwd_remove"},

@@ -57,10 +57,6 @@ var LeftOutCommands = []LeftOut{
 	{Names: []string{"x-debug-query-block-graph"},
 		Reason: "not yet: a debugging view of the node graph (query-named-block-nodes shows the " +
 			"same nodes)"},
-	{Names: []string{"trace-event-get-state", "trace-event-set-state"},
-		Reason: "not yet: QEMU's trace events are the probes compiled into its C code (some " +
-			"6,000 names); tlcvm logs through zerolog and has no table of trace events to " +
-			"report or switch"},
 	{Names: []string{"display-reload", "display-update"},
 		Reason: "not yet: tlcvm's VNC server has no TLS to reload and listens where -vnc says " +
 			"for its whole life"},
