@@ -26,7 +26,6 @@ var LeftOutCommands = []LeftOut{
 		Reason: "not yet: blockdev-snapshot-sync's overlay creation (see the QMP table)"},
 	{Names: []string{"drive_del"},
 		Reason: "not yet: taking a drive's back-end away under its device"},
-	{Names: []string{"announce_self"}, Reason: "as QMP announce-self"},
 	{Names: []string{"watchdog_action"},
 		Reason: "not yet: the HMP twin of watchdog-set-action (whose QMP command is on branch flows)"},
 	{Names: []string{"mouse_set"},

@@ -136,6 +136,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerVMGenID(r, d)
 	registerGva(r, d)
 	registerTrace(r, d)
+	registerAnnounce(r, d)
 	r.Register(internalCommands(d)...)
 	r.Register(snapshotCommands(d)...)
 	if d.Human != nil {

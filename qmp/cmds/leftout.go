@@ -41,9 +41,6 @@ var LeftOutCommands = []LeftOut{
 		Reason: "not yet: the overlay creation of the legacy external snapshot and the header " +
 			"rewrite of a backing file name; libvirt 9.0 uses blockdev-create, blockdev-add and " +
 			"blockdev-snapshot instead, which tlcvm implements"},
-	{Names: []string{"announce-self"},
-		Reason: "not yet: the announcements are RARP frames sent through each NIC's back-end; " +
-			"tlcvm's NICs pass no frames to their back-ends yet (the guest drives no NIC)"},
 	{Names: []string{"x-query-numa"},
 		Reason: "not yet: NUMA nodes are checked and counted, but their CPU assignment is not " +
 			"modelled (query-cpus-fast has no node-id either)"},
