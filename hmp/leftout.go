@@ -46,8 +46,6 @@ var LeftOutCommands = []LeftOut{
 			"and most devices' property values (qom-list, qom-get and query-pci show the tree)"},
 	{Names: []string{"info qdm"},
 		Reason: "not yet: the device catalogue holds -device help's models, not the no-user ones"},
-	{Names: []string{"info usernet"},
-		Reason: "user networking has no slirp stack, so there is no connection table"},
 	{Names: []string{"info mtree", "info ramblock", "info roms"},
 		Reason: "tlcvm loads no firmware and has no memory region tree: the ROM and option ROM " +
 			"blocks QEMU lists do not exist"},

@@ -137,6 +137,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerGva(r, d)
 	registerTrace(r, d)
 	registerAnnounce(r, d)
+	registerUserNet(r, d)
 	r.Register(internalCommands(d)...)
 	r.Register(snapshotCommands(d)...)
 	if d.Human != nil {
