@@ -37,10 +37,9 @@ var LeftOutCommands = []LeftOut{
 		Reason: "not yet: internal snapshots (a qcow2 snapshot table written, and the VM state " +
 			"saved into the image as savevm does) are not implemented; `info snapshots` and " +
 			"`qemu-img snapshot -l` list the snapshots an image already has"},
-	{Names: []string{"blockdev-snapshot-sync", "change-backing-file"},
-		Reason: "not yet: the overlay creation of the legacy external snapshot and the header " +
-			"rewrite of a backing file name; libvirt 9.0 uses blockdev-create, blockdev-add and " +
-			"blockdev-snapshot instead, which tlcvm implements"},
+	{Names: []string{"blockdev-snapshot-sync"},
+		Reason: "not yet: the overlay creation of the legacy external snapshot; libvirt 9.0 " +
+			"uses blockdev-create, blockdev-add and blockdev-snapshot instead, which tlcvm implements"},
 	{Names: []string{"x-query-numa"},
 		Reason: "not yet: NUMA nodes are checked and counted, but their CPU assignment is not " +
 			"modelled (query-cpus-fast has no node-id either)"},
