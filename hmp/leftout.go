@@ -15,7 +15,6 @@ type LeftOut struct {
 
 // LeftOutCommands is the list, in the order the documentation shows it.
 var LeftOutCommands = []LeftOut{
-	{Pending: "flows", Names: []string{"info hotpluggable-cpus"}},
 	{Pending: "migrate", Names: []string{"migrate_continue", "migrate_pause", "migrate_recover",
 		"migrate_start_postcopy"}},
 
@@ -26,8 +25,6 @@ var LeftOutCommands = []LeftOut{
 		Reason: "not yet: blockdev-snapshot-sync's overlay creation (see the QMP table)"},
 	{Names: []string{"drive_del"},
 		Reason: "not yet: taking a drive's back-end away under its device"},
-	{Names: []string{"watchdog_action"},
-		Reason: "not yet: the HMP twin of watchdog-set-action (whose QMP command is on branch flows)"},
 	{Names: []string{"mouse_set"},
 		Reason: "not yet: choosing the active pointer (query-mice keeps the PS/2 mouse current)"},
 	{Names: []string{"hostfwd_add", "hostfwd_remove"},
