@@ -18,7 +18,9 @@ type Backend struct {
 
 	perm, shared Perm
 	media        mediaState // root state and eject request (media.go)
-	backendIO    // the data path (backendio.go)
+	backendIO               // the data path (backendio.go)
+
+	inactive bool // QEMU's disable_perm after an inactivation (activate.go)
 }
 
 // Removable reports whether the guest sees removable media: no device, or a CD-ROM/floppy.

@@ -39,6 +39,7 @@ type Graph struct {
 	counter  int // for generated node names
 	cfg      Config
 	jobs     *jobList
+	incoming bool // nodes opened from now on start inactive (activate.go)
 
 	tgMu   sync.Mutex                // guards groups and throttle membership
 	groups map[string]*throttleGroup // throttle groups by name; +checklocks:tgMu
@@ -171,6 +172,9 @@ func (g *Graph) checkNodeName(name string) error {
 func (e edge) perms() (Perm, Perm) {
 	switch {
 	case e.backend != nil:
+		if e.backend.disabled() {
+			return 0, PermAll // QEMU's disable_perm (activate.go)
+		}
 		return e.backend.perm, e.backend.shared
 	case e.temp != nil:
 		return e.temp.perm, e.temp.shared
@@ -195,6 +199,8 @@ func cumulative(n *Node) (Perm, Perm) {
 func childPerms(p *Node, role string) (Perm, Perm) {
 	pp, ps := cumulative(p)
 	switch {
+	case p.inactive && p.Driver == DriverQcow2 && role == "file":
+		return inactiveFilePerms()
 	case p.Driver == DriverQcow2 && role == "backing":
 		shared := PermConsistentRead | PermWriteUnchanged
 		if ps&PermWriteUnchanged != 0 {
@@ -240,8 +246,8 @@ func (g *Graph) refresh() error {
 	}
 	var done []lockUndo
 	for _, n := range g.nodes {
-		if n.f == nil || n.Driver != DriverFile {
-			continue
+		if n.f == nil || n.Driver != DriverFile || n.inactive {
+			continue // an inactive file node keeps its locks as they are (activate.go)
 		}
 		perm, shared := cumulative(n)
 		if perm == n.perm && shared == n.shared {

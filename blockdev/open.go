@@ -114,6 +114,7 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 		NoFlush:      boolOr(o.CacheNoFlush, in.noFlush),
 		implicit:     in.implicit,
 		shared:       PermAll,
+		inactive:     g.incoming,
 	}
 	if n.Discard == "" {
 		n.Discard = "ignore"
