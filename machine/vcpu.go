@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -214,6 +215,9 @@ func (v *vcpu) runPeriod(kick chan struct{}) {
 		more = ex.more
 		switch ex.reason {
 		case exitFault:
+			if errors.Is(ex.err, ErrRAMRetry) {
+				continue // the page is not there yet: again, unless the VM stops meanwhile
+			}
 			// The guest must not see the data: park until the VM stops (internal-error).
 			m.ramFault(ex.err, false)
 			<-kick
