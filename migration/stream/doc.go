@@ -57,6 +57,30 @@
 // when present its END must come before the integrity section and no PART may follow it.
 // Device sections may appear between any two sections; each idstr/instance pair once.
 //
+// # Commands (QEMU_VM_COMMAND)
+//
+// Between sections a stream may carry commands: 0x08, be16 command, be16 length, data
+// (QEMU 7.2's qemu_savevm_command_send and numbering; command.go). tlcvm writes and reads
+// OPEN_RETURN_PATH (1), PING (2, be32), POSTCOPY_ADVISE (3: be64 4096, be64 4096),
+// POSTCOPY_LISTEN (4), POSTCOPY_RUN (5), POSTCOPY_RAM_DISCARD (6: u8 0, u8 len, block,
+// NUL, up to 12 be64 start/length pairs in bytes), PACKAGED (7: be32 n, then n bytes),
+// POSTCOPY_RESUME (9) and RECV_BITMAP (10: u8 len, block); ENABLE_COLO and unknown commands
+// are refused, and so is a length other than QEMU's for the fixed-size ones. A postcopy
+// source wraps what the destination needs to run in a package (NewPackageWriter):
+//
+//	LISTEN  device sections …  PING 3  RUN  tlcvm/integrity (length and CRC32C of the
+//	                                        package's bytes before it; vmdesc fields 0)
+//
+// so the destination verifies the device state before the guest runs on it; the pages
+// that follow in the main stream are covered by its own integrity section at the end.
+// After a broken channel (postcopy recovery) Writer.Resume and Reader.Resume continue
+// the stream on a new channel at a section boundary: the bytes lost in the old channel
+// are dropped on both ends and the final integrity section covers the new channel's bytes.
+//
+// The return path (rp.go: SHUT, PONG, REQ_PAGES_ID, REQ_PAGES, RECV_BITMAP, RESUME_ACK)
+// and multifd channels (multifd.go: QEMU 7.2's init and page packets, plus a CRC32C of
+// each packet's pages in a field QEMU leaves unused) are drawn beside their code.
+//
 // # Device state
 //
 // A device section carries the Snapshotter's JSON as two VMState fields, described per

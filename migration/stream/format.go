@@ -104,9 +104,15 @@ const (
 	ZeroPage
 	Device
 	End
+	// Command is a QEMU_VM_COMMAND section (Cmd, Data; a PACKAGED command's Data is the
+	// package).
+	Command
+	// SectionEnd is the EOS of a RAM PART or END section, returned only when asked for
+	// (Reader.ReportSectionEnd: a multifd destination syncs its channels there).
+	SectionEnd
 )
 
-var kindNames = [...]string{"invalid", "config", "ram-blocks", "page", "zero-page", "device", "end"}
+var kindNames = [...]string{"invalid", "config", "ram-blocks", "page", "zero-page", "device", "end", "command", "section-end"}
 
 func (k RecordKind) String() string {
 	if int(k) < len(kindNames) {
@@ -137,6 +143,9 @@ type Record struct {
 	Offset     uint64
 	Data       []byte
 	Fill       byte // ZeroPage: every byte of the page has this value (tlcvm writes 0)
+
+	// Command: the subcommand and its data (freshly allocated).
+	Cmd Cmd
 
 	// Device. State is freshly allocated and may be kept.
 	IDStr    string

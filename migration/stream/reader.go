@@ -58,7 +58,14 @@ type Reader struct {
 
 	mr     mappedReader // mapped-ram: the seekable file and the blocks' places
 	digest Digest       // the integrity section's record, once verified
+
+	pkg     bool // a package (NewPackageReader)
+	eosRecs bool // return SectionEnd records (ReportSectionEnd)
 }
+
+// ReportSectionEnd makes Next return a SectionEnd record at the end of every RAM PART
+// and END section.
+func (r *Reader) ReportSectionEnd() { r.eosRecs = true }
 
 // Digest is a stream's integrity record: the length and CRC32C of its sequential bytes
 // before the integrity section. Two mapped-ram checkpoints with the same Digest hold the
@@ -349,6 +356,9 @@ func (r *Reader) sectionStart() (rec Record, more bool, err error) {
 		r.state, r.cur = rRAM, -1
 		return Record{}, true, nil
 	case secStart, secFull:
+	case secCommand:
+		rec, err := r.command()
+		return rec, false, err
 	case secEOF:
 		return Record{}, false, r.fail(ErrTruncated, "end of sections without the %s section", IntegrityIDStr)
 	default:
@@ -377,6 +387,13 @@ func (r *Reader) sectionStart() (rec Record, more bool, err error) {
 	}
 	r.log.Trace().Str("idstr", r.section).Uint32("id", id).Uint64("offset", r.markOff).Msg("section")
 	switch {
+	case r.pkg && (typ == secStart || r.section == ramIDStr || r.section == MappedTableIDStr):
+		return Record{}, false, r.fail(ErrFormat, "section %q in a package", r.section)
+	case r.pkg && r.section == IntegrityIDStr:
+		if instance != 0 || version != integrityVersion {
+			return Record{}, false, r.fail(ErrFormat, "integrity section instance %d version %d, want 0 and %d", instance, version, integrityVersion)
+		}
+		return Record{Kind: End}, false, r.packageEnd(id)
 	case typ == secStart && r.section == ramIDStr:
 		if instance != 0 || version != ramVersion {
 			return Record{}, false, r.fail(ErrFormat, "RAM section instance %d version %d, want 0 and %d", instance, version, ramVersion)
@@ -468,6 +485,9 @@ func (r *Reader) ramRecord() (rec Record, more bool, err error) {
 			return Record{}, false, err
 		}
 		r.state = rSections
+		if r.eosRecs {
+			return Record{Kind: SectionEnd}, false, nil
+		}
 		return Record{}, true, nil
 	}
 	kind := flags &^ flagContinue

@@ -72,6 +72,9 @@ type Writer struct {
 
 	mr     *mappedWriter // QEMU 9.0's mapped-ram layout (NewMappedWriter), else nil
 	digest Digest        // what the integrity section records (after Finish)
+
+	pkg     bool   // a package (NewPackageWriter)
+	segBase uint64 // flushed at the last Resume: the integrity section covers what follows
 }
 
 // Digest is what the integrity section records (valid after Finish): equal to the
@@ -97,15 +100,16 @@ func (w *Writer) SetLogger(l zerolog.Logger) { w.log = l }
 // Bytes returns the number of bytes produced so far (buffered ones included): the stream,
 // plus with mapped-ram the pages and bitmaps written at their offsets.
 func (w *Writer) Bytes() uint64 {
-	n := w.streamBytes()
+	n := w.flushed + uint64(len(w.buf))
 	if w.mr != nil {
 		n += w.mr.bytes
 	}
 	return n
 }
 
-// streamBytes counts the sequential stream's bytes (what the integrity section covers).
-func (w *Writer) streamBytes() uint64 { return w.flushed + uint64(len(w.buf)) }
+// streamBytes counts the sequential stream's bytes since it started or was last resumed
+// (what the integrity section covers).
+func (w *Writer) streamBytes() uint64 { return w.flushed + uint64(len(w.buf)) - w.segBase }
 
 // Pages returns how many PAGE (normal) and ZERO records RAMPage has written.
 func (w *Writer) Pages() (normal, zero uint64) { return w.normal, w.zero }
