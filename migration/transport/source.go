@@ -98,6 +98,10 @@ type source struct {
 	accepted bool
 	closed   chan struct{}
 	isClosed bool
+
+	channels    int         // multifd channels expected besides the main one (Expect)
+	sortOnce    sync.Once   // starts sort (duplex.go)
+	main, extra chan sorted // what sort accepted: the main channel, multifd channels
 }
 
 func (s *source) URI() string { return s.uri }
@@ -114,8 +118,17 @@ func (s *source) Accept() (io.ReadCloser, error) {
 		s.mu.Unlock()
 		return r, nil
 	}
-	ln := s.ln
+	ln, sortConns := s.ln, s.channels > 0
 	s.mu.Unlock()
+	if sortConns {
+		s.startSorting()
+		select {
+		case c := <-s.main:
+			return c.r, c.err
+		case <-s.closed:
+			return nil, newError("Unable to accept connection: Operation canceled", ErrAborted, syscall.ECANCELED)
+		}
+	}
 	c, err := ln.Accept()
 	ln.Close() //nolint:errcheck // one connection only
 	s.mu.Lock()
