@@ -28,6 +28,12 @@ func migrationCommands() []Command {
 			Run:  hmpMigrate},
 		{Name: "migrate_cancel", Params: "", Help: "cancel the current VM migration",
 			Run: func(c *Call) { _, _ = c.Execute("migrate_cancel", nil) }},
+		{Name: "migrate_continue", Args: "state:s", Params: "state",
+			Help: "Continue migration from the given paused state",
+			Run: func(c *Call) {
+				state, _ := c.Args.Str("state")
+				c.Do("migrate-continue", map[string]any{"state": state})
+			}},
 		{Name: "migrate_incoming", Args: "uri:s", Params: "uri",
 			Help: "Continue an incoming migration from an -incoming defer",
 			Run: func(c *Call) {

@@ -13,6 +13,16 @@ const (
 	// CapMultifd writes a mapped-ram checkpoint's pages with multifd-channels threads
 	// (the only multifd tlcvm has).
 	CapMultifd Capability = "multifd"
+	// CapReturnPath opens the return path: the destination answers on the channel, and
+	// the source completes only once the destination has (SHUT).
+	CapReturnPath Capability = "return-path"
+	// CapPauseBeforeSwitchover stops the source in pre-switchover until migrate-continue.
+	CapPauseBeforeSwitchover Capability = "pause-before-switchover"
+	// CapLateBlockActivate leaves a destination's images inactive until cont, unless the
+	// guest starts at once.
+	CapLateBlockActivate Capability = "late-block-activate"
+	// CapPostcopyRAM allows migrate-start-postcopy.
+	CapPostcopyRAM Capability = "postcopy-ram"
 )
 
 // capabilityNames is QEMU 7.2's list in QAPI order, then tlcvm's x-tlc, then QEMU 9.0's
@@ -43,19 +53,17 @@ func capIndex(c Capability) int {
 // features tlcvm's machine does not have (block devices' dirty bitmaps, shared RAM,
 // postcopy statistics), so enabling them changes nothing, as in QEMU on such a machine.
 var refusals = map[Capability]string{
-	"block":                   "QEMU compiled without old-style (blk/-b, inc/-i) block migration",
-	"x-colo":                  "QEMU compiled without replication module can't enable COLO",
-	"postcopy-ram":            "Postcopy is not supported",
-	"background-snapshot":     "Background-snapshot is not supported by host kernel",
-	"zero-copy-send":          "Zero copy only available for non-compressed non-TLS multifd migration",
-	"postcopy-preempt":        "Postcopy preempt requires postcopy-ram",
-	"xbzrle":                  "Capability 'xbzrle' is not supported by tlcvm",
-	"rdma-pin-all":            "Capability 'rdma-pin-all' is not supported by tlcvm",
-	"auto-converge":           "Capability 'auto-converge' is not supported by tlcvm",
-	"compress":                "Capability 'compress' is not supported by tlcvm",
-	"return-path":             "Capability 'return-path' is not supported by tlcvm",
-	"pause-before-switchover": "Capability 'pause-before-switchover' is not supported by tlcvm",
-	"release-ram":             "Capability 'release-ram' is not supported by tlcvm",
+	"block":               "QEMU compiled without old-style (blk/-b, inc/-i) block migration",
+	"x-colo":              "QEMU compiled without replication module can't enable COLO",
+	"postcopy-ram":        "Postcopy is not supported",
+	"background-snapshot": "Background-snapshot is not supported by host kernel",
+	"zero-copy-send":      "Zero copy only available for non-compressed non-TLS multifd migration",
+	"postcopy-preempt":    "Postcopy preempt requires postcopy-ram",
+	"xbzrle":              "Capability 'xbzrle' is not supported by tlcvm",
+	"rdma-pin-all":        "Capability 'rdma-pin-all' is not supported by tlcvm",
+	"auto-converge":       "Capability 'auto-converge' is not supported by tlcvm",
+	"compress":            "Capability 'compress' is not supported by tlcvm",
+	"release-ram":         "Capability 'release-ram' is not supported by tlcvm",
 }
 
 // CapabilityStatus is one element of query-migrate-capabilities and of

@@ -26,6 +26,8 @@ type Options struct {
 	Exit func(status int)
 	// Open opens file: paths ("/dev/fdset/N" included, see transport.Env.Open); nil: open(2).
 	Open func(path string, flag int, perm uint32) (int, error)
+	// Disks hands the machine's images over (switchover.go); nil: a machine without.
+	Disks Disks
 }
 
 // Engine runs outgoing migrations (checkpoints) and the incoming one. Its methods are safe
@@ -39,6 +41,7 @@ type Engine struct {
 	prog   string
 	exit   func(int)
 	open   func(path string, flag int, perm uint32) (int, error)
+	disks  Disks
 
 	// mu guards the fields marked so. Lock order: mu, then a job's mu (activeLocked asks the
 	// jobs their status under mu); a job never takes mu while it holds its own.
@@ -76,7 +79,10 @@ func New(o Options) *Engine {
 	if o.Prog == "" {
 		o.Prog = "qemu-system-x86_64"
 	}
-	return &Engine{m: o.Machine, ev: o.Events, log: o.Log, stderr: o.Stderr, prog: o.Prog, exit: o.Exit, open: o.Open,
+	if o.Disks == nil {
+		o.Disks = noDisks{}
+	}
+	return &Engine{m: o.Machine, ev: o.Events, log: o.Log, stderr: o.Stderr, prog: o.Prog, exit: o.Exit, open: o.Open, disks: o.Disks,
 		caps: make([]bool, len(capabilityNames)), params: DefaultParams(), ready: make(chan struct{})}
 }
 
@@ -221,6 +227,8 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 	}
 	j := newJob(e, uri)
 	j.tlc = e.capLocked(CapTLC)
+	j.pause = e.capLocked(CapPauseBeforeSwitchover)
+	j.useRP = e.capLocked(CapReturnPath) || e.capLocked(CapPostcopyRAM)
 	j.mapped = mapped
 	if e.capLocked(CapMultifd) && e.params.MultifdChannels != nil {
 		j.channels = int(*e.params.MultifdChannels)

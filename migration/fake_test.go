@@ -84,8 +84,9 @@ func (b *fakeRAM) store(page uint64, v uint64) {
 
 // fakeSec is a device section holding a counter.
 type fakeSec struct {
-	id    string
-	value atomic.Int64
+	id       string
+	value    atomic.Int64
+	failLoad error // LoadState fails with it
 }
 
 type secState struct {
@@ -96,6 +97,9 @@ func (s *fakeSec) SectionID() string              { return s.id }
 func (s *fakeSec) StateVersion() (uint32, uint32) { return 2, 1 }
 func (s *fakeSec) SaveState() (any, error)        { return secState{s.value.Load()}, nil }
 func (s *fakeSec) LoadState(raw []byte, v uint32) error {
+	if s.failLoad != nil {
+		return s.failLoad
+	}
 	if v < 1 || v > 2 {
 		return fmt.Errorf("version %d", v)
 	}
@@ -118,6 +122,7 @@ type fakeMachine struct {
 	finishFrom string
 	incoming   string // IncomingDone's argument
 	atStop     []byte // RAM copied when stage 3 resumed the guest (x-tlc)
+	paused     bool   // -S: an incoming migration leaves the guest paused
 	quit       bool
 	wg         sync.WaitGroup
 }
@@ -213,12 +218,20 @@ func (m *fakeMachine) LeaveFinishMigrate(resume bool) error {
 	m.cond.Broadcast()
 	return nil
 }
-func (m *fakeMachine) IncomingDone(src string) error {
+func (m *fakeMachine) IncomingDone(src string, run bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.incoming = src
 	m.state = "running"
+	if !run || m.paused {
+		m.state = "paused"
+	}
 	return nil
+}
+func (m *fakeMachine) Autostart() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !m.paused
 }
 func (m *fakeMachine) VCPUThreads() []int { return nil }
 

@@ -448,14 +448,11 @@ func (t *fileTarget) abort() {
 // either layout, mapped-ram detected from its configuration section; a committed journal
 // is applied first), any other from r. The file is the one the source opened when it was
 // set up (-incoming is opened before -chroot and -runas take effect, as in QEMU).
-func (e *Engine) loadURI(uri string, r io.Reader) (string, error) {
+func (e *Engine) loadURI(uri string, r io.Reader, in *inJob) (string, error) {
 	a, err := transport.Parse(uri)
-	if err != nil || a.Scheme != transport.SchemeFile {
-		return e.Load(r)
-	}
 	f, ok := transport.File(r)
-	if !ok {
-		return e.Load(r)
+	if err != nil || a.Scheme != transport.SchemeFile || !ok {
+		return (&loader{e: e, rd: stream.NewReader(r), ch: r, in: in}).load()
 	}
 	keep := false
 	defer func() {
@@ -470,8 +467,7 @@ func (e *Engine) loadURI(uri string, r io.Reader) (string, error) {
 		return "", wrapf(ErrLoad, err, "%s", err.Error())
 	}
 	rd := stream.NewFileReader(f, a.Offset)
-	src, err := e.load(rd, &fileSource{f: f, path: a.Path, offset: a.Offset, keep: &keep})
-	return src, err
+	return (&loader{e: e, rd: rd, f: &fileSource{f: f, path: a.Path, offset: a.Offset, keep: &keep}, in: in}).load()
 }
 
 // fileSource is a file a stream is loaded from.

@@ -1,6 +1,7 @@
 package migration
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,9 +24,20 @@ type job struct {
 	wantCPU  int            // x-checkpoint-cpu when it started (-1 auto)
 	cpu      int            // the CPU chosen (-1: not pinned)
 
-	cancelReq atomic.Bool
-	done      chan struct{} // closed when the thread has finished
-	abort     func()        // +checklocks:mu; unblocks the transport, when it can
+	cancelReq  atomic.Bool
+	cancelCh   chan struct{} // closed by requestCancel
+	cancelOnce sync.Once
+	done       chan struct{} // closed when the thread has finished
+	abort      func()        // +checklocks:mu; unblocks the transport, when it can
+
+	pause  bool          // pause-before-switchover when it started
+	resume chan struct{} // migrate-continue (cap 1)
+	useRP  bool          // return-path (or postcopy-ram) when it started
+	rp     *rpSource     // the return path, once open (setup)
+	disks  Disks
+	// inactive is set while the source's disks are inactivated (stage 3, QEMU mode):
+	// a failure activates them again.
+	inactive bool
 
 	// Figures, written by the thread, read by query-migrate.
 	transferred, remaining, duplicate, normal atomic.Int64
@@ -47,7 +59,8 @@ type job struct {
 }
 
 func newJob(e *Engine, uri string) *job {
-	j := &job{e: e, uri: uri, done: make(chan struct{}), st: StatusSetup, start: time.Now(), cpu: -1}
+	j := &job{e: e, uri: uri, done: make(chan struct{}), st: StatusSetup, start: time.Now(), cpu: -1,
+		cancelCh: make(chan struct{}), resume: make(chan struct{}, 1), disks: e.disks}
 	for _, b := range e.m.RAMBlocks() {
 		j.total += int64(b.Size())
 	}
@@ -92,11 +105,13 @@ func (j *job) fail(err error, report bool) {
 		j.setStatus(StatusCancelled, StatusCancelling)
 		return
 	}
-	if j.errDesc == "" {
+	quiet := errors.Is(err, errNoDesc)
+	if j.errDesc == "" && !quiet {
 		j.errDesc = errText(err)
 	}
 	j.mu.Unlock()
-	if j.setStatus(StatusFailed, StatusSetup, StatusActive) && report {
+	report = report && !quiet
+	if j.setStatus(StatusFailed, StatusSetup, StatusActive, StatusPreSwitchover, StatusDevice) && report {
 		j.e.report("%s", errText(err))
 	}
 }
@@ -108,10 +123,11 @@ func (j *job) failSync(err error) {
 }
 
 func (j *job) requestCancel() {
-	if !j.setStatus(StatusCancelling, StatusSetup, StatusActive) {
+	if !j.setStatus(StatusCancelling, StatusSetup, StatusActive, StatusPreSwitchover, StatusDevice) {
 		return
 	}
 	j.cancelReq.Store(true)
+	j.cancelOnce.Do(func() { close(j.cancelCh) })
 	j.mu.Lock()
 	abort := j.abort
 	j.mu.Unlock()
@@ -144,14 +160,14 @@ func (j *job) info() Info {
 		fi := *j.fileInfo
 		in.File = &fi
 	}
-	switch j.st {
-	case StatusFailed:
+	switch {
+	case j.st == StatusFailed:
 		if j.errDesc != "" {
 			in.ErrorDesc = &j.errDesc
 		}
 		return in
-	case StatusCancelled, StatusSetup:
-		return in // QEMU 7.2: setup shows only the status
+	case !j.st.reportsFigures():
+		return in // QEMU 7.2: setup and cancelled show only the status
 	}
 	in.SetupTime = i64(j.setupMS)
 	if j.st == StatusCompleted {

@@ -1,6 +1,7 @@
 package migration
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 
@@ -17,7 +18,20 @@ type inJob struct {
 	src transport.Source
 
 	mu sync.Mutex
-	st Status // +checklocks:mu
+	st Status  // +checklocks:mu
+	rp *rpDest // +checklocks:mu; the return path, once the source opened it
+}
+
+func (in *inJob) setRP(rp *rpDest) {
+	in.mu.Lock()
+	in.rp = rp
+	in.mu.Unlock()
+}
+
+func (in *inJob) replyPath() *rpDest {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.rp
 }
 
 func (in *inJob) status() Status {
@@ -101,16 +115,14 @@ func (in *inJob) run() {
 	if err == nil {
 		in.set(StatusActive)
 		var srcState string
-		srcState, err = e.loadURI(in.src.URI(), r)
-		_ = r.Close()
+		srcState, err = e.loadURI(in.src.URI(), r, in)
 		if err == nil {
 			_ = in.src.Close()
-			err = e.m.IncomingDone(srcState)
-			if err == nil {
-				e.afterRestore()
-				in.set(StatusCompleted)
-				return
-			}
+			err = in.finish(srcState)
+		}
+		_ = r.Close()
+		if err == nil {
+			return
 		}
 	}
 	_ = in.src.Close()
@@ -128,6 +140,34 @@ func (in *inJob) run() {
 	}
 }
 
+// finish ends a loaded incoming migration as QEMU 7.2's process_incoming_migration_bh:
+// the images are activated unless late-block-activate holds them back for a guest that
+// does not start now (a failed activation keeps the guest paused), the run state is
+// taken from the source's, MIGRATION completed, then SHUT 0 on the return path.
+func (in *inJob) finish(src string) error {
+	e := in.e
+	start := e.m.Autostart() && (src == "" || src == "running")
+	run := true
+	if !e.Capability(CapLateBlockActivate) || start {
+		if err := e.disks.Activate(); err != nil {
+			e.report("%v", err)
+			run = false
+		}
+	}
+	if err := e.m.IncomingDone(src, run); err != nil {
+		return err
+	}
+	e.disks.EndIncoming()
+	e.afterRestore()
+	in.set(StatusCompleted)
+	if rp := in.replyPath(); rp != nil {
+		if err := rp.w.Send(stream.RPMessage{Type: stream.RPShut}); err != nil {
+			e.log.Debug().Err(err).Msg("return path: SHUT not sent")
+		}
+	}
+	return nil
+}
+
 // loadErrno is the strerror QEMU prints after "load of migration failed: ".
 func loadErrno(err error) string {
 	if errors.Is(err, stream.ErrTruncated) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -140,10 +180,60 @@ func loadErrno(err error) string {
 // RAM pages go straight into guest RAM (never-written pages stay untouched), device
 // sections are held until the stream's integrity is verified at its end and only then
 // applied. It returns the source's run state ("" when the stream carried none).
-func (e *Engine) Load(r io.Reader) (string, error) { return e.load(stream.NewReader(r), nil) }
+func (e *Engine) Load(r io.Reader) (string, error) {
+	return (&loader{e: e, rd: stream.NewReader(r)}).load()
+}
 
-// load is Load from rd; f reads a mapped-ram stream's pages (nil: rd cannot be one).
-func (e *Engine) load(rd *stream.Reader, f io.ReaderAt) (string, error) {
+// loader is one incoming stream being loaded.
+type loader struct {
+	e  *Engine
+	rd *stream.Reader
+	f  io.ReaderAt // reads a mapped-ram stream's pages (nil: rd cannot be one)
+	ch io.Reader   // the channel, on which a return path may be opened (nil: none)
+	in *inJob      // the incoming migration (nil: Load)
+}
+
+// command carries out a QEMU_VM_COMMAND of the stream (loadvm_process_command).
+func (ld *loader) command(rec stream.Record) error {
+	switch rec.Cmd {
+	case stream.CmdOpenReturnPath:
+		if ld.replyPath() != nil {
+			ld.e.report("CMD_OPEN_RETURN_PATH called when RP already open")
+			return nil
+		}
+		var rp *rpDest
+		var err error
+		if ld.ch != nil && ld.in != nil {
+			rp, err = openReply(ld.ch)
+		}
+		if rp == nil {
+			return wrapf(ErrLoad, err, "CMD_OPEN_RETURN_PATH failed")
+		}
+		ld.in.setRP(rp)
+	case stream.CmdPing:
+		rp := ld.replyPath()
+		if rp == nil {
+			return errorf(ErrLoad, "CMD_PING (0x%x) received with no return path", binary.BigEndian.Uint32(rec.Data))
+		}
+		if err := rp.w.Send(stream.RPMessage{Type: stream.RPPong, Value: binary.BigEndian.Uint32(rec.Data)}); err != nil {
+			return wrapf(ErrLoad, err, "%v", err)
+		}
+	default:
+		return errorf(ErrLoad, "VM_COMMAND 0x%x not expected here (len 0x%x)", uint16(rec.Cmd), len(rec.Data))
+	}
+	return nil
+}
+
+func (ld *loader) replyPath() *rpDest {
+	if ld.in == nil {
+		return nil
+	}
+	return ld.in.replyPath()
+}
+
+// load reads the whole stream into the machine.
+func (ld *loader) load() (string, error) {
+	e, rd, f := ld.e, ld.rd, ld.f
 	var order []stream.Block
 	blocks := map[string]RAMBlock{}
 	for _, b := range e.m.RAMBlocks() {
@@ -204,6 +294,10 @@ func (e *Engine) load(rd *stream.Reader, f io.ReaderAt) (string, error) {
 			b.WritePage(page, fill[:])
 		case stream.Device:
 			devs = append(devs, dev{sectionID(rec.IDStr, rec.Instance), rec.Version, append([]byte(nil), rec.State...)})
+		case stream.Command:
+			if err := ld.command(rec); err != nil {
+				return "", err
+			}
 		}
 	}
 	if rd.Mapped() {

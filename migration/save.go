@@ -125,6 +125,12 @@ func (s *saver) save() error {
 	if err := transport.Connected(j.out); err != nil {
 		return s.ioErr(err)
 	}
+	if j.useRP {
+		if err := j.openReturnPath(j.out); err != nil {
+			j.e.report("Unable to open return-path for postcopy")
+			return wrapf(errNoDesc, err, "%v", err)
+		}
+	}
 	incremental := false
 	if t := j.file; t != nil {
 		if err := t.prepare(j.e, j.tlc, s.m); err != nil {
@@ -150,6 +156,14 @@ func (s *saver) save() error {
 	}
 	if err := s.w.Begin(); err != nil {
 		return s.ioErr(err)
+	}
+	if j.useRP {
+		if err := s.w.Command(stream.CmdOpenReturnPath, nil); err != nil {
+			return s.ioErr(err)
+		}
+		if err := s.w.Ping(1); err != nil {
+			return s.ioErr(err)
+		}
 	}
 	var descs []stream.Block
 	s.todo = make([][]uint64, len(s.blocks))
@@ -245,21 +259,26 @@ func (s *saver) complete() error {
 	j := s.j
 	s.beginStage()
 	srcState := s.m.RunState()
-	wasRunning, err := s.m.EnterFinishMigrate()
-	if err != nil {
+	if _, err := s.m.EnterFinishMigrate(); err != nil {
 		return wrapf(ErrSave, err, "%s", err.Error())
 	}
 	downStart := time.Now()
-	leave := func(resume bool) {
-		if err := s.m.LeaveFinishMigrate(resume); err != nil {
-			j.e.log.Error().Err(err).Msg("leaving finish-migrate")
+	// fail puts the source back as it was: its disks active again, the guest resumed
+	// (QEMU's fail_invalidate and migration_iteration_finish).
+	fail := func(err error) error {
+		j.activateDisks()
+		if rerr := s.m.ReturnFromFinishMigrate(); rerr != nil {
+			j.e.log.Error().Err(rerr).Msg("leaving finish-migrate")
 		}
+		return err
+	}
+	if err := j.maybePause(StatusActive, StatusDevice); err != nil {
+		return fail(err)
 	}
 	s.syncPass()
 	devs, descs, err := s.saveDevices(srcState)
 	if err != nil {
-		leave(wasRunning)
-		return err
+		return fail(err)
 	}
 	if j.tlc {
 		// The checkpoint keeps the VM: back to the state it had (running, paused, prelaunch).
@@ -282,25 +301,40 @@ func (s *saver) complete() error {
 		}
 		return s.finish(down)
 	}
+	if err := j.inactivateDisks(); err != nil {
+		return fail(err)
+	}
 	if err := s.writeFinal(nil, devs, descs); err != nil {
-		leave(wasRunning)
-		return err
+		return fail(err)
 	}
 	if err := s.commitFile(); err != nil {
-		leave(wasRunning)
-		return err
+		return fail(err)
 	}
-	if err := s.closeOut(); err != nil {
-		leave(wasRunning)
-		return err
+	if err := s.shutAndClose(); err != nil {
+		return fail(err)
 	}
 	down := since(downStart)
 	if j.cancelled() {
-		leave(wasRunning)
-		return errCancelled
+		return fail(errCancelled)
 	}
-	leave(false)
+	if err := s.m.LeaveFinishMigrate(false); err != nil {
+		j.e.log.Error().Err(err).Msg("leaving finish-migrate")
+	}
 	return s.done(down)
+}
+
+// shutAndClose ends the channel: with a return path the stream is flushed, the
+// destination's SHUT awaited (it has loaded everything), then the channel closed.
+func (s *saver) shutAndClose() error {
+	if s.j.rp != nil {
+		if err := transport.Flush(s.out); err != nil {
+			return s.ioErr(err)
+		}
+		if err := s.j.awaitShut(); err != nil {
+			return err
+		}
+	}
+	return s.closeOut()
 }
 
 // commitFile makes a mapped-ram checkpoint the file's content (journal applied, aside file
@@ -332,7 +366,7 @@ func (s *saver) commitFile() error {
 
 // finish closes the destination (x-tlc path) and completes.
 func (s *saver) finish(down int64) error {
-	if err := s.closeOut(); err != nil {
+	if err := s.shutAndClose(); err != nil {
 		return err
 	}
 	return s.done(down)
@@ -350,7 +384,7 @@ func (s *saver) done(down int64) error {
 		j.mbps = float64(s.w.Bytes()) * 8 / float64(el) / 1000
 	}
 	j.mu.Unlock()
-	if !j.setStatus(StatusCompleted, StatusActive) {
+	if !j.setStatus(StatusCompleted, StatusActive, StatusDevice) {
 		return errCancelled
 	}
 	return nil

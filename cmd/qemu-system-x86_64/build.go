@@ -122,7 +122,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	reg.SetErrorClasses(cmds.ErrorClasses())
 	phase("registry")
 	deps := &cmds.Deps{
-		Machine:  m,
+		Machine:  contMachine{m, v.block},
 		Chardevs: v.chardevList,
 		Name:     cfg.Name.Guest,
 		UUID:     cfg.UUID,

@@ -68,13 +68,18 @@ func (a machineAdapter) LeaveFinishMigrate(resume bool) error {
 	return a.m.LeaveFinishMigrate(resume)
 }
 
-func (a machineAdapter) IncomingDone(src string) error {
+func (a machineAdapter) IncomingDone(src string, run bool) error {
+	if !run {
+		_ = a.m.Stop() // in inmigrate: autostart off, the guest stays paused
+	}
 	if src == "" {
 		return a.m.IncomingDone(machine.StateRunning, false)
 	}
 	s, ok := machine.ParseRunState(src)
 	return a.m.IncomingDone(s, ok)
 }
+
+func (a machineAdapter) Autostart() bool { return a.m.Autostart() }
 
 func (a machineAdapter) VCPUThreads() []int {
 	var out []int
@@ -91,7 +96,7 @@ func (a machineAdapter) VCPUThreads() []int {
 func (v *vm) newMigration(ev migration.Events, exit func(int)) (*migration.Engine, error) {
 	cfg := v.plan.cfg
 	e := migration.New(migration.Options{Machine: machineAdapter{v.machine}, Events: ev, Log: v.log,
-		Stderr: v.stderr, Prog: cfg.Prog, Exit: exit, Open: v.openPath})
+		Stderr: v.stderr, Prog: cfg.Prog, Exit: exit, Open: v.openPath, Disks: blockDisks{v.block}})
 	for _, g := range cfg.Globals {
 		if g.Driver != "migration" {
 			continue

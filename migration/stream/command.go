@@ -197,7 +197,7 @@ func (r *Reader) command() (Record, error) {
 	a, ok := cmdArgs[c]
 	r.section = "command " + c.String()
 	if !ok {
-		return Record{}, r.fail(ErrFormat, "unknown command %d (length %d)", c16, n)
+		return Record{}, r.fail(ErrFormat, "VM_COMMAND 0x%x unknown (len 0x%x)", c16, n)
 	}
 	if a.len >= 0 && int(n) != a.len {
 		return Record{}, r.fail(ErrFormat, "%s received bad length for %s: %d expected: %d", "loadvm_process_command", a.name, n, a.len)

@@ -78,6 +78,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerPCI(r, d)
 	registerCmdline(r, d)
 	registerMigration(r, d)
+	registerMigrationSwitchover(r, d)
 	registerBlock(r, d)
 	registerMedia(r, d)
 	registerBlockIO(r, d)
