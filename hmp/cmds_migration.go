@@ -34,6 +34,17 @@ func migrationCommands() []Command {
 				state, _ := c.Args.Str("state")
 				c.Do("migrate-continue", map[string]any{"state": state})
 			}},
+		{Name: "migrate_pause", Params: "", Help: "Pause an ongoing migration (postcopy-only)",
+			Run: func(c *Call) { c.Do("migrate-pause", nil) }},
+		{Name: "migrate_recover", Args: "uri:s", Params: "uri",
+			Help: "Continue a paused incoming postcopy migration",
+			Run: func(c *Call) {
+				uri, _ := c.Args.Str("uri")
+				c.Do("migrate-recover", map[string]any{"uri": uri})
+			}},
+		{Name: "migrate_start_postcopy", Params: "",
+			Help: "Followup to a migration command to switch the migration to postcopy mode. The postcopy-ram capability must be set on both source and destination before the original migration command .",
+			Run:  func(c *Call) { c.Do("migrate-start-postcopy", nil) }},
 		{Name: "migrate_incoming", Args: "uri:s", Params: "uri",
 			Help: "Continue an incoming migration from an -incoming defer",
 			Run: func(c *Call) {

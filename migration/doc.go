@@ -77,6 +77,19 @@
 // not start now (-S): then QMP cont does it; an activation that fails is reported and
 // keeps the guest paused.
 //
+// # Postcopy (postcopy.go, postcopy_in.go)
+//
+// With postcopy-ram on both ends, migrate-start-postcopy makes the source stop its pass,
+// stop the guest and send what the destination needs to run (the pages it must still
+// get, then the device state in a package verified by its own integrity section); the
+// destination runs at once and the source sends the remaining pages, those the
+// destination's guest touches first on demand. The destination waits for a page through
+// the machine's first-touch hook (Guarder: a guarded 1 MiB chunk is fetched whole before
+// anything touches it; a vCPU waiting for it still parks when the VM stops). A broken link
+// pauses both ends (postcopy-paused) until migrate-recover and migrate resume=true, and
+// the recovery resends every page the destination lacks, so none is lost. The diagrams
+// are in those files.
+//
 // # Device sections
 //
 // Every Section is written as a device section: idstr "cpu" with instance N for "cpu/N",

@@ -117,7 +117,7 @@ func (e *Engine) SetCapabilities(list []CapabilityStatus) error {
 	if e.activeLocked() {
 		return errorf(ErrActive, "There's a migration process in progress")
 	}
-	if err := checkCaps(list); err != nil {
+	if err := checkCaps(e.caps, list); err != nil {
 		return err
 	}
 	for _, c := range list {
@@ -146,6 +146,13 @@ func (e *Engine) SetParams(u Params) error {
 	}
 	e.params = merged
 	return nil
+}
+
+// postcopyBandwidth is max-postcopy-bandwidth (bytes/s, 0 unlimited).
+func (e *Engine) postcopyBandwidth() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return *e.params.MaxPostcopyBandwidth
 }
 
 // limits returns the parameters a running checkpoint follows.
@@ -210,8 +217,9 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 		return errorf(ErrUnsupported, "tlcvm supports multifd only with mapped-ram (a file: checkpoint)")
 	}
 	if o.Resume {
+		j := e.out
 		e.mu.Unlock()
-		return errorf(ErrState, "Cannot resume if there is no paused migration")
+		return e.resume(j, uri, o)
 	}
 	if e.activeLocked() {
 		e.mu.Unlock()
@@ -328,7 +336,12 @@ func (e *Engine) Info() Info {
 	case j != nil:
 		return j.info()
 	case in != nil:
-		return Info{Status: in.status(), HasStatus: true, File: e.restoreInfo()}
+		st := in.status()
+		info := Info{Status: st, HasStatus: true, File: e.restoreInfo()}
+		if st != StatusCompleted {
+			info.SocketAddresses = in.listening()
+		}
+		return info
 	}
 	return Info{}
 }

@@ -1,5 +1,7 @@
 package migration
 
+import "tlcvm/migration/transport"
+
 // Info is query-migrate's content for the last outgoing or the incoming migration.
 // Members are nil/zero when QEMU leaves them out (see Engine.Info for which appear when).
 type Info struct {
@@ -15,6 +17,9 @@ type Info struct {
 	Stages []Stage
 	// File is tlcvm's report on a checkpoint to or restore from file: (x-tlc-file).
 	File *FileInfo
+	// SocketAddresses are the addresses an incoming migration listens on (tcp:, unix:;
+	// migrate-recover's), until it completes.
+	SocketAddresses []transport.SocketAddress
 }
 
 // RAMStats is QAPI's MigrationStats.

@@ -35,6 +35,7 @@ type job struct {
 	useRP  bool          // return-path (or postcopy-ram) when it started
 	rp     *rpSource     // the return path, once open (setup)
 	disks  Disks
+	pc     *pcSource // postcopy (postcopy.go)
 	// inactive is set while the source's disks are inactivated (stage 3, QEMU mode):
 	// a failure activates them again.
 	inactive bool
@@ -60,7 +61,8 @@ type job struct {
 
 func newJob(e *Engine, uri string) *job {
 	j := &job{e: e, uri: uri, done: make(chan struct{}), st: StatusSetup, start: time.Now(), cpu: -1,
-		cancelCh: make(chan struct{}), resume: make(chan struct{}, 1), disks: e.disks}
+		cancelCh: make(chan struct{}), resume: make(chan struct{}, 1), disks: e.disks,
+		pc: newPCSource(e.capLocked(CapPostcopyRAM))}
 	for _, b := range e.m.RAMBlocks() {
 		j.total += int64(b.Size())
 	}
@@ -111,7 +113,8 @@ func (j *job) fail(err error, report bool) {
 	}
 	j.mu.Unlock()
 	report = report && !quiet
-	if j.setStatus(StatusFailed, StatusSetup, StatusActive, StatusPreSwitchover, StatusDevice) && report {
+	if j.setStatus(StatusFailed, StatusSetup, StatusActive, StatusPreSwitchover, StatusDevice,
+		StatusPostcopyActive, StatusPostcopyPaused, StatusPostcopyRecover) && report {
 		j.e.report("%s", errText(err))
 	}
 }
@@ -123,7 +126,8 @@ func (j *job) failSync(err error) {
 }
 
 func (j *job) requestCancel() {
-	if !j.setStatus(StatusCancelling, StatusSetup, StatusActive, StatusPreSwitchover, StatusDevice) {
+	if !j.setStatus(StatusCancelling, StatusSetup, StatusActive, StatusPreSwitchover, StatusDevice,
+		StatusPostcopyActive, StatusPostcopyPaused, StatusPostcopyRecover) {
 		return
 	}
 	j.cancelReq.Store(true)
@@ -183,7 +187,8 @@ func (j *job) info() Info {
 		Duplicate: j.duplicate.Load(), Normal: normal, NormalBytes: normal * pageSize,
 		DirtyPagesRate: j.dirtyRate.Load(), Mbps: j.mbps, DirtySyncCount: j.dirtySync.Load(),
 		PageSize: pageSize, PagesPerSecond: j.pps.Load(), PrecopyBytes: j.precopy.Load(),
-		DowntimeBytes: j.downtimeBytes.Load(),
+		DowntimeBytes: j.downtimeBytes.Load(), PostcopyRequests: j.pc.requests.Load(),
+		PostcopyBytes: j.pc.bytes.Load(),
 	}
 	return in
 }

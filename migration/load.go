@@ -17,9 +17,103 @@ type inJob struct {
 	e   *Engine
 	src transport.Source
 
-	mu sync.Mutex
-	st Status  // +checklocks:mu
-	rp *rpDest // +checklocks:mu; the return path, once the source opened it
+	mu  sync.Mutex
+	st  Status           // +checklocks:mu
+	rp  *rpDest          // +checklocks:mu; the return path, once the source opened it
+	pc  *pcDest          // +checklocks:mu; postcopy, once advised
+	ch  io.ReadCloser    // +checklocks:mu; the channel being read (migrate-pause aborts it)
+	rec transport.Source // +checklocks:mu; migrate-recover's listener
+
+	addrs []transport.SocketAddress // what src listened on (kept after it closed, as QEMU)
+	recCh chan recovered            // the connection a recovery accepted
+	stop  chan struct{}             // closed by close
+	once  sync.Once
+}
+
+// recovered is a connection migrate-recover's listener accepted.
+type recovered struct {
+	r   io.ReadCloser
+	err error
+}
+
+func (in *inJob) setPC(pc *pcDest) {
+	in.mu.Lock()
+	in.pc = pc
+	in.mu.Unlock()
+}
+
+// listening is what the incoming migration listens on (migrate-recover's listener once
+// there is one): QEMU's socket_address_list.
+func (in *inJob) listening() []transport.SocketAddress {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.rec != nil {
+		return transport.SocketAddresses(in.rec)
+	}
+	return in.addrs
+}
+
+// pauseLink is migrate-pause on the destination: the channel is shut, the postcopy pauses.
+func (in *inJob) pauseLink() {
+	in.mu.Lock()
+	ch := in.ch
+	in.mu.Unlock()
+	if ch != nil {
+		_ = transport.Abort(ch)
+	}
+}
+
+// listenRecovery makes src the listener of the recovery (closing an earlier one) and
+// accepts the source's connection on it in the background.
+func (in *inJob) listenRecovery(src transport.Source) {
+	in.mu.Lock()
+	old := in.rec
+	in.rec = src
+	in.mu.Unlock()
+	if old != nil {
+		_ = old.Close()
+	}
+	go func() {
+		r, err := src.Accept()
+		in.mu.Lock()
+		current := in.rec == src
+		in.mu.Unlock()
+		if !current {
+			if r != nil {
+				_ = r.Close()
+			}
+			return
+		}
+		in.recCh <- recovered{r, err}
+	}()
+}
+
+// awaitRecovery waits in postcopy-paused for the recovery's connection (a failed accept
+// waits for the next migrate-recover).
+func (in *inJob) awaitRecovery() (io.ReadCloser, error) {
+	for {
+		select {
+		case c := <-in.recCh:
+			if c.err != nil {
+				in.e.report("%v", c.err)
+				continue
+			}
+			in.mu.Lock()
+			in.ch = c.r
+			src := in.rec
+			in.rec = nil
+			if src != nil {
+				in.addrs = transport.SocketAddresses(src)
+			}
+			in.mu.Unlock()
+			if src != nil {
+				_ = src.Close()
+			}
+			return c.r, nil
+		case <-in.stop:
+			return nil, errorf(ErrLoad, "postcopy recovery abandoned")
+		}
+	}
 }
 
 func (in *inJob) setRP(rp *rpDest) {
@@ -48,8 +142,18 @@ func (in *inJob) set(s Status) {
 }
 
 func (in *inJob) close() {
+	in.once.Do(func() { close(in.stop) })
 	if in.src != nil {
 		_ = in.src.Close()
+	}
+	in.mu.Lock()
+	rec, pc := in.rec, in.pc
+	in.mu.Unlock()
+	if rec != nil {
+		_ = rec.Close()
+	}
+	if pc != nil {
+		pc.fail()
 	}
 }
 
@@ -99,7 +203,8 @@ func (e *Engine) StartIncoming(uri string, env transport.Env) error {
 	if err != nil {
 		return wrapf(ErrInvalid, err, "%s", err.Error())
 	}
-	in := &inJob{e: e, src: src, st: StatusSetup}
+	in := &inJob{e: e, src: src, st: StatusSetup, recCh: make(chan recovered, 1), stop: make(chan struct{}),
+		addrs: transport.SocketAddresses(src)}
 	e.mu.Lock()
 	e.defer_ = false
 	e.in = in
@@ -113,6 +218,9 @@ func (in *inJob) run() {
 	r, err := in.src.Accept()
 	<-e.ready
 	if err == nil {
+		in.mu.Lock()
+		in.ch = r
+		in.mu.Unlock()
 		in.set(StatusActive)
 		var srcState string
 		srcState, err = e.loadURI(in.src.URI(), r, in)
@@ -120,7 +228,10 @@ func (in *inJob) run() {
 			_ = in.src.Close()
 			err = in.finish(srcState)
 		}
-		_ = r.Close()
+		in.mu.Lock()
+		cur := in.ch // a postcopy recovery's channel, or r
+		in.mu.Unlock()
+		_ = cur.Close()
 		if err == nil {
 			return
 		}
@@ -146,19 +257,24 @@ func (in *inJob) run() {
 // taken from the source's, MIGRATION completed, then SHUT 0 on the return path.
 func (in *inJob) finish(src string) error {
 	e := in.e
-	start := e.m.Autostart() && (src == "" || src == "running")
-	run := true
-	if !e.Capability(CapLateBlockActivate) || start {
-		if err := e.disks.Activate(); err != nil {
-			e.report("%v", err)
-			run = false
+	in.mu.Lock()
+	pc := in.pc
+	in.mu.Unlock()
+	if pc == nil || !pc.running { // a postcopy's guest has run since its package
+		start := e.m.Autostart() && (src == "" || src == "running")
+		run := true
+		if !e.Capability(CapLateBlockActivate) || start {
+			if err := e.disks.Activate(); err != nil {
+				e.report("%v", err)
+				run = false
+			}
 		}
+		if err := e.m.IncomingDone(src, run); err != nil {
+			return err
+		}
+		e.disks.EndIncoming()
+		e.afterRestore()
 	}
-	if err := e.m.IncomingDone(src, run); err != nil {
-		return err
-	}
-	e.disks.EndIncoming()
-	e.afterRestore()
 	in.set(StatusCompleted)
 	if rp := in.replyPath(); rp != nil {
 		if err := rp.w.Send(stream.RPMessage{Type: stream.RPShut}); err != nil {
@@ -191,6 +307,7 @@ type loader struct {
 	f  io.ReaderAt // reads a mapped-ram stream's pages (nil: rd cannot be one)
 	ch io.Reader   // the channel, on which a return path may be opened (nil: none)
 	in *inJob      // the incoming migration (nil: Load)
+	pc *pcDest     // postcopy, once advised (postcopy_in.go)
 }
 
 // command carries out a QEMU_VM_COMMAND of the stream (loadvm_process_command).
@@ -219,7 +336,7 @@ func (ld *loader) command(rec stream.Record) error {
 			return wrapf(ErrLoad, err, "%v", err)
 		}
 	default:
-		return errorf(ErrLoad, "VM_COMMAND 0x%x not expected here (len 0x%x)", uint16(rec.Cmd), len(rec.Data))
+		return ld.postcopyCommand(rec)
 	}
 	return nil
 }
@@ -239,12 +356,7 @@ func (ld *loader) load() (string, error) {
 	for _, b := range e.m.RAMBlocks() {
 		blocks[b.Name()] = b
 	}
-	type dev struct {
-		id      string
-		version uint32
-		state   []byte
-	}
-	var devs []dev
+	var devs []loadedDev
 	var fill [pageSize]byte
 	var pages int64
 	for {
@@ -253,6 +365,12 @@ func (ld *loader) load() (string, error) {
 			break
 		}
 		if err != nil {
+			if ld.pc != nil && ld.pc.running && linkBroken(err) {
+				if err := ld.pausePostcopy(err); err != nil {
+					return "", err
+				}
+				continue
+			}
 			return "", wrapf(ErrLoad, err, "%s", err.Error())
 		}
 		switch rec.Kind {
@@ -280,6 +398,10 @@ func (ld *loader) load() (string, error) {
 				return "", errorf(ErrLoad, "Illegal RAM offset 0x%x in block %s", rec.Offset, rec.Block)
 			}
 			page := rec.Offset / pageSize
+			if ld.pc != nil && ld.pc.running {
+				ld.pc.place(rec.Block, page, rec.Data, rec.Fill)
+				continue
+			}
 			if rec.Kind == stream.Page {
 				b.WritePage(page, rec.Data)
 				pages++
@@ -293,12 +415,15 @@ func (ld *loader) load() (string, error) {
 			}
 			b.WritePage(page, fill[:])
 		case stream.Device:
-			devs = append(devs, dev{sectionID(rec.IDStr, rec.Instance), rec.Version, append([]byte(nil), rec.State...)})
+			devs = append(devs, loadedDev{sectionID(rec.IDStr, rec.Instance), rec.Version, append([]byte(nil), rec.State...)})
 		case stream.Command:
 			if err := ld.command(rec); err != nil {
 				return "", err
 			}
 		}
+	}
+	if ld.pc != nil && ld.pc.running {
+		return ld.pc.srcState, ld.pc.finish()
 	}
 	if rd.Mapped() {
 		if err := e.restoreMapped(rd, f, order, blocks); err != nil {
@@ -308,6 +433,19 @@ func (ld *loader) load() (string, error) {
 		e.setRestoreInfo(&FileInfo{Mode: "streamed", Populate: populateRead, PagesEager: pages}, nil)
 	}
 	// Verified: apply the device state.
+	return e.applyDevices(devs)
+}
+
+// loadedDev is one device section read, applied once the stream is verified.
+type loadedDev struct {
+	id      string
+	version uint32
+	state   []byte
+}
+
+// applyDevices loads the device sections into the machine and returns the source's run
+// state from the global state ("" when absent).
+func (e *Engine) applyDevices(devs []loadedDev) (string, error) {
 	secs := map[string]Section{}
 	for _, s := range e.m.Sections() {
 		secs[s.SectionID()] = s

@@ -38,9 +38,10 @@ func (rp *rpSource) run() {
 	for {
 		m, err := rd.Next()
 		if err != nil {
-			if !j.cancelled() && err != io.EOF {
+			if !j.cancelled() && err != io.EOF && !j.pc.active.Load() {
 				j.e.report("%v", trimFormat(err))
 			}
+			rp.broke()
 			rp.shut <- shutErr(err)
 			return
 		}
@@ -58,10 +59,30 @@ func (rp *rpSource) run() {
 		default:
 			if err := j.handleRP(m); err != nil {
 				j.e.report("%v", err)
+				rp.broke()
 				rp.shut <- err
 				return
 			}
 		}
+	}
+}
+
+// broke tells a postcopy that its return path failed: the link is broken, so the
+// channel is aborted (a write blocked on it returns) and the migration pauses.
+func (rp *rpSource) broke() {
+	j := rp.j
+	if !j.pc.active.Load() {
+		return
+	}
+	select {
+	case j.pc.broken <- struct{}{}:
+	default:
+	}
+	j.mu.Lock()
+	abort := j.abort
+	j.mu.Unlock()
+	if abort != nil {
+		abort()
 	}
 }
 
@@ -73,12 +94,6 @@ func (j *job) blockPages(block string) (uint64, bool) {
 		}
 	}
 	return 0, false
-}
-
-// handleRP handles the messages of postcopy (page requests, bitmaps, resume acks); before
-// postcopy they are errors.
-func (j *job) handleRP(m stream.RPMessage) error {
-	return errorf(ErrSave, "RP: Received %s message outside postcopy", m.Type)
 }
 
 // trimFormat drops the stream package's sentinel prefix from a return-path error, so

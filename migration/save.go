@@ -46,7 +46,11 @@ type saver struct {
 	w      *stream.Writer
 	tid    int
 
-	written    uint64 // bytes of RAM the guest ever wrote (at setup)
+	written uint64 // bytes of RAM the guest ever wrote (at setup)
+	pcRate  struct {
+		start time.Time
+		bytes uint64
+	} // postcopy's background rate window (postcopyThrottle)
 	stageStart time.Time
 	stageBytes uint64
 	pass       int64
@@ -165,6 +169,12 @@ func (s *saver) save() error {
 			return s.ioErr(err)
 		}
 	}
+	if j.pc.allowed {
+		// Tell the destination we might switch to postcopy (it fails now if it cannot).
+		if err := s.w.Command(stream.CmdPostcopyAdvise, stream.AdviseData()); err != nil {
+			return s.ioErr(err)
+		}
+	}
 	var descs []stream.Block
 	s.todo = make([][]uint64, len(s.blocks))
 	for i, b := range s.blocks {
@@ -197,7 +207,10 @@ func (s *saver) save() error {
 	// Stage 1: all RAM the guest ever wrote.
 	s.beginStage()
 	t1 := time.Now()
-	if err := s.sendTodo(false); err != nil {
+	if err := s.sendTodo(false); errors.Is(err, errPostcopy) {
+		s.endStage("stage 1", 0)
+		return s.postcopy()
+	} else if err != nil {
 		return err
 	}
 	bw := rate(s.w.Bytes()-s.stageBytes, time.Since(t1))
@@ -223,6 +236,9 @@ func (s *saver) save() error {
 		} else {
 			stalled++
 		}
+		if j.postcopyWanted() {
+			return s.postcopy()
+		}
 		sent := s.w.Bytes()
 		if iters >= maxIterations || stalled >= stallPasses || sent+2*dirty > streamBudget*max(s.written, pageSize) {
 			break
@@ -230,7 +246,9 @@ func (s *saver) save() error {
 		iters++
 		t := time.Now()
 		before := s.w.Bytes()
-		if err := s.sendTodo(false); err != nil {
+		if err := s.sendTodo(false); errors.Is(err, errPostcopy) {
+			return s.postcopy()
+		} else if err != nil {
 			return err
 		}
 		el := time.Since(t)
@@ -375,7 +393,9 @@ func (s *saver) finish(down int64) error {
 func (s *saver) done(down int64) error {
 	j := s.j
 	s.endStage("stage 3", 0)
-	j.downtimeBytes.Store(int64(s.w.Bytes()) - j.precopy.Load())
+	if !j.pc.active.Load() { // QEMU counts a postcopy's device package in neither
+		j.downtimeBytes.Store(int64(s.w.Bytes()) - j.precopy.Load())
+	}
 	j.transferred.Store(int64(s.w.Bytes()))
 	j.remaining.Store(0)
 	j.mu.Lock()
@@ -384,7 +404,7 @@ func (s *saver) done(down int64) error {
 		j.mbps = float64(s.w.Bytes()) * 8 / float64(el) / 1000
 	}
 	j.mu.Unlock()
-	if !j.setStatus(StatusCompleted, StatusActive, StatusDevice) {
+	if !j.setStatus(StatusCompleted, StatusActive, StatusDevice, StatusPostcopyActive) {
 		return errCancelled
 	}
 	return nil
@@ -419,11 +439,12 @@ func isZero(p []byte) bool {
 	return true
 }
 
-// sendTodo writes every page of todo in PART sections and clears todo.
+// sendTodo writes every page of todo in PART sections and clears todo. When a switch to
+// postcopy is asked for meanwhile it stops with errPostcopy, the pages not sent yet still
+// in todo.
 func (s *saver) sendTodo(final bool) error {
 	inPart, n := false, 0
-	for bi, b := range s.blocks {
-		host, name := b.Host(), b.Name()
+	for bi := range s.blocks {
 		todo := s.todo[bi]
 		for wi, w := range todo {
 			if w == 0 {
@@ -432,28 +453,27 @@ func (s *saver) sendTodo(final bool) error {
 			todo[wi] = 0
 			for w != 0 {
 				bit := bits.TrailingZeros64(w)
-				w &^= 1 << bit
 				if s.j.cancelled() {
 					return errCancelled
 				}
+				if !final && n%64 == 0 && s.j.postcopyWanted() {
+					todo[wi] |= w // not sent: they go in postcopy
+					if inPart {
+						if err := s.w.RAMIterEnd(); err != nil {
+							return s.ioErr(err)
+						}
+					}
+					return errPostcopy
+				}
+				w &^= 1 << bit
 				if !inPart && !final {
 					if err := s.w.RAMIterBegin(); err != nil {
 						return s.ioErr(err)
 					}
 					inPart = true
 				}
-				off := uint64(wi*64+bit) * pageSize
-				if err := s.ensure(bi, off/pageSize); err != nil {
+				if err := s.sendPage(bi, uint64(wi*64+bit)); err != nil {
 					return err
-				}
-				page := host[off : off+pageSize]
-				if isZero(page) {
-					s.j.duplicate.Add(1)
-				} else {
-					s.j.normal.Add(1)
-				}
-				if err := s.w.RAMPage(name, off, page); err != nil {
-					return s.ioErr(err)
 				}
 				s.j.remaining.Add(-pageSize)
 				if n++; n%256 == 0 {
@@ -474,6 +494,26 @@ func (s *saver) sendTodo(final bool) error {
 		}
 	}
 	s.j.transferred.Store(int64(s.w.Bytes()))
+	return nil
+}
+
+// sendPage writes page p of block bi in the open RAM section, counting it as QEMU does
+// (duplicate for a zero page, normal otherwise).
+func (s *saver) sendPage(bi int, p uint64) error {
+	b := s.blocks[bi]
+	if err := s.ensure(bi, p); err != nil {
+		return err
+	}
+	off := p * pageSize
+	page := b.Host()[off : off+pageSize]
+	if isZero(page) {
+		s.j.duplicate.Add(1)
+	} else {
+		s.j.normal.Add(1)
+	}
+	if err := s.w.RAMPage(b.Name(), off, page); err != nil {
+		return s.ioErr(err)
+	}
 	return nil
 }
 

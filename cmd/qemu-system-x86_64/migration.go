@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"strings"
 
@@ -40,8 +41,17 @@ func (r ramAdapter) MapFile(fd int, off int64, present []uint64, check func(firs
 	return r.RAMBlock.MapFile(fd, off, present, machine.MapCheck(check))
 }
 
+// Guard is the machine's first-touch hook for the migration engine: x-tlc's copy before
+// the guest changes a page, and a postcopy destination's fetch from its source, whose
+// "not arrived yet" (migration.ErrRetry) is the machine's retry.
 func (r ramAdapter) Guard(pages []uint64, fn func(first uint64, mem []byte) error) error {
-	return r.RAMBlock.Guard(pages, machine.MapCheck(fn))
+	return r.RAMBlock.Guard(pages, func(first uint64, mem []byte) error {
+		err := fn(first, mem)
+		if errors.Is(err, migration.ErrRetry) {
+			return machine.ErrRAMRetry
+		}
+		return err
+	})
 }
 
 var _ migration.Guarder = ramAdapter{}

@@ -2,11 +2,18 @@ package cmds
 
 import (
 	"tlcvm/migration"
+	"tlcvm/migration/transport"
 	"tlcvm/qmp"
 )
 
 // The commands that steer a migration around its switchover (qapi/migration.json):
-// migrate-continue (pause-before-switchover).
+// migrate-continue (pause-before-switchover), migrate-start-postcopy, migrate-pause and
+// migrate-recover (postcopy and its recovery).
+
+// MigrateRecoverArgs are migrate-recover's arguments.
+type MigrateRecoverArgs struct {
+	URI string `json:"uri"`
+}
 
 // MigrateContinueArgs are migrate-continue's arguments.
 type MigrateContinueArgs struct {
@@ -21,6 +28,19 @@ func registerMigrationSwitchover(r *qmp.Registry, d *Deps) {
 	r.Register(
 		qmp.Command{Name: "migrate-continue", Args: &MigrateContinueArgs{}, Run: func(c *qmp.Call) (any, error) {
 			return nil, e.Continue(c.Args.(*MigrateContinueArgs).State)
+		}},
+		qmp.Command{Name: "migrate-start-postcopy", Run: func(*qmp.Call) (any, error) {
+			return nil, e.StartPostcopy()
+		}},
+		qmp.Command{Name: "migrate-pause", Run: func(*qmp.Call) (any, error) {
+			return nil, e.Pause()
+		}},
+		qmp.Command{Name: "migrate-recover", Args: &MigrateRecoverArgs{}, Run: func(c *qmp.Call) (any, error) {
+			env := transport.Env{}
+			if c.Session != nil {
+				env.LookupFD = c.Session.FDParam
+			}
+			return nil, e.Recover(c.Args.(*MigrateRecoverArgs).URI, env)
 		}},
 	)
 }
