@@ -173,7 +173,7 @@ func (s *saver) postcopy() error {
 	s.beginStage()
 	// From here the rate is max-postcopy-bandwidth's, for background pages only (QEMU's
 	// postcopy_start sets the limit before the package; requested pages are never held).
-	s.cw.postcopy = true
+	s.cw.unlimited = true
 	if !j.pause && !j.setStatus(StatusPostcopyActive, StatusActive) {
 		return errCancelled
 	}

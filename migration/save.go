@@ -319,6 +319,9 @@ func (s *saver) complete() error {
 		}
 		return s.finish(down)
 	}
+	if s.cw != nil {
+		s.cw.unlimited = true // the rest goes as fast as the channel takes it, as QEMU's
+	}
 	if err := j.inactivateDisks(); err != nil {
 		return fail(err)
 	}

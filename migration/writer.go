@@ -24,7 +24,9 @@ type countWriter struct {
 	j           *job
 	windowStart time.Time
 	windowBytes uint64
-	postcopy    bool // postcopy: not limited here (postcopy.go limits its background pages)
+	// unlimited lifts max-bandwidth: stage 3 (QEMU's migration_completion sets the rate
+	// limit to INT64_MAX) and postcopy (postcopy.go paces its background pages itself).
+	unlimited bool
 }
 
 const rateWindow = 100 * time.Millisecond
@@ -57,7 +59,7 @@ func (c *countWriter) grant(n int) (int, error) {
 		bw, _ := c.j.e.limits()
 		// Once postcopy is asked for, what the buffers hold goes at once (QEMU's buffer
 		// is small: its switch does not wait behind a backlog).
-		if bw == 0 || bw >= 1<<50 || c.postcopy || c.j.pc.requested.Load() {
+		if bw == 0 || bw >= 1<<50 || c.unlimited || c.j.pc.requested.Load() {
 			return n, nil
 		}
 		budget := bw / uint64(time.Second/rateWindow)
