@@ -28,6 +28,9 @@ type Options struct {
 	Open func(path string, flag int, perm uint32) (int, error)
 	// Disks hands the machine's images over (switchover.go); nil: a machine without.
 	Disks Disks
+	// UUID is the VM's -uuid (zero when none): multifd channels carry it and both ends
+	// must agree.
+	UUID [16]byte
 }
 
 // Engine runs outgoing migrations (checkpoints) and the incoming one. Its methods are safe
@@ -42,6 +45,7 @@ type Engine struct {
 	exit   func(int)
 	open   func(path string, flag int, perm uint32) (int, error)
 	disks  Disks
+	uuid   [16]byte
 
 	// mu guards the fields marked so. Lock order: mu, then a job's mu (activeLocked asks the
 	// jobs their status under mu); a job never takes mu while it holds its own.
@@ -82,7 +86,7 @@ func New(o Options) *Engine {
 	if o.Disks == nil {
 		o.Disks = noDisks{}
 	}
-	return &Engine{m: o.Machine, ev: o.Events, log: o.Log, stderr: o.Stderr, prog: o.Prog, exit: o.Exit, open: o.Open, disks: o.Disks,
+	return &Engine{m: o.Machine, ev: o.Events, log: o.Log, stderr: o.Stderr, prog: o.Prog, exit: o.Exit, open: o.Open, disks: o.Disks, uuid: o.UUID,
 		caps: make([]bool, len(capabilityNames)), params: DefaultParams(), ready: make(chan struct{})}
 }
 
@@ -146,6 +150,16 @@ func (e *Engine) SetParams(u Params) error {
 	}
 	e.params = merged
 	return nil
+}
+
+// multifdChannels is multifd-channels when the multifd capability is on, else 0.
+func (e *Engine) multifdChannels() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.capLocked(CapMultifd) || e.capLocked(CapMappedRAM) {
+		return 0
+	}
+	return int(*e.params.MultifdChannels)
 }
 
 // postcopyBandwidth is max-postcopy-bandwidth (bytes/s, 0 unlimited).
@@ -212,10 +226,6 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 		e.mu.Unlock()
 		return err
 	}
-	if e.capLocked(CapMultifd) && !mapped {
-		e.mu.Unlock()
-		return errorf(ErrUnsupported, "tlcvm supports multifd only with mapped-ram (a file: checkpoint)")
-	}
 	if o.Resume {
 		j := e.out
 		e.mu.Unlock()
@@ -240,6 +250,7 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 	j.mapped = mapped
 	if e.capLocked(CapMultifd) && e.params.MultifdChannels != nil {
 		j.channels = int(*e.params.MultifdChannels)
+		j.multifd = !mapped
 	}
 	if p := e.params.XCheckpointCPU; p != nil {
 		j.wantCPU = int(*p)

@@ -452,7 +452,12 @@ func (e *Engine) loadURI(uri string, r io.Reader, in *inJob) (string, error) {
 	a, err := transport.Parse(uri)
 	f, ok := transport.File(r)
 	if err != nil || a.Scheme != transport.SchemeFile || !ok {
-		return (&loader{e: e, rd: stream.NewReader(r), ch: r, in: in}).load()
+		ld := &loader{e: e, rd: stream.NewReader(r), ch: r, in: in}
+		if in != nil && in.mf != nil {
+			ld.mf = in.mf
+			ld.rd.ReportSectionEnd()
+		}
+		return ld.load()
 	}
 	keep := false
 	defer func() {

@@ -18,7 +18,8 @@ type job struct {
 	mapped   bool           // mapped-ram when it started: out is the file (io.WriterAt)
 	base     uint64         // mapped-ram: the stream's offset in the file
 	file     *fileTarget    // mapped-ram: the file and how it is written
-	channels int            // multifd: page writers of a mapped-ram checkpoint (0: off)
+	channels int            // multifd: page writers of a mapped-ram checkpoint, or channels (0: off)
+	multifd  bool           // multifd over sockets (multifd.go)
 	streamed bool           // a streamed checkpoint to file:
 	fileInfo *FileInfo      // +checklocks:mu; x-tlc-file, once the thread knows it
 	wantCPU  int            // x-checkpoint-cpu when it started (-1 auto)
@@ -43,7 +44,7 @@ type job struct {
 	// Figures, written by the thread, read by query-migrate.
 	transferred, remaining, duplicate, normal atomic.Int64
 	dirtySync, dirtyRate, pps                 atomic.Int64
-	precopy, downtimeBytes                    atomic.Int64
+	precopy, downtimeBytes, multifdBytes      atomic.Int64
 	total                                     int64 // immutable after newJob
 
 	// mu guards the fields marked so. Lock order: Engine.mu, then mu; nothing holding mu
@@ -188,7 +189,7 @@ func (j *job) info() Info {
 		DirtyPagesRate: j.dirtyRate.Load(), Mbps: j.mbps, DirtySyncCount: j.dirtySync.Load(),
 		PageSize: pageSize, PagesPerSecond: j.pps.Load(), PrecopyBytes: j.precopy.Load(),
 		DowntimeBytes: j.downtimeBytes.Load(), PostcopyRequests: j.pc.requests.Load(),
-		PostcopyBytes: j.pc.bytes.Load(),
+		PostcopyBytes: j.pc.bytes.Load(), MultifdBytes: j.multifdBytes.Load(),
 	}
 	return in
 }

@@ -26,6 +26,7 @@ type inJob struct {
 
 	addrs []transport.SocketAddress // what src listened on (kept after it closed, as QEMU)
 	recCh chan recovered            // the connection a recovery accepted
+	mf    *mfReceiver               // multifd channels, set before the stream is read
 	stop  chan struct{}             // closed by close
 	once  sync.Once
 }
@@ -203,6 +204,9 @@ func (e *Engine) StartIncoming(uri string, env transport.Env) error {
 	if err != nil {
 		return wrapf(ErrInvalid, err, "%s", err.Error())
 	}
+	if n := e.multifdChannels(); n > 0 {
+		transport.Expect(src, n)
+	}
 	in := &inJob{e: e, src: src, st: StatusSetup, recCh: make(chan recovered, 1), stop: make(chan struct{}),
 		addrs: transport.SocketAddresses(src)}
 	e.mu.Lock()
@@ -221,6 +225,10 @@ func (in *inJob) run() {
 		in.mu.Lock()
 		in.ch = r
 		in.mu.Unlock()
+		if n := e.multifdChannels(); n > 0 {
+			in.mf = e.startMultifd(in.src, n)
+			defer in.mf.close()
+		}
 		in.set(StatusActive)
 		var srcState string
 		srcState, err = e.loadURI(in.src.URI(), r, in)
@@ -308,6 +316,7 @@ type loader struct {
 	ch io.Reader   // the channel, on which a return path may be opened (nil: none)
 	in *inJob      // the incoming migration (nil: Load)
 	pc *pcDest     // postcopy, once advised (postcopy_in.go)
+	mf *mfReceiver // multifd channels (multifd_in.go), nil when off
 }
 
 // command carries out a QEMU_VM_COMMAND of the stream (loadvm_process_command).
@@ -378,7 +387,15 @@ func (ld *loader) load() (string, error) {
 			if mt := e.m.MachineType(); rec.MachineType != mt {
 				return "", errorf(ErrLoad, "Machine type received is '%s' and local is '%s'", rec.MachineType, mt)
 			}
-		case stream.RAMBlocks:
+		case stream.RAMBlocks, stream.SectionEnd:
+			if ld.mf != nil && (ld.pc == nil || !ld.pc.running) {
+				if err := ld.mf.sync(); err != nil {
+					return "", err
+				}
+			}
+			if rec.Kind == stream.SectionEnd {
+				continue
+			}
 			order = rec.Blocks
 			for _, sb := range rec.Blocks {
 				b, ok := blocks[sb.Name]

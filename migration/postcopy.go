@@ -196,7 +196,7 @@ func (s *saver) postcopy() error {
 		return fail(err)
 	}
 	s.syncPass()
-	j.precopy.Store(int64(s.w.Bytes()))
+	j.precopy.Store(s.transferred())
 	if err := s.sendDiscards(); err != nil {
 		return fail(err)
 	}
@@ -378,7 +378,7 @@ func (s *saver) postcopyPages() error {
 	if err := s.flush(); err != nil {
 		return s.ioErr(err)
 	}
-	s.j.transferred.Store(int64(s.w.Bytes()))
+	s.j.transferred.Store(s.transferred())
 	if err := j.awaitShut(); err != nil {
 		if errors.Is(err, errNoShut) {
 			return errorf(ErrSave, "return path closed before SHUT")
@@ -400,9 +400,9 @@ func (s *saver) postcopyThrottle() error {
 		}
 		now := time.Now()
 		if now.Sub(pt.start) >= rateWindow {
-			pt.start, pt.bytes = now, s.w.Bytes()
+			pt.start, pt.bytes = now, s.sent()
 		}
-		if s.w.Bytes()-pt.bytes < bw/uint64(time.Second/rateWindow) {
+		if s.sent()-pt.bytes < bw/uint64(time.Second/rateWindow) {
 			return nil
 		}
 		if err := s.flush(); err != nil { // what the window allowed goes out now
@@ -489,13 +489,13 @@ func (s *saver) sendRequested(r pageReq, begin func() error) (bool, error) {
 
 // sendPostcopyPage writes one page in postcopy and counts it.
 func (s *saver) sendPostcopyPage(bi int, p uint64) error {
-	before := s.w.Bytes()
+	before := s.sent()
 	if err := s.sendPage(bi, p); err != nil {
 		return err
 	}
-	s.j.pc.bytes.Add(int64(s.w.Bytes() - before))
+	s.j.pc.bytes.Add(int64(s.sent() - before))
 	s.j.remaining.Add(-pageSize)
-	s.j.transferred.Store(int64(s.w.Bytes()))
+	s.j.transferred.Store(s.transferred())
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/bits"
 	"runtime"
@@ -45,6 +46,7 @@ type saver struct {
 	bw     *bufio.Writer
 	w      *stream.Writer
 	tid    int
+	mf     *mfSender // multifd channels (multifd.go), nil when off
 
 	written uint64 // bytes of RAM the guest ever wrote (at setup)
 	pcRate  struct {
@@ -67,6 +69,9 @@ func (j *job) run() {
 	err := s.save()
 	if s.w != nil {
 		s.w.Close()
+	}
+	if s.mf != nil {
+		s.mf.close(err != nil)
 	}
 	for _, b := range s.blocks {
 		b.StopDirtyLog()
@@ -91,11 +96,11 @@ func (j *job) run() {
 
 func (s *saver) beginStage() {
 	s.stageStart = time.Now()
-	s.stageBytes = s.w.Bytes()
+	s.stageBytes = s.sent()
 }
 
 func (s *saver) endStage(name string, iterations int64) {
-	s.j.addStage(Stage{Name: name, ElapsedMS: since(s.stageStart), Bytes: int64(s.w.Bytes() - s.stageBytes),
+	s.j.addStage(Stage{Name: name, ElapsedMS: since(s.stageStart), Bytes: int64(s.sent() - s.stageBytes),
 		Iterations: iterations, ThreadID: s.tid, CPU: currentCPU()})
 }
 
@@ -129,6 +134,26 @@ func (s *saver) save() error {
 	if err := transport.Connected(j.out); err != nil {
 		return s.ioErr(err)
 	}
+	if j.multifd {
+		mf, err := j.openMultifd(j.channels, j.e.uuid)
+		if errors.Is(err, errMultifdProtocol) {
+			fmt.Fprintln(j.e.stderr, err.Error()) // QEMU 7.2 prints it without its name
+			return wrapf(errNoDesc, err, "%v", err)
+		}
+		if err != nil {
+			return s.ioErr(err)
+		}
+		s.mf = mf
+		j.mu.Lock()
+		abort := j.abort
+		j.abort = func() {
+			abort()
+			for _, c := range mf.chans {
+				_ = transport.Abort(c.out)
+			}
+		}
+		j.mu.Unlock()
+	}
 	if j.useRP {
 		if err := j.openReturnPath(j.out); err != nil {
 			j.e.report("Unable to open return-path for postcopy")
@@ -155,6 +180,9 @@ func (s *saver) save() error {
 			}
 		}
 		s.cw = &countWriter{w: j.out, j: j}
+		if s.mf != nil {
+			s.mf.rate = s.cw.charge
+		}
 		s.bw = bufio.NewWriterSize(s.cw, 1<<20)
 		s.w = stream.NewWriter(s.bw, s.m.MachineType())
 	}
@@ -175,6 +203,13 @@ func (s *saver) save() error {
 			return s.ioErr(err)
 		}
 	}
+	if s.bw != nil && (j.useRP || s.mf != nil) {
+		// The header goes out now: the destination opens its return path and tells the
+		// main channel from the multifd ones by it.
+		if err := s.flush(); err != nil {
+			return s.ioErr(err)
+		}
+	}
 	var descs []stream.Block
 	s.todo = make([][]uint64, len(s.blocks))
 	for i, b := range s.blocks {
@@ -189,8 +224,18 @@ func (s *saver) save() error {
 		}
 		descs = append(descs, stream.Block{Name: b.Name(), Size: b.Size()})
 	}
+	if s.mf != nil {
+		if err := s.mf.sync(); err != nil { // the RAM setup's EOS is a sync point too
+			return s.ioErr(err)
+		}
+	}
 	if err := s.w.RAMSetup(descs); err != nil {
 		return s.ioErr(err)
+	}
+	if s.mf != nil {
+		if err := s.flush(); err != nil {
+			return s.ioErr(err)
+		}
 	}
 	if n := s.syncPass(); incremental { // pass 1: the written bitmap is the first pass's dirty set
 		s.written = n * pageSize
@@ -213,7 +258,7 @@ func (s *saver) save() error {
 	} else if err != nil {
 		return err
 	}
-	bw := rate(s.w.Bytes()-s.stageBytes, time.Since(t1))
+	bw := rate(s.sent()-s.stageBytes, time.Since(t1))
 	s.endStage("stage 1", 0)
 
 	// Stage 2: iterate the dirty log until the rest fits the downtime budget. A guest
@@ -239,20 +284,20 @@ func (s *saver) save() error {
 		if j.postcopyWanted() {
 			return s.postcopy()
 		}
-		sent := s.w.Bytes()
+		sent := s.sent()
 		if iters >= maxIterations || stalled >= stallPasses || sent+2*dirty > streamBudget*max(s.written, pageSize) {
 			break
 		}
 		iters++
 		t := time.Now()
-		before := s.w.Bytes()
+		before := s.sent()
 		if err := s.sendTodo(false); errors.Is(err, errPostcopy) {
 			return s.postcopy()
 		} else if err != nil {
 			return err
 		}
 		el := time.Since(t)
-		if r := rate(s.w.Bytes()-before, el); r > 0 {
+		if r := rate(s.sent()-before, el); r > 0 {
 			bw = r
 		}
 		if el > 0 {
@@ -260,7 +305,7 @@ func (s *saver) save() error {
 		}
 	}
 	s.endStage("stage 2", iters)
-	j.precopy.Store(int64(s.w.Bytes()))
+	j.precopy.Store(s.transferred())
 	if j.tlc {
 		// The final dirty set is at most what is dirty now plus what the guest writes
 		// until the stop; a quarter more covers the pages dirtied meanwhile.
@@ -397,14 +442,14 @@ func (s *saver) done(down int64) error {
 	j := s.j
 	s.endStage("stage 3", 0)
 	if !j.pc.active.Load() { // QEMU counts a postcopy's device package in neither
-		j.downtimeBytes.Store(int64(s.w.Bytes()) - j.precopy.Load())
+		j.downtimeBytes.Store(s.transferred() - j.precopy.Load())
 	}
-	j.transferred.Store(int64(s.w.Bytes()))
+	j.transferred.Store(s.transferred())
 	j.remaining.Store(0)
 	j.mu.Lock()
 	j.downMS = down
 	if el := since(j.start) - j.setupMS; el > 0 {
-		j.mbps = float64(s.w.Bytes()) * 8 / float64(el) / 1000
+		j.mbps = float64(s.sent()) * 8 / float64(el) / 1000
 	}
 	j.mu.Unlock()
 	if !j.setStatus(StatusCompleted, StatusActive, StatusDevice, StatusPostcopyActive) {
@@ -462,8 +507,8 @@ func (s *saver) sendTodo(final bool) error {
 				if !final && n%64 == 0 && s.j.postcopyWanted() {
 					todo[wi] |= w // not sent: they go in postcopy
 					if inPart {
-						if err := s.w.RAMIterEnd(); err != nil {
-							return s.ioErr(err)
+						if err := s.iterEnd(); err != nil {
+							return err
 						}
 					}
 					return errPostcopy
@@ -480,11 +525,11 @@ func (s *saver) sendTodo(final bool) error {
 				}
 				s.j.remaining.Add(-pageSize)
 				if n++; n%256 == 0 {
-					s.j.transferred.Store(int64(s.w.Bytes()))
+					s.j.transferred.Store(s.transferred())
 				}
 				if inPart && n%partPages == 0 {
-					if err := s.w.RAMIterEnd(); err != nil {
-						return s.ioErr(err)
+					if err := s.iterEnd(); err != nil {
+						return err
 					}
 					inPart = false
 				}
@@ -492,12 +537,44 @@ func (s *saver) sendTodo(final bool) error {
 		}
 	}
 	if inPart {
-		if err := s.w.RAMIterEnd(); err != nil {
+		if err := s.iterEnd(); err != nil {
+			return err
+		}
+	}
+	s.j.transferred.Store(s.transferred())
+	return nil
+}
+
+// iterEnd closes the open RAM section (its EOS), the multifd channels synced first.
+func (s *saver) iterEnd() error {
+	if s.mf != nil && !s.j.pc.active.Load() {
+		if err := s.mf.sync(); err != nil {
 			return s.ioErr(err)
 		}
 	}
-	s.j.transferred.Store(int64(s.w.Bytes()))
+	if err := s.w.RAMIterEnd(); err != nil {
+		return s.ioErr(err)
+	}
+	if s.mf != nil && !s.j.pc.active.Load() {
+		// The destination's channels wait for this EOS before they read on (QEMU's
+		// ram_save_iterate flushes after it).
+		if err := s.flush(); err != nil {
+			return s.ioErr(err)
+		}
+	}
 	return nil
+}
+
+// sent is transferred as a uint64.
+func (s *saver) sent() uint64 { return uint64(s.transferred()) }
+
+// transferred is query-migrate's transferred: the main stream and the multifd channels.
+func (s *saver) transferred() int64 {
+	n := int64(s.w.Bytes())
+	if s.mf != nil {
+		n += s.mf.bytes.Load()
+	}
+	return n
 }
 
 // sendPage writes page p of block bi in the open RAM section, counting it as QEMU does
@@ -513,6 +590,12 @@ func (s *saver) sendPage(bi int, p uint64) error {
 		s.j.duplicate.Add(1)
 	} else {
 		s.j.normal.Add(1)
+		if s.mf != nil && !s.j.pc.active.Load() {
+			if err := s.mf.page(b.Name(), off, page); err != nil {
+				return s.ioErr(err)
+			}
+			return nil
+		}
 	}
 	if err := s.w.RAMPage(b.Name(), off, page); err != nil {
 		return s.ioErr(err)
@@ -709,8 +792,8 @@ func (s *saver) writeFinal(buf []pageCopy, devs []devState, descs []stream.Devic
 	} else if err := s.sendTodo(true); err != nil {
 		return err
 	}
-	if err := s.w.RAMIterEnd(); err != nil {
-		return s.ioErr(err)
+	if err := s.iterEnd(); err != nil {
+		return err
 	}
 	for _, d := range devs {
 		if err := s.w.Device(d.idstr, d.instance, d.version, d.state); err != nil {

@@ -49,6 +49,20 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return written, nil
 }
 
+// charge counts n bytes sent on another channel (multifd) against max-bandwidth, waiting
+// as Write would.
+func (c *countWriter) charge(n int) error {
+	for n > 0 {
+		k, err := c.grant(n)
+		if err != nil {
+			return err
+		}
+		c.windowBytes += uint64(k)
+		n -= k
+	}
+	return nil
+}
+
 // grant returns how many of n bytes may be written now (at least one), sleeping while the
 // window's budget is spent, or errCancelled. The caller adds what it wrote to windowBytes.
 func (c *countWriter) grant(n int) (int, error) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"errors"
 	"os"
 	"strings"
@@ -106,7 +107,8 @@ func (a machineAdapter) VCPUThreads() []int {
 func (v *vm) newMigration(ev migration.Events, exit func(int)) (*migration.Engine, error) {
 	cfg := v.plan.cfg
 	e := migration.New(migration.Options{Machine: machineAdapter{v.machine}, Events: ev, Log: v.log,
-		Stderr: v.stderr, Prog: cfg.Prog, Exit: exit, Open: v.openPath, Disks: blockDisks{v.block}})
+		Stderr: v.stderr, Prog: cfg.Prog, Exit: exit, Open: v.openPath, Disks: blockDisks{v.block},
+		UUID: uuidBytes(cfg.UUID)})
 	for _, g := range cfg.Globals {
 		if g.Driver != "migration" {
 			continue
@@ -131,6 +133,16 @@ func (v *vm) newMigration(ev migration.Events, exit func(int)) (*migration.Engin
 		}
 	}
 	return e, nil
+}
+
+// uuidBytes is -uuid as the 16 bytes multifd channels carry (zero when none).
+func uuidBytes(s string) [16]byte {
+	var u [16]byte
+	b, err := hex.DecodeString(strings.ReplaceAll(s, "-", ""))
+	if err == nil && len(b) == 16 {
+		copy(u[:], b)
+	}
+	return u
 }
 
 // openPath is qemu_open for migration's file: paths: "/dev/fdset/N" through the QMP server's

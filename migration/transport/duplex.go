@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"syscall"
+	"time"
 )
 
 // Channels in both directions and more than one channel per migration:
@@ -113,7 +115,7 @@ func Expect(s Source, n int) {
 // hands it over, positioned at its init packet.
 func AcceptChannel(s Source) (io.ReadCloser, error) {
 	src, ok := s.(*source)
-	if !ok {
+	if !ok || (src.addr.Scheme != SchemeTCP && src.addr.Scheme != SchemeUnix) {
 		return nil, newError("multifd is not supported by current protocol", ErrUnsupported, nil)
 	}
 	src.startSorting()
@@ -142,7 +144,8 @@ func (s *source) startSorting() {
 }
 
 // sort accepts connections until the main channel and every expected multifd channel
-// have come (or the source is closed), and sorts them by their magic.
+// have come (or the source is closed), and sorts them by their magic, each on its own
+// goroutine so that a connection whose first bytes are late holds up no other.
 func (s *source) sort() {
 	s.mu.Lock()
 	ln, want := s.ln, s.channels
@@ -153,10 +156,38 @@ func (s *source) sort() {
 		s.ln = nil
 		s.mu.Unlock()
 	}()
+	kinds := make(chan bool, 16) // per connection classified: main (true) or multifd
 	gotMain, got := false, 0
+	accepted := make(chan net.Conn)
+	acceptErr := make(chan error, 1)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				acceptErr <- err
+				return
+			}
+			select {
+			case accepted <- c:
+			case <-done:
+				c.Close() //nolint:errcheck // after the last expected channel
+				return
+			}
+		}
+	}()
 	for !gotMain || got < want {
-		c, err := ln.Accept()
-		if err != nil {
+		select {
+		case c := <-accepted:
+			go func() { kinds <- s.classify(c) }()
+		case isMain := <-kinds:
+			if isMain {
+				gotMain = true
+			} else {
+				got++
+			}
+		case err := <-acceptErr:
 			select {
 			case <-s.closed:
 				err = newError("Unable to accept connection: Operation canceled", ErrAborted, syscall.ECANCELED)
@@ -169,27 +200,41 @@ func (s *source) sort() {
 			s.extra <- sorted{err: err}
 			return
 		}
-		r := newReader(c, "socket", nil, s.log)
-		head, err := r.br.Peek(4)
-		if err != nil {
-			c.Close() //nolint:errcheck // not a migration channel
-			continue
-		}
-		switch binary.BigEndian.Uint32(head) {
-		case multifdMagic:
-			got++
-			s.extra <- sorted{r: r}
-		default: // the main channel (QEVM), or something QEMU's loader will refuse
-			if gotMain {
-				c.Close() //nolint:errcheck // one main channel
-				continue
-			}
-			gotMain = true
-			s.log.Debug().Str("uri", s.uri).Str("peer", c.RemoteAddr().String()).Msg("migration connection accepted")
-			s.main <- sorted{r: r}
-		}
 	}
 }
+
+// classify peeks at the first four bytes of c and hands it over as the main channel
+// (true) or a multifd channel. A connection that says nothing for sortWait is taken as
+// the main channel (QEMU's main channel speaks first once connected); a second main
+// channel is closed.
+func (s *source) classify(c net.Conn) bool {
+	r := newReader(c, "socket", nil, s.log)
+	multifd := make(chan bool, 1)
+	go func() {
+		head, err := r.br.Peek(4)
+		multifd <- err == nil && binary.BigEndian.Uint32(head) == multifdMagic
+	}()
+	select {
+	case m := <-multifd:
+		if m {
+			s.extra <- sorted{r: r}
+			return false
+		}
+	case <-time.After(sortWait):
+	}
+	s.mainOnce.Do(func() {
+		s.log.Debug().Str("uri", s.uri).Str("peer", c.RemoteAddr().String()).Msg("migration connection accepted")
+		s.main <- sorted{r: r}
+		r = nil
+	})
+	if r != nil {
+		c.Close() //nolint:errcheck // one main channel
+	}
+	return true
+}
+
+// sortWait bounds the wait for a connection's first bytes while sorting.
+const sortWait = 5 * time.Second
 
 // Flush pushes what w (from Open) has buffered to its channel without closing it: a
 // source with a return path keeps the channel open until the destination's SHUT.

@@ -101,6 +101,7 @@ type source struct {
 
 	channels    int         // multifd channels expected besides the main one (Expect)
 	sortOnce    sync.Once   // starts sort (duplex.go)
+	mainOnce    sync.Once   // one connection becomes the main channel
 	main, extra chan sorted // what sort accepted: the main channel, multifd channels
 }
 
