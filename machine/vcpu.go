@@ -25,6 +25,8 @@ type vcpu struct {
 	// (Registers, snapshots, reset) take it to see or set a consistent state between runs.
 	mu sync.Mutex
 	be backend // +checklocks:mu (Kick excepted)
+
+	ranSince time.Time // the vCPU thread only: start of the current throttle timeslice
 }
 
 // Parking and waking rules.
@@ -211,7 +213,8 @@ func (v *vcpu) runPeriod(kick chan struct{}) {
 		v.mu.Lock()
 		ex := v.be.Run(quantum)
 		v.mu.Unlock()
-		v.throttle(kick) // a dirty limit (dirtyrate.go)
+		v.throttle(kick)    // a dirty limit (dirtyrate.go)
+		v.cpuThrottle(kick) // auto-converge (throttle.go)
 		more = ex.more
 		switch ex.reason {
 		case exitFault:

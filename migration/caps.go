@@ -21,6 +21,9 @@ const (
 	// CapLateBlockActivate leaves a destination's images inactive until cont, unless the
 	// guest starts at once.
 	CapLateBlockActivate Capability = "late-block-activate"
+	// CapAutoConverge throttles the vCPUs of a guest that dirties faster than stage 2
+	// sends (throttle.go).
+	CapAutoConverge Capability = "auto-converge"
 	// CapPostcopyRAM allows migrate-start-postcopy.
 	CapPostcopyRAM Capability = "postcopy-ram"
 )
@@ -59,7 +62,6 @@ var refusals = map[Capability]string{
 	"zero-copy-send":      "Zero copy only available for non-compressed non-TLS multifd migration",
 	"xbzrle":              "Capability 'xbzrle' is not supported by tlcvm",
 	"rdma-pin-all":        "Capability 'rdma-pin-all' is not supported by tlcvm",
-	"auto-converge":       "Capability 'auto-converge' is not supported by tlcvm",
 	"compress":            "Capability 'compress' is not supported by tlcvm",
 	"release-ram":         "Capability 'release-ram' is not supported by tlcvm",
 }

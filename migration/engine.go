@@ -246,6 +246,7 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 	j := newJob(e, uri)
 	j.tlc = e.capLocked(CapTLC)
 	j.pause = e.capLocked(CapPauseBeforeSwitchover)
+	j.autoConverge = e.capLocked(CapAutoConverge)
 	j.useRP = e.capLocked(CapReturnPath) || e.capLocked(CapPostcopyRAM)
 	j.mapped = mapped
 	if e.capLocked(CapMultifd) && e.params.MultifdChannels != nil {

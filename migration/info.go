@@ -13,6 +13,8 @@ type Info struct {
 	Downtime         *int64 // ms, once completed
 	SetupTime        *int64 // ms
 	ErrorDesc        *string
+	// CPUThrottlePercentage is auto-converge's throttle while it is on.
+	CPUThrottlePercentage *int64
 	// Stages are tlcvm's per-stage figures (x-tlc-stages), in order.
 	Stages []Stage
 	// File is tlcvm's report on a checkpoint to or restore from file: (x-tlc-file).

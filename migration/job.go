@@ -20,10 +20,12 @@ type job struct {
 	file     *fileTarget    // mapped-ram: the file and how it is written
 	channels int            // multifd: page writers of a mapped-ram checkpoint, or channels (0: off)
 	multifd  bool           // multifd over sockets (multifd.go)
-	streamed bool           // a streamed checkpoint to file:
-	fileInfo *FileInfo      // +checklocks:mu; x-tlc-file, once the thread knows it
-	wantCPU  int            // x-checkpoint-cpu when it started (-1 auto)
-	cpu      int            // the CPU chosen (-1: not pinned)
+	// autoConverge is the auto-converge capability when it started (throttle.go).
+	autoConverge bool
+	streamed     bool      // a streamed checkpoint to file:
+	fileInfo     *FileInfo // +checklocks:mu; x-tlc-file, once the thread knows it
+	wantCPU      int       // x-checkpoint-cpu when it started (-1 auto)
+	cpu          int       // the CPU chosen (-1: not pinned)
 
 	cancelReq  atomic.Bool
 	cancelCh   chan struct{} // closed by requestCancel
@@ -190,6 +192,9 @@ func (j *job) info() Info {
 		PageSize: pageSize, PagesPerSecond: j.pps.Load(), PrecopyBytes: j.precopy.Load(),
 		DowntimeBytes: j.downtimeBytes.Load(), PostcopyRequests: j.pc.requests.Load(),
 		PostcopyBytes: j.pc.bytes.Load(), MultifdBytes: j.multifdBytes.Load(),
+	}
+	if pct := j.e.throttlePercentage(); pct > 0 {
+		in.CPUThrottlePercentage = i64(int64(pct))
 	}
 	return in
 }

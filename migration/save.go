@@ -47,6 +47,7 @@ type saver struct {
 	w      *stream.Writer
 	tid    int
 	mf     *mfSender // multifd channels (multifd.go), nil when off
+	ac     autoConverge
 
 	written uint64 // bytes of RAM the guest ever wrote (at setup)
 	pcRate  struct {
@@ -67,6 +68,7 @@ func (j *job) run() {
 	defer restore()
 	s := &saver{j: j, m: j.e.m, blocks: j.e.m.RAMBlocks(), tid: unix.Gettid()}
 	err := s.save()
+	s.stopThrottle()
 	if s.w != nil {
 		s.w.Close()
 	}
@@ -266,11 +268,13 @@ func (s *saver) save() error {
 	s.beginStage()
 	var iters int64
 	minDirty, stalled := uint64(1<<63), 0
+	s.newAutoConverge()
 	for s.m.RunState() == "running" {
 		if j.cancelled() {
 			return errCancelled
 		}
 		dirty := s.syncPass() * pageSize
+		s.noteSync(dirty / pageSize)
 		s.j.remaining.Store(int64(dirty))
 		_, downMS := j.e.limits()
 		if bw > 0 && float64(dirty) <= bw*float64(downMS)/1000 {
@@ -285,7 +289,13 @@ func (s *saver) save() error {
 			return s.postcopy()
 		}
 		sent := s.sent()
-		if iters >= maxIterations || stalled >= stallPasses || sent+2*dirty > streamBudget*max(s.written, pageSize) {
+		if s.ac.t != nil {
+			// Auto-converge: iterate while the throttle can still rise (QEMU iterates
+			// until the set fits); then the usual stall rule ends it.
+			if s.throttleMaxed() && stalled >= stallPasses {
+				break
+			}
+		} else if iters >= maxIterations || stalled >= stallPasses || sent+2*dirty > streamBudget*max(s.written, pageSize) {
 			break
 		}
 		iters++

@@ -92,6 +92,10 @@ func (a machineAdapter) IncomingDone(src string, run bool) error {
 
 func (a machineAdapter) Autostart() bool { return a.m.Autostart() }
 
+// SetCPUThrottle and CPUThrottle make the machine auto-converge's Throttler.
+func (a machineAdapter) SetCPUThrottle(pct int) { a.m.SetCPUThrottle(pct) }
+func (a machineAdapter) CPUThrottle() int       { return a.m.CPUThrottle() }
+
 func (a machineAdapter) VCPUThreads() []int {
 	var out []int
 	for _, c := range a.m.CPUs() {

@@ -19,10 +19,13 @@ import (
 
 const pcRAM = 64 << 20
 
-func newPCMachine(t *testing.T, incoming bool, workload string) *machine.Machine {
+// newPCMachine starts a machine (an incoming one in inmigrate; a paused one, -S, stays
+// paused after its migration).
+func newPCMachine(t *testing.T, incoming bool, workload string, paused ...bool) *machine.Machine {
 	t.Helper()
 	m, err := machine.New(machine.Config{Type: "pc-i440fx-7.2", RAMSize: pcRAM, CPUs: 2, Incoming: incoming,
-		FwCfg: map[string][]byte{machine.WorkloadKey: []byte(workload)}})
+		StartPaused: len(paused) > 0 && paused[0],
+		FwCfg:       map[string][]byte{machine.WorkloadKey: []byte(workload)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -151,19 +151,20 @@ type TLCStage struct {
 // x-tlc-stages once a checkpoint has passed its setup).
 type MigrationInfo struct {
 	qmp.QAPIOrder
-	Status           *migration.Status          `json:"status,omitempty"`
-	RAM              *MigrationStats            `json:"ram,omitempty"`
-	Disk             *MigrationStats            `json:"disk,omitempty"`
-	VFIO             *VfioStats                 `json:"vfio,omitempty"`
-	TotalTime        *int64                     `json:"total-time,omitempty"`
-	ExpectedDowntime *int64                     `json:"expected-downtime,omitempty"`
-	Downtime         *int64                     `json:"downtime,omitempty"`
-	SetupTime        *int64                     `json:"setup-time,omitempty"`
-	ErrorDesc        *string                    `json:"error-desc,omitempty"`
-	BlockedReasons   *[]string                  `json:"blocked-reasons,omitempty"`
-	SocketAddress    *[]transport.SocketAddress `json:"socket-address,omitempty"`
-	XTLCStages       *[]TLCStage                `json:"x-tlc-stages,omitempty"`
-	XTLCFile         *TLCFile                   `json:"x-tlc-file,omitempty"`
+	Status                *migration.Status          `json:"status,omitempty"`
+	RAM                   *MigrationStats            `json:"ram,omitempty"`
+	Disk                  *MigrationStats            `json:"disk,omitempty"`
+	VFIO                  *VfioStats                 `json:"vfio,omitempty"`
+	TotalTime             *int64                     `json:"total-time,omitempty"`
+	ExpectedDowntime      *int64                     `json:"expected-downtime,omitempty"`
+	Downtime              *int64                     `json:"downtime,omitempty"`
+	SetupTime             *int64                     `json:"setup-time,omitempty"`
+	CPUThrottlePercentage *int64                     `json:"cpu-throttle-percentage,omitempty"`
+	ErrorDesc             *string                    `json:"error-desc,omitempty"`
+	BlockedReasons        *[]string                  `json:"blocked-reasons,omitempty"`
+	SocketAddress         *[]transport.SocketAddress `json:"socket-address,omitempty"`
+	XTLCStages            *[]TLCStage                `json:"x-tlc-stages,omitempty"`
+	XTLCFile              *TLCFile                   `json:"x-tlc-file,omitempty"`
 }
 
 // TLCFile is query-migrate's x-tlc-file: how a checkpoint to file: was written (mode
@@ -210,6 +211,7 @@ func MigrationInfoOf(in migration.Info) MigrationInfo {
 	out.Status = &st
 	out.TotalTime, out.ExpectedDowntime, out.Downtime, out.SetupTime = in.TotalTime, in.ExpectedDowntime, in.Downtime, in.SetupTime
 	out.ErrorDesc = in.ErrorDesc
+	out.CPUThrottlePercentage = in.CPUThrottlePercentage
 	if len(in.SocketAddresses) > 0 {
 		out.SocketAddress = &in.SocketAddresses
 	}
