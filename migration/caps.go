@@ -24,6 +24,10 @@ const (
 	// CapAutoConverge throttles the vCPUs of a guest that dirties faster than stage 2
 	// sends (throttle.go).
 	CapAutoConverge Capability = "auto-converge"
+	// CapXBZRLE sends pages sent before as their difference (xbzrle.go).
+	CapXBZRLE Capability = "xbzrle"
+	// CapCompress sends pages deflated (compress.go).
+	CapCompress Capability = "compress"
 	// CapPostcopyRAM allows migrate-start-postcopy.
 	CapPostcopyRAM Capability = "postcopy-ram"
 )
@@ -60,9 +64,7 @@ var refusals = map[Capability]string{
 	"x-colo":              "QEMU compiled without replication module can't enable COLO",
 	"background-snapshot": "Background-snapshot is not supported by host kernel",
 	"zero-copy-send":      "Zero copy only available for non-compressed non-TLS multifd migration",
-	"xbzrle":              "Capability 'xbzrle' is not supported by tlcvm",
 	"rdma-pin-all":        "Capability 'rdma-pin-all' is not supported by tlcvm",
-	"compress":            "Capability 'compress' is not supported by tlcvm",
 	"release-ram":         "Capability 'release-ram' is not supported by tlcvm",
 }
 
@@ -92,17 +94,17 @@ func checkCaps(cur []bool, list []CapabilityStatus) error {
 	}
 	on := func(c Capability) bool { return merged[capIndex(c)] }
 	switch {
-	case on(CapPostcopyRAM) && on("compress"):
+	case on(CapPostcopyRAM) && on(CapCompress):
 		return errorf(ErrInvalid, "Postcopy is not currently compatible with compression")
 	case on(CapPostcopyRAM) && on("x-ignore-shared"):
 		return errorf(ErrInvalid, "Postcopy is not compatible with ignore-shared")
 	case on("postcopy-preempt") && !on(CapPostcopyRAM):
 		return errorf(ErrInvalid, "Postcopy preempt requires postcopy-ram")
-	case on("postcopy-preempt") && on("compress"):
+	case on("postcopy-preempt") && on(CapCompress):
 		return errorf(ErrInvalid, "Postcopy preempt not compatible with compress")
 	case on("postcopy-preempt"):
 		return errorf(ErrUnsupported, "Capability 'postcopy-preempt' is not supported by tlcvm")
-	case on(CapMultifd) && on("compress"):
+	case on(CapMultifd) && on(CapCompress):
 		return errorf(ErrInvalid, "Multifd is not compatible with compress")
 	case on(CapTLC) && on(CapPostcopyRAM):
 		return errorf(ErrInvalid, "Postcopy is not compatible with x-tlc (a checkpoint keeps its guest)")

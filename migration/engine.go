@@ -247,6 +247,12 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 	j.tlc = e.capLocked(CapTLC)
 	j.pause = e.capLocked(CapPauseBeforeSwitchover)
 	j.autoConverge = e.capLocked(CapAutoConverge)
+	if e.capLocked(CapXBZRLE) {
+		j.xbSize = *e.params.XbzrleCacheSize
+	}
+	if e.capLocked(CapCompress) {
+		j.compressLevel = int(*e.params.CompressLevel)
+	}
 	j.useRP = e.capLocked(CapReturnPath) || e.capLocked(CapPostcopyRAM)
 	j.mapped = mapped
 	if e.capLocked(CapMultifd) && e.params.MultifdChannels != nil {

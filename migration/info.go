@@ -13,6 +13,10 @@ type Info struct {
 	Downtime         *int64 // ms, once completed
 	SetupTime        *int64 // ms
 	ErrorDesc        *string
+	// XBZRLE is xbzrle-cache: the cache's figures when xbzrle is on.
+	XBZRLE *XBZRLEInfo
+	// Compression is compression: the compressed pages' figures when compress is on.
+	Compression *CompressionInfo
 	// CPUThrottlePercentage is auto-converge's throttle while it is on.
 	CPUThrottlePercentage *int64
 	// Stages are tlcvm's per-stage figures (x-tlc-stages), in order.

@@ -22,10 +22,15 @@ type job struct {
 	multifd  bool           // multifd over sockets (multifd.go)
 	// autoConverge is the auto-converge capability when it started (throttle.go).
 	autoConverge bool
-	streamed     bool      // a streamed checkpoint to file:
-	fileInfo     *FileInfo // +checklocks:mu; x-tlc-file, once the thread knows it
-	wantCPU      int       // x-checkpoint-cpu when it started (-1 auto)
-	cpu          int       // the CPU chosen (-1: not pinned)
+	xbSize       uint64   // xbzrle-cache-size when xbzrle was on at the start, else 0
+	xb           *xbCache // the XBZRLE cache (xbzrle.go), set in setup
+	// compressLevel is compress-level when compress was on at the start, else -1.
+	compressLevel int
+	comp          *compressor // compress.go, set in setup
+	streamed      bool        // a streamed checkpoint to file:
+	fileInfo      *FileInfo   // +checklocks:mu; x-tlc-file, once the thread knows it
+	wantCPU       int         // x-checkpoint-cpu when it started (-1 auto)
+	cpu           int         // the CPU chosen (-1: not pinned)
 
 	cancelReq  atomic.Bool
 	cancelCh   chan struct{} // closed by requestCancel
@@ -63,7 +68,7 @@ type job struct {
 }
 
 func newJob(e *Engine, uri string) *job {
-	j := &job{e: e, uri: uri, done: make(chan struct{}), st: StatusSetup, start: time.Now(), cpu: -1,
+	j := &job{e: e, uri: uri, done: make(chan struct{}), st: StatusSetup, start: time.Now(), cpu: -1, compressLevel: -1,
 		cancelCh: make(chan struct{}), resume: make(chan struct{}, 1), disks: e.disks,
 		pc: newPCSource(e.capLocked(CapPostcopyRAM))}
 	for _, b := range e.m.RAMBlocks() {
@@ -192,6 +197,12 @@ func (j *job) info() Info {
 		PageSize: pageSize, PagesPerSecond: j.pps.Load(), PrecopyBytes: j.precopy.Load(),
 		DowntimeBytes: j.downtimeBytes.Load(), PostcopyRequests: j.pc.requests.Load(),
 		PostcopyBytes: j.pc.bytes.Load(), MultifdBytes: j.multifdBytes.Load(),
+	}
+	if j.xb != nil {
+		in.XBZRLE = j.xb.info(j.xbSize)
+	}
+	if j.comp != nil {
+		in.Compression = j.comp.info()
 	}
 	if pct := j.e.throttlePercentage(); pct > 0 {
 		in.CPUThrottlePercentage = i64(int64(pct))

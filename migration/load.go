@@ -431,6 +431,10 @@ func (ld *loader) load() (string, error) {
 				fill[i] = rec.Fill
 			}
 			b.WritePage(page, fill[:])
+		case stream.XBZRLEPage, stream.CompressedPage:
+			if err := ld.xbzrlePage(blocks, rec); err != nil {
+				return "", err
+			}
 		case stream.Device:
 			devs = append(devs, loadedDev{sectionID(rec.IDStr, rec.Instance), rec.Version, append([]byte(nil), rec.State...)})
 		case stream.Command:
@@ -451,6 +455,35 @@ func (ld *loader) load() (string, error) {
 	}
 	// Verified: apply the device state.
 	return e.applyDevices(devs)
+}
+
+// xbzrlePage applies an XBZRLE record (QEMU's load_xbzrle) or a compressed one
+// (decompress_data) to the page it names.
+func (ld *loader) xbzrlePage(blocks map[string]RAMBlock, rec stream.Record) error {
+	b, ok := blocks[rec.Block]
+	if !ok {
+		return errorf(ErrLoad, "Unknown ramblock \"%s\", cannot accept migration", rec.Block)
+	}
+	if rec.Offset%pageSize != 0 || rec.Offset >= b.Size() || (ld.pc != nil && ld.pc.running) {
+		return errorf(ErrLoad, "Illegal RAM offset 0x%x in block %s", rec.Offset, rec.Block)
+	}
+	page := rec.Offset / pageSize
+	var buf [pageSize]byte
+	if rec.Kind == stream.CompressedPage {
+		if err := inflatePage(rec.Data, buf[:]); err != nil {
+			return err
+		}
+		b.WritePage(page, buf[:])
+		return nil
+	}
+	if b.Written(page) {
+		copy(buf[:], b.Host()[rec.Offset:rec.Offset+pageSize])
+	}
+	if err := stream.DecodeXBZRLE(rec.Data, buf[:]); err != nil {
+		return wrapf(ErrLoad, err, "Failed to load XBZRLE page - decode error!")
+	}
+	b.WritePage(page, buf[:])
+	return nil
 }
 
 // loadedDev is one device section read, applied once the stream is verified.

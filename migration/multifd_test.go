@@ -50,7 +50,13 @@ func (p *pair) completed(t *testing.T) migration.Info {
 	if info.Status != migration.StatusCompleted {
 		t.Fatalf("source %s (%v); stderr %s", info.Status, info.ErrorDesc, p.sErr.String())
 	}
-	waitFor(t, "destination completed", func() bool { return p.dst.Info().Status == migration.StatusCompleted })
+	waitFor(t, "destination completed", func() bool {
+		st := p.dst.Info().Status
+		if st == migration.StatusFailed {
+			t.Fatalf("destination failed: %s", p.dErr.String())
+		}
+		return st == migration.StatusCompleted
+	})
 	if !bytes.Equal(p.dm.ram.mem, p.sm.ram.mem) {
 		t.Fatalf("destination RAM differs: %s", firstDiff(p.dm.ram.mem, p.sm.ram.mem))
 	}
@@ -103,5 +109,56 @@ func TestMultifdThenPostcopy(t *testing.T) {
 	info := p.completed(t)
 	if info.RAM.PostcopyBytes == 0 {
 		t.Errorf("no postcopy pages: %+v", info.RAM)
+	}
+}
+
+// TestXBZRLE migrates a guest rewriting one word per page with xbzrle on: from stage 2
+// the pages go as their differences (xbzrle-cache counts them, far fewer bytes than whole
+// pages), and the destination's RAM is the source's exactly.
+func TestXBZRLE(t *testing.T) {
+	const size = 8 << 20
+	p := newPair(t, size, []migration.Capability{migration.CapXBZRLE}, nil)
+	if err := p.src.SetParams(migration.Params{MaxBandwidth: ptr[uint64](16 << 20), DowntimeLimit: ptr[uint64](1)}); err != nil {
+		t.Fatal(err)
+	}
+	for pg := uint64(0); pg < size/pageSize; pg++ {
+		p.sm.ram.store(pg, pg) // written once: the stream budget allows several passes
+	}
+	p.sm.run(size / pageSize / 8)
+	defer p.sm.stop()
+	if err := p.src.Migrate(p.uri, migration.MigrateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	info := p.completed(t)
+	x := info.XBZRLE
+	if x == nil || x.CacheSize != 64<<20 {
+		t.Fatalf("xbzrle-cache %+v", x)
+	}
+	if x.Pages == 0 || x.Bytes >= x.Pages*pageSize/4 {
+		t.Errorf("xbzrle-cache %+v: no page sent as a small difference (stages %+v)", x, info.Stages)
+	}
+}
+
+// TestCompress migrates a busy guest with compress on: its pages go deflated, the
+// destination inflates them, its RAM is the source's, and the compression figures count
+// them.
+func TestCompress(t *testing.T) {
+	const size = 8 << 20
+	p := newPair(t, size, []migration.Capability{migration.CapCompress}, nil)
+	if err := p.src.SetParams(migration.Params{CompressLevel: ptr[uint8](6)}); err != nil {
+		t.Fatal(err)
+	}
+	p.sm.run(size / pageSize / 2)
+	defer p.sm.stop()
+	if err := p.src.Migrate(p.uri, migration.MigrateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	info := p.completed(t)
+	c := info.Compression
+	if c == nil || c.Pages == 0 || c.CompressedSize >= c.Pages*pageSize || c.CompressionRate <= 1 {
+		t.Fatalf("compression %+v", c)
+	}
+	if info.RAM.Normal != 0 {
+		t.Errorf("%d pages sent whole", info.RAM.Normal)
 	}
 }

@@ -113,6 +113,9 @@ func (s *saver) syncPass() (pages uint64) {
 	}
 	s.pass++
 	s.j.dirtySync.Store(s.pass)
+	if s.j.xb != nil {
+		s.j.xb.updateRates()
+	}
 	if s.j.e.Capability(CapEvents) {
 		s.j.e.ev.Emit("MIGRATION_PASS", PassEvent{Pass: s.pass})
 	}
@@ -182,6 +185,12 @@ func (s *saver) save() error {
 			}
 		}
 		s.cw = &countWriter{w: j.out, j: j}
+		if j.xbSize > 0 {
+			j.xb = newXBCache(j.xbSize, s.blocks)
+		}
+		if j.compressLevel >= 0 {
+			j.comp = newCompressor(j.compressLevel)
+		}
 		if s.mf != nil {
 			s.mf.rate = s.cw.charge
 		}
@@ -269,6 +278,9 @@ func (s *saver) save() error {
 	var iters int64
 	minDirty, stalled := uint64(1<<63), 0
 	s.newAutoConverge()
+	if j.xb != nil {
+		j.xb.enabled = true // after the first complete pass, as QEMU's xbzrle_enabled
+	}
 	for s.m.RunState() == "running" {
 		if j.cancelled() {
 			return errCancelled
@@ -376,6 +388,9 @@ func (s *saver) complete() error {
 	}
 	if s.cw != nil {
 		s.cw.unlimited = true // the rest goes as fast as the channel takes it, as QEMU's
+	}
+	if j.xb != nil {
+		j.xb.last = true
 	}
 	if err := j.inactivateDisks(); err != nil {
 		return fail(err)
@@ -587,6 +602,14 @@ func (s *saver) transferred() int64 {
 	return n
 }
 
+// xbActive returns the XBZRLE cache when pages are to go through it now.
+func (s *saver) xbActive() *xbCache {
+	if s.j.xb == nil || !s.j.xb.enabled || s.j.pc.active.Load() {
+		return nil
+	}
+	return s.j.xb
+}
+
 // sendPage writes page p of block bi in the open RAM section, counting it as QEMU does
 // (duplicate for a zero page, normal otherwise).
 func (s *saver) sendPage(bi int, p uint64) error {
@@ -596,16 +619,43 @@ func (s *saver) sendPage(bi int, p uint64) error {
 	}
 	off := p * pageSize
 	page := b.Host()[off : off+pageSize]
+	xb := s.xbActive()
 	if isZero(page) {
 		s.j.duplicate.Add(1)
+		if xb != nil {
+			xb.zeroPage(xb.base[bi]+off, uint64(s.pass))
+		}
 	} else {
-		s.j.normal.Add(1)
 		if s.mf != nil && !s.j.pc.active.Load() {
+			s.j.normal.Add(1)
 			if err := s.mf.page(b.Name(), off, page); err != nil {
 				return s.ioErr(err)
 			}
 			return nil
 		}
+		if xb != nil {
+			res, data := xb.save(xb.base[bi]+off, page, uint64(s.pass))
+			switch res {
+			case xbSkip:
+				return nil
+			case xbEncoded:
+				if err := s.w.RAMXBZRLE(b.Name(), off, data); err != nil {
+					return s.ioErr(err)
+				}
+				return nil
+			}
+			page = data
+		} else if z := s.j.comp; z != nil && !s.j.pc.active.Load() {
+			data, err := z.compress(page)
+			if err != nil {
+				return wrapf(ErrSave, err, "%v", err)
+			}
+			if err := s.w.RAMCompressed(b.Name(), off, data); err != nil {
+				return s.ioErr(err)
+			}
+			return nil
+		}
+		s.j.normal.Add(1)
 	}
 	if err := s.w.RAMPage(b.Name(), off, page); err != nil {
 		return s.ioErr(err)

@@ -48,8 +48,9 @@
 // 0x20 (CONTINUE) means "same block as the previous record of this section": the name is
 // omitted. The first record of every section names its block (QEMU keeps the previous
 // block across sections; tlcvm does not rely on it). offset is the byte offset within the
-// block, page aligned and below the block's size. Other flags (XBZRLE 0x40, HOOK 0x80,
-// COMPRESS_PAGE 0x100, MULTIFD_FLUSH 0x200) are refused.
+// block, page aligned and below the block's size. XBZRLE 0x40 carries a page as its
+// difference from the destination's copy and COMPRESS_PAGE 0x100 the page deflated
+// (xbzrle.go); other flags (HOOK 0x80, MULTIFD_FLUSH 0x200) are refused.
 //
 // The Writer numbers sections from 0 in the order they first appear (QEMU numbers them in
 // registration order: its "ram" is 2); the Reader requires distinct ids. PART, END and

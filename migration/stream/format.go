@@ -110,9 +110,15 @@ const (
 	// SectionEnd is the EOS of a RAM PART or END section, returned only when asked for
 	// (Reader.ReportSectionEnd: a multifd destination syncs its channels there).
 	SectionEnd
+	// XBZRLEPage is a page sent as its difference from the destination's copy: Data is the
+	// encoding (DecodeXBZRLE), valid until the next call to Next.
+	XBZRLEPage
+	// CompressedPage is a page deflated in the zlib format: Data (valid until the next
+	// call to Next) inflates to the page.
+	CompressedPage
 )
 
-var kindNames = [...]string{"invalid", "config", "ram-blocks", "page", "zero-page", "device", "end", "command", "section-end"}
+var kindNames = [...]string{"invalid", "config", "ram-blocks", "page", "zero-page", "device", "end", "command", "section-end", "xbzrle-page", "compressed-page"}
 
 func (k RecordKind) String() string {
 	if int(k) < len(kindNames) {

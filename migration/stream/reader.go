@@ -55,6 +55,7 @@ type Reader struct {
 	vmdesc   []byte
 	normal   uint64
 	zero     uint64
+	xbzrles  uint64
 
 	mr     mappedReader // mapped-ram: the seekable file and the blocks' places
 	digest Digest       // the integrity section's record, once verified
@@ -491,7 +492,7 @@ func (r *Reader) ramRecord() (rec Record, more bool, err error) {
 		return Record{}, true, nil
 	}
 	kind := flags &^ flagContinue
-	if kind != flagZero && kind != flagPage {
+	if kind != flagZero && kind != flagPage && (kind != flagXBZRLE && kind != flagCompressPage || r.mr.on) {
 		return Record{}, false, r.fail(ErrFormat, "unsupported RAM record flags 0x%x", flags)
 	}
 	if flags&flagContinue != 0 {
@@ -514,6 +515,23 @@ func (r *Reader) ramRecord() (rec Record, more bool, err error) {
 		return Record{}, false, r.fail(ErrFormat, "page 0x%x outside RAM block %q of 0x%x bytes", addr, b.Name, b.Size)
 	}
 	rec = Record{Kind: Page, Block: b.Name, BlockIndex: r.cur, Offset: addr}
+	if kind == flagXBZRLE {
+		return r.xbzrle(rec)
+	}
+	if kind == flagCompressPage {
+		n, err := r.u32()
+		if err != nil {
+			return Record{}, false, err
+		}
+		if n > CompressBound || n == 0 {
+			return Record{}, false, r.fail(ErrFormat, "Invalid compressed data length: %d", int32(n))
+		}
+		if rec.Data, err = r.peek(int(n)); err != nil {
+			return Record{}, false, err
+		}
+		rec.Kind = CompressedPage
+		return rec, false, nil
+	}
 	if kind == flagZero {
 		if rec.Fill, err = r.u8(); err != nil {
 			return Record{}, false, err
@@ -526,6 +544,30 @@ func (r *Reader) ramRecord() (rec Record, more bool, err error) {
 		return Record{}, false, err
 	}
 	r.normal++
+	return rec, false, nil
+}
+
+// xbzrle reads an XBZRLE record's body (QEMU's load_xbzrle checks and texts).
+func (r *Reader) xbzrle(rec Record) (Record, bool, error) {
+	f, err := r.u8()
+	if err != nil {
+		return Record{}, false, err
+	}
+	if f != xbzrleEncodingFlag {
+		return Record{}, false, r.fail(ErrFormat, "Failed to load XBZRLE page - wrong compression!")
+	}
+	n, err := r.u16()
+	if err != nil {
+		return Record{}, false, err
+	}
+	if n > PageSize || n == 0 {
+		return Record{}, false, r.fail(ErrFormat, "Failed to load XBZRLE page - len overflow!")
+	}
+	if rec.Data, err = r.peek(int(n)); err != nil {
+		return Record{}, false, err
+	}
+	rec.Kind = XBZRLEPage
+	r.xbzrles++
 	return rec, false, nil
 }
 

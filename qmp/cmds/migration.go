@@ -130,6 +130,28 @@ type MigrationStats struct {
 	DirtySyncMissedZeroCopy int64   `json:"dirty-sync-missed-zero-copy"`
 }
 
+// XBZRLECacheStats is QAPI's XBZRLECacheStats (query-migrate's xbzrle-cache).
+type XBZRLECacheStats struct {
+	qmp.QAPIOrder
+	CacheSize     int64   `json:"cache-size"`
+	Bytes         int64   `json:"bytes"`
+	Pages         int64   `json:"pages"`
+	CacheMiss     int64   `json:"cache-miss"`
+	CacheMissRate float64 `json:"cache-miss-rate"`
+	EncodingRate  float64 `json:"encoding-rate"`
+	Overflow      int64   `json:"overflow"`
+}
+
+// CompressionStats is QAPI's CompressionStats (query-migrate's compression).
+type CompressionStats struct {
+	qmp.QAPIOrder
+	Pages           int64   `json:"pages"`
+	Busy            int64   `json:"busy"`
+	BusyRate        float64 `json:"busy-rate"`
+	CompressedSize  int64   `json:"compressed-size"`
+	CompressionRate float64 `json:"compression-rate"`
+}
+
 // VfioStats is QAPI's VfioStats (never reported: tlcvm has no VFIO).
 type VfioStats struct {
 	qmp.QAPIOrder
@@ -155,6 +177,7 @@ type MigrationInfo struct {
 	RAM                   *MigrationStats            `json:"ram,omitempty"`
 	Disk                  *MigrationStats            `json:"disk,omitempty"`
 	VFIO                  *VfioStats                 `json:"vfio,omitempty"`
+	XBZRLECache           *XBZRLECacheStats          `json:"xbzrle-cache,omitempty"`
 	TotalTime             *int64                     `json:"total-time,omitempty"`
 	ExpectedDowntime      *int64                     `json:"expected-downtime,omitempty"`
 	Downtime              *int64                     `json:"downtime,omitempty"`
@@ -162,6 +185,7 @@ type MigrationInfo struct {
 	CPUThrottlePercentage *int64                     `json:"cpu-throttle-percentage,omitempty"`
 	ErrorDesc             *string                    `json:"error-desc,omitempty"`
 	BlockedReasons        *[]string                  `json:"blocked-reasons,omitempty"`
+	Compression           *CompressionStats          `json:"compression,omitempty"`
 	SocketAddress         *[]transport.SocketAddress `json:"socket-address,omitempty"`
 	XTLCStages            *[]TLCStage                `json:"x-tlc-stages,omitempty"`
 	XTLCFile              *TLCFile                   `json:"x-tlc-file,omitempty"`
@@ -212,6 +236,14 @@ func MigrationInfoOf(in migration.Info) MigrationInfo {
 	out.TotalTime, out.ExpectedDowntime, out.Downtime, out.SetupTime = in.TotalTime, in.ExpectedDowntime, in.Downtime, in.SetupTime
 	out.ErrorDesc = in.ErrorDesc
 	out.CPUThrottlePercentage = in.CPUThrottlePercentage
+	if c := in.Compression; c != nil {
+		out.Compression = &CompressionStats{Pages: c.Pages, Busy: c.Busy, BusyRate: c.BusyRate,
+			CompressedSize: c.CompressedSize, CompressionRate: c.CompressionRate}
+	}
+	if x := in.XBZRLE; x != nil {
+		out.XBZRLECache = &XBZRLECacheStats{CacheSize: x.CacheSize, Bytes: x.Bytes, Pages: x.Pages,
+			CacheMiss: x.CacheMiss, CacheMissRate: x.CacheMissRate, EncodingRate: x.EncodingRate, Overflow: x.Overflow}
+	}
 	if len(in.SocketAddresses) > 0 {
 		out.SocketAddress = &in.SocketAddresses
 	}
