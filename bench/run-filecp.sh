@@ -20,13 +20,9 @@
 # than -min-free GiB free (default 30).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-WORK=${BENCH_WORK:-/tmp/tlcvm-bench}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" run-filecp.sh "$@"
 KIT=${KIT:-/work/shared/bench}
 mkdir -p "$WORK/guest" "$WORK/ckpt"
-INVOCATION="bench/run-filecp.sh${*:+ $*}"
-[ -n "${TLCVM_BIN:-}" ] && INVOCATION="TLCVM_BIN=$TLCVM_BIN $INVOCATION"
 
 echo "bench: building the harness and the QEMU guest (dirty.elf)" >&2
 go build -o "$WORK/tlcvm-bench" ./bench/cmd/tlcvm-bench
@@ -35,23 +31,10 @@ if ! OUT_ELF="$WORK/guest/dirty.elf" "$KIT/guest/build.sh" >&2; then
   rm -f "$WORK/guest/dirty.elf"
 fi
 
-if [ -z "${TLCVM_BIN:-}" ]; then
-  if [ -x bin/qemu-system-x86_64 ]; then
-    TLCVM_BIN=$ROOT/bin/qemu-system-x86_64
-  else
-    echo "bench: building tlcvm from ./cmd/qemu-system-x86_64" >&2
-    go build -o "$WORK/qemu-system-x86_64" ./cmd/qemu-system-x86_64
-    TLCVM_BIN=$WORK/qemu-system-x86_64
-  fi
-fi
-export TLCVM_BIN DIRTY_ELF=$WORK/guest/dirty.elf
-export BENCH_INVOCATION=$INVOCATION
+bench_tlcvm
+export DIRTY_ELF=$WORK/guest/dirty.elf
 df -h "$WORK/ckpt" >&2
 
-JSON=$WORK/filecp-$(date -u +%Y%m%dT%H%M%SZ).jsonl
-DOC_ARGS=()
-if [ "${BENCH_WRITE:-1}" = 1 ]; then
-  DOC_ARGS=(-doc "${BENCH_DOC:-$ROOT/BENCHMARKS.md}")
-fi
-echo "bench: raw measurements -> $JSON" >&2
+JSON=$(bench_json filecp)
+bench_doc_args
 exec "$WORK/tlcvm-bench" filecp -image-dir "$WORK/ckpt" -json "$JSON" "${DOC_ARGS[@]}" "$@"

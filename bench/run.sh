@@ -17,12 +17,7 @@
 # ^C reaches the harness directly (same foreground process group).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-WORK=${BENCH_WORK:-/tmp/tlcvm-bench}
-mkdir -p "$WORK"
-INVOCATION="bench/run.sh${*:+ $*}"
-[ -n "${TLCVM_BIN:-}" ] && INVOCATION="TLCVM_BIN=$TLCVM_BIN $INVOCATION"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" run.sh "$@"
 
 echo "bench: building the harness" >&2
 go build -o "$WORK/tlcvm-bench" ./bench/cmd/tlcvm-bench
@@ -40,19 +35,23 @@ if [ -z "${TLCVM_BIN:-}" ]; then
   fi
 fi
 export TLCVM_BIN
-export BENCH_INVOCATION=$INVOCATION
 
-JSON=$WORK/foundation-$(date -u +%Y%m%dT%H%M%SZ).jsonl
-DOC_ARGS=()
-if [ "${BENCH_WRITE:-1}" = 1 ]; then
-  DOC_ARGS=(-doc "${BENCH_DOC:-$ROOT/BENCHMARKS.md}")
-fi
-echo "bench: raw measurements -> $JSON" >&2
+JSON=$(bench_json foundation)
+bench_doc_args
 "$WORK/tlcvm-bench" -json "$JSON" "${DOC_ARGS[@]}" "$@"
 # The libvirt part (bench/run-libvirt.sh: probe, virsh start/save/restore/destroy beside
 # QEMU; needs root and libvirt, skips itself otherwise). BENCH_LIBVIRT=0 leaves it out.
 if [ "${BENCH_LIBVIRT:-1}" = 1 ]; then
   "$ROOT/bench/run-libvirt.sh"
+fi
+# The QMP part (bench/run-qmp.sh: round trips and start-up beside the floor and QEMU, memory
+# on huge QMP lines) and the density part (bench/run-density.sh: hundreds of VMs).
+# BENCH_QMP=0 and BENCH_DENSITY=0 leave them out.
+if [ "${BENCH_QMP:-1}" = 1 ]; then
+  "$ROOT/bench/run-qmp.sh"
+fi
+if [ "${BENCH_DENSITY:-1}" = 1 ]; then
+  "$ROOT/bench/run-density.sh"
 fi
 # The file-checkpoint part (bench/run-filecp.sh: mapped-ram checkpoints to file:, the
 # incremental second checkpoint, restores by mapping; ~3 min, files up to ~6 GB).

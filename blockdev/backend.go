@@ -211,6 +211,7 @@ func (n *Node) monitorOwned() bool { return n.owned }
 
 // removeTree closes n and the children nobody else uses.
 func (g *Graph) removeTree(n *Node) {
+	n.storeBeforeClose()
 	g.detach(n)
 	for _, c := range []*Node{n.File, n.Backing} {
 		if c != nil && !c.monitorOwned() && len(c.parents) == 0 {

@@ -123,8 +123,8 @@ func (b *Backend) request(ctx context.Context, k opKind, off, length int64, do f
 		b.account(k, length, start, err, true)
 		return err
 	}
-	if k != opFlush {
-		if err := b.throttle(ctx, k == opWrite || k == opUnmap, length); err != nil {
+	if k == opRead || k == opWrite { // QEMU throttles reads and writes (zeroes too), not discards or flushes
+		if err := b.throttle(ctx, k == opWrite, length); err != nil {
 			return err
 		}
 	}

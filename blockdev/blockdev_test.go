@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -355,8 +356,9 @@ func TestGraphOps(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustErr(g.AttachDevice(&blockdev.Device{ID: "vd2", Driver: "virtio-blk-pci"}, "nope"), "Property 'virtio-blk-device.drive' can't find value 'nope'")
-	mustErr(g.AttachDevice(&blockdev.Device{ID: "vd2", Driver: "virtio-blk-pci"}, "r"),
-		"Permission conflict on node 'r': permissions 'write' are both required by block device 'vd' (uses node 'r' as 'root' child) and unshared by block device 'vd2' (uses node 'r' as 'root' child).")
+	// QEMU names a virtio-blk-pci's backend by the QOM path of its virtio-backend
+	mustErr(g.AttachDevice(&blockdev.Device{ID: "vd2", Driver: "virtio-blk-pci", Path: "/machine/peripheral/vd2"}, "r"),
+		"Permission conflict on node 'r': permissions 'write' are both required by block device '/machine/peripheral/vd/virtio-backend' (uses node 'r' as 'root' child) and unshared by block device '/machine/peripheral/vd2/virtio-backend' (uses node 'r' as 'root' child).")
 	mustErr(g.Del("r"), "Node r is in use")
 	if q := d.Qdev(); q != "/machine/peripheral/vd/virtio-backend" {
 		t.Errorf("qdev %q", q)
@@ -385,4 +387,39 @@ func TestGraphOps(t *testing.T) {
 	mustErr(err, "invalid cache option")
 	_, err = g.AddDrive([]blockdev.KV{{Key: "unit", Value: "5"}}, blockdev.DriveLimits{IDEUnitsPerBus: 2})
 	mustErr(err, "unit 5 too big (max is 1)")
+}
+
+// TestQemuIOCommands: qemu-io's texts (QEMU 7.2's, as its HMP qemu-io prints them) and
+// what the commands do, on a memory disk.
+func TestQemuIOCommands(t *testing.T) {
+	timing := regexp.MustCompile(`\d\d\.\d\d sec \([^)]*\)`)
+	for _, c := range []struct{ line, want string }{
+		{"bogus 0 4k", "command \"bogus\" not found\n"},
+		{"write 0", "bad argument count 1 to write, expected at least 2 arguments\n"},
+		{"flush now", "bad argument count 1 to flush, expected 0 arguments\n"},
+		{"write -P 0x12 512", "write [-bcCfnquz] [-P pattern | -s source_file] off len -- writes a number of bytes at a specified offset\n"},
+		{"write -X 0 1k", "write: invalid option -- 'X'\nwrite [-bcCfnquz] [-P pattern | -s source_file] off len -- writes a number of bytes at a specified offset\n"},
+		{"write -P zz 0 1k", "zz is not a valid pattern byte\n"},
+		{"write 0 abc", "Parsing error: non-numeric argument, or extraneous/unrecognized suffix -- abc\n"},
+		{"write -z -P 1 0 1k", "Only one of -z, -P, and -s can be specified at the same time\n"},
+		{"write 0 2G", "length cannot exceed 2147483136 without -n, given 2G\n"},
+		{"write -P 0x12 512 1k", "wrote 1024/1024 bytes at offset 512\n1 KiB, 1 ops; TIME\n"},
+		{"write -q 0 100", ""},
+		{"write 60k 8k", "write failed: Input/output error\n"},
+		{"length", "64 KiB\n"},
+		{"read 0 100", "read 100/100 bytes at offset 0\n100 bytes, 1 ops; TIME\n"},
+		{"read -P 1 0 16", "Pattern verification failed at offset 0, 16 bytes\nread 16/16 bytes at offset 0\n16 bytes, 1 ops; TIME\n"},
+		{"read -v -q 0 16", ""},
+		{"read -v 0 20", "00000000:  00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00  ................\n" +
+			"00000010:  00 00 00 00  ....\nread 20/20 bytes at offset 0\n20 bytes, 1 ops; TIME\n"},
+	} {
+		var out bytes.Buffer
+		data := blockdev.RunQemuIOInMemory(64<<10, c.line, &out)
+		if got := timing.ReplaceAllString(out.String(), "TIME"); got != c.want {
+			t.Errorf("%q:\n got %q\nwant %q", c.line, got, c.want)
+		}
+		if c.line == "write -P 0x12 512 1k" && (data[511] != 0 || data[512] != 0x12 || data[1535] != 0x12 || data[1536] != 0) {
+			t.Errorf("%q wrote the wrong bytes", c.line)
+		}
+	}
 }

@@ -53,6 +53,16 @@
 // table (cluster 3; the file ends right after it); version 3 images carry the feature name
 // table when clusters exceed 4 KiB. qemu-img check finds them clean.
 //
+// # Removable media
+//
+// CD-ROMs (ide-cd, scsi-cd) have a tray the guest may lock, floppies a slot without one, a
+// backend without a device takes media too; media.go holds the one transition function of
+// their states (mediaStep) and the QMP operations composed from it as QEMU 7.2 composes
+// them (blockdev-open-tray/-close-tray/-remove-medium/-insert-medium/-change-medium, eject),
+// emitting DEVICE_TRAY_MOVED on every tray move. A removable device realized without a
+// drive makes itself an empty anonymous backend. snapshots.go reads the internal snapshot
+// tables of qcow2 images (query-block's image info, HMP info snapshots).
+//
 // # Errors
 //
 // Every error is a *qerror.Error: it wraps a sentinel of errors.go and carries QEMU's text;
@@ -80,12 +90,19 @@
 // holding the old content around the write (copy-on-write from the backing chain), a
 // refcount block, a larger refcount table — copying shared (internal snapshot) L2 tables
 // and clusters instead of writing into them. The image stays what qemu-img check calls
-// clean; the order of writes on disk is drawn in io.go.
+// clean; the order of writes on disk is drawn in io.go. Clusters go where QEMU 7.2 puts
+// them and each request is one host write as in QEMU, so qemu-io's writes and tlcvm's
+// leave byte-identical images (io_test.go), and wr_highest_offset and write-threshold
+// amounts are QEMU's.
+//
+// HMP qemu-io (qemuio.go) runs qemu-io's read, write, discard, flush and length on a
+// drive, a device's backend or a node, printing on stdout as QEMU does.
 //
 // A Backend adds what a guest device sees: Read, Write, WriteZeroes, Unmap, Flush with a
 // context (for the throttle wait), the I/O limits of block_set_io_throttle (throttle.go:
-// leaky buckets shared in throttle groups) and the device-level accounting of
-// query-blockstats (Stats).
+// leaky buckets shared in throttle groups), the device-level accounting of
+// query-blockstats (Stats) and, without a write cache, a flush after each write.
+// Graph.FlushAll flushes every medium (the VM stopping).
 //
 // Locking (details in io.go): Node.io is shared by requests and exclusive for graph
 // changes under the node and for requests that free clusters; a qcow2 node's metadata is
@@ -94,6 +111,35 @@
 // before its children's. I/O never takes Graph.mu, so a job may do I/O from its
 // goroutine while the monitor changes the graph; to change n.File, n.Backing or b.Root
 // under I/O, hold n.io (b.io) exclusively while doing it.
+//
+// # Dirty bitmaps (bitmap.go, bitmap_ops.go, bitmap_qcow2.go)
+//
+// A Bitmap is QEMU's BdrvDirtyBitmap: a bit per granule (a power of two ≥ 512 bytes) of a
+// node, set by every write that reaches the node while the bitmap records. The API the
+// jobs, the NBD exports and the migration of bitmaps use:
+//
+//	n.CreateBitmap(name, gran)      named (listed, QMP) or anonymous ("") bitmap of the node
+//	n.ReleaseBitmap(b), n.Bitmap(name), n.Bitmaps(), n.BitmapInfos()
+//	NewBitmap(size, gran)           detached bitmap (a job's); n.TrackWrites(b) feeds it
+//	b.Set/Reset(off, len), b.Get(off), b.Count() (dirty bytes), b.Clear(), b.SetAll()
+//	b.NextDirty(off, max)           next dirty run (granule aligned, ≤ max bytes)
+//	b.NextDirtyOffset/NextCleanOffset(off, end), b.NextDirtyArea(off, end, max)
+//	b.Extents(off, len, fn)         runs of equal state (NBD's qemu:dirty-bitmap context)
+//	b.Merge(src), b.Copy(), b.SetEnabled(on), b.SetBusy(on), b.Check(), b.CheckWritable()
+//	b.CreateSuccessor(), b.Abdicate(), b.Reclaim()   a backup job's frozen bitmap
+//	b.Serialize/Deserialize(first granule, …)        QEMU's bit layout (qcow2, migration)
+//	g.PrepareBitmapAdd/Remove/Clear/Enable/Merge     the QMP operations as transaction steps
+//
+// Persistent bitmaps live in qcow2 images (bitmap_qcow2.go draws the format): loaded and
+// marked in use when the image opens read-write, stored when the node closes or goes
+// read-only, marked in use again when it comes back read-write.
+//
+// # Exports and reopen (export.go, reopen.go)
+//
+// g.UseForExport(node, writable) holds a node for an NBD export as QEMU's block export
+// does (an unlisted backend: its permissions, no resize, blockdev-del refused);
+// n.FindBitmapInChain finds an exported bitmap down the backing chain. g.Reopen is
+// blockdev-reopen: read-only and the other in-place flags of existing nodes, all or none.
 //
 // # What comes next
 //

@@ -289,7 +289,7 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 // the format node (its node name) and of both (cache, discard, detect-zeroes, locking).
 func (g *Graph) openImage(o Options, filename, format string, in inherited, opened *[]*Node) (*Node, error) {
 	fo := o
-	fo.Driver, fo.Filename, fo.NodeName = DriverFile, filename, ""
+	fo.Driver, fo.Filename, fo.NodeName = hostDriver(filename), filename, ""
 	fnode, err := g.open(&fo, in, opened)
 	if err != nil {
 		return nil, err
@@ -302,7 +302,7 @@ func (g *Graph) openImage(o Options, filename, format string, in inherited, open
 			fmt.Fprintf(g.cfg.Warn, rawProbeWarning, filename)
 		}
 	}
-	if format == DriverFile {
+	if format == DriverFile || format == DriverHostDevice {
 		return fnode, nil
 	}
 	o.Driver, o.File, o.Filename, o.Locking = format, &Ref{Node: fnode.Name}, "", ""

@@ -166,7 +166,7 @@ func (n *Node) pread(p []byte, off int64) error {
 	switch n.Driver {
 	case DriverRaw:
 		return n.File.pread(p, off)
-	case DriverFile:
+	case DriverFile, DriverHostDevice:
 		return n.fileRead(p, off)
 	}
 	return errf(ErrUnsupported, "tlcvm: qcow2 images are read from file and raw nodes only")
@@ -177,7 +177,7 @@ func (n *Node) pwrite(p []byte, off int64) error {
 		switch n.Driver {
 		case DriverRaw:
 			return n.File.pwrite(p, off)
-		case DriverFile:
+		case DriverFile, DriverHostDevice:
 			return n.fileWrite(p, off)
 		}
 		return errf(ErrUnsupported, "tlcvm: qcow2 images are written to file and raw nodes only")

@@ -58,6 +58,9 @@ func FuzzQcow2Image(f *testing.F) {
 			for j := range p {
 				p[j] = byte(j)
 			}
+			if i == 0 { // a persistent bitmap: the bitmaps extension, directory and table
+				_ = blockdev.Run(g.PrepareBitmapAdd(blockdev.BitmapAddOptions{Node: "q", Name: "b", Granularity: 512, Persistent: true}))
+			}
 			_, _ = n.WriteAt(p, 3000)
 			g.Close()
 		}
@@ -103,4 +106,18 @@ func fuzzOpen(path string) (*blockdev.Graph, *blockdev.Node) {
 		return nil, nil
 	}
 	return g, n
+}
+
+// FuzzQemuIO feeds arbitrary lines to HMP qemu-io's command parser (options, numbers with
+// suffixes, patterns) over a small memory disk: output or an error text, never a panic or
+// a request outside the disk.
+func FuzzQemuIO(f *testing.F) {
+	for _, s := range []string{"write -P 0x12 512 1k", "read -v -P 18 512 1k", "write -z -u 0 4k", "discard 1k 1k",
+		"write -fq 0x200 0x10", "write -n 0 1.5k", "flush", "length", "read -P", "write -- -1 2", "write 1E 1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		var out bytes.Buffer
+		blockdev.RunQemuIOInMemory(1<<16, line, &out)
+	})
 }

@@ -69,6 +69,9 @@ func (g *Graph) Close() {
 	g.jobs.wait()
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	for i := len(g.nodes) - 1; i >= 0; i-- {
+		g.nodes[i].storeBeforeClose() // before any file child closes
+	}
 	for _, n := range g.nodes {
 		n.close()
 	}
@@ -246,7 +249,7 @@ func (g *Graph) refresh() error {
 	}
 	var done []lockUndo
 	for _, n := range g.nodes {
-		if n.f == nil || n.Driver != DriverFile || n.inactive {
+		if n.f == nil || !n.protocol() || n.inactive {
 			continue // an inactive file node keeps its locks as they are (activate.go)
 		}
 		perm, shared := cumulative(n)

@@ -22,8 +22,9 @@ import (
 //
 //	holder                                        takes n.io
 //	ReadAt, WriteAt, Flush, BlockStatus*          RLock (shared: requests run concurrently)
-//	Discard, WriteZeroes with unmap, a write      Lock  (exclusive: clusters they free may be
-//	  over a compressed qcow2 cluster                    in use by a request in flight)
+//	Unmap, WriteZeroes with ZeroMayUnmap, any     Lock  (exclusive: clusters they free may be
+//	  request that meets clusters it would free          in use by a request in flight; the
+//	  (a compressed cluster; version 2 zeroes)           shared attempt returns errExclusive)
 //	graph changes under n (close, reopen of the   Lock  (a drain: waits for n's requests,
 //	  host file, resize, replacing n.File or             and no new one starts meanwhile)
 //	  n.Backing, Snapshot, jobs' graph changes)
@@ -171,7 +172,11 @@ func (n *Node) Unmap(off, length int64) error {
 	if n.Discard != "unmap" || length == 0 {
 		return nil
 	}
-	return n.withWrite(true, func() error { return n.discard(off, length) })
+	err := n.withWrite(true, func() error { return n.discard(off, length) })
+	if err == nil {
+		n.markDirty(off, length)
+	}
+	return err
 }
 
 // Flush makes everything written to the node durable: fdatasync of the host files of the
@@ -204,8 +209,8 @@ func (n *Node) BlockStatusAbove(base *Node, off, length int64) (Extent, error) {
 		return ex, nil
 	}
 	depth := 1
-	for cur := n; ; cur = cur.Backing {
-		st, l, err := cur.layerStatus(off, ex.Length)
+	for cur := n; ; {
+		st, l, next, err := cur.layerStatus(off, ex.Length)
 		if err != nil {
 			return Extent{}, err
 		}
@@ -214,7 +219,6 @@ func (n *Node) BlockStatusAbove(base *Node, off, length int64) (Extent, error) {
 			ex.Status, ex.Depth = st|StatusAllocated, depth
 			return ex, nil
 		}
-		next := cur.Backing
 		if next == nil || next == base {
 			if next == nil {
 				ex.Status = StatusZero
@@ -227,26 +231,30 @@ func (n *Node) BlockStatusAbove(base *Node, off, length int64) (Extent, error) {
 		}
 		ex.Length = min(ex.Length, next.Size()-off)
 		depth++
+		cur = next
 	}
 }
 
 // layerStatus is n's own status of [off, off+length): a nonzero Status when n decides the
-// content, and the length of the extent.
-func (n *Node) layerStatus(off, length int64) (Status, int64, error) {
+// content, the length of the extent, and n's backing node (read under n's lock).
+func (n *Node) layerStatus(off, length int64) (Status, int64, *Node, error) {
 	n.io.RLock()
 	defer n.io.RUnlock()
+	var st Status
+	var l int64
+	var err error
 	switch n.Driver {
 	case DriverQcow2:
-		q, err := n.qcow2()
-		if err != nil {
-			return 0, 0, err
+		var q *qcow2
+		if q, err = n.qcow2(); err == nil {
+			st, l, err = q.status(off, length)
 		}
-		return q.status(off, length)
 	case DriverRaw:
-		st, l, err := n.File.layerStatus(off, length)
-		return st, l, err
+		st, l, _, err = n.File.layerStatus(off, length)
+	default:
+		st, l, err = n.fileStatus(off, length)
 	}
-	return n.fileStatus(off, length)
+	return st, l, n.Backing, err
 }
 
 // WrHighestOffset is the end of the highest write to the node (query-blockstats'
@@ -286,6 +294,7 @@ func (n *Node) wrote(off, length int64) {
 		}
 	}
 	n.checkThreshold(end)
+	n.markDirty(off, length)
 }
 
 // checkThreshold fires the node's write threshold once when a write ends past it.
@@ -409,6 +418,8 @@ type nodeIO struct {
 	wrHighest atomic.Int64 // end of the highest successful write
 	threshold atomic.Int64 // write threshold (block-set-write-threshold); 0: none
 	q         *qcow2       // qcow2 nodes: the cluster mapper, set at open
+	vsize     atomic.Int64 // qcow2 nodes: the virtual size (the header's, kept in step by resize)
+	fmu       sync.Mutex   // file nodes: held to swap or close f, and to stat it
 	discardOK atomic.Int64 // file nodes: discards done (discard-nb-ok)
 	discardNo atomic.Int64 // file nodes: discards failed (discard-nb-failed)
 	discardB  atomic.Int64 // file nodes: bytes discarded (discard-bytes-ok)

@@ -429,7 +429,8 @@ func mergeLines(s string) string {
 }
 
 // TestConcurrentWriters writes from several goroutines at once (disjoint regions, as
-// several vCPUs and a job would) while others read; the image stays clean and exact.
+// several vCPUs and a job would) while others read and the image is resized; the image
+// stays clean and exact.
 func TestConcurrentWriters(t *testing.T) {
 	needQemuImg(t)
 	path := filepath.Join(t.TempDir(), "a.qcow2")
@@ -468,13 +469,21 @@ func TestConcurrentWriters(t *testing.T) {
 			}
 		}()
 	}
+	// and the image grows under them (block_resize drains the node, moves the L1 table)
+	if err := g.Resize("", "img", 32<<20); err != nil {
+		t.Fatal(err)
+	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
 	}
+	if n.Size() != 32<<20 {
+		t.Fatalf("size %d after the resize", n.Size())
+	}
 	g.Close()
 	checkClean(t, path)
+	model = append(model, make([]byte, 16<<20)...)
 	if d := firstDiff(rawContent(t, path), model); d != "" {
 		t.Fatalf("qemu-img convert: %s", d)
 	}
@@ -503,5 +512,174 @@ func TestRawAndFileIO(t *testing.T) {
 	got, _ := os.ReadFile(path)
 	if d := firstDiff(got, model); d != "" {
 		t.Fatal(d)
+	}
+}
+
+// TestLayoutMatchesQemuIO: the same writes made by qemu-io and by tlcvm leave byte-identical
+// images: where L2 tables, data clusters, new refcount blocks and a grown refcount table go,
+// refcounts, COPIED flags, copy-on-write content.
+func TestLayoutMatchesQemuIO(t *testing.T) {
+	needQemuIO(t)
+	for _, c := range []struct {
+		opts, size  string
+		n, maxLen   int
+		aligned     bool
+		description string
+	}{
+		{"cluster_size=65536", "64M", 80, 200000, false, "default clusters, unaligned writes"},
+		{"cluster_size=65536,compat=0.10", "64M", 80, 200000, true, "version 2"},
+		{"cluster_size=4096", "64M", 200, 20000, false, "4 KiB clusters"},
+		{"cluster_size=4096,refcount_bits=1", "64M", 200, 20000, true, "1-bit refcounts"},
+		{"cluster_size=512", "32M", 300, 3000, false, "new refcount blocks"},
+		{"cluster_size=512", "64M", 200, 120000, false, "a refcount table that grows"},
+		{"cluster_size=1024,refcount_bits=64", "64M", 200, 120000, false, "64-bit refcounts, growing"},
+		{"cluster_size=65536,backing_file=base.qcow2,backing_fmt=qcow2", "64M", 80, 200000, false, "copy-on-write from a backing file"},
+		{"cluster_size=4096,snapshot", "64M", 200, 20000, false, "clusters shared with an internal snapshot"},
+	} {
+		t.Run(c.description, func(t *testing.T) {
+			dir := t.TempDir()
+			a, b := filepath.Join(dir, "qemu.qcow2"), filepath.Join(dir, "tlcvm.qcow2")
+			base := filepath.Join(dir, "base.qcow2")
+			qemuImg(t, "create", "-q", "-f", "qcow2", base, "64M")
+			qemuIO(t, base, "write -P 0x77 0 64M")
+			opts, snapshot := strings.CutSuffix(c.opts, ",snapshot")
+			opts = strings.ReplaceAll(opts, "base.qcow2", base)
+			qemuImg(t, "create", "-q", "-f", "qcow2", "-o", opts, a, c.size)
+			if snapshot {
+				qemuIO(t, a, "write -P 0x33 0 32M")
+				qemuImg(t, "snapshot", "-c", "s1", a) // the snapshot table holds its time: copy it
+			}
+			img, err := os.ReadFile(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(b, img, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			g, n := openImage(t, b, "qcow2")
+			r := rand.New(rand.NewSource(1))
+			var cmds []string
+			for i := 0; i < c.n; i++ {
+				l := int64(r.Intn(c.maxLen) + 1)
+				off := r.Int63n(n.Size() - l)
+				if c.aligned {
+					l, off = (l+511)&^511, off&^511
+				}
+				cmds = append(cmds, fmt.Sprintf("write -P %d %d %d", i%256, off, l))
+				p := bytes.Repeat([]byte{byte(i)}, int(l))
+				if _, err := n.WriteAt(p, off); err != nil {
+					t.Fatal(err)
+				}
+			}
+			g.Close()
+			qemuIO(t, a, cmds...)
+			x, _ := os.ReadFile(a)
+			y, _ := os.ReadFile(b)
+			if d := firstDiff(x, y); d != "" {
+				t.Fatalf("tlcvm's image differs from qemu-io's: %s", d)
+			}
+		})
+	}
+}
+
+// TestZeroesAndDiscardsMatchQemuIO: writes, write-zeroes (with and without unmap) and
+// discards made by qemu-io and by tlcvm leave byte-identical images, on version 2 and 3,
+// with and without a backing file: zero clusters, zeroed heads and tails, discards passed
+// to the image file when clusters are freed (pass-discard-request), L2 tables made for
+// nothing, as QEMU makes them.
+func TestZeroesAndDiscardsMatchQemuIO(t *testing.T) {
+	needQemuIO(t)
+	for _, c := range []struct {
+		name, opts string
+		backing    bool
+	}{{"v3", "cluster_size=4096", false}, {"v3 over a backing file", "cluster_size=4096", true},
+		{"v2", "cluster_size=4096,compat=0.10", false}, {"v2 over a backing file", "cluster_size=4096,compat=0.10", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			a, b := filepath.Join(dir, "qemu.qcow2"), filepath.Join(dir, "tlcvm.qcow2")
+			base := filepath.Join(dir, "base.qcow2")
+			qemuImg(t, "create", "-q", "-f", "qcow2", base, "8M")
+			qemuIO(t, base, "write -P 0x77 0 4M", "write -z 4M 2M")
+			opts := c.opts
+			if c.backing {
+				opts += ",backing_file=" + base + ",backing_fmt=qcow2"
+			}
+			qemuImg(t, "create", "-q", "-f", "qcow2", "-o", opts, a, "8M")
+			img, _ := os.ReadFile(a)
+			if err := os.WriteFile(b, img, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			g, n := openImage(t, b, "qcow2", func(o *blockdev.Options) { o.Discard, o.File.Options.Discard = "unmap", "unmap" })
+			r := rand.New(rand.NewSource(3))
+			args := []string{"-d", "unmap", "-f", "qcow2"}
+			for i := 0; i < 300; i++ {
+				l := int64(r.Intn(30000) + 1)
+				off := r.Int63n(n.Size() - l)
+				var err error
+				switch r.Intn(4) {
+				case 0:
+					args = append(args, "-c", fmt.Sprintf("write -z %d %d", off, l))
+					err = n.WriteZeroes(off, l, 0)
+				case 1:
+					args = append(args, "-c", fmt.Sprintf("write -z -u %d %d", off, l))
+					err = n.WriteZeroes(off, l, blockdev.ZeroMayUnmap)
+				case 2:
+					args = append(args, "-c", fmt.Sprintf("discard %d %d", off, l))
+					err = n.Unmap(off, l)
+				default:
+					args = append(args, "-c", fmt.Sprintf("write -P %d %d %d", i%256, off, l))
+					_, err = n.WriteAt(bytes.Repeat([]byte{byte(i)}, int(l)), off)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			g.Close()
+			if out, err := exec.Command("qemu-io", append(args, a)...).CombinedOutput(); err != nil {
+				t.Fatalf("qemu-io: %v\n%s", err, out)
+			}
+			x, _ := os.ReadFile(a)
+			y, _ := os.ReadFile(b)
+			if d := firstDiff(x, y); d != "" {
+				t.Fatalf("tlcvm's image differs from qemu-io's: %s", d)
+			}
+			checkClean(t, b)
+		})
+	}
+}
+
+// TestResizeMatchesQemuImg: block_resize of a qcow2 image past what its L1 table covers
+// moves the table as qemu-img resize does (byte-identical images), and writes past the old
+// end land where qemu-io puts them.
+func TestResizeMatchesQemuImg(t *testing.T) {
+	needQemuIO(t)
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "qemu.qcow2"), filepath.Join(dir, "tlcvm.qcow2")
+	qemuImg(t, "create", "-q", "-f", "qcow2", "-o", "cluster_size=512", a, "1M")
+	qemuIO(t, a, "write -P 1 0 100k", "write -P 2 700k 300k")
+	img, _ := os.ReadFile(a)
+	if err := os.WriteFile(b, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	qemuImg(t, "resize", "-q", a, "64M")
+	qemuIO(t, a, "write -P 3 60M 200k", "write -P 4 512k 4k")
+	g, n := openImage(t, b, "qcow2")
+	if err := g.Resize("", "img", 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []struct {
+		off, n int64
+		p      byte
+	}{{60 << 20, 200 << 10, 3}, {512 << 10, 4 << 10, 4}} {
+		if _, err := n.WriteAt(bytes.Repeat([]byte{w.p}, int(w.n)), w.off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.Close()
+	checkClean(t, b)
+	x, _ := os.ReadFile(a)
+	y, _ := os.ReadFile(b)
+	if d := firstDiff(x, y); d != "" {
+		t.Fatalf("tlcvm's image differs from qemu-img's: %s", d)
 	}
 }

@@ -2,6 +2,7 @@ package blockdev
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,10 +13,14 @@ import (
 
 // Drivers tlcvm opens.
 const (
-	DriverFile  = "file"
-	DriverRaw   = "raw"
-	DriverQcow2 = "qcow2"
+	DriverFile       = "file"
+	DriverHostDevice = "host_device" // file-posix over a block or character device
+	DriverRaw        = "raw"
+	DriverQcow2      = "qcow2"
 )
+
+// protocol reports whether n is a protocol node over a host file or device.
+func (n *Node) protocol() bool { return n.Driver == DriverFile || n.Driver == DriverHostDevice }
 
 // Node is one block node (QEMU's BlockDriverState): a "file" protocol node over a host file,
 // or a "raw"/"qcow2" format node over a file child, with an optional backing node (qcow2).
@@ -34,6 +39,9 @@ type Node struct {
 	// BackingFile/BackingFormat are the names recorded in the image header ("" when none).
 	BackingFile, BackingFormat string
 	nodeIO                     // the data path's state (io.go)
+	nodeBitmaps                // dirty bitmaps (bitmap.go)
+	// opts are the options the node was opened or last reopened with (reopen.go).
+	opts *Options
 
 	g        *Graph
 	filename string   // file: the host path as given; format: the file child's
@@ -65,22 +73,40 @@ type tempUse struct{ perm, shared Perm }
 func (n *Node) Filename() string { return n.filename }
 
 // IsFormat reports whether n is a format node (raw, qcow2).
-func (n *Node) IsFormat() bool { return n.Driver != DriverFile }
+func (n *Node) IsFormat() bool { return !n.protocol() }
 
 // Size is the node's virtual size in bytes: the host file's length rounded up to 512
 // bytes for file and raw nodes, the header's size for qcow2.
 func (n *Node) Size() int64 {
 	switch n.Driver {
 	case DriverQcow2:
-		return int64(n.hdr.Size)
+		return n.vsize.Load()
 	case DriverRaw:
 		return n.File.Size()
 	}
-	st, err := n.f.Stat()
+	st, err := n.stat()
 	if err != nil {
 		return 0
 	}
+	if st.Mode()&os.ModeDevice != 0 && st.Mode()&os.ModeCharDevice == 0 {
+		// A block device's length is where it ends; a character device has none.
+		end, err := n.f.Seek(0, io.SeekEnd)
+		if err != nil {
+			return 0
+		}
+		return end
+	}
 	return (st.Size() + 511) &^ 511
+}
+
+// stat is fstat of a file node's host file (fmu keeps n.f from being swapped meanwhile).
+func (n *Node) stat() (os.FileInfo, error) {
+	n.fmu.Lock()
+	defer n.fmu.Unlock()
+	if n.f == nil {
+		return nil, os.ErrClosed
+	}
+	return n.f.Stat()
 }
 
 // ActualSize is the host file's allocated bytes (st_blocks * 512).
@@ -88,7 +114,7 @@ func (n *Node) ActualSize() int64 {
 	if n.File != nil {
 		return n.File.ActualSize()
 	}
-	st, err := n.f.Stat()
+	st, err := n.stat()
 	if err != nil {
 		return 0
 	}
@@ -148,8 +174,10 @@ func (e edge) desc() string {
 		if e.backend.Name != "" {
 			return fmt.Sprintf("block device '%s'", e.backend.Name)
 		}
-		if e.backend.Device != nil && e.backend.Device.ID != "" {
-			return fmt.Sprintf("block device '%s'", e.backend.Device.ID)
+		if d := e.backend.Device; d != nil && d.Qdev() != "" {
+			// blk_get_attached_dev_id: the device's id, or its QOM path (a virtio-blk
+			// proxy's backend device has no id).
+			return fmt.Sprintf("block device '%s'", d.Qdev())
 		}
 		return "an unnamed block device"
 	}
@@ -182,6 +210,32 @@ func openHostFile(name string, rw bool) (*os.File, error) {
 	return f, nil
 }
 
+// checkHostFileType is raw_open_common's check: "file" opens regular files only,
+// "host_device" block and character devices only.
+func checkHostFileType(f *os.File, driver, name string) error {
+	st, err := f.Stat()
+	if err != nil {
+		return qerror.Errno(ErrOpen, err, "Could not open '%s'", name)
+	}
+	device := st.Mode()&os.ModeDevice != 0
+	switch {
+	case driver == DriverFile && !st.Mode().IsRegular():
+		return errf(ErrOpen, "'%s' driver requires '%s' to be a regular file", driver, name)
+	case driver == DriverHostDevice && !device:
+		return errf(ErrOpen, "'%s' driver requires '%s' to be either a character or block device", driver, name)
+	}
+	return nil
+}
+
+// hostDriver is the protocol QEMU's bdrv_find_protocol picks for a plain file name: a
+// block or character device is a host_device, anything else a file.
+func hostDriver(name string) string {
+	if st, err := os.Stat(name); err == nil && st.Mode()&os.ModeDevice != 0 {
+		return DriverHostDevice
+	}
+	return DriverFile
+}
+
 // reopen switches a file node's descriptor between read-only and read-write, moving its
 // locks to the new open file description.
 func (n *Node) reopen(rw bool) error {
@@ -196,7 +250,9 @@ func (n *Node) reopen(rw bool) error {
 	}
 	n.io.Lock() // drain: no request uses the old descriptor any more
 	old := n.f
+	n.fmu.Lock()
 	n.f, n.rw, n.lock = f, rw, nl
+	n.fmu.Unlock()
 	n.io.Unlock()
 	old.Close()
 	return nil
@@ -208,6 +264,8 @@ func (n *Node) close() {
 	n.io.Lock()
 	defer n.io.Unlock()
 	n.closed = true
+	n.fmu.Lock()
+	defer n.fmu.Unlock()
 	if n.f != nil {
 		n.f.Close()
 		n.f = nil

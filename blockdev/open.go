@@ -35,7 +35,7 @@ type Ref struct {
 }
 
 // SupportedDrivers are the drivers tlcvm can open.
-var SupportedDrivers = []string{DriverFile, DriverRaw, DriverQcow2}
+var SupportedDrivers = []string{DriverFile, DriverHostDevice, DriverRaw, DriverQcow2}
 
 // inherited carries the flags a child inherits from the parent being opened.
 type inherited struct {
@@ -72,6 +72,7 @@ func (g *Graph) Add(o *Options) (*Node, error) {
 func (g *Graph) discard(opened []*Node) {
 	for i := len(opened) - 1; i >= 0; i-- {
 		n := opened[i]
+		n.storeBeforeClose()
 		g.detach(n)
 		n.close()
 		g.removeNode(n)
@@ -116,6 +117,8 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 		shared:       PermAll,
 		inactive:     g.incoming,
 	}
+	oc := *o
+	n.opts = &oc
 	if n.Discard == "" {
 		n.Discard = "ignore"
 	}
@@ -127,7 +130,7 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 	}
 	child := inherited{readOnly: n.ReadOnly, autoReadOnly: n.AutoReadOnly, direct: n.Direct, noFlush: n.NoFlush, implicit: in.implicit}
 	switch o.Driver {
-	case DriverFile:
+	case DriverFile, DriverHostDevice:
 		if o.AIO == "native" && !n.Direct {
 			return nil, errf(ErrInvalid, "aio=native was specified, but it requires cache.direct=on, which was not specified.")
 		}
@@ -137,6 +140,10 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 			f, err = openHostFile(o.Filename, false)
 		}
 		if err != nil {
+			return nil, err
+		}
+		if err := checkHostFileType(f, o.Driver, o.Filename); err != nil {
+			f.Close()
 			return nil, err
 		}
 		n.f, n.rw, n.filename = f, rw, o.Filename
@@ -162,6 +169,7 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 		}
 		n.hdr = h
 		n.q = newQcow2(n, h)
+		n.vsize.Store(int64(h.Size))
 		n.BackingFile, n.BackingFormat = h.BackingFile, h.BackingFormat
 	}
 	g.name(n, o.NodeName, opened)
@@ -171,6 +179,9 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 	}
 	if o.Driver != DriverQcow2 {
 		return n, nil
+	}
+	if err := n.loadBitmaps(g.cfg.Warn); err != nil {
+		return nil, err
 	}
 	switch {
 	case o.Backing != nil && o.Backing.Null:

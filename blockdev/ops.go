@@ -41,7 +41,7 @@ func (g *Graph) createQcow2(o *CreateOptions) error {
 	if err != nil {
 		return err
 	}
-	for n.Driver != DriverFile {
+	for !n.protocol() {
 		if n.Driver != DriverRaw {
 			return errf(ErrUnsupported, "tlcvm: qcow2 images can be created on file and raw nodes only")
 		}
@@ -95,10 +95,11 @@ func (g *Graph) Resize(device, nodeName string, size int64) error {
 	}
 	n.io.Lock() // drain: the size and the qcow2 tables change
 	defer n.io.Unlock()
-	if n.q != nil {
-		defer n.q.reset()
+	if err := n.truncate(size); err != nil {
+		return err
 	}
-	return n.truncate(size)
+	n.resizeBitmaps(n.Size())
+	return nil
 }
 
 func (n *Node) truncate(size int64) error {
@@ -114,101 +115,41 @@ func (n *Node) truncate(size int64) error {
 	return n.qcow2Resize(uint64(size))
 }
 
-// qcow2Resize changes a qcow2 image's virtual size. Growing beyond what the L1 table covers
-// moves the L1 table to new clusters at the end of the file (refcounts updated, the old
-// clusters freed), as qcow2_grow_l1_table does; shrinking needs the clusters beyond the new
-// end to be unallocated.
+// qcow2Resize changes a qcow2 image's virtual size (qcow2_co_truncate). Growing beyond what
+// the L1 table covers moves the L1 table to a new run of clusters (qcow2_grow_l1_table:
+// written, the header switched to it, the old clusters freed); shrinking needs the
+// clusters beyond the new end to be unallocated. The caller holds n.io exclusively.
 func (n *Node) qcow2Resize(size uint64) error {
-	h := n.hdr
+	q := n.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err := q.load(); err != nil {
+		return err
+	}
+	h := q.h
 	if size%512 != 0 {
 		size = (size + 511) &^ 511
 	}
-	f := n.File.f
-	be := binary.BigEndian
-	cs := uint64(h.ClusterSize())
-	need := l1Entries(size, h.ClusterBits, h.ExtendedL2())
-	l1 := make([]byte, uint64(h.L1Size)*8)
-	if len(l1) > 0 {
-		if _, err := f.ReadAt(l1, int64(h.L1TableOffset)); err != nil {
-			return qerror.Errno(ErrIO, err, "Could not read L1 table")
-		}
-	}
+	need := int64(l1Entries(size, h.ClusterBits, h.ExtendedL2()))
 	if size < h.Size {
-		for i := need; i < uint64(h.L1Size); i++ {
-			if be.Uint64(l1[i*8:])&0x00fffffffffffe00 != 0 {
+		for i := need; i < int64(len(q.l1)); i++ {
+			if q.l1[i]&entryOffsetMask != 0 {
 				return errf(ErrUnsupported, "tlcvm: cannot shrink a qcow2 image over allocated clusters")
 			}
 		}
 	}
-	if need > uint64(h.L1Size) {
-		if err := n.growL1(l1, need); err != nil {
+	if need > int64(len(q.l1)) {
+		if err := q.growL1(need); err != nil {
 			return err
 		}
 	}
 	var b [8]byte
-	be.PutUint64(b[:], size)
-	if _, err := f.WriteAt(b[:], 24); err != nil {
-		return qerror.Errno(ErrIO, err, "Could not update qcow2 header")
+	binary.BigEndian.PutUint64(b[:], size)
+	if err := q.pwrite(b[:], 24); err != nil {
+		return err
 	}
 	h.Size = size
-	_ = cs
-	return nil
-}
-
-// growL1 writes a larger L1 table at the end of the file and switches the header to it.
-func (n *Node) growL1(old []byte, entries uint64) error {
-	h := n.hdr
-	f := n.File.f
-	be := binary.BigEndian
-	cs := h.ClusterSize()
-	st, err := f.Stat()
-	if err != nil {
-		return errf(ErrIO, "%s", qerror.Strerror(err))
-	}
-	start := (st.Size() + cs - 1) / cs * cs
-	nb := int64(entries) * 8
-	clusters := (nb + cs - 1) / cs
-	// Refcounts: the table's first block must cover the new clusters.
-	var rt [8]byte
-	if _, err := f.ReadAt(rt[:], int64(h.RefcountTableOffset)); err != nil {
-		return qerror.Errno(ErrIO, err, "Could not read refcount table")
-	}
-	rbOff := int64(be.Uint64(rt[:]))
-	perBlock := cs * 8 / (int64(1) << h.RefcountOrder)
-	last := start/cs + clusters
-	if rbOff == 0 || last > perBlock {
-		return errf(ErrUnsupported, "tlcvm: cannot grow this qcow2 image's L1 table")
-	}
-	rb := make([]byte, cs)
-	if _, err := f.ReadAt(rb, rbOff); err != nil {
-		return qerror.Errno(ErrIO, err, "Could not read refcount block")
-	}
-	buf := make([]byte, nb)
-	copy(buf, old)
-	if _, err := f.WriteAt(buf, start); err != nil {
-		return qerror.Errno(ErrIO, err, "Could not write L1 table")
-	}
-	for c := start / cs; c < last; c++ {
-		setRefcount(rb, c, h.RefcountOrder, getRefcount(rb, c, h.RefcountOrder)+1)
-	}
-	if h.L1Size > 0 {
-		oc := int64(h.L1TableOffset) / cs
-		for c := oc; c < oc+(int64(h.L1Size)*8+cs-1)/cs; c++ {
-			if r := getRefcount(rb, c, h.RefcountOrder); r > 0 {
-				setRefcount(rb, c, h.RefcountOrder, r-1)
-			}
-		}
-	}
-	if _, err := f.WriteAt(rb, rbOff); err != nil {
-		return qerror.Errno(ErrIO, err, "Could not write refcount block")
-	}
-	var hb [12]byte
-	be.PutUint32(hb[0:], uint32(entries))
-	be.PutUint64(hb[4:], uint64(start))
-	if _, err := f.WriteAt(hb[:], 36); err != nil {
-		return qerror.Errno(ErrIO, err, "Could not update qcow2 header")
-	}
-	h.L1Size, h.L1TableOffset = uint32(entries), uint64(start)
+	n.vsize.Store(int64(size))
 	return nil
 }
 
@@ -270,7 +211,9 @@ func (g *Graph) Snapshot(actions ...SnapshotAction) error {
 		s.overlay.Backing = s.node
 		s.overlay.io.Unlock()
 		s.node.addParent(edge{node: s.overlay, role: "backing"})
-		// QEMU reopens the old top read-only once the overlay takes the writes.
+		// QEMU reopens the old top read-only once the overlay takes the writes; its
+		// persistent bitmaps are stored and become read-only.
+		_ = s.node.reopenBitmapsRO()
 		s.node.io.Lock()
 		s.node.ReadOnly = true
 		s.node.io.Unlock()

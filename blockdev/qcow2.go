@@ -67,6 +67,19 @@ type Qcow2Header struct {
 	Features map[string]string
 	// DataFile is the external data file name extension, if any.
 	DataFile string
+	// Bitmaps is the bitmaps extension (bitmap_qcow2.go), zero when the image has none
+	// or when StaleBitmaps: the extension is there but the autoclear bit is not (a
+	// program that does not know bitmaps wrote the image; QEMU then ignores them).
+	Bitmaps      BitmapsExt
+	StaleBitmaps bool
+	// unknown keeps the extensions tlcvm does not interpret, rewritten as they were.
+	unknown []rawExt
+}
+
+// rawExt is a header extension kept as read.
+type rawExt struct {
+	typ  uint32
+	data []byte
 }
 
 // ClusterSize is 1 << ClusterBits.
@@ -282,7 +295,13 @@ func (h *Qcow2Header) readExtensions(r io.ReaderAt, off, end uint64) error {
 			}
 		case extDataFile:
 			h.DataFile = string(data)
-		case extCrypto, extBitmaps:
+		case extBitmaps:
+			if err := h.readBitmapsExt(data); err != nil {
+				return err
+			}
+		case extCrypto:
+		default:
+			h.unknown = append(h.unknown, rawExt{typ, data})
 		}
 		off += (l + 7) &^ 7
 	}
@@ -352,6 +371,12 @@ func (h *Qcow2Header) encode() []byte {
 			t = append(t, e...)
 		}
 		putExt(extFeatureTable, t)
+	}
+	if h.Bitmaps.NbBitmaps > 0 {
+		putExt(extBitmaps, h.Bitmaps.encode())
+	}
+	for _, u := range h.unknown {
+		putExt(u.typ, u.data)
 	}
 	ext = append(ext, make([]byte, 8)...) // end of extensions
 	h.BackingFileOffset, h.BackingFileSize = 0, 0

@@ -120,142 +120,378 @@ func (q *qcow2) inflate(e uint64) ([]byte, error) {
 	return out, nil
 }
 
-// write writes p at off, cluster by cluster: in place in a cluster the node alone owns
-// (COPIED), else into a new cluster that holds the old content around the write.
+// write writes p at off request by request, as qcow2_co_pwritev_part does: each request
+// is one contiguous range of the image file (qcow2_alloc_host_offset) — clusters the node
+// owns alone (COPIED) at consecutive host offsets, written in place, and clusters that need
+// new ones (unallocated, zero, shared, compressed), allocated contiguously (right after the
+// part before them when the request already has one: qcow2_alloc_clusters_at) — written
+// with one host write that also holds the old content around the data in new clusters
+// (QEMU's copy-on-write merged into the data write). A part stays within one L2 table.
 func (q *qcow2) write(p []byte, off int64) error {
-	return q.spans(off, int64(len(p)), func(s span) error {
-		src := p[:s.b-s.a]
-		p = p[s.b-s.a:]
-		q.mu.Lock()
-		e, err := q.entry(s.g)
+	for len(p) > 0 {
+		n, err := q.writeRequest(p, off)
 		if err != nil {
-			q.mu.Unlock()
 			return err
 		}
-		if q.kind(e) == kindNormal && e&oflagCopied != 0 {
-			q.mu.Unlock()
-			host := e & entryOffsetMask
-			if err := q.checkOffset(host, "data cluster"); err != nil {
-				return err
-			}
-			return q.pwrite(src, int64(host)+s.a)
-		}
-		defer q.mu.Unlock()
-		return q.writeAlloc(e, s, src)
-	})
+		p, off = p[n:], off+n
+	}
+	return nil
 }
 
-// writeAlloc writes src at bytes [s.a, s.b) of guest cluster s.g whose entry e is not a
-// cluster the node owns alone: the cluster's whole content is built (its old content
-// around src), written to a new cluster (or in place into a preallocated zero cluster of
-// its own), then the L2 entry points to it and the old cluster is released.
-// Caller holds q.mu.
-func (q *qcow2) writeAlloc(e uint64, s span, src []byte) error {
+// inPlace reports whether a write goes into e's cluster where it is (normal, or
+// preallocated zero, and COPIED: cluster_needs_new_alloc false).
+func (q *qcow2) inPlace(e uint64) bool {
 	k := q.kind(e)
-	if k == kindCompressed && !q.n.exclusive {
-		return errExclusive
-	}
-	t, l2off, err := q.l2ForWrite(s.g)
-	if err != nil {
-		return err
-	}
-	_, l2i := q.index(s.g)
-	e = t[l2i] // the table may be a fresh copy; the entry is the same
-	buf := make([]byte, q.cs)
-	if s.a > 0 || s.b < q.cs {
-		if err := q.readCluster(e, span{s.g, 0, q.cs}, buf); err != nil {
-			return err
-		}
-	}
-	copy(buf[s.a:], src)
-	var host int64
-	reuse := k == kindZeroAlloc && e&oflagCopied != 0
-	if reuse {
-		host = int64(e & entryOffsetMask)
-		if err := q.checkOffset(uint64(host), "data cluster"); err != nil {
-			return err
-		}
-	} else if host, err = q.alloc(); err != nil {
-		return err
-	}
-	if err := q.pwrite(buf, host); err != nil {
-		return err
-	}
-	if err := q.setEntry(t, l2off, l2i, uint64(host)|oflagCopied); err != nil {
-		return err
-	}
-	if reuse {
-		return nil
-	}
-	return q.unrefEntry(e)
+	return (k == kindNormal || k == kindZeroAlloc) && e&oflagCopied != 0
 }
 
-// writeZeroes is qcow2_co_pwrite_zeroes: whole clusters become zero clusters (version 3;
-// deallocated with ZeroMayUnmap, compressed ones always), the unaligned head and tail
-// and everything on version 2 are written as zeroes.
-func (q *qcow2) writeZeroes(off, length int64, fl ZeroFlags) error {
-	return q.spans(off, length, func(s span) error {
-		if q.h.Version < 3 || s.a > 0 || s.b < q.cs {
-			return q.n.writeZeroBuffers(s.g+s.a, s.b-s.a)
+// link is an L2 entry a request changes once its data is written.
+type link struct {
+	t          []uint64
+	l2off, l2i int64
+	old, new   uint64
+	release    bool // the old entry's clusters are released
+}
+
+// writeRequest writes the first request of p at off and returns its length.
+func (q *qcow2) writeRequest(p []byte, off int64) (int64, error) {
+	q.mu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			q.mu.Unlock()
 		}
-		return q.withEntry(s.g, func(e uint64) error {
-			k := q.kind(e)
-			unmap := k == kindCompressed || (fl&ZeroMayUnmap != 0 && (k == kindNormal || k == kindZeroAlloc))
-			ne := e
-			if unmap {
-				ne = 0
+	}()
+	if err := q.load(); err != nil {
+		return 0, err
+	}
+	end := off + int64(len(p))
+	host := int64(-1) // host offset of off, once the first part is placed
+	var links []link
+	var cow []span        // guest clusters whose old content goes around the data
+	var cowEntry []uint64 // their entries
+	cur := off
+	for cur < end {
+		g := cur &^ (q.cs - 1)
+		a := cur - g
+		_, l2i := q.index(g)
+		most := min((a+end-cur+q.cs-1)/q.cs, q.l2n-l2i)
+		e, err := q.entry(g)
+		if err != nil {
+			return 0, err
+		}
+		var k, h int64 // clusters in this part, host offset of its first cluster
+		var t []uint64 // the part's L2 table, when its entries change
+		var l2off int64
+		inplace := q.inPlace(e)
+		if inplace {
+			h = int64(e & entryOffsetMask)
+			if err := q.checkOffset(uint64(h), "data cluster"); err != nil {
+				return 0, err
 			}
-			ne |= oflagZero
-			if ne == e {
-				return nil
+			if host >= 0 && h != host+(cur-off)-a {
+				break
 			}
-			if unmap && !q.n.exclusive {
-				return errExclusive
+			zeroes := q.kind(e) == kindZeroAlloc
+			for k = 1; k < most; k++ {
+				ek, err := q.entry(g + k*q.cs)
+				if err != nil || !q.inPlace(ek) || int64(ek&entryOffsetMask) != h+k*q.cs {
+					break
+				}
+				zeroes = zeroes || q.kind(ek) == kindZeroAlloc
 			}
-			return q.replaceEntry(s.g, ne, unmap)
-		})
+			if zeroes { // preallocated zero clusters lose their zero flag once written
+				if t, l2off, err = q.l2ForWrite(g); err != nil {
+					return 0, err
+				}
+				for j := int64(0); j < k; j++ {
+					if ej := t[l2i+j]; q.kind(ej) == kindZeroAlloc {
+						links = append(links, link{t: t, l2off: l2off, l2i: l2i + j, old: ej, new: ej &^ oflagZero})
+					}
+				}
+			}
+		} else {
+			if q.kind(e) == kindCompressed && !q.n.exclusive {
+				if cur == off {
+					return 0, errExclusive
+				}
+				break
+			}
+			if t, l2off, err = q.l2ForWrite(g); err != nil {
+				return 0, err
+			}
+			for k = 1; k < most; k++ {
+				ek := t[l2i+k]
+				if q.inPlace(ek) || q.kind(ek) == kindCompressed && !q.n.exclusive {
+					break
+				}
+			}
+			if host < 0 {
+				if h, err = q.allocRun(k); err != nil {
+					return 0, err
+				}
+			} else {
+				h = host + (cur - off) - a
+				if k, err = q.allocAt(h, k); err != nil {
+					return 0, err
+				}
+				if k == 0 {
+					break
+				}
+			}
+			for j := int64(0); j < k; j++ {
+				links = append(links, link{t: t, l2off: l2off, l2i: l2i + j, old: t[l2i+j],
+					new: uint64(h+j*q.cs) | oflagCopied, release: true})
+			}
+		}
+		if host < 0 {
+			host = h + a
+		}
+		n := min(end-cur, k*q.cs-a)
+		// The old content around the data, in the clusters at the part's edges that get
+		// new clusters or lose their zero flag (zeroes then).
+		lastIdx := (a + n - 1) / q.cs
+		edge := func(i int64) (uint64, error) {
+			if t != nil {
+				return t[l2i+i], nil
+			}
+			return q.entry(g + i*q.cs)
+		}
+		needs := func(x uint64) bool { return !q.inPlace(x) || q.kind(x) == kindZeroAlloc }
+		if a > 0 {
+			if fe, err := edge(0); err != nil {
+				return 0, err
+			} else if needs(fe) {
+				cow, cowEntry = append(cow, span{g, 0, a}), append(cowEntry, fe)
+			}
+		}
+		if tail := (a + n) % q.cs; tail != 0 {
+			if le, err := edge(lastIdx); err != nil {
+				return 0, err
+			} else if needs(le) {
+				cow, cowEntry = append(cow, span{g + lastIdx*q.cs, tail, q.cs}), append(cowEntry, le)
+			}
+		}
+		cur += n
+	}
+	n := cur - off
+	wstart, wend := host, host+n
+	for _, c := range cow {
+		if c.a == 0 {
+			wstart = host - (off - c.g)
+		} else {
+			wend = host + (c.g - off) + q.cs
+		}
+	}
+	buf := p[:n]
+	if wstart != host || wend != host+n {
+		buf = make([]byte, wend-wstart)
+		for i, c := range cow {
+			tmp := make([]byte, q.cs)
+			if err := q.readCluster(cowEntry[i], span{c.g, 0, q.cs}, tmp); err != nil {
+				return 0, err
+			}
+			at := host + (c.g - off) - wstart
+			copy(buf[at+c.a:at+c.b], tmp[c.a:c.b])
+		}
+		copy(buf[host-wstart:], p[:n])
+	}
+	if len(links) == 0 {
+		q.mu.Unlock() // in place only: the data moves outside the lock
+		locked = false
+		return n, q.pwrite(buf, wstart)
+	}
+	if err := q.pwrite(buf, wstart); err != nil {
+		return 0, err
+	}
+	for _, l := range links {
+		if err := q.setEntry(l.t, l.l2off, l.l2i, l.new); err != nil {
+			return 0, err
+		}
+		if l.release {
+			if err := q.unrefEntry(l.old); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// writeZeroes is bdrv_co_do_pwrite_zeroes over qcow2_co_pwrite_zeroes, cluster by cluster:
+// a whole cluster (or the image's last, partial one) becomes a zero cluster on version 3
+// (deallocated with ZeroMayUnmap, a compressed one always), is discarded on version 2
+// without a backing file (it then reads as zeroes), and is written as zeroes on version 2
+// with one; a part of a cluster becomes the whole zero cluster when the rest of it reads
+// as zeroes already and it holds no data, else zeroes are written.
+func (q *qcow2) writeZeroes(off, length int64, fl ZeroFlags) error {
+	size := int64(q.h.Size)
+	done := q.requestFrees()
+	defer func() { done() }()
+	return q.spans(off, length, func(s span) error {
+		ok := false
+		var err error
+		if partial := s.a > 0 || (s.b < q.cs && s.g+s.b != size); partial {
+			// the head and tail are requests of their own (bdrv_co_do_pwrite_zeroes)
+			done()
+			done = q.requestFrees()
+			ok, err = q.zeroWhole(s, fl)
+			done()
+			done = q.requestFrees()
+		} else {
+			ok, err = q.zeroize(s.g, fl)
+		}
+		if err != nil || ok {
+			return err
+		}
+		return q.n.writeZeroBuffers(s.g+s.a, s.b-s.a)
 	})
 }
 
-// withEntry runs f with guest cluster g's L2 entry, holding q.mu.
-func (q *qcow2) withEntry(g int64, f func(e uint64) error) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	e, err := q.entry(g)
-	if err != nil {
-		return err
+// zeroize is qcow2_subcluster_zeroize for guest cluster g: a zero cluster on version 3, a
+// discarded one on version 2 without a backing file; false (-ENOTSUP) on version 2 over a
+// backing file. Caller holds n.io.
+func (q *qcow2) zeroize(g int64, fl ZeroFlags) (bool, error) {
+	switch {
+	case q.h.Version >= 3:
+		return true, q.zeroCluster(g, fl)
+	case q.n.Backing == nil:
+		return true, q.discardCluster(g)
 	}
-	return f(e)
+	return false, nil
 }
 
-// discard is qcow2_co_pdiscard (QCOW2_DISCARD_REQUEST, not a full discard): every whole
-// cluster in the range is released; it reads as zeroes afterwards on version 3 when it
-// had content or a backing file is there, else as the backing file. Partial clusters are
-// left alone, as QEMU leaves them.
-func (q *qcow2) discard(off, length int64) error {
-	return q.spans(off, length, func(s span) error {
-		if s.a > 0 || s.b < q.cs {
+// zeroCluster is zero_in_l2_slice for guest cluster g. Caller holds n.io.
+func (q *qcow2) zeroCluster(g int64, fl ZeroFlags) error {
+	return q.withL2(g, func(e uint64) error {
+		k := q.kind(e)
+		unmap := k == kindCompressed || (fl&ZeroMayUnmap != 0 && (k == kindNormal || k == kindZeroAlloc))
+		ne := e
+		if unmap {
+			ne = 0
+		}
+		ne |= oflagZero
+		if ne == e {
 			return nil
 		}
-		return q.withEntry(s.g, func(e uint64) error {
-			k := q.kind(e)
-			allocated := k == kindNormal || k == kindZeroAlloc || k == kindCompressed
-			var ne uint64
-			if (q.n.Backing != nil || allocated) && q.h.Version >= 3 {
+		if unmap && !q.n.exclusive {
+			return errExclusive
+		}
+		return q.replaceEntry(g, ne, unmap)
+	})
+}
+
+// zeroWhole is qcow2_co_pwrite_zeroes' head and tail rule for the part s of a cluster:
+// when the cluster holds no data (unallocated or zero) and what s leaves of it reads as
+// zeroes (bdrv_co_is_zero_fast: the backing chain's status says so), the whole cluster is
+// zeroized. false: zeroes must be written.
+func (q *qcow2) zeroWhole(s span, fl ZeroFlags) (bool, error) {
+	q.mu.Lock()
+	e, err := q.entry(s.g)
+	q.mu.Unlock()
+	if err != nil {
+		return false, err
+	}
+	switch q.kind(e) {
+	case kindZeroPlain, kindZeroAlloc:
+	case kindUnallocated:
+		end := min(s.g+q.cs, int64(q.h.Size))
+		for _, r := range [][2]int64{{s.g, s.g + s.a}, {s.g + s.b, end}} {
+			if ok, err := q.backingZero(r[0], r[1]-r[0]); err != nil || !ok {
+				return false, err
+			}
+		}
+	default:
+		return false, nil
+	}
+	return q.zeroize(s.g, fl)
+}
+
+// backingZero reports whether [off, off+n) of an unallocated cluster reads as zeroes as far
+// as one block status query of the backing chain tells.
+func (q *qcow2) backingZero(off, n int64) (bool, error) {
+	b := q.n.Backing
+	if n <= 0 || b == nil || off >= b.Size() {
+		return true, nil
+	}
+	if off+n > b.Size() {
+		n = b.Size() - off
+	}
+	ex, err := b.BlockStatusAbove(nil, off, n)
+	if err != nil {
+		return false, err
+	}
+	return ex.Length == n && ex.Status&StatusZero != 0, nil
+}
+
+// discardCluster is discard_in_l2_slice (QCOW2_DISCARD_REQUEST, not a full discard) for
+// guest cluster g: with content, or over a backing file, it reads as zeroes afterwards on
+// version 3 (a zero cluster) and as the backing file on version 2; its clusters are freed
+// and, once free, discarded in the image file. Caller holds n.io.
+func (q *qcow2) discardCluster(g int64) error {
+	return q.withL2(g, func(e uint64) error {
+		k := q.kind(e)
+		allocated := k == kindNormal || k == kindZeroAlloc || k == kindCompressed
+		ne := e
+		if q.n.Backing != nil || allocated {
+			ne = 0
+			if q.h.Version >= 3 {
 				ne = oflagZero
 			}
-			if ne == e {
-				return nil
-			}
-			if err := q.replaceEntry(s.g, ne, true); err != nil {
-				return err
-			}
-			if allocated && k != kindCompressed {
-				q.discardHost(e)
-			}
+		}
+		if ne == e {
 			return nil
-		})
+		}
+		if allocated && !q.n.exclusive {
+			return errExclusive
+		}
+		return q.replaceEntry(g, ne, true)
 	})
+}
+
+// withL2 runs f with guest cluster g's L2 entry, holding q.mu, after making its L2 table
+// writable as get_cluster_table does for zeroing and discarding (a missing table is
+// allocated, a shared one copied, even when nothing changes in it).
+func (q *qcow2) withL2(g int64, f func(e uint64) error) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t, _, err := q.l2ForWrite(g)
+	if err != nil {
+		return err
+	}
+	_, l2i := q.index(g)
+	return f(t[l2i])
+}
+
+// discard is qcow2_co_pdiscard: every whole cluster in the range is discarded
+// (discardCluster); partial clusters are left alone, as QEMU leaves them (the image's
+// last, partial cluster counts as whole); nothing at all on version 2 over a backing file.
+func (q *qcow2) discard(off, length int64) error {
+	if q.h.Version < 3 && q.n.Backing != nil {
+		return nil // without zero clusters a discard would expose the backing file (-ENOTSUP)
+	}
+	size := int64(q.h.Size)
+	defer q.requestFrees()()
+	return q.spans(off, length, func(s span) error {
+		if s.a > 0 || (s.b < q.cs && s.g+s.b != size) {
+			return nil
+		}
+		return q.discardCluster(s.g)
+	})
+}
+
+// requestFrees marks the clusters freed until the returned function runs as freed by a
+// discard or zeroing request: their discards are queued, and passed to the image file
+// when it runs (the caller holds n.io).
+func (q *qcow2) requestFrees() func() {
+	q.mu.Lock()
+	q.discarding = true
+	q.mu.Unlock()
+	return func() {
+		q.mu.Lock()
+		q.discarding = false
+		q.mu.Unlock()
+		q.flushDiscards()
+	}
 }
 
 // replaceEntry sets guest cluster g's L2 entry to ne and, with release, frees what the
@@ -274,18 +510,6 @@ func (q *qcow2) replaceEntry(g int64, ne uint64, release bool) error {
 		return q.unrefEntry(old)
 	}
 	return nil
-}
-
-// discardHost passes a freed cluster's discard to the image file (QEMU's
-// pass-discard-request), when that cluster is now free.
-func (q *qcow2) discardHost(e uint64) {
-	host := int64(e & entryOffsetMask)
-	if r, err := q.refcount(host / q.cs); err != nil || r != 0 {
-		return
-	}
-	if f := q.n.File; f != nil && f.Discard == "unmap" && f.Driver == DriverFile {
-		_ = f.fileDiscard(host, q.cs)
-	}
 }
 
 // status is the node's own status of [off, off+length): whole clusters of the same kind

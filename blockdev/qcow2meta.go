@@ -79,8 +79,12 @@ type qcow2 struct {
 	l2     map[int64][]uint64 // L2 tables by host offset
 	rb     map[int64][]byte   // refcount blocks by host offset (on-disk bytes)
 	cached int64              // bytes held by l2 and rb
-	hint   int64              // lowest host cluster that may be free
-	end    int64              // host clusters: one past the file's end and every allocation
+	// discarding is set while a discard or zeroing request frees clusters (their discard
+	// goes to the image file, QCOW2_DISCARD_REQUEST); discards queues those ranges.
+	discarding bool
+	discards   []hostRange
+	hint       int64 // lowest host cluster that may be free
+	end        int64 // host clusters: one past the file's end and every allocation
 }
 
 func newQcow2(n *Node, h *Qcow2Header) *qcow2 {
@@ -98,13 +102,6 @@ func (n *Node) qcow2() (*qcow2, error) {
 		return nil, errf(ErrUnsupported, "tlcvm: I/O on qcow2 images with extended L2 entries is not supported")
 	}
 	return n.q, nil
-}
-
-// reset drops the caches (after the header changed under an exclusive lock: resize).
-func (q *qcow2) reset() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.loaded, q.l1, q.rt, q.l2, q.rb, q.cached = false, nil, nil, nil, nil, 0
 }
 
 // pread reads from the image file (zeroes past its end).
@@ -409,7 +406,52 @@ func (q *qcow2) unref(c int64) error {
 	if r == 1 && c < q.hint {
 		q.hint = c
 	}
+	if r == 1 && q.discarding && q.n.Discard == "unmap" {
+		q.queueDiscard(c*q.cs, q.cs) // pass-discard-request
+	}
 	return nil
+}
+
+// hostRange is a range of the image file.
+type hostRange struct{ off, n int64 }
+
+// queueDiscard adds a freed range to the discards of the running discard or zeroing
+// request, merged with a range it touches (update_refcount_discard). Caller holds q.mu.
+func (q *qcow2) queueDiscard(off, n int64) {
+	for i := range q.discards {
+		d := &q.discards[i]
+		if off != d.off+d.n && off+n != d.off {
+			continue
+		}
+		d.off, d.n = min(d.off, off), d.n+n
+		for j := 0; j < len(q.discards); j++ { // merge with any other range now touching d
+			p := q.discards[j]
+			if j == i || (p.off != d.off+d.n && p.off+p.n != d.off) {
+				continue
+			}
+			d.off, d.n = min(d.off, p.off), d.n+p.n
+			q.discards = append(q.discards[:j], q.discards[j+1:]...)
+			if j < i {
+				i--
+				d = &q.discards[i]
+			}
+			j--
+		}
+		return
+	}
+	q.discards = append(q.discards, hostRange{off, n})
+}
+
+// flushDiscards passes the queued discards to the image file, in order
+// (qcow2_process_discards): one discard per merged range.
+func (q *qcow2) flushDiscards() {
+	q.mu.Lock()
+	ds := q.discards
+	q.discards = nil
+	q.mu.Unlock()
+	for _, d := range ds {
+		_ = q.n.File.Unmap(d.off, d.n)
+	}
 }
 
 // unrefEntry frees what an L2 entry held (qcow2_free_any_cluster): its data cluster, or
@@ -429,66 +471,125 @@ func (q *qcow2) unrefEntry(e uint64) error {
 	return nil
 }
 
-// alloc allocates one host cluster (refcount 1) and returns its offset: the lowest free
-// cluster, after making sure a refcount block covers it (the block placed in the cluster
-// itself when its range has none) and that the refcount table reaches that block.
+// alloc allocates one host cluster (refcount 1) and returns its offset.
 // Caller holds q.mu.
-func (q *qcow2) alloc() (int64, error) {
-	for tries := 0; tries < 64; tries++ {
-		c, err := q.findFree()
+func (q *qcow2) alloc() (int64, error) { return q.allocRun(1) }
+
+// allocRun allocates n contiguous host clusters (refcount 1) and returns the offset of the
+// first, as qcow2_alloc_clusters does: the first run of n clusters with refcount 0 from
+// the hint (which moves past it), then the refcounts (needBlock); when a refcount block had
+// to be made, the search starts again at the run (QEMU's -EAGAIN: the clusters counted are
+// rolled back, the same ones tried first), so that every cluster goes where QEMU puts it.
+// Caller holds q.mu.
+func (q *qcow2) allocRun(n int64) (int64, error) {
+	for tries := 0; tries < 64+int(n); tries++ {
+		c, err := q.findRun(n)
 		if err != nil {
 			return 0, err
 		}
-		if q.overlapsTables(c) {
-			return 0, errf(ErrIO, "tlcvm: qcow2 image '%s' is corrupt: cluster %d of the image's tables has refcount 0", q.n.filename, c)
+		if again, err := q.countRun(c, n); err != nil || !again {
+			return c * q.cs, err
 		}
-		i := c / q.perRB
-		switch {
-		case i >= int64(len(q.rt)):
-			if err := q.growRefcountTable(i); err != nil {
-				return 0, err
-			}
-			continue
-		case q.rt[i]&reftOffsetMask == 0:
-			if err := q.newRefBlock(i, c); err != nil {
-				return 0, err
-			}
-			continue
-		}
-		if err := q.setRefcount(c, 1); err != nil {
-			return 0, err
-		}
-		q.hint = c + 1
-		q.end = max(q.end, c+1)
-		return c * q.cs, nil
 	}
-	return 0, errf(ErrIO, "tlcvm: qcow2 image '%s': cannot allocate a cluster", q.n.filename)
+	return 0, errf(ErrIO, "tlcvm: qcow2 image '%s': cannot allocate %d clusters", q.n.filename, n)
 }
 
-// findFree returns the lowest host cluster at or after the hint with refcount 0.
+// allocAt is qcow2_alloc_clusters_at: as many of the n clusters from host offset off as
+// are free, counted; 0 when the first is in use. The hint does not move (but for the
+// restart after a new refcount block). Caller holds q.mu.
+func (q *qcow2) allocAt(off, n int64) (int64, error) {
+	c := off / q.cs
+	for tries := 0; tries < 64+int(n); tries++ {
+		k := int64(0)
+		for ; k < n && !q.overlapsTables(c+k); k++ {
+			r, err := q.refcount(c + k)
+			if err != nil {
+				return 0, err
+			}
+			if r != 0 {
+				break
+			}
+		}
+		if k == 0 {
+			return 0, nil
+		}
+		if again, err := q.countRun(c, k); err != nil || !again {
+			return k, err
+		}
+	}
+	return 0, errf(ErrIO, "tlcvm: qcow2 image '%s': cannot allocate %d clusters", q.n.filename, n)
+}
+
+// countRun is update_refcount(+1) over clusters [c, c+n): it sets their refcounts to 1,
+// or, when one of them has no refcount block yet, makes that block (needBlock), moves the
+// hint back to c and reports again (QEMU's -EAGAIN). Caller holds q.mu.
+func (q *qcow2) countRun(c, n int64) (again bool, err error) {
+	for x := c; x < c+n; x++ {
+		made, err := q.needBlock(x)
+		if err != nil {
+			return false, err
+		}
+		if made {
+			q.hint = min(q.hint, c)
+			return true, nil
+		}
+	}
+	for x := c; x < c+n; x++ {
+		if err := q.setRefcount(x, 1); err != nil {
+			return false, err
+		}
+	}
+	q.end = max(q.end, c+n)
+	return false, nil
+}
+
+// needBlock is alloc_refcount_block for host cluster x: nothing when a refcount block
+// covers it; else the block goes to the next free cluster (counting itself when it lies in
+// x's range), after the refcount table grows when x's range is past its end.
 // Caller holds q.mu.
-func (q *qcow2) findFree() (int64, error) {
-	for c := q.hint; ; c++ {
-		if c*q.cs >= maxHostOffset {
+func (q *qcow2) needBlock(x int64) (bool, error) {
+	i := x / q.perRB
+	if i < int64(len(q.rt)) && q.rt[i]&reftOffsetMask != 0 {
+		return false, nil
+	}
+	b, err := q.findRun(1)
+	if err != nil {
+		return false, err
+	}
+	if b/q.perRB != i {
+		b = x // QEMU would count it in yet another new block: keep it in its range
+	}
+	if i >= int64(len(q.rt)) {
+		err = q.growRefcountTable(i, x, b)
+	} else {
+		err = q.newRefBlock(i, b)
+	}
+	return err == nil, err
+}
+
+// findRun is alloc_clusters_noref: the first n consecutive host clusters with refcount 0
+// from the hint; the hint moves past them. Caller holds q.mu.
+func (q *qcow2) findRun(n int64) (int64, error) {
+	for run := int64(0); run < n; {
+		x := q.hint
+		if (x+1)*q.cs >= maxHostOffset {
 			return 0, errf(ErrIO, "tlcvm: qcow2 image '%s' is full", q.n.filename)
 		}
-		i := c / q.perRB
-		if i >= int64(len(q.rt)) || q.rt[i]&reftOffsetMask == 0 {
-			q.hint = c
-			return c, nil
-		}
-		b, err := q.refBlock(int64(q.rt[i] & reftOffsetMask))
+		q.hint++
+		r, err := q.refcount(x)
 		if err != nil {
 			return 0, err
 		}
-		for j := c % q.perRB; j < q.perRB; j, c = j+1, c+1 {
-			if getRefcount(b, j, q.order) == 0 {
-				q.hint = c
-				return c, nil
-			}
+		if r != 0 {
+			run = 0
+			continue
 		}
-		c-- // the loop's c++ moves to the next block's first cluster
+		if q.overlapsTables(x) {
+			return 0, errf(ErrIO, "tlcvm: qcow2 image '%s' is corrupt: cluster %d of the image's tables has refcount 0", q.n.filename, x)
+		}
+		run++
 	}
+	return q.hint - n, nil
 }
 
 // newRefBlock makes a refcount block for refcount table entry i in host cluster c, which
@@ -510,97 +611,151 @@ func (q *qcow2) newRefBlock(i, c int64) error {
 	return nil
 }
 
-// growRefcountTable moves the refcount table to a larger one at the end of the file that
-// has an entry i, with new refcount blocks for every range its own clusters fall in that
-// no block covers yet, then points the header at it and frees the old table (QEMU's
-// qcow2_refcount_area does the same). Caller holds q.mu.
-func (q *qcow2) growRefcountTable(i int64) error {
+// growRefcountTable is alloc_refcount_block's growth of the table (qcow2_refcount_area):
+// the new refcount blocks and then the new table go at the start of the first range after
+// x and b (b: the new block of range i, which counts itself when it lies in range i); the
+// table has room for the refcount blocks of everything up to there and 50 % more; the
+// header switches to it and the old table is freed. Caller holds q.mu.
+func (q *qcow2) growRefcountTable(i, x, b int64) error {
 	perCluster := q.cs / 8
-	start := q.end
-	entries := max(i+1, int64(len(q.rt))*3/2)
-	var tableClusters int64
-	var missing []int64 // ranges that get a new block, in order
-	for {
-		tableClusters = (entries + perCluster - 1) / perCluster
-		// The new blocks follow the table; they may themselves need blocks: iterate to
-		// the fixed point (the count only grows).
-		for nb := int64(0); ; nb = int64(len(missing)) {
-			missing = missing[:0]
-			last := start + tableClusters + nb - 1
-			for r := start / q.perRB; r <= last/q.perRB; r++ {
-				if r >= int64(len(q.rt)) || q.rt[r]&reftOffsetMask == 0 {
-					missing = append(missing, r)
-				}
-			}
-			if int64(len(missing)) == nb {
-				break
-			}
-		}
-		last := start + tableClusters + int64(len(missing)) - 1
-		if need := max(i, last/q.perRB) + 1; need > tableClusters*perCluster {
-			entries = need
-			continue
-		}
-		break
-	}
-	if tableClusters*q.cs > maxRefcountTable {
+	start := (max(x, b)/q.perRB + 1) * q.perRB // meta_offset, in clusters
+	total := refcountBlocksFor(start, q.cs, q.order)
+	size := total + (total+1)/2
+	size = (size + perCluster - 1) / perCluster * perCluster
+	tableClusters := size / perCluster
+	if size*8 > maxRefcountTable || total <= i {
 		return errf(ErrIO, "tlcvm: qcow2 image '%s': refcount table too large", q.n.filename)
 	}
-	rt := make([]uint64, tableClusters*perCluster)
+	rt := make([]uint64, size)
 	copy(rt, q.rt)
 	blocks := map[int64][]byte{}
-	for k, r := range missing {
-		off := (start + tableClusters + int64(k)) * q.cs
-		rt[r] = uint64(off)
-		blocks[off] = make([]byte, q.cs)
+	bb := make([]byte, q.cs) // b, the block of range i
+	if b/q.perRB == i {
+		setRefcount(bb, b%q.perRB, q.order, 1)
 	}
-	// The new clusters' refcounts, in the new blocks or in existing ones.
+	rt[i] = uint64(b * q.cs)
+	blocks[b*q.cs] = bb
+	area := start / q.perRB
+	var added int64
+	for r := area; r < total; r++ {
+		if rt[r] == 0 {
+			added++
+		}
+	}
+	table := start + added
+	end := table + tableClusters
+	next := start
 	touched := map[int64][]byte{}
-	for c := start; c < start+tableClusters+int64(len(missing)); c++ {
-		off := int64(rt[c/q.perRB] & reftOffsetMask)
-		b, ok := blocks[off]
-		if !ok {
+	for r := area; r < total; r++ {
+		var blk []byte
+		if rt[r] != 0 {
 			var err error
-			if b, err = q.refBlock(off); err != nil {
+			if blk, err = q.refBlock(int64(rt[r] & reftOffsetMask)); err != nil {
 				return err
 			}
-			touched[off] = b
+			touched[int64(rt[r]&reftOffsetMask)] = blk
+		} else {
+			blk = make([]byte, q.cs)
+			rt[r] = uint64(next * q.cs)
+			blocks[next*q.cs] = blk
+			next++
 		}
-		setRefcount(b, c%q.perRB, q.order, getRefcount(b, c%q.perRB, q.order)+1)
-	}
-	for off, b := range blocks {
-		if err := q.pwrite(b, off); err != nil {
-			return err
+		first := r * q.perRB
+		for j := max(start-first, 0); j < min(end-first, q.perRB); j++ {
+			setRefcount(blk, j, q.order, 1)
 		}
 	}
-	for off, b := range touched {
-		if err := q.pwrite(b, off); err != nil {
-			return err
+	for _, set := range []map[int64][]byte{blocks, touched} {
+		for off, blk := range set {
+			if err := q.pwrite(blk, off); err != nil {
+				return err
+			}
 		}
 	}
 	buf := make([]byte, tableClusters*q.cs)
 	for k, v := range rt {
 		binary.BigEndian.PutUint64(buf[k*8:], v)
 	}
-	if err := q.pwrite(buf, start*q.cs); err != nil {
+	if err := q.pwrite(buf, table*q.cs); err != nil {
 		return err
 	}
 	var hb [12]byte
-	binary.BigEndian.PutUint64(hb[0:], uint64(start*q.cs))
+	binary.BigEndian.PutUint64(hb[0:], uint64(table*q.cs))
 	binary.BigEndian.PutUint32(hb[8:], uint32(tableClusters))
 	if err := q.pwrite(hb[:], 48); err != nil {
 		return err
 	}
 	oldOff, oldClusters := int64(q.h.RefcountTableOffset), int64(q.h.RefcountTableClusters)
-	q.h.RefcountTableOffset, q.h.RefcountTableClusters = uint64(start*q.cs), uint32(tableClusters)
+	q.h.RefcountTableOffset, q.h.RefcountTableClusters = uint64(table*q.cs), uint32(tableClusters)
 	q.rt = rt
-	for off, b := range blocks {
-		q.cacheRB(off, b)
+	for off, blk := range blocks {
+		q.cacheRB(off, blk)
 	}
-	q.end = start + tableClusters + int64(len(missing))
+	q.end = max(q.end, end, b+1)
 	for c := oldOff / q.cs; c < oldOff/q.cs+oldClusters; c++ {
 		if err := q.unref(c); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// refcountBlocksFor is qcow2_refcount_metadata_size's count of refcount blocks for an
+// image of clusters host clusters, generously (50 % more of the table counted in), as
+// alloc_refcount_block asks it.
+func refcountBlocksFor(clusters, cs int64, order uint32) int64 {
+	perTable := cs / 8
+	perBlock := cs * 8 >> order
+	var table, blocks, n int64
+	generous := true
+	for {
+		last := n
+		blocks = (clusters + table + blocks + perBlock - 1) / perBlock
+		table = (blocks + perTable - 1) / perTable
+		n = clusters + blocks + table
+		if n == last && generous {
+			clusters += (table + 1) / 2
+			n, generous = 0, false
+			continue
+		}
+		if n == last {
+			return blocks
+		}
+	}
+}
+
+// growL1 is qcow2_grow_l1_table with an exact size: a new L1 table of entries entries in a
+// run of new clusters, the header pointing to it (l1_size and l1_table_offset in one
+// write), the old table's clusters freed. Caller holds q.mu.
+func (q *qcow2) growL1(entries int64) error {
+	clusters := (entries*8 + q.cs - 1) / q.cs
+	off, err := q.allocRun(clusters)
+	if err != nil {
+		return err
+	}
+	l1 := make([]uint64, entries)
+	copy(l1, q.l1)
+	buf := make([]byte, clusters*q.cs)
+	for i, v := range l1 {
+		binary.BigEndian.PutUint64(buf[i*8:], v)
+	}
+	if err := q.pwrite(buf, off); err != nil {
+		return err
+	}
+	var hb [12]byte
+	binary.BigEndian.PutUint32(hb[0:], uint32(entries))
+	binary.BigEndian.PutUint64(hb[4:], uint64(off))
+	if err := q.pwrite(hb[:], 36); err != nil {
+		return err
+	}
+	oldOff, oldSize := int64(q.h.L1TableOffset), int64(q.h.L1Size)
+	q.h.L1Size, q.h.L1TableOffset = uint32(entries), uint64(off)
+	q.l1 = l1
+	if oldSize > 0 {
+		for c := oldOff / q.cs; c < oldOff/q.cs+(oldSize*8+q.cs-1)/q.cs; c++ {
+			if err := q.unref(c); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

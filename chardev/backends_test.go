@@ -222,11 +222,12 @@ func TestRingbuf(t *testing.T) {
 	if b, _ := c.RingbufRead(100); string(b) != "56789" {
 		t.Fatalf("read %q", b)
 	}
-	in := make(chan []byte, 1)
-	c.SetInput(func(b []byte) { in <- b })
-	c.RingbufWrite([]byte("cmd"))
-	if b := <-in; string(b) != "cmd" {
-		t.Fatalf("input %q", b)
+	if err := c.RingbufWrite([]byte("cmd")); err != nil { // into the ring, as QEMU's ringbuf-write
+		t.Fatal(err)
+	}
+	c.Write([]byte("!"))
+	if b, _ := c.RingbufRead(100); string(b) != "cmd!" {
+		t.Fatalf("read after ringbuf-write %q", b)
 	}
 	s.Size = 1000
 	if _, err := chardev.Open(s, zerolog.Nop()); err == nil || err.Error() != "size of ringbuf chardev must be power of two" {
@@ -276,5 +277,42 @@ func TestGuestWriteWithoutPeerIsDropped(t *testing.T) {
 	big := bytes.Repeat([]byte("x"), 1<<20)
 	if n, err := c.Write(big); n != len(big) || err != nil {
 		t.Fatalf("write %d %v", n, err)
+	}
+}
+
+// TestReplace: chardev-change's registry step keeps the id and the place in the list, and
+// Busy follows the front ends.
+func TestReplace(t *testing.T) {
+	r := chardev.NewRegistry()
+	defer r.Close()
+	for _, id := range []string{"a", "b", "c"} {
+		if _, err := r.Open(chardev.Spec{ID: id, Backend: chardev.BackendNull, FD: -1}, chardev.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ := r.Get("b")
+	fe, err := b.Attach()
+	if err != nil || !b.Busy() {
+		t.Fatalf("attach: %v, busy %v", err, b.Busy())
+	}
+	nb, err := chardev.OpenWith(chardev.Spec{ID: "b", Backend: chardev.BackendRingbuf, Size: 1024, FD: -1}, chardev.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := r.Replace(nb)
+	if err != nil || old != b {
+		t.Fatalf("Replace: %v %v", old, err)
+	}
+	fe.Detach()
+	old.Close()
+	var labels []string
+	for _, i := range r.List() {
+		labels = append(labels, i.Label+"="+i.Filename)
+	}
+	if got := strings.Join(labels, " "); got != "a=null b=ringbuf c=null" {
+		t.Errorf("List after Replace: %s", got)
+	}
+	if _, err := r.Replace(&chardev.Chardev{}); err == nil {
+		t.Error("Replace of an unknown id succeeded")
 	}
 }

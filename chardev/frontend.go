@@ -295,3 +295,11 @@ func (m *muxConn) setEOF() {
 	m.cond.Broadcast()
 	m.mu.Unlock()
 }
+
+// Busy reports whether a front end uses the chardev (QEMU's qemu_chr_is_busy): it cannot be
+// removed, and a chardev-change must move its front ends.
+func (c *Chardev) Busy() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.fes) > 0 || c.spec.Mux
+}

@@ -81,10 +81,7 @@ func (r *Registry) Remove(id string) error {
 		r.mu.Unlock()
 		return newErr(ErrNotFound, "Chardev '%s' not found", id)
 	}
-	c.mu.Lock()
-	busy := len(c.fes) > 0 || c.spec.Mux
-	c.mu.Unlock()
-	if busy {
+	if c.Busy() {
 		r.mu.Unlock()
 		return newErr(ErrInUse, "Chardev '%s' is busy", id)
 	}
@@ -140,4 +137,24 @@ func (r *Registry) Close() error {
 		}
 	}
 	return first
+}
+
+// Replace puts c in the place of the chardev registered as c's id (QMP chardev-change):
+// same id, same place in the list. The old chardev is returned, still open, for the
+// caller to move its front ends and close it.
+func (r *Registry) Replace(c *Chardev) (*Chardev, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id := c.spec.ID
+	old := r.byID[id]
+	if old == nil {
+		return nil, newErr(ErrNotFound, "Chardev '%s' does not exist", id)
+	}
+	r.byID[id] = c
+	for i, x := range r.order {
+		if x == old {
+			r.order[i] = c
+		}
+	}
+	return old, nil
 }

@@ -5,14 +5,13 @@ import (
 	"sync"
 )
 
-// ring is QEMU's ringbuf chardev: output lands in a power-of-two ring that
-// keeps the newest bytes; input comes from RingbufWrite.
+// ring is QEMU's ringbuf chardev: output (the front end's, and RingbufWrite's) lands in a
+// power-of-two ring that keeps the newest bytes; it gives its front end no input.
 type ring struct {
 	mu         sync.Mutex
 	cond       *sync.Cond
 	buf        []byte
 	prod, cons uint64 // QEMU's producer/consumer counters (mu)
-	in         []byte // pending input for the front end (mu)
 	closed     bool   // (mu)
 }
 
@@ -45,19 +44,14 @@ func (r *ring) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Read hands the front end what RingbufWrite supplied.
-func (r *ring) Read(p []byte) (int, error) {
+// Read blocks until the chardev closes: a ringbuf has no input.
+func (r *ring) Read([]byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for len(r.in) == 0 && !r.closed {
+	for !r.closed {
 		r.cond.Wait()
 	}
-	if len(r.in) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, r.in)
-	r.in = r.in[n:]
-	return n, nil
+	return 0, io.EOF
 }
 
 func (r *ring) Close() error {
@@ -89,15 +83,13 @@ func (c *Chardev) RingbufRead(size int) ([]byte, error) {
 	return out, nil
 }
 
-// RingbufWrite feeds p to the front end as input (QMP ringbuf-write).
+// RingbufWrite stores p in the ring as output is stored (QMP ringbuf-write, which calls
+// ringbuf_chr_write): ringbuf-read returns it.
 func (c *Chardev) RingbufWrite(p []byte) error {
 	r := c.ring
 	if r == nil {
 		return newErr(ErrInvalid, "%s is not a ringbuf device", c.spec.ID)
 	}
-	r.mu.Lock()
-	r.in = append(r.in, p...)
-	r.cond.Broadcast()
-	r.mu.Unlock()
-	return nil
+	_, err := r.Write(p)
+	return err
 }

@@ -32,7 +32,7 @@ var options = []Option{
 	{Name: "h"}, {Name: "help"}, {Name: "version"},
 	{Name: "machine", HasArg: true}, {Name: "M", HasArg: true},
 	{Name: "cpu", HasArg: true}, {Name: "accel", HasArg: true},
-	{Name: "smp", HasArg: true}, {Name: "numa", HasArg: true, NoEffect: true},
+	{Name: "smp", HasArg: true}, {Name: "numa", HasArg: true},
 	{Name: "add-fd", HasArg: true}, {Name: "set", HasArg: true},
 	{Name: "global", HasArg: true}, {Name: "boot", HasArg: true},
 	{Name: "m", HasArg: true}, {Name: "mem-path", HasArg: true, NoEffect: true},

@@ -65,6 +65,14 @@ func (s *parseState) validate() error {
 			}
 		}
 	}
+	for _, n := range c.Netdevs {
+		if n.Opts != nil && isHelpOption(n.Type) {
+			// net_client_init: show_netdevs, exit 0
+			c.Action = ActionInfo
+			c.Info = &Info{Topic: "netdev", Loc: n.Loc}
+			return nil
+		}
+	}
 	for _, dir := range c.DataDirs {
 		if dir == "help" {
 			c.Action = ActionInfo

@@ -22,6 +22,7 @@ type hmpImageInfo struct {
 	BackingFilename       *string        `json:"backing-filename"`
 	FullBackingFilename   *string        `json:"full-backing-filename"`
 	BackingFilenameFormat *string        `json:"backing-filename-format"`
+	Snapshots             []hmpSnapshot  `json:"snapshots"`
 	BackingImage          *hmpImageInfo  `json:"backing-image"`
 	FormatSpecific        *hmpFormatSpec `json:"format-specific"`
 }
@@ -32,9 +33,14 @@ type hmpFormatSpec struct {
 		Compat          string `json:"compat"`
 		CompressionType string `json:"compression-type"`
 		LazyRefcounts   *bool  `json:"lazy-refcounts"`
-		RefcountBits    int64  `json:"refcount-bits"`
-		Corrupt         *bool  `json:"corrupt"`
-		ExtendedL2      *bool  `json:"extended-l2"`
+		Bitmaps         []struct {
+			Flags       []string `json:"flags"`
+			Name        string   `json:"name"`
+			Granularity int64    `json:"granularity"`
+		} `json:"bitmaps"`
+		RefcountBits int64 `json:"refcount-bits"`
+		Corrupt      *bool `json:"corrupt"`
+		ExtendedL2   *bool `json:"extended-l2"`
 	} `json:"data"`
 }
 
@@ -99,6 +105,18 @@ func blockCommands() []Command {
 			Help: "show info of one block device or all block devices (-n: show named nodes; -v: show details)",
 			Run:  infoBlock},
 		{Info: true, Name: "blockstats", Params: "", Help: "show block device statistics", Run: infoBlockstats},
+		{Name: "qemu-io", Args: "qdev:-d,device:B,command:s", Params: "[-d] [device] \"[command]\"",
+			Help: "run a qemu-io command on a block device\n\t\t\t-d: [device] is a device ID rather than a drive ID or node name",
+			Run: func(c *Call) {
+				device, _ := c.Args.Str("device")
+				command, _ := c.Args.Str("command")
+				var r struct {
+					Text string `json:"text"`
+				}
+				if !c.Fail(c.Query("x-tlcvm-qemu-io", map[string]any{"device": device, "qdev": c.Args.Bool("qdev"), "command": command}, &r)) {
+					c.Print(r.Text)
+				}
+			}},
 		{Name: "block_set_io_throttle", Args: "device:B,bps:l,bps_rd:l,bps_wr:l,iops:l,iops_rd:l,iops_wr:l",
 			Params: "device bps bps_rd bps_wr iops iops_rd iops_wr", Help: "change I/O throttle limits for a block drive",
 			Run: blockSetIOThrottle},
@@ -308,12 +326,27 @@ func imageInfoDump(c *Call, img *hmpImageInfo) {
 			c.Printf("backing file format: %s\n", *img.BackingFilenameFormat)
 		}
 	}
+	if len(img.Snapshots) > 0 {
+		c.Print("Snapshot list:\n")
+		snapshotTable(c, img.Snapshots)
+	}
 	if fs := img.FormatSpecific; fs != nil && fs.Type == "qcow2" {
 		c.Print("Format specific information:\n")
 		d := fs.Data
 		c.Printf("    compat: %s\n    compression type: %s\n", d.Compat, d.CompressionType)
 		if d.LazyRefcounts != nil {
 			c.Printf("    lazy refcounts: %t\n", *d.LazyRefcounts)
+		}
+		if d.Bitmaps != nil {
+			// dump_qlist/dump_qdict's layout: list items by index, members in QDict order.
+			c.Print("    bitmaps:\n")
+			for i, b := range d.Bitmaps {
+				c.Printf("        [%d]:\n            flags:\n", i)
+				for j, f := range b.Flags {
+					c.Printf("                [%d]: %s\n", j, f)
+				}
+				c.Printf("            name: %s\n            granularity: %d\n", b.Name, b.Granularity)
+			}
 		}
 		c.Printf("    refcount bits: %d\n", d.RefcountBits)
 		if d.Corrupt != nil {

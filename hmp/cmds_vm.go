@@ -10,22 +10,14 @@ type fdArgs struct {
 
 // registerBuiltins registers every command this package implements.
 func registerBuiltins(m *Monitor) {
-	for _, c := range vmCommands() {
-		m.Register(c)
+	for _, cmds := range [][]Command{vmCommands(), infoCommands(), memoryCommands(), blockCommands(),
+		mediaCommands(), dirtyRateCommands(), snapshotCommands(), dumpCommands(), screenCommands(),
+		inputCommands(), deviceCommands()} {
+		for _, c := range cmds {
+			m.Register(c)
+		}
 	}
-	for _, c := range infoCommands() {
-		m.Register(c)
-	}
-	for _, c := range memoryCommands() {
-		m.Register(c)
-	}
-	for _, c := range blockCommands() {
-		m.Register(c)
-	}
-	for _, c := range mediaCommands() {
-		m.Register(c)
-	}
-	for _, c := range dirtyRateCommands() {
+	for _, c := range nbdCommands() {
 		m.Register(c)
 	}
 }

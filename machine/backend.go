@@ -29,8 +29,8 @@ type backend interface {
 	// quantum units of work (for the synthetic workload: pages written), so that the
 	// vCPU thread sees a stop request within a bounded time even without Kick.
 	Run(quantum int) exit
-	// Interrupt raises an interrupt line for this vCPU (irqSCI); the guest takes it at
-	// its next Run.
+	// Interrupt raises an interrupt line for this vCPU (irqSCI, and the ISA lines of
+	// devices: irqKeyboard, irqMouse); the guest takes it at its next Run.
 	Interrupt(irq int)
 	// State returns the architectural state; SetState replaces it (and leaves HLT if
 	// the new state is not halted).
@@ -43,20 +43,25 @@ type backend interface {
 // Interrupt lines a backend may be given.
 const (
 	irqSCI = 9 // ACPI system control interrupt (the power button), to vCPU 0
+	// irqGPE is the SCI raised for a hotplug GPE (an eject request), to vCPU 0; a line of
+	// its own here so that the guest knows which handler to run.
+	irqGPE = 10
 )
 
 // exitReason says why Run returned.
 type exitReason uint8
 
 const (
-	exitQuantum  exitReason = iota // the quantum is used up; run again
-	exitKicked                     // Kick
-	exitHalt                       // HLT: sleep until woken, or until wakeAt (guest ns) when not 0
-	exitIO                         // port output (string I/O): data to port
-	exitIPI                        // INIT-SIPI-SIPI: release the other vCPUs (they wake)
-	exitShutdown                   // the guest powered itself off (ACPI sleep state S5)
-	exitFault                      // a guest RAM check failed (err); the vCPU made no progress
-	exitDisk                       // a disk request (disk.go): carry it out, then Run again
+	exitQuantum   exitReason = iota // the quantum is used up; run again
+	exitKicked                      // Kick
+	exitHalt                        // HLT: sleep until woken, or until wakeAt (guest ns) when not 0
+	exitIO                          // port output (string I/O): data to port
+	exitIPI                         // INIT-SIPI-SIPI: release the other vCPUs (they wake)
+	exitShutdown                    // the guest powered itself off (ACPI sleep state S5)
+	exitFault                       // a guest RAM check failed (err); the vCPU made no progress
+	exitEject                       // the guest ejected a hot-unplugged device (eject)
+	exitDisk                        // a disk request (disk.go): carry it out, then Run again
+	exitLockTrays                   // the guest locks the CD-ROM trays (Config.Media)
 )
 
 // exit is what Run returns: the reason and its operands.
@@ -66,6 +71,7 @@ type exit struct {
 	data   []byte       // exitIO: the bytes written, in order
 	wakeAt uint64       // exitHalt: guest-clock deadline of the armed timer (0: none)
 	err    error        // exitFault
+	eject  hotplugEvent // exitEject
 	disk   *diskRequest // exitDisk: the request; the vCPU thread marks it done
 	more   bool         // Run has further exits of the same step: call it again before parking
 }
@@ -86,8 +92,12 @@ func (r exitReason) String() string {
 		return "shutdown"
 	case exitFault:
 		return "fault"
+	case exitEject:
+		return "eject"
 	case exitDisk:
 		return "disk"
+	case exitLockTrays:
+		return "lock-trays"
 	}
 	return "exit?"
 }

@@ -26,15 +26,20 @@ func BenchmarkPageWrites(b *testing.B) {
 // FuzzLoadState feeds arbitrary bytes to every section's LoadState: errors, never panics.
 func FuzzLoadState(f *testing.F) {
 	f.Add([]byte(`{"regs":[1,2,3],"rip":1048640}`), uint32(1))
-	f.Add([]byte(`{"regs":[1,16,0,0,0,0,3145728,1280,0,0,0,0,1048576,0,0,1],"rip":1048672}`), uint32(1)) // fill=
+	f.Add([]byte(`{"regs":[1,16,0,0,0,0,3145728,1280,0,0,0,0,1048576,0,0,1],"rip":1048672}`), uint32(1))    // fill=
+	f.Add([]byte(`{"regs":[1,16,0,0,0,0,4294967296,1280,0,0,0,0,1048576,0,0,1],"rip":1048736}`), uint32(1)) // dimm=
 	f.Add([]byte(`{"ns":5}`), uint32(1))
 	f.Add([]byte(`{"dll":12,"lcr":3}`), uint32(2))
 	f.Add([]byte(`nul`), uint32(1))
-	m, err := machine.New(machine.Config{Type: "pc-i440fx-7.2", RAMSize: 4 << 20, StartPaused: true})
+	m, err := machine.New(machine.Config{Type: "pc-i440fx-7.2", RAMSize: 4 << 20, StartPaused: true,
+		MaxMem: 4<<20 + 2<<20, Slots: 1})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { _ = m.Close() })
+	if _, err := m.PlugDIMM("m0", 1<<32, 2<<20, false, "", nil); err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, raw []byte, version uint32) {
 		for _, s := range m.Snapshotters() {
 			_ = s.LoadState(raw, version)

@@ -199,12 +199,13 @@ func (f *FwCfg) read(name string) ([]byte, bool) {
 	return b, ok
 }
 
-// ACPI is the PIIX4/ICH9 power-management block as far as the power button goes:
+// ACPI is the PIIX4/ICH9 power-management block as far as the power button and hotplug go:
 // PM1 status PWRBTN_STS latched by Powerdown, cleared when the guest enables ACPI at boot
-// (as an OS clears PM1_STS) and by reset.
+// (as an OS clears PM1_STS) and by reset; the GPE block's eject requests (hotplug.go).
 type ACPI struct {
 	pending atomic.Bool
 	enabled atomic.Bool
+	gpe     gpe // hot-unplug requests (hotplug.go)
 }
 
 // ACPIState is the PM block's save/load state (section "acpi", version 1).
@@ -258,4 +259,12 @@ func (c *Clock) set(ns uint64) {
 	c.mu.Lock()
 	c.base, c.since = ns, time.Now()
 	c.mu.Unlock()
+}
+
+// Media is the guest's side of the removable-media drives (implemented by the block layer
+// through the composition root): LockTrays is ATAPI PREVENT ALLOW MEDIUM REMOVAL with
+// prevent set, sent to every CD-ROM drive, as an OS does for the discs it mounts. The
+// vCPU that boots with the workload's cdlock calls it once, from its own thread.
+type Media interface {
+	LockTrays()
 }

@@ -27,16 +27,24 @@ import (
 // in section cpu/N), so a checkpoint restores exactly; it is also published in guest RAM
 // for observers:
 //
-//	0x6000 + 32*i   u64 pass   u64 block index in the share   u64 disk index   u64 bytes written
+//	0x6000 + 64*i   u64 pass   u64 block index in the share   u64 disk index   u64 bytes written
+//	                u64 bytes read   u64 blocks that failed verification   (2 u64 reserved)
+//
+// With disk-verify the driver reads each block before it rewrites it (from pass 2 on) and
+// checks that it holds the previous pass, as FillDiskBlock makes it: a disk that is not
+// what the restored guest wrote (an older image under a newer checkpoint, a job that lost
+// data) is seen by the guest itself — counted in DiskState.Mismatches, the first one
+// reported on the console ("tlcvm guest: disk NAME: block at OFF is not pass P").
 //
 // A request that fails (an I/O error, a disk gone) is counted in DiskState.Errors and
 // skipped; a disk name that does not resolve at the driver's start is dropped with a line
 // on the serial console.
 
-// Disk is a guest disk as the vCPU's driver uses it. WriteAt blocks until the write is done
-// or ctx ends (then nothing was written, and ctx's error is returned).
+// Disk is a guest disk as the vCPU's driver uses it. WriteAt and ReadAt block until the
+// request is done or ctx ends (then nothing was done, and ctx's error is returned).
 type Disk interface {
 	WriteAt(ctx context.Context, p []byte, off int64) error
+	ReadAt(ctx context.Context, p []byte, off int64) error
 	Size() int64
 }
 
@@ -45,7 +53,7 @@ type Disk interface {
 type DiskResolver func(name string) (Disk, bool)
 
 const (
-	gpaDiskCounters = 0x6000    // per vCPU: pass, block, disk, bytes written (32 bytes)
+	gpaDiskCounters = 0x6000    // per vCPU: pass, block, disk, written, read, mismatches (64 bytes)
 	defaultDiskBS   = 64 << 10  // disk-bs default
 	maxDiskBS       = 16 << 20  // largest disk-bs
 	maxDisks        = 16        // disk= items
@@ -68,6 +76,13 @@ type DiskState struct {
 	// Written and Errors count bytes written and requests failed by this vCPU.
 	Written uint64 `json:"written"`
 	Errors  uint64 `json:"errors"`
+	// Verify (disk-verify): the block at the cursor is read and checked before it is
+	// written (from pass 2 on); Verified says that read is done for the cursor's block.
+	// Read counts bytes read, Mismatches blocks that did not hold the previous pass.
+	Verify     bool   `json:"verify,omitempty"`
+	Verified   bool   `json:"verified,omitempty"`
+	Read       uint64 `json:"read,omitempty"`
+	Mismatches uint64 `json:"mismatches,omitempty"`
 	// Pacing: requests since the epoch (guest ns).
 	Paced uint64 `json:"paced"`
 	Epoch uint64 `json:"epoch"`
@@ -90,6 +105,7 @@ func (d *DiskState) next() (off int64, disk int, pass uint64) {
 
 // advance moves the cursor past the request just done.
 func (d *DiskState) advance() {
+	d.Verified = false
 	d.Paced++
 	if d.Disk++; d.Disk < uint64(len(d.Names)) {
 		return
@@ -127,9 +143,10 @@ func FillDiskBlock(p []byte, off, pass uint64) {
 }
 
 // diskRequest is the request of an exitDisk: done is set by the vCPU thread when the
-// write completed (ok or failed), left false when the wait was ended by a pause.
+// request completed (ok or failed), left false when the wait was ended by a pause.
 type diskRequest struct {
 	disk Disk
+	read bool // a read (disk-verify) into data, else a write of data
 	off  int64
 	data []byte
 	done bool
@@ -147,7 +164,7 @@ func (c *synthCPU) startDisks(w DiskWorkload) {
 	if bs == 0 {
 		bs = defaultDiskBS
 	}
-	d := &DiskState{Rate: w.DiskRate, BS: bs, Offset: w.DiskOffset, Pass: 1, Epoch: c.m.clock.Now()}
+	d := &DiskState{Rate: w.DiskRate, BS: bs, Offset: w.DiskOffset, Pass: 1, Epoch: c.m.clock.Now(), Verify: w.DiskVerify}
 	size := w.DiskSize
 	for _, n := range w.Disks {
 		var disk Disk
@@ -201,17 +218,22 @@ func (c *synthCPU) diskDue() (bool, uint64) {
 	return false, now + uint64(max(time.Duration(next-elapsed), minPace))
 }
 
-// diskExit builds the request at the cursor.
+// diskExit builds the request at the cursor: with disk-verify, first the read of the block
+// (from pass 2 on), then its write.
 func (c *synthCPU) diskExit() exit {
 	d := c.st.Disk
 	off, i, pass := d.next()
 	if uint64(len(c.diskBuf)) != d.BS {
 		c.diskBuf = make([]byte, d.BS)
 	}
-	FillDiskBlock(c.diskBuf, uint64(off), pass)
-	disk := c.disk(i)
-	c.pending = &diskRequest{disk: disk, off: off, data: c.diskBuf}
-	return exit{reason: exitDisk, disk: c.pending}
+	r := &diskRequest{disk: c.disk(i), off: off, data: c.diskBuf}
+	if d.Verify && !d.Verified && pass > 1 {
+		r.read = true
+	} else {
+		FillDiskBlock(c.diskBuf, uint64(off), pass)
+	}
+	c.pending = r
+	return exit{reason: exitDisk, disk: r}
 }
 
 // disk returns the resolved disk i (resolved again after a restore).
@@ -240,24 +262,47 @@ func (c *synthCPU) completeDisk() {
 		return
 	}
 	d := c.st.Disk
-	if r.err != nil {
+	switch {
+	case r.read && r.err != nil:
 		d.Errors++
-	} else {
+		d.Verified = true
+	case r.read:
+		d.Read += uint64(len(r.data))
+		d.Verified = true
+		c.verify(r)
+	case r.err != nil:
+		d.Errors++
+		d.advance()
+	default:
 		d.Written += uint64(len(r.data))
+		d.advance()
 	}
-	d.advance()
 	c.publishDisk()
 }
 
-// publishDisk stores the driver's counters in guest RAM (0x6000 + 32*i).
+// verify checks a block read before its rewrite holds the previous pass.
+func (c *synthCPU) verify(r *diskRequest) {
+	d := c.st.Disk
+	_, i, pass := d.next()
+	want := make([]byte, len(r.data))
+	FillDiskBlock(want, uint64(r.off), pass-1)
+	if string(want) == string(r.data) {
+		return
+	}
+	if d.Mismatches++; d.Mismatches == 1 {
+		c.out(fmt.Sprintf("tlcvm guest: disk %s: block at %d is not pass %d\r\n", d.Names[i], r.off, pass-1))
+	}
+}
+
+// publishDisk stores the driver's counters in guest RAM (0x6000 + 64*i).
 func (c *synthCPU) publishDisk() {
 	d := c.st.Disk
 	r := c.m.ram
-	a := uint64(gpaDiskCounters + 32*c.index)
-	if d == nil || a+32 > r.size {
+	a := uint64(gpaDiskCounters + 64*c.index)
+	if d == nil || a+64 > r.size {
 		return
 	}
-	for k, v := range []uint64{d.Pass, d.Block, d.Disk, d.Written} {
+	for k, v := range []uint64{d.Pass, d.Block, d.Disk, d.Written, d.Read, d.Mismatches} {
 		atomic.StoreUint64((*uint64)(ptr(r.mem, a+8*uint64(k))), v)
 	}
 	r.noteWrite(a >> pageShift)
@@ -280,7 +325,12 @@ func (v *vcpu) diskIO(kick <-chan struct{}, r *diskRequest) bool {
 		r.done, r.err = true, fmt.Errorf("tlcvm guest: disk gone")
 		return true
 	}
-	err := r.disk.WriteAt(kickCtx{kick}, r.data, r.off)
+	var err error
+	if r.read {
+		err = r.disk.ReadAt(kickCtx{kick}, r.data, r.off)
+	} else {
+		err = r.disk.WriteAt(kickCtx{kick}, r.data, r.off)
+	}
 	if err != nil && isKick(kick) {
 		return false
 	}

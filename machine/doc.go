@@ -1,8 +1,8 @@
 // Package machine is the virtual machine of tlcvm: QEMU's run-state machine, guest RAM,
 // vCPU threads, the deterministic guest workload, and the devices it talks to (a 16550
-// serial port, fw_cfg, the ACPI power button, the guest clock), with versioned save/load
-// state for checkpoints. It never imports qmp, hmp, migration or compat: those drive it
-// through its exported methods.
+// serial port, fw_cfg, the ACPI power button, the guest clock, and through Config.Media the
+// trays of the CD-ROMs its OS may lock), with versioned save/load state for checkpoints. It
+// never imports qmp, hmp, migration or compat: those drive it through its exported methods.
 //
 // # Run state
 //
@@ -89,8 +89,12 @@
 //	guest-physical
 //	0x000500 + 16*i   u64 pass counter of vCPU i (vCPU 0's is the bench guest's 0x500)
 //	0x000508 + 16*i   u64 pages written by vCPU i
-//	0x004000          u64 APs released; u64 working-set bytes; u64 rate; u64 fill bytes
-//	0x006000 + 32*i   disk driver of vCPU i: u64 pass, block, disk index, bytes written
+//	0x004000          u64 APs released; u64 working-set bytes; u64 rate; u64 fill bytes;
+//	                  u64 dimm= bytes (^0: all)
+//	0x004100          DIMM work (dimm.go): saved stage (RIP, base, pages, index), queue
+//	                  length, then the queue of (guest-physical address, pages)
+//	0x006000 + 64*i   disk driver of vCPU i: u64 pass, block, disk index, bytes written,
+//	                  bytes read, blocks that failed verification
 //	0x010000          PML4, PDPT, page directories: identity map, 2 MiB pages
 //	0x200000 …        working set, split evenly between the vCPUs (vCPU i: chunk i)
 //	0x200000+ws …     fill= pages (RAM-offset order: past the low-memory limit they
@@ -110,7 +114,12 @@
 // ^ hash ^ pass) and the hash absorbs it, so corrupted memory changes all later values. The rate (bytes of
 // pages dirtied per second) is paced by the guest clock, which stops while paused.
 // vCPU 0 prints a status line every 5 s of guest time. The ACPI power button makes
-// vCPU 0 print "powering off" and request a guest shutdown.
+// vCPU 0 print "powering off" and request a guest shutdown. A hot-unplug request
+// (RequestEject: a PCI slot's, a DIMM's) is latched in the ACPI GPE block; vCPU 0's SCI
+// handler ejects it, prints "ACPI eject <what>", and the machine calls the requester back
+// (hotplug.go). A DIMM (PlugDIMM: its RAM block mapped in the device-memory region) is
+// onlined by vCPU 0's handler, which with dimm= writes its pages at RIP 0x1000a0 before
+// resuming its stage (dimm.go).
 //
 // # Disks
 //
@@ -121,7 +130,16 @@
 // until it completes, throttling included, or until the run period ends (pause): then the
 // request was not made and is made again after the resume. The next Run takes the
 // completion and moves the driver's cursor, which is part of the vCPU state (CPUState.Disk,
-// section cpu/N version 2), so checkpoints restore it exactly.
+// section cpu/N version 2), so checkpoints restore it exactly. With disk-verify each block
+// is read back and checked before it is rewritten.
+//
+// # Devices for the monitor's diagnostics
+//
+// GuestPhysBlocks (dump.go) is the memory map dump-guest-memory writes, as QEMU 7.2
+// shows it before and after the firmware; CPUStates the vCPUs' registers; StopForDump
+// the stop to save-vm and back. The i8042 PS/2 controller (i8042.go) takes keys and
+// mouse events from the input router, raises IRQ 1 and 12 for vCPU 0, and the guest's
+// handler logs each on the serial console (docs/workload.md).
 //
 // # Device state
 //

@@ -1,9 +1,11 @@
 package machine
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,10 @@ import (
 type Config struct {
 	Type    string // resolved machine type: "pc-i440fx-7.2", "pc-q35-7.2", "none"
 	RAMSize uint64 // bytes (0 for -machine none)
+	// MaxMem and Slots are -m maxmem= and slots=: with MaxMem above RAMSize the board
+	// has a device-memory region for DIMMs (DeviceMemory). 0: none.
+	MaxMem uint64
+	Slots  int
 
 	CPUs, Sockets, Dies, Cores, Threads, MaxCPUs int
 	CPUModel                                     string // "qemu64" …; QOM type is CPUModel+"-x86_64-cpu"
@@ -24,8 +30,9 @@ type Config struct {
 	NoReboot    bool // -no-reboot: a reset request becomes a shutdown
 	Incoming    bool // -incoming given: start in inmigrate
 
-	FwCfg map[string][]byte // -fw_cfg entries; WorkloadKey configures the workload
-	Disks DiskResolver      // the workload's disk= names; nil: no disks
+	FwCfg   map[string][]byte // -fw_cfg entries; WorkloadKey configures the workload
+	Disks   DiskResolver      // the workload's disk= names; nil: no disks
+	Display string            // the display adapter's QOM type ("VGA", "virtio-vga", …); "" for none
 	// FlushDisks makes every disk's writes durable (QEMU's bdrv_flush_all when the VM
 	// stops); nil: nothing to flush.
 	FlushDisks func()
@@ -37,6 +44,7 @@ type Config struct {
 	Stderr io.Writer      // error reports (a guest RAM check failure); nil: os.Stderr
 	Log    zerolog.Logger // zero value: silent
 	Events EventSink      // nil: events are dropped
+	Media  Media          // the removable-media drives the guest may lock; nil: none
 }
 
 // Machine is a running (or not yet started) VM.
@@ -50,20 +58,26 @@ type Machine struct {
 	events   EventSink
 	workload Workload // parsed from FwCfg at New
 
-	ram   *RAMBlock // nil without RAM
-	phys  physMap
-	vcpus []*vcpu
-	ctl   *vcpuCtl
+	ram     *RAMBlock // nil without RAM
+	phys    physMap
+	dimms   atomic.Pointer[[]dimm] // plugged DIMMs by address; replaced under ramMu (dimm.go)
+	dimmSeq uint64                 // +checklocks:ramMu; plug order of the DIMMs
+	vcpus   []*vcpu
+	ctl     *vcpuCtl
 
-	serial *Serial
-	fwcfg  *FwCfg
-	acpi   ACPI
-	clock  Clock
+	serial  *Serial
+	console sync.Mutex // the guest's console lock: vCPUs print whole lines (vcpu.deliver)
+	fwcfg   *FwCfg
+	acpi    ACPI
+	clock   Clock
+	kbc     i8042         // the PS/2 controller (i8042.go)
+	irqs    atomic.Uint32 // interrupt lines raised for vCPU 0, taken by its thread
 
-	reqs    chan string      // guest shutdown/reset requests → guestLoop
-	faults  chan ramFaultReq // guest RAM check failures (vCPUs, populate) → guestLoop
-	done    chan struct{}    // closed when the process should exit
-	quit    chan struct{}    // closed by Close: stops guestLoop
+	reqs    chan string       // guest shutdown/reset requests → guestLoop
+	faults  chan ramFaultReq  // guest RAM check failures (vCPUs, populate) → guestLoop
+	ejects  chan hotplugEvent // devices the guest ejected (vCPU 0) → guestLoop
+	done    chan struct{}     // closed when the process should exit
+	quit    chan struct{}     // closed by Close: stops guestLoop
 	loopWG  sync.WaitGroup
 	exitOne sync.Once
 
@@ -132,6 +146,7 @@ func New(cfg Config) (*Machine, error) {
 		fwcfg:     newFwCfg(cfg.FwCfg),
 		reqs:      make(chan string, 8),
 		faults:    make(chan ramFaultReq, 1),
+		ejects:    make(chan hotplugEvent, 64),
 		done:      make(chan struct{}),
 		quit:      make(chan struct{}),
 		state:     StatePrelaunch,
@@ -140,6 +155,7 @@ func New(cfg Config) (*Machine, error) {
 	if m.events == nil {
 		m.events = nopSink{}
 	}
+	m.kbc.raise = m.raiseIRQ
 	if cfg.RAMSize > 0 {
 		name := "pc.ram"
 		if cfg.Type == "none" {
@@ -335,6 +351,7 @@ func (m *Machine) reset(reason string) {
 		v.mu.Unlock()
 	}
 	m.serial.reset()
+	m.kbc.reset()
 	m.acpi.pending.Store(false)
 	m.acpi.enabled.Store(false)
 	if m.ram != nil && m.ram.Written(gpaBootInfo>>pageShift) && m.ram.ensurePage(gpaBootInfo>>pageShift) == nil {
@@ -427,6 +444,8 @@ func (m *Machine) guestLoop() {
 			m.mu.Lock()
 			m.handleRAMFault(f)
 			m.mu.Unlock()
+		case e := <-m.ejects:
+			e.ejected()
 		}
 	}
 }
@@ -447,6 +466,9 @@ func (m *Machine) Close() error {
 	m.serial.Flush()
 	m.ramMu.Lock()
 	defer m.ramMu.Unlock()
+	for _, d := range m.dimmList() {
+		_ = d.block.close()
+	}
 	if m.ram != nil {
 		return m.ram.close()
 	}
@@ -465,12 +487,20 @@ func (m *Machine) Workload() Workload { return m.workload }
 // GuestClock returns guest nanoseconds (they advance only while running).
 func (m *Machine) GuestClock() uint64 { return m.clock.Now() }
 
-// RAMBlocks lists the RAM blocks (none for a machine without RAM).
+// RAMBlocks lists the RAM blocks (none for a machine without RAM) in QEMU's RAM list
+// order: by size, largest first, the older first among equals ("pc.ram", then DIMMs).
 func (m *Machine) RAMBlocks() []*RAMBlock {
 	if m.ram == nil {
 		return nil
 	}
-	return []*RAMBlock{m.ram}
+	out := []*RAMBlock{m.ram}
+	ds := slices.Clone(m.dimmList())
+	slices.SortFunc(ds, func(a, b dimm) int { return cmp.Compare(a.seq, b.seq) })
+	for _, d := range ds {
+		out = append(out, d.block)
+	}
+	slices.SortStableFunc(out, func(a, b *RAMBlock) int { return cmp.Compare(b.size, a.size) })
+	return out
 }
 
 // CPUs describes every possible CPU (MaxCPUs), in index order.

@@ -472,3 +472,39 @@ func TestCPUThrottle(t *testing.T) {
 		t.Errorf("lifted: %.0f pages/s, throttled %.0f", again, throttled)
 	}
 }
+
+// trays counts the guest's LockTrays calls.
+type trays struct{ locks chan struct{} }
+
+func (tr trays) LockTrays() { tr.locks <- struct{}{} }
+
+// TestGuestLocksTrays: with the workload's cdlock the guest locks the CD-ROM trays at every
+// boot, after its banner; without it, never.
+func TestGuestLocksTrays(t *testing.T) {
+	for _, w := range []string{"idle,cdlock", "idle"} {
+		out := newLineWriter("tlcvm guest:")
+		tr := trays{locks: make(chan struct{}, 4)}
+		m := newMachine(t, machine.Config{Serial: out, Media: tr, FwCfg: map[string][]byte{machine.WorkloadKey: []byte(w)}})
+		m.Start()
+		for boot := 0; boot < 2; boot++ {
+			if boot > 0 {
+				m.Reset(machine.CauseHostQMPSystemReset)
+			}
+			<-out.found
+			if w == "idle" {
+				continue
+			}
+			select {
+			case <-tr.locks:
+			case <-time.After(30 * time.Second): // a deadline, not a timing assertion
+				t.Fatalf("%s: boot %d locked no tray", w, boot)
+			}
+		}
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(tr.locks); n != 0 {
+			t.Errorf("%s: %d unexpected locks", w, n)
+		}
+	}
+}

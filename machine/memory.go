@@ -27,7 +27,7 @@ func (m *Machine) ramUsable() bool { return m.ram != nil && m.ram.mem != nil }
 
 func (m *Machine) readPhys(addr uint64, p []byte) error {
 	for len(p) > 0 {
-		b, off, avail, ok := m.phys.lookup(addr)
+		b, off, avail, ok := m.lookupPhys(addr)
 		if !ok {
 			return qerr(ErrInvalidAddress, "Invalid addr 0x%016x/size %d specified", addr, len(p))
 		}
@@ -196,7 +196,7 @@ func (m *Machine) readPhysZeroFill(addr uint64, p []byte) error {
 		return nil
 	}
 	for i := 0; i < len(p); {
-		b, off, avail, ok := m.phys.lookup(addr + uint64(i))
+		b, off, avail, ok := m.lookupPhys(addr + uint64(i))
 		if !ok {
 			i++
 			continue

@@ -59,7 +59,7 @@ type synthCPU struct {
 	index  int
 	st     CPUState
 	fault  error  // a failed guest RAM check met by the last step(s)
-	irq    uint32 // pending interrupt lines (bit irqSCI)
+	irq    uint32 // pending interrupt lines (bits irqSCI, irqGPE)
 	queued []exit // exits of the last step not yet returned by Run (in order)
 	kicked atomic.Bool
 	// dirtied counts the pages this vCPU's stores took from clean to dirty (what KVM's
@@ -130,6 +130,21 @@ func (c *synthCPU) Run(quantum int) exit {
 		c.powerButton()
 		return c.dequeue()
 	}
+	if c.irq&(1<<irqGPE) != 0 {
+		c.irq &^= 1 << irqGPE
+		if !c.ensure(0, sysPages) {
+			c.irq |= 1 << irqGPE
+			return c.faultExit()
+		}
+		if c.gpeHandler(); len(c.queued) > 0 {
+			return c.dequeue()
+		}
+	}
+	if c.irq&(1<<irqKeyboard|1<<irqMouse) != 0 {
+		if c.guestInput(); len(c.queued) > 0 {
+			return c.dequeue()
+		}
+	}
 	if !c.ensure(0, sysPages) {
 		return c.faultExit()
 	}
@@ -198,7 +213,7 @@ func (c *synthCPU) execute(n int) bool {
 
 // working reports whether the program is in a paced stage (filling or looping).
 func (s *CPUState) working() bool {
-	return s.RIP == ripLoop || s.RIP == ripFill || s.RIP == ripFill2
+	return s.RIP == ripLoop || s.RIP == ripFill || s.RIP == ripFill2 || s.RIP == ripFillDIMM
 }
 
 // minPace is the shortest pacing sleep: a vCPU ahead of its rate sleeps at least this
@@ -278,6 +293,9 @@ func (c *synthCPU) step() bool {
 	case ripFill2:
 		c.fill2Page()
 		return true
+	case ripFillDIMM:
+		c.dimmFillPage()
+		return true
 	case ripLoop:
 		c.loopPages(1)
 		return true
@@ -305,13 +323,14 @@ func (c *synthCPU) boot() {
 		ws = (low - gpaWSBase) &^ (PageSize - 1)
 	}
 	c.buildPageTables()
+	m.kbc.guestInit()
 	m.acpi.enabled.Store(true)
 	m.acpi.pending.Store(false)
 	fill := min(w.Fill, (m.ram.size-gpaWSBase-ws)&^(PageSize-1))
 	if m.ram.size <= gpaWSBase+ws {
 		fill = 0
 	}
-	cfg := Workload{WS: ws, Rate: w.Rate, Fill: fill, DiskWorkload: m.workload.DiskWorkload}
+	cfg := Workload{WS: ws, Rate: w.Rate, Fill: fill, DIMM: w.DIMM, CDLock: w.CDLock, DiskWorkload: m.workload.DiskWorkload}
 	c.out(fmt.Sprintf("tlcvm guest: %d vCPU(s), %d MiB RAM, workload %s\r\n",
 		len(m.vcpus), m.ram.size>>20, cfg))
 	m.ram.store64(gpaBootInfo+8, ws)
@@ -320,6 +339,10 @@ func (c *synthCPU) boot() {
 	atomic.StoreUint64((*uint64)(ptr(m.ram.mem, gpaBootInfo)), 1)
 	c.dirty(m.ram.noteWrite(gpaBootInfo >> pageShift))
 	c.enterWorkload(ws, w.Rate)
+	c.bootDIMMs(w.DIMM)
+	if w.CDLock {
+		c.queue(exit{reason: exitLockTrays})
+	}
 	c.queue(exit{reason: exitIPI})
 }
 
@@ -327,6 +350,9 @@ func (c *synthCPU) boot() {
 func (c *synthCPU) buildPageTables() {
 	r := c.m.ram
 	top := c.m.phys.top()
+	if base, size := c.m.DeviceMemory(); size > 0 {
+		top = max(top, base+size) // DIMMs plugged later are mapped too
+	}
 	npd := min((top+(1<<30)-1)>>30, maxPDs)
 	pdpt := uint64(gpaPML4 + PageSize)
 	r.store64(gpaPML4, pdpt|3)
@@ -441,13 +467,20 @@ func (c *synthCPU) fillPage() {
 		words[w] = 0xa5a5a5a500000000 ^ (g + uint64(w)) ^ s.Regs[regHash]
 	}
 	c.dirty(r.noteWrite(off >> pageShift))
-	s.Regs[regWritten]++
-	s.Regs[regPaced]++
-	s.Regs[regIndex]++
-	if s.Regs[regIndex] == s.Regs[regPages] {
+	if c.pageDone() {
 		c.enterFill2()
 		c.publishCounters()
 	}
+}
+
+// pageDone counts a whole page written by a fill stage and reports whether it was the
+// stage's last.
+func (c *synthCPU) pageDone() bool {
+	s := &c.st
+	s.Regs[regWritten]++
+	s.Regs[regPaced]++
+	s.Regs[regIndex]++
+	return s.Regs[regIndex] == s.Regs[regPages]
 }
 
 // fill2Page writes one whole page of the vCPU's fill= share, once. The content depends on
@@ -464,10 +497,7 @@ func (c *synthCPU) fill2Page() {
 		words[w] = 0x5a5a5a5a00000000 ^ (off>>3 + uint64(w))
 	}
 	c.dirty(r.noteWrite(off >> pageShift))
-	s.Regs[regWritten]++
-	s.Regs[regPaced]++
-	s.Regs[regIndex]++
-	if s.Regs[regIndex] == s.Regs[regPages] {
+	if c.pageDone() {
 		c.enterLoop()
 		c.publishCounters()
 	}

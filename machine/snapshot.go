@@ -219,6 +219,8 @@ func (m *Machine) checkCPUState(st *CPUState) error {
 	case ripReset, ripIdle, ripOff:
 		return nil
 	case ripFill, ripLoop, ripFill2:
+	case ripFillDIMM:
+		return m.checkDIMMStage(st)
 	default:
 		return fmt.Errorf("rip %#x is not a workload stage", st.RIP)
 	}

@@ -210,6 +210,14 @@ func (v *vcpu) runPeriod(kick chan struct{}) {
 			v.be.Interrupt(irqSCI)
 			v.mu.Unlock()
 		}
+		if !more && v.index == 0 && m.acpi.enabled.Load() && m.acpi.gpe.latched() {
+			v.mu.Lock()
+			v.be.Interrupt(irqGPE)
+			v.mu.Unlock()
+		}
+		if !more && v.index == 0 {
+			v.deliverIRQs(m.pendingIRQs())
+		}
 		v.mu.Lock()
 		ex := v.be.Run(quantum)
 		v.mu.Unlock()
@@ -237,12 +245,30 @@ func (v *vcpu) runPeriod(kick chan struct{}) {
 	}
 }
 
+// deliverIRQs hands the raised device interrupt lines (bit n: line n) to the backend.
+func (v *vcpu) deliverIRQs(lines uint32) {
+	if lines == 0 {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for l := 0; l < 32; l++ {
+		if lines&(1<<l) != 0 {
+			v.be.Interrupt(l)
+		}
+	}
+}
+
 // deliver carries out a device or inter-processor exit.
 func (v *vcpu) deliver(ex exit) {
 	switch ex.reason {
 	case exitIO:
 		if ex.port == COM1Base {
+			// The guest's console lock (a kernel's console spinlock): one vCPU's line at a
+			// time, now that every vCPU's disk driver may report on the console.
+			v.m.console.Lock()
 			v.m.serial.puts(string(ex.data))
+			v.m.console.Unlock()
 		}
 	case exitIPI:
 		for _, o := range v.m.vcpus {
@@ -252,6 +278,12 @@ func (v *vcpu) deliver(ex exit) {
 		}
 	case exitShutdown:
 		v.m.requestGuestShutdown()
+	case exitEject:
+		v.m.ejects <- ex.eject // guestLoop drains it at once
+	case exitLockTrays:
+		if v.m.cfg.Media != nil {
+			v.m.cfg.Media.LockTrays()
+		}
 	}
 }
 

@@ -30,7 +30,12 @@ const DefaultWorkload = "ws=16M,rate=4M"
 //	            the vCPUs, paced like the fill; content depends on the page only. A
 //	            resident set larger than the working set: "ws=64M,fill=3G". New refuses
 //	            a fill that does not fit in RAM after the working set.
-//	idle        no working set: the guest boots, prints its banner and halts (fill=0)
+//	dimm=SIZE   from each DIMM the guest onlines (memory hotplug, pc-dimm; also those
+//	            present at boot), write the first SIZE bytes of whole pages once, on
+//	            vCPU 0, paced like the fill, content a function of the guest-physical
+//	            address (DIMMWord); dimm=all: the whole DIMM. Default 0: onlined, unused
+//	idle        no working set: the guest boots, prints its banner and halts (fill=0);
+//	            dimm= and the disk items still apply
 //	disk=NAME   a disk the guest writes to: a disk device's id (-device …,id=NAME) or a
 //	            drive's name (-drive id=NAME); several disk= items name several disks
 //	disk-rate=SIZE  bytes written per second of guest time, all vCPUs and disks together;
@@ -38,6 +43,11 @@ const DefaultWorkload = "ws=16M,rate=4M"
 //	disk-offset=SIZE  where the written region starts on each disk (default 0)
 //	disk-size=SIZE    the region's length (default: to the end of the smallest disk)
 //	disk-bs=SIZE      bytes per write request (default 64K; a multiple of 512)
+//	cdlock      at boot the guest locks the tray of every CD-ROM (ATAPI PREVENT ALLOW
+//	            MEDIUM REMOVAL), as an OS does for a mounted disc, and never unlocks it:
+//	            the monitor can open it only with force (Config.Media)
+//	disk-verify       read each block back before rewriting it and check it holds the
+//	                  previous pass (from pass 2 on)
 //
 // Examples: "ws=64M,rate=max", "ws=512M,rate=200M", "ws=64M,fill=3G", "idle". The empty
 // string means DefaultWorkload. Anything else is refused by New with an ErrWorkload error.
@@ -45,6 +55,10 @@ type Workload struct {
 	WS   uint64 // bytes, a multiple of PageSize; 0 = idle
 	Rate uint64 // bytes/s; 0 = max
 	Fill uint64 // bytes written once after the working set, a multiple of PageSize
+	DIMM uint64 // bytes written once from each onlined DIMM (^0: all), a multiple of PageSize
+	// CDLock: the guest locks the CD-ROM trays at boot.
+	CDLock bool
+
 	DiskWorkload
 }
 
@@ -55,12 +69,24 @@ type DiskWorkload struct {
 	DiskOffset uint64   // bytes, a multiple of 512
 	DiskSize   uint64   // bytes; 0 = to the end of the smallest disk
 	DiskBS     uint64   // bytes per request, a multiple of 512 (0: defaultDiskBS)
+	DiskVerify bool     // read each block back before rewriting it
 }
 
 // String renders the configuration in the same syntax.
 func (w Workload) String() string {
+	dimm := ""
+	switch w.DIMM {
+	case 0:
+	case dimmFillAll:
+		dimm = ",dimm=all"
+	default:
+		dimm = ",dimm=" + fmtSize(w.DIMM)
+	}
+	if w.CDLock {
+		dimm += ",cdlock"
+	}
 	if w.WS == 0 && w.Fill == 0 {
-		return "idle" + w.DiskWorkload.String()
+		return "idle" + dimm + w.DiskWorkload.String()
 	}
 	rate := "max"
 	if w.Rate != 0 {
@@ -70,7 +96,7 @@ func (w Workload) String() string {
 	if w.Fill != 0 {
 		s += ",fill=" + fmtSize(w.Fill)
 	}
-	return s + w.DiskWorkload.String()
+	return s + dimm + w.DiskWorkload.String()
 }
 
 // String renders the disk items (",disk=…"; "" without disks).
@@ -93,6 +119,9 @@ func (d DiskWorkload) String() string {
 	}
 	if d.DiskBS != 0 && d.DiskBS != defaultDiskBS {
 		b.WriteString(",disk-bs=" + fmtSize(d.DiskBS))
+	}
+	if d.DiskVerify {
+		b.WriteString(",disk-verify")
 	}
 	return b.String()
 }
@@ -130,6 +159,11 @@ func parseOnto(w Workload, s string) (Workload, error) {
 				return w, fmt.Errorf("%w: %s: 'idle' takes no value", ErrWorkload, WorkloadKey)
 			}
 			w.WS, w.Fill = 0, 0
+		case "cdlock":
+			if hasVal {
+				return w, fmt.Errorf("%w: %s: 'cdlock' takes no value", ErrWorkload, WorkloadKey)
+			}
+			w.CDLock = true
 		case "ws":
 			n, err := optval.Size(val)
 			if err != nil || !hasVal {
@@ -152,11 +186,26 @@ func parseOnto(w Workload, s string) (Workload, error) {
 				return w, fmt.Errorf("%w: %s: fill=%q is not a size (e.g. fill=3G)", ErrWorkload, WorkloadKey, val)
 			}
 			w.Fill = n &^ (PageSize - 1)
+		case "dimm":
+			if val == "all" {
+				w.DIMM = dimmFillAll
+				continue
+			}
+			n, err := optval.Size(val)
+			if err != nil || !hasVal {
+				return w, fmt.Errorf("%w: %s: dimm=%q is not a size or 'all' (e.g. dimm=64M)", ErrWorkload, WorkloadKey, val)
+			}
+			w.DIMM = n &^ (PageSize - 1)
 		case "disk":
 			if !hasVal || val == "" || len(w.Disks) >= maxDisks {
 				return w, fmt.Errorf("%w: %s: disk=%q is not a disk name (at most %d disks)", ErrWorkload, WorkloadKey, val, maxDisks)
 			}
 			w.Disks = append(w.Disks, val)
+		case "disk-verify":
+			if hasVal {
+				return w, fmt.Errorf("%w: %s: 'disk-verify' takes no value", ErrWorkload, WorkloadKey)
+			}
+			w.DiskVerify = true
 		case "disk-rate":
 			if val == "max" {
 				w.DiskRate = 0
@@ -174,7 +223,7 @@ func parseOnto(w Workload, s string) (Workload, error) {
 			}
 			*map[string]*uint64{"disk-offset": &w.DiskOffset, "disk-size": &w.DiskSize, "disk-bs": &w.DiskBS}[key] = n
 		default:
-			return w, fmt.Errorf("%w: %s: unknown item %q (valid: ws=SIZE, rate=SIZE|max, fill=SIZE, idle, disk=NAME, disk-rate=SIZE|max, disk-offset=SIZE, disk-size=SIZE, disk-bs=SIZE)", ErrWorkload, WorkloadKey, item)
+			return w, fmt.Errorf("%w: %s: unknown item %q (valid: ws=SIZE, rate=SIZE|max, fill=SIZE, dimm=SIZE|all, idle, cdlock, disk=NAME, disk-rate=SIZE|max, disk-offset=SIZE, disk-size=SIZE, disk-bs=SIZE, disk-verify)", ErrWorkload, WorkloadKey, item)
 		}
 	}
 	return w, nil

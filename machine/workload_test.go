@@ -44,18 +44,31 @@ func TestParseWorkload(t *testing.T) {
 		{"fill", machine.Workload{}, "", true},
 		{"fill=lots", machine.Workload{}, "", true},
 		{"fill=-1M", machine.Workload{}, "", true},
+		{"dimm=all", machine.Workload{WS: 16 << 20, Rate: 4 << 20, DIMM: ^uint64(0)}, "ws=16M,rate=4M,dimm=all", false},
+		{"idle,dimm=64M", machine.Workload{Rate: 4 << 20, DIMM: 64 << 20}, "idle,dimm=64M", false},
+		{"dimm=10000,ws=1M,fill=1M", machine.Workload{WS: 1 << 20, Rate: 4 << 20, Fill: 1 << 20, DIMM: 8192}, "ws=1M,rate=4M,fill=1M,dimm=8K", false},
+		{"dimm=some", machine.Workload{}, "", true},
+		{"dimm", machine.Workload{}, "", true},
 		{"idle,disk=vd0,disk=drive1,disk-rate=1M,disk-bs=4K,disk-offset=1M,disk-size=8M",
 			machine.Workload{Rate: 4 << 20, DiskWorkload: machine.DiskWorkload{Disks: []string{"vd0", "drive1"},
 				DiskRate: 1 << 20, DiskBS: 4096, DiskOffset: 1 << 20, DiskSize: 8 << 20}},
 			"idle,disk=vd0,disk=drive1,disk-rate=1M,disk-offset=1M,disk-size=8M,disk-bs=4K", false},
 		{"disk=vd0,disk-rate=max", machine.Workload{WS: 16 << 20, Rate: 4 << 20,
 			DiskWorkload: machine.DiskWorkload{Disks: []string{"vd0"}}}, "ws=16M,rate=4M,disk=vd0", false},
+		{"idle,disk=a,disk-verify", machine.Workload{Rate: 4 << 20, DiskWorkload: machine.DiskWorkload{Disks: []string{"a"},
+			DiskVerify: true}}, "idle,disk=a,disk-verify", false},
+		{"disk-verify=on", machine.Workload{}, "", true},
 		{"disk=", machine.Workload{}, "", true},
 		{"disk-bs=1000", machine.Workload{}, "", true},
 		{"disk-bs=0", machine.Workload{}, "", true},
 		{"disk-bs=32M", machine.Workload{}, "", true},
 		{"disk-offset=7", machine.Workload{}, "", true},
 		{"disk-rate=0", machine.Workload{}, "", true},
+		{"idle,cdlock", machine.Workload{Rate: 4 << 20, CDLock: true}, "idle,cdlock", false},
+		{"cdlock,ws=1M", machine.Workload{WS: 1 << 20, Rate: 4 << 20, CDLock: true}, "ws=1M,rate=4M,cdlock", false},
+		{"cdlock=1", machine.Workload{}, "", true},
+		{"idle,dimm=all,cdlock,disk=vd0", machine.Workload{Rate: 4 << 20, DIMM: ^uint64(0), CDLock: true,
+			DiskWorkload: machine.DiskWorkload{Disks: []string{"vd0"}}}, "idle,dimm=all,cdlock,disk=vd0", false},
 	} {
 		got, err := machine.ParseWorkload(c.in)
 		if c.bad {
@@ -166,7 +179,7 @@ func TestWorkloadFill(t *testing.T) {
 }
 
 func FuzzParseWorkload(f *testing.F) {
-	for _, s := range []string{"", "idle", "ws=64M,rate=max", "ws=512M,rate=200M", "rate=1k", "ws=1T,,", "ws=64M,fill=3G", "fill=0,idle"} {
+	for _, s := range []string{"", "idle", "ws=64M,rate=max", "ws=512M,rate=200M", "rate=1k", "ws=1T,,", "ws=64M,fill=3G", "fill=0,idle", "dimm=all", "idle,dimm=64M"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -181,7 +194,7 @@ func FuzzParseWorkload(f *testing.F) {
 			t.Fatalf("%q: ws %d not page aligned", s, w.WS)
 		}
 		back, err := machine.ParseWorkload(w.String())
-		if err != nil || back.WS != w.WS || back.Fill != w.Fill || (w.WS+w.Fill != 0 && back.Rate != w.Rate) {
+		if err != nil || back.WS != w.WS || back.Fill != w.Fill || back.DIMM != w.DIMM || (w.WS+w.Fill != 0 && back.Rate != w.Rate) {
 			t.Fatalf("%q → %q → %+v %v", s, w.String(), back, err)
 		}
 	})

@@ -111,6 +111,14 @@
 //
 // Nothing of the loaded state runs before the stream's integrity is verified.
 //
+// # Dirty bitmaps (bitmaps.go)
+//
+// With the capability dirty-bitmaps, the block layer's dirty bitmaps (Options.Bitmaps, the
+// engine's own interface, adapted by the composition root) travel in QEMU 7.2's
+// "dirty-bitmap" section: headers at setup, bits at completion, named by
+// block-bitmap-mapping's aliases when it is set; a restore creates them before the guest
+// runs.
+//
 // # mapped-ram (QEMU 9.0)
 //
 // With the capability mapped-ram (listed after x-tlc), migrate accepts only file: URIs

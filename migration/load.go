@@ -366,6 +366,7 @@ func (ld *loader) load() (string, error) {
 		blocks[b.Name()] = b
 	}
 	var devs []loadedDev
+	var bmSetup, bmData []stream.DirtyBitmap
 	var fill [pageSize]byte
 	var pages int64
 	for {
@@ -441,9 +442,18 @@ func (ld *loader) load() (string, error) {
 			if err := ld.command(rec); err != nil {
 				return "", err
 			}
+		case stream.BitmapsSetup:
+			bmSetup = rec.Bitmaps
+		case stream.BitmapsData:
+			bmData = append(bmData, rec.Bitmaps...)
 		}
 	}
 	if ld.pc != nil && ld.pc.running {
+		// The guest runs here already: its dirty bitmaps come after the pages, as in
+		// QEMU's postcopy.
+		if err := e.loadBitmaps(bmSetup, bmData); err != nil {
+			return "", err
+		}
 		return ld.pc.srcState, ld.pc.finish()
 	}
 	if rd.Mapped() {
@@ -453,7 +463,10 @@ func (ld *loader) load() (string, error) {
 	} else if _, ok := f.(*fileSource); ok {
 		e.setRestoreInfo(&FileInfo{Mode: "streamed", Populate: populateRead, PagesEager: pages}, nil)
 	}
-	// Verified: apply the device state.
+	// Verified: apply the dirty bitmaps, then the device state.
+	if err := e.loadBitmaps(bmSetup, bmData); err != nil {
+		return "", err
+	}
 	return e.applyDevices(devs)
 }
 

@@ -1,5 +1,7 @@
 package migration
 
+import "tlcvm/compat/qerror"
+
 // Params are the migration parameters (QAPI MigrationParameters), fields in QAPI order.
 // query-migrate-parameters returns every member except block-bitmap-mapping (present once
 // set) and tlcvm's x-checkpoint-cpu (present once set); an update (migrate-set-parameters)
@@ -14,7 +16,8 @@ package migration
 // (throttle.go); x-checkpoint-cpu chooses the CPU the checkpoint thread is pinned to (-1:
 // one that runs no vCPU, when the host has one). The others are accepted, checked and
 // reported as QEMU does, without effect (compress-threads, decompress-threads,
-// compress-wait-thread, TLS, multifd compression, announcements).
+// compress-wait-thread, TLS, multifd compression, announcements); block-bitmap-mapping
+// names the dirty bitmaps the dirty-bitmaps capability migrates (bitmaps.go).
 type Params struct {
 	AnnounceInitial          *uint64                     `json:"announce-initial,omitempty"`
 	AnnounceMax              *uint64                     `json:"announce-max,omitempty"`
@@ -158,6 +161,11 @@ func (u *Params) check() error {
 		return invalidParam("announce_step", "a value between 0 and 10000")
 	case u.XCheckpointCPU != nil && *u.XCheckpointCPU < -1:
 		return invalidParam("x-checkpoint-cpu", "-1 (automatic) or a host CPU number")
+	}
+	if u.BlockBitmapMapping != nil {
+		if err := checkBitmapMapping(*u.BlockBitmapMapping); err != nil {
+			return qerror.Prepend(err, "Invalid mapping given for block-bitmap-mapping: ")
+		}
 	}
 	return nil
 }

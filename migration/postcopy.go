@@ -204,6 +204,9 @@ func (s *saver) postcopy() error {
 	if err != nil {
 		return fail(err)
 	}
+	if s.bm != nil { // the bitmaps as they are at switchover, sent after the pages
+		s.bm.data = s.bm.b.SaveComplete()
+	}
 	pc.active.Store(true)
 	if err := s.w.Packaged(pkg); err != nil {
 		pc.active.Store(false)
@@ -369,11 +372,21 @@ func (s *saver) postcopyPages() error {
 	if err := end(); err != nil {
 		return s.ioErr(err)
 	}
-	// QEMU's qemu_savevm_state_complete_postcopy: the (empty) END, then EOF.
-	for _, err := range []error{s.w.RAMComplete(), s.w.RAMIterEnd(), s.w.Finish(nil)} {
-		if err != nil {
+	// QEMU's qemu_savevm_state_complete_postcopy: the (empty) END, the dirty bitmaps'
+	// END, then EOF.
+	if err := s.w.RAMComplete(); err != nil {
+		return s.ioErr(err)
+	}
+	if err := s.w.RAMIterEnd(); err != nil {
+		return s.ioErr(err)
+	}
+	if s.bm != nil {
+		if err := s.w.BitmapsComplete(s.bm.data); err != nil {
 			return s.ioErr(err)
 		}
+	}
+	if err := s.w.Finish(nil); err != nil {
+		return s.ioErr(err)
 	}
 	if err := s.flush(); err != nil {
 		return s.ioErr(err)

@@ -57,6 +57,7 @@ type saver struct {
 	stageStart time.Time
 	stageBytes uint64
 	pass       int64
+	bm         *bitmapSave // dirty-bitmaps capability (bitmaps.go); nil: none
 }
 
 // run is the checkpoint thread: a goroutine locked to its OS thread (never unlocked, so
@@ -69,6 +70,11 @@ func (j *job) run() {
 	s := &saver{j: j, m: j.e.m, blocks: j.e.m.RAMBlocks(), tid: unix.Gettid()}
 	err := s.save()
 	s.stopThrottle()
+	if s.bm != nil {
+		// The destination owns the bitmaps once a migration that leaves this VM in
+		// postmigrate completed; a checkpoint (x-tlc) keeps them here.
+		s.bm.b.SaveCleanup(err == nil && !j.tlc)
+	}
 	if s.w != nil {
 		s.w.Close()
 	}
@@ -243,6 +249,10 @@ func (s *saver) save() error {
 	if err := s.w.RAMSetup(descs); err != nil {
 		return s.ioErr(err)
 	}
+	var err error
+	if s.bm, err = s.setupBitmaps(); err != nil {
+		return err
+	}
 	if s.mf != nil {
 		if err := s.flush(); err != nil {
 			return s.ioErr(err)
@@ -364,6 +374,9 @@ func (s *saver) complete() error {
 	devs, descs, err := s.saveDevices(srcState)
 	if err != nil {
 		return fail(err)
+	}
+	if s.bm != nil {
+		s.bm.data = s.bm.b.SaveComplete()
 	}
 	if j.tlc {
 		// The checkpoint keeps the VM: back to the state it had (running, paused, prelaunch).
@@ -854,6 +867,11 @@ func (s *saver) writeFinal(buf []pageCopy, devs []devState, descs []stream.Devic
 	}
 	if err := s.iterEnd(); err != nil {
 		return err
+	}
+	if s.bm != nil {
+		if err := s.w.BitmapsComplete(s.bm.data); err != nil {
+			return s.ioErr(err)
+		}
 	}
 	for _, d := range devs {
 		if err := s.w.Device(d.idstr, d.instance, d.version, d.state); err != nil {

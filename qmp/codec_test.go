@@ -145,6 +145,7 @@ func TestMarshal(t *testing.T) {
 		if err != nil || string(b) != tc.want {
 			t.Errorf("%#v:\n got %s %v\nwant %s", tc.v, b, err, tc.want)
 		}
+		sameAsValue(t, tc.v)
 	}
 	if got := fmt.Sprint(qmp.QDictOrder("running", "singlestep", "status")); got != "[status singlestep running]" {
 		t.Errorf("QDictOrder: %s", got)
@@ -247,5 +248,58 @@ func TestRegistryErrorClasses(t *testing.T) {
 	_, err := s.Execute(sess, "fail", nil)
 	if qe := qmp.ToError(err); qe.Class != qmp.ClassDeviceNotFound || qe.Desc != "Device 'x' not found: machine: not running" {
 		t.Errorf("with the table: %s: %s", qe.Class, qe.Desc)
+	}
+}
+
+// sameAsValue checks that encoding v directly gives what encoding its Value gives, compact and
+// pretty: Marshal and the server's replies build no Value for most types.
+func sameAsValue(t *testing.T, v any) {
+	t.Helper()
+	val, err := qmp.ToValue(v)
+	if err != nil {
+		t.Errorf("ToValue(%#v): %v", v, err)
+		return
+	}
+	for _, pretty := range []bool{false, true} {
+		var direct []byte
+		if pretty {
+			direct, err = qmp.MarshalPretty(v)
+		} else {
+			direct, err = qmp.Marshal(v)
+		}
+		if want := qmp.AppendJSON(nil, val, pretty); err != nil || string(direct) != string(want) {
+			t.Errorf("%#v (pretty %v): direct %s (%v), via Value %s", v, pretty, direct, err, want)
+		}
+	}
+}
+
+func TestMarshalDirect(t *testing.T) {
+	type inner struct {
+		N  int8       `json:"n"`
+		F  float32    `json:"f,omitempty"`
+		P  *uint16    `json:"p,omitempty"`
+		L  []inner    `json:"l,omitempty"`
+		Ar [2]bool    `json:"ar"`
+		I  any        `json:"i"`
+		V  *qmp.Value `json:"v,omitempty"`
+	}
+	type embedded struct {
+		inner
+		Extra string `json:"extra"`
+	}
+	type dup struct {
+		inner
+		N string `json:"n"`
+	}
+	u := uint16(7)
+	v, _ := qmp.ParseValue([]byte(`{"b": [1, {}], "a": null}`))
+	for _, x := range []any{
+		inner{}, &inner{N: -1, F: 1.5, P: &u, L: []inner{{N: 2}}, I: map[string]int{"y": 1, "x": 2}, V: v},
+		embedded{Extra: "e"}, dup{N: "s"}, []any{nil, 1, "x", []int{}, struct{}{}},
+		(*inner)(nil), []*inner{nil, {}}, Color("red"), []Color{"blue"},
+		qmp.VersionInfo{Qemu: qmp.VersionTriple{Major: 7, Minor: 2}, Package: "p"},
+		Shape{Kind: "square", Variant: Square{Side: 3}}, Node{Name: "a", Backing: &Node{Name: "b"}}, json.RawMessage(`[1, {"a": "b"}]`), v,
+	} {
+		sameAsValue(t, x)
 	}
 }

@@ -22,7 +22,16 @@ import (
 
 // DecodeArgs decodes args (an object, or nil for none) into a fresh value of the type ptr
 // points to and returns the new pointer. ptr must be a pointer to a struct.
-func DecodeArgs(args *Value, ptr any) (any, error) {
+func DecodeArgs(args *Value, ptr any) (any, error) { return decodeArgs(args, ptr, nil) }
+
+// DecodeArgsAt is DecodeArgs for an object nested at path in the arguments (a
+// ValueDecoder decoding one of its variants, a transaction action's data): error texts
+// name its members from there ("a.b[0].c").
+func DecodeArgsAt(args *Value, ptr any, path string) (any, error) {
+	return decodeArgs(args, ptr, []string{"." + path})
+}
+
+func decodeArgs(args *Value, ptr any, path []string) (any, error) {
 	t := reflect.TypeOf(ptr)
 	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
 		return nil, fmt.Errorf("qmp: DecodeArgs needs a pointer to a struct, not %v", t)
@@ -31,11 +40,23 @@ func DecodeArgs(args *Value, ptr any) (any, error) {
 	if args == nil {
 		args = Object()
 	}
-	d := decoder{}
+	d := decoder{path: path}
 	if err := d.object(args, out.Elem(), infoOf(t.Elem())); err != nil {
 		return nil, err
 	}
 	return out.Interface(), nil
+}
+
+// PlainName is the member name a generated QAPI visitor uses in an alternate's type error:
+// the last member of path, or "null" for a list element (name ? name : "null").
+func PlainName(path string) string {
+	if strings.HasSuffix(path, "]") {
+		return "null"
+	}
+	if i := strings.LastIndexByte(path, '.'); i >= 0 {
+		return path[i+1:]
+	}
+	return path
 }
 
 type decoder struct {
@@ -106,9 +127,9 @@ func (d *decoder) member(v *Value, rv reflect.Value, ti *typeInfo, name string) 
 		var u uint64
 		switch v.Kind() {
 		case KindInt:
-			u = uint64(v.i) // negative values wrap, for backward compatibility (QEMU)
+			u = v.n // negative values wrap, for backward compatibility (QEMU)
 		case KindUint:
-			u = v.u
+			u = v.n
 		default:
 			return GenericError("Parameter '%s' expects uint64", full)
 		}

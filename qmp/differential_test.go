@@ -28,6 +28,7 @@ func TestTablesAgainstQEMU(t *testing.T) {
 	}{
 		{"negotiated", true, negotiatedCases},
 		{"pre-negotiation", false, preNegotiationCases},
+		{"limits", true, limitCases},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := startQEMU(t, bin)

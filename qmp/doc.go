@@ -40,18 +40,34 @@
 // use single-quoted strings. Invalid input is answered with a GenericError without "id"
 // ("JSON parse error, stray 'x'", "... expecting value", ...), after which the lexer skips to
 // the next structural character or control byte and the monitor keeps serving. A value may
-// hold at most 2 Mi tokens, 64 MiB of token text and 1024 nesting levels.
+// hold at most 2 Mi tokens, 64 MiB of token text and 1024 nesting levels (json-streamer.c):
+// past a limit the value is dropped with "JSON token size limit exceeded", "JSON token count
+// limit exceeded" or "JSON nesting depth limit exceeded", and what follows the offending
+// token is read as new input, as QEMU reads it. Parse errors are cut at 1023 bytes
+// (parse_error's buffer); "stray" errors are not.
+//
+// Memory: a value's tokens are kept in 12-byte slots and shared arenas, a long token in
+// chunks and then in one buffer that a parsed string uses without a copy, and an error reply
+// (whose text may quote megabytes of input) is encoded and written in pieces of 64 KiB. After
+// a value or reply of megabytes the connection returns the memory to the system
+// (debug.FreeOSMemory) instead of keeping the process at its peak.
 //
 // # Execution and OOB
 //
 // Commands from every connection and from Execute (HMP) run one at a time under the
 // server's lock (QEMU's big lock); replies return in order per connection. Without OOB a
-// connection's reader thread runs each command itself (blocking socket reads, reply written
-// inline when nothing is queued before it): one thread wake-up per round trip. A command's events are queued
-// before its reply. Without OOB a connection reads its next request only when the previous
-// one has completed. With OOB enabled up to 8 in-band requests queue, and a request with
-// "exec-oob" naming an AllowOOB command runs at once on the connection's goroutine and may
-// overtake queued ones. Handlers reach other commands with Call.Exec (inline, no deadlock).
+// connection reads its next request only when the previous one has completed, and its
+// reader runs each command itself, as soon as it is parsed, and writes the reply with the
+// events the command emitted before it in one write: one goroutine wake-up per round trip.
+// The reply is encoded from the handler's Go value while the command still holds the lock
+// (no Value tree in between; see jsonWriter.goValue). A NewHeldServer greets its clients at
+// once but runs no command until it is opened, as QEMU's monitor I/O thread greets while the
+// main loop is still being set up.
+// Events emitted outside a command are queued and written by the connection's writer
+// goroutine, so an emitter never blocks on a slow client. With OOB enabled up to 8 in-band
+// requests queue for a worker goroutine, and a request with "exec-oob" naming an AllowOOB
+// command runs at once on the reader and may overtake queued ones. Handlers reach other
+// commands with Call.Exec (inline, no deadlock).
 //
 // # Descriptors
 //

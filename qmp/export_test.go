@@ -6,3 +6,11 @@ func SetLimits(tokenSize, tokenCount, nesting int) (restore func()) {
 	maxTokenSize, maxTokenCount, maxNesting = tokenSize, tokenCount, nesting
 	return func() { maxTokenSize, maxTokenCount, maxNesting = a, b, c }
 }
+
+// SetTokenBuffers shrinks the sizes at which a token leaves the small buffer and of its
+// chunks, so that short test inputs take the long-token paths.
+func SetTokenBuffers(small, chunk int) (restore func()) {
+	a, b := smallToken, tokenChunk
+	smallToken, tokenChunk = small, chunk
+	return func() { smallToken, tokenChunk = a, b }
+}

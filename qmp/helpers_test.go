@@ -152,7 +152,9 @@ func (c *client) line() string {
 
 func (c *client) send(s string) {
 	c.t.Helper()
-	c.conn.SetWriteDeadline(time.Now().Add(20 * time.Second))
+	// QEMU 7.2 reads a monitor one byte per main-loop iteration (monitor_can_read): allow
+	// it 60 µs a byte (~5 µs here) on a loaded machine.
+	c.conn.SetWriteDeadline(time.Now().Add(20*time.Second + time.Duration(len(s))*60*time.Microsecond))
 	if _, err := io.WriteString(c.conn, s); err != nil && !errors.Is(err, io.ErrClosedPipe) {
 		c.t.Fatalf("write: %v", err)
 	}

@@ -1,19 +1,61 @@
 package qmp
 
-import "strconv"
+import (
+	"math"
+	"strconv"
+	"unicode/utf8"
+	"unsafe"
+)
 
 // A port of qobject/json-parser.c: tokens of one top-level value → Value, with QEMU's error
 // texts. Strings are decoded from modified UTF-8 (util/unicode.c), so "\xC0\x80" is U+0000 and
-// noncharacters, surrogates and overlong forms are rejected.
+// noncharacters, surrogates and overlong forms are rejected; the streamer decodes each string
+// token as it arrives (decodeString) and the parser reports a decoding error only when it
+// reaches that token, as QEMU's parse_string would.
 
 type parser struct {
-	toks []token
-	pos  int
-	err  error
+	ts    *tokens
+	pos   int
+	err   error
+	slab  []Value // Values are taken from here
+	wants int     // Values still to come, at most (see values)
 }
 
-func parseTokens(toks []token) (*Value, error) {
-	p := &parser{toks: toks}
+// maxSlab bounds one allocation of Values.
+const maxSlab = 4096
+
+// alloc returns a zero Value from the slab, allocated for all the Values the tokens will need
+// (up to maxSlab at a time).
+func (p *parser) alloc() *Value {
+	if len(p.slab) == 0 {
+		p.slab = make([]Value, min(max(p.wants, 1), maxSlab))
+	}
+	v := &p.slab[0]
+	p.slab = p.slab[1:]
+	p.wants--
+	return v
+}
+
+// values counts the Values a parse of the tokens allocates at most: one per container and per
+// number and string, but for a string followed by a colon (a key: no Value), and none for
+// keywords (true, false and null are shared).
+func (ts *tokens) values() int {
+	n := 0
+	for i := 0; i < ts.n; i++ {
+		switch ts.at(i).typ {
+		case jsonLCurly, jsonLSquare, jsonInteger, jsonFloat:
+			n++
+		case jsonString:
+			if i+1 == ts.n || ts.at(i+1).typ != jsonColon {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func parseTokens(ts *tokens) (*Value, error) {
+	p := &parser{ts: ts, wants: ts.values()}
 	v := p.value()
 	if p.err != nil {
 		return nil, p.err
@@ -53,27 +95,27 @@ func (p *StreamParser) feedEnd() {
 	if p.state != inStart {
 		p.feedByte(' ')
 	}
-	if len(p.tokens) > 0 {
-		toks := p.tokens
-		p.resetValue()
-		v, err := parseTokens(toks)
-		if err == nil {
-			p.emit(v, nil)
-		} else {
-			p.emit(nil, err)
-		}
+	if p.val.n > 0 {
+		p.finish()
 	}
 }
 
+// maxParseError is the size of parse_error's message buffer, NUL included: QEMU cuts longer
+// messages (an invalid keyword of any length is reported with its first ~1000 bytes).
+const maxParseError = 1024
+
 func (p *parser) fail(msg string) {
 	if p.err == nil {
+		if len(msg) > maxParseError-1 {
+			msg = msg[:maxParseError-1]
+		}
 		p.err = &SyntaxError{Msg: "JSON parse error, " + msg}
 	}
 }
 
 func (p *parser) peek() *token {
-	if p.pos < len(p.toks) {
-		return &p.toks[p.pos]
+	if p.pos < p.ts.n {
+		return p.ts.at(p.pos)
 	}
 	return nil
 }
@@ -101,7 +143,8 @@ func (p *parser) value() *Value {
 		return p.literal()
 	case jsonKeyword:
 		p.pop()
-		switch t.str {
+		kw := p.ts.text(t)
+		switch string(kw) {
 		case "true":
 			return Bool(true)
 		case "false":
@@ -109,7 +152,10 @@ func (p *parser) value() *Value {
 		case "null":
 			return Null()
 		}
-		p.fail("invalid keyword '" + t.str + "'")
+		if len(kw) > maxParseError {
+			kw = kw[:maxParseError] // the message is cut anyway
+		}
+		p.fail("invalid keyword '" + string(kw) + "'")
 		return nil
 	}
 	p.fail("expecting value")
@@ -122,8 +168,17 @@ func (p *parser) pair(obj *Value) bool {
 		p.fail("premature EOI")
 		return false
 	}
-	key := p.value()
-	if key.Kind() != KindString {
+	var key string
+	switch {
+	case peek.typ == jsonString && peek.where == textBad:
+		p.pop()
+		p.fail(p.ts.bad[peek.ref])
+		return false
+	case peek.typ == jsonString:
+		p.pop()
+		key = p.ts.str(peek)
+	default: // anything else is an error, the one parse_value gives or this one
+		p.value()
 		p.fail("key is not a string in object")
 		return false
 	}
@@ -141,17 +196,18 @@ func (p *parser) pair(obj *Value) bool {
 		p.fail("Missing value in dict")
 		return false
 	}
-	if obj.Has(key.s) {
+	if obj.Has(key) {
 		p.fail("duplicate key")
 		return false
 	}
-	obj.Set(key.s, val)
+	obj.Set(key, val)
 	return true
 }
 
 func (p *parser) object() *Value {
 	p.pop() // '{'
-	obj := Object()
+	obj := p.alloc()
+	obj.kind = KindObject
 	peek := p.peek()
 	if peek == nil {
 		p.fail("premature EOI")
@@ -185,7 +241,8 @@ func (p *parser) object() *Value {
 
 func (p *parser) array() *Value {
 	p.pop() // '['
-	arr := Array()
+	arr := p.alloc()
+	arr.kind = KindArray
 	peek := p.peek()
 	if peek == nil {
 		p.fail("premature EOI")
@@ -219,33 +276,43 @@ func (p *parser) array() *Value {
 
 func (p *parser) literal() *Value {
 	t := p.pop()
-	switch t.typ {
-	case jsonString:
-		s, ok := p.str(t.str)
-		if !ok {
+	if t.typ == jsonString {
+		if t.where == textBad {
+			p.fail(p.ts.bad[t.ref])
 			return nil
 		}
-		return String(s)
-	case jsonInteger:
-		if i, err := strconv.ParseInt(t.str, 10, 64); err == nil {
-			return Int(i)
+		v := p.alloc()
+		v.kind, v.s = KindString, p.ts.str(t)
+		return v
+	}
+	b := p.ts.text(t)
+	s := unsafe.String(unsafe.SliceData(b), len(b)) // for strconv only, which keeps nothing of it
+	v := p.alloc()
+	if t.typ == jsonInteger {
+		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+			v.kind, v.n = KindInt, uint64(i)
+			return v
 		}
-		if t.str[0] != '-' {
-			if u, err := strconv.ParseUint(t.str, 10, 64); err == nil {
-				return Uint(u)
+		if s[0] != '-' {
+			if u, err := strconv.ParseUint(s, 10, 64); err == nil {
+				v.kind, v.n = KindUint, u // above MaxInt64, or ParseInt would have taken it
+				return v
 			}
 		}
 	}
 	// JSON_FLOAT, or an integer beyond 64 bits: strtod, which saturates to ±inf.
 	// Go's ParseFloat gives ±Inf on overflow and 0 on underflow, with ErrRange, like strtod.
-	f, _ := strconv.ParseFloat(t.str, 64)
-	return Float(f)
+	f, _ := strconv.ParseFloat(s, 64)
+	v.kind, v.n = KindFloat, math.Float64bits(f)
+	return v
 }
 
-// str decodes a string token (parse_string).
-func (p *parser) str(tok string) (string, bool) {
+// decodeString decodes a string token, quotes included (parse_string), appending to dst. It
+// returns the message parse_error would give for an invalid one (without "JSON parse error, ").
+// The decoded text is never longer than tok minus its quotes, so dst may be tok[:0].
+func decodeString(dst, tok []byte) ([]byte, string) {
 	quote := tok[0]
-	out := make([]byte, 0, len(tok))
+	out := dst
 	i := 1
 	for tok[i] != quote {
 		c := tok[i]
@@ -281,41 +348,40 @@ func (p *parser) str(tok string) (string, bool) {
 					}
 				}
 				if !validCodepoint(cp) {
-					end := i
-					if end > len(tok) {
-						end = len(tok)
-					}
-					p.fail(tok[beg:end] + " is not a valid Unicode character")
-					return "", false
+					end := min(i, len(tok))
+					return nil, string(tok[beg:end]) + " is not a valid Unicode character"
 				}
 				out = appendRune(out, cp)
 			default:
-				p.fail("invalid escape sequence in string")
-				return "", false
+				return nil, "invalid escape sequence in string"
 			}
+			continue
+		}
+		if c < utf8.RuneSelf {
+			out = append(out, c)
+			i++
 			continue
 		}
 		cp, n := modUTF8Codepoint(tok[i:])
 		if cp < 0 {
-			p.fail("invalid UTF-8 sequence in string")
-			return "", false
+			return nil, "invalid UTF-8 sequence in string"
 		}
 		i += n
 		out = appendRune(out, cp)
 	}
-	return string(out), true
+	return out, ""
 }
 
 func appendRune(b []byte, cp int) []byte {
 	if cp == 0 {
 		return append(b, 0)
 	}
-	return append(b, string(rune(cp))...)
+	return utf8.AppendRune(b, rune(cp))
 }
 
 // cvt4hex reads four hex digits; -1 if they are not (the token may be shorter than 4 bytes
 // here, where QEMU would meet the closing quote and fail the same way).
-func cvt4hex(s string) int {
+func cvt4hex(s []byte) int {
 	if len(s) < 4 {
 		return -1
 	}
@@ -351,7 +417,7 @@ func validCodepoint(cp int) bool {
 
 // modUTF8Codepoint is util/unicode.c mod_utf8_codepoint: the code point starting s and the
 // bytes it spans, or -1 (with the bytes to skip) for an invalid sequence. "\xC0\x80" is 0.
-func modUTF8Codepoint(s string) (int, int) {
+func modUTF8Codepoint[T string | []byte](s T) (int, int) {
 	if len(s) == 0 {
 		return -1, 0
 	}

@@ -155,7 +155,7 @@ func runExchanges(t *testing.T, c *client, cases []exchange) {
 		c.send(tc.in)
 		for _, want := range tc.want {
 			if got := scrub(c.line()); got != want {
-				t.Errorf("input %q:\n got %s\nwant %s", tc.in, got, want)
+				t.Errorf("input %.200q:\n got %.300s\nwant %.300s", tc.in, got, want)
 			}
 		}
 	}

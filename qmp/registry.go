@@ -46,12 +46,7 @@ type Call struct {
 	// FDs are descriptors received with this command (SCM_RIGHTS) and not yet claimed. Take
 	// them with TakeFD, or take ownership and set FDs to nil; whatever is left is closed after
 	// the command.
-	FDs []int
-	// Exec runs another command inline, on the same goroutine and session, with the same
-	// validation (human-monitor-command → HMP → commands). It returns the compact JSON of the
-	// return value.
-	Exec func(name string, args any) (json.RawMessage, error)
-
+	FDs    []int
 	server *Server
 	conn   *conn // nil for HMP sessions and Execute
 }
@@ -68,12 +63,27 @@ func (c *Call) TakeFD() (fd int, ok bool) {
 	return fd, true
 }
 
+// Exec runs another command inline, on the same goroutine and session, with the same
+// validation (human-monitor-command → HMP → commands). It returns the compact JSON of the
+// return value.
+func (c *Call) Exec(name string, args any) (json.RawMessage, error) {
+	return c.server.execInline(c.Session, c.conn, name, args)
+}
+
 // Server returns the server running the call.
 func (c *Call) Server() *Server { return c.server }
 
 type command struct {
 	Command
-	args *typeInfo // nil without arguments
+	argType reflect.Type // the struct Args points to; nil without arguments
+}
+
+// argInfo is the arguments' QAPI description, worked out on first use (infoOf caches it).
+func (c *command) argInfo() *typeInfo {
+	if c.argType == nil {
+		return nil
+	}
+	return infoOf(c.argType)
 }
 
 type event struct {
@@ -117,8 +127,10 @@ func (r *Registry) errorClasses() *ErrorClasses {
 }
 
 // Register adds commands. It panics on a duplicate name or a malformed entry (no name, no
-// handler, Args not a pointer to a struct, a type QAPI cannot express). Each handler's error
-// leaves the command as the *Error the registry's ErrorClasses make of it.
+// handler, Args not a pointer to a struct). Whether QAPI can express the argument and return
+// types is worked out on first use, to keep start-up cheap: Check does it for every type at
+// once, and the command tables' tests call it. Each handler's error leaves the command as the
+// *Error the registry's ErrorClasses make of it.
 func (r *Registry) Register(cmds ...Command) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -138,15 +150,13 @@ func (r *Registry) Register(cmds ...Command) {
 			}
 			return out, nil
 		}
+		internName(c.Name)
 		if c.Args != nil {
 			t := reflect.TypeOf(c.Args)
 			if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
 				panic(fmt.Sprintf("qmp: command %q: Args must be a pointer to a struct, not %v", c.Name, t))
 			}
-			cmd.args = infoOf(t.Elem())
-		}
-		if c.Returns != nil {
-			infoOf(reflect.TypeOf(c.Returns))
+			cmd.argType = t.Elem()
 		}
 		r.cmds[c.Name] = cmd
 		if !c.Internal {
@@ -166,13 +176,36 @@ func (r *Registry) RegisterEvent(name string, data any, features ...string) {
 	if _, dup := r.events[name]; dup {
 		panic(fmt.Sprintf("qmp: event %q registered twice", name))
 	}
-	if data != nil {
-		infoOf(reflect.TypeOf(data))
-	}
 	ev := &event{name: name, data: data, features: features}
 	r.events[name] = ev
 	r.entities = append(r.entities, ev)
 	r.schema = nil
+}
+
+// Check works out the QAPI description of every registered argument, return and event data
+// type, and panics, naming the command or event, on one QAPI cannot express.
+func (r *Registry) Check() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	check := func(what, name string, v any) {
+		defer func() {
+			if p := recover(); p != nil {
+				panic(fmt.Sprintf("qmp: %s %q: %v", what, name, p))
+			}
+		}()
+		if v != nil {
+			infoOf(reflect.TypeOf(v))
+		}
+	}
+	for name, c := range r.cmds {
+		if c.argType != nil {
+			check("command", name, reflect.New(c.argType).Interface())
+		}
+		check("command", name, c.Returns)
+	}
+	for name, e := range r.events {
+		check("event", name, e.data)
+	}
 }
 
 // Commands returns the command names in registration order.

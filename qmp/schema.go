@@ -39,7 +39,7 @@ func genSchema(entities []any) *Value {
 		switch e := e.(type) {
 		case *command:
 			n := Object()
-			n.Set("arg-type", String(g.use(implicit(e.args))))
+			n.Set("arg-type", String(g.use(implicit(e.argInfo()))))
 			var ret *typeInfo
 			if e.Returns != nil {
 				ret = infoOf(reflect.TypeOf(e.Returns))
@@ -168,10 +168,17 @@ func (g *schemaGen) visit(u usedType) *Value {
 	name := g.names[ti]
 	switch ti.kind {
 	case tEnum:
+		var feats map[string][]string
+		if z, ok := zeroOf(ti.t, enumFeaturesIface); ok {
+			feats = z.(EnumFeatures).EnumFeatures()
+		}
 		members := Array()
 		for _, v := range ti.enum {
 			m := Object()
 			m.Set("name", String(v))
+			if f := feats[v]; len(f) > 0 {
+				m.Set("features", strArray(f))
+			}
 			members.Append(m)
 		}
 		n.Set("members", members)
@@ -209,12 +216,20 @@ func (g *schemaGen) visit(u usedType) *Value {
 	n.Set("members", members)
 	if u := ti.union; u != nil {
 		n.Set("tag", String(u.tag))
+		// The variants the union declares come first, in the tag enum's order; the tag values
+		// it leaves implicit (empty branches) follow, as QAPI's introspection lists them
+		// (netdev_add's "none" is last).
 		variants := Array()
-		for _, c := range u.cases {
-			v := Object()
-			v.Set("case", String(c))
-			v.Set("type", String(g.use(u.variants[c])))
-			variants.Append(v)
+		for _, declared := range []bool{true, false} {
+			for _, c := range u.cases {
+				if (u.variants[c] != nil) != declared {
+					continue
+				}
+				v := Object()
+				v.Set("case", String(c))
+				v.Set("type", String(g.use(u.variants[c])))
+				variants.Append(v)
+			}
 		}
 		n.Set("variants", variants)
 	}

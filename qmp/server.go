@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 	"time"
 
@@ -62,18 +61,41 @@ type Server struct {
 
 	mu    sync.Mutex
 	conns map[*conn]struct{} // +checklocks:mu; every open connection
+	held  bool               // +checklocks:mu; NewHeldServer's hold on owner, until open
 }
 
 // NewServer starts a server for the commands of r. The protocol commands (ProtocolCommands)
 // are registered in r unless already there.
 func NewServer(r *Registry, o Options) *Server {
+	s := newServer(r, o)
+	registerProtocol(r)
+	return s
+}
+
+// NewHeldServer starts a server whose connections are greeted at once but whose commands wait
+// until open is called, as QEMU's monitor I/O thread greets a client while the main loop that
+// runs commands is still being set up. Commands and events may be registered in r until then;
+// open registers the protocol commands after them (as NewServer would have, had it been
+// called then) and lets commands run. open may be called more than once; Close before open
+// is fine.
+func NewHeldServer(r *Registry, o Options) (s *Server, open func()) {
+	s = newServer(r, o)
+	s.owner.Lock()
+	s.held = true
+	return s, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.held {
+			registerProtocol(r)
+			s.held = false
+			s.owner.Unlock()
+		}
+	}
+}
+
+func newServer(r *Registry, o Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
-	}
-	for _, c := range ProtocolCommands() {
-		if !r.Has(c.Name) {
-			r.Register(c)
-		}
 	}
 	s := &Server{
 		reg:   r,
@@ -84,6 +106,14 @@ func NewServer(r *Registry, o Options) *Server {
 	}
 	s.fdsets = newFDSets(o.Running, s.connCount)
 	return s
+}
+
+func registerProtocol(r *Registry) {
+	for _, c := range ProtocolCommands() {
+		if !r.Has(c.Name) {
+			r.Register(c)
+		}
+	}
 }
 
 // Registry returns the server's command table.
@@ -111,6 +141,12 @@ func (s *Server) Do(fn func()) error {
 func (s *Server) Close() error {
 	s.closing.Do(func() {
 		close(s.quit)
+		s.mu.Lock()
+		if s.held { // opened never: nothing runs, nothing will
+			s.held = false
+			s.owner.Unlock()
+		}
+		s.mu.Unlock()
 		s.owner.Lock() // waits for the running command
 		s.closed = true
 		s.owner.Unlock()
@@ -157,6 +193,7 @@ func (s *Server) Emit(name string, data any) {
 		}
 		ev.Set("data", d)
 	}
+	msg := response{msg: ev}
 	var compact, pretty []byte
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -166,32 +203,16 @@ func (s *Server) Emit(name string, data any) {
 		}
 		if c.pretty {
 			if pretty == nil {
-				pretty = frame(ev, true)
+				pretty = msg.frame(true)
 			}
-			c.send(pretty)
+			c.queue(pretty)
 		} else {
 			if compact == nil {
-				compact = frame(ev, false)
+				compact = msg.frame(false)
 			}
-			c.send(compact)
+			c.queue(compact)
 		}
 	}
-}
-
-// frame encodes one monitor message as QEMU sends it: JSON, "\n", every "\n" as "\r\n".
-func frame(v *Value, pretty bool) []byte {
-	b := AppendJSON(nil, v, pretty)
-	if !pretty {
-		return append(b, '\r', '\n')
-	}
-	out := make([]byte, 0, len(b)+len(b)/16+2)
-	for _, c := range b {
-		if c == '\n' {
-			out = append(out, '\r')
-		}
-		out = append(out, c)
-	}
-	return append(out, '\r', '\n')
 }
 
 // Execute runs a command for a monitor that is not a QMP connection (HMP): the same lookup,
@@ -224,22 +245,27 @@ func (s *Server) execInline(sess *Session, c *conn, name string, args any) (json
 	if cmd == nil {
 		return nil, CommandNotFound(name)
 	}
-	ret, qerr := s.run(sess, c, cmd, av, nil)
+	out, qerr := s.run(sess, c, cmd, av, nil)
 	if qerr != nil {
 		return nil, qerr
 	}
-	return AppendJSON(nil, ret, false), nil
+	w := jsonWriter{}
+	if err := w.result(out); err != nil {
+		s.log.Error().Err(err).Str("command", name).Msg("cannot encode reply")
+		return nil, GenericError("%v", err)
+	}
+	return w.buf, nil
 }
 
-// run checks availability, decodes the arguments and calls the handler. fds not claimed by
-// the handler are closed.
-func (s *Server) run(sess *Session, c *conn, cmd *command, args *Value, fds []int) (ret *Value, qerr *Error) {
+// run checks availability, decodes the arguments and calls the handler; it returns what the
+// handler returned, for jsonWriter.result. fds not claimed by the handler are closed.
+func (s *Server) run(sess *Session, c *conn, cmd *command, args *Value, fds []int) (out any, qerr *Error) {
 	call := &Call{Session: sess, FDs: fds, server: s, conn: c}
 	defer func() {
 		closeFDs(call.FDs)
 		if p := recover(); p != nil {
 			s.log.Error().Str("command", cmd.Name).Interface("panic", p).Msg("command handler panicked")
-			ret, qerr = nil, GenericError("%v", p)
+			out, qerr = nil, GenericError("%v", p)
 		}
 	}()
 	if s.opt.MachineReady != nil && !cmd.AllowPreconfig && !s.opt.MachineReady() {
@@ -250,7 +276,7 @@ func (s *Server) run(sess *Session, c *conn, cmd *command, args *Value, fds []in
 			args = Object()
 		}
 		call.Args = args
-	} else if cmd.args != nil {
+	} else if cmd.argType != nil {
 		a, err := DecodeArgs(args, cmd.Args)
 		if err != nil {
 			return nil, ToError(err)
@@ -259,20 +285,11 @@ func (s *Server) run(sess *Session, c *conn, cmd *command, args *Value, fds []in
 	} else if args.Len() > 0 {
 		return nil, GenericError("Parameter '%s' is unexpected", firstUnvisited(args, nil))
 	}
-	call.Exec = func(name string, a any) (json.RawMessage, error) { return s.execInline(sess, c, name, a) }
 	out, err := cmd.Run(call)
 	if err != nil {
 		return nil, ToError(err)
 	}
-	if out == nil {
-		return Object(), nil
-	}
-	v, err := ToValue(out)
-	if err != nil {
-		s.log.Error().Err(err).Str("command", cmd.Name).Msg("cannot encode reply")
-		return nil, GenericError("%v", err)
-	}
-	return v, nil
+	return out, nil
 }
 
 // Serve runs one monitor connection with a fresh session, until the peer closes or the
@@ -287,11 +304,6 @@ func (s *Server) Serve(conn io.ReadWriteCloser, pretty bool) {
 // ServeSession is Serve with a session that outlives the connection, as a QEMU monitor's fd
 // table outlives reconnections of its chardev. Negotiation starts afresh on every connection.
 func (s *Server) ServeSession(sess *Session, rw io.ReadWriteCloser, pretty bool) {
-	if uc, ok := rw.(*net.UnixConn); ok {
-		if b, err := newBlockingUnix(uc); err == nil {
-			rw = b
-		}
-	}
 	c := newConn(s, sess, rw, pretty)
 	s.mu.Lock()
 	select {

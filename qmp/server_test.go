@@ -1,11 +1,15 @@
 package qmp_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"net"
+
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"tlcvm/qmp"
 )
@@ -269,6 +273,8 @@ func TestHandlerPanic(t *testing.T) {
 	})
 }
 
+// Mistakes panic: at registration (names, handlers, Args' shape), and for types QAPI cannot
+// express, in Check (registration leaves those for first use).
 func TestRegisterPanics(t *testing.T) {
 	run := func(*qmp.Call) (any, error) { return nil, nil }
 	for name, f := range map[string]func(r *qmp.Registry){
@@ -288,7 +294,9 @@ func TestRegisterPanics(t *testing.T) {
 					t.Error("no panic")
 				}
 			}()
-			f(qmp.NewRegistry())
+			r := qmp.NewRegistry()
+			f(r)
+			r.Check()
 		})
 	}
 }
@@ -324,4 +332,56 @@ func TestOOBOvertakes(t *testing.T) {
 	if got := c.line(); got != `{"return": {}, "id": "slow"}` {
 		t.Errorf("second reply %s", got)
 	}
+}
+
+// A held server greets at once; commands wait for open, which registers the protocol
+// commands after those registered meanwhile.
+func TestHeldServer(t *testing.T) {
+	r := qmp.NewRegistry()
+	s, open := qmp.NewHeldServer(r, optionsNone())
+	t.Cleanup(func() { s.Close() })
+	a, b := net.Pipe()
+	done := make(chan struct{})
+	go func() { defer close(done); s.Serve(a, false) }()
+	t.Cleanup(func() { b.Close(); <-done })
+	c := &client{t: t, conn: b, r: bufio.NewReader(b)}
+	if got := c.line(); !strings.HasPrefix(got, `{"QMP": `) {
+		t.Fatalf("greeting %s", got)
+	}
+	c.send(`{"execute": "qmp_capabilities"}`)
+	replied := make(chan string, 1)
+	go func() {
+		b.SetReadDeadline(time.Now().Add(20 * time.Second))
+		l, _ := c.r.ReadString('\n')
+		replied <- l
+	}()
+	select {
+	case l := <-replied:
+		t.Fatalf("reply %q before open", l)
+	case <-time.After(50 * time.Millisecond): // not a timing check: nothing may come at all
+	}
+	r.Register(sampleCommands(func(string, any) {})...)
+	open()
+	open() // again: nothing happens
+	if l := <-replied; l != "{\"return\": {}}\r\n" {
+		t.Fatalf("reply %q", l)
+	}
+	names := r.Commands()
+	if names[len(names)-1] != "query-fdsets" || names[0] != "query-status" {
+		t.Errorf("commands %v: the protocol commands come last", names)
+	}
+}
+
+// Close before open neither deadlocks nor leaves the connection open.
+func TestHeldServerClose(t *testing.T) {
+	s, _ := qmp.NewHeldServer(qmp.NewRegistry(), optionsNone())
+	a, b := net.Pipe()
+	done := make(chan struct{})
+	go func() { defer close(done); s.Serve(a, false) }()
+	c := &client{t: t, conn: b, r: bufio.NewReader(b)}
+	c.line()
+	c.send(`{"execute": "qmp_capabilities"}`)
+	s.Close()
+	<-done
+	b.Close()
 }

@@ -40,6 +40,10 @@ type QAPIOrder struct{}
 // Enum is implemented by string types whose values are a QAPI enum, in QAPI order.
 type Enum interface{ EnumValues() []string }
 
+// EnumFeatures is implemented by enums some of whose values have QAPI features
+// ("unstable", "deprecated"), for the schema: value → features.
+type EnumFeatures interface{ EnumFeatures() map[string][]string }
+
 // Union is implemented by struct types that are QAPI flat unions. UnionTag names the base
 // member (an Enum) that selects the variant; UnionVariants maps tag values to a zero value of
 // the variant's struct (values absent from the map have no extra members). The struct holds
@@ -96,6 +100,7 @@ type typeInfo struct {
 	fields []fieldInfo
 	union  *unionInfo
 	qdict  bool // QAPIOrder embedded: write in QDict order
+	shared bool // two fields have the same name (encoding keeps the first's place, the last's value)
 }
 
 type fieldInfo struct {
@@ -118,14 +123,15 @@ var (
 	typeMu    sync.Mutex
 	typeCache = map[reflect.Type]*typeInfo{}
 
-	rawMessageType = reflect.TypeOf(json.RawMessage(nil))
-	valuePtrType   = reflect.TypeOf((*Value)(nil))
-	nullType       = reflect.TypeOf(QNull{})
-	qapiOrderType  = reflect.TypeOf(QAPIOrder{})
-	enumIface      = reflect.TypeOf((*Enum)(nil)).Elem()
-	unionIface     = reflect.TypeOf((*Union)(nil)).Elem()
-	decoderIface   = reflect.TypeOf((*ValueDecoder)(nil)).Elem()
-	providerIface  = reflect.TypeOf((*SchemaProvider)(nil)).Elem()
+	rawMessageType    = reflect.TypeOf(json.RawMessage(nil))
+	valuePtrType      = reflect.TypeOf((*Value)(nil))
+	nullType          = reflect.TypeOf(QNull{})
+	qapiOrderType     = reflect.TypeOf(QAPIOrder{})
+	enumIface         = reflect.TypeOf((*Enum)(nil)).Elem()
+	enumFeaturesIface = reflect.TypeOf((*EnumFeatures)(nil)).Elem()
+	unionIface        = reflect.TypeOf((*Union)(nil)).Elem()
+	decoderIface      = reflect.TypeOf((*ValueDecoder)(nil)).Elem()
+	providerIface     = reflect.TypeOf((*SchemaProvider)(nil)).Elem()
 )
 
 // infoOf returns the model of t (pointers stripped). It panics on types QAPI cannot express,
@@ -193,6 +199,11 @@ func infoLocked(t reflect.Type) *typeInfo {
 	case reflect.Struct:
 		ti.kind = tObject
 		ti.fields = structFields(t, nil)
+		seen := make(map[string]bool, len(ti.fields))
+		for _, f := range ti.fields {
+			ti.shared = ti.shared || seen[f.name]
+			seen[f.name] = true
+		}
 		for i := 0; i < t.NumField(); i++ {
 			if f := t.Field(i); f.Anonymous && f.Type == qapiOrderType {
 				ti.qdict = true

@@ -36,16 +36,16 @@ func (k Kind) String() string {
 // field order instead. The zero Value is null.
 type Value struct {
 	kind    Kind
-	b       bool
-	i       int64
-	u       uint64
-	f       float64
+	ordered bool   // write members in insertion order (built from a Go struct), not QDict order
+	n       uint64 // a bool (0, 1), an int64, a uint64 or a float64's bits, as kind says
 	s       string
 	members []Member
 	index   map[string]int // key → position in members, built once an object grows past 8 members
 	elems   []*Value
-	ordered bool // write members in insertion order (built from a Go struct), not QDict order
 }
+
+func (v *Value) i() int64   { return int64(v.n) }
+func (v *Value) f() float64 { return math.Float64frombits(v.n) }
 
 // Member is one key/value pair of an object.
 type Member struct {
@@ -53,25 +53,38 @@ type Member struct {
 	Value *Value
 }
 
-// Null returns a new null value.
-func Null() *Value { return &Value{} }
+// Scalars that need no allocation of their own: a Value has no method that changes a null or
+// a boolean, so every one can be the same.
+var (
+	null      = &Value{}
+	trueValue = &Value{kind: KindBool, n: 1}
+	falseVal  = &Value{kind: KindBool}
+)
+
+// Null returns a null value.
+func Null() *Value { return null }
 
 // Bool returns a boolean value.
-func Bool(b bool) *Value { return &Value{kind: KindBool, b: b} }
+func Bool(b bool) *Value {
+	if b {
+		return trueValue
+	}
+	return falseVal
+}
 
 // Int returns an integer value.
-func Int(i int64) *Value { return &Value{kind: KindInt, i: i} }
+func Int(i int64) *Value { return &Value{kind: KindInt, n: uint64(i)} }
 
 // Uint returns an integer value; values up to math.MaxInt64 are stored as KindInt, like qnum_from_uint.
 func Uint(u uint64) *Value {
 	if u <= math.MaxInt64 {
-		return &Value{kind: KindInt, i: int64(u)}
+		return &Value{kind: KindInt, n: u}
 	}
-	return &Value{kind: KindUint, u: u}
+	return &Value{kind: KindUint, n: u}
 }
 
 // Float returns a floating-point number value.
-func Float(f float64) *Value { return &Value{kind: KindFloat, f: f} }
+func Float(f float64) *Value { return &Value{kind: KindFloat, n: math.Float64bits(f)} }
 
 // String returns a string value.
 func String(s string) *Value { return &Value{kind: KindString, s: s} }
@@ -91,7 +104,12 @@ func (v *Value) Kind() Kind {
 }
 
 // AsBool returns the boolean and whether v is one.
-func (v *Value) AsBool() (bool, bool) { return v.b, v.Kind() == KindBool }
+func (v *Value) AsBool() (bool, bool) {
+	if v.Kind() != KindBool {
+		return false, false
+	}
+	return v.n != 0, true
+}
 
 // AsString returns the string and whether v is one.
 func (v *Value) AsString() (string, bool) {
@@ -104,7 +122,7 @@ func (v *Value) AsString() (string, bool) {
 // AsInt64 returns the number as int64 if it is an integer in range (qnum_get_try_int).
 func (v *Value) AsInt64() (int64, bool) {
 	if v.Kind() == KindInt {
-		return v.i, true
+		return v.i(), true
 	}
 	return 0, false
 }
@@ -113,11 +131,11 @@ func (v *Value) AsInt64() (int64, bool) {
 func (v *Value) AsUint64() (uint64, bool) {
 	switch v.Kind() {
 	case KindInt:
-		if v.i >= 0 {
-			return uint64(v.i), true
+		if v.i() >= 0 {
+			return v.n, true
 		}
 	case KindUint:
-		return v.u, true
+		return v.n, true
 	}
 	return 0, false
 }
@@ -126,11 +144,11 @@ func (v *Value) AsUint64() (uint64, bool) {
 func (v *Value) AsFloat64() (float64, bool) {
 	switch v.Kind() {
 	case KindInt:
-		return float64(v.i), true
+		return float64(v.i()), true
 	case KindUint:
-		return float64(v.u), true
+		return float64(v.n), true
 	case KindFloat:
-		return v.f, true
+		return v.f(), true
 	}
 	return 0, false
 }
@@ -192,7 +210,11 @@ func (v *Value) find(key string) int {
 }
 
 // Set adds or replaces a member of an object (qdict_put_obj: a replaced member keeps its place).
+// On anything but an object it does nothing (a member there could never be read or written).
 func (v *Value) Set(key string, val *Value) {
+	if v.Kind() != KindObject {
+		return
+	}
 	if val == nil {
 		val = Null()
 	}
@@ -211,8 +233,12 @@ func (v *Value) Set(key string, val *Value) {
 	}
 }
 
-// Append adds an element to an array.
-func (v *Value) Append(elem *Value) { v.elems = append(v.elems, elem) }
+// Append adds an element to an array; on anything else it does nothing.
+func (v *Value) Append(elem *Value) {
+	if v.Kind() == KindArray {
+		v.elems = append(v.elems, elem)
+	}
+}
 
 // QDictHash is QEMU's tdb_hash of a key modulo QDICT_BUCKET_MAX (qobject/qdict.c): the bucket
 // that decides where the key appears when QEMU writes the dict.

@@ -6,7 +6,10 @@
 #                     on every start, and every differential test compares that noise
 #   qemu-utils        qemu-img
 #   libvirt-daemon-system, libvirt-clients   tests/libvirt and bench/run-libvirt.sh
+#   virtinst          virt-install, for tests/libvirt's virt-install flow
 #   python3           bench helpers
+#   makedumpfile      reads back the kdump-compressed dumps (tests/dump_test.go)
+#   gdb               opens the ELF dumps as cores (tests/dump_test.go)
 set -euo pipefail
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
@@ -15,6 +18,9 @@ command -v qemu-img >/dev/null || need+=(qemu-utils)
 command -v python3 >/dev/null || need+=(python3)
 [[ -x /usr/sbin/libvirtd ]] || need+=(libvirt-daemon-system)
 command -v virsh >/dev/null || need+=(libvirt-clients)
+command -v virt-install >/dev/null || need+=(virtinst)
+command -v makedumpfile >/dev/null || need+=(makedumpfile)
+command -v gdb >/dev/null || need+=(gdb)
 if ((${#need[@]})); then
 	if [[ $(id -u) -ne 0 ]]; then echo "deps: need root to install ${need[*]}" >&2; exit 1; fi
 	echo "deps: installing ${need[*]}"

@@ -45,11 +45,12 @@ func newDiskImage(t *testing.T, dir string) string {
 	return img
 }
 
-// cursors reads each vCPU's disk driver counters from guest RAM (0x6000 + 32*i: pass,
-// block, disk, bytes written) as DiskStates of the test's one-disk configuration.
+// cursors reads each vCPU's disk driver counters from guest RAM (0x6000 + 64*i: pass,
+// block, disk, bytes written, read, mismatches) as DiskStates of the test's one-disk
+// configuration.
 func (v *mvm) cursors() []machine.DiskState {
 	v.t.Helper()
-	out := v.do("human-monitor-command", map[string]any{"command-line": fmt.Sprintf("xp /%dgx 0x6000", 4*diskCPUs)}).Str()
+	out := v.do("human-monitor-command", map[string]any{"command-line": fmt.Sprintf("xp /%dgx 0x6000", 8*diskCPUs)}).Str()
 	var words []uint64
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		_, rest, _ := strings.Cut(line, ": ")
@@ -61,15 +62,16 @@ func (v *mvm) cursors() []machine.DiskState {
 			words = append(words, w)
 		}
 	}
-	if len(words) != 4*diskCPUs {
+	if len(words) != 8*diskCPUs {
 		v.t.Fatalf("xp output %q", out)
 	}
 	total := uint64(diskSize / diskBS)
 	var st []machine.DiskState
 	for i := uint64(0); i < diskCPUs; i++ {
-		w := words[4*i:]
+		w := words[8*i:]
 		st = append(st, machine.DiskState{Names: []string{"vd0"}, BS: diskBS, First: total * i / diskCPUs,
-			Blocks: total*(i+1)/diskCPUs - total*i/diskCPUs, Pass: w[0], Block: w[1], Disk: w[2], Written: w[3]})
+			Blocks: total*(i+1)/diskCPUs - total*i/diskCPUs, Pass: w[0], Block: w[1], Disk: w[2], Written: w[3],
+			Read: w[4], Mismatches: w[5]})
 	}
 	return st
 }
@@ -122,14 +124,17 @@ func checkImage(t *testing.T, img string, states []machine.DiskState) {
 	}
 }
 
-// TestGuestDiskWrites: two vCPUs write a qcow2 disk; stop/cont keeps the formula; a
-// checkpoint (QEMU mode: the source stays in postmigrate) restored in a new process over the
-// same image goes on from the same cursors; at every stop the image is clean and exact.
+// TestGuestDiskWrites: two vCPUs write a qcow2 disk, reading each block back first
+// (disk-verify); stop/cont keeps the formula; a checkpoint (QEMU mode: the source stays in
+// postmigrate) restored in a new process over the same image goes on from the same cursors
+// and finds every block it reads as it left it; at every stop the image is clean and exact.
 func TestGuestDiskWrites(t *testing.T) {
 	bin := requireCandidate(t)
 	dir := shortDir(t)
 	img := newDiskImage(t, dir)
-	load := "idle,,disk=vd0,,disk-bs=4K,,disk-size=1M,,disk-rate=4M"
+	// disk-verify: the guest reads each block back before rewriting it and checks it holds
+	// the previous pass, so the restored guest checks the disk itself too.
+	load := "idle,,disk=vd0,,disk-bs=4K,,disk-size=1M,,disk-rate=4M,,disk-verify"
 	src := startMigVM(t, bin, dir, "src", diskArgs(img, load)...)
 	zero := make([]machine.DiskState, diskCPUs)
 	src.waitWritten(zero, diskSize) // past the first pass
@@ -162,6 +167,11 @@ func TestGuestDiskWrites(t *testing.T) {
 	}
 	dst.quit()
 	checkImage(t, img, final)
+	for _, c := range final {
+		if c.Read == 0 || c.Mismatches != 0 {
+			t.Fatalf("the guest's own verification: %+v", final)
+		}
+	}
 }
 
 func num(t *testing.T, v harness.Value, path ...string) int64 {

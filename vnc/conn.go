@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+
+	"tlcvm/input"
 )
 
 // errProtocol is returned for a client that breaks the protocol; the
@@ -360,8 +362,14 @@ func (c *client) handle(m message) error {
 			return nil // the framebuffer never changes: nothing is dirty
 		}
 		return c.sendUpdate(int(m.x), int(m.y), int(m.w), int(m.h))
-	case msgKeyEvent, msgPointerEvent, msgClientCutText, msgQEMU:
-		log.Debug().Uint8("type", m.typ).Msg("vnc: input event dropped")
+	case msgKeyEvent:
+		c.srv.key(input.KeysymToNum(m.key), m.down)
+	case msgQEMU:
+		if m.sub == qemuExtKeyEvent {
+			c.srv.key(int(m.keycode), m.down)
+		}
+	case msgPointerEvent, msgClientCutText:
+		log.Debug().Uint8("type", m.typ).Msg("vnc: event dropped")
 	}
 	return nil
 }

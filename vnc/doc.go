@@ -41,11 +41,14 @@
 //
 //	u8 0, u8 pad, u16 1, u16 x, u16 y, u16 w, u16 h, s32 0 (Raw), w*h pixels
 //
-// The framebuffer is QEMU's placeholder console: black (all-zero x8r8g8b8
+// The framebuffer is QEMU's placeholder console (package console, which
+// screendump saves too): black (all-zero x8r8g8b8
 // bytes) with "Guest has not initialized the display (yet)." in QEMU's VGA
 // 8x16 font, grey (0xaaaaaa) on opaque black, centred as
 // qemu_create_placeholder_surface does. It is byte-identical to what QEMU
 // 7.2 sends for a VGA guest that has not started (testdata golden file).
-// Keyboard and pointer events are read and dropped: no display device
-// consumes them yet.
+// Keys go to Options.Key as qcodes, as QEMU's do_key_event makes them: a
+// KeyEvent's keysym through the en-us keymap (input.KeysymToNum), an extended
+// key event's key number as it is; the machine's PS/2 keyboard gets them.
+// Pointer events and cut text are read and dropped.
 package vnc

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"testing"
+
+	"tlcvm/console"
 )
 
 // Version strings as QEMU 7.2's sscanf reads them (checked on the binary:
@@ -66,7 +68,7 @@ func TestReadMessage(t *testing.T) {
 
 func TestPlaceholderSizes(t *testing.T) {
 	for _, sz := range [][2]int{{1, 1}, {8, 16}, {100, 40}, {1024, 768}} {
-		if fb := placeholder(sz[0], sz[1], PlaceholderText); len(fb) != sz[0]*sz[1]*4 {
+		if fb := console.Placeholder(sz[0], sz[1], console.PlaceholderText); len(fb) != sz[0]*sz[1]*4 {
 			t.Fatalf("%v: %d bytes", sz, len(fb))
 		}
 	}

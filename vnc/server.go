@@ -13,6 +13,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"tlcvm/compat/qerror"
+	"tlcvm/console"
+	"tlcvm/input"
 )
 
 // Options are the server's runtime parameters.
@@ -24,6 +26,9 @@ type Options struct {
 	Width, Height int
 	// Log receives debug events; the zero value is silent.
 	Log zerolog.Logger
+	// Key receives the clients' keys as qcodes (QEMU's do_key_event: a KeyEvent's keysym
+	// through the en-us keymap, an extended key event's number as it is); nil drops them.
+	Key func(qcode int, down bool)
 }
 
 // maxPending bounds connections that have not finished the handshake.
@@ -60,6 +65,7 @@ type Server struct {
 	listeners []net.Listener
 	addrs     []Addr
 	unlink    string // unix socket path to remove on Close
+	keyFn     func(qcode int, down bool)
 
 	mu      sync.Mutex
 	closed  bool             // guarded by mu
@@ -78,7 +84,7 @@ func Listen(c Config, o Options) (*Server, error) {
 	if c.Disabled {
 		return nil, qerror.New(ErrListen, "VNC display is disabled")
 	}
-	s := &Server{cfg: c, name: o.Name, w: o.Width, h: o.Height, log: o.Log, clients: map[*client]bool{}}
+	s := &Server{cfg: c, name: o.Name, w: o.Width, h: o.Height, log: o.Log, keyFn: o.Key, clients: map[*client]bool{}}
 	if s.name == "" {
 		s.name = "QEMU"
 	}
@@ -88,7 +94,7 @@ func Listen(c Config, o Options) (*Server, error) {
 	if s.w > 16384 || s.h > 16384 {
 		return nil, qerror.Errorf(ErrListen, "framebuffer %dx%d too large", s.w, s.h)
 	}
-	s.fb = placeholder(s.w, s.h, PlaceholderText)
+	s.fb = console.Placeholder(s.w, s.h, console.PlaceholderText)
 	var err error
 	switch c.Network {
 	case "unix":
@@ -219,6 +225,16 @@ func listenAll(ips []net.IP, port int) ([]net.Listener, []Addr, error) {
 		addrs = append(addrs, Addr{Host: host, Service: strconv.Itoa(l.Addr().(*net.TCPAddr).Port), Family: family})
 	}
 	return ls, addrs, nil
+}
+
+// key delivers a key number (0: not mapped, dropped as QEMU drops an unmapped key).
+func (s *Server) key(num int, down bool) {
+	if s.keyFn == nil {
+		return
+	}
+	if q := input.QCodeOfNum(int64(num)); q != 0 {
+		s.keyFn(q, down)
+	}
 }
 
 // Banner is the line QEMU 7.2 prints on stderr when to= was given, e.g.

@@ -39,6 +39,11 @@ type Config struct {
 	// BaseDir holds the per-run directory ("" = os.TempDir()). Keep it short:
 	// a unix socket path has at most 107 bytes.
 	BaseDir string
+	// PollSocket waits for the QMP socket by looking for it every 200 µs instead
+	// of with inotify: no descriptor held until Stop (a user has 128 inotify
+	// instances by default), for runs of hundreds of emulators whose start-up
+	// is not timed to the microsecond.
+	PollSocket bool
 }
 
 // Timing is what Connect measured, relative to the moment before fork/exec.
@@ -70,6 +75,12 @@ func Launch(cfg Config) (*Process, error) {
 		return nil, fmt.Errorf("emu: %w", err)
 	}
 	p := &Process{Dir: dir, Sock: filepath.Join(dir, SocketName), exited: make(chan struct{})}
+	if cfg.PollSocket {
+		if err := p.start(cfg, dir); err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 	if err != nil {
 		os.RemoveAll(dir)
@@ -81,11 +92,19 @@ func Launch(cfg Config) (*Process, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("emu: inotify_add_watch: %w", err)
 	}
+	if err := p.start(cfg, dir); err != nil {
+		p.ino.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// start starts the emulator (Launch's second half); on failure it removes dir.
+func (p *Process) start(cfg Config, dir string) error {
 	out, err := os.Create(filepath.Join(dir, "output.log"))
 	if err != nil {
-		p.ino.Close()
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("emu: %w", err)
+		return fmt.Errorf("emu: %w", err)
 	}
 	defer out.Close() // the child has its own copy
 	args := append(append([]string(nil), cfg.Args...), "-qmp", "unix:"+p.Sock+",server=on,wait=off")
@@ -94,13 +113,12 @@ func Launch(cfg Config) (*Process, error) {
 	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	p.t0 = time.Now()
 	if err := p.Cmd.Start(); err != nil {
-		p.ino.Close()
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("emu: start %s: %w", cfg.Bin, err)
+		return fmt.Errorf("emu: start %s: %w", cfg.Bin, err)
 	}
 	p.exec = time.Since(p.t0)
 	go p.watch()
-	return p, nil
+	return nil
 }
 
 // watch waits for the child to exit without reaping it, kills whatever is
@@ -138,17 +156,21 @@ func (p *Process) Connect(ctx context.Context, timeout time.Duration) (*qmpc.Con
 	// which took 4-15 ms on these machines and would be counted as start-up.
 	// A read deadline in the past is what releases the reader goroutine.
 	found := make(chan error, 1)
-	go func() { found <- waitCreate(p.ino, p.Sock) }()
+	if p.ino == nil {
+		go func() { found <- pollCreate(ctx, p.Sock, p.exited) }()
+	} else {
+		go func() { found <- waitCreate(p.ino, p.Sock) }()
+	}
 	select {
 	case err := <-found:
 		if err != nil {
 			return nil, qmpc.Greeting{}, tm, err
 		}
 	case <-p.exited:
-		_ = p.ino.SetReadDeadline(time.Unix(1, 0))
+		p.unblockWatch()
 		return nil, qmpc.Greeting{}, tm, p.exitError("before creating its QMP socket")
 	case <-ctx.Done():
-		_ = p.ino.SetReadDeadline(time.Unix(1, 0))
+		p.unblockWatch()
 		return nil, qmpc.Greeting{}, tm, fmt.Errorf("%w waiting for %s: %v", ErrTimeout, p.Sock, ctx.Err())
 	}
 	tm.Socket = time.Since(p.t0)
@@ -190,6 +212,30 @@ func (p *Process) Connect(ctx context.Context, timeout time.Duration) (*qmpc.Con
 	// timeout unless it sets its own.
 	_ = c.SetDeadline(time.Now().Add(timeout))
 	return conn, g, tm, nil
+}
+
+// unblockWatch releases waitCreate's goroutine (a read deadline in the past).
+func (p *Process) unblockWatch() {
+	if p.ino != nil {
+		_ = p.ino.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// pollCreate returns once path exists, looking every 200 µs, or when ctx ends or the
+// emulator exits (the caller reports those).
+func pollCreate(ctx context.Context, path string, exited <-chan struct{}) error {
+	for {
+		if _, err := os.Lstat(path); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-exited:
+			return ErrExited
+		case <-time.After(200 * time.Microsecond):
+		}
+	}
 }
 
 // waitCreate returns once path exists, reading IN_CREATE/IN_MOVED_TO events
@@ -259,8 +305,12 @@ func (p *Process) exitError(when string) error {
 
 // Stop ends the run: "quit" over conn (if not nil), up to grace for the
 // emulator to exit, then SIGKILL to its process group; finally the run
-// directory is removed. It returns once the emulator has been reaped.
+// directory is removed. It returns once the emulator has been reaped. Stop on
+// a nil *Process does nothing.
 func (p *Process) Stop(conn *qmpc.Conn, grace time.Duration) error {
+	if p == nil {
+		return nil
+	}
 	var quitErr error
 	if conn != nil {
 		select {
@@ -276,7 +326,9 @@ func (p *Process) Stop(conn *qmpc.Conn, grace time.Duration) error {
 		_ = unix.Kill(-p.Pid(), unix.SIGKILL)
 		<-p.exited
 	}
-	_ = p.ino.Close() // slow (see Connect), so only once the run is over
+	if p.ino != nil {
+		_ = p.ino.Close() // slow (see Connect), so only once the run is over
+	}
 	if err := os.RemoveAll(p.Dir); err != nil {
 		return fmt.Errorf("emu: %w", err)
 	}

@@ -69,8 +69,15 @@ func FuzzInotifyNames(f *testing.F) {
 }
 
 // A process that exits without creating the socket is reported as exited,
-// with its output, and nothing is left behind.
+// with its output, and nothing is left behind; watching with inotify or
+// polling for the socket alike.
 func TestLaunchExitsEarly(t *testing.T) {
+	for _, poll := range []bool{false, true} {
+		t.Run(map[bool]string{false: "inotify", true: "poll"}[poll], func(t *testing.T) { launchExitsEarly(t, poll) })
+	}
+}
+
+func launchExitsEarly(t *testing.T, poll bool) {
 	sh, err := exec.LookPath("sh")
 	if err != nil {
 		t.Skip("no sh")
@@ -79,7 +86,7 @@ func TestLaunchExitsEarly(t *testing.T) {
 	if err := os.WriteFile(script, []byte("#!"+sh+"\necho 'fake: bad option' >&2\nexit 1\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p, err := emu.Launch(emu.Config{Bin: script, BaseDir: t.TempDir()})
+	p, err := emu.Launch(emu.Config{Bin: script, BaseDir: t.TempDir(), PollSocket: poll})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +115,13 @@ func TestQEMUGreeting(t *testing.T) {
 	if _, err := os.Stat(bin); err != nil {
 		t.Skip("QEMU not installed")
 	}
-	p, err := emu.Launch(emu.Config{Bin: bin, Args: []string{"-machine", "none", "-nodefaults", "-display", "none"}})
+	for _, poll := range []bool{false, true} {
+		t.Run(map[bool]string{false: "inotify", true: "poll"}[poll], func(t *testing.T) { qemuGreeting(t, bin, poll) })
+	}
+}
+
+func qemuGreeting(t *testing.T, bin string, poll bool) {
+	p, err := emu.Launch(emu.Config{Bin: bin, Args: []string{"-machine", "none", "-nodefaults", "-display", "none"}, PollSocket: poll})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,4 +15,7 @@
 // as they are. RSS counts every resident page mapped by the process, shared
 // ones included; PSS divides each shared page by the number of processes
 // mapping it, so it is the fairer "cost of one more VM" figure.
+//
+// ReadCPU reads the process's CPU time (utime + stime of /proc/PID/stat, in clock ticks of
+// 10 ms), for figures of CPU used over a window.
 package procmem

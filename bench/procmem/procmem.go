@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
+	"time"
 )
 
 // Sentinel errors; functions wrap them with %w.
@@ -142,4 +144,37 @@ func ReadRollup(pid int) (Rollup, error) {
 	}
 	defer f.Close()
 	return ParseRollup(f)
+}
+
+// ClockTick is the unit of /proc/PID/stat's CPU times (USER_HZ, 100 on Linux).
+const ClockTick = 10 * time.Millisecond
+
+// ParseStat returns the CPU time (utime + stime) from the contents of /proc/PID/stat.
+func ParseStat(b []byte) (time.Duration, error) {
+	i := bytes.LastIndexByte(b, ')') // comm may hold spaces and parentheses
+	if i < 0 {
+		return 0, fmt.Errorf("%w: stat without comm", ErrSyntax)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("%w: stat has %d fields after comm", ErrSyntax, len(f))
+	}
+	var ticks uint64
+	for _, s := range f[11:13] { // fields 14 and 15: utime, stime
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%w: stat: %v", ErrSyntax, err)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * ClockTick, nil
+}
+
+// ReadCPU returns the CPU time pid has used (all its threads, user and system).
+func ReadCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("procmem: %w", err)
+	}
+	return ParseStat(b)
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"tlcvm/bench/procmem"
 )
@@ -127,4 +128,21 @@ func FuzzFields(f *testing.F) {
 		_, _ = procmem.ParseStatus(strings.NewReader(string(in)))
 		_, _ = procmem.ParseRollup(strings.NewReader(string(in)))
 	})
+}
+
+func TestParseStat(t *testing.T) {
+	// comm with a space and a parenthesis; utime 150, stime 25 ticks.
+	in := "4242 (qemu (x) 1) S 1 4242 4242 0 -1 4194560 2000 0 0 0 150 25 0 0 20 0 6 0 100 2000000 2000 18446744073709551615\n"
+	got, err := procmem.ParseStat([]byte(in))
+	if err != nil || got != 1750*time.Millisecond {
+		t.Fatalf("ParseStat = %v, %v; want 1.75s", got, err)
+	}
+	for _, bad := range []string{"", "1 (x) S 1 2", "1 (x) S 1 2 3 4 5 6 7 8 9 10 x 1 0"} {
+		if _, err := procmem.ParseStat([]byte(bad)); !errors.Is(err, procmem.ErrSyntax) {
+			t.Errorf("ParseStat(%q) = %v, want ErrSyntax", bad, err)
+		}
+	}
+	if d, err := procmem.ReadCPU(os.Getpid()); err != nil || d < 0 {
+		t.Errorf("ReadCPU(self) = %v, %v", d, err)
+	}
 }

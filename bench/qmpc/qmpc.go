@@ -58,6 +58,9 @@ func New(c net.Conn) *Conn { return &Conn{c: c, r: bufio.NewReaderSize(c, 64<<10
 // Close closes the connection.
 func (c *Conn) Close() error { return c.c.Close() }
 
+// Write sends raw bytes: a pre-encoded request, or anything else (a benchmark's huge line).
+func (c *Conn) Write(b []byte) (int, error) { return c.c.Write(b) }
+
 // SetDeadline sets the read and write deadline of the connection.
 func (c *Conn) SetDeadline(t time.Time) error { return c.c.SetDeadline(t) }
 

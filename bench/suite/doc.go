@@ -27,6 +27,10 @@
 //	start -S -incoming "exec:cat F" ─ query-status until not inmigrate (restore time)
 //	  ─ xp 0x500 ─ cont 300 ms ─ stop ─ xp 0x500 (counter moved on) ─ quit ─ rm F
 //
+// RunQMP (qmpio.go, qmpmem.go, "tlcvm-bench qmp", issue 10) measures QMP round trips and
+// start-up to the greeting beside bench/cmd/qmp-floor and QEMU 7.2, and memory on huge QMP
+// lines beside QEMU 7.2; RunDensity (density.go, "tlcvm-bench density") hundreds of VMs.
+//
 // RunFileCP (filecp*.go, "tlcvm-bench filecp", issue 6) measures checkpoints to file: with
 // mapped-ram, the incremental second x-tlc checkpoint into the same file, restores by
 // mapping (exec → query-status running) and the guest's page-write rate after them,

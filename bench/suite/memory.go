@@ -58,19 +58,12 @@ func queryStatus(c interface {
 func oneMemory(ctx context.Context, o *Options, s *Side, rep int) (MemoryRecord, error) {
 	rec := MemoryRecord{Kind: "memory", Side: s.Name, Rep: rep, Args: memoryArgs(o, s)}
 	t0 := time.Now()
-	p, err := emu.Launch(emu.Config{Bin: s.Bin, Args: rec.Args, BaseDir: o.BaseDir})
-	if err != nil {
-		return rec, err
-	}
-	conn, _, _, err := p.Connect(ctx, o.Timeout)
+	p, conn, err := launchNegotiated(ctx, emu.Config{Bin: s.Bin, Args: rec.Args, BaseDir: o.BaseDir}, o.Timeout)
 	defer func() { _ = p.Stop(conn, o.Timeout) }()
 	if err != nil {
 		return rec, err
 	}
 	_ = conn.SetDeadline(time.Now().Add(o.Timeout + o.Idle))
-	if err := conn.Negotiate(); err != nil {
-		return rec, err
-	}
 	deadline := time.Now().Add(o.Timeout)
 	for {
 		st, _, err := queryStatus(conn)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"tlcvm/bench/emu"
+	"tlcvm/bench/qmpc"
 	"tlcvm/bench/report"
 	"tlcvm/bench/stats"
 )
@@ -30,48 +31,72 @@ type RTRecord struct {
 
 func oneRT(ctx context.Context, o *Options, s *Side, rep int) (RTRecord, error) {
 	rec := RTRecord{Kind: "qmp-rt", Side: s.Name, Rep: rep}
-	p, err := emu.Launch(emu.Config{Bin: s.Bin, Args: startupMachines(o.MemSize)[0].args, BaseDir: o.BaseDir})
-	if err != nil {
-		return rec, err
-	}
-	conn, _, _, err := p.Connect(ctx, o.Timeout)
+	p, conn, err := launchNegotiated(ctx, emu.Config{Bin: s.Bin, Args: startupMachines(o.MemSize)[0].args, BaseDir: o.BaseDir}, o.Timeout)
 	defer func() { _ = p.Stop(conn, o.Timeout) }()
 	if err != nil {
 		return rec, err
 	}
-	if err := conn.Negotiate(); err != nil {
+	lat, err := roundTrips(conn, o.RTCount, o.RTDuration, o.Timeout, nil)
+	if err != nil {
 		return rec, err
 	}
+	rec.Count, rec.Seconds, rec.PerSec = len(lat), sum(lat)/1e6, float64(len(lat))/(sum(lat)/1e6)
+	rec.LatUS, _ = stats.Summarize(lat)
+	rec.Events = conn.Events()
+	return rec, nil
+}
+
+// launchNegotiated starts an emulator, connects to its QMP socket and negotiates. The caller
+// must Stop the process (a nil *emu.Process when the launch itself failed is fine: Stop on it
+// is a no-op).
+func launchNegotiated(ctx context.Context, cfg emu.Config, timeout time.Duration) (*emu.Process, *qmpc.Conn, error) {
+	p, err := emu.Launch(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, _, _, err := p.Connect(ctx, timeout)
+	if err == nil {
+		err = conn.Negotiate()
+	}
+	return p, conn, err
+}
+
+// roundTrips sends query-status one at a time, after rtWarmup unmeasured ones, count times
+// (or for d when count is 0), and returns the latencies in µs. started, when set, is called
+// once the warm-up is over.
+func roundTrips(conn *qmpc.Conn, count int, d, timeout time.Duration, started func()) ([]float64, error) {
 	// A dead or stuck server must not hang the harness.
-	_ = conn.SetDeadline(time.Now().Add(o.Timeout + o.RTDuration))
+	_ = conn.SetDeadline(time.Now().Add(timeout + d))
 	for i := 0; i < rtWarmup; i++ {
 		if err := conn.RoundTrip(rtRequest); err != nil {
-			return rec, err
+			return nil, err
 		}
 	}
-	capHint := o.RTCount
-	if capHint == 0 {
-		capHint = 1 << 16
+	if started != nil {
+		started()
 	}
-	lat := make([]float64, 0, capHint)
+	lat := make([]float64, 0, max(count, 1<<16))
 	start := time.Now()
 	last := start
 	for {
 		if err := conn.RoundTrip(rtRequest); err != nil {
-			return rec, err
+			return nil, err
 		}
 		now := time.Now()
 		lat = append(lat, float64(now.Sub(last))/float64(time.Microsecond))
 		last = now
-		if o.RTCount > 0 && len(lat) >= o.RTCount || o.RTCount == 0 && now.Sub(start) >= o.RTDuration {
-			break
+		if count > 0 && len(lat) >= count || count == 0 && now.Sub(start) >= d {
+			return lat, nil
 		}
 	}
-	elapsed := last.Sub(start).Seconds()
-	rec.Count, rec.Seconds, rec.PerSec = len(lat), elapsed, float64(len(lat))/elapsed
-	rec.LatUS, _ = stats.Summarize(lat)
-	rec.Events = conn.Events()
-	return rec, nil
+}
+
+func sum(xs []float64) float64 {
+	var t float64
+	for _, x := range xs {
+		t += x
+	}
+	return t
 }
 
 func runRT(ctx context.Context, o *Options) ([]report.Row, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"tlcvm/blockdev"
@@ -16,8 +15,10 @@ import (
 )
 
 // buildBlock opens the block graph as QEMU's configure_blockdev does: every -blockdev in
-// order, then every -drive (the defaults last), then the board's devices for if=ide/virtio
-// drives, then the disk -devices' drive= links.
+// order, then every -drive (the defaults last), then the board's devices for if=floppy and
+// if=ide drives.
+// The disk -devices and the virtio-blk-pci of if=virtio drives are linked to it when the
+// device tree creates them (devices.go).
 func buildBlock(p *plan, stderr io.Writer, emit func(string, any)) (*blockdev.Graph, error) {
 	cfg := p.cfg
 	g := blockdev.New(blockdev.Config{Warn: stderr, Events: cmds.BlockEvents(emit)})
@@ -60,16 +61,16 @@ func buildBlock(p *plan, stderr io.Writer, emit func(string, any)) (*blockdev.Gr
 		}
 		boardDrives = append(boardDrives, b)
 	}
-	// The board plugs floppy and IDE devices for its drives (in bus/unit order), -drive
-	// if=virtio becomes an anonymous virtio-blk-pci created after the -device list.
-	floppies := floppyUnits{}
+	// The board plugs floppy and IDE devices for its drives (in bus/unit order); -drive
+	// if=virtio becomes an anonymous virtio-blk-pci created after the -device list
+	// (virtioDrives).
 	if p.machine.Name != "none" {
 		unattached := p.mcfg.CPUs + 17
 		if q35 {
 			unattached = p.mcfg.CPUs + 15
 		}
 		var err error
-		if unattached, err = boardFloppies(g, boardDrives, p.mcfg.CPUs, q35, unattached, floppies); err != nil {
+		if unattached, err = boardFloppies(g, boardDrives, p.mcfg.CPUs, q35, unattached); err != nil {
 			return fail("", err)
 		}
 		for _, b := range boardDrives {
@@ -88,46 +89,6 @@ func buildBlock(p *plan, stderr io.Writer, emit func(string, any)) (*blockdev.Gr
 			}
 		}
 	}
-	for i, d := range cfg.Devices {
-		if !blockdev.IsDisk(d.Driver) {
-			continue
-		}
-		if d.Driver == "floppy" {
-			if err := floppies.plug(d, p.machine.Name != "none" && (!q35 || len(floppies) > 0)); err != nil {
-				return fail(d.Loc, err)
-			}
-		}
-		path := "/machine/peripheral/" + d.ID
-		if d.ID == "" {
-			path = fmt.Sprintf("/machine/peripheral-anon/device[%d]", anonIndex(cfg, i))
-		}
-		share := deviceProp(d, "share-rw")
-		dev := &blockdev.Device{ID: d.ID, Driver: d.Driver, Path: path, ShareRW: share == "on" || share == "true"}
-		drive := deviceProp(d, "drive")
-		if drive == "" {
-			// ide-cd, scsi-cd and floppy realize with an empty drive of their own.
-			if blockdev.IsRemovable(d.Driver) {
-				if err := g.AttachEmpty(dev); err != nil {
-					return fail(d.Loc, err)
-				}
-			}
-			continue
-		}
-		if err := g.AttachDevice(dev, drive); err != nil {
-			return fail(d.Loc, err)
-		}
-	}
-	anon := anonIndex(cfg, len(cfg.Devices))
-	for _, b := range boardDrives {
-		if b.Drive.Interface != "virtio" || p.machine.Name == "none" {
-			continue
-		}
-		dev := &blockdev.Device{Driver: "virtio-blk-pci", Path: fmt.Sprintf("/machine/peripheral-anon/device[%d]", anon)}
-		anon++
-		if err := g.AttachDevice(dev, b.Name); err != nil {
-			return fail("", err)
-		}
-	}
 	return g, nil
 }
 
@@ -135,7 +96,8 @@ func buildBlock(p *plan, stderr io.Writer, emit func(string, any)) (*blockdev.Gr
 // (units 0 and 1), as pc_superio_init does: the isa-fdc comes right after the PC speaker
 // (always on pc, on q35 only when there is a floppy drive), then its floppies, and every
 // board device after them (the IDE ones from ide) moves up. It returns the new ide index.
-func boardFloppies(g *blockdev.Graph, drives []*blockdev.Backend, cpus int, q35 bool, ide int, used floppyUnits) (int, error) {
+// The device tree places the same floppies on its floppy bus (boardFloppyUnits).
+func boardFloppies(g *blockdev.Graph, drives []*blockdev.Backend, cpus int, q35 bool, ide int) (int, error) {
 	fdc := cpus + 11 // isa-fdc's device[N]
 	if q35 {
 		fdc = cpus + 10
@@ -148,7 +110,6 @@ func boardFloppies(g *blockdev.Graph, drives []*blockdev.Backend, cpus int, q35 
 			}
 			dev := &blockdev.Device{Driver: "floppy", Path: fmt.Sprintf("/machine/unattached/device[%d]", next)}
 			next++
-			used[unit] = true
 			if err := g.AttachDevice(dev, b.Name); err != nil {
 				return 0, err
 			}
@@ -163,57 +124,42 @@ func boardFloppies(g *blockdev.Graph, drives []*blockdev.Backend, cpus int, q35 
 	return ide, nil
 }
 
-// floppyUnits are the units of the isa-fdc's floppy bus in use.
-type floppyUnits map[int]bool
-
-// plug takes the unit a -device floppy asks for (unit=, else the first free one), with
-// QEMU's errors: no floppy bus (q35 without a floppy drive), a unit in use, a third unit.
-func (u floppyUnits) plug(d compat.Device, hasBus bool) error {
-	if !hasBus {
-		return fmt.Errorf("No 'floppy-bus' bus found for device 'floppy'")
-	}
-	unit := -1
-	if v := deviceProp(d, "unit"); v != "" {
-		unit, _ = strconv.Atoi(v)
-	} else if d.JSON != nil && d.JSON.Get("unit").Exists() {
-		unit = int(d.JSON.Get("unit").Int())
-	}
-	if unit < 0 {
-		for unit = 0; u[unit]; unit++ {
+// boardFloppyUnits are the units of the board's -drive if=floppy drives, which the device
+// tree's floppy bus holds before any -device floppy.
+func boardFloppyUnits(g *blockdev.Graph) []int {
+	g.Lock()
+	defer g.Unlock()
+	var out []int
+	for _, b := range g.BackendsLocked() {
+		if b.Drive != nil && b.Drive.Interface == "floppy" && b.Device != nil {
+			out = append(out, b.Drive.Unit)
 		}
 	}
-	if unit >= 2 {
-		return fmt.Errorf("Can't create floppy unit %d, bus supports only 2 units", unit)
-	}
-	if u[unit] {
-		return fmt.Errorf("Floppy unit %d is in use", unit)
-	}
-	u[unit] = true
-	return nil
+	return out
 }
 
-// virtioDrives counts the -drive if=virtio entries (each becomes a virtio-blk-pci).
-func virtioDrives(cfg *compat.Config) int {
-	n := 0
-	for _, d := range cfg.Drives {
-		if v, _ := d.Get("if"); v == "virtio" {
-			n++
+// guestMedia is the guest's side of the block layer's removable media (machine.Media):
+// the graph is built after the machine, and the guest only reaches it once it runs.
+type guestMedia struct{ v *vm }
+
+func (m guestMedia) LockTrays() {
+	if m.v.block != nil {
+		m.v.block.LockTrays()
+	}
+}
+
+// virtioDrives names the -drive if=virtio backends, in order: each becomes an anonymous
+// virtio-blk-pci.
+func virtioDrives(g *blockdev.Graph) []string {
+	g.Lock()
+	defer g.Unlock()
+	var out []string
+	for _, b := range g.BackendsLocked() {
+		if b.Drive != nil && b.Drive.Interface == "virtio" {
+			out = append(out, b.Name)
 		}
 	}
-	return n
-}
-
-// addBlockQOM adds the anonymous virtio-blk-pci devices of -drive if=virtio to the QOM tree.
-func addBlockQOM(t *cmds.Tree, cfg *compat.Config) {
-	anon := t.Root().Child("machine").Child("peripheral-anon")
-	if anon == nil {
-		return
-	}
-	for i := 0; i < virtioDrives(cfg); i++ {
-		o := cmds.NewObject("virtio-blk-pci")
-		o.AddChild("virtio-backend", cmds.NewObject("virtio-blk-device"))
-		anon.AddChild(fmt.Sprintf("device[%d]", anonIndex(cfg, len(cfg.Devices))+i), o)
-	}
+	return out
 }
 
 // blockdevOptions decodes a -blockdev: the JSON form as QMP's blockdev-add arguments, the
@@ -300,5 +246,8 @@ type guestDisk struct{ b *blockdev.Backend }
 
 func (d guestDisk) WriteAt(ctx context.Context, p []byte, off int64) error {
 	return d.b.Write(ctx, p, off)
+}
+func (d guestDisk) ReadAt(ctx context.Context, p []byte, off int64) error {
+	return d.b.Read(ctx, p, off)
 }
 func (d guestDisk) Size() int64 { return d.b.Size() }

@@ -14,13 +14,19 @@ import (
 	"tlcvm/blockdev"
 	"tlcvm/chardev"
 	"tlcvm/compat"
+	"tlcvm/console"
 	"tlcvm/dirtyrate"
 	"tlcvm/hmp"
+	"tlcvm/input"
 	"tlcvm/internal/daemon"
 	"tlcvm/internal/sigpid"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
+	"tlcvm/nbd"
+	"tlcvm/netdev"
+	"tlcvm/objects"
+	"tlcvm/qdev"
 	"tlcvm/qmp"
 	"tlcvm/qmp/cmds"
 )
@@ -33,13 +39,24 @@ type vm struct {
 	chardevs  *chardev.Registry
 	machine   *machine.Machine
 	server    *qmp.Server
+	openQMP   func() // lets QMP commands run (see build)
 	human     *hmp.Monitor
 	pidfile   *daemon.Pidfile
 	signals   <-chan sigpid.Signal
 	serves    []func() // monitor loops, started by run
 	migration *migration.Engine
 	block     *blockdev.Graph
+	nbd       *nbd.Server // its exports hold block nodes: closed before the graph
+	devices   *qdev.Tree
+	net       *netdev.Net
+	chardevHP *chardevHotplug
+	objects   *objects.Registry
+	numaNodes int         // -numa nodes (numa.go)
+	nics      []ndEntry   // the board's NIC table (-nic, -net nic: netlegacy.go)
+	memHP     *memHotplug // the board's memory hotplug block (dimms.go)
 	vnc       []vncDisplay
+	console   *console.Console // the display device's; nil without one
+	input     *input.Router    // send-key, input-send-event and VNC keys → the PS/2 devices
 }
 
 // events forwards machine events to the QMP server once it exists (the machine is built
@@ -83,17 +100,42 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	}
 
 	phase("chardevs")
+	// QMP monitors greet their clients from here on, as QEMU's monitor I/O thread does while
+	// the main loop is being set up; their commands wait until run opens the server, once the
+	// machine and the command table are complete.
+	reg := qmp.NewRegistry()
+	reg.SetErrorClasses(cmds.ErrorClasses())
+	var built atomic.Pointer[machine.Machine] // for connections that close before it exists
+	v.server, v.openQMP = qmp.NewHeldServer(reg, qmp.Options{
+		Version: versionInfo(),
+		Log:     v.log,
+		Running: func() bool {
+			m := built.Load()
+			if m == nil {
+				return false
+			}
+			_, r := m.Status()
+			return r
+		},
+	})
 	ev := &events{}
+	ev.s.Store(v.server)
+	if err := v.attachMonitors(true); err != nil {
+		return nil, err
+	}
+	phase("qmp")
 	mcfg := p.mcfg
 	mcfg.Log = v.log
 	mcfg.Events = ev
 	mcfg.Stderr = stderr
+	v.chardevHP = newChardevHotplug(v)
 	mcfg.Disks = v.guestDisk // v.block is built before the machine starts
 	mcfg.FlushDisks = func() {
 		if v.block != nil {
 			v.block.FlushAll()
 		}
 	}
+	mcfg.Media = guestMedia{v}
 	if p.serialChardev != "" {
 		c, ok := v.chardevs.Get(p.serialChardev)
 		if !ok {
@@ -103,24 +145,40 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		if err != nil {
 			return nil, failf(cfg, "", "%v", err)
 		}
-		mcfg.Serial = fe
+		// The serial port follows chardev-change of its chardev.
+		com1 := &feHandle{fe: fe, open: true}
+		v.chardevHP.com1 = p.serialChardev
+		v.chardevHP.register(p.serialChardev, com1)
+		mcfg.Serial = com1
 	}
 	m, err := machine.New(mcfg)
 	if err != nil {
 		return nil, failf(cfg, "", "%v", err)
 	}
 	v.machine = m
+	built.Store(m)
 	phase("machine")
 	if v.block, err = buildBlock(p, stderr, ev.Emit); err != nil {
 		return nil, err
 	}
 
+	if err := v.buildObjects(); err != nil {
+		return nil, err
+	}
+	if err := v.buildNet(ev.Emit); err != nil {
+		return nil, err
+	}
+	if err := v.buildDevices(ev.Emit); err != nil {
+		return nil, err
+	}
+	phase("devices")
+	if d := p.mcfg.Display; d != "" {
+		v.console = console.New(d, displayID(cfg, d))
+	}
+	v.input = newInputRouter(m)
 	if err := v.buildVNC(); err != nil {
 		return nil, err
 	}
-	reg := qmp.NewRegistry()
-	reg.SetErrorClasses(cmds.ErrorClasses())
-	phase("registry")
 	deps := &cmds.Deps{
 		Machine:  contMachine{m, v.block},
 		Chardevs: v.chardevList,
@@ -128,37 +186,39 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		UUID:     cfg.UUID,
 		Version:  versionInfo(),
 		QOM: sync.OnceValue(func() *cmds.Tree {
-			t := buildQOM(p, m, v.chardevs)
-			addBlockQOM(t, cfg)
-			return t
+			return buildQOM(p, m, v.chardevs, v.devices, v.objects)
 		}),
-		Block:       v.block,
-		MachineType: p.machine.Name,
-		CPUModel:    p.mcfg.CPUModel,
-		PCI:         p.pci,
-		Balloon:     hasBalloon(cfg),
-		KVM:         p.kvm,
-		VNC:         v.vncInfo,
-		DirtyRate:   dirtyrate.NewMeter(dirtyMachine{m}, p.dirtyRing),
-		DirtyLimit:  dirtyrate.NewLimiter(dirtyMachine{m}, p.dirtyRing, m.Config().MaxCPUs),
+		Block:          v.block,
+		MachineType:    p.machine.Name,
+		CPUModel:       p.mcfg.CPUModel,
+		Devices:        v.devices,
+		Net:            v.net,
+		ChardevHotplug: v.chardevHP,
+		Objects:        v.objects,
+		MemoryDevices:  v.memHP,
+		Balloon:        hasBalloon(cfg),
+		KVM:            p.kvm,
+		VNC:            v.vncInfo,
+		DirtyRate:      dirtyrate.NewMeter(dirtyMachine{m}, p.dirtyRing),
+		DirtyLimit:     dirtyrate.NewLimiter(dirtyMachine{m}, p.dirtyRing, m.Config().MaxCPUs),
+		Console:        v.console,
+		Input:          v.input,
+		Stdout:         stdout,
 	}
+	v.nbd = nbd.NewServer(nbd.Config{Log: v.log})
+	deps.NBD = v.nbd
 	v.human = hmp.New(nil, hmp.Options{Log: v.log, Version: compat.QEMUVersion})
 	deps.Human = v.human
 	if err := v.wireMigration(reg, deps, ev); err != nil {
 		return nil, err
 	}
+	v.wireDump(reg, deps)
 	cmds.Register(reg, deps)
 	cmds.RegisterEvents(reg)
-	v.server = qmp.NewServer(reg, qmp.Options{
-		Version: versionInfo(),
-		Log:     v.log,
-		Running: func() bool { _, r := m.Status(); return r },
-	})
-	ev.s.Store(v.server)
-	phase("qmp")
+	phase("registry")
 
-	warnPeerlessNICs(cfg, stderr)
-	if err := v.attachMonitors(); err != nil {
+	v.warnPeerless(stderr)
+	if err := v.attachMonitors(false); err != nil {
 		return nil, err
 	}
 	phase("monitors")
@@ -178,13 +238,18 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	return v, nil
 }
 
-// attachMonitors puts a QMP or HMP monitor on each -mon/-qmp/-monitor chardev.
-func (v *vm) attachMonitors() error {
+// attachMonitors puts a QMP or HMP monitor on each -mon/-qmp/-monitor chardev. With early, it
+// attaches the QMP monitors of chardevs that are not multiplexed and starts serving them at
+// once (the server holds their commands); without, it attaches the others, served by run.
+func (v *vm) attachMonitors(early bool) error {
 	cfg := v.plan.cfg
 	for _, mon := range cfg.Monitors {
 		c, ok := v.chardevs.Get(mon.Chardev)
 		if !ok {
 			return failf(cfg, mon.Loc, "chardev %q not found", mon.Chardev)
+		}
+		if early != (mon.Mode == "control" && !c.Spec().Mux) {
+			continue
 		}
 		fe, err := c.Attach()
 		if err != nil {
@@ -193,10 +258,15 @@ func (v *vm) attachMonitors() error {
 		pretty := mon.Pretty
 		if mon.Mode == "control" {
 			c.SetEcho(true)
-			v.serves = append(v.serves, func() {
+			serve := func() {
 				sess := v.server.NewSession()
 				fe.Serve(func(conn chardev.Conn) { v.server.ServeSession(sess, conn, pretty) })
-			})
+			}
+			if early {
+				serve()
+			} else {
+				v.serves = append(v.serves, serve)
+			}
 			continue
 		}
 		sess := v.server.NewSession()
@@ -231,6 +301,7 @@ func (v *vm) run() int {
 	}
 	v.chardevs.ResumeMuxOpen()
 	v.migration.Ready()
+	v.openQMP()
 	for {
 		select {
 		case s := <-v.signals:
@@ -250,8 +321,17 @@ func (v *vm) close() {
 	if v.machine != nil {
 		v.machine.Close()
 	}
+	if v.nbd != nil {
+		v.nbd.Close()
+	}
 	if v.block != nil {
 		v.block.Close()
+	}
+	if v.net != nil {
+		v.net.Close()
+	}
+	if v.objects != nil {
+		v.objects.Close()
 	}
 	for _, d := range v.vnc {
 		if d.s != nil {
@@ -290,34 +370,6 @@ func versionInfo() qmp.VersionInfo {
 		Qemu:    qmp.VersionTriple{Major: 7, Minor: 2, Micro: 22},
 		Package: "tlcvm " + compat.PackageVersion,
 	}
-}
-
-// warnPeerlessNICs prints QEMU's warning for network devices without a back-end.
-func warnPeerlessNICs(cfg *compat.Config, w io.Writer) {
-	counts := map[string]int{}
-	for _, d := range cfg.Devices {
-		props, err := catalog.DeviceProperties(d.Driver)
-		if err != nil || !hasProp(props, "netdev") {
-			continue
-		}
-		name := d.ID
-		if name == "" {
-			name = fmt.Sprintf("%s.%d", d.Driver, counts[d.Driver])
-			counts[d.Driver]++
-		}
-		if deviceProp(d, "netdev") == "" {
-			fmt.Fprintf(w, "%s: warning: nic %s has no peer\n", cfg.Prog, name)
-		}
-	}
-}
-
-func hasProp(props []catalog.Property, name string) bool {
-	for _, p := range props {
-		if p.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 var t0 = time.Now()

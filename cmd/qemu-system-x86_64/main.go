@@ -9,26 +9,57 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 
 	"tlcvm/compat"
 	"tlcvm/compat/qerror"
+	"tlcvm/hmp"
 	"tlcvm/internal/daemon"
 	"tlcvm/internal/hostguard"
 	"tlcvm/machine/catalog"
 )
 
 func main() {
-	// TLCVM_CPUPROFILE=FILE writes a CPU profile of the whole run (a diagnostic for
-	// `make bench` investigations; no effect otherwise).
-	if path := os.Getenv("TLCVM_CPUPROFILE"); path != "" {
-		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
-			code := run(os.Args, os.Stdout, os.Stderr)
-			pprof.StopCPUProfile()
+	stop := diagnostics()
+	code := run(os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// diagnostics starts what the environment asks for, for `make bench` investigations (no
+// effect otherwise), and returns the function that ends it: TLCVM_CPUPROFILE=FILE writes a CPU
+// profile of the whole run, TLCVM_TRACE=FILE an execution trace (go tool trace: goroutine
+// hand-offs, thread wake-ups).
+func diagnostics() (stop func()) {
+	var stops []func()
+	for _, d := range []struct {
+		env         string
+		start       func(io.Writer) error
+		stopProfile func()
+	}{
+		{"TLCVM_CPUPROFILE", pprof.StartCPUProfile, pprof.StopCPUProfile},
+		{"TLCVM_TRACE", trace.Start, trace.Stop},
+	} {
+		path := os.Getenv(d.env)
+		if path == "" {
+			continue
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			continue
+		}
+		if d.start(f) != nil {
 			f.Close()
-			os.Exit(code)
+			continue
+		}
+		stopProfile := d.stopProfile
+		stops = append(stops, func() { stopProfile(); f.Close() })
+	}
+	return func() {
+		for _, s := range stops {
+			s()
 		}
 	}
-	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
 
 // run is the whole process; it returns the exit status.
@@ -61,6 +92,11 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	}
 	if err := installSandboxes(cfg); err != nil {
 		return report(stderr, err)
+	}
+	// -nic model=help is net_init_clients's, after the early options (-sandbox).
+	if plan.nicHelp {
+		fmt.Fprint(stdout, nicModelsHelp())
+		return 0
 	}
 
 	var status *daemon.Status
@@ -132,13 +168,17 @@ func info(cfg *compat.Config, stdout, stderr io.Writer) int {
 			fmt.Fprint(stdout, catalog.DeviceHelp())
 			return 0
 		}
-		text, err := catalog.DeviceOptionsHelp(cfg.Info.Arg)
+		// qdev_device_help: an alias names its type; an error is reported, yet QEMU exits 0.
+		text, err := catalog.DeviceOptionsHelp(catalog.ResolveDeviceName(cfg.Info.Arg))
 		if err != nil {
-			return report(stderr, failf(cfg, cfg.Info.Loc, "%v", err))
+			report(stderr, failf(cfg, cfg.Info.Loc, "%v", err))
+			return 0
 		}
 		fmt.Fprint(stdout, text)
 	case "accel":
 		fmt.Fprint(stdout, "Accelerators supported in QEMU binary:\ntcg\nkvm\n")
+	case "netdev":
+		fmt.Fprint(stdout, hmp.NetdevHelp)
 	default:
 		return report(stderr, failf(cfg, cfg.Info.Loc, "help for %s is not available in tlcvm", cfg.Info.Topic))
 	}

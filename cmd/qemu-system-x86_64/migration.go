@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"tlcvm/blockdev"
 	"tlcvm/compat"
 	"tlcvm/compat/optval"
 	"tlcvm/hmp"
@@ -18,8 +19,14 @@ import (
 	"tlcvm/qmp/cmds"
 )
 
-// machineAdapter presents *machine.Machine as the migration engine's Machine.
-type machineAdapter struct{ m *machine.Machine }
+// machineAdapter presents *machine.Machine as the migration engine's Machine, with the
+// block layer's tray sections after the machine's own, then the sections of the devices
+// outside package machine (nicstate.go).
+type machineAdapter struct {
+	m       *machine.Machine
+	block   *blockdev.Graph
+	devices func() []migration.Section
+}
 
 var _ migration.Machine = machineAdapter{}
 
@@ -64,6 +71,14 @@ func (a machineAdapter) Sections() []migration.Section {
 	var out []migration.Section
 	for _, s := range a.m.Snapshotters() {
 		out = append(out, s)
+	}
+	if a.block != nil {
+		for _, s := range a.block.TraySections() {
+			out = append(out, s)
+		}
+	}
+	if a.devices != nil {
+		out = append(out, a.devices()...)
 	}
 	return out
 }
@@ -110,9 +125,13 @@ func (a machineAdapter) VCPUThreads() []int {
 // the HMP commands. exit ends the process after a failed incoming migration.
 func (v *vm) newMigration(ev migration.Events, exit func(int)) (*migration.Engine, error) {
 	cfg := v.plan.cfg
-	e := migration.New(migration.Options{Machine: machineAdapter{v.machine}, Events: ev, Log: v.log,
+	o := migration.Options{Machine: machineAdapter{v.machine, v.block, v.nicSections}, Events: ev, Log: v.log,
 		Stderr: v.stderr, Prog: cfg.Prog, Exit: exit, Open: v.openPath, Disks: blockDisks{v.block},
-		UUID: uuidBytes(cfg.UUID)})
+		UUID: uuidBytes(cfg.UUID)}
+	if v.block != nil {
+		o.Bitmaps = &bitmapMigration{g: v.block, stderr: v.stderr, prog: cfg.Prog}
+	}
+	e := migration.New(o)
 	for _, g := range cfg.Globals {
 		if g.Driver != "migration" {
 			continue

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -11,7 +12,6 @@ import (
 	"tlcvm/compat/qerror"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
-	"tlcvm/qmp/cmds"
 )
 
 // plan is a checked command line turned into what build needs; making it has no side effect,
@@ -22,11 +22,11 @@ type plan struct {
 	mcfg    machine.Config // Serial, Log and Events are filled by build
 	// serialChardev is the chardev id of serial port 0 ("" when none).
 	serialChardev string
-	// pci lists the functions on PCI bus 0 (nil for -machine none).
-	pci []cmds.PCIFunction
 	// kvm: the accelerator chosen is KVM (see chooseAccel); warnings go to stderr at start.
 	kvm      bool
 	warnings []string
+	// nicHelp: a -nic or -net nic asked for model=help (QEMU lists the NIC models, exits 0).
+	nicHelp bool
 	// dirtyRing: dirty ring entries per vCPU (dirtyRingSize); 0: none.
 	dirtyRing uint64
 }
@@ -114,10 +114,20 @@ func prepare(cfg *compat.Config) (*plan, error) {
 	if mt.Name == "none" && cfg.Memory.Size == 0 {
 		ram = 0
 	}
+	if mt.Name != "none" && ram < cfg.Memory.MaxMem { // pc_memory_init's device memory
+		if cfg.Memory.Slots > maxRAMSlots {
+			return nil, failf(cfg, "", "unsupported amount of memory slots: %d", cfg.Memory.Slots)
+		}
+		if cfg.Memory.MaxMem%machine.PageSize != 0 {
+			return nil, failf(cfg, "", "maximum memory size must by aligned to multiple of %d bytes", machine.PageSize)
+		}
+	}
 	t := cfg.Topology
 	p.mcfg = machine.Config{
 		Type:         mt.Name,
 		RAMSize:      ram,
+		MaxMem:       cfg.Memory.MaxMem,
+		Slots:        int(cfg.Memory.Slots),
 		CPUs:         int(t.CPUs),
 		Sockets:      int(t.Sockets),
 		Dies:         int(t.Dies),
@@ -136,22 +146,13 @@ func prepare(cfg *compat.Config) (*plan, error) {
 	}
 	if mt.Name == "none" {
 		p.mcfg.CPUs, p.mcfg.MaxCPUs = 0, 0
+	} else {
+		p.mcfg.Display = displayModel(cfg)
 	}
 	p.serialChardev = serialChardev(cfg)
-	if mt.Name != "none" {
-		var drivers, ids, addrs []string
-		for _, d := range cfg.Devices {
-			drivers, ids, addrs = append(drivers, d.Driver), append(ids, d.ID), append(addrs, deviceProp(d, "addr"))
-		}
-		for i := 0; i < virtioDrives(cfg); i++ { // -drive if=virtio: an anonymous virtio-blk-pci each
-			drivers, ids, addrs = append(drivers, "virtio-blk-pci"), append(ids, ""), append(addrs, "")
-		}
-		board := cmds.BoardPCI(strings.HasPrefix(mt.Name, "pc-q35-"))
-		if cfg.VGA == "std" {
-			board = append(board, cmds.PCIFunction{Driver: "VGA", Slot: 2})
-		}
-		if p.pci, err = cmds.PlacePCI(board, drivers, ids, addrs); err != nil {
-			return nil, failf(cfg, "", "%v", err)
+	for _, o := range append(slices.Clone(cfg.Nics), cfg.Nets...) {
+		if m, _ := o.Get("model"); m == "help" || m == "?" {
+			p.nicHelp = true
 		}
 	}
 	return p, nil
@@ -188,31 +189,18 @@ func serialChardev(cfg *compat.Config) string {
 	return ""
 }
 
-// checkDevices refuses device models QEMU does not know, with QEMU's texts, and PCI devices
-// on a machine without a PCI bus.
+// checkDevices refuses device models QEMU does not know or will not create, with QEMU's texts,
+// and turns aliases into type names; the device tree checks the rest when it builds them.
 func checkDevices(cfg *compat.Config, mt catalog.Machine) error {
-	for _, d := range cfg.Devices {
-		t, ok := catalog.LookupType(d.Driver)
-		if !ok || t.Abstract || !catalog.IsA(d.Driver, "device") {
-			return failf(cfg, d.Loc, "'%s' is not a valid device model name", d.Driver)
+	for i := range cfg.Devices {
+		d := &cfg.Devices[i]
+		class, err := catalog.DeviceClass(d.Driver, false)
+		if err != nil {
+			return failAt(cfg, d.Loc, err)
 		}
-		if mt.Name == "none" && catalog.IsA(d.Driver, "pci-device") {
-			return failf(cfg, d.Loc, "No 'PCI' bus found for device '%s'", d.Driver)
-		}
-		if d.Driver == "isa-serial" || d.Driver == "virtserialport" {
-			if c := deviceProp(d, "chardev"); c != "" && !hasChardev(cfg, c) {
-				return failf(cfg, d.Loc, "Property '%s.chardev' can't find value '%s'", qdevName(d.Driver), c)
-			}
-		}
+		d.Driver = class.Name // an alias ("ahci") names its type from here on
 	}
 	return nil
-}
-
-func qdevName(driver string) string {
-	if driver == "isa-serial" {
-		return "serial"
-	}
-	return driver
 }
 
 func deviceProp(d compat.Device, key string) string {
@@ -227,15 +215,6 @@ func deviceProp(d compat.Device, key string) string {
 		}
 	}
 	return ""
-}
-
-func hasChardev(cfg *compat.Config, id string) bool {
-	for _, c := range cfg.Chardevs {
-		if c.ID == id {
-			return true
-		}
-	}
-	return false
 }
 
 // fwcfgEntries reads the -fw_cfg items (string= or file=) into the guest's fw_cfg table.

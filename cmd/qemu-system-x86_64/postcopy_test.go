@@ -36,7 +36,7 @@ func newPCMachine(t *testing.T, incoming bool, workload string, paused ...bool) 
 
 func newPCEngine(t *testing.T, m *machine.Machine) *migration.Engine {
 	t.Helper()
-	e := migration.New(migration.Options{Machine: machineAdapter{m}})
+	e := migration.New(migration.Options{Machine: machineAdapter{m: m}})
 	t.Cleanup(e.Close)
 	caps := []migration.CapabilityStatus{{Capability: migration.CapEvents, State: true},
 		{Capability: migration.CapReturnPath, State: true}, {Capability: migration.CapPostcopyRAM, State: true}}

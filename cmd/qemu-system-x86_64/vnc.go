@@ -40,7 +40,7 @@ func (v *vm) buildVNC() error {
 		if cfg.Name.Guest != "" {
 			name = "QEMU (" + cfg.Name.Guest + ")"
 		}
-		s, err := vnc.Listen(c, vnc.Options{Name: name, Log: v.log})
+		s, err := vnc.Listen(c, vnc.Options{Name: name, Log: v.log, Key: v.input.SendKey})
 		if err != nil {
 			return failf(cfg, "-vnc "+arg, "%v", err)
 		}

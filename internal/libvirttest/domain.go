@@ -33,6 +33,19 @@ type Domain struct {
 	NoBalloon bool   // Q35 only: <memballoon model='none'/> instead of anchor2's virtio balloon
 	VCPUs     int    // vCPUs; 0: the model's (PC 1, Q35 2)
 	CPUSet    string // host CPUs the domain may use (<vcpu cpuset=…>); "" for any
+	// MemSlots > 0 makes room for memory hotplug: <maxMemory slots=MemSlots> 1 GiB and the
+	// one NUMA cell libvirt then requires (-m …,slots=,maxmem= and -numa node,memdev=).
+	MemSlots int
+	Media    []Medium
+}
+
+// Medium is a removable drive added after the model's disks: a CD-ROM (bus ide or sata,
+// read-only) or a floppy (bus fdc), empty or holding a raw image.
+type Medium struct {
+	Device string // "cdrom" or "floppy"
+	Bus    string // "ide", "sata" or "fdc"
+	Target string // e.g. "hdc", "sdb", "fda"
+	Source string // the image; "" for an empty drive
 }
 
 // NewName returns prefix-<8 random hex digits>.
@@ -85,6 +98,9 @@ var domTmpl = template.Must(template.New("d").Parse(`<domain type='qemu'>
 {{- if .UUID}}
   <uuid>{{.UUID}}</uuid>
 {{- end}}
+{{- if .MemSlots}}
+  <maxMemory slots='{{.MemSlots}}' unit='MiB'>1024</maxMemory>
+{{- end}}
   <memory unit='MiB'>256</memory>
   <currentMemory unit='MiB'>256</currentMemory>
 {{- if .CPUSet}}
@@ -98,6 +114,13 @@ var domTmpl = template.Must(template.New("d").Parse(`<domain type='qemu'>
   <sysinfo type='fwcfg'>
     <entry name='opt/tlcvm/workload'>{{.Workload}}</entry>
   </sysinfo>
+{{- end}}
+{{- if .MemSlots}}
+  <cpu>
+    <numa>
+      <cell id='0' cpus='0-{{.LastCPU}}' memory='256' unit='MiB'/>
+    </numa>
+  </cpu>
 {{- end}}
   <os>
     <type arch='x86_64' machine='{{if .Q35}}q35{{else}}pc{{end}}'>hvm</type>
@@ -127,6 +150,18 @@ var domTmpl = template.Must(template.New("d").Parse(`<domain type='qemu'>
       <source file='{{.Disk}}'/>
       <target dev='vda' bus='virtio'/>
     </disk>
+{{- range .Media}}
+    <disk type='file' device='{{.Device}}'>
+      <driver name='qemu' type='raw'/>
+{{- if .Source}}
+      <source file='{{.Source}}'/>
+{{- end}}
+      <target dev='{{.Target}}' bus='{{.Bus}}'/>
+{{- if eq .Device "cdrom"}}
+      <readonly/>
+{{- end}}
+    </disk>
+{{- end}}
 {{- if .Q35}}
     <disk type='file' device='cdrom'>
       <driver name='qemu' type='raw'/>
@@ -180,12 +215,17 @@ func (d Domain) XML() string {
 			vcpus = 2
 		}
 	}
+	media := make([]Medium, len(d.Media))
+	for i, m := range d.Media {
+		media[i] = Medium{esc(m.Device), esc(m.Bus), esc(m.Target), esc(m.Source)}
+	}
 	_ = domTmpl.Execute(&b, struct {
 		Name, UUID, Emulator, Disk, Workload, CPUSet string
 		Q35, VNC, Balloon                            bool
-		VCPUs                                        int
+		VCPUs, MemSlots, LastCPU                     int
+		Media                                        []Medium
 	}{esc(d.Name), esc(d.UUID), esc(d.Emulator), esc(d.Disk), esc(d.Workload), esc(d.CPUSet),
-		d.Kind == Q35, !d.NoVNC, !d.NoBalloon, vcpus})
+		d.Kind == Q35, !d.NoVNC, !d.NoBalloon, vcpus, d.MemSlots, vcpus - 1, media})
 	return b.String()
 }
 
@@ -200,12 +240,12 @@ func (v *Virsh) Define(d Domain, dir string) error {
 }
 
 // Remove destroys (if running) and undefines the domain with its managed
-// save image and snapshot metadata. It retries for up to 30 s (libvirtd may
+// save image, snapshot and checkpoint metadata. It retries for up to 30 s (libvirtd may
 // be restarting) and succeeds once the domain is gone.
 func (v *Virsh) Remove(name string) error {
 	err := Poll(30*time.Second, 200*time.Millisecond, "undefine "+name, func() (bool, error) {
 		_, _ = v.Run("destroy", name)
-		_, err := v.Run("undefine", "--managed-save", "--snapshots-metadata", name)
+		_, err := v.Run("undefine", "--managed-save", "--snapshots-metadata", "--checkpoints-metadata", name)
 		if err == nil || strings.Contains(err.Error(), "failed to get domain") || strings.Contains(err.Error(), "Domain not found") {
 			return true, nil
 		}

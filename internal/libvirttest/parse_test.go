@@ -74,6 +74,7 @@ func TestDomainXML(t *testing.T) {
 	for _, d := range []lv.Domain{
 		{Kind: lv.PC, Name: "n", Emulator: "/e", Disk: "/d'&", Workload: "ws=1M,,rate=1M"},
 		{Kind: lv.Q35, Name: "n", UUID: lv.NewUUID(), Emulator: "/e", Disk: "/d", NoVNC: true, NoBalloon: true},
+		{Kind: lv.PC, Name: "n", Emulator: "/e", Disk: "/d", MemSlots: 4},
 	} {
 		x := d.XML()
 		for _, want := range []string{"<name>n</name>", "<emulator>/e</emulator>"} {
@@ -86,6 +87,10 @@ func TestDomainXML(t *testing.T) {
 		}
 		if d.Workload != "" && !strings.Contains(x, "<entry name='opt/tlcvm/workload'>ws=1M,,rate=1M</entry>") {
 			t.Errorf("no fwcfg entry:\n%s", x)
+		}
+		if d.MemSlots > 0 && (!strings.Contains(x, "<maxMemory slots='4' unit='MiB'>1024</maxMemory>") ||
+			!strings.Contains(x, "<cell id='0' cpus='0-0' memory='256' unit='MiB'/>")) {
+			t.Errorf("no memory hotplug room:\n%s", x)
 		}
 		if d.NoVNC && strings.Contains(x, "vnc") {
 			t.Errorf("NoVNC but vnc in XML")

@@ -11,6 +11,18 @@
 //
 // The tables (zz_generated_*.go) are written by ./gen, which asks the real
 // /usr/bin/qemu-system-x86_64 (7.2, TCG) over QMP and runs its help options.
+// The user-creatable devices (Devices, LookupDevice, DeviceClass) are
+// `-device help`'s lines: type, bus type, alias ("ahci" for ich9-ahci: every
+// alias of QEMU's qdev_alias_table that the x86_64 binary has), and whether
+// device_add takes the type on a running machine, which gen asks the binary
+// with a bare device_add of every type and of every alias (an alias must get
+// its type's answer). Aliases are resolved where QEMU resolves them
+// (-device, device_add, `-device ALIAS,help`) and nowhere else:
+// device-list-properties, qom-list-properties and qom-list-types do not know
+// them. The PCI identity of every PCI device type (PCIModel: ids, class,
+// interrupt pin, BAR sizes, a bridge's reset window) is query-pci's answer
+// for it on a -S machine, captured on pc's pci.0 and behind a q35 PCIe root
+// port (virtio devices drop their legacy interface there).
 // Regenerating is one command from the module root:
 //
 //	go generate ./machine/catalog

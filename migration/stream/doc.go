@@ -82,6 +82,10 @@
 // and multifd channels (multifd.go: QEMU 7.2's init and page packets, plus a CRC32C of
 // each packet's pages in a field QEMU leaves unused) are drawn beside their code.
 //
+// With the dirty-bitmaps capability, a START section "dirty-bitmap" (instance 0, version
+// 1) follows the RAM setup and its END section RAM's END: QEMU's chunk encoding of the
+// block layer's dirty bitmaps, drawn in bitmaps.go (Reader: BitmapsSetup, BitmapsData).
+//
 // # Device state
 //
 // A device section carries the Snapshotter's JSON as two VMState fields, described per

@@ -116,9 +116,14 @@ const (
 	// CompressedPage is a page deflated in the zlib format: Data (valid until the next
 	// call to Next) inflates to the page.
 	CompressedPage
+	// BitmapsSetup and BitmapsData are the "dirty-bitmap" section's START (headers) and
+	// END (bits) sections (bitmaps.go), between the RAM setup and the device sections.
+	BitmapsSetup
+	BitmapsData
 )
 
-var kindNames = [...]string{"invalid", "config", "ram-blocks", "page", "zero-page", "device", "end", "command", "section-end", "xbzrle-page", "compressed-page"}
+var kindNames = [...]string{"invalid", "config", "ram-blocks", "page", "zero-page", "device", "end", "command",
+	"section-end", "xbzrle-page", "compressed-page", "bitmaps-setup", "bitmaps-data"}
 
 func (k RecordKind) String() string {
 	if int(k) < len(kindNames) {
@@ -158,4 +163,7 @@ type Record struct {
 	Instance uint32
 	Version  uint32
 	State    []byte
+
+	// Bitmaps (BitmapsSetup, BitmapsData): freshly allocated.
+	Bitmaps []DirtyBitmap
 }

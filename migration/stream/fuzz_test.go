@@ -26,6 +26,8 @@ func FuzzReader(f *testing.F) {
 	_ = w.Finish(nil)
 	f.Add(empty.Bytes())
 	f.Add([]byte("QEVM"))
+	setup, data := sampleBitmaps()
+	f.Add(bitmapsStream(f, setup, data))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := stream.NewReader(bytes.NewReader(data))
 		var end bool

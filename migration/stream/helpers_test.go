@@ -126,6 +126,7 @@ type loaded struct {
 	devices []device
 	kinds   []stream.RecordKind
 	end     bool
+	bitmaps []stream.DirtyBitmap
 }
 
 // load reads a whole stream; it returns the first error that is not io.EOF.
@@ -171,6 +172,8 @@ func load(r io.Reader) (*loaded, error) {
 			l.devices = append(l.devices, device{rec.IDStr, rec.Instance, rec.Version, rec.State})
 		case stream.End:
 			l.end = true
+		case stream.BitmapsSetup, stream.BitmapsData:
+			l.bitmaps = append(l.bitmaps, rec.Bitmaps...)
 		default:
 			return l, fmt.Errorf("unknown record kind %v", rec.Kind)
 		}

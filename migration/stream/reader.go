@@ -57,6 +57,13 @@ type Reader struct {
 	zero     uint64
 	xbzrles  uint64
 
+	// The "dirty-bitmap" section (bitmaps.go): its id, open (START read, END not yet),
+	// the names of the previous chunk.
+	bmID   uint32
+	bmSeen bool
+	bmOpen bool
+	bmPrev bitmapNames
+
 	mr     mappedReader // mapped-ram: the seekable file and the blocks' places
 	digest Digest       // the integrity section's record, once verified
 
@@ -348,6 +355,12 @@ func (r *Reader) sectionStart() (rec Record, more bool, err error) {
 		if err != nil {
 			return Record{}, false, err
 		}
+		if r.bmOpen && id == r.bmID {
+			r.section = BitmapsIDStr
+			r.bmOpen = typ == secPart
+			rec, err := r.bitmapsSection(true)
+			return rec, false, err
+		}
 		if r.ram != ramSetUp || id != r.ramID {
 			return Record{}, false, r.fail(ErrFormat, "RAM section of id %d not open (state %d)", id, r.ram)
 		}
@@ -404,6 +417,16 @@ func (r *Reader) sectionStart() (rec Record, more bool, err error) {
 		}
 		r.ramID = id
 		rec, err := r.ramSetup()
+		return rec, false, err
+	case typ == secStart && r.section == BitmapsIDStr:
+		if instance != 0 || version != bitmapsVersion {
+			return Record{}, false, r.fail(ErrFormat, "dirty-bitmap section instance %d version %d, want 0 and %d", instance, version, bitmapsVersion)
+		}
+		if r.bmSeen {
+			return Record{}, false, r.fail(ErrFormat, "second dirty-bitmap section")
+		}
+		r.bmID, r.bmSeen, r.bmOpen = id, true, true
+		rec, err := r.bitmapsSection(false)
 		return rec, false, err
 	case typ == secStart:
 		return Record{}, false, r.fail(ErrFormat, "unknown iterative section")

@@ -72,6 +72,12 @@ type Writer struct {
 	devices      []devRecord
 	devIndex     map[DeviceDesc]struct{} // name+instance seen (Version zeroed)
 
+	// The "dirty-bitmap" section (bitmaps.go): its id, 0 none / 1 set up / 2 complete,
+	// the names of the previous chunk.
+	bmID    uint32
+	bmState uint8
+	bmPrev  bitmapNames
+
 	mr     *mappedWriter // QEMU 9.0's mapped-ram layout (NewMappedWriter), else nil
 	digest Digest        // what the integrity section records (after Finish)
 
@@ -370,7 +376,7 @@ func (w *Writer) Device(idstr string, instance, version uint32, state []byte) er
 	switch {
 	case len(idstr) == 0 || len(idstr) > MaxIDStr || !utf8.ValidString(idstr):
 		return w.usage("device idstr %q: must be UTF-8 of 1..%d bytes", idstr, MaxIDStr)
-	case idstr == ramIDStr || idstr == IntegrityIDStr || idstr == MappedTableIDStr:
+	case idstr == ramIDStr || idstr == IntegrityIDStr || idstr == MappedTableIDStr || idstr == BitmapsIDStr:
 		return w.usage("device idstr %q is reserved", idstr)
 	case len(state) > MaxStateSize:
 		return w.usage("device %q: state of %d bytes (max %d)", idstr, len(state), MaxStateSize)
@@ -406,6 +412,9 @@ func (w *Writer) Finish(devices []DeviceDesc) error {
 	}
 	if w.ram == ramSetUp {
 		return w.usage("Finish before RAMComplete")
+	}
+	if w.bmState == 1 {
+		return w.usage("Finish before BitmapsComplete")
 	}
 	written := make(map[DeviceDesc]struct{}, len(w.devices))
 	for _, d := range w.devices {

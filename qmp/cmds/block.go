@@ -3,18 +3,15 @@ package cmds
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"tlcvm/blockdev"
-	"tlcvm/compat/optval"
-	"tlcvm/machine/catalog"
 	"tlcvm/qmp"
 )
 
 // The block commands: queries over the block graph (query-block, query-named-block-nodes,
 // query-blockstats, query-jobs), graph changes (blockdev-add, blockdev-del, block_resize,
-// blockdev-snapshot, transaction), the create job (blockdev-create, job-dismiss) and disk
-// hotplug (device_add, device_del), all calling package blockdev.
+// blockdev-snapshot, transaction) and the create job (blockdev-create, job-dismiss), all
+// calling package blockdev (disk devices are plugged through qmp/cmds/device.go).
 
 // BlockDriver is QAPI's BlockdevDriver enum.
 type BlockDriver string
@@ -81,7 +78,8 @@ func (BlockdevOptions) UnionTag() string { return "driver" }
 
 // UnionVariants implements qmp.Union.
 func (BlockdevOptions) UnionVariants() map[string]any {
-	return map[string]any{"file": BlockdevOptionsFile{}, "raw": BlockdevOptionsRaw{}, "qcow2": BlockdevOptionsQcow2{}}
+	return map[string]any{"file": BlockdevOptionsFile{}, "host_device": BlockdevOptionsFile{},
+		"raw": BlockdevOptionsRaw{}, "qcow2": BlockdevOptionsQcow2{}}
 }
 
 // BlockdevRef is QAPI's alternate of inline BlockdevOptions or a node name.
@@ -300,25 +298,12 @@ type JobIDArgs struct {
 	ID string `json:"id"`
 }
 
-// DeviceAddArgs describes device_add's declared members (it takes any property besides).
-type DeviceAddArgs struct {
-	Driver string  `json:"driver"`
-	Bus    *string `json:"bus,omitempty"`
-	ID     *string `json:"id,omitempty"`
-}
-
-// DeviceDelArgs is device_del's argument.
-type DeviceDelArgs struct {
-	ID string `json:"id"`
-}
-
 func registerBlock(r *qmp.Registry, d *Deps) {
 	g := d.Block
 	if g == nil {
 		return
 	}
 	r.RegisterEvent("JOB_STATUS_CHANGE", JobStatusChangeData{})
-	r.RegisterEvent("DEVICE_DELETED", DeviceDeletedData{})
 	r.Register(
 		qmp.Command{Name: "query-block", Returns: []BlockInfo{}, Run: func(*qmp.Call) (any, error) {
 			return queryBlock(g), nil
@@ -364,14 +349,6 @@ func registerBlock(r *qmp.Registry, d *Deps) {
 		}},
 		qmp.Command{Name: "job-dismiss", Args: &JobIDArgs{},
 			Run: func(c *qmp.Call) (any, error) { return nil, g.DismissJob(c.Args.(*JobIDArgs).ID) }},
-		qmp.Command{Name: "device_add", Args: &DeviceAddArgs{}, OpenArgs: true, Features: []string{"json-cli", "json-cli-hotplug"},
-			Run: func(c *qmp.Call) (any, error) { return nil, deviceAdd(d, c.Args.(*qmp.Value)) }},
-		qmp.Command{Name: "device_del", Args: &DeviceDelArgs{},
-			Run: func(c *qmp.Call) (any, error) {
-				return nil, deviceDel(d, c.Args.(*DeviceDelArgs).ID, func(data DeviceDeletedData) {
-					c.Server().Emit("DEVICE_DELETED", data)
-				})
-			}},
 	)
 }
 
@@ -452,23 +429,59 @@ func queryBlockstats(g *blockdev.Graph, nodes bool) []BlockStats {
 	return out
 }
 
+// transaction decodes every action (as QEMU's visitor does before the command runs), then
+// prepares them in order and commits them all, or aborts those prepared (newest first)
+// when one fails. blockdev-snapshot actions are applied together once the others are
+// prepared (g.Snapshot is atomic itself).
 func transaction(g *blockdev.Graph, a *TransactionArgs) error {
 	var snaps []blockdev.SnapshotAction
-	for _, act := range a.Actions {
+	var preps []func(*blockdev.Graph) (*blockdev.TxnStep, error)
+	for i, act := range a.Actions {
+		path := fmt.Sprintf("actions[%d].data", i)
+		if prep, ok, err := bitmapAction(act.Type, act.Data, path); ok {
+			if err != nil {
+				return err
+			}
+			preps = append(preps, prep)
+			continue
+		}
 		if act.Type != "blockdev-snapshot" {
 			return qmp.GenericError("tlcvm: transaction action '%s' is not supported", act.Type)
 		}
-		v, err := qmp.DecodeArgs(act.Data, &BlockdevSnapshotArgs{})
+		v, err := qmp.DecodeArgsAt(act.Data, &BlockdevSnapshotArgs{}, path)
 		if err != nil {
 			return err
 		}
 		s := v.(*BlockdevSnapshotArgs)
 		snaps = append(snaps, blockdev.SnapshotAction{Node: s.Node, Overlay: s.Overlay})
 	}
-	if len(snaps) == 0 {
-		return nil
+	var steps []*blockdev.TxnStep
+	abort := func(err error) error {
+		for i := len(steps) - 1; i >= 0; i-- {
+			if steps[i].Abort != nil {
+				steps[i].Abort()
+			}
+		}
+		return err
 	}
-	return g.Snapshot(snaps...)
+	for _, prep := range preps {
+		s, err := prep(g)
+		if err != nil {
+			return abort(err)
+		}
+		steps = append(steps, s)
+	}
+	if len(snaps) > 0 {
+		if err := g.Snapshot(snaps...); err != nil {
+			return abort(err)
+		}
+	}
+	for _, s := range steps {
+		if s.Commit != nil {
+			s.Commit()
+		}
+	}
+	return nil
 }
 
 func blockdevCreate(g *blockdev.Graph, a *BlockdevCreateArgs) error {
@@ -506,150 +519,6 @@ func blockdevCreate(g *blockdev.Graph, a *BlockdevCreateArgs) error {
 		q.DataFile = v.DataFile != nil
 	}
 	return g.Create(a.JobID, o)
-}
-
-// deviceAdd is device_add for the disk devices (linked to the block graph) and, without
-// effect beyond the QOM tree and the PCI bus, for any other device model of the catalogue.
-func deviceAdd(d *Deps, args *qmp.Value) error {
-	str := func(k string) (string, bool, error) {
-		v := args.Get(k)
-		if v == nil {
-			return "", false, nil
-		}
-		s, ok := v.AsString()
-		if !ok {
-			return "", false, qmp.GenericError("Invalid parameter type for '%s', expected: string", k)
-		}
-		return s, true, nil
-	}
-	driver, ok, err := str("driver")
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return qmp.GenericError("Parameter 'driver' is missing")
-	}
-	id, hasID, err := str("id")
-	if err != nil {
-		return err
-	}
-	t, known := catalog.LookupType(driver)
-	if !known || t.Abstract || !catalog.IsA(driver, "device") {
-		return qmp.GenericError("'%s' is not a valid device model name", driver)
-	}
-	if hasID && !optval.ID(id) {
-		return qmp.GenericError("Parameter 'id' expects an identifier")
-	}
-	periph := d.QOM().Root().Child("machine").Child("peripheral")
-	if hasID && periph.Child(id) != nil {
-		return qmp.GenericError("Duplicate device ID '%s'", id)
-	}
-	isPCI := catalog.IsA(driver, "pci-device")
-	if isPCI && d.PCI == nil {
-		return qmp.GenericError("No 'PCI' bus found for device '%s'", driver)
-	}
-	if strings.HasPrefix(driver, "scsi-") && !hasSCSIController(d) {
-		return qmp.GenericError("No 'SCSI' bus found for device '%s'", driver)
-	}
-	path := ""
-	anon := d.QOM().Root().Child("machine").Child("peripheral-anon")
-	name := id
-	if hasID {
-		path = "/machine/peripheral/" + id
-	} else {
-		i := 0
-		for anon.Child(fmt.Sprintf("device[%d]", i)) != nil {
-			i++
-		}
-		name = fmt.Sprintf("device[%d]", i)
-		path = "/machine/peripheral-anon/" + name
-	}
-	if blockdev.IsDisk(driver) && d.Block != nil {
-		drive, ok, err := str("drive")
-		if err != nil {
-			return err
-		}
-		if !ok {
-			if driver == "virtio-blk-pci" || driver == "scsi-hd" || driver == "ide-hd" {
-				return qmp.GenericError("drive property not set")
-			}
-			dev := &blockdev.Device{ID: id, Driver: driver, Path: path, Hotplugged: true}
-			if err := d.Block.AttachEmpty(dev); err != nil {
-				return err
-			}
-		} else {
-			shareRW := false
-			if v := args.Get("share-rw"); v != nil {
-				shareRW, _ = v.AsBool()
-			}
-			dev := &blockdev.Device{ID: id, Driver: driver, Path: path, ShareRW: shareRW, Hotplugged: true}
-			if err := d.Block.AttachDevice(dev, drive); err != nil {
-				return err
-			}
-		}
-	}
-	if isPCI {
-		addr, _, _ := str("addr")
-		pci, err := PlacePCI(d.PCI, []string{driver}, []string{id}, []string{addr})
-		if err != nil {
-			return qmp.GenericError("%v", err)
-		}
-		d.PCI = pci
-	}
-	o := NewObject(driver)
-	if driver == "virtio-blk-pci" {
-		o.AddChild("virtio-backend", NewObject("virtio-blk-device"))
-	}
-	if hasID {
-		periph.AddChild(name, o)
-	} else {
-		anon.AddChild(name, o)
-	}
-	return nil
-}
-
-func hasSCSIController(d *Deps) bool {
-	for _, f := range d.PCI {
-		if f.Driver == "virtio-scsi-pci" {
-			return true
-		}
-	}
-	return false
-}
-
-// deviceDel unplugs a device. tlcvm's guest acknowledges PCI unplug requests at once, so
-// DEVICE_DELETED follows right away (QEMU waits for the guest OS; one with no OS never
-// answers). IDE devices cannot be unplugged.
-func deviceDel(d *Deps, id string, emit func(DeviceDeletedData)) error {
-	periph := d.QOM().Root().Child("machine").Child("peripheral")
-	o := periph.Child(id)
-	if o == nil {
-		return qmp.DeviceNotFound(id)
-	}
-	if strings.HasPrefix(o.Type, "ide-") {
-		return qmp.GenericError("Bus 'ide.0' does not support hotplugging")
-	}
-	if d.Block != nil {
-		if dev, ok := d.Block.Device(id); ok {
-			d.Block.DetachDevice(dev)
-		}
-	}
-	if d.PCI != nil {
-		out := d.PCI[:0]
-		for _, f := range d.PCI {
-			if f.ID != id {
-				out = append(out, f)
-			}
-		}
-		d.PCI = out
-	}
-	periph.RemoveChild(id)
-	path := "/machine/peripheral/" + id
-	if o.Type == "virtio-blk-pci" {
-		emit(DeviceDeletedData{Path: path + "/virtio-backend"})
-	}
-	emit(DeviceDeletedData{Device: id, Path: path})
-	return nil
 }
 
 // BlockEvents adapts the block layer's events to QMP's wire types.

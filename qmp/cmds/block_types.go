@@ -13,12 +13,13 @@ import (
 // ImageInfoSpecificQCow2 is qcow2's format-specific image information.
 type ImageInfoSpecificQCow2 struct {
 	qmp.QAPIOrder
-	Compat          string `json:"compat"`
-	ExtendedL2      *bool  `json:"extended-l2,omitempty"`
-	LazyRefcounts   *bool  `json:"lazy-refcounts,omitempty"`
-	Corrupt         *bool  `json:"corrupt,omitempty"`
-	RefcountBits    int64  `json:"refcount-bits"`
-	CompressionType string `json:"compression-type"`
+	Compat          string             `json:"compat"`
+	ExtendedL2      *bool              `json:"extended-l2,omitempty"`
+	LazyRefcounts   *bool              `json:"lazy-refcounts,omitempty"`
+	Corrupt         *bool              `json:"corrupt,omitempty"`
+	RefcountBits    int64              `json:"refcount-bits"`
+	Bitmaps         *[]Qcow2BitmapInfo `json:"bitmaps,omitempty"`
+	CompressionType string             `json:"compression-type"`
 }
 
 // ImageInfoSpecific is the format-specific union (only qcow2 here).
@@ -42,6 +43,7 @@ type ImageInfo struct {
 	BackingFilename       string             `json:"backing-filename,omitempty"`
 	FullBackingFilename   string             `json:"full-backing-filename,omitempty"`
 	BackingFilenameFormat string             `json:"backing-filename-format,omitempty"`
+	Snapshots             []SnapshotInfo     `json:"snapshots,omitempty"`
 	BackingImage          *ImageInfo         `json:"backing-image,omitempty"`
 	FormatSpecific        *ImageInfoSpecific `json:"format-specific,omitempty"`
 }
@@ -75,6 +77,7 @@ type BlockDeviceInfo struct {
 	ThrottleBursts
 	Cache          BlockdevCacheInfo `json:"cache"`
 	WriteThreshold int64             `json:"write_threshold"`
+	DirtyBitmaps   []BlockDirtyInfo  `json:"dirty-bitmaps,omitempty"`
 }
 
 // DetectZeroes is BlockdevDetectZeroesOptions.
@@ -185,13 +188,6 @@ type JobStatusChangeData struct {
 	Status string `json:"status"`
 }
 
-// DeviceDeletedData is DEVICE_DELETED's data.
-type DeviceDeletedData struct {
-	qmp.QAPIOrder
-	Device string `json:"device,omitempty"`
-	Path   string `json:"path"`
-}
-
 func imageInfo(n *blockdev.Node) ImageInfo {
 	actual := n.ActualSize()
 	dirty := false
@@ -205,11 +201,13 @@ func imageInfo(n *blockdev.Node) ImageInfo {
 			lazy, corrupt, ext := h.LazyRefcounts(), h.Corrupt(), h.ExtendedL2()
 			q.LazyRefcounts, q.Corrupt, q.ExtendedL2 = &lazy, &corrupt, &ext
 		}
+		q.Bitmaps = imageBitmaps(n)
 		info.FormatSpecific = &ImageInfoSpecific{Type: "qcow2", Data: q}
 		info.BackingFilename = n.BackingFile
 		info.FullBackingFilename = n.FullBackingFilename()
 		info.BackingFilenameFormat = n.BackingFormat
 	}
+	info.Snapshots = imageSnapshots(n)
 	if n.Backing != nil {
 		b := imageInfo(n.Backing)
 		info.BackingImage = &b
@@ -224,6 +222,7 @@ func blockDeviceInfo(n *blockdev.Node, writeback bool) *BlockDeviceInfo {
 		DetectZeroes: DetectZeroes(n.DetectZeroes), Image: imageInfo(n),
 		Cache:          BlockdevCacheInfo{Writeback: writeback, Direct: n.Direct, NoFlush: n.NoFlush},
 		WriteThreshold: n.WriteThreshold(),
+		DirtyBitmaps:   dirtyInfo(n),
 	}
 }
 
@@ -255,9 +254,9 @@ func deviceStats(s blockdev.Stats, wrHighest int64) BlockDeviceStats {
 func nodeStats(n *blockdev.Node, backing bool) *BlockStats {
 	s := &BlockStats{NodeName: n.Name, Stats: BlockDeviceStats{WrHighestOffset: n.WrHighestOffset(),
 		TimedStats: []BlockDeviceTimedStats{}}}
-	if n.Driver == blockdev.DriverFile {
+	if !n.IsFormat() {
 		f := n.FileStats()
-		s.DriverSpecific = &BlockStatsSpecific{Driver: "file", BlockStatsSpecificFile: BlockStatsSpecificFile{
+		s.DriverSpecific = &BlockStatsSpecific{Driver: n.Driver, BlockStatsSpecificFile: BlockStatsSpecificFile{
 			DiscardNbOk: f.DiscardNbOK, DiscardNbFailed: f.DiscardNbFailed, DiscardBytesOk: f.DiscardBytesOK}}
 	}
 	if n.File != nil {

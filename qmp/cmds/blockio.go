@@ -1,6 +1,8 @@
 package cmds
 
 import (
+	"io"
+
 	"tlcvm/blockdev"
 	"tlcvm/qmp"
 )
@@ -42,6 +44,19 @@ type ThrottleBursts struct {
 	Group           *string `json:"group,omitempty"`
 }
 
+// QemuIOArgs are x-tlcvm-qemu-io's arguments (HMP qemu-io: no QMP twin in QEMU 7.2).
+type QemuIOArgs struct {
+	Device  string `json:"device"`
+	Qdev    bool   `json:"qdev"`
+	Command string `json:"command"`
+}
+
+// QemuIOInfo is what x-tlcvm-qemu-io leaves for the monitor (the command's own output goes
+// to the process's stdout, as QEMU's).
+type QemuIOInfo struct {
+	Text string `json:"text"`
+}
+
 // BlockSetWriteThresholdArgs are block-set-write-threshold's arguments.
 type BlockSetWriteThresholdArgs struct {
 	NodeName       string `json:"node-name"`
@@ -66,6 +81,16 @@ func registerBlockIO(r *qmp.Registry, d *Deps) {
 		qmp.Command{Name: "block_set_io_throttle", Args: &BlockIOThrottle{},
 			Run: func(c *qmp.Call) (any, error) {
 				return nil, g.SetIOThrottle(ThrottleArgs(c.Args.(*BlockIOThrottle)))
+			}},
+		qmp.Command{Name: "x-tlcvm-qemu-io", Internal: true, Args: &QemuIOArgs{}, Returns: QemuIOInfo{},
+			Run: func(c *qmp.Call) (any, error) {
+				a := c.Args.(*QemuIOArgs)
+				out := d.Stdout
+				if out == nil {
+					out = io.Discard
+				}
+				text, err := g.QemuIO(a.Device, a.Qdev, a.Command, out)
+				return QemuIOInfo{Text: text}, err
 			}},
 		qmp.Command{Name: "block-set-write-threshold", Args: &BlockSetWriteThresholdArgs{},
 			Run: func(c *qmp.Call) (any, error) {

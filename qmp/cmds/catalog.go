@@ -81,12 +81,8 @@ func registerCatalog(r *qmp.Registry, d *Deps) {
 			}},
 		qmp.Command{Name: "qom-list-properties", Args: &TypenameArgs{}, Returns: []catalog.Property{}, AllowPreconfig: true,
 			Run: func(c *qmp.Call) (any, error) {
-				props, err := catalog.ObjectProperties(c.Args.(*TypenameArgs).Typename)
-				if errors.Is(err, catalog.ErrNotFound) {
-					// QEMU's qom-list-properties says "Class 'x' not found" as a GenericError.
-					return nil, qmp.GenericError("%v", err)
-				}
-				return props, err
+				// An unknown type is DeviceNotFound "Class 'x' not found", as in QEMU.
+				return catalog.ObjectProperties(c.Args.(*TypenameArgs).Typename)
 			}},
 		qmp.Command{Name: "device-list-properties", Args: &TypenameArgs{}, Returns: []catalog.Property{}, AllowPreconfig: true,
 			Run: func(c *qmp.Call) (any, error) {

@@ -1,11 +1,20 @@
 package cmds
 
 import (
+	"io"
+
 	"tlcvm/blockdev"
+	"tlcvm/console"
 	"tlcvm/dirtyrate"
+	"tlcvm/dump"
+	"tlcvm/input"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
 	"tlcvm/migration"
+	"tlcvm/nbd"
+	"tlcvm/netdev"
+	"tlcvm/objects"
+	"tlcvm/qdev"
 	"tlcvm/qmp"
 )
 
@@ -40,17 +49,30 @@ type Deps struct {
 	Name        string               // -name guest=; "" when not given
 	UUID        string               // -uuid; "" when not given
 	Version     qmp.VersionInfo
-	QOM         func() *Tree        // built on first use: start-up does no work for QOM
-	MachineType string              // resolved name, e.g. "pc-i440fx-7.2"
-	CPUModel    string              // e.g. "qemu64"
-	PCI         []PCIFunction       // functions on bus 0; nil for a machine without PCI
-	Balloon     bool                // a virtio-balloon device exists (-device)
-	KVM         bool                // the accelerator chosen is KVM (query-kvm "enabled")
-	Migration   *migration.Engine   // nil: the migration commands are not registered
-	Block       *blockdev.Graph     // nil: the block commands are not registered
-	VNC         func() []VNCDisplay // the -vnc displays; nil: none
-	DirtyRate   *dirtyrate.Meter    // calc-dirty-rate; nil (with DirtyLimit): not registered
-	DirtyLimit  *dirtyrate.Limiter  // the vCPU dirty limits
+	QOM         func() *Tree      // built on first use: start-up does no work for QOM
+	MachineType string            // resolved name, e.g. "pc-i440fx-7.2"
+	CPUModel    string            // e.g. "qemu64"
+	Devices     *qdev.Tree        // the device tree (-device, device_add); nil: no device commands
+	Net         *netdev.Net       // the net clients; nil: no network commands
+	Objects     *objects.Registry // the user-creatable objects; nil: no object commands
+	// ChardevHotplug serves chardev-add/-change/-remove/-send-break; nil: not registered.
+	ChardevHotplug ChardevHotplug
+	// MemoryDevices is the board's memory hotplug block (pc-dimm); nil: no memory device
+	// commands, plugged-memory 0.
+	MemoryDevices MemoryDevices
+	Balloon       bool                // a virtio-balloon device exists (-device)
+	KVM           bool                // the accelerator chosen is KVM (query-kvm "enabled")
+	Migration     *migration.Engine   // nil: the migration commands are not registered
+	Block         *blockdev.Graph     // nil: the block commands are not registered
+	VNC           func() []VNCDisplay // the -vnc displays; nil: none
+	DirtyRate     *dirtyrate.Meter    // calc-dirty-rate; nil (with DirtyLimit): not registered
+	DirtyLimit    *dirtyrate.Limiter  // the vCPU dirty limits
+	Dumper        *dump.Dumper        // nil: the dump commands are not registered
+	DumpVM        dump.VM             // what Dumper dumps
+	Console       *console.Console    // the display's console; nil without a display device
+	Input         *input.Router       // nil: send-key and input-send-event are not registered
+	Stdout        io.Writer           // the process's standard output (HMP qemu-io prints there); nil: discarded
+	NBD           *nbd.Server         // the NBD server; nil (or Block nil): the NBD commands are not registered
 }
 
 // ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,
@@ -64,6 +86,12 @@ func ErrorClasses() *qmp.ErrorClasses {
 		// device-list-properties of an unknown type (qom-list-properties turns it into a
 		// GenericError itself, as QEMU does).
 		qmp.ErrorClass{Sentinel: catalog.ErrNotFound, Class: qmp.ClassDeviceNotFound},
+		// device_del of an id or path that names no device.
+		qmp.ErrorClass{Sentinel: qdev.ErrDeviceNotFound, Class: qmp.ClassDeviceNotFound},
+		// netdev_del, set_link of a name that is no net client.
+		qmp.ErrorClass{Sentinel: netdev.ErrNotFound, Class: qmp.ClassDeviceNotFound},
+		// rng-egd naming a chardev that does not exist.
+		qmp.ErrorClass{Sentinel: objects.ErrDeviceNotFound, Class: qmp.ClassDeviceNotFound},
 	)
 }
 
@@ -82,10 +110,22 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerBlock(r, d)
 	registerMedia(r, d)
 	registerBlockIO(r, d)
+	registerBitmaps(r, d)
+	registerReopen(r, d)
+	registerNBD(r, d)
+	registerDevices(r, d)
+	registerNet(r, d)
+	registerChardev(r, d)
+	registerObjects(r, d)
+	registerMemoryDevices(r, d)
 	registerVNC(r, d)
 	registerDirtyRate(r, d)
 	registerStats(r)
+	registerDump(r, d)
+	registerScreen(r, d)
+	registerInput(r, d)
 	r.Register(internalCommands(d)...)
+	r.Register(snapshotCommands(d)...)
 	if d.Human != nil {
 		registerHuman(r, d)
 	}

@@ -6,7 +6,9 @@
 // query-cpu-model-expansion, qom-list-types, qom-list-properties, device-list-properties),
 // the QOM tree (qom-list, qom-get, qom-set), guest memory (pmemsave, memsave), the dirty
 // rate and dirty limits (calc-dirty-rate, query-dirty-rate, *-vcpu-dirty-limit, through
-// dirtyrate), statistics (query-stats, query-stats-schemas) and human-monitor-command.
+// dirtyrate), statistics (query-stats, query-stats-schemas), memory dumps
+// (dump-guest-memory, query-dump, query-dump-guest-memory-capability), the display and
+// input (screendump, send-key, input-send-event) and human-monitor-command.
 //
 // Handlers reach the VM through small interfaces declared here (Machine, Chardevs, Human),
 // never through the concrete types, so that tests drive them with fakes. Every reply type is

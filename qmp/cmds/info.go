@@ -67,11 +67,11 @@ type HotpluggableCPU struct {
 // MemoryInfo is query-memory-size-summary's reply.
 type MemoryInfo struct {
 	qmp.QAPIOrder
-	BaseMemory    uint64 `json:"base-memory"`
-	PluggedMemory uint64 `json:"plugged-memory"`
+	BaseMemory    uint64  `json:"base-memory"`
+	PluggedMemory *uint64 `json:"plugged-memory,omitempty"` // x86 QEMU always has it
 }
 
-// IOThreadInfo is one element of query-iothreads (tlcvm has none: -object iothread is refused).
+// IOThreadInfo is one element of query-iothreads (the iothread objects, object.go).
 type IOThreadInfo struct {
 	qmp.QAPIOrder
 	ID          string `json:"id"`
@@ -147,9 +147,15 @@ func registerInfo(r *qmp.Registry, d *Deps) {
 				return out, nil
 			}},
 		qmp.Command{Name: "query-memory-size-summary", Returns: MemoryInfo{},
-			Run: func(*qmp.Call) (any, error) { return MemoryInfo{BaseMemory: m.RAMSize()}, nil }},
+			Run: func(*qmp.Call) (any, error) {
+				var plugged uint64
+				if d.MemoryDevices != nil {
+					plugged = d.MemoryDevices.Plugged()
+				}
+				return MemoryInfo{BaseMemory: m.RAMSize(), PluggedMemory: &plugged}, nil
+			}},
 		qmp.Command{Name: "query-iothreads", Returns: []IOThreadInfo{}, AllowPreconfig: true,
-			Run: func(*qmp.Call) (any, error) { return []IOThreadInfo{}, nil }},
+			Run: func(*qmp.Call) (any, error) { return iothreads(d), nil }},
 		qmp.Command{Name: "query-chardev", Returns: []ChardevInfo{}, AllowPreconfig: true,
 			Run: func(*qmp.Call) (any, error) {
 				// QEMU walks the /chardevs container's hash table and prepends each entry.

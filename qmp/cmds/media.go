@@ -77,10 +77,10 @@ func registerMedia(r *qmp.Registry, d *Deps) {
 	// byID refines blockdev's "not found" for an id naming a device that exists but holds no
 	// block backend, as blk_by_qdev_id does.
 	byID := func(id *string, err error) error {
-		if id == nil || !errors.Is(err, blockdev.ErrDeviceNotFound) || d.QOM == nil {
+		if id == nil || !errors.Is(err, blockdev.ErrDeviceNotFound) {
 			return err
 		}
-		if p := d.QOM().Root().Child("machine").Child("peripheral"); p != nil && p.Child(*id) != nil {
+		if d.hasDevice(*id) {
 			return qmp.GenericError("Device does not have a block device backend")
 		}
 		return err

@@ -297,6 +297,14 @@ func registerMigration(r *qmp.Registry, d *Deps) {
 			if c.Session != nil {
 				o.LookupFD = c.Session.TakeFD
 			}
+			if d.Dumper != nil {
+				o.Blocked = func() error {
+					if d.Dumper.InProgress() {
+						return qmp.GenericError("Live migration disabled: dump-guest-memory in progress")
+					}
+					return nil
+				}
+			}
 			return nil, e.Migrate(a.URI, o)
 		}},
 		qmp.Command{Name: "migrate_cancel", Run: func(*qmp.Call) (any, error) {

@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"tlcvm/internal/ghash"
+	"tlcvm/objects"
+	"tlcvm/qdev"
 	"tlcvm/qmp"
 )
 
@@ -25,7 +27,11 @@ import (
 type Tree struct {
 	mu       sync.Mutex
 	root     *Object
-	chardevs func() []QOMChild // live children of /chardevs; nil: none
+	chardevs func() []QOMChild        // live children of /chardevs; nil: none
+	devices  *qdev.Tree               // live children of the peripheral containers; nil: none
+	devObjs  map[*qdev.Device]*Object // +checklocks:mu; the objects made for live devices
+	objects  *objects.Registry        // the children of /objects; nil: static
+	objObjs  map[*objects.Object]*Object
 }
 
 // QOMChild names a child object and its type.
@@ -264,8 +270,10 @@ type QomSetArgs struct {
 	Value    json.RawMessage `json:"value" qapi:"any"`
 }
 
-// refresh rebuilds the live /chardevs container; mu held.
+// refresh rebuilds the live containers (/chardevs, the peripheral ones); mu held.
 func (t *Tree) refresh() {
+	t.refreshDevices()
+	t.refreshObjects()
 	if t.chardevs == nil {
 		return
 	}
@@ -328,6 +336,7 @@ func (t *Tree) get(path, prop string) (any, error) {
 func (t *Tree) set(path, prop string, raw json.RawMessage) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.refresh()
 	o, err := t.resolve(path)
 	if err != nil {
 		return err

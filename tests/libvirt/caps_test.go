@@ -22,7 +22,6 @@ func TestDomcapabilities(t *testing.T) {
 		"graphics.type=dbus": true, "tpm": true, "tpm.model=tpm-tis": true, "tpm.model=tpm-crb": true,
 		"tpm.backendModel=passthrough": true, "tpm.backendModel=emulator": true,
 		"tpm.backendModel=external": true, "tpm.model": true, "tpm.backendModel": true, "tpm.backendVersion": true, "tpm.backendVersion=1.2": true, "tpm.backendVersion=2.0": true,
-		"feature=backup": true,
 	}
 	for _, machine := range []string{"pc", "q35"} {
 		t.Run(machine, func(t *testing.T) {

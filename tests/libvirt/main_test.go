@@ -125,3 +125,15 @@ func newDomain(t *testing.T, kind lv.Kind, workload string) (lv.Domain, string) 
 	})
 	return d, dir
 }
+
+// startDomain is newDomain, then define and start: a running domain.
+func startDomain(t *testing.T, kind lv.Kind, workload string) (lv.Domain, string) {
+	t.Helper()
+	d, dir := newDomain(t, kind, workload)
+	if err := virsh.Define(d, dir); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "start", d.Name)
+	wantState(t, d.Name, "running", "")
+	return d, dir
+}

@@ -13,7 +13,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"tlcvm/bench/report"
 	"tlcvm/bench/suite"
 )
 
@@ -155,25 +154,7 @@ func num(v float64) *float64 {
 }
 
 func writeCheckpointDoc(path string, m suite.Meta, o suite.CkOptions, lim suite.Limits, table, jsonPath string, took time.Duration) error {
-	doc, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s", m.Date)
-	if took > 0 {
-		fmt.Fprintf(&b, " (the whole run took %s)", took.Round(time.Second))
-	}
-	b.WriteString(".\n\n")
-	if m.Invocation != "" {
-		fmt.Fprintf(&b, "Started as `%s`, which ran:\n\n", m.Invocation)
-	} else {
-		b.WriteString("Command:\n\n")
-	}
-	fmt.Fprintf(&b, "```\n%s\n```\n\n", m.Command)
-	fmt.Fprintf(&b, "- host: %d CPUs (%s), Linux %s, load average %s before and %s after; %s\n",
-		m.CPUs, m.CPUModel, m.Kernel, m.LoadBefore, m.LoadAfter, m.GoVersion)
-	fmt.Fprintf(&b, "- tlcvm: `%s` — %s\n", m.TLCVMBin, m.TLCVMVersion)
 	fmt.Fprintf(&b, "- QEMU: `%s` — %s, guest `%s`\n", m.QEMUBin, m.QEMUVersion, o.Kernel)
 	fmt.Fprintf(&b, "- %d tries per side and scenario, guest warm-up %v, max-bandwidth %d B/s on both sides, "+
 		"cap per checkpoint or restore: QEMU %v, tlcvm %v, and %g GiB of stream (a capped try is cancelled "+
@@ -189,20 +170,7 @@ func writeCheckpointDoc(path string, m suite.Meta, o suite.CkOptions, lim suite.
 			"pipe into a file (`cat > FILE`, page cache) %.0f MB/s, file read back through a pipe (`cat FILE`) %.0f MB/s%s\n",
 			lim.MiB, lim.Reps, lim.CopyGBs, lim.PipeFileMB, lim.ReadBackMB, map[bool]string{true: " (error: " + lim.Err + ")", false: ""}[lim.Err != ""])
 	}
-	b.WriteString("\n")
-	b.WriteString(table)
-	if jsonPath != "" {
-		fmt.Fprintf(&b, "\nRaw measurements (JSON lines, not committed): `%s`.\n", jsonPath)
-	}
-	updated, err := report.UpdateSection(doc, CheckpointSection, b.String())
-	if err != nil {
-		return err
-	}
-	tmp := path + ".ckpt.tmp"
-	if err := os.WriteFile(tmp, updated, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return writeSection(path, CheckpointSection, m, b.String(), table, jsonPath, took)
 }
 
 // replayCheckpoint is -from: the table (and with -doc the section) rebuilt

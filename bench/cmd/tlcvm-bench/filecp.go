@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"tlcvm/bench/report"
 	"tlcvm/bench/suite"
 )
 
@@ -155,21 +154,7 @@ func fcRecords(rows []suite.FcRow) []map[string]any {
 }
 
 func writeFileCPDoc(path string, m suite.Meta, o suite.FcOptions, res *suite.FcResult, table, jsonPath string, took time.Duration) error {
-	doc, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s (the whole run took %s).\n\n", m.Date, took.Round(time.Second))
-	if m.Invocation != "" {
-		fmt.Fprintf(&b, "Started as `%s`, which ran:\n\n", m.Invocation)
-	} else {
-		b.WriteString("Command:\n\n")
-	}
-	fmt.Fprintf(&b, "```\n%s\n```\n\n", m.Command)
-	fmt.Fprintf(&b, "- host: %d CPUs (%s), Linux %s, load average %s before and %s after; %s\n",
-		m.CPUs, m.CPUModel, m.Kernel, m.LoadBefore, m.LoadAfter, m.GoVersion)
-	fmt.Fprintf(&b, "- tlcvm: `%s` — %s\n", m.TLCVMBin, m.TLCVMVersion)
 	fmt.Fprintf(&b, "- QEMU: `%s` — %s, guest `%s`\n", m.QEMUBin, m.QEMUVersion, o.Kernel)
 	fmt.Fprintf(&b, "- files under `%s`, each deleted after use; nothing is fsynced (dd, tlcvm and QEMU all write "+
 		"into the page cache; the kernel writes back behind them, throttling writers once dirty pages pass "+
@@ -183,18 +168,5 @@ func writeFileCPDoc(path string, m suite.Meta, o suite.FcOptions, res *suite.FcR
 			fmt.Fprintf(&b, "  - %s\n", strings.ReplaceAll(e, "\n", " "))
 		}
 	}
-	b.WriteString("\n")
-	b.WriteString(table)
-	if jsonPath != "" {
-		fmt.Fprintf(&b, "\nRaw measurements (JSON lines, not committed): `%s`.\n", jsonPath)
-	}
-	updated, err := report.UpdateSection(doc, FileCPSection, b.String())
-	if err != nil {
-		return err
-	}
-	tmp := path + ".filecp.tmp"
-	if err := os.WriteFile(tmp, updated, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return writeSection(path, FileCPSection, m, b.String(), table, jsonPath, took)
 }

@@ -11,7 +11,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -44,6 +43,12 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "filecp" {
 		os.Exit(runFileCP(os.Args[2:])) // filecp.go
+	}
+	if len(os.Args) > 1 && os.Args[1] == "qmp" {
+		os.Exit(runQMP(os.Args[2:])) // qmp.go
+	}
+	if len(os.Args) > 1 && os.Args[1] == "density" {
+		os.Exit(runDensity(os.Args[2:])) // density.go
 	}
 	os.Exit(run())
 }
@@ -214,26 +219,8 @@ func shellQuote(s string) string {
 }
 
 func writeDoc(path string, m suite.Meta, table, jsonPath string) error {
-	doc, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s.\n\n", m.Date)
-	if m.Invocation != "" {
-		fmt.Fprintf(&b, "Started as `%s`, which ran:\n\n", m.Invocation)
-	} else {
-		b.WriteString("Command:\n\n")
-	}
-	fmt.Fprintf(&b, "```\n%s\n```\n\n", m.Command)
-	fmt.Fprintf(&b, "- host: %d CPUs (%s), Linux %s, load average %s before and %s after; %s\n",
-		m.CPUs, m.CPUModel, m.Kernel, m.LoadBefore, m.LoadAfter, m.GoVersion)
-	fmt.Fprintf(&b, "- tlcvm: `%s` — %s\n", m.TLCVMBin, m.TLCVMVersion)
-	fmt.Fprintf(&b, "- QEMU: `%s` — %s\n", m.QEMUBin, m.QEMUVersion)
-	if m.ExecFloorMS.N > 0 {
-		fmt.Fprintf(&b, "- exec floor (fork/exec/wait of /bin/true from the harness): median %.2f ms, p90 %.2f ms\n",
-			m.ExecFloorMS.Median, m.ExecFloorMS.P90)
-	}
+	b.WriteString(qemuLine(m, ""))
 	if m.RTCeiling > 0 {
 		fmt.Fprintf(&b, "- QMP round-trip ceiling of the harness (same client, in-process canned-reply server on a unix socket): %.0f/s\n",
 			m.RTCeiling)
@@ -243,20 +230,7 @@ func writeDoc(path string, m suite.Meta, table, jsonPath string) error {
 			"measures another binary (QEMU itself until tlcvm exists). Ratios near 1 are the harness's noise floor, " +
 			"not tlcvm's performance.\n")
 	}
-	b.WriteString("\n")
-	b.WriteString(table)
-	if jsonPath != "" {
-		fmt.Fprintf(&b, "\nRaw measurements (JSON lines, not committed): `%s`.\n", jsonPath)
-	}
-	updated, err := report.UpdateSection(doc, Section, b.String())
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, updated, 0o644); err != nil {
-		return err
-	}
-	return errors.Join(os.Rename(tmp, path))
+	return writeSection(path, Section, m, b.String(), table, jsonPath, 0)
 }
 
 // openRecorder returns a function that appends each record to path as a JSON line (to

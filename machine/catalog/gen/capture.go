@@ -21,6 +21,9 @@ type catalog struct {
 	propIndex                        map[propRec]int
 	cpu                              cpuCapture
 	interfaces                       []string
+	devices                          []*deviceInfo // -device help, in its order
+	pci                              []*pciInfo    // PCI identities, in -device help order
+	bin                              string
 }
 
 type typeInfo struct {

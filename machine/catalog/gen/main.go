@@ -85,7 +85,7 @@ func run(bin, dir string, lg *log.Logger) error {
 }
 
 func capture(bin string, lg *log.Logger) (*catalog, error) {
-	c := &catalog{}
+	c := &catalog{bin: bin}
 	ver, err := helpText(bin, "-version")
 	if err != nil {
 		return nil, err
@@ -112,6 +112,9 @@ func capture(bin string, lg *log.Logger) (*catalog, error) {
 		{"types", c.captureTypes},
 		{"properties", c.captureProperties},
 		{"cpu expansions", c.captureExpansions},
+		// last: device_add leaves devices behind in the session
+		{"devices", c.captureDevices},
+		{"PCI identities", c.capturePCI},
 	}
 	for _, st := range steps {
 		lg.Printf("capturing %s (%v)", st.name, time.Since(start).Round(time.Millisecond))

@@ -38,8 +38,11 @@ type qemu struct {
 // the host model differ under KVM.
 var qmpArgv = []string{"-machine", "none", "-accel", "tcg", "-nodefaults", "-display", "none", "-qmp", "stdio"}
 
-func startQEMU(bin string) (*qemu, error) {
-	cmd := exec.Command(bin, qmpArgv...)
+func startQEMU(bin string) (*qemu, error) { return startQEMUArgs(bin, qmpArgv) }
+
+// startQEMUArgs starts QEMU with argv (which must hold -qmp stdio) and negotiates.
+func startQEMUArgs(bin string, argv []string) (*qemu, error) {
+	cmd := exec.Command(bin, argv...)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err

@@ -19,6 +19,7 @@ func (c *catalog) render() (map[string][]byte, error) {
 		"zz_generated_cpus.go":     c.renderCPUs,
 		"zz_generated_types.go":    c.renderTypes,
 		"zz_generated_props.go":    c.renderProps,
+		"zz_generated_devices.go":  c.renderDevices,
 	}
 	out := map[string][]byte{}
 	for name, fn := range files {
@@ -217,4 +218,38 @@ func quoteText(s string) string {
 		q[i] = strconv.Quote(l)
 	}
 	return strings.Join(q, " +\n\t")
+}
+
+func (c *catalog) renderDevices(b *bytes.Buffer) error {
+	fmt.Fprintf(b, "// deviceTable is `-device help`: the user-creatable device types in its order, with\n")
+	fmt.Fprintf(b, "// their bus type, alias and description, and whether device_add takes them once the\n")
+	fmt.Fprintf(b, "// machine runs (QEMU's DeviceClass hotpluggable, asked of the binary).\n")
+	fmt.Fprintf(b, "var deviceTable = []deviceRec{\n")
+	for _, d := range c.devices {
+		fmt.Fprintf(b, "\t{%s, %s, %s, %s, %v},\n", strconv.Quote(d.name), strconv.Quote(d.bus), strconv.Quote(d.alias),
+			strconv.Quote(d.desc), d.hotpluggable)
+	}
+	fmt.Fprintf(b, "}\n\n")
+	fmt.Fprintf(b, "// pciTable is query-pci's view of every PCI device type QEMU creates bare, before\n")
+	fmt.Fprintf(b, "// firmware runs: on a conventional bus, and behind a PCIe root port where that differs.\n")
+	fmt.Fprintf(b, "var pciTable = []pciRec{\n")
+	for _, p := range c.pci {
+		fmt.Fprintf(b, "\t{%s, %s, %s},\n", strconv.Quote(p.name), renderIdent(p.conventional), renderIdent(p.expr))
+	}
+	fmt.Fprintf(b, "}\n")
+	return nil
+}
+
+func renderIdent(id pciIdent) string {
+	if id.vendor == 0 && id.device == 0 {
+		return "pciIdent{}"
+	}
+	hex := func(v int64) string {
+		if v < 0 {
+			return "-1"
+		}
+		return fmt.Sprintf("%#04x", v)
+	}
+	return fmt.Sprintf("pciIdent{%s, %s, %s, %s, %#06x, %s, %d, %s, %s}", hex(id.vendor), hex(id.device), hex(id.subVendor),
+		hex(id.sub), id.class, strconv.Quote(id.desc), id.pin, strconv.Quote(id.bars), strconv.Quote(id.bridge))
 }

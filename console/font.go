@@ -1,4 +1,4 @@
-package vnc
+package console
 
 // QEMU's console font (ui/vgafont.h, 8x16), only the glyphs of the
 // placeholder message. Each glyph is 16 rows, bit 7 = leftmost pixel. The
@@ -40,10 +40,10 @@ const (
 	placeholderBg = 0xff000000
 )
 
-// placeholder renders QEMU's placeholder surface: a w×h x8r8g8b8
+// Placeholder renders QEMU's placeholder surface: a w×h x8r8g8b8
 // little-endian framebuffer, all zero bytes except the message cells, whose
 // pixels are opaque black or grey, at column (w/8-len)/2, row (h/16-1)/2.
-func placeholder(w, h int, msg string) []byte {
+func Placeholder(w, h int, msg string) []byte {
 	fb := make([]byte, w*h*4)
 	cols, rows := w/fontWidth, h/fontHeight
 	x0 := (cols - len(msg)) / 2

@@ -1,0 +1,170 @@
+package qdev
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+
+	"tlcvm/machine/catalog"
+)
+
+// board creates the machine's own devices and buses, as pc_init1 and pc_q35_init do with
+// -nodefaults (tlcvm's defaults beyond those are the command line's):
+//
+//	pc:  main-system-bus ─ i440FX-pcihost ─ pci.0 (hotplug: ACPI)
+//	       00.0 i440FX   01.0 PIIX3 ─ isa.0 ─ isa-fdc ─ floppy-bus.0 (2 units)
+//	       01.1 piix3-ide ─ ide.0, ide.1 (2 units)
+//	       01.3 PIIX4_PM ─ i2c               [02.0 VGA with -vga std]
+//	q35: main-system-bus ─ q35-pcihost ─ pcie.0 (no hotplug)
+//	       00.0 mch   1f.0 ICH9-LPC ─ isa.0 [─ isa-fdc ─ floppy-bus.0 with a floppy drive]
+//	       1f.2 ich9-ahci ─ ide.0 … ide.5 (1 unit)
+//	       1f.3 ICH9-SMB ─ i2c               [01.0 VGA with -vga std]
+//
+// The board's floppy drives (Config.Floppies) are on the floppy bus from the start.
+func (t *Tree) board() {
+	m := t.cfg.Machine
+	switch {
+	case strings.HasPrefix(m, "pc-q35-"):
+		host := t.boardDev(t.root, "q35-pcihost", -1)
+		pcie := t.newBus(host, "pcie.0", "PCIE")
+		pcie.Root = true
+		t.boardDev(pcie, "mch", 0)
+		if t.cfg.VGA {
+			t.boardDev(pcie, "VGA", 1<<3)
+		}
+		isa := t.newBus(t.boardDev(pcie, "ICH9-LPC", 31<<3, "multifunction"), "", "ISA")
+		if len(t.cfg.Floppies) > 0 {
+			t.fdc(isa)
+		}
+		t.addChildren(t.boardDev(pcie, "ich9-ahci", 31<<3|2))
+		t.newBus(t.boardDev(pcie, "ICH9-SMB", 31<<3|3), "i2c", "i2c-bus")
+	case strings.HasPrefix(m, "pc-i440fx-"):
+		host := t.boardDev(t.root, "i440FX-pcihost", -1)
+		pci := t.newBus(host, "", "PCI") // automatic: "pci.0" (q35 names its "pcie.0")
+		pci.Root, pci.Hotplug = true, true
+		t.boardDev(pci, "i440FX", 0)
+		t.fdc(t.newBus(t.boardDev(pci, "PIIX3", 1<<3, "multifunction"), "", "ISA"))
+		t.addChildren(t.boardDev(pci, "piix3-ide", 1<<3|1))
+		t.newBus(t.boardDev(pci, "PIIX4_PM", 1<<3|3), "i2c", "i2c-bus")
+		if t.cfg.VGA {
+			t.boardDev(pci, "VGA", 2<<3)
+		}
+	}
+}
+
+// fdc is pc_superio_init's isa-fdc with its floppy bus and the board's floppy drives.
+func (t *Tree) fdc(isa *Bus) {
+	fb := t.newBus(t.boardDev(isa, "isa-fdc", -1), "", "floppy-bus")
+	fb.Units = 2
+	for _, u := range t.cfg.Floppies {
+		f := t.boardDev(fb, "floppy", -1)
+		f.Unit = u
+	}
+}
+
+// boardDev plugs a board device at devfn (-1: not PCI) with the given bool properties on.
+func (t *Tree) boardDev(b *Bus, typ string, devfn int, on ...string) *Device {
+	d := &Device{Type: typ, Devfn: devfn, Unit: -1, Board: true, Bus: b, Props: map[string]json.RawMessage{}}
+	for _, p := range on {
+		d.Props[p] = json.RawMessage("true")
+	}
+	b.devs = append(b.devs, d)
+	return d
+}
+
+// newBus adds a bus to d. name "" makes QEMU's automatic name (qbus_init): the parent's id
+// and the bus's index among its buses, else the bus type in lower case and a per-type count.
+func (t *Tree) newBus(d *Device, name, typ string) *Bus {
+	if name == "" {
+		if d.ID != "" {
+			name = fmt.Sprintf("%s.%d", d.ID, len(d.Buses))
+		} else {
+			name = fmt.Sprintf("%s.%d", strings.ToLower(typ), t.auto[typ])
+			t.auto[typ]++
+		}
+	}
+	b := &Bus{Name: name, Type: typ, Parent: d}
+	d.Buses = append(d.Buses, b)
+	return b
+}
+
+// addChildren gives a device the buses it provides and, for a virtio proxy, its back-end.
+func (t *Tree) addChildren(d *Device) {
+	switch typ := d.Type; {
+	case typ == "ich9-ahci":
+		for i := 0; i < 6; i++ {
+			t.newBus(d, "", "IDE").Units = 1
+		}
+	case typ == "piix3-ide" || typ == "piix4-ide":
+		for i := 0; i < 2; i++ {
+			t.newBus(d, "", "IDE").Units = 2
+		}
+	case pcieDownstream[typ]:
+		b := t.newBus(d, d.ID, "PCIE")
+		b.Hotplug = propBool(d, "hotplug", true)
+	case typ == "x3130-upstream":
+		t.newBus(d, d.ID, "PCIE")
+	case typ == "pci-bridge" || typ == "pci-bridge-seat" || typ == "pcie-pci-bridge":
+		b := t.newBus(d, d.ID, "PCI")
+		// A bridge present at boot is in the ACPI tables (hotplug by ACPI, any slot); one
+		// hotplugged later has only its standard hotplug controller, which has no slot 0.
+		b.Hotplug, b.SHPC = propBool(d, "shpc", true), d.Hotplugged
+	case usbHosts[typ]:
+		t.newBus(d, "", "usb-bus").Hotplug = true
+	case scsiHosts[typ]:
+		t.newBus(d, "", "SCSI").Hotplug = true
+	}
+	be := backendType(d.Type)
+	if be == "" {
+		return
+	}
+	vbus := t.newBus(d, "virtio-bus", "virtio-pci-bus")
+	b := &Device{Type: be, Path: d.Path + "/virtio-backend", Devfn: -1, Unit: -1, Bus: vbus,
+		Props: map[string]json.RawMessage{}, Hotplugged: d.Hotplugged}
+	vbus.devs = append(vbus.devs, b)
+	d.Backend = b
+	named := "" // virtio-pci names the back-end's bus after the proxy: vdev->bus_name "ID.0"
+	if d.ID != "" {
+		named = d.ID + ".0"
+	}
+	switch be {
+	case "virtio-serial-device":
+		t.newBus(b, named, "virtio-serial-bus").Hotplug = true
+	case "virtio-scsi-device":
+		t.newBus(b, named, "SCSI").Hotplug = true
+	}
+}
+
+var (
+	pcieDownstream = map[string]bool{"pcie-root-port": true, "ioh3420": true, "xio3130-downstream": true, "cxl-rp": true, "cxl-downstream": true}
+	usbHosts       = map[string]bool{"qemu-xhci": true, "nec-usb-xhci": true, "piix3-usb-uhci": true, "piix4-usb-uhci": true, "usb-ehci": true, "ich9-usb-ehci1": true, "ich9-usb-ehci2": true, "ich9-usb-uhci1": true, "ich9-usb-uhci2": true, "ich9-usb-uhci3": true, "ich9-usb-uhci4": true, "ich9-usb-uhci5": true, "ich9-usb-uhci6": true, "pci-ohci": true, "vt82c686b-usb-uhci": true}
+	scsiHosts      = map[string]bool{"lsi53c895a": true, "lsi53c810": true, "megasas": true, "megasas-gen2": true, "mptsas1068": true, "am53c974": true, "dc390": true, "pvscsi": true}
+)
+
+func propBool(d *Device, name string, def bool) bool {
+	if v, ok := d.Props[name]; ok {
+		return string(v) == "true"
+	}
+	return def
+}
+
+var backendCache sync.Map // proxy type → back-end type ("" for none)
+
+// backendType is the type of a virtio proxy's "virtio-backend" child (virtio-net-pci →
+// virtio-net-device), from the catalogue's property list; "" for other types.
+func backendType(typ string) string {
+	if v, ok := backendCache.Load(typ); ok {
+		return v.(string)
+	}
+	be := ""
+	if props, err := catalog.ObjectProperties(typ); err == nil {
+		for _, p := range props {
+			if p.Name == "virtio-backend" {
+				be = strings.TrimSuffix(strings.TrimPrefix(p.Type, "child<"), ">")
+			}
+		}
+	}
+	backendCache.Store(typ, be)
+	return be
+}

@@ -1,0 +1,553 @@
+package qdev
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"tlcvm/compat/optval"
+	"tlcvm/machine/catalog"
+)
+
+// Device is one device of the tree. Its fields are written by the Tree under its lock;
+// models read them from their Check, Realize and Unrealize calls (made under that lock)
+// and must not keep writing them afterwards, except State.
+type Device struct {
+	ID    string // "" for an anonymous device
+	Type  string // the QOM type (an alias resolved)
+	Path  string // canonical QOM path; "" for board devices tlcvm does not expose
+	Bus   *Bus   // nil for a device without a bus (pc-dimm)
+	Devfn int    // PCI: slot<<3 | function; -1 otherwise
+	Unit  int    // IDE: the unit; -1 otherwise
+	// Props are the properties set, as qom-get gives them (JSON); the others have the
+	// catalogue's defaults.
+	Props      map[string]json.RawMessage
+	Buses      []*Bus  // the buses it provides, in creation order
+	Backend    *Device // a virtio proxy's virtio-X-device, on its "virtio-bus"
+	Hotplugged bool    // created by device_add on a running machine
+	Board      bool    // created by the board, not by -device or device_add
+	// State is the model's own (NIC state, a chardev front-end, …); the tree never reads it.
+	State any
+
+	unplugging bool
+}
+
+// Bus is a bus a device provides (or the board's main-system-bus).
+type Bus struct {
+	Name    string  // "pci.0", "sata0.0", "virtio-serial0.0", …
+	Type    string  // QOM type: "PCI", "PCIE", "IDE", "ISA", "usb-bus", "SCSI", …
+	Parent  *Device // nil for main-system-bus
+	Hotplug bool    // device_add may plug into it (and device_del unplug from it)
+	Units   int     // IDE: units per bus (2 on PIIX, 1 on an AHCI port)
+	Root    bool    // a host bridge's PCI bus
+	// SHPC: a PCI-to-PCI bridge's bus, whose standard hotplug controller has no slot 0.
+	SHPC bool
+	// Number is the PCI bus number firmware gave it (0 until then, as in QEMU; the root is 0).
+	Number int
+
+	devs []*Device // in creation order
+}
+
+// Path is the bus's QOM path (its parent's path and its name).
+func (b *Bus) Path() string {
+	if b.Parent == nil {
+		return "/machine/unattached/sysbus"
+	}
+	return b.Parent.path() + "/" + b.Name
+}
+
+// Devices lists the devices on the bus in creation order.
+func (b *Bus) Devices() []*Device { return slices.Clone(b.devs) }
+
+func (d *Device) path() string {
+	if d.Path != "" {
+		return d.Path
+	}
+	switch d.Type {
+	case "i440FX-pcihost":
+		return "/machine/i440fx"
+	case "q35-pcihost":
+		return "/machine/q35"
+	}
+	return "/machine/unattached/" + d.Type
+}
+
+// Express reports whether a PCI device sits behind a PCIe port (not on a root bus), where
+// virtio devices drop their legacy interface.
+func (d *Device) Express() bool { return d.Bus != nil && d.Bus.Type == "PCIE" && !d.Bus.Root }
+
+// Prop returns a property as set (ok false when not set).
+func (d *Device) Prop(name string) (json.RawMessage, bool) {
+	v, ok := d.Props[name]
+	return v, ok
+}
+
+// PropString returns a string property as set ("" when not set or not a string).
+func (d *Device) PropString(name string) string {
+	var s string
+	if v, ok := d.Props[name]; ok {
+		_ = json.Unmarshal(v, &s)
+	}
+	return s
+}
+
+// Model gives the devices of some types their behaviour.
+type Model interface {
+	// Check runs once the device's properties are set, before it is placed on its bus
+	// (QEMU checks a netdev, chardev or drive property when it is set).
+	Check(d *Device) error
+	// Realize runs once the device is placed; an error takes it off again.
+	Realize(d *Device) error
+	// Unrealize runs when the device leaves the tree, after the devices on its buses.
+	Unrealize(d *Device)
+}
+
+// GuestUnplug is implemented by models whose devices leave only with the guest's consent
+// on every bus (pc-dimm: ACPI memory hotplug); UnplugRequest asks, and done is called
+// once the guest has ejected the device.
+type GuestUnplug interface {
+	UnplugRequest(d *Device, done func()) error
+}
+
+// Guest delivers the hot-unplug requests of PCI slots (ACPI PCI hotplug, PCIe native
+// hotplug): the guest OS ejects the device, and done is called after that, on a goroutine
+// that holds no lock of the caller's.
+type Guest interface {
+	RequestEject(what string, done func())
+}
+
+// Config is what a tree needs from its composition root.
+type Config struct {
+	Machine string // resolved machine type ("pc-i440fx-7.2", "pc-q35-7.2", "none")
+	Guest   Guest  // nil: PCI unplug requests are never answered (a guest without an OS)
+	// Deleted reports DEVICE_DELETED: id ("" for none) and QOM path, in QEMU's order.
+	Deleted func(id, path string)
+	// VGA adds the board's VGA (-vga std) at slot 2 of the root bus.
+	VGA bool
+	// Floppies are the units of the board's floppy drives (-drive if=floppy), on its
+	// isa-fdc's bus; on q35 the isa-fdc exists only with one.
+	Floppies []int
+	// Migrating reports an outgoing migration in progress (QEMU's !migration_is_idle):
+	// device_add and device_del are refused meanwhile. nil: never.
+	Migrating func() bool
+}
+
+type modelEntry struct {
+	match func(typ string) bool
+	m     Model
+}
+
+// Tree is the machine's device tree. Safe for concurrent use.
+type Tree struct {
+	mu     sync.Mutex
+	cfg    Config
+	root   *Bus           // main-system-bus
+	devs   []*Device      // -device and device_add devices, creation order; +checklocks:mu
+	auto   map[string]int // next automatic bus number per bus type; +checklocks:mu
+	models []modelEntry   // +checklocks:mu
+}
+
+// New builds the board's devices and buses for a machine type.
+func New(cfg Config) *Tree {
+	t := &Tree{cfg: cfg, auto: map[string]int{}}
+	t.root = &Bus{Name: "main-system-bus", Type: "System"}
+	t.board()
+	return t
+}
+
+// Register gives the devices whose type matches a model. The first match wins.
+func (t *Tree) Register(match func(typ string) bool, m Model) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.models = append(t.models, modelEntry{match, m})
+}
+
+func (t *Tree) modelOf(typ string) Model {
+	for _, e := range t.models {
+		if e.match(typ) {
+			return e.m
+		}
+	}
+	return nil
+}
+
+// Spec is one -device or device_add.
+type Spec struct {
+	Driver string // a type name or an alias
+	ID     string // "" for none
+	Bus    string // bus=, "" for the default
+	Props  []Prop
+	// Hotplug: device_add once the machine runs (QEMU's PHASE_MACHINE_READY): the type
+	// must be hotpluggable, and so must the bus.
+	Hotplug bool
+	// Board: made by the board (a NIC of -nic or -net nic): anonymous, under
+	// /machine/unattached rather than the peripheral containers.
+	Board bool
+}
+
+// Add creates, checks, places and realizes a device, with QEMU 7.2's errors in its order
+// (qdev_device_add_from_qdict). Nothing is left of a device that fails.
+func (t *Tree) Add(s Spec) (*Device, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s.ID != "" && !optval.ID(s.ID) {
+		return nil, errf(ErrID, "Parameter 'id' expects an identifier")
+	}
+	class, err := catalog.DeviceClass(s.Driver, s.Hotplug)
+	if err != nil {
+		return nil, err
+	}
+	var bus *Bus
+	switch {
+	case s.Bus != "":
+		if bus = t.findBus(t.root, s.Bus, ""); bus == nil {
+			return nil, errf(ErrBus, "Bus '%s' not found", s.Bus)
+		}
+		if class.Bus == "" || !catalog.IsA(bus.Type, class.Bus) {
+			return nil, errf(ErrBus, "Device '%s' can't go on %s bus", class.Name, bus.Type)
+		}
+	case class.Bus != "":
+		if bus = t.findBus(t.root, "", class.Bus); bus == nil {
+			return nil, errf(ErrBus, "No '%s' bus found for device '%s'", class.Bus, class.Name)
+		}
+	}
+	if s.Hotplug && bus != nil && !bus.Hotplug {
+		return nil, errf(ErrHotplug, "Bus '%s' does not support hotplugging", bus.Name)
+	}
+	if s.Hotplug && t.cfg.Migrating != nil && t.cfg.Migrating() {
+		return nil, errf(ErrHotplug, "device_add not allowed while migrating")
+	}
+	if s.ID != "" && t.byID(s.ID) != nil {
+		return nil, errf(ErrID, "Duplicate device ID '%s'", s.ID)
+	}
+	d := &Device{ID: s.ID, Type: class.Name, Devfn: -1, Unit: -1, Props: map[string]json.RawMessage{},
+		Hotplugged: s.Hotplug, Board: s.Board}
+	if err := d.setProps(s.Props); err != nil {
+		return nil, err
+	}
+	m := t.modelOf(d.Type)
+	if m != nil {
+		if err := m.Check(d); err != nil {
+			return nil, err
+		}
+	}
+	if bus != nil {
+		if err := bus.place(d); err != nil {
+			return nil, err
+		}
+	}
+	if !d.Board {
+		d.Path = t.peripheralPath(d.ID)
+	}
+	d.Bus = bus // placed: Realize sees its bus (and the devices on it)
+	if m != nil {
+		if err := m.Realize(d); err != nil {
+			d.Bus = nil
+			return nil, err
+		}
+	}
+	t.plug(bus, d)
+	return d, nil
+}
+
+// plug links a realized device into the tree with the buses and back-end it brings.
+func (t *Tree) plug(bus *Bus, d *Device) {
+	if bus != nil {
+		bus.devs = append(bus.devs, d)
+	}
+	if !d.Board {
+		t.devs = append(t.devs, d)
+	}
+	t.addChildren(d)
+}
+
+// peripheralPath is QEMU's qdev_set_id: /machine/peripheral/ID, or the first free
+// /machine/peripheral-anon/device[N].
+func (t *Tree) peripheralPath(id string) string {
+	if id != "" {
+		return "/machine/peripheral/" + id
+	}
+	for n := 0; ; n++ {
+		p := fmt.Sprintf("/machine/peripheral-anon/device[%d]", n)
+		if t.byPath(p) == nil {
+			return p
+		}
+	}
+}
+
+func (t *Tree) byID(id string) *Device {
+	for _, d := range t.devs {
+		if d.ID == id {
+			return d
+		}
+	}
+	return nil
+}
+
+func (t *Tree) byPath(p string) *Device {
+	for _, d := range t.devs {
+		if d.Path == p {
+			return d
+		}
+		if d.Backend != nil && d.Backend.Path == p {
+			return d.Backend
+		}
+	}
+	return nil
+}
+
+// findBus is qbus_find_recursive: by name, or the first bus of a type that is not full,
+// depth first, newest device first and last-made bus first (QEMU inserts at the head).
+func (t *Tree) findBus(b *Bus, name, typ string) *Bus {
+	var pick *Bus
+	var walk func(b *Bus) *Bus
+	walk = func(b *Bus) *Bus {
+		match := (name != "" && b.Name == name) || (name == "" && catalog.IsA(b.Type, typ))
+		if match && !b.full() {
+			return b
+		}
+		if match && pick == nil {
+			pick = b
+		}
+		for i := len(b.devs) - 1; i >= 0; i-- {
+			d := b.devs[i]
+			for _, c := range d.childBuses() {
+				if r := walk(c); r != nil {
+					return r
+				}
+			}
+		}
+		return nil
+	}
+	if r := walk(b); r != nil {
+		return r
+	}
+	return pick
+}
+
+// childBuses lists a device's buses, last made first (a virtio back-end sits on its
+// proxy's "virtio-bus", and its own buses are reached through it).
+func (d *Device) childBuses() []*Bus {
+	out := slices.Clone(d.Buses)
+	slices.Reverse(out)
+	return out
+}
+
+// full is qbus_is_full; no bus type tlcvm models has a device limit QEMU checks there.
+func (b *Bus) full() bool { return false }
+
+// place gives a device its address on the bus: a PCI slot and function, or an IDE unit.
+func (b *Bus) place(d *Device) error {
+	switch {
+	case catalog.IsA(b.Type, "PCI"):
+		return b.placePCI(d)
+	case b.Type == "IDE":
+		return b.placeIDE(d)
+	case b.Type == "floppy-bus":
+		return b.placeFloppy(d)
+	}
+	return nil
+}
+
+// placeFloppy is floppy_drive_realize's unit: the one asked for (property unit), else the
+// first free one.
+func (b *Bus) placeFloppy(d *Device) error {
+	unit := int64(-1)
+	if v, ok := d.Props["unit"]; ok {
+		_ = json.Unmarshal(v, &unit)
+	}
+	used := func(u int64) bool {
+		return slices.ContainsFunc(b.devs, func(o *Device) bool { return int64(o.Unit) == u })
+	}
+	if unit == -1 || unit == 1<<32-1 { // the property's default, (uint32_t)-1
+		for unit = 0; unit < int64(b.Units) && used(unit); unit++ {
+		}
+	}
+	if unit >= int64(b.Units) {
+		return errf(ErrAddress, "Can't create floppy unit %d, bus supports only %d units", unit, b.Units)
+	}
+	if used(unit) {
+		return errf(ErrAddress, "Floppy unit %d is in use", unit)
+	}
+	d.Unit = int(unit)
+	return nil
+}
+
+func (b *Bus) placeIDE(d *Device) error {
+	unit := -1
+	if v, ok := d.Props["unit"]; ok {
+		_ = json.Unmarshal(v, &unit)
+	}
+	var master, slave *Device
+	for _, o := range b.devs {
+		switch o.Unit {
+		case 0:
+			master = o
+		case 1:
+			slave = o
+		}
+	}
+	if unit == -1 {
+		unit = 0
+		if master != nil {
+			unit = 1
+		}
+	}
+	if unit >= b.Units {
+		return errf(ErrAddress, "Can't create IDE unit %d, bus supports only %d units", unit, b.Units)
+	}
+	if (unit == 0 && master != nil) || (unit == 1 && slave != nil) {
+		return errf(ErrAddress, "IDE unit %d is in use", unit)
+	}
+	d.Unit = unit
+	return nil
+}
+
+// Lookup finds a -device or device_add device by id.
+func (t *Tree) Lookup(id string) (*Device, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	d := t.byID(id)
+	return d, d != nil
+}
+
+// Peripherals lists the -device and device_add devices in creation order.
+func (t *Tree) Peripherals() []*Device {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.devs)
+}
+
+// Locked runs fn with the tree's lock held, on the -device and device_add devices in
+// creation order: fn may read them, their buses and what is on those.
+func (t *Tree) Locked(fn func(peripherals []*Device)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fn(t.devs)
+}
+
+// resolve is QEMU's find_device_state: id relative to /machine/peripheral, or a path.
+// isDevice is false for a path that names an object that is no device (a bus, a container).
+func (t *Tree) resolve(id string) (d *Device, exists bool) {
+	p := id
+	if !strings.HasPrefix(p, "/") {
+		p = "/machine/peripheral/" + p
+	}
+	if d := t.byPath(p); d != nil {
+		return d, true
+	}
+	switch p {
+	case "/machine", "/machine/peripheral", "/machine/peripheral-anon", "/machine/unattached", "/":
+		return nil, true
+	}
+	for _, d := range t.devs {
+		for _, dev := range []*Device{d, d.Backend} {
+			if dev == nil {
+				continue
+			}
+			for _, b := range dev.Buses {
+				if b.Path() == p {
+					return nil, true
+				}
+			}
+		}
+	}
+	return nil, false
+}
+
+// Del is device_del: it asks for the device to be unplugged. Devices on buses the guest
+// must consent for (PCI; ACPI memory hotplug for models that say so) leave once the guest
+// has ejected them; the others leave at once. Either way Config.Deleted reports
+// DEVICE_DELETED for the device and each device it held, devices first, then the device.
+func (t *Tree) Del(id string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	d, exists := t.resolve(id)
+	if d == nil {
+		if exists {
+			return errf(ErrHotplug, "%s is not a hotpluggable device", id)
+		}
+		return errf(ErrDeviceNotFound, "Device '%s' not found", id)
+	}
+	if d.Bus != nil && !d.Bus.Hotplug {
+		return errf(ErrHotplug, "Bus '%s' does not support hotplugging", d.Bus.Name)
+	}
+	if c, ok := catalog.LookupDevice(d.Type); !ok || !c.Hotpluggable {
+		return errf(ErrHotplug, "Device '%s' does not support hotplugging", d.Type)
+	}
+	if t.cfg.Migrating != nil && t.cfg.Migrating() {
+		return errf(ErrHotplug, "device_del not allowed while migrating")
+	}
+	if gu, ok := t.modelOf(d.Type).(GuestUnplug); ok {
+		return gu.UnplugRequest(d, t.ejected(d))
+	}
+	if d.Bus != nil && catalog.IsA(d.Bus.Type, "PCI") {
+		// ACPI PCI hotplug (pc, q35) or the PCIe slot's attention button: the guest ejects.
+		d.unplugging = true
+		if t.cfg.Guest != nil {
+			t.cfg.Guest.RequestEject(fmt.Sprintf("PCI %02x.%x %s", d.Devfn>>3, d.Devfn&7, d.Type), t.ejected(d))
+		}
+		return nil
+	}
+	t.remove(d)
+	return nil
+}
+
+// ejected returns the callback that completes an unplug once the guest has ejected d.
+func (t *Tree) ejected(d *Device) func() {
+	return func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if slices.Contains(t.devs, d) {
+			t.remove(d)
+		}
+	}
+}
+
+// Unplugging reports whether device_del was asked for d and the guest has not ejected it.
+func (t *Tree) Unplugging(d *Device) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return d.unplugging
+}
+
+// remove unrealizes d and everything on its buses (newest first, last bus first; a virtio
+// proxy's back-end is on its virtio-bus), takes it off its bus and reports each
+// DEVICE_DELETED, children before parents.
+func (t *Tree) remove(d *Device) {
+	for _, b := range d.childBuses() {
+		for i := len(b.devs) - 1; i >= 0; i-- {
+			t.remove(b.devs[i])
+		}
+	}
+	t.unrealize(d)
+	if b := d.Bus; b != nil {
+		b.devs = slices.DeleteFunc(b.devs, func(o *Device) bool { return o == d })
+	}
+	t.devs = slices.DeleteFunc(t.devs, func(o *Device) bool { return o == d })
+	t.deleted(d)
+}
+
+func (t *Tree) unrealize(d *Device) {
+	if m := t.modelOf(d.Type); m != nil {
+		m.Unrealize(d)
+	}
+}
+
+func (t *Tree) deleted(d *Device) {
+	if t.cfg.Deleted != nil && d.Path != "" {
+		t.cfg.Deleted(d.ID, d.Path)
+	}
+}
+
+// Unplug removes a device at once, whatever its bus (the rollback of a hotplug whose later
+// step failed): its DEVICE_DELETED events follow.
+func (t *Tree) Unplug(d *Device) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if slices.Contains(t.devs, d) {
+		t.remove(d)
+	}
+}
