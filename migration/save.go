@@ -317,7 +317,10 @@ func (s *saver) save() error {
 			if s.throttleMaxed() && stalled >= stallPasses {
 				break
 			}
-		} else if iters >= maxIterations || stalled >= stallPasses || sent+2*dirty > streamBudget*max(s.written, pageSize) {
+		} else if !j.pc.allowed && (iters >= maxIterations || stalled >= stallPasses || sent+2*dirty > streamBudget*max(s.written, pageSize)) {
+			// With postcopy-ram a precopy that does not converge goes on, as QEMU's does,
+			// until migrate-start-postcopy (libvirt's --postcopy-after-precopy asks at
+			// the second pass): stopping here would race it into a long stage 3.
 			break
 		}
 		iters++
