@@ -237,3 +237,87 @@ func TestMigratePausedRAMIdentical(t *testing.T) {
 		})
 	}
 }
+
+// TestMigrateLinkDownPrecopy: the veth between the hosts goes down while precopy runs
+// (--p2p: the source's libvirtd talks to the destination's over the link). libvirt finds
+// the destination lost (its keepalive), cancels, and reports the error; the guest keeps
+// running on the source, and the destination drops its half once the link is back.
+func TestMigrateLinkDownPrecopy(t *testing.T) {
+	need(t)
+	h := twoHosts(t)
+	d := migDomain(t, h, emulator{"tlcvm", bin}, hotWorkload, true)
+	r := startMigrate(h, d.Name, "--live", "--p2p", "--unsafe", "--bandwidth", "1")
+	awaitTransfer(t, h, d.Name)
+	if err := h.Link(false); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = h.Link(true) }()
+	err := r.wait(t, 4*time.Minute)
+	if err == nil {
+		t.Fatal("virsh migrate succeeded over a link that is down")
+	}
+	t.Logf("virsh migrate: %v", errClass(err))
+	if err := h.Link(true); err != nil {
+		t.Fatal(err)
+	}
+	if got := stateOf(h.A, d.Name); !strings.HasPrefix(got, "running") {
+		t.Errorf("source after the failed migration: %q", got)
+	}
+	guestProgresses(t, h.A, d.Name)
+	if err := lv.Poll(2*time.Minute, 500*time.Millisecond, "the destination drops the domain", func() (bool, error) {
+		return stateOf(h.B, d.Name) == "", nil
+	}); err != nil {
+		t.Errorf("%v: %q", err, stateOf(h.B, d.Name))
+	}
+}
+
+// TestMigrateLinkDownPostcopy: the link goes down in post-copy (the guest runs on the
+// destination, pages still on the source). `virsh domjobabort --postcopy` pauses the
+// migration (QEMU's migrate-pause); once the link is back both ends are in post-copy
+// failure, and `virsh migrate --postcopy-resume` (migrate-recover on the destination,
+// migrate resume=true on the source) completes it: the guest runs on the destination and
+// goes on writing its pages.
+func TestMigrateLinkDownPostcopy(t *testing.T) {
+	need(t)
+	h := twoHosts(t)
+	d := migDomain(t, h, emulator{"tlcvm", bin}, hotWorkload, true)
+	args := []string{"--live", "--p2p", "--unsafe", "--postcopy", "--bandwidth", "1", "--postcopy-bandwidth", "1"}
+	r := startMigrate(h, d.Name, args...)
+	awaitTransfer(t, h, d.Name)
+	if _, err := h.A.Run("migrate-postcopy", d.Name); err != nil {
+		t.Fatal(err)
+	}
+	if err := lv.Poll(time.Minute, 100*time.Millisecond, "the source in post-copy", func() (bool, error) {
+		return stateOf(h.A, d.Name) == "paused (post-copy)", nil
+	}); err != nil {
+		t.Fatalf("%v: %q", err, stateOf(h.A, d.Name))
+	}
+	if err := h.Link(false); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = h.Link(true) }()
+	if _, err := h.A.Run("domjobabort", "--postcopy", d.Name); err != nil {
+		t.Fatal(err)
+	}
+	err := r.wait(t, 3*time.Minute)
+	if err == nil {
+		t.Fatal("virsh migrate succeeded over a link that went down in post-copy")
+	}
+	t.Logf("virsh migrate: %v", errClass(err))
+	if err := h.Link(true); err != nil {
+		t.Fatal(err)
+	}
+	failed := func(v *lv.Virsh) bool { return strings.HasSuffix(stateOf(v, d.Name), "(post-copy failed)") }
+	if err := lv.Poll(2*time.Minute, 200*time.Millisecond, "both ends in post-copy failure", func() (bool, error) {
+		return failed(h.A) && failed(h.B), nil
+	}); err != nil {
+		t.Fatalf("%v: source %q, destination %q", err, stateOf(h.A, d.Name), stateOf(h.B, d.Name))
+	}
+	if _, err := h.A.Run(append(append([]string{"migrate"}, args...), "--postcopy-resume", d.Name, h.BURI)...); err != nil {
+		t.Fatalf("virsh migrate --postcopy-resume: %v", err)
+	}
+	if got := stateOf(h.B, d.Name); !strings.HasPrefix(got, "running") {
+		t.Errorf("destination after recovery: %q", got)
+	}
+	guestProgresses(t, h.B, d.Name)
+}
