@@ -228,16 +228,18 @@ type MigrateOptions struct {
 // while the guest keeps running. It returns once the thread is started; failures after
 // that are reported through Info (status failed, error-desc).
 func (e *Engine) Migrate(uri string, o MigrateOptions) error {
+	// The URI is parsed once, here; its error is reported where QEMU 7.2 checks it.
+	addr, parseErr := transport.ParseOutgoing(uri)
 	e.mu.Lock()
 	mapped := e.capLocked(CapMappedRAM)
-	if err := checkSeekable(mapped, uri); err != nil {
+	if err := checkSeekable(mapped, addr, parseErr); err != nil {
 		e.mu.Unlock()
 		return err
 	}
 	if o.Resume {
 		j := e.out
 		e.mu.Unlock()
-		return e.resume(j, uri, o)
+		return e.resume(j, addr, parseErr, o)
 	}
 	if e.activeLocked() {
 		e.mu.Unlock()
@@ -257,7 +259,7 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 			return err
 		}
 	}
-	j := newJob(e, uri)
+	j := newJob(e, addr)
 	j.tlc = e.capLocked(CapTLC)
 	j.pause = e.capLocked(CapPauseBeforeSwitchover)
 	j.autoConverge = e.capLocked(CapAutoConverge)
@@ -284,28 +286,23 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 	e.emitStatus(StatusSetup)
 	// What QEMU checks synchronously fails the command (after MIGRATION setup and
 	// failed): the URI, the fd name, starting the command, opening the file.
-	if err := transport.ValidateOutgoing(uri); err != nil {
-		j.failSync(err)
-		return err
+	if parseErr != nil {
+		j.failSync(parseErr)
+		return parseErr
 	}
-	env := transport.Env{Log: e.log, Stderr: e.stderr, LookupFD: o.LookupFD, Open: e.open}
-	if env.LookupFD == nil {
-		env.LookupFD = func(name string) (int, error) {
-			return -1, errorf(ErrInvalid, "File descriptor named '%s' has not been found", name)
-		}
-	}
+	env := e.outEnv(o)
 	cpu, err := j.chooseCPU()
 	if err != nil {
 		j.failSync(err)
 		return err
 	}
 	j.cpu = cpu
-	if err := e.checkBacking(uri, mapped); err != nil {
+	if err := e.checkBacking(addr, mapped); err != nil {
 		j.failSync(err)
 		return err
 	}
 	if mapped {
-		t, err := openTarget(uri, env)
+		t, err := openTarget(addr, env)
 		if err != nil {
 			j.failSync(err)
 			return err
@@ -317,20 +314,30 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 		go j.run()
 		return nil
 	}
-	out, err := transport.Open(uri, env)
+	out, err := transport.OpenAddress(addr, env)
 	if err != nil {
 		j.failSync(err)
 		return err
 	}
 	j.mu.Lock()
 	j.out = out
-	if a, err := transport.Parse(uri); err == nil && a.Scheme == transport.SchemeFile {
-		j.streamed = true
-	}
+	j.streamed = addr.Scheme == transport.SchemeFile
 	j.abort = func() { _ = transport.Abort(out) }
 	j.mu.Unlock()
 	go j.run()
 	return nil
+}
+
+// outEnv is what opening an outgoing channel needs: fd: names looked up through o.LookupFD
+// (none found without it, in QEMU's words).
+func (e *Engine) outEnv(o MigrateOptions) transport.Env {
+	env := transport.Env{Log: e.log, Stderr: e.stderr, LookupFD: o.LookupFD, Open: e.open}
+	if env.LookupFD == nil {
+		env.LookupFD = func(name string) (int, error) {
+			return -1, errorf(ErrInvalid, "File descriptor named '%s' has not been found", name)
+		}
+	}
+	return env
 }
 
 // Cancel is migrate_cancel: an outgoing migration in setup or active moves to cancelling,

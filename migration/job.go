@@ -2,24 +2,25 @@ package migration
 
 import (
 	"errors"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"io"
+	"tlcvm/migration/transport"
 )
 
 // job is one outgoing migration: its status, figures and the checkpoint thread's state.
 type job struct {
 	e        *Engine
-	uri      string
-	out      io.WriteCloser // the destination, opened by Migrate
-	tlc      bool           // x-tlc when it started
-	mapped   bool           // mapped-ram when it started: out is the file (io.WriterAt)
-	base     uint64         // mapped-ram: the stream's offset in the file
-	file     *fileTarget    // mapped-ram: the file and how it is written
-	channels int            // multifd: page writers of a mapped-ram checkpoint, or channels (0: off)
-	multifd  bool           // multifd over sockets (multifd.go)
+	addr     transport.Address // the migrate URI, parsed once (Migrate)
+	out      io.WriteCloser    // the destination, opened by Migrate
+	tlc      bool              // x-tlc when it started
+	mapped   bool              // mapped-ram when it started: out is the file (io.WriterAt)
+	base     uint64            // mapped-ram: the stream's offset in the file
+	file     *fileTarget       // mapped-ram: the file and how it is written
+	channels int               // multifd: page writers of a mapped-ram checkpoint, or channels (0: off)
+	multifd  bool              // multifd over sockets (multifd.go)
 	// autoConverge is the auto-converge capability when it started (throttle.go).
 	autoConverge bool
 	xbSize       uint64   // xbzrle-cache-size when xbzrle was on at the start, else 0
@@ -67,8 +68,8 @@ type job struct {
 	stages  []Stage // +checklocks:mu
 }
 
-func newJob(e *Engine, uri string) *job {
-	j := &job{e: e, uri: uri, done: make(chan struct{}), st: StatusSetup, start: time.Now(), cpu: -1, compressLevel: -1,
+func newJob(e *Engine, addr transport.Address) *job {
+	j := &job{e: e, addr: addr, done: make(chan struct{}), st: StatusSetup, start: time.Now(), cpu: -1, compressLevel: -1,
 		cancelCh: make(chan struct{}), resume: make(chan struct{}, 1), disks: e.disks,
 		pc: newPCSource(e.capLocked(CapPostcopyRAM))}
 	for _, b := range e.m.RAMBlocks() {

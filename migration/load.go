@@ -14,8 +14,9 @@ import (
 
 // inJob is the incoming migration.
 type inJob struct {
-	e   *Engine
-	src transport.Source
+	e    *Engine
+	src  transport.Source
+	addr transport.Address // the incoming URI, parsed once (StartIncoming)
 
 	mu  sync.Mutex
 	st  Status           // +checklocks:mu
@@ -190,7 +191,8 @@ func (e *Engine) Incoming(uri string, env transport.Env) error {
 // emits MIGRATION setup here whatever the events capability. A listen error is returned
 // and leaves migrate-incoming available.
 func (e *Engine) StartIncoming(uri string, env transport.Env) error {
-	if err := checkSeekable(e.Capability(CapMappedRAM), uri); err != nil {
+	addr, parseErr := transport.Parse(uri)
+	if err := checkSeekable(e.Capability(CapMappedRAM), addr, parseErr); err != nil {
 		return err
 	}
 	e.ev.Emit("MIGRATION", MigrationEvent{Status: StatusSetup})
@@ -200,14 +202,17 @@ func (e *Engine) StartIncoming(uri string, env transport.Env) error {
 	if env.Open == nil {
 		env.Open = e.open
 	}
-	src, err := transport.Listen(uri, env)
+	if parseErr != nil {
+		return wrapf(ErrInvalid, parseErr, "%s", parseErr.Error())
+	}
+	src, err := transport.ListenAddress(addr, env)
 	if err != nil {
 		return wrapf(ErrInvalid, err, "%s", err.Error())
 	}
 	if n := e.multifdChannels(); n > 0 {
 		transport.Expect(src, n)
 	}
-	in := &inJob{e: e, src: src, st: StatusSetup, recCh: make(chan recovered, 1), stop: make(chan struct{}),
+	in := &inJob{e: e, src: src, addr: addr, st: StatusSetup, recCh: make(chan recovered, 1), stop: make(chan struct{}),
 		addrs: transport.SocketAddresses(src)}
 	e.mu.Lock()
 	e.defer_ = false
@@ -231,7 +236,7 @@ func (in *inJob) run() {
 		}
 		in.set(StatusActive)
 		var srcState string
-		srcState, err = e.loadURI(in.src.URI(), r, in)
+		srcState, err = e.loadURI(in.addr, r, in)
 		if err == nil {
 			_ = in.src.Close()
 			err = in.finish(srcState)

@@ -61,14 +61,13 @@ var errMultifdProtocol = errors.New("multifd is not supported by current protoco
 
 // openMultifd connects the channels (tcp:/unix: only) and writes their init packets.
 func (j *job) openMultifd(n int, uuid [16]byte) (*mfSender, error) {
-	a, err := transport.Parse(j.uri)
-	if err != nil || (a.Scheme != transport.SchemeTCP && a.Scheme != transport.SchemeUnix) {
+	if a := j.addr; a.Scheme != transport.SchemeTCP && a.Scheme != transport.SchemeUnix {
 		return nil, errMultifdProtocol
 	}
 	mf := &mfSender{j: j, uuid: uuid}
 	env := transport.Env{Log: j.e.log}
 	for i := 0; i < n; i++ {
-		out, err := transport.Open(j.uri, env)
+		out, err := transport.OpenAddress(j.addr, env)
 		if err != nil {
 			mf.close(true)
 			return nil, err

@@ -643,23 +643,17 @@ func (j *job) resumePostcopy(out io.WriteCloser) {
 }
 
 // resume is migrate with resume=true (QEMU 7.2's migrate_prepare checks).
-func (e *Engine) resume(j *job, uri string, o MigrateOptions) error {
+func (e *Engine) resume(j *job, addr transport.Address, parseErr error, o MigrateOptions) error {
 	if j == nil || j.status() != StatusPostcopyPaused {
 		return errorf(ErrState, "Cannot resume if there is no paused migration")
 	}
 	if e.Capability("release-ram") {
 		return errorf(ErrState, "Postcopy recovery cannot work when release-ram capability is set")
 	}
-	if err := transport.ValidateOutgoing(uri); err != nil {
-		return err
+	if parseErr != nil {
+		return parseErr
 	}
-	env := transport.Env{Log: e.log, Stderr: e.stderr, LookupFD: o.LookupFD, Open: e.open}
-	if env.LookupFD == nil {
-		env.LookupFD = func(name string) (int, error) {
-			return -1, errorf(ErrInvalid, "File descriptor named '%s' has not been found", name)
-		}
-	}
-	out, err := transport.Open(uri, env)
+	out, err := transport.OpenAddress(addr, e.outEnv(o))
 	if err != nil {
 		return err
 	}

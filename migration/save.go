@@ -99,7 +99,7 @@ func (j *job) run() {
 	default:
 		j.fail(err, true)
 	}
-	j.e.log.Debug().Err(err).Str("uri", j.uri).Msg("checkpoint thread done")
+	j.e.log.Debug().Err(err).Str("uri", j.addr.URI).Msg("checkpoint thread done")
 }
 
 func (s *saver) beginStage() {
@@ -186,9 +186,7 @@ func (s *saver) save() error {
 		j.e.clearBaseline()
 		if j.streamed {
 			j.setFileInfo(FileInfo{Mode: "streamed"})
-			if a, err := transport.Parse(j.uri); err == nil {
-				sweepAsides(a.Path)
-			}
+			sweepAsides(j.addr.Path)
 		}
 		s.cw = &countWriter{w: j.out, j: j}
 		if j.xbSize > 0 {

@@ -38,6 +38,13 @@ func Listen(uri string, env Env) (Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ListenAddress(a, env)
+}
+
+// ListenAddress is Listen for an address Parse has parsed already (the incoming path
+// parses its URI once).
+func ListenAddress(a Address, env Env) (Source, error) {
+	uri := a.URI
 	s := &source{uri: uri, addr: a, log: env.Log, closed: make(chan struct{})}
 	switch a.Scheme {
 	case SchemeExec:
