@@ -13,7 +13,6 @@ import (
 
 	"tlcvm/migration"
 	"tlcvm/migration/stream"
-	"tlcvm/migration/transport"
 )
 
 type syncBuffer struct {
@@ -467,7 +466,7 @@ func TestParameters(t *testing.T) {
 func TestIncomingRequiresDefer(t *testing.T) {
 	m := newFakeMachine(1<<20, "inmigrate")
 	e, _, _ := newEngine(t, m)
-	err := e.Incoming("exec:cat /dev/null", transport.Env{})
+	err := e.Incoming("exec:cat /dev/null", migration.IncomingOptions{})
 	if errString(err) != "'-incoming' was not specified on the command line" {
 		t.Errorf("%v", err)
 	}

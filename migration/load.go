@@ -171,8 +171,21 @@ func (e *Engine) SetDefer() {
 	e.mu.Unlock()
 }
 
+// IncomingOptions is what -incoming, migrate-incoming and migrate-recover take besides
+// the URI.
+type IncomingOptions struct {
+	// LookupFD resolves fd:NAME from the monitor's getfd table; nil: fd:N names an
+	// inherited descriptor by number (-incoming).
+	LookupFD func(name string) (int, error)
+}
+
+// inEnv is what listening for an incoming channel needs (the engine's logger and opener).
+func (e *Engine) inEnv(o IncomingOptions) transport.Env {
+	return transport.Env{Log: e.log, LookupFD: o.LookupFD, Open: e.open}
+}
+
 // Incoming is migrate-incoming: allowed only after -incoming defer, and only once.
-func (e *Engine) Incoming(uri string, env transport.Env) error {
+func (e *Engine) Incoming(uri string, o IncomingOptions) error {
 	e.mu.Lock()
 	if !e.defer_ {
 		started := e.in != nil
@@ -183,29 +196,23 @@ func (e *Engine) Incoming(uri string, env transport.Env) error {
 		return errorf(ErrState, "'-incoming' was not specified on the command line")
 	}
 	e.mu.Unlock()
-	return e.StartIncoming(uri, env)
+	return e.StartIncoming(uri, o)
 }
 
 // StartIncoming listens on uri (the -incoming URI before the monitors serve, or
 // migrate-incoming's) and loads the stream in the background once it is available. QEMU
 // emits MIGRATION setup here whatever the events capability. A listen error is returned
 // and leaves migrate-incoming available.
-func (e *Engine) StartIncoming(uri string, env transport.Env) error {
+func (e *Engine) StartIncoming(uri string, o IncomingOptions) error {
 	addr, parseErr := transport.Parse(uri)
 	if err := checkSeekable(e.Capability(CapMappedRAM), addr, parseErr); err != nil {
 		return err
 	}
 	e.ev.Emit("MIGRATION", MigrationEvent{Status: StatusSetup})
-	if env.Log.GetLevel() == 0 && env.LookupFD == nil {
-		env.Log = e.log
-	}
-	if env.Open == nil {
-		env.Open = e.open
-	}
 	if parseErr != nil {
 		return wrapf(ErrInvalid, parseErr, "%s", parseErr.Error())
 	}
-	src, err := transport.ListenAddress(addr, env)
+	src, err := transport.ListenAddress(addr, e.inEnv(o))
 	if err != nil {
 		return wrapf(ErrInvalid, err, "%s", err.Error())
 	}

@@ -487,7 +487,7 @@ func (ld *loader) pausePostcopy(cause error) error {
 
 // Recover is migrate-recover: a destination paused in postcopy listens on uri for the
 // source's new channel (a second call replaces the listener).
-func (e *Engine) Recover(uri string, env transport.Env) error {
+func (e *Engine) Recover(uri string, o IncomingOptions) error {
 	e.mu.Lock()
 	in := e.in
 	e.mu.Unlock()
@@ -495,10 +495,7 @@ func (e *Engine) Recover(uri string, env transport.Env) error {
 		return errorf(ErrState, "Migrate recover can only be run when postcopy is paused.")
 	}
 	e.ev.Emit("MIGRATION", MigrationEvent{Status: StatusSetup})
-	if env.Open == nil {
-		env.Open = e.open
-	}
-	src, err := transport.Listen(uri, env)
+	src, err := transport.Listen(uri, e.inEnv(o))
 	if err != nil {
 		return wrapf(ErrInvalid, err, "%s", err.Error())
 	}

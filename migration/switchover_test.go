@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"tlcvm/migration"
-	"tlcvm/migration/transport"
 )
 
 // fakeDisks records the engine's hand-overs of the images.
@@ -89,7 +88,7 @@ func newPair(t *testing.T, size int, srcCaps, dstCaps []migration.Capability) *p
 	set(p.dst, dstCaps)
 	p.dst.SetDefer()
 	p.dst.Ready()
-	if err := p.dst.Incoming(p.uri, transport.Env{}); err != nil {
+	if err := p.dst.Incoming(p.uri, migration.IncomingOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.src.SetParams(migration.Params{MaxBandwidth: ptr[uint64](0)}); err != nil {

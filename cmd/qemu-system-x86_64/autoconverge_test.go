@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"tlcvm/migration"
-	"tlcvm/migration/transport"
 )
 
 // TestAutoConverge migrates a guest that dirties its memory far faster than max-bandwidth
@@ -26,7 +25,7 @@ func TestAutoConverge(t *testing.T) {
 	uri := "unix:" + filepath.Join(t.TempDir(), "m.sock")
 	de.SetDefer()
 	de.Ready()
-	if err := de.Incoming(uri, transport.Env{}); err != nil {
+	if err := de.Incoming(uri, migration.IncomingOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := se.SetParams(migration.Params{MaxBandwidth: ptr[uint64](32 << 20),

@@ -189,7 +189,7 @@ func (v *vm) startIncoming() error {
 		v.migration.SetDefer()
 		return nil
 	}
-	if err := v.migration.StartIncoming(cfg.Incoming, transport.Env{Log: v.log}); err != nil {
+	if err := v.migration.StartIncoming(cfg.Incoming, migration.IncomingOptions{}); err != nil {
 		return failf(cfg, "-incoming "+cfg.Incoming, "%v", err)
 	}
 	return nil

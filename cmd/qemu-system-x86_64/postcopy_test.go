@@ -10,7 +10,6 @@ import (
 
 	"tlcvm/machine"
 	"tlcvm/migration"
-	"tlcvm/migration/transport"
 )
 
 // The postcopy tests run two real machines in this process, joined by the migration
@@ -122,7 +121,7 @@ func TestPostcopyGuestIsExact(t *testing.T) {
 	uri := "unix:" + filepath.Join(dir, "m.sock")
 	de.SetDefer()
 	de.Ready()
-	if err := de.Incoming(uri, transport.Env{}); err != nil {
+	if err := de.Incoming(uri, migration.IncomingOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := se.SetParams(migration.Params{MaxBandwidth: ptr[uint64](32 << 20), MaxPostcopyBandwidth: ptr[uint64](4 << 20)}); err != nil {
@@ -145,7 +144,7 @@ func TestPostcopyGuestIsExact(t *testing.T) {
 	waitEngine(t, "destination", de, migration.StatusPostcopyPaused)
 	time.Sleep(100 * time.Millisecond) // vCPUs waiting for pages that cannot come
 	uri2 := "unix:" + filepath.Join(dir, "r.sock")
-	if err := de.Recover(uri2, transport.Env{}); err != nil {
+	if err := de.Recover(uri2, migration.IncomingOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := se.Migrate(uri2, migration.MigrateOptions{Resume: true}); err != nil {

@@ -342,11 +342,11 @@ func registerMigration(r *qmp.Registry, d *Deps) {
 			}},
 		qmp.Command{Name: "migrate-incoming", Args: &MigrateIncomingArgs{},
 			Run: func(c *qmp.Call) (any, error) {
-				env := transport.Env{}
+				var o migration.IncomingOptions
 				if c.Session != nil {
-					env.LookupFD = c.Session.FDParam
+					o.LookupFD = c.Session.FDParam
 				}
-				return nil, e.Incoming(c.Args.(*MigrateIncomingArgs).URI, env)
+				return nil, e.Incoming(c.Args.(*MigrateIncomingArgs).URI, o)
 			}},
 	)
 }

@@ -2,7 +2,6 @@ package cmds
 
 import (
 	"tlcvm/migration"
-	"tlcvm/migration/transport"
 	"tlcvm/qmp"
 )
 
@@ -36,11 +35,11 @@ func registerMigrationSwitchover(r *qmp.Registry, d *Deps) {
 			return nil, e.Pause()
 		}},
 		qmp.Command{Name: "migrate-recover", Args: &MigrateRecoverArgs{}, Run: func(c *qmp.Call) (any, error) {
-			env := transport.Env{}
+			var o migration.IncomingOptions
 			if c.Session != nil {
-				env.LookupFD = c.Session.FDParam
+				o.LookupFD = c.Session.FDParam
 			}
-			return nil, e.Recover(c.Args.(*MigrateRecoverArgs).URI, env)
+			return nil, e.Recover(c.Args.(*MigrateRecoverArgs).URI, o)
 		}},
 	)
 }
