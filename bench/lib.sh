@@ -8,6 +8,9 @@
 #
 #   bench_tlcvm      sets and exports TLCVM_BIN: as given, else bin/qemu-system-x86_64, else
 #                    ./cmd/qemu-system-x86_64 built into WORK
+#   bench_dirty_elf  builds the peer kit's QEMU guest (KIT, default /work/shared/bench) into
+#                    WORK/guest/dirty.elf and exports DIRTY_ELF; without gcc -m32 it warns
+#                    that the QEMU side is skipped and removes a stale dirty.elf
 #   bench_json KIND  prints the path of this run's raw measurements, WORK/KIND-<UTC time>.jsonl
 #   bench_doc_args   sets the array DOC_ARGS: -doc BENCH_DOC (default BENCHMARKS.md at the
 #                    root) unless BENCH_WRITE=0
@@ -46,4 +49,13 @@ bench_doc_args() {
   if [ "${BENCH_WRITE:-1}" = 1 ]; then
     DOC_ARGS=(-doc "${BENCH_DOC:-$ROOT/BENCHMARKS.md}")
   fi
+}
+
+bench_dirty_elf() {
+  mkdir -p "$WORK/guest"
+  if ! OUT_ELF="$WORK/guest/dirty.elf" "${KIT:-/work/shared/bench}/guest/build.sh" >&2; then
+    echo "bench: building dirty.elf failed (needs gcc -m32): the QEMU side is skipped" >&2
+    rm -f "$WORK/guest/dirty.elf"
+  fi
+  export DIRTY_ELF=$WORK/guest/dirty.elf
 }

@@ -21,18 +21,13 @@
 set -euo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh" run-filecp.sh "$@"
-KIT=${KIT:-/work/shared/bench}
-mkdir -p "$WORK/guest" "$WORK/ckpt"
+mkdir -p "$WORK/ckpt"
 
 echo "bench: building the harness and the QEMU guest (dirty.elf)" >&2
 go build -o "$WORK/tlcvm-bench" ./bench/cmd/tlcvm-bench
-if ! OUT_ELF="$WORK/guest/dirty.elf" "$KIT/guest/build.sh" >&2; then
-  echo "bench: building dirty.elf failed (needs gcc -m32): the QEMU rows are skipped" >&2
-  rm -f "$WORK/guest/dirty.elf"
-fi
+bench_dirty_elf
 
 bench_tlcvm
-export DIRTY_ELF=$WORK/guest/dirty.elf
 df -h "$WORK/ckpt" >&2
 
 JSON=$(bench_json filecp)

@@ -53,9 +53,24 @@ fi
 if [ "${BENCH_DENSITY:-1}" = 1 ]; then
   "$ROOT/bench/run-density.sh"
 fi
+# The block-job part (bench/run-blockjobs.sh: mirror, commit, stream, backups, NBD reads
+# beside QEMU, dd and qemu-nbd; ~8 GB of images). BENCH_BLOCKJOBS=0 leaves it out.
+if [ "${BENCH_BLOCKJOBS:-1}" = 1 ]; then
+  "$ROOT/bench/run-blockjobs.sh"
+fi
 # The file-checkpoint part (bench/run-filecp.sh: mapped-ram checkpoints to file:, the
 # incremental second checkpoint, restores by mapping; ~3 min, files up to ~6 GB).
 # BENCH_FILECP=0 leaves it out.
 if [ "${BENCH_FILECP:-1}" = 1 ]; then
   "$ROOT/bench/run-filecp.sh"
+fi
+# The memory-dump part (bench/run-dump.sh: dump-guest-memory of a 4 GiB guest, ELF and
+# kdump-zlib, beside QEMU; ~1 min, files up to 4 GiB) and the dirty-rate part
+# (bench/run-dirtyrate.sh: calc-dirty-rate against the configured rate; ~8 min).
+# BENCH_DUMP=0 and BENCH_DIRTYRATE=0 leave them out.
+if [ "${BENCH_DUMP:-1}" = 1 ]; then
+  "$ROOT/bench/run-dump.sh"
+fi
+if [ "${BENCH_DIRTYRATE:-1}" = 1 ]; then
+  "$ROOT/bench/run-dirtyrate.sh"
 fi

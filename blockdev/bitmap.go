@@ -64,6 +64,8 @@ type Bitmap struct {
 	readonly     bool
 	skipStore    bool    // removed inside a transaction: not written back meanwhile
 	successor    *Bitmap // while frozen by a job; writes go there
+	job          bool    // a job's own bitmap (newJobBitmap): only the job sets it
+	jobRecording bool    // what query-block says of a job's bitmap ("recording")
 }
 
 // newBitmap makes a clean bitmap of size bytes on n (nil: detached).
@@ -133,6 +135,9 @@ func (b *Bitmap) Recording() bool {
 }
 
 func (b *Bitmap) recording() bool {
+	if b.job {
+		return b.jobRecording
+	}
 	return !b.disabled || (b.successor != nil && !b.successor.disabled)
 }
 
@@ -688,15 +693,14 @@ type BitmapInfo struct {
 	Inconsistent bool
 }
 
-// BitmapInfos describes the node's named bitmaps, newest first (bdrv_query_dirty_bitmaps).
+// BitmapInfos describes the node's bitmaps, newest first (bdrv_query_dirty_bitmaps): the
+// anonymous ones too (a job's, a frozen bitmap's successor), without a name, as QEMU
+// lists them.
 func (n *Node) BitmapInfos() []BitmapInfo {
 	n.bmMu.Lock()
 	defer n.bmMu.Unlock()
 	var out []BitmapInfo
 	for _, b := range n.bitmaps {
-		if b.name == "" {
-			continue
-		}
 		out = append(out, BitmapInfo{Name: b.name, Count: b.count << b.shift, Granularity: b.Granularity(),
 			Recording: b.recording(), Busy: b.busy, Persistent: b.persistent, Inconsistent: b.inconsistent})
 	}
@@ -762,6 +766,20 @@ func (b *Bitmap) Reclaim() {
 	b.disabled = s.disabled
 	b.busy, b.successor = false, nil
 	n.releaseLocked(s)
+}
+
+// newJobBitmap gives a job a bitmap of granularity gran over size bytes, listed on n
+// (anonymous, newest first) as QEMU lists the bitmaps block jobs create on their nodes: a
+// mirror's bitmap of what still differs, a backup's copy bitmap and its filter's. The job
+// alone sets and resets it (the node's writes do not mark it); recording is what the
+// queries say of it. release takes it off the node.
+func (n *Node) newJobBitmap(size, gran int64, recording bool) (b *Bitmap, release func()) {
+	b = newBitmap(n, "", gran, size)
+	b.disabled, b.job, b.jobRecording = true, true, recording
+	n.bmMu.Lock()
+	n.bitmaps = append([]*Bitmap{b}, n.bitmaps...)
+	n.bmMu.Unlock()
+	return b, func() { n.ReleaseBitmap(b) }
 }
 
 // HasReadonlyBitmaps reports whether a bitmap of n is readonly (writes must then fail).

@@ -109,6 +109,11 @@ func (n *Node) DefaultGranularity() int64 {
 func (g *Graph) PrepareBitmapAdd(o BitmapAddOptions) (*TxnStep, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.prepareBitmapAdd(o)
+}
+
+// prepareBitmapAdd is PrepareBitmapAdd with the graph lock held (a transaction's prepare).
+func (g *Graph) prepareBitmapAdd(o BitmapAddOptions) (*TxnStep, error) {
 	if o.Name == "" {
 		return nil, errf(ErrInvalid, "Bitmap name cannot be empty")
 	}
@@ -145,6 +150,11 @@ func (g *Graph) PrepareBitmapAdd(o BitmapAddOptions) (*TxnStep, error) {
 func (g *Graph) PrepareBitmapRemove(node, name string) (*TxnStep, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.prepareBitmapRemove(node, name)
+}
+
+// prepareBitmapRemove is PrepareBitmapRemove with the graph lock held (a transaction's prepare).
+func (g *Graph) prepareBitmapRemove(node, name string) (*TxnStep, error) {
 	b, err := g.lookupBitmap(node, name)
 	if err != nil {
 		return nil, err
@@ -182,10 +192,8 @@ func (g *Graph) PrepareBitmapRemove(node, name string) (*TxnStep, error) {
 
 // prepareOn looks a bitmap up, checks it and runs change on it under its node's bitmap
 // lock; change returns what puts the bitmap back, which the step's Abort runs under the
-// same lock.
+// same lock. Caller holds g.mu.
 func (g *Graph) prepareOn(node, name string, c bitmapCheck, change func(b *Bitmap) (undo func())) (*TxnStep, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	b, err := g.lookupBitmap(node, name)
 	if err != nil {
 		return nil, err
@@ -206,6 +214,12 @@ func (g *Graph) prepareOn(node, name string, c bitmapCheck, change func(b *Bitma
 
 // PrepareBitmapClear is block-dirty-bitmap-clear (abort: the bits come back).
 func (g *Graph) PrepareBitmapClear(node, name string) (*TxnStep, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.prepareBitmapClear(node, name)
+}
+
+func (g *Graph) prepareBitmapClear(node, name string) (*TxnStep, error) {
 	return g.prepareOn(node, name, checkDefault, func(b *Bitmap) func() {
 		words, count := b.snapshot()
 		clear(b.words)
@@ -216,6 +230,12 @@ func (g *Graph) PrepareBitmapClear(node, name string) (*TxnStep, error) {
 
 // PrepareBitmapEnable is block-dirty-bitmap-enable (disable when enable is false).
 func (g *Graph) PrepareBitmapEnable(node, name string, enable bool) (*TxnStep, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.prepareBitmapEnable(node, name, enable)
+}
+
+func (g *Graph) prepareBitmapEnable(node, name string, enable bool) (*TxnStep, error) {
 	return g.prepareOn(node, name, checkAllowRO, func(b *Bitmap) func() {
 		was := b.disabled
 		b.disabled = !enable
@@ -235,6 +255,11 @@ type MergeSource struct {
 func (g *Graph) PrepareBitmapMerge(node, target string, sources []MergeSource) (*TxnStep, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.prepareBitmapMerge(node, target, sources)
+}
+
+// prepareBitmapMerge is PrepareBitmapMerge with the graph lock held (a transaction's prepare).
+func (g *Graph) prepareBitmapMerge(node, target string, sources []MergeSource) (*TxnStep, error) {
 	dst, err := g.lookupBitmap(node, target)
 	if err != nil {
 		return nil, err

@@ -35,7 +35,7 @@ type events struct{ got []string }
 
 func (e *events) Emit(name string, data any) {
 	if j, ok := data.(blockdev.JobStatusEvent); ok {
-		e.got = append(e.got, name+":"+string(j.Status))
+		e.got = append(e.got, name+":"+j.Status.String())
 	}
 }
 
@@ -109,7 +109,7 @@ func TestOpenQemuImgVariants(t *testing.T) {
 				if n.BackingFile != info.Backing || n.BackingFormat != info.BackingFmt {
 					t.Errorf("backing %q/%q, qemu-img %q/%q", n.BackingFile, n.BackingFormat, info.Backing, info.BackingFmt)
 				}
-				if info.Backing != "" && (n.Backing == nil || !n.Backing.ReadOnly || n.BackingDepth() != 1) {
+				if info.Backing != "" && (n.Backing == nil || !n.Backing.ReadOnly || n.BackingDepth(false) != 1) {
 					t.Errorf("backing chain not opened read-only: %+v", n.Backing)
 				}
 			}
@@ -256,7 +256,7 @@ func TestCreateMatchesQemuImg(t *testing.T) {
 				t.Fatal(err)
 			}
 			g.WaitJobs()
-			if err := g.DismissJob("f"); err != nil {
+			if err := g.DismissJob("f", false); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := g.Add(&blockdev.Options{Driver: "file", Filename: ours, NodeName: "of"}); err != nil {

@@ -35,6 +35,8 @@ var (
 	ErrPermission = errors.New("blockdev: permission conflict")
 	// ErrJob: a job verb not allowed in the job's state.
 	ErrJob = errors.New("blockdev: job state")
+	// ErrJobNotActive: no block job by that id (QMP class DeviceNotActive).
+	ErrJobNotActive = errors.New("blockdev: block job not found")
 	// ErrIO: an I/O error on an image file.
 	ErrIO = errors.New("blockdev: I/O error")
 )

@@ -24,6 +24,9 @@ type Config struct {
 	Events Emitter
 	// Warn receives the warnings QEMU prints on stderr (raw format probing); nil discards.
 	Warn io.Writer
+	// Stdout receives what QEMU prints on stdout (the "Formatting ..." line of an image
+	// drive-mirror or drive-backup creates); nil discards.
+	Stdout io.Writer
 	// Rand picks the two random digits of generated node names ("#block" N RR); nil uses
 	// math/rand, as QEMU's g_random_int_range.
 	Rand func() int
@@ -50,6 +53,9 @@ func New(cfg Config) *Graph {
 	if cfg.Warn == nil {
 		cfg.Warn = io.Discard
 	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = io.Discard
+	}
 	if cfg.Rand == nil {
 		cfg.Rand = func() int { return rand.Intn(100) }
 	}
@@ -64,8 +70,14 @@ func (g *Graph) emit(name string, data any) {
 	}
 }
 
-// Close closes every image (releasing their locks).
+// Close is qemu_cleanup's end of the block layer: every job pauses for the drain
+// (bdrv_drain_all_begin) and is cancelled (job_cancel_sync_all), then every image closes,
+// releasing its locks.
 func (g *Graph) Close() {
+	g.mu.Lock()
+	g.drainBegin(nil) // never ended: no request is to run from here on
+	g.mu.Unlock()
+	g.CancelAllJobs()
 	g.jobs.wait()
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -201,12 +213,17 @@ func cumulative(n *Node) (Perm, Perm) {
 // raw_child_perm (a filter) compute them from the node's own parents.
 func childPerms(p *Node, role string) (Perm, Perm) {
 	pp, ps := cumulative(p)
+	if p.filter != nil {
+		return filterPerms(p, role, pp, ps)
+	}
 	switch {
 	case p.inactive && p.Driver == DriverQcow2 && role == "file":
 		return inactiveFilePerms()
 	case p.Driver == DriverQcow2 && role == "backing":
+		// bdrv_default_perms_for_cow: a writable backing file only when the parent's
+		// users share writes.
 		shared := PermConsistentRead | PermWriteUnchanged
-		if ps&PermWriteUnchanged != 0 {
+		if ps&PermWrite != 0 {
 			shared |= PermWrite | PermResize
 		}
 		return pp & PermConsistentRead, shared
@@ -229,10 +246,7 @@ func childPerms(p *Node, role string) (Perm, Perm) {
 // between users of one node) and moves the file locks; on an error nothing changes.
 func (g *Graph) refresh() error {
 	for _, n := range g.nodes {
-		perm, _ := cumulative(n)
-		if n.ReadOnly && perm&(PermWrite|PermWriteUnchanged) != 0 {
-			return errf(ErrReadOnly, "Block node is read-only")
-		}
+		// bdrv_list_refresh_perms: the parents' conflicts first, then read-only.
 		for i, a := range n.parents {
 			ap, _ := a.perms()
 			for j, b := range n.parents {
@@ -245,6 +259,9 @@ func (g *Graph) refresh() error {
 						n.Name, conflict, a.desc(), n.Name, a.role, b.desc(), n.Name, b.role)
 				}
 			}
+		}
+		if perm, _ := cumulative(n); n.ReadOnly && perm&(PermWrite|PermWriteUnchanged) != 0 {
+			return errf(ErrReadOnly, "Block node is read-only")
 		}
 	}
 	var done []lockUndo

@@ -208,6 +208,7 @@ func (n *Node) BlockStatusAbove(base *Node, off, length int64) (Extent, error) {
 	if length == 0 {
 		return ex, nil
 	}
+	n = skipFilters(n)
 	depth := 1
 	for cur := n; ; {
 		st, l, next, err := cur.layerStatus(off, ex.Length)
@@ -219,7 +220,9 @@ func (n *Node) BlockStatusAbove(base *Node, off, length int64) (Extent, error) {
 			ex.Status, ex.Depth = st|StatusAllocated, depth
 			return ex, nil
 		}
-		if next == nil || next == base {
+		backing := next
+		next = skipFilters(next)
+		if next == nil || next == base || backing == base {
 			if next == nil {
 				ex.Status = StatusZero
 			}
@@ -283,8 +286,8 @@ func (n *Node) withWrite(exclusive bool, f func() error) error {
 	return f()
 }
 
-// wrote records a successful write of [off, off+length) for the node's statistics and
-// write threshold.
+// wrote records a successful write of [off, off+length) for the node's statistics, write
+// threshold, dirty bitmaps and write trackers (bitmap.go).
 func (n *Node) wrote(off, length int64) {
 	end := off + length
 	for {
@@ -321,6 +324,13 @@ func (n *Node) read(p []byte, off int64) error {
 	if n.closed {
 		return errf(ErrIO, "tlcvm: node '%s' is closed", n.Name)
 	}
+	if n.filter != nil {
+		_, err := n.Filtered().ReadAt(p, off)
+		if err == io.EOF {
+			err = nil
+		}
+		return err
+	}
 	switch n.Driver {
 	case DriverQcow2:
 		q, err := n.qcow2()
@@ -339,6 +349,9 @@ func (n *Node) read(p []byte, off int64) error {
 }
 
 func (n *Node) write(p []byte, off int64) error {
+	if n.filter != nil {
+		return n.filterWrite(writeData, p, off, int64(len(p)), 0)
+	}
 	switch n.Driver {
 	case DriverQcow2:
 		q, err := n.qcow2()
@@ -354,6 +367,9 @@ func (n *Node) write(p []byte, off int64) error {
 }
 
 func (n *Node) writeZeroes(off, length int64, fl ZeroFlags) error {
+	if n.filter != nil {
+		return n.filterWrite(writeZeroes, nil, off, length, fl)
+	}
 	switch n.Driver {
 	case DriverQcow2:
 		q, err := n.qcow2()
@@ -368,6 +384,9 @@ func (n *Node) writeZeroes(off, length int64, fl ZeroFlags) error {
 }
 
 func (n *Node) discard(off, length int64) error {
+	if n.filter != nil {
+		return n.filterWrite(writeDiscard, nil, off, length, 0)
+	}
 	switch n.Driver {
 	case DriverQcow2:
 		q, err := n.qcow2()
@@ -384,6 +403,9 @@ func (n *Node) discard(off, length int64) error {
 func (n *Node) flush() error {
 	if n.closed {
 		return errf(ErrIO, "tlcvm: node '%s' is closed", n.Name)
+	}
+	if n.filter != nil {
+		return n.Filtered().Flush()
 	}
 	if n.File != nil {
 		if n.ReadOnly {

@@ -56,6 +56,10 @@ type Node struct {
 	owned    bool   // the root of a -blockdev/blockdev-add: lives until blockdev-del
 	tempFile string // -drive snapshot=on: the temporary overlay, removed on close
 	inactive bool   // QEMU's BDRV_O_INACTIVE: another process owns the image (activate.go)
+	// jobBlockers are the block jobs holding the node, newest first (opblock.go).
+	jobBlockers []*Job
+	// filter is a filter node's state (filter.go); nil for file and format nodes.
+	filter *filterState
 }
 
 // edge is a parent's use of a child node.
@@ -66,8 +70,12 @@ type edge struct {
 	role    string   // "file", "backing", "root"
 }
 
-// tempUse is a short-lived user of a node with fixed permissions.
-type tempUse struct{ perm, shared Perm }
+// tempUse is a short-lived user of a node with fixed permissions: a temporary backend
+// (block_resize, blockdev-create) or a block job's hold on a node (job set).
+type tempUse struct {
+	perm, shared Perm
+	job          *Job
+}
 
 // Filename is the image file name as QEMU reports it ("file" in query results).
 func (n *Node) Filename() string { return n.filename }
@@ -78,6 +86,9 @@ func (n *Node) IsFormat() bool { return !n.protocol() }
 // Size is the node's virtual size in bytes: the host file's length rounded up to 512
 // bytes for file and raw nodes, the header's size for qcow2.
 func (n *Node) Size() int64 {
+	if n.filter != nil {
+		return n.Filtered().Size()
+	}
 	switch n.Driver {
 	case DriverQcow2:
 		return n.vsize.Load()
@@ -111,6 +122,9 @@ func (n *Node) stat() (os.FileInfo, error) {
 
 // ActualSize is the host file's allocated bytes (st_blocks * 512).
 func (n *Node) ActualSize() int64 {
+	if n.filter != nil {
+		return n.Filtered().ActualSize()
+	}
 	if n.File != nil {
 		return n.File.ActualSize()
 	}
@@ -127,10 +141,17 @@ func (n *Node) ActualSize() int64 {
 // Header returns the qcow2 header (nil for other drivers).
 func (n *Node) Header() *Qcow2Header { return n.hdr }
 
-// BackingDepth is the length of the backing chain below n.
-func (n *Node) BackingDepth() int {
+// BackingDepth is the length of the backing chain below n, filters counted
+// (bdrv_filter_or_cow_bs steps); skipImplicit leaves implicit filters out, as query-block
+// does.
+func (n *Node) BackingDepth(skipImplicit bool) int {
 	d := 0
-	for b := n.Backing; b != nil; b = b.Backing {
+	for b := n.FilteredOrBacking(); b != nil; b = b.FilteredOrBacking() {
+		if skipImplicit {
+			if b = SkipImplicit(b); b == nil {
+				break
+			}
+		}
 		d++
 	}
 	return d
@@ -170,6 +191,8 @@ func (e edge) desc() string {
 	switch {
 	case e.node != nil:
 		return fmt.Sprintf("node '%s'", e.node.Name)
+	case e.temp != nil && e.temp.job != nil:
+		return fmt.Sprintf("%s job '%s'", e.temp.job.drv.Type, e.temp.job.id)
 	case e.backend != nil:
 		if e.backend.Name != "" {
 			return fmt.Sprintf("block device '%s'", e.backend.Name)

@@ -17,19 +17,27 @@ type CreateOptions struct {
 	Qcow2    Qcow2Create
 }
 
-// Create starts a blockdev-create job (drivers qcow2 and file).
+// Create starts a blockdev-create job (drivers qcow2 and file). The job stays concluded
+// until job-dismiss (QEMU creates it with JOB_MANUAL_DISMISS).
 func (g *Graph) Create(jobID string, o *CreateOptions) error {
 	switch o.Driver {
 	case DriverQcow2, DriverFile:
 	default:
 		return errf(ErrUnsupported, "Driver '%s' does not support blockdev-create", o.Driver)
 	}
-	return g.StartJob(jobID, "create", func(progress func(int64, int64)) error {
+	drv := &JobDriver{Type: JobTypeCreate, Run: func(j *Job) error {
+		j.ProgressSetRemaining(1)
+		var err error
 		if o.Driver == DriverFile {
-			return createFile(o.Filename, o.Size)
+			err = createFile(o.Filename, o.Size)
+		} else {
+			err = g.createQcow2(o)
 		}
-		return g.createQcow2(o)
-	})
+		j.ProgressUpdate(1)
+		return err
+	}}
+	_, err := g.StartJob(JobOptions{ID: jobID, ManualDismiss: true}, drv)
+	return err
 }
 
 // createQcow2 writes a fresh qcow2 image into the node o.File, holding write and resize
@@ -154,72 +162,81 @@ func (n *Node) qcow2Resize(size uint64) error {
 }
 
 // SnapshotAction is one blockdev-snapshot: overlay (a qcow2 node nobody uses yet) goes on
-// top of node, taking over node's users, with node as its backing.
+// top of node, taking over node's users, with node as its backing. In a transaction it
+// is applied in prepare (external_snapshot_prepare's bdrv_append) and undone on abort.
 type SnapshotAction struct {
 	Node, Overlay string
+	node, overlay *Node
+	moved         []movedEdge
+	wasRO         bool
 }
 
-// Snapshot applies blockdev-snapshot actions atomically (transaction): every action is
-// checked first, then all are applied.
-func (g *Graph) Snapshot(actions ...SnapshotAction) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	type step struct{ node, overlay *Node }
-	var steps []step
-	for _, a := range actions {
-		n, err := g.lookup(a.Node, a.Node)
-		if err != nil {
-			return err
-		}
-		ov, err := g.lookup(a.Overlay, a.Overlay)
-		if err != nil {
-			return err
-		}
-		if ov.hasBackend() {
-			return errf(ErrInUse, "The overlay is already in use")
-		}
-		if ov.Backing != nil {
-			return errf(ErrInvalid, "The overlay already has a backing image")
-		}
-		if ov.Driver != DriverQcow2 {
-			return errf(ErrUnsupported, "The overlay does not support backing images")
-		}
-		steps = append(steps, step{n, ov})
+func (a *SnapshotAction) prepare(g *Graph, txn *JobTxn) error {
+	n, err := g.lookup(a.Node, a.Node)
+	if err != nil {
+		return err
 	}
-	for _, s := range steps {
-		parents := s.node.parents
-		s.node.parents = nil
-		for _, e := range parents {
-			// Drain each user while its child changes (see io.go).
-			switch {
-			case e.backend != nil:
-				e.backend.io.Lock()
-				e.backend.Root = s.overlay
-				e.backend.io.Unlock()
-			case e.node != nil && e.role == "file":
-				e.node.io.Lock()
-				e.node.File = s.overlay
-				e.node.io.Unlock()
-			case e.node != nil && e.role == "backing":
-				e.node.io.Lock()
-				e.node.Backing = s.overlay
-				e.node.io.Unlock()
-			}
-			s.overlay.addParent(e)
-		}
-		s.overlay.io.Lock()
-		s.overlay.Backing = s.node
-		s.overlay.io.Unlock()
-		s.node.addParent(edge{node: s.overlay, role: "backing"})
-		// QEMU reopens the old top read-only once the overlay takes the writes; its
-		// persistent bitmaps are stored and become read-only.
-		_ = s.node.reopenBitmapsRO()
-		s.node.io.Lock()
-		s.node.ReadOnly = true
-		s.node.io.Unlock()
+	if err := n.opBlocked(opExternalSnapshot); err != nil {
+		return err
 	}
-	return g.refresh()
+	ov, err := g.lookup(a.Overlay, a.Overlay)
+	if err != nil {
+		return err
+	}
+	if ov.hasBackend() {
+		return errf(ErrInUse, "The overlay is already in use")
+	}
+	if ov.Backing != nil {
+		return errf(ErrInvalid, "The overlay already has a backing image")
+	}
+	if ov.Driver != DriverQcow2 {
+		return errf(ErrUnsupported, "The overlay does not support backing images")
+	}
+	a.node, a.overlay = n, ov
+	n.addParent(edge{node: ov, role: "backing"})
+	ov.io.Lock()
+	ov.Backing = n
+	ov.io.Unlock()
+	a.moved = g.replaceNode(n, ov)
+	a.wasRO = n.ReadOnly
+	// QEMU reopens the old top read-only once the overlay takes the writes; its
+	// persistent bitmaps are stored and become read-only.
+	if !a.wasRO {
+		_ = n.reopenBitmapsRO()
+	}
+	n.io.Lock()
+	n.ReadOnly = true
+	n.io.Unlock()
+	if err := g.refresh(); err != nil {
+		a.abort(g)
+		return err
+	}
+	return nil
 }
+
+func (a *SnapshotAction) commit(g *Graph) {}
+
+// abort undoes a prepared snapshot.
+func (a *SnapshotAction) abort(g *Graph) {
+	n, ov := a.node, a.overlay
+	if ov == nil || ov.Backing != n {
+		return
+	}
+	g.undoReplace(a.moved)
+	n.removeParent(func(e edge) bool { return e.node == ov && e.role == "backing" })
+	ov.io.Lock()
+	ov.Backing = nil
+	ov.io.Unlock()
+	n.io.Lock()
+	n.ReadOnly = a.wasRO
+	n.io.Unlock()
+	if !a.wasRO {
+		_ = n.reopenBitmapsRW()
+	}
+	_ = g.refresh()
+}
+
+func (a *SnapshotAction) clean(g *Graph) {}
 
 // hasBackend reports whether a backend uses n, directly or through its parents.
 func (n *Node) hasBackend() bool {

@@ -548,3 +548,89 @@ func (q *qcow2) status(off, length int64) (Status, int64, error) {
 
 // errStop ends a spans walk early.
 var errStop = errors.New("stop")
+
+// copyUp writes data, whole clusters from cluster-aligned off (the last may end at the
+// virtual size), into the clusters still unallocated in this image only: the
+// copy-on-read of block-stream, which must not overwrite what a guest wrote meanwhile.
+// Each cluster is checked and filled under q.mu, so a concurrent guest write to it is
+// wholly before (the cluster is skipped) or after. All-zero clusters become zero
+// clusters on version 3.
+func (q *qcow2) copyUp(off int64, data []byte) error {
+	for len(data) > 0 {
+		n, err := q.copyUpRun(off, data)
+		if err != nil {
+			return err
+		}
+		off, data = off+n, data[n:]
+	}
+	return nil
+}
+
+// copyUpRun is copyUp from guest cluster g, under q.mu: an allocated cluster is skipped,
+// an all-zero one becomes a zero cluster (version 3), and a run of unallocated clusters
+// with data (within one L2 table) gets one run of new host clusters, written with one
+// write before the L2 entries point to it. It returns the bytes of data it consumed.
+func (q *qcow2) copyUpRun(g int64, data []byte) (int64, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err := q.load(); err != nil {
+		return 0, err
+	}
+	chunk := func(k int64) []byte { return data[k*q.cs : min((k+1)*q.cs, int64(len(data)))] }
+	zero := func(k int64) bool { return q.h.Version >= 3 && isZero(chunk(k)) }
+	e, err := q.entry(g)
+	if err != nil {
+		return 0, err
+	}
+	if q.kind(e) != kindUnallocated {
+		return int64(len(chunk(0))), nil
+	}
+	if zero(0) {
+		return int64(len(chunk(0))), q.replaceEntry(g, oflagZero, false)
+	}
+	_, l2i := q.index(g)
+	most := min((int64(len(data))+q.cs-1)/q.cs, q.l2n-l2i)
+	k := int64(1)
+	for ; k < most; k++ {
+		ek, err := q.entry(g + k*q.cs)
+		if err != nil || q.kind(ek) != kindUnallocated || zero(k) {
+			break
+		}
+	}
+	n := min(k*q.cs, int64(len(data)))
+	h, err := q.allocRun(k)
+	if err != nil {
+		return 0, err
+	}
+	if err := q.pwrite(data[:n], h); err != nil {
+		return 0, err
+	}
+	for j := int64(0); j < k; j++ {
+		if err := q.replaceEntry(g+j*q.cs, uint64(h+j*q.cs)|oflagCopied, false); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// makeEmpty frees every cluster of the image, so that all of it reads from the backing
+// file again (qcow2_make_empty after a commit: a full discard); the freed host clusters
+// are discarded in the image file. Caller holds n.io.
+func (q *qcow2) makeEmpty() error {
+	defer q.requestFrees()()
+	return q.spans(0, q.n.Size(), func(s span) error {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		if err := q.load(); err != nil {
+			return err
+		}
+		e, err := q.entry(s.g)
+		if err != nil || e == 0 {
+			return err
+		}
+		if q.kind(e) == kindCompressed && !q.n.exclusive {
+			return errExclusive
+		}
+		return q.replaceEntry(s.g, 0, true)
+	})
+}

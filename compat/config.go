@@ -211,6 +211,17 @@ type Display struct {
 	Type string
 	Opts *Keyval
 	JSON *JSON
+	// Members are the DisplayOptions given, in QAPI member order (type first, then the base's
+	// members, then the type's own), as query-display-options reports them.
+	Members []DisplayMember
+}
+
+// DisplayMember is one member of DisplayOptions: a string (or enum) value, or a boolean.
+type DisplayMember struct {
+	Key    string
+	Value  string // the string or enum value
+	IsBool bool
+	Bool   bool
 }
 
 // Config is the parsed command line. Slices keep command-line order.

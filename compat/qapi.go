@@ -163,14 +163,16 @@ func (s *parseState) display(arg, loc string) (bool, error) {
 	if e != nil {
 		return false, s.fail(loc, e)
 	}
-	v, e := in.visit([]field{
+	base := []field{
 		{name: "type", kind: 'e', enum: displayTypes, required: true},
 		{name: "full-screen", kind: 'b'}, {name: "window-close", kind: 'b'},
 		{name: "show-cursor", kind: 'b'},
 		{name: "gl", kind: 'e', enum: []string{"off", "on", "core", "es"}},
-	})
+	}
+	v, e := in.visit(base)
+	var variant map[string]string
 	if e == nil {
-		_, e = in.visit(displayVariant[v["type"]])
+		variant, e = in.visit(displayVariant[v["type"]])
 	}
 	if e == nil {
 		e = in.checkUnexpected()
@@ -178,8 +180,28 @@ func (s *parseState) display(arg, loc string) (bool, error) {
 	if e != nil {
 		return false, s.fail(loc, e)
 	}
-	c.Display = Display{Type: v["type"], Opts: in.kv, JSON: in.json}
+	c.Display = Display{Type: v["type"], Opts: in.kv, JSON: in.json,
+		Members: append(displayMembers(base, v), displayMembers(displayVariant[v["type"]], variant)...)}
 	return false, nil
+}
+
+// displayMembers returns the members of fields that were given, in the fields' order
+// (visit has checked every value).
+func displayMembers(fields []field, vals map[string]string) []DisplayMember {
+	var out []DisplayMember
+	for _, f := range fields {
+		val, ok := vals[f.name]
+		if !ok {
+			continue
+		}
+		m := DisplayMember{Key: f.name, Value: val}
+		if f.kind == 'b' {
+			m.IsBool = true
+			m.Bool, _ = parseBool(f.name, val)
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 var audioDrivers = []string{"none", "alsa", "coreaudio", "dbus", "dsound", "jack", "oss", "pa", "sdl", "sndio", "spice", "wav"}

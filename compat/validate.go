@@ -80,6 +80,13 @@ func (s *parseState) validate() error {
 			return nil
 		}
 	}
+	if t := c.Display.Type; t != "gtk" && t != "sdl" {
+		for _, m := range c.Display.Members {
+			if m.Key == "window-close" { // vl.c qemu_init_displays, once the command line is taken
+				s.warn("", "window-close is only valid for GTK and SDL, ignoring option")
+			}
+		}
+	}
 	return nil
 }
 

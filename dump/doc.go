@@ -52,7 +52,8 @@
 //
 // Records come in QEMU's order (headers, each bitmap buffer twice, 16 KiB descriptor and
 // data caches), so the stream before the page data is byte for byte QEMU's; compressed
-// pages differ in bytes (Go's deflate, and the LZO encoder of lzo.go) but not in format.
+// pages differ in bytes (klauspost/compress's deflate at level 1, and the LZO encoder of lzo.go)
+// but not in format.
 //
 // Readers (reader.go: ReadELF, Unflatten, ReadKdump with page decompression) check what
 // this package writes and what QEMU writes; every length they read is bounded.

@@ -2,11 +2,13 @@ package dump
 
 import (
 	"bytes"
-	"compress/zlib"
 	"encoding/binary"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/golang/snappy"
+	"github.com/klauspost/compress/zlib"
 
 	"tlcvm/compat/qerror"
 )
@@ -223,7 +225,9 @@ func (c *dataCache) sync() {
 
 // writePages is write_dump_pages: a page descriptor per dumpable page, the page data
 // after them; every zero page shares the first data page; a page that does not shrink
-// when compressed is stored as it is (flags 0).
+// when compressed is stored as it is (flags 0). Pages are compressed a batch at a time on
+// every core (the VM is stopped meanwhile, as in QEMU); what is written, and its order,
+// is what one thread would write.
 func (l *kdumpLayout) writePages(f flatWriter, m *Machine, num uint64, p *progress) error {
 	offDesc := l.offsetPage
 	offData := offDesc + pageDescSize*num
@@ -240,42 +244,125 @@ func (l *kdumpLayout) writePages(f flatWriter, m *Machine, num uint64, p *progre
 	zero := pd(offData, PageSize, 0)
 	data.add(zeroPage[:])
 	offData += PageSize
-	page := make([]byte, PageSize)
-	var zbuf bytes.Buffer
-	zw, _ := zlib.NewWriterLevel(&zbuf, zlib.BestSpeed)
+	bt := newPageBatch(l, runtime.GOMAXPROCS(0))
+	// order is the descriptors of the batch in pfn order: -1 a zero page, else the index of
+	// a page in the batch.
+	order := make([]int32, 0, 4*batchPages)
+	flush := func() {
+		bt.compress()
+		for _, i := range order {
+			if i < 0 {
+				desc.add(zero)
+				continue
+			}
+			out, flag := bt.result(int(i))
+			data.add(out)
+			desc.add(pd(offData, uint32(len(out)), flag))
+			offData += uint64(len(out))
+		}
+		order, bt.n = order[:0], 0
+	}
 	var err error
 	pfns(m, func(b *Block, off uint64) bool {
 		p.add(PageSize)
 		if b.Mem == nil || !b.Mem.Written(off) {
-			desc.add(zero)
-			return true
+			order = append(order, -1)
+		} else {
+			page := bt.next()
+			if err = b.Mem.ReadAt(page, off); err != nil {
+				err = fmt.Errorf("dump: failed to write page data: %w", err)
+				return false
+			}
+			if bytes.Equal(page, zeroPage[:]) {
+				order = append(order, -1)
+			} else {
+				order = append(order, int32(bt.n))
+				bt.n++
+			}
 		}
-		if err = b.Mem.ReadAt(page, off); err != nil {
-			err = fmt.Errorf("dump: failed to write page data: %w", err)
-			return false
+		if bt.n == batchPages || len(order) == cap(order) {
+			flush()
 		}
-		if bytes.Equal(page, zeroPage[:]) {
-			desc.add(zero)
-			return true
-		}
-		out, flag := l.compress(page, zw, &zbuf)
-		if flag == 0 {
-			out = page
-		}
-		data.add(out)
-		desc.add(pd(offData, uint32(len(out)), flag))
-		offData += uint64(len(out))
 		return f.o.err == nil
 	})
 	if err != nil {
 		return err
 	}
+	flush()
 	desc.sync()
 	data.sync()
 	if f.o.err != nil {
 		return fmt.Errorf("dump: failed to write page data: %w", f.o.err)
 	}
 	return nil
+}
+
+// batchPages is how many non-zero pages writePages compresses at once.
+const batchPages = 256
+
+// pageBatch holds up to batchPages pages and, once compressed, what is written for each.
+type pageBatch struct {
+	l     *kdumpLayout
+	n     int    // pages held
+	in    []byte // batchPages pages
+	out   []byte // batchPages slots of PageSize: the compressed page
+	size  []int  // bytes in out's slot; 0: stored as it is
+	flags []uint32
+	ws    []pageCompressor // one per worker
+}
+
+// pageCompressor is one worker's compression state.
+type pageCompressor struct {
+	zw   *zlib.Writer
+	zbuf bytes.Buffer
+}
+
+func newPageBatch(l *kdumpLayout, workers int) *pageBatch {
+	bt := &pageBatch{l: l, in: make([]byte, batchPages*PageSize), out: make([]byte, batchPages*PageSize),
+		size: make([]int, batchPages), flags: make([]uint32, batchPages), ws: make([]pageCompressor, max(1, workers))}
+	for i := range bt.ws {
+		bt.ws[i].zw, _ = zlib.NewWriterLevel(&bt.ws[i].zbuf, zlib.BestSpeed)
+	}
+	return bt
+}
+
+// next returns the buffer of the next page to add (counted by the caller, bt.n++).
+func (bt *pageBatch) next() []byte { return bt.in[bt.n*PageSize : (bt.n+1)*PageSize] }
+
+// compress compresses the batch's pages, worker w taking pages w, w+workers, …
+func (bt *pageBatch) compress() {
+	workers := min(len(bt.ws), bt.n)
+	if workers <= 1 {
+		for i := 0; i < bt.n; i++ {
+			bt.compressPage(&bt.ws[0], i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(c *pageCompressor) {
+			defer wg.Done()
+			for i := w; i < bt.n; i += workers {
+				bt.compressPage(c, i)
+			}
+		}(&bt.ws[w])
+	}
+	wg.Wait()
+}
+
+func (bt *pageBatch) compressPage(c *pageCompressor, i int) {
+	out, flag := bt.l.compress(bt.in[i*PageSize:(i+1)*PageSize], c.zw, &c.zbuf)
+	bt.size[i], bt.flags[i] = copy(bt.out[i*PageSize:(i+1)*PageSize], out), flag
+}
+
+// result is what is written for page i: its compressed form and the method, or the page
+// itself and 0.
+func (bt *pageBatch) result(i int) ([]byte, uint32) {
+	if bt.flags[i] == 0 {
+		return bt.in[i*PageSize : (i+1)*PageSize], 0
+	}
+	return bt.out[i*PageSize : i*PageSize+bt.size[i]], bt.flags[i]
 }
 
 // compress compresses a page with the layout's method; flag 0 when it does not shrink.

@@ -11,8 +11,10 @@ type fdArgs struct {
 // registerBuiltins registers every command this package implements.
 func registerBuiltins(m *Monitor) {
 	for _, cmds := range [][]Command{vmCommands(), infoCommands(), memoryCommands(), blockCommands(),
-		mediaCommands(), dirtyRateCommands(), snapshotCommands(), dumpCommands(), screenCommands(),
-		inputCommands(), deviceCommands()} {
+		mediaCommands(), jobCommands(), dirtyRateCommands(), snapshotCommands(), dumpCommands(), screenCommands(),
+		inputCommands(), deviceCommands(), miceCommands(),
+		vmgenidCommands(), qomCommands(), passwordCommands(), resizeCommands(),
+		mouseCommands(), gvaCommands(), pageTableCommands()} {
 		for _, c := range cmds {
 			m.Register(c)
 		}

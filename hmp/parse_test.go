@@ -11,11 +11,9 @@ import (
 
 // qemuSpecs are real QEMU 7.2 commands tlcvm does not implement yet, registered with
 // their hmp-commands.hx args specs so that every argument type is exercised (set_link,
-// device_add and screendump, now built in, keep theirs: screendump the -fs type). Their
+// device_add, screendump, qom-set and block_resize, now built in, keep theirs: screendump the -fs type). Their
 // Run prints the parsed arguments.
 var qemuSpecs = []hmp.Command{
-	{Name: "block_resize", Args: "device:B,size:o", Params: "device size"},
-	{Name: "qom-set", Args: "json:-j,path:s,property:s,value:S", Params: "[-j] path property value"},
 	{Name: "i", Args: "fmt:/,addr:i,index:i.", Params: "/fmt addr"},
 	{Name: "migrate", Args: "detach:-d,blk:-b,inc:-i,resume:-r,uri:s", Params: "[-d] [-b] [-i] [-r] uri"},
 	{Name: "x_sleep", Args: "t:T?", Params: "[seconds]"},

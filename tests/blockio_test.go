@@ -105,6 +105,13 @@ func checkImage(t *testing.T, img string, states []machine.DiskState) {
 	if err != nil || !strings.Contains(string(out), "No errors were found on the image.") {
 		t.Fatalf("qemu-img check: %v\n%s", err, out)
 	}
+	checkContent(t, img, states)
+}
+
+// checkContent requires the image, read by qemu-img through its backing chain, to hold
+// the workload's formula at the cursors.
+func checkContent(t *testing.T, img string, states []machine.DiskState) {
+	t.Helper()
 	raw := filepath.Join(t.TempDir(), "d.raw")
 	if out, err := exec.Command("qemu-img", "convert", "-O", "raw", img, raw).CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img convert: %v: %s", err, out)

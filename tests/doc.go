@@ -49,6 +49,8 @@
 //	hmp: COMMAND LINE           human-monitor-command, record its reply
 //	(qemu) COMMAND LINE         type a line at the HMP monitor, record output up to the next prompt
 //	wait-event: NAME            record the set-aside and coming events up to NAME
+//	events                      record the events set aside so far (those that came before
+//	                            the last reply: deterministic when the commands emitted them)
 //	signal: TERM                signal the process
 //	expect-exit[: STATUS]       read QMP to EOF (recording it), wait for exit, record status and stderr
 //	negotiate | reconnect | close

@@ -35,4 +35,9 @@
 // mapped-ram, the incremental second x-tlc checkpoint into the same file, restores by
 // mapping (exec → query-status running) and the guest's page-write rate after them,
 // beside dd and QEMU 7.2's exec:cat; the sequence is drawn at the top of filecp.go.
+//
+// RunDump (dump.go, "tlcvm-bench dump", issue 11) times dump-guest-memory (ELF, kdump-zlib) of
+// a 4 GiB guest that wrote 64 MiB beside QEMU 7.2 and measures the files' apparent size and
+// blocks; RunDirtyRate (dirtyrate.go, "tlcvm-bench dirtyrate") compares calc-dirty-rate in each
+// mode with the workload's configured rate and with the rate its own counters show.
 package suite

@@ -248,19 +248,25 @@ func (o *FcOptions) start(ctx context.Context, side string, args []string) (*vm,
 	if side == CkQEMU {
 		bin = o.QEMU
 	}
+	return startVM(ctx, side, bin, args, o.BaseDir, o.Cap, 4*o.Cap+4*o.Window)
+}
+
+// startVM launches bin with args (in its own run directory under baseDir), connects within
+// connect and negotiates QMP; every later reply must come within life of the start.
+func startVM(ctx context.Context, side, bin string, args []string, baseDir string, connect, life time.Duration) (*vm, error) {
 	t0 := time.Now()
-	p, err := emu.Launch(emu.Config{Bin: bin, Args: args, BaseDir: o.BaseDir})
+	p, err := emu.Launch(emu.Config{Bin: bin, Args: args, BaseDir: baseDir})
 	if err != nil {
 		return nil, err
 	}
 	v := &vm{p: p, t0: t0, side: side}
-	c, _, _, err := p.Connect(ctx, o.Cap)
+	c, _, _, err := p.Connect(ctx, connect)
 	v.c = c
 	if err != nil {
 		v.stop()
 		return nil, err
 	}
-	_ = c.SetDeadline(time.Now().Add(4*o.Cap + 4*o.Window))
+	_ = c.SetDeadline(time.Now().Add(life))
 	if err := c.Negotiate(); err != nil {
 		v.stop()
 		return nil, err
@@ -303,7 +309,13 @@ func (v *vm) readU64(addr uint64) (uint64, error) {
 
 // waitCounter polls the u64 at addr until it reaches min (the workload's initial fill is done).
 func (o *FcOptions) waitCounter(ctx context.Context, v *vm, addr, min uint64) error {
-	deadline := time.Now().Add(o.Cap)
+	return v.waitU64(ctx, addr, min, o.Cap)
+}
+
+// waitU64 polls the u64 at guest-physical addr every 50 ms until it reaches min, for at
+// most limit.
+func (v *vm) waitU64(ctx context.Context, addr, min uint64, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
 	for {
 		n, err := v.readU64(addr)
 		if err != nil {
@@ -313,7 +325,7 @@ func (o *FcOptions) waitCounter(ctx context.Context, v *vm, addr, min uint64) er
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: %w: u64 at %#x still %d after %v", ErrFileCP, emu.ErrTimeout, addr, n, o.Cap)
+			return fmt.Errorf("%w: %w: u64 at %#x still %d after %v", ErrFileCP, emu.ErrTimeout, addr, n, limit)
 		}
 		if err := sleepCtx(ctx, 50*time.Millisecond, v.p); err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"tlcvm/blockdev"
@@ -21,7 +22,7 @@ import (
 // device tree creates them (devices.go).
 func buildBlock(p *plan, stderr io.Writer, emit func(string, any)) (*blockdev.Graph, error) {
 	cfg := p.cfg
-	g := blockdev.New(blockdev.Config{Warn: stderr, Events: cmds.BlockEvents(emit)})
+	g := blockdev.New(blockdev.Config{Warn: stderr, Stdout: os.Stdout, Events: cmds.BlockEvents(emit)})
 	// Under -incoming the images open inactive (QEMU's BDRV_O_INACTIVE in inmigrate): the
 	// source still owns them until the migration completes.
 	g.SetIncoming(cfg.Incoming != "")

@@ -204,6 +204,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		Console:        v.console,
 		Input:          v.input,
 		Stdout:         stdout,
+		Display:        cfg.Display,
 	}
 	v.nbd = nbd.NewServer(nbd.Config{Log: v.log})
 	deps.NBD = v.nbd

@@ -29,6 +29,7 @@ func (v *vm) buildDevices(emit func(string, any)) error {
 	v.devices.Register(hasChardevProp, v.chardevHP)
 	v.memHP = newMemHotplug(v, emit, v.numaNodes)
 	v.devices.Register(isMemoryDevice, v.memHP)
+	v.devices.Register(isVMGenID, &vmgenidModel{machine: p.machine.Name})
 	if err := v.boardNICs(); err != nil {
 		return err
 	}

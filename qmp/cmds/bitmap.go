@@ -104,56 +104,49 @@ type Qcow2BitmapInfo struct {
 	Flags       []Qcow2BitmapInfoFlags `json:"flags"`
 }
 
-// namedBitmapPreps prepare the commands (and transaction actions) that name one bitmap.
-var namedBitmapPreps = []struct {
-	name TransactionType
-	prep func(g *blockdev.Graph, a *BlockDirtyBitmap) (*blockdev.TxnStep, error)
+// namedBitmapActions make the commands (and transaction actions) that name one bitmap.
+var namedBitmapActions = []struct {
+	name   TransactionType
+	action func(a *BlockDirtyBitmap) *blockdev.StepAction
 }{
-	{"block-dirty-bitmap-remove", func(g *blockdev.Graph, a *BlockDirtyBitmap) (*blockdev.TxnStep, error) {
-		return g.PrepareBitmapRemove(a.Node, a.Name)
+	{"block-dirty-bitmap-remove", func(a *BlockDirtyBitmap) *blockdev.StepAction {
+		return blockdev.BitmapRemoveStep(a.Node, a.Name)
 	}},
-	{"block-dirty-bitmap-clear", func(g *blockdev.Graph, a *BlockDirtyBitmap) (*blockdev.TxnStep, error) {
-		return g.PrepareBitmapClear(a.Node, a.Name)
+	{"block-dirty-bitmap-clear", func(a *BlockDirtyBitmap) *blockdev.StepAction {
+		return blockdev.BitmapClearStep(a.Node, a.Name)
 	}},
-	{"block-dirty-bitmap-enable", func(g *blockdev.Graph, a *BlockDirtyBitmap) (*blockdev.TxnStep, error) {
-		return g.PrepareBitmapEnable(a.Node, a.Name, true)
+	{"block-dirty-bitmap-enable", func(a *BlockDirtyBitmap) *blockdev.StepAction {
+		return blockdev.BitmapEnableStep(a.Node, a.Name, true)
 	}},
-	{"block-dirty-bitmap-disable", func(g *blockdev.Graph, a *BlockDirtyBitmap) (*blockdev.TxnStep, error) {
-		return g.PrepareBitmapEnable(a.Node, a.Name, false)
+	{"block-dirty-bitmap-disable", func(a *BlockDirtyBitmap) *blockdev.StepAction {
+		return blockdev.BitmapEnableStep(a.Node, a.Name, false)
 	}},
 }
 
-// bitmapAction decodes one of this file's transaction actions (at path, for error texts)
-// and returns what prepares it; ok is false for a type that is not a bitmap action.
-func bitmapAction(typ TransactionType, data *qmp.Value, path string) (prep func(*blockdev.Graph) (*blockdev.TxnStep, error), ok bool, err error) {
+// bitmapAction decodes one of this file's transaction actions (at path, for error texts);
+// ok is false for a type that is not a bitmap action.
+func bitmapAction(typ TransactionType, data *qmp.Value, path string) (act blockdev.Action, ok bool, err error) {
 	switch typ {
 	case "block-dirty-bitmap-add":
 		v, err := qmp.DecodeArgsAt(data, &BlockDirtyBitmapAdd{}, path)
 		if err != nil {
 			return nil, true, err
 		}
-		return func(g *blockdev.Graph) (*blockdev.TxnStep, error) {
-			return g.PrepareBitmapAdd(bitmapAddOptions(v.(*BlockDirtyBitmapAdd)))
-		}, true, nil
+		return blockdev.BitmapAddStep(bitmapAddOptions(v.(*BlockDirtyBitmapAdd))), true, nil
 	case "block-dirty-bitmap-merge":
 		v, err := qmp.DecodeArgsAt(data, &BlockDirtyBitmapMerge{}, path)
 		if err != nil {
 			return nil, true, err
 		}
-		return func(g *blockdev.Graph) (*blockdev.TxnStep, error) {
-			return bitmapMerge(g, v.(*BlockDirtyBitmapMerge))
-		}, true, nil
+		return bitmapMerge(v.(*BlockDirtyBitmapMerge)), true, nil
 	}
-	for _, p := range namedBitmapPreps {
+	for _, p := range namedBitmapActions {
 		if p.name == typ {
 			v, err := qmp.DecodeArgsAt(data, &BlockDirtyBitmap{}, path)
 			if err != nil {
 				return nil, true, err
 			}
-			named := p.prep
-			return func(g *blockdev.Graph) (*blockdev.TxnStep, error) {
-				return named(g, v.(*BlockDirtyBitmap))
-			}, true, nil
+			return p.action(v.(*BlockDirtyBitmap)), true, nil
 		}
 	}
 	return nil, false, nil
@@ -171,12 +164,12 @@ func bitmapAddOptions(a *BlockDirtyBitmapAdd) blockdev.BitmapAddOptions {
 	return o
 }
 
-func bitmapMerge(g *blockdev.Graph, a *BlockDirtyBitmapMerge) (*blockdev.TxnStep, error) {
+func bitmapMerge(a *BlockDirtyBitmapMerge) *blockdev.StepAction {
 	src := make([]blockdev.MergeSource, 0, len(a.Bitmaps))
 	for _, b := range a.Bitmaps {
 		src = append(src, b.Source())
 	}
-	return g.PrepareBitmapMerge(a.Node, a.Target, src)
+	return blockdev.BitmapMergeStep(a.Node, a.Target, src)
 }
 
 func registerBitmaps(r *qmp.Registry, d *Deps) {
@@ -187,11 +180,11 @@ func registerBitmaps(r *qmp.Registry, d *Deps) {
 	r.Register(
 		qmp.Command{Name: "block-dirty-bitmap-add", Args: &BlockDirtyBitmapAdd{}, AllowPreconfig: true,
 			Run: func(c *qmp.Call) (any, error) {
-				return nil, blockdev.Run(g.PrepareBitmapAdd(bitmapAddOptions(c.Args.(*BlockDirtyBitmapAdd))))
+				return nil, g.RunStep(blockdev.BitmapAddStep(bitmapAddOptions(c.Args.(*BlockDirtyBitmapAdd))))
 			}},
 		qmp.Command{Name: "block-dirty-bitmap-merge", Args: &BlockDirtyBitmapMerge{}, AllowPreconfig: true,
 			Run: func(c *qmp.Call) (any, error) {
-				return nil, blockdev.Run(bitmapMerge(g, c.Args.(*BlockDirtyBitmapMerge)))
+				return nil, g.RunStep(bitmapMerge(c.Args.(*BlockDirtyBitmapMerge)))
 			}},
 		qmp.Command{Name: "x-debug-block-dirty-bitmap-sha256", Args: &BlockDirtyBitmap{}, AllowPreconfig: true,
 			Returns: BlockDirtyBitmapSha256{}, Features: []string{"unstable"},
@@ -206,11 +199,11 @@ func registerBitmaps(r *qmp.Registry, d *Deps) {
 				return BlockDirtyBitmapSha256{Sha256: hex.EncodeToString(sum[:])}, nil
 			}},
 	)
-	for _, p := range namedBitmapPreps {
-		prep := p.prep
+	for _, p := range namedBitmapActions {
+		action := p.action
 		r.Register(qmp.Command{Name: string(p.name), Args: &BlockDirtyBitmap{}, AllowPreconfig: true,
 			Run: func(c *qmp.Call) (any, error) {
-				return nil, blockdev.Run(prep(g, c.Args.(*BlockDirtyBitmap)))
+				return nil, g.RunStep(action(c.Args.(*BlockDirtyBitmap)))
 			}})
 	}
 }

@@ -10,8 +10,9 @@ import (
 
 // The block commands: queries over the block graph (query-block, query-named-block-nodes,
 // query-blockstats, query-jobs), graph changes (blockdev-add, blockdev-del, block_resize,
-// blockdev-snapshot, transaction) and the create job (blockdev-create, job-dismiss), all
-// calling package blockdev (disk devices are plugged through qmp/cmds/device.go).
+// blockdev-snapshot, transaction) and the create job (blockdev-create), all calling package
+// blockdev (disk devices are plugged through qmp/cmds/device.go; the job commands are in
+// jobs.go).
 
 // BlockDriver is QAPI's BlockdevDriver enum.
 type BlockDriver string
@@ -230,9 +231,15 @@ type TransactionAction struct {
 	Data *qmp.Value      `json:"data"`
 }
 
+// ActionCompletionMode is QAPI's ActionCompletionMode.
+type ActionCompletionMode string
+
+// EnumValues implements qmp.Enum.
+func (ActionCompletionMode) EnumValues() []string { return []string{"individual", "grouped"} }
+
 // TransactionProperties are transaction's optional properties.
 type TransactionProperties struct {
-	CompletionMode *string `json:"completion-mode,omitempty"`
+	CompletionMode *ActionCompletionMode `json:"completion-mode,omitempty"`
 }
 
 // TransactionArgs are transaction's arguments.
@@ -293,17 +300,11 @@ type BlockdevCreateArgs struct {
 	Options BlockdevCreateOptions `json:"options"`
 }
 
-// JobIDArgs is job-dismiss's argument.
-type JobIDArgs struct {
-	ID string `json:"id"`
-}
-
 func registerBlock(r *qmp.Registry, d *Deps) {
 	g := d.Block
 	if g == nil {
 		return
 	}
-	r.RegisterEvent("JOB_STATUS_CHANGE", JobStatusChangeData{})
 	r.Register(
 		qmp.Command{Name: "query-block", Returns: []BlockInfo{}, Run: func(*qmp.Call) (any, error) {
 			return queryBlock(g), nil
@@ -339,16 +340,6 @@ func registerBlock(r *qmp.Registry, d *Deps) {
 			Run: func(c *qmp.Call) (any, error) { return nil, transaction(g, c.Args.(*TransactionArgs)) }},
 		qmp.Command{Name: "blockdev-create", Args: &BlockdevCreateArgs{}, Features: []string{},
 			Run: func(c *qmp.Call) (any, error) { return nil, blockdevCreate(g, c.Args.(*BlockdevCreateArgs)) }},
-		qmp.Command{Name: "query-jobs", Returns: []JobInfo{}, Run: func(*qmp.Call) (any, error) {
-			out := []JobInfo{}
-			for _, j := range g.Jobs() {
-				out = append(out, JobInfo{ID: j.ID, Type: j.Type, Status: string(j.Status),
-					CurrentProgress: j.Current, TotalProgress: j.Total, Error: j.Err})
-			}
-			return out, nil
-		}},
-		qmp.Command{Name: "job-dismiss", Args: &JobIDArgs{},
-			Run: func(c *qmp.Call) (any, error) { return nil, g.DismissJob(c.Args.(*JobIDArgs).ID) }},
 	)
 }
 
@@ -372,7 +363,7 @@ func queryBlock(g *blockdev.Graph) []BlockInfo {
 			bi.IOStatus = "ok"
 		}
 		if b.Root != nil {
-			bi.Inserted = blockDeviceInfo(b.Root, !b.WriteThrough)
+			bi.Inserted = blockDeviceInfo(blockdev.SkipImplicit(b.Root), !b.WriteThrough, true)
 			throttleInfo(bi.Inserted, b.Throttle())
 		}
 		if b.HasTray() {
@@ -389,7 +380,7 @@ func queryNodes(g *blockdev.Graph, flat bool) []BlockDeviceInfo {
 	defer g.Unlock()
 	out := []BlockDeviceInfo{}
 	for _, n := range g.NodesLocked() {
-		info := blockDeviceInfo(n, true)
+		info := blockDeviceInfo(n, true, false)
 		if flat {
 			info.Image.BackingImage = nil
 			info.BackingFileDepth = 0
@@ -429,59 +420,52 @@ func queryBlockstats(g *blockdev.Graph, nodes bool) []BlockStats {
 	return out
 }
 
-// transaction decodes every action (as QEMU's visitor does before the command runs), then
-// prepares them in order and commits them all, or aborts those prepared (newest first)
-// when one fails. blockdev-snapshot actions are applied together once the others are
-// prepared (g.Snapshot is atomic itself).
+// transaction is qmp_transaction: each action's data decoded as its command's arguments
+// (all of them before anything runs, as QEMU's visitor does), run by blockdev.Transaction.
 func transaction(g *blockdev.Graph, a *TransactionArgs) error {
-	var snaps []blockdev.SnapshotAction
-	var preps []func(*blockdev.Graph) (*blockdev.TxnStep, error)
+	var actions []blockdev.Action
 	for i, act := range a.Actions {
 		path := fmt.Sprintf("actions[%d].data", i)
-		if prep, ok, err := bitmapAction(act.Type, act.Data, path); ok {
+		if x, ok, err := bitmapAction(act.Type, act.Data, path); ok {
 			if err != nil {
 				return err
 			}
-			preps = append(preps, prep)
+			actions = append(actions, x)
 			continue
 		}
-		if act.Type != "blockdev-snapshot" {
+		var x blockdev.Action
+		switch act.Type {
+		case "abort":
+			x = blockdev.AbortAction{}
+		case "blockdev-snapshot":
+			v, err := qmp.DecodeArgsAt(act.Data, &BlockdevSnapshotArgs{}, path)
+			if err != nil {
+				return err
+			}
+			s := v.(*BlockdevSnapshotArgs)
+			x = &blockdev.SnapshotAction{Node: s.Node, Overlay: s.Overlay}
+		case "blockdev-backup":
+			v, err := qmp.DecodeArgsAt(act.Data, &BlockdevBackupArgs{}, path)
+			if err != nil {
+				return err
+			}
+			x = v.(*BlockdevBackupArgs).BackupAction()
+		case "drive-backup":
+			v, err := qmp.DecodeArgsAt(act.Data, &DriveBackupArgs{}, path)
+			if err != nil {
+				return err
+			}
+			x = v.(*DriveBackupArgs).BackupAction()
+		default:
 			return qmp.GenericError("tlcvm: transaction action '%s' is not supported", act.Type)
 		}
-		v, err := qmp.DecodeArgsAt(act.Data, &BlockdevSnapshotArgs{}, path)
-		if err != nil {
-			return err
-		}
-		s := v.(*BlockdevSnapshotArgs)
-		snaps = append(snaps, blockdev.SnapshotAction{Node: s.Node, Overlay: s.Overlay})
+		actions = append(actions, x)
 	}
-	var steps []*blockdev.TxnStep
-	abort := func(err error) error {
-		for i := len(steps) - 1; i >= 0; i-- {
-			if steps[i].Abort != nil {
-				steps[i].Abort()
-			}
-		}
-		return err
+	if len(actions) == 0 {
+		return nil
 	}
-	for _, prep := range preps {
-		s, err := prep(g)
-		if err != nil {
-			return abort(err)
-		}
-		steps = append(steps, s)
-	}
-	if len(snaps) > 0 {
-		if err := g.Snapshot(snaps...); err != nil {
-			return abort(err)
-		}
-	}
-	for _, s := range steps {
-		if s.Commit != nil {
-			s.Commit()
-		}
-	}
-	return nil
+	grouped := a.Properties != nil && a.Properties.CompletionMode != nil && *a.Properties.CompletionMode == "grouped"
+	return g.Transaction(actions, grouped)
 }
 
 func blockdevCreate(g *blockdev.Graph, a *BlockdevCreateArgs) error {
@@ -527,9 +511,11 @@ func BlockEvents(emit func(name string, data any)) blockdev.Emitter { return blo
 type blockEmitter func(name string, data any)
 
 func (e blockEmitter) Emit(name string, data any) {
+	if d, ok := jobEvent(data); ok {
+		e(name, d)
+		return
+	}
 	switch v := data.(type) {
-	case blockdev.JobStatusEvent:
-		e(name, JobStatusChangeData{ID: v.ID, Status: string(v.Status)})
 	case blockdev.TrayMovedEvent:
 		e(name, DeviceTrayMovedData{Device: v.Device, ID: v.ID, TrayOpen: v.TrayOpen})
 	case blockdev.WriteThresholdEvent:

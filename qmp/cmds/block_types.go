@@ -170,32 +170,17 @@ type BlockStats struct {
 	DriverSpecific *BlockStatsSpecific `json:"driver-specific,omitempty"`
 }
 
-// JobInfo is one element of query-jobs.
-type JobInfo struct {
-	qmp.QAPIOrder
-	ID              string `json:"id"`
-	Type            string `json:"type"`
-	Status          string `json:"status"`
-	CurrentProgress int64  `json:"current-progress"`
-	TotalProgress   int64  `json:"total-progress"`
-	Error           string `json:"error,omitempty"`
-}
-
-// JobStatusChangeData is JOB_STATUS_CHANGE's data.
-type JobStatusChangeData struct {
-	qmp.QAPIOrder
-	ID     string `json:"id"`
-	Status string `json:"status"`
-}
-
-func imageInfo(n *blockdev.Node) ImageInfo {
+// imageInfo is bdrv_query_image_info with the chain below: the backing image of a format
+// node, the filtered node of a filter (implicit filters skipped for query-block).
+func imageInfo(n *blockdev.Node, skipImplicit bool) ImageInfo {
 	actual := n.ActualSize()
 	dirty := false
 	info := ImageInfo{Filename: n.Filename(), Format: n.Driver, DirtyFlag: &dirty, ActualSize: &actual, VirtualSize: n.Size()}
-	if h := n.Header(); h != nil {
-		cs := h.ClusterSize()
-		dirty = h.Dirty()
+	if cs, ok := n.ClusterSize(); ok {
 		info.ClusterSize = &cs
+	}
+	if h := n.Header(); h != nil {
+		dirty = h.Dirty()
 		q := &ImageInfoSpecificQCow2{Compat: h.Compat(), RefcountBits: 1 << h.RefcountOrder, CompressionType: h.Compression()}
 		if h.Version >= 3 {
 			lazy, corrupt, ext := h.LazyRefcounts(), h.Corrupt(), h.ExtendedL2()
@@ -208,18 +193,24 @@ func imageInfo(n *blockdev.Node) ImageInfo {
 		info.BackingFilenameFormat = n.BackingFormat
 	}
 	info.Snapshots = imageSnapshots(n)
-	if n.Backing != nil {
-		b := imageInfo(n.Backing)
-		info.BackingImage = &b
+	b := n.FilteredOrBacking()
+	if skipImplicit {
+		b = blockdev.SkipImplicit(b)
+	}
+	if b != nil {
+		bi := imageInfo(b, skipImplicit)
+		info.BackingImage = &bi
 	}
 	return info
 }
 
-func blockDeviceInfo(n *blockdev.Node, writeback bool) *BlockDeviceInfo {
+// blockDeviceInfo is bdrv_block_device_info: query-block (skipImplicit: the chain without
+// the jobs' implicit filters) and query-named-block-nodes.
+func blockDeviceInfo(n *blockdev.Node, writeback, skipImplicit bool) *BlockDeviceInfo {
 	return &BlockDeviceInfo{
 		File: n.Filename(), NodeName: n.Name, RO: n.ReadOnly, Drv: n.Driver,
-		BackingFile: n.BackingFile, BackingFileDepth: int64(n.BackingDepth()),
-		DetectZeroes: DetectZeroes(n.DetectZeroes), Image: imageInfo(n),
+		BackingFile: n.BackingFile, BackingFileDepth: int64(n.BackingDepth(skipImplicit)),
+		DetectZeroes: DetectZeroes(n.DetectZeroes), Image: imageInfo(n, skipImplicit),
 		Cache:          BlockdevCacheInfo{Writeback: writeback, Direct: n.Direct, NoFlush: n.NoFlush},
 		WriteThreshold: n.WriteThreshold(),
 		DirtyBitmaps:   dirtyInfo(n),

@@ -4,6 +4,7 @@ import (
 	"io"
 
 	"tlcvm/blockdev"
+	"tlcvm/compat"
 	"tlcvm/console"
 	"tlcvm/dirtyrate"
 	"tlcvm/dump"
@@ -73,6 +74,7 @@ type Deps struct {
 	Input         *input.Router       // nil: send-key and input-send-event are not registered
 	Stdout        io.Writer           // the process's standard output (HMP qemu-io prints there); nil: discarded
 	NBD           *nbd.Server         // the NBD server; nil (or Block nil): the NBD commands are not registered
+	Display       compat.Display      // -display (-nographic), for query-display-options
 }
 
 // ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,
@@ -83,6 +85,8 @@ func ErrorClasses() *qmp.ErrorClasses {
 	return qmp.NewErrorClasses(
 		// a block device id that does not exist: "Device 'x' not found".
 		qmp.ErrorClass{Sentinel: blockdev.ErrDeviceNotFound, Class: qmp.ClassDeviceNotFound},
+		// the block-job-* commands' "Block job 'x' not found".
+		qmp.ErrorClass{Sentinel: blockdev.ErrJobNotActive, Class: qmp.ClassDeviceNotActive},
 		// device-list-properties of an unknown type (qom-list-properties turns it into a
 		// GenericError itself, as QEMU does).
 		qmp.ErrorClass{Sentinel: catalog.ErrNotFound, Class: qmp.ClassDeviceNotFound},
@@ -108,6 +112,8 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerMigration(r, d)
 	registerMigrationSwitchover(r, d)
 	registerBlock(r, d)
+	registerJobs(r, d)
+	registerBlockJobs(r, d)
 	registerMedia(r, d)
 	registerBlockIO(r, d)
 	registerBitmaps(r, d)
@@ -124,6 +130,10 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerDump(r, d)
 	registerScreen(r, d)
 	registerInput(r, d)
+	registerDisplayInfo(r, d)
+	registerYank(r, d)
+	registerVMGenID(r, d)
+	registerGva(r, d)
 	r.Register(internalCommands(d)...)
 	r.Register(snapshotCommands(d)...)
 	if d.Human != nil {

@@ -130,8 +130,12 @@ func registerVNC(r *qmp.Registry, d *Deps) {
 			}},
 		qmp.Command{Name: "set_password", Args: &SetPasswordArgs{},
 			Run: func(c *qmp.Call) (any, error) {
-				if c.Args.(*SetPasswordArgs).Protocol == "spice" {
+				a := c.Args.(*SetPasswordArgs)
+				if a.Protocol == "spice" {
 					return nil, qmp.DeviceNotActive("SPICE is not in use")
+				}
+				if a.Connected != nil && *a.Connected != "keep" { // vnc supports "connected=keep" only
+					return nil, qmp.GenericError("Invalid parameter 'connected'")
 				}
 				return nil, qmp.GenericError("Could not set password")
 			}},

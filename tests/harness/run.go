@@ -315,6 +315,14 @@ func (r *runner) do(st Step) error {
 			}
 		}
 		return nil
+	case OpEvents:
+		if r.q == nil {
+			return errors.New("events without a QMP connection")
+		}
+		for _, e := range r.q.Pending() {
+			r.add(Entry{Kind: EntryMessage, Msg: e})
+		}
+		return nil
 	case OpSignal:
 		sig, err := ParseSignal(st.Text)
 		if err != nil {

@@ -25,6 +25,7 @@ const (
 	OpHMP      = "hmp"        // human-monitor-command over QMP
 	OpMonitor  = "(qemu)"     // a line on the HMP monitor
 	OpWait     = "wait-event" // consume events up to the named one
+	OpEvents   = "events"     // record the events set aside so far
 	OpSignal   = "signal"     // send a signal to the process
 	OpExit     = "expect-exit"
 	OpClose    = "close"     // close the QMP connection
@@ -50,6 +51,7 @@ const (
 //	hmp: COMMAND LINE                human-monitor-command
 //	(qemu) COMMAND LINE              a line typed at the HMP monitor
 //	wait-event: NAME                 record events up to NAME
+//	events                           record the events set aside so far
 //	signal: TERM                     signal the process
 //	expect-exit[: STATUS]            wait for exit; record the rest of QMP, status, stderr
 //	reconnect | close | negotiate
@@ -263,7 +265,7 @@ func ParseScript(file, defName string, src []byte, golden bool) ([]*Script, erro
 		case trimmed == OpExit || (hasColon && key == OpExit):
 			cur.Steps = append(cur.Steps, Step{Line: n, Op: OpExit, Source: line, Text: val})
 			continue
-		case trimmed == OpRecv || trimmed == OpClose || trimmed == OpConnect || trimmed == OpNegotiat:
+		case trimmed == OpRecv || trimmed == OpClose || trimmed == OpConnect || trimmed == OpNegotiat || trimmed == OpEvents:
 			cur.Steps = append(cur.Steps, Step{Line: n, Op: trimmed, Source: line})
 			continue
 		default:

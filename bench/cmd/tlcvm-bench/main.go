@@ -47,8 +47,17 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "qmp" {
 		os.Exit(runQMP(os.Args[2:])) // qmp.go
 	}
+	if len(os.Args) > 1 && os.Args[1] == "blockjobs" {
+		os.Exit(runBlockJobs(os.Args[2:])) // blockjobs.go
+	}
 	if len(os.Args) > 1 && os.Args[1] == "density" {
 		os.Exit(runDensity(os.Args[2:])) // density.go
+	}
+	if len(os.Args) > 1 && os.Args[1] == "dump" {
+		os.Exit(runDump(os.Args[2:])) // dump.go
+	}
+	if len(os.Args) > 1 && os.Args[1] == "dirtyrate" {
+		os.Exit(runDirtyRate(os.Args[2:])) // dump.go
 	}
 	os.Exit(run())
 }

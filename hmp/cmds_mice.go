@@ -1,0 +1,42 @@
+package hmp
+
+// info mice (hmp_info_mice, through query-mice) and dumpdtb (hmp_dumpdtb).
+
+type mouseInfo struct {
+	Index    int64  `json:"index"`
+	Name     string `json:"name"`
+	Current  bool   `json:"current"`
+	Absolute bool   `json:"absolute"`
+}
+
+func miceCommands() []Command {
+	return []Command{
+		{Info: true, Name: "mice", Params: "", Help: "show which guest mouse is receiving events",
+			Run: func(c *Call) {
+				var mice []mouseInfo
+				if c.Fail(c.Query("query-mice", nil, &mice)) {
+					return
+				}
+				if len(mice) == 0 {
+					c.Print("No mouse devices connected\n")
+					return
+				}
+				for _, m := range mice {
+					cur, abs := ' ', ""
+					if m.Current {
+						cur = '*'
+					}
+					if m.Absolute {
+						abs = " (absolute)"
+					}
+					c.Printf("%c Mouse #%d: %s%s\n", cur, m.Index, m.Name, abs)
+				}
+			}},
+		{Name: "dumpdtb", Args: "filename:F", Params: "filename",
+			Help: "dump the FDT in dtb format to 'filename'",
+			Run: func(c *Call) {
+				f, _ := c.Args.Str("filename")
+				c.Do("dumpdtb", map[string]any{"filename": f})
+			}},
+	}
+}
