@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"tlcvm/migration"
 )
@@ -150,6 +151,13 @@ func TestCompress(t *testing.T) {
 	}
 	p.sm.run(size / pageSize / 2)
 	defer p.sm.stop()
+	// Every page of the set written once before the migration starts (on a loaded host
+	// the writer may not have run yet: then all pages are zero and none is compressed).
+	for deadline := time.Now().Add(time.Minute); p.sm.secs[0].value.Load() < size/pageSize/2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the guest wrote no pages")
+		}
+	}
 	if err := p.src.Migrate(p.uri, migration.MigrateOptions{}); err != nil {
 		t.Fatal(err)
 	}
