@@ -16,8 +16,6 @@ type LeftOut struct {
 // LeftOutCommands is the list, in the order the documentation shows it.
 var LeftOutCommands = []LeftOut{
 	{Pending: "flows", Names: []string{"info hotpluggable-cpus"}},
-	{Pending: "migrate", Names: []string{"migrate_continue", "migrate_pause", "migrate_recover",
-		"migrate_start_postcopy"}},
 
 	{Names: []string{"savevm", "loadvm", "delvm", "snapshot_blkdev_internal",
 		"snapshot_delete_blkdev_internal"},

@@ -28,8 +28,6 @@ var LeftOutCommands = []LeftOut{
 	// Implemented on branches not merged yet.
 	{Pending: "flows", Names: []string{"add_client", "inject-nmi", "query-current-machine",
 		"rtc-reset-reinjection", "set-action", "system_wakeup", "watchdog-set-action"}},
-	{Pending: "migrate", Names: []string{"migrate-continue", "migrate-pause", "migrate-recover",
-		"migrate-start-postcopy"}},
 
 	// Not yet: these have a meaning here and are still to be written.
 	{Names: []string{"snapshot-save", "snapshot-load", "snapshot-delete",
