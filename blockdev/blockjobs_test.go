@@ -617,3 +617,40 @@ func TestBackupIncremental(t *testing.T) {
 		t.Fatalf("the bitmap records %d bytes after one write", bm.Count())
 	}
 }
+
+// TestChangeBackingFile: change-backing-file rewrites the name in the image's header (and,
+// for a read-only image below the top, reopens it read-write meanwhile); qemu-img reads the
+// new names and finds the images clean; the graph keeps its nodes.
+func TestChangeBackingFile(t *testing.T) {
+	ch := newTestChain(t)
+	g := newGraph(nil)
+	top := ch.open(t, g)
+	mid := top.Backing
+	if err := g.ChangeBackingFile("top", "top", "mid-renamed.qcow2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.ChangeBackingFile("top", mid.Name, "base-renamed.qcow2"); err != nil {
+		t.Fatal(err)
+	}
+	if !mid.ReadOnly || top.Backing != mid {
+		t.Fatalf("the graph changed: mid read-only %v, top's backing %v", mid.ReadOnly, top.Backing.Name)
+	}
+	if err := g.ChangeBackingFile("top", "top-file", "x"); err == nil ||
+		err.Error() != "not allowing backing file change on an image without a backing file" {
+		t.Fatalf("a file node: %v", err)
+	}
+	g.Close()
+	for img, want := range map[string]string{ch.top: "mid-renamed.qcow2", ch.mid: "base-renamed.qcow2"} {
+		var info imgInfo
+		if err := json.Unmarshal([]byte(qemuImg(t, "info", "--output=json", img)), &info); err != nil {
+			t.Fatal(err)
+		}
+		if info.BackingFilename != want || info.BackingFormat != "qcow2" {
+			t.Errorf("%s: backing %q (%s), want %q", filepath.Base(img), info.BackingFilename, info.BackingFormat, want)
+		}
+		// The renamed backing files do not exist: checked without them.
+		if out := qemuImg(t, "check", "--image-opts", "driver=qcow2,file.driver=file,file.filename="+img+",backing="); !strings.Contains(out, "No errors were found") {
+			t.Errorf("qemu-img check %s: %s", img, out)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package blockdev
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 )
@@ -162,4 +163,46 @@ func (n *Node) changeBackingFile(name, format string) error {
 	}
 	n.BackingFile, n.BackingFormat = name, format
 	return nil
+}
+
+// ChangeBackingFile is change-backing-file (qmp_change_backing_file): the backing file
+// name in the image header of imageNode, a node in the chain of device's root node, is
+// rewritten (its format: the image's own driver, as QEMU 7.2 passes it); a read-only node
+// is reopened read-write meanwhile. The graph does not change.
+func (g *Graph) ChangeBackingFile(device, imageNode, backingFile string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	bs, err := g.rootNode(device)
+	if err != nil {
+		return err
+	}
+	img, err := g.lookup("", imageNode)
+	if err != nil {
+		return err
+	}
+	if skipFilters(img).Backing == nil {
+		return errf(ErrInvalid, "not allowing backing file change on an image without a backing file")
+	}
+	if err := bs.opBlocked(opChange); err != nil {
+		return err
+	}
+	if !bs.chainContains(img) {
+		return errf(ErrInvalid, "'%s' and image file are not in the same chain", device)
+	}
+	ro := img.ReadOnly
+	if ro {
+		if err := g.setReadOnly(img, false); err != nil {
+			return err
+		}
+	}
+	err = img.changeBackingFile(backingFile, img.Driver)
+	if err != nil {
+		err = prefix(err, fmt.Sprintf("Could not change backing file to '%s': ", backingFile))
+	}
+	if ro {
+		if rerr := g.setReadOnly(img, true); err == nil {
+			err = rerr
+		}
+	}
+	return err
 }

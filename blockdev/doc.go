@@ -96,7 +96,14 @@
 // amounts are QEMU's.
 //
 // HMP qemu-io (qemuio.go) runs qemu-io's read, write, discard, flush and length on a
-// drive, a device's backend or a node, printing on stdout as QEMU does.
+// drive, a device's backend or a node, printing on stdout as QEMU does, and the breakpoint
+// commands (break, resume, remove_break, wait_break) of the blkdebug driver.
+//
+// The blkdebug filter (blkdebug.go) sits between a format node and its image: the format
+// drivers raise QEMU's debug events on their file child (read_aio, write_aio, l2_load,
+// l2_update, cluster_alloc, flush_to_os/flush_to_disk, pwritev…; the list is in
+// blkdebug.go), and its inject-error, set-state and breakpoint rules fail or suspend the
+// requests that reach it, as QEMU 7.2's block/blkdebug.c does.
 //
 // A Backend adds what a guest device sees: Read, Write, WriteZeroes, Unmap, Flush with a
 // context (for the throttle wait), the I/O limits of block_set_io_throttle (throttle.go:

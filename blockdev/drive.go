@@ -290,7 +290,13 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 func (g *Graph) openImage(o Options, filename, format string, in inherited, opened *[]*Node) (*Node, error) {
 	fo := o
 	fo.Driver, fo.Filename, fo.NodeName = hostDriver(filename), filename, ""
-	fnode, err := g.open(&fo, in, opened)
+	var fnode *Node
+	var err error
+	if rest, ok := strings.CutPrefix(filename, "blkdebug:"); ok {
+		fnode, err = g.openBlkdebugFilename(o, rest, in, opened)
+	} else {
+		fnode, err = g.open(&fo, in, opened)
+	}
 	if err != nil {
 		return nil, err
 	}

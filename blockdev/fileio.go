@@ -164,7 +164,10 @@ func (n *Node) pread(p []byte, off int64) error {
 	n.io.RLock()
 	defer n.io.RUnlock()
 	switch n.Driver {
-	case DriverRaw:
+	case DriverRaw, DriverBlkdebug:
+		if err := n.debugCheck(off, int64(len(p)), ioRead); err != nil {
+			return err
+		}
 		return n.File.pread(p, off)
 	case DriverFile, DriverHostDevice:
 		return n.fileRead(p, off)
@@ -175,7 +178,14 @@ func (n *Node) pread(p []byte, off int64) error {
 func (n *Node) pwrite(p []byte, off int64) error {
 	err := n.withWrite(false, func() error {
 		switch n.Driver {
-		case DriverRaw:
+		case DriverRaw, DriverBlkdebug:
+			if n.dbg != nil {
+				n.debugEvent(evPwritev)
+				defer n.debugEvent(evPwritevDone)
+			}
+			if err := n.debugCheck(off, int64(len(p)), ioWrite); err != nil {
+				return err
+			}
 			return n.File.pwrite(p, off)
 		case DriverFile, DriverHostDevice:
 			return n.fileWrite(p, off)
@@ -192,7 +202,7 @@ func (n *Node) pwrite(p []byte, off int64) error {
 func (n *Node) hostSize() (int64, error) {
 	n.io.RLock()
 	defer n.io.RUnlock()
-	if n.Driver == DriverRaw {
+	if n.Driver == DriverRaw || n.Driver == DriverBlkdebug {
 		return n.File.hostSize()
 	}
 	if n.f == nil {

@@ -252,7 +252,7 @@ func (n *Node) layerStatus(off, length int64) (Status, int64, *Node, error) {
 		if q, err = n.qcow2(); err == nil {
 			st, l, err = q.status(off, length)
 		}
-	case DriverRaw:
+	case DriverRaw, DriverBlkdebug:
 		st, l, _, err = n.File.layerStatus(off, length)
 	default:
 		st, l, err = n.fileStatus(off, length)
@@ -338,7 +338,13 @@ func (n *Node) read(p []byte, off int64) error {
 			return err
 		}
 		return q.read(p, off)
-	case DriverRaw:
+	case DriverRaw, DriverBlkdebug:
+		if n.dbg == nil {
+			n.File.debugEvent(evReadAIO)
+		}
+		if err := n.debugCheck(off, int64(len(p)), ioRead); err != nil {
+			return err
+		}
 		_, err := n.File.ReadAt(p, off)
 		if err == io.EOF {
 			err = nil // a raw node is as big as its file
@@ -349,6 +355,8 @@ func (n *Node) read(p []byte, off int64) error {
 }
 
 func (n *Node) write(p []byte, off int64) error {
+	n.debugEvent(evPwritev) // QEMU's generic write path, on the node itself
+	defer n.debugEvent(evPwritevDone)
 	if n.filter != nil {
 		return n.filterWrite(writeData, p, off, int64(len(p)), 0)
 	}
@@ -359,7 +367,13 @@ func (n *Node) write(p []byte, off int64) error {
 			return err
 		}
 		return q.write(p, off)
-	case DriverRaw:
+	case DriverRaw, DriverBlkdebug:
+		if n.dbg == nil {
+			n.File.debugEvent(evWriteAIO)
+		}
+		if err := n.debugCheck(off, int64(len(p)), ioWrite); err != nil {
+			return err
+		}
 		_, err := n.File.WriteAt(p, off)
 		return err
 	}
@@ -377,7 +391,10 @@ func (n *Node) writeZeroes(off, length int64, fl ZeroFlags) error {
 			return err
 		}
 		return q.writeZeroes(off, length, fl)
-	case DriverRaw:
+	case DriverRaw, DriverBlkdebug:
+		if err := n.debugCheck(off, length, ioWriteZeroes); err != nil {
+			return err
+		}
 		return n.File.WriteZeroes(off, length, fl)
 	}
 	return n.fileWriteZeroes(off, length, fl)
@@ -394,7 +411,10 @@ func (n *Node) discard(off, length int64) error {
 			return err
 		}
 		return q.discard(off, length)
-	case DriverRaw:
+	case DriverRaw, DriverBlkdebug:
+		if err := n.debugCheck(off, length, ioDiscard); err != nil {
+			return err
+		}
 		return n.File.Unmap(off, length)
 	}
 	return n.fileDiscard(off, length)
@@ -410,6 +430,13 @@ func (n *Node) flush() error {
 	if n.File != nil {
 		if n.ReadOnly {
 			return nil
+		}
+		if err := n.debugCheck(0, 0, ioFlush); err != nil {
+			return err
+		}
+		if n.dbg == nil {
+			n.File.debugEvent(evFlushToOS)
+			n.File.debugEvent(evFlushToDisk)
 		}
 		return n.File.Flush()
 	}

@@ -60,6 +60,7 @@ type Node struct {
 	jobBlockers []*Job
 	// filter is a filter node's state (filter.go); nil for file and format nodes.
 	filter *filterState
+	dbg    *blkdebug // blkdebug nodes: rules and breakpoints (blkdebug.go)
 }
 
 // edge is a parent's use of a child node.
@@ -92,7 +93,7 @@ func (n *Node) Size() int64 {
 	switch n.Driver {
 	case DriverQcow2:
 		return n.vsize.Load()
-	case DriverRaw:
+	case DriverRaw, DriverBlkdebug:
 		return n.File.Size()
 	}
 	st, err := n.stat()

@@ -25,6 +25,8 @@ type Options struct {
 
 	File    *Ref // raw, qcow2
 	Backing *Ref // qcow2; nil: use the image's backing file
+
+	Blkdebug *BlkdebugOptions // blkdebug (blkdebug.go)
 }
 
 // Ref is a BlockdevRef(OrNull): a node name, inline options, or (backing only) null.
@@ -150,6 +152,8 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 		n.lock = fileLock{fd: int(f.Fd())}
 		g.name(n, o.NodeName, opened)
 		return n, nil
+	case DriverBlkdebug:
+		return g.openBlkdebug(n, o, child, opened)
 	case DriverRaw, DriverQcow2:
 	default:
 		return nil, errf(ErrUnsupported, "tlcvm: block driver '%s' is not supported (tlcvm opens %s)", o.Driver, "file, raw and qcow2")
@@ -163,7 +167,7 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 	}
 	n.File, n.filename = file, file.filename
 	if o.Driver == DriverQcow2 {
-		h, err := ReadQcow2Header(file.f, file.Size(), !n.ReadOnly)
+		h, err := ReadQcow2Header(imageReader(file), file.Size(), !n.ReadOnly)
 		if err != nil {
 			return nil, err
 		}
@@ -266,7 +270,7 @@ const rawProbeWarning = "WARNING: Image format was not specified for '%s' and pr
 // formats tlcvm opens; images of other known formats are refused by name.
 func probe(file *Node) (string, error) {
 	buf := make([]byte, 2048)
-	n, _ := file.f.ReadAt(buf, 0)
+	n, _ := imageReader(file).ReadAt(buf, 0)
 	buf = buf[:n]
 	if file.Size() == 0 {
 		return DriverRaw, nil

@@ -70,6 +70,7 @@ func (q *qcow2) readCluster(e uint64, s span, dst []byte) error {
 	if err := q.checkOffset(host, "data cluster"); err != nil {
 		return err
 	}
+	q.n.File.debugEvent(evReadAIO)
 	return q.pread(dst, int64(host)+s.a)
 }
 
@@ -81,6 +82,7 @@ func (q *qcow2) readBacking(dst []byte, off int64) error {
 		clear(dst)
 		return nil
 	}
+	q.n.File.debugEvent(evReadBackingAIO)
 	got, err := b.ReadAt(dst, off)
 	if err != nil && err != io.EOF {
 		return err
@@ -227,6 +229,7 @@ func (q *qcow2) writeRequest(p []byte, off int64) (int64, error) {
 				}
 			}
 			if host < 0 {
+				q.n.File.debugEvent(evClusterAlloc)
 				if h, err = q.allocRun(k); err != nil {
 					return 0, err
 				}
@@ -299,14 +302,26 @@ func (q *qcow2) writeRequest(p []byte, off int64) (int64, error) {
 	if len(links) == 0 {
 		q.mu.Unlock() // in place only: the data moves outside the lock
 		locked = false
+		q.n.File.debugEvent(evWriteAIO)
 		return n, q.pwrite(buf, wstart)
 	}
-	if err := q.pwrite(buf, wstart); err != nil {
+	// abort frees the clusters allocated for the links not made (qcow2_alloc_cluster_abort),
+	// so that a failed write leaks nothing.
+	abort := func(from int, err error) (int64, error) {
+		for _, l := range links[from:] {
+			if l.release {
+				_ = q.unrefEntry(l.new)
+			}
+		}
 		return 0, err
 	}
-	for _, l := range links {
+	q.n.File.debugEvent(evWriteAIO)
+	if err := q.pwrite(buf, wstart); err != nil {
+		return abort(0, err)
+	}
+	for i, l := range links {
 		if err := q.setEntry(l.t, l.l2off, l.l2i, l.new); err != nil {
-			return 0, err
+			return abort(i, err)
 		}
 		if l.release {
 			if err := q.unrefEntry(l.old); err != nil {
@@ -598,11 +613,16 @@ func (q *qcow2) copyUpRun(g int64, data []byte) (int64, error) {
 		}
 	}
 	n := min(k*q.cs, int64(len(data)))
+	q.n.File.debugEvent(evClusterAlloc)
 	h, err := q.allocRun(k)
 	if err != nil {
 		return 0, err
 	}
+	q.n.File.debugEvent(evWriteAIO)
 	if err := q.pwrite(data[:n], h); err != nil {
+		for j := int64(0); j < k; j++ { // nothing points to them: free them again
+			_ = q.unref(h/q.cs + j)
+		}
 		return 0, err
 	}
 	for j := int64(0); j < k; j++ {

@@ -238,6 +238,7 @@ func (q *qcow2) l2Table(off int64) ([]uint64, error) {
 	if err := q.checkOffset(uint64(off), "L2 table"); err != nil {
 		return nil, err
 	}
+	q.n.File.debugEvent(evL2Load)
 	t, err := q.readTable(off, q.l2n)
 	if err != nil {
 		return nil, prefix(err, "Could not read L2 table: ")
@@ -325,6 +326,7 @@ func (q *qcow2) l2ForWrite(off int64) ([]uint64, int64, error) {
 
 // setEntry writes L2 entry l2i of the table at l2off. Caller holds q.mu.
 func (q *qcow2) setEntry(t []uint64, l2off, l2i int64, v uint64) error {
+	q.n.File.debugEvent(evL2Update)
 	if err := q.writeEntry(l2off+l2i*8, v); err != nil {
 		return err
 	}

@@ -7,7 +7,10 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"tlcvm/compat/qerror"
 )
 
 // HMP's qemu-io: a line of the qemu-io command language run on a drive (its backend: the
@@ -115,7 +118,11 @@ func (t backendTarget) size() int64  { return t.b.Size() }
 type nodeTarget struct{ n *Node }
 
 func (t nodeTarget) read(p []byte, off int64) error {
-	if k, err := t.n.ReadAt(p, off); err != nil || k < len(p) {
+	k, err := t.n.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		return err // its errno is what qemu-io prints (an injected one, say)
+	}
+	if k < len(p) {
 		return errf(ErrIO, "tlcvm: read past the end")
 	}
 	return nil
@@ -156,7 +163,7 @@ type qemuIOCommand struct {
 var qemuIOCommands []qemuIOCommand
 
 func init() {
-	qemuIOCommands = []qemuIOCommand{
+	qemuIOCommands = append(qemuIOCommands, []qemuIOCommand{
 		{name: "discard", args: "[-Cq] off len", opts: "q", help: "discards a number of bytes at a specified offset", argmin: 2, run: qemuIODiscard},
 		{name: "flush", help: "flush all in-core file state to disk", run: func(t qemuIOTarget, _ map[byte]string, _ []string, _ io.Writer) {
 			_ = t.flush()
@@ -166,7 +173,7 @@ func init() {
 		}},
 		{name: "read", args: "[-abCqv] [-P pattern [-s off] [-l len]] off len", opts: "qvP:", help: "reads a number of bytes at a specified offset", argmin: 2, run: qemuIORead},
 		{name: "write", args: "[-bcCfnquz] [-P pattern | -s source_file] off len", opts: "fnquzP:", help: "writes a number of bytes at a specified offset", argmin: 2, run: qemuIOWrite},
-	}
+	}...)
 }
 
 // runQemuIO parses and runs one line (qemuio_command).
@@ -416,8 +423,12 @@ func qemuIODiscard(t qemuIOTarget, opts map[byte]string, args []string, out io.W
 
 // qemuIOErrno is strerror of the errno QEMU's request would have failed with.
 func qemuIOErrno(err error) string {
-	if errors.Is(err, ErrReadOnly) {
+	var e syscall.Errno
+	switch {
+	case errors.Is(err, ErrReadOnly):
 		return "Operation not permitted"
+	case errors.As(err, &e): // injected by blkdebug
+		return qerror.Strerror(e)
 	}
 	return "Input/output error"
 }

@@ -41,7 +41,7 @@ func (n *Node) Snapshots() ([]Snapshot, error) {
 	if n.Driver != DriverQcow2 || n.hdr.NbSnapshots == 0 {
 		return nil, nil
 	}
-	return readSnapshots(n.File.f, n.hdr.NbSnapshots, n.hdr.SnapshotsOffset)
+	return readSnapshots(imageReader(n.File), n.hdr.NbSnapshots, n.hdr.SnapshotsOffset)
 }
 
 // readSnapshots is qcow2_read_snapshots' parsing, bounded by QEMU's limits.

@@ -118,7 +118,7 @@ var (
 	vgaTypes        = []string{"std", "cirrus", "vmware", "qxl", "xenfb", "tcx", "cg3", "virtio", "none"}
 	chardevBackends = []string{"stdio", "ringbuf", "mux", "pipe", "qemu-vdagent", "null", "msmouse", "socket", "vc", "parallel", "parport", "udp", "memory", "file", "serial", "tty", "wctablet", "pty", "testdev", "braille", "spicevmc", "spiceport", "dbus", "console"}
 	driveIfs        = []string{"none", "ide", "scsi", "floppy", "pflash", "mtd", "sd", "virtio", "xen"}
-	accelNames      = []string{"kvm", "tcg"}
+	accelNames      = []string{"kvm", "qtest", "tcg"}
 	machineBools    = []string{"usb", "dump-guest-core", "mem-merge", "graphics", "suppress-vmdesc", "nvdimm", "hmat", "hpet", "sata", "pit", "smbus", "fd-bootchk", "default-bus-bypass-iommu", "aes-key-wrap", "dea-key-wrap", "iommu"}
 )
 
@@ -365,6 +365,9 @@ func (s *parseState) checkMonitors() error {
 	if portErr != nil {
 		return portErr
 	}
+	if err := s.qtestChardev(); err != nil {
+		return err
+	}
 	// -mon groups are created before the serial ports in QEMU, but a
 	// muxed "mon:" serial carries its own monitor: check ids after both.
 	ids := map[string]bool{}
@@ -379,6 +382,33 @@ func (s *parseState) checkMonitors() error {
 			return s.fail(m.Loc, newErr(ErrInvalid, `chardev "`+m.Chardev+`" not found`))
 		}
 	}
+	return nil
+}
+
+// qtestChardev converts -qtest's legacy string into chardev "qtest" (qtest_server_init's
+// qemu_chr_new("qtest", …)); "chardev:ID" names an existing one.
+func (s *parseState) qtestChardev() error {
+	c := s.cfg
+	if c.QTest == "" {
+		return nil
+	}
+	if id, ok := strings.CutPrefix(c.QTest, "chardev:"); ok {
+		for _, o := range c.Chardevs {
+			if o.ID == id {
+				return nil
+			}
+		}
+		return s.fail("", newErr(ErrInvalid, `Failed to initialize device for qtest: "`+c.QTest+`"`))
+	}
+	o, qe := s.chrParseCompatOpts("qtest", c.QTest, false)
+	if qe != nil {
+		if qe.Msg != "" {
+			s.warnings = append(s.warnings, render(s.prog, "", qe))
+		}
+		return s.fail("", newErr(ErrInvalid, `Failed to initialize device for qtest: "`+c.QTest+`"`))
+	}
+	o.Loc = "-qtest " + c.QTest
+	c.Chardevs = append(c.Chardevs, o)
 	return nil
 }
 

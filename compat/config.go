@@ -288,9 +288,15 @@ type Config struct {
 	Chroot     string    // the last -chroot; "" without one
 	Msg        *Opts
 	Overcommit *Opts
-	Trace      []*Opts
-	Compat     *Keyval
-	CompatObj  *JSON
+	// QTest is the last -qtest argument ("" without one): a legacy chardev string, turned
+	// into chardev "qtest" by Check, or "chardev:ID". QTestLog is -qtest-log's file
+	// ("none": no log), HasQTestLog whether it was given (QEMU logs to stderr without).
+	QTest       string
+	QTestLog    string
+	HasQTestLog bool
+	Trace       []*Opts
+	Compat      *Keyval
+	CompatObj   *JSON
 
 	// Args lists every option in order with its argument, as parsed.
 	Args []Arg

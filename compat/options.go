@@ -184,6 +184,10 @@ func (s *parseState) option(name, arg, loc string) (stop bool, err error) {
 		f.String, _ = o.Get("string")
 		f.GenID, _ = o.Get("gen_id")
 		c.FwCfg = append(c.FwCfg, f)
+	case "qtest":
+		c.QTest = arg
+	case "qtest-log":
+		c.QTestLog, c.HasQTestLog = arg, true
 	case "serial":
 		c.Serials = append(c.Serials, arg)
 		d.noSerial = true

@@ -87,7 +87,7 @@ var options = []Option{
 	{Name: "old-param", OtherArch: true}, {Name: "sandbox", HasArg: true},
 	{Name: "readconfig", HasArg: true}, {Name: "no-user-config"},
 	{Name: "trace", HasArg: true, NoEffect: true}, {Name: "plugin", HasArg: true, NoEffect: true},
-	{Name: "qtest", HasArg: true, NoEffect: true}, {Name: "qtest-log", HasArg: true, NoEffect: true},
+	{Name: "qtest", HasArg: true}, {Name: "qtest-log", HasArg: true},
 	{Name: "async-teardown", NoEffect: true}, {Name: "msg", HasArg: true},
 	{Name: "dump-vmstate", HasArg: true, NoEffect: true},
 	{Name: "enable-sync-profile", NoEffect: true}, {Name: "object", HasArg: true},

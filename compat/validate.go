@@ -80,6 +80,14 @@ func (s *parseState) validate() error {
 			return nil
 		}
 	}
+	// qemu_create_early_backends: GL asked of a display without it (none, curses).
+	if t := c.Display.Type; t == "none" || t == "curses" {
+		for _, m := range c.Display.Members {
+			if m.Key == "gl" && m.Value != "off" {
+				return s.fail("", newErr(ErrInvalid, "OpenGL is not supported by the display"))
+			}
+		}
+	}
 	if t := c.Display.Type; t != "gtk" && t != "sdl" {
 		for _, m := range c.Display.Members {
 			if m.Key == "window-close" { // vl.c qemu_init_displays, once the command line is taken

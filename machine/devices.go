@@ -221,6 +221,7 @@ type Clock struct {
 	base    uint64    // guest ns accumulated up to since; +checklocks:mu
 	since   time.Time // wall time the clock last started; valid when running
 	running bool
+	manual  bool // set at New under the qtest accelerator: start does nothing (see warp)
 }
 
 // ClockState is the clock's save/load state (section "clock", version 1).
@@ -238,8 +239,21 @@ func (c *Clock) Now() uint64 {
 	return c.base
 }
 
+// warp moves a clock that is not running forward to ns (never back).
+func (c *Clock) warp(ns uint64) {
+	c.mu.Lock()
+	if !c.running && ns > c.base {
+		c.base = ns
+	}
+	c.mu.Unlock()
+}
+
 func (c *Clock) start() {
 	c.mu.Lock()
+	if c.manual {
+		c.mu.Unlock()
+		return
+	}
 	if !c.running {
 		c.running, c.since = true, time.Now()
 	}

@@ -141,6 +141,11 @@
 // mouse events from the input router, raises IRQ 1 and 12 for vCPU 0, and the guest's
 // handler logs each on the serial console (docs/workload.md).
 //
+// qtest.go is the machine as package qtest drives it: ReadMemory/WriteMemory (a bus
+// master's view: writes are marked dirty), PortIn/PortOut (COM1, the i8042), IRQ
+// interception, and under Config.QTest (the qtest accelerator) vCPU threads that execute
+// nothing and a guest clock moved only by WarpClock.
+//
 // # Device state
 //
 // Snapshotters lists the sections ("cpu/N", "clock", "acpi", "fw_cfg", "serial0"); each

@@ -211,6 +211,7 @@ func (m *Machine) HasPS2() bool { return m.cfg.Type != "none" }
 // raiseIRQ makes vCPU 0 take an interrupt line at its next run (the I/O APIC routes
 // ISA interrupts to the bootstrap processor).
 func (m *Machine) raiseIRQ(line int) {
+	m.noteIRQLevel(line, 1)
 	m.irqs.Or(1 << line)
 	if len(m.vcpus) > 0 {
 		m.vcpus[0].wakeup()

@@ -40,6 +40,9 @@ type Config struct {
 
 	Name, UUID   string
 	DebugThreads bool // -name …,debug-threads=on: name vCPU threads "CPU N/TCG"
+	// QTest: the qtest accelerator (-accel qtest): vCPU threads execute nothing and the
+	// guest clock moves only by WarpClock (qtest.go).
+	QTest bool
 
 	Stderr io.Writer      // error reports (a guest RAM check failure); nil: os.Stderr
 	Log    zerolog.Logger // zero value: silent
@@ -70,8 +73,9 @@ type Machine struct {
 	fwcfg   *FwCfg
 	acpi    ACPI
 	clock   Clock
-	kbc     i8042         // the PS/2 controller (i8042.go)
-	irqs    atomic.Uint32 // interrupt lines raised for vCPU 0, taken by its thread
+	kbc     i8042                                 // the PS/2 controller (i8042.go)
+	irqs    atomic.Uint32                         // interrupt lines raised for vCPU 0, taken by its thread
+	irqHook atomic.Pointer[func(line, level int)] // InterceptIRQs (qtest.go); nil: none
 
 	reqs    chan string       // guest shutdown/reset requests → guestLoop
 	faults  chan ramFaultReq  // guest RAM check failures (vCPUs, populate) → guestLoop
@@ -152,6 +156,7 @@ func New(cfg Config) (*Machine, error) {
 		state:     StatePrelaunch,
 		autostart: !cfg.StartPaused,
 	}
+	m.clock.manual = cfg.QTest
 	if m.events == nil {
 		m.events = nopSink{}
 	}

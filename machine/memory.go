@@ -195,17 +195,26 @@ func (m *Machine) readPhysZeroFill(addr uint64, p []byte) error {
 	if !m.ramUsable() {
 		return nil
 	}
-	for i := 0; i < len(p); {
+	return m.eachRAM(addr, len(p), func(b *RAMBlock, off uint64, i, n int) error {
+		return b.readUntouched(off, p[i:i+n])
+	})
+}
+
+// eachRAM calls fn for each run of RAM in [addr, addr+size): block b's bytes from off
+// stand for bytes [i, i+n) of the range; unassigned bytes are skipped. It stops at fn's
+// first error. Caller holds ramMu with RAM usable.
+func (m *Machine) eachRAM(addr uint64, size int, fn func(b *RAMBlock, off uint64, i, n int) error) error {
+	for i := 0; i < size; {
 		b, off, avail, ok := m.lookupPhys(addr + uint64(i))
 		if !ok {
 			i++
 			continue
 		}
-		n := min(uint64(len(p)-i), avail)
-		if err := b.readUntouched(off, p[i:i+int(n)]); err != nil {
+		n := int(min(uint64(size-i), avail))
+		if err := fn(b, off, i, n); err != nil {
 			return err
 		}
-		i += int(n)
+		i += n
 	}
 	return nil
 }

@@ -55,8 +55,10 @@ type vm struct {
 	nics      []ndEntry   // the board's NIC table (-nic, -net nic: netlegacy.go)
 	memHP     *memHotplug // the board's memory hotplug block (dimms.go)
 	vnc       []vncDisplay
-	console   *console.Console // the display device's; nil without one
-	input     *input.Router    // send-key, input-send-event and VNC keys → the PS/2 devices
+	console   *console.Console  // the display device's; nil without one
+	input     *input.Router     // send-key, input-send-event and VNC keys → the PS/2 devices
+	qom       func() *cmds.Tree // the QOM tree, built on first use
+	qtestLog  *os.File          // -qtest-log's file; nil: none or stderr
 }
 
 // events forwards machine events to the QMP server once it exists (the machine is built
@@ -95,6 +97,9 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 			fmt.Fprintf(stderr, "%s: %s: warning: %s\n", cfg.Prog, o.Loc, w)
 		}
 		if _, err := v.chardevs.Open(spec, copts); err != nil {
+			if o.ID == "qtest" && o.Loc == "-qtest "+cfg.QTest {
+				return nil, qtestChardevError(cfg, err)
+			}
 			return nil, failAt(cfg, o.Loc, err)
 		}
 	}
@@ -216,6 +221,10 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	v.wireDump(reg, deps)
 	cmds.Register(reg, deps)
 	cmds.RegisterEvents(reg)
+	v.qom = deps.QOM
+	if err := v.wireQTest(); err != nil {
+		return nil, err
+	}
 	phase("registry")
 
 	v.warnPeerless(stderr)
@@ -324,6 +333,9 @@ func (v *vm) close() {
 	}
 	if v.nbd != nil {
 		v.nbd.Close()
+	}
+	if v.qtestLog != nil {
+		_ = v.qtestLog.Close()
 	}
 	if v.block != nil {
 		v.block.Close()

@@ -83,10 +83,11 @@ func prepare(cfg *compat.Config) (*plan, error) {
 			}
 		}
 	}
-	kvm, warnings, err := chooseAccel(cfg)
+	accel, warnings, err := chooseAccel(cfg)
 	if err != nil {
 		return nil, err
 	}
+	kvm := accel == "kvm"
 	p.kvm, p.warnings = kvm, warnings
 	if p.dirtyRing, err = dirtyRingSize(cfg, kvm); err != nil {
 		return nil, err
@@ -143,6 +144,7 @@ func prepare(cfg *compat.Config) (*plan, error) {
 		Name:         cfg.Name.Guest,
 		UUID:         cfg.UUID,
 		DebugThreads: cfg.Name.DebugThreads,
+		QTest:        accel == "qtest",
 	}
 	if mt.Name == "none" {
 		p.mcfg.CPUs, p.mcfg.MaxCPUs = 0, 0
@@ -270,7 +272,10 @@ func checkObjects(cfg *compat.Config) error {
 // the same whichever is chosen; choosing KVM only requires /dev/kvm to open read-write, as
 // QEMU's kvm_init does first, so that query-kvm reports what QEMU would on this host
 // (libvirt trusts its capability cache only when that matches the host).
-func chooseAccel(cfg *compat.Config) (kvm bool, warnings []string, err error) {
+//
+// The qtest accelerator (-accel qtest, -machine accel=qtest) runs no guest code: its vCPU
+// threads sleep and the guest clock follows the qtest client (machine.Config.QTest).
+func chooseAccel(cfg *compat.Config) (accel string, warnings []string, err error) {
 	var names []string
 	for _, o := range cfg.Accels {
 		a, _ := o.Get("accel")
@@ -288,16 +293,16 @@ func chooseAccel(cfg *compat.Config) (kvm bool, warnings []string, err error) {
 			if failed {
 				warnings = append(warnings, fmt.Sprintf("%s: falling back to %s", cfg.Prog, a))
 			}
-			return false, warnings, nil
+			return a, warnings, nil
 		}
 		fd, err := unix.Open("/dev/kvm", unix.O_RDWR|unix.O_CLOEXEC, 0)
 		if err == nil {
 			unix.Close(fd)
-			return true, warnings, nil
+			return a, warnings, nil
 		}
 		failed = true
 		warnings = append(warnings, "Could not access KVM kernel module: "+qerror.Strerror(err),
 			fmt.Sprintf("%s: failed to initialize kvm: %s", cfg.Prog, qerror.Strerror(err)))
 	}
-	return false, nil, failf(cfg, "", "%s\n%s: no accelerator found", strings.Join(warnings, "\n"), cfg.Prog)
+	return "", nil, failf(cfg, "", "%s\n%s: no accelerator found", strings.Join(warnings, "\n"), cfg.Prog)
 }

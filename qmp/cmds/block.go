@@ -80,7 +80,7 @@ func (BlockdevOptions) UnionTag() string { return "driver" }
 // UnionVariants implements qmp.Union.
 func (BlockdevOptions) UnionVariants() map[string]any {
 	return map[string]any{"file": BlockdevOptionsFile{}, "host_device": BlockdevOptionsFile{},
-		"raw": BlockdevOptionsRaw{}, "qcow2": BlockdevOptionsQcow2{}}
+		"raw": BlockdevOptionsRaw{}, "qcow2": BlockdevOptionsQcow2{}, "blkdebug": BlockdevOptionsBlkdebug{}}
 }
 
 // BlockdevRef is QAPI's alternate of inline BlockdevOptions or a node name.
@@ -174,6 +174,8 @@ func BlockOptions(o *BlockdevOptions) *blockdev.Options {
 		}
 	case *BlockdevOptionsRaw:
 		out.File = conv(v.File)
+	case *BlockdevOptionsBlkdebug:
+		out.Blkdebug = blkdebugOptions(v, conv)
 	case *BlockdevOptionsQcow2:
 		out.File = conv(v.File)
 		if b := v.Backing; b != nil {

@@ -114,6 +114,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerBlock(r, d)
 	registerJobs(r, d)
 	registerBlockJobs(r, d)
+	registerChangeBackingFile(r, d)
 	registerMedia(r, d)
 	registerBlockIO(r, d)
 	registerBitmaps(r, d)

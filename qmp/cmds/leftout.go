@@ -35,10 +35,9 @@ var LeftOutCommands = []LeftOut{
 		Reason: "not yet: internal snapshots (a qcow2 snapshot table written, and the VM state " +
 			"saved into the image as savevm does) are not implemented; `info snapshots` and " +
 			"`qemu-img snapshot -l` list the snapshots an image already has"},
-	{Names: []string{"blockdev-snapshot-sync", "change-backing-file"},
-		Reason: "not yet: the overlay creation of the legacy external snapshot and the header " +
-			"rewrite of a backing file name; libvirt 9.0 uses blockdev-create, blockdev-add and " +
-			"blockdev-snapshot instead, which tlcvm implements"},
+	{Names: []string{"blockdev-snapshot-sync"},
+		Reason: "not yet: the overlay creation of the legacy external snapshot; libvirt 9.0 " +
+			"uses blockdev-create, blockdev-add and blockdev-snapshot instead, which tlcvm implements"},
 	{Names: []string{"announce-self"},
 		Reason: "not yet: the announcements are RARP frames sent through each NIC's back-end; " +
 			"tlcvm's NICs pass no frames to their back-ends yet (the guest drives no NIC)"},
