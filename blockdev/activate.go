@@ -58,6 +58,14 @@ func (g *Graph) InactivateAll() error {
 	if err := g.flushAll(); err != nil {
 		return err
 	}
+	// qcow2_inactivate: the persistent bitmaps go into the image (the destination, or this
+	// process when it activates the image again, loads them from there); those a migration
+	// carries are skipped (skipStore), as QEMU's dirty-bitmap migration marks them.
+	for _, n := range g.Nodes() {
+		if n.IsFormat() && !n.inactive {
+			n.storeBeforeClose()
+		}
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, b := range g.backends {
@@ -84,6 +92,7 @@ func (g *Graph) InactivateAll() error {
 func (g *Graph) ActivateAll() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	var formats []*Node // activated format nodes, whose bitmaps load at the end
 	step := func(pick func(*Node) bool, prepare func(*Node) error) error {
 		var done []*Node
 		for _, n := range g.nodes {
@@ -112,7 +121,15 @@ func (g *Graph) ActivateAll() error {
 	if err := step(func(n *Node) bool { return !n.IsFormat() }, nil); err != nil {
 		return err
 	}
-	if err := step((*Node).IsFormat, (*Node).invalidateCache); err != nil {
+	if err := step((*Node).IsFormat, func(n *Node) error {
+		if err := n.invalidateCache(); err != nil {
+			return err
+		}
+		if n.Driver == DriverQcow2 && n.q != nil {
+			formats = append(formats, n)
+		}
+		return nil
+	}); err != nil {
 		return err
 	}
 	var done []*Backend
@@ -128,6 +145,14 @@ func (g *Graph) ActivateAll() error {
 		}
 		return err
 	}
+	// qcow2_do_open without BDRV_O_INACTIVE loads the image's bitmaps, once the node's
+	// permissions are its active ones (bdrv_activate refreshes them first). Those a
+	// migration brought in already exist and win over the image's in-use copies.
+	for _, n := range formats {
+		if err := n.loadBitmaps(g.cfg.Warn); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -142,9 +167,9 @@ func (n *Node) invalidateCache() error {
 		return qerror.Prepend(err, "Could not reopen qcow2 layer: ")
 	}
 	n.io.Lock()
-	defer n.io.Unlock()
 	n.hdr = h
 	n.q = newQcow2(n, h)
+	n.io.Unlock()
 	return nil
 }
 
