@@ -19,6 +19,8 @@ type Backend struct {
 	perm, shared Perm
 	media        mediaState // root state and eject request (media.go)
 	backendIO               // the data path (backendio.go)
+
+	inactive bool // QEMU's disable_perm after an inactivation (activate.go)
 }
 
 // Removable reports whether the guest sees removable media: no device, or a CD-ROM/floppy.

@@ -42,6 +42,7 @@ type Graph struct {
 	counter  int // for generated node names
 	cfg      Config
 	jobs     *jobList
+	incoming bool // nodes opened from now on start inactive (activate.go)
 
 	tgMu   sync.Mutex                // guards groups and throttle membership
 	groups map[string]*throttleGroup // throttle groups by name; +checklocks:tgMu
@@ -186,6 +187,9 @@ func (g *Graph) checkNodeName(name string) error {
 func (e edge) perms() (Perm, Perm) {
 	switch {
 	case e.backend != nil:
+		if e.backend.disabled() {
+			return 0, PermAll // QEMU's disable_perm (activate.go)
+		}
 		return e.backend.perm, e.backend.shared
 	case e.temp != nil:
 		return e.temp.perm, e.temp.shared
@@ -213,6 +217,8 @@ func childPerms(p *Node, role string) (Perm, Perm) {
 		return filterPerms(p, role, pp, ps)
 	}
 	switch {
+	case p.inactive && p.Driver == DriverQcow2 && role == "file":
+		return inactiveFilePerms()
 	case p.Driver == DriverQcow2 && role == "backing":
 		// bdrv_default_perms_for_cow: a writable backing file only when the parent's
 		// users share writes.
@@ -260,8 +266,8 @@ func (g *Graph) refresh() error {
 	}
 	var done []lockUndo
 	for _, n := range g.nodes {
-		if n.f == nil || !n.protocol() {
-			continue
+		if n.f == nil || !n.protocol() || n.inactive {
+			continue // an inactive file node keeps its locks as they are (activate.go)
 		}
 		perm, shared := cumulative(n)
 		if perm == n.perm && shared == n.shared {

@@ -55,6 +55,7 @@ type Node struct {
 	implicit bool   // created by -drive/-hda or for a backing file (not by -blockdev/blockdev-add)
 	owned    bool   // the root of a -blockdev/blockdev-add: lives until blockdev-del
 	tempFile string // -drive snapshot=on: the temporary overlay, removed on close
+	inactive bool   // QEMU's BDRV_O_INACTIVE: another process owns the image (activate.go)
 	// jobBlockers are the block jobs holding the node, newest first (opblock.go).
 	jobBlockers []*Job
 	// filter is a filter node's state (filter.go); nil for file and format nodes.

@@ -117,6 +117,7 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 		NoFlush:      boolOr(o.CacheNoFlush, in.noFlush),
 		implicit:     in.implicit,
 		shared:       PermAll,
+		inactive:     g.incoming,
 	}
 	oc := *o
 	n.opts = &oc
@@ -183,8 +184,12 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 	if o.Driver != DriverQcow2 {
 		return n, nil
 	}
-	if err := n.loadBitmaps(g.cfg.Warn); err != nil {
-		return nil, err
+	// An inactive node (opened under -incoming) leaves the image's bitmaps to activation,
+	// as qcow2_do_open does under BDRV_O_INACTIVE: the source may still write them.
+	if !n.inactive {
+		if err := n.loadBitmaps(g.cfg.Warn); err != nil {
+			return nil, err
+		}
 	}
 	switch {
 	case o.Backing != nil && o.Backing.Null:

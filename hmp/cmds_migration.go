@@ -28,6 +28,23 @@ func migrationCommands() []Command {
 			Run:  hmpMigrate},
 		{Name: "migrate_cancel", Params: "", Help: "cancel the current VM migration",
 			Run: func(c *Call) { _, _ = c.Execute("migrate_cancel", nil) }},
+		{Name: "migrate_continue", Args: "state:s", Params: "state",
+			Help: "Continue migration from the given paused state",
+			Run: func(c *Call) {
+				state, _ := c.Args.Str("state")
+				c.Do("migrate-continue", map[string]any{"state": state})
+			}},
+		{Name: "migrate_pause", Params: "", Help: "Pause an ongoing migration (postcopy-only)",
+			Run: func(c *Call) { c.Do("migrate-pause", nil) }},
+		{Name: "migrate_recover", Args: "uri:s", Params: "uri",
+			Help: "Continue a paused incoming postcopy migration",
+			Run: func(c *Call) {
+				uri, _ := c.Args.Str("uri")
+				c.Do("migrate-recover", map[string]any{"uri": uri})
+			}},
+		{Name: "migrate_start_postcopy", Params: "",
+			Help: "Followup to a migration command to switch the migration to postcopy mode. The postcopy-ram capability must be set on both source and destination before the original migration command .",
+			Run:  func(c *Call) { c.Do("migrate-start-postcopy", nil) }},
 		{Name: "migrate_incoming", Args: "uri:s", Params: "uri",
 			Help: "Continue an incoming migration from an -incoming defer",
 			Run: func(c *Call) {
@@ -92,6 +109,29 @@ type migrationInfo struct {
 		PostcopyBytes           int64   `json:"postcopy-bytes"`
 		DirtySyncMissedZeroCopy int64   `json:"dirty-sync-missed-zero-copy"`
 	} `json:"ram"`
+	XBZRLE *struct {
+		CacheSize     int64   `json:"cache-size"`
+		Bytes         int64   `json:"bytes"`
+		Pages         int64   `json:"pages"`
+		CacheMiss     int64   `json:"cache-miss"`
+		CacheMissRate float64 `json:"cache-miss-rate"`
+		EncodingRate  float64 `json:"encoding-rate"`
+		Overflow      int64   `json:"overflow"`
+	} `json:"xbzrle-cache"`
+	Compression *struct {
+		Pages           int64   `json:"pages"`
+		Busy            int64   `json:"busy"`
+		BusyRate        float64 `json:"busy-rate"`
+		CompressedSize  int64   `json:"compressed-size"`
+		CompressionRate float64 `json:"compression-rate"`
+	} `json:"compression"`
+	CPUThrottlePercentage *int64 `json:"cpu-throttle-percentage"`
+	SocketAddress         []struct {
+		Type string `json:"type"`
+		Host string `json:"host"`
+		Port string `json:"port"`
+		Path string `json:"path"`
+	} `json:"socket-address"`
 	Stages []struct {
 		Stage      string `json:"stage"`
 		ElapsedMS  int64  `json:"elapsed-ms"`
@@ -177,6 +217,36 @@ func hmpInfoMigrate(c *Call) {
 		if r.DirtySyncMissedZeroCopy != 0 {
 			c.Printf("Zero-copy-send fallbacks happened: %d times\n", r.DirtySyncMissedZeroCopy)
 		}
+	}
+	if x := info.XBZRLE; x != nil {
+		c.Printf("cache size: %d bytes\n", x.CacheSize)
+		c.Printf("xbzrle transferred: %d kbytes\n", x.Bytes>>10)
+		c.Printf("xbzrle pages: %d pages\n", x.Pages)
+		c.Printf("xbzrle cache miss: %d pages\n", x.CacheMiss)
+		c.Printf("xbzrle cache miss rate: %0.2f\n", x.CacheMissRate)
+		c.Printf("xbzrle encoding rate: %0.2f\n", x.EncodingRate)
+		c.Printf("xbzrle overflow: %d\n", x.Overflow)
+	}
+	if z := info.Compression; z != nil {
+		c.Printf("compression pages: %d pages\n", z.Pages)
+		c.Printf("compression busy: %d\n", z.Busy)
+		c.Printf("compression busy rate: %0.2f\n", z.BusyRate)
+		c.Printf("compressed size: %d kbytes\n", z.CompressedSize>>10)
+		c.Printf("compression rate: %0.2f\n", z.CompressionRate)
+	}
+	if info.CPUThrottlePercentage != nil {
+		c.Printf("cpu throttle percentage: %d\n", *info.CPUThrottlePercentage)
+	}
+	if len(info.SocketAddress) > 0 {
+		c.Print("socket address: [\n")
+		for _, a := range info.SocketAddress {
+			if a.Type == "unix" {
+				c.Printf("\tunix:%s\n", a.Path)
+			} else {
+				c.Printf("\ttcp:%s:%s\n", a.Host, a.Port)
+			}
+		}
+		c.Print("]\n")
 	}
 	printStages(c, &info)
 	printFile(c, &info)

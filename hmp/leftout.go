@@ -15,8 +15,6 @@ type LeftOut struct {
 
 // LeftOutCommands is the list, in the order the documentation shows it.
 var LeftOutCommands = []LeftOut{
-	{Pending: "migrate", Names: []string{"migrate_continue", "migrate_pause", "migrate_recover",
-		"migrate_start_postcopy"}},
 
 	{Names: []string{"savevm", "loadvm", "delvm", "snapshot_blkdev_internal",
 		"snapshot_delete_blkdev_internal"},

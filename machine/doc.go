@@ -71,7 +71,9 @@
 // running → internal-error (STOP), one line "tlcvm: guest RAM check failed: <err>" on
 // Config.Stderr; a monitor read returns the check's text wrapped in ErrRAMCheck; the
 // process keeps serving. Populate (StartPopulate: a background goroutine) checks the
-// remaining chunks in order.
+// remaining chunks in order. A check may also answer ErrRAMRetry (a postcopy destination
+// whose page has not arrived from the source yet): the chunk stays lazy and the access is
+// made again; a vCPU makes no progress meanwhile and still parks when the VM stops.
 //
 // # vCPUs and the workload
 //

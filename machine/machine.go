@@ -104,6 +104,7 @@ type Machine struct {
 	// dirtyLimits are the vCPUs' dirty-limit throttles (dirtyrate.go), created by the
 	// first SetDirtyThrottle; nil until then.
 	dirtyLimits atomic.Pointer[[]*vcpuThrottle]
+	cpuThrottle atomic.Int32 // auto-converge's percentage (throttle.go)
 }
 
 func isQ35(t string) bool { return strings.Contains(t, "q35") }

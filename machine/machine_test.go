@@ -2,6 +2,7 @@ package machine_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"reflect"
@@ -422,6 +423,54 @@ func TestParkedVCPUsSleep(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("paused")
+}
+
+// TestCPUThrottle: at 99 % a vCPU running the unpaced workload runs 10 ms a second, so
+// it does a small fraction of the work it does unthrottled (the margin, a factor of 5
+// where 100 is expected, leaves room for a loaded host), and it still stops at once.
+func TestCPUThrottle(t *testing.T) {
+	m := newMachine(t, machine.Config{RAMSize: 32 << 20, CPUs: 1,
+		FwCfg: map[string][]byte{machine.WorkloadKey: []byte("ws=4M,rate=max")}})
+	m.Start()
+	written := func() uint64 {
+		b := make([]byte, 8)
+		if err := m.ReadPhys(0x508, b); err != nil {
+			t.Fatal(err)
+		}
+		return binary.LittleEndian.Uint64(b)
+	}
+	measure := func() float64 {
+		a, t0 := written(), time.Now()
+		time.Sleep(300 * time.Millisecond)
+		return float64(written()-a) / time.Since(t0).Seconds()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for written() < 2000 {
+		if time.Now().After(deadline) {
+			t.Fatal("the workload does not run")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	free := measure()
+	m.SetCPUThrottle(99)
+	if m.CPUThrottle() != 99 {
+		t.Fatalf("throttle %d", m.CPUThrottle())
+	}
+	time.Sleep(20 * time.Millisecond) // the current timeslice ends
+	throttled := measure()
+	if throttled*5 > free {
+		t.Errorf("99%% throttle: %.0f pages/s, unthrottled %.0f", throttled, free)
+	}
+	if err := m.Stop(); err != nil { // parks although the vCPUs sleep in their throttle
+		t.Fatal(err)
+	}
+	m.SetCPUThrottle(0)
+	if err := m.Cont(); err != nil {
+		t.Fatal(err)
+	}
+	if again := measure(); again < throttled {
+		t.Errorf("lifted: %.0f pages/s, throttled %.0f", again, throttled)
+	}
 }
 
 // trays counts the guest's LockTrays calls.

@@ -25,6 +25,12 @@ const chunkWords = ChunkPages / 64 // bitmap words per chunk
 // text as their message.
 var ErrRAMCheck = errors.New("machine: guest RAM check failed")
 
+// ErrRAMRetry is what a MapCheck returns when the chunk's data is not there yet (a
+// postcopy destination waiting for pages from its source): the chunk stays lazy, and the
+// access is retried. A vCPU makes no progress meanwhile and parks when the VM stops; other
+// accesses (monitor reads, Ensure, Populate) retry until the check passes or fails.
+var ErrRAMRetry = errors.New("machine: guest RAM not available yet")
+
 // MapCheck verifies the present pages of the chunk that starts at page first of the block;
 // mem is that chunk's memory (through the mapping; len = min(ChunkPages, pages left)*PageSize).
 // It returns an error naming the first bad page.
@@ -187,6 +193,17 @@ func (b *RAMBlock) Mapped() bool { return b.mapped.Load() }
 // are checked now (their present pages count as populated lazily). The error is the check's
 // (the chunk stays lazy and every later access fails the same way).
 func (b *RAMBlock) Ensure(first, n uint64) error {
+	for {
+		err := b.tryEnsure(first, n)
+		if !errors.Is(err, ErrRAMRetry) {
+			return err
+		}
+	}
+}
+
+// tryEnsure is Ensure that returns ErrRAMRetry instead of retrying (the vCPUs: a vCPU
+// must be able to park while it waits).
+func (b *RAMBlock) tryEnsure(first, n uint64) error {
 	if n == 0 || b.lazyLeft.Load() == 0 {
 		return nil
 	}
@@ -215,7 +232,11 @@ func (b *RAMBlock) Populate(stop <-chan struct{}) error {
 			return nil
 		default:
 		}
-		if err := b.ensureChunk(uint64(c), true); err != nil {
+		err := b.ensureChunk(uint64(c), true)
+		for errors.Is(err, ErrRAMRetry) {
+			err = b.ensureChunk(uint64(c), true)
+		}
+		if err != nil {
 			return err
 		}
 		if b.lazyLeft.Load() == 0 {
@@ -275,6 +296,10 @@ func (b *RAMBlock) checkChunk(c uint64, eager bool) error {
 	lm.mu.Lock()
 	defer lm.mu.Unlock()
 	defer lm.cond.Broadcast()
+	if errors.Is(err, ErrRAMRetry) {
+		lm.state[c].Store(chunkLazy) // not there yet: the next access checks again
+		return err
+	}
 	if err != nil {
 		lm.errs[c] = err
 		lm.state[c].Store(chunkBad)

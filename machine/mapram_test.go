@@ -529,3 +529,85 @@ func TestGuardCopiesBeforeTouch(t *testing.T) {
 		t.Error("the guest did not run after the guard")
 	}
 }
+
+// TestGuardRetry is a postcopy destination's first touch: the guarded chunks' check
+// answers ErrRAMRetry until their data "arrives". The vCPUs that touch them make no
+// progress meanwhile and still park when the VM stops (Stop returns); a monitor read
+// waits for the data; once it is there every access proceeds and the chunks are clean.
+func TestGuardRetry(t *testing.T) {
+	const size = 32 << 20
+	m := newMachine(t, machine.Config{RAMSize: size, CPUs: 2,
+		FwCfg: map[string][]byte{machine.WorkloadKey: []byte("ws=8M,rate=max")}})
+	m.Start()
+	b := m.RAMBlocks()[0]
+	deadline := time.Now().Add(10 * time.Second)
+	for b.WrittenBitmap(make([]uint64, b.BitmapWords())) < 8<<20/machine.PageSize {
+		if time.Now().After(deadline) {
+			t.Fatal("the working set was never filled")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := m.EnterFinishMigrate(); err != nil {
+		t.Fatal(err)
+	}
+	pages := make([]uint64, b.BitmapWords())
+	for i := range pages {
+		pages[i] = ^uint64(0) // every chunk, the program's too
+	}
+	var arrived atomic.Bool
+	var waits atomic.Int64
+	err := b.Guard(pages, func(first uint64, mem []byte) error {
+		if !arrived.Load() {
+			waits.Add(1)
+			time.Sleep(time.Millisecond)
+			return machine.ErrRAMRetry
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ReturnFromFinishMigrate(); err != nil {
+		t.Fatal(err)
+	}
+	for waits.Load() < 10 {
+		time.Sleep(time.Millisecond)
+	}
+	before := m.CPUStateOf(0)
+	if err := m.Stop(); err != nil { // the waiting vCPUs park
+		t.Fatal(err)
+	}
+	if m.CPUStateOf(0) != before {
+		t.Fatal("a vCPU made progress over a chunk whose data had not arrived")
+	}
+	read := make(chan error, 1)
+	go func() {
+		p := make([]byte, 8)
+		read <- m.ReadPhys(0x200000, p)
+	}()
+	select {
+	case err := <-read:
+		t.Fatalf("a monitor read returned before the data arrived: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	arrived.Store(true)
+	if err := <-read; err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Cont(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Populate(nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for m.CPUStateOf(0) == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the vCPU never ran once the data arrived")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s, _ := m.Status(); s != machine.StateRunning {
+		t.Fatalf("state %s", s)
+	}
+}

@@ -468,8 +468,8 @@ func (c *synthCPU) ensure(first, n uint64) bool {
 	if r.lazyLeft.Load() == 0 {
 		return true
 	}
-	if err := r.Ensure(first, n); err != nil {
-		c.fault = err
+	if err := r.tryEnsure(first, n); err != nil {
+		c.fault = err // ErrRAMRetry: no progress, the vCPU runs the step again (vcpu.go)
 		return false
 	}
 	return true

@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -29,6 +30,8 @@ type vcpu struct {
 	// (Registers, snapshots, reset) take it to see or set a consistent state between runs.
 	mu sync.Mutex
 	be backend // +checklocks:mu (Kick excepted)
+
+	ranSince time.Time // the vCPU thread only: start of the current throttle timeslice
 }
 
 // Parking and waking rules.
@@ -234,10 +237,14 @@ func (v *vcpu) runPeriod(kick chan struct{}) {
 		v.mu.Lock()
 		ex := v.be.Run(quantum)
 		v.mu.Unlock()
-		v.throttle(kick) // a dirty limit (dirtyrate.go)
+		v.throttle(kick)    // a dirty limit (dirtyrate.go)
+		v.cpuThrottle(kick) // auto-converge (throttle.go)
 		more = ex.more
 		switch ex.reason {
 		case exitFault:
+			if errors.Is(ex.err, ErrRAMRetry) {
+				continue // the page is not there yet: again, unless the VM stops meanwhile
+			}
 			// The guest must not see the data: park until the VM stops (internal-error).
 			m.ramFault(ex.err, false)
 			<-kick

@@ -13,6 +13,23 @@ const (
 	// CapMultifd writes a mapped-ram checkpoint's pages with multifd-channels threads
 	// (the only multifd tlcvm has).
 	CapMultifd Capability = "multifd"
+	// CapReturnPath opens the return path: the destination answers on the channel, and
+	// the source completes only once the destination has (SHUT).
+	CapReturnPath Capability = "return-path"
+	// CapPauseBeforeSwitchover stops the source in pre-switchover until migrate-continue.
+	CapPauseBeforeSwitchover Capability = "pause-before-switchover"
+	// CapLateBlockActivate leaves a destination's images inactive until cont, unless the
+	// guest starts at once.
+	CapLateBlockActivate Capability = "late-block-activate"
+	// CapAutoConverge throttles the vCPUs of a guest that dirties faster than stage 2
+	// sends (throttle.go).
+	CapAutoConverge Capability = "auto-converge"
+	// CapXBZRLE sends pages sent before as their difference (xbzrle.go).
+	CapXBZRLE Capability = "xbzrle"
+	// CapCompress sends pages deflated (compress.go).
+	CapCompress Capability = "compress"
+	// CapPostcopyRAM allows migrate-start-postcopy.
+	CapPostcopyRAM Capability = "postcopy-ram"
 )
 
 // capabilityNames is QEMU 7.2's list in QAPI order, then tlcvm's x-tlc, then QEMU 9.0's
@@ -43,19 +60,12 @@ func capIndex(c Capability) int {
 // features tlcvm's machine does not have (block devices' dirty bitmaps, shared RAM,
 // postcopy statistics), so enabling them changes nothing, as in QEMU on such a machine.
 var refusals = map[Capability]string{
-	"block":                   "QEMU compiled without old-style (blk/-b, inc/-i) block migration",
-	"x-colo":                  "QEMU compiled without replication module can't enable COLO",
-	"postcopy-ram":            "Postcopy is not supported",
-	"background-snapshot":     "Background-snapshot is not supported by host kernel",
-	"zero-copy-send":          "Zero copy only available for non-compressed non-TLS multifd migration",
-	"postcopy-preempt":        "Postcopy preempt requires postcopy-ram",
-	"xbzrle":                  "Capability 'xbzrle' is not supported by tlcvm",
-	"rdma-pin-all":            "Capability 'rdma-pin-all' is not supported by tlcvm",
-	"auto-converge":           "Capability 'auto-converge' is not supported by tlcvm",
-	"compress":                "Capability 'compress' is not supported by tlcvm",
-	"return-path":             "Capability 'return-path' is not supported by tlcvm",
-	"pause-before-switchover": "Capability 'pause-before-switchover' is not supported by tlcvm",
-	"release-ram":             "Capability 'release-ram' is not supported by tlcvm",
+	"block":               "QEMU compiled without old-style (blk/-b, inc/-i) block migration",
+	"x-colo":              "QEMU compiled without replication module can't enable COLO",
+	"background-snapshot": "Background-snapshot is not supported by host kernel",
+	"zero-copy-send":      "Zero copy only available for non-compressed non-TLS multifd migration",
+	"rdma-pin-all":        "Capability 'rdma-pin-all' is not supported by tlcvm",
+	"release-ram":         "Capability 'release-ram' is not supported by tlcvm",
 }
 
 // CapabilityStatus is one element of query-migrate-capabilities and of
@@ -65,16 +75,39 @@ type CapabilityStatus struct {
 	State      bool       `json:"state"`
 }
 
-// checkCaps validates a requested change (QEMU's migrate_caps_check): every capability
-// must be known, and none that tlcvm cannot honour may be enabled.
-func checkCaps(list []CapabilityStatus) error {
+// checkCaps validates a requested change (QEMU's migrate_caps_check) against cur, the
+// capabilities in force (by capIndex): every capability must be known, none that tlcvm
+// cannot honour may be enabled, and the capabilities as they would be must go together
+// as QEMU 7.2 requires (its checks and texts, in its order).
+func checkCaps(cur []bool, list []CapabilityStatus) error {
+	merged := append([]bool(nil), cur...)
 	for _, c := range list {
 		if capIndex(c.Capability) < 0 {
 			return errorf(ErrInvalid, "Parameter 'capability' does not accept value '%s'", c.Capability)
 		}
+		merged[capIndex(c.Capability)] = c.State
+	}
+	for _, c := range list {
 		if msg, ok := refusals[c.Capability]; ok && c.State {
 			return errorf(ErrUnsupported, "%s", msg)
 		}
+	}
+	on := func(c Capability) bool { return merged[capIndex(c)] }
+	switch {
+	case on(CapPostcopyRAM) && on(CapCompress):
+		return errorf(ErrInvalid, "Postcopy is not currently compatible with compression")
+	case on(CapPostcopyRAM) && on("x-ignore-shared"):
+		return errorf(ErrInvalid, "Postcopy is not compatible with ignore-shared")
+	case on("postcopy-preempt") && !on(CapPostcopyRAM):
+		return errorf(ErrInvalid, "Postcopy preempt requires postcopy-ram")
+	case on("postcopy-preempt") && on(CapCompress):
+		return errorf(ErrInvalid, "Postcopy preempt not compatible with compress")
+	case on("postcopy-preempt"):
+		return errorf(ErrUnsupported, "Capability 'postcopy-preempt' is not supported by tlcvm")
+	case on(CapMultifd) && on(CapCompress):
+		return errorf(ErrInvalid, "Multifd is not compatible with compress")
+	case on(CapTLC) && on(CapPostcopyRAM):
+		return errorf(ErrInvalid, "Postcopy is not compatible with x-tlc (a checkpoint keeps its guest)")
 	}
 	return nil
 }

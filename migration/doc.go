@@ -62,6 +62,34 @@
 // CPU are reported per stage (query-migrate "x-tlc-stages", HMP). Where the pin is refused
 // (sched_setaffinity → EPERM under -sandbox resourcecontrol=deny) the thread runs unpinned.
 //
+// # Switchover, return path, images (switchover.go, rp.go)
+//
+// With pause-before-switchover the stopped source waits in pre-switchover until
+// migrate-continue (or a cancel), then goes on in device. In QEMU mode it then
+// inactivates its images (Disks, adapted from the block graph by the composition root)
+// before it takes the device state; any later failure or cancel activates them again and
+// resumes the guest. With return-path (or postcopy-ram) the source sends OPEN_RETURN_PATH
+// and PING 1 after the header and reads the destination's messages on a goroutine of its
+// own; it completes only once the destination has sent SHUT 0 (it has loaded and applied
+// everything), and fails without error-desc, as QEMU 7.2, when the destination sends SHUT 1
+// or goes away instead. The destination opens its images inactive (-incoming) and
+// activates them when it completes, unless late-block-activate is on and the guest does
+// not start now (-S): then QMP cont does it; an activation that fails is reported and
+// keeps the guest paused.
+//
+// # Postcopy (postcopy.go, postcopy_in.go)
+//
+// With postcopy-ram on both ends, migrate-start-postcopy makes the source stop its pass,
+// stop the guest and send what the destination needs to run (the pages it must still
+// get, then the device state in a package verified by its own integrity section); the
+// destination runs at once and the source sends the remaining pages, those the
+// destination's guest touches first on demand. The destination waits for a page through
+// the machine's first-touch hook (Guarder: a guarded 1 MiB chunk is fetched whole before
+// anything touches it; a vCPU waiting for it still parks when the VM stops). A broken link
+// pauses both ends (postcopy-paused) until migrate-recover and migrate resume=true, and
+// the recovery resends every page the destination lacks, so none is lost. The diagrams
+// are in those files.
+//
 // # Device sections
 //
 // Every Section is written as a device section: idstr "cpu" with instance N for "cpu/N",

@@ -26,6 +26,11 @@ type Options struct {
 	Exit func(status int)
 	// Open opens file: paths ("/dev/fdset/N" included, see transport.Env.Open); nil: open(2).
 	Open func(path string, flag int, perm uint32) (int, error)
+	// Disks hands the machine's images over (switchover.go); nil: a machine without.
+	Disks Disks
+	// UUID is the VM's -uuid (zero when none): multifd channels carry it and both ends
+	// must agree.
+	UUID [16]byte
 	// Bitmaps are the block layer's dirty bitmaps (capability dirty-bitmaps); nil: none.
 	Bitmaps Bitmaps
 }
@@ -41,6 +46,8 @@ type Engine struct {
 	prog   string
 	exit   func(int)
 	open   func(path string, flag int, perm uint32) (int, error)
+	disks  Disks
+	uuid   [16]byte
 	// bitmaps are the block layer's dirty bitmaps (bitmaps.go); nil: none.
 	bitmaps Bitmaps
 
@@ -80,8 +87,12 @@ func New(o Options) *Engine {
 	if o.Prog == "" {
 		o.Prog = "qemu-system-x86_64"
 	}
+	if o.Disks == nil {
+		o.Disks = noDisks{}
+	}
 	return &Engine{m: o.Machine, ev: o.Events, log: o.Log, stderr: o.Stderr, prog: o.Prog, exit: o.Exit, open: o.Open,
-		bitmaps: o.Bitmaps, caps: make([]bool, len(capabilityNames)), params: DefaultParams(), ready: make(chan struct{})}
+		disks: o.Disks, uuid: o.UUID, bitmaps: o.Bitmaps, caps: make([]bool, len(capabilityNames)), params: DefaultParams(),
+		ready: make(chan struct{})}
 }
 
 // Capabilities returns query-migrate-capabilities: every capability in QAPI order.
@@ -115,7 +126,7 @@ func (e *Engine) SetCapabilities(list []CapabilityStatus) error {
 	if e.activeLocked() {
 		return errorf(ErrActive, "There's a migration process in progress")
 	}
-	if err := checkCaps(list); err != nil {
+	if err := checkCaps(e.caps, list); err != nil {
 		return err
 	}
 	for _, c := range list {
@@ -144,6 +155,23 @@ func (e *Engine) SetParams(u Params) error {
 	}
 	e.params = merged
 	return nil
+}
+
+// multifdChannels is multifd-channels when the multifd capability is on, else 0.
+func (e *Engine) multifdChannels() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.capLocked(CapMultifd) || e.capLocked(CapMappedRAM) {
+		return 0
+	}
+	return int(*e.params.MultifdChannels)
+}
+
+// postcopyBandwidth is max-postcopy-bandwidth (bytes/s, 0 unlimited).
+func (e *Engine) postcopyBandwidth() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return *e.params.MaxPostcopyBandwidth
 }
 
 // limits returns the parameters a running checkpoint follows.
@@ -200,19 +228,18 @@ type MigrateOptions struct {
 // while the guest keeps running. It returns once the thread is started; failures after
 // that are reported through Info (status failed, error-desc).
 func (e *Engine) Migrate(uri string, o MigrateOptions) error {
+	// The URI is parsed once, here; its error is reported where QEMU 7.2 checks it.
+	addr, parseErr := transport.ParseOutgoing(uri)
 	e.mu.Lock()
 	mapped := e.capLocked(CapMappedRAM)
-	if err := checkSeekable(mapped, uri); err != nil {
+	if err := checkSeekable(mapped, addr, parseErr); err != nil {
 		e.mu.Unlock()
 		return err
 	}
-	if e.capLocked(CapMultifd) && !mapped {
-		e.mu.Unlock()
-		return errorf(ErrUnsupported, "tlcvm supports multifd only with mapped-ram (a file: checkpoint)")
-	}
 	if o.Resume {
+		j := e.out
 		e.mu.Unlock()
-		return errorf(ErrState, "Cannot resume if there is no paused migration")
+		return e.resume(j, addr, parseErr, o)
 	}
 	if e.activeLocked() {
 		e.mu.Unlock()
@@ -232,11 +259,21 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 			return err
 		}
 	}
-	j := newJob(e, uri)
+	j := newJob(e, addr)
 	j.tlc = e.capLocked(CapTLC)
+	j.pause = e.capLocked(CapPauseBeforeSwitchover)
+	j.autoConverge = e.capLocked(CapAutoConverge)
+	if e.capLocked(CapXBZRLE) {
+		j.xbSize = *e.params.XbzrleCacheSize
+	}
+	if e.capLocked(CapCompress) {
+		j.compressLevel = int(*e.params.CompressLevel)
+	}
+	j.useRP = e.capLocked(CapReturnPath) || e.capLocked(CapPostcopyRAM)
 	j.mapped = mapped
 	if e.capLocked(CapMultifd) && e.params.MultifdChannels != nil {
 		j.channels = int(*e.params.MultifdChannels)
+		j.multifd = !mapped
 	}
 	if p := e.params.XCheckpointCPU; p != nil {
 		j.wantCPU = int(*p)
@@ -249,28 +286,23 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 	e.emitStatus(StatusSetup)
 	// What QEMU checks synchronously fails the command (after MIGRATION setup and
 	// failed): the URI, the fd name, starting the command, opening the file.
-	if err := transport.ValidateOutgoing(uri); err != nil {
-		j.failSync(err)
-		return err
+	if parseErr != nil {
+		j.failSync(parseErr)
+		return parseErr
 	}
-	env := transport.Env{Log: e.log, Stderr: e.stderr, LookupFD: o.LookupFD, Open: e.open}
-	if env.LookupFD == nil {
-		env.LookupFD = func(name string) (int, error) {
-			return -1, errorf(ErrInvalid, "File descriptor named '%s' has not been found", name)
-		}
-	}
+	env := e.outEnv(o)
 	cpu, err := j.chooseCPU()
 	if err != nil {
 		j.failSync(err)
 		return err
 	}
 	j.cpu = cpu
-	if err := e.checkBacking(uri, mapped); err != nil {
+	if err := e.checkBacking(addr, mapped); err != nil {
 		j.failSync(err)
 		return err
 	}
 	if mapped {
-		t, err := openTarget(uri, env)
+		t, err := openTarget(addr, env)
 		if err != nil {
 			j.failSync(err)
 			return err
@@ -282,20 +314,30 @@ func (e *Engine) Migrate(uri string, o MigrateOptions) error {
 		go j.run()
 		return nil
 	}
-	out, err := transport.Open(uri, env)
+	out, err := transport.OpenAddress(addr, env)
 	if err != nil {
 		j.failSync(err)
 		return err
 	}
 	j.mu.Lock()
 	j.out = out
-	if a, err := transport.Parse(uri); err == nil && a.Scheme == transport.SchemeFile {
-		j.streamed = true
-	}
+	j.streamed = addr.Scheme == transport.SchemeFile
 	j.abort = func() { _ = transport.Abort(out) }
 	j.mu.Unlock()
 	go j.run()
 	return nil
+}
+
+// outEnv is what opening an outgoing channel needs: fd: names looked up through o.LookupFD
+// (none found without it, in QEMU's words).
+func (e *Engine) outEnv(o MigrateOptions) transport.Env {
+	env := transport.Env{Log: e.log, Stderr: e.stderr, LookupFD: o.LookupFD, Open: e.open}
+	if env.LookupFD == nil {
+		env.LookupFD = func(name string) (int, error) {
+			return -1, errorf(ErrInvalid, "File descriptor named '%s' has not been found", name)
+		}
+	}
+	return env
 }
 
 // Cancel is migrate_cancel: an outgoing migration in setup or active moves to cancelling,
@@ -333,7 +375,12 @@ func (e *Engine) Info() Info {
 	case j != nil:
 		return j.info()
 	case in != nil:
-		return Info{Status: in.status(), HasStatus: true, File: e.restoreInfo()}
+		st := in.status()
+		info := Info{Status: st, HasStatus: true, File: e.restoreInfo()}
+		if st != StatusCompleted {
+			info.SocketAddresses = in.listening()
+		}
+		return info
 	}
 	return Info{}
 }

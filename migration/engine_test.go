@@ -13,7 +13,6 @@ import (
 
 	"tlcvm/migration"
 	"tlcvm/migration/stream"
-	"tlcvm/migration/transport"
 )
 
 type syncBuffer struct {
@@ -407,8 +406,14 @@ func TestCapabilities(t *testing.T) {
 		{"foo", false, "Parameter 'capability' does not accept value 'foo'"},
 		{"block", true, "QEMU compiled without old-style (blk/-b, inc/-i) block migration"},
 		{"postcopy-preempt", true, "Postcopy preempt requires postcopy-ram"},
-		{"xbzrle", true, "Capability 'xbzrle' is not supported by tlcvm"},
+		{"rdma-pin-all", true, "Capability 'rdma-pin-all' is not supported by tlcvm"},
+		{"xbzrle", true, ""},
 		{"xbzrle", false, ""},
+		{"postcopy-ram", true, ""},
+		{"compress", true, "Postcopy is not currently compatible with compression"},
+		{"postcopy-preempt", true, "Capability 'postcopy-preempt' is not supported by tlcvm"},
+		{"x-tlc", true, "Postcopy is not compatible with x-tlc (a checkpoint keeps its guest)"},
+		{"postcopy-ram", false, ""},
 		{"dirty-bitmaps", true, ""},
 		{"x-tlc", true, ""},
 		{"mapped-ram", true, ""},
@@ -461,7 +466,7 @@ func TestParameters(t *testing.T) {
 func TestIncomingRequiresDefer(t *testing.T) {
 	m := newFakeMachine(1<<20, "inmigrate")
 	e, _, _ := newEngine(t, m)
-	err := e.Incoming("exec:cat /dev/null", transport.Env{})
+	err := e.Incoming("exec:cat /dev/null", migration.IncomingOptions{})
 	if errString(err) != "'-incoming' was not specified on the command line" {
 		t.Errorf("%v", err)
 	}

@@ -2,6 +2,7 @@ package migration_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/bits"
 	"sync"
@@ -20,6 +21,12 @@ type fakeRAM struct {
 	mem            []byte
 	written, dirty []uint64
 	logging        atomic.Bool
+
+	guardMu   sync.Mutex
+	guardCond *sync.Cond
+	guardFn   func(first uint64, mem []byte) error // +checklocks:guardMu
+	lazy      map[uint64]int                       // +checklocks:guardMu; guarded chunks: 1 lazy, 2 checking
+	guardLeft atomic.Int64                         // chunks still guarded
 }
 
 func newFakeRAM(name string, size int) *fakeRAM {
@@ -74,6 +81,11 @@ func (b *fakeRAM) WritePage(page uint64, data []byte) {
 
 // store is a guest write: the data, then the bits.
 func (b *fakeRAM) store(page uint64, v uint64) {
+	if b.guardLeft.Load() != 0 {
+		if err := b.touch(page); err != nil {
+			panic(err)
+		}
+	}
 	off := page*pageSize + (v%512)*8
 	for i := 0; i < 8; i++ {
 		b.mem[off+uint64(i)] = byte(v >> (8 * i))
@@ -84,8 +96,9 @@ func (b *fakeRAM) store(page uint64, v uint64) {
 
 // fakeSec is a device section holding a counter.
 type fakeSec struct {
-	id    string
-	value atomic.Int64
+	id       string
+	value    atomic.Int64
+	failLoad error // LoadState fails with it
 }
 
 type secState struct {
@@ -96,6 +109,9 @@ func (s *fakeSec) SectionID() string              { return s.id }
 func (s *fakeSec) StateVersion() (uint32, uint32) { return 2, 1 }
 func (s *fakeSec) SaveState() (any, error)        { return secState{s.value.Load()}, nil }
 func (s *fakeSec) LoadState(raw []byte, v uint32) error {
+	if s.failLoad != nil {
+		return s.failLoad
+	}
 	if v < 1 || v > 2 {
 		return fmt.Errorf("version %d", v)
 	}
@@ -118,6 +134,7 @@ type fakeMachine struct {
 	finishFrom string
 	incoming   string // IncomingDone's argument
 	atStop     []byte // RAM copied when stage 3 resumed the guest (x-tlc)
+	paused     bool   // -S: an incoming migration leaves the guest paused
 	quit       bool
 	wg         sync.WaitGroup
 }
@@ -213,12 +230,20 @@ func (m *fakeMachine) LeaveFinishMigrate(resume bool) error {
 	m.cond.Broadcast()
 	return nil
 }
-func (m *fakeMachine) IncomingDone(src string) error {
+func (m *fakeMachine) IncomingDone(src string, run bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.incoming = src
 	m.state = "running"
+	if !run || m.paused {
+		m.state = "paused"
+	}
 	return nil
+}
+func (m *fakeMachine) Autostart() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !m.paused
 }
 func (m *fakeMachine) VCPUThreads() []int { return nil }
 
@@ -246,3 +271,74 @@ func (l *eventLog) list() []string {
 	defer l.mu.Unlock()
 	return append([]string(nil), l.evs...)
 }
+
+// Guard and Populate make fakeRAM a Guarder (x-tlc's copy on first touch, postcopy
+// destinations): a guarded chunk (256 pages) is checked exactly once, by Populate or by
+// the fake guest's store about to write it, whichever comes first.
+func (b *fakeRAM) Guard(pages []uint64, fn func(first uint64, mem []byte) error) error {
+	b.guardMu.Lock()
+	defer b.guardMu.Unlock()
+	if b.guardCond == nil {
+		b.guardCond = sync.NewCond(&b.guardMu)
+	}
+	b.guardFn, b.lazy = fn, map[uint64]int{}
+	for i, w := range pages {
+		if w != 0 {
+			b.lazy[uint64(i*64)/256] = 1
+		}
+	}
+	b.guardLeft.Store(int64(len(b.lazy)))
+	return nil
+}
+
+func (b *fakeRAM) Populate(stop <-chan struct{}) error {
+	b.guardMu.Lock()
+	var chunks []uint64
+	for c := range b.lazy {
+		chunks = append(chunks, c)
+	}
+	b.guardMu.Unlock()
+	for _, c := range chunks {
+		if err := b.touch(c * 256); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// touch checks page's chunk once (retrying while its data has not arrived); an access to
+// a chunk being checked waits for it.
+func (b *fakeRAM) touch(page uint64) error {
+	c := page / 256
+	b.guardMu.Lock()
+	for b.lazy[c] == 2 {
+		b.guardCond.Wait()
+	}
+	if b.lazy[c] != 1 {
+		b.guardMu.Unlock()
+		return nil
+	}
+	b.lazy[c] = 2
+	fn := b.guardFn
+	b.guardMu.Unlock()
+	end := min((c+1)*256*pageSize, uint64(len(b.mem)))
+	var err error
+	for {
+		err = fn(c*256, b.mem[c*256*pageSize:end])
+		if !errors.Is(err, migration.ErrRetry) {
+			break
+		}
+	}
+	b.guardMu.Lock()
+	defer b.guardMu.Unlock()
+	defer b.guardCond.Broadcast()
+	if err != nil {
+		b.lazy[c] = 1
+		return err
+	}
+	delete(b.lazy, c)
+	b.guardLeft.Add(-1)
+	return nil
+}
+
+func (b *fakeRAM) MarkWritten(page uint64) { atomic.OrUint64(&b.written[page/64], 1<<(page%64)) }

@@ -180,9 +180,8 @@ func (e *Engine) guestFile(fi os.FileInfo) *backing {
 // checkBacking refuses a file: checkpoint that would change the file under guest RAM: one
 // that is not mapped-ram at offset 0 (those are written aside and renamed, or incrementally
 // over pages the guest has already copied).
-func (e *Engine) checkBacking(uri string, mapped bool) error {
-	a, err := transport.Parse(uri)
-	if err != nil || a.Scheme != transport.SchemeFile {
+func (e *Engine) checkBacking(a transport.Address, mapped bool) error {
+	if a.Scheme != transport.SchemeFile {
 		return nil
 	}
 	if mapped && a.Offset == 0 {
@@ -217,11 +216,7 @@ type fileTarget struct {
 
 // openTarget opens file:PATH for a mapped-ram checkpoint with QEMU's errors (synchronous
 // part of migrate). The thread then chooses how to write it (prepare).
-func openTarget(uri string, env transport.Env) (*fileTarget, error) {
-	a, err := transport.Parse(uri)
-	if err != nil {
-		return nil, wrapf(ErrInvalid, err, "%s", err.Error())
-	}
+func openTarget(a transport.Address, env transport.Env) (*fileTarget, error) {
 	f, err := transport.OpenCheckpointFile(a.Path, env)
 	if err != nil {
 		return nil, wrapf(ErrInvalid, err, "%s", err.Error())
@@ -448,14 +443,15 @@ func (t *fileTarget) abort() {
 // either layout, mapped-ram detected from its configuration section; a committed journal
 // is applied first), any other from r. The file is the one the source opened when it was
 // set up (-incoming is opened before -chroot and -runas take effect, as in QEMU).
-func (e *Engine) loadURI(uri string, r io.Reader) (string, error) {
-	a, err := transport.Parse(uri)
-	if err != nil || a.Scheme != transport.SchemeFile {
-		return e.Load(r)
-	}
+func (e *Engine) loadURI(a transport.Address, r io.Reader, in *inJob) (string, error) {
 	f, ok := transport.File(r)
-	if !ok {
-		return e.Load(r)
+	if a.Scheme != transport.SchemeFile || !ok {
+		ld := &loader{e: e, rd: stream.NewReader(r), ch: r, in: in}
+		if in != nil && in.mf != nil {
+			ld.mf = in.mf
+			ld.rd.ReportSectionEnd()
+		}
+		return ld.load()
 	}
 	keep := false
 	defer func() {
@@ -470,8 +466,7 @@ func (e *Engine) loadURI(uri string, r io.Reader) (string, error) {
 		return "", wrapf(ErrLoad, err, "%s", err.Error())
 	}
 	rd := stream.NewFileReader(f, a.Offset)
-	src, err := e.load(rd, &fileSource{f: f, path: a.Path, offset: a.Offset, keep: &keep})
-	return src, err
+	return (&loader{e: e, rd: rd, f: &fileSource{f: f, path: a.Path, offset: a.Offset, keep: &keep}, in: in}).load()
 }
 
 // fileSource is a file a stream is loaded from.

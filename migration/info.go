@@ -1,5 +1,7 @@
 package migration
 
+import "tlcvm/migration/transport"
+
 // Info is query-migrate's content for the last outgoing or the incoming migration.
 // Members are nil/zero when QEMU leaves them out (see Engine.Info for which appear when).
 type Info struct {
@@ -11,10 +13,19 @@ type Info struct {
 	Downtime         *int64 // ms, once completed
 	SetupTime        *int64 // ms
 	ErrorDesc        *string
+	// XBZRLE is xbzrle-cache: the cache's figures when xbzrle is on.
+	XBZRLE *XBZRLEInfo
+	// Compression is compression: the compressed pages' figures when compress is on.
+	Compression *CompressionInfo
+	// CPUThrottlePercentage is auto-converge's throttle while it is on.
+	CPUThrottlePercentage *int64
 	// Stages are tlcvm's per-stage figures (x-tlc-stages), in order.
 	Stages []Stage
 	// File is tlcvm's report on a checkpoint to or restore from file: (x-tlc-file).
 	File *FileInfo
+	// SocketAddresses are the addresses an incoming migration listens on (tcp:, unix:;
+	// migrate-recover's), until it completes.
+	SocketAddresses []transport.SocketAddress
 }
 
 // RAMStats is QAPI's MigrationStats.

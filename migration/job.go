@@ -1,36 +1,58 @@
 package migration
 
 import (
+	"errors"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"io"
+	"tlcvm/migration/transport"
 )
 
 // job is one outgoing migration: its status, figures and the checkpoint thread's state.
 type job struct {
 	e        *Engine
-	uri      string
-	out      io.WriteCloser // the destination, opened by Migrate
-	tlc      bool           // x-tlc when it started
-	mapped   bool           // mapped-ram when it started: out is the file (io.WriterAt)
-	base     uint64         // mapped-ram: the stream's offset in the file
-	file     *fileTarget    // mapped-ram: the file and how it is written
-	channels int            // multifd: page writers of a mapped-ram checkpoint (0: off)
-	streamed bool           // a streamed checkpoint to file:
-	fileInfo *FileInfo      // +checklocks:mu; x-tlc-file, once the thread knows it
-	wantCPU  int            // x-checkpoint-cpu when it started (-1 auto)
-	cpu      int            // the CPU chosen (-1: not pinned)
+	addr     transport.Address // the migrate URI, parsed once (Migrate)
+	out      io.WriteCloser    // the destination, opened by Migrate
+	tlc      bool              // x-tlc when it started
+	mapped   bool              // mapped-ram when it started: out is the file (io.WriterAt)
+	base     uint64            // mapped-ram: the stream's offset in the file
+	file     *fileTarget       // mapped-ram: the file and how it is written
+	channels int               // multifd: page writers of a mapped-ram checkpoint, or channels (0: off)
+	multifd  bool              // multifd over sockets (multifd.go)
+	// autoConverge is the auto-converge capability when it started (throttle.go).
+	autoConverge bool
+	xbSize       uint64   // xbzrle-cache-size when xbzrle was on at the start, else 0
+	xb           *xbCache // the XBZRLE cache (xbzrle.go), set in setup
+	// compressLevel is compress-level when compress was on at the start, else -1.
+	compressLevel int
+	comp          *compressor // compress.go, set in setup
+	streamed      bool        // a streamed checkpoint to file:
+	fileInfo      *FileInfo   // +checklocks:mu; x-tlc-file, once the thread knows it
+	wantCPU       int         // x-checkpoint-cpu when it started (-1 auto)
+	cpu           int         // the CPU chosen (-1: not pinned)
 
-	cancelReq atomic.Bool
-	done      chan struct{} // closed when the thread has finished
-	abort     func()        // +checklocks:mu; unblocks the transport, when it can
+	cancelReq  atomic.Bool
+	cancelCh   chan struct{} // closed by requestCancel
+	cancelOnce sync.Once
+	done       chan struct{} // closed when the thread has finished
+	abort      func()        // +checklocks:mu; unblocks the transport, when it can
+
+	pause  bool          // pause-before-switchover when it started
+	resume chan struct{} // migrate-continue (cap 1)
+	useRP  bool          // return-path (or postcopy-ram) when it started
+	rp     *rpSource     // the return path, once open (setup)
+	disks  Disks
+	pc     *pcSource // postcopy (postcopy.go)
+	// inactive is set while the source's disks are inactivated (stage 3, QEMU mode):
+	// a failure activates them again.
+	inactive bool
 
 	// Figures, written by the thread, read by query-migrate.
 	transferred, remaining, duplicate, normal atomic.Int64
 	dirtySync, dirtyRate, pps                 atomic.Int64
-	precopy, downtimeBytes                    atomic.Int64
+	precopy, downtimeBytes, multifdBytes      atomic.Int64
 	total                                     int64 // immutable after newJob
 
 	// mu guards the fields marked so. Lock order: Engine.mu, then mu; nothing holding mu
@@ -46,8 +68,10 @@ type job struct {
 	stages  []Stage // +checklocks:mu
 }
 
-func newJob(e *Engine, uri string) *job {
-	j := &job{e: e, uri: uri, done: make(chan struct{}), st: StatusSetup, start: time.Now(), cpu: -1}
+func newJob(e *Engine, addr transport.Address) *job {
+	j := &job{e: e, addr: addr, done: make(chan struct{}), st: StatusSetup, start: time.Now(), cpu: -1, compressLevel: -1,
+		cancelCh: make(chan struct{}), resume: make(chan struct{}, 1), disks: e.disks,
+		pc: newPCSource(e.capLocked(CapPostcopyRAM))}
 	for _, b := range e.m.RAMBlocks() {
 		j.total += int64(b.Size())
 	}
@@ -92,11 +116,14 @@ func (j *job) fail(err error, report bool) {
 		j.setStatus(StatusCancelled, StatusCancelling)
 		return
 	}
-	if j.errDesc == "" {
+	quiet := errors.Is(err, errNoDesc)
+	if j.errDesc == "" && !quiet {
 		j.errDesc = errText(err)
 	}
 	j.mu.Unlock()
-	if j.setStatus(StatusFailed, StatusSetup, StatusActive) && report {
+	report = report && !quiet
+	if j.setStatus(StatusFailed, StatusSetup, StatusActive, StatusPreSwitchover, StatusDevice,
+		StatusPostcopyActive, StatusPostcopyPaused, StatusPostcopyRecover) && report {
 		j.e.report("%s", errText(err))
 	}
 }
@@ -108,10 +135,12 @@ func (j *job) failSync(err error) {
 }
 
 func (j *job) requestCancel() {
-	if !j.setStatus(StatusCancelling, StatusSetup, StatusActive) {
+	if !j.setStatus(StatusCancelling, StatusSetup, StatusActive, StatusPreSwitchover, StatusDevice,
+		StatusPostcopyActive, StatusPostcopyPaused, StatusPostcopyRecover) {
 		return
 	}
 	j.cancelReq.Store(true)
+	j.cancelOnce.Do(func() { close(j.cancelCh) })
 	j.mu.Lock()
 	abort := j.abort
 	j.mu.Unlock()
@@ -144,14 +173,14 @@ func (j *job) info() Info {
 		fi := *j.fileInfo
 		in.File = &fi
 	}
-	switch j.st {
-	case StatusFailed:
+	switch {
+	case j.st == StatusFailed:
 		if j.errDesc != "" {
 			in.ErrorDesc = &j.errDesc
 		}
 		return in
-	case StatusCancelled, StatusSetup:
-		return in // QEMU 7.2: setup shows only the status
+	case !j.st.reportsFigures():
+		return in // QEMU 7.2: setup and cancelled show only the status
 	}
 	in.SetupTime = i64(j.setupMS)
 	if j.st == StatusCompleted {
@@ -167,7 +196,17 @@ func (j *job) info() Info {
 		Duplicate: j.duplicate.Load(), Normal: normal, NormalBytes: normal * pageSize,
 		DirtyPagesRate: j.dirtyRate.Load(), Mbps: j.mbps, DirtySyncCount: j.dirtySync.Load(),
 		PageSize: pageSize, PagesPerSecond: j.pps.Load(), PrecopyBytes: j.precopy.Load(),
-		DowntimeBytes: j.downtimeBytes.Load(),
+		DowntimeBytes: j.downtimeBytes.Load(), PostcopyRequests: j.pc.requests.Load(),
+		PostcopyBytes: j.pc.bytes.Load(), MultifdBytes: j.multifdBytes.Load(),
+	}
+	if j.xb != nil {
+		in.XBZRLE = j.xb.info(j.xbSize)
+	}
+	if j.comp != nil {
+		in.Compression = j.comp.info()
+	}
+	if pct := j.e.throttlePercentage(); pct > 0 {
+		in.CPUThrottlePercentage = i64(int64(pct))
 	}
 	return in
 }

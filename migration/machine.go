@@ -69,7 +69,12 @@ type Machine interface {
 	// EnterFinishMigrate (running, paused or prelaunch): a checkpoint (x-tlc) keeps the VM.
 	ReturnFromFinishMigrate() error
 	// IncomingDone ends an incoming migration; src is the source's run state ("" unknown).
-	IncomingDone(src string) error
+	// run=false keeps the guest paused whatever autostart says (its images could not be
+	// activated).
+	IncomingDone(src string, run bool) error
+	// Autostart reports whether an incoming migration will start the guest (no -S, no
+	// stop during inmigrate, or a cont).
+	Autostart() bool
 	// VCPUThreads lists the OS thread ids of the vCPUs (to keep them off the checkpoint
 	// thread's CPU).
 	VCPUThreads() []int

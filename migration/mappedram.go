@@ -16,13 +16,14 @@ const CapMappedRAM Capability = "mapped-ram"
 // (migration_channels_and_transport_compatible).
 const errSeekable = "Migration requires seekable transport (e.g. file)"
 
-// checkSeekable refuses uri when mapped-ram is on and uri is not file:. A URI that does not
-// parse is left to the usual checks (QEMU parses first, then checks the transport).
-func checkSeekable(mapped bool, uri string) error {
+// checkSeekable refuses a (parsed with parseErr) when mapped-ram is on and it is not file:.
+// A URI that does not parse is left to the usual checks (QEMU parses first, then checks the
+// transport).
+func checkSeekable(mapped bool, a transport.Address, parseErr error) error {
 	if !mapped {
 		return nil
 	}
-	if a, err := transport.Parse(uri); err == nil && a.Scheme != transport.SchemeFile {
+	if parseErr == nil && a.Scheme != transport.SchemeFile {
 		return errorf(ErrInvalid, "%s", errSeekable)
 	}
 	return nil

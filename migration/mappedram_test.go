@@ -9,7 +9,6 @@ import (
 
 	"tlcvm/migration"
 	"tlcvm/migration/stream"
-	"tlcvm/migration/transport"
 )
 
 func setMapped(t *testing.T, e *migration.Engine, caps ...migration.Capability) {
@@ -31,7 +30,7 @@ func incoming(t *testing.T, uri string, size int) (*fakeMachine, migration.Statu
 	exited := make(chan int, 1)
 	e := migration.New(migration.Options{Machine: dst, Stderr: stderr, Exit: func(s int) { exited <- s }})
 	t.Cleanup(e.Close)
-	if err := e.StartIncoming(uri, transport.Env{}); err != nil {
+	if err := e.StartIncoming(uri, migration.IncomingOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	e.Ready()
@@ -186,7 +185,7 @@ func TestMappedRAMNeedsFile(t *testing.T) {
 		if errString(err) != "Migration requires seekable transport (e.g. file)" || !errors.Is(err, migration.ErrInvalid) {
 			t.Errorf("migrate %s: %v", uri, err)
 		}
-		if err := e.StartIncoming(uri, transport.Env{}); errString(err) != "Migration requires seekable transport (e.g. file)" {
+		if err := e.StartIncoming(uri, migration.IncomingOptions{}); errString(err) != "Migration requires seekable transport (e.g. file)" {
 			t.Errorf("incoming %s: %v", uri, err)
 		}
 	}

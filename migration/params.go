@@ -7,12 +7,17 @@ import "tlcvm/compat/qerror"
 // set) and tlcvm's x-checkpoint-cpu (present once set); an update (migrate-set-parameters)
 // sets the non-nil members.
 //
-// Behaviour in tlcvm: max-bandwidth limits the stream's rate (bytes/s); downtime-limit is
-// the budget stage 2 converges to (ms); x-checkpoint-cpu chooses the CPU the checkpoint
-// thread is pinned to (-1: one that runs no vCPU, when the host has one). The others are
-// accepted, checked and reported as QEMU does, without effect (no compression, TLS,
-// multifd, throttling or announcements in tlcvm); block-bitmap-mapping names the dirty
-// bitmaps the dirty-bitmaps capability migrates (bitmaps.go).
+// Behaviour in tlcvm: max-bandwidth limits the stream's rate (bytes/s; lifted in stage 3
+// and postcopy, as QEMU's); max-postcopy-bandwidth paces postcopy's background pages;
+// downtime-limit is the budget stage 2 converges to (ms); multifd-channels is the number of
+// multifd channels (multifd.go); xbzrle-cache-size the XBZRLE cache (xbzrle.go);
+// compress-level the deflate level (compress.go); cpu-throttle-initial, -increment,
+// -tailslow, throttle-trigger-threshold and max-cpu-throttle drive auto-converge
+// (throttle.go); x-checkpoint-cpu chooses the CPU the checkpoint thread is pinned to (-1:
+// one that runs no vCPU, when the host has one). The others are accepted, checked and
+// reported as QEMU does, without effect (compress-threads, decompress-threads,
+// compress-wait-thread, TLS, multifd compression, announcements); block-bitmap-mapping
+// names the dirty bitmaps the dirty-bitmaps capability migrates (bitmaps.go).
 type Params struct {
 	AnnounceInitial          *uint64                     `json:"announce-initial,omitempty"`
 	AnnounceMax              *uint64                     `json:"announce-max,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/bits"
 	"runtime"
@@ -45,8 +46,14 @@ type saver struct {
 	bw     *bufio.Writer
 	w      *stream.Writer
 	tid    int
+	mf     *mfSender // multifd channels (multifd.go), nil when off
+	ac     autoConverge
 
-	written    uint64 // bytes of RAM the guest ever wrote (at setup)
+	written uint64 // bytes of RAM the guest ever wrote (at setup)
+	pcRate  struct {
+		start time.Time
+		bytes uint64
+	} // postcopy's background rate window (postcopyThrottle)
 	stageStart time.Time
 	stageBytes uint64
 	pass       int64
@@ -62,6 +69,7 @@ func (j *job) run() {
 	defer restore()
 	s := &saver{j: j, m: j.e.m, blocks: j.e.m.RAMBlocks(), tid: unix.Gettid()}
 	err := s.save()
+	s.stopThrottle()
 	if s.bm != nil {
 		// The destination owns the bitmaps once a migration that leaves this VM in
 		// postmigrate completed; a checkpoint (x-tlc) keeps them here.
@@ -69,6 +77,9 @@ func (j *job) run() {
 	}
 	if s.w != nil {
 		s.w.Close()
+	}
+	if s.mf != nil {
+		s.mf.close(err != nil)
 	}
 	for _, b := range s.blocks {
 		b.StopDirtyLog()
@@ -88,16 +99,16 @@ func (j *job) run() {
 	default:
 		j.fail(err, true)
 	}
-	j.e.log.Debug().Err(err).Str("uri", j.uri).Msg("checkpoint thread done")
+	j.e.log.Debug().Err(err).Str("uri", j.addr.URI).Msg("checkpoint thread done")
 }
 
 func (s *saver) beginStage() {
 	s.stageStart = time.Now()
-	s.stageBytes = s.w.Bytes()
+	s.stageBytes = s.sent()
 }
 
 func (s *saver) endStage(name string, iterations int64) {
-	s.j.addStage(Stage{Name: name, ElapsedMS: since(s.stageStart), Bytes: int64(s.w.Bytes() - s.stageBytes),
+	s.j.addStage(Stage{Name: name, ElapsedMS: since(s.stageStart), Bytes: int64(s.sent() - s.stageBytes),
 		Iterations: iterations, ThreadID: s.tid, CPU: currentCPU()})
 }
 
@@ -108,6 +119,9 @@ func (s *saver) syncPass() (pages uint64) {
 	}
 	s.pass++
 	s.j.dirtySync.Store(s.pass)
+	if s.j.xb != nil {
+		s.j.xb.updateRates()
+	}
 	if s.j.e.Capability(CapEvents) {
 		s.j.e.ev.Emit("MIGRATION_PASS", PassEvent{Pass: s.pass})
 	}
@@ -131,6 +145,32 @@ func (s *saver) save() error {
 	if err := transport.Connected(j.out); err != nil {
 		return s.ioErr(err)
 	}
+	if j.multifd {
+		mf, err := j.openMultifd(j.channels, j.e.uuid)
+		if errors.Is(err, errMultifdProtocol) {
+			fmt.Fprintln(j.e.stderr, err.Error()) // QEMU 7.2 prints it without its name
+			return wrapf(errNoDesc, err, "%v", err)
+		}
+		if err != nil {
+			return s.ioErr(err)
+		}
+		s.mf = mf
+		j.mu.Lock()
+		abort := j.abort
+		j.abort = func() {
+			abort()
+			for _, c := range mf.chans {
+				_ = transport.Abort(c.out)
+			}
+		}
+		j.mu.Unlock()
+	}
+	if j.useRP {
+		if err := j.openReturnPath(j.out); err != nil {
+			j.e.report("Unable to open return-path for postcopy")
+			return wrapf(errNoDesc, err, "%v", err)
+		}
+	}
 	incremental := false
 	if t := j.file; t != nil {
 		if err := t.prepare(j.e, j.tlc, s.m); err != nil {
@@ -146,16 +186,44 @@ func (s *saver) save() error {
 		j.e.clearBaseline()
 		if j.streamed {
 			j.setFileInfo(FileInfo{Mode: "streamed"})
-			if a, err := transport.Parse(j.uri); err == nil {
-				sweepAsides(a.Path)
-			}
+			sweepAsides(j.addr.Path)
 		}
 		s.cw = &countWriter{w: j.out, j: j}
+		if j.xbSize > 0 {
+			j.xb = newXBCache(j.xbSize, s.blocks)
+		}
+		if j.compressLevel >= 0 {
+			j.comp = newCompressor(j.compressLevel)
+		}
+		if s.mf != nil {
+			s.mf.rate = s.cw.charge
+		}
 		s.bw = bufio.NewWriterSize(s.cw, 1<<20)
 		s.w = stream.NewWriter(s.bw, s.m.MachineType())
 	}
 	if err := s.w.Begin(); err != nil {
 		return s.ioErr(err)
+	}
+	if j.useRP {
+		if err := s.w.Command(stream.CmdOpenReturnPath, nil); err != nil {
+			return s.ioErr(err)
+		}
+		if err := s.w.Ping(1); err != nil {
+			return s.ioErr(err)
+		}
+	}
+	if j.pc.allowed {
+		// Tell the destination we might switch to postcopy (it fails now if it cannot).
+		if err := s.w.Command(stream.CmdPostcopyAdvise, stream.AdviseData()); err != nil {
+			return s.ioErr(err)
+		}
+	}
+	if s.bw != nil && (j.useRP || s.mf != nil) {
+		// The header goes out now: the destination opens its return path and tells the
+		// main channel from the multifd ones by it.
+		if err := s.flush(); err != nil {
+			return s.ioErr(err)
+		}
 	}
 	var descs []stream.Block
 	s.todo = make([][]uint64, len(s.blocks))
@@ -171,12 +239,22 @@ func (s *saver) save() error {
 		}
 		descs = append(descs, stream.Block{Name: b.Name(), Size: b.Size()})
 	}
+	if s.mf != nil {
+		if err := s.mf.sync(); err != nil { // the RAM setup's EOS is a sync point too
+			return s.ioErr(err)
+		}
+	}
 	if err := s.w.RAMSetup(descs); err != nil {
 		return s.ioErr(err)
 	}
 	var err error
 	if s.bm, err = s.setupBitmaps(); err != nil {
 		return err
+	}
+	if s.mf != nil {
+		if err := s.flush(); err != nil {
+			return s.ioErr(err)
+		}
 	}
 	if n := s.syncPass(); incremental { // pass 1: the written bitmap is the first pass's dirty set
 		s.written = n * pageSize
@@ -193,10 +271,13 @@ func (s *saver) save() error {
 	// Stage 1: all RAM the guest ever wrote.
 	s.beginStage()
 	t1 := time.Now()
-	if err := s.sendTodo(false); err != nil {
+	if err := s.sendTodo(false); errors.Is(err, errPostcopy) {
+		s.endStage("stage 1", 0)
+		return s.postcopy()
+	} else if err != nil {
 		return err
 	}
-	bw := rate(s.w.Bytes()-s.stageBytes, time.Since(t1))
+	bw := rate(s.sent()-s.stageBytes, time.Since(t1))
 	s.endStage("stage 1", 0)
 
 	// Stage 2: iterate the dirty log until the rest fits the downtime budget. A guest
@@ -204,11 +285,16 @@ func (s *saver) save() error {
 	s.beginStage()
 	var iters int64
 	minDirty, stalled := uint64(1<<63), 0
+	s.newAutoConverge()
+	if j.xb != nil {
+		j.xb.enabled = true // after the first complete pass, as QEMU's xbzrle_enabled
+	}
 	for s.m.RunState() == "running" {
 		if j.cancelled() {
 			return errCancelled
 		}
 		dirty := s.syncPass() * pageSize
+		s.noteSync(dirty / pageSize)
 		s.j.remaining.Store(int64(dirty))
 		_, downMS := j.e.limits()
 		if bw > 0 && float64(dirty) <= bw*float64(downMS)/1000 {
@@ -219,18 +305,32 @@ func (s *saver) save() error {
 		} else {
 			stalled++
 		}
-		sent := s.w.Bytes()
-		if iters >= maxIterations || stalled >= stallPasses || sent+2*dirty > streamBudget*max(s.written, pageSize) {
+		if j.postcopyWanted() {
+			return s.postcopy()
+		}
+		sent := s.sent()
+		if s.ac.t != nil {
+			// Auto-converge: iterate while the throttle can still rise (QEMU iterates
+			// until the set fits); then the usual stall rule ends it.
+			if s.throttleMaxed() && stalled >= stallPasses {
+				break
+			}
+		} else if !j.pc.allowed && (iters >= maxIterations || stalled >= stallPasses || sent+2*dirty > streamBudget*max(s.written, pageSize)) {
+			// With postcopy-ram a precopy that does not converge goes on, as QEMU's does,
+			// until migrate-start-postcopy (libvirt's --postcopy-after-precopy asks at
+			// the second pass): stopping here would race it into a long stage 3.
 			break
 		}
 		iters++
 		t := time.Now()
-		before := s.w.Bytes()
-		if err := s.sendTodo(false); err != nil {
+		before := s.sent()
+		if err := s.sendTodo(false); errors.Is(err, errPostcopy) {
+			return s.postcopy()
+		} else if err != nil {
 			return err
 		}
 		el := time.Since(t)
-		if r := rate(s.w.Bytes()-before, el); r > 0 {
+		if r := rate(s.sent()-before, el); r > 0 {
 			bw = r
 		}
 		if el > 0 {
@@ -238,7 +338,7 @@ func (s *saver) save() error {
 		}
 	}
 	s.endStage("stage 2", iters)
-	j.precopy.Store(int64(s.w.Bytes()))
+	j.precopy.Store(s.transferred())
 	if j.tlc {
 		// The final dirty set is at most what is dirty now plus what the guest writes
 		// until the stop; a quarter more covers the pages dirtied meanwhile.
@@ -255,21 +355,26 @@ func (s *saver) complete() error {
 	j := s.j
 	s.beginStage()
 	srcState := s.m.RunState()
-	wasRunning, err := s.m.EnterFinishMigrate()
-	if err != nil {
+	if _, err := s.m.EnterFinishMigrate(); err != nil {
 		return wrapf(ErrSave, err, "%s", err.Error())
 	}
 	downStart := time.Now()
-	leave := func(resume bool) {
-		if err := s.m.LeaveFinishMigrate(resume); err != nil {
-			j.e.log.Error().Err(err).Msg("leaving finish-migrate")
+	// fail puts the source back as it was: its disks active again, the guest resumed
+	// (QEMU's fail_invalidate and migration_iteration_finish).
+	fail := func(err error) error {
+		j.activateDisks()
+		if rerr := s.m.ReturnFromFinishMigrate(); rerr != nil {
+			j.e.log.Error().Err(rerr).Msg("leaving finish-migrate")
 		}
+		return err
+	}
+	if err := j.maybePause(StatusActive, StatusDevice); err != nil {
+		return fail(err)
 	}
 	s.syncPass()
 	devs, descs, err := s.saveDevices(srcState)
 	if err != nil {
-		leave(wasRunning)
-		return err
+		return fail(err)
 	}
 	if s.bm != nil {
 		s.bm.data = s.bm.b.SaveComplete()
@@ -295,25 +400,46 @@ func (s *saver) complete() error {
 		}
 		return s.finish(down)
 	}
+	if s.cw != nil {
+		s.cw.unlimited = true // the rest goes as fast as the channel takes it, as QEMU's
+	}
+	if j.xb != nil {
+		j.xb.last = true
+	}
+	if err := j.inactivateDisks(); err != nil {
+		return fail(err)
+	}
 	if err := s.writeFinal(nil, devs, descs); err != nil {
-		leave(wasRunning)
-		return err
+		return fail(err)
 	}
 	if err := s.commitFile(); err != nil {
-		leave(wasRunning)
-		return err
+		return fail(err)
 	}
-	if err := s.closeOut(); err != nil {
-		leave(wasRunning)
-		return err
+	if err := s.shutAndClose(); err != nil {
+		return fail(err)
 	}
 	down := since(downStart)
 	if j.cancelled() {
-		leave(wasRunning)
-		return errCancelled
+		return fail(errCancelled)
 	}
-	leave(false)
+	if err := s.m.LeaveFinishMigrate(false); err != nil {
+		j.e.log.Error().Err(err).Msg("leaving finish-migrate")
+	}
 	return s.done(down)
+}
+
+// shutAndClose ends the channel: with a return path the stream is flushed, the
+// destination's SHUT awaited (it has loaded everything), then the channel closed.
+func (s *saver) shutAndClose() error {
+	if s.j.rp != nil {
+		if err := transport.Flush(s.out); err != nil {
+			return s.ioErr(err)
+		}
+		if err := s.j.awaitShut(); err != nil {
+			return err
+		}
+	}
+	return s.closeOut()
 }
 
 // commitFile makes a mapped-ram checkpoint the file's content (journal applied, aside file
@@ -345,7 +471,7 @@ func (s *saver) commitFile() error {
 
 // finish closes the destination (x-tlc path) and completes.
 func (s *saver) finish(down int64) error {
-	if err := s.closeOut(); err != nil {
+	if err := s.shutAndClose(); err != nil {
 		return err
 	}
 	return s.done(down)
@@ -354,16 +480,18 @@ func (s *saver) finish(down int64) error {
 func (s *saver) done(down int64) error {
 	j := s.j
 	s.endStage("stage 3", 0)
-	j.downtimeBytes.Store(int64(s.w.Bytes()) - j.precopy.Load())
-	j.transferred.Store(int64(s.w.Bytes()))
+	if !j.pc.active.Load() { // QEMU counts a postcopy's device package in neither
+		j.downtimeBytes.Store(s.transferred() - j.precopy.Load())
+	}
+	j.transferred.Store(s.transferred())
 	j.remaining.Store(0)
 	j.mu.Lock()
 	j.downMS = down
 	if el := since(j.start) - j.setupMS; el > 0 {
-		j.mbps = float64(s.w.Bytes()) * 8 / float64(el) / 1000
+		j.mbps = float64(s.sent()) * 8 / float64(el) / 1000
 	}
 	j.mu.Unlock()
-	if !j.setStatus(StatusCompleted, StatusActive) {
+	if !j.setStatus(StatusCompleted, StatusActive, StatusDevice, StatusPostcopyActive) {
 		return errCancelled
 	}
 	return nil
@@ -398,11 +526,12 @@ func isZero(p []byte) bool {
 	return true
 }
 
-// sendTodo writes every page of todo in PART sections and clears todo.
+// sendTodo writes every page of todo in PART sections and clears todo. When a switch to
+// postcopy is asked for meanwhile it stops with errPostcopy, the pages not sent yet still
+// in todo.
 func (s *saver) sendTodo(final bool) error {
 	inPart, n := false, 0
-	for bi, b := range s.blocks {
-		host, name := b.Host(), b.Name()
+	for bi := range s.blocks {
 		todo := s.todo[bi]
 		for wi, w := range todo {
 			if w == 0 {
@@ -411,36 +540,35 @@ func (s *saver) sendTodo(final bool) error {
 			todo[wi] = 0
 			for w != 0 {
 				bit := bits.TrailingZeros64(w)
-				w &^= 1 << bit
 				if s.j.cancelled() {
 					return errCancelled
 				}
+				if !final && n%64 == 0 && s.j.postcopyWanted() {
+					todo[wi] |= w // not sent: they go in postcopy
+					if inPart {
+						if err := s.iterEnd(); err != nil {
+							return err
+						}
+					}
+					return errPostcopy
+				}
+				w &^= 1 << bit
 				if !inPart && !final {
 					if err := s.w.RAMIterBegin(); err != nil {
 						return s.ioErr(err)
 					}
 					inPart = true
 				}
-				off := uint64(wi*64+bit) * pageSize
-				if err := s.ensure(bi, off/pageSize); err != nil {
+				if err := s.sendPage(bi, uint64(wi*64+bit)); err != nil {
 					return err
-				}
-				page := host[off : off+pageSize]
-				if isZero(page) {
-					s.j.duplicate.Add(1)
-				} else {
-					s.j.normal.Add(1)
-				}
-				if err := s.w.RAMPage(name, off, page); err != nil {
-					return s.ioErr(err)
 				}
 				s.j.remaining.Add(-pageSize)
 				if n++; n%256 == 0 {
-					s.j.transferred.Store(int64(s.w.Bytes()))
+					s.j.transferred.Store(s.transferred())
 				}
 				if inPart && n%partPages == 0 {
-					if err := s.w.RAMIterEnd(); err != nil {
-						return s.ioErr(err)
+					if err := s.iterEnd(); err != nil {
+						return err
 					}
 					inPart = false
 				}
@@ -448,11 +576,104 @@ func (s *saver) sendTodo(final bool) error {
 		}
 	}
 	if inPart {
-		if err := s.w.RAMIterEnd(); err != nil {
+		if err := s.iterEnd(); err != nil {
+			return err
+		}
+	}
+	s.j.transferred.Store(s.transferred())
+	return nil
+}
+
+// iterEnd closes the open RAM section (its EOS), the multifd channels synced first.
+func (s *saver) iterEnd() error {
+	if s.mf != nil && !s.j.pc.active.Load() {
+		if err := s.mf.sync(); err != nil {
 			return s.ioErr(err)
 		}
 	}
-	s.j.transferred.Store(int64(s.w.Bytes()))
+	if err := s.w.RAMIterEnd(); err != nil {
+		return s.ioErr(err)
+	}
+	if s.mf != nil && !s.j.pc.active.Load() {
+		// The destination's channels wait for this EOS before they read on (QEMU's
+		// ram_save_iterate flushes after it).
+		if err := s.flush(); err != nil {
+			return s.ioErr(err)
+		}
+	}
+	return nil
+}
+
+// sent is transferred as a uint64.
+func (s *saver) sent() uint64 { return uint64(s.transferred()) }
+
+// transferred is query-migrate's transferred: the main stream and the multifd channels.
+func (s *saver) transferred() int64 {
+	n := int64(s.w.Bytes())
+	if s.mf != nil {
+		n += s.mf.bytes.Load()
+	}
+	return n
+}
+
+// xbActive returns the XBZRLE cache when pages are to go through it now.
+func (s *saver) xbActive() *xbCache {
+	if s.j.xb == nil || !s.j.xb.enabled || s.j.pc.active.Load() {
+		return nil
+	}
+	return s.j.xb
+}
+
+// sendPage writes page p of block bi in the open RAM section, counting it as QEMU does
+// (duplicate for a zero page, normal otherwise).
+func (s *saver) sendPage(bi int, p uint64) error {
+	b := s.blocks[bi]
+	if err := s.ensure(bi, p); err != nil {
+		return err
+	}
+	off := p * pageSize
+	page := b.Host()[off : off+pageSize]
+	xb := s.xbActive()
+	if isZero(page) {
+		s.j.duplicate.Add(1)
+		if xb != nil {
+			xb.zeroPage(xb.base[bi]+off, uint64(s.pass))
+		}
+	} else {
+		if s.mf != nil && !s.j.pc.active.Load() {
+			s.j.normal.Add(1)
+			if err := s.mf.page(b.Name(), off, page); err != nil {
+				return s.ioErr(err)
+			}
+			return nil
+		}
+		if xb != nil {
+			res, data := xb.save(xb.base[bi]+off, page, uint64(s.pass))
+			switch res {
+			case xbSkip:
+				return nil
+			case xbEncoded:
+				if err := s.w.RAMXBZRLE(b.Name(), off, data); err != nil {
+					return s.ioErr(err)
+				}
+				return nil
+			}
+			page = data
+		} else if z := s.j.comp; z != nil && !s.j.pc.active.Load() {
+			data, err := z.compress(page)
+			if err != nil {
+				return wrapf(ErrSave, err, "%v", err)
+			}
+			if err := s.w.RAMCompressed(b.Name(), off, data); err != nil {
+				return s.ioErr(err)
+			}
+			return nil
+		}
+		s.j.normal.Add(1)
+	}
+	if err := s.w.RAMPage(b.Name(), off, page); err != nil {
+		return s.ioErr(err)
+	}
 	return nil
 }
 
@@ -645,8 +866,8 @@ func (s *saver) writeFinal(buf []pageCopy, devs []devState, descs []stream.Devic
 	} else if err := s.sendTodo(true); err != nil {
 		return err
 	}
-	if err := s.w.RAMIterEnd(); err != nil {
-		return s.ioErr(err)
+	if err := s.iterEnd(); err != nil {
+		return err
 	}
 	if s.bm != nil {
 		if err := s.w.BitmapsComplete(s.bm.data); err != nil {

@@ -4,16 +4,20 @@ package migration
 // the wire layer can use it directly.
 type Status string
 
-// The statuses this engine uses (QAPI lists more: postcopy-*, colo, pre-switchover,
-// device, wait-unplug).
+// The statuses this engine uses (QAPI also has colo and wait-unplug).
 const (
-	StatusNone       Status = "none"
-	StatusSetup      Status = "setup"
-	StatusCancelling Status = "cancelling"
-	StatusCancelled  Status = "cancelled"
-	StatusActive     Status = "active"
-	StatusCompleted  Status = "completed"
-	StatusFailed     Status = "failed"
+	StatusNone            Status = "none"
+	StatusSetup           Status = "setup"
+	StatusCancelling      Status = "cancelling"
+	StatusCancelled       Status = "cancelled"
+	StatusActive          Status = "active"
+	StatusPostcopyActive  Status = "postcopy-active"
+	StatusPostcopyPaused  Status = "postcopy-paused"
+	StatusPostcopyRecover Status = "postcopy-recover"
+	StatusCompleted       Status = "completed"
+	StatusFailed          Status = "failed"
+	StatusPreSwitchover   Status = "pre-switchover"
+	StatusDevice          Status = "device"
 )
 
 // EnumValues lists QAPI's MigrationStatus in QAPI order.
@@ -26,13 +30,29 @@ func (Status) EnumValues() []string {
 // String returns the wire name.
 func (s Status) String() string { return string(s) }
 
-// running reports whether a migration in this status is in progress (QEMU's
+// running reports whether a migration in this status is in progress (QEMU 7.2's
 // migration_is_running).
 func (s Status) running() bool {
-	return s == StatusSetup || s == StatusActive || s == StatusCancelling
+	switch s {
+	case StatusSetup, StatusActive, StatusPostcopyActive, StatusPostcopyPaused,
+		StatusPostcopyRecover, StatusCancelling, StatusPreSwitchover, StatusDevice:
+		return true
+	}
+	return false
 }
 
 // finished reports a terminal status.
 func (s Status) finished() bool {
 	return s == StatusCompleted || s == StatusFailed || s == StatusCancelled
+}
+
+// Statuses in which the source reports times and RAM figures (QEMU 7.2's
+// fill_source_migration_info).
+func (s Status) reportsFigures() bool {
+	switch s {
+	case StatusActive, StatusCancelling, StatusPostcopyActive, StatusPreSwitchover, StatusDevice,
+		StatusPostcopyPaused, StatusPostcopyRecover, StatusCompleted:
+		return true
+	}
+	return false
 }

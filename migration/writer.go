@@ -24,6 +24,9 @@ type countWriter struct {
 	j           *job
 	windowStart time.Time
 	windowBytes uint64
+	// unlimited lifts max-bandwidth: stage 3 (QEMU's migration_completion sets the rate
+	// limit to INT64_MAX) and postcopy (postcopy.go paces its background pages itself).
+	unlimited bool
 }
 
 const rateWindow = 100 * time.Millisecond
@@ -46,6 +49,20 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return written, nil
 }
 
+// charge counts n bytes sent on another channel (multifd) against max-bandwidth, waiting
+// as Write would.
+func (c *countWriter) charge(n int) error {
+	for n > 0 {
+		k, err := c.grant(n)
+		if err != nil {
+			return err
+		}
+		c.windowBytes += uint64(k)
+		n -= k
+	}
+	return nil
+}
+
 // grant returns how many of n bytes may be written now (at least one), sleeping while the
 // window's budget is spent, or errCancelled. The caller adds what it wrote to windowBytes.
 func (c *countWriter) grant(n int) (int, error) {
@@ -54,7 +71,9 @@ func (c *countWriter) grant(n int) (int, error) {
 			return 0, errCancelled
 		}
 		bw, _ := c.j.e.limits()
-		if bw == 0 || bw >= 1<<50 {
+		// Once postcopy is asked for, what the buffers hold goes at once (QEMU's buffer
+		// is small: its switch does not wait behind a backlog).
+		if bw == 0 || bw >= 1<<50 || c.unlimited || c.j.pc.requested.Load() {
 			return n, nil
 		}
 		budget := bw / uint64(time.Second/rateWindow)

@@ -5,9 +5,16 @@
 #
 #   scripts/two-hosts.sh start        create hosts a and b (idempotent: a running pair is kept)
 #   scripts/two-hosts.sh stop         stop both hosts' daemons and domains, remove everything
+#   scripts/two-hosts.sh status       exit 0 when both hosts answer, 1 otherwise
 #   scripts/two-hosts.sh exec H CMD…  run CMD inside host H (a|b): its network, mount and UTS
 #                                     namespaces (so `virsh` reaches that host's libvirtd)
 #   scripts/two-hosts.sh env          print the pair's facts as shell variables
+#   scripts/two-hosts.sh link up|down bring the veth link between the hosts up or down (a
+#                                     broken network, for postcopy recovery)
+#
+# start and stop hold an exclusive flock on $DIR.lock, so that two of them never interleave;
+# users that need the pair for a while (tests/libvirt, bench) hold their own lock as well
+# (internal/libvirttest's LockTwoHosts, /run/lock/tlcvm-two-hosts.lock).
 #
 # Each host is
 #   - a network namespace (tlcvm-a, tlcvm-b) joined to the other by a veth pair, with an
@@ -120,11 +127,29 @@ start() {
 		alive "$(holder "$h")" && kill "$(holder "$h")"
 		files "$h"
 		rm -f "$DIR/$h/holder.pid"
-		ip netns exec "$(ns "$h")" unshare --uts --mount --propagation private -- "$0" __hostinit "$h" </dev/null >"$DIR/$h/init.log" 2>&1 &
+		: >"$DIR/$h/log-libvirt/libvirtd-debug.log"
+		ip netns exec "$(ns "$h")" unshare --uts --mount --propagation private -- "$0" __hostinit "$h" </dev/null >"$DIR/$h/init.log" 2>&1 9>&- &
 		for _ in $(seq 1 300); do up "$h" && break; sleep 0.2; done
 		up "$h" || die "host $h: libvirtd did not answer within 60 s (see $DIR/$h/init.log, $DIR/$h/log-libvirt)"
 	done
 	env
+}
+
+status() { up a && up b; }
+
+# link up|down: the veth pair between the hosts (addresses and routes stay).
+link() {
+	ip -n "$(ns a)" link set veth-b "$1"
+	ip -n "$(ns b)" link set veth-a "$1"
+}
+
+# serialize runs start or stop under the lock (fd 9; the hosts' daemons are started without
+# it, or they would hold the lock for as long as they live).
+serialize() {
+	mkdir -p "$(dirname "$DIR")"
+	exec 9>"$DIR.lock"
+	flock 9
+	"$@"
 }
 
 stop() {
@@ -159,9 +184,14 @@ env() {
 }
 
 case ${1:-} in
-start) start ;;
-stop) stop ;;
+start) serialize start ;;
+stop) serialize stop ;;
+status) status ;;
 env) env ;;
+link)
+	[[ ${2:-} == up || ${2:-} == down ]] || die "usage: $0 link up|down"
+	link "$2"
+	;;
 exec)
 	[[ ${2:-} == a || ${2:-} == b ]] || die "usage: $0 exec a|b CMD..."
 	h=$2; shift 2
@@ -169,5 +199,5 @@ exec)
 	inhost "$h" "$@"
 	;;
 __hostinit) hostinit "$2" ;;
-*) die "usage: $0 start|stop|env|exec a|b CMD..." ;;
+*) die "usage: $0 start|stop|status|env|link up|down|exec a|b CMD..." ;;
 esac

@@ -9,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"tlcvm/internal/locktest"
 	"tlcvm/tests/harness"
 )
 
@@ -18,28 +17,17 @@ import (
 // (QEMU's file-posix lock bytes, seen from another process), and HMP's password prompt.
 
 // lockBytes lists the lock bytes of QEMU's file-posix scheme that some open file
-// description holds on path (100+i: permission i taken, 200+i: permission i not shared).
+// description holds on path ("-" when none).
 func lockBytes(t *testing.T, path string) string {
 	t.Helper()
-	f, err := os.Open(path)
+	held, err := locktest.Held(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var held []string
-	for _, off := range []int64{100, 101, 102, 103, 200, 201, 202, 203} {
-		fl := unix.Flock_t{Type: unix.F_WRLCK, Start: off, Len: 1}
-		if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &fl); err != nil {
-			t.Fatal(err)
-		}
-		if fl.Type != unix.F_UNLCK {
-			held = append(held, fmt.Sprint(off))
-		}
-	}
-	if len(held) == 0 {
+	if held == "" {
 		return "-"
 	}
-	return strings.Join(held, ",")
+	return held
 }
 
 // qmpStep is one command of a step-by-step comparison.

@@ -23,6 +23,9 @@ import (
 func buildBlock(p *plan, stderr io.Writer, emit func(string, any)) (*blockdev.Graph, error) {
 	cfg := p.cfg
 	g := blockdev.New(blockdev.Config{Warn: stderr, Stdout: os.Stdout, Events: cmds.BlockEvents(emit)})
+	// Under -incoming the images open inactive (QEMU's BDRV_O_INACTIVE in inmigrate): the
+	// source still owns them until the migration completes.
+	g.SetIncoming(cfg.Incoming != "")
 	fail := func(loc string, err error) (*blockdev.Graph, error) {
 		g.Close()
 		return nil, failAt(cfg, loc, err)

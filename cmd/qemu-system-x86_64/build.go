@@ -188,7 +188,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		return nil, err
 	}
 	deps := &cmds.Deps{
-		Machine:  m,
+		Machine:  contMachine{m, v.block},
 		Chardevs: v.chardevList,
 		Name:     cfg.Name.Guest,
 		UUID:     cfg.UUID,

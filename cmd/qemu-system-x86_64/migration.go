@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/hex"
+	"errors"
 	"os"
 	"strings"
 
@@ -47,8 +49,17 @@ func (r ramAdapter) MapFile(fd int, off int64, present []uint64, check func(firs
 	return r.RAMBlock.MapFile(fd, off, present, machine.MapCheck(check))
 }
 
+// Guard is the machine's first-touch hook for the migration engine: x-tlc's copy before
+// the guest changes a page, and a postcopy destination's fetch from its source, whose
+// "not arrived yet" (migration.ErrRetry) is the machine's retry.
 func (r ramAdapter) Guard(pages []uint64, fn func(first uint64, mem []byte) error) error {
-	return r.RAMBlock.Guard(pages, machine.MapCheck(fn))
+	return r.RAMBlock.Guard(pages, func(first uint64, mem []byte) error {
+		err := fn(first, mem)
+		if errors.Is(err, migration.ErrRetry) {
+			return machine.ErrRAMRetry
+		}
+		return err
+	})
 }
 
 var _ migration.Guarder = ramAdapter{}
@@ -83,13 +94,22 @@ func (a machineAdapter) LeaveFinishMigrate(resume bool) error {
 	return a.m.LeaveFinishMigrate(resume)
 }
 
-func (a machineAdapter) IncomingDone(src string) error {
+func (a machineAdapter) IncomingDone(src string, run bool) error {
+	if !run {
+		_ = a.m.Stop() // in inmigrate: autostart off, the guest stays paused
+	}
 	if src == "" {
 		return a.m.IncomingDone(machine.StateRunning, false)
 	}
 	s, ok := machine.ParseRunState(src)
 	return a.m.IncomingDone(s, ok)
 }
+
+func (a machineAdapter) Autostart() bool { return a.m.Autostart() }
+
+// SetCPUThrottle and CPUThrottle make the machine auto-converge's Throttler.
+func (a machineAdapter) SetCPUThrottle(pct int) { a.m.SetCPUThrottle(pct) }
+func (a machineAdapter) CPUThrottle() int       { return a.m.CPUThrottle() }
 
 func (a machineAdapter) VCPUThreads() []int {
 	var out []int
@@ -106,7 +126,8 @@ func (a machineAdapter) VCPUThreads() []int {
 func (v *vm) newMigration(ev migration.Events, exit func(int)) (*migration.Engine, error) {
 	cfg := v.plan.cfg
 	o := migration.Options{Machine: machineAdapter{v.machine, v.block, v.nicSections}, Events: ev, Log: v.log,
-		Stderr: v.stderr, Prog: cfg.Prog, Exit: exit, Open: v.openPath}
+		Stderr: v.stderr, Prog: cfg.Prog, Exit: exit, Open: v.openPath, Disks: blockDisks{v.block},
+		UUID: uuidBytes(cfg.UUID)}
 	if v.block != nil {
 		o.Bitmaps = &bitmapMigration{g: v.block, stderr: v.stderr, prog: cfg.Prog}
 	}
@@ -137,6 +158,16 @@ func (v *vm) newMigration(ev migration.Events, exit func(int)) (*migration.Engin
 	return e, nil
 }
 
+// uuidBytes is -uuid as the 16 bytes multifd channels carry (zero when none).
+func uuidBytes(s string) [16]byte {
+	var u [16]byte
+	b, err := hex.DecodeString(strings.ReplaceAll(s, "-", ""))
+	if err == nil && len(b) == 16 {
+		copy(u[:], b)
+	}
+	return u
+}
+
 // openPath is qemu_open for migration's file: paths: "/dev/fdset/N" through the QMP server's
 // fd sets (add-fd). Before the server exists (-incoming on the command line; tlcvm has no
 // -add-fd) there is no set, and the path is opened as it is.
@@ -158,7 +189,7 @@ func (v *vm) startIncoming() error {
 		v.migration.SetDefer()
 		return nil
 	}
-	if err := v.migration.StartIncoming(cfg.Incoming, transport.Env{Log: v.log}); err != nil {
+	if err := v.migration.StartIncoming(cfg.Incoming, migration.IncomingOptions{}); err != nil {
 		return failf(cfg, "-incoming "+cfg.Incoming, "%v", err)
 	}
 	return nil

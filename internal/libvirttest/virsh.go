@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -33,6 +31,9 @@ type Virsh struct {
 	Bin     string        // default "virsh"
 	Timeout time.Duration // per command; default 120 s (libvirt has no monitor timeouts)
 	Log     zerolog.Logger
+	// Prefix comes between Bin and virsh's own arguments: a wrapper that runs virsh
+	// elsewhere (TwoHosts: Bin is scripts/two-hosts.sh, Prefix "exec", "a", "virsh").
+	Prefix []string
 }
 
 // NewVirsh returns a Virsh with defaults and a silent logger.
@@ -68,16 +69,13 @@ type Result struct {
 // Exec runs `virsh -c URI args…` and returns what it printed and its exit status; the
 // error is for a virsh that could not run or outlived Timeout, not for a non-zero exit.
 func (v *Virsh) Exec(args ...string) (Result, error) {
-	bin, to := v.Bin, v.Timeout
-	if bin == "" {
-		bin = "virsh"
-	}
+	to := v.Timeout
 	if to <= 0 {
 		to = 120 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), to)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append([]string{"-q", "-c", URI}, args...)...)
+	cmd := v.Command(ctx, args...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	t0 := time.Now()
@@ -93,6 +91,22 @@ func (v *Virsh) Exec(args ...string) (Result, error) {
 		return r, nil
 	}
 	return r, err
+}
+
+// Command is the command `virsh -c URI args…` (through Bin and Prefix) in a process group of
+// its own: when ctx ends the whole group is killed (a wrapper's children with it, so that no
+// grandchild keeps the output pipes open), and Wait gives up on the pipes 5 s later.
+func (v *Virsh) Command(ctx context.Context, args ...string) *exec.Cmd {
+	bin := v.Bin
+	if bin == "" {
+		bin = "virsh"
+	}
+	argv := append(append(append([]string{}, v.Prefix...), "-q", "-c", URI), args...)
+	cmd := exec.CommandContext(ctx, bin, argv...)
+	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
 }
 
 // Poll calls f until it returns true or the deadline passes; the last
@@ -141,17 +155,4 @@ const LockPath = "/run/lock/tlcvm-libvirt.lock"
 
 // Lock blocks until it holds LockPath, and returns the function that
 // releases it.
-func Lock() (unlock func(), err error) {
-	if err := os.MkdirAll(filepath.Dir(LockPath), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(LockPath, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("flock %s: %w", LockPath, err)
-	}
-	return func() { f.Close() }, nil
-}
+func Lock() (unlock func(), err error) { return lockFile(LockPath) }

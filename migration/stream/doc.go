@@ -48,14 +48,39 @@
 // 0x20 (CONTINUE) means "same block as the previous record of this section": the name is
 // omitted. The first record of every section names its block (QEMU keeps the previous
 // block across sections; tlcvm does not rely on it). offset is the byte offset within the
-// block, page aligned and below the block's size. Other flags (XBZRLE 0x40, HOOK 0x80,
-// COMPRESS_PAGE 0x100, MULTIFD_FLUSH 0x200) are refused.
+// block, page aligned and below the block's size. XBZRLE 0x40 carries a page as its
+// difference from the destination's copy and COMPRESS_PAGE 0x100 the page deflated
+// (xbzrle.go); other flags (HOOK 0x80, MULTIFD_FLUSH 0x200) are refused.
 //
 // The Writer numbers sections from 0 in the order they first appear (QEMU numbers them in
 // registration order: its "ram" is 2); the Reader requires distinct ids. PART, END and
 // footers repeat the id of their section. The RAM section is optional (a machine without RAM);
 // when present its END must come before the integrity section and no PART may follow it.
 // Device sections may appear between any two sections; each idstr/instance pair once.
+//
+// # Commands (QEMU_VM_COMMAND)
+//
+// Between sections a stream may carry commands: 0x08, be16 command, be16 length, data
+// (QEMU 7.2's qemu_savevm_command_send and numbering; command.go). tlcvm writes and reads
+// OPEN_RETURN_PATH (1), PING (2, be32), POSTCOPY_ADVISE (3: be64 4096, be64 4096),
+// POSTCOPY_LISTEN (4), POSTCOPY_RUN (5), POSTCOPY_RAM_DISCARD (6: u8 0, u8 len, block,
+// NUL, up to 12 be64 start/length pairs in bytes), PACKAGED (7: be32 n, then n bytes),
+// POSTCOPY_RESUME (9) and RECV_BITMAP (10: u8 len, block); ENABLE_COLO and unknown commands
+// are refused, and so is a length other than QEMU's for the fixed-size ones. A postcopy
+// source wraps what the destination needs to run in a package (NewPackageWriter):
+//
+//	LISTEN  device sections …  PING 3  RUN  tlcvm/integrity (length and CRC32C of the
+//	                                        package's bytes before it; vmdesc fields 0)
+//
+// so the destination verifies the device state before the guest runs on it; the pages
+// that follow in the main stream are covered by its own integrity section at the end.
+// After a broken channel (postcopy recovery) Writer.Resume and Reader.Resume continue
+// the stream on a new channel at a section boundary: the bytes lost in the old channel
+// are dropped on both ends and the final integrity section covers the new channel's bytes.
+//
+// The return path (rp.go: SHUT, PONG, REQ_PAGES_ID, REQ_PAGES, RECV_BITMAP, RESUME_ACK)
+// and multifd channels (multifd.go: QEMU 7.2's init and page packets, plus a CRC32C of
+// each packet's pages in a field QEMU leaves unused) are drawn beside their code.
 //
 // With the dirty-bitmaps capability, a START section "dirty-bitmap" (instance 0, version
 // 1) follows the RAM setup and its END section RAM's END: QEMU's chunk encoding of the

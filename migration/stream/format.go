@@ -104,14 +104,26 @@ const (
 	ZeroPage
 	Device
 	End
+	// Command is a QEMU_VM_COMMAND section (Cmd, Data; a PACKAGED command's Data is the
+	// package).
+	Command
+	// SectionEnd is the EOS of a RAM PART or END section, returned only when asked for
+	// (Reader.ReportSectionEnd: a multifd destination syncs its channels there).
+	SectionEnd
+	// XBZRLEPage is a page sent as its difference from the destination's copy: Data is the
+	// encoding (DecodeXBZRLE), valid until the next call to Next.
+	XBZRLEPage
+	// CompressedPage is a page deflated in the zlib format: Data (valid until the next
+	// call to Next) inflates to the page.
+	CompressedPage
 	// BitmapsSetup and BitmapsData are the "dirty-bitmap" section's START (headers) and
 	// END (bits) sections (bitmaps.go), between the RAM setup and the device sections.
 	BitmapsSetup
 	BitmapsData
 )
 
-var kindNames = [...]string{"invalid", "config", "ram-blocks", "page", "zero-page", "device", "end",
-	"bitmaps-setup", "bitmaps-data"}
+var kindNames = [...]string{"invalid", "config", "ram-blocks", "page", "zero-page", "device", "end", "command",
+	"section-end", "xbzrle-page", "compressed-page", "bitmaps-setup", "bitmaps-data"}
 
 func (k RecordKind) String() string {
 	if int(k) < len(kindNames) {
@@ -142,6 +154,9 @@ type Record struct {
 	Offset     uint64
 	Data       []byte
 	Fill       byte // ZeroPage: every byte of the page has this value (tlcvm writes 0)
+
+	// Command: the subcommand and its data (freshly allocated).
+	Cmd Cmd
 
 	// Device. State is freshly allocated and may be kept.
 	IDStr    string

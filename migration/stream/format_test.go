@@ -14,6 +14,7 @@ import (
 type raw struct{ bytes.Buffer }
 
 func (r *raw) u8(v byte) *raw    { r.WriteByte(v); return r }
+func (r *raw) u16(v uint16) *raw { r.Write(binary.BigEndian.AppendUint16(nil, v)); return r }
 func (r *raw) u32(v uint32) *raw { r.Write(binary.BigEndian.AppendUint32(nil, v)); return r }
 func (r *raw) u64(v uint64) *raw { r.Write(binary.BigEndian.AppendUint64(nil, v)); return r }
 func (r *raw) str(s string) *raw { r.u8(byte(len(s))); r.WriteString(s); return r }
@@ -45,7 +46,11 @@ func TestReaderRejects(t *testing.T) {
 		{"machine type too long", (&raw{}).u32(0x5145564d).u32(3).u8(0x07).u32(1 << 20), stream.ErrFormat, "machine type name of 1048576 bytes"},
 		{"EOF without integrity", hdr().u8(0x00), stream.ErrTruncated, "without the tlcvm/integrity section"},
 		{"unknown section type", hdr().u8(0x09), stream.ErrFormat, "unexpected section type 0x09"},
-		{"command section", hdr().u8(0x08), stream.ErrFormat, "unexpected section type 0x08"},
+		{"command cut", hdr().u8(0x08), stream.ErrTruncated, "input ended 2 bytes short"},
+		{"unknown command", hdr().u8(0x08).u16(11).u16(0), stream.ErrFormat, "VM_COMMAND 0xb unknown (len 0x0)"},
+		{"COLO command", hdr().u8(0x08).u16(8).u16(0), stream.ErrFormat, "VM_COMMAND 0x8 unknown (len 0x0)"},
+		{"PING of 3 bytes", hdr().u8(0x08).u16(2).u16(3), stream.ErrFormat, "bad length for PING: 3 expected: 4"},
+		{"package too large", hdr().u8(0x08).u16(7).u16(4).u32(1 << 30), stream.ErrFormat, "package of 1073741824 bytes"},
 		{"PART before START", hdr().u8(0x02).u32(0), stream.ErrFormat, "not open"},
 		{"RAM version 3", hdr().u8(0x01).u32(0).str("ram").u32(0).u32(3), stream.ErrFormat, "version 3"},
 		{"other iterative section", hdr().u8(0x01).u32(0).str("block").u32(0).u32(1), stream.ErrFormat, "unknown iterative section"},
@@ -59,7 +64,10 @@ func TestReaderRejects(t *testing.T) {
 		{"no footer", hdr().u8(0x01).u32(0).str("ram").u32(0).u32(4).u64(4096 | 4).str("a").u64(4096).u64(0x10).u8(0x02), stream.ErrFormat, "section footer"},
 		{"second RAM section", hdr().ramStart().u8(0x01).u32(1).str("ram").u32(0).u32(4), stream.ErrFormat, "second RAM section"},
 		{"PART of another id", hdr().ramStart().u8(0x02).u32(5), stream.ErrFormat, "RAM section of id 5 not open"},
-		{"XBZRLE page", hdr().ramStart().u8(0x02).u32(0).u64(0x40), stream.ErrFormat, "unsupported RAM record flags 0x40"},
+		{"XBZRLE cut", hdr().ramStart().u8(0x02).u32(0).u64(0x40), stream.ErrTruncated, "input ended 1 bytes short"},
+		{"XBZRLE other encoding", hdr().ramStart().u8(0x02).u32(0).u64(0x40).str("pc.ram").u8(2), stream.ErrFormat, "wrong compression"},
+		{"compressed too long", hdr().ramStart().u8(0x02).u32(0).u64(0x100).str("pc.ram").u32(5000), stream.ErrFormat, "Invalid compressed data length: 5000"},
+		{"XBZRLE too long", hdr().ramStart().u8(0x02).u32(0).u64(0x40).str("pc.ram").u8(1).u16(4097), stream.ErrFormat, "len overflow"},
 		{"MULTIFD_FLUSH", hdr().ramStart().u8(0x02).u32(0).u64(0x200), stream.ErrFormat, "unsupported RAM record flags 0x200"},
 		{"PAGE and ZERO", hdr().ramStart().u8(0x02).u32(0).u64(0x0a), stream.ErrFormat, "unsupported RAM record flags 0xa"},
 		{"MEM_SIZE in a PART", hdr().ramStart().u8(0x02).u32(0).u64(0x04), stream.ErrFormat, "unsupported RAM record flags 0x4"},

@@ -55,6 +55,7 @@ type Reader struct {
 	vmdesc   []byte
 	normal   uint64
 	zero     uint64
+	xbzrles  uint64
 
 	// The "dirty-bitmap" section (bitmaps.go): its id, open (START read, END not yet),
 	// the names of the previous chunk.
@@ -65,7 +66,14 @@ type Reader struct {
 
 	mr     mappedReader // mapped-ram: the seekable file and the blocks' places
 	digest Digest       // the integrity section's record, once verified
+
+	pkg     bool // a package (NewPackageReader)
+	eosRecs bool // return SectionEnd records (ReportSectionEnd)
 }
+
+// ReportSectionEnd makes Next return a SectionEnd record at the end of every RAM PART
+// and END section.
+func (r *Reader) ReportSectionEnd() { r.eosRecs = true }
 
 // Digest is a stream's integrity record: the length and CRC32C of its sequential bytes
 // before the integrity section. Two mapped-ram checkpoints with the same Digest hold the
@@ -362,6 +370,9 @@ func (r *Reader) sectionStart() (rec Record, more bool, err error) {
 		r.state, r.cur = rRAM, -1
 		return Record{}, true, nil
 	case secStart, secFull:
+	case secCommand:
+		rec, err := r.command()
+		return rec, false, err
 	case secEOF:
 		return Record{}, false, r.fail(ErrTruncated, "end of sections without the %s section", IntegrityIDStr)
 	default:
@@ -390,6 +401,13 @@ func (r *Reader) sectionStart() (rec Record, more bool, err error) {
 	}
 	r.log.Trace().Str("idstr", r.section).Uint32("id", id).Uint64("offset", r.markOff).Msg("section")
 	switch {
+	case r.pkg && (typ == secStart || r.section == ramIDStr || r.section == MappedTableIDStr):
+		return Record{}, false, r.fail(ErrFormat, "section %q in a package", r.section)
+	case r.pkg && r.section == IntegrityIDStr:
+		if instance != 0 || version != integrityVersion {
+			return Record{}, false, r.fail(ErrFormat, "integrity section instance %d version %d, want 0 and %d", instance, version, integrityVersion)
+		}
+		return Record{Kind: End}, false, r.packageEnd(id)
 	case typ == secStart && r.section == ramIDStr:
 		if instance != 0 || version != ramVersion {
 			return Record{}, false, r.fail(ErrFormat, "RAM section instance %d version %d, want 0 and %d", instance, version, ramVersion)
@@ -491,10 +509,13 @@ func (r *Reader) ramRecord() (rec Record, more bool, err error) {
 			return Record{}, false, err
 		}
 		r.state = rSections
+		if r.eosRecs {
+			return Record{Kind: SectionEnd}, false, nil
+		}
 		return Record{}, true, nil
 	}
 	kind := flags &^ flagContinue
-	if kind != flagZero && kind != flagPage {
+	if kind != flagZero && kind != flagPage && (kind != flagXBZRLE && kind != flagCompressPage || r.mr.on) {
 		return Record{}, false, r.fail(ErrFormat, "unsupported RAM record flags 0x%x", flags)
 	}
 	if flags&flagContinue != 0 {
@@ -517,6 +538,23 @@ func (r *Reader) ramRecord() (rec Record, more bool, err error) {
 		return Record{}, false, r.fail(ErrFormat, "page 0x%x outside RAM block %q of 0x%x bytes", addr, b.Name, b.Size)
 	}
 	rec = Record{Kind: Page, Block: b.Name, BlockIndex: r.cur, Offset: addr}
+	if kind == flagXBZRLE {
+		return r.xbzrle(rec)
+	}
+	if kind == flagCompressPage {
+		n, err := r.u32()
+		if err != nil {
+			return Record{}, false, err
+		}
+		if n > CompressBound || n == 0 {
+			return Record{}, false, r.fail(ErrFormat, "Invalid compressed data length: %d", int32(n))
+		}
+		if rec.Data, err = r.peek(int(n)); err != nil {
+			return Record{}, false, err
+		}
+		rec.Kind = CompressedPage
+		return rec, false, nil
+	}
 	if kind == flagZero {
 		if rec.Fill, err = r.u8(); err != nil {
 			return Record{}, false, err
@@ -529,6 +567,30 @@ func (r *Reader) ramRecord() (rec Record, more bool, err error) {
 		return Record{}, false, err
 	}
 	r.normal++
+	return rec, false, nil
+}
+
+// xbzrle reads an XBZRLE record's body (QEMU's load_xbzrle checks and texts).
+func (r *Reader) xbzrle(rec Record) (Record, bool, error) {
+	f, err := r.u8()
+	if err != nil {
+		return Record{}, false, err
+	}
+	if f != xbzrleEncodingFlag {
+		return Record{}, false, r.fail(ErrFormat, "Failed to load XBZRLE page - wrong compression!")
+	}
+	n, err := r.u16()
+	if err != nil {
+		return Record{}, false, err
+	}
+	if n > PageSize || n == 0 {
+		return Record{}, false, r.fail(ErrFormat, "Failed to load XBZRLE page - len overflow!")
+	}
+	if rec.Data, err = r.peek(int(n)); err != nil {
+		return Record{}, false, err
+	}
+	rec.Kind = XBZRLEPage
+	r.xbzrles++
 	return rec, false, nil
 }
 

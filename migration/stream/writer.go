@@ -67,6 +67,8 @@ type Writer struct {
 	curSize uint64
 
 	normal, zero uint64
+	xbzrle       uint64 // XBZRLE records written
+	compressed   uint64 // compressed page records written
 	devices      []devRecord
 	devIndex     map[DeviceDesc]struct{} // name+instance seen (Version zeroed)
 
@@ -78,6 +80,9 @@ type Writer struct {
 
 	mr     *mappedWriter // QEMU 9.0's mapped-ram layout (NewMappedWriter), else nil
 	digest Digest        // what the integrity section records (after Finish)
+
+	pkg     bool   // a package (NewPackageWriter)
+	segBase uint64 // flushed at the last Resume: the integrity section covers what follows
 }
 
 // Digest is what the integrity section records (valid after Finish): equal to the
@@ -103,15 +108,16 @@ func (w *Writer) SetLogger(l zerolog.Logger) { w.log = l }
 // Bytes returns the number of bytes produced so far (buffered ones included): the stream,
 // plus with mapped-ram the pages and bitmaps written at their offsets.
 func (w *Writer) Bytes() uint64 {
-	n := w.streamBytes()
+	n := w.flushed + uint64(len(w.buf))
 	if w.mr != nil {
 		n += w.mr.bytes
 	}
 	return n
 }
 
-// streamBytes counts the sequential stream's bytes (what the integrity section covers).
-func (w *Writer) streamBytes() uint64 { return w.flushed + uint64(len(w.buf)) }
+// streamBytes counts the sequential stream's bytes since it started or was last resumed
+// (what the integrity section covers).
+func (w *Writer) streamBytes() uint64 { return w.flushed + uint64(len(w.buf)) - w.segBase }
 
 // Pages returns how many PAGE (normal) and ZERO records RAMPage has written.
 func (w *Writer) Pages() (normal, zero uint64) { return w.normal, w.zero }
@@ -313,6 +319,23 @@ func (w *Writer) RAMZero(block string, offset uint64) error {
 }
 
 func (w *Writer) ramRecord(block string, offset uint64, flag uint64, page []byte) error {
+	need := 1 + len(page)
+	if err := w.ramHeader(block, offset, flag, need); err != nil {
+		return err
+	}
+	if page == nil {
+		w.buf = append(w.buf, 0)
+		w.zero++
+	} else {
+		w.buf = append(w.buf, page...)
+		w.normal++
+	}
+	return nil
+}
+
+// ramHeader appends a page record's header (flags, CONTINUE or the block's name), with
+// room for body more bytes after it in the buffer.
+func (w *Writer) ramHeader(block string, offset uint64, flag uint64, body int) error {
 	cont := block == w.cur && w.cur != ""
 	size := w.curSize
 	if !cont {
@@ -324,30 +347,20 @@ func (w *Writer) ramRecord(block string, offset uint64, flag uint64, page []byte
 	if offset%PageSize != 0 || offset >= size {
 		return w.usage("offset 0x%x outside RAM block %q of 0x%x bytes or not page aligned", offset, block, size)
 	}
-	need := 8 + 1 + len(block) + 1 + len(page)
-	if len(w.buf)+need > cap(w.buf) {
+	if len(w.buf)+8+1+len(block)+body > cap(w.buf) {
 		w.flushBuf()
 		if w.err != nil {
 			return w.err
 		}
 	}
 	hdr := offset | flag
-	b := w.buf
 	if cont {
-		b = binary.BigEndian.AppendUint64(b, hdr|flagContinue)
+		w.buf = binary.BigEndian.AppendUint64(w.buf, hdr|flagContinue)
 	} else {
-		b = binary.BigEndian.AppendUint64(b, hdr)
-		b = append(b, byte(len(block)))
-		b = append(b, block...)
+		w.buf = binary.BigEndian.AppendUint64(w.buf, hdr)
+		w.buf = append(w.buf, byte(len(block)))
+		w.buf = append(w.buf, block...)
 	}
-	if page == nil {
-		b = append(b, 0)
-		w.zero++
-	} else {
-		b = append(b, page...)
-		w.normal++
-	}
-	w.buf = b
 	w.cur, w.curSize = block, size
 	return nil
 }

@@ -24,6 +24,16 @@
 // and the options ",ipv4[=on|off]", ",ipv6[=on|off]", ",to=N". "tcp:…:0" binds any free
 // port; Source.URI and SocketAddresses report it.
 //
+// # Both ways, more than one channel (duplex.go)
+//
+// A socket channel carries a return path: ReturnPath on the source reads what Reply on
+// the destination writes on the same connection (pipes, files and commands have none:
+// "Unable to open return-path for postcopy"); Flush pushes the stream out without closing
+// it, since a source waits for its destination's SHUT before it closes. A tcp:/unix:
+// destination told to Expect multifd channels sorts what it accepts by the first four
+// bytes ("QEVM": Accept, 0x11223344: AcceptChannel); the source opens each channel with
+// Open on the same URI.
+//
 // # Data path
 //
 //	stream.Writer ──> bufio 1 MiB ──> pipe (1 MiB, F_SETPIPE_SZ) ──> sh -c CMD

@@ -38,6 +38,13 @@ func Listen(uri string, env Env) (Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ListenAddress(a, env)
+}
+
+// ListenAddress is Listen for an address Parse has parsed already (the incoming path
+// parses its URI once).
+func ListenAddress(a Address, env Env) (Source, error) {
+	uri := a.URI
 	s := &source{uri: uri, addr: a, log: env.Log, closed: make(chan struct{})}
 	switch a.Scheme {
 	case SchemeExec:
@@ -98,6 +105,11 @@ type source struct {
 	accepted bool
 	closed   chan struct{}
 	isClosed bool
+
+	channels    int         // multifd channels expected besides the main one (Expect)
+	sortOnce    sync.Once   // starts sort (duplex.go)
+	mainOnce    sync.Once   // one connection becomes the main channel
+	main, extra chan sorted // what sort accepted: the main channel, multifd channels
 }
 
 func (s *source) URI() string { return s.uri }
@@ -114,8 +126,17 @@ func (s *source) Accept() (io.ReadCloser, error) {
 		s.mu.Unlock()
 		return r, nil
 	}
-	ln := s.ln
+	ln, sortConns := s.ln, s.channels > 0
 	s.mu.Unlock()
+	if sortConns {
+		s.startSorting()
+		select {
+		case c := <-s.main:
+			return c.r, c.err
+		case <-s.closed:
+			return nil, newError("Unable to accept connection: Operation canceled", ErrAborted, syscall.ECANCELED)
+		}
+	}
 	c, err := ln.Accept()
 	ln.Close() //nolint:errcheck // one connection only
 	s.mu.Lock()

@@ -111,6 +111,10 @@ func ValidateOutgoing(uri string) error {
 	return err
 }
 
+// ParseOutgoing is Parse with ValidateOutgoing's errors: migrate's URI parsed once, at the
+// boundary; the address goes to OpenAddress. On error the address holds what was parsed.
+func ParseOutgoing(uri string) (Address, error) { return parseOutgoing(uri) }
+
 func parseOutgoing(uri string) (Address, error) {
 	a, err := Parse(uri)
 	switch {

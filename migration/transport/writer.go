@@ -75,7 +75,13 @@ func Open(uri string, env Env) (io.WriteCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &writer{uri: uri, ready: make(chan struct{}), abortCh: make(chan struct{}), log: env.Log}
+	return OpenAddress(a, env)
+}
+
+// OpenAddress is Open for an address ParseOutgoing has parsed already (the migrate path
+// parses its URI once).
+func OpenAddress(a Address, env Env) (io.WriteCloser, error) {
+	w := &writer{uri: a.URI, ready: make(chan struct{}), abortCh: make(chan struct{}), log: env.Log}
 	switch a.Scheme {
 	case SchemeExec:
 		cmd, f, err := startCommand(a.Command, true, env)
@@ -115,7 +121,7 @@ func Open(uri string, env Env) (io.WriteCloser, error) {
 			close(w.ready)
 		}()
 	}
-	env.Log.Debug().Str("uri", uri).Msg("migration destination opening")
+	env.Log.Debug().Str("uri", a.URI).Msg("migration destination opening")
 	return w, nil
 }
 

@@ -123,6 +123,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerPCI(r, d)
 	registerCmdline(r, d)
 	registerMigration(r, d)
+	registerMigrationSwitchover(r, d)
 	registerBlock(r, d)
 	registerJobs(r, d)
 	registerBlockJobs(r, d)

@@ -26,8 +26,6 @@ type LeftOut struct {
 // LeftOutCommands is the list, in the order the documentation shows it.
 var LeftOutCommands = []LeftOut{
 	// Implemented on branches not merged yet.
-	{Pending: "migrate", Names: []string{"migrate-continue", "migrate-pause", "migrate-recover",
-		"migrate-start-postcopy"}},
 
 	// Not yet: these have a meaning here and are still to be written.
 	{Names: []string{"snapshot-save", "snapshot-load", "snapshot-delete",

@@ -130,6 +130,28 @@ type MigrationStats struct {
 	DirtySyncMissedZeroCopy int64   `json:"dirty-sync-missed-zero-copy"`
 }
 
+// XBZRLECacheStats is QAPI's XBZRLECacheStats (query-migrate's xbzrle-cache).
+type XBZRLECacheStats struct {
+	qmp.QAPIOrder
+	CacheSize     int64   `json:"cache-size"`
+	Bytes         int64   `json:"bytes"`
+	Pages         int64   `json:"pages"`
+	CacheMiss     int64   `json:"cache-miss"`
+	CacheMissRate float64 `json:"cache-miss-rate"`
+	EncodingRate  float64 `json:"encoding-rate"`
+	Overflow      int64   `json:"overflow"`
+}
+
+// CompressionStats is QAPI's CompressionStats (query-migrate's compression).
+type CompressionStats struct {
+	qmp.QAPIOrder
+	Pages           int64   `json:"pages"`
+	Busy            int64   `json:"busy"`
+	BusyRate        float64 `json:"busy-rate"`
+	CompressedSize  int64   `json:"compressed-size"`
+	CompressionRate float64 `json:"compression-rate"`
+}
+
 // VfioStats is QAPI's VfioStats (never reported: tlcvm has no VFIO).
 type VfioStats struct {
 	qmp.QAPIOrder
@@ -151,18 +173,22 @@ type TLCStage struct {
 // x-tlc-stages once a checkpoint has passed its setup).
 type MigrationInfo struct {
 	qmp.QAPIOrder
-	Status           *migration.Status `json:"status,omitempty"`
-	RAM              *MigrationStats   `json:"ram,omitempty"`
-	Disk             *MigrationStats   `json:"disk,omitempty"`
-	VFIO             *VfioStats        `json:"vfio,omitempty"`
-	TotalTime        *int64            `json:"total-time,omitempty"`
-	ExpectedDowntime *int64            `json:"expected-downtime,omitempty"`
-	Downtime         *int64            `json:"downtime,omitempty"`
-	SetupTime        *int64            `json:"setup-time,omitempty"`
-	ErrorDesc        *string           `json:"error-desc,omitempty"`
-	BlockedReasons   *[]string         `json:"blocked-reasons,omitempty"`
-	XTLCStages       *[]TLCStage       `json:"x-tlc-stages,omitempty"`
-	XTLCFile         *TLCFile          `json:"x-tlc-file,omitempty"`
+	Status                *migration.Status          `json:"status,omitempty"`
+	RAM                   *MigrationStats            `json:"ram,omitempty"`
+	Disk                  *MigrationStats            `json:"disk,omitempty"`
+	VFIO                  *VfioStats                 `json:"vfio,omitempty"`
+	XBZRLECache           *XBZRLECacheStats          `json:"xbzrle-cache,omitempty"`
+	TotalTime             *int64                     `json:"total-time,omitempty"`
+	ExpectedDowntime      *int64                     `json:"expected-downtime,omitempty"`
+	Downtime              *int64                     `json:"downtime,omitempty"`
+	SetupTime             *int64                     `json:"setup-time,omitempty"`
+	CPUThrottlePercentage *int64                     `json:"cpu-throttle-percentage,omitempty"`
+	ErrorDesc             *string                    `json:"error-desc,omitempty"`
+	BlockedReasons        *[]string                  `json:"blocked-reasons,omitempty"`
+	Compression           *CompressionStats          `json:"compression,omitempty"`
+	SocketAddress         *[]transport.SocketAddress `json:"socket-address,omitempty"`
+	XTLCStages            *[]TLCStage                `json:"x-tlc-stages,omitempty"`
+	XTLCFile              *TLCFile                   `json:"x-tlc-file,omitempty"`
 }
 
 // TLCFile is query-migrate's x-tlc-file: how a checkpoint to file: was written (mode
@@ -209,6 +235,18 @@ func MigrationInfoOf(in migration.Info) MigrationInfo {
 	out.Status = &st
 	out.TotalTime, out.ExpectedDowntime, out.Downtime, out.SetupTime = in.TotalTime, in.ExpectedDowntime, in.Downtime, in.SetupTime
 	out.ErrorDesc = in.ErrorDesc
+	out.CPUThrottlePercentage = in.CPUThrottlePercentage
+	if c := in.Compression; c != nil {
+		out.Compression = &CompressionStats{Pages: c.Pages, Busy: c.Busy, BusyRate: c.BusyRate,
+			CompressedSize: c.CompressedSize, CompressionRate: c.CompressionRate}
+	}
+	if x := in.XBZRLE; x != nil {
+		out.XBZRLECache = &XBZRLECacheStats{CacheSize: x.CacheSize, Bytes: x.Bytes, Pages: x.Pages,
+			CacheMiss: x.CacheMiss, CacheMissRate: x.CacheMissRate, EncodingRate: x.EncodingRate, Overflow: x.Overflow}
+	}
+	if len(in.SocketAddresses) > 0 {
+		out.SocketAddress = &in.SocketAddresses
+	}
 	if r := in.RAM; r != nil {
 		out.RAM = &MigrationStats{Transferred: r.Transferred, Remaining: r.Remaining, Total: r.Total,
 			Duplicate: r.Duplicate, Skipped: r.Skipped, Normal: r.Normal, NormalBytes: r.NormalBytes,
@@ -304,11 +342,11 @@ func registerMigration(r *qmp.Registry, d *Deps) {
 			}},
 		qmp.Command{Name: "migrate-incoming", Args: &MigrateIncomingArgs{},
 			Run: func(c *qmp.Call) (any, error) {
-				env := transport.Env{}
+				var o migration.IncomingOptions
 				if c.Session != nil {
-					env.LookupFD = c.Session.FDParam
+					o.LookupFD = c.Session.FDParam
 				}
-				return nil, e.Incoming(c.Args.(*MigrateIncomingArgs).URI, env)
+				return nil, e.Incoming(c.Args.(*MigrateIncomingArgs).URI, o)
 			}},
 	)
 }

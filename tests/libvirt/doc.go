@@ -5,7 +5,10 @@
 // console, suspend, resume, save, restore, managedsave, external live
 // snapshot, reset, reboot, shutdown, destroy, undefine, libvirtd restart), and
 // issue 11's statistics: domstats (every group) and go-libvirt's GetAllDomainStats
-// beside QEMU 7.2, domdirtyrate-calc with domstats --dirtyrate.
+// beside QEMU 7.2, domdirtyrate-calc with domstats --dirtyrate; issue 12's virsh migrate
+// between the two libvirt hosts of scripts/two-hosts.sh (internal/libvirttest's TwoHosts:
+// started by the first migration test, stopped at the end, skipped when the bed cannot
+// start), every mode run with tlcvm and QEMU 7.2 and their outcomes compared.
 //
 // TestFlows is the differential flow suite: one domain under QEMU 7.2 and one under tlcvm
 // go through the same story of some 200 virsh commands (every domain command group of

@@ -21,6 +21,7 @@ var (
 	setup      string // scripts/libvirt-setup.sh
 	stateFile  string // what setup started, for stop
 	virsh      = lv.NewVirsh()
+	cleanups   []func() // run after the tests, last first (the two-host bed)
 )
 
 func TestMain(m *testing.M) {
@@ -81,7 +82,11 @@ func run(m *testing.M) int {
 			defer os.Remove(filepath.Join("/var/cache/libvirt/qemu/capabilities", hex.EncodeToString(sum[:])+".xml"))
 		}
 	}
-	return m.Run()
+	code := m.Run()
+	for i := len(cleanups) - 1; i >= 0; i-- {
+		cleanups[i]()
+	}
+	return code
 }
 
 func setupCmd(arg string) *exec.Cmd {

@@ -1,0 +1,119 @@
+package libvirttest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TwoHosts is the two-host libvirt bed of scripts/two-hosts.sh: hosts "a" and "b", each a
+// libvirtd in namespaces of its own, joined by a veth pair, sharing a storage directory.
+// A and B run virsh inside each host (qemu:///system there is that host's libvirtd).
+type TwoHosts struct {
+	Script string
+	A, B   *Virsh
+	// AAddr, BAddr are the hosts' addresses; AURI, BURI their qemu+tcp:// URIs; Shared is
+	// the directory both see at the same path.
+	AAddr, BAddr, AURI, BURI, Shared string
+
+	started bool
+	unlock  func()
+}
+
+// TwoHostsLockPath is held (exclusive flock) by every user of the bed for as long as it
+// uses it: two test or bench runs never share it.
+const TwoHostsLockPath = "/run/lock/tlcvm-two-hosts.lock"
+
+// StartTwoHosts takes the bed's lock, starts it unless it is up (then Stop leaves it up),
+// and reads its facts.
+func StartTwoHosts(script string) (*TwoHosts, error) {
+	unlock, err := lockFile(TwoHostsLockPath)
+	if err != nil {
+		return nil, err
+	}
+	h := &TwoHosts{Script: script, unlock: unlock}
+	if exec.Command(script, "status").Run() != nil {
+		if out, err := exec.Command(script, "start").CombinedOutput(); err != nil {
+			unlock()
+			return nil, fmt.Errorf("%s start: %v\n%s", script, err, out)
+		}
+		h.started = true
+	}
+	out, err := exec.Command(script, "env").Output()
+	if err != nil {
+		h.Stop()
+		return nil, fmt.Errorf("%s env: %v", script, err)
+	}
+	env := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			env[k] = v
+		}
+	}
+	h.AAddr, h.BAddr = env["TWOHOSTS_A_ADDR"], env["TWOHOSTS_B_ADDR"]
+	h.AURI, h.BURI, h.Shared = env["TWOHOSTS_A_URI"], env["TWOHOSTS_B_URI"], env["TWOHOSTS_SHARED"]
+	h.A = &Virsh{Bin: script, Prefix: []string{"exec", "a", "virsh"}, Timeout: 180 * time.Second}
+	h.B = &Virsh{Bin: script, Prefix: []string{"exec", "b", "virsh"}, Timeout: 180 * time.Second}
+	return h, nil
+}
+
+// Stop stops the bed if StartTwoHosts started it, and releases the lock.
+func (h *TwoHosts) Stop() error {
+	defer h.unlock()
+	if !h.started {
+		return nil
+	}
+	out, err := exec.Command(h.Script, "stop").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s stop: %v\n%s", h.Script, err, out)
+	}
+	return nil
+}
+
+// Exec runs a command inside host ("a" or "b") and returns its combined output.
+func (h *TwoHosts) Exec(host string, args ...string) (string, error) {
+	out, err := exec.Command(h.Script, append([]string{"exec", host}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// Link brings the veth link between the hosts up or down.
+func (h *TwoHosts) Link(up bool) error {
+	state := "down"
+	if up {
+		state = "up"
+	}
+	out, err := exec.Command(h.Script, "link", state).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s link %s: %v\n%s", h.Script, state, err, out)
+	}
+	return nil
+}
+
+// Host returns the Virsh of host "a" or "b".
+func (h *TwoHosts) Host(name string) *Virsh {
+	if name == "a" {
+		return h.A
+	}
+	return h.B
+}
+
+// lockFile blocks until it holds an exclusive flock on path.
+func lockFile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("flock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}

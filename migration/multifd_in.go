@@ -1,0 +1,137 @@
+package migration
+
+import (
+	"errors"
+	"io"
+
+	"tlcvm/migration/stream"
+	"tlcvm/migration/transport"
+)
+
+// mfReceiver is the destination's multifd channels (multifd.go draws the protocol): a
+// goroutine per channel reads its packets straight into guest RAM and, at each SYNC
+// packet, waits until the main stream reaches the matching EOS.
+type mfReceiver struct {
+	e       *Engine
+	n       int
+	blocks  map[string]RAMBlock
+	synced  chan error      // one per channel per round: nil at its SYNC packet, or its error
+	release []chan struct{} // per channel id: the round is over
+	stop    chan struct{}
+}
+
+// startMultifd accepts the n multifd channels of src and starts reading them.
+func (e *Engine) startMultifd(src transport.Source, n int) *mfReceiver {
+	mr := &mfReceiver{e: e, n: n, blocks: map[string]RAMBlock{}, synced: make(chan error, n),
+		release: make([]chan struct{}, n), stop: make(chan struct{})}
+	for i := range mr.release {
+		mr.release[i] = make(chan struct{}, 1)
+	}
+	for _, b := range e.m.RAMBlocks() {
+		mr.blocks[b.Name()] = b
+	}
+	for i := 0; i < n; i++ {
+		go func() {
+			r, err := transport.AcceptChannel(src)
+			if err != nil {
+				mr.synced <- err
+				return
+			}
+			defer r.Close()
+			if err := mr.receive(r); err != nil {
+				select {
+				case mr.synced <- err:
+				case <-mr.stop:
+				}
+			}
+		}()
+	}
+	return mr
+}
+
+// receive reads one channel until it ends.
+func (mr *mfReceiver) receive(r io.Reader) error {
+	init := make([]byte, stream.MultifdInitSize)
+	if _, err := io.ReadFull(r, init); err != nil {
+		return wrapf(ErrLoad, err, "multifd: %v", err)
+	}
+	in, err := stream.ParseMultifdInit(init, mr.e.uuid, mr.n)
+	if err != nil {
+		return wrapf(ErrLoad, err, "%s", trimFormat(err))
+	}
+	if int(in.ID) >= mr.n {
+		return errorf(ErrLoad, "multifd: channel %d of %d", in.ID, mr.n)
+	}
+	hdr := make([]byte, stream.MultifdPacketSize)
+	data := make([]byte, stream.MultifdPagesPerPacket*pageSize)
+	size := func(name string) (uint64, bool) {
+		b, ok := mr.blocks[name]
+		if !ok {
+			return 0, false
+		}
+		return b.Size(), true
+	}
+	for {
+		if _, err := io.ReadFull(r, hdr); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil // the source closed the channel after the last round
+			}
+			return wrapf(ErrLoad, err, "multifd: %v", err)
+		}
+		p, err := stream.ParseMultifdPacket(hdr, size)
+		if err != nil {
+			return wrapf(ErrLoad, err, "%s", trimFormat(err))
+		}
+		d := data[:int(p.Normal)*pageSize]
+		if _, err := io.ReadFull(r, d); err != nil {
+			return wrapf(ErrLoad, err, "multifd: %v", err)
+		}
+		if err := p.CheckData(d); err != nil {
+			return wrapf(ErrLoad, err, "%s", err.Error())
+		}
+		b := mr.blocks[p.Block]
+		for i, off := range p.Offsets {
+			b.WritePage(off/pageSize, d[i*pageSize:(i+1)*pageSize])
+		}
+		if p.Flags&stream.MultifdFlagSync != 0 {
+			select {
+			case mr.synced <- nil:
+			case <-mr.stop:
+				return nil
+			}
+			select {
+			case <-mr.release[in.ID]:
+			case <-mr.stop:
+				return nil
+			}
+		}
+	}
+}
+
+// sync is QEMU's multifd_recv_sync_main, at an EOS of the main stream: every channel has
+// applied its packets up to its SYNC; then they go on.
+func (mr *mfReceiver) sync() error {
+	for i := 0; i < mr.n; i++ {
+		select {
+		case err := <-mr.synced:
+			if err != nil {
+				return err
+			}
+		case <-mr.stop:
+			return errorf(ErrLoad, "multifd: stopped")
+		}
+	}
+	for _, r := range mr.release {
+		r <- struct{}{}
+	}
+	return nil
+}
+
+// close stops the channels' goroutines.
+func (mr *mfReceiver) close() {
+	select {
+	case <-mr.stop:
+	default:
+		close(mr.stop)
+	}
+}
