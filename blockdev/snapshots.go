@@ -188,13 +188,7 @@ func (g *Graph) SnapshotReport() SnapshotReport {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	tops := g.topNodes()
-	// bdrv_all_snapshots_includes_bs: inserted, writable, used by a backend or parentless.
-	var devices []*Node
-	for _, t := range tops {
-		if !t.n.ReadOnly && (t.hasBlk || len(t.n.parents) == 0) {
-			devices = append(devices, t.n)
-		}
-	}
+	devices, _ := g.snapshotDevices()
 	var vmstate *Node
 	for _, n := range devices {
 		if n.canSnapshot() {

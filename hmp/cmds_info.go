@@ -108,6 +108,8 @@ func infoCommands() []Command {
 				c.Printf("balloon: actual=%d\n", b.Actual>>20)
 			}},
 		{Info: true, Name: "vnc", Params: "", Help: "show the vnc server status", Run: hmpInfoVNC},
+		{Info: true, Name: "hotpluggable-cpus", Params: "", Help: "Show information about hotpluggable CPUs",
+			Run: hmpHotpluggableCPUs},
 		{Info: true, Name: "kvm", Params: "", Help: "show KVM information",
 			Run: func(c *Call) {
 				var k kvmInfo
@@ -232,4 +234,40 @@ func registersText(idx int, text string) string {
 		return "\n" + text
 	}
 	return "\nCPU#" + strconv.Itoa(idx) + "\n" + text
+}
+
+// hmpHotpluggableCPUs is hmp_hotpluggable_cpus: query-hotpluggable-cpus, one block a slot.
+func hmpHotpluggableCPUs(c *Call) {
+	var l []struct {
+		Type       string `json:"type"`
+		VcpusCount int64  `json:"vcpus-count"`
+		QOMPath    string `json:"qom-path"`
+		Props      struct {
+			NodeID   *int64 `json:"node-id"`
+			SocketID *int64 `json:"socket-id"`
+			DieID    *int64 `json:"die-id"`
+			CoreID   *int64 `json:"core-id"`
+			ThreadID *int64 `json:"thread-id"`
+		} `json:"props"`
+	}
+	if c.Fail(c.Query("query-hotpluggable-cpus", nil, &l)) {
+		return
+	}
+	c.Print("Hotpluggable CPUs:\n")
+	for _, h := range l {
+		c.Printf("  type: \"%s\"\n  vcpus_count: \"%d\"\n", h.Type, h.VcpusCount)
+		if h.QOMPath != "" {
+			c.Printf("  qom_path: \"%s\"\n", h.QOMPath)
+		}
+		c.Print("  CPUInstance Properties:\n")
+		p := h.Props
+		for _, f := range []struct {
+			name string
+			v    *int64
+		}{{"node-id", p.NodeID}, {"socket-id", p.SocketID}, {"die-id", p.DieID}, {"core-id", p.CoreID}, {"thread-id", p.ThreadID}} {
+			if f.v != nil {
+				c.Printf("    %s: \"%d\"\n", f.name, *f.v)
+			}
+		}
+	}
 }

@@ -51,6 +51,21 @@ func vmCommands() []Command {
 			Run: func(c *Call) { c.Do("system_wakeup", nil) }},
 		{Name: "nmi", Params: "", Help: "inject an NMI",
 			Run: func(c *Call) { c.Do("inject-nmi", nil) }},
+		{Name: "watchdog_action", Args: "action:s", Params: "[reset|shutdown|poweroff|pause|debug|none]",
+			Help: "change watchdog action",
+			Run: func(c *Call) {
+				// hmp_watchdog_action parses the WatchdogAction enum itself (its own text for a
+				// bad value), then runs watchdog-set-action.
+				a, _ := c.Args.Str("action")
+				switch a {
+				case "reset", "shutdown", "poweroff", "pause", "debug", "none", "inject-nmi":
+					c.Do("watchdog-set-action", struct {
+						Action string `json:"action"`
+					}{a})
+				default:
+					c.Print("Error: invalid parameter value: " + a + "\n")
+				}
+			}},
 		{Name: "quit|q", Params: "", Help: "quit the emulator",
 			Run: func(c *Call) {
 				c.Quit()

@@ -15,7 +15,6 @@ type LeftOut struct {
 
 // LeftOutCommands is the list, in the order the documentation shows it.
 var LeftOutCommands = []LeftOut{
-	{Pending: "flows", Names: []string{"info hotpluggable-cpus"}},
 	{Pending: "migrate", Names: []string{"migrate_continue", "migrate_pause", "migrate_recover",
 		"migrate_start_postcopy"}},
 
@@ -27,8 +26,6 @@ var LeftOutCommands = []LeftOut{
 	{Names: []string{"drive_del"},
 		Reason: "not yet: taking a drive's back-end away under its device"},
 	{Names: []string{"announce_self"}, Reason: "as QMP announce-self"},
-	{Names: []string{"watchdog_action"},
-		Reason: "not yet: the HMP twin of watchdog-set-action (whose QMP command is on branch flows)"},
 	{Names: []string{"trace-event", "info trace-events"}, Reason: "as QMP trace-event-*"},
 	{Names: []string{"mouse_set"},
 		Reason: "not yet: choosing the active pointer (query-mice keeps the PS/2 mouse current)"},

@@ -43,8 +43,10 @@ type backend interface {
 // Interrupt lines a backend may be given.
 const (
 	irqSCI = 9 // ACPI system control interrupt (the power button), to vCPU 0
-	// irqGPE is the SCI raised for a hotplug GPE (an eject request), to vCPU 0; a line of
-	// its own here so that the guest knows which handler to run.
+	irqNMI = 2 // non-maskable interrupt (inject-nmi), to every vCPU (nmi.go)
+	// irqGPE is the SCI raised for a hotplug GPE (an eject request, a CPU's or a DIMM's
+	// insertion), to vCPU 0; a line of its own here so that the guest knows which handler
+	// to run.
 	irqGPE = 10
 )
 

@@ -130,7 +130,8 @@ func (s *Serial) Flush() {
 	s.mu.Unlock()
 }
 
-// puts is the guest driver: poll LSR.THRE, write THR, for each byte.
+// puts is the guest driver: poll LSR.THRE, write THR, for each byte (the caller holds
+// the guest's console lock, Machine.console).
 func (s *Serial) puts(str string) {
 	for i := 0; i < len(str); i++ {
 		for s.In(uartLSR)&lsrTHRE == 0 {
@@ -208,10 +209,12 @@ type ACPI struct {
 	gpe     gpe // hot-unplug requests (hotplug.go)
 }
 
-// ACPIState is the PM block's save/load state (section "acpi", version 1).
+// ACPIState is the PM block's save/load state (section "acpi", version 2; version 1
+// lacks CPUHotplugModern).
 type ACPIState struct {
-	PowerButton bool `json:"pwrbtn-sts"`
-	Enabled     bool `json:"sci-en"`
+	PowerButton      bool `json:"pwrbtn-sts"`
+	Enabled          bool `json:"sci-en"`
+	CPUHotplugModern bool `json:"cpuhp-modern,omitempty"` // cpuhotplug.go
 }
 
 // Clock is the guest clock (QEMU_CLOCK_VIRTUAL): nanoseconds that advance only while

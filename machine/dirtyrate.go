@@ -111,11 +111,12 @@ func (c *synthCPU) dirty(n uint64) {
 	}
 }
 
-// DirtiedPages returns, per vCPU in index order, the pages it took from clean to dirty
-// since it was created (QEMU's cpu->dirty_pages).
+// DirtiedPages returns, per present vCPU in index order, the pages it took from clean to
+// dirty since it was created (QEMU's cpu->dirty_pages).
 func (m *Machine) DirtiedPages() []uint64 {
-	out := make([]uint64, len(m.vcpus))
-	for i, v := range m.vcpus {
+	vcpus := m.cpus()
+	out := make([]uint64, len(vcpus))
+	for i, v := range vcpus {
 		if d, ok := v.be.(dirtyCounter); ok { // be is set once by New
 			out[i] = d.dirtiedPages()
 		}
@@ -174,7 +175,7 @@ type vcpuThrottle struct {
 // SetDirtyThrottle makes vCPU cpu sleep for d each time it has dirtied ring more pages
 // (d == 0 lifts the throttle). Invalid cpu indexes are ignored.
 func (m *Machine) SetDirtyThrottle(cpu int, d time.Duration, ring uint64) {
-	if cpu < 0 || cpu >= len(m.vcpus) {
+	if cpu < 0 || cpu >= m.cfg.MaxCPUs {
 		return
 	}
 	t := m.throttles()[cpu]
@@ -187,7 +188,7 @@ func (m *Machine) throttles() []*vcpuThrottle {
 	if p := m.dirtyLimits.Load(); p != nil {
 		return *p
 	}
-	ts := make([]*vcpuThrottle, len(m.vcpus))
+	ts := make([]*vcpuThrottle, m.cfg.MaxCPUs) // by CPU index: hotplugged vCPUs too
 	for i := range ts {
 		ts[i] = &vcpuThrottle{}
 	}

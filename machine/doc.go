@@ -81,7 +81,9 @@
 // A parked or halted vCPU sleeps until the one event that concerns it (the rules are
 // written beside vcpuCtl in vcpu.go), so a stopped VM costs no CPU. Each vCPU thread
 // runs a backend (backend.go: run until an exit, state get/set, kick); the workload
-// program below is the synthetic backend, synthCPU.
+// program below is the synthetic backend, synthCPU. vCPUs come and go with CPU hotplug
+// (cpuhotplug.go: PlugCPU starts a thread, an ejected vCPU's thread is joined); the present
+// ones are a copy-on-write list in index order. inject-nmi reaches every vCPU (nmi.go).
 // The guest program's entire state is the vCPU's registers and guest RAM:
 //
 //	guest-physical
@@ -91,6 +93,7 @@
 //	                  u64 dimm= bytes (^0: all)
 //	0x004100          DIMM work (dimm.go): saved stage (RIP, base, pages, index), queue
 //	                  length, then the queue of (guest-physical address, pages)
+//	0x005000          bitmap of the CPU indexes present at boot (1024 bits)
 //	0x006000 + 64*i   disk driver of vCPU i: u64 pass, block, disk index, bytes written,
 //	                  bytes read, blocks that failed verification
 //	0x010000          PML4, PDPT, page directories: identity map, 2 MiB pages
@@ -100,20 +103,23 @@
 //
 //	RAX pass   RBX page index   RCX pages in chunk   RDX hash accumulator
 //	RSI chunk base   RDI counter address   R8 pages written   R9/R10 pacing (pages, epoch)
-//	R11 next status line   R12 ws   R13 rate   R14 vCPU index   R15 vCPU count   RIP stage
+//	R11 next status line   R12 ws   R13 rate   R14 logical vCPU   R15 vCPU count   RIP stage
 //
 // After reset the CPUs are in real mode at f000:fff0 (APs halted), as QEMU shows them.
 // vCPU 0 boots: reads fw_cfg "opt/tlcvm/workload" (syntax on Workload; default
-// "ws=16M,rate=4M"), builds the page tables, prints its banner on the serial port,
-// releases the APs; all enter 64-bit long mode. Each fills its chunk (whole pages), then
-// its share of the fill= pages (RIP 0x100060; RSI, RBX, RCX then describe that share, the
-// working-set chunk is recomputed from R12, R14, R15 afterwards), then
+// "ws=16M,rate=4M"), builds the page tables, writes the bitmap of present CPUs at
+// 0x005000, prints its banner on the serial port, releases the APs; all enter 64-bit long
+// mode, each with its rank in the bitmap as its logical number (R14) and the bitmap's
+// count as R15. A CPU hot-added after the boot is not in the bitmap and stays halted.
+// Each fills its chunk (whole pages), then its share of the fill= pages (RIP 0x100060;
+// RSI, RBX, RCX then describe that share, the working-set chunk is recomputed from R12,
+// R14, R15 afterwards), then
 // loops: per page, the u64 at offset (pass%512)*8 becomes mix(old ^ previous pass's word
 // ^ hash ^ pass) and the hash absorbs it, so corrupted memory changes all later values. The rate (bytes of
 // pages dirtied per second) is paced by the guest clock, which stops while paused.
 // vCPU 0 prints a status line every 5 s of guest time. The ACPI power button makes
 // vCPU 0 print "powering off" and request a guest shutdown. A hot-unplug request
-// (RequestEject: a PCI slot's, a DIMM's) is latched in the ACPI GPE block; vCPU 0's SCI
+// (RequestEject: a PCI slot's, a DIMM's; UnplugCPU: a vCPU's) is latched in the ACPI GPE block; vCPU 0's SCI
 // handler ejects it, prints "ACPI eject <what>", and the machine calls the requester back
 // (hotplug.go). A DIMM (PlugDIMM: its RAM block mapped in the device-memory region) is
 // onlined by vCPU 0's handler, which with dimm= writes its pages at RIP 0x1000a0 before

@@ -45,8 +45,7 @@ func (m *Machine) GuestPhysBlocks() []PhysBlock {
 	low := m.phys[0].Size
 	vga := m.cfg.Display != ""
 	booted := false
-	if len(m.vcpus) > 0 {
-		v := m.vcpus[0]
+	if v := m.vcpu(0); v != nil {
 		v.mu.Lock()
 		booted = v.be.State().RIP != ripReset
 		v.mu.Unlock()
@@ -87,8 +86,9 @@ func (m *Machine) GuestPhysBlocks() []PhysBlock {
 
 // CPUStates returns every vCPU's architectural state, in index order.
 func (m *Machine) CPUStates() []CPUState {
-	out := make([]CPUState, len(m.vcpus))
-	for i, v := range m.vcpus {
+	vcpus := m.cpus()
+	out := make([]CPUState, len(vcpus))
+	for i, v := range vcpus {
 		v.mu.Lock()
 		out[i] = v.be.State()
 		v.mu.Unlock()

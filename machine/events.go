@@ -72,6 +72,7 @@ var (
 	ErrIO                = errors.New("machine: I/O error")
 	ErrState             = errors.New("machine: bad device state")
 	ErrClosed            = errors.New("machine: closed")
+	ErrUnsupported       = errors.New("machine: not supported by this machine")
 )
 
 // qerr is an error of the given kind with QEMU's exact message (error_setg).

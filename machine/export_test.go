@@ -4,7 +4,7 @@ package machine
 
 // LoopPages runs n page rewrites of vCPU cpu's loop stage directly (benchmarks).
 func (m *Machine) LoopPages(cpu, n int) {
-	v := m.vcpus[cpu]
+	v := m.vcpu(cpu)
 	v.mu.Lock()
 	v.be.(*synthCPU).loopPages(n)
 	v.mu.Unlock()
@@ -28,7 +28,7 @@ func (m *Machine) GuestStore64(gpa, v uint64) {
 
 // CPUStateOf returns a copy of vCPU cpu's registers.
 func (m *Machine) CPUStateOf(cpu int) CPUState {
-	v := m.vcpus[cpu]
+	v := m.vcpu(cpu)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.be.State()

@@ -5,7 +5,8 @@ package machine
 // physical; the result keeps the 52 bits of PG_ADDRESS_MASK and the page offset; ok is
 // false for an unmapped address.
 func (m *Machine) VirtToPhys(cpu int, va uint64) (pa uint64, ok bool, err error) {
-	if cpu < 0 || cpu >= len(m.vcpus) {
+	v := m.vcpu(cpu) // by index: with CPU hotplug the present vCPUs need not be 0…n-1
+	if v == nil {
 		return 0, false, qerr(ErrNoCPU, "Parameter 'cpu-index' expects a CPU number")
 	}
 	m.ramMu.RLock()
@@ -13,7 +14,6 @@ func (m *Machine) VirtToPhys(cpu int, va uint64) (pa uint64, ok bool, err error)
 	if !m.ramUsable() {
 		return 0, false, nil
 	}
-	v := m.vcpus[cpu]
 	v.mu.Lock()
 	st := v.be.State()
 	v.mu.Unlock()

@@ -3,9 +3,10 @@ package machine
 import "sync"
 
 // Hot-unplug requests, as QEMU's ACPI hotplug blocks deliver them (PIIX4/ICH9 PCI hotplug,
-// the PCIe slots of a root port, ACPI memory hotplug): the host latches a request in the
-// GPE block and raises the SCI; the guest OS's handler ejects the device (writes the slot's
-// or the DIMM's eject register) and only then does the device leave. tlcvm's guest does
+// the PCIe slots of a root port, ACPI memory hotplug, ACPI CPU hotplug: cpuhotplug.go): the
+// host latches a request in the GPE block and raises the SCI; the guest OS's handler ejects
+// the device (writes the slot's, the DIMM's or the CPU's eject register) and only then does
+// the device leave. tlcvm's guest does
 // that in its SCI handler on vCPU 0, as Linux's acpiphp and acpi_memhotplug do:
 //
 //	RequestEject ─▶ GPE latched ─▶ vCPU 0 (running, ACPI enabled by its boot) takes the
@@ -73,9 +74,7 @@ func (m *Machine) latch(e hotplugEvent) {
 	m.acpi.gpe.mu.Lock()
 	m.acpi.gpe.pending = append(m.acpi.gpe.pending, e)
 	m.acpi.gpe.mu.Unlock()
-	if len(m.vcpus) > 0 {
-		m.vcpus[0].wakeup()
-	}
+	m.wakeBSP()
 }
 
 // gpeHandler is the guest's GPE handler for hotplug events, in order: a DIMM inserted is

@@ -213,9 +213,7 @@ func (m *Machine) HasPS2() bool { return m.cfg.Type != "none" }
 func (m *Machine) raiseIRQ(line int) {
 	m.noteIRQLevel(line, 1)
 	m.irqs.Or(1 << line)
-	if len(m.vcpus) > 0 {
-		m.vcpus[0].wakeup()
-	}
+	m.wakeBSP()
 }
 
 // pendingIRQs takes the lines raised since the last call.

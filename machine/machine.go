@@ -25,10 +25,11 @@ type Config struct {
 	CPUs, Sockets, Dies, Cores, Threads, MaxCPUs int
 	CPUModel                                     string // "qemu64" …; QOM type is CPUModel+"-x86_64-cpu"
 
-	StartPaused bool // -S
-	NoShutdown  bool // -no-shutdown: a guest shutdown stops the VM instead of exiting
-	NoReboot    bool // -no-reboot: a reset request becomes a shutdown
-	Incoming    bool // -incoming given: start in inmigrate
+	StartPaused bool    // -S
+	NoShutdown  bool    // -no-shutdown, -action shutdown=pause: a guest shutdown stops the VM instead of exiting
+	NoReboot    bool    // -no-reboot, -action reboot=shutdown: a reset request becomes a shutdown
+	Actions     Actions // -action's other values (actions.go); NoShutdown and NoReboot win
+	Incoming    bool    // -incoming given: start in inmigrate
 
 	FwCfg   map[string][]byte // -fw_cfg entries; WorkloadKey configures the workload
 	Disks   DiskResolver      // the workload's disk= names; nil: no disks
@@ -65,13 +66,16 @@ type Machine struct {
 	phys    physMap
 	dimms   atomic.Pointer[[]dimm] // plugged DIMMs by address; replaced under ramMu (dimm.go)
 	dimmSeq uint64                 // +checklocks:ramMu; plug order of the DIMMs
-	vcpus   []*vcpu
-	ctl     *vcpuCtl
+	// vcpuList holds the present vCPUs in index order (a copy-on-write slice: cpus()).
+	// Written by New and by CPU hotplug (cpuhotplug.go) with m.mu held; read by anyone.
+	vcpuList atomic.Pointer[[]*vcpu]
+	ctl      *vcpuCtl
 
 	serial  *Serial
 	console sync.Mutex // the guest's console lock: vCPUs print whole lines (vcpu.deliver)
 	fwcfg   *FwCfg
 	acpi    ACPI
+	cpuhp   cpuHotplug // the ACPI CPU hotplug block (cpuhotplug.go)
 	clock   Clock
 	kbc     i8042                                 // the PS/2 controller (i8042.go)
 	irqs    atomic.Uint32                         // interrupt lines raised for vCPU 0, taken by its thread
@@ -79,7 +83,7 @@ type Machine struct {
 
 	reqs    chan string       // guest shutdown/reset requests → guestLoop
 	faults  chan ramFaultReq  // guest RAM check failures (vCPUs, populate) → guestLoop
-	ejects  chan hotplugEvent // devices the guest ejected (vCPU 0) → guestLoop
+	ejects  chan hotplugEvent // devices (and CPUs) the guest ejected (vCPU 0) → guestLoop
 	done    chan struct{}     // closed when the process should exit
 	quit    chan struct{}     // closed by Close: stops guestLoop
 	loopWG  sync.WaitGroup
@@ -93,6 +97,7 @@ type Machine struct {
 	closed     bool     // +checklocks:mu
 	exiting    bool     // +checklocks:mu
 	populating bool     // +checklocks:mu; StartPopulate was called
+	actions    Actions  // +checklocks:mu; the run-state actions (actions.go)
 
 	ramMu sync.RWMutex // held for reading while RAM is read by monitors; Close takes it
 
@@ -154,6 +159,7 @@ func New(cfg Config) (*Machine, error) {
 		quit:      make(chan struct{}),
 		state:     StatePrelaunch,
 		autostart: !cfg.StartPaused,
+		actions:   initialActions(cfg),
 	}
 	m.clock.manual = cfg.QTest
 	if m.events == nil {
@@ -180,17 +186,18 @@ func New(cfg Config) (*Machine, error) {
 		}
 	}
 	m.ctl.alive = ncpu
+	var vcpus []*vcpu
 	for i := 0; i < ncpu; i++ {
-		v := &vcpu{m: m, index: i, wake: make(chan struct{}, 1), be: newSynthCPU(m, i)}
-		m.vcpus = append(m.vcpus, v)
+		vcpus = append(vcpus, m.newVCPU(i, qomPath(i)))
 	}
+	m.vcpuList.Store(&vcpus)
 	m.ctl.kickAll = func() {
-		for _, v := range m.vcpus {
+		for _, v := range m.cpus() {
 			v.be.Kick()
 		}
 	}
 	ensureProcs(ncpu)
-	for _, v := range m.vcpus {
+	for _, v := range vcpus {
 		v.start()
 	}
 	m.ctl.pause() // every vCPU thread exists and is parked
@@ -343,13 +350,13 @@ func (m *Machine) reset(reason string) {
 	if m.closed || m.exiting {
 		return
 	}
-	if m.cfg.NoReboot && reason != CauseSubsystemReset {
+	if m.actions.Reboot == "shutdown" && reason != CauseSubsystemReset {
 		m.shutdown(reason, false)
 		return
 	}
 	running := m.state == StateRunning
 	m.ctl.pause()
-	for _, v := range m.vcpus {
+	for _, v := range m.cpus() {
 		v.mu.Lock()
 		v.be.SetState(resetCPUState(v.index, m.cfg.CPUModel))
 		v.mu.Unlock()
@@ -381,9 +388,7 @@ func (m *Machine) Powerdown() {
 	defer m.mu.Unlock()
 	m.events.Emit(EventPowerdown, nil)
 	m.acpi.pending.Store(true)
-	if len(m.vcpus) > 0 {
-		m.vcpus[0].wakeup()
-	}
+	m.wakeBSP()
 }
 
 // Quit is QMP quit: SHUTDOWN {"guest":false,"reason":"host-qmp-quit"}, then exit.
@@ -408,7 +413,7 @@ func (m *Machine) shutdown(cause string, force bool) {
 		return
 	}
 	m.events.Emit(EventShutdown, ShutdownEvent{Guest: guestCause(cause), Reason: cause})
-	if m.cfg.NoShutdown && !force {
+	if m.actions.Shutdown == "pause" && !force {
 		m.vmStop(StateShutdown)
 		return
 	}
@@ -509,29 +514,36 @@ func (m *Machine) RAMBlocks() []*RAMBlock {
 
 // CPUs describes every possible CPU (MaxCPUs), in index order.
 func (m *Machine) CPUs() []CPUInfo {
-	if len(m.vcpus) == 0 {
+	if m.cfg.Type == "none" {
 		return nil
+	}
+	present := map[int]*vcpu{}
+	for _, v := range m.cpus() {
+		present[v.index] = v
 	}
 	out := make([]CPUInfo, 0, m.cfg.MaxCPUs)
 	for i := 0; i < m.cfg.MaxCPUs; i++ {
-		c := CPUInfo{Index: i, Props: m.topology(i), Type: m.cfg.CPUModel + "-x86_64-cpu"}
-		if i < len(m.vcpus) {
+		c := CPUInfo{Index: i, Props: m.topology(i), Type: m.CPUType()}
+		if v := present[i]; v != nil {
 			c.Plugged = true
-			c.ThreadID = int(m.vcpus[i].tid.Load())
-			c.QOMPath = qomPath(i)
+			c.ThreadID = int(v.tid.Load())
+			c.QOMPath = v.qomPath
 		}
 		out = append(out, c)
 	}
 	return out
 }
 
+// CPUType is the QOM type of the machine's CPUs, e.g. "qemu64-x86_64-cpu".
+func (m *Machine) CPUType() string { return m.cfg.CPUModel + "-x86_64-cpu" }
+
 // Registers returns HMP "info registers" for vCPU cpu: QEMU's x86_64 layout, lines
 // ending in "\n", without the "\nCPU#N\n" header HMP prints first. "" if no such CPU.
 func (m *Machine) Registers(cpu int) string {
-	if cpu < 0 || cpu >= len(m.vcpus) {
+	v := m.vcpu(cpu)
+	if v == nil {
 		return ""
 	}
-	v := m.vcpus[cpu]
 	v.mu.Lock()
 	st := v.be.State()
 	v.mu.Unlock()

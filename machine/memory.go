@@ -102,7 +102,7 @@ func (m *Machine) translate(st *CPUState, va uint64) (pa uint64, ok bool, err er
 // ReadVirt reads vCPU cpu's virtual memory (QEMU's cpu_memory_rw_debug): translated by
 // the CPU's page tables, page by page. Errors carry QEMU's memsave text.
 func (m *Machine) ReadVirt(cpu int, addr uint64, p []byte) error {
-	if cpu < 0 || cpu >= len(m.vcpus) {
+	if m.vcpu(cpu) == nil {
 		return qerr(ErrNoCPU, "Parameter 'cpu-index' expects a CPU number")
 	}
 	m.ramMu.RLock()
@@ -114,7 +114,10 @@ func (m *Machine) ReadVirt(cpu int, addr uint64, p []byte) error {
 }
 
 func (m *Machine) readVirt(cpu int, addr uint64, p []byte, origAddr, origSize uint64) error {
-	v := m.vcpus[cpu]
+	v := m.vcpu(cpu)
+	if v == nil { // unplugged meanwhile
+		return qerr(ErrNoCPU, "Parameter 'cpu-index' expects a CPU number")
+	}
 	v.mu.Lock()
 	st := v.be.State()
 	v.mu.Unlock()
@@ -142,7 +145,7 @@ func (m *Machine) readVirt(cpu int, addr uint64, p []byte, origAddr, origSize ui
 // what it wrote. Other texts: "Could not open '%s': %s", "An IO error has occurred",
 // "Parameter 'cpu-index' expects a CPU number".
 func (m *Machine) SaveMemory(path string, addr, size uint64, phys bool, cpu int) (err error) {
-	if !phys && (cpu < 0 || cpu >= len(m.vcpus)) {
+	if !phys && m.vcpu(cpu) == nil {
 		return qerr(ErrNoCPU, "Parameter 'cpu-index' expects a CPU number")
 	}
 	f, ferr := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o666)

@@ -9,11 +9,14 @@ import (
 
 // Guest-physical layout used by the workload program (see doc.go).
 const (
-	gpaCounters = 0x500   // vCPU i: pass counter at 0x500+16*i, pages written at 0x508+16*i
-	gpaBootInfo = 0x4000  // u64 APs released, u64 working-set bytes, u64 rate, u64 fill bytes
-	gpaPML4     = 0x10000 // PML4, then PDPT, then the page directories (2 MiB pages)
-	gpaWSBase   = 2 << 20 // the working set starts here, as in the bench guest
-	maxPDs      = 64      // identity map covers up to 64 GiB of guest-physical space
+	gpaCounters = 0x500  // vCPU i: pass counter at 0x500+16*i, pages written at 0x508+16*i
+	gpaBootInfo = 0x4000 // u64 APs released, u64 working-set bytes, u64 rate, u64 fill bytes
+	gpaBootMask = 0x5000 // bitmap of the CPU indexes present at boot (bootMaskWords u64s)
+	// bootMaskWords bounds the boot bitmap: 1024 CPU indexes, beyond q35's 288.
+	bootMaskWords = 16
+	gpaPML4       = 0x10000 // PML4, then PDPT, then the page directories (2 MiB pages)
+	gpaWSBase     = 2 << 20 // the working set starts here, as in the bench guest
+	maxPDs        = 64      // identity map covers up to 64 GiB of guest-physical space
 
 	// sysPages: everything the program touches below the working set (counters, boot
 	// info, page tables) lies in these pages; with restore by mapping they are ensured
@@ -59,7 +62,7 @@ type synthCPU struct {
 	index  int
 	st     CPUState
 	fault  error  // a failed guest RAM check met by the last step(s)
-	irq    uint32 // pending interrupt lines (bits irqSCI, irqGPE)
+	irq    uint32 // pending interrupt lines (bits irqSCI, irqNMI, irqGPE, irqKeyboard, irqMouse)
 	queued []exit // exits of the last step not yet returned by Run (in order)
 	kicked atomic.Bool
 	// dirtied counts the pages this vCPU's stores took from clean to dirty (what KVM's
@@ -98,8 +101,8 @@ func (c *synthCPU) SetState(st CPUState) {
 // Kick implements backend.
 func (c *synthCPU) Kick() { c.kicked.Store(true) }
 
-// Interrupt implements backend: the guest takes the SCI (its power-button handler) at
-// the next Run.
+// Interrupt implements backend: the guest takes the NMI (nmi.go) and the SCI (its
+// power-button handler) at the next Run.
 func (c *synthCPU) Interrupt(irq int) { c.irq |= 1 << irq }
 
 // queue appends an exit to return once the current step is over.
@@ -125,6 +128,9 @@ func (c *synthCPU) Run(quantum int) exit {
 	if c.kicked.Swap(false) {
 		return exit{reason: exitKicked}
 	}
+	if c.irq&(1<<irqNMI) != 0 && c.takeNMI() {
+		return c.dequeue()
+	}
 	if c.irq&(1<<irqSCI) != 0 {
 		c.irq &^= 1 << irqSCI
 		c.powerButton()
@@ -136,6 +142,7 @@ func (c *synthCPU) Run(quantum int) exit {
 			c.irq |= 1 << irqGPE
 			return c.faultExit()
 		}
+		c.cpuHotplugHandler()
 		if c.gpeHandler(); len(c.queued) > 0 {
 			return c.dequeue()
 		}
@@ -162,6 +169,9 @@ func (c *synthCPU) Run(quantum int) exit {
 			c.out(c.statusLine(now))
 			c.st.Regs[regReport] = now + reportEveryNS
 		}
+	}
+	if c.irq&(1<<irqNMI) != 0 {
+		c.takeNMI() // one that came before the boot, taken once the kernel runs
 	}
 	due, diskAt := c.diskDue()
 	switch {
@@ -285,6 +295,9 @@ func (c *synthCPU) step() bool {
 		if atomic.LoadUint64((*uint64)(ptr(c.m.ram.mem, gpaBootInfo))) == 0 {
 			return false // waiting for the bootstrap processor (SIPI)
 		}
+		if _, _, ok := c.bootRank(); !ok {
+			return false // hot-added after the boot: the guest keeps it offline (no SIPI)
+		}
 		c.enterWorkload(c.m.ram.load64(gpaBootInfo+8), c.m.ram.load64(gpaBootInfo+16))
 		return true
 	case ripFill:
@@ -323,6 +336,7 @@ func (c *synthCPU) boot() {
 		ws = (low - gpaWSBase) &^ (PageSize - 1)
 	}
 	c.buildPageTables()
+	m.cpuhp.modern.Store(true) // the DSDT's CPU hotplug code switches to the modern interface
 	m.kbc.guestInit()
 	m.acpi.enabled.Store(true)
 	m.acpi.pending.Store(false)
@@ -331,8 +345,18 @@ func (c *synthCPU) boot() {
 		fill = 0
 	}
 	cfg := Workload{WS: ws, Rate: w.Rate, Fill: fill, DIMM: w.DIMM, CDLock: w.CDLock, DiskWorkload: m.workload.DiskWorkload}
+	vcpus := m.cpus()
 	c.out(fmt.Sprintf("tlcvm guest: %d vCPU(s), %d MiB RAM, workload %s\r\n",
-		len(m.vcpus), m.ram.size>>20, cfg))
+		len(vcpus), m.ram.size>>20, cfg))
+	var mask [bootMaskWords]uint64
+	for _, v := range vcpus {
+		if v.index < 64*bootMaskWords {
+			mask[v.index/64] |= 1 << (v.index % 64)
+		}
+	}
+	for i, w := range mask {
+		m.ram.store64(gpaBootMask+8*uint64(i), w)
+	}
 	m.ram.store64(gpaBootInfo+8, ws)
 	m.ram.store64(gpaBootInfo+16, w.Rate)
 	m.ram.store64(gpaBootInfo+24, fill)
@@ -368,8 +392,7 @@ func (c *synthCPU) buildPageTables() {
 // enterWorkload switches to long mode and sets the program's registers.
 func (c *synthCPU) enterWorkload(ws, rate uint64) {
 	s := &c.st
-	n := uint64(len(c.m.vcpus))
-	i := uint64(c.index)
+	i, n, _ := c.bootRank()
 	s.enterLongMode(gpaPML4)
 	s.Regs = [16]uint64{}
 	s.Regs[regHash] = 0x9e3779b97f4a7c15 * (i + 1)
@@ -576,7 +599,7 @@ func (c *synthCPU) publishCounters() {
 // statusLine is vCPU 0's periodic report.
 func (c *synthCPU) statusLine(now uint64) string {
 	var pages uint64
-	for i := range c.m.vcpus {
+	for i := range c.m.cpus() {
 		pages += atomic.LoadUint64((*uint64)(ptr(c.m.ram.mem, gpaCounters+16*uint64(i)+8)))
 	}
 	return fmt.Sprintf("tlcvm guest: t=%ds pass=%d pages=%d\r\n", now/1e9, c.st.Regs[regPass], pages)
@@ -588,13 +611,13 @@ func (c *synthCPU) statusLine(now uint64) string {
 // steps executed before the vCPU halted, or before a guest RAM check failed (restore by
 // mapping: the check's error, and that step is not done).
 func (m *Machine) RunSteps(cpu, n int) (int, error) {
-	if cpu < 0 || cpu >= len(m.vcpus) {
+	v := m.vcpu(cpu)
+	if v == nil {
 		return 0, qerr(ErrNoCPU, "Parameter 'cpu-index' expects a CPU number")
 	}
 	if err := m.parked(); err != nil {
 		return 0, err
 	}
-	v := m.vcpus[cpu]
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	c := v.be.(*synthCPU)
@@ -610,4 +633,29 @@ func (m *Machine) RunSteps(cpu, n int) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// bootRank is the guest's logical number of this vCPU among those present at boot (the
+// boot bitmap in guest RAM, written by the bootstrap processor): its rank i and the count
+// n. ok is false for a CPU hot-added after the boot (not in the bitmap). A bitmap of
+// zeros (a checkpoint older than the bitmap) counts every present vCPU.
+func (c *synthCPU) bootRank() (i, n uint64, ok bool) {
+	var mask [bootMaskWords]uint64
+	zero := true
+	for w := range mask {
+		mask[w] = c.m.ram.load64(gpaBootMask + 8*uint64(w))
+		zero = zero && mask[w] == 0
+	}
+	if zero {
+		return uint64(c.index), uint64(len(c.m.cpus())), true
+	}
+	for w, bitsW := range mask {
+		if w < c.index/64 {
+			i += uint64(bits.OnesCount64(bitsW))
+		} else if w == c.index/64 {
+			i += uint64(bits.OnesCount64(bitsW & (1<<(c.index%64) - 1)))
+		}
+		n += uint64(bits.OnesCount64(bitsW))
+	}
+	return i, n, c.index < 64*bootMaskWords && mask[c.index/64]&(1<<(c.index%64)) != 0
 }

@@ -26,7 +26,7 @@ type Snapshotter interface {
 // per vCPU, then "clock", "acpi", "fw_cfg", "serial0".
 func (m *Machine) Snapshotters() []Snapshotter {
 	var out []Snapshotter
-	for _, v := range m.vcpus {
+	for _, v := range m.cpus() {
 		out = append(out, cpuSection{v})
 	}
 	return append(out, clockSection{m}, acpiSection{m}, fwcfgSection{m}, serialSection{m})
@@ -126,23 +126,25 @@ type acpiSection struct{ m *Machine }
 var _ Snapshotter = acpiSection{}
 
 func (s acpiSection) SectionID() string              { return "acpi" }
-func (s acpiSection) StateVersion() (uint32, uint32) { return 1, 1 }
+func (s acpiSection) StateVersion() (uint32, uint32) { return 2, 1 }
 func (s acpiSection) SaveState() (any, error) {
 	if err := s.m.parked(); err != nil {
 		return nil, err
 	}
-	return ACPIState{PowerButton: s.m.acpi.pending.Load(), Enabled: s.m.acpi.enabled.Load()}, nil
+	return ACPIState{PowerButton: s.m.acpi.pending.Load(), Enabled: s.m.acpi.enabled.Load(),
+		CPUHotplugModern: s.m.cpuhp.modern.Load()}, nil
 }
 func (s acpiSection) LoadState(raw []byte, version uint32) error {
 	if err := s.m.parked(); err != nil {
 		return err
 	}
 	var st ACPIState
-	if err := loadJSON(s.SectionID(), raw, version, 1, 1, &st); err != nil {
+	if err := loadJSON(s.SectionID(), raw, version, 2, 1, &st); err != nil {
 		return err
 	}
 	s.m.acpi.pending.Store(st.PowerButton)
 	s.m.acpi.enabled.Store(st.Enabled)
+	s.m.cpuhp.modern.Store(st.CPUHotplugModern)
 	return nil
 }
 

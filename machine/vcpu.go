@@ -15,10 +15,15 @@ import (
 // process's main thread (libvirt ignores vCPU thread ids equal to the pid), running a
 // backend (backend.go) until the vCPUs are parked.
 type vcpu struct {
-	m     *Machine
-	index int
-	tid   atomic.Int32  // the thread's id (gettid), set once before New returns
-	wake  chan struct{} // buffered(1): an interrupt for a halted vCPU (see wakeup)
+	m       *Machine
+	index   int           // the CPU's index (QEMU's cpu_index): its topology slot
+	qomPath string        // "/machine/unattached/device[N]", or the device_add path
+	tid     atomic.Int32  // the thread's id (gettid), set once before start returns
+	wake    chan struct{} // buffered(1): an interrupt for a halted vCPU (see wakeup)
+	done    chan struct{} // closed when the thread has returned
+	// gone makes the thread return instead of running again (hot unplug); set with
+	// vcpuCtl.mu held, read by the vCPU under it.
+	gone bool
 
 	// mu guards be's state. The vCPU thread holds it around each Run; monitors
 	// (Registers, snapshots, reset) take it to see or set a consistent state between runs.
@@ -52,6 +57,10 @@ type vcpu struct {
 //   - wakeup: a non-blocking send on the vCPU's own buffered(1) wake channel; a vCPU that
 //     is running at that moment finds the token at its next halt and runs on (an
 //     interrupt that arrives while running is not lost, it ends the next HLT at once).
+//   - hot unplug (cpuhotplug.go): with every vCPU parked, gone=true and broadcast
+//     released; the unplugged vCPU leaves like a shutdown does (alive--, broadcast
+//     settled), its peers find run still false and sleep on. Hot plug: alive++ before
+//     the new thread starts; it parks (or runs, when run is true) like the others.
 //
 // Lock order: Machine.mu, then vcpuCtl.mu, then vcpu.mu. A vCPU thread never takes
 // Machine.mu (guest requests go to guestLoop through channels).
@@ -129,18 +138,18 @@ func (c *vcpuCtl) shutdown() {
 	}
 }
 
-// wait parks the caller until it may run; it returns the kick channel of the run period,
-// or ok=false when the goroutine must return.
-func (c *vcpuCtl) wait() (kick chan struct{}, ok bool) {
+// wait parks v's thread until it may run; it returns the kick channel of the run period,
+// or ok=false when the goroutine must return (shutdown, or v unplugged).
+func (c *vcpuCtl) wait(v *vcpu) (kick chan struct{}, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.parked++
 	c.settled.Broadcast()
-	for !c.run && !c.exit {
+	for !c.run && !c.exit && !v.gone {
 		c.released.Wait()
 	}
 	c.parked--
-	if c.exit {
+	if c.exit || v.gone {
 		c.alive--
 		c.settled.Broadcast()
 		return nil, false
@@ -182,8 +191,9 @@ func (v *vcpu) loop(started chan<- struct{}) {
 		_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0)
 	}
 	close(started)
+	defer close(v.done)
 	for {
-		kick, ok := v.m.ctl.wait()
+		kick, ok := v.m.ctl.wait(v)
 		if !ok {
 			return
 		}
@@ -206,15 +216,17 @@ func (v *vcpu) runPeriod(kick chan struct{}) {
 	m := v.m
 	more := false
 	for more || !m.ctl.stop.Load() {
-		if !more && v.index == 0 && m.acpi.enabled.Load() && m.acpi.pending.CompareAndSwap(true, false) {
-			v.mu.Lock()
-			v.be.Interrupt(irqSCI)
-			v.mu.Unlock()
-		}
-		if !more && v.index == 0 && m.acpi.enabled.Load() && m.acpi.gpe.latched() {
-			v.mu.Lock()
-			v.be.Interrupt(irqGPE)
-			v.mu.Unlock()
+		if !more && v.index == 0 && m.acpi.enabled.Load() {
+			if m.acpi.pending.CompareAndSwap(true, false) {
+				v.mu.Lock()
+				v.be.Interrupt(irqSCI)
+				v.mu.Unlock()
+			}
+			if m.acpi.gpe.latched() || m.cpuhp.latched() {
+				v.mu.Lock()
+				v.be.Interrupt(irqGPE)
+				v.mu.Unlock()
+			}
 		}
 		if !more && v.index == 0 {
 			v.deliverIRQs(m.pendingIRQs())
@@ -268,7 +280,7 @@ func (v *vcpu) deliver(ex exit) {
 			v.m.console.Unlock()
 		}
 	case exitIPI:
-		for _, o := range v.m.vcpus {
+		for _, o := range v.m.cpus() {
 			if o != v {
 				o.wakeup()
 			}
@@ -340,5 +352,36 @@ func (m *Machine) topology(i int) CPUProps {
 		DieID:    i / (threads * cores) % dies,
 		SocketID: i / (threads * cores * dies),
 		HasDie:   dies > 1,
+	}
+}
+
+// newVCPU makes the vCPU of slot index (its thread is started by start).
+func (m *Machine) newVCPU(index int, qomPath string) *vcpu {
+	return &vcpu{m: m, index: index, qomPath: qomPath, wake: make(chan struct{}, 1), done: make(chan struct{}),
+		be: newSynthCPU(m, index)}
+}
+
+// cpus returns the present vCPUs in index order (do not modify the slice).
+func (m *Machine) cpus() []*vcpu {
+	if p := m.vcpuList.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// vcpu returns the present vCPU of index i, or nil.
+func (m *Machine) vcpu(i int) *vcpu {
+	for _, v := range m.cpus() {
+		if v.index == i {
+			return v
+		}
+	}
+	return nil
+}
+
+// wakeBSP wakes vCPU 0, which takes the machine's ACPI interrupts.
+func (m *Machine) wakeBSP() {
+	if v := m.vcpu(0); v != nil {
+		v.wakeup()
 	}
 }

@@ -14,7 +14,7 @@
 //	memory-backend-file        memfd or the backing file, which a DIMM maps; a back-end a
 //	                           DIMM uses cannot be deleted
 //	iothread                   a real OS thread (its id is query-iothreads' thread-id) with
-//	                           the poll parameters
+//	                           its event-loop parameters, changed live (SetParam: qom-set)
 //	rng-random, rng-egd,       the random source opened (filename, /dev/urandom by default),
 //	rng-builtin                the chardev checked
 //	main-loop                  one at most

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -417,26 +418,64 @@ func openBackingStore(path string, size uint64) (int, error) {
 	return fd, nil
 }
 
-// IOThread is an iothread's state: a real thread, and the poll parameters query-iothreads
-// reports.
+// IOThread is an iothread's state: a real thread, and the event-loop parameters
+// query-iothreads reports and qom-set changes while it runs.
 type IOThread struct {
-	ThreadID                                int
-	PollMaxNS, PollGrow, PollShrink, MaxAIO int64
-	stop                                    chan struct{}
+	ThreadID int
+	stop     chan struct{}
+
+	mu     sync.Mutex
+	params map[string]int64 // IOThreadParams' names; +checklocks:mu
+}
+
+// IOThreadParams are an iothread's live parameters (QOM properties of /objects/ID, all int).
+var IOThreadParams = []string{"poll-max-ns", "poll-grow", "poll-shrink", "aio-max-batch", "thread-pool-min",
+	"thread-pool-max"}
+
+// iothreadDefaults are QEMU 7.2's (IOTHREAD_POLL_MAX_NS_DEFAULT, the thread pool's 64);
+// the others are 0.
+var iothreadDefaults = map[string]int64{"poll-max-ns": 32768, "thread-pool-max": 64}
+
+// Param returns a parameter's value; ok is false for a name that is not one.
+func (t *IOThread) Param(name string) (v int64, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	v, ok = t.params[name]
+	return v, ok
+}
+
+// SetParam is qom-set of a parameter, with QEMU 7.2's checks (iothread_set_poll_param,
+// event_loop_base_set_param): the value is kept even when the thread-pool pair it makes
+// is refused, as QEMU stores it before aio_context_set_thread_pool_params checks the pair.
+func (t *IOThread) SetParam(name string, v int64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.params[name]; !ok {
+		return fmt.Errorf("%w: no iothread parameter %s", ErrInvalid, name)
+	}
+	if v < 0 {
+		return errf(ErrInvalid, "%s value must be in range [0, %d]", name, int64(math.MaxInt64))
+	}
+	t.params[name] = v
+	if name == "thread-pool-min" || name == "thread-pool-max" {
+		lo, hi := t.params["thread-pool-min"], t.params["thread-pool-max"]
+		if lo > hi || hi == 0 || lo > math.MaxInt32 || hi > math.MaxInt32 {
+			return errf(ErrInvalid, "bad thread-pool-min/thread-pool-max values")
+		}
+	}
+	return nil
 }
 
 // startIOThread is iothread_complete: the parameters checked, the thread started.
 func startIOThread(o *Object) error {
-	t := &IOThread{PollMaxNS: 32768, stop: make(chan struct{})}
-	for _, p := range []struct {
-		name string
-		dst  *int64
-	}{{"poll-max-ns", &t.PollMaxNS}, {"poll-grow", &t.PollGrow}, {"poll-shrink", &t.PollShrink}, {"aio-max-batch", &t.MaxAIO}} {
-		if v, ok := o.num(p.name); ok {
+	t := &IOThread{stop: make(chan struct{}), params: map[string]int64{}}
+	for _, name := range IOThreadParams {
+		t.params[name] = iothreadDefaults[name]
+		if v, ok := o.num(name); ok {
 			if v < 0 {
-				return errf(ErrInvalid, "%s value must be in range [0, %d]", p.name, int64(1<<63-1))
+				return errf(ErrInvalid, "%s value must be in range [0, %d]", name, int64(1<<63-1))
 			}
-			*p.dst = v
+			t.params[name] = v
 		}
 	}
 	started := make(chan int)

@@ -128,7 +128,7 @@ func TestIOThread(t *testing.T) {
 		t.Fatal(err)
 	}
 	o, _ := r.Get("io1")
-	if o.IOThread == nil || o.IOThread.PollMaxNS != 100 || o.IOThread.ThreadID <= 0 {
+	if o.IOThread == nil || func() bool { v, _ := o.IOThread.Param("poll-max-ns"); return v != 100 }() || o.IOThread.ThreadID <= 0 {
 		t.Fatalf("iothread: %+v", o.IOThread)
 	}
 	if _, err := os.Stat(filepath.Join("/proc/self/task", itoa(o.IOThread.ThreadID))); err != nil {

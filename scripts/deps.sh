@@ -6,7 +6,8 @@
 #                     on every start, and every differential test compares that noise
 #   qemu-utils        qemu-img
 #   libvirt-daemon-system, libvirt-clients   tests/libvirt and bench/run-libvirt.sh
-#   virtinst          virt-install, for tests/libvirt's virt-install flow
+#   virtinst          virt-install (tests/libvirt: the virt-install flows) and, through its
+#                     python3-libvirt, the libvirt API calls virsh has no twin for (TestFlows)
 #   python3           bench helpers
 #   makedumpfile      reads back the kdump-compressed dumps (tests/dump_test.go)
 #   gdb               opens the ELF dumps as cores (tests/dump_test.go)

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"tlcvm/tests/harness"
 )
@@ -109,17 +108,7 @@ func TestGuestEjectsPCI(t *testing.T) {
 				t.Errorf("n0 still in query-pci: %v", r)
 			}
 			execOK(t, q, "device_add", map[string]any{"driver": "e1000", "id": "n0", "bus": bus})
-			deadline := time.Now().Add(harness.DefaultTimeout)
-			for {
-				b, _ := os.ReadFile(log)
-				if strings.Contains(string(b), "tlcvm guest: ACPI eject PCI") {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the guest did not report the eject on its console: %q", b)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			waitConsole(t, log, "tlcvm guest: ACPI eject PCI")
 		})
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"tlcvm/tests/harness"
 )
 
 // TestInfoSnapshots: qcow2 images holding internal snapshots (qemu-img snapshot -c), under
@@ -59,6 +61,54 @@ func TestInfoSnapshots(t *testing.T) {
 				})
 			}
 			diffSteps(t, steps, run(ref), run(cand))
+		})
+	}
+}
+
+// TestLoadVM: -loadvm's checks beside QEMU 7.2 (load_snapshot): no snapshot-taking disk, a
+// missing snapshot, a disk-only snapshot (qemu-img snapshot -c), a writable raw disk, a
+// read-only image; exit status and stderr must be QEMU's. (libvirt reverts a running
+// domain to an internal snapshot by restarting it with -loadvm.)
+func TestLoadVM(t *testing.T) {
+	ref := requireReference(t)
+	cand := requireCandidate(t)
+	needQemuImg(t)
+	dir := shortDir(t)
+	for _, a := range [][]string{
+		{"create", "-q", "-f", "qcow2", "plain.qcow2", "16M"},
+		{"create", "-q", "-f", "qcow2", "snap.qcow2", "16M"},
+		{"create", "-q", "-f", "raw", "r.img", "4M"},
+		{"snapshot", "-c", "s1", "snap.qcow2"},
+	} {
+		cmd := exec.Command("qemu-img", a...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("qemu-img %v: %v\n%s", a, err, out)
+		}
+	}
+	for _, args := range []string{
+		"-loadvm s1",
+		"-loadvm s1 -drive file=DIR/plain.qcow2,if=virtio",
+		"-loadvm s1 -drive file=DIR/snap.qcow2,if=virtio",
+		"-loadvm s1 -drive file=DIR/snap.qcow2,if=virtio -drive file=DIR/r.img,format=raw,if=virtio",
+		"-loadvm s1 -drive file=DIR/snap.qcow2,if=virtio -drive file=DIR/plain.qcow2,if=virtio",
+		"-loadvm s1 -drive file=DIR/snap.qcow2,if=virtio,readonly=on",
+		"-loadvm s1 -blockdev driver=file,filename=DIR/plain.qcow2,node-name=f -blockdev driver=qcow2,file=f,node-name=q -device virtio-blk-pci,drive=q",
+	} {
+		t.Run(args, func(t *testing.T) {
+			c := harness.CmdlineCase{Args: append([]string{"-machine", "pc", "-accel", "tcg", "-nodefaults", "-display", "none", "-S"},
+				strings.Fields(strings.ReplaceAll(args, "DIR", dir))...)}
+			a, _, err := harness.RunCmdline(t, ref, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _, err := harness.RunCmdline(t, cand, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := harness.Diff(a, b); d != "" {
+				t.Errorf("(- QEMU, + tlcvm):\n%s", d)
+			}
 		})
 	}
 }

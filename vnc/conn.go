@@ -206,7 +206,7 @@ type client struct {
 	srv      *Server
 	conn     net.Conn
 	addr     Client
-	seq      uint64 // connection order, for Info
+	seq      uint64 // connection order, for Info (set by newClient)
 	running  bool   // guarded by srv.mu: past ClientInit
 	admitted bool   // guarded by srv.mu: admit ran (pending released)
 	shared   bool   // guarded by srv.mu: asked for a shared session
@@ -414,8 +414,6 @@ func (s *Server) admit(c *client, shared bool) bool {
 	defer s.mu.Unlock()
 	s.pending--
 	c.admitted = true
-	c.seq = s.nextSeq
-	s.nextSeq++
 	if s.closed {
 		return false
 	}

@@ -304,7 +304,8 @@ func (s *Server) newClient(conn net.Conn) *client {
 	if s.closed || s.pending >= maxPending {
 		return nil
 	}
-	c := &client{srv: s, conn: conn, addr: clientAddr(conn)}
+	c := &client{srv: s, conn: conn, addr: clientAddr(conn), seq: s.nextSeq}
+	s.nextSeq++
 	s.clients[c] = true
 	s.pending++
 	return c
@@ -319,7 +320,11 @@ func clientAddr(conn net.Conn) Client {
 		}
 		return Client{Host: a.IP.String(), Service: strconv.Itoa(a.Port), Family: fam}
 	case *net.UnixAddr:
-		return Client{Service: a.Name, Family: "unix"}
+		name := a.Name
+		if name == "@" { // Go's name for an unnamed peer (a socket pair): QEMU prints ""
+			name = ""
+		}
+		return Client{Service: name, Family: "unix"}
 	}
 	return Client{Family: "unix"}
 }
@@ -350,7 +355,8 @@ func (s *Server) Close() error {
 	return err
 }
 
-// Info reports the listeners and the clients past their handshake.
+// Info reports the listeners and the connected clients, in connection order: QEMU lists
+// a client from the moment it connects (vnc_connect), before its handshake.
 func (s *Server) Info() Info {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -361,9 +367,7 @@ func (s *Server) Info() Info {
 	}
 	var cs []*client
 	for c := range s.clients {
-		if c.running {
-			cs = append(cs, c)
-		}
+		cs = append(cs, c)
 	}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].seq < cs[j].seq })
 	for _, c := range cs {

@@ -166,6 +166,9 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	if v.block, err = buildBlock(p, stderr, ev.Emit); err != nil {
 		return nil, err
 	}
+	if err := v.loadVM(); err != nil {
+		return nil, err
+	}
 
 	if err := v.buildObjects(); err != nil {
 		return nil, err
@@ -202,8 +205,10 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		Objects:        v.objects,
 		MemoryDevices:  v.memHP,
 		Balloon:        hasBalloon(cfg),
+		ACPI:           hasACPI(cfg),
 		KVM:            p.kvm,
 		VNC:            v.vncInfo,
+		VNCAddClient:   v.vncAddClient,
 		DirtyRate:      dirtyrate.NewMeter(dirtyMachine{m}, p.dirtyRing),
 		DirtyLimit:     dirtyrate.NewLimiter(dirtyMachine{m}, p.dirtyRing, m.Config().MaxCPUs),
 		Console:        v.console,
@@ -407,4 +412,11 @@ func hasBalloon(cfg *compat.Config) bool {
 func isBalloon(driver string) bool {
 	return catalog.IsA(driver, "virtio-balloon-pci") || catalog.IsA(driver, "virtio-balloon-device") ||
 		strings.HasPrefix(driver, "virtio-balloon-pci")
+}
+
+// hasACPI reports whether the board gets ACPI: the machine's "acpi" (OnOffAuto; -no-acpi
+// sets it off) is not off.
+func hasACPI(cfg *compat.Config) bool {
+	v, ok := cfg.Machine.Prop("acpi")
+	return !ok || v != "off"
 }

@@ -26,6 +26,7 @@ func (v *vm) buildDevices(emit func(string, any)) error {
 		v.devices.Register(blockdev.IsDisk, diskModel{v.block})
 	}
 	v.devices.Register(isNIC, nicModel{v.net})
+	v.devices.Register(isCPU, cpuModel{v.machine})
 	v.devices.Register(hasChardevProp, v.chardevHP)
 	v.memHP = newMemHotplug(v, emit, v.numaNodes)
 	v.devices.Register(isMemoryDevice, v.memHP)

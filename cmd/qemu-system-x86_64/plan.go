@@ -137,8 +137,7 @@ func prepare(cfg *compat.Config) (*plan, error) {
 		MaxCPUs:      int(t.MaxCPUs),
 		CPUModel:     model,
 		StartPaused:  cfg.Freeze,
-		NoShutdown:   cfg.NoShutdown,
-		NoReboot:     cfg.NoReboot,
+		Actions:      actions(cfg),
 		Incoming:     cfg.Incoming != "",
 		FwCfg:        fw,
 		Name:         cfg.Name.Guest,
@@ -305,4 +304,23 @@ func chooseAccel(cfg *compat.Config) (accel string, warnings []string, err error
 			fmt.Sprintf("%s: failed to initialize kvm: %s", cfg.Prog, qerror.Strerror(err)))
 	}
 	return "", nil, failf(cfg, "", "%s\n%s: no accelerator found", strings.Join(warnings, "\n"), cfg.Prog)
+}
+
+// actions are the run-state actions of -action, -no-reboot, -no-shutdown and
+// -watchdog-action, the last one given for each winning (QEMU applies them in order).
+func actions(cfg *compat.Config) machine.Actions {
+	var a machine.Actions
+	for _, kv := range cfg.Actions {
+		switch kv.Name {
+		case "reboot":
+			a.Reboot = kv.Value
+		case "shutdown":
+			a.Shutdown = kv.Value
+		case "panic":
+			a.Panic = kv.Value
+		case "watchdog":
+			a.Watchdog = kv.Value
+		}
+	}
+	return a
 }

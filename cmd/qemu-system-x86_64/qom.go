@@ -37,8 +37,8 @@ func buildQOM(p *plan, m *machine.Machine, chardevs *chardev.Registry, devices *
 		}
 	}
 	for _, c := range m.CPUs() {
-		if !c.Plugged {
-			continue
+		if !c.Plugged || !strings.HasPrefix(c.QOMPath, "/machine/unattached/") {
+			continue // a free slot, or a CPU of -device or device_add (the device tree's)
 		}
 		o := cmds.NewObject(c.Type)
 		cmds.AddCatalogProps(o, c.Type, cpuVals)

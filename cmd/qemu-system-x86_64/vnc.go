@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 
 	"tlcvm/compat"
 	"tlcvm/qmp/cmds"
@@ -81,4 +82,13 @@ func (v *vm) vncInfo() []cmds.VNCDisplay {
 		out = append(out, cd)
 	}
 	return out
+}
+
+// vncAddClient hands a connected client to the first display (QEMU's vnc_display_find(NULL)):
+// false when it does not listen (-vnc none) or there is none.
+func (v *vm) vncAddClient(conn net.Conn) bool {
+	if len(v.vnc) == 0 || v.vnc[0].s == nil {
+		return false
+	}
+	return v.vnc[0].s.AddClient(conn)
 }

@@ -1,6 +1,8 @@
 // Package libvirttest drives libvirt's virsh against a qemu-system-x86_64
-// binary (tlcvm or QEMU 7.2): it renders test domain XMLs, creates their
-// disks, runs virsh with the qemu:///system URI (timed), parses the few
+// binary (tlcvm or QEMU 7.2): it renders test domain XMLs (anchor1's pc, anchor2's q35,
+// and anchor2's devices on a pc, with room for vCPU and PCIe hotplug), creates their
+// disks, runs virsh with the qemu:///system URI (timed; Exec keeps the exit status, stdout
+// and stderr apart for the differential flows), parses the few
 // virsh outputs the end-to-end suite (tests/libvirt) and the libvirt
 // benchmark (bench/libvirt) need, and holds the host-wide lock that keeps
 // the two apart. It sits under internal/ so that both may import it while

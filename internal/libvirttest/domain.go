@@ -19,7 +19,23 @@ type Kind int
 const (
 	PC  Kind = iota // anchor1: pc, 256 MiB, 1 vCPU, qcow2 virtio disk, pty serial, no balloon
 	Q35             // anchor2: q35, 2 vCPUs, virt-install devices
+	// PCFull is anchor2's devices on a pc: an IDE CD-ROM (hdc) for the SATA one, the
+	// rest as Q35 (virtio NIC, agent channel, USB tablet, VNC, virtio video, balloon, rng).
+	PCFull
 )
+
+// String is the model's name in test names and tables: "pc", "q35", "pc-full".
+func (k Kind) String() string {
+	switch k {
+	case PC:
+		return "pc"
+	case Q35:
+		return "q35"
+	case PCFull:
+		return "pc-full"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
 
 // Domain is a test domain.
 type Domain struct {
@@ -29,10 +45,19 @@ type Domain struct {
 	Emulator  string
 	Disk      string // qcow2 image path
 	Workload  string // the fw_cfg entry opt/tlcvm/workload; "" for none
-	NoVNC     bool   // Q35 only: leave out anchor2's <graphics type='vnc'>
-	NoBalloon bool   // Q35 only: <memballoon model='none'/> instead of anchor2's virtio balloon
-	VCPUs     int    // vCPUs; 0: the model's (PC 1, Q35 2)
+	NoVNC     bool   // Q35 and PCFull: leave out anchor2's <graphics type='vnc'>
+	NoBalloon bool   // Q35 and PCFull: <memballoon model='none'/> instead of anchor2's virtio balloon
+	VCPUs     int    // vCPUs; 0: the model's (PC 1, Q35 and PCFull 2)
 	CPUSet    string // host CPUs the domain may use (<vcpu cpuset=…>); "" for any
+	// MaxVCPUs above VCPUs makes room for vCPU hotplug: <vcpu current='VCPUs'>MaxVCPUs</vcpu>,
+	// which libvirt turns into -smp VCPUs,maxcpus=MaxVCPUs.
+	MaxVCPUs  int
+	MAC       string // Q35 and PCFull: the NIC's MAC address; "" lets libvirt choose
+	IOThreads int    // <iothreads>N</iothreads> (-object iothread,id=iothreadN)
+	// RootPorts (Q35 only) declares that many pcie-root-port controllers, as virt-install
+	// does (14): libvirt puts the model's PCIe devices on the first ones (six), and the rest
+	// are free for hotplug. 0 lets libvirt add exactly the ports the devices need.
+	RootPorts int
 	// MemSlots > 0 makes room for memory hotplug: <maxMemory slots=MemSlots> 1 GiB and the
 	// one NUMA cell libvirt then requires (-m …,slots=,maxmem= and -numa node,memdev=).
 	MemSlots int
@@ -105,10 +130,15 @@ var domTmpl = template.Must(template.New("d").Parse(`<domain type='qemu'>
   <currentMemory unit='MiB'>256</currentMemory>
 {{- if .CPUSet}}
   <vcpu placement='static' cpuset='{{.CPUSet}}'>{{.VCPUs}}</vcpu>
-{{- else if .Q35}}
+{{- else if gt .MaxVCPUs .VCPUs}}
+  <vcpu placement='static' current='{{.VCPUs}}'>{{.MaxVCPUs}}</vcpu>
+{{- else if .Full}}
   <vcpu>{{.VCPUs}}</vcpu>
 {{- else}}
   <vcpu placement='static'>{{.VCPUs}}</vcpu>
+{{- end}}
+{{- if .IOThreads}}
+  <iothreads>{{.IOThreads}}</iothreads>
 {{- end}}
 {{- if .Workload}}
   <sysinfo type='fwcfg'>
@@ -126,7 +156,7 @@ var domTmpl = template.Must(template.New("d").Parse(`<domain type='qemu'>
     <type arch='x86_64' machine='{{if .Q35}}q35{{else}}pc{{end}}'>hvm</type>
     <boot dev='hd'/>
   </os>
-{{- if .Q35}}
+{{- if .Full}}
   <features><acpi/><apic/></features>
   <clock offset='utc'>
     <timer name='rtc' tickpolicy='catchup'/>
@@ -146,7 +176,7 @@ var domTmpl = template.Must(template.New("d").Parse(`<domain type='qemu'>
   <devices>
     <emulator>{{.Emulator}}</emulator>
     <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'{{if .Q35}} discard='unmap'{{end}}/>
+      <driver name='qemu' type='qcow2'{{if .Full}} discard='unmap'{{end}}/>
       <source file='{{.Disk}}'/>
       <target dev='vda' bus='virtio'/>
     </disk>
@@ -162,13 +192,22 @@ var domTmpl = template.Must(template.New("d").Parse(`<domain type='qemu'>
 {{- end}}
     </disk>
 {{- end}}
-{{- if .Q35}}
+{{- if .Full}}
     <disk type='file' device='cdrom'>
       <driver name='qemu' type='raw'/>
-      <target dev='sda' bus='sata'/>
+      <target dev='{{if .Q35}}sda{{else}}hdc{{end}}' bus='{{if .Q35}}sata{{else}}ide{{end}}'/>
       <readonly/>
     </disk>
+{{- if .RootPorts}}
+    <controller type='pci' index='0' model='pcie-root'/>
+{{- range .RootPorts}}
+    <controller type='pci' model='pcie-root-port'/>
+{{- end}}
+{{- end}}
     <interface type='user'>
+{{- if .MAC}}
+      <mac address='{{.MAC}}'/>
+{{- end}}
       <model type='virtio'/>
     </interface>
 {{- end}}
@@ -178,7 +217,7 @@ var domTmpl = template.Must(template.New("d").Parse(`<domain type='qemu'>
     <console type='pty'>
       <target type='serial' port='0'/>
     </console>
-{{- if .Q35}}
+{{- if .Full}}
     <channel type='unix'>
       <target type='virtio' name='org.qemu.guest_agent.0'/>
     </channel>
@@ -208,24 +247,31 @@ func (d Domain) XML() string {
 	esc := func(s string) string {
 		return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "'", "&apos;").Replace(s)
 	}
+	full := d.Kind == Q35 || d.Kind == PCFull
 	vcpus := d.VCPUs
 	if vcpus <= 0 {
 		vcpus = 1
-		if d.Kind == Q35 {
+		if full {
 			vcpus = 2
 		}
+	}
+	var ports []struct{}
+	if d.Kind == Q35 {
+		ports = make([]struct{}, d.RootPorts)
 	}
 	media := make([]Medium, len(d.Media))
 	for i, m := range d.Media {
 		media[i] = Medium{esc(m.Device), esc(m.Bus), esc(m.Target), esc(m.Source)}
 	}
 	_ = domTmpl.Execute(&b, struct {
-		Name, UUID, Emulator, Disk, Workload, CPUSet string
-		Q35, VNC, Balloon                            bool
-		VCPUs, MemSlots, LastCPU                     int
-		Media                                        []Medium
-	}{esc(d.Name), esc(d.UUID), esc(d.Emulator), esc(d.Disk), esc(d.Workload), esc(d.CPUSet),
-		d.Kind == Q35, !d.NoVNC, !d.NoBalloon, vcpus, d.MemSlots, vcpus - 1, media})
+		Name, UUID, Emulator, Disk, Workload, CPUSet, MAC string
+		Q35, Full, VNC, Balloon                           bool
+		VCPUs, MaxVCPUs, IOThreads, MemSlots, LastCPU     int
+		RootPorts                                         []struct{}
+		Media                                             []Medium
+	}{esc(d.Name), esc(d.UUID), esc(d.Emulator), esc(d.Disk), esc(d.Workload), esc(d.CPUSet), esc(d.MAC),
+		d.Kind == Q35, full, !d.NoVNC, !d.NoBalloon, vcpus, d.MaxVCPUs, d.IOThreads, d.MemSlots,
+		max(vcpus, d.MaxVCPUs) - 1, ports, media})
 	return b.String()
 }
 

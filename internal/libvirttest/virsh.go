@@ -47,6 +47,27 @@ func (v *Virsh) Run(args ...string) (string, error) {
 
 // Timed is Run that also returns the wall time of the command.
 func (v *Virsh) Timed(args ...string) (string, time.Duration, error) {
+	r, err := v.Exec(args...)
+	if err == nil && r.Code != 0 {
+		err = fmt.Errorf("exit status %d", r.Code)
+	}
+	if err != nil {
+		return r.Stdout, r.Took, fmt.Errorf("%w: virsh %s: %v: %s", ErrVirsh, strings.Join(args, " "), err,
+			strings.TrimSpace(r.Stderr))
+	}
+	return r.Stdout, r.Took, nil
+}
+
+// Result is one virsh invocation's outcome.
+type Result struct {
+	Stdout, Stderr string
+	Code           int // exit status
+	Took           time.Duration
+}
+
+// Exec runs `virsh -c URI args…` and returns what it printed and its exit status; the
+// error is for a virsh that could not run or outlived Timeout, not for a non-zero exit.
+func (v *Virsh) Exec(args ...string) (Result, error) {
 	bin, to := v.Bin, v.Timeout
 	if bin == "" {
 		bin = "virsh"
@@ -61,13 +82,17 @@ func (v *Virsh) Timed(args ...string) (string, time.Duration, error) {
 	cmd.Stdout, cmd.Stderr = &so, &se
 	t0 := time.Now()
 	err := cmd.Run()
-	d := time.Since(t0)
-	v.Log.Debug().Strs("args", args).Dur("took", d).Err(err).Msg("virsh")
-	if err != nil {
-		return so.String(), d, fmt.Errorf("%w: virsh %s: %v: %s", ErrVirsh, strings.Join(args, " "), err,
-			strings.TrimSpace(se.String()))
+	r := Result{Stdout: so.String(), Stderr: se.String(), Took: time.Since(t0)}
+	v.Log.Debug().Strs("args", args).Dur("took", r.Took).Err(err).Msg("virsh")
+	var ee *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		return r, fmt.Errorf("%w: virsh %s: %v", ErrTimeout, strings.Join(args, " "), ctx.Err())
+	case errors.As(err, &ee):
+		r.Code = ee.ExitCode()
+		return r, nil
 	}
-	return so.String(), d, nil
+	return r, err
 }
 
 // Poll calls f until it returns true or the deadline passes; the last

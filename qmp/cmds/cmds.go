@@ -2,6 +2,7 @@ package cmds
 
 import (
 	"io"
+	"net"
 
 	"tlcvm/blockdev"
 	"tlcvm/compat"
@@ -62,19 +63,23 @@ type Deps struct {
 	// commands, plugged-memory 0.
 	MemoryDevices MemoryDevices
 	Balloon       bool                // a virtio-balloon device exists (-device)
+	ACPI          bool                // the board has ACPI (not -machine acpi=off, -no-acpi)
 	KVM           bool                // the accelerator chosen is KVM (query-kvm "enabled")
 	Migration     *migration.Engine   // nil: the migration commands are not registered
 	Block         *blockdev.Graph     // nil: the block commands are not registered
 	VNC           func() []VNCDisplay // the -vnc displays; nil: none
-	DirtyRate     *dirtyrate.Meter    // calc-dirty-rate; nil (with DirtyLimit): not registered
-	DirtyLimit    *dirtyrate.Limiter  // the vCPU dirty limits
-	Dumper        *dump.Dumper        // nil: the dump commands are not registered
-	DumpVM        dump.VM             // what Dumper dumps
-	Console       *console.Console    // the display's console; nil without a display device
-	Input         *input.Router       // nil: send-key and input-send-event are not registered
-	Stdout        io.Writer           // the process's standard output (HMP qemu-io prints there); nil: discarded
-	NBD           *nbd.Server         // the NBD server; nil (or Block nil): the NBD commands are not registered
-	Display       compat.Display      // -display (-nographic), for query-display-options
+	// VNCAddClient serves a connected client on the first -vnc display (add_client);
+	// false when there is none listening. nil: no display.
+	VNCAddClient func(net.Conn) bool
+	DirtyRate    *dirtyrate.Meter   // calc-dirty-rate; nil (with DirtyLimit): not registered
+	DirtyLimit   *dirtyrate.Limiter // the vCPU dirty limits
+	Dumper       *dump.Dumper       // nil: the dump commands are not registered
+	DumpVM       dump.VM            // what Dumper dumps
+	Console      *console.Console   // the display's console; nil without a display device
+	Input        *input.Router      // nil: send-key and input-send-event are not registered
+	Stdout       io.Writer          // the process's standard output (HMP qemu-io prints there); nil: discarded
+	NBD          *nbd.Server        // the NBD server; nil (or Block nil): the NBD commands are not registered
+	Display      compat.Display     // -display (-nographic), for query-display-options
 }
 
 // ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,
@@ -107,6 +112,12 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerQOM(r, d)
 	registerMemory(r, d)
 	registerMisc(r, d)
+	if p, ok := d.Machine.(Platform); ok {
+		registerPlatform(r, d, p)
+	}
+	if a, ok := d.Machine.(Actor); ok {
+		registerActions(r, a)
+	}
 	registerPCI(r, d)
 	registerCmdline(r, d)
 	registerMigration(r, d)
@@ -125,6 +136,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerObjects(r, d)
 	registerMemoryDevices(r, d)
 	registerVNC(r, d)
+	registerAddClient(r, d)
 	registerDirtyRate(r, d)
 	registerStats(r)
 	registerDump(r, d)

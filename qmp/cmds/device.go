@@ -61,7 +61,17 @@ func registerDevices(r *qmp.Registry, d *Deps) {
 				return nil, err
 			}},
 		qmp.Command{Name: "device_del", Args: &DeviceDelArgs{},
-			Run: func(c *qmp.Call) (any, error) { return nil, d.Devices.Del(c.Args.(*DeviceDelArgs).ID) }},
+			Run: func(c *qmp.Call) (any, error) {
+				id := c.Args.(*DeviceDelArgs).ID
+				if h, ok := cpuHotplugOf(d); ok {
+					if isCPU, err := cpuDeviceDel(d, h, id, func(data DeviceDeletedData) {
+						c.Server().Emit("DEVICE_DELETED", data)
+					}); isCPU {
+						return nil, err
+					}
+				}
+				return nil, d.Devices.Del(id)
+			}},
 		// HMP device_add help and device_add DRIVER,help (qdev_device_help).
 		qmp.Command{Name: "x-tlcvm-device-help", Internal: true, Args: &DeviceHelpArgs{}, Returns: TextInfo{},
 			Run: func(c *qmp.Call) (any, error) {

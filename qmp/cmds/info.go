@@ -133,6 +133,9 @@ func registerInfo(r *qmp.Registry, d *Deps) {
 			}},
 		qmp.Command{Name: "query-hotpluggable-cpus", Returns: []HotpluggableCPU{}, AllowPreconfig: true,
 			Run: func(*qmp.Call) (any, error) {
+				if d.MachineType == "none" { // a machine class without possible_cpu_arch_ids
+					return nil, qmp.GenericError("The feature 'query-hotpluggable-cpus' is not enabled")
+				}
 				cpus := m.CPUs()
 				out := []HotpluggableCPU{}
 				// QEMU lists the possible CPUs from the last slot to the first.

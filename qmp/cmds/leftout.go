@@ -26,8 +26,6 @@ type LeftOut struct {
 // LeftOutCommands is the list, in the order the documentation shows it.
 var LeftOutCommands = []LeftOut{
 	// Implemented on branches not merged yet.
-	{Pending: "flows", Names: []string{"add_client", "inject-nmi", "query-current-machine",
-		"rtc-reset-reinjection", "set-action", "system_wakeup", "watchdog-set-action"}},
 	{Pending: "migrate", Names: []string{"migrate-continue", "migrate-pause", "migrate-recover",
 		"migrate-start-postcopy"}},
 

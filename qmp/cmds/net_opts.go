@@ -138,9 +138,9 @@ func fillMembers(root *qmp.Value, kvs []KV, tag string, vt reflect.Type, vis vis
 }
 
 func optsValue(kvs []KV, key string) string {
-	for _, kv := range kvs {
-		if kv.Key == key {
-			return kv.Value
+	for i := len(kvs) - 1; i >= 0; i-- {
+		if kvs[i].Key == key {
+			return kvs[i].Value
 		}
 	}
 	return ""

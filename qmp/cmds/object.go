@@ -142,8 +142,9 @@ func iothreads(d *Deps) []IOThreadInfo {
 	}
 	for _, o := range objectWalk(d.Objects) {
 		if t := o.IOThread; t != nil {
-			out = append(out, IOThreadInfo{ID: o.ID, ThreadID: int64(t.ThreadID), PollMaxNs: t.PollMaxNS,
-				PollGrow: t.PollGrow, PollShrink: t.PollShrink, AioMaxBatch: t.MaxAIO})
+			p := func(name string) int64 { v, _ := t.Param(name); return v }
+			out = append(out, IOThreadInfo{ID: o.ID, ThreadID: int64(t.ThreadID), PollMaxNs: p("poll-max-ns"),
+				PollGrow: p("poll-grow"), PollShrink: p("poll-shrink"), AioMaxBatch: p("aio-max-batch")})
 		}
 	}
 	return out

@@ -3,7 +3,9 @@ package cmds
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
+	"sync/atomic"
 
 	"tlcvm/machine/catalog"
 	"tlcvm/qdev"
@@ -67,8 +69,13 @@ func deviceObject(d *qdev.Device) *Object {
 	if c, ok := catalog.LookupDevice(d.Type); ok {
 		hotpluggable = c.Hotpluggable
 	}
-	for name, v := range map[string]bool{"hotplugged": d.Hotplugged, "hotpluggable": hotpluggable} {
-		name, v := name, v
+	// In QEMU's order (device_class_init adds hotplugged before hotpluggable's getter is
+	// listed): a map's order would vary from one qom-list to the next.
+	for _, f := range []struct {
+		name string
+		v    bool
+	}{{"hotplugged", d.Hotplugged}, {"hotpluggable", hotpluggable}} {
+		name, v := f.name, f.v
 		o.AddProp(&Prop{Name: name, Type: "bool", Get: func() any { return v },
 			Set: func(json.RawMessage) error {
 				return qmp.GenericError("Property '%s.%s' is not writable", d.Type, name)
@@ -108,9 +115,48 @@ func deviceObject(d *qdev.Device) *Object {
 		o.AddChild(b.Name, busObject(b))
 	}
 	if d.Backend != nil {
-		o.AddChild("virtio-backend", deviceObject(d.Backend))
+		be := deviceObject(d.Backend)
+		o.AddChild("virtio-backend", be)
+		if isBalloon(d.Backend.Type) {
+			balloonPollInterval(d, o, be)
+		}
 	}
 	return o
+}
+
+// balloonPollInterval gives a virtio-balloon (its proxy o and back-end be, which aliases
+// it) the guest-stats-polling-interval QEMU's balloon adds at instance_init: a dynamic
+// property, settable once realized (libvirt's dommemstat --period and the <stats period>
+// of <memballoon> set it), with balloon_stats_set_poll_interval's checks. tlcvm's guest has
+// no balloon driver, so no statistics come at any interval (guest-stats stays unset).
+func balloonPollInterval(d *qdev.Device, o, be *Object) {
+	const name = "guest-stats-polling-interval"
+	var v atomic.Int64
+	for _, dev := range []*qdev.Device{d, d.Backend} {
+		if raw, ok := dev.Props[name]; ok {
+			var n int64
+			if json.Unmarshal(raw, &n) == nil {
+				v.Store(n)
+			}
+		}
+	}
+	p := &Prop{Name: name, Type: "int", Get: func() any { return v.Load() },
+		Set: func(raw json.RawMessage) error {
+			var n int64
+			if err := json.Unmarshal(raw, &n); err != nil {
+				return qmp.GenericError("Invalid parameter type for '%s', expected: integer", name)
+			}
+			switch {
+			case n < 0:
+				return qmp.GenericError("timer value must be greater than zero")
+			case n > math.MaxUint32:
+				return qmp.GenericError("timer value is too big")
+			}
+			v.Store(n)
+			return nil
+		}}
+	o.AddProp(p)
+	be.AddProp(p)
 }
 
 func isBalloon(typ string) bool {

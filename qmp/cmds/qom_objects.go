@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"tlcvm/objects"
+	"tlcvm/qmp"
 )
 
 // The QOM view of the user-creatable objects: /objects lists the registry's objects, each
@@ -57,9 +58,28 @@ func (t *Tree) refreshObjects() {
 			if o.Memory != nil {
 				qo.AddChild(o.ID+"[0]", memoryRegion(o.Memory.Size))
 			}
+			if o.IOThread != nil {
+				iothreadProps(qo, o.IOThread)
+			}
 		}
 		live[o] = qo
 		c.AddChild(o.ID, qo)
 	}
 	t.objObjs = live
+}
+
+// iothreadProps makes an iothread's parameters live QOM properties: qom-get reads what the
+// thread uses, qom-set changes it (query-iothreads follows; libvirt's iothreadset).
+func iothreadProps(qo *Object, t *objects.IOThread) {
+	for _, name := range objects.IOThreadParams {
+		qo.AddProp(&Prop{Name: name, Type: "int",
+			Get: func() any { v, _ := t.Param(name); return v },
+			Set: func(raw json.RawMessage) error {
+				var v int64
+				if err := json.Unmarshal(raw, &v); err != nil {
+					return qmp.GenericError("Invalid parameter type for '%s', expected: integer", name)
+				}
+				return t.SetParam(name, v)
+			}})
+	}
 }

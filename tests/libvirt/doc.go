@@ -7,6 +7,14 @@
 // issue 11's statistics: domstats (every group) and go-libvirt's GetAllDomainStats
 // beside QEMU 7.2, domdirtyrate-calc with domstats --dirtyrate.
 //
+// TestFlows is the differential flow suite: one domain under QEMU 7.2 and one under tlcvm
+// go through the same story of some 200 virsh commands (every domain command group of
+// `virsh help`, device hotplug of every class, qemu-img on the domain's images while it runs
+// and after, virt-install --import, and the libvirt API calls virsh has no twin for, through
+// go-libvirt and libvirt's Python binding), and each
+// flow's outcome (same, different, failing) must be the one docs/libvirt.md's flow table
+// records; -update rewrites the table.
+//
 // TestMain needs root. It starts virtlogd and libvirtd with
 // scripts/libvirt-setup.sh when they are not running (installing libvirt
 // when missing) and stops only what it started; without root the suite
