@@ -14,7 +14,7 @@ func registerBuiltins(m *Monitor) {
 		mediaCommands(), jobCommands(), dirtyRateCommands(), snapshotCommands(), dumpCommands(), screenCommands(),
 		inputCommands(), deviceCommands(), miceCommands(),
 		vmgenidCommands(), qomCommands(), passwordCommands(), resizeCommands(),
-		mouseCommands(), gvaCommands(), pageTableCommands()} {
+		mouseCommands(), gvaCommands(), pageTableCommands(), traceCommands(), announceCommands(), userNetCommands()} {
 		for _, c := range cmds {
 			m.Register(c)
 		}

@@ -25,8 +25,6 @@ var LeftOutCommands = []LeftOut{
 		Reason: "not yet: blockdev-snapshot-sync's overlay creation (see the QMP table)"},
 	{Names: []string{"drive_del"},
 		Reason: "not yet: taking a drive's back-end away under its device"},
-	{Names: []string{"announce_self"}, Reason: "as QMP announce-self"},
-	{Names: []string{"trace-event", "info trace-events"}, Reason: "as QMP trace-event-*"},
 	{Names: []string{"mouse_set"},
 		Reason: "not yet: choosing the active pointer (query-mice keeps the PS/2 mouse current)"},
 	{Names: []string{"hostfwd_add", "hostfwd_remove"},
@@ -45,8 +43,6 @@ var LeftOutCommands = []LeftOut{
 			"and most devices' property values (qom-list, qom-get and query-pci show the tree)"},
 	{Names: []string{"info qdm"},
 		Reason: "not yet: the device catalogue holds -device help's models, not the no-user ones"},
-	{Names: []string{"info usernet"},
-		Reason: "user networking has no slirp stack, so there is no connection table"},
 	{Names: []string{"info mtree", "info ramblock", "info roms"},
 		Reason: "tlcvm loads no firmware and has no memory region tree: the ROM and option ROM " +
 			"blocks QEMU lists do not exist"},

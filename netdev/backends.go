@@ -177,6 +177,12 @@ func openUser(c *Client, u *User) error {
 	if err := in(u.DNS, "DNS"); err != nil {
 		return err
 	}
+	c.guestAddr = u.DHCPStart
+	if c.guestAddr == "" {
+		b := netw.Addr().As4()
+		b[3] |= 15 // slirp's vdhcp_startaddr: the network's .15
+		c.guestAddr = netip.AddrFrom4(b).String()
+	}
 	for _, r := range u.HostFwd {
 		if err := checkHostFwd(r); err != nil {
 			return err
@@ -240,8 +246,11 @@ func checkHostFwd(rule string) error {
 // fails the back-end. With no guest network stack behind it, a connection is closed at once.
 func (c *Client) hostFwd(rule string) error {
 	proto, rest, _ := strings.Cut(rule, ":")
-	host, _, _ := strings.Cut(rest, "-")
+	host, guest, _ := strings.Cut(rest, "-")
 	addr, port, _ := strings.Cut(host, ":")
+	gaddr, gport, _ := strings.Cut(guest, ":")
+	fwd := hostFwdSock{udp: proto == "udp", guestAddr: gaddr}
+	fwd.guestPort, _ = strconv.Atoi(gport)
 	bad := errf(ErrOpen, "Could not set up host forwarding rule '%s'", rule)
 	if proto == "udp" {
 		conn, err := net.ListenPacket("udp4", net.JoinHostPort(addr, port))
@@ -249,6 +258,8 @@ func (c *Client) hostFwd(rule string) error {
 			return bad
 		}
 		c.res = append(c.res, conn)
+		fwd.sock = conn
+		c.fwds = append(c.fwds, fwd)
 		return nil
 	}
 	l, err := net.Listen("tcp4", net.JoinHostPort(addr, port))
@@ -256,6 +267,8 @@ func (c *Client) hostFwd(rule string) error {
 		return bad
 	}
 	c.res = append(c.res, l)
+	fwd.sock = l
+	c.fwds = append(c.fwds, fwd)
 	go func() {
 		for {
 			conn, err := l.Accept()

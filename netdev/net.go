@@ -51,7 +51,11 @@ type Client struct {
 	hub    *hub
 	nic    *NIC
 	res    []io.Closer // descriptors and sockets held; closed when the client goes
-	mu     sync.Mutex  // guards info (updated by socket goroutines)
+	// user: the hostfwd rules' host sockets (info usernet), and the guest address a rule
+	// without one forwards to (slirp's DHCP start)
+	fwds      []hostFwdSock
+	guestAddr string
+	mu        sync.Mutex // guards info (updated by socket goroutines)
 }
 
 func (c *Client) setInfo(s string) {

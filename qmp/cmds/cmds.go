@@ -18,6 +18,7 @@ import (
 	"tlcvm/objects"
 	"tlcvm/qdev"
 	"tlcvm/qmp"
+	"tlcvm/trace"
 )
 
 // Machine is what the handlers need of the VM.
@@ -80,6 +81,7 @@ type Deps struct {
 	Stdout       io.Writer          // the process's standard output (HMP qemu-io prints there); nil: discarded
 	NBD          *nbd.Server        // the NBD server; nil (or Block nil): the NBD commands are not registered
 	Display      compat.Display     // -display (-nographic), for query-display-options
+	Trace        *trace.Events      // the trace events' states; nil: a table of its own
 }
 
 // ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,
@@ -146,6 +148,9 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerYank(r, d)
 	registerVMGenID(r, d)
 	registerGva(r, d)
+	registerTrace(r, d)
+	registerAnnounce(r, d)
+	registerUserNet(r, d)
 	r.Register(internalCommands(d)...)
 	r.Register(snapshotCommands(d)...)
 	if d.Human != nil {

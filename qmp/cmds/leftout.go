@@ -38,9 +38,6 @@ var LeftOutCommands = []LeftOut{
 	{Names: []string{"blockdev-snapshot-sync"},
 		Reason: "not yet: the overlay creation of the legacy external snapshot; libvirt 9.0 " +
 			"uses blockdev-create, blockdev-add and blockdev-snapshot instead, which tlcvm implements"},
-	{Names: []string{"announce-self"},
-		Reason: "not yet: the announcements are RARP frames sent through each NIC's back-end; " +
-			"tlcvm's NICs pass no frames to their back-ends yet (the guest drives no NIC)"},
 	{Names: []string{"x-query-numa"},
 		Reason: "not yet: NUMA nodes are checked and counted, but their CPU assignment is not " +
 			"modelled (query-cpus-fast has no node-id either)"},
@@ -54,10 +51,6 @@ var LeftOutCommands = []LeftOut{
 	{Names: []string{"x-debug-query-block-graph"},
 		Reason: "not yet: a debugging view of the node graph (query-named-block-nodes shows the " +
 			"same nodes)"},
-	{Names: []string{"trace-event-get-state", "trace-event-set-state"},
-		Reason: "not yet: QEMU's trace events are the probes compiled into its C code (some " +
-			"6,000 names); tlcvm logs through zerolog and has no table of trace events to " +
-			"report or switch"},
 	{Names: []string{"display-reload", "display-update"},
 		Reason: "not yet: tlcvm's VNC server has no TLS to reload and listens where -vnc says " +
 			"for its whole life"},
