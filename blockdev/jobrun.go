@@ -171,6 +171,13 @@ func (j *Job) rateLimited() bool {
 	return j.limit.delay(0, time.Now()) > 0
 }
 
+// hasSpeed reports whether the job has a speed limit.
+func (j *Job) hasSpeed() bool {
+	j.l.mu.Lock()
+	defer j.l.mu.Unlock()
+	return j.limit.quota != 0
+}
+
 // RateLimitSleep is block_job_ratelimit_sleep: sleep at least once, as long as the speed
 // (which may change meanwhile) asks.
 func (j *Job) RateLimitSleep() {

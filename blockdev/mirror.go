@@ -8,8 +8,9 @@ import (
 // Mirror (QEMU 7.2's block/mirror.c): blockdev-mirror, drive-mirror and the active commit.
 // A mirror_top filter above the source sees every guest write. The job first marks in
 // its bitmap what differs (sync=full: all the source's chain holds; top: what is above
-// the source's backing node; none: nothing), copies it granule by granule into the target,
-// and goes ready when the bitmap is clean; from then on it follows the guest:
+// the source's backing node; none: nothing), copies it into the target (a buf-size extent
+// at a time, in pieces of up to 1 MiB with up to 16 in flight, as mirror_iteration issues
+// them), and goes ready when the bitmap is clean; from then on it follows the guest:
 //
 //	background:      a guest write marks its granules; the job copies them again
 //	write-blocking:  a guest write goes to the source and the target before it completes
@@ -173,8 +174,9 @@ type mirrorJob struct {
 	ranges           rangeLock // copies against write-blocking guest writes
 	cursor           int64
 	exited           bool
-	unlist           func() // takes the bitmap off the source's list
-	zeroesNeedNoCopy bool   // the target writes zeroes without data (accounting)
+	unlist           func()      // takes the bitmap off the source's list
+	zeroesNeedNoCopy bool        // the target writes zeroes without data (accounting)
+	bufs             chan []byte // the copies' buffers (copyPieces), nil until first used
 
 	mu             sync.Mutex
 	shouldComplete bool  // +checklocks:mu
@@ -540,27 +542,89 @@ func (m *mirrorJob) iteration(j *Job) error {
 	}
 	m.cursor = start + l
 	m.bitmap.Reset(start, l)
-	// Pieces of at most max_io_bytes; once the rate limit asks for a wait, the rest
-	// stays dirty for a later iteration.
+	return m.copyPieces(j, start, l)
+}
+
+// maxInFlight is MAX_IN_FLIGHT: the most copies a mirror keeps going at once.
+const maxInFlight = 16
+
+// copyPieces copies [start, start+l) in pieces of at most max_io_bytes, several in flight
+// as mirror_iteration issues them (at most MAX_IN_FLIGHT, and no more bytes than the
+// buffer holds), each with a buffer of its own, reused piece after piece. A job with a
+// speed copies one piece at a time, so that the rate limit sees each before the next:
+// once it asks for a wait, the rest stays dirty for a later iteration. It returns the
+// first error a piece reports (the pieces in flight end first).
+func (m *mirrorJob) copyPieces(j *Job, start, l int64) error {
 	piece := max(m.bufSize/16, 1<<20)
-	for off := start; off < start+l; off += piece {
-		n := min(piece, start+l-off)
-		if err := m.copyRange(j, off, n, false); err != nil {
-			return err
+	inFlight := min(maxInFlight, max(m.bufSize/piece, 1), (l+piece-1)/piece)
+	if inFlight <= 1 || j.hasSpeed() {
+		buf := make([]byte, min(piece, l))
+		for off := start; off < start+l; off += piece {
+			n := min(piece, start+l-off)
+			if err := m.copyRange(j, off, n, false, buf); err != nil {
+				return err
+			}
+			if off+n < start+l && j.rateLimited() {
+				m.bitmap.Set(off+n, start+l-off-n)
+				m.cursor = off + n
+				return nil
+			}
 		}
-		if off+n < start+l && j.rateLimited() {
-			m.bitmap.Set(off+n, start+l-off-n)
-			m.cursor = off + n
-			return nil
+		return nil
+	}
+	if m.bufs == nil {
+		m.bufs = make(chan []byte, maxInFlight)
+		for range maxInFlight {
+			m.bufs <- nil // allocated when first used
 		}
 	}
-	return nil
+	sem := make(chan struct{}, inFlight)
+	var (
+		wg       sync.WaitGroup
+		errMu    sync.Mutex
+		firstErr error
+	)
+	failed := func() bool {
+		errMu.Lock()
+		defer errMu.Unlock()
+		return firstErr != nil
+	}
+	for off := start; off < start+l; off += piece {
+		n := min(piece, start+l-off)
+		sem <- struct{}{}
+		if failed() {
+			break
+		}
+		buf := <-m.bufs
+		if int64(cap(buf)) < piece {
+			buf = make([]byte, piece)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { m.bufs <- buf; <-sem }()
+			if err := m.copyRange(j, off, n, false, buf); err != nil {
+				errMu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				errMu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return firstErr
 }
 
 // copyRange copies [off, off+length) from the source to the target, with the job's
-// accounting and error policies (report: the job fails with the error returned). In the
-// final sync (final) any error fails the job at once.
-func (m *mirrorJob) copyRange(j *Job, off, length int64, final bool) error {
+// accounting and error policies (report: the job fails with the error returned), reading
+// into buf when it is large enough. The range stays locked against write-blocking guest
+// writes from before the source's block status is asked until the copy is written, so
+// that no guest write lands between what the status says and what the target gets. In
+// the final sync (final) any error fails the job at once.
+func (m *mirrorJob) copyRange(j *Job, off, length int64, final bool, buf []byte) error {
+	m.ranges.lock(off, length)
+	defer m.ranges.unlock(off, length)
 	for length > 0 {
 		ex, err := m.src.BlockStatusAbove(nil, off, length)
 		n := ex.Length
@@ -568,10 +632,12 @@ func (m *mirrorJob) copyRange(j *Job, off, length int64, final bool) error {
 			n = length
 		}
 		acct := n
-		m.ranges.lock(off, n)
 		switch {
 		case err != nil || ex.Status&StatusData != 0:
-			buf := make([]byte, n)
+			if int64(cap(buf)) < n {
+				buf = make([]byte, n)
+			}
+			buf = buf[:n]
 			if _, rerr := m.src.ReadAt(buf, off); rerr != nil {
 				err = m.failed(j, true, rerr, off, n, final)
 			} else if _, werr := m.target.WriteAt(buf, off); werr != nil {
@@ -596,7 +662,6 @@ func (m *mirrorJob) copyRange(j *Job, off, length int64, final bool) error {
 				acct = 0
 			}
 		}
-		m.ranges.unlock(off, n)
 		if err != nil {
 			return err
 		}
@@ -716,7 +781,7 @@ func (m *mirrorJob) finalSync(j *Job) error {
 			break
 		}
 		m.bitmap.Reset(start, l)
-		if err := m.copyRange(j, start, l, true); err != nil {
+		if err := m.copyRange(j, start, l, true, nil); err != nil {
 			return err
 		}
 	}

@@ -92,7 +92,8 @@ type streamJob struct {
 	aboveBase   *Node
 	backingFile *string
 	onError     OnError
-	readOnly    bool // bs was read-only and goes back to it
+	readOnly    bool   // bs was read-only and goes back to it
+	buf         []byte // populate's buffer, reused chunk after chunk
 }
 
 // streamStart is stream_start.
@@ -219,7 +220,10 @@ func (s *streamJob) populate(bs *Node, off, n int64) error {
 	}
 	a := off &^ (cs - 1)
 	b := min((off+n+cs-1)&^(cs-1), bs.Size())
-	buf := make([]byte, b-a)
+	if int64(cap(s.buf)) < b-a {
+		s.buf = make([]byte, b-a)
+	}
+	buf := s.buf[:b-a]
 	if _, err := bs.ReadAt(buf, a); err != nil {
 		return err
 	}
