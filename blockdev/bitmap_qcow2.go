@@ -611,13 +611,15 @@ func (n *Node) storeLocked() error {
 	return nil
 }
 
-// releasePersistent drops the persistent bitmaps from memory (after storing them).
+// releasePersistent drops the persistent bitmaps from memory (after storing them), as
+// qcow2_store_persistent_dirty_bitmaps releases what it stored: a bitmap a migration
+// carries (skip-store: not persistent to QEMU meanwhile) or an inconsistent one stays.
 func (n *Node) releasePersistent() {
 	n.bmMu.Lock()
 	defer n.bmMu.Unlock()
 	out := n.bitmaps[:0]
 	for _, b := range n.bitmaps {
-		if !b.persistent || b.name == "" {
+		if !b.persistent || b.name == "" || b.skipStore || b.inconsistent {
 			out = append(out, b)
 		}
 	}
