@@ -74,3 +74,9 @@ fi
 if [ "${BENCH_DIRTYRATE:-1}" = 1 ]; then
   "$ROOT/bench/run-dirtyrate.sh"
 fi
+# The migration part (bench/run-migrate.sh: live migration over a veth pair between two
+# network namespaces beside QEMU, the link's own throughput; ~6 min, needs root).
+# BENCH_MIGRATE=0 leaves it out.
+if [ "${BENCH_MIGRATE:-1}" = 1 ]; then
+  "$ROOT/bench/run-migrate.sh"
+fi

@@ -56,6 +56,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "dump" {
 		os.Exit(runDump(os.Args[2:])) // dump.go
 	}
+	if len(os.Args) > 1 && os.Args[1] == "migrate" {
+		os.Exit(runMigrate(os.Args[2:])) // migrate.go
+	}
 	if len(os.Args) > 1 && os.Args[1] == "dirtyrate" {
 		os.Exit(runDirtyRate(os.Args[2:])) // dump.go
 	}

@@ -1,0 +1,175 @@
+package suite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNet means the migration benchmark's veth pair could not be made or measured.
+var ErrNet = errors.New("suite: migration network")
+
+// MigNet is the link the migration benchmark measures over: two network namespaces joined by a
+// veth pair, with a /30 whose addresses exist only inside them.
+//
+//	netns Src (SrcAddr/30) ── veth ── netns Dst (DstAddr/30)
+//
+// The source emulator runs in Src, the destination in Dst (`ip netns exec`); migrate sends to
+// tcp:DstAddr:port.
+type MigNet struct {
+	Src, Dst         string // namespace names
+	SrcAddr, DstAddr string // e.g. 10.213.77.1 and 10.213.77.2
+}
+
+// DefaultMigNet is the pair the benchmark creates (and deletes).
+var DefaultMigNet = MigNet{Src: "tlcvm-bm-src", Dst: "tlcvm-bm-dst", SrcAddr: "10.213.77.1", DstAddr: "10.213.77.2"}
+
+func ipCmd(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%w: ip %s: %v: %s", ErrNet, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Create makes both namespaces, the veth pair and the addresses, with lo up; a pair left by an
+// earlier run is deleted first.
+func (n MigNet) Create(ctx context.Context) error {
+	n.Delete()
+	steps := [][]string{
+		{"netns", "add", n.Src},
+		{"netns", "add", n.Dst},
+		{"link", "add", "bm-veth-s", "netns", n.Src, "type", "veth", "peer", "name", "bm-veth-d", "netns", n.Dst},
+		{"-n", n.Src, "addr", "add", n.SrcAddr + "/30", "dev", "bm-veth-s"},
+		{"-n", n.Dst, "addr", "add", n.DstAddr + "/30", "dev", "bm-veth-d"},
+		{"-n", n.Src, "link", "set", "lo", "up"},
+		{"-n", n.Dst, "link", "set", "lo", "up"},
+		{"-n", n.Src, "link", "set", "bm-veth-s", "up"},
+		{"-n", n.Dst, "link", "set", "bm-veth-d", "up"},
+	}
+	for _, s := range steps {
+		if err := ipCmd(ctx, s...); err != nil {
+			n.Delete()
+			return err
+		}
+	}
+	return nil
+}
+
+// Delete removes both namespaces (and with them the veth pair); errors are ignored.
+func (n MigNet) Delete() {
+	for _, ns := range []string{n.Src, n.Dst} {
+		_ = exec.Command("ip", "netns", "del", ns).Run()
+	}
+}
+
+// Wrap returns the command line that runs bin with args inside namespace ns.
+func Wrap(ns, bin string, args []string) (string, []string) {
+	return "ip", append([]string{"netns", "exec", ns, bin}, args...)
+}
+
+// inNetns runs f on a thread moved into namespace ns; sockets f creates stay in ns.
+func inNetns(ns string, f func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return err
+	}
+	defer self.Close()
+	target, err := os.Open("/run/netns/" + ns)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNet, err)
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("%w: setns %s: %v", ErrNet, ns, err)
+	}
+	ferr := f()
+	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
+		// The thread cannot go back: leave it locked so that the runtime ends it.
+		runtime.LockOSThread()
+		return fmt.Errorf("%w: setns back: %v", ErrNet, err)
+	}
+	return ferr
+}
+
+// LinkThroughput measures the link's own TCP throughput: one connection from Src to Dst
+// carrying as much as it can for d; it returns MB/s (10^6 bytes) as the receiver counted.
+func (n MigNet) LinkThroughput(ctx context.Context, port int, d time.Duration) (float64, error) {
+	addr := fmt.Sprintf("%s:%d", n.DstAddr, port)
+	var ln net.Listener
+	if err := inNetns(n.Dst, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	type result struct {
+		bytes int64
+		took  time.Duration
+		err   error
+	}
+	got := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(d + 30*time.Second))
+		buf := make([]byte, 1<<20)
+		var total int64
+		var t0 time.Time
+		for {
+			k, err := c.Read(buf)
+			if total == 0 && k > 0 {
+				t0 = time.Now()
+			}
+			total += int64(k)
+			if err == io.EOF {
+				got <- result{bytes: total, took: time.Since(t0)}
+				return
+			}
+			if err != nil {
+				got <- result{err: err}
+				return
+			}
+		}
+	}()
+	var c net.Conn
+	dialer := net.Dialer{Timeout: 10 * time.Second}
+	if err := inNetns(n.Src, func() (err error) { c, err = dialer.DialContext(ctx, "tcp", addr); return err }); err != nil {
+		return 0, err
+	}
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	end := time.Now().Add(d)
+	_ = c.SetDeadline(end.Add(30 * time.Second))
+	for time.Now().Before(end) && ctx.Err() == nil {
+		if _, err := c.Write(buf); err != nil {
+			c.Close()
+			return 0, fmt.Errorf("%w: send: %v", ErrNet, err)
+		}
+	}
+	c.Close()
+	select {
+	case r := <-got:
+		if r.err != nil {
+			return 0, fmt.Errorf("%w: receive: %v", ErrNet, r.err)
+		}
+		return float64(r.bytes) / r.took.Seconds() / 1e6, nil
+	case <-time.After(30 * time.Second):
+		return 0, fmt.Errorf("%w: receiver did not finish", ErrNet)
+	}
+}

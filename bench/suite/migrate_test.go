@@ -1,0 +1,93 @@
+package suite_test
+
+import (
+	"strings"
+	"testing"
+
+	"tlcvm/bench/suite"
+)
+
+// migRecords is a made-up run: tlcvm converges everywhere, QEMU's 512 MiB hot precopy is
+// capped, tlcvm's postcopy enters postcopy with a 3 ms downtime.
+func migRecords() []suite.MigRecord {
+	mk := func(side, mode string, ws int, conv bool, total, down, bytes, pcBytes int64) suite.MigRecord {
+		r := suite.MigRecord{Kind: "migrate", Side: side, Mode: mode, MemMiB: 1024, WSMiB: ws, Converged: conv,
+			Transferred: bytes, PostcopyB: pcBytes, Status: "completed"}
+		if conv {
+			r.TotalMS, r.DowntimeMS = p64(total), p64(down)
+		} else {
+			r.Status, r.Capped, r.WallMS = "cancelled", true, 60000
+		}
+		return r
+	}
+	return []suite.MigRecord{
+		mk(suite.QEMU, suite.MigPrecopy, 0, true, 1000, 3, 3e6, 0),
+		mk(suite.TLCVM, suite.MigPrecopy, 0, true, 100, 2, 1e6, 0),
+		mk(suite.QEMU, suite.MigPrecopy, 512, false, 0, 0, 36e9, 0),
+		mk(suite.TLCVM, suite.MigPrecopy, 512, true, 1000, 250, 1000e6, 0), // 1000 MB/s
+		mk(suite.TLCVM, suite.MigPostcopy, 512, true, 800, 3, 600e6, 100e6),
+		mk(suite.QEMU, suite.MigPostcopy, 512, true, 2000, 40, 700e6, 200e6),
+	}
+}
+
+func TestMigRows(t *testing.T) {
+	rows := suite.MigRows(migRecords(), 1100)
+	if len(rows) != 3 {
+		t.Fatalf("rows = %d, want 3 (idle, 512 precopy, 512 postcopy)", len(rows))
+	}
+	tests := []struct {
+		row     int
+		targets []string
+		met     []bool
+	}{
+		{0, []string{"converges"}, []bool{true}},                          // idle: nothing to send, no throughput target
+		{1, []string{"converges", "≥ 80 % of link"}, []bool{true, true}},  // 1000 of 1100 MB/s
+		{2, []string{"converges", "downtime ≤ 5 ms"}, []bool{true, true}}, // 3 ms
+	}
+	for _, tc := range tests {
+		r := rows[tc.row]
+		if strings.Join(r.Targets, ";") != strings.Join(tc.targets, ";") || len(r.Met) != len(tc.met) {
+			t.Fatalf("row %d targets %q met %v, want %q %v", tc.row, r.Targets, r.Met, tc.targets, tc.met)
+		}
+		for i := range tc.met {
+			if r.Met[i] != tc.met[i] {
+				t.Errorf("row %d %s: met %v, want %v", tc.row, r.Targets[i], r.Met[i], tc.met[i])
+			}
+		}
+	}
+	if q := rows[1].QEMU; q.Converged != 0 || q.Tries != 1 || q.CappedS != 60 || q.MB != 36e3 {
+		t.Errorf("QEMU 512 hot precopy = %+v, want 0 of 1 capped at 60 s, 36000 MB", q)
+	}
+	if r := rows[2].TLCVM; r.InPostcopy != 1 {
+		t.Errorf("tlcvm postcopy entered %d, want 1", r.InPostcopy)
+	}
+	// A slow tlcvm fails the throughput target; an unconverged one fails "converges".
+	recs := migRecords()
+	recs[3].TotalMS = p64(2000)
+	recs[4].Converged, recs[4].Status = false, "cancelled"
+	rows = suite.MigRows(recs, 1100)
+	if rows[1].Met[1] || rows[2].Met[0] {
+		t.Errorf("slow/unconverged tlcvm judged met: %v %v", rows[1].Met, rows[2].Met)
+	}
+}
+
+func TestMigMarkdown(t *testing.T) {
+	md := suite.MigMarkdown(suite.MigRows(migRecords(), 1100))
+	for _, want := range []string{
+		"| 1 GiB, idle | precopy | tlcvm | 1 of 1 | 100 | 2 | 1.0 | 10 (1 %) |",
+		"| 1 GiB, 512 MiB hot | precopy | QEMU 7.2 | 0 of 1 (cancelled at 60 s) | — | — | 36000.0 | — |",
+		"| 1 GiB, 512 MiB hot | postcopy | tlcvm | 1 of 1, 1 entered postcopy | 800 | 3 | 600.0 | 750 (68 %) |",
+		"| 1 GiB, 512 MiB hot, postcopy | downtime ≤ 5 ms | **yes** |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("table lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+func TestWrap(t *testing.T) {
+	bin, args := suite.Wrap("ns1", "/usr/bin/qemu", []string{"-m", "1G"})
+	if got := bin + " " + strings.Join(args, " "); got != "ip netns exec ns1 /usr/bin/qemu -m 1G" {
+		t.Errorf("Wrap = %q", got)
+	}
+}
