@@ -32,6 +32,15 @@ func TestAutoConverge(t *testing.T) {
 		CPUThrottleInitial: ptr[uint8](50), CPUThrottleIncrement: ptr[uint8](20)}); err != nil {
 		t.Fatal(err)
 	}
+	// The guest must be writing its whole working set before the migration starts: a
+	// guest not yet running (a busy host) would let the migration converge unthrottled.
+	boot := time.Now().Add(60 * time.Second)
+	for regsOf(t, src, 0).written < 2*(32<<20)/4096 {
+		if time.Now().After(boot) {
+			t.Fatalf("the guest wrote only %d pages", regsOf(t, src, 0).written)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err := se.Migrate(uri, migration.MigrateOptions{}); err != nil {
 		t.Fatal(err)
 	}
