@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"go/format"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,40 +47,47 @@ func main() {
 	}
 }
 
-// capture runs QEMU, reads the replies (events skipped) and renders the Go file.
+// capture runs QEMU, reads the replies (events skipped) and renders the Go file. quit is
+// sent only once the trace-event reply has been read whole: QEMU drops what it could not
+// write yet of a reply (a full pipe) when quit ends it, and this reply is ~300 KiB.
 func capture(bin string) ([]byte, error) {
-	in := strings.Join([]string{
-		`{"execute":"qmp_capabilities"}`,
-		`{"execute":"query-version"}`,
-		`{"execute":"trace-event-get-state","arguments":{"name":"*"}}`,
-		`{"execute":"quit"}`,
-	}, "\n") + "\n"
 	cmd := exec.Command(bin, "-machine", "none", "-accel", "tcg", "-nodefaults",
 		"-display", "none", "-qmp", "stdio")
-	cmd.Stdin = strings.NewReader(in)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w: %s", bin, err, stderr.String())
-		}
-	case <-time.After(60 * time.Second):
+	timer := time.AfterFunc(60*time.Second, func() { _ = cmd.Process.Kill() })
+	defer timer.Stop()
+	_, err = io.WriteString(stdin, `{"execute":"qmp_capabilities"}`+"\n"+`{"execute":"query-version"}`+"\n"+
+		`{"execute":"trace-event-get-state","arguments":{"name":"*"}}`+"\n")
+	if err != nil {
 		_ = cmd.Process.Kill()
-		return nil, errors.New("QEMU did not answer within 60 s")
+		_ = cmd.Wait()
+		return nil, err
 	}
 	var replies []gjson.Result
-	sc := bufio.NewScanner(&stdout)
+	sc := bufio.NewScanner(stdout)
 	sc.Buffer(nil, 16<<20)
-	for sc.Scan() {
+	for len(replies) < 3 && sc.Scan() {
 		if r := gjson.Parse(sc.Text()); r.Get("return").Exists() || r.Get("error").Exists() {
 			replies = append(replies, r)
 		}
+	}
+	_, _ = io.WriteString(stdin, `{"execute":"quit"}`+"\n")
+	_ = stdin.Close()
+	_, _ = io.Copy(io.Discard, stdout)
+	if err := cmd.Wait(); err != nil {
+		return nil, fmt.Errorf("%s: %w: %s", bin, err, stderr.String())
 	}
 	if len(replies) < 3 {
 		return nil, fmt.Errorf("%d replies from QEMU", len(replies))
