@@ -47,7 +47,14 @@ func (p *pair) setChannels(t *testing.T, n uint8) {
 // source's RAM; it returns the source's figures.
 func (p *pair) completed(t *testing.T) migration.Info {
 	t.Helper()
-	info := p.src.Wait()
+	done := make(chan migration.Info, 1)
+	go func() { done <- p.src.Wait() }()
+	var info migration.Info
+	select {
+	case info = <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the source's migration did not end within 2 minutes: %s", p.src.Info().Status)
+	}
 	if info.Status != migration.StatusCompleted {
 		t.Fatalf("source %s (%v); stderr %s", info.Status, info.ErrorDesc, p.sErr.String())
 	}

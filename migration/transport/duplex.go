@@ -205,8 +205,8 @@ func (s *source) sort() {
 
 // classify peeks at the first four bytes of c and hands it over as the main channel
 // (true) or a multifd channel. A connection that says nothing for sortWait is taken as
-// the main channel (QEMU's main channel speaks first once connected); a second main
-// channel is closed.
+// the main channel (QEMU's main channel speaks first once connected) unless the main
+// channel is already there: then it is a multifd channel.
 func (s *source) classify(c net.Conn) bool {
 	r := newReader(c, "socket", nil, s.log)
 	multifd := make(chan bool, 1)
@@ -228,7 +228,11 @@ func (s *source) classify(c net.Conn) bool {
 		r = nil
 	})
 	if r != nil {
-		c.Close() //nolint:errcheck // one main channel
+		// The main channel is taken: only multifd channels come after it. One whose first
+		// bytes were late (a busy host) is handed over all the same; its init packet's
+		// check says what it is. Closing it lost a channel and hung the load.
+		s.extra <- sorted{r: r}
+		return false
 	}
 	return true
 }
