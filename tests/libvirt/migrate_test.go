@@ -111,7 +111,7 @@ func events(t *testing.T, v *lv.Virsh, dom string, f func()) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := v.Command(ctx, "event", "--loop", "--event", "lifecycle", dom)
-	var out syncBuf
+	var out syncBuffer
 	cmd.Stdout = &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -131,23 +131,6 @@ func events(t *testing.T, v *lv.Virsh, dom string, f func()) []string {
 		}
 	}
 	return evs
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // jobKeys are the field names of a domjobinfo output.
