@@ -203,8 +203,29 @@ func (v *fvm) checkAlive(what string) {
 // wantStages are the stages finished before the cancel: they tell where it landed.
 func (v *fvm) checkCancelled(what string, wantStages []string) {
 	v.t.Helper()
+	if !v.cancel() {
+		v.t.Fatalf("%s: the migration completed instead of being cancelled (events %s)", what, eventNames(v.log))
+	}
+	v.verifyCancelled(what, wantStages)
+}
+
+// cancel sends migrate_cancel and waits for the migration to end: true when it was
+// cancelled, false when it completed before the cancel landed.
+func (v *fvm) cancel() bool {
+	v.t.Helper()
 	v.do("migrate_cancel", nil)
-	v.awaitStatus("cancelled")
+	d := v.await("MIGRATION", func(d harness.Value) bool {
+		s, _ := d.Get("status")
+		return s.Str() == "cancelled" || s.Str() == "completed"
+	})
+	s, _ := d.Get("status")
+	return s.Str() == "cancelled"
+}
+
+// verifyCancelled checks a migration that cancel ended: its events, query-migrate's
+// reply, the stages it finished, and that the VM lives.
+func (v *fvm) verifyCancelled(what string, wantStages []string) {
+	v.t.Helper()
 	sts := migStatuses(v.log)
 	if n := len(sts); n < 3 || sts[0] != "setup" || sts[n-2] != "cancelling" || sts[n-1] != "cancelled" {
 		v.t.Errorf("%s: MIGRATION events %v, want setup … cancelling cancelled", what, sts)
@@ -414,10 +435,29 @@ func TestCheckpointCancelStages(t *testing.T) {
 					if tlc {
 						want = "running"
 					}
-					if vs := src.status(); vs != want {
+					vs := src.status()
+					if !tlc && vs == "postmigrate" {
+						// QEMU 7.2 does not rate-limit its completion: the last pages
+						// can all go out between query-migrate and query-status.
+						ok = false
+						t.Logf("stage 3 missed (try %d): QEMU completed", try+1)
+						src.awaitStatus("completed")
+						src.do("cont", nil)
+						continue
+					}
+					if vs != want {
 						t.Errorf("stage 3: VM %s, want %s", vs, want)
 					}
-					src.checkCancelled("stage 3", []string{"setup", "stage 1", "stage 2"})
+					if !src.cancel() {
+						if tlc {
+							t.Fatalf("stage 3: completed instead of being cancelled (events %s)", eventNames(src.log))
+						}
+						ok = false
+						t.Logf("stage 3 missed (try %d): QEMU completed before the cancel", try+1)
+						src.do("cont", nil)
+						continue
+					}
+					src.verifyCancelled("stage 3", []string{"setup", "stage 1", "stage 2"})
 					// QEMU mode: the cancel restarts the stopped guest (QEMU 7.2's
 					// migration_iteration_finish: vm_start when it was running).
 					if evs := eventNames(src.log); !tlc && !regexp.MustCompile(`STOP .*RESUME .*MIGRATION:cancelled$`).MatchString(evs) {
