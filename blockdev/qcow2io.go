@@ -149,10 +149,9 @@ func (q *qcow2) inPlace(e uint64) bool {
 
 // link is an L2 entry a request changes once its data is written.
 type link struct {
-	t          []uint64
-	l2off, l2i int64
-	old, new   uint64
-	release    bool // the old entry's clusters are released
+	g, l2i  int64 // guest cluster, its index in its L2 table
+	new     uint64
+	release bool // the old entry's clusters are released
 }
 
 // writeRequest writes the first request of p at off and returns its length.
@@ -167,7 +166,7 @@ func (q *qcow2) writeRequest(p []byte, off int64) (int64, error) {
 	if err := q.load(); err != nil {
 		return 0, err
 	}
-	end := off + int64(len(p))
+	end := min(off+int64(len(p)), q.awaitAllocs(off, off+int64(len(p))))
 	host := int64(-1) // host offset of off, once the first part is placed
 	var links []link
 	var cow []span        // guest clusters whose old content goes around the data
@@ -184,7 +183,6 @@ func (q *qcow2) writeRequest(p []byte, off int64) (int64, error) {
 		}
 		var k, h int64 // clusters in this part, host offset of its first cluster
 		var t []uint64 // the part's L2 table, when its entries change
-		var l2off int64
 		inplace := q.inPlace(e)
 		if inplace {
 			h = int64(e & entryOffsetMask)
@@ -203,12 +201,12 @@ func (q *qcow2) writeRequest(p []byte, off int64) (int64, error) {
 				zeroes = zeroes || q.kind(ek) == kindZeroAlloc
 			}
 			if zeroes { // preallocated zero clusters lose their zero flag once written
-				if t, l2off, err = q.l2ForWrite(g); err != nil {
+				if t, _, err = q.l2ForWrite(g); err != nil {
 					return 0, err
 				}
 				for j := int64(0); j < k; j++ {
 					if ej := t[l2i+j]; q.kind(ej) == kindZeroAlloc {
-						links = append(links, link{t: t, l2off: l2off, l2i: l2i + j, old: ej, new: ej &^ oflagZero})
+						links = append(links, link{g: g + j*q.cs, l2i: l2i + j, new: ej &^ oflagZero})
 					}
 				}
 			}
@@ -219,7 +217,7 @@ func (q *qcow2) writeRequest(p []byte, off int64) (int64, error) {
 				}
 				break
 			}
-			if t, l2off, err = q.l2ForWrite(g); err != nil {
+			if t, _, err = q.l2ForWrite(g); err != nil {
 				return 0, err
 			}
 			for k = 1; k < most; k++ {
@@ -243,7 +241,7 @@ func (q *qcow2) writeRequest(p []byte, off int64) (int64, error) {
 				}
 			}
 			for j := int64(0); j < k; j++ {
-				links = append(links, link{t: t, l2off: l2off, l2i: l2i + j, old: t[l2i+j],
+				links = append(links, link{g: g + j*q.cs, l2i: l2i + j,
 					new: uint64(h+j*q.cs) | oflagCopied, release: true})
 			}
 		}
@@ -286,50 +284,122 @@ func (q *qcow2) writeRequest(p []byte, off int64) (int64, error) {
 			wend = host + (c.g - off) + q.cs
 		}
 	}
-	buf := p[:n]
-	if wstart != host || wend != host+n {
-		buf = make([]byte, wend-wstart)
-		for i, c := range cow {
-			tmp := make([]byte, q.cs)
-			if err := q.readCluster(cowEntry[i], span{c.g, 0, q.cs}, tmp); err != nil {
-				return 0, err
-			}
-			at := host + (c.g - off) - wstart
-			copy(buf[at+c.a:at+c.b], tmp[c.a:c.b])
-		}
-		copy(buf[host-wstart:], p[:n])
-	}
 	if len(links) == 0 {
 		q.mu.Unlock() // in place only: the data moves outside the lock
 		locked = false
 		q.n.File.debugEvent(evWriteAIO)
-		return n, q.pwrite(buf, wstart)
+		return n, q.pwrite(p[:n], wstart)
 	}
-	// abort frees the clusters allocated for the links not made (qcow2_alloc_cluster_abort),
-	// so that a failed write leaks nothing.
-	abort := func(from int, err error) (int64, error) {
-		for _, l := range links[from:] {
-			if l.release {
-				_ = q.unrefEntry(l.new)
-			}
-		}
-		return 0, err
-	}
-	q.n.File.debugEvent(evWriteAIO)
-	if err := q.pwrite(buf, wstart); err != nil {
-		return abort(0, err)
+	// The clusters are allocated (their refcounts raised) and the guest clusters the
+	// request covers are in flight: the data and the old content around it move outside
+	// the lock, then the L2 entries are linked under it (QEMU's QCowL2Meta and
+	// qcow2_alloc_cluster_link_l2). A request meeting an allocation in flight waits for it
+	// (awaitAllocs); nothing else looks past the entries it has not linked yet.
+	a := q.startAlloc(off, off+n)
+	q.mu.Unlock()
+	locked = false
+	err := q.writeAllocated(p[:n], off, host, wstart, wend, cow, cowEntry)
+	q.mu.Lock()
+	locked = true
+	defer q.endAlloc(a)
+	if err != nil {
+		return 0, q.abortLinks(links, err)
 	}
 	for i, l := range links {
-		if err := q.setEntry(l.t, l.l2off, l.l2i, l.new); err != nil {
-			return abort(i, err)
+		// The table is looked up again: the cache may have dropped the one mapped, and a
+		// zeroing request may have changed the entry meanwhile (what it held is released).
+		t, l2off, err := q.l2ForWrite(l.g)
+		if err != nil {
+			return 0, q.abortLinks(links[i:], err)
+		}
+		old := t[l.l2i]
+		if err := q.setEntry(t, l2off, l.l2i, l.new); err != nil {
+			return 0, q.abortLinks(links[i:], err)
 		}
 		if l.release {
-			if err := q.unrefEntry(l.old); err != nil {
+			if err := q.unrefEntry(old); err != nil {
 				return 0, err
 			}
 		}
 	}
 	return n, nil
+}
+
+// writeAllocated writes the n bytes of p at guest offset off to host offset host, with
+// the old content of the clusters in cow (entries cowEntry) around them in new clusters:
+// one host write of [wstart, wend). Caller does not hold q.mu.
+func (q *qcow2) writeAllocated(p []byte, off, host, wstart, wend int64, cow []span, cowEntry []uint64) error {
+	buf := p
+	if wstart != host || wend != host+int64(len(p)) {
+		buf = make([]byte, wend-wstart)
+		for i, c := range cow {
+			at := host + (c.g - off) - wstart
+			if err := q.readCluster(cowEntry[i], span{c.g, c.a, c.b}, buf[at+c.a:at+c.b]); err != nil {
+				return err
+			}
+		}
+		copy(buf[host-wstart:], p)
+	}
+	q.n.File.debugEvent(evWriteAIO)
+	return q.pwrite(buf, wstart)
+}
+
+// abortLinks frees the clusters allocated for the links not made (qcow2_alloc_cluster_abort),
+// so that a failed write leaks nothing, and returns err. Caller holds q.mu.
+func (q *qcow2) abortLinks(links []link, err error) error {
+	for _, l := range links {
+		if l.release {
+			_ = q.unrefEntry(l.new)
+		}
+	}
+	return err
+}
+
+// inflight is an allocating write between its allocation and the L2 entries that point
+// to its clusters: guest clusters [g0, g1) (QCowL2Meta's range), done closed once linked.
+type inflight struct {
+	g0, g1 int64
+	done   chan struct{}
+}
+
+// startAlloc registers the guest clusters under [off, end) as in flight. Caller holds q.mu.
+func (q *qcow2) startAlloc(off, end int64) *inflight {
+	a := &inflight{g0: off &^ (q.cs - 1), g1: (end + q.cs - 1) &^ (q.cs - 1), done: make(chan struct{})}
+	q.allocs = append(q.allocs, a)
+	return a
+}
+
+// endAlloc ends a's flight and wakes who waits for it. Caller holds q.mu.
+func (q *qcow2) endAlloc(a *inflight) {
+	for i, x := range q.allocs {
+		if x == a {
+			q.allocs = append(q.allocs[:i], q.allocs[i+1:]...)
+			break
+		}
+	}
+	close(a.done)
+}
+
+// awaitAllocs is handle_dependencies for a request on guest bytes [off, end): while an
+// allocation in flight covers off's cluster it waits for it (releasing q.mu meanwhile);
+// then it returns where the request must stop, the first cluster of a later allocation
+// in flight that overlaps it (end when none does). Caller holds q.mu.
+func (q *qcow2) awaitAllocs(off, end int64) int64 {
+	g0, g1 := off&^(q.cs-1), (end+q.cs-1)&^(q.cs-1)
+again:
+	for _, a := range q.allocs {
+		if a.g1 <= g0 || a.g0 >= g1 {
+			continue
+		}
+		if a.g0 <= g0 {
+			q.mu.Unlock()
+			<-a.done
+			q.mu.Lock()
+			goto again
+		}
+		end = min(end, a.g0)
+	}
+	return end
 }
 
 // writeZeroes is bdrv_co_do_pwrite_zeroes over qcow2_co_pwrite_zeroes, cluster by cluster:
@@ -469,6 +539,7 @@ func (q *qcow2) discardCluster(g int64) error {
 func (q *qcow2) withL2(g int64, f func(e uint64) error) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.awaitAllocs(g, g+q.cs)
 	t, _, err := q.l2ForWrite(g)
 	if err != nil {
 		return err
@@ -590,6 +661,9 @@ func (q *qcow2) copyUpRun(g int64, data []byte) (int64, error) {
 	defer q.mu.Unlock()
 	if err := q.load(); err != nil {
 		return 0, err
+	}
+	if lim := q.awaitAllocs(g, g+int64(len(data))); lim < g+int64(len(data)) {
+		data = data[:lim-g] // a guest write allocates from lim on: copy up to it
 	}
 	chunk := func(k int64) []byte { return data[k*q.cs : min((k+1)*q.cs, int64(len(data)))] }
 	zero := func(k int64) bool { return q.h.Version >= 3 && isZero(chunk(k)) }

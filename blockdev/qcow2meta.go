@@ -61,8 +61,9 @@ func (q *qcow2) kind(e uint64) clusterKind {
 }
 
 // qcow2 is a qcow2 node's cluster mapper. mu guards every field below it: the caches,
-// the allocator, and each write of metadata (callers hold it from mapping a cluster to
-// writing the L2 entry that points to what they allocated).
+// the allocator, and each write of metadata. An allocating write holds it to map and
+// allocate, writes its data without it, and takes it again to link the L2 entries; the
+// guest clusters in between are in flight (allocs) and other requests wait for them.
 type qcow2 struct {
 	n     *Node
 	h     *Qcow2Header
@@ -83,8 +84,9 @@ type qcow2 struct {
 	// goes to the image file, QCOW2_DISCARD_REQUEST); discards queues those ranges.
 	discarding bool
 	discards   []hostRange
-	hint       int64 // lowest host cluster that may be free
-	end        int64 // host clusters: one past the file's end and every allocation
+	hint       int64       // lowest host cluster that may be free
+	allocs     []*inflight // allocating writes whose L2 entries are not linked yet
+	end        int64       // host clusters: one past the file's end and every allocation
 }
 
 func newQcow2(n *Node, h *Qcow2Header) *qcow2 {
