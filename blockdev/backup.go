@@ -1,6 +1,9 @@
 package blockdev
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // Backup (QEMU 7.2's block/backup.c, block/block-copy.c, block/copy-before-write.c):
 // blockdev-backup and drive-backup. A copy-before-write filter above the source copies
@@ -206,60 +209,84 @@ func (g *Graph) insertCBW(bs, target *Node, name string) (*Node, error) {
 // A failed copy fails the guest's write (on-cbw-error break-guest-write).
 func (b *backupJob) write(k writeKind, p []byte, off, length int64, fl ZeroFlags, do func() error) error {
 	a, e := off&^(b.cluster-1), min((off+length+b.cluster-1)&^(b.cluster-1), b.length)
-	if err := b.copyClusters(a, e-a); err != nil {
+	if err := b.copyClusters(a, e-a, nil); err != nil {
 		return err
 	}
 	return do()
 }
 
-// copyClusters copies the clusters of [off, off+length) still marked, each under its
-// range lock (a guest write and the job never copy one twice, nor after it changed).
-func (b *backupJob) copyClusters(off, length int64) error {
-	for c := off; c < off+length; c += b.cluster {
-		n := min(b.cluster, b.length-c)
-		b.ranges.lock(c, n)
-		err := b.copyCluster(c, n)
-		b.ranges.unlock(c, n)
-		if err != nil {
+// copyClusters copies the clusters of [off, off+length) still marked, under one range
+// lock (a guest write and the job never copy one twice, nor after it changed), reading
+// into buf when it is large enough.
+func (b *backupJob) copyClusters(off, length int64, buf []byte) error {
+	end := min(off+length, b.length)
+	b.ranges.lock(off, end-off)
+	defer b.ranges.unlock(off, end-off)
+	for off < end {
+		s, n, ok := b.copyBitmap.NextDirtyArea(off, end, end-off)
+		if !ok {
+			return nil
+		}
+		if err := b.copyRun(s, n, buf); err != nil {
 			return err
 		}
+		off = s + n
 	}
 	return nil
 }
 
-// copyCluster copies one cluster if it is still marked: zeroes as zeroes, data as data
-// (block_copy_task_entry); the job's progress counts it.
-func (b *backupJob) copyCluster(c, n int64) error {
-	if !b.copyBitmap.Get(c) {
-		return nil
-	}
-	if b.skipUnallocted {
-		if ex, err := b.src.BlockStatus(c, n); err == nil && ex.Status&StatusAllocated == 0 && ex.Length >= n {
-			b.copyBitmap.Reset(c, n)
-			b.j.ProgressSetRemaining(b.copyBitmap.Count())
-			return nil
+// copyRun copies a run of marked clusters (block_copy_task_entry over the extents of the
+// source's block status): zeroes as zeroes, data as data; with sync=top before the
+// initial scan ended, what the source does not hold itself is dropped instead. The
+// job's progress counts what was copied.
+func (b *backupJob) copyRun(c, n int64, buf []byte) error {
+	for n > 0 {
+		if b.skipUnallocted {
+			ex, err := b.src.BlockStatus(c, n)
+			if k := b.extentClusters(ex.Length, n); err == nil && ex.Status&StatusAllocated == 0 && k > 0 {
+				b.copyBitmap.Reset(c, k)
+				b.j.ProgressSetRemaining(b.copyBitmap.Count())
+				c, n = c+k, n-k
+				continue
+			}
 		}
-	}
-	ex, err := b.src.BlockStatusAbove(nil, c, n)
-	if err != nil {
-		return &copyError{err: err, read: true}
-	}
-	if ex.Status&StatusZero != 0 && ex.Status&StatusData == 0 && ex.Length >= n {
-		if err := b.target.WriteZeroes(c, n, 0); err != nil {
-			return &copyError{err: err}
-		}
-	} else {
-		buf := make([]byte, n)
-		if _, err := b.src.ReadAt(buf, c); err != nil {
+		ex, err := b.src.BlockStatusAbove(nil, c, n)
+		if err != nil {
 			return &copyError{err: err, read: true}
 		}
-		if _, err := b.target.WriteAt(buf, c); err != nil {
-			return &copyError{err: err}
+		k := b.extentClusters(ex.Length, n)
+		if k > 0 && ex.Status&StatusZero != 0 && ex.Status&StatusData == 0 {
+			if err := b.target.WriteZeroes(c, k, 0); err != nil {
+				return &copyError{err: err}
+			}
+		} else {
+			if k == 0 { // an extent shorter than a cluster: the cluster is copied as data
+				k = min(b.cluster, n)
+			}
+			if int64(cap(buf)) < k {
+				buf = make([]byte, k)
+			}
+			if _, err := b.src.ReadAt(buf[:k], c); err != nil {
+				return &copyError{err: err, read: true}
+			}
+			if _, err := b.target.WriteAt(buf[:k], c); err != nil {
+				return &copyError{err: err}
+			}
 		}
+		b.copyBitmap.Reset(c, k)
+		b.j.ProgressUpdate(k)
+		c, n = c+k, n-k
 	}
-	b.copyBitmap.Reset(c, n)
-	b.j.ProgressUpdate(n)
 	return nil
+}
+
+// extentClusters is how much of a run of n bytes a status extent of l bytes covers in
+// whole clusters (all of the run when it covers it: the disk's last cluster may be short).
+func (b *backupJob) extentClusters(l, n int64) int64 {
+	if l >= n {
+		return n
+	}
+	return l &^ (b.cluster - 1)
 }
 
 // copyError is a failed cluster copy: the error and whether reading the source failed.
@@ -313,20 +340,60 @@ func (b *backupJob) run(j *Job) error {
 	return b.loop(j)
 }
 
-// loop is backup_loop: the marked clusters are copied in order, at the job's speed; a
-// failed copy follows the error policy (stop: paused until resumed, then retried).
+// backupChunk and backupWorkers: the job copies up to backupWorkers chunks of at most
+// backupChunk bytes at once (block-copy's BLOCK_COPY_MAX_BUFFER tasks in its AioTaskPool,
+// which QEMU bounds at BLOCK_COPY_MAX_WORKERS = 64 and BLOCK_COPY_MAX_MEM = 128 MiB).
+const (
+	backupChunk   = 1 << 20
+	backupWorkers = 16
+)
+
+// loop is backup_loop: the marked clusters are copied in order, several chunks in flight
+// (one cluster at a time with a speed, so that the rate limit sees each copy); every
+// jobSlice the copies in flight end and the job passes a pause point. A failed copy
+// follows the error policy (stop: paused until resumed, then retried from the start).
 func (b *backupJob) loop(j *Job) error {
+	var (
+		wg       sync.WaitGroup
+		errMu    sync.Mutex
+		firstErr error
+	)
+	bufs := make(chan []byte, backupWorkers)
+	for range backupWorkers {
+		bufs <- nil // allocated when first used
+	}
+	// drain waits for the copies in flight and returns the first error one met.
+	drain := func() error {
+		wg.Wait()
+		errMu.Lock()
+		defer errMu.Unlock()
+		err := firstErr
+		firstErr = nil
+		return err
+	}
+	defer wg.Wait()
 	last := time.Now()
+	cursor := int64(0)
 	for {
 		if j.Cancelled() {
 			return nil
 		}
-		start, _, ok := b.copyBitmap.NextDirty(0, b.cluster)
-		if !ok {
-			return nil
+		chunk, workers := int64(backupChunk), backupWorkers
+		if j.hasSpeed() {
+			chunk, workers = b.cluster, 1
 		}
-		n := min(b.cluster, b.length-start)
-		err := b.copyClusters(start, n)
+		start, n, ok := b.copyBitmap.NextDirty(cursor, chunk)
+		var err error
+		if !ok || workers == 1 || time.Since(last) >= jobSlice {
+			err = drain()
+		}
+		if err == nil && !ok {
+			if cursor == 0 {
+				return nil
+			}
+			cursor = 0 // what failed before is still marked: once more from the start
+			continue
+		}
 		if err != nil {
 			ce, _ := err.(*copyError)
 			read := ce != nil && ce.read
@@ -340,12 +407,34 @@ func (b *backupJob) loop(j *Job) error {
 			case ActionStop:
 				j.PausePoint()
 			}
+			cursor = 0
 			continue
 		}
-		j.RateLimitProcessed(n)
 		if time.Since(last) >= jobSlice || j.rateLimited() {
 			j.RateLimitSleep()
 			last = time.Now()
+			continue // the bitmap may have changed meanwhile
+		}
+		cursor = start + n
+		buf := <-bufs
+		if int64(cap(buf)) < n {
+			buf = make([]byte, max(n, min(chunk, backupChunk)))
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.copyClusters(start, n, buf); err != nil {
+				errMu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				errMu.Unlock()
+			}
+			bufs <- buf
+		}()
+		j.RateLimitProcessed(n)
+		if workers == 1 {
+			wg.Wait()
 		}
 	}
 }
