@@ -3,6 +3,7 @@ package blockdev
 import (
 	"bytes"
 	"compress/flate"
+	"encoding/binary"
 	"errors"
 	"io"
 )
@@ -412,24 +413,89 @@ func (q *qcow2) writeZeroes(off, length int64, fl ZeroFlags) error {
 	size := int64(q.h.Size)
 	done := q.requestFrees()
 	defer func() { done() }()
-	return q.spans(off, length, func(s span) error {
+	for length > 0 {
+		g := off &^ (q.cs - 1)
+		a := off - g
+		b := min(q.cs, a+length)
+		n := b - a
 		ok := false
 		var err error
-		if partial := s.a > 0 || (s.b < q.cs && s.g+s.b != size); partial {
+		switch {
+		case a > 0 || (b < q.cs && g+b != size):
 			// the head and tail are requests of their own (bdrv_co_do_pwrite_zeroes)
 			done()
 			done = q.requestFrees()
-			ok, err = q.zeroWhole(s, fl)
+			ok, err = q.zeroWhole(span{g, a, b}, fl)
 			done()
 			done = q.requestFrees()
-		} else {
-			ok, err = q.zeroize(s.g, fl)
+		case q.h.Version >= 3:
+			whole := length / q.cs // whole clusters from g, the image's last one counting
+			if off+length == size && length%q.cs != 0 {
+				whole++
+			}
+			var k int64
+			if k, err = q.zeroClusters(g, whole, fl); k > 0 {
+				n, ok = min(k*q.cs, length), true
+			} else if err == nil {
+				ok, err = q.zeroize(g, fl)
+			}
+		default:
+			ok, err = q.zeroize(g, fl)
 		}
-		if err != nil || ok {
+		if err != nil {
 			return err
 		}
-		return q.n.writeZeroBuffers(s.g+s.a, s.b-s.a)
-	})
+		if !ok {
+			if err := q.n.writeZeroBuffers(off, n); err != nil {
+				return err
+			}
+		}
+		off, length = off+n, length-n
+	}
+	return nil
+}
+
+// zeroClusters is zeroCluster over up to k whole clusters from g within one L2 table
+// whose entries only gain the zero flag (nothing to deallocate): their entries are
+// written with one write of that part of the table, as QEMU writes the L2 slice it
+// changed back once. It returns how many clusters it zeroed, 0 when g's cluster must be
+// deallocated (zeroCluster does it). Caller holds n.io.
+func (q *qcow2) zeroClusters(g, k int64, fl ZeroFlags) (int64, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err := q.load(); err != nil {
+		return 0, err
+	}
+	k = min(k, (q.awaitAllocs(g, g+k*q.cs)-g)/q.cs)
+	t, l2off, err := q.l2ForWrite(g)
+	if err != nil {
+		return 0, err
+	}
+	_, l2i := q.index(g)
+	k = min(k, q.l2n-l2i)
+	buf := make([]byte, 0, k*8)
+	changed := false
+	for j := int64(0); j < k; j++ {
+		e := t[l2i+j]
+		kd := q.kind(e)
+		if kd == kindCompressed || (fl&ZeroMayUnmap != 0 && (kd == kindNormal || kd == kindZeroAlloc)) {
+			k = j
+			break
+		}
+		buf = binary.BigEndian.AppendUint64(buf, e|oflagZero)
+		changed = changed || e&oflagZero == 0
+	}
+	if k == 0 || !changed {
+		return k, nil
+	}
+	q.n.File.debugEvent(evL2Update)
+	if err := q.pwrite(buf[:k*8], l2off+l2i*8); err != nil {
+		return 0, err
+	}
+	for j := int64(0); j < k; j++ {
+		t[l2i+j] |= oflagZero
+	}
+	return k, nil
 }
 
 // zeroize is qcow2_subcluster_zeroize for guest cluster g: a zero cluster on version 3, a
