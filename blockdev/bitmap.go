@@ -782,6 +782,14 @@ func (n *Node) newJobBitmap(size, gran int64, recording bool) (b *Bitmap, releas
 	return b, func() { n.ReleaseBitmap(b) }
 }
 
+// setTracking makes a job's bitmap record every write to its node (on) or only what
+// the job sets (off).
+func (b *Bitmap) setTracking(on bool) {
+	b.mu.Lock()
+	b.disabled = !on
+	b.mu.Unlock()
+}
+
 // HasReadonlyBitmaps reports whether a bitmap of n is readonly (writes must then fail).
 func (n *Node) HasReadonlyBitmaps() bool {
 	n.bmMu.Lock()

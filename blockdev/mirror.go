@@ -260,6 +260,10 @@ func (m *mirrorJob) start(o MirrorOptions, typ JobType, granularity, bufSize int
 	m.bufSize = (bufSize + granularity - 1) &^ (granularity - 1)
 	m.baseOverlay = findOverlay(bs, m.base)
 	m.bitmap, m.unlist = bs.newJobBitmap(max(bs.Size(), 1), granularity, true)
+	// In background mode QEMU 7.2's bitmap is an enabled one of the source: every write
+	// that reaches the source marks it, not only the guest's through the filter (a write
+	// of an NBD export or HMP qemu-io on the node too); write-blocking disables it.
+	m.bitmap.setTracking(!m.writeBlocking)
 	if err := j.addNode(bs, "source", 0, PermWriteUnchanged|PermWrite|PermConsistentRead); err != nil {
 		return fail(err)
 	}
@@ -767,6 +771,7 @@ func (m *mirrorJob) exit(j *Job, abort bool) error {
 // then the granules still marked are copied and the target flushed.
 func (m *mirrorJob) finalSync(j *Job) error {
 	m.hookMu.Lock()
+	m.bitmap.setTracking(false) // the filter's writes reach the target now
 	m.mu.Lock()
 	m.passThrough = true
 	err := m.activeErr
