@@ -20,7 +20,8 @@ type Backend struct {
 	media        mediaState // root state and eject request (media.go)
 	backendIO               // the data path (backendio.go)
 
-	inactive bool // QEMU's disable_perm after an inactivation (activate.go)
+	inactive bool     // QEMU's disable_perm after an inactivation (activate.go)
+	ios      ioStatus // io-status after a device's failed request (ioerror.go)
 }
 
 // Removable reports whether the guest sees removable media: no device, or a CD-ROM/floppy.
@@ -38,7 +39,10 @@ type Device struct {
 	ShareRW bool
 	// Hotplugged devices were added by device_add.
 	Hotplugged bool
-	Backend    *Backend
+	// Werror and Rerror are the device's werror/rerror properties ("" or auto: the
+	// drive's).
+	Werror, Rerror OnError
+	Backend        *Backend
 }
 
 // DiskDrivers are the device models that take a drive= property and that tlcvm links to

@@ -219,20 +219,7 @@ const (
 // sets its I/O status.
 func (j *Job) ErrorAction(policy OnError, isRead bool, err error) ErrorAction {
 	nospace := errors.Is(err, syscall.ENOSPC)
-	var a ErrorAction
-	switch policy {
-	case OnErrorEnospc, OnErrorAuto, "":
-		a = ActionReport
-		if nospace {
-			a = ActionStop
-		}
-	case OnErrorStop:
-		a = ActionStop
-	case OnErrorIgnore:
-		a = ActionIgnore
-	default:
-		a = ActionReport
-	}
+	a := actionFor(policy, nospace)
 	op := "write"
 	if isRead {
 		op = "read"

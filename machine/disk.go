@@ -28,7 +28,8 @@ import (
 // for observers:
 //
 //	0x6000 + 64*i   u64 pass   u64 block index in the share   u64 disk index   u64 bytes written
-//	                u64 bytes read   u64 blocks that failed verification   (2 u64 reserved)
+//	                u64 bytes read   u64 blocks that failed verification   u64 failed requests
+//	                (1 u64 reserved)
 //
 // With disk-verify the driver reads each block before it rewrites it (from pass 2 on) and
 // checks that it holds the previous pass, as FillDiskBlock makes it: a disk that is not
@@ -302,7 +303,7 @@ func (c *synthCPU) publishDisk() {
 	if d == nil || a+64 > r.size {
 		return
 	}
-	for k, v := range []uint64{d.Pass, d.Block, d.Disk, d.Written, d.Read, d.Mismatches} {
+	for k, v := range []uint64{d.Pass, d.Block, d.Disk, d.Written, d.Read, d.Mismatches, d.Errors} {
 		atomic.StoreUint64((*uint64)(ptr(r.mem, a+8*uint64(k))), v)
 	}
 	r.noteWrite(a >> pageShift)

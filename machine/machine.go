@@ -314,6 +314,16 @@ func (m *Machine) Stop() error {
 	return nil
 }
 
+// StopForIOError is a device's stop on an I/O error (werror/rerror=stop,
+// qemu_system_vmstop_request(RUN_STATE_IO_ERROR)): a running VM goes to io-error (STOP)
+// and its vCPUs park. It waits for them, so a vCPU thread calls it from another
+// goroutine.
+func (m *Machine) StopForIOError() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.vmStop(StateIOError)
+}
+
 // Cont is QMP "cont", with QEMU 7.2's errors: "Resetting the Virtual Machine is
 // required" in shutdown and internal-error, "Migration is not finalized yet" in
 // finish-migrate; nothing in suspended; in inmigrate it sets autostart; otherwise the VM

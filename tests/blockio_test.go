@@ -46,7 +46,7 @@ func newDiskImage(t *testing.T, dir string) string {
 }
 
 // cursors reads each vCPU's disk driver counters from guest RAM (0x6000 + 64*i: pass,
-// block, disk, bytes written, read, mismatches) as DiskStates of the test's one-disk
+// block, disk, bytes written, read, mismatches, errors) as DiskStates of the test's one-disk
 // configuration.
 func (v *mvm) cursors() []machine.DiskState {
 	v.t.Helper()
@@ -71,7 +71,7 @@ func (v *mvm) cursors() []machine.DiskState {
 		w := words[8*i:]
 		st = append(st, machine.DiskState{Names: []string{"vd0"}, BS: diskBS, First: total * i / diskCPUs,
 			Blocks: total*(i+1)/diskCPUs - total*i/diskCPUs, Pass: w[0], Block: w[1], Disk: w[2], Written: w[3],
-			Read: w[4], Mismatches: w[5]})
+			Read: w[4], Mismatches: w[5], Errors: w[6]})
 	}
 	return st
 }

@@ -233,22 +233,46 @@ func (v *vm) guestDisk(name string) (machine.Disk, bool) {
 		return nil, false
 	}
 	if b, ok := v.block.DeviceBackend(name); ok {
-		return guestDisk{b}, true
+		return guestDisk{v, b}, true
 	}
 	if b, ok := v.block.Backend(name); ok {
-		return guestDisk{b}, true
+		return guestDisk{v, b}, true
 	}
 	return nil, false
 }
 
 // guestDisk adapts a block backend to the guest's disk driver: its writes go through the
-// backend as a device's do (throttled, accounted).
-type guestDisk struct{ b *blockdev.Backend }
+// backend as a device's do (throttled, accounted), and a failed request follows the
+// device's werror/rerror as QEMU's virtio-blk does (blockdev's IOError).
+type guestDisk struct {
+	v *vm
+	b *blockdev.Backend
+}
 
 func (d guestDisk) WriteAt(ctx context.Context, p []byte, off int64) error {
-	return d.b.Write(ctx, p, off)
+	return d.failed(ctx, false, d.b.Write(ctx, p, off))
 }
 func (d guestDisk) ReadAt(ctx context.Context, p []byte, off int64) error {
-	return d.b.Read(ctx, p, off)
+	return d.failed(ctx, true, d.b.Read(ctx, p, off))
+}
+
+// failed applies the error policy to a request's result: report returns the error,
+// ignore success; stop stops the VM in io-error and waits for the pause to end the
+// request (ctx), so that the guest makes it again once the VM runs.
+func (d guestDisk) failed(ctx context.Context, read bool, err error) error {
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	switch d.v.block.IOError(d.b, read, err) {
+	case blockdev.ActionIgnore:
+		return nil
+	case blockdev.ActionStop:
+		if d.v.machine != nil {
+			go d.v.machine.StopForIOError()
+			<-ctx.Done()
+			return ctx.Err()
+		}
+	}
+	return err
 }
 func (d guestDisk) Size() int64 { return d.b.Size() }

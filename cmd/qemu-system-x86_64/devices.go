@@ -102,6 +102,7 @@ func (diskModel) Check(*qdev.Device) error { return nil }
 func (m diskModel) Realize(d *qdev.Device) error {
 	share, _ := d.Prop("share-rw")
 	dev := &blockdev.Device{ID: d.ID, Driver: d.Type, Path: d.Path, ShareRW: string(share) == "true", Hotplugged: d.Hotplugged}
+	dev.Werror, dev.Rerror = blockdev.OnError(d.PropString("werror")), blockdev.OnError(d.PropString("rerror"))
 	drive := d.PropString("drive")
 	switch {
 	case drive != "":

@@ -362,7 +362,7 @@ func queryBlock(g *blockdev.Graph) []BlockInfo {
 			bi.Qdev = b.Device.Qdev()
 		}
 		if b.IOStatus() {
-			bi.IOStatus = "ok"
+			bi.IOStatus = IOStatus(b.IOStatusValue())
 		}
 		if b.Root != nil {
 			bi.Inserted = blockDeviceInfo(blockdev.SkipImplicit(b.Root), !b.WriteThrough, true)
@@ -520,6 +520,16 @@ func (e blockEmitter) Emit(name string, data any) {
 	switch v := data.(type) {
 	case blockdev.TrayMovedEvent:
 		e(name, DeviceTrayMovedData{Device: v.Device, ID: v.ID, TrayOpen: v.TrayOpen})
+	case blockdev.IOErrorEvent:
+		d := BlockIOErrorData{Device: v.Device, Operation: IoOperationType(v.Operation), Action: BlockErrorAction(v.Action),
+			Reason: v.Reason}
+		if v.NodeName != "" {
+			d.NodeName = &v.NodeName
+		}
+		if v.HasNospace {
+			d.Nospace = &v.Nospace
+		}
+		e(name, d)
 	case blockdev.WriteThresholdEvent:
 		e(name, BlockWriteThresholdData{NodeName: v.NodeName, AmountExceeded: uint64(v.AmountExceeded),
 			WriteThreshold: uint64(v.WriteThreshold)})

@@ -115,6 +115,17 @@ type BlockJobErrorData struct {
 	Action    BlockErrorAction `json:"action"`
 }
 
+// BlockIOErrorData is BLOCK_IO_ERROR's data.
+type BlockIOErrorData struct {
+	qmp.QAPIOrder
+	Device    string           `json:"device"`
+	NodeName  *string          `json:"node-name,omitempty"`
+	Operation IoOperationType  `json:"operation"`
+	Action    BlockErrorAction `json:"action"`
+	Nospace   *bool            `json:"nospace,omitempty"`
+	Reason    string           `json:"reason"`
+}
+
 // JobIDArgs is the argument of job-* and block-job-dismiss/-finalize.
 type JobIDArgs struct {
 	ID string `json:"id"`

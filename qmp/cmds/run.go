@@ -1,6 +1,9 @@
 package cmds
 
-import "tlcvm/qmp"
+import (
+	"tlcvm/machine"
+	"tlcvm/qmp"
+)
 
 // StatusInfo is query-status's reply.
 type StatusInfo struct {
@@ -19,7 +22,17 @@ func registerRun(r *qmp.Registry, d *Deps) {
 				return StatusInfo{Status: s.String(), Running: running}, nil
 			}},
 		qmp.Command{Name: "stop", Run: func(*qmp.Call) (any, error) { return nil, m.Stop() }},
-		qmp.Command{Name: "cont", Run: func(*qmp.Call) (any, error) { return nil, m.Cont() }},
+		qmp.Command{Name: "cont", Run: func(*qmp.Call) (any, error) {
+			// qmp_cont resets the devices' io-status (blk_iostatus_reset) once it goes on.
+			switch s, _ := m.Status(); s {
+			case machine.StateShutdown, machine.StateInternalError, machine.StateSuspended, machine.StateFinishMigrate:
+			default:
+				if d.Block != nil {
+					d.Block.ResetIOStatus()
+				}
+			}
+			return nil, m.Cont()
+		}},
 		qmp.Command{Name: "system_reset", Run: func(*qmp.Call) (any, error) {
 			m.Reset("host-qmp-system-reset")
 			return nil, nil
