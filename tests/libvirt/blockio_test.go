@@ -3,6 +3,7 @@ package libvirt_test
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -162,5 +163,49 @@ func TestBlockIOSaveRestore(t *testing.T) {
 	wantState(t, name, "shut off", "")
 	if out, err := exec.Command("qemu-img", "check", d.Disk).CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img check: %v\n%s", err, out)
+	}
+}
+
+// TestIOErrorPause: the domain's disk lies on a small tmpfs, so the guest's writes run out
+// of space; the disk's default error policy (enospc) stops the VM as QEMU's would: virsh
+// domstate --reason says paused (I/O error) and domblkerror names the disk (no space).
+// Once the tmpfs has room, virsh resume lets the guest make its write again and go on.
+func TestIOErrorPause(t *testing.T) {
+	need(t)
+	dir := filepath.Join(t.TempDir(), "small")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
+	}
+	d := lv.Domain{Kind: lv.PC, Name: lv.NewName("tlcvm-test"), UUID: lv.NewUUID(), Emulator: bin,
+		Disk: filepath.Join(dir, "disk.qcow2"), Workload: "idle,,disk=virtio-disk0,,disk-bs=64K,,disk-size=32M"}
+	if err := lv.CreateDisk(d.Disk, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := virsh.Remove(d.Name); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	if err := virsh.Define(d, dir); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "start", d.Name)
+	wantState(t, d.Name, "paused", "I/O error")
+	if out := mustRun(t, "domblkerror", d.Name); !strings.Contains(out, "vda: no space") {
+		t.Fatalf("domblkerror: %q", out)
+	}
+	if out, err := exec.Command("mount", "-o", "remount,size=64m", dir).CombinedOutput(); err != nil {
+		t.Fatalf("growing the tmpfs: %v: %s", err, out)
+	}
+	mustRun(t, "resume", d.Name)
+	wantState(t, d.Name, "running", "")
+	if out := mustRun(t, "domblkerror", d.Name); !strings.Contains(out, "No errors found") {
+		t.Fatalf("domblkerror after resume: %q", out)
 	}
 }
