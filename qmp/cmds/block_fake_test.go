@@ -9,10 +9,13 @@ import (
 
 // fakeBlock stands in for the block layer (*blockdev.Graph) behind every small interface
 // the block handlers declare: it records each call and fails with err.
-type fakeBlock struct{ recorder }
+type fakeBlock struct {
+	recorder
+	jobs []blockdev.JobInfo // what Jobs and BlockJobs return
+}
 
 func newFakeBlock(err error) (*fakeBlock, *recorder) {
-	f := &fakeBlock{recorder{err: err}}
+	f := &fakeBlock{recorder: recorder{err: err}}
 	return f, &f.recorder
 }
 
@@ -56,4 +59,60 @@ func (f *fakeBlock) SetWriteThreshold(nodeName string, v uint64) error {
 func (f *fakeBlock) QemuIO(device string, qdev bool, command string, out io.Writer) (string, error) {
 	fmt.Fprintf(out, "output of %s\n", command)
 	return "monitor text", f.rec("QemuIO %q %v %q", device, qdev, command)
+}
+
+func (f *fakeBlock) Jobs() []blockdev.JobInfo {
+	f.rec("Jobs")
+	return f.jobs
+}
+
+func (f *fakeBlock) BlockJobs() []blockdev.JobInfo {
+	f.rec("BlockJobs")
+	return f.jobs
+}
+
+func (f *fakeBlock) CancelJob(id string, block, force bool) error {
+	return f.rec("CancelJob %q block=%v force=%v", id, block, force)
+}
+
+func (f *fakeBlock) SetJobSpeed(id string, speed int64) error {
+	return f.rec("SetJobSpeed %q %d", id, speed)
+}
+
+func (f *fakeBlock) PauseJob(id string, block bool) error {
+	return f.rec("PauseJob %q block=%v", id, block)
+}
+
+func (f *fakeBlock) ResumeJob(id string, block bool) error {
+	return f.rec("ResumeJob %q block=%v", id, block)
+}
+
+func (f *fakeBlock) CompleteJob(id string, block bool) error {
+	return f.rec("CompleteJob %q block=%v", id, block)
+}
+
+func (f *fakeBlock) DismissJob(id string, block bool) error {
+	return f.rec("DismissJob %q block=%v", id, block)
+}
+
+func (f *fakeBlock) FinalizeJob(id string, block bool) error {
+	return f.rec("FinalizeJob %q block=%v", id, block)
+}
+
+func (f *fakeBlock) Stream(o blockdev.StreamOptions) error { return f.rec("Stream %s", show(o)) }
+
+func (f *fakeBlock) Commit(o blockdev.CommitOptions) error { return f.rec("Commit %s", show(o)) }
+
+func (f *fakeBlock) BlockdevMirror(o blockdev.MirrorOptions) error {
+	return f.rec("BlockdevMirror %s", show(o))
+}
+
+func (f *fakeBlock) DriveMirror(o blockdev.MirrorOptions) error {
+	return f.rec("DriveMirror %s", show(o))
+}
+
+func (f *fakeBlock) CommitImage(device string) error { return f.rec("CommitImage %q", device) }
+
+func (f *fakeBlock) Transaction(actions []blockdev.Action, grouped bool) error {
+	return f.rec("Transaction %s grouped=%v", show(actions), grouped)
 }

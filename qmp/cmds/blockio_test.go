@@ -60,22 +60,13 @@ func TestQemuIO(t *testing.T) {
 		{err: qerror.Errorf(blockdev.ErrDeviceNotFound, "Device 'd9' not found"), want: `DeviceNotFound: Device 'd9' not found`,
 			withStdout: true, out: "output of read 0 512\n"},
 	} {
-		f := &fakeBlock{recorder{err: tc.err}}
+		f := &fakeBlock{recorder: recorder{err: tc.err}}
 		var stdout bytes.Buffer
 		reg := func(r *qmp.Registry) { blockIOCommands(r, f, nil) }
 		if tc.withStdout {
 			reg = func(r *qmp.Registry) { blockIOCommands(r, f, &stdout) }
 		}
-		r := qmp.NewRegistry()
-		r.SetErrorClasses(ErrorClasses())
-		reg(r)
-		s := qmp.NewServer(r, qmp.Options{})
-		raw, err := s.Execute(s.NewSession(), "x-tlcvm-qemu-io", map[string]any{"device": "d0", "qdev": true, "command": "read 0 512"})
-		s.Close()
-		got := compact(string(raw))
-		if err != nil {
-			got = err.(*qmp.Error).Class + ": " + err.Error()
-		}
+		got := execInternal(t, reg, "x-tlcvm-qemu-io", map[string]any{"device": "d0", "qdev": true, "command": "read 0 512"})
 		if got != tc.want || stdout.String() != tc.out || f.called() != `QemuIO "d0" true "read 0 512"` {
 			t.Errorf("%v: got %s, stdout %q, calls %s; want %s, stdout %q", tc.err, got, stdout.String(), f.called(), tc.want, tc.out)
 		}

@@ -206,11 +206,25 @@ func int64Or(p *int64) int64 {
 // auto-dismiss: JOB_MANUAL_FINALIZE, JOB_MANUAL_DISMISS).
 func isFalse(p *bool) bool { return p != nil && !*p }
 
+// jobStarter is what the commands that start block jobs need of the block layer.
+type jobStarter interface {
+	Stream(o blockdev.StreamOptions) error
+	Commit(o blockdev.CommitOptions) error
+	BlockdevMirror(o blockdev.MirrorOptions) error
+	DriveMirror(o blockdev.MirrorOptions) error
+	CommitImage(device string) error
+	Transaction(actions []blockdev.Action, grouped bool) error
+}
+
 func registerBlockJobs(r *qmp.Registry, d *Deps) {
-	g := d.Block
-	if g == nil {
+	if d.Block == nil {
 		return
 	}
+	blockJobCommands(r, d.Block)
+}
+
+// blockJobCommands registers block-stream, block-commit, the mirrors and the backups on g.
+func blockJobCommands(r *qmp.Registry, g jobStarter) {
 	r.Register(
 		qmp.Command{Name: "block-stream", Args: &BlockStreamArgs{}, Run: func(c *qmp.Call) (any, error) {
 			a := c.Args.(*BlockStreamArgs)

@@ -2,8 +2,10 @@ package cmds
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -148,4 +150,57 @@ func runHandlerCases[F any](t *testing.T, cases []handlerCase, newFake func(err 
 			t.Errorf("%s: calls:\n got %s\nwant %s", tc.cmd, got, tc.calls)
 		}
 	}
+}
+
+// show renders what a handler handed a fake compactly: a struct as {Field:value ...} with
+// its zero fields left out, pointers followed (nil is left out too), slices as [a b].
+func show(v any) string { return showValue(reflect.ValueOf(v)) }
+
+func showValue(v reflect.Value) string {
+	switch v.Kind() {
+	case reflect.Invalid:
+		return "<nil>"
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return "<nil>"
+		}
+		return showValue(v.Elem())
+	case reflect.Struct:
+		var parts []string
+		for i := 0; i < v.NumField(); i++ {
+			f := v.Type().Field(i)
+			if !f.IsExported() || v.Field(i).IsZero() {
+				continue
+			}
+			parts = append(parts, f.Name+":"+showValue(v.Field(i)))
+		}
+		return "{" + strings.Join(parts, " ") + "}"
+	case reflect.Slice, reflect.Array:
+		parts := make([]string, v.Len())
+		for i := range parts {
+			parts[i] = showValue(v.Index(i))
+		}
+		return "[" + strings.Join(parts, " ") + "]"
+	}
+	return fmt.Sprint(v.Interface())
+}
+
+// execInternal runs an internal command (reachable from HMP only) as HMP does, on a server
+// holding what register puts there, and returns wire.do's form of the result.
+func execInternal(t *testing.T, register func(r *qmp.Registry), name string, args any) string {
+	t.Helper()
+	r := qmp.NewRegistry()
+	r.SetErrorClasses(ErrorClasses())
+	register(r)
+	s := qmp.NewServer(r, qmp.Options{})
+	defer s.Close()
+	raw, err := s.Execute(s.NewSession(), name, args)
+	if err != nil {
+		var qe *qmp.Error
+		if !errors.As(err, &qe) {
+			t.Fatalf("%s: %v is not a QMP error", name, err)
+		}
+		return qe.Class + ": " + qe.Desc
+	}
+	return compact(string(raw))
 }
