@@ -11,7 +11,8 @@ import (
 // the block handlers declare: it records each call and fails with err.
 type fakeBlock struct {
 	recorder
-	jobs []blockdev.JobInfo // what Jobs and BlockJobs return
+	jobs   []blockdev.JobInfo // what Jobs and BlockJobs return
+	bitmap *blockdev.Bitmap   // what LookupBitmap finds
 }
 
 func newFakeBlock(err error) (*fakeBlock, *recorder) {
@@ -115,4 +116,13 @@ func (f *fakeBlock) CommitImage(device string) error { return f.rec("CommitImage
 
 func (f *fakeBlock) Transaction(actions []blockdev.Action, grouped bool) error {
 	return f.rec("Transaction %s grouped=%v", show(actions), grouped)
+}
+
+func (f *fakeBlock) RunStep(a *blockdev.StepAction) error { return f.rec("RunStep %s", a.Type()) }
+
+func (f *fakeBlock) LookupBitmap(node, name string) (*blockdev.Bitmap, error) {
+	if err := f.rec("LookupBitmap %q %q", node, name); err != nil {
+		return nil, err
+	}
+	return f.bitmap, nil
 }
