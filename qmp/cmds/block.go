@@ -302,11 +302,36 @@ type BlockdevCreateArgs struct {
 	Options BlockdevCreateOptions `json:"options"`
 }
 
+// blockLister is what the block queries need of the block layer: its backends and nodes,
+// read under its lock.
+type blockLister interface {
+	Lock()
+	Unlock()
+	BackendsLocked() []*blockdev.Backend
+	NodesLocked() []*blockdev.Node
+}
+
+// nodeGraph is what the node graph commands need of the block layer: the queries, nodes
+// added, deleted, resized and snapshotted, transactions and image creation jobs.
+type nodeGraph interface {
+	blockLister
+	Add(o *blockdev.Options) (*blockdev.Node, error)
+	Del(name string) error
+	Resize(device, nodeName string, size int64) error
+	Snapshot(actions ...blockdev.SnapshotAction) error
+	Transaction(actions []blockdev.Action, grouped bool) error
+	Create(jobID string, o *blockdev.CreateOptions) error
+}
+
 func registerBlock(r *qmp.Registry, d *Deps) {
-	g := d.Block
-	if g == nil {
+	if d.Block == nil {
 		return
 	}
+	blockCommands(r, d.Block)
+}
+
+// blockCommands registers the block queries and the node graph commands on g.
+func blockCommands(r *qmp.Registry, g nodeGraph) {
 	r.Register(
 		qmp.Command{Name: "query-block", Returns: []BlockInfo{}, Run: func(*qmp.Call) (any, error) {
 			return queryBlock(g), nil
@@ -352,7 +377,7 @@ func deref(s *string) string {
 	return *s
 }
 
-func queryBlock(g *blockdev.Graph) []BlockInfo {
+func queryBlock(g blockLister) []BlockInfo {
 	g.Lock()
 	defer g.Unlock()
 	out := []BlockInfo{}
@@ -377,7 +402,7 @@ func queryBlock(g *blockdev.Graph) []BlockInfo {
 	return out
 }
 
-func queryNodes(g *blockdev.Graph, flat bool) []BlockDeviceInfo {
+func queryNodes(g blockLister, flat bool) []BlockDeviceInfo {
 	g.Lock()
 	defer g.Unlock()
 	out := []BlockDeviceInfo{}
@@ -392,7 +417,7 @@ func queryNodes(g *blockdev.Graph, flat bool) []BlockDeviceInfo {
 	return out
 }
 
-func queryBlockstats(g *blockdev.Graph, nodes bool) []BlockStats {
+func queryBlockstats(g blockLister, nodes bool) []BlockStats {
 	g.Lock()
 	defer g.Unlock()
 	out := []BlockStats{}
@@ -424,7 +449,7 @@ func queryBlockstats(g *blockdev.Graph, nodes bool) []BlockStats {
 
 // transaction is qmp_transaction: each action's data decoded as its command's arguments
 // (all of them before anything runs, as QEMU's visitor does), run by blockdev.Transaction.
-func transaction(g *blockdev.Graph, a *TransactionArgs) error {
+func transaction(g nodeGraph, a *TransactionArgs) error {
 	var actions []blockdev.Action
 	for i, act := range a.Actions {
 		path := fmt.Sprintf("actions[%d].data", i)
@@ -470,7 +495,7 @@ func transaction(g *blockdev.Graph, a *TransactionArgs) error {
 	return g.Transaction(actions, grouped)
 }
 
-func blockdevCreate(g *blockdev.Graph, a *BlockdevCreateArgs) error {
+func blockdevCreate(g nodeGraph, a *BlockdevCreateArgs) error {
 	o := &blockdev.CreateOptions{Driver: string(a.Options.Driver)}
 	switch v := a.Options.Variant.(type) {
 	case *BlockdevCreateFile:

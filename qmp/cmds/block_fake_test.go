@@ -11,8 +11,10 @@ import (
 // the block handlers declare: it records each call and fails with err.
 type fakeBlock struct {
 	recorder
-	jobs   []blockdev.JobInfo // what Jobs and BlockJobs return
-	bitmap *blockdev.Bitmap   // what LookupBitmap finds
+	jobs   []blockdev.JobInfo      // what Jobs and BlockJobs return
+	bitmap *blockdev.Bitmap        // what LookupBitmap finds
+	report blockdev.SnapshotReport // what SnapshotReport reports
+	locked int                     // Lock calls not yet undone by Unlock
 }
 
 func newFakeBlock(err error) (*fakeBlock, *recorder) {
@@ -125,4 +127,46 @@ func (f *fakeBlock) LookupBitmap(node, name string) (*blockdev.Bitmap, error) {
 		return nil, err
 	}
 	return f.bitmap, nil
+}
+
+func (f *fakeBlock) Lock()   { f.locked++ }
+func (f *fakeBlock) Unlock() { f.locked-- }
+
+func (f *fakeBlock) BackendsLocked() []*blockdev.Backend {
+	f.rec("BackendsLocked locked=%d", f.locked)
+	return nil
+}
+
+func (f *fakeBlock) NodesLocked() []*blockdev.Node {
+	f.rec("NodesLocked locked=%d", f.locked)
+	return nil
+}
+
+func (f *fakeBlock) Add(o *blockdev.Options) (*blockdev.Node, error) {
+	return nil, f.rec("Add %s", show(o))
+}
+
+func (f *fakeBlock) Del(name string) error { return f.rec("Del %q", name) }
+
+func (f *fakeBlock) Resize(device, nodeName string, size int64) error {
+	return f.rec("Resize %q %q %d", device, nodeName, size)
+}
+
+func (f *fakeBlock) Snapshot(actions ...blockdev.SnapshotAction) error {
+	return f.rec("Snapshot %s", show(actions))
+}
+
+func (f *fakeBlock) Create(jobID string, o *blockdev.CreateOptions) error {
+	return f.rec("Create %q %s", jobID, show(o))
+}
+
+func (f *fakeBlock) ChangeBackingFile(device, imageNode, backingFile string) error {
+	return f.rec("ChangeBackingFile %q %q %q", device, imageNode, backingFile)
+}
+
+func (f *fakeBlock) Reopen(list []*blockdev.Options) error { return f.rec("Reopen %s", show(list)) }
+
+func (f *fakeBlock) SnapshotReport() blockdev.SnapshotReport {
+	f.rec("SnapshotReport")
+	return f.report
 }

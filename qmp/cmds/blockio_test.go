@@ -40,6 +40,8 @@ func TestBlockIOCommands(t *testing.T) {
 			want: `GenericError: Parameter 'write-threshold' is missing`},
 		{cmd: `{"execute":"block-set-write-threshold","arguments":{"node-name":"n","write-threshold":1.5}}`,
 			want: `GenericError: Parameter 'write-threshold' expects uint64`},
+		{cmd: `{"execute":"block-set-write-threshold","arguments":{"node-name":"n","write-threshold":"x"}}`,
+			want: `GenericError: Parameter 'write-threshold' expects uint64`},
 		{cmd: `{"execute":"block-set-write-threshold","arguments":{"node-name":"n9","write-threshold":0}}`,
 			err:   qerror.Errorf(blockdev.ErrDeviceNotFound, "Device 'n9' not found"),
 			calls: `SetWriteThreshold "n9" 0`, want: `DeviceNotFound: Device 'n9' not found`},
