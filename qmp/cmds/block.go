@@ -253,7 +253,7 @@ type TransactionArgs struct {
 // BlockdevCreateFile is the file driver's blockdev-create options.
 type BlockdevCreateFile struct {
 	Filename      string  `json:"filename"`
-	Size          int64   `json:"size"`
+	Size          uint64  `json:"size"` // QAPI size: a string or float is "expects uint64"
 	Preallocation *string `json:"preallocation,omitempty"`
 	Nocow         *bool   `json:"nocow,omitempty"`
 }
@@ -264,12 +264,12 @@ type BlockdevCreateQcow2 struct {
 	DataFile        *BlockdevRef    `json:"data-file,omitempty"`
 	DataFileRaw     *bool           `json:"data-file-raw,omitempty"`
 	ExtendedL2      *bool           `json:"extended-l2,omitempty"`
-	Size            int64           `json:"size"`
+	Size            uint64          `json:"size"`
 	Version         *Qcow2Version   `json:"version,omitempty"`
 	BackingFile     *string         `json:"backing-file,omitempty"`
 	BackingFmt      *BlockDriver    `json:"backing-fmt,omitempty"`
 	Encrypt         json.RawMessage `json:"encrypt,omitempty"`
-	ClusterSize     *int64          `json:"cluster-size,omitempty"`
+	ClusterSize     *uint64         `json:"cluster-size,omitempty"`
 	Preallocation   *string         `json:"preallocation,omitempty"`
 	LazyRefcounts   *bool           `json:"lazy-refcounts,omitempty"`
 	RefcountBits    *int64          `json:"refcount-bits,omitempty"`
@@ -499,7 +499,7 @@ func blockdevCreate(g nodeGraph, a *BlockdevCreateArgs) error {
 	o := &blockdev.CreateOptions{Driver: string(a.Options.Driver)}
 	switch v := a.Options.Variant.(type) {
 	case *BlockdevCreateFile:
-		o.Filename, o.Size = v.Filename, v.Size
+		o.Filename, o.Size = v.Filename, int64(v.Size) // a negative size comes back as it was given
 		if v.Preallocation != nil && *v.Preallocation != "off" {
 			return qmp.GenericError("tlcvm: preallocation '%s' is not supported", *v.Preallocation)
 		}
@@ -507,7 +507,7 @@ func blockdevCreate(g nodeGraph, a *BlockdevCreateArgs) error {
 		if v.File.Options != nil {
 			return qmp.GenericError("tlcvm: blockdev-create needs 'file' to name an existing node")
 		}
-		o.File, o.Size = v.File.Node, v.Size
+		o.File, o.Size = v.File.Node, int64(v.Size)
 		q := &o.Qcow2
 		if v.Version != nil {
 			q.Version = string(*v.Version)
@@ -517,7 +517,7 @@ func blockdevCreate(g nodeGraph, a *BlockdevCreateArgs) error {
 			q.BackingFormat = string(*v.BackingFmt)
 		}
 		if v.ClusterSize != nil {
-			q.ClusterSize = uint64(*v.ClusterSize)
+			q.ClusterSize = *v.ClusterSize
 		}
 		if v.RefcountBits != nil {
 			q.RefcountBits = uint64(*v.RefcountBits)

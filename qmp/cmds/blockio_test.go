@@ -40,6 +40,8 @@ func TestBlockIOCommands(t *testing.T) {
 			want: `GenericError: Parameter 'write-threshold' is missing`},
 		{cmd: `{"execute":"block-set-write-threshold","arguments":{"node-name":"n","write-threshold":1.5}}`,
 			want: `GenericError: Parameter 'write-threshold' expects uint64`},
+		{cmd: `{"execute":"block-set-write-threshold","arguments":{"node-name":"n","write-threshold":-1}}`,
+			calls: `SetWriteThreshold "n" 18446744073709551615`, want: `{}`},
 		{cmd: `{"execute":"block-set-write-threshold","arguments":{"node-name":"n","write-threshold":"x"}}`,
 			want: `GenericError: Parameter 'write-threshold' expects uint64`},
 		{cmd: `{"execute":"block-set-write-threshold","arguments":{"node-name":"n9","write-threshold":0}}`,
