@@ -41,6 +41,10 @@ func TestBlockJobCommands(t *testing.T) {
 			`"buf-size":1024,"on-target-error":"ignore","copy-mode":"write-blocking","replaces":"r"}}`,
 			calls: `BlockdevMirror {JobID:m Device:d0 Target:t Replaces:r Sync:top Granularity:65536 BufSize:1024 ` +
 				`OnSourceError:report OnTargetError:ignore CopyMode:write-blocking}`, want: `{}`},
+		{cmd: `{"execute":"blockdev-mirror","arguments":{"device":"d0","target":"t","sync":"full","granularity":-1}}`,
+			want: `GenericError: Parameter 'granularity' expects uint32_t`},
+		{cmd: `{"execute":"drive-mirror","arguments":{"device":"d0","target":"t","sync":"full","granularity":"x"}}`,
+			want: `GenericError: Parameter 'granularity' expects uint64`},
 		{cmd: `{"execute":"blockdev-mirror","arguments":{"device":"d0","target":"t","sync":"sideways"}}`,
 			want: `GenericError: Parameter 'sync' does not accept value 'sideways'`},
 		{cmd: `{"execute":"blockdev-mirror","arguments":{"device":"d0","target":"t","sync":"full"}}`, err: inUse,
