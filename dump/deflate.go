@@ -136,8 +136,9 @@ func (d *deflater) zlibPage(src []byte) []byte {
 	limit := n - 4 - 8 // the stream must end shorter than the page, adler32 included
 	s, lit, rep := 0, 0, 0
 	for {
-		cand, l := -1, 0                                               // the match at s (none: the literals up to the end)
-		switch cur := binary.LittleEndian.Uint64(src[min(s, n-8):]); { // the prefixes at s and s+1
+		// the match at s, if any (none: the literals up to the end); cur: the prefixes at s, s+1
+		cand, l := -1, 0
+		switch cur := binary.LittleEndian.Uint64(src[min(s, n-8):]); {
 		case s+8 > n:
 			s = n
 		case rep > 0 && s >= rep && binary.LittleEndian.Uint32(src[s-rep:]) == uint32(cur):

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime"
+	"sync"
 
 	"github.com/golang/snappy"
 )
@@ -38,7 +39,13 @@ func (c *dataCache) addRepeat(rep []byte, item int, n uint64) {
 			continue
 		}
 		k := min(n, room, uint64(len(rep)/item))
-		c.buf = append(c.buf, rep[:k*uint64(item)]...)
+		if len(c.buf) == 0 && k == room {
+			// a whole record of copies: written from rep, as the cache would have
+			c.f.record(c.offset, rep[:k*uint64(item)])
+			c.offset += k * uint64(item)
+		} else {
+			c.buf = append(c.buf, rep[:k*uint64(item)]...)
+		}
 		n -= k
 	}
 }
@@ -89,29 +96,38 @@ func (l *kdumpLayout) writePages(f flatWriter, m *Machine, num uint64, p *progre
 	offData += PageSize
 
 	var d [pageDescSize]byte
-	write := func(bt *pageBatch) {
+	write := func(bt *pageBatch) error {
+		if bt.err != nil {
+			return fmt.Errorf("dump: failed to write page data: %w", bt.err)
+		}
 		for _, e := range bt.order {
 			if e < 0 {
 				desc.addRepeat(zeros, pageDescSize, uint64(-e))
 				continue
 			}
-			out, flag := bt.result(int(e))
+			out, flag, zero := bt.result(int(e))
+			if zero {
+				desc.add(zeros[:pageDescSize])
+				continue
+			}
 			data.add(out)
 			pd(d[:], offData, uint32(len(out)), flag)
 			desc.add(d[:])
 			offData += uint64(len(out))
 		}
 		p.add(bt.pages * PageSize)
+		if f.o.err != nil {
+			return fmt.Errorf("dump: failed to write page data: %w", f.o.err)
+		}
+		return nil
 	}
-	pl := newPipeline(l, runtime.GOMAXPROCS(0), write)
+	// a worker per CPU the process may use (the machine raises GOMAXPROCS above that)
+	pl := newPipeline(l, min(runtime.GOMAXPROCS(0), runtime.NumCPU()), write)
 	defer pl.stop()
 	bt := pl.next()
 	for i := range m.Blocks {
 		b := &m.Blocks[i]
 		for off := uint64(0); off < b.Size; {
-			if f.o.err != nil {
-				return fmt.Errorf("dump: failed to write page data: %w", f.o.err)
-			}
 			next := b.Size
 			if b.Mem != nil {
 				next = nextWritten(b.Mem, off, b.Size)
@@ -121,24 +137,19 @@ func (l *kdumpLayout) writePages(f flatWriter, m *Machine, num uint64, p *progre
 				off = next
 				continue
 			}
-			page := bt.nextPage()
-			if err := b.Mem.ReadAt(page, off); err != nil {
-				return fmt.Errorf("dump: failed to write page data: %w", err)
-			}
-			if bytes.Equal(page, zeroPage[:]) {
-				bt.zeros(1)
-			} else {
-				bt.addPage()
-			}
+			bt.addPage(b.Mem, off)
 			off += PageSize
 			if bt.full() {
-				pl.submit(bt)
-				bt = pl.next()
+				if bt = pl.submit(bt); bt == nil {
+					return pl.err
+				}
 			}
 		}
 	}
 	pl.submit(bt)
-	pl.drain()
+	if err := pl.drain(); err != nil {
+		return err
+	}
 	desc.sync()
 	data.sync()
 	if f.o.err != nil {
@@ -150,28 +161,34 @@ func (l *kdumpLayout) writePages(f flatWriter, m *Machine, num uint64, p *progre
 // batchPages is how many non-zero pages a batch holds: a worker's unit (~0.3 ms).
 const batchPages = 64
 
-// pageBatch is a run of dumpable pages in pfn order: runs of zero pages and up to
-// batchPages pages to compress, and once compressed, what is written for each.
+// pageBatch is a run of dumpable pages in pfn order: runs of never-written pages and up to
+// batchPages written pages, which a worker reads, tests for zeros and compresses.
 type pageBatch struct {
-	order []int64 // in pfn order: -n, a run of n zero pages; i >= 0, page i of in
+	order []int64 // in pfn order: -n, a run of n zero pages; i >= 0, page i
 	pages uint64  // dumpable pages the batch covers
-	n     int     // pages held
-	in    []byte  // batchPages pages
-	out   []byte  // batchPages slots of PageSize: the compressed page
-	size  []int   // bytes in out's slot
+	n     int     // written pages held
+	mem   []Memory
+	off   []uint64
+	in    []byte // batchPages pages as read
+	out   []byte // batchPages slots of PageSize: the compressed page
+	size  []int  // bytes in out's slot
 	flags []uint32
+	err   error // the first read that failed
 	done  chan struct{}
 }
 
+// flagZero marks a written page that reads as zeros: it gets the zero page's descriptor.
+const flagZero = ^uint32(0)
+
 func newPageBatch() *pageBatch {
-	return &pageBatch{order: make([]int64, 0, 2*batchPages+1), in: make([]byte, batchPages*PageSize),
-		out: make([]byte, batchPages*PageSize), size: make([]int, batchPages), flags: make([]uint32, batchPages),
-		done: make(chan struct{}, 1)}
+	return &pageBatch{order: make([]int64, 0, 2*batchPages+1), mem: make([]Memory, batchPages), off: make([]uint64, batchPages),
+		in: make([]byte, batchPages*PageSize), out: make([]byte, batchPages*PageSize), size: make([]int, batchPages),
+		flags: make([]uint32, batchPages), done: make(chan struct{}, 1)}
 }
 
-func (bt *pageBatch) reset() { bt.order, bt.pages, bt.n = bt.order[:0], 0, 0 }
+func (bt *pageBatch) reset() { bt.order, bt.pages, bt.n, bt.err = bt.order[:0], 0, 0, nil }
 
-// zeros adds a run of n zero pages.
+// zeros adds a run of n never-written pages.
 func (bt *pageBatch) zeros(n uint64) {
 	if n == 0 {
 		return
@@ -184,24 +201,47 @@ func (bt *pageBatch) zeros(n uint64) {
 	bt.order = append(bt.order, -int64(n))
 }
 
-// nextPage is the buffer of the next page; addPage keeps it.
-func (bt *pageBatch) nextPage() []byte { return bt.in[bt.n*PageSize : (bt.n+1)*PageSize] }
-
-func (bt *pageBatch) addPage() {
+// addPage adds the written page at off of mem.
+func (bt *pageBatch) addPage(mem Memory, off uint64) {
 	bt.order = append(bt.order, int64(bt.n))
+	bt.mem[bt.n], bt.off[bt.n] = mem, off
 	bt.n++
 	bt.pages++
 }
 
 func (bt *pageBatch) full() bool { return bt.n == batchPages }
 
-// result is what is written for page i: its compressed form and the method, or the page
-// itself and 0.
-func (bt *pageBatch) result(i int) ([]byte, uint32) {
-	if bt.flags[i] == 0 {
-		return bt.in[i*PageSize : (i+1)*PageSize], 0
+// process is a worker's part: read, test and compress every page (stops at a failed read).
+func (bt *pageBatch) process(c *pageCompressor) {
+	for i := 0; i < bt.n; i++ {
+		page := bt.in[i*PageSize : (i+1)*PageSize]
+		if err := bt.mem[i].ReadAt(page, bt.off[i]); err != nil {
+			bt.err = err
+			return
+		}
+		if bytes.Equal(page, zeroPage[:]) {
+			bt.flags[i] = flagZero
+			continue
+		}
+		out := c.compress(page)
+		if out == nil {
+			bt.flags[i] = 0
+			continue
+		}
+		bt.size[i], bt.flags[i] = copy(bt.out[i*PageSize:(i+1)*PageSize], out), c.method
 	}
-	return bt.out[i*PageSize : i*PageSize+bt.size[i]], bt.flags[i]
+}
+
+// result is what is written for page i: its compressed form and the method, the page
+// itself and 0, or zero: the page reads as zeros.
+func (bt *pageBatch) result(i int) (out []byte, flag uint32, zero bool) {
+	switch bt.flags[i] {
+	case flagZero:
+		return nil, 0, true
+	case 0:
+		return bt.in[i*PageSize : (i+1)*PageSize], 0, false
+	}
+	return bt.out[i*PageSize : i*PageSize+bt.size[i]], bt.flags[i], false
 }
 
 // pipeline hands batches to the workers and writes them back in order.
@@ -209,30 +249,27 @@ type pipeline struct {
 	work   chan *pageBatch
 	queue  []*pageBatch // submitted, oldest first
 	free   []*pageBatch
-	write  func(*pageBatch)
+	write  func(*pageBatch) error
+	err    error // the first write's error: nothing more is written
 	exited chan struct{}
 	nw     int
 }
 
-func newPipeline(l *kdumpLayout, workers int, write func(*pageBatch)) *pipeline {
+func newPipeline(l *kdumpLayout, workers int, write func(*pageBatch) error) *pipeline {
 	workers = max(1, workers)
-	pl := &pipeline{work: make(chan *pageBatch, 2*workers), write: write, exited: make(chan struct{}, workers), nw: workers}
+	pl := &pipeline{work: make(chan *pageBatch, 2*workers+1), write: write, exited: make(chan struct{}, workers), nw: workers}
 	for range 2*workers + 1 {
-		pl.free = append(pl.free, newPageBatch())
+		bt, _ := batchPool.Get().(*pageBatch)
+		if bt == nil {
+			bt = newPageBatch()
+		}
+		pl.free = append(pl.free, bt)
 	}
 	for range workers {
 		go func() {
 			c := newPageCompressor(l.flagsCompress)
 			for bt := range pl.work {
-				for i := 0; i < bt.n; i++ {
-					page := bt.in[i*PageSize : (i+1)*PageSize]
-					out := c.compress(page)
-					if out == nil {
-						bt.flags[i] = 0
-						continue
-					}
-					bt.size[i], bt.flags[i] = copy(bt.out[i*PageSize:(i+1)*PageSize], out), l.flagsCompress
-				}
+				bt.process(c)
 				bt.done <- struct{}{}
 			}
 			pl.exited <- struct{}{}
@@ -241,46 +278,67 @@ func newPipeline(l *kdumpLayout, workers int, write func(*pageBatch)) *pipeline 
 	return pl
 }
 
-// next is an empty batch: a free one, else the oldest submitted once written.
+// next is an empty batch: a free one, else the oldest submitted once written; nil once a
+// write failed (pl.err).
 func (pl *pipeline) next() *pageBatch {
-	if k := len(pl.free); k > 0 {
-		bt := pl.free[k-1]
-		pl.free = pl.free[:k-1]
-		bt.reset()
-		return bt
+	k := len(pl.free)
+	if k == 0 {
+		if !pl.writeOldest() {
+			return nil
+		}
+		k = len(pl.free)
 	}
-	bt := pl.writeOldest()
+	bt := pl.free[k-1]
+	pl.free = pl.free[:k-1]
 	bt.reset()
 	return bt
 }
 
-func (pl *pipeline) writeOldest() *pageBatch {
+// writeOldest waits for the oldest batch submitted and writes it.
+func (pl *pipeline) writeOldest() bool {
 	bt := pl.queue[0]
 	pl.queue = pl.queue[1:]
 	<-bt.done
-	pl.write(bt)
-	return bt
+	if pl.err == nil {
+		pl.err = pl.write(bt)
+	}
+	pl.free = append(pl.free, bt)
+	return pl.err == nil
 }
 
-func (pl *pipeline) submit(bt *pageBatch) {
+// submit hands bt to the workers and returns the next batch to fill (nil: pl.err).
+func (pl *pipeline) submit(bt *pageBatch) *pageBatch {
 	pl.queue = append(pl.queue, bt)
 	pl.work <- bt
+	return pl.next()
 }
 
 // drain writes every submitted batch.
-func (pl *pipeline) drain() {
+func (pl *pipeline) drain() error {
 	for len(pl.queue) > 0 {
-		pl.free = append(pl.free, pl.writeOldest())
+		pl.writeOldest()
 	}
+	return pl.err
 }
 
-// stop ends the workers once they are done with what was submitted.
+// stop ends the workers once they are done with what was submitted; the batches go back
+// to batchPool.
 func (pl *pipeline) stop() {
 	close(pl.work)
 	for range pl.nw {
 		<-pl.exited
 	}
+	for _, bt := range pl.queue {
+		<-bt.done
+		pl.free = append(pl.free, bt)
+	}
+	for _, bt := range pl.free {
+		batchPool.Put(bt)
+	}
 }
+
+// batchPool keeps the batches (3 MiB with two workers) from one dump to the next.
+var batchPool sync.Pool
 
 // pageCompressor is one worker's compression state for one method.
 type pageCompressor struct {
