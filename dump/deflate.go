@@ -135,13 +135,14 @@ func (d *deflater) zlibPage(src []byte) []byte {
 	n := len(src)
 	limit := n - 4 - 8 // the stream must end shorter than the page, adler32 included
 	s, lit, rep := 0, 0, 0
+	cut := false // the last step was a match that ended on a mismatch at s with distance rep
 	for {
 		// the match at s, if any (none: the literals up to the end); cur: the prefixes at s, s+1
 		cand, l := -1, 0
 		switch cur := binary.LittleEndian.Uint64(src[min(s, n-8):]); {
 		case s+8 > n:
 			s = n
-		case rep > 0 && s >= rep && binary.LittleEndian.Uint32(src[s-rep:]) == uint32(cur):
+		case !cut && rep > 0 && s >= rep && binary.LittleEndian.Uint32(src[s-rep:]) == uint32(cur):
 			cand = s - rep
 		case rep > 0 && s+1 >= rep && binary.LittleEndian.Uint32(src[s+1-rep:]) == uint32(cur>>8):
 			s++
@@ -151,6 +152,7 @@ func (d *deflater) zlibPage(src []byte) []byte {
 			cand = int(d.table[h]) - 1
 			d.table[h] = uint16(s + 1)
 			if cand < 0 || binary.LittleEndian.Uint32(src[cand:]) != uint32(cur) {
+				cut = false
 				s += 1 + (s-lit)>>5
 				continue
 			}
@@ -192,6 +194,7 @@ func (d *deflater) zlibPage(src []byte) []byte {
 		rep = s - cand
 		s += l
 		lit = s
+		cut = l < dfMaxMatch
 	}
 	acc |= uint64(fixed.eob) << nb
 	nb += uint(fixed.eobN) + 7 // and pad to a byte
