@@ -9,8 +9,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // fakeMem is a block's content: a byte slice and its written pages.
@@ -375,6 +377,71 @@ func TestKdumpRawPages(t *testing.T) {
 				t.Errorf("%d pages raw, %d compressed", raw, compressed)
 			}
 		})
+	}
+}
+
+// failWriter fails every write once n bytes have gone through.
+type failWriter struct{ n int }
+
+func (w *failWriter) Write(p []byte) (int, error) {
+	if len(p) > w.n {
+		return 0, syscall.ENOSPC
+	}
+	w.n -= len(p)
+	return len(p), nil
+}
+
+// failMem is a block whose page at bad fails to read (a check of a page restored by
+// mapping that fails).
+type failMem struct {
+	*fakeMem
+	bad uint64
+}
+
+func (f failMem) ReadAt(p []byte, off uint64) error {
+	if off == f.bad {
+		return errors.New("page check failed")
+	}
+	return f.fakeMem.ReadAt(p, off)
+}
+
+// TestKdumpFailures: a write that fails in the page data (ENOSPC) and a page that fails to
+// read end the dump with QEMU's text and the state failed; the workers end (no goroutine
+// left behind) and the next dump works.
+func TestKdumpFailures(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for _, format := range []Format{FormatKdumpZlib, FormatKdumpLZO, FormatKdumpSnappy} {
+		m, low, _ := randomMachine(6)
+		for _, c := range []struct {
+			name string
+			out  io.Writer
+			mem  Memory
+			want string
+		}{
+			{"ENOSPC", &failWriter{n: 3 << 20}, low, "dump: failed to write page data: no space left on device"},
+			{"read", io.Discard, failMem{low, 5 << 20}, "dump: failed to write page data: page check failed"},
+		} {
+			m.Blocks[0].Mem = c.mem
+			d := NewDumper()
+			err := d.Start(fixedVM{m}, &Request{Format: format, Out: nopCloser{c.out}})
+			if err == nil || err.Error() != c.want {
+				t.Errorf("%s, %s: %v, want %q", format, c.name, err, c.want)
+			}
+			if st := d.Query().Status; st != StatusFailed {
+				t.Errorf("%s, %s: status %s", format, c.name, st)
+			}
+			m.Blocks[0].Mem = low
+			if err := d.Start(fixedVM{m}, &Request{Format: format, Out: nopCloser{io.Discard}}); err != nil {
+				t.Errorf("%s, %s: the next dump: %v", format, c.name, err)
+			}
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines, %d before the dumps", n, before)
 	}
 }
 
