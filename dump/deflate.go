@@ -14,8 +14,9 @@ import (
 //
 //	78 01        zlib header (deflate, 32 KiB window, "fastest")
 //	one block    BFINAL 1, BTYPE 01: the fixed Huffman code of RFC 1951 3.2.6 (no code
-//	             to build or send per page; a code fitted to the page saves ~40 % on
-//	             typical memory at several times the cost)
+//	             to build or send per page; a code fitted to each page makes the
+//	             benchmark's pages 40 % smaller, 824 bytes against 1,386, at three times
+//	             the CPU with klauspost/compress's level 1)
 //	adler32      big-endian
 //
 // Matching is greedy LZ77 over a 4,096-entry hash table of 4-byte prefixes (minimum match
