@@ -55,9 +55,13 @@ func init() {
 	// code lengths: literal/length 0-143 8 bits, 144-255 9, 256-279 7, 280-287 8; distance 5
 	var lens [288]uint8
 	for i := range lens {
-		lens[i] = map[bool]uint8{true: 8, false: 9}[i < 144]
-		if i >= 256 {
-			lens[i] = map[bool]uint8{true: 7, false: 8}[i < 280]
+		switch {
+		case i < 144, i >= 280:
+			lens[i] = 8
+		case i < 256:
+			lens[i] = 9
+		default:
+			lens[i] = 7
 		}
 	}
 	codes := canonical(lens[:])
