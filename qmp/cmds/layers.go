@@ -24,6 +24,7 @@ type BlockLayer interface {
 	jobControl
 	jobStarter
 	exportNodes
+	ioStatusResetter
 }
 
 // MigrationEngine is what the migration and switchover handlers need of the migration

@@ -13,6 +13,10 @@ type StatusInfo struct {
 	Status     string `json:"status"`
 }
 
+// ioStatusResetter is what cont needs of the block layer: every device's io-status back to
+// ok (blk_iostatus_reset).
+type ioStatusResetter interface{ ResetIOStatus() }
+
 func registerRun(r *qmp.Registry, d *Deps) {
 	m := d.Machine
 	r.Register(
