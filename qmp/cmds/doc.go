@@ -31,6 +31,7 @@
 //	jobStarter          blockjobs.go    Stream Commit BlockdevMirror DriveMirror  *blockdev.Graph
 //	                                    CommitImage Transaction
 //	exportNodes         nbd.go          LookupNode UseForExport LookupBitmap      *blockdev.Graph
+//	ioStatusResetter    run.go          ResetIOStatus (cont)                      *blockdev.Graph
 //	nbdExports          nbd.go          CheckStart Start Stop HasID CheckAdd Add  *nbd.Server
 //	                                    Remove Exports
 //	migrator            migration.go    Migrate Cancel Info SetCapabilities       *migration.Engine
