@@ -177,6 +177,11 @@ func (s *saver) postcopy() error {
 	if !j.pause && !j.setStatus(StatusPostcopyActive, StatusActive) {
 		return errCancelled
 	}
+	// What the interrupted pass left in the buffers goes out while the guest still runs:
+	// the downtime's flush carries only the discards and the package.
+	if err := s.flush(); err != nil {
+		return s.ioErr(err)
+	}
 	srcState := s.m.RunState()
 	if _, err := s.m.EnterFinishMigrate(); err != nil {
 		return wrapf(ErrSave, err, "%s", err.Error())
@@ -195,11 +200,14 @@ func (s *saver) postcopy() error {
 	if err := j.inactivateDisks(); err != nil {
 		return fail(err)
 	}
+	tSync := time.Now()
 	s.syncPass()
 	j.precopy.Store(s.transferred())
+	tDiscard := time.Now()
 	if err := s.sendDiscards(); err != nil {
 		return fail(err)
 	}
+	tPkg := time.Now()
 	pkg, err := s.devicePackage(srcState)
 	if err != nil {
 		return fail(err)
@@ -212,6 +220,7 @@ func (s *saver) postcopy() error {
 		pc.active.Store(false)
 		return fail(s.ioErr(err))
 	}
+	tFlush := time.Now()
 	if err := s.flush(); err != nil {
 		pc.active.Store(false)
 		return fail(s.ioErr(err))
@@ -221,6 +230,9 @@ func (s *saver) postcopy() error {
 		j.e.log.Error().Err(err).Msg("leaving finish-migrate")
 	}
 	down := since(downStart)
+	j.e.log.Debug().Dur("before-sync", tSync.Sub(downStart)).Dur("sync", tDiscard.Sub(tSync)).
+		Dur("discards", tPkg.Sub(tDiscard)).Dur("package", tFlush.Sub(tPkg)).Int("package-bytes", len(pkg)).
+		Dur("flush", time.Since(tFlush)).Msg("postcopy switchover")
 	for {
 		err := s.postcopyPages()
 		if err == nil {

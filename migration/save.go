@@ -198,7 +198,9 @@ func (s *saver) save() error {
 		if s.mf != nil {
 			s.mf.rate = s.cw.charge
 		}
-		s.bw = bufio.NewWriterSize(s.cw, 1<<20)
+		// Small: the stream writer's 1 MiB buffers pass through it uncopied (bufio writes a
+		// chunk larger than its free space straight out when it holds nothing).
+		s.bw = bufio.NewWriterSize(s.cw, 64<<10)
 		s.w = stream.NewWriter(s.bw, s.m.MachineType())
 	}
 	if err := s.w.Begin(); err != nil {

@@ -13,10 +13,20 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// bufferSize is the buffer between the stream writer and the channel (and on the
-// incoming side between the channel and the stream reader): large enough that a channel
-// sees few, big system calls.
-const bufferSize = 1 << 20
+// bufferSize is the buffer between the stream writer and the channel: large enough that a
+// channel sees few, big system calls when it is written in small pieces. A write of at
+// least directSize with nothing buffered goes to the channel as it is (the stream writer
+// hands over whole 1 MiB buffers: copying them once more cost a memory pass per byte).
+const (
+	bufferSize = 1 << 20
+	directSize = 64 << 10
+)
+
+// readBufferSize is the buffer between an incoming channel and the stream reader. The
+// reader asks for at least half its own 1 MiB buffer at a time, so bufio.Reader reads
+// those straight into it (a read at least as large as bufio's buffer bypasses it); the
+// buffer serves the small reads (the first bytes, Peek).
+const readBufferSize = 64 << 10
 
 // Env is what a transport needs from its surroundings.
 type Env struct {
@@ -187,7 +197,13 @@ func (w *writer) Write(p []byte) (int, error) {
 	if err := w.wait(); err != nil {
 		return 0, err
 	}
-	n, err := w.bw.Write(p)
+	var n int
+	var err error
+	if len(p) >= directSize && w.bw.Buffered() == 0 {
+		n, err = w.raw.Write(p)
+	} else {
+		n, err = w.bw.Write(p)
+	}
 	if err != nil {
 		return n, w.writeErr(err)
 	}
