@@ -118,6 +118,14 @@ func TestMultifdThenPostcopy(t *testing.T) {
 	if info.RAM.PostcopyBytes == 0 {
 		t.Errorf("no postcopy pages: %+v", info.RAM)
 	}
+	// The switch ends the precopy stage it interrupted; the last phase is "postcopy".
+	var names []string
+	for _, st := range info.Stages {
+		names = append(names, st.Name)
+	}
+	if got := strings.Join(names, ","); got != "setup,stage 1,postcopy" && got != "setup,stage 1,stage 2,postcopy" {
+		t.Errorf("stages %s, want setup, stage 1, [stage 2,] postcopy", got)
+	}
 }
 
 // TestXBZRLE migrates a guest rewriting one word per page with xbzrle on: from stage 2

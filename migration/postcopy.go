@@ -169,7 +169,6 @@ func (j *job) handleRP(m stream.RPMessage) error {
 func (s *saver) postcopy() error {
 	j := s.j
 	pc := j.pc
-	s.endStage("stage 2", 0)
 	s.beginStage()
 	// From here the rate is max-postcopy-bandwidth's, for background pages only (QEMU's
 	// postcopy_start sets the limit before the package; requested pages are never held).

@@ -274,7 +274,7 @@ func (s *saver) save() error {
 	s.beginStage()
 	t1 := time.Now()
 	if err := s.sendTodo(false); errors.Is(err, errPostcopy) {
-		s.endStage("stage 1", 0)
+		s.endStage("stage 1", 0) // no stage 2: the pass itself was cut short
 		return s.postcopy()
 	} else if err != nil {
 		return err
@@ -308,6 +308,7 @@ func (s *saver) save() error {
 			stalled++
 		}
 		if j.postcopyWanted() {
+			s.endStage("stage 2", iters)
 			return s.postcopy()
 		}
 		sent := s.sent()
@@ -327,6 +328,7 @@ func (s *saver) save() error {
 		t := time.Now()
 		before := s.sent()
 		if err := s.sendTodo(false); errors.Is(err, errPostcopy) {
+			s.endStage("stage 2", iters)
 			return s.postcopy()
 		} else if err != nil {
 			return err
@@ -481,7 +483,11 @@ func (s *saver) finish(down int64) error {
 
 func (s *saver) done(down int64) error {
 	j := s.j
-	s.endStage("stage 3", 0)
+	if j.pc.active.Load() {
+		s.endStage("postcopy", 0) // the stop, the package and the pages sent while the destination ran
+	} else {
+		s.endStage("stage 3", 0)
+	}
 	if !j.pc.active.Load() { // QEMU counts a postcopy's device package in neither
 		j.downtimeBytes.Store(s.transferred() - j.precopy.Load())
 	}
