@@ -48,6 +48,7 @@ type saver struct {
 	tid    int
 	mf     *mfSender // multifd channels (multifd.go), nil when off
 	ac     autoConverge
+	cv     convergeThrottle
 
 	written uint64 // bytes of RAM the guest ever wrote (at setup)
 	pcRate  struct {
@@ -322,7 +323,12 @@ func (s *saver) save() error {
 			// With postcopy-ram a precopy that does not converge goes on, as QEMU's does,
 			// until migrate-start-postcopy (libvirt's --postcopy-after-precopy asks at
 			// the second pass): stopping here would race it into a long stage 3.
-			break
+			// Otherwise the guest dirties faster than the channel drains: it is throttled
+			// a step more each pass (throttle.go's convergence throttle) while that can
+			// still help, then stage 3 takes what is left.
+			if iters >= maxIterations || !s.convergeStep(dirty, uint64(bw*float64(downMS)/1000)) {
+				break
+			}
 		}
 		iters++
 		t := time.Now()
