@@ -173,13 +173,14 @@ func (s *saver) postcopy() error {
 	// From here the rate is max-postcopy-bandwidth's, for background pages only (QEMU's
 	// postcopy_start sets the limit before the package; requested pages are never held).
 	s.cw.unlimited = true
-	if !j.pause && !j.setStatus(StatusPostcopyActive, StatusActive) {
-		return errCancelled
-	}
-	// What the interrupted pass left in the buffers goes out while the guest still runs:
-	// the downtime's flush carries only the discards and the package.
+	// What the interrupted pass left in the buffers goes out while the guest still runs
+	// (and before postcopy-active, when migrate-pause would break the link): the
+	// downtime's flush carries only the discards and the package.
 	if err := s.flush(); err != nil {
 		return s.ioErr(err)
+	}
+	if !j.pause && !j.setStatus(StatusPostcopyActive, StatusActive) {
+		return errCancelled
 	}
 	srcState := s.m.RunState()
 	if _, err := s.m.EnterFinishMigrate(); err != nil {
