@@ -216,8 +216,8 @@ func (e *Engine) StartIncoming(uri string, o IncomingOptions) error {
 	if err != nil {
 		return wrapf(ErrInvalid, err, "%s", err.Error())
 	}
-	if n := e.multifdChannels(); n > 0 {
-		transport.Expect(src, n)
+	if e.multifdChannels() > 0 {
+		transport.Expect(src, e.multifdChannels)
 	}
 	in := &inJob{e: e, src: src, addr: addr, st: StatusSetup, recCh: make(chan recovered, 1), stop: make(chan struct{}),
 		addrs: transport.SocketAddresses(src)}
@@ -237,7 +237,7 @@ func (in *inJob) run() {
 		in.mu.Lock()
 		in.ch = r
 		in.mu.Unlock()
-		if n := e.multifdChannels(); n > 0 {
+		if n := transport.Channels(in.src); n > 0 {
 			in.mf = e.startMultifd(in.src, n)
 			defer in.mf.close()
 		}
