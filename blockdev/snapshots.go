@@ -253,3 +253,18 @@ func (g *Graph) SnapshotReport() SnapshotReport {
 	}
 	return r
 }
+
+// snapshotDevices are the nodes savevm, loadvm and info snapshots act on, with the name
+// error messages give them (bdrv_get_device_or_node_name). Caller holds g.mu.
+func (g *Graph) snapshotDevices() (nodes []*Node, names []string) {
+	for _, t := range g.topNodes() {
+		if !t.n.ReadOnly && (t.hasBlk || len(t.n.parents) == 0) {
+			name := t.name
+			if name == "" {
+				name = t.n.Name
+			}
+			nodes, names = append(nodes, t.n), append(names, name)
+		}
+	}
+	return nodes, names
+}

@@ -183,12 +183,31 @@ func (s *vmSnapshots) job(id string, typ blockdev.JobType, op func() error) erro
 	return err
 }
 
-func internalSnapshotCommands(d *Deps) []qmp.Command {
+// newVMSnapshots returns the operations over d; nil without a block layer, a migration
+// engine or a machine that stops for them.
+func newVMSnapshots(d *Deps) *vmSnapshots {
 	vm, ok := d.Machine.(SnapshotVM)
 	if d.Block == nil || d.Migration == nil || !ok {
 		return nil
 	}
-	s := &vmSnapshots{g: d.Block, mig: d.Migration, vm: vm, m: d.Machine, now: time.Now}
+	return &vmSnapshots{g: d.Block, mig: d.Migration, vm: vm, m: d.Machine, now: time.Now}
+}
+
+// LoadSnapshot is -loadvm's load_snapshot of the snapshot named name, with HMP loadvm's
+// errors.
+func LoadSnapshot(d *Deps, name string) error {
+	s := newVMSnapshots(d)
+	if s == nil {
+		return qerror.Errorf(nil, "no block device can store vmstate for snapshot")
+	}
+	return s.load(name, "", nil)
+}
+
+func internalSnapshotCommands(d *Deps) []qmp.Command {
+	s := newVMSnapshots(d)
+	if s == nil {
+		return nil
+	}
 	return []qmp.Command{
 		{Name: "snapshot-save", Args: &SnapshotSaveArgs{}, Run: func(c *qmp.Call) (any, error) {
 			a := c.Args.(*SnapshotSaveArgs)
