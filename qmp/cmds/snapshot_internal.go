@@ -1,6 +1,7 @@
 package cmds
 
 import (
+	"sync"
 	"time"
 
 	"tlcvm/blockdev"
@@ -65,7 +66,52 @@ type vmSnapshots struct {
 	vm  SnapshotVM
 	m   Machine // its run state goes into the global state section
 	now func() time.Time
+	q   turns // one operation at a time, in the order asked (QEMU's main loop runs them)
 }
+
+// turns runs operations one at a time in the order their tickets were taken, as QEMU's
+// main loop runs the snapshot jobs' bottom halves and the HMP commands.
+type turns struct {
+	mu            sync.Mutex
+	cond          *sync.Cond
+	next, serving uint64
+	dropped       map[uint64]bool // tickets that will never run
+}
+
+// take returns the next ticket.
+func (t *turns) take() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := t.next
+	t.next++
+	return n
+}
+
+// run waits for ticket n's turn, runs f, and passes the turn on.
+func (t *turns) run(n uint64, f func() error) error {
+	t.mu.Lock()
+	for t.serving != n {
+		t.cond.Wait()
+	}
+	t.mu.Unlock()
+	defer t.drop(n)
+	return f()
+}
+
+// drop ends ticket n (run, or never to run).
+func (t *turns) drop(n uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.dropped[n] = true
+	for t.dropped[t.serving] {
+		delete(t.dropped, t.serving)
+		t.serving++
+	}
+	t.cond.Broadcast()
+}
+
+// now runs f in the next turn.
+func (t *turns) now(f func() error) error { return t.run(t.take(), f) }
 
 // save is save_snapshot (name nil: auto-named; overwrite: HMP's deletion of a snapshot
 // of that name first). devices nil: every image that takes part.
@@ -173,14 +219,18 @@ func (s *vmSnapshots) del(name string, check bool, devices []string) error {
 // job runs op as a snapshot job of type typ (QEMU's snapshot_job_driver: manual dismiss,
 // progress 0/1 then 1/1, the operation's error the job's).
 func (s *vmSnapshots) job(id string, typ blockdev.JobType, op func() error) error {
+	turn := s.q.take()
 	drv := &blockdev.JobDriver{Type: typ, Run: func(j *blockdev.Job) error {
 		j.ProgressSetRemaining(1)
-		err := op()
+		err := s.q.run(turn, op)
 		j.ProgressUpdate(1)
 		return err
 	}}
-	_, err := s.g.StartJob(blockdev.JobOptions{ID: id, ManualDismiss: true}, drv)
-	return err
+	if _, err := s.g.StartJob(blockdev.JobOptions{ID: id, ManualDismiss: true}, drv); err != nil {
+		s.q.drop(turn)
+		return err
+	}
+	return nil
 }
 
 // newVMSnapshots returns the operations over d; nil without a block layer, a migration
@@ -190,7 +240,10 @@ func newVMSnapshots(d *Deps) *vmSnapshots {
 	if d.Block == nil || d.Migration == nil || !ok {
 		return nil
 	}
-	return &vmSnapshots{g: d.Block, mig: d.Migration, vm: vm, m: d.Machine, now: time.Now}
+	s := &vmSnapshots{g: d.Block, mig: d.Migration, vm: vm, m: d.Machine, now: time.Now}
+	s.q.cond = sync.NewCond(&s.q.mu)
+	s.q.dropped = map[uint64]bool{}
+	return s
 }
 
 // LoadSnapshot is -loadvm's load_snapshot of the snapshot named name, with HMP loadvm's
@@ -200,7 +253,7 @@ func LoadSnapshot(d *Deps, name string) error {
 	if s == nil {
 		return qerror.Errorf(nil, "no block device can store vmstate for snapshot")
 	}
-	return s.load(name, "", nil)
+	return s.q.now(func() error { return s.load(name, "", nil) })
 }
 
 func internalSnapshotCommands(d *Deps) []qmp.Command {
@@ -228,13 +281,13 @@ func internalSnapshotCommands(d *Deps) []qmp.Command {
 			})
 		}},
 		{Name: "x-tlcvm-savevm", Internal: true, Args: &savevmArgs{}, Run: func(c *qmp.Call) (any, error) {
-			return nil, s.save(c.Args.(*savevmArgs).Name, true, "", nil)
+			return nil, s.q.now(func() error { return s.save(c.Args.(*savevmArgs).Name, true, "", nil) })
 		}},
 		{Name: "x-tlcvm-loadvm", Internal: true, Args: &loadvmArgs{}, Run: func(c *qmp.Call) (any, error) {
-			return nil, s.load(c.Args.(*loadvmArgs).Name, "", nil)
+			return nil, s.q.now(func() error { return s.load(c.Args.(*loadvmArgs).Name, "", nil) })
 		}},
 		{Name: "x-tlcvm-delvm", Internal: true, Args: &loadvmArgs{}, Run: func(c *qmp.Call) (any, error) {
-			return nil, s.del(c.Args.(*loadvmArgs).Name, false, nil)
+			return nil, s.q.now(func() error { return s.del(c.Args.(*loadvmArgs).Name, false, nil) })
 		}},
 	}
 }
