@@ -78,6 +78,16 @@ func TestSavevmLoadvmExact(t *testing.T) {
 	if out := hmp(`qemu-io d0 "read -q -P 0x22 512k 2M"`); out != "" {
 		t.Fatalf("disk after loadvm s2: %s", out)
 	}
+	// qemu-io prints a pattern mismatch on the process's stdout: one deliberate mismatch
+	// shows the reads above would have been seen failing.
+	quiet(`qemu-io d0 "read -q -P 0x99 0 512"`)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(string(v.p.Stdout.Bytes()), "Pattern verification failed") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := strings.Count(string(v.p.Stdout.Bytes()), "Pattern verification failed"); n != 1 {
+		t.Fatalf("pattern mismatches: %d, want only the deliberate one; stdout:\n%s", n, string(v.p.Stdout.Bytes()))
+	}
 	list := hmp("info snapshots")
 	v.do("stop", nil)
 	want2 := v.pmemsave(migRAM, filepath.Join(dir, "at-s2.mem"))
@@ -92,6 +102,28 @@ func TestSavevmLoadvmExact(t *testing.T) {
 	out, err := exec.Command("qemu-img", "check", img).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "No errors were found on the image.") {
 		t.Fatalf("qemu-img check: %v\n%s", err, out)
+	}
+	// The disks as qemu-img reads them: the active layer is s2's, s1 is as it was saved.
+	s1 := make([]byte, 32<<20)
+	copy(s1, bytes.Repeat([]byte{0x11}, 1<<20))
+	s2 := append([]byte(nil), s1...)
+	copy(s2[512<<10:], bytes.Repeat([]byte{0x22}, 2<<20))
+	for _, c := range []struct {
+		snap string
+		want []byte
+	}{{"", s2}, {"s1", s1}} {
+		raw := filepath.Join(dir, "conv.raw")
+		args := []string{"convert", "-O", "raw", img, raw}
+		if c.snap != "" {
+			args = []string{"convert", "-l", "snapshot.name=" + c.snap, "-O", "raw", img, raw}
+		}
+		if out, err := exec.Command("qemu-img", args...).CombinedOutput(); err != nil {
+			t.Fatalf("qemu-img %v: %v\n%s", args, err, out)
+		}
+		got, err := os.ReadFile(raw)
+		if err != nil || !bytes.Equal(got, c.want) {
+			t.Fatalf("disk of %q as qemu-img reads it differs (%v)", c.snap, err)
+		}
 	}
 	out, err = exec.Command("qemu-img", "snapshot", "-l", img).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), " s1 ") || strings.Contains(string(out), " s2 ") ||
