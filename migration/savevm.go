@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"tlcvm/migration/stream"
+	"tlcvm/migration/transport"
 )
 
 // The VM state of an internal snapshot (savevm, loadvm, the snapshot-save and
@@ -21,13 +22,45 @@ import (
 // SaveVM writes the machine's state to w; the vCPUs must be parked (the VM stopped) and
 // runState is the state the guest had (the global state section). It returns the bytes
 // written. A migration in progress forbids it, in QEMU's words.
+//
+// As QEMU's qemu_savevm_state it is a migration as far as the monitor sees: MIGRATION setup,
+// MIGRATION_PASS 1 and 2 (with the events capability), then completed or failed, and
+// query-migrate reports it afterwards (completed, with zero times: QEMU never sets them).
 func (e *Engine) SaveVM(w io.Writer, runState string) (int64, error) {
 	e.mu.Lock()
-	active := e.activeLocked()
-	e.mu.Unlock()
-	if active {
+	if e.activeLocked() {
+		e.mu.Unlock()
 		return 0, errorf(ErrActive, "There's a migration process in progress")
 	}
+	j := newJob(e, transport.Address{})
+	close(j.done) // no checkpoint thread
+	e.out = j
+	e.mu.Unlock()
+	e.clearBaseline()
+	e.emitStatus(StatusSetup)
+	n, err := e.saveVM(j, w, runState)
+	j.transferred.Store(n)
+	if err != nil {
+		j.fail(err, false)
+		return n, err
+	}
+	j.downtimeBytes.Store(n)
+	j.setStatus(StatusCompleted, StatusSetup)
+	j.mu.Lock()
+	j.totalMS, j.setupMS, j.downMS = 0, 0, 0
+	j.mu.Unlock()
+	return n, nil
+}
+
+// pass is one dirty sync of a savevm (MIGRATION_PASS).
+func (j *job) pass() {
+	n := j.dirtySync.Add(1)
+	if j.e.Capability(CapEvents) {
+		j.e.ev.Emit("MIGRATION_PASS", PassEvent{Pass: n})
+	}
+}
+
+func (e *Engine) saveVM(j *job, w io.Writer, runState string) (int64, error) {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	sw := stream.NewWriter(bw, e.m.MachineType())
 	fail := func(err error) (int64, error) { return int64(sw.Bytes()), wrapf(ErrSave, err, "%s", err.Error()) }
@@ -42,6 +75,8 @@ func (e *Engine) SaveVM(w io.Writer, runState string) (int64, error) {
 	if err := sw.RAMSetup(descs); err != nil {
 		return fail(err)
 	}
+	j.pass() // ram_save_setup's sync
+	j.pass() // ram_save_complete's
 	if err := sw.RAMComplete(); err != nil {
 		return fail(err)
 	}
@@ -56,8 +91,10 @@ func (e *Engine) SaveVM(w io.Writer, runState string) (int64, error) {
 					page := host[off : off+pageSize]
 					var err error
 					if isZero(page) {
+						j.duplicate.Add(1)
 						err = sw.RAMZero(b.Name(), off)
 					} else {
+						j.normal.Add(1)
 						err = sw.RAMPage(b.Name(), off, page)
 					}
 					if err != nil {
