@@ -45,7 +45,12 @@ const (
 // Snapshots returns n's internal snapshots: a qcow2 image's table, read now; nil for other
 // drivers.
 func (n *Node) Snapshots() ([]Snapshot, error) {
-	if n.Driver != DriverQcow2 || n.hdr.NbSnapshots == 0 {
+	if n.Driver != DriverQcow2 {
+		return nil, nil
+	}
+	n.io.RLock() // the table may be being rewritten (qcow2snap.go holds n.io exclusively)
+	defer n.io.RUnlock()
+	if n.hdr.NbSnapshots == 0 {
 		return nil, nil
 	}
 	list, _, err := readSnapshots(imageReader(n.File), n.hdr.NbSnapshots, n.hdr.SnapshotsOffset)
