@@ -273,3 +273,70 @@ func (v *vmStateIO) Read(p []byte) (int, error) {
 	v.pos += int64(len(p))
 	return len(p), nil
 }
+
+// SnapshotDevice is blockdev-snapshot-internal-sync (internal_snapshot_prepare): sn, a
+// snapshot without VM state, on the root node device names, with QEMU's checks.
+func (g *Graph) SnapshotDevice(device string, sn Snapshot) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n, err := g.rootNode(device)
+	if err != nil {
+		return err
+	}
+	switch {
+	case sn.Name == "":
+		return errf(ErrInvalid, "Name is empty")
+	case n.ReadOnly:
+		return errf(ErrReadOnly, "Device '%s' is read only", device)
+	case !n.canSnapshot():
+		return errf(ErrUnsupported, "Block format '%s' used by device '%s' does not support internal snapshots", n.Driver, device)
+	}
+	if _, found := n.FindSnapshot(sn.Name); found {
+		return errf(ErrExists, "Snapshot with name '%s' already exists on device '%s'", sn.Name, device)
+	}
+	sn.VMStateSize = 0
+	if err := n.withSnapshotQcow2(func(q *qcow2) error { return q.createSnapshot(sn) }); err != nil {
+		return errf(ErrIO, "Failed to create snapshot '%s' on device '%s': %s", sn.Name, device, err.Error())
+	}
+	return nil
+}
+
+// DeleteDeviceSnapshot is blockdev-snapshot-delete-internal-sync: the snapshot matching id
+// and name (each when given) goes from the node device names; it returns what it was.
+func (g *Graph) DeleteDeviceSnapshot(device, id, name string) (Snapshot, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n, err := g.lookup(device, device)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	if id == "" && name == "" {
+		return Snapshot{}, errf(ErrInvalid, "Name or id must be provided")
+	}
+	qn := n.snapshotQcow2()
+	if qn == nil {
+		return Snapshot{}, errf(ErrUnsupported, "Failed to get a snapshot list: Operation not supported")
+	}
+	list, err := qn.Snapshots()
+	if err != nil {
+		return Snapshot{}, err
+	}
+	i := findSnapshot(list, id, name)
+	if i < 0 {
+		return Snapshot{}, errf(ErrNotFound, "Snapshot with id '%s' and name '%s' does not exist on device '%s'",
+			orNull(id), orNull(name), device)
+	}
+	sn := list[i]
+	if err := n.withSnapshotQcow2(func(q *qcow2) error { return q.deleteSnapshot(sn.ID, sn.Name) }); err != nil {
+		return Snapshot{}, errf(ErrIO, "Failed to delete snapshot: %s", err.Error())
+	}
+	return sn, nil
+}
+
+// orNull is QEMU's STR_OR_NULL.
+func orNull(s string) string {
+	if s == "" {
+		return "null"
+	}
+	return s
+}

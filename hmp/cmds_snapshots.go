@@ -48,6 +48,24 @@ func snapshotCommands() []Command {
 			Run: func(c *Call) { snapshotByName(c, "x-tlcvm-loadvm") }},
 		{Name: "delvm", Args: "name:s", Params: "tag", Help: "delete a VM snapshot from its tag",
 			Run: func(c *Call) { snapshotByName(c, "x-tlcvm-delvm") }},
+		{Name: "snapshot_blkdev_internal", Args: "device:B,name:s", Params: "device name",
+			Help: "take an internal snapshot of device.\n\t\t\tThe format of the image used by device must\n\t\t\tsupport it, such as qcow2.\n\t\t\t",
+			Run: func(c *Call) {
+				device, _ := c.Args.Str("device")
+				name, _ := c.Args.Str("name")
+				c.Do("blockdev-snapshot-internal-sync", map[string]any{"device": device, "name": name})
+			}},
+		{Name: "snapshot_delete_blkdev_internal", Args: "device:B,name:s,id:s?", Params: "device name [id]",
+			Help: "delete an internal snapshot of device.\n\t\t\tIf id is specified, qemu will try delete\n\t\t\tthe snapshot matching both id and name.\n\t\t\tThe format of the image used by device must\n\t\t\tsupport it, such as qcow2.\n\t\t\t",
+			Run: func(c *Call) {
+				device, _ := c.Args.Str("device")
+				name, _ := c.Args.Str("name")
+				args := map[string]any{"device": device, "name": name}
+				if id, ok := c.Args.Str("id"); ok {
+					args["id"] = id
+				}
+				c.Do("blockdev-snapshot-delete-internal-sync", args)
+			}},
 	}
 }
 

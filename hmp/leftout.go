@@ -16,8 +16,6 @@ type LeftOut struct {
 // LeftOutCommands is the list, in the order the documentation shows it.
 var LeftOutCommands = []LeftOut{
 
-	{Names: []string{"snapshot_blkdev_internal", "snapshot_delete_blkdev_internal"},
-		Reason: "not yet: the internal snapshot of one block device (see the QMP table)"},
 	{Names: []string{"snapshot_blkdev"},
 		Reason: "not yet: blockdev-snapshot-sync's overlay creation (see the QMP table)"},
 	{Names: []string{"drive_del"},

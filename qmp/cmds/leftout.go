@@ -28,10 +28,6 @@ var LeftOutCommands = []LeftOut{
 	// Implemented on branches not merged yet.
 
 	// Not yet: these have a meaning here and are still to be written.
-	{Names: []string{"blockdev-snapshot-internal-sync", "blockdev-snapshot-delete-internal-sync"},
-		Reason: "not yet: the internal snapshot of one block device inside a transaction; the " +
-			"whole-VM internal snapshots (snapshot-save, -load, -delete, HMP savevm, loadvm, delvm) " +
-			"are implemented"},
 	{Names: []string{"blockdev-snapshot-sync"},
 		Reason: "not yet: the overlay creation of the legacy external snapshot; libvirt 9.0 " +
 			"uses blockdev-create, blockdev-add and blockdev-snapshot instead, which tlcvm implements"},

@@ -280,6 +280,23 @@ func internalSnapshotCommands(d *Deps) []qmp.Command {
 				return s.del(a.Tag, true, nonNil(a.Devices))
 			})
 		}},
+		{Name: "blockdev-snapshot-internal-sync", Args: &BlockdevSnapshotInternalArgs{},
+			Run: func(c *qmp.Call) (any, error) {
+				return nil, s.q.now(func() error { return s.snapshotDevice(c.Args.(*BlockdevSnapshotInternalArgs)) })
+			}},
+		{Name: "blockdev-snapshot-delete-internal-sync", Args: &BlockdevSnapshotDeleteInternalArgs{}, Returns: SnapshotInfo{},
+			Run: func(c *qmp.Call) (any, error) {
+				a := c.Args.(*BlockdevSnapshotDeleteInternalArgs)
+				var sn blockdev.Snapshot
+				err := s.q.now(func() (err error) {
+					sn, err = s.g.DeleteDeviceSnapshot(a.Device, deref(a.ID), deref(a.Name))
+					return err
+				})
+				if err != nil {
+					return nil, err
+				}
+				return snapshotInfos([]blockdev.Snapshot{sn})[0], nil
+			}},
 		{Name: "x-tlcvm-savevm", Internal: true, Args: &savevmArgs{}, Run: func(c *qmp.Call) (any, error) {
 			return nil, s.q.now(func() error { return s.save(c.Args.(*savevmArgs).Name, true, "", nil) })
 		}},
@@ -290,6 +307,27 @@ func internalSnapshotCommands(d *Deps) []qmp.Command {
 			return nil, s.q.now(func() error { return s.del(c.Args.(*loadvmArgs).Name, false, nil) })
 		}},
 	}
+}
+
+// BlockdevSnapshotInternalArgs are blockdev-snapshot-internal-sync's arguments.
+type BlockdevSnapshotInternalArgs struct {
+	Device string `json:"device"`
+	Name   string `json:"name"`
+}
+
+// BlockdevSnapshotDeleteInternalArgs are blockdev-snapshot-delete-internal-sync's.
+type BlockdevSnapshotDeleteInternalArgs struct {
+	Device string  `json:"device"`
+	ID     *string `json:"id,omitempty"`
+	Name   *string `json:"name,omitempty"`
+}
+
+// snapshotDevice is internal_snapshot_prepare's snapshot: no VM state, the time and the
+// guest clock of now.
+func (s *vmSnapshots) snapshotDevice(a *BlockdevSnapshotInternalArgs) error {
+	now := s.now()
+	return s.g.SnapshotDevice(a.Device, blockdev.Snapshot{Name: a.Name, DateSec: now.Unix(),
+		DateNsec: int64(now.Nanosecond()) / 1000 * 1000, VMClockNsec: s.vm.GuestClock(), ICount: -1})
 }
 
 // nonNil makes an empty device list a list (has_devices: QMP always gives one).
