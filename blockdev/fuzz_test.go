@@ -105,8 +105,8 @@ func FuzzQcow2Image(f *testing.F) {
 			_ = g.GotoSnapshot(list[0].Name, nil)
 			_, _ = io.ReadAll(n.VMStateReader(int64(min(list[0].VMStateSize, 1<<16))))
 			_ = g.DeleteSnapshot(list[0].Name, nil)
+			_ = g.CreateSnapshot(blockdev.Snapshot{Name: "f", ICount: -1}, n, 0, nil)
 		}
-		_ = g.CreateSnapshot(blockdev.Snapshot{Name: "f", ICount: -1}, n, 0, nil)
 	})
 }
 
