@@ -1,12 +1,12 @@
 package cmds
 
 import (
+	"io"
 	"sync"
 	"time"
 
 	"tlcvm/blockdev"
 	"tlcvm/compat/qerror"
-	"tlcvm/migration"
 	"tlcvm/qmp"
 )
 
@@ -21,6 +21,26 @@ import (
 //	         ─ STOP (save-vm) ─ VM state into the image ─ snapshot on every image ─ RESUME
 //	loadvm:  can snapshot ─ has it everywhere ─ vmstate node ─ not disk-only ─ STOP
 //	         (restore-vm) ─ goto on every image ─ VM state loaded ─ RESUME when it was running
+
+// vmSnapshotter is what the internal snapshot handlers need of the block layer: the
+// bdrv_all_* operations, the one-device snapshots and a job to run them in.
+type vmSnapshotter interface {
+	CheckCanSnapshot(devices []string) error
+	HasSnapshot(name string, devices []string) (bool, error)
+	VMStateNode(vmstate string, devices []string) (*blockdev.Node, error)
+	CreateSnapshot(sn blockdev.Snapshot, vmstate *blockdev.Node, vmStateSize uint64, devices []string) error
+	GotoSnapshot(name string, devices []string) error
+	DeleteSnapshot(name string, devices []string) error
+	SnapshotDevice(device string, sn blockdev.Snapshot) error
+	DeleteDeviceSnapshot(device, id, name string) (blockdev.Snapshot, error)
+	StartJob(o blockdev.JobOptions, drv *blockdev.JobDriver) (*blockdev.Job, error)
+}
+
+// vmStateStore is what they need of the migration engine: the VM state written and read.
+type vmStateStore interface {
+	SaveVM(w io.Writer, runState string) (int64, error)
+	LoadVM(r io.Reader) error
+}
 
 // SnapshotVM is what internal snapshots need of the machine (d.Machine provides it).
 type SnapshotVM interface {
@@ -61,8 +81,8 @@ type loadvmArgs struct {
 
 // vmSnapshots runs the operations.
 type vmSnapshots struct {
-	g   *blockdev.Graph
-	mig *migration.Engine
+	g   vmSnapshotter
+	mig vmStateStore
 	vm  SnapshotVM
 	m   Machine // its run state goes into the global state section
 	now func() time.Time
