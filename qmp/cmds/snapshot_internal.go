@@ -7,6 +7,7 @@ import (
 
 	"tlcvm/blockdev"
 	"tlcvm/compat/qerror"
+	"tlcvm/machine"
 	"tlcvm/qmp"
 )
 
@@ -40,6 +41,11 @@ type vmSnapshotter interface {
 type vmStateStore interface {
 	SaveVM(w io.Writer, runState string) (int64, error)
 	LoadVM(r io.Reader) error
+}
+
+// runStater is the machine's run state (query-status).
+type runStater interface {
+	Status() (machine.RunState, bool)
 }
 
 // SnapshotVM is what internal snapshots need of the machine (d.Machine provides it).
@@ -84,7 +90,7 @@ type vmSnapshots struct {
 	g   vmSnapshotter
 	mig vmStateStore
 	vm  SnapshotVM
-	m   Machine // its run state goes into the global state section
+	m   runStater // its run state goes into the global state section
 	now func() time.Time
 	q   turns // one operation at a time, in the order asked (QEMU's main loop runs them)
 }
