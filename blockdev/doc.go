@@ -60,8 +60,16 @@
 // their states (mediaStep) and the QMP operations composed from it as QEMU 7.2 composes
 // them (blockdev-open-tray/-close-tray/-remove-medium/-insert-medium/-change-medium, eject),
 // emitting DEVICE_TRAY_MOVED on every tray move. A removable device realized without a
-// drive makes itself an empty anonymous backend. snapshots.go reads the internal snapshot
-// tables of qcow2 images (query-block's image info, HMP info snapshots).
+// drive makes itself an empty anonymous backend.
+//
+// # Internal snapshots
+//
+// snapshots.go reads the internal snapshot tables of qcow2 images (query-block's image
+// info, HMP info snapshots); qcow2snap.go writes them as QEMU 7.2's qcow2-snapshot.c does
+// (create, goto, delete, each leaving refcounts and COPIED flags qemu-img check accepts)
+// and keeps the VM state in the image past the disk; snapshot_ops.go runs them over the
+// graph as block/snapshot.c's bdrv_all_* do for savevm, loadvm, delvm and the snapshot-*
+// jobs (which nodes take part, QEMU's errors, the node holding the VM state).
 //
 // # Errors
 //

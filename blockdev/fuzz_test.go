@@ -3,6 +3,7 @@ package blockdev_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -62,6 +63,11 @@ func FuzzQcow2Image(f *testing.F) {
 				_ = blockdev.Run(g.PrepareBitmapAdd(blockdev.BitmapAddOptions{Node: "q", Name: "b", Granularity: 512, Persistent: true}))
 			}
 			_, _ = n.WriteAt(p, 3000)
+			if i == 1 { // an internal snapshot with a VM state: the table, an L1 copy, shared clusters
+				_, _ = n.VMStateWriter().Write(p)
+				_ = g.CreateSnapshot(blockdev.Snapshot{Name: "s", ICount: -1}, n, uint64(len(p)), nil)
+				_, _ = n.WriteAt(p[:700], 100)
+			}
 			g.Close()
 		}
 		b, _ := os.ReadFile(path)
@@ -93,6 +99,14 @@ func FuzzQcow2Image(f *testing.F) {
 			_, _ = n.WriteAt(p[:1000], off)
 		}
 		_ = n.WriteZeroes(0, min(n.Size(), 1<<16), blockdev.ZeroMayUnmap)
+		// Internal snapshots: the table, a snapshot's L1 table and the refcount walk over
+		// what a corrupt image holds.
+		if list, err := n.Snapshots(); err == nil && len(list) > 0 && len(list) < 8 {
+			_ = g.GotoSnapshot(list[0].Name, nil)
+			_, _ = io.ReadAll(n.VMStateReader(int64(min(list[0].VMStateSize, 1<<16))))
+			_ = g.DeleteSnapshot(list[0].Name, nil)
+			_ = g.CreateSnapshot(blockdev.Snapshot{Name: "f", ICount: -1}, n, 0, nil)
+		}
 	})
 }
 

@@ -16,9 +16,6 @@ type LeftOut struct {
 // LeftOutCommands is the list, in the order the documentation shows it.
 var LeftOutCommands = []LeftOut{
 
-	{Names: []string{"savevm", "loadvm", "delvm", "snapshot_blkdev_internal",
-		"snapshot_delete_blkdev_internal"},
-		Reason: "not yet: internal snapshots (see the QMP table)"},
 	{Names: []string{"snapshot_blkdev"},
 		Reason: "not yet: blockdev-snapshot-sync's overlay creation (see the QMP table)"},
 	{Names: []string{"drive_del"},

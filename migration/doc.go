@@ -117,6 +117,14 @@
 //
 // Nothing of the loaded state runs before the stream's integrity is verified.
 //
+// # Internal snapshots (savevm.go)
+//
+// SaveVM and LoadVM are qemu_savevm_state and qemu_loadvm_state for savevm and loadvm:
+// the same stream, written and read in one go while the guest is stopped, into and out
+// of the VM state area of a qcow2 image (package blockdev). A save is a migration to the
+// monitor, as QEMU's is (MIGRATION events, query-migrate completed); a migration in
+// progress forbids both.
+//
 // # Dirty bitmaps (bitmaps.go)
 //
 // With the capability dirty-bitmaps, the block layer's dirty bitmaps (Options.Bitmaps, the

@@ -939,6 +939,11 @@ func sectionID(idstr string, instance uint32) string {
 }
 
 func (s *saver) saveDevices(srcState string) ([]devState, []stream.DeviceDesc, error) {
+	return saveDevices(s.m, srcState)
+}
+
+// saveDevices takes every device section of m (vCPUs parked), the global state first.
+func saveDevices(m Machine, srcState string) ([]devState, []stream.DeviceDesc, error) {
 	var devs []devState
 	var descs []stream.DeviceDesc
 	add := func(id string, version uint32, v any) error {
@@ -954,7 +959,7 @@ func (s *saver) saveDevices(srcState string) ([]devState, []stream.DeviceDesc, e
 	if err := add(globalStateID, 1, globalState{RunState: srcState}); err != nil {
 		return nil, nil, err
 	}
-	for _, sec := range s.m.Sections() {
+	for _, sec := range m.Sections() {
 		st, err := sec.SaveState()
 		if err != nil {
 			return nil, nil, wrapf(ErrSave, err, "section %s: %v", sec.SectionID(), err)

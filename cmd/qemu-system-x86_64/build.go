@@ -166,10 +166,6 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	if v.block, err = buildBlock(p, stderr, ev.Emit); err != nil {
 		return nil, err
 	}
-	if err := v.loadVM(); err != nil {
-		return nil, err
-	}
-
 	if err := v.buildObjects(); err != nil {
 		return nil, err
 	}
@@ -226,6 +222,9 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	v.wireDump(reg, deps)
 	cmds.Register(reg, deps)
 	cmds.RegisterEvents(reg)
+	if err := v.loadVM(deps); err != nil {
+		return nil, err
+	}
 	v.qom = deps.QOM
 	if err := v.wireQTest(); err != nil {
 		return nil, err

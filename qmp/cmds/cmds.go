@@ -152,6 +152,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerUserNet(r, d)
 	r.Register(internalCommands(d)...)
 	r.Register(snapshotCommands(d)...)
+	r.Register(internalSnapshotCommands(d)...)
 	if d.Human != nil {
 		registerHuman(r, d)
 	}

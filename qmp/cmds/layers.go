@@ -24,6 +24,7 @@ type BlockLayer interface {
 	jobControl
 	jobStarter
 	exportNodes
+	vmSnapshotter
 }
 
 // MigrationEngine is what the migration and switchover handlers need of the migration
@@ -31,6 +32,7 @@ type BlockLayer interface {
 type MigrationEngine interface {
 	migrator
 	switchover
+	vmStateStore
 }
 
 // NBDServer is what the NBD server and block export handlers need of the NBD server

@@ -28,11 +28,6 @@ var LeftOutCommands = []LeftOut{
 	// Implemented on branches not merged yet.
 
 	// Not yet: these have a meaning here and are still to be written.
-	{Names: []string{"snapshot-save", "snapshot-load", "snapshot-delete",
-		"blockdev-snapshot-internal-sync", "blockdev-snapshot-delete-internal-sync"},
-		Reason: "not yet: internal snapshots (a qcow2 snapshot table written, and the VM state " +
-			"saved into the image as savevm does) are not implemented; `info snapshots` and " +
-			"`qemu-img snapshot -l` list the snapshots an image already has"},
 	{Names: []string{"blockdev-snapshot-sync"},
 		Reason: "not yet: the overlay creation of the legacy external snapshot; libvirt 9.0 " +
 			"uses blockdev-create, blockdev-add and blockdev-snapshot instead, which tlcvm implements"},
