@@ -34,11 +34,9 @@ var LeftOutCommands = []LeftOut{
 	{Names: []string{"i", "o"}, Reason: "not yet: port I/O from the monitor"},
 	{Names: []string{"info numa"},
 		Reason: "not yet: NUMA nodes are checked and counted, but their CPU assignment is not modelled"},
-	{Names: []string{"info usb"},
-		Reason: "not yet: USB devices plug into their buses but have no port, speed or address"},
-	{Names: []string{"info qom-tree", "info qtree"},
-		Reason: "not yet: the QOM tree lacks the memory regions and board objects QEMU prints, " +
-			"and most devices' property values (qom-list, qom-get and query-pci show the tree)"},
+	{Names: []string{"info qom-tree"},
+		Reason: "not yet: the QOM tree lacks the memory regions, IRQ and container objects QEMU prints " +
+			"(info qtree shows the device tree; qom-list and qom-get the peripherals)"},
 	{Names: []string{"info qdm"},
 		Reason: "not yet: the device catalogue holds -device help's models, not the no-user ones"},
 	{Names: []string{"info mtree", "info ramblock", "info roms"},

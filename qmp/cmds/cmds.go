@@ -152,6 +152,8 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerTrace(r, d)
 	registerAnnounce(r, d)
 	registerUserNet(r, d)
+	registerQtree(r, d)
+	registerUSB(r, d)
 	r.Register(internalCommands(d)...)
 	r.Register(snapshotCommands(d)...)
 	if d.Human != nil {

@@ -39,8 +39,6 @@ var LeftOutCommands = []LeftOut{
 	{Names: []string{"x-query-numa"},
 		Reason: "not yet: NUMA nodes are checked and counted, but their CPU assignment is not " +
 			"modelled (query-cpus-fast has no node-id either)"},
-	{Names: []string{"x-query-usb"},
-		Reason: "not yet: USB devices plug into their buses but have no port, speed or address"},
 	{Names: []string{"x-query-ramblock", "x-query-roms"},
 		Reason: "tlcvm loads no firmware or option ROMs: the ROM blocks QEMU lists beside pc.ram " +
 			"(pc.bios, pc.rom, the ACPI table blobs, kvmvapic.bin) do not exist"},
