@@ -1,6 +1,9 @@
 package qdev_test
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -27,5 +30,27 @@ func TestQtreeValues(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("info qtree lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestQtreeLinesUpToDate regenerates the captured property lines from the reference binary
+// and requires them to equal the committed ones.
+func TestQtreeLinesUpToDate(t *testing.T) {
+	const bin = "/usr/bin/qemu-system-x86_64"
+	if _, err := os.Stat(bin); err != nil {
+		t.Skip("no reference QEMU")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go toolchain")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command(goBin, "run", "./gen", "-out", dir, "-qemu", bin).CombinedOutput(); err != nil {
+		t.Fatalf("go run ./gen: %v\n%s", err, out)
+	}
+	want, _ := os.ReadFile(filepath.Join(dir, "zz_generated_qtree.go"))
+	got, _ := os.ReadFile("zz_generated_qtree.go")
+	if string(got) != string(want) {
+		t.Error("zz_generated_qtree.go is stale: run go generate ./qdev")
 	}
 }
