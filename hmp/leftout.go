@@ -25,9 +25,6 @@ var LeftOutCommands = []LeftOut{
 		Reason: "not yet: taking a drive's back-end away under its device"},
 	{Names: []string{"mouse_set"},
 		Reason: "not yet: choosing the active pointer (query-mice keeps the PS/2 mouse current)"},
-	{Names: []string{"hostfwd_add", "hostfwd_remove"},
-		Reason: "not yet: adding and removing a user netdev's port forwarding at run time " +
-			"(-netdev user,hostfwd= works)"},
 	{Names: []string{"gpa2hva", "gpa2hpa"},
 		Reason: "not yet: address translation and page-table views (x, xp, memsave and " +
 			"pmemsave read guest memory)"},

@@ -154,6 +154,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerUserNet(r, d)
 	registerQtree(r, d)
 	registerUSB(r, d)
+	registerHostFwd(r, d)
 	r.Register(internalCommands(d)...)
 	r.Register(snapshotCommands(d)...)
 	if d.Human != nil {
