@@ -23,8 +23,6 @@ var LeftOutCommands = []LeftOut{
 		Reason: "not yet: blockdev-snapshot-sync's overlay creation (see the QMP table)"},
 	{Names: []string{"drive_del"},
 		Reason: "not yet: taking a drive's back-end away under its device"},
-	{Names: []string{"mouse_set"},
-		Reason: "not yet: choosing the active pointer (query-mice keeps the PS/2 mouse current)"},
 	{Names: []string{"gpa2hva", "gpa2hpa"},
 		Reason: "not yet: address translation and page-table views (x, xp, memsave and " +
 			"pmemsave read guest memory)"},
