@@ -27,8 +27,6 @@ var LeftOutCommands = []LeftOut{
 		Reason: "not yet: address translation and page-table views (x, xp, memsave and " +
 			"pmemsave read guest memory)"},
 	{Names: []string{"i", "o"}, Reason: "not yet: port I/O from the monitor"},
-	{Names: []string{"info numa"},
-		Reason: "not yet: NUMA nodes are checked and counted, but their CPU assignment is not modelled"},
 	{Names: []string{"info qom-tree"},
 		Reason: "not yet: the QOM tree lacks the memory regions, IRQ and container objects QEMU prints " +
 			"(info qtree shows the device tree; qom-list and qom-get the peripherals)"},
