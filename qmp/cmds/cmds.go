@@ -159,6 +159,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerUSB(r, d)
 	registerHostFwd(r, d)
 	registerNUMA(r, d)
+	registerSnapshotSync(r, d)
 	r.Register(internalCommands(d)...)
 	r.Register(snapshotCommands(d)...)
 	if d.Human != nil {

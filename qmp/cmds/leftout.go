@@ -33,9 +33,6 @@ var LeftOutCommands = []LeftOut{
 		Reason: "not yet: internal snapshots (a qcow2 snapshot table written, and the VM state " +
 			"saved into the image as savevm does) are not implemented; `info snapshots` and " +
 			"`qemu-img snapshot -l` list the snapshots an image already has"},
-	{Names: []string{"blockdev-snapshot-sync"},
-		Reason: "not yet: the overlay creation of the legacy external snapshot; libvirt 9.0 " +
-			"uses blockdev-create, blockdev-add and blockdev-snapshot instead, which tlcvm implements"},
 	{Names: []string{"x-query-ramblock", "x-query-roms"},
 		Reason: "tlcvm loads no firmware or option ROMs: the ROM blocks QEMU lists beside pc.ram " +
 			"(pc.bios, pc.rom, the ACPI table blobs, kvmvapic.bin) do not exist"},
