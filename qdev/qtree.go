@@ -77,6 +77,16 @@ func (p printer) dev(d *Device, indent int) {
 	if d.Bus != nil && catalog.IsA(d.Bus.Type, "PCI") {
 		p.pciFunction(d, indent)
 	}
+	if d.Bus != nil && d.Bus.Type == "virtio-serial-bus" { // virtser_bus_dev_print
+		// No guest driver opens a port. A console is open on the host side as soon as it
+		// has a chardev; a serial port only once its chardev reports a connection, which
+		// tlcvm does not track here (so "off").
+		host := "off"
+		if d.Type == "virtconsole" && d.PropString("chardev") != "" {
+			host = "on"
+		}
+		p.line(indent, "port %s, guest off, host %s, throttle off", d.Props["nr"], host)
+	}
 	if d.usb != nil { // usb_bus_dev_print
 		p.line(indent, "addr %d.0, port %s, speed %s, name %s, attached", d.Bus.Number, d.usb.path, d.usbSpeed(), usbProduct(d.Type))
 	}
