@@ -102,7 +102,7 @@ func propInt(d *Device, name string, def int) int {
 func usbSpeeds(d *Device) int {
 	m, ok := usbModels[d.Type]
 	if !ok {
-		return usbFull
+		return usbFull | usbHigh // unknown: never refused for its speed
 	}
 	if string(d.Props["usb_version"]) == "1" {
 		return m.speeds &^ usbHigh
