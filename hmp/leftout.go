@@ -19,8 +19,6 @@ var LeftOutCommands = []LeftOut{
 	{Names: []string{"savevm", "loadvm", "delvm", "snapshot_blkdev_internal",
 		"snapshot_delete_blkdev_internal"},
 		Reason: "not yet: internal snapshots (see the QMP table)"},
-	{Names: []string{"drive_del"},
-		Reason: "not yet: taking a drive's back-end away under its device"},
 	{Names: []string{"gpa2hva", "gpa2hpa"},
 		Reason: "not yet: address translation and page-table views (x, xp, memsave and " +
 			"pmemsave read guest memory)"},

@@ -160,6 +160,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerHostFwd(r, d)
 	registerNUMA(r, d)
 	registerSnapshotSync(r, d)
+	registerDriveDel(r, d)
 	r.Register(internalCommands(d)...)
 	r.Register(snapshotCommands(d)...)
 	if d.Human != nil {
