@@ -161,6 +161,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerNUMA(r, d)
 	registerSnapshotSync(r, d)
 	registerDriveDel(r, d)
+	registerDriveAdd(r, d)
 	r.Register(internalCommands(d)...)
 	r.Register(snapshotCommands(d)...)
 	if d.Human != nil {
