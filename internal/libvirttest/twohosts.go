@@ -31,9 +31,15 @@ type TwoHosts struct {
 const TwoHostsLockPath = "/run/lock/tlcvm-two-hosts.lock"
 
 // StartTwoHosts takes the bed's lock, starts it unless it is up (then Stop leaves it up),
-// and reads its facts.
+// and reads its facts. A bed of its own (TWOHOSTS_DIR set, as the script reads it) has its
+// own lock, /run/lock/BASENAME.lock (the script's start and stop hold TWOHOSTS_DIR.lock):
+// it shares nothing with the default one.
 func StartTwoHosts(script string) (*TwoHosts, error) {
-	unlock, err := lockFile(TwoHostsLockPath)
+	lock := TwoHostsLockPath
+	if dir := os.Getenv("TWOHOSTS_DIR"); dir != "" {
+		lock = filepath.Join(filepath.Dir(TwoHostsLockPath), filepath.Base(dir)+".lock")
+	}
+	unlock, err := lockFile(lock)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,12 @@ import (
 // HMP drive_del and drive_add (hmp_drive_del, hmp_drive_add) have no QMP twin; tlcvm's
 // HMP reaches package blockdev's DriveDel and AddDrive through these internal commands.
 
+// legacyDrives is what drive_add and drive_del need of the block layer.
+type legacyDrives interface {
+	DriveDel(id string) error
+	AddDrive(kvs []blockdev.KV, lim blockdev.DriveLimits) (*blockdev.Backend, error)
+}
+
 // DriveDelArgs names the drive (a -drive id) or node.
 type DriveDelArgs struct {
 	ID string `json:"id"`

@@ -29,6 +29,11 @@ func (a *BlockdevSnapshotSyncArgs) Action() *blockdev.SnapshotSyncAction {
 	return x
 }
 
+// snapshotSyncer is what blockdev-snapshot-sync needs of the block layer.
+type snapshotSyncer interface {
+	SnapshotSync(a blockdev.SnapshotSyncAction) error
+}
+
 func registerSnapshotSync(r *qmp.Registry, d *Deps) {
 	if d.Block == nil {
 		return
