@@ -21,6 +21,8 @@ type Backend struct {
 	backendIO               // the data path (backendio.go)
 
 	inactive bool // QEMU's disable_perm after an inactivation (activate.go)
+	// reportErrors: drive_del set the error policies to report, which ends the I/O status.
+	reportErrors bool
 }
 
 // Removable reports whether the guest sees removable media: no device, or a CD-ROM/floppy.
@@ -229,6 +231,11 @@ func (g *Graph) removeTree(n *Node) {
 func (g *Graph) Del(name string) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.del(name)
+}
+
+// del is Del with g.mu held.
+func (g *Graph) del(name string) error {
 	n := g.node(name)
 	if n == nil {
 		return errf(ErrNotFound, "Failed to find node with node-name='%s'", name)

@@ -3,6 +3,8 @@ package hmp
 import (
 	"fmt"
 	"time"
+
+	"tlcvm/compat/optval"
 )
 
 // HMP's savevm, loadvm, delvm and `info snapshots` (migration/savevm.c hmp_info_snapshots), formatted from the
@@ -115,6 +117,6 @@ func snapshotTable(c *Call, list []hmpSnapshot) {
 			icount = fmt.Sprint(*s.ICount)
 		}
 		date := time.Unix(s.DateSec, 0).Local().Format("2006-01-02 15:04:05")
-		c.Printf("%-9s %-16s %8s%20s%13s%11s\n", s.ID, s.Name, sizeToStr(s.VMStateSize), date, clock, icount)
+		c.Printf("%-9s %-16s %8s%20s%13s%11s\n", s.ID, s.Name, optval.SizeString(uint64(s.VMStateSize)), date, clock, icount)
 	}
 }

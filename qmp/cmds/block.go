@@ -471,6 +471,12 @@ func transaction(g nodeGraph, a *TransactionArgs) error {
 			}
 			s := v.(*BlockdevSnapshotArgs)
 			x = &blockdev.SnapshotAction{Node: s.Node, Overlay: s.Overlay}
+		case "blockdev-snapshot-sync":
+			v, err := qmp.DecodeArgsAt(act.Data, &BlockdevSnapshotSyncArgs{}, path)
+			if err != nil {
+				return err
+			}
+			x = v.(*BlockdevSnapshotSyncArgs).Action()
 		case "blockdev-backup":
 			v, err := qmp.DecodeArgsAt(act.Data, &BlockdevBackupArgs{}, path)
 			if err != nil {

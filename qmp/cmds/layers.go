@@ -25,6 +25,8 @@ type BlockLayer interface {
 	jobStarter
 	exportNodes
 	vmSnapshotter
+	snapshotSyncer
+	legacyDrives
 }
 
 // MigrationEngine is what the migration and switchover handlers need of the migration
