@@ -92,11 +92,17 @@ func (g *Graph) InactivateAll() error {
 func (g *Graph) ActivateAll() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.activate(func(*Node) bool { return true }, true)
+}
+
+// activate activates the inactive nodes pick selects (file nodes, then format nodes),
+// then, when backends, every inactive backend. Graph.mu held.
+func (g *Graph) activate(pick func(*Node) bool, backends bool) error {
 	var formats []*Node // activated format nodes, whose bitmaps load at the end
-	step := func(pick func(*Node) bool, prepare func(*Node) error) error {
+	step := func(sel func(*Node) bool, prepare func(*Node) error) error {
 		var done []*Node
 		for _, n := range g.nodes {
-			if !n.inactive || !pick(n) {
+			if !n.inactive || !pick(n) || !sel(n) {
 				continue
 			}
 			if prepare != nil {
@@ -134,7 +140,7 @@ func (g *Graph) ActivateAll() error {
 	}
 	var done []*Backend
 	for _, b := range g.backends {
-		if b.inactive {
+		if b.inactive && backends {
 			b.inactive = false
 			done = append(done, b)
 		}
@@ -154,6 +160,30 @@ func (g *Graph) ActivateAll() error {
 		}
 	}
 	return nil
+}
+
+// activateForExport is what block-export-add does to its node before exporting it
+// (blk_exp_add's bdrv_activate, so that a destination of a migration with storage takes
+// writes to the image it opened under -incoming): the node and the nodes below it become
+// active; the guest's backends stay inactive until the migration completes. Errors are
+// ignored, as QEMU ignores them there (a node still inactive then refuses the export's
+// writes). Graph.mu held.
+func (g *Graph) activateForExport(n *Node) {
+	below := map[*Node]bool{}
+	var walk func(*Node)
+	walk = func(x *Node) {
+		if x == nil || below[x] {
+			return
+		}
+		below[x] = true
+		walk(x.File)
+		walk(x.Backing)
+		if x.filter != nil {
+			walk(x.Filtered())
+		}
+	}
+	walk(n)
+	_ = g.activate(func(x *Node) bool { return below[x] }, false)
 }
 
 // invalidateCache drops what a format node knows of its image (qcow2_co_invalidate_cache):
