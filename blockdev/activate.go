@@ -138,9 +138,30 @@ func (g *Graph) activate(pick func(*Node) bool, backends bool) error {
 	}); err != nil {
 		return err
 	}
+	if backends {
+		if err := g.activateBackends(); err != nil {
+			return err
+		}
+	}
+	// qcow2_do_open without BDRV_O_INACTIVE loads the image's bitmaps, once the node's
+	// permissions are its active ones (bdrv_activate refreshes them first). Those a
+	// migration brought in already exist and win over the image's in-use copies.
+	for _, n := range formats {
+		if err := n.loadBitmaps(g.cfg.Warn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// activateBackends activates every inactive backend, then stops the sharing of those
+// activated under an export (shareAll) once nothing needs it any more (the export gone);
+// until then they keep sharing everything, as QEMU only reports that failure. Graph.mu
+// held.
+func (g *Graph) activateBackends() error {
 	var done []*Backend
 	for _, b := range g.backends {
-		if b.inactive && backends {
+		if b.inactive {
 			b.inactive = false
 			done = append(done, b)
 		}
@@ -151,13 +172,18 @@ func (g *Graph) activate(pick func(*Node) bool, backends bool) error {
 		}
 		return err
 	}
-	// qcow2_do_open without BDRV_O_INACTIVE loads the image's bitmaps, once the node's
-	// permissions are its active ones (bdrv_activate refreshes them first). Those a
-	// migration brought in already exist and win over the image's in-use copies.
-	for _, n := range formats {
-		if err := n.loadBitmaps(g.cfg.Warn); err != nil {
-			return err
+	var sharing []*Backend
+	for _, b := range g.backends {
+		if b.shareAll {
+			b.shareAll = false
+			sharing = append(sharing, b)
 		}
+	}
+	if len(sharing) > 0 && g.refresh() != nil {
+		for _, b := range sharing {
+			b.shareAll = true
+		}
+		_ = g.refresh()
 	}
 	return nil
 }
@@ -183,6 +209,15 @@ func (g *Graph) activateForExport(n *Node) {
 		}
 	}
 	walk(n)
+	was := map[*Node]bool{}
+	for x := range below {
+		was[x] = x.inactive
+	}
+	for _, b := range g.backends {
+		if b.Root != nil && was[b.Root] && !b.inactive && g.incoming {
+			b.shareAll = true
+		}
+	}
 	_ = g.activate(func(x *Node) bool { return below[x] }, false)
 }
 

@@ -114,8 +114,11 @@ func TestNBDClientMirrorIntoTlcvm(t *testing.T) {
 	dstImg := filepath.Join(dir, "dst.qcow2")
 	tool(t, "qemu-img", "create", "-q", "-f", "qcow2", dstImg, "4M")
 	sock := filepath.Join(dir, "dst-nbd.sock")
-	dst := startMigVM(t, bin, dir, "dst", "-incoming", "defer", "-blockdev",
-		`{"driver":"qcow2","node-name":"q0","file":{"driver":"file","filename":"`+dstImg+`"}}`)
+	// The guest's device on the destination holds the node too: the export activates it
+	// with the node, taking write but sharing everything while the migration is incoming.
+	dst := startMigVM(t, bin, dir, "dst", "-machine", "pc", "-incoming", "defer", "-blockdev",
+		`{"driver":"qcow2","node-name":"q0","file":{"driver":"file","filename":"`+dstImg+`"}}`,
+		"-device", "virtio-blk-pci,drive=q0,id=vd0")
 	dst.do("nbd-server-start", map[string]any{"addr": map[string]any{"type": "unix", "data": map[string]any{"path": sock}}})
 	dst.do("block-export-add", map[string]any{"type": "nbd", "id": "drive-vd0", "node-name": "q0", "name": "drive-vd0", "writable": true})
 	src := startMigVM(t, bin, dir, "src", diskArgs(srcImg, "idle,,disk=vd0,,disk-bs=4K,,disk-size=1M,,disk-rate=1M")...)
