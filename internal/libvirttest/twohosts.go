@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -126,7 +127,12 @@ func (h *TwoHosts) Host(name string) *Virsh {
 	return h.B
 }
 
-// lockFile blocks until it holds an exclusive flock on path.
+// lockWait bounds how long lockFile waits for another run to release a lock: every wait
+// of a test has a deadline.
+const lockWait = 10 * time.Minute
+
+// lockFile takes an exclusive flock on path, waiting at most lockWait for another holder,
+// and writes its pid into the file so that a run that gives up can name the holder.
 func lockFile(path string) (func(), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
@@ -135,9 +141,25 @@ func lockFile(path string) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("flock %s: %w", path, err)
+	deadline := time.Now().Add(lockWait)
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if err != unix.EWOULDBLOCK && err != unix.EINTR {
+			f.Close()
+			return nil, fmt.Errorf("flock %s: %w", path, err)
+		}
+		if time.Now().After(deadline) {
+			holder, _ := os.ReadFile(path)
+			f.Close()
+			return nil, fmt.Errorf("flock %s: still held after %v by another run (pid %s)", path, lockWait, strings.TrimSpace(string(holder)))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return func() { f.Close() }, nil
 }
