@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"tlcvm/tests/harness"
 )
 
 // The nbd block driver (the client a migration with storage mirrors through): blockdev-add
@@ -151,5 +153,39 @@ func TestNBDClientMirrorIntoTlcvm(t *testing.T) {
 	dst.do("nbd-server-stop", nil)
 	if out, err := exec.Command("qemu-img", "compare", "-U", srcImg, dstImg).CombinedOutput(); err != nil {
 		t.Errorf("the destination's image differs from the source's: %v\n%s", err, out)
+	}
+}
+
+// TestNBDBlockdevSchemaLikeQEMU: blockdev-add's nbd variant introspects as QEMU 7.2's,
+// member for member (libvirt probes blockdev.nbd.tls-hostname in it).
+func TestNBDBlockdevSchemaLikeQEMU(t *testing.T) {
+	cand := requireCandidate(t)
+	ref := requireReference(t)
+	parallel(t)
+	get := func(bin string) string {
+		_, q, _ := startVM(t, bin, "-machine", "none", "-S")
+		schema := execOK(t, q, "query-qmp-schema", nil)
+		byName := map[string]harness.Value{}
+		for _, e := range schema.Arr {
+			n, _ := e.Get("name")
+			byName[n.Str()] = e
+		}
+		cmd := byName["blockdev-add"]
+		arg, _ := cmd.Get("arg-type")
+		vs, _ := byName[arg.Str()].Get("variants")
+		for _, v := range vs.Arr {
+			if c, _ := v.Get("case"); c.Str() == "nbd" {
+				typ, _ := v.Get("type")
+				return canonType(byName, byName[typ.Str()], 0)
+			}
+		}
+		return "missing"
+	}
+	want, got := get(ref), get(cand)
+	if want == "missing" {
+		t.Fatal("QEMU's blockdev-add has no nbd variant")
+	}
+	if want != got {
+		t.Errorf("blockdev-add's nbd variant:\n QEMU  %s\n tlcvm %s", want, got)
 	}
 }
