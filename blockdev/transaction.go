@@ -126,6 +126,9 @@ type StepAction struct {
 	step *TxnStep
 }
 
+// Type is the action's QAPI TransactionAction type ("block-dirty-bitmap-add", ...).
+func (a *StepAction) Type() string { return a.typ }
+
 // BitmapAddStep is block-dirty-bitmap-add as a transaction action.
 func BitmapAddStep(o BitmapAddOptions) *StepAction {
 	return &StepAction{"block-dirty-bitmap-add", func(g *Graph) (*TxnStep, error) { return g.prepareBitmapAdd(o) }, nil}

@@ -52,8 +52,12 @@
 //
 // Records come in QEMU's order (headers, each bitmap buffer twice, 16 KiB descriptor and
 // data caches), so the stream before the page data is byte for byte QEMU's; compressed
-// pages differ in bytes (klauspost/compress's deflate at level 1, and the LZO encoder of lzo.go)
-// but not in format.
+// pages differ in bytes (the page deflater of deflate.go: one fixed-Huffman block per page
+// where QEMU's zlib sends a code per page; the LZO encoder of lzo.go) but not in format.
+// QEMU 7.2 sets the bitmap bit of every page, zero or not, and gives a zero page the
+// shared zero page's descriptor; so does this package. Never-written RAM is skipped a
+// bitmap word at a time (WrittenFinder) and never read, so a dump does not fault in the
+// guest's untouched memory.
 //
 // Readers (reader.go: ReadELF, Unflatten, ReadKdump with page decompression) check what
 // this package writes and what QEMU writes; every length they read is bounded.

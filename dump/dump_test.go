@@ -9,8 +9,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // fakeMem is a block's content: a byte slice and its written pages.
@@ -20,6 +22,13 @@ type fakeMem struct {
 }
 
 func (f *fakeMem) Written(off uint64) bool { return f.written[off] }
+
+// NextWritten makes fakeMem a WrittenFinder (offsetMem is not: both ways are tested).
+func (f *fakeMem) NextWritten(off, end uint64) uint64 {
+	for ; off < end && !f.written[off]; off += PageSize {
+	}
+	return off
+}
 func (f *fakeMem) ReadAt(p []byte, off uint64) error {
 	if !f.written[off&^(PageSize-1)] {
 		return errors.New("read of a page never written")
@@ -309,6 +318,130 @@ func TestKdumpRoundTrip(t *testing.T) {
 			_ = low
 			_ = high
 		})
+	}
+}
+
+// TestKdumpRawPages: a page that compression does not shrink (random bytes) is stored as it
+// is (flags 0, a whole page), the others compressed, in every format; all read back
+// through the kdump reader, in pfn order, beside never-written and zero pages.
+func TestKdumpRawPages(t *testing.T) {
+	kinds := testPages()
+	names := []string{"random", "counter words", "random", "text", "half random", "zeros", "random", "records"}
+	mem := newFakeMem(64 * PageSize)
+	for i := range 64 {
+		if i%3 != 2 { // every third page never written
+			mem.store(uint64(i)*PageSize, kinds[names[i%len(names)]])
+		}
+	}
+	m := &Machine{Blocks: []Block{{Start: 0, Size: 64 * PageSize, Name: "pc.ram", Mem: mem}}, CPUs: []CPU{resetCPU()}}
+	for _, format := range []Format{FormatKdumpZlib, FormatKdumpLZO, FormatKdumpSnappy} {
+		t.Run(string(format), func(t *testing.T) {
+			var out bytes.Buffer
+			if err := NewDumper().Start(fixedVM{m}, &Request{Format: format, Out: nopCloser{&out}}); err != nil {
+				t.Fatal(err)
+			}
+			img, err := Unflatten(&out, 1<<30)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, err := ReadKdump(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, compressed := 0, 0
+			for pfn := uint64(0); pfn < 64; pfn++ {
+				page, err := k.Page(pfn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				off := pfn * PageSize
+				want := zeroPage[:]
+				if mem.written[off] {
+					want = mem.b[off : off+PageSize]
+				}
+				if !bytes.Equal(page, want) {
+					t.Fatalf("pfn %d differs", pfn)
+				}
+				d, _ := k.Desc(pfn)
+				isRandom := mem.written[off] && names[pfn%uint64(len(names))] == "random"
+				switch {
+				case isRandom && (d.Flags != 0 || d.Size != PageSize):
+					t.Errorf("pfn %d (random bytes): flags %d, %d bytes; want stored raw", pfn, d.Flags, d.Size)
+				case isRandom:
+					raw++
+				case d.Flags != 0:
+					compressed++
+				}
+			}
+			if raw == 0 || compressed == 0 {
+				t.Errorf("%d pages raw, %d compressed", raw, compressed)
+			}
+		})
+	}
+}
+
+// failWriter fails every write once n bytes have gone through.
+type failWriter struct{ n int }
+
+func (w *failWriter) Write(p []byte) (int, error) {
+	if len(p) > w.n {
+		return 0, syscall.ENOSPC
+	}
+	w.n -= len(p)
+	return len(p), nil
+}
+
+// failMem is a block whose page at bad fails to read (a check of a page restored by
+// mapping that fails).
+type failMem struct {
+	*fakeMem
+	bad uint64
+}
+
+func (f failMem) ReadAt(p []byte, off uint64) error {
+	if off == f.bad {
+		return errors.New("page check failed")
+	}
+	return f.fakeMem.ReadAt(p, off)
+}
+
+// TestKdumpFailures: a write that fails in the page data (ENOSPC) and a page that fails to
+// read end the dump with QEMU's text and the state failed; the workers end (no goroutine
+// left behind) and the next dump works.
+func TestKdumpFailures(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for _, format := range []Format{FormatKdumpZlib, FormatKdumpLZO, FormatKdumpSnappy} {
+		m, low, _ := randomMachine(6)
+		for _, c := range []struct {
+			name string
+			out  io.Writer
+			mem  Memory
+			want string
+		}{
+			{"ENOSPC", &failWriter{n: 3 << 20}, low, "dump: failed to write page data: no space left on device"},
+			{"read", io.Discard, failMem{low, 5 << 20}, "dump: failed to write page data: page check failed"},
+		} {
+			m.Blocks[0].Mem = c.mem
+			d := NewDumper()
+			err := d.Start(fixedVM{m}, &Request{Format: format, Out: nopCloser{c.out}})
+			if err == nil || err.Error() != c.want {
+				t.Errorf("%s, %s: %v, want %q", format, c.name, err, c.want)
+			}
+			if st := d.Query().Status; st != StatusFailed {
+				t.Errorf("%s, %s: status %s", format, c.name, st)
+			}
+			m.Blocks[0].Mem = low
+			if err := d.Start(fixedVM{m}, &Request{Format: format, Out: nopCloser{io.Discard}}); err != nil {
+				t.Errorf("%s, %s: the next dump: %v", format, c.name, err)
+			}
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines, %d before the dumps", n, before)
 	}
 }
 

@@ -1,14 +1,8 @@
 package dump
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
-	"runtime"
-	"sync"
-
-	"github.com/golang/snappy"
-	"github.com/klauspost/compress/zlib"
 
 	"tlcvm/compat/qerror"
 )
@@ -155,233 +149,47 @@ func (l *kdumpLayout) headers() (dh, kh []byte) {
 	return dh, kh
 }
 
-// pfns calls fn for every page of every block, in order (get_next_page over
-// page-aligned blocks).
-func pfns(m *Machine, fn func(b *Block, off uint64) bool) {
-	for i := range m.Blocks {
-		b := &m.Blocks[i]
-		for off := uint64(0); off < b.Size; off += PageSize {
-			if !fn(b, off) {
-				return
-			}
-		}
-	}
-}
-
 // writeBitmaps is write_dump_bitmap: both bitmaps (identical at dump level 1), written
 // one page-sized buffer at a time, each buffer twice, from the first up to the one
-// holding the last dumpable pfn. It returns the number of dumpable pages.
+// holding the last dumpable pfn (buffers between blocks too). It returns the number of
+// dumpable pages: every page of every block (QEMU 7.2 sets the bit of a zero page as
+// well, and describes it by the shared zero page).
 func (l *kdumpLayout) writeBitmaps(f flatWriter, m *Machine) uint64 {
 	buf := make([]byte, PageSize)
 	const bitsPerBuf = PageSize * 8
-	var num, last uint64
-	set := func(pfn uint64, v bool) {
+	var num, last uint64 // last: the last pfn set
+	// flushTo writes the buffers before the one of pfn, from the one of last.
+	flushTo := func(pfn uint64) {
 		for old := last / bitsPerBuf * PageSize; old < pfn/bitsPerBuf*PageSize; old += PageSize {
 			f.record(l.offsetBitmap+old, buf)
 			f.record(l.offsetBitmap+l.lenBitmap+old, buf)
 			clear(buf)
 		}
-		byteIdx, bit := (pfn%bitsPerBuf)/8, (pfn%bitsPerBuf)%8
-		if v {
-			buf[byteIdx] |= 1 << bit
-		} else {
-			buf[byteIdx] &^= 1 << bit
+	}
+	for _, b := range m.Blocks {
+		for a, end := b.Start/PageSize, b.End()/PageSize; a < end; {
+			flushTo(a)
+			e := min(end, (a/bitsPerBuf+1)*bitsPerBuf)
+			setBits(buf, a%bitsPerBuf, e-a)
+			num += e - a
+			last, a = e-1, e
 		}
 	}
-	pfns(m, func(b *Block, off uint64) bool {
-		pfn := (b.Start + off) / PageSize
-		set(pfn, true)
-		last = pfn
-		num++
-		return true
-	})
 	if num > 0 {
-		set(last+bitsPerBuf, false)
+		flushTo(last + bitsPerBuf)
 	}
 	return num
 }
 
-// dataCache is QEMU's DataCache: records of up to 16 KiB.
-type dataCache struct {
-	f      flatWriter
-	buf    []byte
-	offset uint64
-}
-
-func (c *dataCache) add(p []byte) {
-	if len(c.buf)+len(p) > dataCacheSize {
-		c.sync()
+// setBits sets n bits of buf from bit i (LSB first in each byte).
+func setBits(buf []byte, i, n uint64) {
+	for ; n > 0 && i%8 != 0; i, n = i+1, n-1 {
+		buf[i/8] |= 1 << (i % 8)
 	}
-	c.buf = append(c.buf, p...)
-}
-
-func (c *dataCache) sync() {
-	if len(c.buf) > 0 {
-		c.f.record(c.offset, c.buf)
-		c.offset += uint64(len(c.buf))
-		c.buf = c.buf[:0]
+	for ; n >= 8; i, n = i+8, n-8 {
+		buf[i/8] = 0xff
 	}
-}
-
-// writePages is write_dump_pages: a page descriptor per dumpable page, the page data
-// after them; every zero page shares the first data page; a page that does not shrink
-// when compressed is stored as it is (flags 0). Pages are compressed a batch at a time on
-// every core (the VM is stopped meanwhile, as in QEMU); what is written, and its order,
-// is what one thread would write.
-func (l *kdumpLayout) writePages(f flatWriter, m *Machine, num uint64, p *progress) error {
-	offDesc := l.offsetPage
-	offData := offDesc + pageDescSize*num
-	desc := &dataCache{f: f, buf: make([]byte, 0, dataCacheSize), offset: offDesc}
-	data := &dataCache{f: f, buf: make([]byte, 0, dataCacheSize), offset: offData}
-	le := binary.LittleEndian
-	pd := func(off uint64, size, flags uint32) []byte {
-		var d [pageDescSize]byte
-		le.PutUint64(d[0:], off)
-		le.PutUint32(d[8:], size)
-		le.PutUint32(d[12:], flags)
-		return d[:]
+	for ; n > 0; i, n = i+1, n-1 {
+		buf[i/8] |= 1 << (i % 8)
 	}
-	zero := pd(offData, PageSize, 0)
-	data.add(zeroPage[:])
-	offData += PageSize
-	bt := newPageBatch(l, runtime.GOMAXPROCS(0))
-	// order is the descriptors of the batch in pfn order: -1 a zero page, else the index of
-	// a page in the batch.
-	order := make([]int32, 0, 4*batchPages)
-	flush := func() {
-		bt.compress()
-		for _, i := range order {
-			if i < 0 {
-				desc.add(zero)
-				continue
-			}
-			out, flag := bt.result(int(i))
-			data.add(out)
-			desc.add(pd(offData, uint32(len(out)), flag))
-			offData += uint64(len(out))
-		}
-		order, bt.n = order[:0], 0
-	}
-	var err error
-	pfns(m, func(b *Block, off uint64) bool {
-		p.add(PageSize)
-		if b.Mem == nil || !b.Mem.Written(off) {
-			order = append(order, -1)
-		} else {
-			page := bt.next()
-			if err = b.Mem.ReadAt(page, off); err != nil {
-				err = fmt.Errorf("dump: failed to write page data: %w", err)
-				return false
-			}
-			if bytes.Equal(page, zeroPage[:]) {
-				order = append(order, -1)
-			} else {
-				order = append(order, int32(bt.n))
-				bt.n++
-			}
-		}
-		if bt.n == batchPages || len(order) == cap(order) {
-			flush()
-		}
-		return f.o.err == nil
-	})
-	if err != nil {
-		return err
-	}
-	flush()
-	desc.sync()
-	data.sync()
-	if f.o.err != nil {
-		return fmt.Errorf("dump: failed to write page data: %w", f.o.err)
-	}
-	return nil
-}
-
-// batchPages is how many non-zero pages writePages compresses at once.
-const batchPages = 256
-
-// pageBatch holds up to batchPages pages and, once compressed, what is written for each.
-type pageBatch struct {
-	l     *kdumpLayout
-	n     int    // pages held
-	in    []byte // batchPages pages
-	out   []byte // batchPages slots of PageSize: the compressed page
-	size  []int  // bytes in out's slot; 0: stored as it is
-	flags []uint32
-	ws    []pageCompressor // one per worker
-}
-
-// pageCompressor is one worker's compression state.
-type pageCompressor struct {
-	zw   *zlib.Writer
-	zbuf bytes.Buffer
-}
-
-func newPageBatch(l *kdumpLayout, workers int) *pageBatch {
-	bt := &pageBatch{l: l, in: make([]byte, batchPages*PageSize), out: make([]byte, batchPages*PageSize),
-		size: make([]int, batchPages), flags: make([]uint32, batchPages), ws: make([]pageCompressor, max(1, workers))}
-	for i := range bt.ws {
-		bt.ws[i].zw, _ = zlib.NewWriterLevel(&bt.ws[i].zbuf, zlib.BestSpeed)
-	}
-	return bt
-}
-
-// next returns the buffer of the next page to add (counted by the caller, bt.n++).
-func (bt *pageBatch) next() []byte { return bt.in[bt.n*PageSize : (bt.n+1)*PageSize] }
-
-// compress compresses the batch's pages, worker w taking pages w, w+workers, …
-func (bt *pageBatch) compress() {
-	workers := min(len(bt.ws), bt.n)
-	if workers <= 1 {
-		for i := 0; i < bt.n; i++ {
-			bt.compressPage(&bt.ws[0], i)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(c *pageCompressor) {
-			defer wg.Done()
-			for i := w; i < bt.n; i += workers {
-				bt.compressPage(c, i)
-			}
-		}(&bt.ws[w])
-	}
-	wg.Wait()
-}
-
-func (bt *pageBatch) compressPage(c *pageCompressor, i int) {
-	out, flag := bt.l.compress(bt.in[i*PageSize:(i+1)*PageSize], c.zw, &c.zbuf)
-	bt.size[i], bt.flags[i] = copy(bt.out[i*PageSize:(i+1)*PageSize], out), flag
-}
-
-// result is what is written for page i: its compressed form and the method, or the page
-// itself and 0.
-func (bt *pageBatch) result(i int) ([]byte, uint32) {
-	if bt.flags[i] == 0 {
-		return bt.in[i*PageSize : (i+1)*PageSize], 0
-	}
-	return bt.out[i*PageSize : i*PageSize+bt.size[i]], bt.flags[i]
-}
-
-// compress compresses a page with the layout's method; flag 0 when it does not shrink.
-func (l *kdumpLayout) compress(page []byte, zw *zlib.Writer, zbuf *bytes.Buffer) ([]byte, uint32) {
-	var out []byte
-	switch l.flagsCompress {
-	case dhCompressZlib:
-		zbuf.Reset()
-		zw.Reset(zbuf)
-		_, _ = zw.Write(page)
-		_ = zw.Close()
-		out = zbuf.Bytes()
-	case dhCompressLZO:
-		out = lzoCompress(page)
-	case dhCompressSnap:
-		out = snappy.Encode(nil, page)
-	}
-	if len(out) >= len(page) {
-		return nil, 0
-	}
-	return out, l.flagsCompress
 }

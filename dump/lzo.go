@@ -33,9 +33,17 @@ const (
 // errLZO is a malformed LZO1X stream.
 var errLZO = errors.New("lzo: corrupt input")
 
+// lzoMaxOut is the most lzoAppend adds for a page.
+const lzoMaxOut = PageSize + PageSize/16 + 64 + 3
+
 // lzoCompress returns src compressed as an LZO1X stream.
 func lzoCompress(src []byte) []byte {
-	out := make([]byte, 0, len(src)+len(src)/16+64+3)
+	return lzoAppend(make([]byte, 0, len(src)+len(src)/16+64+3), src)
+}
+
+// lzoAppend appends src compressed as an LZO1X stream to out.
+func lzoAppend(out, src []byte) []byte {
+	start := len(out)
 	var table [1 << lzoHashBits]int32
 	for i := range table {
 		table[i] = -1
@@ -52,7 +60,7 @@ func lzoCompress(src []byte) []byte {
 			return
 		}
 		switch {
-		case !lastMatch && len(out) == 0 && n <= 238:
+		case !lastMatch && len(out) == start && n <= 238:
 			out = append(out, byte(17+n))
 		case lastMatch && n <= 3:
 			*pendingSS |= byte(n) // carried by the match's distance bytes

@@ -18,6 +18,14 @@ type Memory interface {
 	ReadAt(p []byte, off uint64) error
 }
 
+// WrittenFinder is what a Memory may offer for a writer that walks gigabytes of RAM
+// mostly never written (the kdump writer): the written pages without a call per page.
+type WrittenFinder interface {
+	// NextWritten is the block offset of the first written page in [off, end) (both
+	// multiples of PageSize), or end when there is none.
+	NextWritten(off, end uint64) uint64
+}
+
 // Block is one contiguous run of guest-physical memory, QEMU's GuestPhysBlock: a RAM
 // region (or a ROM, or video RAM) as the guest's memory map shows it at the time of the
 // dump. Blocks are in ascending address order, do not overlap and, for x86 machines,

@@ -133,6 +133,19 @@ func (b *RAMBlock) Written(page uint64) bool {
 	return atomic.LoadUint64(&b.written[page/64])&(1<<(page%64)) != 0
 }
 
+// NextWritten is the first page in [page, end) that was ever written, or end: a word of
+// the bitmap at a time.
+func (b *RAMBlock) NextWritten(page, end uint64) uint64 {
+	for page < end {
+		w := atomic.LoadUint64(&b.written[page/64]) >> (page % 64)
+		if w != 0 {
+			return min(end, page+uint64(bits.TrailingZeros64(w)))
+		}
+		page = (page/64 + 1) * 64
+	}
+	return end
+}
+
 // WrittenBitmap copies the written-ever bitmap into dst (len >= BitmapWords) and returns
 // the number of pages set.
 func (b *RAMBlock) WrittenBitmap(dst []uint64) (n uint64) {

@@ -61,6 +61,32 @@ func TestIdleRAMUntouched(t *testing.T) {
 	}
 }
 
+// TestNextWritten: the first written page of a range, a bitmap word at a time, is the one
+// a page-by-page Written scan finds.
+func TestNextWritten(t *testing.T) {
+	m := newMachine(t, machine.Config{RAMSize: 8 << 20, StartPaused: true, FwCfg: idle()})
+	b := m.RAMBlocks()[0]
+	for _, p := range []uint64{700, 701, 763, 764, 1000, 1023, 1024, 2047} {
+		b.MarkWritten(p)
+	}
+	scan := func(from, end uint64) uint64 {
+		for ; from < end; from++ {
+			if b.Written(from) {
+				return from
+			}
+		}
+		return end
+	}
+	for from := uint64(600); from < 2100; from += 7 {
+		for _, end := range []uint64{from, from + 1, from + 63, from + 64, from + 65, from + 500, b.Pages()} {
+			end = min(end, b.Pages())
+			if got, want := b.NextWritten(from, end), scan(from, end); got != want {
+				t.Fatalf("NextWritten(%d, %d) = %d, want %d", from, end, got, want)
+			}
+		}
+	}
+}
+
 // TestDirtyLogNeverLosesWrites: a writer rewrites pages through the guest store path
 // while a reader syncs the dirty log and copies dirty pages, as a checkpoint does. After
 // a final sync the copy equals RAM.

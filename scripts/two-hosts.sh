@@ -33,7 +33,7 @@
 # Environment: TWOHOSTS_DIR (default /run/tlcvm-two-hosts), TWOHOSTS_NET (default 10.213.0),
 # TWOHOSTS_SHARED (default /var/tmp/tlcvm-two-hosts-shared), TWOHOSTS_NS (the network
 # namespaces' prefix, default tlcvm): a second pair beside the first needs all four changed
-# (and its users TWOHOSTS_LOCK, the lock internal/libvirttest takes).
+# (internal/libvirttest then takes /run/lock/BASENAME-OF-TWOHOSTS_DIR.lock, not the first's).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DIR=${TWOHOSTS_DIR:-/run/tlcvm-two-hosts}

@@ -77,6 +77,14 @@ type ramView struct {
 func (r ramView) Written(off uint64) bool {
 	return r.b.RAM.Written((r.b.Offset + off) / machine.PageSize)
 }
+
+// NextWritten is dump.WrittenFinder: the kdump writer skips never-written RAM a bitmap word
+// at a time.
+func (r ramView) NextWritten(off, end uint64) uint64 {
+	base := r.b.Offset / machine.PageSize
+	return (r.b.RAM.NextWritten(base+off/machine.PageSize, base+end/machine.PageSize) - base) * machine.PageSize
+}
+
 func (r ramView) ReadAt(p []byte, off uint64) error {
 	return r.m.ReadPhys(r.b.GPA+off, p)
 }

@@ -29,21 +29,19 @@ type TwoHosts struct {
 }
 
 // TwoHostsLockPath is held (exclusive flock) by every user of the bed for as long as it
-// uses it: two test or bench runs never share it. TWOHOSTS_LOCK names another lock, for a
-// second bed (scripts/two-hosts.sh's TWOHOSTS_* variables).
+// uses it: two test or bench runs never share it.
 const TwoHostsLockPath = "/run/lock/tlcvm-two-hosts.lock"
 
-func twoHostsLock() string {
-	if p := os.Getenv("TWOHOSTS_LOCK"); p != "" {
-		return p
-	}
-	return TwoHostsLockPath
-}
-
 // StartTwoHosts takes the bed's lock, starts it unless it is up (then Stop leaves it up),
-// and reads its facts.
+// and reads its facts. A bed of its own (TWOHOSTS_DIR set, as the script reads it) has its
+// own lock, /run/lock/BASENAME.lock (the script's start and stop hold TWOHOSTS_DIR.lock):
+// it shares nothing with the default one.
 func StartTwoHosts(script string) (*TwoHosts, error) {
-	unlock, err := lockFile(twoHostsLock())
+	lock := TwoHostsLockPath
+	if dir := os.Getenv("TWOHOSTS_DIR"); dir != "" {
+		lock = filepath.Join(filepath.Dir(TwoHostsLockPath), filepath.Base(dir)+".lock")
+	}
+	unlock, err := lockFile(lock)
 	if err != nil {
 		return nil, err
 	}

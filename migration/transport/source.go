@@ -189,7 +189,7 @@ type reader struct {
 }
 
 func newReader(raw io.ReadCloser, kind string, cmd *command, log zerolog.Logger) *reader {
-	return &reader{kind: kind, raw: raw, br: bufio.NewReaderSize(raw, bufferSize), cmd: cmd, log: log}
+	return &reader{kind: kind, raw: raw, br: bufio.NewReaderSize(raw, readBufferSize), cmd: cmd, log: log}
 }
 
 func (r *reader) Read(p []byte) (int, error) {

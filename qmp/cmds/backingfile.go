@@ -12,11 +12,19 @@ type ChangeBackingFileArgs struct {
 	BackingFile   string `json:"backing-file"`
 }
 
+// backingFileChanger is what change-backing-file needs of the block layer.
+type backingFileChanger interface {
+	ChangeBackingFile(device, imageNode, backingFile string) error
+}
+
 func registerChangeBackingFile(r *qmp.Registry, d *Deps) {
-	g := d.Block
-	if g == nil {
+	if d.Block == nil {
 		return
 	}
+	changeBackingFileCommand(r, d.Block)
+}
+
+func changeBackingFileCommand(r *qmp.Registry, g backingFileChanger) {
 	r.Register(qmp.Command{Name: "change-backing-file", Args: &ChangeBackingFileArgs{}, Run: func(c *qmp.Call) (any, error) {
 		a := c.Args.(*ChangeBackingFileArgs)
 		return nil, g.ChangeBackingFile(a.Device, a.ImageNodeName, a.BackingFile)

@@ -172,11 +172,22 @@ func bitmapMerge(a *BlockDirtyBitmapMerge) *blockdev.StepAction {
 	return blockdev.BitmapMergeStep(a.Node, a.Target, src)
 }
 
+// bitmapStore is what the dirty bitmap commands need of the block layer: a bitmap action
+// run on its own (as a one-action transaction) and a bitmap looked up by node and name.
+type bitmapStore interface {
+	RunStep(a *blockdev.StepAction) error
+	LookupBitmap(node, name string) (*blockdev.Bitmap, error)
+}
+
 func registerBitmaps(r *qmp.Registry, d *Deps) {
-	g := d.Block
-	if g == nil {
+	if d.Block == nil {
 		return
 	}
+	bitmapCommands(r, d.Block)
+}
+
+// bitmapCommands registers the block-dirty-bitmap-* commands on g.
+func bitmapCommands(r *qmp.Registry, g bitmapStore) {
 	r.Register(
 		qmp.Command{Name: "block-dirty-bitmap-add", Args: &BlockDirtyBitmapAdd{}, AllowPreconfig: true,
 			Run: func(c *qmp.Call) (any, error) {

@@ -256,7 +256,7 @@ type TransactionArgs struct {
 // BlockdevCreateFile is the file driver's blockdev-create options.
 type BlockdevCreateFile struct {
 	Filename      string  `json:"filename"`
-	Size          int64   `json:"size"`
+	Size          uint64  `json:"size"` // QAPI size: a string or float is "expects uint64"
 	Preallocation *string `json:"preallocation,omitempty"`
 	Nocow         *bool   `json:"nocow,omitempty"`
 }
@@ -267,12 +267,12 @@ type BlockdevCreateQcow2 struct {
 	DataFile        *BlockdevRef    `json:"data-file,omitempty"`
 	DataFileRaw     *bool           `json:"data-file-raw,omitempty"`
 	ExtendedL2      *bool           `json:"extended-l2,omitempty"`
-	Size            int64           `json:"size"`
+	Size            uint64          `json:"size"`
 	Version         *Qcow2Version   `json:"version,omitempty"`
 	BackingFile     *string         `json:"backing-file,omitempty"`
 	BackingFmt      *BlockDriver    `json:"backing-fmt,omitempty"`
 	Encrypt         json.RawMessage `json:"encrypt,omitempty"`
-	ClusterSize     *int64          `json:"cluster-size,omitempty"`
+	ClusterSize     *uint64         `json:"cluster-size,omitempty"`
 	Preallocation   *string         `json:"preallocation,omitempty"`
 	LazyRefcounts   *bool           `json:"lazy-refcounts,omitempty"`
 	RefcountBits    *int64          `json:"refcount-bits,omitempty"`
@@ -305,11 +305,36 @@ type BlockdevCreateArgs struct {
 	Options BlockdevCreateOptions `json:"options"`
 }
 
+// blockLister is what the block queries need of the block layer: its backends and nodes,
+// read under its lock.
+type blockLister interface {
+	Lock()
+	Unlock()
+	BackendsLocked() []*blockdev.Backend
+	NodesLocked() []*blockdev.Node
+}
+
+// nodeGraph is what the node graph commands need of the block layer: the queries, nodes
+// added, deleted, resized and snapshotted, transactions and image creation jobs.
+type nodeGraph interface {
+	blockLister
+	Add(o *blockdev.Options) (*blockdev.Node, error)
+	Del(name string) error
+	Resize(device, nodeName string, size int64) error
+	Snapshot(actions ...blockdev.SnapshotAction) error
+	Transaction(actions []blockdev.Action, grouped bool) error
+	Create(jobID string, o *blockdev.CreateOptions) error
+}
+
 func registerBlock(r *qmp.Registry, d *Deps) {
-	g := d.Block
-	if g == nil {
+	if d.Block == nil {
 		return
 	}
+	blockCommands(r, d.Block)
+}
+
+// blockCommands registers the block queries and the node graph commands on g.
+func blockCommands(r *qmp.Registry, g nodeGraph) {
 	r.Register(
 		qmp.Command{Name: "query-block", Returns: []BlockInfo{}, Run: func(*qmp.Call) (any, error) {
 			return queryBlock(g), nil
@@ -355,7 +380,7 @@ func deref(s *string) string {
 	return *s
 }
 
-func queryBlock(g *blockdev.Graph) []BlockInfo {
+func queryBlock(g blockLister) []BlockInfo {
 	g.Lock()
 	defer g.Unlock()
 	out := []BlockInfo{}
@@ -380,7 +405,7 @@ func queryBlock(g *blockdev.Graph) []BlockInfo {
 	return out
 }
 
-func queryNodes(g *blockdev.Graph, flat bool) []BlockDeviceInfo {
+func queryNodes(g blockLister, flat bool) []BlockDeviceInfo {
 	g.Lock()
 	defer g.Unlock()
 	out := []BlockDeviceInfo{}
@@ -395,7 +420,7 @@ func queryNodes(g *blockdev.Graph, flat bool) []BlockDeviceInfo {
 	return out
 }
 
-func queryBlockstats(g *blockdev.Graph, nodes bool) []BlockStats {
+func queryBlockstats(g blockLister, nodes bool) []BlockStats {
 	g.Lock()
 	defer g.Unlock()
 	out := []BlockStats{}
@@ -427,7 +452,7 @@ func queryBlockstats(g *blockdev.Graph, nodes bool) []BlockStats {
 
 // transaction is qmp_transaction: each action's data decoded as its command's arguments
 // (all of them before anything runs, as QEMU's visitor does), run by blockdev.Transaction.
-func transaction(g *blockdev.Graph, a *TransactionArgs) error {
+func transaction(g nodeGraph, a *TransactionArgs) error {
 	var actions []blockdev.Action
 	for i, act := range a.Actions {
 		path := fmt.Sprintf("actions[%d].data", i)
@@ -473,11 +498,11 @@ func transaction(g *blockdev.Graph, a *TransactionArgs) error {
 	return g.Transaction(actions, grouped)
 }
 
-func blockdevCreate(g *blockdev.Graph, a *BlockdevCreateArgs) error {
+func blockdevCreate(g nodeGraph, a *BlockdevCreateArgs) error {
 	o := &blockdev.CreateOptions{Driver: string(a.Options.Driver)}
 	switch v := a.Options.Variant.(type) {
 	case *BlockdevCreateFile:
-		o.Filename, o.Size = v.Filename, v.Size
+		o.Filename, o.Size = v.Filename, int64(v.Size) // a negative size comes back as it was given
 		if v.Preallocation != nil && *v.Preallocation != "off" {
 			return qmp.GenericError("tlcvm: preallocation '%s' is not supported", *v.Preallocation)
 		}
@@ -485,7 +510,7 @@ func blockdevCreate(g *blockdev.Graph, a *BlockdevCreateArgs) error {
 		if v.File.Options != nil {
 			return qmp.GenericError("tlcvm: blockdev-create needs 'file' to name an existing node")
 		}
-		o.File, o.Size = v.File.Node, v.Size
+		o.File, o.Size = v.File.Node, int64(v.Size)
 		q := &o.Qcow2
 		if v.Version != nil {
 			q.Version = string(*v.Version)
@@ -495,7 +520,7 @@ func blockdevCreate(g *blockdev.Graph, a *BlockdevCreateArgs) error {
 			q.BackingFormat = string(*v.BackingFmt)
 		}
 		if v.ClusterSize != nil {
-			q.ClusterSize = uint64(*v.ClusterSize)
+			q.ClusterSize = *v.ClusterSize
 		}
 		if v.RefcountBits != nil {
 			q.RefcountBits = uint64(*v.RefcountBits)

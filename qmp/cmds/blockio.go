@@ -71,11 +71,24 @@ type BlockWriteThresholdData struct {
 	WriteThreshold uint64 `json:"write-threshold"`
 }
 
+// ioControls is what the I/O control commands need of the block layer: a backend's
+// throttling, a node's write threshold, and HMP qemu-io's commands on a backend.
+type ioControls interface {
+	SetIOThrottle(a blockdev.ThrottleArgs) error
+	SetWriteThreshold(nodeName string, v uint64) error
+	QemuIO(device string, qdev bool, command string, out io.Writer) (monitor string, err error)
+}
+
 func registerBlockIO(r *qmp.Registry, d *Deps) {
-	g := d.Block
-	if g == nil {
+	if d.Block == nil {
 		return
 	}
+	blockIOCommands(r, d.Block, d.Stdout)
+}
+
+// blockIOCommands registers the I/O control commands on g; qemu-io prints to stdout (nil:
+// discarded).
+func blockIOCommands(r *qmp.Registry, g ioControls, stdout io.Writer) {
 	r.RegisterEvent("BLOCK_WRITE_THRESHOLD", BlockWriteThresholdData{})
 	r.Register(
 		qmp.Command{Name: "block_set_io_throttle", Args: &BlockIOThrottle{},
@@ -85,7 +98,7 @@ func registerBlockIO(r *qmp.Registry, d *Deps) {
 		qmp.Command{Name: "x-tlcvm-qemu-io", Internal: true, Args: &QemuIOArgs{}, Returns: QemuIOInfo{},
 			Run: func(c *qmp.Call) (any, error) {
 				a := c.Args.(*QemuIOArgs)
-				out := d.Stdout
+				out := stdout
 				if out == nil {
 					out = io.Discard
 				}

@@ -80,7 +80,7 @@ type DriveMirrorArgs struct {
 	Sync          MirrorSyncMode   `json:"sync"`
 	Mode          *NewImageMode    `json:"mode,omitempty"`
 	Speed         *int64           `json:"speed,omitempty"`
-	Granularity   *int64           `json:"granularity,omitempty"`
+	Granularity   *uint32          `json:"granularity,omitempty"`
 	BufSize       *int64           `json:"buf-size,omitempty"`
 	OnSourceError *BlockdevOnError `json:"on-source-error,omitempty"`
 	OnTargetError *BlockdevOnError `json:"on-target-error,omitempty"`
@@ -98,7 +98,7 @@ type BlockdevMirrorArgs struct {
 	Replaces       *string          `json:"replaces,omitempty"`
 	Sync           MirrorSyncMode   `json:"sync"`
 	Speed          *int64           `json:"speed,omitempty"`
-	Granularity    *int64           `json:"granularity,omitempty"`
+	Granularity    *uint32          `json:"granularity,omitempty"`
 	BufSize        *int64           `json:"buf-size,omitempty"`
 	OnSourceError  *BlockdevOnError `json:"on-source-error,omitempty"`
 	OnTargetError  *BlockdevOnError `json:"on-target-error,omitempty"`
@@ -195,6 +195,14 @@ func onError(p *BlockdevOnError) blockdev.OnError {
 	return blockdev.OnError(*p)
 }
 
+// granularity is a mirror's granularity (QAPI uint32); 0: the target's default.
+func granularity(p *uint32) int64 {
+	if p == nil {
+		return 0
+	}
+	return int64(*p)
+}
+
 func int64Or(p *int64) int64 {
 	if p == nil {
 		return 0
@@ -206,11 +214,25 @@ func int64Or(p *int64) int64 {
 // auto-dismiss: JOB_MANUAL_FINALIZE, JOB_MANUAL_DISMISS).
 func isFalse(p *bool) bool { return p != nil && !*p }
 
+// jobStarter is what the commands that start block jobs need of the block layer.
+type jobStarter interface {
+	Stream(o blockdev.StreamOptions) error
+	Commit(o blockdev.CommitOptions) error
+	BlockdevMirror(o blockdev.MirrorOptions) error
+	DriveMirror(o blockdev.MirrorOptions) error
+	CommitImage(device string) error
+	Transaction(actions []blockdev.Action, grouped bool) error
+}
+
 func registerBlockJobs(r *qmp.Registry, d *Deps) {
-	g := d.Block
-	if g == nil {
+	if d.Block == nil {
 		return
 	}
+	blockJobCommands(r, d.Block)
+}
+
+// blockJobCommands registers block-stream, block-commit, the mirrors and the backups on g.
+func blockJobCommands(r *qmp.Registry, g jobStarter) {
 	r.Register(
 		qmp.Command{Name: "block-stream", Args: &BlockStreamArgs{}, Run: func(c *qmp.Call) (any, error) {
 			a := c.Args.(*BlockStreamArgs)
@@ -229,7 +251,7 @@ func registerBlockJobs(r *qmp.Registry, d *Deps) {
 		qmp.Command{Name: "blockdev-mirror", Args: &BlockdevMirrorArgs{}, Run: func(c *qmp.Call) (any, error) {
 			a := c.Args.(*BlockdevMirrorArgs)
 			return nil, g.BlockdevMirror(blockdev.MirrorOptions{JobID: a.JobID, Device: a.Device, Target: a.Target,
-				Replaces: a.Replaces, Sync: string(a.Sync), Speed: int64Or(a.Speed), Granularity: int64Or(a.Granularity),
+				Replaces: a.Replaces, Sync: string(a.Sync), Speed: int64Or(a.Speed), Granularity: granularity(a.Granularity),
 				BufSize: int64Or(a.BufSize), OnSourceError: onError(a.OnSourceError), OnTargetError: onError(a.OnTargetError),
 				FilterNodeName: deref(a.FilterNodeName), CopyMode: copyMode(a.CopyMode),
 				ManualFinalize: isFalse(a.AutoFinalize), ManualDismiss: isFalse(a.AutoDismiss)})
@@ -238,7 +260,7 @@ func registerBlockJobs(r *qmp.Registry, d *Deps) {
 			a := c.Args.(*DriveMirrorArgs)
 			o := blockdev.MirrorOptions{JobID: a.JobID, Device: a.Device, Target: a.Target, Format: a.Format,
 				NodeName: a.NodeName, Replaces: a.Replaces, Sync: string(a.Sync), Speed: int64Or(a.Speed),
-				Granularity: int64Or(a.Granularity), BufSize: int64Or(a.BufSize), OnSourceError: onError(a.OnSourceError),
+				Granularity: granularity(a.Granularity), BufSize: int64Or(a.BufSize), OnSourceError: onError(a.OnSourceError),
 				OnTargetError: onError(a.OnTargetError), Unmap: a.Unmap, CopyMode: copyMode(a.CopyMode),
 				ManualFinalize: isFalse(a.AutoFinalize), ManualDismiss: isFalse(a.AutoDismiss)}
 			if a.Mode != nil {

@@ -12,8 +12,6 @@ import (
 	"tlcvm/input"
 	"tlcvm/machine"
 	"tlcvm/machine/catalog"
-	"tlcvm/migration"
-	"tlcvm/nbd"
 	"tlcvm/netdev"
 	"tlcvm/objects"
 	"tlcvm/qdev"
@@ -66,8 +64,8 @@ type Deps struct {
 	Balloon       bool                // a virtio-balloon device exists (-device)
 	ACPI          bool                // the board has ACPI (not -machine acpi=off, -no-acpi)
 	KVM           bool                // the accelerator chosen is KVM (query-kvm "enabled")
-	Migration     *migration.Engine   // nil: the migration commands are not registered
-	Block         *blockdev.Graph     // nil: the block commands are not registered
+	Migration     MigrationEngine     // nil: the migration commands are not registered
+	Block         BlockLayer          // nil: the block commands are not registered
 	VNC           func() []VNCDisplay // the -vnc displays; nil: none
 	// VNCAddClient serves a connected client on the first -vnc display (add_client);
 	// false when there is none listening. nil: no display.
@@ -79,7 +77,7 @@ type Deps struct {
 	Console      *console.Console   // the display's console; nil without a display device
 	Input        *input.Router      // nil: send-key and input-send-event are not registered
 	Stdout       io.Writer          // the process's standard output (HMP qemu-io prints there); nil: discarded
-	NBD          *nbd.Server        // the NBD server; nil (or Block nil): the NBD commands are not registered
+	NBD          NBDServer          // the NBD server; nil (or Block nil): the NBD commands are not registered
 	Display      compat.Display     // -display (-nographic), for query-display-options
 	Trace        *trace.Events      // the trace events' states; nil: a table of its own
 }

@@ -11,7 +11,38 @@
 // input (screendump, send-key, input-send-event) and human-monitor-command.
 //
 // Handlers reach the VM through small interfaces declared here (Machine, Chardevs, Human),
-// never through the concrete types, so that tests drive them with fakes. Every reply type is
+// never through the concrete types, so that tests drive them with fakes. The block,
+// migration and NBD handlers do the same: each group declares, beside itself, the few
+// methods it calls, named after what it needs, and registers on that interface alone:
+//
+//	interface           file            methods                                   real type
+//	blockLister         block.go        Lock Unlock BackendsLocked NodesLocked    *blockdev.Graph
+//	nodeGraph           block.go        blockLister + Add Del Resize Snapshot     *blockdev.Graph
+//	                                    Transaction Create
+//	backingFileChanger  backingfile.go  ChangeBackingFile                         *blockdev.Graph
+//	reopener            reopen.go       Reopen                                    *blockdev.Graph
+//	snapshotReporter    snapshots.go    SnapshotReport                            *blockdev.Graph
+//	mediaDrives         media.go        OpenTray CloseTray RemoveMedium           *blockdev.Graph
+//	                                    InsertMedium ChangeMedium Eject
+//	ioControls          blockio.go      SetIOThrottle SetWriteThreshold QemuIO    *blockdev.Graph
+//	bitmapStore         bitmap.go       RunStep LookupBitmap                      *blockdev.Graph
+//	jobControl          jobs.go         Jobs BlockJobs CancelJob SetJobSpeed      *blockdev.Graph
+//	                                    Pause/Resume/Complete/Dismiss/FinalizeJob
+//	jobStarter          blockjobs.go    Stream Commit BlockdevMirror DriveMirror  *blockdev.Graph
+//	                                    CommitImage Transaction
+//	exportNodes         nbd.go          LookupNode UseForExport LookupBitmap      *blockdev.Graph
+//	nbdExports          nbd.go          CheckStart Start Stop HasID CheckAdd Add  *nbd.Server
+//	                                    Remove Exports
+//	migrator            migration.go    Migrate Cancel Info SetCapabilities       *migration.Engine
+//	                                    Capabilities SetParams Params Incoming
+//	switchover          migration_      Continue StartPostcopy Pause Recover      *migration.Engine
+//	                    switchover.go
+//
+// Deps holds their unions (BlockLayer, MigrationEngine, NBDServer: layers.go), which the
+// composition root fills with the real types; each registerX takes its group's interface
+// out of Deps (xCommands(r, d.Block, ...)), and the tests call xCommands with a fake that
+// records the calls and returns the layer's named sentinel errors (wrapped as the layer
+// wraps them), then read the replies off a QMP connection (wire_test.go). Every reply type is
 // a struct whose field order is the key order QEMU 7.2 emits (QEMU prints its QDicts in hash
 // order, so the order is copied from the real binary, not derived from the QAPI schema).
 //

@@ -137,11 +137,29 @@ type BlockJobSetSpeedArgs struct {
 	Speed  int64  `json:"speed"`
 }
 
+// jobControl is what the job commands need of the block layer: the jobs' states and the
+// verbs on one job, named by id (block false) or by its block-job device name (block true).
+type jobControl interface {
+	Jobs() []blockdev.JobInfo
+	BlockJobs() []blockdev.JobInfo
+	CancelJob(id string, block, force bool) error
+	SetJobSpeed(id string, speed int64) error
+	PauseJob(id string, block bool) error
+	ResumeJob(id string, block bool) error
+	CompleteJob(id string, block bool) error
+	DismissJob(id string, block bool) error
+	FinalizeJob(id string, block bool) error
+}
+
 func registerJobs(r *qmp.Registry, d *Deps) {
-	g := d.Block
-	if g == nil {
+	if d.Block == nil {
 		return
 	}
+	jobCommands(r, d.Block)
+}
+
+// jobCommands registers the job commands and events on g.
+func jobCommands(r *qmp.Registry, g jobControl) {
 	r.RegisterEvent("JOB_STATUS_CHANGE", JobStatusChangeData{})
 	r.RegisterEvent(blockdev.EventBlockJobCompleted, BlockJobCompletedData{})
 	r.RegisterEvent(blockdev.EventBlockJobCancelled, BlockJobCancelledData{})

@@ -68,11 +68,27 @@ type DeviceTrayMovedData struct {
 	TrayOpen bool   `json:"tray-open"`
 }
 
+// mediaDrives is what the removable-media commands need of the block layer: the tray and
+// medium state machine of a backend named by drive name (device) or qdev id.
+type mediaDrives interface {
+	OpenTray(device, id string, force bool) error
+	CloseTray(device, id string) error
+	RemoveMedium(id string) error
+	InsertMedium(id, nodeName string) error
+	ChangeMedium(device, id string, o blockdev.ChangeOptions) error
+	Eject(device, id string, force bool) error
+}
+
 func registerMedia(r *qmp.Registry, d *Deps) {
-	g := d.Block
-	if g == nil {
+	if d.Block == nil {
 		return
 	}
+	mediaCommands(r, d.Block, d.hasDevice)
+}
+
+// mediaCommands registers the removable-media commands on g; hasDevice reports whether a
+// qdev id names a device (with or without a block backend).
+func mediaCommands(r *qmp.Registry, g mediaDrives, hasDevice func(id string) bool) {
 	r.RegisterEvent("DEVICE_TRAY_MOVED", DeviceTrayMovedData{})
 	// byID refines blockdev's "not found" for an id naming a device that exists but holds no
 	// block backend, as blk_by_qdev_id does.
@@ -80,7 +96,7 @@ func registerMedia(r *qmp.Registry, d *Deps) {
 		if id == nil || !errors.Is(err, blockdev.ErrDeviceNotFound) {
 			return err
 		}
-		if d.hasDevice(*id) {
+		if hasDevice(*id) {
 			return qmp.GenericError("Device does not have a block device backend")
 		}
 		return err

@@ -285,11 +285,33 @@ func RegisterMigrationEvents(r *qmp.Registry) {
 	r.RegisterEvent("MIGRATION_PASS", MigrationPassEventData{})
 }
 
+// migrator is what the migration commands need of the migration engine: start, cancel
+// and report an outgoing migration, its capabilities and parameters, and an incoming one.
+type migrator interface {
+	Migrate(uri string, o migration.MigrateOptions) error
+	Cancel()
+	Info() migration.Info
+	SetCapabilities(list []migration.CapabilityStatus) error
+	Capabilities() []migration.CapabilityStatus
+	SetParams(u migration.Params) error
+	Params() migration.Params
+	Incoming(uri string, o migration.IncomingOptions) error
+}
+
 func registerMigration(r *qmp.Registry, d *Deps) {
-	e := d.Migration
-	if e == nil {
+	if d.Migration == nil {
 		return
 	}
+	var dumping func() bool
+	if d.Dumper != nil {
+		dumping = d.Dumper.InProgress
+	}
+	migrationCommands(r, d.Migration, dumping)
+}
+
+// migrationCommands registers the migration commands on e; dumping (nil: never) reports a
+// dump-guest-memory in progress, which blocks migrate.
+func migrationCommands(r *qmp.Registry, e migrator, dumping func() bool) {
 	r.Register(
 		qmp.Command{Name: "migrate", Args: &MigrateArgs{}, Run: func(c *qmp.Call) (any, error) {
 			a := c.Args.(*MigrateArgs)
@@ -297,9 +319,9 @@ func registerMigration(r *qmp.Registry, d *Deps) {
 			if c.Session != nil {
 				o.LookupFD = c.Session.TakeFD
 			}
-			if d.Dumper != nil {
+			if dumping != nil {
 				o.Blocked = func() error {
-					if d.Dumper.InProgress() {
+					if dumping() {
 						return qmp.GenericError("Live migration disabled: dump-guest-memory in progress")
 					}
 					return nil

@@ -19,11 +19,22 @@ type MigrateContinueArgs struct {
 	State migration.Status `json:"state"`
 }
 
+// switchover is what the switchover commands need of the migration engine.
+type switchover interface {
+	Continue(state migration.Status) error
+	StartPostcopy() error
+	Pause() error
+	Recover(uri string, o migration.IncomingOptions) error
+}
+
 func registerMigrationSwitchover(r *qmp.Registry, d *Deps) {
-	e := d.Migration
-	if e == nil {
+	if d.Migration == nil {
 		return
 	}
+	switchoverCommands(r, d.Migration)
+}
+
+func switchoverCommands(r *qmp.Registry, e switchover) {
 	r.Register(
 		qmp.Command{Name: "migrate-continue", Args: &MigrateContinueArgs{}, Run: func(c *qmp.Call) (any, error) {
 			return nil, e.Continue(c.Args.(*MigrateContinueArgs).State)

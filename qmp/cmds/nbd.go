@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 
 	"tlcvm/blockdev"
 	"tlcvm/compat/optval"
@@ -135,11 +136,38 @@ type BlockExportDeletedData struct {
 	ID string `json:"id"`
 }
 
+// nbdExports is what the NBD server and block export commands need of the NBD server:
+// start (after CheckStart's checks) and stop it, and add (after CheckAdd's), remove and list
+// its exports.
+type nbdExports interface {
+	CheckStart() error
+	Start(l net.Listener, maxConns uint32) error
+	Stop() error
+	HasID(id string) bool
+	CheckAdd(name, description string) error
+	Add(cfg nbd.ExportConfig) error
+	Remove(id string, hard bool) error
+	Exports() []nbd.ExportInfo
+}
+
+// exportNodes is what block-export-add needs of the block layer: the node to export, held
+// with the permissions an export takes, and the bitmaps it offers.
+type exportNodes interface {
+	LookupNode(name string) (*blockdev.Node, error)
+	UseForExport(node string, writable bool) (*blockdev.ExportUse, error)
+	LookupBitmap(node, name string) (*blockdev.Bitmap, error)
+}
+
 func registerNBD(r *qmp.Registry, d *Deps) {
-	s, g := d.NBD, d.Block
-	if s == nil || g == nil {
+	if d.NBD == nil || d.Block == nil {
 		return
 	}
+	nbdCommands(r, d.NBD, d.Block)
+}
+
+// nbdCommands registers the NBD server and block export commands: s serves the exports
+// of g's nodes.
+func nbdCommands(r *qmp.Registry, s nbdExports, g exportNodes) {
 	r.RegisterEvent("BLOCK_EXPORT_DELETED", BlockExportDeletedData{})
 	r.Register(
 		qmp.Command{Name: "nbd-server-start", Args: &NbdServerStartArgs{}, AllowPreconfig: true,
@@ -173,7 +201,7 @@ func registerNBD(r *qmp.Registry, d *Deps) {
 
 // nbdServerStart is nbd-server-start: the listener, then the TLS credentials (tlcvm has
 // no TLS objects, so any name is unknown, as in a QEMU without them).
-func nbdServerStart(c *qmp.Call, s *nbd.Server, a *NbdServerStartArgs) error {
+func nbdServerStart(c *qmp.Call, s nbdExports, a *NbdServerStartArgs) error {
 	if err := s.CheckStart(); err != nil {
 		return err
 	}
@@ -230,7 +258,7 @@ func listenAddress(c *qmp.Call, a *SocketAddressLegacy) (nbd.SocketAddress, erro
 
 // nbdServerAdd is the legacy nbd-server-add: block-export-add with the device as id and
 // name, a read-only node quietly exported read-only.
-func nbdServerAdd(c *qmp.Call, s *nbd.Server, g *blockdev.Graph, a *NbdServerAddOptions) error {
+func nbdServerAdd(c *qmp.Call, s nbdExports, g exportNodes, a *NbdServerAddOptions) error {
 	n, err := g.LookupNode(a.Device)
 	if err != nil {
 		return err
@@ -253,7 +281,7 @@ func nbdServerAdd(c *qmp.Call, s *nbd.Server, g *blockdev.Graph, a *NbdServerAdd
 }
 
 // blockExportAdd is block-export-add (blk_exp_add, nbd_export_create).
-func blockExportAdd(c *qmp.Call, s *nbd.Server, g *blockdev.Graph, o *BlockExportOptions) error {
+func blockExportAdd(c *qmp.Call, s nbdExports, g exportNodes, o *BlockExportOptions) error {
 	if !optval.ID(o.ID) {
 		return qmp.GenericError("Invalid block export id")
 	}
@@ -335,7 +363,7 @@ func blockExportAdd(c *qmp.Call, s *nbd.Server, g *blockdev.Graph, o *BlockExpor
 // exportBitmap resolves one of an export's bitmaps (nbd_export_create): a name is looked
 // up in the node and below it; an enabled bitmap of a writable node cannot be exported
 // read-only; the bitmap must be neither busy nor inconsistent.
-func exportBitmap(g *blockdev.Graph, n *blockdev.Node, b BlockDirtyBitmapOrStr, writable bool) (*blockdev.Bitmap, error) {
+func exportBitmap(g exportNodes, n *blockdev.Node, b BlockDirtyBitmapOrStr, writable bool) (*blockdev.Bitmap, error) {
 	var bm *blockdev.Bitmap
 	if b.External == nil {
 		found, on, ok := n.FindBitmapInChain(b.Local)

@@ -14,10 +14,18 @@ type BlockdevReopenArgs struct {
 // registerReopen registers blockdev-reopen (Graph.Reopen). An empty list does nothing;
 // QEMU 7.2 fails an assertion on it.
 func registerReopen(r *qmp.Registry, d *Deps) {
-	g := d.Block
-	if g == nil {
+	if d.Block == nil {
 		return
 	}
+	reopenCommand(r, d.Block)
+}
+
+// reopener is what blockdev-reopen needs of the block layer.
+type reopener interface {
+	Reopen(list []*blockdev.Options) error
+}
+
+func reopenCommand(r *qmp.Registry, g reopener) {
 	r.Register(qmp.Command{Name: "blockdev-reopen", Args: &BlockdevReopenArgs{}, AllowPreconfig: true,
 		Run: func(c *qmp.Call) (any, error) {
 			a := c.Args.(*BlockdevReopenArgs)

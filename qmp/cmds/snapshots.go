@@ -60,11 +60,19 @@ type ImageSnapshotsInfo struct {
 	Snapshots []SnapshotInfo `json:"snapshots"`
 }
 
+// snapshotReporter is what `info snapshots` needs of the block layer.
+type snapshotReporter interface {
+	SnapshotReport() blockdev.SnapshotReport
+}
+
 func snapshotCommands(d *Deps) []qmp.Command {
-	g := d.Block
-	if g == nil {
+	if d.Block == nil {
 		return nil
 	}
+	return snapshotReportCommands(d.Block)
+}
+
+func snapshotReportCommands(g snapshotReporter) []qmp.Command {
 	return []qmp.Command{
 		{Name: "x-tlcvm-snapshots", Internal: true, Returns: SnapshotReportInfo{},
 			Run: func(*qmp.Call) (any, error) {
