@@ -23,6 +23,10 @@ type Backend struct {
 	inactive bool // QEMU's disable_perm after an inactivation (activate.go)
 	// reportErrors: drive_del set the error policies to report, which ends the I/O status.
 	reportErrors bool
+	// shareAll: the root was activated during an incoming migration (an export of it):
+	// the backend takes its permissions but shares everything until the next ActivateAll
+	// that can stop sharing (QEMU's blk_root_activate in inmigrate, blk_vm_state_changed).
+	shareAll bool
 }
 
 // Removable reports whether the guest sees removable media: no device, or a CD-ROM/floppy.
