@@ -92,11 +92,17 @@ func (g *Graph) InactivateAll() error {
 func (g *Graph) ActivateAll() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.activate(func(*Node) bool { return true }, true)
+}
+
+// activate activates the inactive nodes pick selects (file nodes, then format nodes),
+// then, when backends, every inactive backend. Graph.mu held.
+func (g *Graph) activate(pick func(*Node) bool, backends bool) error {
 	var formats []*Node // activated format nodes, whose bitmaps load at the end
-	step := func(pick func(*Node) bool, prepare func(*Node) error) error {
+	step := func(sel func(*Node) bool, prepare func(*Node) error) error {
 		var done []*Node
 		for _, n := range g.nodes {
-			if !n.inactive || !pick(n) {
+			if !n.inactive || !pick(n) || !sel(n) {
 				continue
 			}
 			if prepare != nil {
@@ -132,6 +138,27 @@ func (g *Graph) ActivateAll() error {
 	}); err != nil {
 		return err
 	}
+	if backends {
+		if err := g.activateBackends(); err != nil {
+			return err
+		}
+	}
+	// qcow2_do_open without BDRV_O_INACTIVE loads the image's bitmaps, once the node's
+	// permissions are its active ones (bdrv_activate refreshes them first). Those a
+	// migration brought in already exist and win over the image's in-use copies.
+	for _, n := range formats {
+		if err := n.loadBitmaps(g.cfg.Warn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// activateBackends activates every inactive backend, then stops the sharing of those
+// activated under an export (shareAll) once nothing needs it any more (the export gone);
+// until then they keep sharing everything, as QEMU only reports that failure. Graph.mu
+// held.
+func (g *Graph) activateBackends() error {
 	var done []*Backend
 	for _, b := range g.backends {
 		if b.inactive {
@@ -145,15 +172,53 @@ func (g *Graph) ActivateAll() error {
 		}
 		return err
 	}
-	// qcow2_do_open without BDRV_O_INACTIVE loads the image's bitmaps, once the node's
-	// permissions are its active ones (bdrv_activate refreshes them first). Those a
-	// migration brought in already exist and win over the image's in-use copies.
-	for _, n := range formats {
-		if err := n.loadBitmaps(g.cfg.Warn); err != nil {
-			return err
+	var sharing []*Backend
+	for _, b := range g.backends {
+		if b.shareAll {
+			b.shareAll = false
+			sharing = append(sharing, b)
 		}
 	}
+	if len(sharing) > 0 && g.refresh() != nil {
+		for _, b := range sharing {
+			b.shareAll = true
+		}
+		_ = g.refresh()
+	}
 	return nil
+}
+
+// activateForExport is what block-export-add does to its node before exporting it
+// (blk_exp_add's bdrv_activate, so that a destination of a migration with storage takes
+// writes to the image it opened under -incoming): the node and the nodes below it become
+// active; the guest's backends stay inactive until the migration completes. Errors are
+// ignored, as QEMU ignores them there (a node still inactive then refuses the export's
+// writes). Graph.mu held.
+func (g *Graph) activateForExport(n *Node) {
+	below := map[*Node]bool{}
+	var walk func(*Node)
+	walk = func(x *Node) {
+		if x == nil || below[x] {
+			return
+		}
+		below[x] = true
+		walk(x.File)
+		walk(x.Backing)
+		if x.filter != nil {
+			walk(x.Filtered())
+		}
+	}
+	walk(n)
+	was := map[*Node]bool{}
+	for x := range below {
+		was[x] = x.inactive
+	}
+	for _, b := range g.backends {
+		if b.Root != nil && was[b.Root] && !b.inactive && g.incoming {
+			b.shareAll = true
+		}
+	}
+	_ = g.activate(func(x *Node) bool { return below[x] }, false)
 }
 
 // invalidateCache drops what a format node knows of its image (qcow2_co_invalidate_cache):

@@ -22,6 +22,12 @@ type Backend struct {
 
 	inactive bool     // QEMU's disable_perm after an inactivation (activate.go)
 	ios      ioStatus // io-status after a device's failed request (ioerror.go)
+	// reportErrors: drive_del set the error policies to report, which ends the I/O status.
+	reportErrors bool
+	// shareAll: the root was activated during an incoming migration (an export of it):
+	// the backend takes its permissions but shares everything until the next ActivateAll
+	// that can stop sharing (QEMU's blk_root_activate in inmigrate, blk_vm_state_changed).
+	shareAll bool
 }
 
 // Removable reports whether the guest sees removable media: no device, or a CD-ROM/floppy.
@@ -233,6 +239,11 @@ func (g *Graph) removeTree(n *Node) {
 func (g *Graph) Del(name string) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.del(name)
+}
+
+// del is Del with g.mu held.
+func (g *Graph) del(name string) error {
 	n := g.node(name)
 	if n == nil {
 		return errf(ErrNotFound, "Failed to find node with node-name='%s'", name)

@@ -5,7 +5,8 @@
 //
 // # The graph
 //
-// A Graph holds Nodes (QEMU's BlockDriverState): "file" protocol nodes over host files and
+// A Graph holds Nodes (QEMU's BlockDriverState): "file" protocol nodes over host files, "nbd"
+// protocol nodes over an NBD server's export (nbd.go: package nbd's client), and
 // "raw"/"qcow2" format nodes over a file child, qcow2 nodes with a read-only backing chain.
 // Backends (BlockBackend) are what devices attach to: named ones come from -drive, anonymous
 // ones are made when a device's drive= names a node. Nodes without a node-name get QEMU's
@@ -60,8 +61,16 @@
 // their states (mediaStep) and the QMP operations composed from it as QEMU 7.2 composes
 // them (blockdev-open-tray/-close-tray/-remove-medium/-insert-medium/-change-medium, eject),
 // emitting DEVICE_TRAY_MOVED on every tray move. A removable device realized without a
-// drive makes itself an empty anonymous backend. snapshots.go reads the internal snapshot
-// tables of qcow2 images (query-block's image info, HMP info snapshots).
+// drive makes itself an empty anonymous backend.
+//
+// # Internal snapshots
+//
+// snapshots.go reads the internal snapshot tables of qcow2 images (query-block's image
+// info, HMP info snapshots); qcow2snap.go writes them as QEMU 7.2's qcow2-snapshot.c does
+// (create, goto, delete, each leaving refcounts and COPIED flags qemu-img check accepts)
+// and keeps the VM state in the image past the disk; snapshot_ops.go runs them over the
+// graph as block/snapshot.c's bdrv_all_* do for savevm, loadvm, delvm and the snapshot-*
+// jobs (which nodes take part, QEMU's errors, the node holding the VM state).
 //
 // # Errors
 //

@@ -289,8 +289,11 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 // the format node (its node name) and of both (cache, discard, detect-zeroes, locking).
 func (g *Graph) openImage(o Options, filename, format string, in inherited, opened *[]*Node) (*Node, error) {
 	fo := o
-	fo.Driver, fo.Filename, fo.NodeName = hostDriver(filename), filename, ""
+	fo.NodeName = ""
 	var fnode *Node
+	if err := protocolOptions(&fo, filename); err != nil {
+		return nil, err
+	}
 	var err error
 	if rest, ok := strings.CutPrefix(filename, "blkdebug:"); ok {
 		fnode, err = g.openBlkdebugFilename(o, rest, in, opened)

@@ -54,7 +54,14 @@ func (g *Graph) openTarget(filename, format, nodeName string, like *Node, noBack
 		discard, zeroes = "unmap", "unmap"
 	}
 	var opened []*Node
-	file, err := g.open(&Options{Driver: DriverFile, Filename: filename, Discard: discard}, in, &opened)
+	fo := &Options{Discard: discard}
+	if err := protocolOptions(fo, filename); err != nil {
+		return nil, err
+	}
+	if fo.Driver == DriverHostDevice {
+		fo.Driver = DriverFile // a target named by a file name opens with file-posix's "file"
+	}
+	file, err := g.open(fo, in, &opened)
 	if err != nil {
 		g.discard(opened)
 		return nil, err

@@ -24,6 +24,7 @@ func (g *Graph) UseForExport(node string, writable bool) (*ExportUse, error) {
 	if err != nil {
 		return nil, err
 	}
+	g.activateForExport(n)
 	if writable && n.ReadOnly {
 		return nil, errf(ErrReadOnly, "Cannot export read-only node as writable")
 	}

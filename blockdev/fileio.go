@@ -171,6 +171,8 @@ func (n *Node) pread(p []byte, off int64) error {
 		return n.File.pread(p, off)
 	case DriverFile, DriverHostDevice:
 		return n.fileRead(p, off)
+	case DriverNBD:
+		return n.nbdRead(p, off)
 	}
 	return errf(ErrUnsupported, "tlcvm: qcow2 images are read from file and raw nodes only")
 }
@@ -189,6 +191,8 @@ func (n *Node) pwrite(p []byte, off int64) error {
 			return n.File.pwrite(p, off)
 		case DriverFile, DriverHostDevice:
 			return n.fileWrite(p, off)
+		case DriverNBD:
+			return n.nbdWrite(p, off)
 		}
 		return errf(ErrUnsupported, "tlcvm: qcow2 images are written to file and raw nodes only")
 	})
@@ -204,6 +208,9 @@ func (n *Node) hostSize() (int64, error) {
 	defer n.io.RUnlock()
 	if n.Driver == DriverRaw || n.Driver == DriverBlkdebug {
 		return n.File.hostSize()
+	}
+	if n.remote != nil {
+		return n.remote.size, nil
 	}
 	if n.f == nil {
 		return 0, errf(ErrIO, "tlcvm: node '%s' is closed", n.Name)

@@ -2,10 +2,14 @@ package blockdev_test
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -62,12 +66,19 @@ func FuzzQcow2Image(f *testing.F) {
 				_ = blockdev.Run(g.PrepareBitmapAdd(blockdev.BitmapAddOptions{Node: "q", Name: "b", Granularity: 512, Persistent: true}))
 			}
 			_, _ = n.WriteAt(p, 3000)
+			if i == 1 { // an internal snapshot with a VM state: the table, an L1 copy, shared clusters
+				_, _ = n.VMStateWriter().Write(p)
+				_ = g.CreateSnapshot(blockdev.Snapshot{Name: "s", ICount: -1}, n, uint64(len(p)), nil)
+				_, _ = n.WriteAt(p[:700], 100)
+			}
 			g.Close()
 		}
 		b, _ := os.ReadFile(path)
 		f.Add(b)
 	}
+	boundMinimization()
 	f.Fuzz(func(t *testing.T, b []byte) {
+		defer execDeadline(len(b))()
 		// An in-memory file: executions stay cheap (minimizing runs thousands of them).
 		fd, err := unix.MemfdCreate("qcow2", unix.MFD_CLOEXEC)
 		if err != nil {
@@ -93,7 +104,52 @@ func FuzzQcow2Image(f *testing.F) {
 			_, _ = n.WriteAt(p[:1000], off)
 		}
 		_ = n.WriteZeroes(0, min(n.Size(), 1<<16), blockdev.ZeroMayUnmap)
+		// Internal snapshots: the table, a snapshot's L1 table and the refcount walk over
+		// what a corrupt image holds.
+		if list, err := n.Snapshots(); err == nil && len(list) > 0 && len(list) < 8 {
+			_ = g.GotoSnapshot(list[0].Name, nil)
+			_, _ = io.ReadAll(n.VMStateReader(int64(min(list[0].VMStateSize, 1<<16))))
+			_ = g.DeleteSnapshot(list[0].Name, nil)
+			_ = g.CreateSnapshot(blockdev.Snapshot{Name: "f", ICount: -1}, n, 0, nil)
+		}
 	})
+}
+
+// boundMinimization bounds how long the fuzzer minimizes an input, unless
+// -fuzzminimizetime was given. The inputs here are whole images (kilobytes), and Go's
+// minimizer, which also minimizes every new interesting input before it joins the corpus,
+// tries to remove every subrange of it: O(n²) executions, cut off only at the default
+// 60 s, during which the worker reports no executions (go.dev/issue/48820): a 20 s run
+// showed "execs: 8283 (0/sec)" after its first seconds, although every execution took
+// well under a millisecond. Removing bytes from an image shifts every offset after them,
+// so a long minimization gains little anyway.
+func boundMinimization() {
+	set := false
+	flag.Visit(func(fl *flag.Flag) { set = set || fl.Name == "test.fuzzminimizetime" })
+	if !set {
+		if err := flag.Set("test.fuzzminimizetime", "1s"); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// execDeadline panics with every goroutine's stack when one execution runs longer than
+// a corrupt image may take (a loop in a table walk, a lock never released): Go's fuzzer
+// has no per-execution timeout and a stuck worker only shows as "0/sec", while a panic
+// makes the fuzzer record the input under testdata/fuzz. Call the result when the
+// execution ends.
+func execDeadline(size int) func() {
+	const limit = 10 * time.Second
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-done:
+		case <-time.After(limit):
+			debug.SetTraceback("all")
+			panic(fmt.Sprintf("one execution on a %d-byte input took over %v", size, limit))
+		}
+	}()
+	return func() { close(done) }
 }
 
 func fuzzOpen(path string) (*blockdev.Graph, *blockdev.Node) {

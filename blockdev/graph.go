@@ -190,6 +190,9 @@ func (e edge) perms() (Perm, Perm) {
 		if e.backend.disabled() {
 			return 0, PermAll // QEMU's disable_perm (activate.go)
 		}
+		if e.backend.shareAll {
+			return e.backend.perm, PermAll
+		}
 		return e.backend.perm, e.backend.shared
 	case e.temp != nil:
 		return e.temp.perm, e.temp.shared

@@ -254,6 +254,8 @@ func (n *Node) layerStatus(off, length int64) (Status, int64, *Node, error) {
 		}
 	case DriverRaw, DriverBlkdebug:
 		st, l, _, err = n.File.layerStatus(off, length)
+	case DriverNBD:
+		st, l, err = n.nbdStatus(off, length)
 	default:
 		st, l, err = n.fileStatus(off, length)
 	}
@@ -350,6 +352,8 @@ func (n *Node) read(p []byte, off int64) error {
 			err = nil // a raw node is as big as its file
 		}
 		return err
+	case DriverNBD:
+		return n.nbdRead(p, off)
 	}
 	return n.fileRead(p, off)
 }
@@ -376,6 +380,8 @@ func (n *Node) write(p []byte, off int64) error {
 		}
 		_, err := n.File.WriteAt(p, off)
 		return err
+	case DriverNBD:
+		return n.nbdWrite(p, off)
 	}
 	return n.fileWrite(p, off)
 }
@@ -396,6 +402,8 @@ func (n *Node) writeZeroes(off, length int64, fl ZeroFlags) error {
 			return err
 		}
 		return n.File.WriteZeroes(off, length, fl)
+	case DriverNBD:
+		return n.nbdWriteZeroes(off, length, fl)
 	}
 	return n.fileWriteZeroes(off, length, fl)
 }
@@ -416,6 +424,8 @@ func (n *Node) discard(off, length int64) error {
 			return err
 		}
 		return n.File.Unmap(off, length)
+	case DriverNBD:
+		return n.nbdDiscard(off, length)
 	}
 	return n.fileDiscard(off, length)
 }
@@ -439,6 +449,9 @@ func (n *Node) flush() error {
 			n.File.debugEvent(evFlushToDisk)
 		}
 		return n.File.Flush()
+	}
+	if n.Driver == DriverNBD {
+		return n.nbdFlush()
 	}
 	return n.fileFlush()
 }

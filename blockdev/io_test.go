@@ -42,6 +42,18 @@ func openImage(t *testing.T, path, format string, o ...func(*blockdev.Options)) 
 	return g, n
 }
 
+// createQcow2 makes a qcow2 image of size with qemu-img create -o opts ("" : none).
+func createQcow2(t *testing.T, opts, size string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "a.qcow2")
+	args := []string{"create", "-q", "-f", "qcow2"}
+	if opts != "" {
+		args = append(args, "-o", opts)
+	}
+	qemuImg(t, append(args, path, size)...)
+	return path
+}
+
 // checkClean runs qemu-img check and fails unless the image is clean (no errors, no leaks).
 func checkClean(t *testing.T, path string) {
 	t.Helper()
@@ -152,12 +164,7 @@ func TestQcow2WritesQemuImgClean(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "a.qcow2")
-			args := []string{"create", "-q", "-f", "qcow2"}
-			if c.opts != "" {
-				args = append(args, "-o", c.opts)
-			}
-			qemuImg(t, append(args, path, c.size)...)
+			path := createQcow2(t, c.opts, c.size)
 			g, n := openImage(t, path, "qcow2")
 			model := make([]byte, n.Size())
 			randomWrites(t, n, model, c.writes, 1, c.maxLen)

@@ -58,6 +58,9 @@ func actionFor(policy OnError, nospace bool) ErrorAction {
 // errorPolicy is the policy of the backend's reads or writes: its device's rerror/werror,
 // else its drive's, else QEMU's defaults.
 func (b *Backend) errorPolicy(read bool) OnError {
+	if b.reportErrors { // drive_del: blk_set_on_error(report, report)
+		return OnErrorReport
+	}
 	if d := b.Device; d != nil {
 		p := d.Werror
 		if read {

@@ -102,6 +102,10 @@ const (
 	JobTypeMirror JobType = "mirror"
 	JobTypeBackup JobType = "backup"
 	JobTypeCreate JobType = "create"
+	// The internal snapshot jobs (qmp/cmds/snapshot_internal.go runs their work).
+	JobTypeSnapshotSave   JobType = "snapshot-save"
+	JobTypeSnapshotLoad   JobType = "snapshot-load"
+	JobTypeSnapshotDelete JobType = "snapshot-delete"
 )
 
 // jobTransitions is job.c's JobSTT: jobTransitions[from][to].

@@ -71,7 +71,9 @@ func (b *Backend) HasTray() bool { return b.kind().hasTray() }
 
 // IOStatus reports whether query-block shows the backend's io-status: its device enabled
 // I/O status reporting (every disk device but the floppy).
-func (b *Backend) IOStatus() bool { return b.Device != nil && b.Device.Driver != "floppy" }
+func (b *Backend) IOStatus() bool {
+	return b.Device != nil && b.Device.Driver != "floppy" && !b.reportErrors
+}
 
 // Media is a removable device's state as the monitor sees it: the tray (closed unless
 // Open; devices without a tray always read closed), the guest's lock on it, and whether a

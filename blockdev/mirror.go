@@ -499,10 +499,17 @@ func (m *mirrorJob) dirtyInit(j *Job) error {
 }
 
 // canZeroWithUnmap is bdrv_can_write_zeroes_with_unmap: the node discards (discard=unmap)
-// and its format can make zeroes without data (qcow2 version 3).
+// and its format can make zeroes without data (qcow2 version 3; an nbd export that writes
+// zeroes, directly or under a raw node, whose supported_zero_flags pass it up).
 func canZeroWithUnmap(n *Node) bool {
 	n = skipFilters(n)
-	return n.Discard == "unmap" && n.Driver == DriverQcow2 && n.hdr != nil && n.hdr.Version >= 3
+	if n.Discard != "unmap" {
+		return false
+	}
+	if n.Driver == DriverRaw && n.File != nil {
+		return n.File.nbdZeroUnmap()
+	}
+	return n.nbdZeroUnmap() || n.Driver == DriverQcow2 && n.hdr != nil && n.hdr.Version >= 3
 }
 
 // zeroFlags are the flags of the job's zero writes: unmapping when the job may unmap and

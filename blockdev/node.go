@@ -20,7 +20,9 @@ const (
 )
 
 // protocol reports whether n is a protocol node over a host file or device.
-func (n *Node) protocol() bool { return n.Driver == DriverFile || n.Driver == DriverHostDevice }
+func (n *Node) protocol() bool {
+	return n.Driver == DriverFile || n.Driver == DriverHostDevice || n.Driver == DriverNBD
+}
 
 // Node is one block node (QEMU's BlockDriverState): a "file" protocol node over a host file,
 // or a "raw"/"qcow2" format node over a file child, with an optional backing node (qcow2).
@@ -60,7 +62,8 @@ type Node struct {
 	jobBlockers []*Job
 	// filter is a filter node's state (filter.go); nil for file and format nodes.
 	filter *filterState
-	dbg    *blkdebug // blkdebug nodes: rules and breakpoints (blkdebug.go)
+	dbg    *blkdebug  // blkdebug nodes: rules and breakpoints (blkdebug.go)
+	remote *nbdRemote // nbd nodes: the connection (nbd.go)
 }
 
 // edge is a parent's use of a child node.
@@ -95,6 +98,8 @@ func (n *Node) Size() int64 {
 		return n.vsize.Load()
 	case DriverRaw, DriverBlkdebug:
 		return n.File.Size()
+	case DriverNBD:
+		return n.remote.size
 	}
 	st, err := n.stat()
 	if err != nil {
@@ -129,6 +134,9 @@ func (n *Node) ActualSize() int64 {
 	if n.File != nil {
 		return n.File.ActualSize()
 	}
+	if n.remote != nil {
+		return 0
+	}
 	st, err := n.stat()
 	if err != nil {
 		return 0
@@ -137,6 +145,24 @@ func (n *Node) ActualSize() int64 {
 		return s.Blocks * 512
 	}
 	return st.Size()
+}
+
+// ActualSizeKnown reports whether ActualSize means anything: not for a node whose
+// protocol node is an nbd one (bdrv_get_allocated_file_size is -ENOTSUP there, and
+// QEMU leaves actual-size out of the image info).
+func (n *Node) ActualSizeKnown() bool {
+	for x := n; x != nil; x = x.File {
+		if x.filter != nil {
+			x = x.Filtered()
+			if x == nil {
+				return false
+			}
+		}
+		if x.Driver == DriverNBD {
+			return false
+		}
+	}
+	return true
 }
 
 // Header returns the qcow2 header (nil for other drivers).
@@ -288,6 +314,7 @@ func (n *Node) close() {
 	n.io.Lock()
 	defer n.io.Unlock()
 	n.closed = true
+	n.nbdClose()
 	n.fmu.Lock()
 	defer n.fmu.Unlock()
 	if n.f != nil {

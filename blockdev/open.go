@@ -27,6 +27,7 @@ type Options struct {
 	Backing *Ref // qcow2; nil: use the image's backing file
 
 	Blkdebug *BlkdebugOptions // blkdebug (blkdebug.go)
+	NBD      *NBDOptions      // nbd (nbd.go)
 }
 
 // Ref is a BlockdevRef(OrNull): a node name, inline options, or (backing only) null.
@@ -37,7 +38,7 @@ type Ref struct {
 }
 
 // SupportedDrivers are the drivers tlcvm can open.
-var SupportedDrivers = []string{DriverFile, DriverHostDevice, DriverRaw, DriverQcow2}
+var SupportedDrivers = []string{DriverFile, DriverHostDevice, DriverRaw, DriverQcow2, DriverNBD}
 
 // inherited carries the flags a child inherits from the parent being opened.
 type inherited struct {
@@ -154,9 +155,11 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 		return n, nil
 	case DriverBlkdebug:
 		return g.openBlkdebug(n, o, child, opened)
+	case DriverNBD:
+		return g.openNBD(n, o, opened)
 	case DriverRaw, DriverQcow2:
 	default:
-		return nil, errf(ErrUnsupported, "tlcvm: block driver '%s' is not supported (tlcvm opens %s)", o.Driver, "file, raw and qcow2")
+		return nil, errf(ErrUnsupported, "tlcvm: block driver '%s' is not supported (tlcvm opens %s)", o.Driver, "file, nbd, raw and qcow2")
 	}
 	if o.File == nil {
 		return nil, errf(ErrInvalid, "A block device must be specified for \"file\"")

@@ -5,8 +5,8 @@ import (
 	"io"
 )
 
-// Internal snapshots: the snapshot table of a qcow2 image (made by qemu-img snapshot -c or
-// by QEMU's savevm; tlcvm reads it and never writes one), what query-block's image info
+// Internal snapshots: the snapshot table of a qcow2 image (made by qemu-img snapshot -c, by
+// QEMU's savevm or by tlcvm's: qcow2snap.go writes it), what query-block's image info
 // lists, and the report HMP's `info snapshots` prints (migration/savevm.c
 // hmp_info_snapshots over block/snapshot.c).
 //
@@ -26,6 +26,13 @@ type Snapshot struct {
 	DateNsec    int64
 	VMClockNsec uint64
 	ICount      int64 // -1 when the image does not record it
+
+	// The table entry's other fields (qcow2snap.go rewrites them as they were).
+	l1Offset  uint64
+	l1Size    uint32
+	diskSize  uint64 // the virtual disk size when taken; 0: not recorded
+	extraSize uint32 // extra_data_size as read
+	extraRest []byte // extra data past the 24 bytes tlcvm knows, kept as read
 }
 
 // QEMU's limits on the table (block/qcow2.h).
@@ -38,56 +45,67 @@ const (
 // Snapshots returns n's internal snapshots: a qcow2 image's table, read now; nil for other
 // drivers.
 func (n *Node) Snapshots() ([]Snapshot, error) {
-	if n.Driver != DriverQcow2 || n.hdr.NbSnapshots == 0 {
+	if n.Driver != DriverQcow2 {
 		return nil, nil
 	}
-	return readSnapshots(imageReader(n.File), n.hdr.NbSnapshots, n.hdr.SnapshotsOffset)
+	n.io.RLock() // the table may be being rewritten (qcow2snap.go holds n.io exclusively)
+	defer n.io.RUnlock()
+	if n.hdr.NbSnapshots == 0 {
+		return nil, nil
+	}
+	list, _, err := readSnapshots(imageReader(n.File), n.hdr.NbSnapshots, n.hdr.SnapshotsOffset)
+	return list, err
 }
 
-// readSnapshots is qcow2_read_snapshots' parsing, bounded by QEMU's limits.
-func readSnapshots(r io.ReaderAt, count uint32, off uint64) ([]Snapshot, error) {
+// readSnapshots is qcow2_read_snapshots' parsing, bounded by QEMU's limits; size is the
+// table's length in bytes (s->snapshots_size).
+func readSnapshots(r io.ReaderAt, count uint32, off uint64) (list []Snapshot, size uint64, err error) {
 	if count > maxSnapshots {
-		return nil, errf(ErrFormat, "Too many snapshots")
+		return nil, 0, errf(ErrFormat, "Too many snapshots")
 	}
 	be := binary.BigEndian
-	var out []Snapshot
 	start := off
 	for i := uint32(0); i < count; i++ {
 		off = (off + 7) &^ 7
 		if off-start > maxSnapshotsBytes {
-			return nil, errf(ErrFormat, "Snapshot table is too big")
+			return nil, 0, errf(ErrFormat, "Snapshot table is too big")
 		}
 		var h [40]byte
 		if _, err := r.ReadAt(h[:], int64(off)); err != nil {
-			return nil, errf(ErrFormat, "Failed to read snapshot table")
+			return nil, 0, errf(ErrFormat, "Failed to read snapshot table")
 		}
 		off += 40
 		extraLen := be.Uint32(h[36:])
 		if extraLen > maxSnapshotExtra {
-			return nil, errf(ErrFormat, "Too much extra metadata in snapshot table entry %d", i)
+			return nil, 0, errf(ErrFormat, "Too much extra metadata in snapshot table entry %d", i)
 		}
 		idLen, nameLen := uint64(be.Uint16(h[12:])), uint64(be.Uint16(h[14:]))
 		rest := make([]byte, uint64(extraLen)+idLen+nameLen)
 		if _, err := r.ReadAt(rest, int64(off)); err != nil {
-			return nil, errf(ErrFormat, "Failed to read snapshot table")
+			return nil, 0, errf(ErrFormat, "Failed to read snapshot table")
 		}
 		off += uint64(len(rest))
 		extra := rest[:extraLen]
 		s := Snapshot{
 			DateSec: int64(be.Uint32(h[16:])), DateNsec: int64(be.Uint32(h[20:])),
 			VMClockNsec: be.Uint64(h[24:]), VMStateSize: uint64(be.Uint32(h[32:])), ICount: -1,
-			ID:   string(rest[extraLen : uint64(extraLen)+idLen]),
-			Name: string(rest[uint64(extraLen)+idLen:]),
+			ID:       string(rest[extraLen : uint64(extraLen)+idLen]),
+			Name:     string(rest[uint64(extraLen)+idLen:]),
+			l1Offset: be.Uint64(h[0:]), l1Size: be.Uint32(h[8:]), extraSize: extraLen,
 		}
 		if len(extra) >= 8 {
 			s.VMStateSize = be.Uint64(extra)
 		}
+		if len(extra) >= 16 {
+			s.diskSize = be.Uint64(extra[8:])
+		}
 		if len(extra) >= 24 {
 			s.ICount = int64(be.Uint64(extra[16:]))
+			s.extraRest = append([]byte(nil), extra[24:]...)
 		}
-		out = append(out, s)
+		list = append(list, s)
 	}
-	return out, nil
+	return list, off - start, nil
 }
 
 // SnapshotReport is what `info snapshots` shows: an error that stops it (no device can
@@ -239,4 +257,19 @@ func (g *Graph) SnapshotReport() SnapshotReport {
 		}
 	}
 	return r
+}
+
+// snapshotDevices are the nodes savevm, loadvm and info snapshots act on, with the name
+// error messages give them (bdrv_get_device_or_node_name). Caller holds g.mu.
+func (g *Graph) snapshotDevices() (nodes []*Node, names []string) {
+	for _, t := range g.topNodes() {
+		if !t.n.ReadOnly && (t.hasBlk || len(t.n.parents) == 0) {
+			name := t.name
+			if name == "" {
+				name = t.n.Name
+			}
+			nodes, names = append(nodes, t.n), append(names, name)
+		}
+	}
+	return nodes, names
 }

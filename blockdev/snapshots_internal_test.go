@@ -91,7 +91,7 @@ func snapshotEntry(id, name string, extra []byte) []byte {
 // Damaged tables give errors, never a panic or a huge allocation.
 func TestReadSnapshotsDamaged(t *testing.T) {
 	good := append(snapshotEntry("1", "one", make([]byte, 24)), snapshotEntry("2", "two", nil)...)
-	list, err := readSnapshots(bytes.NewReader(good), 2, 0)
+	list, _, err := readSnapshots(bytes.NewReader(good), 2, 0)
 	if err != nil || len(list) != 2 || list[0].ICount != 0 || list[1].ICount != -1 || list[1].VMStateSize != 4096 {
 		t.Fatalf("good table: %+v, %v", list, err)
 	}
@@ -104,7 +104,7 @@ func TestReadSnapshotsDamaged(t *testing.T) {
 		"huge extra":   {func() []byte { b := append([]byte(nil), good...); b[36] = 0xff; return b }(), 1},
 		"past the end": {good, 3},
 	} {
-		if _, err := readSnapshots(bytes.NewReader(c.b), c.count, 0); err == nil {
+		if _, _, err := readSnapshots(bytes.NewReader(c.b), c.count, 0); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
@@ -115,7 +115,7 @@ func FuzzReadSnapshots(f *testing.F) {
 	f.Add(append(snapshotEntry("1", "one", make([]byte, 24)), snapshotEntry("2", "two", nil)...), uint32(2))
 	f.Add([]byte{}, uint32(1))
 	f.Fuzz(func(t *testing.T, b []byte, count uint32) {
-		list, err := readSnapshots(bytes.NewReader(b), count%1024, 0)
+		list, _, err := readSnapshots(bytes.NewReader(b), count%1024, 0)
 		if err == nil && len(list) != int(count%1024) {
 			t.Fatalf("%d snapshots for a count of %d", len(list), count%1024)
 		}

@@ -2,9 +2,8 @@ package hmp
 
 import (
 	"encoding/json"
-	"fmt"
-	"math"
-	"strings"
+
+	"tlcvm/compat/optval"
 )
 
 // HMP's block commands: `info block`, formatting query-block and query-named-block-nodes
@@ -301,9 +300,9 @@ func printBlockInfo(c *Call, info *hmpBlockInfo, ins *hmpBlockDeviceInfo, verbos
 
 // imageInfoDump is bdrv_image_info_dump.
 func imageInfoDump(c *Call, img *hmpImageInfo) {
-	c.Printf("image: %s\nfile format: %s\nvirtual size: %s (%d bytes)\n", img.Filename, img.Format, sizeToStr(img.VirtualSize), img.VirtualSize)
+	c.Printf("image: %s\nfile format: %s\nvirtual size: %s (%d bytes)\n", img.Filename, img.Format, optval.SizeString(uint64(img.VirtualSize)), img.VirtualSize)
 	if img.ActualSize != nil {
-		c.Printf("disk size: %s\n", sizeToStr(*img.ActualSize))
+		c.Printf("disk size: %s\n", optval.SizeString(uint64(*img.ActualSize)))
 	}
 	if img.Encrypted != nil && *img.Encrypted {
 		c.Print("encrypted: yes\n")
@@ -356,19 +355,4 @@ func imageInfoDump(c *Call, img *hmpImageInfo) {
 			c.Printf("    extended l2: %t\n", *d.ExtendedL2)
 		}
 	}
-}
-
-// sizeToStr is QEMU's size_to_str: three significant digits and a binary unit.
-func sizeToStr(v int64) string {
-	suffixes := []string{"", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"}
-	_, e := math.Frexp(float64(v) / (1000.0 / 1024.0))
-	i := (e - 1) / 10
-	if i < 0 {
-		i = 0
-	}
-	if i >= len(suffixes) {
-		i = len(suffixes) - 1
-	}
-	s := fmt.Sprintf("%.3g", float64(v)/float64(uint64(1)<<(10*i)))
-	return strings.TrimSpace(s) + " " + suffixes[i] + "B"
 }

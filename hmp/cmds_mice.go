@@ -1,6 +1,8 @@
 package hmp
 
-// info mice (hmp_info_mice, through query-mice) and dumpdtb (hmp_dumpdtb).
+// info mice (hmp_info_mice, through query-mice), mouse_set (hmp_mouse_set: qemu_mouse_set
+// through x-tlcvm-mouse-set; its error is printed without "Error: ", as error_report_err
+// does in a monitor) and dumpdtb (hmp_dumpdtb).
 
 type mouseInfo struct {
 	Index    int64  `json:"index"`
@@ -30,6 +32,13 @@ func miceCommands() []Command {
 						abs = " (absolute)"
 					}
 					c.Printf("%c Mouse #%d: %s%s\n", cur, m.Index, m.Name, abs)
+				}
+			}},
+		{Name: "mouse_set", Args: "index:i", Params: "index", Help: "set which mouse device receives events",
+			Run: func(c *Call) {
+				idx, _ := c.Args.Int("index")
+				if _, err := c.Execute("x-tlcvm-mouse-set", map[string]int64{"index": idx}); err != nil {
+					c.Print(err.Error() + "\n")
 				}
 			}},
 		{Name: "dumpdtb", Args: "filename:F", Params: "filename",

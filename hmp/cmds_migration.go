@@ -74,6 +74,23 @@ func migrationCommands() []Command {
 	}
 }
 
+// capabilityOn reports whether migration capability name is on (false when it cannot tell).
+func capabilityOn(c *Call, name string) bool {
+	var caps []struct {
+		Capability string `json:"capability"`
+		State      bool   `json:"state"`
+	}
+	if c.Query("query-migrate-capabilities", nil, &caps) != nil {
+		return false
+	}
+	for _, cs := range caps {
+		if cs.Capability == name {
+			return cs.State
+		}
+	}
+	return false
+}
+
 func onOff(b bool) string {
 	if b {
 		return "on"
@@ -159,7 +176,8 @@ func deref(p *int64) int64 {
 	return *p
 }
 
-// hmpInfoMigrate is hmp_info_migrate, then the checkpoint stages when there are some.
+// hmpInfoMigrate is hmp_info_migrate, then the checkpoint (or migration) stages when there
+// are some.
 func hmpInfoMigrate(c *Call) {
 	var info migrationInfo
 	if err := c.Query("query-migrate", nil, &info); err != nil {
@@ -276,12 +294,18 @@ func printFile(c *Call, info *migrationInfo) {
 }
 
 // printStages prints the seed's stage report: per stage elapsed ms, kbytes, thread and
-// CPU; then total time, RAM transferred and downtime.
+// CPU; then total time, RAM transferred and downtime. The heading names what ran: a
+// checkpoint (x-tlc: the guest runs on) or a migration (its last phase "stage 3", or
+// "postcopy" when it switched).
 func printStages(c *Call, info *migrationInfo) {
 	if len(info.Stages) == 0 {
 		return
 	}
-	c.Print("checkpoint stages:\n")
+	if capabilityOn(c, "x-tlc") {
+		c.Print("checkpoint stages:\n")
+	} else {
+		c.Print("migration stages:\n")
+	}
 	for _, s := range info.Stages {
 		c.Printf("%s: %d ms, %d kbytes", s.Stage, s.ElapsedMS, s.Bytes>>10)
 		if s.Stage == "stage 2" {

@@ -57,3 +57,34 @@ func TestInfoMigrateFile(t *testing.T) {
 		}
 	}
 }
+
+// TestInfoMigrateStagesHeading: the stage report is headed "checkpoint stages" for an
+// x-tlc checkpoint and "migration stages" otherwise; a postcopy's last phase keeps its name.
+func TestInfoMigrateStagesHeading(t *testing.T) {
+	const reply = `{"status":"completed","total-time":9,"downtime":1,"x-tlc-stages":[` +
+		`{"stage":"setup","elapsed-ms":1,"bytes":79,"iterations":0,"thread-id":7,"cpu":1},` +
+		`{"stage":"stage 1","elapsed-ms":5,"bytes":4096,"iterations":0,"thread-id":7,"cpu":1},` +
+		`{"stage":"postcopy","elapsed-ms":3,"bytes":8192,"iterations":0,"thread-id":7,"cpu":1}]}`
+	for _, tc := range []struct {
+		tlc  bool
+		want string
+	}{
+		{false, "migration stages:\r\nsetup: 1 ms, 0 kbytes, thread 7, cpu 1\r\nstage 1: 5 ms, 4 kbytes, thread 7, cpu 1\r\n" +
+			"postcopy: 3 ms, 8 kbytes, thread 7, cpu 1\r\ntotal: 9 ms, ram transferred: 0 kbytes, downtime: 1 ms\r\n"},
+		{true, "checkpoint stages:\r\nsetup: 1 ms"},
+	} {
+		m := New(ExecFunc(func(name string, args any) ([]byte, error) {
+			switch name {
+			case "query-migrate":
+				return []byte(reply), nil
+			case "query-migrate-capabilities":
+				return json.Marshal([]map[string]any{{"capability": "xbzrle", "state": true}, {"capability": "x-tlc", "state": tc.tlc}})
+			}
+			return []byte("{}"), nil
+		}), Options{})
+		RegisterMigration(m)
+		if out := m.RunLine("info migrate"); !strings.Contains(out, tc.want) {
+			t.Errorf("info migrate (x-tlc %v):\n%q\nwant it to contain %q", tc.tlc, out, tc.want)
+		}
+	}
+}

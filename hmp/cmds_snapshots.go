@@ -3,9 +3,11 @@ package hmp
 import (
 	"fmt"
 	"time"
+
+	"tlcvm/compat/optval"
 )
 
-// HMP's `info snapshots` (migration/savevm.c hmp_info_snapshots), formatted from the
+// HMP's savevm, loadvm, delvm and `info snapshots` (migration/savevm.c hmp_info_snapshots), formatted from the
 // internal x-tlcvm-snapshots report, and the snapshot table of `info block -v` images; the
 // rows are block/qapi.c bdrv_snapshot_dump's.
 
@@ -33,7 +35,46 @@ func snapshotCommands() []Command {
 	return []Command{
 		{Info: true, Name: "snapshots", Params: "", Help: "show the currently saved VM snapshots",
 			Run: infoSnapshots},
+		// savevm, loadvm and delvm call the operations of QMP's snapshot-save, -load and
+		// -delete synchronously, as QEMU's hmp_savevm calls save_snapshot (no job).
+		{Name: "savevm", Args: "name:s?", Params: "tag",
+			Help: "save a VM snapshot. If no tag is provided, a new snapshot is created",
+			Run: func(c *Call) {
+				args := map[string]any{}
+				if name, ok := c.Args.Str("name"); ok {
+					args["name"] = name
+				}
+				c.Do("x-tlcvm-savevm", args)
+			}},
+		{Name: "loadvm", Args: "name:s", Params: "tag", Help: "restore a VM snapshot from its tag",
+			Run: func(c *Call) { snapshotByName(c, "x-tlcvm-loadvm") }},
+		{Name: "delvm", Args: "name:s", Params: "tag", Help: "delete a VM snapshot from its tag",
+			Run: func(c *Call) { snapshotByName(c, "x-tlcvm-delvm") }},
+		{Name: "snapshot_blkdev_internal", Args: "device:B,name:s", Params: "device name",
+			Help: "take an internal snapshot of device.\n\t\t\tThe format of the image used by device must\n\t\t\tsupport it, such as qcow2.\n\t\t\t",
+			Run: func(c *Call) {
+				device, _ := c.Args.Str("device")
+				name, _ := c.Args.Str("name")
+				c.Do("blockdev-snapshot-internal-sync", map[string]any{"device": device, "name": name})
+			}},
+		{Name: "snapshot_delete_blkdev_internal", Args: "device:B,name:s,id:s?", Params: "device name [id]",
+			Help: "delete an internal snapshot of device.\n\t\t\tIf id is specified, qemu will try delete\n\t\t\tthe snapshot matching both id and name.\n\t\t\tThe format of the image used by device must\n\t\t\tsupport it, such as qcow2.\n\t\t\t",
+			Run: func(c *Call) {
+				device, _ := c.Args.Str("device")
+				name, _ := c.Args.Str("name")
+				args := map[string]any{"device": device, "name": name}
+				if id, ok := c.Args.Str("id"); ok {
+					args["id"] = id
+				}
+				c.Do("blockdev-snapshot-delete-internal-sync", args)
+			}},
 	}
+}
+
+// snapshotByName runs the internal command of loadvm or delvm for the tag given.
+func snapshotByName(c *Call, cmd string) {
+	name, _ := c.Args.Str("name")
+	c.Do(cmd, map[string]any{"name": name})
 }
 
 func infoSnapshots(c *Call) {
@@ -76,6 +117,6 @@ func snapshotTable(c *Call, list []hmpSnapshot) {
 			icount = fmt.Sprint(*s.ICount)
 		}
 		date := time.Unix(s.DateSec, 0).Local().Format("2006-01-02 15:04:05")
-		c.Printf("%-9s %-16s %8s%20s%13s%11s\n", s.ID, s.Name, sizeToStr(s.VMStateSize), date, clock, icount)
+		c.Printf("%-9s %-16s %8s%20s%13s%11s\n", s.ID, s.Name, optval.SizeString(uint64(s.VMStateSize)), date, clock, icount)
 	}
 }

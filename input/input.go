@@ -124,7 +124,9 @@ type Router struct {
 	mu       sync.Mutex
 	handlers []Handler // +checklocks:mu
 	queue    []queued  // +checklocks:mu; keys and delays waiting (kbd_queue)
-	timer    *time.Timer
+	// activated are the pointer handler ids mouse_set activated, oldest first; +checklocks:mu
+	activated []int64
+	timer     *time.Timer
 }
 
 type queued struct {

@@ -99,17 +99,30 @@ func (m *Machine) CPUStates() []CPUState {
 // StopForDump is dump-guest-memory's vm_stop(RUN_STATE_SAVE_VM): a running VM stops
 // (STOP, state save-vm) and the returned function restarts it (RESUME) unless something
 // else moved it on meanwhile; nil when the VM was not running.
-func (m *Machine) StopForDump() (resume func()) {
+func (m *Machine) StopForDump() (resume func()) { return m.stopFor(StateSaveVM) }
+
+// StopForSnapshot is savevm's vm_stop(RUN_STATE_SAVE_VM), or loadvm's
+// vm_stop(RUN_STATE_RESTORE_VM) when load: a running VM stops (STOP, that state) and the
+// returned function starts it again (RESUME) unless something else moved it on meanwhile;
+// nil when the VM was not running (its vCPUs are parked already, its state stays).
+func (m *Machine) StopForSnapshot(load bool) (resume func()) {
+	if load {
+		return m.stopFor(StateRestoreVM)
+	}
+	return m.stopFor(StateSaveVM)
+}
+
+func (m *Machine) stopFor(to RunState) (resume func()) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.state != StateRunning {
 		return nil
 	}
-	m.vmStop(StateSaveVM)
+	m.vmStop(to)
 	return func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if m.state == StateSaveVM && !m.exiting && !m.closed {
+		if m.state == to && !m.exiting && !m.closed {
 			m.vmStart()
 		}
 	}

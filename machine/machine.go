@@ -17,6 +17,9 @@ import (
 type Config struct {
 	Type    string // resolved machine type: "pc-i440fx-7.2", "pc-q35-7.2", "none"
 	RAMSize uint64 // bytes (0 for -machine none)
+	// CPUNodes is the NUMA node of each possible CPU, by index (nil without -numa): what
+	// query-cpus-fast and query-hotpluggable-cpus show as node-id.
+	CPUNodes []int
 	// MaxMem and Slots are -m maxmem= and slots=: with MaxMem above RAMSize the board
 	// has a device-memory region for DIMMs (DeviceMemory). 0: none.
 	MaxMem uint64

@@ -302,7 +302,7 @@ func TestThreadsAndCPUs(t *testing.T) {
 	}
 	for i, c := range cpus {
 		w := want[i]
-		if c.QOMPath != w.path || c.Props != (machine.CPUProps{SocketID: w.s, DieID: w.d, CoreID: w.c, HasDie: true}) ||
+		if c.QOMPath != w.path || c.Props != (machine.CPUProps{SocketID: w.s, DieID: w.d, CoreID: w.c, HasDie: true, NodeID: -1}) ||
 			!c.Plugged || c.Type != "qemu64-x86_64-cpu" || c.Index != i {
 			t.Errorf("cpu %d: %+v", i, c)
 		}

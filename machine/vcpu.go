@@ -329,6 +329,7 @@ func (v *vcpu) halt(kick chan struct{}, wakeAt uint64) {
 type CPUProps struct {
 	SocketID, DieID, CoreID, ThreadID int
 	HasDie                            bool
+	NodeID                            int // the NUMA node; -1 without NUMA (Config.CPUNodes)
 }
 
 // CPUInfo describes one possible CPU (MaxCPUs of them); Plugged ones have a thread.
@@ -353,12 +354,17 @@ func qomPath(i int) string {
 func (m *Machine) topology(i int) CPUProps {
 	c := m.cfg
 	threads, cores, dies := max(c.Threads, 1), max(c.Cores, 1), max(c.Dies, 1)
+	node := -1
+	if i < len(c.CPUNodes) {
+		node = c.CPUNodes[i]
+	}
 	return CPUProps{
 		ThreadID: i % threads,
 		CoreID:   i / threads % cores,
 		DieID:    i / (threads * cores) % dies,
 		SocketID: i / (threads * cores * dies),
 		HasDie:   dies > 1,
+		NodeID:   node,
 	}
 }
 

@@ -42,11 +42,17 @@
 // and stage 3 takes the last dirty set with the vCPUs parked.
 //
 // Convergence: stage 2 ends when the dirty set fits the downtime budget at the bandwidth
-// measured over the previous pass, or after 30 passes, or when the dirty set has not shrunk
-// below 95 % of its smallest size for 3 passes, or before the stream would exceed twice
-// the RAM the guest ever wrote. A guest that dirties faster than the channel drains
-// therefore finishes in bounded time with a stream of at most about 2× its written RAM
-// (QEMU 7.2 keeps iterating and wrote 36 GB for a 512 MiB hot set).
+// measured over the previous pass (QEMU's threshold_size = bandwidth × downtime-limit).
+// When it cannot — after 30 passes, or when the dirty set has not shrunk below 95 % of its
+// smallest size for 3 passes, or before the stream would exceed twice the RAM the guest
+// ever wrote — a guest that dirties faster than the channel drains is throttled
+// (throttle.go's convergence throttle: auto-converge's steps, one per pass, up to
+// max-cpu-throttle, shown as cpu-throttle-percentage) and stage 2 goes on while the
+// throttle rises and for 3 passes at its maximum; then stage 3 takes what is left. A
+// machine that cannot be throttled, and x-tlc, go to stage 3 at once. Such a guest
+// therefore finishes in bounded time (at most 30 passes) and with a downtime within the
+// limit when the throttle brings its dirtying under the link (QEMU 7.2 without
+// auto-converge keeps iterating: it wrote 36 GB for a 512 MiB hot set).
 //
 // Rate: max-bandwidth (bytes/s; 0 or ≥ 2^50 unlimited) is enforced in 100 ms windows as
 // QEMU's rate limiter does. Cancel (migrate_cancel) moves to cancelling, aborts the channel
@@ -110,6 +116,14 @@
 //	  any error: "prog: <error>", "prog: load of migration failed: <strerror>", exit 1
 //
 // Nothing of the loaded state runs before the stream's integrity is verified.
+//
+// # Internal snapshots (savevm.go)
+//
+// SaveVM and LoadVM are qemu_savevm_state and qemu_loadvm_state for savevm and loadvm:
+// the same stream, written and read in one go while the guest is stopped, into and out
+// of the VM state area of a qcow2 image (package blockdev). A save is a migration to the
+// monitor, as QEMU's is (MIGRATION events, query-migrate completed); a migration in
+// progress forbids both.
 //
 // # Dirty bitmaps (bitmaps.go)
 //

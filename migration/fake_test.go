@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -137,6 +138,31 @@ type fakeMachine struct {
 	paused     bool   // -S: an incoming migration leaves the guest paused
 	quit       bool
 	wg         sync.WaitGroup
+	throttle   atomic.Int32 // CPU throttle % (throttledMachine); the guest honours it
+	sliceStart time.Time    // the guest goroutine's current 10 ms slice
+}
+
+// throttledMachine is a fakeMachine whose vCPUs can be throttled (migration.Throttler);
+// it records every percentage set.
+type throttledMachine struct {
+	*fakeMachine
+	mu  sync.Mutex
+	set []int
+}
+
+func (m *throttledMachine) SetCPUThrottle(pct int) {
+	m.mu.Lock()
+	m.set = append(m.set, pct)
+	m.mu.Unlock()
+	m.throttle.Store(int32(pct))
+}
+
+func (m *throttledMachine) CPUThrottle() int { return int(m.throttle.Load()) }
+
+func (m *throttledMachine) settings() []int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]int(nil), m.set...)
 }
 
 func newFakeMachine(size int, state string) *fakeMachine {
@@ -163,6 +189,11 @@ func (m *fakeMachine) run(pages uint64) {
 			m.ram.store(v%pages, v)
 			m.secs[0].value.Store(int64(v))
 			m.mu.Unlock()
+			if pct := m.throttle.Load(); pct > 0 && time.Since(m.sliceStart) > 10*time.Millisecond {
+				// QEMU's CPU throttle: after each 10 ms slice, sleep pct/(100-pct) slices.
+				time.Sleep(time.Duration(pct) * 10 * time.Millisecond / time.Duration(100-pct))
+				m.sliceStart = time.Now()
+			}
 		}
 	}()
 }

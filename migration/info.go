@@ -40,7 +40,7 @@ type RAMStats struct {
 
 // Stage is one stage of a checkpoint as the seed reports it.
 type Stage struct {
-	Name       string // "setup", "stage 1", "stage 2", "stage 3"
+	Name       string // "setup", "stage 1", "stage 2", then "stage 3" or "postcopy"
 	ElapsedMS  int64
 	Bytes      int64 // stream bytes written during the stage
 	Iterations int64 // dirty-log passes (stage 2)

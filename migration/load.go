@@ -216,8 +216,8 @@ func (e *Engine) StartIncoming(uri string, o IncomingOptions) error {
 	if err != nil {
 		return wrapf(ErrInvalid, err, "%s", err.Error())
 	}
-	if n := e.multifdChannels(); n > 0 {
-		transport.Expect(src, n)
+	if e.multifdChannels() > 0 {
+		transport.Expect(src, e.multifdChannels)
 	}
 	in := &inJob{e: e, src: src, addr: addr, st: StatusSetup, recCh: make(chan recovered, 1), stop: make(chan struct{}),
 		addrs: transport.SocketAddresses(src)}
@@ -237,7 +237,7 @@ func (in *inJob) run() {
 		in.mu.Lock()
 		in.ch = r
 		in.mu.Unlock()
-		if n := e.multifdChannels(); n > 0 {
+		if n := transport.Channels(in.src); n > 0 {
 			in.mf = e.startMultifd(in.src, n)
 			defer in.mf.close()
 		}
@@ -329,6 +329,8 @@ type loader struct {
 	in *inJob      // the incoming migration (nil: Load)
 	pc *pcDest     // postcopy, once advised (postcopy_in.go)
 	mf *mfReceiver // multifd channels (multifd_in.go), nil when off
+	// loaded, when not nil, records per RAM block the pages the stream carried (savevm.go).
+	loaded map[string][]uint64
 }
 
 // command carries out a QEMU_VM_COMMAND of the stream (loadvm_process_command).
@@ -432,6 +434,7 @@ func (ld *loader) load() (string, error) {
 				ld.pc.place(rec.Block, page, rec.Data, rec.Fill)
 				continue
 			}
+			ld.markLoaded(rec.Block, page)
 			if rec.Kind == stream.Page {
 				b.WritePage(page, rec.Data)
 				pages++
@@ -493,6 +496,7 @@ func (ld *loader) xbzrlePage(blocks map[string]RAMBlock, rec stream.Record) erro
 		return errorf(ErrLoad, "Illegal RAM offset 0x%x in block %s", rec.Offset, rec.Block)
 	}
 	page := rec.Offset / pageSize
+	ld.markLoaded(rec.Block, page)
 	var buf [pageSize]byte
 	if rec.Kind == stream.CompressedPage {
 		if err := inflatePage(rec.Data, buf[:]); err != nil {

@@ -2,6 +2,7 @@ package migration_test
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +119,14 @@ func TestMultifdThenPostcopy(t *testing.T) {
 	if info.RAM.PostcopyBytes == 0 {
 		t.Errorf("no postcopy pages: %+v", info.RAM)
 	}
+	// The switch ends the precopy stage it interrupted; the last phase is "postcopy".
+	var names []string
+	for _, st := range info.Stages {
+		names = append(names, st.Name)
+	}
+	if got := strings.Join(names, ","); got != "setup,stage 1,postcopy" && got != "setup,stage 1,stage 2,postcopy" {
+		t.Errorf("stages %s, want setup, stage 1, [stage 2,] postcopy", got)
+	}
 }
 
 // TestXBZRLE migrates a guest rewriting one word per page with xbzrle on: from stage 2
@@ -175,5 +184,50 @@ func TestCompress(t *testing.T) {
 	}
 	if info.RAM.Normal != 0 {
 		t.Errorf("%d pages sent whole", info.RAM.Normal)
+	}
+}
+
+// TestConvergeThrottle: a guest rewriting its pages faster than the channel drains them,
+// no auto-converge: once stage 2 cannot converge the vCPUs are throttled (one step per
+// pass, to max-cpu-throttle at once when the set is far beyond the budget), the migration
+// completes with the destination's RAM exact, and the throttle is lifted at the end. With
+// x-tlc (whose stage 3 does not grow with the final set) the guest is never throttled.
+func TestConvergeThrottle(t *testing.T) {
+	const size = 8 << 20
+	for _, tc := range []struct {
+		name string
+		caps []migration.Capability
+		want bool
+	}{{"qemu-mode", nil, true}, {"x-tlc", []migration.Capability{migration.CapTLC}, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var tm *throttledMachine
+			p := newPairWith(t, size, tc.caps, nil, func(m *fakeMachine) migration.Machine {
+				tm = &throttledMachine{fakeMachine: m}
+				return tm
+			})
+			if err := p.src.SetParams(migration.Params{MaxBandwidth: ptr[uint64](16 << 20), DowntimeLimit: ptr[uint64](1)}); err != nil {
+				t.Fatal(err)
+			}
+			p.sm.run(512) // 2 MiB rewritten round robin: far beyond 16 KiB of budget
+			defer p.sm.stop()
+			if err := p.src.Migrate(p.uri, migration.MigrateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.want {
+				p.completed(t)
+			} else { // the guest runs on: no RAM to compare
+				waitFor(t, "checkpoint completed", func() bool { return p.src.Info().Status == migration.StatusCompleted })
+			}
+			set := tm.settings()
+			if !tc.want {
+				if len(set) > 0 {
+					t.Errorf("throttled %v", set)
+				}
+				return
+			}
+			if len(set) < 2 || set[len(set)-1] != 0 || slices.Max(set) != 99 {
+				t.Errorf("throttle settings %v, want a rise to 99 (max-cpu-throttle) and 0 at the end", set)
+			}
+		})
 	}
 }

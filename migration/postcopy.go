@@ -169,11 +169,16 @@ func (j *job) handleRP(m stream.RPMessage) error {
 func (s *saver) postcopy() error {
 	j := s.j
 	pc := j.pc
-	s.endStage("stage 2", 0)
 	s.beginStage()
 	// From here the rate is max-postcopy-bandwidth's, for background pages only (QEMU's
 	// postcopy_start sets the limit before the package; requested pages are never held).
 	s.cw.unlimited = true
+	// What the interrupted pass left in the buffers goes out while the guest still runs
+	// (and before postcopy-active, when migrate-pause would break the link): the
+	// downtime's flush carries only the discards and the package.
+	if err := s.flush(); err != nil {
+		return s.ioErr(err)
+	}
 	if !j.pause && !j.setStatus(StatusPostcopyActive, StatusActive) {
 		return errCancelled
 	}
@@ -195,11 +200,14 @@ func (s *saver) postcopy() error {
 	if err := j.inactivateDisks(); err != nil {
 		return fail(err)
 	}
+	tSync := time.Now()
 	s.syncPass()
 	j.precopy.Store(s.transferred())
+	tDiscard := time.Now()
 	if err := s.sendDiscards(); err != nil {
 		return fail(err)
 	}
+	tPkg := time.Now()
 	pkg, err := s.devicePackage(srcState)
 	if err != nil {
 		return fail(err)
@@ -212,6 +220,7 @@ func (s *saver) postcopy() error {
 		pc.active.Store(false)
 		return fail(s.ioErr(err))
 	}
+	tFlush := time.Now()
 	if err := s.flush(); err != nil {
 		pc.active.Store(false)
 		return fail(s.ioErr(err))
@@ -221,6 +230,9 @@ func (s *saver) postcopy() error {
 		j.e.log.Error().Err(err).Msg("leaving finish-migrate")
 	}
 	down := since(downStart)
+	j.e.log.Debug().Dur("before-sync", tSync.Sub(downStart)).Dur("sync", tDiscard.Sub(tSync)).
+		Dur("discards", tPkg.Sub(tDiscard)).Dur("package", tFlush.Sub(tPkg)).Int("package-bytes", len(pkg)).
+		Dur("flush", time.Since(tFlush)).Msg("postcopy switchover")
 	for {
 		err := s.postcopyPages()
 		if err == nil {

@@ -48,6 +48,7 @@ type saver struct {
 	tid    int
 	mf     *mfSender // multifd channels (multifd.go), nil when off
 	ac     autoConverge
+	cv     convergeThrottle
 
 	written uint64 // bytes of RAM the guest ever wrote (at setup)
 	pcRate  struct {
@@ -198,7 +199,9 @@ func (s *saver) save() error {
 		if s.mf != nil {
 			s.mf.rate = s.cw.charge
 		}
-		s.bw = bufio.NewWriterSize(s.cw, 1<<20)
+		// Small: the stream writer's 1 MiB buffers pass through it uncopied (bufio writes a
+		// chunk larger than its free space straight out when it holds nothing).
+		s.bw = bufio.NewWriterSize(s.cw, 64<<10)
 		s.w = stream.NewWriter(s.bw, s.m.MachineType())
 	}
 	if err := s.w.Begin(); err != nil {
@@ -272,7 +275,7 @@ func (s *saver) save() error {
 	s.beginStage()
 	t1 := time.Now()
 	if err := s.sendTodo(false); errors.Is(err, errPostcopy) {
-		s.endStage("stage 1", 0)
+		s.endStage("stage 1", 0) // no stage 2: the pass itself was cut short
 		return s.postcopy()
 	} else if err != nil {
 		return err
@@ -306,6 +309,7 @@ func (s *saver) save() error {
 			stalled++
 		}
 		if j.postcopyWanted() {
+			s.endStage("stage 2", iters)
 			return s.postcopy()
 		}
 		sent := s.sent()
@@ -319,12 +323,18 @@ func (s *saver) save() error {
 			// With postcopy-ram a precopy that does not converge goes on, as QEMU's does,
 			// until migrate-start-postcopy (libvirt's --postcopy-after-precopy asks at
 			// the second pass): stopping here would race it into a long stage 3.
-			break
+			// Otherwise the guest dirties faster than the channel drains: it is throttled
+			// a step more each pass (throttle.go's convergence throttle) while that can
+			// still help, then stage 3 takes what is left.
+			if iters >= maxIterations || !s.convergeStep(dirty, uint64(bw*float64(downMS)/1000)) {
+				break
+			}
 		}
 		iters++
 		t := time.Now()
 		before := s.sent()
 		if err := s.sendTodo(false); errors.Is(err, errPostcopy) {
+			s.endStage("stage 2", iters)
 			return s.postcopy()
 		} else if err != nil {
 			return err
@@ -479,7 +489,11 @@ func (s *saver) finish(down int64) error {
 
 func (s *saver) done(down int64) error {
 	j := s.j
-	s.endStage("stage 3", 0)
+	if j.pc.active.Load() {
+		s.endStage("postcopy", 0) // the stop, the package and the pages sent while the destination ran
+	} else {
+		s.endStage("stage 3", 0)
+	}
 	if !j.pc.active.Load() { // QEMU counts a postcopy's device package in neither
 		j.downtimeBytes.Store(s.transferred() - j.precopy.Load())
 	}
@@ -925,6 +939,11 @@ func sectionID(idstr string, instance uint32) string {
 }
 
 func (s *saver) saveDevices(srcState string) ([]devState, []stream.DeviceDesc, error) {
+	return saveDevices(s.m, srcState)
+}
+
+// saveDevices takes every device section of m (vCPUs parked), the global state first.
+func saveDevices(m Machine, srcState string) ([]devState, []stream.DeviceDesc, error) {
 	var devs []devState
 	var descs []stream.DeviceDesc
 	add := func(id string, version uint32, v any) error {
@@ -940,7 +959,7 @@ func (s *saver) saveDevices(srcState string) ([]devState, []stream.DeviceDesc, e
 	if err := add(globalStateID, 1, globalState{RunState: srcState}); err != nil {
 		return nil, nil, err
 	}
-	for _, sec := range s.m.Sections() {
+	for _, sec := range m.Sections() {
 		st, err := sec.SaveState()
 		if err != nil {
 			return nil, nil, wrapf(ErrSave, err, "section %s: %v", sec.SectionID(), err)

@@ -66,11 +66,17 @@ type pair struct {
 
 func newPair(t *testing.T, size int, srcCaps, dstCaps []migration.Capability) *pair {
 	t.Helper()
+	return newPairWith(t, size, srcCaps, dstCaps, func(m *fakeMachine) migration.Machine { return m })
+}
+
+// newPairWith is newPair with the source's machine as wrap makes it.
+func newPairWith(t *testing.T, size int, srcCaps, dstCaps []migration.Capability, wrap func(*fakeMachine) migration.Machine) *pair {
+	t.Helper()
 	p := &pair{sm: newFakeMachine(size, "running"), dm: newFakeMachine(size, "inmigrate"),
 		sdisks: &fakeDisks{active: true}, ddisks: &fakeDisks{}, sev: &eventLog{}, dev: &eventLog{},
 		sErr: &syncBuffer{}, dErr: &syncBuffer{}, exited: make(chan int, 1),
 		uri: "unix:" + filepath.Join(t.TempDir(), "m.sock")}
-	p.src = migration.New(migration.Options{Machine: p.sm, Events: p.sev, Stderr: p.sErr, Disks: p.sdisks})
+	p.src = migration.New(migration.Options{Machine: wrap(p.sm), Events: p.sev, Stderr: p.sErr, Disks: p.sdisks})
 	p.dst = migration.New(migration.Options{Machine: p.dm, Events: p.dev, Stderr: p.dErr, Disks: p.ddisks,
 		Exit: func(status int) { p.exited <- status }})
 	t.Cleanup(p.src.Close)

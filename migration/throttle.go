@@ -89,6 +89,62 @@ func (s *saver) stopThrottle() {
 	if s.ac.t != nil {
 		s.ac.t.SetCPUThrottle(0)
 	}
+	if s.cv.t != nil {
+		s.cv.t.SetCPUThrottle(0)
+	}
+}
+
+// The convergence throttle: tlcvm's answer to a precopy that cannot converge without
+// auto-converge (QEMU 7.2 iterates such a migration forever). Once stage 2's stop rules
+// say the dirty set no longer shrinks toward bandwidth × downtime-limit (or the stream
+// budget is spent), the vCPUs are throttled as auto-converge throttles them — to
+// cpu-throttle-initial %, then cpu-throttle-increment more — but one step per pass, not
+// per second, and a step large enough, when the dirty set is many times what fits, to
+// scale the guest's CPU share by fit ÷ dirty at once (the inverse of auto-converge's
+// tailslow); query-migrate shows cpu-throttle-percentage meanwhile. Stage 2 goes on
+// while the throttle can rise, and for stallPasses passes at max-cpu-throttle; then stage
+// 3 takes what is left. Not for x-tlc (its stage 3 does not grow with the final set), a
+// postcopy-ram migration (it waits for migrate-start-postcopy) or one with auto-converge
+// (which throttles by its own rules).
+type convergeThrottle struct {
+	t      Throttler // set at the first step
+	atMax  int       // passes run at max-cpu-throttle
+	offers bool      // the machine can be throttled (checked once)
+	asked  bool
+}
+
+// convergeStep throttles one step more and reports whether stage 2 should go on: dirty
+// bytes are left, fit would fit the downtime budget.
+func (s *saver) convergeStep(dirty, fit uint64) bool {
+	cv := &s.cv
+	if !cv.asked {
+		cv.asked = true
+		if t, ok := s.m.(Throttler); ok && !s.j.tlc && !s.j.autoConverge {
+			cv.t, cv.offers = t, true
+		}
+	}
+	if !cv.offers {
+		return false
+	}
+	p := s.j.e.Params()
+	now, top := cv.t.CPUThrottle(), int(*p.MaxCPUThrottle)
+	switch {
+	case now >= top:
+		cv.atMax++
+		return cv.atMax <= stallPasses
+	}
+	next := now + int(*p.CPUThrottleIncrement)
+	if now == 0 {
+		next = int(*p.CPUThrottleInitial)
+	}
+	if dirty > 0 && fit < dirty {
+		// The CPU share that would shrink the set to what fits, were dirtying linear in it.
+		share := float64(100-now) * float64(fit) / float64(dirty)
+		next = max(next, 100-int(share))
+	}
+	cv.t.SetCPUThrottle(min(next, top))
+	s.j.e.log.Debug().Int("cpu-throttle", cv.t.CPUThrottle()).Msg("precopy not converging: throttled")
+	return true
 }
 
 // throttlePercentage is query-migrate's cpu-throttle-percentage (0: not throttling).

@@ -4,7 +4,11 @@
 // libvirt's backup clients and a migration's storage copy. It never imports qmp, hmp or
 // blockdev: an export serves a Device and offers DirtyBitmaps, small interfaces this
 // package owns and the composition root (qmp/cmds) adapts from block nodes and their
-// bitmaps. A minimal Client speaks the same protocol (a mirror target's driver, tests).
+// bitmaps. Its Client speaks the same protocol as QEMU's client (Connect: structured replies,
+// meta contexts, GO or EXPORT_NAME; one request at a time, each reply checked against its
+// request by ReadReply, the connection broken on any reply it cannot trust): package
+// blockdev's nbd driver (a migration's storage copy mirrors into a destination's export
+// through it) and the tests use it.
 //
 // # Exports
 //

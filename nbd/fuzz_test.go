@@ -165,3 +165,44 @@ func TestFuzzSeedsEndCleanly(t *testing.T) {
 		}
 	}
 }
+
+// chunk is a structured reply chunk on the wire (handle 7).
+func chunk(flags, typ uint16, payload []byte) []byte {
+	var b []byte
+	b = appendU32(b, structMagic)
+	b = appendU16(b, flags)
+	b = appendU16(b, typ)
+	b = appendU64(b, 7)
+	b = appendU32(b, uint32(len(payload)))
+	return append(b, payload...)
+}
+
+// FuzzClientReply feeds a server's bytes to the client's reply parser (ReadReply) for a
+// read and a block status request, then assembles what it accepted: no input may panic or
+// make the client write outside its buffer.
+func FuzzClientReply(f *testing.F) {
+	data := append(appendU64(nil, 4096), make([]byte, 512)...)
+	hole := appendU32(appendU64(nil, 4096+512), 512)
+	f.Add(uint8(0), append(chunk(0, ReplyTypeOffsetData, data), chunk(ReplyFlagDone, ReplyTypeOffsetHole, hole)...))
+	f.Add(uint8(1), chunk(ReplyFlagDone, ReplyTypeBlockStatus, append(appendU32(nil, 0), append(appendU32(nil, 1024), 0, 0, 0, 3)...)))
+	f.Add(uint8(0), chunk(ReplyFlagDone, ReplyTypeError, append(appendU32(nil, 5), append(appendU16(nil, 2), 'n', 'o')...)))
+	f.Add(uint8(0), chunk(ReplyFlagDone, ReplyTypeErrorOffset, append(appendU32(nil, 5), append(appendU16(nil, 0), appendU64(nil, 4096)...)...)))
+	f.Add(uint8(2), append(appendU32(nil, simpleMagic), append(appendU32(nil, 0), appendU64(nil, 7)...)...))
+	f.Add(uint8(0), chunk(ReplyFlagDone, ReplyTypeNone, nil))
+	f.Fuzz(func(t *testing.T, kind uint8, in []byte) {
+		req := Request{Type: CmdRead, Handle: 7, Offset: 4096, Length: 1024}
+		structured := kind%3 != 2
+		if kind%3 == 1 {
+			req.Type = CmdBlockStatus
+		}
+		rep, err := ReadReply(bytes.NewReader(in), req, structured)
+		if err != nil {
+			return
+		}
+		if req.Type == CmdRead {
+			_ = rep.readInto(make([]byte, req.Length), int64(req.Offset))
+			return
+		}
+		_, _ = rep.extents(map[uint32]string{0: "base:allocation"})
+	})
+}

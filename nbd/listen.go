@@ -110,6 +110,10 @@ func listenInet(a SocketAddress) (net.Listener, error) {
 		switch {
 		case ip != nil && v4:
 			network = "tcp4"
+		case ip != nil && ip.IsUnspecified() && (a.IPv4 == nil || *a.IPv4):
+			// "::" listens on both families, as QEMU's inet_listen does (libvirt's
+			// destination listens so and the source connects over IPv4): Go's "tcp"
+			// on the wildcard address is dual-stack, its "tcp6" IPv6 only.
 		case ip != nil:
 			network = "tcp6"
 		case a.IPv4 != nil && *a.IPv4 && (a.IPv6 == nil || !*a.IPv6):

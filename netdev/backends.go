@@ -184,10 +184,7 @@ func openUser(c *Client, u *User) error {
 		c.guestAddr = netip.AddrFrom4(b).String()
 	}
 	for _, r := range u.HostFwd {
-		if err := checkHostFwd(r); err != nil {
-			return err
-		}
-		if err := c.hostFwd(r); err != nil {
+		if err := c.hostFwd(r, false); err != nil {
 			return err
 		}
 	}
@@ -196,88 +193,6 @@ func openUser(c *Client, u *User) error {
 		restrict = "on"
 	}
 	c.info = fmt.Sprintf("net=%s,restrict=%s", netw.Addr(), restrict)
-	return nil
-}
-
-// checkHostFwd is slirp_hostfwd's parse: [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport.
-func checkHostFwd(rule string) error {
-	bad := func(why string) error {
-		return errf(ErrInvalid, "Invalid host forwarding rule '%s' (%s)", rule, why)
-	}
-	proto, rest, ok := strings.Cut(rule, ":")
-	if !ok {
-		return bad("No : separators")
-	}
-	if proto != "" && proto != "tcp" && proto != "udp" {
-		return bad("Bad protocol name")
-	}
-	host, guest, ok := strings.Cut(rest, "-")
-	if !ok {
-		return bad("No - separator")
-	}
-	haddr, hport, ok := strings.Cut(host, ":")
-	if !ok {
-		return bad("No : separators")
-	}
-	if haddr != "" {
-		if a, err := netip.ParseAddr(haddr); err != nil || !a.Is4() {
-			return bad("Bad host address")
-		}
-	}
-	if p, err := strconv.Atoi(hport); err != nil || p < 0 || p > 65535 {
-		return bad("Bad host port")
-	}
-	gaddr, gport, ok := strings.Cut(guest, ":")
-	if !ok {
-		return bad("Missing guest address")
-	}
-	if gaddr != "" {
-		if a, err := netip.ParseAddr(gaddr); err != nil || !a.Is4() {
-			return bad("Bad guest address")
-		}
-	}
-	if p, err := strconv.Atoi(gport); err != nil || p < 1 || p > 65535 {
-		return bad("Bad guest port")
-	}
-	return nil
-}
-
-// hostFwd binds a forwarding rule's host port, as slirp does: a port another process holds
-// fails the back-end. With no guest network stack behind it, a connection is closed at once.
-func (c *Client) hostFwd(rule string) error {
-	proto, rest, _ := strings.Cut(rule, ":")
-	host, guest, _ := strings.Cut(rest, "-")
-	addr, port, _ := strings.Cut(host, ":")
-	gaddr, gport, _ := strings.Cut(guest, ":")
-	fwd := hostFwdSock{udp: proto == "udp", guestAddr: gaddr}
-	fwd.guestPort, _ = strconv.Atoi(gport)
-	bad := errf(ErrOpen, "Could not set up host forwarding rule '%s'", rule)
-	if proto == "udp" {
-		conn, err := net.ListenPacket("udp4", net.JoinHostPort(addr, port))
-		if err != nil {
-			return bad
-		}
-		c.res = append(c.res, conn)
-		fwd.sock = conn
-		c.fwds = append(c.fwds, fwd)
-		return nil
-	}
-	l, err := net.Listen("tcp4", net.JoinHostPort(addr, port))
-	if err != nil {
-		return bad
-	}
-	c.res = append(c.res, l)
-	fwd.sock = l
-	c.fwds = append(c.fwds, fwd)
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conn.Close()
-		}
-	}()
 	return nil
 }
 

@@ -15,8 +15,9 @@
 // Back-ends hold what QEMU would hold: a tap's descriptor (fd=, fds= from getfd or the
 // command line, or a tap opened by ifname=; TUNGETIFF checks it is one), the sockets of
 // socket, stream and dgram back-ends (listening, connected, or failed as QEMU shows it);
-// user networking validates its options as slirp does but has no slirp behind it, and no
-// back-end moves packets: tlcvm's guest has no network driver. netdev_del of a back-end a
+// user networking validates its options as slirp does but has no slirp behind it (its
+// hostfwd rules, from -netdev or HMP hostfwd_add, bind real host sockets that accept and
+// close connections; hostfwd.go), and no back-end moves packets: tlcvm's guest has no network driver. netdev_del of a back-end a
 // NIC still uses keeps it, hidden from names, until the NIC goes (qemu_del_net_client).
 //
 // # MAC addresses

@@ -3,6 +3,7 @@ package qdev
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -10,47 +11,110 @@ import (
 )
 
 // board creates the machine's own devices and buses, as pc_init1 and pc_q35_init do with
-// -nodefaults (tlcvm's defaults beyond those are the command line's):
+// -nodefaults (tlcvm's defaults beyond those are the command line's), in QEMU's creation
+// order (info qtree prints each bus's devices newest first):
 //
-//	pc:  main-system-bus ─ i440FX-pcihost ─ pci.0 (hotplug: ACPI)
-//	       00.0 i440FX   01.0 PIIX3 ─ isa.0 ─ isa-fdc ─ floppy-bus.0 (2 units)
+//	pc:  main-system-bus ─ kvmvapic, fw_cfg_io, i440FX-pcihost ─ pci.0 (hotplug: ACPI),
+//	                       ioapic, hpet, ps2-kbd, ps2-mouse
+//	       00.0 i440FX   01.0 PIIX3 ─ isa.0 ─ i8257 ×2, isa-i8259 ×2, mc146818rtc, isa-pit,
+//	                                  isa-pcspk, isa-fdc ─ floppy-bus.0 (2 units), i8042,
+//	                                  vmport, vmmouse, port92
 //	       01.1 piix3-ide ─ ide.0, ide.1 (2 units)
-//	       01.3 PIIX4_PM ─ i2c               [02.0 VGA with -vga std]
-//	q35: main-system-bus ─ q35-pcihost ─ pcie.0 (no hotplug)
-//	       00.0 mch   1f.0 ICH9-LPC ─ isa.0 [─ isa-fdc ─ floppy-bus.0 with a floppy drive]
+//	       [02.0 VGA with -vga std]
+//	       01.3 PIIX4_PM ─ i2c ─ smbus-eeprom ×8
+//	q35: main-system-bus ─ (as pc, with q35-pcihost ─ pcie.0 (no hotplug))
+//	       00.0 mch   1f.0 ICH9-LPC ─ isa.0 (as pc; isa-fdc only with a floppy drive)
 //	       1f.2 ich9-ahci ─ ide.0 … ide.5 (1 unit)
-//	       1f.3 ICH9-SMB ─ i2c               [01.0 VGA with -vga std]
+//	       1f.3 ICH9-SMB ─ i2c ─ smbus-eeprom ×8  [01.0 VGA with -vga std]
 //
+// Board devices carry the properties whose values differ between instances or machines
+// (Props); the others print at their defaults (see qtree.go).
 // The board's floppy drives (Config.Floppies) are on the floppy bus from the start.
 func (t *Tree) board() {
 	m := t.cfg.Machine
-	switch {
-	case strings.HasPrefix(m, "pc-q35-"):
+	q35 := strings.HasPrefix(m, "pc-q35-")
+	if !q35 && !strings.HasPrefix(m, "pc-i440fx-") {
+		return
+	}
+	t.boardDev(t.root, "kvmvapic", -1)
+	t.boardDev(t.root, "fw_cfg_io", -1)
+	var isa *Bus
+	if q35 {
 		host := t.boardDev(t.root, "q35-pcihost", -1)
+		below, above := t.cfg.RAM, uint64(0)
+		lowmem := uint64(0xb0000000)
+		if t.cfg.RAM >= lowmem {
+			lowmem = 0x80000000
+		}
+		if t.cfg.RAM >= lowmem {
+			below, above = lowmem, t.cfg.RAM-lowmem
+		}
+		setNum(host, "below-4g-mem-size", below)
+		setNum(host, "above-4g-mem-size", above)
 		pcie := t.newBus(host, "pcie.0", "PCIE")
 		pcie.Root = true
 		t.boardDev(pcie, "mch", 0)
+		isa = t.newBus(t.boardDev(pcie, "ICH9-LPC", 31<<3, "multifunction"), "", "ISA")
+		t.addChildren(t.boardDev(pcie, "ich9-ahci", 31<<3|2, "multifunction"))
+		t.eeproms(t.newBus(t.boardDev(pcie, "ICH9-SMB", 31<<3|3, "multifunction"), "i2c", "i2c-bus"))
 		if t.cfg.VGA {
 			t.boardDev(pcie, "VGA", 1<<3)
 		}
-		isa := t.newBus(t.boardDev(pcie, "ICH9-LPC", 31<<3, "multifunction"), "", "ISA")
-		if len(t.cfg.Floppies) > 0 {
-			t.fdc(isa)
-		}
-		t.addChildren(t.boardDev(pcie, "ich9-ahci", 31<<3|2))
-		t.newBus(t.boardDev(pcie, "ICH9-SMB", 31<<3|3), "i2c", "i2c-bus")
-	case strings.HasPrefix(m, "pc-i440fx-"):
+	} else {
 		host := t.boardDev(t.root, "i440FX-pcihost", -1)
 		pci := t.newBus(host, "", "PCI") // automatic: "pci.0" (q35 names its "pcie.0")
 		pci.Root, pci.Hotplug = true, true
 		t.boardDev(pci, "i440FX", 0)
-		t.fdc(t.newBus(t.boardDev(pci, "PIIX3", 1<<3, "multifunction"), "", "ISA"))
-		t.addChildren(t.boardDev(pci, "piix3-ide", 1<<3|1))
-		t.newBus(t.boardDev(pci, "PIIX4_PM", 1<<3|3), "i2c", "i2c-bus")
+		isa = t.newBus(t.boardDev(pci, "PIIX3", 1<<3, "multifunction"), "", "ISA")
 		if t.cfg.VGA {
 			t.boardDev(pci, "VGA", 2<<3)
 		}
+		t.addChildren(t.boardDev(pci, "piix3-ide", 1<<3|1))
+		t.eeproms(t.newBus(t.boardDev(pci, "PIIX4_PM", 1<<3|3), "i2c", "i2c-bus"))
 	}
+	t.boardDev(t.root, "ioapic", -1)
+	hpet := t.boardDev(t.root, "hpet", -1)
+	if q35 {
+		setNum(hpet, "hpet-intcap", 0xff0104) // GSIs 2, 8, 16–23 (pc: 2 only)
+	} else {
+		setNum(hpet, "hpet-intcap", 4)
+	}
+	for i, base := range [][3]uint64{{0, 0x80, 0}, {0xc0, 0x88, 1}} {
+		dma := t.boardDev(isa, "i8257", -1)
+		setNum(dma, "base", base[0])
+		setNum(dma, "page-base", base[1])
+		setNum(dma, "dshift", base[2])
+		_ = i
+	}
+	for _, pic := range [][3]uint64{{0x20, 0x4d0, 0xf8}, {0xa0, 0x4d1, 0xde}} {
+		d := t.boardDev(isa, "isa-i8259", -1)
+		setNum(d, "iobase", pic[0])
+		setNum(d, "elcr_addr", pic[1])
+		setNum(d, "elcr_mask", pic[2])
+		d.Props["master"] = json.RawMessage(strconv.FormatBool(pic[0] == 0x20))
+	}
+	for _, typ := range []string{"mc146818rtc", "isa-pit", "isa-pcspk"} {
+		t.boardDev(isa, typ, -1)
+	}
+	if !q35 || len(t.cfg.Floppies) > 0 {
+		t.fdc(isa)
+	}
+	for _, typ := range []string{"i8042", "vmport", "vmmouse", "port92"} {
+		t.boardDev(isa, typ, -1)
+	}
+	t.boardDev(t.root, "ps2-kbd", -1)
+	t.boardDev(t.root, "ps2-mouse", -1)
+}
+
+// eeproms are smbus_eeprom_init's eight SPD EEPROMs at 0x50–0x57.
+func (t *Tree) eeproms(i2c *Bus) {
+	for a := uint64(0x50); a < 0x58; a++ {
+		setNum(t.boardDev(i2c, "smbus-eeprom", -1), "address", a)
+	}
+}
+
+func setNum(d *Device, name string, v uint64) {
+	d.Props[name] = json.RawMessage(strconv.FormatUint(v, 10))
 }
 
 // fdc is pc_superio_init's isa-fdc with its floppy bus and the board's floppy drives.
@@ -85,6 +149,10 @@ func (t *Tree) newBus(d *Device, name, typ string) *Bus {
 		}
 	}
 	b := &Bus{Name: name, Type: typ, Parent: d}
+	if typ == "IDE" {
+		b.serial = t.ideSerial
+		t.ideSerial += 2
+	}
 	d.Buses = append(d.Buses, b)
 	return b
 }
@@ -111,7 +179,9 @@ func (t *Tree) addChildren(d *Device) {
 		// hotplugged later has only its standard hotplug controller, which has no slot 0.
 		b.Hotplug, b.SHPC = propBool(d, "shpc", true), d.Hotplugged
 	case usbHosts[typ]:
-		t.newBus(d, "", "usb-bus").Hotplug = true
+		b := t.newBus(d, "", "usb-bus")
+		b.Hotplug = true
+		t.usbPorts(d, b)
 	case scsiHosts[typ]:
 		t.newBus(d, "", "SCSI").Hotplug = true
 	}

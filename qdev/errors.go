@@ -22,6 +22,8 @@ var (
 	ErrProperty = errors.New("bad device property")
 	// ErrAddress: no free PCI slot, or the one asked for is taken or not allowed.
 	ErrAddress = errors.New("bad device address")
+	// ErrNoUSB: a USB query on a machine without a USB bus.
+	ErrNoUSB = errors.New("no USB bus")
 )
 
 func errf(kind error, format string, a ...any) error { return qerror.Errorf(kind, format, a...) }

@@ -3,7 +3,6 @@ package qdev
 import (
 	"encoding/json"
 	"slices"
-	"strings"
 )
 
 // placePCI is do_pci_register_device and pci_init_multifunction: the devfn asked for
@@ -104,7 +103,7 @@ func pciBus(b *Bus) PCIBus {
 	slices.SortFunc(devs, func(x, y *Device) int { return x.Devfn - y.Devfn })
 	for _, d := range devs {
 		f := PCIFunction{Type: d.Type, ID: d.ID, Bus: b.Number, Devfn: d.Devfn, Express: d.Express(), Unplugging: d.unplugging,
-			NoMSIX: strings.HasPrefix(d.Type, "virtio-") && string(d.Props["vectors"]) == "0"}
+			NoMSIX: noMSIX(d)}
 		for _, c := range d.Buses {
 			if c.Type == "PCI" || c.Type == "PCIE" {
 				sb := pciBus(c)

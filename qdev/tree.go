@@ -32,6 +32,7 @@ type Device struct {
 	State any
 
 	unplugging bool
+	usb        *usbPort // the USB port it took
 }
 
 // Bus is a bus a device provides (or the board's main-system-bus).
@@ -44,8 +45,13 @@ type Bus struct {
 	Root    bool    // a host bridge's PCI bus
 	// SHPC: a PCI-to-PCI bridge's bus, whose standard hotplug controller has no slot 0.
 	SHPC bool
-	// Number is the PCI bus number firmware gave it (0 until then, as in QEMU; the root is 0).
+	// Number is the PCI bus number firmware gave it (0 until then, as in QEMU; the root is 0),
+	// or a USB bus's busnr (usb.go).
 	Number int
+	usb    *usbBus // a USB bus's ports
+	// serial is the drive_serial of an IDE bus's unit 0 (ide_init1 numbers the units of every
+	// IDE bus from 1, in creation order): a drive's default serial is "QM%05d" of it + unit.
+	serial int
 
 	devs []*Device // in creation order
 }
@@ -129,6 +135,9 @@ type Config struct {
 	// Floppies are the units of the board's floppy drives (-drive if=floppy), on its
 	// isa-fdc's bus; on q35 the isa-fdc exists only with one.
 	Floppies []int
+	// RAM is the machine's RAM size in bytes (q35's host bridge shows its split below and
+	// above 4 GiB).
+	RAM uint64
 	// Migrating reports an outgoing migration in progress (QEMU's !migration_is_idle):
 	// device_add and device_del are refused meanwhile. nil: never.
 	Migrating func() bool
@@ -141,17 +150,19 @@ type modelEntry struct {
 
 // Tree is the machine's device tree. Safe for concurrent use.
 type Tree struct {
-	mu     sync.Mutex
-	cfg    Config
-	root   *Bus           // main-system-bus
-	devs   []*Device      // -device and device_add devices, creation order; +checklocks:mu
-	auto   map[string]int // next automatic bus number per bus type; +checklocks:mu
-	models []modelEntry   // +checklocks:mu
+	mu        sync.Mutex
+	cfg       Config
+	root      *Bus           // main-system-bus
+	devs      []*Device      // -device and device_add devices, creation order; +checklocks:mu
+	auto      map[string]int // next automatic bus number per bus type; +checklocks:mu
+	ideSerial int            // the drive_serial the next IDE bus's unit 0 takes; +checklocks:mu
+	usbBuses  int            // the busnr of the next USB bus; +checklocks:mu
+	models    []modelEntry   // +checklocks:mu
 }
 
 // New builds the board's devices and buses for a machine type.
 func New(cfg Config) *Tree {
-	t := &Tree{cfg: cfg, auto: map[string]int{}}
+	t := &Tree{cfg: cfg, auto: map[string]int{}, ideSerial: 1}
 	t.root = &Bus{Name: "main-system-bus", Type: "System"}
 	t.board()
 	return t
@@ -233,9 +244,15 @@ func (t *Tree) Add(s Spec) (*Device, error) {
 			return nil, err
 		}
 	}
+	var hub *Device
 	if bus != nil {
 		if err := bus.place(d); err != nil {
 			return nil, err
+		}
+		if bus.usb != nil {
+			if hub, err = t.placeUSB(bus, d); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if !d.Board {
@@ -249,6 +266,9 @@ func (t *Tree) Add(s Spec) (*Device, error) {
 		}
 	}
 	t.plug(bus, d)
+	if hub != nil {
+		bus.devs = append(bus.devs, hub)
+	}
 	return d, nil
 }
 
@@ -525,6 +545,7 @@ func (t *Tree) remove(d *Device) {
 	t.unrealize(d)
 	if b := d.Bus; b != nil {
 		b.devs = slices.DeleteFunc(b.devs, func(o *Device) bool { return o == d })
+		b.releaseUSB(d)
 	}
 	t.devs = slices.DeleteFunc(t.devs, func(o *Device) bool { return o == d })
 	t.deleted(d)

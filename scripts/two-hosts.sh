@@ -25,16 +25,21 @@
 #   - its own virtlogd and libvirtd (under a child subreaper, so the emulators it daemonizes
 #     are reaped at once), libvirtd listening on qemu+tcp://$ADDR/system (auth none: the
 #     address exists only inside the two namespaces) with a host_uuid of its own.
-# Both hosts see the same $SHARED directory at the same path (shared storage), and every other
+# Both hosts see the same $SHARED directory at the same path (shared storage); each has its own
+# /var/lib/libvirt (images there are not shared: $DIR/H/lib-libvirt from outside), and every other
 # path of the machine (emulator binaries, test directories) as it is.
 #
 # Needs root, iproute2 (ip), util-linux (unshare, nsenter), libvirt-daemon-system, python3.
-# Environment: TWOHOSTS_DIR (default /run/tlcvm-two-hosts), TWOHOSTS_NET (default 10.213.0).
+# Environment: TWOHOSTS_DIR (default /run/tlcvm-two-hosts), TWOHOSTS_NET (default 10.213.0),
+# TWOHOSTS_SHARED (default /var/tmp/tlcvm-two-hosts-shared), TWOHOSTS_NS (the network
+# namespaces' prefix, default tlcvm): a second pair beside the first needs all four changed
+# (internal/libvirttest then takes /run/lock/BASENAME-OF-TWOHOSTS_DIR.lock, not the first's).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DIR=${TWOHOSTS_DIR:-/run/tlcvm-two-hosts}
 NET=${TWOHOSTS_NET:-10.213.0}
 SHARED=${TWOHOSTS_SHARED:-/var/tmp/tlcvm-two-hosts-shared}
+NS=${TWOHOSTS_NS:-tlcvm}
 HOSTS=(a b)
 MARK="# tlcvm two-hosts"
 
@@ -43,7 +48,7 @@ die() { echo "two-hosts: $*" >&2; exit 1; }
 
 addr() { [[ $1 == a ]] && echo "$NET.1" || echo "$NET.2"; }
 name() { echo "tlcvm-host-$1"; }
-ns() { echo "tlcvm-$1"; }
+ns() { echo "$NS-$1"; }
 holder() { cat "$DIR/$1/holder.pid" 2>/dev/null; }
 alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
 inhost() { local h=$1; shift; nsenter -t "$(holder "$h")" -n -m -u -- "$@"; }
@@ -181,6 +186,7 @@ env() {
 	echo "TWOHOSTS_A_URI=qemu+tcp://$(addr a)/system"
 	echo "TWOHOSTS_B_URI=qemu+tcp://$(addr b)/system"
 	echo "TWOHOSTS_SHARED=$SHARED"
+	echo "TWOHOSTS_DIR=$DIR"
 }
 
 case ${1:-} in

@@ -2,14 +2,17 @@ package tests_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -258,18 +261,35 @@ func (v *fvm) hold() {
 }
 
 // faultDest is a destination URI for one migration of the cancel tests, with a reader
-// where the transport needs one.
+// where the transport needs one. The reader takes at most destRate, and pause makes it
+// stop reading: QEMU 7.2's completion (stage 3 here) ignores max-bandwidth, so only a
+// destination that stops reading holds it.
 type faultDest struct {
-	uri  string
-	done chan struct{}
+	uri   string
+	done  chan struct{}
+	pause func()
 }
+
+// destRate bounds what a cancel test's destination reads per second: above the
+// migrations' own max-bandwidth, low enough that stage 3's burst outlasts the kernel's
+// buffers for a while after the STOP event.
+const destRate = 20 << 20
 
 // newDest opens a destination of kind exec, unix or tcp that reads and discards.
 func newDest(t *testing.T, kind, dir string, n int) faultDest {
 	t.Helper()
 	switch kind {
 	case "exec":
-		return faultDest{uri: "exec:cat >/dev/null"}
+		// A shell loop reads 64 KiB at a time and waits while the pause file exists.
+		flag := filepath.Join(dir, fmt.Sprintf("pause%d", n))
+		cmd := fmt.Sprintf("while [ $(dd bs=65536 count=1 iflag=fullblock status=none | wc -c) -gt 0 ]; "+
+			"do while [ -e %s ]; do sleep 0.01; done; done", flag)
+		t.Cleanup(func() { os.Remove(flag) })
+		return faultDest{uri: "exec:" + cmd, pause: func() {
+			if err := os.WriteFile(flag, nil, 0o644); err != nil {
+				t.Error(err)
+			}
+		}}
 	case "unix", "tcp":
 		var l net.Listener
 		var err error
@@ -279,7 +299,18 @@ func newDest(t *testing.T, kind, dir string, n int) faultDest {
 			l, err = net.Listen("unix", path)
 			uri = "unix:" + path
 		} else {
-			l, err = net.Listen("tcp", "127.0.0.1:0")
+			// A small receive buffer (inherited by the accepted socket) keeps what the
+			// kernel takes in for a paused reader small.
+			lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+				var serr error
+				if err := c.Control(func(fd uintptr) {
+					serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 64<<10)
+				}); err != nil {
+					return err
+				}
+				return serr
+			}}
+			l, err = lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 			if err == nil {
 				uri = fmt.Sprintf("tcp:127.0.0.1:%d", l.Addr().(*net.TCPAddr).Port)
 			}
@@ -287,7 +318,9 @@ func newDest(t *testing.T, kind, dir string, n int) faultDest {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := faultDest{uri: uri, done: make(chan struct{})}
+		var paused atomic.Bool
+		stop := make(chan struct{})
+		d := faultDest{uri: uri, done: make(chan struct{}), pause: func() { paused.Store(true) }}
 		go func() {
 			defer close(d.done)
 			defer l.Close()
@@ -296,9 +329,27 @@ func newDest(t *testing.T, kind, dir string, n int) faultDest {
 				return
 			}
 			defer c.Close()
-			io.Copy(io.Discard, c) //nolint:errcheck // until the source closes or aborts
+			buf := make([]byte, 64<<10)
+			start, got := time.Now(), 0
+			for {
+				for paused.Load() {
+					select {
+					case <-stop:
+						return
+					case <-time.After(10 * time.Millisecond):
+					}
+				}
+				n, err := c.Read(buf)
+				if err != nil {
+					return // the source closed or aborted
+				}
+				got += n
+				if ahead := time.Duration(float64(got)/destRate*float64(time.Second)) - time.Since(start); ahead > 0 {
+					time.Sleep(ahead)
+				}
+			}
 		}()
-		t.Cleanup(func() { l.Close(); <-d.done })
+		t.Cleanup(func() { close(stop); l.Close(); <-d.done })
 		return d
 	}
 	t.Fatalf("kind %s", kind)
@@ -412,9 +463,13 @@ func TestCheckpointCancelStages(t *testing.T) {
 				ok = false
 				for try := 0; try < attempts && !ok; try++ {
 					src.begin(16<<20, 100000)
-					src.do("migrate", map[string]any{"uri": dest().uri})
+					d := dest()
+					src.do("migrate", map[string]any{"uri": d.uri})
 					src.await("STOP", nil)
 					src.hold()
+					if !tlc {
+						d.pause() // QEMU's completion ignores max-bandwidth
+					}
 					if tlc {
 						src.await("RESUME", nil) // x-tlc: the guest runs on while stage 3 writes
 					}

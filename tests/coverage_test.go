@@ -195,10 +195,19 @@ func hmpCommands(bin, m string) ([]string, error) {
 			if err := json.Unmarshal(raw, &text); err != nil {
 				return err
 			}
+			// An entry is "name params -- help"; params may run over several lines (drive_add's
+			// "[file=file][,if=type]…" lines) before the " -- ", and help continues on lines
+			// that begin with a tab.
+			inParams := false
 			for _, l := range strings.Split(text, "\r\n") {
-				if !strings.Contains(l, " -- ") || l == "" || l[0] == ' ' || l[0] == '\t' {
+				if inParams {
+					inParams = !strings.Contains(l, " -- ")
 					continue
 				}
+				if l == "" || l[0] == ' ' || l[0] == '\t' {
+					continue
+				}
+				inParams = !strings.Contains(l, " -- ")
 				w := strings.Fields(l)
 				prefix := ""
 				if w[0] == "info" && len(w) > 1 {

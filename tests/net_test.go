@@ -1,6 +1,8 @@
 package tests_test
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -147,5 +149,50 @@ func TestNICMigration(t *testing.T) {
 	}
 	if e := string(lone.Stderr.Bytes()); !strings.Contains(e, "Unknown savevm section or instance '0000:00:03.0/e1000' 0") {
 		t.Fatalf("stderr %q", e)
+	}
+}
+
+// TestHostFwdRuntime: HMP hostfwd_add binds a real host port that accepts connections (slirp
+// closes them with no guest behind the rule), and hostfwd_remove closes it again — on QEMU
+// and on tlcvm alike.
+func TestHostFwdRuntime(t *testing.T) {
+	bins := []string{requireReference(t), requireCandidate(t)}
+	parallel(t)
+	for _, bin := range bins {
+		_, q, _ := startVM(t, bin, "-machine", "pc", "-accel", "tcg", "-m", "64", "-S", "-netdev", "user,id=u0")
+		hmp := func(line string) string {
+			m, err := q.Execute("human-monitor-command", map[string]any{"command-line": line})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, ok := m.Value.Get("return")
+			if !ok {
+				t.Fatalf("%s: %s", line, m.Raw)
+			}
+			return r.Str()
+		}
+		// a port free a moment ago; another process taking it meanwhile fails the add, not the test
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if out := hmp(fmt.Sprintf("hostfwd_add u0 tcp:127.0.0.1:%d-:22", port)); out != "" {
+			t.Skipf("%s: port %d taken meanwhile: %q", bin, port, out)
+		}
+		c, err := net.DialTimeout("tcp4", fmt.Sprintf("127.0.0.1:%d", port), harness.DefaultTimeout)
+		if err != nil {
+			t.Fatalf("%s: the forwarded port does not accept: %v", bin, err)
+		}
+		c.Close()
+		want := fmt.Sprintf("host forwarding rule for tcp:127.0.0.1:%d removed\r\n", port)
+		if out := hmp(fmt.Sprintf("hostfwd_remove u0 tcp:127.0.0.1:%d", port)); out != want {
+			t.Fatalf("%s: hostfwd_remove: %q, want %q", bin, out, want)
+		}
+		if c, err := net.DialTimeout("tcp4", fmt.Sprintf("127.0.0.1:%d", port), harness.DefaultTimeout); err == nil {
+			c.Close()
+			t.Errorf("%s: port %d still accepts after hostfwd_remove", bin, port)
+		}
 	}
 }

@@ -123,18 +123,26 @@ func benchLife(v *lv.Virsh, cfg BenchConfig, side string, d lv.Domain, i int, ad
 	add(side, "destroy", t, err)
 }
 
+// rowStep is one table row: the step's samples, the metric's text and its target.
+type rowStep struct {
+	step, metric string
+	tg           report.Target
+}
+
 // Rows turns samples into table rows: medians per side and step.
 func Rows(samples []Sample) []report.Row {
-	steps := []struct {
-		step, metric string
-		tg           report.Target
-	}{
+	return rowsFor(samples, []rowStep{
 		{"probe", "libvirt probe of a new binary (domcapabilities, s)", report.Target{Kind: report.RatioAtMost, Value: 0.2, Text: "≤ 1/5 of QEMU"}},
 		{"start", "virsh start (s)", report.Target{Kind: report.RatioAtMost, Value: 1.0 / 3, Text: "≤ 1/3 of QEMU"}},
 		{"save", "virsh save (s)", report.Target{}},
 		{"restore", "virsh restore (s)", report.Target{}},
 		{"destroy", "virsh destroy (s)", report.Target{}},
-	}
+	})
+}
+
+// rowsFor makes one row per step: the median of each side's successful samples (NaN and
+// the last error when it has none).
+func rowsFor(samples []Sample, steps []rowStep) []report.Row {
 	var rows []report.Row
 	for _, s := range steps {
 		r := report.Row{Metric: s.metric, Digits: 3, Target: s.tg, TLCVM: math.NaN(), QEMU: math.NaN()}

@@ -210,6 +210,7 @@ func oneMigration(ctx context.Context, o *MigOptions, side, mode string, sc CkSc
 	var info MigrateInfo
 	var raw json.RawMessage
 	switched := false
+	var lastTransferred int64 // QEMU's query-migrate after a cancel has no ram: the last poll's
 	for {
 		raw, err = conn.Execute("query-migrate", nil)
 		if err != nil {
@@ -218,6 +219,9 @@ func oneMigration(ctx context.Context, o *MigOptions, side, mode string, sc CkSc
 		info = MigrateInfo{}
 		if err := json.Unmarshal(raw, &info); err != nil {
 			return rec, fmt.Errorf("suite: query-migrate: %w", err)
+		}
+		if info.RAM != nil {
+			lastTransferred = info.RAM.Transferred
 		}
 		if info.Status == "completed" || info.Status == "failed" || info.Status == "cancelled" {
 			break
@@ -246,6 +250,7 @@ func oneMigration(ctx context.Context, o *MigOptions, side, mode string, sc CkSc
 	rec.WallMS = ms(time.Since(t0))
 	rec.Info, rec.Status, rec.Converged = raw, info.Status, info.Status == "completed"
 	rec.TotalMS, rec.DowntimeMS, rec.SetupMS = info.TotalTime, info.Downtime, info.SetupTime
+	rec.Transferred = lastTransferred
 	if info.RAM != nil {
 		rec.Transferred, rec.Passes = info.RAM.Transferred, info.RAM.DirtySyncCount
 	}

@@ -52,6 +52,7 @@ type vm struct {
 	chardevHP *chardevHotplug
 	objects   *objects.Registry
 	numaNodes int         // -numa nodes (numa.go)
+	numaMem   []uint64    // each node's memory (its memdev's size), by node id
 	nics      []ndEntry   // the board's NIC table (-nic, -net nic: netlegacy.go)
 	memHP     *memHotplug // the board's memory hotplug block (dimms.go)
 	vnc       []vncDisplay
@@ -160,16 +161,15 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	if err != nil {
 		return nil, failf(cfg, "", "%v", err)
 	}
+	for _, w := range p.numaWarnings {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", cfg.Prog, w)
+	}
 	v.machine = m
 	built.Store(m)
 	phase("machine")
 	if v.block, err = buildBlock(p, stderr, ev.Emit); err != nil {
 		return nil, err
 	}
-	if err := v.loadVM(); err != nil {
-		return nil, err
-	}
-
 	if err := v.buildObjects(); err != nil {
 		return nil, err
 	}
@@ -204,6 +204,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		ChardevHotplug: v.chardevHP,
 		Objects:        v.objects,
 		MemoryDevices:  v.memHP,
+		NUMA:           func() []uint64 { return v.numaMem },
 		Balloon:        hasBalloon(cfg),
 		ACPI:           hasACPI(cfg),
 		KVM:            p.kvm,
@@ -226,6 +227,9 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	v.wireDump(reg, deps)
 	cmds.Register(reg, deps)
 	cmds.RegisterEvents(reg)
+	if err := v.loadVM(deps); err != nil {
+		return nil, err
+	}
 	v.qom = deps.QOM
 	if err := v.wireQTest(); err != nil {
 		return nil, err

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"encoding/json"
+	"strconv"
+
 	"tlcvm/blockdev"
 	"tlcvm/compat"
 	"tlcvm/compat/qerror"
@@ -19,6 +22,7 @@ func (v *vm) buildDevices(emit func(string, any)) error {
 		Guest:     v.machine,
 		VGA:       cfg.VGA == "std",
 		Floppies:  v.boardFloppies(),
+		RAM:       uint64(p.mcfg.RAMSize),
 		Deleted:   func(id, path string) { emit("DEVICE_DELETED", cmds.DeviceDeletedData{Device: id, Path: path}) },
 		Migrating: func() bool { return v.migration != nil && !v.migration.Idle() },
 	})
@@ -117,7 +121,28 @@ func (m diskModel) Realize(d *qdev.Device) error {
 		return errDriveNotSet
 	}
 	d.State = dev
+	setGeometry(d, dev)
 	return nil
+}
+
+// setGeometry is blkconf_geometry: a disk given no geometry gets hd_geometry_guess's, which
+// qom-get and info qtree then show (ide-hd also its BIOS translation).
+func setGeometry(d *qdev.Device, dev *blockdev.Device) {
+	if d.Type != "ide-hd" && d.Type != "scsi-hd" && d.Type != "virtio-blk-pci" {
+		return
+	}
+	for _, p := range []string{"cyls", "heads", "secs"} {
+		if v, ok := d.Prop(p); ok && string(v) != "0" {
+			return
+		}
+	}
+	g := blockdev.GuessGeometry(dev.Backend.Size())
+	d.Props["cyls"] = json.RawMessage(strconv.Itoa(g.Cyls))
+	d.Props["heads"] = json.RawMessage(strconv.Itoa(g.Heads))
+	d.Props["secs"] = json.RawMessage(strconv.Itoa(g.Secs))
+	if _, ok := d.Prop("bios-chs-trans"); !ok && d.Type == "ide-hd" {
+		d.Props["bios-chs-trans"], _ = json.Marshal(g.Trans)
+	}
 }
 
 func (m diskModel) Unrealize(d *qdev.Device) {

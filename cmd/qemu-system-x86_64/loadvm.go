@@ -1,11 +1,13 @@
 package main
 
-// loadVM is -loadvm NAME (QEMU's load_snapshot at start-up, its errors fatal): the block
-// layer's checks, with QEMU's texts. A snapshot that passes them holds a VM state tlcvm
-// cannot load (QEMU saved it, or a disk-only snapshot was refused above; tlcvm has no
-// savevm), which QEMU too reports as "Error -22 while loading VM state" when a VM state
-// does not match the machine.
-func (v *vm) loadVM() error {
+import "tlcvm/qmp/cmds"
+
+// loadVM is -loadvm NAME: QEMU's load_snapshot once the devices exist (its errors fatal,
+// after any device error), the same operation as HMP loadvm (cmds.LoadSnapshot): the
+// disks go back to the snapshot and its VM state is loaded into the machine, which has
+// not run yet; -S keeps it there (libvirt reverts a domain to an internal snapshot by
+// starting it with -loadvm and -S, then cont).
+func (v *vm) loadVM(deps *cmds.Deps) error {
 	cfg := v.plan.cfg
 	if cfg.LoadVM == "" {
 		return nil
@@ -13,8 +15,8 @@ func (v *vm) loadVM() error {
 	if v.block == nil {
 		return failf(cfg, "", "no block device can store vmstate for snapshot")
 	}
-	if _, err := v.block.CheckLoadVM(cfg.LoadVM); err != nil {
+	if err := cmds.LoadSnapshot(deps, cfg.LoadVM); err != nil {
 		return failf(cfg, "", "%v", err)
 	}
-	return failf(cfg, "", "Error -22 while loading VM state")
+	return nil
 }

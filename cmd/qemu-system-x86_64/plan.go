@@ -20,6 +20,8 @@ type plan struct {
 	cfg     *compat.Config
 	machine catalog.Machine
 	mcfg    machine.Config // Serial, Log and Events are filled by build
+	// numaWarnings are machine_numa_finish_cpu_init's, printed when the machine is made.
+	numaWarnings []string
 	// serialChardev is the chardev id of serial port 0 ("" when none).
 	serialChardev string
 	// kvm: the accelerator chosen is KVM (see chooseAccel); warnings go to stderr at start.
@@ -149,6 +151,9 @@ func prepare(cfg *compat.Config) (*plan, error) {
 		p.mcfg.CPUs, p.mcfg.MaxCPUs = 0, 0
 	} else {
 		p.mcfg.Display = displayModel(cfg)
+	}
+	if p.mcfg.CPUNodes, p.numaWarnings, err = numaCPUNodes(cfg, p.mcfg); err != nil {
+		return nil, err
 	}
 	p.serialChardev = serialChardev(cfg)
 	for _, o := range append(slices.Clone(cfg.Nics), cfg.Nets...) {

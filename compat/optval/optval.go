@@ -16,6 +16,7 @@
 //	ParseNumber     parse_option_number                … with "Parameter 'x' expects a number"
 //	ParseSize       parse_option_size                  … with "… a non-negative number below 2^64" and hint
 //	ID              id_wellformed                      a letter, then letters, digits, '-', '.', '_'
+//	SizeString      size_to_str                        (the other way) 4096 → "4 KiB", 0 → "0 B"
 //
 // The scanning functions fail as QEMU's do, with syscall.EINVAL (no number, junk after it)
 // or syscall.ERANGE (does not fit), so qerror.Errno renders them as QEMU's error_setg_errno
@@ -351,4 +352,14 @@ func digit(c byte) int {
 		return int(c-'A') + 10
 	}
 	return 36
+}
+
+// SizeString is QEMU's size_to_str (util/cutils.c), a size as info qtree, info block and
+// qemu-img print it: three significant digits and a binary unit, switching to the next unit
+// from 1000 of this one ("512 B", "0.977 KiB", "2 GiB", "16 EiB").
+func SizeString(v uint64) string {
+	suffixes := []string{"", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"}
+	_, e := math.Frexp(float64(v) / (1000.0 / 1024.0))
+	i := min(max((e-1)/10, 0), len(suffixes)-1)
+	return strconv.FormatFloat(float64(v)/float64(uint64(1)<<(10*i)), 'g', 3, 64) + " " + suffixes[i] + "B"
 }

@@ -179,3 +179,19 @@ func TestID(t *testing.T) {
 		}
 	}
 }
+
+// size_to_str's texts, as info qtree prints them for QEMU 7.2's size properties.
+func TestSizeString(t *testing.T) {
+	for _, c := range []struct {
+		v    uint64
+		want string
+	}{
+		{0, "0 B"}, {512, "512 B"}, {4096, "4 KiB"}, {134217728, "128 MiB"},
+		{2147483648, "2 GiB"}, {34359738368, "32 GiB"}, {4294967295, "4 GiB"},
+		{18446744073709551615, "16 EiB"}, {1000, "0.977 KiB"}, {1536, "1.5 KiB"},
+	} {
+		if got := optval.SizeString(c.v); got != c.want {
+			t.Errorf("SizeString(%d) = %q, want %q", c.v, got, c.want)
+		}
+	}
+}

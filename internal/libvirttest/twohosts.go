@@ -21,6 +21,8 @@ type TwoHosts struct {
 	// AAddr, BAddr are the hosts' addresses; AURI, BURI their qemu+tcp:// URIs; Shared is
 	// the directory both see at the same path.
 	AAddr, BAddr, AURI, BURI, Shared string
+	// Dir holds the hosts' private files (TWOHOSTS_DIR).
+	Dir string
 
 	started bool
 	unlock  func()
@@ -31,9 +33,15 @@ type TwoHosts struct {
 const TwoHostsLockPath = "/run/lock/tlcvm-two-hosts.lock"
 
 // StartTwoHosts takes the bed's lock, starts it unless it is up (then Stop leaves it up),
-// and reads its facts.
+// and reads its facts. A bed of its own (TWOHOSTS_DIR set, as the script reads it) has its
+// own lock, /run/lock/BASENAME.lock (the script's start and stop hold TWOHOSTS_DIR.lock):
+// it shares nothing with the default one.
 func StartTwoHosts(script string) (*TwoHosts, error) {
-	unlock, err := lockFile(TwoHostsLockPath)
+	lock := TwoHostsLockPath
+	if dir := os.Getenv("TWOHOSTS_DIR"); dir != "" {
+		lock = filepath.Join(filepath.Dir(TwoHostsLockPath), filepath.Base(dir)+".lock")
+	}
+	unlock, err := lockFile(lock)
 	if err != nil {
 		return nil, err
 	}
@@ -58,6 +66,7 @@ func StartTwoHosts(script string) (*TwoHosts, error) {
 	}
 	h.AAddr, h.BAddr = env["TWOHOSTS_A_ADDR"], env["TWOHOSTS_B_ADDR"]
 	h.AURI, h.BURI, h.Shared = env["TWOHOSTS_A_URI"], env["TWOHOSTS_B_URI"], env["TWOHOSTS_SHARED"]
+	h.Dir = env["TWOHOSTS_DIR"]
 	h.A = &Virsh{Bin: script, Prefix: []string{"exec", "a", "virsh"}, Timeout: 180 * time.Second}
 	h.B = &Virsh{Bin: script, Prefix: []string{"exec", "b", "virsh"}, Timeout: 180 * time.Second}
 	return h, nil
@@ -93,6 +102,19 @@ func (h *TwoHosts) Link(up bool) error {
 		return fmt.Errorf("%s link %s: %v\n%s", h.Script, state, err, out)
 	}
 	return nil
+}
+
+// Images is the directory of host-private images: /var/lib/libvirt/images inside each host.
+const Images = "/var/lib/libvirt/images"
+
+// HostPath is where path p under host's private /var/lib/libvirt (Images and the rest) is
+// seen from outside the hosts.
+func (h *TwoHosts) HostPath(host, p string) string {
+	rel, err := filepath.Rel("/var/lib/libvirt", p)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return p
+	}
+	return filepath.Join(h.Dir, host, "lib-libvirt", rel)
 }
 
 // Host returns the Virsh of host "a" or "b".

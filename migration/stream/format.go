@@ -69,8 +69,8 @@ const (
 	MaxStateSize      = 16 << 20 // one device section's state
 	MaxVMDescSize     = 4 << 20  // the JSON after EOF (the analyser reads the last 10 MiB)
 	maxBlockSize      = 1 << 46  // 64 TiB: more than any guest; keeps sums far from overflow
-	writeBufferSize   = 256 << 10
-	readBufferSize    = 256 << 10
+	writeBufferSize   = 1 << 20  // whole buffers go to the channel in one write (transport copies none)
+	readBufferSize    = 1 << 20
 	initialReadBuffer = 16 << 10
 )
 

@@ -167,7 +167,11 @@ func (r *Reader) ensure(n int) error {
 	if r.w-r.r >= n {
 		return nil
 	}
-	if len(r.buf)-r.r < n {
+	// Compact (and grow) when n does not fit, or when less than half the buffer is free
+	// behind w: what is left to consume is then less than n bytes, cheap to move, and the
+	// read below asks for at least half a buffer, large enough for the channel to hand it
+	// over without copying it through a buffer of its own.
+	if len(r.buf)-r.r < n || len(r.buf)-r.w < len(r.buf)/2 {
 		r.crc = crc32.Update(r.crc, castagnoli, r.buf[r.crcPos:r.r])
 		if len(r.buf) < readBufferSize {
 			// Start small (a short stream costs little), double up to readBufferSize.

@@ -36,10 +36,13 @@
 //
 // # Data path
 //
-//	stream.Writer ──> bufio 1 MiB ──> pipe (1 MiB, F_SETPIPE_SZ) ──> sh -c CMD
-//	                              └──> fd / file / socket
-//	sh -c CMD ──> pipe (1 MiB) ──> bufio 1 MiB ──> stream.Reader
-//	fd / file / socket ──────────┘
+//	stream.Writer ──(1 MiB writes)──> pipe (1 MiB, F_SETPIPE_SZ) ──> sh -c CMD
+//	     (writes under 64 KiB: bufio 1 MiB) └──> fd / file / socket
+//	sh -c CMD ──> pipe (1 MiB) ──(reads ≥ 512 KiB)──> stream.Reader
+//	fd / file / socket ──────────┘   (smaller reads: bufio 64 KiB)
+//
+// Every byte is copied once in user space on each side (into the stream writer's buffer;
+// out of the stream reader's into guest RAM): the buffers here serve only small pieces.
 //
 // # Life of an outgoing channel
 //

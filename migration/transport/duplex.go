@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-	"time"
 )
 
 // Channels in both directions and more than one channel per migration:
@@ -100,15 +99,30 @@ func (w *rpWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Expect tells an incoming tcp:/unix: source that n multifd channels will come besides
-// the main channel (call before Accept): connections are then sorted by their first four
-// bytes. Without it the first connection is the main channel and the listener closes.
-func Expect(s Source, n int) {
+// Expect tells an incoming tcp:/unix: source that multifd channels will come besides the
+// main channel (call before Accept): connections are then sorted by their first four
+// bytes. n gives their number when the first connection arrives, as QEMU reads
+// multifd-channels then (a migrate-set-parameters after migrate-incoming counts); Channels
+// says what it was. Without Expect the first connection is the main channel and the
+// listener closes.
+func Expect(s Source, n func() int) {
 	if src, ok := s.(*source); ok {
 		src.mu.Lock()
-		src.channels = n
+		src.channelsFn = n
 		src.mu.Unlock()
 	}
+}
+
+// Channels is the number of multifd channels s sorts (Expect), fixed when its first
+// connection arrived; 0 before that or without Expect.
+func Channels(s Source) int {
+	src, ok := s.(*source)
+	if !ok {
+		return 0
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	return src.channels
 }
 
 // AcceptChannel blocks until the next multifd channel of s has connected (Expect) and
@@ -148,8 +162,9 @@ func (s *source) startSorting() {
 // goroutine so that a connection whose first bytes are late holds up no other.
 func (s *source) sort() {
 	s.mu.Lock()
-	ln, want := s.ln, s.channels
+	ln, wantFn := s.ln, s.channelsFn
 	s.mu.Unlock()
+	want := -1 // read at the first connection
 	defer func() {
 		ln.Close() //nolint:errcheck // done listening
 		s.mu.Lock()
@@ -180,6 +195,12 @@ func (s *source) sort() {
 	for !gotMain || got < want {
 		select {
 		case c := <-accepted:
+			if want < 0 {
+				want = wantFn()
+				s.mu.Lock()
+				s.channels = want
+				s.mu.Unlock()
+			}
 			go func() { kinds <- s.classify(c) }()
 		case isMain := <-kinds:
 			if isMain {
@@ -204,9 +225,11 @@ func (s *source) sort() {
 }
 
 // classify peeks at the first four bytes of c and hands it over as the main channel
-// (true) or a multifd channel. A connection that says nothing for sortWait is taken as
-// the main channel (QEMU's main channel speaks first once connected) unless the main
-// channel is already there: then it is a multifd channel.
+// (true) or a multifd channel: 0x11223344 is a multifd channel, anything else the main
+// channel unless the main channel is already there (then its init packet's check says what
+// it is). It waits for those bytes however late they come (a busy host), but never hands c
+// over while the peek still reads it: a reader shared by the peek and the load lost bytes
+// to one or the other, and the load hung (TestMultifd). Closing the source ends the wait.
 func (s *source) classify(c net.Conn) bool {
 	r := newReader(c, "socket", nil, s.log)
 	multifd := make(chan bool, 1)
@@ -214,31 +237,29 @@ func (s *source) classify(c net.Conn) bool {
 		head, err := r.br.Peek(4)
 		multifd <- err == nil && binary.BigEndian.Uint32(head) == multifdMagic
 	}()
+	var m bool
 	select {
-	case m := <-multifd:
-		if m {
-			s.extra <- sorted{r: r}
-			return false
-		}
-	case <-time.After(sortWait):
+	case m = <-multifd:
+	case <-s.closed:
+		c.Close() //nolint:errcheck // the migration is over; the peek returns
+		<-multifd
+		return false
 	}
-	s.mainOnce.Do(func() {
-		s.log.Debug().Str("uri", s.uri).Str("peer", c.RemoteAddr().String()).Msg("migration connection accepted")
-		s.main <- sorted{r: r}
-		r = nil
-	})
-	if r != nil {
-		// The main channel is taken: only multifd channels come after it. One whose first
-		// bytes were late (a busy host) is handed over all the same; its init packet's
-		// check says what it is. Closing it lost a channel and hung the load.
+	if m {
 		s.extra <- sorted{r: r}
 		return false
 	}
-	return true
+	isMain := false
+	s.mainOnce.Do(func() {
+		s.log.Debug().Str("uri", s.uri).Str("peer", c.RemoteAddr().String()).Msg("migration connection accepted")
+		s.main <- sorted{r: r}
+		isMain = true
+	})
+	if !isMain {
+		s.extra <- sorted{r: r}
+	}
+	return isMain
 }
-
-// sortWait bounds the wait for a connection's first bytes while sorting.
-const sortWait = 5 * time.Second
 
 // Flush pushes what w (from Open) has buffered to its channel without closing it: a
 // source with a return path keeps the channel open until the destination's SHUT.

@@ -139,7 +139,7 @@ func TestChannels(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	transport.Expect(src, 2)
+	transport.Expect(src, func() int { return 2 })
 	send := func(head []byte) {
 		w, err := transport.Open(src.URI(), transport.Env{})
 		if err != nil {

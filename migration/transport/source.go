@@ -106,7 +106,8 @@ type source struct {
 	closed   chan struct{}
 	isClosed bool
 
-	channels    int         // multifd channels expected besides the main one (Expect)
+	channelsFn  func() int  // multifd channels expected besides the main one (Expect)
+	channels    int         // channelsFn's answer at the first connection (Channels)
 	sortOnce    sync.Once   // starts sort (duplex.go)
 	mainOnce    sync.Once   // one connection becomes the main channel
 	main, extra chan sorted // what sort accepted: the main channel, multifd channels
@@ -126,7 +127,7 @@ func (s *source) Accept() (io.ReadCloser, error) {
 		s.mu.Unlock()
 		return r, nil
 	}
-	ln, sortConns := s.ln, s.channels > 0
+	ln, sortConns := s.ln, s.channelsFn != nil
 	s.mu.Unlock()
 	if sortConns {
 		s.startSorting()
@@ -189,7 +190,7 @@ type reader struct {
 }
 
 func newReader(raw io.ReadCloser, kind string, cmd *command, log zerolog.Logger) *reader {
-	return &reader{kind: kind, raw: raw, br: bufio.NewReaderSize(raw, bufferSize), cmd: cmd, log: log}
+	return &reader{kind: kind, raw: raw, br: bufio.NewReaderSize(raw, readBufferSize), cmd: cmd, log: log}
 }
 
 func (r *reader) Read(p []byte) (int, error) {

@@ -9,14 +9,26 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 )
 
-// bufferSize is the buffer between the stream writer and the channel (and on the
-// incoming side between the channel and the stream reader): large enough that a channel
-// sees few, big system calls.
-const bufferSize = 1 << 20
+// bufferSize is the buffer between the stream writer and the channel: large enough that a
+// channel sees few, big system calls when it is written in small pieces. A write of at
+// least directSize with nothing buffered goes to the channel as it is (the stream writer
+// hands over whole 1 MiB buffers: copying them once more cost a memory pass per byte).
+const (
+	bufferSize = 1 << 20
+	directSize = 64 << 10
+)
+
+// readBufferSize is the buffer between an incoming channel and the stream reader. The
+// reader asks for at least half its own 1 MiB buffer at a time, so bufio.Reader reads
+// those straight into it (a read at least as large as bufio's buffer bypasses it); the
+// buffer serves the small reads (the first bytes, Peek).
+const readBufferSize = 64 << 10
 
 // Env is what a transport needs from its surroundings.
 type Env struct {
@@ -167,6 +179,8 @@ type writer struct {
 	closeOnce sync.Once
 	closeErr  error
 	closed    bool // set under ioMu by Close: later Writes fail
+	// writeFailed is set under ioMu when a Write failed: Close's error then explains it.
+	writeFailed bool
 }
 
 var _ io.WriteCloser = (*writer)(nil)
@@ -187,8 +201,15 @@ func (w *writer) Write(p []byte) (int, error) {
 	if err := w.wait(); err != nil {
 		return 0, err
 	}
-	n, err := w.bw.Write(p)
+	var n int
+	var err error
+	if len(p) >= directSize && w.bw.Buffered() == 0 {
+		n, err = w.raw.Write(p)
+	} else {
+		n, err = w.bw.Write(p)
+	}
 	if err != nil {
+		w.writeFailed = true
 		return n, w.writeErr(err)
 	}
 	return n, nil
@@ -252,6 +273,11 @@ func (w *writer) finish() error {
 		return err
 	}
 	err := w.bw.Flush()
+	// Every Write succeeded, and the command took the stream (or the flush found it gone):
+	// did it read the stream? A stream smaller than the pipe is accepted whole even by a
+	// command that never reads.
+	brokenAtClose := err != nil && isEPIPE(err) && !w.writeFailed
+	unread := err == nil && w.cmd != nil && !w.writeFailed && w.drained() > 0
 	if err != nil {
 		err = w.writeErr(err)
 	}
@@ -261,7 +287,11 @@ func (w *writer) finish() error {
 	if w.cmd != nil {
 		if w.aborted.Load() {
 			w.cmd.kill()
-		} else if cerr := w.cmd.wait(); cerr != nil && (err == nil || isEPIPE(err)) {
+		} else if cerr := w.cmd.wait(); cerr != nil && (unread || brokenAtClose) {
+			// It exited without reading what was written: QEMU's write (its pipe is
+			// smaller than any RAM stream) fails with EPIPE, and QEMU says only that.
+			err = w.writeErr(syscall.EPIPE)
+		} else if cerr != nil && (err == nil || isEPIPE(err)) {
 			// The command's own failure explains a broken pipe better than EPIPE does.
 			err = cerr
 		}
@@ -270,6 +300,34 @@ func (w *writer) finish() error {
 		err = w.abortedErr()
 	}
 	return err
+}
+
+// drained waits, once everything is written to an exec'd command's pipe, until the command
+// has read it all or exited, and returns the bytes it left unread (0 when it cannot tell).
+func (w *writer) drained() int {
+	f, ok := w.raw.(*os.File)
+	if !ok {
+		return 0
+	}
+	inPipe := func() int {
+		n, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCINQ) // FIONREAD: bytes in the pipe
+		if err != nil || w.aborted.Load() {
+			return 0
+		}
+		return n
+	}
+	for pause := 100 * time.Microsecond; ; pause = min(2*pause, 10*time.Millisecond) {
+		if inPipe() == 0 {
+			return 0
+		}
+		select {
+		case <-w.cmd.done:
+			return inPipe() // what it left: it may have read the rest since the look above
+		case <-w.abortCh:
+			return 0
+		case <-time.After(pause):
+		}
+	}
 }
 
 // Abort drops unflushed data and ends the channel; safe to call from any goroutine, at

@@ -80,7 +80,8 @@ func (BlockdevOptions) UnionTag() string { return "driver" }
 // UnionVariants implements qmp.Union.
 func (BlockdevOptions) UnionVariants() map[string]any {
 	return map[string]any{"file": BlockdevOptionsFile{}, "host_device": BlockdevOptionsFile{},
-		"raw": BlockdevOptionsRaw{}, "qcow2": BlockdevOptionsQcow2{}, "blkdebug": BlockdevOptionsBlkdebug{}}
+		"raw": BlockdevOptionsRaw{}, "qcow2": BlockdevOptionsQcow2{}, "blkdebug": BlockdevOptionsBlkdebug{},
+		"nbd": BlockdevOptionsNbd{}}
 }
 
 // BlockdevRef is QAPI's alternate of inline BlockdevOptions or a node name.
@@ -176,6 +177,8 @@ func BlockOptions(o *BlockdevOptions) *blockdev.Options {
 		out.File = conv(v.File)
 	case *BlockdevOptionsBlkdebug:
 		out.Blkdebug = blkdebugOptions(v, conv)
+	case *BlockdevOptionsNbd:
+		out.NBD = nbdOptions(v)
 	case *BlockdevOptionsQcow2:
 		out.File = conv(v.File)
 		if b := v.Backing; b != nil {
@@ -471,6 +474,12 @@ func transaction(g nodeGraph, a *TransactionArgs) error {
 			}
 			s := v.(*BlockdevSnapshotArgs)
 			x = &blockdev.SnapshotAction{Node: s.Node, Overlay: s.Overlay}
+		case "blockdev-snapshot-sync":
+			v, err := qmp.DecodeArgsAt(act.Data, &BlockdevSnapshotSyncArgs{}, path)
+			if err != nil {
+				return err
+			}
+			x = v.(*BlockdevSnapshotSyncArgs).Action()
 		case "blockdev-backup":
 			v, err := qmp.DecodeArgsAt(act.Data, &BlockdevBackupArgs{}, path)
 			if err != nil {

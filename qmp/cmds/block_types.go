@@ -176,6 +176,10 @@ func imageInfo(n *blockdev.Node, skipImplicit bool) ImageInfo {
 	actual := n.ActualSize()
 	dirty := false
 	info := ImageInfo{Filename: n.Filename(), Format: n.Driver, DirtyFlag: &dirty, ActualSize: &actual, VirtualSize: n.Size()}
+	if !n.ActualSizeKnown() {
+		// Over nbd QEMU has neither an allocated file size nor bdrv_get_info.
+		info.ActualSize, info.DirtyFlag = nil, nil
+	}
 	if cs, ok := n.ClusterSize(); ok {
 		info.ClusterSize = &cs
 	}

@@ -61,12 +61,15 @@ type Deps struct {
 	// MemoryDevices is the board's memory hotplug block (pc-dimm); nil: no memory device
 	// commands, plugged-memory 0.
 	MemoryDevices MemoryDevices
-	Balloon       bool                // a virtio-balloon device exists (-device)
-	ACPI          bool                // the board has ACPI (not -machine acpi=off, -no-acpi)
-	KVM           bool                // the accelerator chosen is KVM (query-kvm "enabled")
-	Migration     MigrationEngine     // nil: the migration commands are not registered
-	Block         BlockLayer          // nil: the block commands are not registered
-	VNC           func() []VNCDisplay // the -vnc displays; nil: none
+	// NUMA gives each -numa node's memory (its memdev's size), by node id; nil or empty
+	// without NUMA.
+	NUMA      func() []uint64
+	Balloon   bool                // a virtio-balloon device exists (-device)
+	ACPI      bool                // the board has ACPI (not -machine acpi=off, -no-acpi)
+	KVM       bool                // the accelerator chosen is KVM (query-kvm "enabled")
+	Migration MigrationEngine     // nil: the migration commands are not registered
+	Block     BlockLayer          // nil: the block commands are not registered
+	VNC       func() []VNCDisplay // the -vnc displays; nil: none
 	// VNCAddClient serves a connected client on the first -vnc display (add_client);
 	// false when there is none listening. nil: no display.
 	VNCAddClient func(net.Conn) bool
@@ -150,8 +153,16 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerTrace(r, d)
 	registerAnnounce(r, d)
 	registerUserNet(r, d)
+	registerQtree(r, d)
+	registerUSB(r, d)
+	registerHostFwd(r, d)
+	registerNUMA(r, d)
+	registerSnapshotSync(r, d)
+	registerDriveDel(r, d)
+	registerDriveAdd(r, d)
 	r.Register(internalCommands(d)...)
 	r.Register(snapshotCommands(d)...)
+	r.Register(internalSnapshotCommands(d)...)
 	if d.Human != nil {
 		registerHuman(r, d)
 	}

@@ -1,6 +1,9 @@
 package cmds
 
 import (
+	"slices"
+
+	"tlcvm/input"
 	"tlcvm/qdev"
 	"tlcvm/qmp"
 )
@@ -115,31 +118,71 @@ var inputDevices = map[string]inputDevice{
 // q35: the board's PS/2 keyboard and mouse (id 2, QEMU's "QEMU PS/2 Mouse") come first.
 const firstDeviceHandler = 3
 
-// mice is qmp_query_mice. QEMU keeps its handlers in a list where the last activated comes
-// first and the others in registration order, and builds the reply by prepending, so the
-// reply is that list reversed. The PS/2 mouse is active from reset (it is the "current"
-// one) and stays so: tlcvm's guest drives no USB or virtio input device, so none of them
-// ever activates its handler.
-func mice(ps2 bool, devs []*qdev.Device) []MouseInfo {
-	out := []MouseInfo{}
+// MouseSetArgs is HMP mouse_set's argument, the handler's index.
+type MouseSetArgs struct {
+	Index int64 `json:"index"`
+}
+
+// inputHandler is one handler of QEMU's input layer, with its id.
+type inputHandler struct {
+	id int64
+	inputDevice
+}
+
+// inputHandlers is QEMU's handler list: the board's PS/2 keyboard (1) and mouse (2), then
+// the devices' handlers in registration order, each activated one moved to the head (the
+// PS/2 mouse at reset, then those mouse_set named, in that order).
+func inputHandlers(ps2 bool, devs []*qdev.Device, activated []int64) []inputHandler {
+	var hs []inputHandler
 	if ps2 {
-		out = append(out, MouseInfo{Index: 2, Name: "QEMU PS/2 Mouse", Current: true})
+		hs = append(hs, inputHandler{1, inputDevice{name: "QEMU PS/2 Keyboard"}},
+			inputHandler{2, inputDevice{name: "QEMU PS/2 Mouse", pointer: true}})
+		activated = append([]int64{2}, activated...)
 	}
 	id := int64(firstDeviceHandler)
 	for _, d := range devs {
-		in, ok := inputDevices[d.Type]
-		if !ok {
+		if in, ok := inputDevices[d.Type]; ok {
+			hs = append(hs, inputHandler{id, in})
+			id++
+		}
+	}
+	for _, a := range activated {
+		if i := slices.IndexFunc(hs, func(h inputHandler) bool { return h.id == a }); i >= 0 {
+			h := hs[i]
+			hs = slices.Insert(slices.Delete(hs, i, i+1), 0, h)
+		}
+	}
+	return hs
+}
+
+// mice is qmp_query_mice: the pointers of the handler list, the first one current, built by
+// prepending (so the reply is the list reversed).
+func mice(hs []inputHandler) []MouseInfo {
+	out := []MouseInfo{}
+	current := true
+	for _, h := range hs {
+		if h.pointer {
+			out = append(out, MouseInfo{Index: h.id, Name: h.name, Absolute: h.absolute, Current: current})
+			current = false
+		}
+	}
+	slices.Reverse(out)
+	return out
+}
+
+// mouseSet is qemu_mouse_set (HMP mouse_set).
+func mouseSet(hs []inputHandler, index int64, in *input.Router) error {
+	for _, h := range hs {
+		if h.id != index {
 			continue
 		}
-		if in.pointer {
-			out = append(out, MouseInfo{Index: id, Name: in.name, Absolute: in.absolute})
+		if !h.pointer {
+			return qmp.GenericError("Input device '%s' is not a mouse", h.name)
 		}
-		id++
+		in.ActivatePointer(index)
+		return nil
 	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	return out
+	return qmp.GenericError("Mouse at index '%d' not found", index)
 }
 
 // displayOptions is qmp_query_display_options: the -display options given (type "none"
@@ -169,12 +212,23 @@ func registerDisplayInfo(r *qmp.Registry, d *Deps) {
 				return nil, qmp.GenericError("This machine doesn't have a FDT")
 			}},
 	)
+	handlers := func() []inputHandler {
+		var devs []*qdev.Device
+		if d.Devices != nil {
+			devs = d.Devices.Peripherals()
+		}
+		var act []int64
+		if d.Input != nil {
+			act = d.Input.PointerActivations()
+		}
+		return inputHandlers(d.MachineType != "none", devs, act)
+	}
 	r.Register(qmp.Command{Name: "query-mice", Returns: []MouseInfo{},
-		Run: func(*qmp.Call) (any, error) {
-			var devs []*qdev.Device
-			if d.Devices != nil {
-				devs = d.Devices.Peripherals()
-			}
-			return mice(d.MachineType != "none", devs), nil
-		}})
+		Run: func(*qmp.Call) (any, error) { return mice(handlers()), nil }})
+	if d.Input != nil {
+		r.Register(qmp.Command{Name: "x-tlcvm-mouse-set", Internal: true, Args: &MouseSetArgs{},
+			Run: func(c *qmp.Call) (any, error) {
+				return nil, mouseSet(handlers(), c.Args.(*MouseSetArgs).Index, d.Input)
+			}})
+	}
 }

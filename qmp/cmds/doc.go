@@ -38,6 +38,11 @@
 //	                                    Capabilities SetParams Params Incoming
 //	switchover          migration_      Continue StartPostcopy Pause Recover      *migration.Engine
 //	                    switchover.go
+//	vmSnapshotter       snapshot_       Check/Has/Create/Goto/DeleteSnapshot      *blockdev.Graph
+//	                    internal.go     VMStateNode SnapshotDevice StartJob
+//	                                    DeleteDeviceSnapshot
+//	vmStateStore        snapshot_       SaveVM LoadVM                             *migration.Engine
+//	                    internal.go
 //
 // Deps holds their unions (BlockLayer, MigrationEngine, NBDServer: layers.go), which the
 // composition root fills with the real types; each registerX takes its group's interface

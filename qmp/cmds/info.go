@@ -96,6 +96,9 @@ func props(p machine.CPUProps) CpuInstanceProperties {
 	if p.HasDie {
 		out.DieID = v(p.DieID)
 	}
+	if p.NodeID >= 0 {
+		out.NodeID = v(p.NodeID)
+	}
 	return out
 }
 

@@ -25,6 +25,9 @@ type BlockLayer interface {
 	jobStarter
 	exportNodes
 	ioStatusResetter
+	vmSnapshotter
+	snapshotSyncer
+	legacyDrives
 }
 
 // MigrationEngine is what the migration and switchover handlers need of the migration
@@ -32,6 +35,7 @@ type BlockLayer interface {
 type MigrationEngine interface {
 	migrator
 	switchover
+	vmStateStore
 }
 
 // NBDServer is what the NBD server and block export handlers need of the NBD server

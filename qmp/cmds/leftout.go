@@ -28,19 +28,6 @@ var LeftOutCommands = []LeftOut{
 	// Implemented on branches not merged yet.
 
 	// Not yet: these have a meaning here and are still to be written.
-	{Names: []string{"snapshot-save", "snapshot-load", "snapshot-delete",
-		"blockdev-snapshot-internal-sync", "blockdev-snapshot-delete-internal-sync"},
-		Reason: "not yet: internal snapshots (a qcow2 snapshot table written, and the VM state " +
-			"saved into the image as savevm does) are not implemented; `info snapshots` and " +
-			"`qemu-img snapshot -l` list the snapshots an image already has"},
-	{Names: []string{"blockdev-snapshot-sync"},
-		Reason: "not yet: the overlay creation of the legacy external snapshot; libvirt 9.0 " +
-			"uses blockdev-create, blockdev-add and blockdev-snapshot instead, which tlcvm implements"},
-	{Names: []string{"x-query-numa"},
-		Reason: "not yet: NUMA nodes are checked and counted, but their CPU assignment is not " +
-			"modelled (query-cpus-fast has no node-id either)"},
-	{Names: []string{"x-query-usb"},
-		Reason: "not yet: USB devices plug into their buses but have no port, speed or address"},
 	{Names: []string{"x-query-ramblock", "x-query-roms"},
 		Reason: "tlcvm loads no firmware or option ROMs: the ROM blocks QEMU lists beside pc.ram " +
 			"(pc.bios, pc.rom, the ACPI table blobs, kvmvapic.bin) do not exist"},

@@ -2,6 +2,7 @@ package cmds
 
 import (
 	"encoding/json"
+	"slices"
 
 	"tlcvm/machine/catalog"
 	"tlcvm/qdev"
@@ -107,11 +108,16 @@ const (
 
 // pciIdentity is a function's identity: the board's, or the catalogue's for its type and
 // its place (behind a PCIe port or not). ok is false for types QEMU could not show bare.
+// A virtio device set to vectors=0 (f.NoMSIX) has no MSI-X table BAR (BAR 1).
 func pciIdentity(f qdev.PCIFunction) (catalog.PCIIdentity, bool) {
-	if id, ok := boardPCI[f.Type]; ok {
-		return id, true
+	id, ok := boardPCI[f.Type]
+	if !ok {
+		id, ok = catalog.PCIModel(f.Type, f.Express)
 	}
-	return catalog.PCIModel(f.Type, f.Express)
+	if ok && f.NoMSIX {
+		id.BARs = slices.DeleteFunc(slices.Clone(id.BARs), func(b catalog.PCIBar) bool { return b.N == 1 })
+	}
+	return id, ok
 }
 
 func pciDevices(b qdev.PCIBus) []PciDeviceInfo {
@@ -134,9 +140,6 @@ func pciDevices(b qdev.PCIBus) []PciDeviceInfo {
 			d.IRQ = &zero
 		}
 		for _, b := range m.BARs {
-			if f.NoMSIX && b.N == 1 {
-				continue // virtio-pci's MSI-X BAR exists only with vectors
-			}
 			r := PciMemoryRegion{Bar: b.N, Type: "memory", Address: -1, Size: b.Size}
 			if b.IO {
 				r.Type = "io"

@@ -64,8 +64,9 @@ func runMigrate(argv []string) int {
 		"left at the default (300 ms); cap %v (then `migrate_cancel`: not converged); postcopy: `postcopy-ram` on both "+
 		"ends, `migrate-start-postcopy` once query-migrate's dirty-sync-count reaches 2 (the first pass is over)\n"+
 		"- total time, downtime and RAM transferred are query-migrate's (source) at the end; throughput is RAM "+
-		"transferred ÷ total time; the link's own TCP throughput is one Go connection across the pair for %v, "+
-		"before and after the migrations (the table uses the mean)\n",
+		"transferred ÷ total time; first pass and stage 3 are tlcvm's stage 1 (guest running) and stage 3 (guest "+
+		"stopped) rates from query-migrate's x-tlc-stages; the link's own TCP throughput is one Go connection across "+
+		"the pair for %v, before and after the migrations (the table uses the mean)\n",
 		o.Kernel, n.Src, n.SrcAddr, n.Dst, n.DstAddr, n.DstAddr, o.Reps, o.Warmup, o.MaxBandwidth, o.Cap, o.LinkFor)
 	return s.run(head, func(ctx context.Context, record func(any) error, progress *os.File) (string, map[string]any, error) {
 		o.Record = record
