@@ -158,6 +158,22 @@ func (f flow) run(t *testing.T, d *flowDom) lv.Result {
 			r.Code, r.Stderr = -1, r.Stderr+err.Error()
 		}
 	}
+	if f.wait == "running" {
+		// libvirt says running before its fake reboot (system_reset and cont after the
+		// guest's SHUTDOWN) has run: the emulator is still in shutdown, and a save taken
+		// then carries that state, which no cont leaves (QEMU's global state does the
+		// same). Wait for the emulator's own run state as well.
+		err := lv.Poll(stateDeadline, 100*time.Millisecond, d.Name+"'s emulator to run", func() (bool, error) {
+			out, err := virsh.Run("qemu-monitor-command", d.Name, `{"execute":"query-status"}`)
+			if err != nil {
+				return false, err
+			}
+			return strings.Contains(strings.ReplaceAll(out, " ", ""), `"status":"running"`), fmt.Errorf("query-status: %s", out)
+		})
+		if err != nil {
+			r.Code, r.Stderr = -1, r.Stderr+err.Error()
+		}
+	}
 	return r
 }
 
