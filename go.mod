@@ -6,7 +6,6 @@ require (
 	github.com/digitalocean/go-libvirt v0.0.0-20220804181439-8648fbde413e
 	github.com/digitalocean/go-qemu v0.0.0-20250212194115-ee9b0668d242
 	github.com/golang/snappy v1.0.0
-	github.com/klauspost/compress v1.20.5
 	github.com/rs/zerolog v1.35.1
 	github.com/tidwall/gjson v1.20.1
 	golang.org/x/sys v0.50.0
