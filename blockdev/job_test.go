@@ -178,6 +178,23 @@ func jobStatus(t *testing.T, g *blockdev.Graph, id string) blockdev.JobInfo {
 	return blockdev.JobInfo{}
 }
 
+// awaitJobStatus waits (deadline 30 s) until job id is in status want: a pause takes
+// effect at the job's next pause point (job_pause_point), not when the verb returns.
+func awaitJobStatus(t *testing.T, g *blockdev.Graph, id string, want blockdev.JobStatus) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := jobStatus(t, g, id).Status
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s: %s after 30 s, want %s", id, got, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // qemuVerbTable is job.c's JobVerbTable as QEMU 7.2 prints it, transcribed independently
 // of the package's table (U C R P Y S W D X E N).
 var qemuVerbTable = map[string]string{
@@ -265,6 +282,7 @@ func TestJobVerbsInEveryState(t *testing.T) {
 			if err := g.PauseJob("j", true); err != nil {
 				t.Fatal(err)
 			}
+			awaitJobStatus(t, g, "j", blockdev.JobPaused)
 			return tj
 		}},
 		{blockdev.JobReady, func(t *testing.T, g *blockdev.Graph, ev *jobEvents) *testJob {
@@ -282,6 +300,7 @@ func TestJobVerbsInEveryState(t *testing.T) {
 			if err := g.PauseJob("j", true); err != nil {
 				t.Fatal(err)
 			}
+			awaitJobStatus(t, g, "j", blockdev.JobStandby)
 			return tj
 		}},
 		{blockdev.JobPending, func(t *testing.T, g *blockdev.Graph, ev *jobEvents) *testJob {
