@@ -25,7 +25,7 @@ deps: ## install the Debian packages the tests need (only those missing)
 	@scripts/deps.sh
 
 test: deps lint build ## everything: lint, unit tests with -race, short fuzz runs, end-to-end and differential tests
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 	@$(MAKE) --no-print-directory fuzz
 
 fuzz: ## run every fuzz target briefly ($(FUZZTIME) each)
