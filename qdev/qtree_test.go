@@ -1,12 +1,10 @@
 package qdev_test
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"tlcvm/internal/gentest"
 	"tlcvm/qdev"
 )
 
@@ -36,21 +34,5 @@ func TestQtreeValues(t *testing.T) {
 // TestQtreeLinesUpToDate regenerates the captured property lines from the reference binary
 // and requires them to equal the committed ones.
 func TestQtreeLinesUpToDate(t *testing.T) {
-	const bin = "/usr/bin/qemu-system-x86_64"
-	if _, err := os.Stat(bin); err != nil {
-		t.Skip("no reference QEMU")
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go toolchain")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command(goBin, "run", "./gen", "-out", dir, "-qemu", bin).CombinedOutput(); err != nil {
-		t.Fatalf("go run ./gen: %v\n%s", err, out)
-	}
-	want, _ := os.ReadFile(filepath.Join(dir, "zz_generated_qtree.go"))
-	got, _ := os.ReadFile("zz_generated_qtree.go")
-	if string(got) != string(want) {
-		t.Error("zz_generated_qtree.go is stale: run go generate ./qdev")
-	}
+	gentest.UpToDate(t, "zz_generated_qtree.go", "./qdev")
 }

@@ -2,10 +2,9 @@ package trace
 
 import (
 	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"tlcvm/internal/gentest"
 )
 
 func TestGlob(t *testing.T) {
@@ -93,21 +92,5 @@ func TestGetSet(t *testing.T) {
 // TestGeneratedUpToDate regenerates the table from the reference binary and requires it
 // to equal the committed one.
 func TestGeneratedUpToDate(t *testing.T) {
-	const bin = "/usr/bin/qemu-system-x86_64"
-	if _, err := os.Stat(bin); err != nil {
-		t.Skip("no reference QEMU")
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go toolchain")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command(goBin, "run", "./gen", "-out", dir, "-qemu", bin).CombinedOutput(); err != nil {
-		t.Fatalf("go run ./gen: %v\n%s", err, out)
-	}
-	want, _ := os.ReadFile(filepath.Join(dir, "zz_generated_events.go"))
-	got, _ := os.ReadFile("zz_generated_events.go")
-	if string(got) != string(want) {
-		t.Error("zz_generated_events.go is stale: run go generate ./trace")
-	}
+	gentest.UpToDate(t, "zz_generated_events.go", "./trace")
 }
