@@ -32,15 +32,18 @@ const (
 // fixedTables is the fixed Huffman code (RFC 1951 3.2.6) ready to write LSB first: for a
 // literal, for each match length (length symbol and extra bits) and for each distance
 // within a page (distance symbol and extra bits), the bits and their count.
+// Each entry is code | count<<16 (addBits).
 type fixedTables struct {
-	lit   [256]uint16
-	litN  [256]uint8
-	mlen  [dfMaxMatch + 1]uint16
-	mlenN [dfMaxMatch + 1]uint8
-	dist  [PageSize]uint16 // by distance-1
-	distN [PageSize]uint8
-	eob   uint16
-	eobN  uint8
+	lit  [256]uint32
+	mlen [512]uint32      // by length, up to dfMaxMatch (indexed &511: no bounds check)
+	dist [PageSize]uint32 // by distance-1
+	eob  uint32
+}
+
+// addBits appends a table entry's bits to the nb bits of acc (nb < 64; the mask spares
+// Go's check for a shift past 63).
+func addBits(acc uint64, nb uint, e uint32) (uint64, uint) {
+	return acc | uint64(e&0xffff)<<(nb&63), nb + uint(e>>16)
 }
 
 var (
@@ -66,9 +69,9 @@ func init() {
 	}
 	codes := canonical(lens[:])
 	for c := range 256 {
-		fixed.lit[c], fixed.litN[c] = codes[c], lens[c]
+		fixed.lit[c] = uint32(codes[c]) | uint32(lens[c])<<16
 	}
-	fixed.eob, fixed.eobN = codes[256], lens[256]
+	fixed.eob = uint32(codes[256]) | uint32(lens[256])<<16
 	for sym := range lenBase {
 		end := dfMaxMatch
 		if sym+1 < len(lenBase) {
@@ -76,8 +79,7 @@ func init() {
 		}
 		for l := int(lenBase[sym]); l <= end; l++ {
 			c, n := codes[257+sym], lens[257+sym]
-			fixed.mlen[l] = c | uint16(l-int(lenBase[sym]))<<n
-			fixed.mlenN[l] = n + lenExtra[sym]
+			fixed.mlen[l] = uint32(c) | uint32(l-int(lenBase[sym]))<<n | uint32(n+lenExtra[sym])<<16
 		}
 	}
 	var dlens [30]uint8
@@ -87,8 +89,7 @@ func init() {
 	dcodes := canonical(dlens[:])
 	for sym := range distBase {
 		for d := int(distBase[sym]); d < int(distBase[sym])+1<<distExtra[sym] && d <= PageSize; d++ {
-			fixed.dist[d-1] = dcodes[sym] | uint16(d-int(distBase[sym]))<<5
-			fixed.distN[d-1] = 5 + distExtra[sym]
+			fixed.dist[d-1] = uint32(dcodes[sym]) | uint32(d-int(distBase[sym]))<<5 | uint32(5+distExtra[sym])<<16
 		}
 	}
 }
@@ -172,12 +173,11 @@ func (d *deflater) zlibPage(src []byte) []byte {
 			l = dfMinMatch + matchLen(src[cand+dfMinMatch:], src[s+dfMinMatch:min(n, s+dfMaxMatch)])
 		}
 		for _, c := range src[lit:s] {
-			acc |= uint64(fixed.lit[c]) << nb
-			nb += uint(fixed.litN[c])
+			acc, nb = addBits(acc, nb, fixed.lit[c])
 			if nb >= 35 {
 				binary.LittleEndian.PutUint64(out[pos:], acc)
 				pos += int(nb >> 3)
-				acc >>= nb &^ 7
+				acc >>= nb & 56
 				nb &= 7
 			}
 		}
@@ -185,13 +185,11 @@ func (d *deflater) zlibPage(src []byte) []byte {
 			break
 		}
 		dist := s - cand - 1
-		acc |= uint64(fixed.mlen[l]) << nb
-		nb += uint(fixed.mlenN[l])
-		acc |= uint64(fixed.dist[dist]) << nb
-		nb += uint(fixed.distN[dist])
+		acc, nb = addBits(acc, nb, fixed.mlen[l&511])
+		acc, nb = addBits(acc, nb, fixed.dist[dist&(PageSize-1)])
 		binary.LittleEndian.PutUint64(out[pos:], acc)
 		pos += int(nb >> 3)
-		acc >>= nb &^ 7
+		acc >>= nb & 56
 		nb &= 7
 		if pos >= limit {
 			return nil
@@ -200,9 +198,19 @@ func (d *deflater) zlibPage(src []byte) []byte {
 		s += l
 		lit = s
 		cut = l < dfMaxMatch
+		if !cut {
+			continue
+		}
+		// The match ended on a mismatch at s: memory repeats at a stride with a byte or two
+		// changed (an array of records; the benchmark's pages are one literal and one
+		// 7-byte match per word).
+		if s, pos, acc, nb = strideRun(src, s, rep, out, pos, acc, nb); pos >= limit {
+			return nil
+		}
+		lit, cut = s, false
 	}
-	acc |= uint64(fixed.eob) << nb
-	nb += uint(fixed.eobN) + 7 // and pad to a byte
+	acc, nb = addBits(acc, nb, fixed.eob)
+	nb += 7 // pad to a byte
 	binary.LittleEndian.PutUint64(out[pos:], acc)
 	pos += int(nb >> 3)
 	if pos+4 >= n {
@@ -210,6 +218,50 @@ func (d *deflater) zlibPage(src []byte) []byte {
 	}
 	binary.BigEndian.PutUint32(out[pos:], adler32(src))
 	return out[:pos+4]
+}
+
+// strideRun codes the bytes from s, which differs from the byte rep before it, as
+// literal, match at distance rep, literal, match… while every match is at least
+// dfMinMatch and at most dfMaxMatch long. It returns the first byte not coded (past a
+// literal) and the writer's state (pos past limit: the stream is too long). The
+// mismatches are found 8 bytes at a time at fixed positions, so that finding the next
+// one does not wait for the last token, and taken one at a time from a mask of the
+// bytes that differ (no shift by a position: x86's variable shifts all need CL, which
+// the bit writer keeps busy).
+func strideRun(src []byte, s, rep int, out []byte, pos int, acc uint64, nb uint) (int, int, uint64, uint) {
+	const (
+		lo7 = 0x7f7f7f7f7f7f7f7f
+		hi  = 0x8080808080808080
+	)
+	limit := len(src) - 4 - 8
+	start := s + 1
+	if start+8 > len(src) {
+		return s, pos, acc, nb
+	}
+	k := (len(src) - start) &^ 7
+	cur, prev := src[start:start+k], src[start-rep:start-rep+k]
+	dc := fixed.dist[(rep-1)&(PageSize-1)]
+	acc, nb = addBits(acc, nb, fixed.lit[src[s]])
+	last := -1 // the last literal, in cur
+	for j := 0; j+8 <= k && j-last <= dfMaxMatch && pos < limit; j += 8 {
+		x := binary.LittleEndian.Uint64(cur[j:j+8]) ^ binary.LittleEndian.Uint64(prev[j:j+8])
+		for y := ((x&lo7 + lo7) | x) & hi; y != 0; y &= y - 1 {
+			q := j + bits.TrailingZeros64(y)>>3 // the next byte that differs
+			l := q - last - 1
+			if l < dfMinMatch || l > dfMaxMatch {
+				return start + last + 1, pos, acc, nb
+			}
+			acc, nb = addBits(acc, nb, fixed.mlen[l&511])
+			acc, nb = addBits(acc, nb, dc)
+			acc, nb = addBits(acc, nb, fixed.lit[cur[q]])
+			binary.LittleEndian.PutUint64(out[pos:], acc)
+			pos += int(nb >> 3)
+			acc >>= nb & 56
+			nb &= 7
+			last = q
+		}
+	}
+	return start + last + 1, pos, acc, nb
 }
 
 // matchLen is the length of the common prefix of a and b (len(b) <= len(a) or a shorter).
@@ -228,24 +280,35 @@ func matchLen(a, b []byte) int {
 	return n
 }
 
-// adler32 is RFC 1950's checksum of p (at most 5552 bytes: one reduction), eight bytes a
-// step: s1 gains their sum, s2 gains 8·s1 and their sum weighted 8, 7, …, 1, both taken
-// from 16-bit lanes of the even and the odd bytes by one multiplication each.
+// adler32 is RFC 1950's checksum of p (any length a 64-bit sum holds: far more than a
+// page), 64 bytes a step without a multiplication per word: the even and the odd bytes
+// of each 8-byte word are added into 16-bit lanes (a), and a into b after every word,
+// so that at the end of the step b holds each word's bytes weighted by the words left
+// (8, 7, …, 1). Byte j of word k of the step then weighs 64 - 8k - j in s2: 8·b minus
+// the bytes' positions in their words, summed by one multiplication per step. No lane
+// passes 65,535 (b at most 255·36, a weighted sum of lanes at most 2,040·16).
 func adler32(p []byte) uint32 {
 	const (
 		mod   = 65521
 		lanes = 0x00ff00ff00ff00ff
 		ones  = 0x0001000100010001
-		wEven = 2 | 4<<16 | 6<<32 | 8<<48 // bytes 0, 2, 4, 6 weigh 8, 6, 4, 2
-		wOdd  = 1 | 3<<16 | 5<<32 | 7<<48 // bytes 1, 3, 5, 7 weigh 7, 5, 3, 1
+		jEven = 6 | 4<<16 | 2<<32 // lanes 0-3 hold bytes 0, 2, 4, 6
+		jOdd  = 7 | 5<<16 | 3<<32 | 1<<48
 	)
 	s1, s2 := uint64(1), uint64(0)
-	for len(p) >= 8 {
-		x := binary.LittleEndian.Uint64(p)
-		e, o := x&lanes, (x>>8)&lanes
-		s2 += 8*s1 + (e*wEven)>>48 + (o*wOdd)>>48
-		s1 += ((e + o) * ones) >> 48
-		p = p[8:]
+	for len(p) >= 64 {
+		q := p[:64]
+		var ae, ao, be, bo uint64
+		for i := 0; i < 64; i += 8 {
+			x := binary.LittleEndian.Uint64(q[i:])
+			ae += x & lanes
+			ao += (x >> 8) & lanes
+			be += ae
+			bo += ao
+		}
+		s2 += 64*s1 + 8*((be*ones)>>48+(bo*ones)>>48) - (ae*jEven)>>48 - (ao*jOdd)>>48
+		s1 += ((ae + ao) * ones) >> 48
+		p = p[64:]
 	}
 	for _, c := range p {
 		s1 += uint64(c)

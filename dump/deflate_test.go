@@ -140,3 +140,33 @@ func FuzzZlibPage(f *testing.F) {
 		}
 	})
 }
+
+// benchPages are the benchmark's kinds of page: the workload's (a word each of a constant
+// XOR its index, as dump-guest-memory's benchmark guest writes), text and records.
+func benchPages(b *testing.B) [][]byte {
+	b.Helper()
+	pages := testPages()
+	return [][]byte{pages["counter words"], pages["text"], pages["records"]}
+}
+
+// BenchmarkZlibPage: one page's stream (adler32 included), by kind of page.
+func BenchmarkZlibPage(b *testing.B) {
+	var d deflater
+	for i, p := range benchPages(b) {
+		b.Run([]string{"counter-words", "text", "records"}[i], func(b *testing.B) {
+			b.SetBytes(PageSize)
+			for b.Loop() {
+				d.zlibPage(p)
+			}
+		})
+	}
+}
+
+// BenchmarkAdler32: the checksum of one page.
+func BenchmarkAdler32(b *testing.B) {
+	p := benchPages(b)[0]
+	b.SetBytes(PageSize)
+	for b.Loop() {
+		adler32(p)
+	}
+}
