@@ -120,8 +120,12 @@ func canonical(lens []uint8) []uint16 {
 // deflater compresses pages; one per goroutine.
 type deflater struct {
 	table [1 << dfHashBits]uint16 // position+1 of the last 4-byte prefix with this hash
-	out   [2 * PageSize]byte      // a page of literals takes at most 9/8 of a page
+	out   [dfOutSize + 8]byte     // see strideRun
 }
+
+// dfOutSize bounds a stream while it is written: a page of literals takes at most 9/8 of
+// a page; strideRun starts before a page's worth and adds at most 46 bits per 5 bytes.
+const dfOutSize = 4 * PageSize
 
 func dfHash(v uint32) uint32 { return (v * 2654435761) >> (32 - dfHashBits) }
 
@@ -204,7 +208,7 @@ func (d *deflater) zlibPage(src []byte) []byte {
 		// The match ended on a mismatch at s: memory repeats at a stride with a byte or two
 		// changed (an array of records; the benchmark's pages are one literal and one
 		// 7-byte match per word).
-		if s, pos, acc, nb = strideRun(src, s, rep, out, pos, acc, nb); pos >= limit {
+		if s, pos, acc, nb = strideRun(src, s, rep, &d.out, pos, acc, nb); pos >= limit {
 			return nil
 		}
 		lit, cut = s, false
@@ -223,17 +227,16 @@ func (d *deflater) zlibPage(src []byte) []byte {
 // strideRun codes the bytes from s, which differs from the byte rep before it, as
 // literal, match at distance rep, literal, match… while every match is at least
 // dfMinMatch and at most dfMaxMatch long. It returns the first byte not coded (past a
-// literal) and the writer's state (pos past limit: the stream is too long). The
+// literal) and the writer's state; the caller checks the stream's length. The
 // mismatches are found 8 bytes at a time at fixed positions, so that finding the next
 // one does not wait for the last token, and taken one at a time from a mask of the
 // bytes that differ (no shift by a position: x86's variable shifts all need CL, which
 // the bit writer keeps busy).
-func strideRun(src []byte, s, rep int, out []byte, pos int, acc uint64, nb uint) (int, int, uint64, uint) {
+func strideRun(src []byte, s, rep int, out *[dfOutSize + 8]byte, pos int, acc uint64, nb uint) (int, int, uint64, uint) {
 	const (
 		lo7 = 0x7f7f7f7f7f7f7f7f
 		hi  = 0x8080808080808080
 	)
-	limit := len(src) - 4 - 8
 	start := s + 1
 	if start+8 > len(src) {
 		return s, pos, acc, nb
@@ -243,7 +246,7 @@ func strideRun(src []byte, s, rep int, out []byte, pos int, acc uint64, nb uint)
 	dc := fixed.dist[(rep-1)&(PageSize-1)]
 	acc, nb = addBits(acc, nb, fixed.lit[src[s]])
 	last := -1 // the last literal, in cur
-	for j := 0; j+8 <= k && j-last <= dfMaxMatch && pos < limit; j += 8 {
+	for j := 0; j+8 <= len(cur) && j-last <= dfMaxMatch; j += 8 {
 		x := binary.LittleEndian.Uint64(cur[j:j+8]) ^ binary.LittleEndian.Uint64(prev[j:j+8])
 		for y := ((x&lo7 + lo7) | x) & hi; y != 0; y &= y - 1 {
 			q := j + bits.TrailingZeros64(y)>>3 // the next byte that differs
@@ -254,7 +257,8 @@ func strideRun(src []byte, s, rep int, out []byte, pos int, acc uint64, nb uint)
 			acc, nb = addBits(acc, nb, fixed.mlen[l&511])
 			acc, nb = addBits(acc, nb, dc)
 			acc, nb = addBits(acc, nb, fixed.lit[cur[q]])
-			binary.LittleEndian.PutUint64(out[pos:], acc)
+			o := pos & (dfOutSize - 1) // pos itself (see dfOutSize): no bounds check
+			binary.LittleEndian.PutUint64(out[o:o+8], acc)
 			pos += int(nb >> 3)
 			acc >>= nb & 56
 			nb &= 7
