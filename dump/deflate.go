@@ -225,47 +225,41 @@ func (d *deflater) zlibPage(src []byte) []byte {
 }
 
 // strideRun codes the bytes from s, which differs from the byte rep before it, as
-// literal, match at distance rep, literal, match… while every match is at least
-// dfMinMatch and at most dfMaxMatch long. It returns the first byte not coded (past a
-// literal) and the writer's state; the caller checks the stream's length. The
-// mismatches are found 8 bytes at a time at fixed positions, so that finding the next
-// one does not wait for the last token, and taken one at a time from a mask of the
-// bytes that differ (no shift by a position: x86's variable shifts all need CL, which
-// the bit writer keeps busy).
+// literal, match at distance rep, literal, match… while the next match is 4 to 7 bytes
+// long (one 8-byte comparison finds it), then the last literal. It returns the first
+// byte not coded and the writer's state; the caller checks the stream's length. Kept
+// small on purpose: with more live values Go spills the loop's registers to the stack
+// (x86's variable shifts all need CL, which the bit writer holds), and a version that
+// found the differing bytes 8 at a time at fixed positions, or one with a table per
+// distance, ran slower.
 func strideRun(src []byte, s, rep int, out *[dfOutSize + 8]byte, pos int, acc uint64, nb uint) (int, int, uint64, uint) {
-	const (
-		lo7 = 0x7f7f7f7f7f7f7f7f
-		hi  = 0x8080808080808080
-	)
-	start := s + 1
-	if start+8 > len(src) {
+	if s+9 > len(src) {
 		return s, pos, acc, nb
 	}
-	k := (len(src) - start) &^ 7
-	cur, prev := src[start:start+k], src[start-rep:start-rep+k]
+	cur, prev := src[rep:], src[:len(src)-rep] // byte t of cur is rep after byte t of prev
 	dc := fixed.dist[(rep-1)&(PageSize-1)]
-	acc, nb = addBits(acc, nb, fixed.lit[src[s]])
-	last := -1 // the last literal, in cur
-	for j := 0; j+8 <= len(cur) && j-last <= dfMaxMatch; j += 8 {
-		x := binary.LittleEndian.Uint64(cur[j:j+8]) ^ binary.LittleEndian.Uint64(prev[j:j+8])
-		for y := ((x&lo7 + lo7) | x) & hi; y != 0; y &= y - 1 {
-			q := j + bits.TrailingZeros64(y)>>3 // the next byte that differs
-			l := q - last - 1
-			if l < dfMinMatch || l > dfMaxMatch {
-				return start + last + 1, pos, acc, nb
-			}
-			acc, nb = addBits(acc, nb, fixed.mlen[l&511])
-			acc, nb = addBits(acc, nb, dc)
-			acc, nb = addBits(acc, nb, fixed.lit[cur[q]])
-			o := pos & (dfOutSize - 1) // pos itself (see dfOutSize): no bounds check
-			binary.LittleEndian.PutUint64(out[o:o+8], acc)
-			pos += int(nb >> 3)
-			acc >>= nb & 56
-			nb &= 7
-			last = q
+	c := src[s] // the pending literal
+	t := s + 1 - rep
+	for t+8 <= len(cur) {
+		x := binary.LittleEndian.Uint64(cur[t:t+8]) ^ binary.LittleEndian.Uint64(prev[t:t+8])
+		l := bits.TrailingZeros64(x) >> 3
+		if l < dfMinMatch || x == 0 {
+			break // too short, or long: the general steps take it
 		}
+		acc, nb = addBits(acc, nb, fixed.lit[c])
+		acc, nb = addBits(acc, nb, fixed.mlen[l&511])
+		acc, nb = addBits(acc, nb, dc)
+		o := pos & (dfOutSize - 1) // pos itself (see dfOutSize): no bounds check
+		binary.LittleEndian.PutUint64(out[o:o+8], acc)
+		pos += int(nb >> 3)
+		acc >>= nb & 56
+		nb &= 7
+		t += l
+		c = cur[t]
+		t++
 	}
-	return start + last + 1, pos, acc, nb
+	acc, nb = addBits(acc, nb, fixed.lit[c])
+	return t + rep, pos, acc, nb
 }
 
 // matchLen is the length of the common prefix of a and b (len(b) <= len(a) or a shorter).
