@@ -399,7 +399,7 @@ type failMem struct {
 }
 
 func (f failMem) ReadAt(p []byte, off uint64) error {
-	if off == f.bad {
+	if off <= f.bad && f.bad < off+uint64(len(p)) {
 		return errors.New("page check failed")
 	}
 	return f.fakeMem.ReadAt(p, off)

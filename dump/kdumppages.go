@@ -212,13 +212,22 @@ func (bt *pageBatch) addPage(mem Memory, off uint64) {
 func (bt *pageBatch) full() bool { return bt.n == batchPages }
 
 // process is a worker's part: read, test and compress every page (stops at a failed read).
+// Consecutive pages of a block are read with one ReadAt (one lock of the machine's RAM,
+// not one a page).
 func (bt *pageBatch) process(c *pageCompressor) {
-	for i := 0; i < bt.n; i++ {
-		page := bt.in[i*PageSize : (i+1)*PageSize]
-		if err := bt.mem[i].ReadAt(page, bt.off[i]); err != nil {
+	for i := 0; i < bt.n; {
+		j := i + 1
+		for j < bt.n && bt.mem[j] == bt.mem[i] && bt.off[j] == bt.off[i]+uint64(j-i)*PageSize {
+			j++
+		}
+		if err := bt.mem[i].ReadAt(bt.in[i*PageSize:j*PageSize], bt.off[i]); err != nil {
 			bt.err = err
 			return
 		}
+		i = j
+	}
+	for i := 0; i < bt.n; i++ {
+		page := bt.in[i*PageSize : (i+1)*PageSize]
 		if bytes.Equal(page, zeroPage[:]) {
 			bt.flags[i] = flagZero
 			continue
