@@ -101,10 +101,19 @@ func (d *Dumper) InProgress() bool {
 	return d.status == StatusActive
 }
 
-// Check validates a request as qmp_dump_guest_memory does before it opens the output.
-func (d *Dumper) Check(r *Request) error {
+// Busy is QEMU's error for what it refuses while a dump runs (another dump-guest-memory,
+// cont: qemu_system_dump_in_progress); nil when no dump runs.
+func (d *Dumper) Busy() error {
 	if d.InProgress() {
 		return qerror.New(ErrDump, "There is a dump in process, please wait.")
+	}
+	return nil
+}
+
+// Check validates a request as qmp_dump_guest_memory does before it opens the output.
+func (d *Dumper) Check(r *Request) error {
+	if err := d.Busy(); err != nil {
+		return err
 	}
 	kdump := r.Format != "" && r.Format != FormatELF && r.Format != FormatWinDmp
 	if kdump && (r.Paging || r.HasBegin || r.HasLength) {

@@ -27,7 +27,13 @@ func registerRun(r *qmp.Registry, d *Deps) {
 			}},
 		qmp.Command{Name: "stop", Run: func(*qmp.Call) (any, error) { return nil, m.Stop() }},
 		qmp.Command{Name: "cont", Run: func(*qmp.Call) (any, error) {
-			// qmp_cont resets the devices' io-status (blk_iostatus_reset) once it goes on.
+			// qmp_cont refuses while a dump runs (the guest must not change under it),
+			// then resets the devices' io-status (blk_iostatus_reset) once it goes on.
+			if d.Dumper != nil {
+				if err := d.Dumper.Busy(); err != nil {
+					return nil, err
+				}
+			}
 			switch s, _ := m.Status(); s {
 			case machine.StateShutdown, machine.StateInternalError, machine.StateSuspended, machine.StateFinishMigrate:
 			default:
