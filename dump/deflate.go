@@ -284,26 +284,35 @@ func matchLen(a, b []byte) int {
 // so that at the end of the step b holds each word's bytes weighted by the words left
 // (8, 7, …, 1). Byte j of word k of the step then weighs 64 - 8k - j in s2: 8·b minus
 // the bytes' positions in their words, summed by one multiplication per step. No lane
-// passes 65,535 (b at most 255·36, a weighted sum of lanes at most 2,040·16).
+// passes 65,535 (b at most 255·36, a weighted sum of lanes at most 2,040·16). The words
+// are written out (Go unrolls no loop) and the lane mask is a variable (Go would load
+// the constant twice a word).
 func adler32(p []byte) uint32 {
 	const (
 		mod   = 65521
-		lanes = 0x00ff00ff00ff00ff
 		ones  = 0x0001000100010001
 		jEven = 6 | 4<<16 | 2<<32 // lanes 0-3 hold bytes 0, 2, 4, 6
 		jOdd  = 7 | 5<<16 | 3<<32 | 1<<48
 	)
+	lanes := adlerLanes
 	s1, s2 := uint64(1), uint64(0)
 	for len(p) >= 64 {
-		q := p[:64]
+		q := (*[64]byte)(p)
 		var ae, ao, be, bo uint64
-		for i := 0; i < 64; i += 8 {
-			x := binary.LittleEndian.Uint64(q[i:])
+		word := func(x uint64) {
 			ae += x & lanes
 			ao += (x >> 8) & lanes
 			be += ae
 			bo += ao
 		}
+		word(binary.LittleEndian.Uint64(q[0:]))
+		word(binary.LittleEndian.Uint64(q[8:]))
+		word(binary.LittleEndian.Uint64(q[16:]))
+		word(binary.LittleEndian.Uint64(q[24:]))
+		word(binary.LittleEndian.Uint64(q[32:]))
+		word(binary.LittleEndian.Uint64(q[40:]))
+		word(binary.LittleEndian.Uint64(q[48:]))
+		word(binary.LittleEndian.Uint64(q[56:]))
 		s2 += 64*s1 + 8*((be*ones)>>48+(bo*ones)>>48) - (ae*jEven)>>48 - (ao*jOdd)>>48
 		s1 += ((ae + ao) * ones) >> 48
 		p = p[64:]
@@ -314,3 +323,6 @@ func adler32(p []byte) uint32 {
 	}
 	return uint32(s2%mod)<<16 | uint32(s1%mod)
 }
+
+// adlerLanes selects the even bytes of a word (see adler32).
+var adlerLanes uint64 = 0x00ff00ff00ff00ff
