@@ -114,3 +114,49 @@ func pciBus(b *Bus) PCIBus {
 	}
 	return pb
 }
+
+// PCIRealized is a PCI function in realize order: its type, whether it is a bridge (it
+// provides a PCI or PCIe bus), and the index of the bridge it sits behind (-1: a root bus).
+type PCIRealized struct {
+	Type   string
+	Bridge bool
+	Parent int
+}
+
+// PCIRealizeOrder lists the PCI functions in the order QEMU realizes them: the board's,
+// then -device and device_add devices in creation order (each made its bus master
+// address space then).
+func (t *Tree) PCIRealizeOrder() []PCIRealized {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var devs []*Device
+	for _, host := range t.root.devs {
+		for _, b := range host.Buses {
+			if b.Root {
+				for _, d := range b.devs {
+					if d.Board {
+						devs = append(devs, d)
+					}
+				}
+			}
+		}
+	}
+	for _, d := range t.devs {
+		if d.Bus != nil && (d.Bus.Type == "PCI" || d.Bus.Type == "PCIE") {
+			devs = append(devs, d)
+		}
+	}
+	index := map[*Device]int{}
+	out := make([]PCIRealized, len(devs))
+	for i, d := range devs {
+		index[d] = i
+		out[i] = PCIRealized{Type: d.Type, Parent: -1}
+		if p, ok := index[d.Bus.Parent]; ok && !d.Bus.Root {
+			out[i].Parent = p
+		}
+		for _, c := range d.Buses {
+			out[i].Bridge = out[i].Bridge || c.Type == "PCI" || c.Type == "PCIE"
+		}
+	}
+	return out
+}

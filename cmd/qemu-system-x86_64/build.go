@@ -200,6 +200,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		MachineType:    p.machine.Name,
 		CPUModel:       p.mcfg.CPUModel,
 		Devices:        v.devices,
+		MemoryTree:     v.memoryTree,
 		Net:            v.net,
 		ChardevHotplug: v.chardevHP,
 		Objects:        v.objects,

@@ -6,7 +6,8 @@ import "fmt"
 // a stopped machine (-S: firmware has programmed no PCI BAR, bridge window, PAM or SMRAM
 // register yet, so those are at their reset values).
 type Board struct {
-	Q35 bool
+	Q35  bool
+	None bool // the machine none: its RAM at 0 ("ram"), nothing else
 	// Below and Above are the RAM below 4 GiB and above it (pc_memory_init's split).
 	Below, Above uint64
 	// DeviceMemBase and DeviceMemSize place the device-memory region (size 0: none).
@@ -54,6 +55,12 @@ func Build(b Board) *Tree {
 	system := NewFull("system")
 	io := New("io", IO, 0x10000)
 	t := &Tree{Spaces: []AddressSpace{{"memory", system}, {"I/O", io}}}
+	if b.None {
+		if b.Below > 0 {
+			system.Add(0, New("ram", RAM, b.Below), 0)
+		}
+		return t
+	}
 	for _, c := range b.CPUs {
 		t.Spaces = append(t.Spaces, AddressSpace{fmt.Sprintf("cpu-memory-%d", c), system})
 	}
