@@ -28,7 +28,7 @@ var LeftOutCommands = []LeftOut{
 			"(info qtree shows the device tree; qom-list and qom-get the peripherals)"},
 	{Names: []string{"info qdm"},
 		Reason: "not yet: the device catalogue holds -device help's models, not the no-user ones"},
-	{Names: []string{"info ramblock", "info roms"},
+	{Names: []string{"info roms"},
 		Reason: "tlcvm loads no firmware: the ROM and option ROM blocks QEMU lists beside pc.ram " +
 			"(pc.bios, pc.rom, the ACPI table blobs, kvmvapic.bin) do not exist"},
 	{Names: []string{"info lapic", "info pic", "info irq"},

@@ -1,6 +1,7 @@
 package tests_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -55,6 +56,58 @@ func TestInfoMtreeBesideQEMU(t *testing.T) {
 				if q != tl {
 					t.Errorf("%s differs from QEMU's:\n%s", l, harness.Diff(strings.Split(q, "\n"), strings.Split(tl, "\n")))
 				}
+			}
+		})
+	}
+}
+
+// TestInfoRAMBlockBesideQEMU: info ramblock lists tlcvm's RAM blocks (the board's RAM and
+// the DIMMs) with QEMU 7.2's offsets, sizes and order; QEMU's other lines are its firmware,
+// option ROM and ACPI blobs (and a blank-named block per memory back-end no device uses),
+// which tlcvm does not have.
+func TestInfoRAMBlockBesideQEMU(t *testing.T) {
+	bin := requireCandidate(t)
+	ref := harness.Reference(t)
+	cases := []struct {
+		name string
+		keep []string // the block names both have
+		args []string
+	}{
+		{"pc", []string{"pc.ram"}, []string{"-machine", "pc", "-m", "256"}},
+		{"q35-dimms", []string{"pc.ram", "m0", "m1"}, []string{"-machine", "q35", "-m", "1G,slots=4,maxmem=8G",
+			"-object", "memory-backend-ram,id=m0,size=1G", "-object", "memory-backend-ram,id=unused,size=256M",
+			"-object", "memory-backend-ram,id=m1,size=512M",
+			"-device", "pc-dimm,memdev=m1,id=d1", "-device", "pc-dimm,memdev=m0,id=d0"}},
+		{"pc-5G", []string{"pc.ram"}, []string{"-machine", "pc", "-m", "5G"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			parallel(t)
+			dir := shortDir(t)
+			out := map[string]string{}
+			for _, b := range []struct{ name, bin string }{{"qemu", ref}, {"tlcvm", bin}} {
+				v := startMigVM(t, b.bin, dir, b.name, append([]string{"-S"}, c.args...)...)
+				hmp := v.do("human-monitor-command", map[string]any{"command-line": "info ramblock"}).Str()
+				text, _ := v.do("x-query-ramblock", nil).Get("human-readable-text")
+				qmp := text.Str()
+				if strings.ReplaceAll(hmp, "\r\n", "\n") != qmp {
+					t.Errorf("%s: info ramblock %q and x-query-ramblock %q differ", b.name, hmp, qmp)
+				}
+				v.quit()
+				out[b.name] = qmp
+			}
+			var want []string
+			for i, l := range strings.Split(out["qemu"], "\n") {
+				if f := strings.Fields(l); i == 0 || (len(f) == 6 && slices.Contains(c.keep, f[0])) {
+					want = append(want, l)
+				}
+			}
+			got := strings.Split(strings.TrimSuffix(out["tlcvm"], "\n"), "\n")
+			if len(want) != len(c.keep)+1 {
+				t.Fatalf("QEMU printed %q", out["qemu"])
+			}
+			if d := harness.Diff(want, got); d != "" {
+				t.Errorf("differs from QEMU's:\n%s", d)
 			}
 		})
 	}

@@ -201,6 +201,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		CPUModel:       p.mcfg.CPUModel,
 		Devices:        v.devices,
 		MemoryTree:     v.memoryTree,
+		RAMBlocks:      v.ramBlocks,
 		Net:            v.net,
 		ChardevHotplug: v.chardevHP,
 		Objects:        v.objects,

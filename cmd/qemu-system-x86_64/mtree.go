@@ -1,8 +1,11 @@
 package main
 
 import (
+	"cmp"
+	"slices"
 	"strings"
 
+	"tlcvm/machine"
 	"tlcvm/machine/memtree"
 )
 
@@ -50,4 +53,47 @@ func (v *vm) memoryTree() *memtree.Tree {
 	}
 	b.FDC = !b.Q35 || len(v.boardFloppies()) > 0
 	return memtree.Build(b)
+}
+
+// ramBlocks are the machine's RAM blocks as x-query-ramblock lists them. Their offsets are
+// find_ram_offset's for the memory back-ends in creation order (QEMU allocates a back-end's
+// block when it creates it, the -object ones before the board's RAM, which is a back-end
+// too); among blocks of one size the older is listed first.
+func (v *vm) ramBlocks() []memtree.RAMBlock {
+	var sizes []uint64
+	index := map[string]int{}
+	if v.objects != nil {
+		for _, o := range v.objects.List() {
+			if o.Memory != nil {
+				index[o.ID] = len(sizes)
+				sizes = append(sizes, o.Memory.Size)
+			}
+		}
+	}
+	type block struct {
+		memtree.RAMBlock
+		order int
+	}
+	var blocks []block
+	for _, b := range v.machine.RAMBlocks() {
+		i, ok := index[b.Name()]
+		if !ok {
+			i = len(sizes)
+			sizes = append(sizes, b.Size())
+		}
+		blocks = append(blocks, block{memtree.RAMBlock{Name: b.Name(), PageSize: machine.PageSize, Used: b.Size(), MaxSize: b.Size()}, i})
+	}
+	offs := memtree.AllocOffsets(sizes)
+	slices.SortStableFunc(blocks, func(a, b block) int {
+		if a.MaxSize != b.MaxSize {
+			return cmp.Compare(b.MaxSize, a.MaxSize)
+		}
+		return cmp.Compare(a.order, b.order)
+	})
+	out := make([]memtree.RAMBlock, len(blocks))
+	for i, b := range blocks {
+		b.Offset = offs[b.order]
+		out[i] = b.RAMBlock
+	}
+	return out
 }

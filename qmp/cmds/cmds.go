@@ -57,8 +57,10 @@ type Deps struct {
 	Devices     *qdev.Tree   // the device tree (-device, device_add); nil: no device commands
 	// MemoryTree builds the board's memory regions as they are now (info mtree); nil: none.
 	MemoryTree func() *memtree.Tree
-	Net        *netdev.Net       // the net clients; nil: no network commands
-	Objects    *objects.Registry // the user-creatable objects; nil: no object commands
+	// RAMBlocks lists the RAM blocks as x-query-ramblock shows them; nil: not registered.
+	RAMBlocks func() []memtree.RAMBlock
+	Net       *netdev.Net       // the net clients; nil: no network commands
+	Objects   *objects.Registry // the user-creatable objects; nil: no object commands
 	// ChardevHotplug serves chardev-add/-change/-remove/-send-break; nil: not registered.
 	ChardevHotplug ChardevHotplug
 	// MemoryDevices is the board's memory hotplug block (pc-dimm); nil: no memory device
@@ -158,6 +160,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerUserNet(r, d)
 	registerQtree(r, d)
 	registerMtree(r, d)
+	registerRAMBlock(r, d)
 	registerUSB(r, d)
 	registerHostFwd(r, d)
 	registerNUMA(r, d)
