@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	"tlcvm/compat"
+	"tlcvm/compat/optval"
 	"tlcvm/machine"
 	"tlcvm/machine/memtree"
 )
@@ -29,7 +31,9 @@ func (v *vm) memoryTree() *memtree.Tree {
 	if v.devices != nil {
 		for _, f := range v.devices.PCIRealizeOrder() {
 			b.PCI = append(b.PCI, memtree.PCIDevice{Type: f.Type, Bridge: f.Bridge, Parent: f.Parent})
-			b.VGA = b.VGA || f.Type == "VGA"
+			if v := legacyVGA[f.Type]; v != "" {
+				b.VGA = v
+			}
 		}
 		for _, d := range v.devices.Peripherals() {
 			switch d.Type {
@@ -41,6 +45,8 @@ func (v *vm) memoryTree() *memtree.Tree {
 		}
 	}
 	cfg := v.plan.cfg
+	b.NoHPET = machineOff(cfg, "hpet")
+	b.NoVMPort = machineOff(cfg, "vmport")
 	for _, s := range cfg.Serials {
 		if s != "none" {
 			b.Serials++
@@ -53,6 +59,19 @@ func (v *vm) memoryTree() *memtree.Tree {
 	}
 	b.FDC = !b.Q35 || len(v.boardFloppies()) > 0
 	return memtree.Build(b)
+}
+
+// legacyVGA are the display types with legacy VGA registers and their kind.
+var legacyVGA = map[string]string{"VGA": "std", "virtio-vga": "std", "qxl-vga": "std", "cirrus-vga": "cirrus"}
+
+// machineOff reports -machine NAME=off (hpet, vmport; -no-hpet sets hpet=off).
+func machineOff(cfg *compat.Config, name string) bool {
+	s, ok := cfg.Machine.Prop(name)
+	if !ok {
+		return false
+	}
+	on, ok := optval.Bool(s, optval.QAPIWords)
+	return ok && !on
 }
 
 // ramBlocks are the machine's RAM blocks as x-query-ramblock lists them. Their offsets are

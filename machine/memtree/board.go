@@ -19,9 +19,13 @@ type Board struct {
 	// Serials and Parallels count the ISA serial and parallel ports (-serial, -parallel,
 	// isa-serial, isa-parallel).
 	Serials, Parallels int
-	VGA                bool // the std VGA (-vga std, -device VGA)
-	FDC                bool // the ISA floppy controller (pc always; q35 with a floppy drive)
-	MemHotplug         bool // -m slots= above 0: the ACPI memory hotplug registers
+	// VGA is the display with legacy VGA registers: "std" (VGA, virtio-vga, qxl-vga), "cirrus"
+	// (cirrus-vga), "" for none (or one without them: bochs-display, virtio-gpu-pci).
+	VGA        string
+	NoHPET     bool // -no-hpet, -machine hpet=off
+	NoVMPort   bool // -machine vmport=off
+	FDC        bool // the ISA floppy controller (pc always; q35 with a floppy drive)
+	MemHotplug bool // -m slots= above 0: the ACPI memory hotplug registers
 }
 
 // DIMM is a plugged memory device: its memory back-end's id names its RAM region.
@@ -104,7 +108,9 @@ func Build(b Board) *Tree {
 	}
 	io.Add(0xcf9, New(reset, IO, 1), 1)
 	system.Add(0xfec00000, New("ioapic", IO, 0x1000), 0)
-	system.Add(0xfed00000, New("hpet", IO, 0x400), 0)
+	if !b.NoHPET {
+		system.Add(0xfed00000, New("hpet", IO, 0x400), 0)
+	}
 	system.Add(0xfee00000, New("apic-msi", IO, 0x100000), 4096)
 	ports(io, port{"kvmvapic", 0x7e, 2}, port{"ioport80", 0x80, 1}, port{"ioportF0", 0xf0, 1},
 		port{"dma-chan", 0, 8}, port{"dma-cont", 8, 8}, port{"dma-page", 0x81, 3}, port{"dma-page", 0x87, 1},
@@ -116,18 +122,31 @@ func Build(b Board) *Tree {
 	if b.FDC {
 		ports(io, port{"fdc", 0x3f1, 5}, port{"fdc", 0x3f7, 1})
 	}
-	ports(io, port{"i8042-data", 0x60, 1}, port{"i8042-cmd", 0x64, 1}, port{"vmport", 0x5658, 1},
-		port{"port92", 0x92, 1})
+	ports(io, port{"i8042-data", 0x60, 1}, port{"i8042-cmd", 0x64, 1})
+	if !b.NoVMPort {
+		ports(io, port{"vmport", 0x5658, 1})
+	}
+	ports(io, port{"port92", 0x92, 1})
 	for i := 0; i < b.Serials && i < len(serialBases); i++ {
 		ports(io, port{"serial", serialBases[i], 8})
 	}
 	for i := 0; i < b.Parallels && i < len(parallelBases); i++ {
 		ports(io, port{"parallel", parallelBases[i], 8})
 	}
-	if b.VGA {
+	switch b.VGA {
+	case "std":
 		pci.Add(0xa0000, New("vga-lowmem", IO, 0x20000), 1)
 		ports(io, port{"vga", 0x3c0, 16}, port{"vga", 0x3b4, 2}, port{"vga", 0x3ba, 1},
 			port{"vga", 0x3d4, 2}, port{"vga", 0x3da, 1}, port{"vbe", 0x1ce, 4})
+	case "cirrus":
+		// cirrus_init_common: the legacy window over two (disabled) bank aliases of its
+		// 4 MiB video RAM.
+		vram := New("vga.vram", RAM, 4<<20)
+		low := pci.Add(0xa0000, New("cirrus-lowmem-container", Container, 0x20000), 1)
+		low.Add(0, New("cirrus-low-memory", IO, 0x20000), 0)
+		low.Add(0, NewAlias("vga.bank0", vram, 0, 0x8000).Disable(), 1)
+		low.Add(0x8000, NewAlias("vga.bank1", vram, 0, 0x8000).Disable(), 1)
+		ports(io, port{"cirrus-io", 0x3b0, 0x30})
 	}
 	if !b.Q35 {
 		ports(io, port{"ide", 0x1f0, 8}, port{"ide", 0x3f6, 1}, port{"ide", 0x170, 8}, port{"ide", 0x376, 1})

@@ -20,14 +20,14 @@ func TestBuildMatchesQEMU(t *testing.T) {
 		{"pc-min", Options{}, Board{Below: 128 * M, CPUs: []int{0}, FDC: true,
 			PCI: []PCIDevice{{"i440FX", false, -1}, {"PIIX3", false, -1}, {"piix3-ide", false, -1}, {"PIIX4_PM", false, -1}}}},
 		// -machine pc -m 128, info mtree -D and -f
-		{"pc-D", Options{Disabled: true}, Board{Below: 128 * M, CPUs: []int{0}, FDC: true, VGA: true,
+		{"pc-D", Options{Disabled: true}, Board{Below: 128 * M, CPUs: []int{0}, FDC: true, VGA: "std",
 			Serials: 1, Parallels: 1, PCI: pcDefault}},
-		{"pc-f", Options{FlatView: true}, Board{Below: 128 * M, CPUs: []int{0}, FDC: true, VGA: true,
+		{"pc-f", Options{FlatView: true}, Board{Below: 128 * M, CPUs: []int{0}, FDC: true, VGA: "std",
 			Serials: 1, Parallels: 1, PCI: pcDefault}},
 		// -machine q35 -m 128, info mtree and -D
-		{"q35-def", Options{}, Board{Q35: true, Below: 128 * M, CPUs: []int{0}, VGA: true, Serials: 1, Parallels: 1,
+		{"q35-def", Options{}, Board{Q35: true, Below: 128 * M, CPUs: []int{0}, VGA: "std", Serials: 1, Parallels: 1,
 			PCI: append(q35Board[:4:4], PCIDevice{"VGA", false, -1}, PCIDevice{"e1000e", false, -1})}},
-		{"q35-D", Options{Disabled: true}, Board{Q35: true, Below: 128 * M, CPUs: []int{0}, VGA: true, Serials: 1, Parallels: 1,
+		{"q35-D", Options{Disabled: true}, Board{Q35: true, Below: 128 * M, CPUs: []int{0}, VGA: "std", Serials: 1, Parallels: 1,
 			PCI: append(q35Board[:4:4], PCIDevice{"VGA", false, -1}, PCIDevice{"e1000e", false, -1})}},
 		// -nodefaults -machine pc -m 1G,slots=2,maxmem=4G -smp 2 and a 512M pc-dimm on memdev m0
 		{"pc-dimm", Options{}, Board{Below: 1024 * M, CPUs: []int{0, 1}, FDC: true, MemHotplug: true,
