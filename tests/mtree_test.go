@@ -1,6 +1,8 @@
 package tests_test
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -9,7 +11,7 @@ import (
 	"tlcvm/tests/harness"
 )
 
-// TestInfoMtreeBesideQEMU: info mtree (plain, -D, -f) is QEMU 7.2's for the same command
+// TestInfoMtreeBesideQEMU: info mtree (plain, -D, -f, with and without -o) is QEMU 7.2's for the same command
 // line, stopped before its firmware runs (-S), after sorting the address-space groups, the
 // memory-region entries and the flat views, which QEMU orders by a hash of pointers that
 // changes from run to run (memtree.SortGroups).
@@ -17,6 +19,14 @@ func TestInfoMtreeBesideQEMU(t *testing.T) {
 	bin := requireCandidate(t)
 	ref := harness.Reference(t)
 	dimm := []string{"-object", "memory-backend-ram,id=m0,size=512M", "-device", "pc-dimm,memdev=m0,id=dimm0"}
+	// Images of their own (QEMU locks them: two cases running at once must not share one).
+	img := func(name string) string {
+		p := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(p, make([]byte, 1440<<10), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
 	cases := []struct {
 		name string
 		args []string
@@ -27,6 +37,10 @@ func TestInfoMtreeBesideQEMU(t *testing.T) {
 		{"pc-5G-devices", []string{"-machine", "pc", "-m", "5G", "-smp", "2", "-device", "virtio-net-pci,netdev=n0",
 			"-netdev", "user,id=n0", "-device", "piix3-usb-uhci", "-device", "isa-serial,chardev=c0", "-chardev", "null,id=c0",
 			"-device", "pci-bridge,chassis_nr=1,id=br0", "-device", "virtio-rng-pci,bus=br0"}},
+		{"pc-legacy", []string{"-machine", "pc", "-m", "256", "-smp", "3", "-net", "nic", "-net", "user", "-serial", "null",
+			"-device", "isa-serial,chardev=c0,id=com2", "-chardev", "null,id=c0", "-parallel", "null",
+			"-drive", "if=floppy,file=" + img("fd.img") + ",format=raw", "-drive", "if=ide,media=cdrom", "-cdrom", img("cd1.iso")}},
+		{"q35-cdrom", []string{"-machine", "q35", "-m", "128", "-cdrom", img("cd2.iso"), "-vga", "std", "-net", "nic", "-net", "user"}},
 		{"pc-dimm", append([]string{"-machine", "pc", "-m", "1G,slots=2,maxmem=4G"}, dimm...)},
 		{"q35-256M", []string{"-machine", "q35", "-m", "256"}},
 		{"q35-3G-rootports", []string{"-machine", "q35", "-m", "3G", "-vga", "std",
@@ -61,7 +75,7 @@ func TestInfoMtreeBesideQEMU(t *testing.T) {
 			parallel(t)
 			dir := shortDir(t)
 			out := map[string][]string{}
-			lines := []string{"info mtree", "info mtree -D", "info mtree -f"}
+			lines := []string{"info mtree", "info mtree -D", "info mtree -f", "info mtree -o -D", "info mtree -f -o"}
 			for _, b := range []struct{ name, bin string }{{"qemu", ref}, {"tlcvm", bin}} {
 				v := startMigVM(t, b.bin, dir, b.name, append([]string{"-S"}, c.args...)...)
 				for _, l := range lines {

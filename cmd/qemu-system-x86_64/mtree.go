@@ -3,62 +3,91 @@ package main
 import (
 	"cmp"
 	"slices"
+	"strconv"
 	"strings"
 
+	"tlcvm/blockdev"
 	"tlcvm/compat"
 	"tlcvm/compat/optval"
 	"tlcvm/machine"
 	"tlcvm/machine/memtree"
 )
 
-// memoryTree gathers what decides the board's memory regions (RAM split, device memory and
-// DIMMs, CPUs, PCI functions in realize order, legacy ports) into package memtree's Board
-// and builds it: info mtree (x-tlcvm-info-mtree).
+// memoryTree gathers what decides the board's memory regions and their owners (RAM split,
+// device memory and DIMMs, CPUs, PCI functions in realize order, legacy ports, displays)
+// into package memtree's Board and builds it: info mtree (x-tlcvm-info-mtree).
 func (v *vm) memoryTree() *memtree.Tree {
 	m := v.machine
 	c := m.Config()
-	b := memtree.Board{Q35: strings.HasPrefix(c.Type, "pc-q35-"), None: c.Type == "none", MemHotplug: c.Slots > 0}
+	cfg := v.plan.cfg
+	b := memtree.Board{Q35: strings.HasPrefix(c.Type, "pc-q35-"), None: c.Type == "none", MemHotplug: c.Slots > 0,
+		NoHPET: machineOff(cfg, "hpet"), NoVMPort: machineOff(cfg, "vmport")}
 	b.Below, b.Above = m.RAMSplit()
+	ramID := v.plan.machine.DefaultRAMID
+	if ramID == "" {
+		ramID = "ram" // the machine none's
+	}
+	if id, ok := cfg.Machine.Prop("memory-backend"); ok {
+		ramID = id
+	}
+	b.RAMOwner = "/objects/" + ramID
 	b.DeviceMemBase, b.DeviceMemSize = m.DeviceMemory()
 	if v.memHP != nil {
 		b.DIMMs = v.memHP.regions()
 	}
 	for _, cpu := range m.CPUs() {
 		if cpu.Plugged {
-			b.CPUs = append(b.CPUs, cpu.Index)
+			b.CPUs = append(b.CPUs, memtree.CPU{Index: cpu.Index, Path: cpu.QOMPath})
 		}
 	}
-	if v.devices != nil {
-		for _, f := range v.devices.PCIRealizeOrder() {
-			b.PCI = append(b.PCI, memtree.PCIDevice{Type: f.Type, Bridge: f.Bridge, Parent: f.Parent})
-			if v := legacyVGA[f.Type]; v != "" {
-				b.VGA = v
-			}
-		}
-		for _, d := range v.devices.Peripherals() {
-			switch d.Type {
-			case "isa-serial":
-				b.Serials++
-			case "isa-parallel":
-				b.Parallels++
-			}
-		}
-	}
-	cfg := v.plan.cfg
-	b.NoHPET = machineOff(cfg, "hpet")
-	b.NoVMPort = machineOff(cfg, "vmport")
 	for _, s := range cfg.Serials {
 		if s != "none" {
-			b.Serials++
+			b.Serials = append(b.Serials, memtree.ISAPort{Index: len(b.Serials)})
 		}
 	}
 	for _, s := range cfg.Parallels {
 		if s != "none" {
-			b.Parallels++
+			b.Parallels = append(b.Parallels, memtree.ISAPort{Index: len(b.Parallels)})
 		}
 	}
-	b.FDC = !b.Q35 || len(v.boardFloppies()) > 0
+	if v.devices != nil {
+		for _, f := range v.devices.PCIRealizeOrder() {
+			var o *memtree.Owner
+			if !f.Board {
+				o = &memtree.Owner{Dev: true, ID: f.ID, Path: f.Path}
+			}
+			b.PCI = append(b.PCI, memtree.PCIDevice{Type: f.Type, Bridge: f.Bridge, Parent: f.Parent, Owner: o})
+			if kind := legacyVGA[f.Type]; kind != "" {
+				b.VGAs = append(b.VGAs, memtree.VGA{Kind: kind, Owner: o})
+			}
+		}
+		for _, d := range v.devices.Peripherals() {
+			o := &memtree.Owner{Dev: true, ID: d.ID, Path: d.Path}
+			raw, _ := d.Prop("index")
+			index := strings.Trim(string(raw), `"`)
+			switch d.Type {
+			case "isa-serial":
+				b.Serials = append(b.Serials, isaPort(index, len(b.Serials), o))
+			case "isa-parallel":
+				b.Parallels = append(b.Parallels, isaPort(index, len(b.Parallels), o))
+			}
+		}
+	}
+	b.Floppies = len(v.boardFloppies())
+	if v.block != nil {
+		b.IDEDrives = boardIDEDrives(v.block)
+	}
+	b.FDC = !b.Q35 || b.Floppies > 0
 	return memtree.Build(b)
+}
+
+// isaPort is an isa-serial's or isa-parallel's port: its index property, else the next
+// (QEMU counts the ports realized).
+func isaPort(index string, next int, o *memtree.Owner) memtree.ISAPort {
+	if i, err := strconv.Atoi(index); err == nil && i >= 0 {
+		return memtree.ISAPort{Index: i, Owner: o}
+	}
+	return memtree.ISAPort{Index: next, Owner: o}
 }
 
 // legacyVGA are the display types with legacy VGA registers and their kind.
@@ -115,4 +144,17 @@ func (v *vm) ramBlocks() []memtree.RAMBlock {
 		out[i] = b.RAMBlock
 	}
 	return out
+}
+
+// boardIDEDrives counts the IDE drive devices the board made (-drive if=ide, -cdrom, -hda).
+func boardIDEDrives(g *blockdev.Graph) int {
+	g.Lock()
+	defer g.Unlock()
+	n := 0
+	for _, b := range g.BackendsLocked() {
+		if b.Drive != nil && b.Drive.Interface == "ide" && b.Device != nil {
+			n++
+		}
+	}
+	return n
 }

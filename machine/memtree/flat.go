@@ -125,7 +125,7 @@ func simplify(view []flatRange) []flatRange {
 // printFlat is mtree_info_flatview: one FlatView per flat-view root (QEMU orders them by a
 // hash of pointers, tlcvm by first creation), with the address spaces that show it in
 // creation order.
-func (t *Tree) printFlat(b *strings.Builder) {
+func (t *Tree) printFlat(b *strings.Builder, owner bool) {
 	type fv struct {
 		root   *Region
 		spaces []string
@@ -170,6 +170,9 @@ func (t *Tree) printFlat(b *strings.Builder) {
 			fmt.Fprintf(b, "  %016x-%016x (prio %d, %s): %s", f.start, f.last, f.r.Priority, typ, f.r.Name)
 			if f.off != 0 {
 				fmt.Fprintf(b, " @%016x", f.off)
+			}
+			if owner {
+				b.WriteString(f.r.ownerText())
 			}
 			b.WriteString("\n")
 		}

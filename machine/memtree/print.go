@@ -10,6 +10,7 @@ import (
 type Options struct {
 	FlatView bool // -f: the flat views instead of the trees
 	Disabled bool // -D: disabled regions too
+	Owner    bool // -o: each region's owner (or QOM parent)
 }
 
 // Print is mtree_info: the address spaces grouped by root region (names sorted within a
@@ -19,7 +20,7 @@ type Options struct {
 func (t *Tree) Print(o Options) string {
 	var b strings.Builder
 	if o.FlatView {
-		t.printFlat(&b)
+		t.printFlat(&b, o.Owner)
 		return b.String()
 	}
 	var queue []*Region
@@ -32,12 +33,12 @@ func (t *Tree) Print(o Options) string {
 		for _, n := range names {
 			fmt.Fprintf(&b, "address-space: %s\n", n)
 		}
-		printMR(&b, g.root, 1, 0, &queue, o.Disabled)
+		printMR(&b, g.root, 1, 0, &queue, o)
 		b.WriteString("\n")
 	}
 	for i := 0; i < len(queue); i++ {
 		fmt.Fprintf(&b, "memory-region: %s\n", queue[i].Name)
-		printMR(&b, queue[i], 1, 0, &queue, o.Disabled)
+		printMR(&b, queue[i], 1, 0, &queue, o)
 		b.WriteString("\n")
 	}
 	return b.String()
@@ -67,7 +68,7 @@ func (t *Tree) groups() []*group {
 // printMR is mtree_print_mr: a region, then its subregions by address (higher priority
 // first at one address, else in list order); a disabled region's line is left out unless
 // disabled is set, its subregions are not. Every alias met queues its target once.
-func printMR(b *strings.Builder, r *Region, level int, base uint64, queue *[]*Region, disabled bool) {
+func printMR(b *strings.Builder, r *Region, level int, base uint64, queue *[]*Region, o Options) {
 	start := base + r.Addr
 	end := start + r.last()
 	if start < base || end < start {
@@ -77,22 +78,25 @@ func printMR(b *strings.Builder, r *Region, level int, base uint64, queue *[]*Re
 	if !r.Enabled {
 		dis = " [disabled]"
 	}
+	if o.Owner {
+		dis += r.ownerText()
+	}
 	if r.Alias != nil {
 		if !slices.Contains(*queue, r.Alias) {
 			*queue = append(*queue, r.Alias)
 		}
-		if r.Enabled || disabled {
+		if r.Enabled || o.Disabled {
 			b.WriteString(strings.Repeat("  ", level))
 			fmt.Fprintf(b, "%016x-%016x (prio %d, %s): alias %s @%s %016x-%016x%s\n",
 				start, end, r.Priority, r.typeName(), r.Name, r.Alias.Name,
 				r.AliasOffset, r.AliasOffset+r.last(), dis)
 		}
-	} else if r.Enabled || disabled {
+	} else if r.Enabled || o.Disabled {
 		b.WriteString(strings.Repeat("  ", level))
 		fmt.Fprintf(b, "%016x-%016x (prio %d, %s): %s%s\n", start, end, r.Priority, r.typeName(), r.Name, dis)
 	}
 	for _, s := range printOrder(r.sub) {
-		printMR(b, s, level+1, start, queue, disabled)
+		printMR(b, s, level+1, start, queue, o)
 	}
 }
 

@@ -24,6 +24,7 @@ type Region struct {
 	Enabled     bool
 	Alias       *Region
 	AliasOffset uint64
+	Owner       *Owner    // nil: none (QEMU parents the region to /machine/unattached)
 	sub         []*Region // QEMU's subregions list: priority descending, newest first among equals
 }
 
@@ -95,6 +96,37 @@ func (r *Region) typeName() string {
 
 // readonly is mr->readonly (ROMs).
 func (r *Region) readonly() bool { return r.Kind == ROM && r.Alias == nil }
+
+// Owner is the QOM object owning a region, as info mtree -o names it: a device by its id
+// when it has one, else by its canonical path; another object by its path.
+type Owner struct {
+	Dev      bool
+	ID, Path string
+}
+
+// Dev is a device owner at a QOM path.
+func Dev(path string) *Owner { return &Owner{Dev: true, Path: path} }
+
+// String is mtree_expand_owner's text: "{dev id=ID}", "{dev path=P}", "{obj path=P}".
+func (o *Owner) String() string {
+	kind := "obj"
+	if o.Dev {
+		kind = "dev"
+	}
+	if o.Dev && o.ID != "" {
+		return "{" + kind + " id=" + o.ID + "}"
+	}
+	return "{" + kind + " path=" + o.Path + "}"
+}
+
+// ownerText is mtree_print_mr_owner's: " owner:{…}", or for a region without owner its QOM
+// parent, the board's container of unattached objects.
+func (r *Region) ownerText() string {
+	if r.Owner == nil {
+		return " parent:{obj path=/machine/unattached}"
+	}
+	return " owner:" + r.Owner.String()
+}
 
 // AddressSpace is an AddressSpace: a name and its root region.
 type AddressSpace struct {

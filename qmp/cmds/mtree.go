@@ -24,6 +24,6 @@ func registerMtree(r *qmp.Registry, d *Deps) {
 	r.Register(qmp.Command{Name: "x-tlcvm-info-mtree", Internal: true, Args: &MtreeArgs{}, Returns: TextInfo{},
 		Run: func(c *qmp.Call) (any, error) {
 			a := c.Args.(*MtreeArgs)
-			return TextInfo{Text: d.MemoryTree().Print(memtree.Options{FlatView: a.FlatView, Disabled: a.Disabled})}, nil
+			return TextInfo{Text: d.MemoryTree().Print(memtree.Options{FlatView: a.FlatView, Disabled: a.Disabled, Owner: a.Owner})}, nil
 		}})
 }
