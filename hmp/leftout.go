@@ -28,11 +28,9 @@ var LeftOutCommands = []LeftOut{
 			"(info qtree shows the device tree; qom-list and qom-get the peripherals)"},
 	{Names: []string{"info qdm"},
 		Reason: "not yet: the device catalogue holds -device help's models, not the no-user ones"},
-	{Names: []string{"info mtree", "info ramblock", "info roms"},
-		Reason: "tlcvm loads no firmware and has no memory region tree: the ROM and option ROM " +
-			"blocks QEMU lists do not exist, nor the PAM, SMRAM and device I/O regions info mtree " +
-			"prints (and QEMU 7.2 groups its address spaces through a hash table of pointers, so " +
-			"their order in info mtree changes from run to run)"},
+	{Names: []string{"info roms"},
+		Reason: "tlcvm loads no firmware: the ROM and option ROM blocks QEMU lists beside pc.ram " +
+			"(pc.bios, pc.rom, the ACPI table blobs, kvmvapic.bin) do not exist"},
 	{Names: []string{"info lapic", "info pic", "info irq"},
 		Reason: "no local APIC, i8259 or IOAPIC model (see x-query-irq)"},
 	{Names: []string{"boot_set"},

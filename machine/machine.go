@@ -501,6 +501,18 @@ func (m *Machine) Close() error {
 // RAMSize is the guest RAM size in bytes.
 func (m *Machine) RAMSize() uint64 { return m.cfg.RAMSize }
 
+// RAMSplit is the board's RAM below 4 GiB and above it (pc_memory_init's split; all below
+// on the machine none).
+func (m *Machine) RAMSplit() (below, above uint64) {
+	if len(m.phys) > 0 {
+		below = m.phys[0].Size
+	}
+	if len(m.phys) > 1 {
+		above = m.phys[1].Size
+	}
+	return below, above
+}
+
 // Config returns the configuration the machine was built with (after defaults).
 func (m *Machine) Config() Config { return m.cfg }
 

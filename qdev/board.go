@@ -129,7 +129,7 @@ func (t *Tree) fdc(isa *Bus) {
 
 // boardDev plugs a board device at devfn (-1: not PCI) with the given bool properties on.
 func (t *Tree) boardDev(b *Bus, typ string, devfn int, on ...string) *Device {
-	d := &Device{Type: typ, Devfn: devfn, Unit: -1, Board: true, Bus: b, Props: map[string]json.RawMessage{}}
+	d := &Device{Type: typ, Devfn: devfn, Unit: -1, Board: true, builtin: true, Bus: b, Props: map[string]json.RawMessage{}}
 	for _, p := range on {
 		d.Props[p] = json.RawMessage("true")
 	}

@@ -114,3 +114,61 @@ func pciBus(b *Bus) PCIBus {
 	}
 	return pb
 }
+
+// PCIRealized is a PCI function in realize order: its type, whether it is a bridge (it
+// provides a PCI or PCIe bus), the index of the bridge it sits behind (-1: a root bus), and
+// the device's id and QOM path (Board: made by the board, or a NIC of -net nic).
+type PCIRealized struct {
+	Type     string
+	Bridge   bool
+	Parent   int
+	Board    bool
+	ID, Path string
+}
+
+// PCIRealizeOrder lists the PCI functions in the order QEMU realizes them (each made its
+// bus master address space then): the board's, with the NICs of -net nic where pc_nic_init
+// makes them (before pc's IDE function; after q35's), then -device and device_add devices
+// in creation order.
+func (t *Tree) PCIRealizeOrder() []PCIRealized {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var board, nics, devs []*Device
+	for _, d := range t.devs {
+		if d.Bus != nil && (d.Bus.Type == "PCI" || d.Bus.Type == "PCIE") {
+			devs = append(devs, d)
+		}
+	}
+	for _, host := range t.root.devs {
+		for _, b := range host.Buses {
+			if b.Root {
+				for _, d := range b.devs {
+					switch {
+					case d.builtin:
+						board = append(board, d)
+					case d.Board:
+						nics = append(nics, d)
+					}
+				}
+			}
+		}
+	}
+	at := slices.IndexFunc(board, func(d *Device) bool { return d.Type == "piix3-ide" })
+	if at < 0 {
+		at = len(board)
+	}
+	all := slices.Concat(board[:at], nics, board[at:], devs)
+	index := map[*Device]int{}
+	out := make([]PCIRealized, len(all))
+	for i, d := range all {
+		index[d] = i
+		out[i] = PCIRealized{Type: d.Type, Parent: -1, Board: d.Board, ID: d.ID, Path: d.Path}
+		if p, ok := index[d.Bus.Parent]; ok && !d.Bus.Root {
+			out[i].Parent = p
+		}
+		for _, c := range d.Buses {
+			out[i].Bridge = out[i].Bridge || c.Type == "PCI" || c.Type == "PCIE"
+		}
+	}
+	return out
+}

@@ -33,6 +33,7 @@ type Device struct {
 
 	unplugging bool
 	usb        *usbPort // the USB port it took
+	builtin    bool     // made by board() itself (Board is also set for -net nic's NICs)
 }
 
 // Bus is a bus a device provides (or the board's main-system-bus).

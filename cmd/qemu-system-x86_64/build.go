@@ -200,6 +200,8 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		MachineType:    p.machine.Name,
 		CPUModel:       p.mcfg.CPUModel,
 		Devices:        v.devices,
+		MemoryTree:     v.memoryTree,
+		RAMBlocks:      v.ramBlocks,
 		Net:            v.net,
 		ChardevHotplug: v.chardevHP,
 		Objects:        v.objects,

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"tlcvm/machine/memtree"
 
 	"tlcvm/compat/optval"
 	"tlcvm/compat/qerror"
@@ -330,4 +331,15 @@ func (h *memHotplug) Plugged() uint64 {
 		n += s.size
 	}
 	return n
+}
+
+// regions are the plugged DIMMs' RAM regions (named after their memdev), in plug order.
+func (h *memHotplug) regions() []memtree.DIMM {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]memtree.DIMM, 0, len(h.dimms))
+	for _, s := range h.dimms {
+		out = append(out, memtree.DIMM{Name: s.memdev.ID, Addr: s.addr, Size: s.size})
+	}
+	return out
 }

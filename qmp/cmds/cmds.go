@@ -3,6 +3,7 @@ package cmds
 import (
 	"io"
 	"net"
+	"tlcvm/machine/memtree"
 
 	"tlcvm/blockdev"
 	"tlcvm/compat"
@@ -50,12 +51,16 @@ type Deps struct {
 	Name        string               // -name guest=; "" when not given
 	UUID        string               // -uuid; "" when not given
 	Version     qmp.VersionInfo
-	QOM         func() *Tree      // built on first use: start-up does no work for QOM
-	MachineType string            // resolved name, e.g. "pc-i440fx-7.2"
-	CPUModel    string            // e.g. "qemu64"
-	Devices     *qdev.Tree        // the device tree (-device, device_add); nil: no device commands
-	Net         *netdev.Net       // the net clients; nil: no network commands
-	Objects     *objects.Registry // the user-creatable objects; nil: no object commands
+	QOM         func() *Tree // built on first use: start-up does no work for QOM
+	MachineType string       // resolved name, e.g. "pc-i440fx-7.2"
+	CPUModel    string       // e.g. "qemu64"
+	Devices     *qdev.Tree   // the device tree (-device, device_add); nil: no device commands
+	// MemoryTree builds the board's memory regions as they are now (info mtree); nil: none.
+	MemoryTree func() *memtree.Tree
+	// RAMBlocks lists the RAM blocks as x-query-ramblock shows them; nil: not registered.
+	RAMBlocks func() []memtree.RAMBlock
+	Net       *netdev.Net       // the net clients; nil: no network commands
+	Objects   *objects.Registry // the user-creatable objects; nil: no object commands
 	// ChardevHotplug serves chardev-add/-change/-remove/-send-break; nil: not registered.
 	ChardevHotplug ChardevHotplug
 	// MemoryDevices is the board's memory hotplug block (pc-dimm); nil: no memory device
@@ -154,6 +159,8 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerAnnounce(r, d)
 	registerUserNet(r, d)
 	registerQtree(r, d)
+	registerMtree(r, d)
+	registerRAMBlock(r, d)
 	registerUSB(r, d)
 	registerHostFwd(r, d)
 	registerNUMA(r, d)
