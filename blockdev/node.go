@@ -21,7 +21,7 @@ const (
 
 // protocol reports whether n is a protocol node over a host file or device.
 func (n *Node) protocol() bool {
-	return n.Driver == DriverFile || n.Driver == DriverHostDevice || n.Driver == DriverNBD
+	return n.Driver == DriverFile || n.Driver == DriverHostDevice || n.Driver == DriverNBD || isNull(n.Driver)
 }
 
 // Node is one block node (QEMU's BlockDriverState): a "file" protocol node over a host file,
@@ -64,6 +64,7 @@ type Node struct {
 	filter *filterState
 	dbg    *blkdebug  // blkdebug nodes: rules and breakpoints (blkdebug.go)
 	remote *nbdRemote // nbd nodes: the connection (nbd.go)
+	null   *nullState // null-co, null-aio nodes (null.go)
 }
 
 // edge is a parent's use of a child node.
@@ -100,6 +101,8 @@ func (n *Node) Size() int64 {
 		return n.File.Size()
 	case DriverNBD:
 		return n.remote.size
+	case DriverNullCo, DriverNullAIO:
+		return (n.null.size + 511) &^ 511
 	}
 	st, err := n.stat()
 	if err != nil {
@@ -134,8 +137,8 @@ func (n *Node) ActualSize() int64 {
 	if n.File != nil {
 		return n.File.ActualSize()
 	}
-	if n.remote != nil {
-		return 0
+	if n.remote != nil || n.null != nil {
+		return 0 // null_allocated_file_size
 	}
 	st, err := n.stat()
 	if err != nil {
@@ -163,6 +166,17 @@ func (n *Node) ActualSizeKnown() bool {
 		}
 	}
 	return true
+}
+
+// InfoKnown reports whether bdrv_get_info answers for n (query-block's dirty-flag): not
+// when n's protocol node, down the file chain, is a null node (block/null.c has no
+// bdrv_get_info, and raw's passes the question down).
+func (n *Node) InfoKnown() bool {
+	x := n
+	for x != nil && x.File != nil && x.Driver != DriverQcow2 {
+		x = x.File
+	}
+	return x == nil || x.null == nil
 }
 
 // Header returns the qcow2 header (nil for other drivers).
