@@ -40,8 +40,11 @@ type Node struct {
 	Backing      *Node  // qcow2: the backing node, nil when none
 	// BackingFile/BackingFormat are the names recorded in the image header ("" when none).
 	BackingFile, BackingFormat string
-	nodeIO                     // the data path's state (io.go)
-	nodeBitmaps                // dirty bitmaps (bitmap.go)
+	// autoBacking is QEMU's auto_backing_file: the header's backing name as written, or
+	// the backing node's file name when the backing was opened from it (filename.go).
+	autoBacking string
+	nodeIO      // the data path's state (io.go)
+	nodeBitmaps // dirty bitmaps (bitmap.go)
 	// opts are the options the node was opened or last reopened with (reopen.go).
 	opts *Options
 
@@ -81,9 +84,6 @@ type tempUse struct {
 	perm, shared Perm
 	job          *Job
 }
-
-// Filename is the image file name as QEMU reports it ("file" in query results).
-func (n *Node) Filename() string { return n.filename }
 
 // IsFormat reports whether n is a format node (raw, qcow2).
 func (n *Node) IsFormat() bool { return !n.protocol() }

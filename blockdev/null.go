@@ -102,19 +102,6 @@ func nullOpenOptions(driver string, o *NullOptions) qdict.Dict {
 	return d
 }
 
-// rawOverNullFilename is the filename of a raw node over file: its child's, or, when that
-// is a json: one (a null node given options), QEMU's json:{"driver": "raw", "file": {…}}.
-func rawOverNullFilename(file *Node) string {
-	if file.null == nil || file.filename == file.Driver+"://" {
-		return file.filename
-	}
-	no := file.opts.Null
-	if no == nil {
-		no = &NullOptions{}
-	}
-	return "json:" + qdict.Dict{{Key: "driver", Value: DriverRaw}, {Key: "file", Value: nullOpenOptions(file.Driver, no)}}.JSON()
-}
-
 // nullProtocolFilename accepts "null-co://" and "null-aio://" (null_co_parse_filename):
 // ok when filename names a null driver, an error when it does with more after "://".
 func nullProtocolFilename(filename string) (driver string, ok bool, err error) {

@@ -172,9 +172,6 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 		return nil, err
 	}
 	n.File, n.filename = file, file.filename
-	if o.Driver == DriverRaw {
-		n.filename = rawOverNullFilename(file)
-	}
 	if o.Driver == DriverQcow2 {
 		h, err := ReadQcow2Header(imageReader(file), file.Size(), !n.ReadOnly)
 		if err != nil {
@@ -183,7 +180,7 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 		n.hdr = h
 		n.q = newQcow2(n, h)
 		n.vsize.Store(int64(h.Size))
-		n.BackingFile, n.BackingFormat = h.BackingFile, h.BackingFormat
+		n.BackingFile, n.BackingFormat, n.autoBacking = h.BackingFile, h.BackingFormat, h.BackingFile
 	}
 	g.name(n, o.NodeName, opened)
 	file.addParent(edge{node: n, role: "file"})
@@ -271,6 +268,7 @@ func (g *Graph) openBackingFile(n *Node, opened *[]*Node) error {
 	if err := g.setBacking(n, b); err != nil {
 		return prefix(err, "Could not open backing file: ")
 	}
+	n.autoBacking = b.Filename() // bdrv_open_backing_file's implicit backing
 	return nil
 }
 

@@ -86,7 +86,8 @@ func Quote(s string) string {
 	return b.String()
 }
 
-// Member is one key and value of a Dict. Value is a string, an int64, a bool or a Dict.
+// Member is one key and value of a Dict. Value is a string, an int64, a bool, a Dict or
+// nil (null).
 type Member struct {
 	Key   string
 	Value any
@@ -123,6 +124,8 @@ func (d Dict) write(b *strings.Builder) {
 			fmt.Fprintf(b, "%t", v)
 		case Dict:
 			v.write(b)
+		case nil:
+			b.WriteString("null")
 		default:
 			panic(fmt.Sprintf("qdict: member %q of type %T", d[j].Key, v))
 		}

@@ -216,7 +216,7 @@ func imageInfo(n *blockdev.Node, skipImplicit bool) ImageInfo {
 func blockDeviceInfo(n *blockdev.Node, writeback, skipImplicit bool) *BlockDeviceInfo {
 	return &BlockDeviceInfo{
 		File: n.Filename(), NodeName: n.Name, RO: n.ReadOnly, Drv: n.Driver,
-		BackingFile: n.BackingFile, BackingFileDepth: int64(n.BackingDepth(skipImplicit)),
+		BackingFile: n.BackingName(), BackingFileDepth: int64(n.BackingDepth(skipImplicit)),
 		DetectZeroes: DetectZeroes(n.DetectZeroes), Image: imageInfo(n, skipImplicit),
 		Cache:          BlockdevCacheInfo{Writeback: writeback, Direct: n.Direct, NoFlush: n.NoFlush},
 		WriteThreshold: n.WriteThreshold(),
