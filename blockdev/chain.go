@@ -44,13 +44,13 @@ func findOverlay(active, bs *Node) *Node {
 	return nil
 }
 
-// backingOverridden is bdrv_backing_overridden: the backing node is not the file the
-// image's header names (given as a node, or none at all).
+// backingOverridden is bdrv_backing_overridden: the backing node's file name is not
+// auto_backing_file (given as a node, or none at all; filename.go).
 func (n *Node) backingOverridden() bool {
 	if n.Backing != nil {
-		return n.FullBackingFilename() != skipFilters(n.Backing).filename
+		return n.autoBacking != skipFilters(n.Backing).Filename()
 	}
-	return n.BackingFile != ""
+	return n.autoBacking != ""
 }
 
 // findBackingImage is bdrv_find_backing_image: the image below active whose file the
@@ -64,7 +64,7 @@ func findBackingImage(active *Node, name string) *Node {
 		}
 		switch {
 		case cur.backingOverridden():
-			if name == below.filename {
+			if name == below.Filename() {
 				return below
 			}
 		case strings.Contains(name, "://") || strings.Contains(cur.BackingFile, "://"):
@@ -161,7 +161,7 @@ func (n *Node) changeBackingFile(name, format string) error {
 		*q.h = saved
 		return err
 	}
-	n.BackingFile, n.BackingFormat = name, format
+	n.BackingFile, n.BackingFormat, n.autoBacking = name, format, name
 	return nil
 }
 

@@ -7,7 +7,8 @@
 //
 // A Graph holds Nodes (QEMU's BlockDriverState): "file" protocol nodes over host files, "nbd"
 // protocol nodes over an NBD server's export (nbd.go: package nbd's client), and
-// "raw"/"qcow2" format nodes over a file child, qcow2 nodes with a read-only backing chain.
+// "null-co"/"null-aio" protocol nodes that store nothing (null.go), and "raw"/"qcow2" format
+// nodes over a file child, qcow2 nodes with a read-only backing chain.
 // Backends (BlockBackend) are what devices attach to: named ones come from -drive, anonymous
 // ones are made when a device's drive= names a node. Nodes without a node-name get QEMU's
 // generated "#block<counter><two random digits>" names, in QEMU's order (a format node's

@@ -230,11 +230,30 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 		}
 	}
 	format, hasFormat := get("format")
+	driver, hasDriver := get("driver")
+	if hasDriver && hasFormat {
+		return nil, errf(ErrInvalid, "Cannot specify both 'driver' and 'format'")
+	}
+	var null *NullOptions
+	switch {
+	case hasDriver && isNull(driver):
+		if null, err = nullDriveOptions(get); err != nil {
+			return nil, err
+		}
+	case hasDriver:
+		format, hasFormat = driver, true
+	}
 	if hasFormat && format != DriverRaw && format != DriverQcow2 {
 		return nil, formatError(format)
 	}
 	for _, kv := range kvs {
+		if null != nil && (kv.Key == "driver" || nullKeys[kv.Key]) {
+			continue
+		}
 		if !driveKeys[kv.Key] {
+			if null != nil {
+				return nil, errf(ErrInvalid, "Block protocol '%s' doesn't support the option '%s'", driver, kv.Key)
+			}
 			f := format
 			if f == "" {
 				f = DriverRaw
@@ -244,6 +263,18 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 	}
 	b := &Backend{Name: d.ID, Drive: d, WriteThrough: !writeback, perm: PermConsistentRead, shared: PermAll}
 	file, _ := get("file")
+	if null != nil {
+		// driver=null-co: the protocol node is the root; file= may only name it.
+		if file != "" {
+			if d, ok, err := nullProtocolFilename(file); err != nil || !ok || d != driver {
+				if err == nil {
+					err = errf(ErrInvalid, "The only allowed filename for this driver is '%s://'", driver)
+				}
+				return nil, err
+			}
+		}
+		file = driver + "://"
+	}
 	if file == "" {
 		// An empty drive keeps its flags for the medium blockdev-change-medium opens.
 		b.media.root = rootState{readWrite: !ro, direct: direct, noFlush: noFlush,
@@ -264,6 +295,10 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 	}
 	o.Locking, _ = get("file.locking")
 	o.NodeName, _ = get("node-name")
+	o.Null = null
+	if null != nil {
+		format = driver // the protocol node alone
+	}
 	root, err := g.openImage(*o, file, format, in, &opened)
 	if err != nil {
 		return fail(err)
@@ -290,6 +325,9 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 func (g *Graph) openImage(o Options, filename, format string, in inherited, opened *[]*Node) (*Node, error) {
 	fo := o
 	fo.NodeName = ""
+	if fo.Null != nil {
+		fo.NodeName = o.NodeName // driver=null-co: the protocol node is the root
+	}
 	var fnode *Node
 	if err := protocolOptions(&fo, filename); err != nil {
 		return nil, err
@@ -311,7 +349,7 @@ func (g *Graph) openImage(o Options, filename, format string, in inherited, open
 			fmt.Fprintf(g.cfg.Warn, rawProbeWarning, filename)
 		}
 	}
-	if format == DriverFile || format == DriverHostDevice {
+	if format == DriverFile || format == DriverHostDevice || format == fnode.Driver && isNull(format) {
 		return fnode, nil
 	}
 	o.Driver, o.File, o.Filename, o.Locking = format, &Ref{Node: fnode.Name}, "", ""

@@ -123,7 +123,7 @@ func (g *Graph) DriveMirror(o MirrorOptions) error {
 		name, bfmt := "", ""
 		if o.Sync != "full" && backing != nil {
 			b := SkipImplicit(backing)
-			name, bfmt = b.filename, b.Driver
+			name, bfmt = b.Filename(), b.Driver
 		}
 		if err := g.imgCreate(o.Target, format, name, bfmt, size); err != nil {
 			return err

@@ -173,6 +173,8 @@ func (n *Node) pread(p []byte, off int64) error {
 		return n.fileRead(p, off)
 	case DriverNBD:
 		return n.nbdRead(p, off)
+	case DriverNullCo, DriverNullAIO:
+		return n.nullRead(p)
 	}
 	return errf(ErrUnsupported, "tlcvm: qcow2 images are read from file and raw nodes only")
 }
@@ -193,6 +195,9 @@ func (n *Node) pwrite(p []byte, off int64) error {
 			return n.fileWrite(p, off)
 		case DriverNBD:
 			return n.nbdWrite(p, off)
+		case DriverNullCo, DriverNullAIO:
+			n.nullWait()
+			return nil
 		}
 		return errf(ErrUnsupported, "tlcvm: qcow2 images are written to file and raw nodes only")
 	})
@@ -211,6 +216,9 @@ func (n *Node) hostSize() (int64, error) {
 	}
 	if n.remote != nil {
 		return n.remote.size, nil
+	}
+	if n.null != nil {
+		return n.Size(), nil
 	}
 	if n.f == nil {
 		return 0, errf(ErrIO, "tlcvm: node '%s' is closed", n.Name)

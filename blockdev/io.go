@@ -65,6 +65,11 @@ const (
 	// StatusAllocated: a node above the base of the query (BlockStatusAbove) decides the
 	// range's content; without it the content comes from the base and below.
 	StatusAllocated
+
+	// statusNone is a layer's answer (layerStatus) that it decides the range's content and
+	// says nothing of it: neither data nor zero nor allocated (a null node without
+	// read-zeroes, whose block status is BDRV_BLOCK_OFFSET_VALID alone).
+	statusNone Status = 1 << 7
 )
 
 // Extent is the answer of a status query: Length bytes from Offset share Status.
@@ -216,6 +221,9 @@ func (n *Node) BlockStatusAbove(base *Node, off, length int64) (Extent, error) {
 			return Extent{}, err
 		}
 		ex.Length = l
+		if st == statusNone {
+			return ex, nil
+		}
 		if st != 0 {
 			ex.Status, ex.Depth = st|StatusAllocated, depth
 			return ex, nil
@@ -256,6 +264,8 @@ func (n *Node) layerStatus(off, length int64) (Status, int64, *Node, error) {
 		st, l, _, err = n.File.layerStatus(off, length)
 	case DriverNBD:
 		st, l, err = n.nbdStatus(off, length)
+	case DriverNullCo, DriverNullAIO:
+		st, l = n.nullStatus(length)
 	default:
 		st, l, err = n.fileStatus(off, length)
 	}
@@ -354,6 +364,8 @@ func (n *Node) read(p []byte, off int64) error {
 		return err
 	case DriverNBD:
 		return n.nbdRead(p, off)
+	case DriverNullCo, DriverNullAIO:
+		return n.nullRead(p)
 	}
 	return n.fileRead(p, off)
 }
@@ -382,6 +394,9 @@ func (n *Node) write(p []byte, off int64) error {
 		return err
 	case DriverNBD:
 		return n.nbdWrite(p, off)
+	case DriverNullCo, DriverNullAIO:
+		n.nullWait()
+		return nil
 	}
 	return n.fileWrite(p, off)
 }
@@ -404,6 +419,9 @@ func (n *Node) writeZeroes(off, length int64, fl ZeroFlags) error {
 		return n.File.WriteZeroes(off, length, fl)
 	case DriverNBD:
 		return n.nbdWriteZeroes(off, length, fl)
+	case DriverNullCo, DriverNullAIO:
+		n.nullWait() // no pwrite_zeroes: QEMU writes a zeroed buffer through pwritev
+		return nil
 	}
 	return n.fileWriteZeroes(off, length, fl)
 }
@@ -426,6 +444,8 @@ func (n *Node) discard(off, length int64) error {
 		return n.File.Unmap(off, length)
 	case DriverNBD:
 		return n.nbdDiscard(off, length)
+	case DriverNullCo, DriverNullAIO:
+		return nil // no pdiscard: bdrv_co_pdiscard succeeds doing nothing
 	}
 	return n.fileDiscard(off, length)
 }
@@ -452,6 +472,10 @@ func (n *Node) flush() error {
 	}
 	if n.Driver == DriverNBD {
 		return n.nbdFlush()
+	}
+	if n.null != nil {
+		n.nullWait()
+		return nil
 	}
 	return n.fileFlush()
 }

@@ -13,7 +13,8 @@ import (
 // -drive werror=/rerror=, else enospc for writes and report for reads) give the action:
 //
 //	stop     io-status failed (nospace for ENOSPC), BLOCK_IO_ERROR, then the VM stops in
-//	         io-error (STOP); the request is made again once it runs (cont resets io-status)
+//	         io-error (STOP); the request is made again once it runs (cont resets the
+//	         io-status of named backends only)
 //	enospc   stop on ENOSPC, report otherwise
 //	report   BLOCK_IO_ERROR, the guest sees the error
 //	ignore   BLOCK_IO_ERROR, the guest sees success
@@ -129,11 +130,16 @@ func (b *Backend) IOStatusValue() string {
 	return b.ios.status
 }
 
-// ResetIOStatus is blk_iostatus_reset on every backend (cont).
+// ResetIOStatus is qmp_cont's blk_iostatus_reset over blk_next: the monitor's backends,
+// those with a name (-drive); a device's anonymous backend (drive= naming a node, as
+// libvirt's -blockdev disks are) keeps its io-status after cont, as in QEMU 7.2.
 func (g *Graph) ResetIOStatus() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, b := range g.backends {
+		if b.Name == "" {
+			continue
+		}
 		b.ios.mu.Lock()
 		b.ios.status = ""
 		b.ios.mu.Unlock()

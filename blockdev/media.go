@@ -69,10 +69,16 @@ func (b *Backend) kind() mediaKind {
 // HasTray reports whether query-block shows the backend's tray_open: its device has a tray.
 func (b *Backend) HasTray() bool { return b.kind().hasTray() }
 
-// IOStatus reports whether query-block shows the backend's io-status: its device enabled
-// I/O status reporting (every disk device but the floppy).
+// IOStatus reports whether query-block shows the backend's io-status (and BLOCK_IO_ERROR
+// its nospace): blk_iostatus_is_enabled, its device enabled I/O status reporting (every
+// disk device but the floppy) and its errors may stop the VM (werror enospc or stop,
+// rerror stop; with werror=report and the default rerror there is none).
 func (b *Backend) IOStatus() bool {
-	return b.Device != nil && b.Device.Driver != "floppy" && !b.reportErrors
+	if b.Device == nil || b.Device.Driver == "floppy" || b.reportErrors {
+		return false
+	}
+	w, r := b.errorPolicy(false), b.errorPolicy(true)
+	return w == OnErrorEnospc || w == OnErrorStop || r == OnErrorStop
 }
 
 // Media is a removable device's state as the monitor sees it: the tray (closed unless

@@ -337,6 +337,10 @@ func protocolOptions(o *Options, filename string) error {
 		o.Driver, o.NBD, o.Filename = DriverNBD, no, ""
 		return nil
 	}
+	if d, ok, err := nullProtocolFilename(filename); ok {
+		o.Driver, o.Filename = d, ""
+		return err
+	}
 	o.Driver, o.Filename = hostDriver(filename), filename
 	return nil
 }

@@ -21,7 +21,7 @@ const (
 
 // protocol reports whether n is a protocol node over a host file or device.
 func (n *Node) protocol() bool {
-	return n.Driver == DriverFile || n.Driver == DriverHostDevice || n.Driver == DriverNBD
+	return n.Driver == DriverFile || n.Driver == DriverHostDevice || n.Driver == DriverNBD || isNull(n.Driver)
 }
 
 // Node is one block node (QEMU's BlockDriverState): a "file" protocol node over a host file,
@@ -40,8 +40,11 @@ type Node struct {
 	Backing      *Node  // qcow2: the backing node, nil when none
 	// BackingFile/BackingFormat are the names recorded in the image header ("" when none).
 	BackingFile, BackingFormat string
-	nodeIO                     // the data path's state (io.go)
-	nodeBitmaps                // dirty bitmaps (bitmap.go)
+	// autoBacking is QEMU's auto_backing_file: the header's backing name as written, or
+	// the backing node's file name when the backing was opened from it (filename.go).
+	autoBacking string
+	nodeIO      // the data path's state (io.go)
+	nodeBitmaps // dirty bitmaps (bitmap.go)
 	// opts are the options the node was opened or last reopened with (reopen.go).
 	opts *Options
 
@@ -64,6 +67,7 @@ type Node struct {
 	filter *filterState
 	dbg    *blkdebug  // blkdebug nodes: rules and breakpoints (blkdebug.go)
 	remote *nbdRemote // nbd nodes: the connection (nbd.go)
+	null   *nullState // null-co, null-aio nodes (null.go)
 }
 
 // edge is a parent's use of a child node.
@@ -81,9 +85,6 @@ type tempUse struct {
 	job          *Job
 }
 
-// Filename is the image file name as QEMU reports it ("file" in query results).
-func (n *Node) Filename() string { return n.filename }
-
 // IsFormat reports whether n is a format node (raw, qcow2).
 func (n *Node) IsFormat() bool { return !n.protocol() }
 
@@ -100,6 +101,8 @@ func (n *Node) Size() int64 {
 		return n.File.Size()
 	case DriverNBD:
 		return n.remote.size
+	case DriverNullCo, DriverNullAIO:
+		return (n.null.size + 511) &^ 511
 	}
 	st, err := n.stat()
 	if err != nil {
@@ -134,8 +137,8 @@ func (n *Node) ActualSize() int64 {
 	if n.File != nil {
 		return n.File.ActualSize()
 	}
-	if n.remote != nil {
-		return 0
+	if n.remote != nil || n.null != nil {
+		return 0 // null_allocated_file_size
 	}
 	st, err := n.stat()
 	if err != nil {
@@ -163,6 +166,17 @@ func (n *Node) ActualSizeKnown() bool {
 		}
 	}
 	return true
+}
+
+// InfoKnown reports whether bdrv_get_info answers for n (query-block's dirty-flag): not
+// when n's protocol node, down the file chain, is a null node (block/null.c has no
+// bdrv_get_info, and raw's passes the question down).
+func (n *Node) InfoKnown() bool {
+	x := n
+	for x != nil && x.File != nil && x.Driver != DriverQcow2 {
+		x = x.File
+	}
+	return x == nil || x.null == nil
 }
 
 // Header returns the qcow2 header (nil for other drivers).

@@ -28,6 +28,7 @@ type Options struct {
 
 	Blkdebug *BlkdebugOptions // blkdebug (blkdebug.go)
 	NBD      *NBDOptions      // nbd (nbd.go)
+	Null     *NullOptions     // null-co, null-aio (null.go)
 }
 
 // Ref is a BlockdevRef(OrNull): a node name, inline options, or (backing only) null.
@@ -38,7 +39,7 @@ type Ref struct {
 }
 
 // SupportedDrivers are the drivers tlcvm can open.
-var SupportedDrivers = []string{DriverFile, DriverHostDevice, DriverRaw, DriverQcow2, DriverNBD}
+var SupportedDrivers = []string{DriverFile, DriverHostDevice, DriverRaw, DriverQcow2, DriverNBD, DriverNullCo, DriverNullAIO}
 
 // inherited carries the flags a child inherits from the parent being opened.
 type inherited struct {
@@ -157,9 +158,11 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 		return g.openBlkdebug(n, o, child, opened)
 	case DriverNBD:
 		return g.openNBD(n, o, opened)
+	case DriverNullCo, DriverNullAIO:
+		return g.openNull(n, o, opened)
 	case DriverRaw, DriverQcow2:
 	default:
-		return nil, errf(ErrUnsupported, "tlcvm: block driver '%s' is not supported (tlcvm opens %s)", o.Driver, "file, nbd, raw and qcow2")
+		return nil, errf(ErrUnsupported, "tlcvm: block driver '%s' is not supported (tlcvm opens %s)", o.Driver, "file, nbd, null-co, null-aio, raw and qcow2")
 	}
 	if o.File == nil {
 		return nil, errf(ErrInvalid, "A block device must be specified for \"file\"")
@@ -177,7 +180,7 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 		n.hdr = h
 		n.q = newQcow2(n, h)
 		n.vsize.Store(int64(h.Size))
-		n.BackingFile, n.BackingFormat = h.BackingFile, h.BackingFormat
+		n.BackingFile, n.BackingFormat, n.autoBacking = h.BackingFile, h.BackingFormat, h.BackingFile
 	}
 	g.name(n, o.NodeName, opened)
 	file.addParent(edge{node: n, role: "file"})
@@ -265,6 +268,7 @@ func (g *Graph) openBackingFile(n *Node, opened *[]*Node) error {
 	if err := g.setBacking(n, b); err != nil {
 		return prefix(err, "Could not open backing file: ")
 	}
+	n.autoBacking = b.Filename() // bdrv_open_backing_file's implicit backing
 	return nil
 }
 

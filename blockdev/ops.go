@@ -58,6 +58,9 @@ func (g *Graph) createQcow2(o *CreateOptions) error {
 	if n.ReadOnly {
 		return errf(ErrReadOnly, "Block node is read-only")
 	}
+	if n.f == nil {
+		return errf(ErrUnsupported, "tlcvm: qcow2 images can be created on file and raw nodes only")
+	}
 	t := &tempUse{perm: PermWrite | PermResize, shared: PermAll}
 	n.addParent(edge{temp: t, role: "root"})
 	defer func() {
@@ -119,6 +122,8 @@ func (n *Node) truncate(size int64) error {
 		return nil
 	case DriverRaw:
 		return n.File.truncate(size)
+	case DriverNBD, DriverNullCo, DriverNullAIO:
+		return errf(ErrUnsupported, "Image format driver does not support resize")
 	}
 	return n.qcow2Resize(uint64(size))
 }

@@ -382,7 +382,12 @@ func qemuIORead(t qemuIOTarget, opts map[byte]string, args []string, out io.Writ
 			return
 		}
 	}
+	// qemu_io_alloc fills the buffer with 0xab: what a read leaves untouched (a null node
+	// without read-zeroes) shows as that.
 	p := make([]byte, length)
+	for i := range p {
+		p[i] = 0xab
+	}
 	start := time.Now()
 	if err := t.read(p, off); err != nil {
 		fmt.Fprintf(out, "read failed: %s\n", qemuIOErrno(err))

@@ -166,6 +166,9 @@ func (n *Node) checkReopen(o *Options) error {
 		}
 		return nil
 	}
+	if n.null != nil {
+		return checkNullReopen(was.Null, o.Null)
+	}
 	switch f := o.File; {
 	case f == nil:
 		return errf(ErrInvalid, "A block device must be specified for \"file\"")

@@ -43,7 +43,7 @@ func (a *SnapshotSyncAction) prepare(g *Graph, txn *JobTxn) error {
 	}
 	if a.Mode != "existing" {
 		s := SkipImplicit(n)
-		if err := g.imgCreate(a.File, format, s.filename, skipFilters(s).Driver, n.Size()); err != nil {
+		if err := g.imgCreate(a.File, format, s.Filename(), skipFilters(s).Driver, n.Size()); err != nil {
 			return err
 		}
 	}

@@ -245,7 +245,7 @@ func (g *Graph) driveBackupTarget(o *BackupOptions) (*Node, *Node, error) {
 		name, bfmt := "", ""
 		if source != nil {
 			s := SkipImplicit(source)
-			name, bfmt = s.filename, skipFilters(s).Driver
+			name, bfmt = s.Filename(), skipFilters(s).Driver
 		}
 		if err := g.imgCreate(o.Target, format, name, bfmt, size); err != nil {
 			return nil, nil, err

@@ -3,6 +3,8 @@ package qmp
 import (
 	"math"
 	"sort"
+
+	"tlcvm/compat/qdict"
 )
 
 // Kind is the type of a Value: QEMU's QType, with QNum split by representation.
@@ -242,13 +244,7 @@ func (v *Value) Append(elem *Value) {
 
 // QDictHash is QEMU's tdb_hash of a key modulo QDICT_BUCKET_MAX (qobject/qdict.c): the bucket
 // that decides where the key appears when QEMU writes the dict.
-func QDictHash(key string) uint32 {
-	value := uint32(0x238F13AF) * uint32(len(key))
-	for i := 0; i < len(key); i++ {
-		value += uint32(key[i]) << (uint(i) * 5 % 24)
-	}
-	return (1103515243*value + 12345) % 512
-}
+func QDictHash(key string) uint32 { return qdict.Bucket(key) }
 
 // QDictOrder returns keys, given in insertion (QAPI member) order, in the order QEMU's writer
 // emits them: by hash bucket, and within a bucket the last inserted first. Use it to lay out the

@@ -11,6 +11,8 @@
 #   python3           bench helpers
 #   makedumpfile      reads back the kdump-compressed dumps (tests/dump_test.go)
 #   gdb               opens the ELF dumps as cores (tests/dump_test.go)
+#   gcc-multilib      gcc -m32 builds the ATA PIO guest QEMU runs in tests/ataguest_test.go
+#                     (installed only when gcc cannot already build a freestanding -m32 program)
 set -euo pipefail
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
@@ -22,6 +24,8 @@ command -v virsh >/dev/null || need+=(libvirt-clients)
 command -v virt-install >/dev/null || need+=(virtinst)
 command -v makedumpfile >/dev/null || need+=(makedumpfile)
 command -v gdb >/dev/null || need+=(gdb)
+# the freestanding guest needs gcc's 32-bit code generation and linker only, not a 32-bit libc
+printf 'void _start(void){}\n' | gcc -m32 -ffreestanding -nostdlib -static -x c - -o /dev/null 2>/dev/null || need+=(gcc-multilib)
 if ((${#need[@]})); then
 	if [[ $(id -u) -ne 0 ]]; then echo "deps: need root to install ${need[*]}" >&2; exit 1; fi
 	echo "deps: installing ${need[*]}"

@@ -40,7 +40,7 @@ func (v *mvm) ioErrorEvent() string {
 func (v *mvm) ioStatus() string {
 	for _, b := range v.do("query-block", nil).Arr {
 		if q, _ := b.Get("qdev"); strings.Contains(q.Str(), "vd0") {
-			s, _ := b.Get("io-status")
+			s, _ := b.Get("io-status") // "" when absent
 			return s.Str()
 		}
 	}
@@ -58,8 +58,9 @@ func TestDiskWerror(t *testing.T) {
 		{"stop", 5, `{"device": "", "nospace": false, "node-name": "q0", "reason": "Input/output error", "operation": "write", "action": "stop"}`, "failed"},
 		{"enospc", 28, `{"device": "", "nospace": true, "node-name": "q0", "reason": "No space left on device", "operation": "write", "action": "stop"}`, "nospace"},
 		{"enospc", 5, `{"device": "", "nospace": false, "node-name": "q0", "reason": "Input/output error", "operation": "write", "action": "report"}`, "ok"},
-		{"report", 5, `{"device": "", "nospace": false, "node-name": "q0", "reason": "Input/output error", "operation": "write", "action": "report"}`, "ok"},
-		{"ignore", 28, `{"device": "", "nospace": true, "node-name": "q0", "reason": "No space left on device", "operation": "write", "action": "ignore"}`, "ok"},
+		// report and ignore (rerror report): no io-status, so no nospace (blk_iostatus_is_enabled)
+		{"report", 5, `{"device": "", "node-name": "q0", "reason": "Input/output error", "operation": "write", "action": "report"}`, ""},
+		{"ignore", 28, `{"device": "", "node-name": "q0", "reason": "No space left on device", "operation": "write", "action": "ignore"}`, ""},
 	} {
 		t.Run(fmt.Sprintf("%s-%d", c.policy, c.errno), func(t *testing.T) {
 			parallel(t)
@@ -80,9 +81,11 @@ func TestDiskWerror(t *testing.T) {
 				t.Fatalf("io-status %s, want %s", s, c.status)
 			}
 			if stops {
+				// vd0's backend is anonymous (drive= names a node): QEMU 7.2's cont resets
+				// the io-status of the monitor's (named) backends only
 				v.do("cont", nil)
-				if s := v.ioStatus(); s != "ok" {
-					t.Fatalf("io-status %s after cont, want ok", s)
+				if s := v.ioStatus(); s != c.status {
+					t.Fatalf("io-status %s after cont, want %s (kept)", s, c.status)
 				}
 			}
 			// the guest goes on writing; only report shows it the error

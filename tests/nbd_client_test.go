@@ -156,13 +156,15 @@ func TestNBDClientMirrorIntoTlcvm(t *testing.T) {
 	}
 }
 
-// TestNBDBlockdevSchemaLikeQEMU: blockdev-add's nbd variant introspects as QEMU 7.2's,
-// member for member (libvirt probes blockdev.nbd.tls-hostname in it).
+// TestNBDBlockdevSchemaLikeQEMU: blockdev-add's nbd, null-co and null-aio variants
+// introspect as QEMU 7.2's, member for member (libvirt probes blockdev.nbd.tls-hostname in
+// it).
 func TestNBDBlockdevSchemaLikeQEMU(t *testing.T) {
 	cand := requireCandidate(t)
 	ref := requireReference(t)
 	parallel(t)
-	get := func(bin string) string {
+	drivers := []string{"nbd", "null-co", "null-aio"}
+	get := func(bin string) map[string]string {
 		_, q, _ := startVM(t, bin, "-machine", "none", "-S")
 		schema := execOK(t, q, "query-qmp-schema", nil)
 		byName := map[string]harness.Value{}
@@ -173,19 +175,25 @@ func TestNBDBlockdevSchemaLikeQEMU(t *testing.T) {
 		cmd := byName["blockdev-add"]
 		arg, _ := cmd.Get("arg-type")
 		vs, _ := byName[arg.Str()].Get("variants")
-		for _, v := range vs.Arr {
-			if c, _ := v.Get("case"); c.Str() == "nbd" {
-				typ, _ := v.Get("type")
-				return canonType(byName, byName[typ.Str()], 0)
+		out := map[string]string{}
+		for _, d := range drivers {
+			out[d] = "missing"
+			for _, v := range vs.Arr {
+				if c, _ := v.Get("case"); c.Str() == d {
+					typ, _ := v.Get("type")
+					out[d] = canonType(byName, byName[typ.Str()], 0)
+				}
 			}
 		}
-		return "missing"
+		return out
 	}
 	want, got := get(ref), get(cand)
-	if want == "missing" {
-		t.Fatal("QEMU's blockdev-add has no nbd variant")
-	}
-	if want != got {
-		t.Errorf("blockdev-add's nbd variant:\n QEMU  %s\n tlcvm %s", want, got)
+	for _, d := range drivers {
+		if want[d] == "missing" {
+			t.Fatalf("QEMU's blockdev-add has no %s variant", d)
+		}
+		if want[d] != got[d] {
+			t.Errorf("blockdev-add's %s variant:\n QEMU  %s\n tlcvm %s", d, want[d], got[d])
+		}
 	}
 }

@@ -203,8 +203,8 @@ func blockdevOptions(b compat.Blockdev) (*blockdev.Options, error) {
 
 var (
 	keyvalBools = map[string]bool{"read-only": true, "auto-read-only": true, "force-share": true, "direct": true,
-		"no-flush": true, "lazy-refcounts": true, "drop-cache": true, "x-check-cache-dropped": true}
-	keyvalInts = map[string]bool{"offset": true, "size": true, "cache-size": true, "aio-max-batch": true}
+		"no-flush": true, "lazy-refcounts": true, "read-zeroes": true, "drop-cache": true, "x-check-cache-dropped": true}
+	keyvalInts = map[string]bool{"offset": true, "size": true, "latency-ns": true, "cache-size": true, "aio-max-batch": true}
 )
 
 // keyvalScalar types a keyval string as the member it sets expects, as QEMU's keyval input

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"tlcvm/compat/qdict"
 	"tlcvm/machine/catalog/internal/pack"
 )
 
@@ -243,7 +244,7 @@ func (d *cpuData) apply(vals []int, mi int, raw json.RawMessage) error {
 		vals[k] = trueIdx // the definition has it; the dependency pass decides
 	}
 	set := map[int]bool{}
-	for _, i := range qdictOrder(names) {
+	for _, i := range qdict.Order(names) {
 		k, ok := d.key[names[i]]
 		if !ok || vals[k] == 0 {
 			return newError(ErrPropertyNotFound, "Property '%s.%s' not found", typename, names[i])
@@ -366,7 +367,7 @@ func convertValue(name, cur string, v json.RawMessage) (string, error) {
 		if err := json.Unmarshal(v, &str); err != nil {
 			return "", newError(ErrInvalidValue, "Invalid parameter type for '%s', expected: string", name)
 		}
-		return qemuJSONString(str), nil
+		return qdict.Quote(str), nil
 	default:
 		if !isIntegerLiteral(s) {
 			return "", newError(ErrInvalidValue, "Invalid parameter type for '%s', expected: integer", name)

@@ -81,7 +81,7 @@ func (BlockdevOptions) UnionTag() string { return "driver" }
 func (BlockdevOptions) UnionVariants() map[string]any {
 	return map[string]any{"file": BlockdevOptionsFile{}, "host_device": BlockdevOptionsFile{},
 		"raw": BlockdevOptionsRaw{}, "qcow2": BlockdevOptionsQcow2{}, "blkdebug": BlockdevOptionsBlkdebug{},
-		"nbd": BlockdevOptionsNbd{}}
+		"nbd": BlockdevOptionsNbd{}, "null-co": BlockdevOptionsNull{}, "null-aio": BlockdevOptionsNull{}}
 }
 
 // BlockdevRef is QAPI's alternate of inline BlockdevOptions or a node name.
@@ -179,6 +179,8 @@ func BlockOptions(o *BlockdevOptions) *blockdev.Options {
 		out.Blkdebug = blkdebugOptions(v, conv)
 	case *BlockdevOptionsNbd:
 		out.NBD = nbdOptions(v)
+	case *BlockdevOptionsNull:
+		out.Null = nullOptions(v)
 	case *BlockdevOptionsQcow2:
 		out.File = conv(v.File)
 		if b := v.Backing; b != nil {

@@ -28,7 +28,7 @@ func TestBlockCommands(t *testing.T) {
 			want: `GenericError: Parameter 'driver' does not accept value 'nope'`},
 		{cmd: `{"execute":"blockdev-add","arguments":{"driver":"null-co","node-name":"n"}}`,
 			err:   qerror.New(blockdev.ErrExists, "Duplicate nodes with node-name='n'"),
-			calls: `Add {Driver:null-co NodeName:n}`, want: `GenericError: Duplicate nodes with node-name='n'`},
+			calls: `Add {Driver:null-co NodeName:n Null:{}}`, want: `GenericError: Duplicate nodes with node-name='n'`},
 		{cmd: `{"execute":"blockdev-del","arguments":{"node-name":"x"}}`,
 			err:   qerror.New(blockdev.ErrNotFound, "Failed to find node with node-name='x'"),
 			calls: `Del "x"`, want: `GenericError: Failed to find node with node-name='x'`},
@@ -91,7 +91,7 @@ func TestBackingFileReopenSnapshots(t *testing.T) {
 		{cmd: `{"execute":"blockdev-reopen","arguments":{"options":[]}}`, calls: `Reopen []`, want: `{}`},
 		{cmd: `{"execute":"blockdev-reopen","arguments":{"options":[{"driver":"null-co","node-name":"n","read-only":true}]}}`,
 			err:   qerror.New(blockdev.ErrPermission, "Cannot change the option 'size'"),
-			calls: `Reopen [{Driver:null-co NodeName:n ReadOnly:true}]`, want: `GenericError: Cannot change the option 'size'`},
+			calls: `Reopen [{Driver:null-co NodeName:n ReadOnly:true Null:{}}]`, want: `GenericError: Cannot change the option 'size'`},
 	}
 	runHandlerCases(t, cases, newFakeBlock, func(r *qmp.Registry, f *fakeBlock) {
 		changeBackingFileCommand(r, f)

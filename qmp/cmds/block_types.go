@@ -180,6 +180,9 @@ func imageInfo(n *blockdev.Node, skipImplicit bool) ImageInfo {
 		// Over nbd QEMU has neither an allocated file size nor bdrv_get_info.
 		info.ActualSize, info.DirtyFlag = nil, nil
 	}
+	if !n.InfoKnown() {
+		info.DirtyFlag = nil // no bdrv_get_info down the file chain (null-co, null-aio)
+	}
 	if cs, ok := n.ClusterSize(); ok {
 		info.ClusterSize = &cs
 	}
@@ -213,7 +216,7 @@ func imageInfo(n *blockdev.Node, skipImplicit bool) ImageInfo {
 func blockDeviceInfo(n *blockdev.Node, writeback, skipImplicit bool) *BlockDeviceInfo {
 	return &BlockDeviceInfo{
 		File: n.Filename(), NodeName: n.Name, RO: n.ReadOnly, Drv: n.Driver,
-		BackingFile: n.BackingFile, BackingFileDepth: int64(n.BackingDepth(skipImplicit)),
+		BackingFile: n.BackingName(), BackingFileDepth: int64(n.BackingDepth(skipImplicit)),
 		DetectZeroes: DetectZeroes(n.DetectZeroes), Image: imageInfo(n, skipImplicit),
 		Cache:          BlockdevCacheInfo{Writeback: writeback, Direct: n.Direct, NoFlush: n.NoFlush},
 		WriteThreshold: n.WriteThreshold(),
@@ -249,7 +252,8 @@ func deviceStats(s blockdev.Stats, wrHighest int64) BlockDeviceStats {
 func nodeStats(n *blockdev.Node, backing bool) *BlockStats {
 	s := &BlockStats{NodeName: n.Name, Stats: BlockDeviceStats{WrHighestOffset: n.WrHighestOffset(),
 		TimedStats: []BlockDeviceTimedStats{}}}
-	if !n.IsFormat() {
+	if n.Driver == blockdev.DriverFile || n.Driver == blockdev.DriverHostDevice {
+		// bdrv_get_specific_stats: file-posix's alone
 		f := n.FileStats()
 		s.DriverSpecific = &BlockStatsSpecific{Driver: n.Driver, BlockStatsSpecificFile: BlockStatsSpecificFile{
 			DiscardNbOk: f.DiscardNbOK, DiscardNbFailed: f.DiscardNbFailed, DiscardBytesOk: f.DiscardBytesOK}}
