@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand"
 	"path/filepath"
 	"strings"
@@ -372,34 +373,39 @@ func (c *testChain) addTarget(t *testing.T, g *blockdev.Graph, backing *blockdev
 
 // TestCommitIntermediate: mid is committed into base while the guest writes top; top's
 // backing becomes base and its header says so; top reads as the guest wrote, base holds
-// base and mid.
+// base and mid. With a speed the copies run one at a time, without one several in flight.
 func TestCommitIntermediate(t *testing.T) {
-	ch := newTestChain(t)
-	ev := newJobEvents()
-	g := newGraph(ev)
-	top := ch.open(t, g)
-	mid, base := top.Backing, top.Backing.Backing
-	w := startWriter(t, attach(t, g, "top"), ch.want(), 2)
-	if err := g.Commit(blockdev.CommitOptions{JobID: strp("c"), Device: "top", TopNode: &mid.Name, BaseNode: &base.Name, Speed: 8 << 20}); err != nil {
-		t.Fatal(err)
+	for _, speed := range []int64{8 << 20, 0} {
+		t.Run(fmt.Sprint("speed=", speed), func(t *testing.T) {
+			ch := newTestChain(t)
+			ev := newJobEvents()
+			g := newGraph(ev)
+			top := ch.open(t, g)
+			mid, base := top.Backing, top.Backing.Backing
+			w := startWriter(t, attach(t, g, "top"), ch.want(), 2)
+			if err := g.Commit(blockdev.CommitOptions{JobID: strp("c"), Device: "top", TopNode: &mid.Name, BaseNode: &base.Name, Speed: speed}); err != nil {
+				t.Fatal(err)
+			}
+			waitJobGone(t, g, "c")
+			w.waitWrites(t, 5)
+			model := w.finish(t)
+			if got := ev.take(); !strings.HasSuffix(got, "running waiting pending BLOCK_JOB_COMPLETED:4194304/4194304 concluded null") {
+				t.Fatalf("events %s", got)
+			}
+			if top.Backing != base || !base.ReadOnly {
+				t.Fatalf("top's backing %v (read-only %v)", top.Backing, base.ReadOnly)
+			}
+			g.Close()
+			if infos := backingChain(t, ch.top); len(infos) != 2 || infos[0].BackingFilename != ch.base || infos[0].BackingFormat != "qcow2" {
+				t.Fatalf("qemu-img info: %+v", infos)
+			}
+			checkContent(t, ch.top, model)
+			want := ch.want()
+			clear(want[2<<20:])
+			checkContent(t, ch.base, want)
+			qemuImg(t, "check", ch.base)
+		})
 	}
-	waitJobGone(t, g, "c")
-	w.waitWrites(t, 5)
-	model := w.finish(t)
-	if got := ev.take(); !strings.HasSuffix(got, "running waiting pending BLOCK_JOB_COMPLETED:4194304/4194304 concluded null") {
-		t.Fatalf("events %s", got)
-	}
-	if top.Backing != base || !base.ReadOnly {
-		t.Fatalf("top's backing %v (read-only %v)", top.Backing, base.ReadOnly)
-	}
-	g.Close()
-	if infos := backingChain(t, ch.top); len(infos) != 2 || infos[0].BackingFilename != ch.base || infos[0].BackingFormat != "qcow2" {
-		t.Fatalf("qemu-img info: %+v", infos)
-	}
-	checkContent(t, ch.top, model)
-	want := ch.want()
-	clear(want[2<<20:])
-	checkContent(t, ch.base, want)
 }
 
 // TestCommitActive: the active layer is committed into base while the guest writes; the

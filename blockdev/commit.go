@@ -212,51 +212,6 @@ func (g *Graph) commitStart(o CommitOptions, bs, base, top *Node) error {
 	return nil
 }
 
-// run is commit_run: what the images from top down to the base overlay hold is copied
-// into base, chunk by chunk.
-func (c *commitJob) run(j *Job) error {
-	top, base := c.top, c.base
-	length := top.Size()
-	j.ProgressSetRemaining(length)
-	if base.Size() < length {
-		if err := c.g.resizeForJob(base, length); err != nil {
-			return err
-		}
-	}
-	below := c.baseOverlay.FilteredOrBacking()
-	buf := make([]byte, commitBuffer)
-	for off, n := int64(0), int64(0); off < length; off += n {
-		j.RateLimitSleep()
-		if j.Cancelled() {
-			break
-		}
-		ex, err := top.BlockStatusAbove(below, off, min(commitBuffer, length-off))
-		n = ex.Length
-		copied := err == nil && ex.Status&StatusAllocated != 0
-		inSource := true
-		if copied {
-			p := buf[:n]
-			if _, err = top.ReadAt(p, off); err == nil {
-				if _, err = base.WriteAt(p, off); err != nil {
-					inSource = false
-				}
-			}
-		}
-		if err != nil {
-			if j.ErrorAction(c.onError, inSource, err) == ActionReport {
-				return err
-			}
-			n = 0
-			continue
-		}
-		j.ProgressUpdate(n)
-		if copied {
-			j.RateLimitProcessed(n)
-		}
-	}
-	return nil
-}
-
 // prepare is commit_prepare: the job's use of base ends, and bdrv_drop_intermediate
 // puts base under the overlay, whose header then names it. Graph.mu held.
 func (c *commitJob) prepare(j *Job) error {

@@ -113,6 +113,14 @@ func (j *Job) CancelRequested() bool {
 	return j.cancelled
 }
 
+// pauseRequested reports whether a pause (a user's, a drain's, an error's stop) waits
+// for the job's next pause point: a job with I/O in flight ends it first.
+func (j *Job) pauseRequested() bool {
+	j.l.mu.Lock()
+	defer j.l.mu.Unlock()
+	return j.pauseCount > 0 && !j.isCancelled()
+}
+
 // IsReady is job_is_ready.
 func (j *Job) IsReady() bool {
 	j.l.mu.Lock()

@@ -122,10 +122,24 @@ func runStreamError(t *testing.T, bin string) (events []string, paused string, t
 	tool(t, "qemu-img", "create", "-q", "-f", "qcow2", base, "4M")
 	tool(t, "qemu-io", "-f", "qcow2", "-c", "write -P 0x11 0 2M", base)
 	tool(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", top)
-	bd := fmt.Sprintf(`{"driver":"qcow2","node-name":"top","file":{"driver":"blkdebug","node-name":"dbg","image":{"driver":"file","filename":%q},`+
-		`"inject-error":[{"event":"write_aio","errno":5,"once":true,"state":2}],"set-state":[{"event":"write_aio","state":1,"new_state":2}]}}`, top)
-	_, q, _ := startVM(t, bin, "-machine", "pc", "-S", "-blockdev", bd)
-	execOK(t, q, "block-stream", map[string]any{"job-id": "s0", "device": "top", "on-error": "stop"})
+	bd := fmt.Sprintf(`{"driver":"qcow2","node-name":"top","file":%s}`, failSecondWrite(top))
+	events, paused = runJobError(t, bin, []string{"-blockdev", bd}, "block-stream",
+		map[string]any{"job-id": "s0", "device": "top", "on-error": "stop"})
+	return events, paused, top
+}
+
+// failSecondWrite is a blkdebug node over image whose second write fails with EIO, once.
+func failSecondWrite(image string) string {
+	return fmt.Sprintf(`{"driver":"blkdebug","node-name":"dbg","image":{"driver":"file","filename":%q},`+
+		`"inject-error":[{"event":"write_aio","errno":5,"once":true,"state":2}],"set-state":[{"event":"write_aio","state":1,"new_state":2}]}`, image)
+}
+
+// runJobError starts bin with args, runs the job cmd (job id in args) that an injected
+// error stops, resumes it once paused and returns its events and its query-block-jobs
+// entry while paused.
+func runJobError(t *testing.T, bin string, args []string, cmd string, cmdArgs map[string]any) (events []string, paused string) {
+	_, q, _ := startVM(t, bin, append([]string{"-machine", "pc", "-S"}, args...)...)
+	execOK(t, q, cmd, cmdArgs)
 	waitJob := func(status string) {
 		t.Helper()
 		deadline := time.Now().Add(harness.DefaultTimeout)
@@ -147,7 +161,7 @@ func runStreamError(t *testing.T, bin string) (events []string, paused string, t
 	}
 	waitJob("paused")
 	paused = execOK(t, q, "query-block-jobs", nil).String()
-	execOK(t, q, "block-job-resume", map[string]any{"device": "s0"})
+	execOK(t, q, "block-job-resume", map[string]any{"device": cmdArgs["job-id"]})
 	waitJob("")
 	msgs, err := q.WaitEvent("JOB_STATUS_CHANGE") // at least one is pending by now
 	if err != nil {
@@ -160,7 +174,7 @@ func runStreamError(t *testing.T, bin string) (events []string, paused string, t
 		events = append(events, e.Str()+" "+d.String())
 	}
 	execOK(t, q, "quit", nil)
-	return events, paused, top
+	return events, paused
 }
 
 // TestBlkdebugStreamError: an error blkdebug injects into block-stream's writes stops the
@@ -183,4 +197,66 @@ func TestBlkdebugStreamError(t *testing.T) {
 	}
 	tool(t, "qemu-img", "compare", wantTop, gotTop)
 	tool(t, "qemu-img", "check", gotTop)
+}
+
+// runCommitError commits mid into base (base ← mid ← top, base's file over blkdebug,
+// mid holding 2 MiB) with on-error=stop while blkdebug fails the job's second write to
+// base, and with speed when not 0: the job's events, its query-block-jobs entry while
+// paused, and base's image once resumed.
+func runCommitError(t *testing.T, bin string, speed int64) (events []string, paused string, base string) {
+	dir := shortDir(t)
+	base, mid, top := filepath.Join(dir, "base.qcow2"), filepath.Join(dir, "mid.qcow2"), filepath.Join(dir, "top.qcow2")
+	tool(t, "qemu-img", "create", "-q", "-f", "qcow2", base, "4M")
+	tool(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", mid)
+	tool(t, "qemu-io", "-f", "qcow2", "-c", "write -P 0x22 0 2M", mid)
+	tool(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", mid, "-F", "qcow2", top)
+	args := []string{
+		"-blockdev", fmt.Sprintf(`{"driver":"qcow2","node-name":"base","file":%s}`, failSecondWrite(base)),
+		"-blockdev", fmt.Sprintf(`{"driver":"qcow2","node-name":"mid","backing":"base","file":{"driver":"file","filename":%q}}`, mid),
+		"-blockdev", fmt.Sprintf(`{"driver":"qcow2","node-name":"top","backing":"mid","file":{"driver":"file","filename":%q}}`, top),
+	}
+	cmdArgs := map[string]any{"job-id": "c0", "device": "top", "top-node": "mid", "base-node": "base", "on-error": "stop"}
+	if speed != 0 {
+		cmdArgs["speed"] = speed
+	}
+	events, paused = runJobError(t, bin, args, "block-commit", cmdArgs)
+	return events, paused, base
+}
+
+// TestBlkdebugCommitError: an error blkdebug injects into an intermediate commit's
+// writes to base stops the job as in QEMU 7.2, and once resumed base holds what QEMU's
+// does. With a speed tlcvm copies one extent at a time, as QEMU always does: the events
+// and the paused job (its offset too) are QEMU's. Without one its copies run in flight
+// together, so which extent the second write belongs to is a race: the events and base
+// are still QEMU's, and the paused job's offset is the start of the extent that failed.
+func TestBlkdebugCommitError(t *testing.T) {
+	bin := requireCandidate(t)
+	ref := requireReference(t)
+	parallel(t)
+	for _, speed := range []int64{1 << 30, 0} {
+		t.Run(fmt.Sprint("speed=", speed), func(t *testing.T) {
+			wantEv, wantPaused, wantBase := runCommitError(t, ref, speed)
+			gotEv, gotPaused, gotBase := runCommitError(t, bin, speed)
+			if d := harness.Diff(wantEv, gotEv); d != "" {
+				t.Errorf("events differ from QEMU 7.2 (- QEMU, + tlcvm):\n%s", d)
+			}
+			if !strings.Contains(strings.Join(wantEv, "\n"), `BLOCK_JOB_ERROR`) {
+				t.Errorf("QEMU reported no error: %q", wantEv)
+			}
+			if speed == 0 {
+				var jobs []struct{ Offset int64 }
+				if err := json.Unmarshal([]byte(gotPaused), &jobs); err != nil || len(jobs) != 1 ||
+					jobs[0].Offset%(512<<10) != 0 || jobs[0].Offset >= 2<<20 {
+					t.Errorf("paused at %s: not an extent's start within mid's data (%v)", gotPaused, err)
+				}
+				off := regexp.MustCompile(`"offset": \d+`)
+				wantPaused, gotPaused = off.ReplaceAllString(wantPaused, `"offset": N`), off.ReplaceAllString(gotPaused, `"offset": N`)
+			}
+			if gotPaused != wantPaused {
+				t.Errorf("query-block-jobs while paused:\n%s\nQEMU 7.2:\n%s", gotPaused, wantPaused)
+			}
+			tool(t, "qemu-img", "compare", wantBase, gotBase)
+			tool(t, "qemu-img", "check", gotBase)
+		})
+	}
 }
