@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench/run-libvirt-migrate.sh — `virsh migrate --live` between two libvirt hosts
 # (scripts/two-hosts.sh), tlcvm beside QEMU 7.2 in one run: the wall time of the virsh
-# command for the same domain, medians, ratio (issue 12's target: ≤ 1/2 of QEMU's).
+# command for the same domain, its disk shared (--unsafe) and then not shared
+# (--copy-storage-all), medians, ratio (issue 12's target: ≤ 1/2 of QEMU's), and where
+# the time goes (phases read from both hosts' libvirtd debug logs).
 #
 #   bench/run-libvirt-migrate.sh [libvirt-bench flags…]      e.g. bench/run-libvirt-migrate.sh -n 5
 #
