@@ -21,6 +21,10 @@ fi
 WORK=${BENCH_WORK:-/tmp/tlcvm-bench}
 mkdir -p "$WORK"
 INVOCATION="bench/run-libvirt-migrate.sh${*:+ $*}"
+# A bed of its own is part of how the figures were taken: name it.
+for v in TWOHOSTS_NS TWOHOSTS_SHARED TWOHOSTS_NET TWOHOSTS_DIR; do
+	if [[ -n ${!v:-} ]]; then INVOCATION="$v=${!v} $INVOCATION"; fi
+done
 TLCVM_BIN=${TLCVM_BIN:-$ROOT/bin/qemu-system-x86_64}
 [[ -x $TLCVM_BIN ]] || { echo "bench: no tlcvm binary at $TLCVM_BIN (make build)" >&2; exit 1; }
 go build -o "$WORK/libvirt-bench" ./bench/libvirt-bench
