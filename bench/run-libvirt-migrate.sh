@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench/run-libvirt-migrate.sh — `virsh migrate --live` between two libvirt hosts
 # (scripts/two-hosts.sh), tlcvm beside QEMU 7.2 in one run: the wall time of the virsh
-# command for the same domain, medians, ratio (issue 12's target: ≤ 1/2 of QEMU's).
+# command for the same domain, its disk shared (--unsafe) and then not shared
+# (--copy-storage-all), medians, ratio (issue 12's target: ≤ 1/2 of QEMU's), and where
+# the time goes (phases read from both hosts' libvirtd debug logs).
 #
 #   bench/run-libvirt-migrate.sh [libvirt-bench flags…]      e.g. bench/run-libvirt-migrate.sh -n 5
 #
@@ -19,6 +21,10 @@ fi
 WORK=${BENCH_WORK:-/tmp/tlcvm-bench}
 mkdir -p "$WORK"
 INVOCATION="bench/run-libvirt-migrate.sh${*:+ $*}"
+# A bed of its own is part of how the figures were taken: name it.
+for v in TWOHOSTS_NS TWOHOSTS_SHARED TWOHOSTS_NET TWOHOSTS_DIR; do
+	if [[ -n ${!v:-} ]]; then INVOCATION="$v=${!v} $INVOCATION"; fi
+done
 TLCVM_BIN=${TLCVM_BIN:-$ROOT/bin/qemu-system-x86_64}
 [[ -x $TLCVM_BIN ]] || { echo "bench: no tlcvm binary at $TLCVM_BIN (make build)" >&2; exit 1; }
 go build -o "$WORK/libvirt-bench" ./bench/libvirt-bench

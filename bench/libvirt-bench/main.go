@@ -95,22 +95,30 @@ func runMigrate(script string, n int, tl, qemu, doc, jsonOut, invocation string)
 	defer h.Stop() //nolint:errcheck // best effort: the figures are taken
 	start := time.Now().UTC()
 	load0, _ := os.ReadFile("/proc/loadavg")
-	samples, rows, err := libvirt.MigrateBench(h, libvirt.MigrateConfig{TLCVM: tl, QEMU: qemu, N: n, Warmup: 2 * time.Second, Progress: os.Stderr})
+	samples, rows, bds, err := libvirt.MigrateBench(h, libvirt.MigrateConfig{TLCVM: tl, QEMU: qemu, N: n, Warmup: 2 * time.Second, Progress: os.Stderr})
 	writeSamples(jsonOut, samples)
 	if err != nil {
 		return err
 	}
 	load1, _ := os.ReadFile("/proc/loadavg")
 	var b strings.Builder
-	fmt.Fprintf(&b, "Run %s, `%s` (N = %d round trips per side, each a migration from host a to b and one back, interleaved tlcvm, QEMU, QEMU, tlcvm, …; "+
-		"medians of the wall time of `virsh migrate --live --unsafe DOM qemu+tcp://HOST/system`; %d CPUs, load average %s before, %s after).\n\n",
+	fmt.Fprintf(&b, "Run %s, `%s` (N = %d round trips per side and row, each a migration from host a to b and one back, interleaved tlcvm, QEMU, QEMU, tlcvm, …; "+
+		"medians of the wall time of `virsh migrate --live --unsafe DOM qemu+tcp://HOST/system`, and with `--copy-storage-all` instead of `--unsafe`; %d CPUs, load average %s before, %s after).\n\n",
 		start.Format("2006-01-02 15:04 UTC"), invocation, n, runtime.NumCPU(), field(load0), field(load1))
 	b.WriteString(report.Markdown(rows))
-	b.WriteString("\nThe hosts are scripts/two-hosts.sh's (two libvirtd 9.0 in network, mount and UTS namespaces of their own, joined by a veth pair, " +
-		"the disk on storage both see). The domain is anchor1's (pc, 256 MiB, 1 vCPU, qcow2 virtio disk, here empty, pty serial) with `<emulator>` set " +
-		"to each binary, running since 2 s before the first migration: QEMU's guest is SeaBIOS looking for a boot device, tlcvm's its default workload (`ws=16M,rate=4M`). " +
+	b.WriteString("\nThe hosts are scripts/two-hosts.sh's (two libvirtd 9.0 in network, mount and UTS namespaces of their own, joined by a veth pair). " +
+		"The domain is anchor1's (pc, 256 MiB, 1 vCPU, qcow2 virtio disk of 64 MiB, pty serial) with `<emulator>` set " +
+		"to each binary, running since 2 s before its first migration: QEMU's guest is SeaBIOS looking for a boot device, tlcvm's its default workload (`ws=16M,rate=4M`). " +
+		"Its disk is on storage both hosts see for the first row (empty); in each host's own /var/lib/libvirt/images for the second, 16 MiB written on the source " +
+		"and an empty image of the same size on the destination, and libvirt mirrors it over NBD (nbd-server-start and block-export-add on the destination, " +
+		"blockdev-mirror into an NBD client node on the source, cancelled once ready after the memory has moved). " +
 		"The wall time is libvirt's whole job: both hosts' begin/prepare/perform/finish/confirm phases, the destination's emulator start-up and probe of the " +
 		"incoming domain, the migration itself and the source's emulator shut-down.\n")
+	for _, step := range libvirt.MigrateSteps() {
+		if t := libvirt.PhaseTable(bds, step); t != "" {
+			fmt.Fprintf(&b, "\nWhere the time of `%s` goes: spans between marks of both hosts' libvirtd debug logs (millisecond time stamps; each span the median over the side's migrations, so the spans need not add up to the whole):\n\n%s", step, t)
+		}
+	}
 	fmt.Print(b.String())
 	return updateDoc(doc, "libvirt-migrate", b.String())
 }

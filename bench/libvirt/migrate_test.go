@@ -5,8 +5,9 @@ import (
 	"testing"
 )
 
-// TestMigrateRows: medians of each side's successful samples, a side with only failures
-// has NaN and its last error, and the row carries the ≤ 1/2 target.
+// TestMigrateRows: one row per case; medians of each side's successful samples of the
+// case's step, a side with only failures has NaN and its last error, a case without samples
+// NaN on both sides, and every row carries the ≤ 1/2 target.
 func TestMigrateRows(t *testing.T) {
 	for _, tc := range []struct {
 		name            string
@@ -22,16 +23,21 @@ func TestMigrateRows(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rows := MigrateRows(tc.samples)
-			if len(rows) != 1 {
-				t.Fatalf("%d rows", len(rows))
+			if len(rows) != len(MigrateSteps()) {
+				t.Fatalf("%d rows, want %d", len(rows), len(MigrateSteps()))
 			}
 			r := rows[0]
 			same := func(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }
 			if !same(r.TLCVM, tc.tlcvm) || !same(r.QEMU, tc.qemu) || r.TLCVMErr != tc.tlcvmErr || r.QEMUErr != tc.qErr {
 				t.Errorf("row %+v, want tlcvm %v (%q), qemu %v (%q)", r, tc.tlcvm, tc.tlcvmErr, tc.qemu, tc.qErr)
 			}
-			if r.Target.Value != tc.wantRatioAtMost {
-				t.Errorf("target %+v", r.Target)
+			for _, r := range rows {
+				if r.Target.Value != tc.wantRatioAtMost {
+					t.Errorf("%s: target %+v", r.Metric, r.Target)
+				}
+			}
+			if c := rows[1]; !math.IsNaN(c.TLCVM) || !math.IsNaN(c.QEMU) {
+				t.Errorf("%s without samples: %+v", c.Metric, c)
 			}
 		})
 	}

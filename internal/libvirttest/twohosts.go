@@ -117,6 +117,12 @@ func (h *TwoHosts) HostPath(host, p string) string {
 	return filepath.Join(h.Dir, host, "lib-libvirt", rel)
 }
 
+// DebugLog is where host's libvirtd writes its debug log (scripts/two-hosts.sh's
+// log_outputs, /var/log/libvirt/libvirtd-debug.log inside the host), seen from outside.
+func (h *TwoHosts) DebugLog(host string) string {
+	return filepath.Join(h.Dir, host, "log-libvirt", "libvirtd-debug.log")
+}
+
 // Host returns the Virsh of host "a" or "b".
 func (h *TwoHosts) Host(name string) *Virsh {
 	if name == "a" {
