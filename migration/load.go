@@ -383,6 +383,8 @@ func (ld *loader) load() (string, error) {
 	var bmSetup, bmData []stream.DirtyBitmap
 	var fill [pageSize]byte
 	var pages int64
+	ahead := newReadaheads(blocks)
+	defer ahead.stop()
 	for {
 		rec, err := rd.Next()
 		if err == io.EOF {
@@ -436,6 +438,7 @@ func (ld *loader) load() (string, error) {
 			}
 			ld.markLoaded(rec.Block, page)
 			if rec.Kind == stream.Page {
+				ahead.block(rec.Block).page(page)
 				b.WritePage(page, rec.Data)
 				pages++
 				continue
