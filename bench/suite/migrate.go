@@ -218,8 +218,8 @@ func oneMigration(ctx context.Context, o *MigOptions, side, mode string, sc CkSc
 	if err := setCaps(conn, caps...); err != nil {
 		return rec, err
 	}
-	srcCPU0, _ := procmem.ReadCPU(src.Pid())
-	dstCPU0, _ := procmem.ReadCPU(dst.Pid())
+	srcCPU0, srcErr := procmem.ReadCPU(src.Pid())
+	dstCPU0, dstErr := procmem.ReadCPU(dst.Pid())
 	t0 := time.Now()
 	if _, err := conn.Execute("migrate", map[string]any{"uri": rec.URI}); err != nil {
 		return rec, err
@@ -265,7 +265,7 @@ func oneMigration(ctx context.Context, o *MigOptions, side, mode string, sc CkSc
 		}
 	}
 	rec.WallMS = ms(time.Since(t0))
-	if c, err := procmem.ReadCPU(src.Pid()); err == nil && srcCPU0 > 0 {
+	if c, err := procmem.ReadCPU(src.Pid()); err == nil && srcErr == nil {
 		rec.SrcCPUMS = ms(c - srcCPU0)
 	}
 	rec.Info, rec.Status, rec.Converged = raw, info.Status, info.Status == "completed"
@@ -296,7 +296,7 @@ func oneMigration(ctx context.Context, o *MigOptions, side, mode string, sc CkSc
 			}
 			rec.DstStatus = st
 			if st != "inmigrate" && st != "postmigrate" || time.Now().After(deadline) {
-				if c, err := procmem.ReadCPU(dst.Pid()); err == nil && dstCPU0 > 0 {
+				if c, err := procmem.ReadCPU(dst.Pid()); err == nil && dstErr == nil {
 					rec.DstCPUMS = ms(c - dstCPU0)
 				}
 				break
