@@ -329,6 +329,8 @@ type loader struct {
 	in *inJob      // the incoming migration (nil: Load)
 	pc *pcDest     // postcopy, once advised (postcopy_in.go)
 	mf *mfReceiver // multifd channels (multifd_in.go), nil when off
+	// pf reads the channel ahead (prefetch.go), nil when rd reads a file or a buffer.
+	pf *prefetchReader
 	// loaded, when not nil, records per RAM block the pages the stream carried (savevm.go).
 	loaded map[string][]uint64
 }

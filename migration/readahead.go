@@ -22,10 +22,10 @@ const (
 // readaheads prefault guest RAM ahead of a loader writing a block's pages in ascending
 // order (a pass sends them so), as a file system reads ahead, on a goroutine of their own:
 // the kernel's allocation and zeroing of a page (a fault: 2-5 µs here) then overlaps the
-// loader's reading and copying instead of stalling it. A request the goroutine has no
-// room for is dropped (the loader's writes fault those pages in themselves), so the loader
-// never waits for it. Prefaulting never changes a page's content: a page the loader
-// writes meanwhile is simply present already.
+// loader's reading and copying instead of stalling it. When the goroutine is behind (its
+// queue full) the loader populates the window itself, in one call too: both then
+// populate. Prefaulting never changes a page's content: a page the loader writes
+// meanwhile is simply present already.
 type readaheads struct {
 	by   map[string]*readahead
 	reqs chan aheadReq
@@ -90,7 +90,9 @@ func (ra *readahead) page(p uint64) {
 	end := p + 2*aheadPages
 	select {
 	case ra.reqs <- aheadReq{b: ra.b, first: first, n: end - first}:
-		ra.upto = end
-	default: // busy: the loader faults these itself
+	default:
+		// Behind: populate them here, in one call still (cheaper than a fault per page).
+		ra.b.PrefaultPages(first, end-first)
 	}
+	ra.upto = end
 }

@@ -291,7 +291,7 @@ func (s *saver) save() error {
 	} else if err != nil {
 		return err
 	}
-	bw := rate(s.sent()-s.stageBytes, time.Since(t1))
+	bw := rate(s.passed()-s.stageBytes, time.Since(t1))
 	s.endStage("stage 1", 0)
 
 	// Stage 2: iterate the dirty log until the rest fits the downtime budget. A guest
@@ -343,7 +343,7 @@ func (s *saver) save() error {
 		}
 		iters++
 		t := time.Now()
-		before := s.sent()
+		before := s.passed()
 		if err := s.sendTodo(false); errors.Is(err, errPostcopy) {
 			s.endStage("stage 2", iters)
 			return s.postcopy()
@@ -351,7 +351,7 @@ func (s *saver) save() error {
 			return err
 		}
 		el := time.Since(t)
-		if r := rate(s.sent()-before, el); r > 0 {
+		if r := rate(s.passed()-before, el); r > 0 {
 			bw = r
 		}
 		if el > 0 {
@@ -640,6 +640,17 @@ func (s *saver) idle() error {
 		return nil
 	}
 	return s.hw.idle()
+}
+
+// passed is sent without the buffer being written behind the thread's back: what the
+// bandwidth of a pass is measured on (a pass ends when its last buffer is handed off,
+// not when it is written; under a rate limit that buffer may wait long).
+func (s *saver) passed() uint64 {
+	n := s.sent()
+	if s.hw != nil {
+		n -= uint64(len(s.hw.inflight))
+	}
+	return n
 }
 
 // sent is transferred as a uint64.

@@ -86,7 +86,10 @@ type MigLink struct {
 	When   string  `json:"when"` // "before" or "after" the migrations
 	MBs    float64 `json:"mb_s"`
 	Millis int64   `json:"ms"`
-	Err    string  `json:"err,omitempty"`
+	// PopulateMBs is PopulateThroughput of 1 GiB right after: the rate at which a
+	// destination can place pages in fresh memory on this host (0: not measured).
+	PopulateMBs float64 `json:"populate_mb_s,omitempty"`
+	Err         string  `json:"err,omitempty"`
 }
 
 // MigRecord is one migration try.
@@ -364,7 +367,10 @@ func RunMigrate(ctx context.Context, o MigOptions) ([]MigRecord, []MigLink, erro
 		if err != nil {
 			l.Err = err.Error()
 		}
-		o.progress("link %s: %.0f MB/s%s", when, mbs, errSuffix(l.Err))
+		if pm, perr := PopulateThroughput(1 << 30); perr == nil {
+			l.PopulateMBs = pm
+		}
+		o.progress("link %s: %.0f MB/s%s; populating fresh memory: %.0f MB/s", when, mbs, errSuffix(l.Err), l.PopulateMBs)
 		links = append(links, l)
 		if rerr := o.record(l); rerr != nil {
 			return rerr

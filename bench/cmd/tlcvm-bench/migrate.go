@@ -77,7 +77,7 @@ func runMigrate(argv []string) int {
 		}
 		recs, links, err := suite.RunMigrate(ctx, o)
 		var sum float64
-		var parts []string
+		var parts, pops []string
 		var cnt int
 		for _, l := range links {
 			if l.Err == "" {
@@ -85,12 +85,19 @@ func runMigrate(argv []string) int {
 				cnt++
 			}
 			parts = append(parts, fmt.Sprintf("%s %.0f MB/s", l.When, l.MBs))
+			if l.PopulateMBs > 0 {
+				pops = append(pops, fmt.Sprintf("%s %.0f MB/s", l.When, l.PopulateMBs))
+			}
 		}
 		link := 0.0
 		if cnt > 0 {
 			link = sum / float64(cnt)
 		}
 		table := fmt.Sprintf("Link's own TCP throughput: %s (mean %.0f MB/s).\n\n", strings.Join(parts, ", "), link)
+		if len(pops) > 0 {
+			table += fmt.Sprintf("Fresh memory made present (1 GiB, `MADV_POPULATE_WRITE`, what a destination's pages land in): %s.\n\n",
+				strings.Join(pops, ", "))
+		}
 		rows := suite.MigRows(recs, link)
 		return table + suite.MigMarkdown(rows), map[string]any{"link_mb_s": link}, err
 	})
