@@ -68,7 +68,10 @@ func runMigrate(argv []string) int {
 		"- total time, downtime and RAM transferred are query-migrate's (source) at the end; throughput is RAM "+
 		"transferred ÷ total time; first pass and stage 3 are tlcvm's stage 1 (guest running) and stage 3 (guest "+
 		"stopped) rates from query-migrate's x-tlc-stages; the link's own TCP throughput is one Go connection across "+
-		"the pair for %v, before and after the migrations (the table uses the mean)\n",
+		"the pair for %v, before and after the migrations (the table uses the mean), each followed by the rate at which "+
+		"the host makes 1 GiB of fresh memory present; CPU is utime + stime of both processes (source from migrate to "+
+		"its end, destination until it left inmigrate) per MB transferred: the migration's own where the guest does not "+
+		"run, a hot guest's vCPU included in the source's\n",
 		o.Kernel, n.Src, n.SrcAddr, n.Dst, n.DstAddr, n.DstAddr, o.Reps, o.Warmup, o.MaxBandwidth, o.Cap, o.LinkFor)
 	return s.run(head, func(ctx context.Context, record func(any) error, progress *os.File) (string, map[string]any, error) {
 		o.Record = record
