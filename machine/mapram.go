@@ -321,17 +321,22 @@ func (b *RAMBlock) checkChunk(c uint64, eager bool) error {
 // first) takes the copy-on-write faults in one batch, and the guest's first writes to
 // the chunk then cost nothing (without it: a 2-4 µs fault per page, on the vCPU). Pages
 // absent from the file stay untouched; a kernel without it (before 5.14) faults as before.
-func (b *RAMBlock) prefault(first, end uint64) {
+func (b *RAMBlock) prefault(first, end uint64) { b.populateRuns(first, end, true) }
+
+// populateRuns makes the pages of [first, end) whose written bit equals written present,
+// with MADV_POPULATE_WRITE, one kernel call per run of them; a kernel that refuses it
+// (before 5.14) is remembered and not asked again.
+func (b *RAMBlock) populateRuns(first, end uint64, written bool) {
 	if b.noPrefault.Load() {
 		return
 	}
 	for p := first; p < end; {
-		if !b.Written(p) {
+		if b.Written(p) != written {
 			p++
 			continue
 		}
 		q := p + 1
-		for q < end && b.Written(q) {
+		for q < end && b.Written(q) == written {
 			q++
 		}
 		if err := unix.Madvise(b.mem[p<<pageShift:q<<pageShift], unix.MADV_POPULATE_WRITE); err != nil {

@@ -173,6 +173,19 @@ func (b *RAMBlock) WritePage(page uint64, data []byte) {
 	b.MarkWritten(page)
 }
 
+// PrefaultPages makes the never-written pages among [first, first+n) present now, zero,
+// with one kernel call (MADV_POPULATE_WRITE) for each run of them, so that a loader about
+// to fill them takes no page fault per page (a fault and its zeroing cost 2-5 µs a page
+// here, more than the copy: loading 1 GiB of a stream page by page spent ~0.8 s in
+// faults, populated 2 MiB at a time 0.3-0.5 s). Their written bits are unchanged: a populated page
+// that never arrives stays zero and unwritten, only resident. Nothing on a block restored
+// by mapping (its pages are the file's) or where the kernel refuses (before Linux 5.14).
+func (b *RAMBlock) PrefaultPages(first, n uint64) {
+	if end := min(first+n, b.Pages()); first < end && !b.mapped.Load() {
+		b.populateRuns(first, end, false)
+	}
+}
+
 // StartDirtyLog clears the dirty bitmap and turns logging on: every page written from now
 // on will be reported by SyncDirtyLog. The pages it forgets still count for a dirty-rate
 // measurement in progress (harvestFor).

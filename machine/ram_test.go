@@ -189,3 +189,36 @@ func TestPhysLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestPrefaultPages: the never-written pages of the range become resident, zero and still
+// unwritten; a written page keeps its content; the range is clipped to the block.
+func TestPrefaultPages(t *testing.T) {
+	m := newMachine(t, machine.Config{RAMSize: 64 << 20, CPUs: 1, FwCfg: idle()})
+	b := m.RAMBlocks()[0]
+	base := resident(t, b)
+	page := make([]byte, machine.PageSize)
+	for i := range page {
+		page[i] = byte(i) | 1
+	}
+	const first = 4096 // 16 MiB in
+	b.WritePage(first+3, page)
+	b.PrefaultPages(first, 256)
+	b.PrefaultPages(b.Pages()-2, 100) // clipped at the end
+	if got := resident(t, b) - base; got != 256+2 {
+		t.Errorf("%d pages resident after prefaulting 258, want 258", got)
+	}
+	for p := uint64(first); p < first+256; p++ {
+		if b.Written(p) != (p == first+3) {
+			t.Fatalf("page %d written = %v", p, b.Written(p))
+		}
+	}
+	mem := b.Host()
+	if got := mem[(first+3)*machine.PageSize+5]; got != page[5] {
+		t.Errorf("written page changed: byte 5 = %#x", got)
+	}
+	for _, v := range mem[first*machine.PageSize : (first+3)*machine.PageSize] {
+		if v != 0 {
+			t.Fatal("a prefaulted page is not zero")
+		}
+	}
+}

@@ -117,6 +117,25 @@
 //
 // Nothing of the loaded state runs before the stream's integrity is verified.
 //
+// # Throughput (handoff.go, prefetch.go, readahead.go)
+//
+// A byte of a page is copied once in user space on each side, and the system calls overlap
+// the work around them:
+//
+//	source:       checkpoint thread: page → stream buffer (CRC) ─ handoff ─> goroutine: rate
+//	              limit, transport, write(2); two 1 MiB buffers swapped (handoffWriter)
+//	destination:  goroutine: read(2) into 1 MiB buffers ─ handed to stream.Reader
+//	              (prefetchReader) ─> loader: decode, CRC, copy into guest RAM
+//	              goroutine: MADV_POPULATE_WRITE 2-4 MiB ahead of a run of pages (readahead)
+//
+// The last matters most here: a fresh page of guest RAM costs the destination a fault, an
+// allocation and its zeroing, 2-5 µs each on this host (more than the copy), and populating
+// a run of them in one call costs a half to a fifth of that; on a host whose fresh memory
+// is slow to populate the destination cannot load faster than it does (BENCHMARKS.md,
+// issue 12). The pages are sent in QEMU 7.2's format, one record per page; the socket
+// buffers are the kernel's autotuned ones (SO_SNDBUF/SO_RCVBUF would turn autotuning off
+// and cap them at wmem_max/rmem_max).
+//
 // # Internal snapshots (savevm.go)
 //
 // SaveVM and LoadVM are qemu_savevm_state and qemu_loadvm_state for savevm and loadvm:

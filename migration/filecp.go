@@ -446,7 +446,9 @@ func (t *fileTarget) abort() {
 func (e *Engine) loadURI(a transport.Address, r io.Reader, in *inJob) (string, error) {
 	f, ok := transport.File(r)
 	if a.Scheme != transport.SchemeFile || !ok {
-		ld := &loader{e: e, rd: stream.NewReader(r), ch: r, in: in}
+		pf := newPrefetchReader(r)
+		ld := &loader{e: e, rd: stream.NewReader(pf), ch: r, in: in, pf: pf}
+		defer func() { ld.pf.stop() }() // a recovery replaces it
 		if in != nil && in.mf != nil {
 			ld.mf = in.mf
 			ld.rd.ReportSectionEnd()

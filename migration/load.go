@@ -329,6 +329,8 @@ type loader struct {
 	in *inJob      // the incoming migration (nil: Load)
 	pc *pcDest     // postcopy, once advised (postcopy_in.go)
 	mf *mfReceiver // multifd channels (multifd_in.go), nil when off
+	// pf reads the channel ahead (prefetch.go), nil when rd reads a file or a buffer.
+	pf *prefetchReader
 	// loaded, when not nil, records per RAM block the pages the stream carried (savevm.go).
 	loaded map[string][]uint64
 }
@@ -383,6 +385,8 @@ func (ld *loader) load() (string, error) {
 	var bmSetup, bmData []stream.DirtyBitmap
 	var fill [pageSize]byte
 	var pages int64
+	ahead := newReadaheads(blocks)
+	defer ahead.stop()
 	for {
 		rec, err := rd.Next()
 		if err == io.EOF {
@@ -436,6 +440,7 @@ func (ld *loader) load() (string, error) {
 			}
 			ld.markLoaded(rec.Block, page)
 			if rec.Kind == stream.Page {
+				ahead.block(rec.Block).page(page)
 				b.WritePage(page, rec.Data)
 				pages++
 				continue

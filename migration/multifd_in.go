@@ -90,6 +90,13 @@ func (mr *mfReceiver) receive(r io.Reader) error {
 			return wrapf(ErrLoad, err, "%s", err.Error())
 		}
 		b := mr.blocks[p.Block]
+		if pf, ok := b.(Prefaulter); ok && len(p.Offsets) > 1 {
+			// A packet's pages are usually a run: populate it in one call.
+			first, last := p.Offsets[0]/pageSize, p.Offsets[len(p.Offsets)-1]/pageSize
+			if last > first && last-first < 2*uint64(len(p.Offsets)) {
+				pf.PrefaultPages(first, last-first+1)
+			}
+		}
 		for i, off := range p.Offsets {
 			b.WritePage(off/pageSize, d[i*pageSize:(i+1)*pageSize])
 		}

@@ -172,6 +172,9 @@ func (s *saver) postcopy() error {
 	s.beginStage()
 	// From here the rate is max-postcopy-bandwidth's, for background pages only (QEMU's
 	// postcopy_start sets the limit before the package; requested pages are never held).
+	if err := s.idle(); err != nil {
+		return s.ioErr(err)
+	}
 	s.cw.unlimited = true
 	// What the interrupted pass left in the buffers goes out while the guest still runs
 	// (and before postcopy-active, when migrate-pause would break the link): the
@@ -579,6 +582,12 @@ func (s *saver) recover(out io.WriteCloser) error {
 	}
 	if err := j.openReturnPath(out); err != nil {
 		return err
+	}
+	if s.hw != nil {
+		// The broken channel's write returned (its error is the break's); the new
+		// channel is written from this thread.
+		s.hw.close()
+		s.hw = nil
 	}
 	s.cw.w = out
 	s.bw.Reset(s.cw)

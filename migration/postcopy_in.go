@@ -481,6 +481,12 @@ func (ld *loader) pausePostcopy(cause error) error {
 		return wrapf(ErrLoad, err, "%v", err)
 	}
 	in.setRP(rp)
+	if ld.pf != nil {
+		ld.pf.stop()
+		ld.pf = newPrefetchReader(ch)
+		ld.rd.Resume(ld.pf)
+		return nil
+	}
 	ld.rd.Resume(ch)
 	return nil
 }

@@ -44,6 +44,7 @@ type saver struct {
 	out    io.WriteCloser
 	cw     *countWriter
 	bw     *bufio.Writer
+	hw     *handoffWriter // between w and bw on a stream without multifd, else nil
 	w      *stream.Writer
 	tid    int
 	mf     *mfSender // multifd channels (multifd.go), nil when off
@@ -92,6 +93,9 @@ func (j *job) run() {
 		if err != nil {
 			_ = transport.Abort(s.out)
 		}
+	}
+	if s.hw != nil {
+		s.hw.close() // after the abort: a write in flight returns
 	}
 	switch {
 	case err == nil:
@@ -202,7 +206,14 @@ func (s *saver) save() error {
 		// Small: the stream writer's 1 MiB buffers pass through it uncopied (bufio writes a
 		// chunk larger than its free space straight out when it holds nothing).
 		s.bw = bufio.NewWriterSize(s.cw, 64<<10)
-		s.w = stream.NewWriter(s.bw, s.m.MachineType())
+		var out io.Writer = s.bw
+		if s.mf == nil {
+			// Encode the next buffer while the last is sent (multifd's channels charge
+			// the rate limit from this thread: they keep the writes on it).
+			s.hw = newHandoffWriter(s.bw)
+			out = s.hw
+		}
+		s.w = stream.NewWriter(out, s.m.MachineType())
 	}
 	if err := s.w.Begin(); err != nil {
 		return s.ioErr(err)
@@ -280,7 +291,7 @@ func (s *saver) save() error {
 	} else if err != nil {
 		return err
 	}
-	bw := rate(s.sent()-s.stageBytes, time.Since(t1))
+	bw := rate(s.passed()-s.stageBytes, time.Since(t1))
 	s.endStage("stage 1", 0)
 
 	// Stage 2: iterate the dirty log until the rest fits the downtime budget. A guest
@@ -332,7 +343,7 @@ func (s *saver) save() error {
 		}
 		iters++
 		t := time.Now()
-		before := s.sent()
+		before := s.passed()
 		if err := s.sendTodo(false); errors.Is(err, errPostcopy) {
 			s.endStage("stage 2", iters)
 			return s.postcopy()
@@ -340,7 +351,7 @@ func (s *saver) save() error {
 			return err
 		}
 		el := time.Since(t)
-		if r := rate(s.sent()-before, el); r > 0 {
+		if r := rate(s.passed()-before, el); r > 0 {
 			bw = r
 		}
 		if el > 0 {
@@ -411,6 +422,9 @@ func (s *saver) complete() error {
 		return s.finish(down)
 	}
 	if s.cw != nil {
+		if err := s.idle(); err != nil {
+			return fail(s.ioErr(err))
+		}
 		s.cw.unlimited = true // the rest goes as fast as the channel takes it, as QEMU's
 	}
 	if j.xb != nil {
@@ -616,6 +630,27 @@ func (s *saver) iterEnd() error {
 		}
 	}
 	return nil
+}
+
+// idle waits until no stream buffer is being written behind the thread's back, so that it
+// may touch the writers below the stream (rate limit, channel); it returns the error a
+// write met.
+func (s *saver) idle() error {
+	if s.hw == nil {
+		return nil
+	}
+	return s.hw.idle()
+}
+
+// passed is sent without the buffer being written behind the thread's back: what the
+// bandwidth of a pass is measured on (a pass ends when its last buffer is handed off,
+// not when it is written; under a rate limit that buffer may wait long).
+func (s *saver) passed() uint64 {
+	n := s.sent()
+	if s.hw != nil {
+		n -= uint64(len(s.hw.inflight))
+	}
+	return n
 }
 
 // sent is transferred as a uint64.

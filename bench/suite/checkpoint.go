@@ -34,9 +34,14 @@ var ErrScenario = errors.New("suite: bad checkpoint scenario")
 
 // CkScenario is one cell of the checkpoint matrix.
 type CkScenario struct {
-	Name   string // "idle" (never started) or "wsN" (N MiB rewritten continuously)
+	Name   string // "idle" (never started), "wsN" (N MiB rewritten continuously) or "written" (migrate only)
 	WSMiB  int    // 0 for idle
 	MemMiB int
+	// Stopped (the migration benchmark's "written"): the guest writes all its RAM from
+	// 2 MiB (ws = RAM − 2 MiB; QEMU's dirty.elf stops at the RAM below 4 GiB), finishes a
+	// pass over it and is stopped before migrate, so its vCPUs take no CPU from the
+	// migration.
+	Stopped bool
 }
 
 // Idle reports whether the guest is never started (-S, no cont).
@@ -50,6 +55,9 @@ func (s CkScenario) Label() string {
 	}
 	if s.Idle() {
 		return m + ", idle never started"
+	}
+	if s.Stopped {
+		return m + ", all written, stopped"
 	}
 	return fmt.Sprintf("%s, %d MiB hot", m, s.WSMiB)
 }
@@ -74,6 +82,16 @@ func ParseMiB(s string) (int, error) {
 // ParseScenarios builds the matrix from comma-separated memory sizes
 // ("1G,4G") and scenario names ("idle,ws64,ws512"), memory-major.
 func ParseScenarios(mems, names string) ([]CkScenario, error) {
+	return parseScenarios(mems, names, false)
+}
+
+// ParseMigScenarios is ParseScenarios for the migration benchmark, which also knows
+// "written" (all RAM written, then the guest stopped: CkScenario.Stopped).
+func ParseMigScenarios(mems, names string) ([]CkScenario, error) {
+	return parseScenarios(mems, names, true)
+}
+
+func parseScenarios(mems, names string, written bool) ([]CkScenario, error) {
 	var out []CkScenario
 	for _, m := range strings.Split(mems, ",") {
 		mm, err := ParseMiB(m)
@@ -85,6 +103,8 @@ func ParseScenarios(mems, names string) ([]CkScenario, error) {
 			sc := CkScenario{Name: n, MemMiB: mm}
 			switch {
 			case n == "idle":
+			case n == "written" && written:
+				sc.WSMiB, sc.Stopped = mm-2, true
 			case strings.HasPrefix(n, "ws"):
 				ws, err := strconv.Atoi(n[2:])
 				if err != nil || ws <= 0 || ws+2 > mm {

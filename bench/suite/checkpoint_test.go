@@ -33,6 +33,19 @@ func TestParseMiB(t *testing.T) {
 	}
 }
 
+func TestParseMigScenarios(t *testing.T) {
+	got, err := suite.ParseMigScenarios("1G,4G", "written,ws64")
+	if err != nil || len(got) != 4 {
+		t.Fatalf("ParseMigScenarios = %v, %v; want 4 scenarios", got, err)
+	}
+	if w := got[2]; !w.Stopped || w.WSMiB != 4094 || w.Label() != "4 GiB, all written, stopped" || w.Idle() {
+		t.Errorf("written at 4 GiB = %+v %q", w, w.Label())
+	}
+	if got[1].Stopped {
+		t.Errorf("ws64 is stopped: %+v", got[1])
+	}
+}
+
 func TestParseScenarios(t *testing.T) {
 	for _, tc := range []struct {
 		mems, names string
@@ -48,6 +61,7 @@ func TestParseScenarios(t *testing.T) {
 		{"1G", "halt", nil, true},
 		{"1G", "", nil, true},
 		{"x", "idle", nil, true},
+		{"1G", "written", nil, true}, // the migration benchmark's only
 	} {
 		got, err := suite.ParseScenarios(tc.mems, tc.names)
 		if (err != nil) != tc.err {

@@ -3,11 +3,15 @@ package suite
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	"tlcvm/bench/emu"
+	"tlcvm/bench/procmem"
 	"tlcvm/bench/qmpc"
 )
 
@@ -82,34 +86,44 @@ type MigLink struct {
 	When   string  `json:"when"` // "before" or "after" the migrations
 	MBs    float64 `json:"mb_s"`
 	Millis int64   `json:"ms"`
-	Err    string  `json:"err,omitempty"`
+	// PopulateMBs is PopulateThroughput of 1 GiB right after: the rate at which a
+	// destination can place pages in fresh memory on this host (0: not measured).
+	PopulateMBs float64 `json:"populate_mb_s,omitempty"`
+	Err         string  `json:"err,omitempty"`
 }
 
 // MigRecord is one migration try.
 type MigRecord struct {
-	Kind        string          `json:"kind"` // "migrate"
-	Side        string          `json:"side"`
-	Mode        string          `json:"mode"`
-	Scenario    string          `json:"scenario"`
-	MemMiB      int             `json:"mem_mib"`
-	WSMiB       int             `json:"ws_mib"`
-	Rep         int             `json:"rep"`
-	Args        []string        `json:"args"`
-	URI         string          `json:"uri"`
-	Status      string          `json:"status"`
-	Converged   bool            `json:"converged"`
-	Capped      bool            `json:"capped,omitempty"`
-	WallMS      float64         `json:"migrate_wall_ms"`
-	TotalMS     *int64          `json:"total_ms,omitempty"`
-	DowntimeMS  *int64          `json:"downtime_ms,omitempty"`
-	SetupMS     *int64          `json:"setup_ms,omitempty"`
-	Transferred int64           `json:"ram_transferred"`
-	Passes      int64           `json:"dirty_sync_count"`
-	PostcopyB   int64           `json:"postcopy_bytes"`           // query-migrate ram.postcopy-bytes: > 0 once postcopy was entered
-	PostcopyAt  float64         `json:"postcopy_at_ms,omitempty"` // migrate-start-postcopy, from migrate
-	DstStatus   string          `json:"dst_status,omitempty"`
-	Info        json.RawMessage `json:"info,omitempty"` // the final query-migrate
-	Err         string          `json:"err,omitempty"`
+	Kind        string   `json:"kind"` // "migrate"
+	Side        string   `json:"side"`
+	Mode        string   `json:"mode"`
+	Scenario    string   `json:"scenario"`
+	MemMiB      int      `json:"mem_mib"`
+	WSMiB       int      `json:"ws_mib"`
+	Stopped     bool     `json:"stopped,omitempty"` // the guest was stopped before migrate ("written")
+	Rep         int      `json:"rep"`
+	Args        []string `json:"args"`
+	URI         string   `json:"uri"`
+	Status      string   `json:"status"`
+	Converged   bool     `json:"converged"`
+	Capped      bool     `json:"capped,omitempty"`
+	WallMS      float64  `json:"migrate_wall_ms"`
+	TotalMS     *int64   `json:"total_ms,omitempty"`
+	DowntimeMS  *int64   `json:"downtime_ms,omitempty"`
+	SetupMS     *int64   `json:"setup_ms,omitempty"`
+	Transferred int64    `json:"ram_transferred"`
+	Passes      int64    `json:"dirty_sync_count"`
+	PostcopyB   int64    `json:"postcopy_bytes"`           // query-migrate ram.postcopy-bytes: > 0 once postcopy was entered
+	PostcopyAt  float64  `json:"postcopy_at_ms,omitempty"` // migrate-start-postcopy, from migrate
+	DstStatus   string   `json:"dst_status,omitempty"`
+	// SrcCPUMS and DstCPUMS are the CPU time (utime + stime, all threads) the source spent
+	// from migrate to its end, and the destination until it left inmigrate: the
+	// migration's own CPU when the guest does not run (a hot guest's vCPU counts in the
+	// source's). 0: not read.
+	SrcCPUMS float64         `json:"src_cpu_ms,omitempty"`
+	DstCPUMS float64         `json:"dst_cpu_ms,omitempty"`
+	Info     json.RawMessage `json:"info,omitempty"` // the final query-migrate
+	Err      string          `json:"err,omitempty"`
 }
 
 // ThroughputMBs is RAM transferred ÷ total time (MB/s), or 0.
@@ -156,7 +170,7 @@ func setCaps(c *qmpc.Conn, names ...string) error {
 // the source in Src (cont unless idle, warm-up), migrate, poll query-migrate until it ends or
 // the cap (then migrate_cancel: unconverged); postcopy switches after the first pass.
 func oneMigration(ctx context.Context, o *MigOptions, side, mode string, sc CkScenario, rep, port int) (rec MigRecord, err error) {
-	rec = MigRecord{Kind: "migrate", Side: side, Mode: mode, Scenario: sc.Name, MemMiB: sc.MemMiB, WSMiB: sc.WSMiB, Rep: rep,
+	rec = MigRecord{Kind: "migrate", Side: side, Mode: mode, Scenario: sc.Name, MemMiB: sc.MemMiB, WSMiB: sc.WSMiB, Stopped: sc.Stopped, Rep: rep,
 		Args: migArgs(side, sc, o.Kernel), URI: fmt.Sprintf("tcp:%s:%d", o.Net.DstAddr, port)}
 	var caps []string
 	if mode == MigPostcopy {
@@ -194,7 +208,11 @@ func oneMigration(ctx context.Context, o *MigOptions, side, mode string, sc CkSc
 			return rec, err
 		}
 	}
-	if err := sleepCtx(ctx, o.Warmup, src); err != nil {
+	if sc.Stopped {
+		if err := writtenThenStop(ctx, o, conn, src); err != nil {
+			return rec, err
+		}
+	} else if err := sleepCtx(ctx, o.Warmup, src); err != nil {
 		return rec, err
 	}
 	if _, err := conn.Execute("migrate-set-parameters", map[string]any{"max-bandwidth": o.MaxBandwidth}); err != nil {
@@ -203,6 +221,8 @@ func oneMigration(ctx context.Context, o *MigOptions, side, mode string, sc CkSc
 	if err := setCaps(conn, caps...); err != nil {
 		return rec, err
 	}
+	srcCPU0, srcErr := procmem.ReadCPU(src.Pid())
+	dstCPU0, dstErr := procmem.ReadCPU(dst.Pid())
 	t0 := time.Now()
 	if _, err := conn.Execute("migrate", map[string]any{"uri": rec.URI}); err != nil {
 		return rec, err
@@ -248,6 +268,9 @@ func oneMigration(ctx context.Context, o *MigOptions, side, mode string, sc CkSc
 		}
 	}
 	rec.WallMS = ms(time.Since(t0))
+	if c, err := procmem.ReadCPU(src.Pid()); err == nil && srcErr == nil {
+		rec.SrcCPUMS = ms(c - srcCPU0)
+	}
 	rec.Info, rec.Status, rec.Converged = raw, info.Status, info.Status == "completed"
 	rec.TotalMS, rec.DowntimeMS, rec.SetupMS = info.TotalTime, info.Downtime, info.SetupTime
 	rec.Transferred = lastTransferred
@@ -276,6 +299,9 @@ func oneMigration(ctx context.Context, o *MigOptions, side, mode string, sc CkSc
 			}
 			rec.DstStatus = st
 			if st != "inmigrate" && st != "postmigrate" || time.Now().After(deadline) {
+				if c, err := procmem.ReadCPU(dst.Pid()); err == nil && dstErr == nil {
+					rec.DstCPUMS = ms(c - dstCPU0)
+				}
 				break
 			}
 			if err := sleepCtx(ctx, o.Poll, dst); err != nil {
@@ -284,6 +310,40 @@ func oneMigration(ctx context.Context, o *MigOptions, side, mode string, sc CkSc
 		}
 	}
 	return rec, nil
+}
+
+// ErrNotWritten means a "written" guest did not finish its first pass over its RAM in time.
+var ErrNotWritten = errors.New("suite: the guest did not write its RAM in time")
+
+// writtenThenStop waits until the guest has written its working set and finished a pass
+// over it (the u64 pass counter at guest-physical 0x500, the same in tlcvm's workload and
+// the kit's dirty.elf, read with HMP xp) and stops it (stop).
+func writtenThenStop(ctx context.Context, o *MigOptions, conn *qmpc.Conn, p *emu.Process) error {
+	deadline := time.Now().Add(o.Cap)
+	for {
+		raw, err := conn.Execute("human-monitor-command", map[string]any{"command-line": "xp /1gx 0x500"})
+		if err != nil {
+			return err
+		}
+		var out string
+		if err := json.Unmarshal(raw, &out); err != nil {
+			return fmt.Errorf("suite: xp: %w", err)
+		}
+		f := strings.Fields(out)
+		if len(f) == 2 {
+			if n, err := strconv.ParseUint(strings.TrimPrefix(f[1], "0x"), 16, 64); err == nil && n >= 1 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: xp 0x500 = %q after %v", ErrNotWritten, out, o.Cap)
+		}
+		if err := sleepCtx(ctx, 100*time.Millisecond, p); err != nil {
+			return err
+		}
+	}
+	_, err := conn.Execute("stop", nil)
+	return err
 }
 
 // RunMigrate creates the veth pair, measures the link, then every scenario (and the postcopy
@@ -307,7 +367,10 @@ func RunMigrate(ctx context.Context, o MigOptions) ([]MigRecord, []MigLink, erro
 		if err != nil {
 			l.Err = err.Error()
 		}
-		o.progress("link %s: %.0f MB/s%s", when, mbs, errSuffix(l.Err))
+		if pm, perr := PopulateThroughput(1 << 30); perr == nil {
+			l.PopulateMBs = pm
+		}
+		o.progress("link %s: %.0f MB/s%s; populating fresh memory: %.0f MB/s", when, mbs, errSuffix(l.Err), l.PopulateMBs)
 		links = append(links, l)
 		if rerr := o.record(l); rerr != nil {
 			return rerr
@@ -320,7 +383,7 @@ func RunMigrate(ctx context.Context, o MigOptions) ([]MigRecord, []MigLink, erro
 	var recs []MigRecord
 	for _, sc := range o.Scenarios {
 		modes := []string{MigPrecopy}
-		if o.PostcopyWS > 0 && sc.WSMiB == o.PostcopyWS {
+		if o.PostcopyWS > 0 && sc.WSMiB == o.PostcopyWS && !sc.Stopped {
 			modes = append(modes, MigPostcopy)
 		}
 		for _, mode := range modes {

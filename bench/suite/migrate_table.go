@@ -37,6 +37,10 @@ type MigAgg struct {
 	// running) and stage 3 (guest stopped) rates, from query-migrate's x-tlc-stages
 	// (NaN for QEMU, or a stage that sent nothing).
 	Pass1MBs, Stage3MBs float64
+	// CPUPerMB is the median over converged tries of the CPU both processes spent (source
+	// from migrate to the end, destination until it left inmigrate) per MB transferred,
+	// in ms; NaN when not read.
+	CPUPerMB float64
 }
 
 // stageRates returns a try's stage 1 and stage 3 rates (MB/s) from its final
@@ -78,7 +82,7 @@ func median(v []float64) float64 {
 
 func migAgg(recs []MigRecord) MigAgg {
 	a := MigAgg{TotalMS: math.NaN(), DowntimeMS: math.NaN(), MB: math.NaN(), MBs: math.NaN()}
-	var total, down, mb, mbs, p1, s3 []float64
+	var total, down, mb, mbs, p1, s3, cpu []float64
 	for _, r := range recs {
 		a.Tries++
 		if r.Err != "" && r.Transferred == 0 {
@@ -102,6 +106,9 @@ func migAgg(recs []MigRecord) MigAgg {
 		if r.DowntimeMS != nil {
 			down = append(down, float64(*r.DowntimeMS))
 		}
+		if r.SrcCPUMS > 0 && r.DstCPUMS > 0 && r.Transferred > 0 {
+			cpu = append(cpu, (r.SrcCPUMS+r.DstCPUMS)/(float64(r.Transferred)/1e6))
+		}
 		if x, y := stageRates(r.Info); finite(x) || finite(y) {
 			if finite(x) {
 				p1 = append(p1, x)
@@ -112,22 +119,23 @@ func migAgg(recs []MigRecord) MigAgg {
 		}
 	}
 	a.TotalMS, a.DowntimeMS, a.MB, a.MBs = median(total), median(down), median(mb), median(mbs)
-	a.Pass1MBs, a.Stage3MBs = median(p1), median(s3)
+	a.Pass1MBs, a.Stage3MBs, a.CPUPerMB = median(p1), median(s3), median(cpu)
 	return a
 }
 
 // MigRows groups the records by scenario and mode (in the order first seen) and judges the
 // issue's targets on tlcvm: every migration converges; postcopy downtime ≤ 5 ms; precopy
-// throughput ≥ 80 % of the link (rows with a hot set, where there is something to send).
+// throughput ≥ 80 % of the link (the "written" rows: RAM to send and no vCPU running).
 func MigRows(recs []MigRecord, linkMBs float64) []MigRow {
 	type key struct {
 		mem, ws int
+		stopped bool
 		mode    string
 	}
 	var order []key
 	by := map[key][]MigRecord{}
 	for _, r := range recs {
-		k := key{r.MemMiB, r.WSMiB, r.Mode}
+		k := key{r.MemMiB, r.WSMiB, r.Stopped, r.Mode}
 		if _, ok := by[k]; !ok {
 			order = append(order, k)
 		}
@@ -143,7 +151,7 @@ func MigRows(recs []MigRecord, linkMBs float64) []MigRow {
 				t = append(t, r)
 			}
 		}
-		sc := CkScenario{MemMiB: k.mem, WSMiB: k.ws}
+		sc := CkScenario{MemMiB: k.mem, WSMiB: k.ws, Stopped: k.stopped}
 		label := sc.Label()
 		if sc.Idle() {
 			label = strings.TrimSuffix(label, " never started")
@@ -158,7 +166,9 @@ func MigRows(recs []MigRecord, linkMBs float64) []MigRow {
 				judge("downtime ≤ 5 ms", row.TLCVM.DowntimeMS <= 5)
 			} else if k.ws > 0 {
 				judge("downtime ≤ 300 ms (the limit)", row.TLCVM.DowntimeMS <= 300)
-				if finite(linkMBs) && linkMBs > 0 {
+				// The throughput target is the precopy's own: judged where the guest's vCPUs
+				// do not run (a hot guest's vCPU holds a CPU the link's figure had).
+				if k.stopped && finite(linkMBs) && linkMBs > 0 {
 					judge("≥ 80 % of link", row.TLCVM.MBs >= 0.8*linkMBs)
 				}
 			}
@@ -171,8 +181,8 @@ func MigRows(recs []MigRecord, linkMBs float64) []MigRow {
 // MigMarkdown renders the migration table.
 func MigMarkdown(rows []MigRow) string {
 	var b strings.Builder
-	b.WriteString("| guest | mode | side | converged | total time (ms) | downtime (ms) | RAM transferred (MB) | throughput (MB/s, % of link) | first pass, stage 3 (MB/s) |\n")
-	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| guest | mode | side | converged | total time (ms) | downtime (ms) | RAM transferred (MB) | throughput (MB/s, % of link) | first pass, stage 3 (MB/s) | CPU, both ends (ms per MB) |\n")
+	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	f := func(v float64, d int) string {
 		if !finite(v) {
 			return "—"
@@ -202,8 +212,8 @@ func MigMarkdown(rows []MigRow) string {
 			if finite(s.a.Pass1MBs) || finite(s.a.Stage3MBs) {
 				stages = f(s.a.Pass1MBs, 0) + ", " + f(s.a.Stage3MBs, 0)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Label, r.Mode, s.name, conv,
-				f(s.a.TotalMS, 0), f(s.a.DowntimeMS, 0), f(s.a.MB, 1), tp, stages)
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Label, r.Mode, s.name, conv,
+				f(s.a.TotalMS, 0), f(s.a.DowntimeMS, 0), f(s.a.MB, 1), tp, stages, f(s.a.CPUPerMB, 2))
 		}
 	}
 	var tg strings.Builder

@@ -26,6 +26,10 @@ func migRecords() []suite.MigRecord {
 			`{"stage":"stage 3","elapsed-ms":250,"bytes":250000000}]}`)
 		return r
 	}
+	written := func(r suite.MigRecord, srcCPU, dstCPU float64) suite.MigRecord {
+		r.Stopped, r.Scenario, r.SrcCPUMS, r.DstCPUMS = true, "written", srcCPU, dstCPU
+		return r
+	}
 	return []suite.MigRecord{
 		mk(suite.QEMU, suite.MigPrecopy, 0, true, 1000, 3, 3e6, 0),
 		mk(suite.TLCVM, suite.MigPrecopy, 0, true, 100, 2, 1e6, 0),
@@ -33,22 +37,25 @@ func migRecords() []suite.MigRecord {
 		withStages(mk(suite.TLCVM, suite.MigPrecopy, 512, true, 1000, 250, 1000e6, 0)), // 1000 MB/s; passes 500, 1000 MB/s
 		mk(suite.TLCVM, suite.MigPostcopy, 512, true, 800, 3, 600e6, 100e6),
 		mk(suite.QEMU, suite.MigPostcopy, 512, true, 2000, 40, 700e6, 200e6),
+		written(mk(suite.TLCVM, suite.MigPrecopy, 1022, true, 1000, 1, 1070e6, 0), 700, 400), // 1070 MB/s, 1.03 ms/MB
+		written(mk(suite.QEMU, suite.MigPrecopy, 1022, true, 5000, 300, 1070e6, 0), 3000, 2000),
 	}
 }
 
 func TestMigRows(t *testing.T) {
 	rows := suite.MigRows(migRecords(), 1100)
-	if len(rows) != 3 {
-		t.Fatalf("rows = %d, want 3 (idle, 512 precopy, 512 postcopy)", len(rows))
+	if len(rows) != 4 {
+		t.Fatalf("rows = %d, want 4 (idle, 512 precopy, 512 postcopy, written)", len(rows))
 	}
 	tests := []struct {
 		row     int
 		targets []string
 		met     []bool
 	}{
-		{0, []string{"converges"}, []bool{true}}, // idle: nothing to send, no throughput target
-		{1, []string{"converges", "downtime ≤ 300 ms (the limit)", "≥ 80 % of link"}, []bool{true, true, true}}, // 250 ms; 1000 of 1100 MB/s
+		{0, []string{"converges"}, []bool{true}},                                                                // idle: nothing to send, no throughput target
+		{1, []string{"converges", "downtime ≤ 300 ms (the limit)"}, []bool{true, true}},                         // 250 ms; a hot guest: no throughput target
 		{2, []string{"converges", "downtime ≤ 5 ms"}, []bool{true, true}},                                       // 3 ms
+		{3, []string{"converges", "downtime ≤ 300 ms (the limit)", "≥ 80 % of link"}, []bool{true, true, true}}, // 1070 of 1100 MB/s
 	}
 	for _, tc := range tests {
 		r := rows[tc.row]
@@ -69,22 +76,25 @@ func TestMigRows(t *testing.T) {
 	}
 	// A slow tlcvm fails the throughput target; an unconverged one fails "converges".
 	recs := migRecords()
-	recs[3].TotalMS = p64(2000)
+	recs[6].TotalMS = p64(2000)
 	recs[4].Converged, recs[4].Status = false, "cancelled"
 	rows = suite.MigRows(recs, 1100)
-	if rows[1].Met[2] || rows[2].Met[0] {
-		t.Errorf("slow/unconverged tlcvm judged met: %v %v", rows[1].Met, rows[2].Met)
+	if rows[3].Met[2] || rows[2].Met[0] {
+		t.Errorf("slow/unconverged tlcvm judged met: %v %v", rows[3].Met, rows[2].Met)
 	}
 }
 
 func TestMigMarkdown(t *testing.T) {
 	md := suite.MigMarkdown(suite.MigRows(migRecords(), 1100))
 	for _, want := range []string{
-		"| 1 GiB, idle | precopy | tlcvm | 1 of 1 | 100 | 2 | 1.0 | 10 (1 %) | — |",
-		"| 1 GiB, 512 MiB hot | precopy | QEMU 7.2 | 0 of 1 (cancelled at 60 s) | — | — | 36000.0 | — | — |",
-		"| 1 GiB, 512 MiB hot | postcopy | tlcvm | 1 of 1, 1 entered postcopy | 800 | 3 | 600.0 | 750 (68 %) | — |",
+		"| 1 GiB, idle | precopy | tlcvm | 1 of 1 | 100 | 2 | 1.0 | 10 (1 %) | — | — |",
+		"| 1 GiB, 512 MiB hot | precopy | QEMU 7.2 | 0 of 1 (cancelled at 60 s) | — | — | 36000.0 | — | — | — |",
+		"| 1 GiB, 512 MiB hot | postcopy | tlcvm | 1 of 1, 1 entered postcopy | 800 | 3 | 600.0 | 750 (68 %) | — | — |",
 		"| 1 GiB, 512 MiB hot, postcopy | downtime ≤ 5 ms | **yes** |",
-		"| 1 GiB, 512 MiB hot | precopy | tlcvm | 1 of 1 | 1000 | 250 | 1000.0 | 1000 (91 %) | 500, 1000 |",
+		"| 1 GiB, 512 MiB hot | precopy | tlcvm | 1 of 1 | 1000 | 250 | 1000.0 | 1000 (91 %) | 500, 1000 | — |",
+		"| 1 GiB, all written, stopped | precopy | tlcvm | 1 of 1 | 1000 | 1 | 1070.0 | 1070 (97 %) | — | 1.03 |",
+		"| 1 GiB, all written, stopped | precopy | QEMU 7.2 | 1 of 1 | 5000 | 300 | 1070.0 | 214 (19 %) | — | 4.67 |",
+		"| 1 GiB, all written, stopped, precopy | ≥ 80 % of link | **yes** |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("table lacks %q:\n%s", want, md)

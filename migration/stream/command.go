@@ -175,7 +175,7 @@ func NewPackageReader(pkg []byte) *Reader {
 // cleared, and the next byte is a section type. Offsets and the integrity check start
 // over from here.
 func (r *Reader) Resume(in io.Reader) {
-	r.in, r.err = in, nil
+	r.in, r.err, r.done = in, nil, nil
 	r.r, r.w, r.base, r.crcPos, r.crc = 0, 0, 0, 0, 0
 	r.state, r.section = rSections, "-"
 	if r.ram == ramComplete {

@@ -32,6 +32,7 @@ type Reader struct {
 	log zerolog.Logger
 
 	buf    []byte // buf[r:w] is read but not consumed
+	done   []byte // the buffer a Refiller handed over before buf, to give back
 	r, w   int
 	base   uint64 // stream offset of buf[0]
 	crcPos int    // buf[crcPos:r] is consumed but not yet folded into crc
@@ -167,6 +168,11 @@ func (r *Reader) ensure(n int) error {
 	if r.w-r.r >= n {
 		return nil
 	}
+	if rf, ok := r.in.(Refiller); ok && n <= RefillHeadroom {
+		if err := r.refill(rf, n); err != nil || r.w-r.r >= n {
+			return err
+		}
+	}
 	// Compact (and grow) when n does not fit, or when less than half the buffer is free
 	// behind w: what is left to consume is then less than n bytes, cheap to move, and the
 	// read below asks for at least half a buffer, large enough for the channel to hand it
@@ -199,6 +205,43 @@ func (r *Reader) ensure(n int) error {
 			}
 		}
 	}
+	return nil
+}
+
+// Refiller is an input that reads ahead into whole buffers on a goroutine of its own and
+// hands them over instead of copying them: Refill takes back a buffer the Reader is done
+// with (nil: none) and returns the next one read, its data in buf[RefillHeadroom:]; the
+// headroom before it takes the bytes of a record the previous buffer ended in the middle
+// of. Read serves the same data by copying, for a record larger than the headroom.
+type Refiller interface {
+	io.Reader
+	Refill(done []byte) ([]byte, error)
+}
+
+// RefillHeadroom is the room a Refiller's buffer keeps before its data.
+const RefillHeadroom = 64 << 10
+
+// refill swaps the buffer for the Refiller's next one, the unconsumed bytes (fewer than n,
+// at most RefillHeadroom) moved in front of its data. An error is the input's, as from
+// Read.
+func (r *Reader) refill(rf Refiller, n int) error {
+	left := r.w - r.r
+	next, err := rf.Refill(r.done)
+	r.done = nil
+	if err == io.EOF {
+		return r.fail(ErrTruncated, "input ended %d bytes short", n-left)
+	}
+	if err != nil {
+		return err
+	}
+	r.crc = crc32.Update(r.crc, castagnoli, r.buf[r.crcPos:r.r])
+	start := RefillHeadroom - left
+	copy(next[start:RefillHeadroom], r.buf[r.r:r.w])
+	// buf[start] is the stream offset buf[r] was; base may wrap below zero (Offset adds
+	// it back).
+	r.base += uint64(r.r) - uint64(start)
+	r.done = r.buf
+	r.buf, r.r, r.w, r.crcPos = next, start, len(next), start
 	return nil
 }
 

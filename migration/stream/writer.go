@@ -513,13 +513,34 @@ func (w *Writer) write(p []byte) {
 	}
 }
 
-// flushBuf folds the buffer into the CRC and writes it out. On error the buffer is kept
-// (the error is sticky; nothing more is written).
+// Handoff is an underlying writer that takes the Writer's whole buffers instead of
+// copying them: Handoff keeps p (the Writer never touches it again) and returns an empty
+// buffer to fill next, with the error of an earlier write (sticky in the Writer). An
+// implementation writes p on a goroutine of its own, so that the next buffer is encoded
+// while the previous one is sent. Write (a large device state) and Flush, when it has one,
+// must finish the handed-off buffers first.
+type Handoff interface {
+	io.Writer
+	Handoff(p []byte) ([]byte, error)
+}
+
+// flushBuf folds the buffer into the CRC and writes it out (or hands it off). On error
+// the buffer is kept (the error is sticky; nothing more is written).
 func (w *Writer) flushBuf() {
 	if w.err != nil || len(w.buf) == 0 {
 		return
 	}
 	w.crc = crc32.Update(w.crc, castagnoli, w.buf[w.crcPos:])
+	if h, ok := w.out.(Handoff); ok {
+		next, err := h.Handoff(w.buf)
+		if err != nil { // an earlier buffer's: this one was not taken
+			w.err, w.buf, w.crcPos = err, w.buf[:0], 0
+			return
+		}
+		w.flushed += uint64(len(w.buf))
+		w.buf, w.crcPos = next[:0], 0
+		return
+	}
 	n, err := w.out.Write(w.buf)
 	w.flushed += uint64(n)
 	if err == nil && n != len(w.buf) {

@@ -28,7 +28,7 @@ func runMigrate(argv []string) int {
 	s.flags(fs)
 	fs.StringVar(&o.Kernel, "kernel", envOr("DIRTY_ELF", "/tmp/tlcvm-bench/guest/dirty.elf"), "QEMU's guest: the kit's dirty.elf (env DIRTY_ELF)")
 	fs.StringVar(&mems, "mems", "1G,4G", "comma-separated guest RAM sizes")
-	fs.StringVar(&scen, "scenarios", "idle,ws64,ws512", "comma-separated: idle (never started) or wsN (N MiB rewritten continuously)")
+	fs.StringVar(&scen, "scenarios", "idle,written,ws64,ws512", "comma-separated: idle (never started), written (all RAM written, then stopped) or wsN (N MiB rewritten continuously)")
 	fs.IntVar(&o.PostcopyWS, "postcopy-ws", 512, "also a postcopy try for the wsN scenarios with this N (0 = none)")
 	fs.StringVar(&sides, "sides", "", "comma-separated subset of: tlcvm,qemu")
 	fs.IntVar(&o.Reps, "reps", 1, "tries per side, scenario and mode")
@@ -40,7 +40,7 @@ func runMigrate(argv []string) int {
 		return st
 	}
 	var err error
-	if o.Scenarios, err = suite.ParseScenarios(mems, scen); err == nil {
+	if o.Scenarios, err = suite.ParseMigScenarios(mems, scen); err == nil {
 		var m map[string]bool
 		if m, err = set(sides, suite.QEMU, suite.TLCVM); m != nil {
 			for _, x := range []string{suite.QEMU, suite.TLCVM} {
@@ -57,7 +57,9 @@ func runMigrate(argv []string) int {
 	o.TLCVM, o.QEMU = s.tlcvm, s.qemu
 	n := suite.DefaultMigNet
 	head := fmt.Sprintf("- QEMU's guest: `%s` (the peer kit's dirty.elf, `ws=N delay=0`) under TCG; tlcvm's: "+
-		"`-fw_cfg name=opt/tlcvm/workload,string=ws=NM,,rate=max` (idle: `idle`, never started)\n"+
+		"`-fw_cfg name=opt/tlcvm/workload,string=ws=NM,,rate=max` (idle: `idle`, never started); written: `ws=` RAM − 2 MiB "+
+		"on both (dirty.elf stops at the RAM below 4 GiB: 3070 MiB at 4 GiB), the guest stopped (`stop`) once the pass counter "+
+		"at 0x500 (HMP `xp`) shows a whole pass done, then `migrate`\n"+
 		"- link: veth pair between network namespaces %s (%s/30) and %s (%s/30), created by the run and deleted after; "+
 		"source in the first, destination (`-incoming defer`, `migrate-incoming tcp:%s:PORT`) in the second\n"+
 		"- %d tries per side, scenario and mode, interleaved; warm-up %v; source max-bandwidth %d B/s, downtime-limit "+
@@ -66,7 +68,10 @@ func runMigrate(argv []string) int {
 		"- total time, downtime and RAM transferred are query-migrate's (source) at the end; throughput is RAM "+
 		"transferred ÷ total time; first pass and stage 3 are tlcvm's stage 1 (guest running) and stage 3 (guest "+
 		"stopped) rates from query-migrate's x-tlc-stages; the link's own TCP throughput is one Go connection across "+
-		"the pair for %v, before and after the migrations (the table uses the mean)\n",
+		"the pair for %v, before and after the migrations (the table uses the mean), each followed by the rate at which "+
+		"the host makes 1 GiB of fresh memory present; CPU is utime + stime of both processes (source from migrate to "+
+		"its end, destination until it left inmigrate) per MB transferred: the migration's own where the guest does not "+
+		"run, a hot guest's vCPU included in the source's\n",
 		o.Kernel, n.Src, n.SrcAddr, n.Dst, n.DstAddr, n.DstAddr, o.Reps, o.Warmup, o.MaxBandwidth, o.Cap, o.LinkFor)
 	return s.run(head, func(ctx context.Context, record func(any) error, progress *os.File) (string, map[string]any, error) {
 		o.Record = record
@@ -75,7 +80,7 @@ func runMigrate(argv []string) int {
 		}
 		recs, links, err := suite.RunMigrate(ctx, o)
 		var sum float64
-		var parts []string
+		var parts, pops []string
 		var cnt int
 		for _, l := range links {
 			if l.Err == "" {
@@ -83,12 +88,19 @@ func runMigrate(argv []string) int {
 				cnt++
 			}
 			parts = append(parts, fmt.Sprintf("%s %.0f MB/s", l.When, l.MBs))
+			if l.PopulateMBs > 0 {
+				pops = append(pops, fmt.Sprintf("%s %.0f MB/s", l.When, l.PopulateMBs))
+			}
 		}
 		link := 0.0
 		if cnt > 0 {
 			link = sum / float64(cnt)
 		}
 		table := fmt.Sprintf("Link's own TCP throughput: %s (mean %.0f MB/s).\n\n", strings.Join(parts, ", "), link)
+		if len(pops) > 0 {
+			table += fmt.Sprintf("Fresh memory made present (1 GiB, `MADV_POPULATE_WRITE`, what a destination's pages land in): %s.\n\n",
+				strings.Join(pops, ", "))
+		}
 		rows := suite.MigRows(recs, link)
 		return table + suite.MigMarkdown(rows), map[string]any{"link_mb_s": link}, err
 	})
