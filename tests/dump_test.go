@@ -317,6 +317,7 @@ func TestDumpKdumpMakedumpfile(t *testing.T) {
 	parallel(t)
 	dir := shortDir(t)
 	v := startMigVM(t, bin, dir, "vm", "-machine", "pc", "-m", "64")
+	waitBooted(t, v.q) // in long mode: its page tables are written (a busy host may not have run it yet)
 	v.do("stop", nil)
 	for _, f := range []string{"kdump-zlib", "kdump-lzo", "kdump-snappy"} {
 		flat := filepath.Join(dir, f+".flat")
