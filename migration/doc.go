@@ -126,7 +126,8 @@
 //	              limit, transport, write(2); two 1 MiB buffers swapped (handoffWriter)
 //	destination:  goroutine: read(2) into 1 MiB buffers ─ handed to stream.Reader
 //	              (prefetchReader) ─> loader: decode, CRC, copy into guest RAM
-//	              goroutine: MADV_POPULATE_WRITE 2-4 MiB ahead of a run of pages (readahead)
+//	              goroutine: MADV_POPULATE_WRITE ahead of a run of pages, as far as the run
+//	              is long, up to 4 MiB (readahead)
 //
 // The last matters most here: a fresh page of guest RAM costs the destination a fault, an
 // allocation and its zeroing, 2-5 µs each on this host (more than the copy), and populating

@@ -10,12 +10,13 @@ type Prefaulter interface {
 }
 
 // Readahead's window: once aheadMin consecutive pages of a block have arrived in a row,
-// the pages up to 2·aheadPages past the one arriving are populated, and again each time
-// the loader comes within aheadPages of the end of what was asked for. A run that stops
-// leaves at most 2·aheadPages (4 MiB) populated and unwritten; a scattered stream
-// populates nothing ahead.
+// the pages up to 2·w past the one arriving are populated, w the run's length so far up to
+// aheadPages, and again each time the loader comes within w of the end of what was asked
+// for. A run that stops leaves at most as many pages as it had, and at most 2·aheadPages
+// (4 MiB), populated and unwritten; a scattered stream (a booted guest's few page-table
+// pages) populates nothing ahead.
 const (
-	aheadMin   = 4
+	aheadMin   = 16
 	aheadPages = 512
 )
 
@@ -83,11 +84,12 @@ func (ra *readahead) page(p uint64) {
 		ra.run, ra.upto = 0, 0
 	}
 	ra.next = p + 1
-	if ra.run < aheadMin || p+aheadPages < ra.upto {
+	w := min(ra.run, aheadPages)
+	if ra.run < aheadMin || p+w < ra.upto {
 		return
 	}
 	first := max(p, ra.upto)
-	end := p + 2*aheadPages
+	end := p + 2*w
 	select {
 	case ra.reqs <- aheadReq{b: ra.b, first: first, n: end - first}:
 	default:

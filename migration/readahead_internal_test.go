@@ -9,49 +9,51 @@ import (
 // when the loader nears its end; a jump starts over; with the queue full the loader
 // populates the window itself.
 func TestReadahead(t *testing.T) {
-	reqs := make(chan aheadReq, 8)
+	reqs := make(chan aheadReq, 64)
 	ra := &readahead{reqs: reqs}
-	var got [][2]uint64
+	var got [][2]uint64 // first, end
 	take := func() {
 		for {
 			select {
 			case q := <-reqs:
-				got = append(got, [2]uint64{q.first, q.n})
+				got = append(got, [2]uint64{q.first, q.first + q.n})
 			default:
 				return
 			}
 		}
 	}
-	for p := uint64(100); p < 100+aheadMin; p++ {
+	const p0 = 100
+	for p := uint64(p0); p < p0+aheadMin; p++ {
 		ra.page(p)
 	}
 	take()
 	if len(got) != 0 {
 		t.Fatalf("asked before %d pages in a row: %v", aheadMin, got)
 	}
-	ra.page(100 + aheadMin) // the aheadMin-th page after the first
+	ra.page(p0 + aheadMin) // the run is aheadMin long: 2·aheadMin pages ahead
 	take()
-	p0 := uint64(100 + aheadMin)
-	want := [][2]uint64{{p0, 2 * aheadPages}}
+	want := [][2]uint64{{p0 + aheadMin, p0 + 3*aheadMin}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("first request %v, want %v", got, want)
 	}
-	// Within the window: nothing until the loader is aheadPages from its end.
-	end := p0 + 2*aheadPages
-	for p := p0 + 1; p < end-aheadPages; p++ {
+	// The window grows with the run, up to aheadPages; the requests are contiguous and
+	// each ends at most 2·aheadPages past the page that asked; nothing is asked twice.
+	for p := uint64(p0 + aheadMin + 1); p < p0+8*aheadPages; p++ {
 		ra.page(p)
 	}
 	take()
-	if len(got) != 1 {
-		t.Fatalf("asked again inside the window: %v", got)
+	for i := 1; i < len(got); i++ {
+		if got[i][0] != got[i-1][1] {
+			t.Fatalf("requests %v and %v are not contiguous", got[i-1], got[i])
+		}
+		if n := got[i][1] - got[i][0]; n > 2*aheadPages {
+			t.Fatalf("request %v of %d pages", got[i], n)
+		}
 	}
-	ra.page(end - aheadPages)
-	take()
-	want = append(want, [2]uint64{end, aheadPages})
-	if !slices.Equal(got, want) {
-		t.Fatalf("requests %v, want %v", got, want)
+	if last := got[len(got)-1][1]; last < p0+8*aheadPages || last > p0+8*aheadPages+2*aheadPages {
+		t.Fatalf("the last request ends at %d, the run at %d", last, p0+8*aheadPages)
 	}
-	// A jump: the run starts over.
+	// A jump: the run starts over, and a short one asks for nothing.
 	got = nil
 	for p := uint64(1 << 20); p < 1<<20+aheadMin; p++ {
 		ra.page(p)
@@ -66,7 +68,7 @@ func TestReadahead(t *testing.T) {
 	ra.page(1<<20 + aheadMin)
 	select {
 	case q := <-f.got:
-		if q != [2]uint64{1<<20 + aheadMin, 2 * aheadPages} {
+		if q != [2]uint64{1<<20 + aheadMin, 2 * aheadMin} {
 			t.Errorf("populated %v itself", q)
 		}
 	default:
@@ -96,7 +98,7 @@ func TestReadaheadsGoroutine(t *testing.T) {
 	r.stop()
 	select {
 	case q := <-f.got:
-		if q != [2]uint64{10 + aheadMin, 2 * aheadPages} {
+		if q != [2]uint64{10 + aheadMin, 2 * aheadMin} {
 			t.Errorf("prefaulted %v", q)
 		}
 	default:
