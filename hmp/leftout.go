@@ -29,8 +29,8 @@ var LeftOutCommands = []LeftOut{
 	{Names: []string{"info qdm"},
 		Reason: "not yet: the device catalogue holds -device help's models, not the no-user ones"},
 	{Names: []string{"info roms"},
-		Reason: "tlcvm loads no firmware: the ROM and option ROM blocks QEMU lists beside pc.ram " +
-			"(pc.bios, pc.rom, the ACPI table blobs, kvmvapic.bin) do not exist"},
+		Reason: "tlcvm loads no firmware (as x-query-roms): QEMU lists bios-256k.bin at 0xfffc0000, " +
+			"genroms/kvmvapic.bin and the ACPI blobs it built (and -kernel's linuxboot_dma.bin)"},
 	{Names: []string{"info lapic", "info pic", "info irq"},
 		Reason: "no local APIC, i8259 or IOAPIC model (see x-query-irq)"},
 	{Names: []string{"boot_set"},

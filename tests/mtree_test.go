@@ -47,7 +47,7 @@ func TestInfoMtreeBesideQEMU(t *testing.T) {
 			"-device", "pcie-root-port,id=rp1,chassis=1", "-device", "pcie-root-port,id=rp2,chassis=2",
 			"-device", "virtio-net-pci,bus=rp1,netdev=n0", "-netdev", "user,id=n0", "-device", "qemu-xhci,bus=rp2"}},
 		{"none", []string{"-machine", "none", "-m", "64"}},
-		{"pc-cirrus-nohpet-novmport", []string{"-machine", "pc,vmport=off", "-no-hpet", "-m", "512", "-device", "cirrus-vga",
+		{"pc-cirrus-nohpet-novmport-noacpi", []string{"-machine", "pc,vmport=off,acpi=off", "-no-hpet", "-m", "512", "-device", "cirrus-vga",
 			"-device", "bochs-display"}},
 		// libvirt 9.0's command line for a q35 domain (domain/anchor2-q35-start-cmdline.txt), its
 		// descriptors and disks left out.

@@ -21,7 +21,7 @@ func (v *vm) memoryTree() *memtree.Tree {
 	c := m.Config()
 	cfg := v.plan.cfg
 	b := memtree.Board{Q35: strings.HasPrefix(c.Type, "pc-q35-"), None: c.Type == "none", MemHotplug: c.Slots > 0,
-		NoHPET: machineOff(cfg, "hpet"), NoVMPort: machineOff(cfg, "vmport")}
+		NoHPET: machineOff(cfg, "hpet"), NoVMPort: machineOff(cfg, "vmport"), NoACPI: !hasACPI(cfg)}
 	b.Below, b.Above = m.RAMSplit()
 	ramID := v.plan.machine.DefaultRAMID
 	if ramID == "" {
@@ -52,6 +52,9 @@ func (v *vm) memoryTree() *memtree.Tree {
 	}
 	if v.devices != nil {
 		for _, f := range v.devices.PCIRealizeOrder() {
+			if f.Type == "PIIX4_PM" && b.NoACPI {
+				continue // pc_init1 makes it only with ACPI (tlcvm's device tree has it regardless)
+			}
 			var o *memtree.Owner
 			if !f.Board {
 				o = &memtree.Owner{Dev: true, ID: f.ID, Path: f.Path}

@@ -24,6 +24,7 @@ type Board struct {
 	VGAs       []VGA
 	NoHPET     bool // -no-hpet, -machine hpet=off
 	NoVMPort   bool // -machine vmport=off (no vmport, no vmmouse)
+	NoACPI     bool // -machine acpi=off: pc has no PIIX4_PM (q35's LPC keeps its PM block)
 	FDC        bool // the ISA floppy controller (pc always; q35 with a floppy drive)
 	Floppies   int  // the board's floppy drives (-drive if=floppy)
 	IDEDrives  int  // the board's IDE drives (-drive if=ide, -cdrom, -hda)
@@ -152,7 +153,7 @@ func boardOwners(b Board, nics int) map[string]*Owner {
 		add("nic", nics)
 		add("piix3-ide", 1)
 		add("ide-drive", b.IDEDrives)
-		add("PIIX4_PM", 1)
+		add("PIIX4_PM", one(!b.NoACPI))
 	}
 	return m
 }
@@ -274,7 +275,9 @@ func Build(b Board) *Tree {
 	if b.Q35 {
 		pm = owners["ICH9-LPC"]
 	}
-	acpi(io, b, pm)
+	if b.Q35 || !b.NoACPI {
+		acpi(io, b, pm)
+	}
 
 	// PCI functions: a bus master address space each, a bridge's windows.
 	type bridge struct{ io, mem *Region }

@@ -1,6 +1,7 @@
 // Package memtree is the memory region model of tlcvm's pc and q35 boards, as QEMU 7.2's
 // memory API builds it (softmmu/memory.c), and its renderings: info mtree, with -D
-// (disabled regions) and -f (flat views).
+// (disabled regions), -f (flat views) and -o (owners); and info ramblock's RAM block lines
+// with find_ram_offset's offsets (ramblock.go).
 //
 // A Region is a MemoryRegion: RAM, ROM, device registers (IO), a container, or an alias
 // of part of another region. Add is memory_region_add_subregion_overlap, which keeps a
@@ -20,6 +21,11 @@
 //	address-space: I/O                    io (64 KiB)  legacy ports, ACPI, hotplug registers
 //	address-space: cpu-smm-N              memory: smram (prio 1) over all of system
 //	address-space: <PCI type>             bus master container: bus master → system (disabled)
+//
+// Every region has its owner (Owner; nil: none, and QEMU parents it to /machine/unattached):
+// the board's devices are numbered in /machine/unattached as pc_init1 and pc_q35_init create
+// them (boardOwners: boot CPUs and kvmvapic first, then the south bridge, DMA, PICs, …), the
+// others come from the Board (a -device's id or path, a back-end under /objects).
 //
 // QEMU prints the address-space groups (and hence the memory-region list, in the order its
 // aliases are met) in the order of a hash table of pointers, which changes from run to
