@@ -5,7 +5,7 @@ package blockdev
 // An intermediate commit copies what the images from top down to above base hold into
 // base, then drops them from the chain: the image above top (the overlay) gets base as
 // its backing node and its header names base (or backing-file). A commit_top filter sits
-// above top meanwhile.
+// above top meanwhile. The copy loop (commitrun.go) keeps several extents in flight.
 //
 //	before:  device ──▶ active ──▶ top ──▶ mid ──▶ base      commit top-node=top base-node=base
 //	running: device ──▶ active ──▶ [commit_top] ──▶ top ──▶ mid ──▶ base (read-write)
