@@ -1,6 +1,8 @@
 package tests_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,6 +16,17 @@ import (
 func TestInfoQOMTreeBesideQEMU(t *testing.T) {
 	bin := requireCandidate(t)
 	ref := harness.Reference(t)
+	// Images of their own (QEMU locks them: two cases running at once must not share one).
+	img := func(name string, size int64) string {
+		p := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, size); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
 	cases := []struct {
 		name     string
 		defaults bool // without -nodefaults
@@ -28,6 +41,32 @@ func TestInfoQOMTreeBesideQEMU(t *testing.T) {
 		{name: "q35-backend", args: []string{"-machine", "q35,memory-backend=m0", "-m", "128",
 			"-object", "memory-backend-ram,id=m0,size=128M", "-object", "memory-backend-ram,id=m1,size=64M"},
 			lines: []string{"info qom-tree /objects", "info qom-tree m1", "info qom-tree mch"}},
+		{name: "pc-defaults", defaults: true, args: []string{"-machine", "pc"}},
+		{name: "q35-defaults", defaults: true, args: []string{"-machine", "q35"}, lines: []string{"info qom-tree /objects"}},
+		{name: "none", args: []string{"-machine", "none", "-m", "64"}, lines: []string{"info qom-tree /objects"}},
+		{name: "pc-legacy", args: []string{"-machine", "pc", "-m", "256", "-smp", "3", "-net", "nic", "-net", "user",
+			"-serial", "null", "-device", "isa-serial,chardev=c0,id=com2", "-chardev", "null,id=c0", "-parallel", "null",
+			"-drive", "if=floppy,format=raw,file=" + img("fd.img", 1440<<10), "-drive", "if=ide,media=cdrom",
+			"-cdrom", img("cd.iso", 1<<20)}},
+		{name: "pc-dimm", args: []string{"-machine", "pc", "-m", "1G,slots=2,maxmem=4G",
+			"-object", "memory-backend-ram,id=m0,size=512M", "-device", "pc-dimm,memdev=m0,id=dimm0"},
+			lines: []string{"info qom-tree /objects", "info qom-tree dimm0"}},
+		{name: "pc-devices", args: []string{"-machine", "pc,vmport=off", "-no-hpet",
+			"-device", "e1000,id=n1", "-device", "virtio-net-pci", "-device", "piix3-usb-uhci,id=usb",
+			"-device", "usb-tablet,bus=usb.0", "-device", "isa-serial,id=s0",
+			"-drive", "if=none,id=d0,format=raw,file=" + img("vd.img", 1<<20), "-device", "virtio-blk-pci,drive=d0,id=vd",
+			"-device", "pci-bridge,chassis_nr=1,id=br0", "-device", "virtio-rng-pci,bus=br0", "-device", "VGA",
+			"-device", "qemu-xhci", "-device", "cirrus-vga", "-device", "bochs-display", "-device", "virtio-balloon-pci",
+			"-device", "virtio-scsi-pci", "-device", "virtio-serial-pci", "-device", "virtio-vga",
+			"-device", "virtio-keyboard-pci", "-device", "ich9-usb-ehci1", "-device", "nec-usb-xhci", "-device", "rtl8139"},
+			lines: []string{"info qom-tree br0", "info qom-tree /machine/peripheral-anon"}},
+		{name: "q35-rootports", args: []string{"-machine", "q35", "-m", "3G", "-vga", "std",
+			"-device", "pcie-root-port,id=rp1,chassis=1", "-device", "pcie-root-port,id=rp2,chassis=2",
+			"-device", "virtio-net-pci,bus=rp1,netdev=n0", "-netdev", "user,id=n0", "-device", "qemu-xhci,bus=rp2",
+			"-device", "virtio-serial-pci,bus=rp2", "-device", "virtio-mouse-pci",
+			"-drive", "if=none,id=d1,format=raw,file=" + img("hd.img", 1<<20), "-device", "ide-hd,drive=d1,bus=ide.2"}},
+		{name: "q35-libvirt", args: libvirtQ35Args,
+			lines: []string{"info qom-tree /objects", "info qom-tree net0", "info qom-tree /machine/peripheral"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

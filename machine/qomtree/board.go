@@ -13,28 +13,31 @@ var unattachedType = map[string]string{"serial": "isa-serial", "parallel": "isa-
 
 // Augment adds to root (tlcvm's QOM objects: /machine, its vCPUs, /objects, the
 // peripherals) what the board t was built from makes: its objects and their children
-// (board.go's tables), and every memory region of t under its owner.
-func Augment(root *Node, t *memtree.Tree) {
+// (tables.go), and every memory region of t under its owner. ide are the types of the
+// board's IDE drives (ide-hd, ide-cd) in index order.
+func Augment(root *Node, t *memtree.Tree, ide []string) {
 	machine := root.Child("machine")
 	if machine == nil {
 		return
 	}
 	b := t.Board
-	if !b.None {
-		addBoard(machine, b)
+	if b.None {
+		machine.EnsurePath("unattached/sysbus", "System")
+	} else {
+		addBoard(machine, b, ide)
 	}
 	addRegions(root, t)
 }
 
 // addBoard adds the board's objects: those at fixed paths, the unattached devices, and
 // the fixed children of every object by its type.
-func addBoard(machine *Node, b memtree.Board) {
+func addBoard(machine *Node, b memtree.Board, ide []string) {
 	board := pcObjects
 	if b.Q35 {
 		board = q35Objects
 	}
 	for _, o := range board {
-		ensurePath(machine, o.path, o.typ)
+		machine.EnsurePath(o.path, o.typ)
 	}
 	unattached := machine.Ensure("unattached", "container")
 	var nics []string
@@ -55,7 +58,10 @@ func addBoard(machine *Node, b memtree.Board) {
 		if typ == "nic" && n < len(nics) {
 			typ = nics[n]
 		}
-		ensurePath(unattached, strings.TrimPrefix(o.Path, "/machine/unattached/"), typ)
+		if typ == "ide-drive" && n < len(ide) {
+			typ = ide[n]
+		}
+		unattached.EnsurePath(strings.TrimPrefix(o.Path, "/machine/unattached/"), typ)
 	}
 	// pc_init1 makes the SMBus EEPROMs after the PIIX4 (q35's are in UnattachedDevices).
 	gpios := 27 // the 24 GSIs, the PIC's output, the two A20 lines
@@ -65,25 +71,32 @@ func addBoard(machine *Node, b memtree.Board) {
 			unattached.Ensure(fmt.Sprintf("device[%d]", next+i), "smbus-eeprom")
 		}
 		gpios++ // and the PIIX4's SMI
+		if b.NoHPET {
+			// An IRQ joins the tree when a device's output is wired to it: without the
+			// HPET, the GSIs are wired to nothing (q35's ICH9 wires them).
+			gpios = 9
+		}
 	}
 	for _, k := range series("non-qdev-gpio", "irq", gpios) {
 		unattached.Ensure(k.name, k.typ)
 	}
-	var walk func(n *Node)
-	walk = func(n *Node) {
-		for _, k := range typeChildren(n.Type, b) {
+	modern := behindPCIePorts(b)
+	var walk func(n *Node, path string)
+	walk = func(n *Node, path string) {
+		for _, k := range typeChildren(n.Type, modern[path]) {
 			n.Ensure(k.name, k.typ)
 		}
 		for _, c := range n.Children {
-			walk(c)
+			walk(c, path+"/"+c.Name)
 		}
 	}
-	walk(machine)
+	walk(machine, "/machine")
 }
 
-// ensurePath adds the objects of a relative path under n, the last of type typ.
-func ensurePath(n *Node, path, typ string) *Node {
-	parts := strings.Split(path, "/")
+// EnsurePath adds the objects of a path under n that are missing, the last of type typ,
+// the others containers, and returns the last.
+func (n *Node) EnsurePath(path, typ string) *Node {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
 	for i, p := range parts {
 		t := "container"
 		if i == len(parts)-1 {
@@ -137,4 +150,19 @@ func nextDevice(unattached *Node) int {
 		}
 	}
 	return next
+}
+
+// pciePorts are the PCI Express ports: a virtio function behind one has no legacy I/O BAR
+// (virtio_pci_realize's disable-legacy=auto).
+var pciePorts = map[string]bool{"pcie-root-port": true, "ioh3420": true, "xio3130-downstream": true}
+
+// behindPCIePorts are the QOM paths of the PCI functions that sit behind a PCIe port.
+func behindPCIePorts(b memtree.Board) map[string]bool {
+	m := map[string]bool{}
+	for _, d := range b.PCI {
+		if d.Owner != nil && d.Parent >= 0 && d.Parent < len(b.PCI) && pciePorts[b.PCI[d.Parent].Type] {
+			m[d.Owner.Path] = true
+		}
+	}
+	return m
 }

@@ -3,8 +3,6 @@ package qomtree
 import (
 	"fmt"
 	"strings"
-
-	"tlcvm/machine/memtree"
 )
 
 // What QEMU 7.2's pc and q35 boards make beside the memory regions package memtree
@@ -49,9 +47,9 @@ func series(name, typ string, n int) []kid {
 	return k
 }
 
-// typeChildren are the children an object of type typ has on board b beside its memory
-// regions that memtree models.
-func typeChildren(typ string, b memtree.Board) []kid {
+// typeChildren are the children an object of type typ has beside the memory regions that
+// memtree models; modern: a virtio function behind a PCIe port.
+func typeChildren(typ string, modern bool) []kid {
 	gpio := func(n int) []kid { return series("unnamed-gpio-in", "irq", n) }
 	switch typ {
 	case "fw_cfg_io":
@@ -94,8 +92,49 @@ func typeChildren(typ string, b memtree.Board) []kid {
 		return k
 	case "ICH9-SMB":
 		return append(regions("pm-smbus", 1), kid{"i2c", "i2c-bus"}) // BAR 4
+	case "isa-serial":
+		return []kid{{"serial", "serial"}}
+	case "pci-bridge":
+		return append(bridgeVGA(), regions("shpc-bar", 1, "shpc-mmio", 1)...)
+	case "pcie-root-port":
+		return append(bridgeVGA(), regions("msix-pba", 1, "msix-table", 1, "pcie-root-port-msix", 1)...)
+	case "bochs-display":
+		return regions("bochs dispi interface", 1, "bochs-display-mmio", 1, "bochs-display-vram", 1,
+			"bochs-display.rom", 1, "edid", 1, "qemu extended regs", 1)
+	case "e1000":
+		return regions("e1000-io", 1, "e1000-mmio", 1, "e1000.rom", 1)
+	case "e1000e":
+		return regions("e1000e-flash", 1, "e1000e-io", 1, "e1000e-mmio", 1, "e1000e-msix", 1, "e1000e.rom", 1,
+			"msix-pba", 1, "msix-table", 1)
+	case "piix3-usb-uhci":
+		return regions("uhci", 1)
+	case "VGA":
+		return regions("bochs dispi interface", 1, "edid", 1, "qemu extended regs", 1, "vga ioports remapped", 1,
+			"vga.mmio", 1, "vga.rom", 1, "vga.vram", 1)
+	case "cirrus-vga":
+		return regions("cirrus-bitblt-mmio", 1, "cirrus-linear-io", 1, "cirrus-mmio", 1, "cirrus-pci-bar0", 1,
+			"cirrus_vga.rom", 1)
+	case "ich9-usb-ehci1", "usb-ehci":
+		return regions("capabilities", 1, "ehci", 1, "operational", 1, "ports", 1)
+	case "rtl8139":
+		return regions("rtl8139-mem", 1, "rtl8139.rom", 1, "rtl8139", 1)
+	case "qemu-xhci", "nec-usb-xhci":
+		return append(regions("msix-pba", 1, "msix-table", 1), kid{"xhci-core", "base-xhci"})
+	case "base-xhci":
+		k := regions("capabilities", 1, "doorbell", 1, "operational", 1, "runtime", 1, "xhci", 1)
+		for _, usb := range []string{"usb2", "usb3"} {
+			for i := 1; i <= 4; i++ {
+				k = append(k, kid{fmt.Sprintf("%s port #%d[0]", usb, i), "memory-region"})
+			}
+		}
+		return k
+	case "virtio-rng-device":
+		return []kid{{"default-backend", "rng-builtin"}} // without rng=
 	case "container":
 		return nil
+	}
+	if v, ok := virtioPCI[typ]; ok {
+		return virtioChildren(typ, v, modern)
 	}
 	if strings.HasSuffix(typ, "-x86_64-cpu") {
 		return []kid{{"lapic", "apic"}}
@@ -110,4 +149,56 @@ func regions(spec ...any) []kid {
 		k = append(k, series(spec[i].(string), "memory-region", spec[i+1].(int))...)
 	}
 	return k
+}
+
+// virtioFunc is what a virtio PCI proxy's regions depend on.
+type virtioFunc struct {
+	dev        string // the virtio device's name, in its regions' names
+	msix       bool   // has MSI-X vectors (the balloon has none)
+	rom        bool   // loads an option ROM (the NIC's iPXE, the VGA BIOS)
+	modernOnly bool   // a virtio 1.0 device: no legacy I/O BAR anywhere
+	vga        bool   // virtio-vga's VGA registers
+}
+
+// virtioPCI are the virtio PCI proxies whose regions are known.
+var virtioPCI = map[string]virtioFunc{
+	"virtio-net-pci":      {dev: "virtio-net", msix: true, rom: true},
+	"virtio-blk-pci":      {dev: "virtio-blk", msix: true},
+	"virtio-rng-pci":      {dev: "virtio-rng", msix: true},
+	"virtio-scsi-pci":     {dev: "virtio-scsi", msix: true},
+	"virtio-serial-pci":   {dev: "virtio-serial", msix: true},
+	"virtio-balloon-pci":  {dev: "virtio-balloon"},
+	"virtio-keyboard-pci": {dev: "virtio-input", msix: true, modernOnly: true},
+	"virtio-mouse-pci":    {dev: "virtio-input", msix: true, modernOnly: true},
+	"virtio-tablet-pci":   {dev: "virtio-input", msix: true, modernOnly: true},
+	"virtio-vga":          {dev: "virtio-gpu", msix: true, rom: true, modernOnly: true, vga: true},
+}
+
+// virtioChildren are virtio_pci_realize's regions: the modern BAR's container and
+// capabilities, the legacy I/O BAR (not behind a PCIe port), the MSI-X table.
+func virtioChildren(typ string, v virtioFunc, modern bool) []kid {
+	bars := 2
+	if modern || v.modernOnly {
+		bars = 1
+	}
+	k := regions("virtio-pci", bars)
+	for _, r := range []string{"common", "device", "isr", "notify-pio", "notify"} {
+		k = append(k, kid{fmt.Sprintf("virtio-pci-%s-%s[0]", r, v.dev), "memory-region"})
+	}
+	if v.msix {
+		k = append(k, regions("msix-pba", 1, "msix-table", 1, typ+"-msix", 1)...)
+	}
+	if v.rom {
+		k = append(k, kid{typ + ".rom[0]", "memory-region"})
+	}
+	if v.vga {
+		k = append(k, regions("bochs dispi interface", 1, "qemu extended regs", 1, "vga ioports remapped", 1,
+			"vga.vram", 1)...)
+	}
+	return k
+}
+
+// bridgeVGA are a PCI bridge's VGA windows (pci_bridge_initfn), closed at reset.
+func bridgeVGA() []kid {
+	return regions("pci_bridge_vga_io_hi", 1, "pci_bridge_vga_io_lo", 1, "pci_bridge_vga_mem", 1)
 }

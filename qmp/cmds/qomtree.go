@@ -1,6 +1,10 @@
 package cmds
 
 import (
+	"sort"
+
+	"tlcvm/blockdev"
+
 	"tlcvm/machine/qomtree"
 	"tlcvm/qmp"
 )
@@ -23,7 +27,11 @@ func registerQOMTree(r *qmp.Registry, d *Deps) {
 		Run: func(c *qmp.Call) (any, error) {
 			root := d.QOM().composition()
 			if d.MemoryTree != nil {
-				qomtree.Augment(root, d.MemoryTree())
+				var ide []string
+				if d.Block != nil {
+					ide = boardIDE(d.Block)
+				}
+				qomtree.Augment(root, d.MemoryTree(), ide)
 			}
 			return TextInfo{Text: qomtree.Print(root, c.Args.(*QOMTreeArgs).Path)}, nil
 		}})
@@ -43,4 +51,26 @@ func (t *Tree) composition() *qomtree.Node {
 		return n
 	}
 	return copyObj("", t.root)
+}
+
+// boardIDE are the types of the board's IDE drives (-drive if=ide, -cdrom), in index
+// order, as pci_ide_create_devs makes them.
+func boardIDE(g blockLister) []string {
+	if g == nil {
+		return nil
+	}
+	g.Lock()
+	defer g.Unlock()
+	var drives []*blockdev.Backend
+	for _, b := range g.BackendsLocked() {
+		if b.Drive != nil && b.Drive.Interface == "ide" && b.Device != nil {
+			drives = append(drives, b)
+		}
+	}
+	sort.Slice(drives, func(i, j int) bool { return drives[i].Drive.Index < drives[j].Drive.Index })
+	types := make([]string, len(drives))
+	for i, b := range drives {
+		types[i] = b.Device.Driver
+	}
+	return types
 }
