@@ -43,11 +43,13 @@ func (v *vm) buildObjects() error {
 	if id == "" || p.mcfg.RAMSize == 0 || numaRAM {
 		return nil
 	}
-	if mb, ok := cfg.Machine.Prop("memory-backend"); ok && mb != id {
+	if mb, ok := cfg.Machine.Prop("memory-backend"); ok {
 		// -machine memory-backend= names the back-end: the board makes no "pc.ram".
-		if o, ok := v.objects.Get(mb); ok {
-			v.objects.Use(o)
+		o, ok := v.objects.Get(mb)
+		if !ok {
+			return failf(cfg, "", "Memory backend '%s' not found", mb)
 		}
+		v.objects.Use(o)
 		return nil
 	}
 	if _, ok := v.objects.Get(id); !ok {
