@@ -84,7 +84,7 @@ func addBoard(machine *Node, b memtree.Board, ide []string) {
 	var walk func(n *Node, path string)
 	walk = func(n *Node, path string) {
 		for _, k := range typeChildren(n.Type, modern[path]) {
-			n.Ensure(k.name, k.typ)
+			n.EnsurePath(k.name, k.typ)
 		}
 		for _, c := range n.Children {
 			walk(c, path+"/"+c.Name)

@@ -53,3 +53,16 @@ func TestEscapeRegionName(t *testing.T) {
 		}
 	}
 }
+
+func TestEnsurePath(t *testing.T) {
+	n := &Node{Type: "usb-storage"}
+	n.EnsurePath("scsi.0", "SCSI")
+	leaf := n.EnsurePath("scsi.0/legacy[0]", "scsi-hd")
+	if got, want := Print(&Node{Type: "container", Children: []*Node{{Name: "machine", Type: n.Type, Children: n.Children}}}, ""),
+		"/machine (usb-storage)\n  /scsi.0 (SCSI)\n    /legacy[0] (scsi-hd)\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if again := n.EnsurePath("/scsi.0/legacy[0]", "other"); again != leaf || again.Type != "scsi-hd" {
+		t.Errorf("EnsurePath of an existing path made %+v", again)
+	}
+}

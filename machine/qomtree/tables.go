@@ -114,6 +114,19 @@ func typeChildren(typ string, modern bool) []kid {
 	case "cirrus-vga":
 		return regions("cirrus-bitblt-mmio", 1, "cirrus-linear-io", 1, "cirrus-mmio", 1, "cirrus-pci-bar0", 1,
 			"cirrus_vga.rom", 1)
+	case "i6300esb":
+		return regions("i6300esb", 1)
+	case "pvpanic":
+		return regions("pvpanic", 1)
+	case "ivshmem-plain":
+		return regions("ivshmem-mmio", 1)
+	case "qxl-vga":
+		return regions("qxl-ioports", 1, "qxl.rom", 1, "qxl.vram32", 1, "qxl.vram", 1, "qxl.vrom", 1, "vga.vram", 1)
+	case "intel-hda", "ich9-intel-hda":
+		return append(regions("intel-hda-alias", 1, "intel-hda-container", 1, "intel-hda", 1), kid{"hda.0", "HDA"})
+	case "usb-storage":
+		// Its SCSI bus and the disk usb_msd_storage_realize puts on it.
+		return []kid{{"scsi.0", "SCSI"}, {"scsi.0/legacy[0]", "scsi-hd"}}
 	case "ich9-usb-ehci1", "usb-ehci":
 		return regions("capabilities", 1, "ehci", 1, "operational", 1, "ports", 1)
 	case "rtl8139":
@@ -172,6 +185,7 @@ var virtioPCI = map[string]virtioFunc{
 	"virtio-mouse-pci":    {dev: "virtio-input", msix: true, modernOnly: true},
 	"virtio-tablet-pci":   {dev: "virtio-input", msix: true, modernOnly: true},
 	"virtio-vga":          {dev: "virtio-gpu", msix: true, rom: true, modernOnly: true, vga: true},
+	"virtio-gpu-pci":      {dev: "virtio-gpu", msix: true, modernOnly: true},
 }
 
 // virtioChildren are virtio_pci_realize's regions: the modern BAR's container and
