@@ -23,9 +23,6 @@ var LeftOutCommands = []LeftOut{
 		"the serial port and the i8042, in the state Linux finds them after firmware (i8042 status " +
 		"0x04, LCR 8N1), where QEMU under -S shows their reset state (0x18, 0x00) and answers for its " +
 		"PIT, RTC, PICs, DMA and the rest; QEMU also repeats a byte-wide port over a wider access"},
-	{Names: []string{"info qom-tree"},
-		Reason: "not yet: the QOM tree lacks the memory regions, IRQ and container objects QEMU prints " +
-			"(info qtree shows the device tree; qom-list and qom-get the peripherals)"},
 	{Names: []string{"info qdm"},
 		Reason: "not yet: the device catalogue holds -device help's models, not the no-user ones"},
 	{Names: []string{"info roms"},

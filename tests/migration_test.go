@@ -26,8 +26,14 @@ type mvm struct {
 
 func startMigVM(t *testing.T, bin, dir, name string, args ...string) *mvm {
 	t.Helper()
+	return startNamedVM(t, bin, dir, name, append([]string{"-nodefaults"}, args...)...)
+}
+
+// startNamedVM is startMigVM with QEMU's default devices (unless args say -nodefaults).
+func startNamedVM(t *testing.T, bin, dir, name string, args ...string) *mvm {
+	t.Helper()
 	sock := filepath.Join(dir, name+".qmp")
-	all := append([]string{"-nodefaults", "-display", "none", "-qmp", "unix:" + sock + ",server=on,wait=off"}, args...)
+	all := append([]string{"-display", "none", "-qmp", "unix:" + sock + ",server=on,wait=off"}, args...)
 	p := harness.Start(t, harness.Config{Bin: bin, Args: all, Dir: dir})
 	q, err := harness.DialQMP(sock, p, harness.DefaultTimeout)
 	if err != nil {

@@ -49,25 +49,7 @@ func TestInfoMtreeBesideQEMU(t *testing.T) {
 		{"none", []string{"-machine", "none", "-m", "64"}},
 		{"pc-cirrus-nohpet-novmport-noacpi", []string{"-machine", "pc,vmport=off,acpi=off", "-no-hpet", "-m", "512", "-device", "cirrus-vga",
 			"-device", "bochs-display"}},
-		// libvirt 9.0's command line for a q35 domain (domain/anchor2-q35-start-cmdline.txt), its
-		// descriptors and disks left out.
-		{"q35-libvirt", []string{"-machine", "pc-q35-7.2,usb=off,dump-guest-core=off,memory-backend=pc.ram",
-			"-accel", "tcg", "-cpu", "qemu64", "-m", "256",
-			"-object", `{"qom-type":"memory-backend-ram","id":"pc.ram","size":268435456}`,
-			"-smp", "2,sockets=2,cores=1,threads=1", "-no-hpet", "-no-shutdown",
-			"-global", "ICH9-LPC.disable_s3=1", "-global", "ICH9-LPC.disable_s4=1",
-			"-device", `{"driver":"pcie-root-port","port":16,"chassis":1,"id":"pci.1","bus":"pcie.0","multifunction":true,"addr":"0x2"}`,
-			"-device", `{"driver":"pcie-root-port","port":17,"chassis":2,"id":"pci.2","bus":"pcie.0","addr":"0x2.0x1"}`,
-			"-device", `{"driver":"pcie-root-port","port":18,"chassis":3,"id":"pci.3","bus":"pcie.0","addr":"0x2.0x2"}`,
-			"-device", `{"driver":"qemu-xhci","id":"usb","bus":"pci.2","addr":"0x0"}`,
-			"-device", `{"driver":"virtio-serial-pci","id":"virtio-serial0","bus":"pci.3","addr":"0x0"}`,
-			"-device", `{"driver":"ide-cd","bus":"ide.0","id":"sata0-0-0"}`,
-			"-netdev", `{"type":"user","id":"hostnet0"}`,
-			"-device", `{"driver":"virtio-net-pci","netdev":"hostnet0","id":"net0","mac":"52:54:00:52:99:c4","bus":"pci.1","addr":"0x0"}`,
-			"-chardev", "null,id=charserial0",
-			"-device", `{"driver":"isa-serial","chardev":"charserial0","id":"serial0","index":0}`,
-			"-device", `{"driver":"usb-tablet","id":"input0","bus":"usb.0","port":"1"}`,
-			"-device", `{"driver":"virtio-vga","id":"video0","max_outputs":1,"bus":"pcie.0","addr":"0x1"}`}},
+		{"q35-libvirt", libvirtQ35Args},
 		{"q35-8G-dimm", append([]string{"-machine", "q35", "-m", "8G,slots=4,maxmem=16G", "-smp", "2"}, dimm...)},
 	}
 	for _, c := range cases {
@@ -146,4 +128,25 @@ func TestInfoRAMBlockBesideQEMU(t *testing.T) {
 			}
 		})
 	}
+}
+
+// libvirtQ35Args is libvirt 9.0's command line for a q35 domain
+// (domain/anchor2-q35-start-cmdline.txt), its descriptors and disks left out.
+var libvirtQ35Args = []string{"-machine", "pc-q35-7.2,usb=off,dump-guest-core=off,memory-backend=pc.ram",
+	"-accel", "tcg", "-cpu", "qemu64", "-m", "256",
+	"-object", `{"qom-type":"memory-backend-ram","id":"pc.ram","size":268435456}`,
+	"-smp", "2,sockets=2,cores=1,threads=1", "-no-hpet", "-no-shutdown",
+	"-global", "ICH9-LPC.disable_s3=1", "-global", "ICH9-LPC.disable_s4=1",
+	"-device", `{"driver":"pcie-root-port","port":16,"chassis":1,"id":"pci.1","bus":"pcie.0","multifunction":true,"addr":"0x2"}`,
+	"-device", `{"driver":"pcie-root-port","port":17,"chassis":2,"id":"pci.2","bus":"pcie.0","addr":"0x2.0x1"}`,
+	"-device", `{"driver":"pcie-root-port","port":18,"chassis":3,"id":"pci.3","bus":"pcie.0","addr":"0x2.0x2"}`,
+	"-device", `{"driver":"qemu-xhci","id":"usb","bus":"pci.2","addr":"0x0"}`,
+	"-device", `{"driver":"virtio-serial-pci","id":"virtio-serial0","bus":"pci.3","addr":"0x0"}`,
+	"-device", `{"driver":"ide-cd","bus":"ide.0","id":"sata0-0-0"}`,
+	"-netdev", `{"type":"user","id":"hostnet0"}`,
+	"-device", `{"driver":"virtio-net-pci","netdev":"hostnet0","id":"net0","mac":"52:54:00:52:99:c4","bus":"pci.1","addr":"0x0"}`,
+	"-chardev", "null,id=charserial0",
+	"-device", `{"driver":"isa-serial","chardev":"charserial0","id":"serial0","index":0}`,
+	"-device", `{"driver":"usb-tablet","id":"input0","bus":"usb.0","port":"1"}`,
+	"-device", `{"driver":"virtio-vga","id":"video0","max_outputs":1,"bus":"pcie.0","addr":"0x1"}`,
 }

@@ -43,6 +43,15 @@ func (v *vm) buildObjects() error {
 	if id == "" || p.mcfg.RAMSize == 0 || numaRAM {
 		return nil
 	}
+	if mb, ok := cfg.Machine.Prop("memory-backend"); ok {
+		// -machine memory-backend= names the back-end: the board makes no "pc.ram".
+		o, ok := v.objects.Get(mb)
+		if !ok {
+			return failf(cfg, "", "Memory backend '%s' not found", mb)
+		}
+		v.objects.Use(o)
+		return nil
+	}
 	if _, ok := v.objects.Get(id); !ok {
 		size := json.RawMessage(strconv.FormatUint(p.mcfg.RAMSize, 10))
 		if err := v.objects.Add(id, "memory-backend-ram", map[string]json.RawMessage{"size": size}); err != nil {

@@ -168,20 +168,14 @@ func own(o *Owner, r *Region) *Region {
 func Build(b Board) *Tree {
 	system := NewFull("system")
 	io := New("io", IO, 0x10000)
-	t := &Tree{Spaces: []AddressSpace{{"memory", system}, {"I/O", io}}}
+	t := &Tree{Board: b, Spaces: []AddressSpace{{"memory", system}, {"I/O", io}}}
 	if b.None {
 		if b.Below > 0 {
 			system.Add(0, own(&Owner{Path: b.RAMOwner}, New("ram", RAM, b.Below)), 0)
 		}
 		return t
 	}
-	nics := 0
-	for _, d := range b.PCI {
-		if d.Owner == nil && boardFunction[d.Type] == "" {
-			nics++
-		}
-	}
-	owners := boardOwners(b, nics)
+	owners := boardOwners(b, b.nics())
 	machine := &Owner{Path: "/machine"}
 	host, mch := Dev("/machine/i440fx"), owners["i440FX"]
 	if b.Q35 {
@@ -198,7 +192,7 @@ func Build(b Board) *Tree {
 	// pc_init1 / pc_q35_init: the PCI memory space under RAM, pc_memory_init.
 	pci := NewFull("pci")
 	system.Add(0, pci, -1)
-	ram := own(&Owner{Path: b.RAMOwner}, New("pc.ram", RAM, b.Below+b.Above))
+	ram := own(&Owner{Path: b.RAMOwner}, New(b.ramName(), RAM, b.Below+b.Above))
 	system.Add(0, NewAlias("ram-below-4g", ram, 0, b.Below), 0)
 	if b.Above > 0 {
 		system.Add(1<<32, NewAlias("ram-above-4g", ram, b.Below, b.Above), 0)

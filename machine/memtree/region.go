@@ -137,4 +137,5 @@ type AddressSpace struct {
 // Tree is a machine's address spaces, in the order QEMU creates them.
 type Tree struct {
 	Spaces []AddressSpace
+	Board  Board // what Build laid out
 }

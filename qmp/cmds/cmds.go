@@ -160,6 +160,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerUserNet(r, d)
 	registerQtree(r, d)
 	registerMtree(r, d)
+	registerQOMTree(r, d)
 	registerRAMBlock(r, d)
 	registerUSB(r, d)
 	registerHostFwd(r, d)
