@@ -72,8 +72,8 @@ func runIOError(t *testing.T, bin string, c ioErrorCase, qemu bool) string {
 		ev, iotype = "read_aio", "read"
 	}
 	conf := filepath.Join(dir, "bd.conf")
-	// sector 64: the guests' requests (QEMU's ide-hd reads sector 0 when it guesses the
-	// geometry at realize, which would take a rule for any sector)
+	// sector 64: the guests' requests (ide-hd reads sector 0 when it guesses the geometry
+	// at realize, which would take a rule for any sector, in QEMU as in tlcvm)
 	rule := fmt.Sprintf("[inject-error]\nevent = \"%s\"\nerrno = \"%d\"\nonce = \"on\"\niotype = \"%s\"\nsector = \"64\"\n", ev, c.errno, iotype)
 	if err := os.WriteFile(conf, []byte(rule), 0o644); err != nil {
 		t.Fatal(err)
