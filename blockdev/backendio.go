@@ -137,6 +137,22 @@ func (b *Backend) request(ctx context.Context, k opKind, off, length int64, do f
 	return err
 }
 
+// FirstSector is blk_pread of the medium's first 512 bytes, as a disk device reads it at
+// realize to guess its geometry: not a guest request (not accounted nor throttled), but
+// it goes through the nodes (a blkdebug rule may take it). nil when it cannot be read.
+func (b *Backend) FirstSector() []byte {
+	b.io.RLock()
+	defer b.io.RUnlock()
+	if b.Root == nil || b.Root.Size() < 512 {
+		return nil
+	}
+	p := make([]byte, 512)
+	if _, err := b.Root.ReadAt(p, 0); err != nil {
+		return nil
+	}
+	return p
+}
+
 // Read reads len(p) bytes of the medium at off.
 func (b *Backend) Read(ctx context.Context, p []byte, off int64) error {
 	return b.request(ctx, opRead, off, int64(len(p)), func(n *Node) error {

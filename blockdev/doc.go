@@ -31,6 +31,7 @@
 //	byte 200+i   read-locked while permission bit i is NOT shared
 //	(i: 0 consistent read, 1 write, 2 write unchanged, 3 resize)
 //
+// A file node opened with locking=off takes no bytes and checks nothing.
 // A new user first locks the union of old and new bytes, then tests (F_OFD_GETLK with an
 // exclusive lock) that no other description holds 200+i for a bit it takes, nor 100+i for
 // a bit it does not share; on a conflict QEMU's text is returned ("Failed to get "write"

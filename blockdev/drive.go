@@ -400,13 +400,16 @@ func (g *Graph) tempOverlay(base *Node, in inherited, opened *[]*Node) (*Node, e
 		return nil, errf(ErrOpen, "Could not create temporary overlay: %v", err)
 	}
 	path := f.Name()
-	err = writeQcow2(f, &Qcow2Create{Size: uint64(base.Size()), BackingFile: base.filename, BackingFormat: base.Driver})
+	// No backing file in the header (bdrv_append_temp_snapshot creates it with a size only):
+	// the backing is attached as a node, so QEMU names the overlay json:{"backing": …}.
+	err = writeQcow2(f, &Qcow2Create{Size: uint64(base.Size())})
 	f.Close()
 	if err != nil {
 		os.Remove(path)
 		return nil, err
 	}
-	in.readOnly, in.implicit = false, true
+	// bdrv_temp_snapshot_flags: "for temporary files, unconditional cache=unsafe is fine"
+	in.readOnly, in.implicit, in.noFlush = false, true, true
 	fo := &Options{Driver: DriverFile, Filename: path}
 	fn, err := g.open(fo, in, opened)
 	if err != nil {

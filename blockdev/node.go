@@ -307,7 +307,7 @@ func (n *Node) reopen(rw bool) error {
 	if err != nil {
 		return qerror.Errno(ErrOpen, err, "Could not reopen file")
 	}
-	nl := fileLock{fd: int(f.Fd())}
+	nl := fileLock{fd: int(f.Fd()), off: n.lock.off}
 	if err := nl.apply(n.lock.lockedPerm, n.lock.lockedUnshar, false); err != nil {
 		f.Close()
 		return err

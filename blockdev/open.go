@@ -151,7 +151,7 @@ func (g *Graph) open(o *Options, in inherited, opened *[]*Node) (*Node, error) {
 			return nil, err
 		}
 		n.f, n.rw, n.filename = f, rw, o.Filename
-		n.lock = fileLock{fd: int(f.Fd())}
+		n.lock = fileLock{fd: int(f.Fd()), off: o.Locking == "off"}
 		g.name(n, o.NodeName, opened)
 		return n, nil
 	case DriverBlkdebug:

@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,34 +22,19 @@ import (
 // errno; what the monitor sees must be the same: BLOCK_IO_ERROR's data, STOP and the run
 // state io-error, query-block's io-status, and what cont does to both.
 
-var (
-	ataGuestOnce sync.Once
-	ataGuestELF  string
-	ataGuestErr  error
-)
-
-// ataGuest builds testdata/guests/ataw.c once (gcc -m32: Debian's gcc-multilib).
+// ataGuest builds testdata/guests/ataw.c into a directory of t's (gcc -m32: Debian's
+// gcc-multilib where gcc cannot build 32-bit code).
 func ataGuest(t *testing.T) string {
 	t.Helper()
-	ataGuestOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "tlcvm-ataw-")
-		if err != nil {
-			ataGuestErr = err
-			return
-		}
-		src, _ := filepath.Abs("testdata/guests")
-		ataGuestELF = filepath.Join(dir, "ataw.elf")
-		cmd := exec.Command("gcc", "-m32", "-O2", "-ffreestanding", "-fno-pic", "-fno-stack-protector",
-			"-fno-asynchronous-unwind-tables", "-nostdlib", "-static", "-Wl,-T,"+filepath.Join(src, "link.ld"),
-			"-Wl,--build-id=none", "-Wl,-z,noexecstack", "-Wl,--no-warn-rwx-segments", "-o", ataGuestELF, filepath.Join(src, "ataw.c"))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			ataGuestErr = fmt.Errorf("gcc -m32 (Debian: gcc-multilib): %v\n%s", err, out)
-		}
-	})
-	if ataGuestErr != nil {
-		t.Skip(ataGuestErr)
+	src, _ := filepath.Abs("testdata/guests")
+	elf := filepath.Join(t.TempDir(), "ataw.elf")
+	cmd := exec.Command("gcc", "-m32", "-O2", "-ffreestanding", "-fno-pic", "-fno-stack-protector",
+		"-fno-asynchronous-unwind-tables", "-nostdlib", "-static", "-Wl,-T,"+filepath.Join(src, "link.ld"),
+		"-Wl,--build-id=none", "-Wl,-z,noexecstack", "-Wl,--no-warn-rwx-segments", "-o", elf, filepath.Join(src, "ataw.c"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Skipf("gcc -m32 (Debian: gcc-multilib): %v\n%s", err, out)
 	}
-	return ataGuestELF
+	return elf
 }
 
 // ioErrorCase is one policy under test.
@@ -63,7 +47,8 @@ type ioErrorCase struct {
 
 // runIOError starts bin with the case's disk, lets the guest run into the injected error
 // and returns what the monitor showed, the directory and the node names scrubbed.
-func runIOError(t *testing.T, bin string, c ioErrorCase, qemu bool) string {
+func runIOError(t *testing.T, bin string, c ioErrorCase, guest string) string {
+	qemu := guest != ""
 	dir := shortDir(t)
 	img := filepath.Join(dir, "disk.raw")
 	tool(t, "qemu-img", "create", "-q", "-f", "raw", img, "1M")
@@ -72,8 +57,8 @@ func runIOError(t *testing.T, bin string, c ioErrorCase, qemu bool) string {
 		ev, iotype = "read_aio", "read"
 	}
 	conf := filepath.Join(dir, "bd.conf")
-	// sector 64: the guests' requests (QEMU's ide-hd reads sector 0 when it guesses the
-	// geometry at realize, which would take a rule for any sector)
+	// sector 64: the guests' requests (ide-hd reads sector 0 when it guesses the geometry
+	// at realize, which would take a rule for any sector, in QEMU as in tlcvm)
 	rule := fmt.Sprintf("[inject-error]\nevent = \"%s\"\nerrno = \"%d\"\nonce = \"on\"\niotype = \"%s\"\nsector = \"64\"\n", ev, c.errno, iotype)
 	if err := os.WriteFile(conf, []byte(rule), 0o644); err != nil {
 		t.Fatal(err)
@@ -88,7 +73,7 @@ func runIOError(t *testing.T, bin string, c ioErrorCase, qemu bool) string {
 	}
 	serial := filepath.Join(dir, "serial.txt")
 	if qemu {
-		args = append(args, "-kernel", ataGuest(t), "-append", "lba=64 n=8", "-serial", "file:"+serial)
+		args = append(args, "-kernel", guest, "-append", "lba=64 n=8", "-serial", "file:"+serial)
 	} else {
 		args = append(args, "-fw_cfg", "name=opt/tlcvm/workload,string=idle,,disk=hd0,,disk-bs=4K,,disk-size=1M,,disk-rate=4M,,disk-verify")
 	}
@@ -168,7 +153,7 @@ func TestGuestIOErrorsLikeQEMU(t *testing.T) {
 	bin := requireCandidate(t)
 	ref := requireReference(t)
 	needQemuImg(t)
-	ataGuest(t)
+	guest := ataGuest(t)
 	for _, c := range []ioErrorCase{
 		{"werror", "stop", 5, false},
 		{"werror", "stop", 5, true},
@@ -188,8 +173,8 @@ func TestGuestIOErrorsLikeQEMU(t *testing.T) {
 		}
 		t.Run(fmt.Sprintf("%s-%s-%d-%s", c.kind, c.policy, c.errno, form), func(t *testing.T) {
 			parallel(t)
-			want := runIOError(t, ref, c, true)
-			got := runIOError(t, bin, c, false)
+			want := runIOError(t, ref, c, guest)
+			got := runIOError(t, bin, c, "")
 			if d := harness.Diff(strings.Split(want, "\n"), strings.Split(got, "\n")); d != "" {
 				t.Errorf("differs from QEMU 7.2 (- QEMU, + tlcvm):\n%s", d)
 			}

@@ -136,7 +136,7 @@ func setGeometry(d *qdev.Device, dev *blockdev.Device) {
 			return
 		}
 	}
-	g := blockdev.GuessGeometry(dev.Backend.Size())
+	g := blockdev.GuessGeometry(dev.Backend.Size(), dev.Backend.FirstSector())
 	d.Props["cyls"] = json.RawMessage(strconv.Itoa(g.Cyls))
 	d.Props["heads"] = json.RawMessage(strconv.Itoa(g.Heads))
 	d.Props["secs"] = json.RawMessage(strconv.Itoa(g.Secs))

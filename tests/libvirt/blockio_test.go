@@ -169,7 +169,10 @@ func TestBlockIOSaveRestore(t *testing.T) {
 // TestIOErrorPause: the domain's disk lies on a small tmpfs, so the guest's writes run out
 // of space; the disk's default error policy (enospc) stops the VM as QEMU's would: virsh
 // domstate --reason says paused (I/O error) and domblkerror names the disk (no space).
-// Once the tmpfs has room, virsh resume lets the guest make its write again and go on.
+// Once the tmpfs has room, virsh resume lets the guest make its write again and go on;
+// domblkerror still names the disk, as with QEMU 7.2: its cont resets the io-status of
+// named (-drive) backends only, and libvirt's -blockdev disk has an anonymous one
+// (tests/ataguest_test.go checks that against a running QEMU).
 func TestIOErrorPause(t *testing.T) {
 	need(t)
 	dir := filepath.Join(t.TempDir(), "small")
@@ -205,7 +208,7 @@ func TestIOErrorPause(t *testing.T) {
 	}
 	mustRun(t, "resume", d.Name)
 	wantState(t, d.Name, "running", "")
-	if out := mustRun(t, "domblkerror", d.Name); !strings.Contains(out, "No errors found") {
-		t.Fatalf("domblkerror after resume: %q", out)
+	if out := mustRun(t, "domblkerror", d.Name); !strings.Contains(out, "vda: no space") {
+		t.Fatalf("domblkerror after resume: %q (QEMU 7.2 keeps the io-status)", out)
 	}
 }
