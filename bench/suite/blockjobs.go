@@ -33,7 +33,10 @@ import (
 //     on a unix socket) to a raw file, beside qemu-nbd serving the same image.
 //
 // The page cache is warm for every side alike (each side reads images the run has just
-// written); nobody flushes it between rows, on a shared host.
+// written); syncfs writes the scratch file system's dirty pages back before every timed
+// interval (each dd, job, backup and NBD read), so that no measurement pays the write-back
+// of what the step before it wrote (the incremental backup used to start while the
+// gigabyte of the full one was being written back). The jobs themselves do not flush.
 
 // BJOptions configure RunBlockJobs.
 type BJOptions struct {
@@ -223,6 +226,7 @@ func (o *BJOptions) jobRun(ctx context.Context, bin, dir, job string) (time.Dura
 		return 0, err
 	}
 	defer v.stop()
+	syncDir(dir) // the images just written go to disk before, not during, the job
 	start := time.Now()
 	if _, err := v.conn.Execute(cmd, args); err != nil {
 		return 0, err
@@ -254,6 +258,9 @@ func (o *BJOptions) backupRun(ctx context.Context, bin, dir string) (full, incr 
 		return 0, 0, err
 	}
 	timed := func(args map[string]any) (time.Duration, error) {
+		// The image (and, before the incremental, the full backup just written) go to
+		// disk before the job, not during it.
+		syncDir(dir)
 		start := time.Now()
 		if _, err := v.conn.Execute("drive-backup", args); err != nil {
 			return 0, err
@@ -316,6 +323,7 @@ func (o *BJOptions) nbdRun(ctx context.Context, bin, dir, img string) (time.Dura
 	}
 	out := filepath.Join(dir, "read.raw")
 	defer os.Remove(out)
+	syncDir(dir)
 	return tool(ctx, "qemu-img", "convert", "-f", "raw", "-O", "raw", uri, out)
 }
 
@@ -346,6 +354,7 @@ func RunBlockJobs(ctx context.Context, o BJOptions) ([]BJRow, error) {
 	}
 	var dd []float64
 	for i := 0; i < o.Reps; i++ {
+		syncDir(dir)
 		d, err := tool(ctx, "dd", "if="+src, "of="+filepath.Join(dir, "copy"), "bs=4M", "status=none")
 		if err != nil {
 			return nil, err
