@@ -20,9 +20,13 @@ func ioErrorVM(t *testing.T, policy string, errno int) *mvm {
 	img := newDiskImage(t, dir)
 	node := fmt.Sprintf(`{"driver":"qcow2","node-name":"q0","file":{"driver":"blkdebug","node-name":"dbg",`+
 		`"image":{"driver":"file","filename":%q},"inject-error":[{"event":"write_aio","errno":%d,"once":true}]}}`, img, errno)
-	return startMigVM(t, bin, dir, "vm", "-machine", "pc", "-m", "128", "-smp", strconv.Itoa(diskCPUs),
+	// -S, then cont once QMP is up: an event emitted before qmp_capabilities is not
+	// delivered, and a guest that wrote first (a loaded host, a slow client) lost it.
+	v := startMigVM(t, bin, dir, "vm", "-S", "-machine", "pc", "-m", "128", "-smp", strconv.Itoa(diskCPUs),
 		"-fw_cfg", "name=opt/tlcvm/workload,string=idle,,disk=vd0,,disk-bs=4K,,disk-size=1M,,disk-rate=4M",
 		"-blockdev", node, "-device", "virtio-blk-pci,drive=q0,id=vd0,werror="+policy)
+	v.do("cont", nil)
+	return v
 }
 
 // ioErrorEvent waits for BLOCK_IO_ERROR and returns its data.
