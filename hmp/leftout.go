@@ -23,8 +23,6 @@ var LeftOutCommands = []LeftOut{
 		"the serial port and the i8042, in the state Linux finds them after firmware (i8042 status " +
 		"0x04, LCR 8N1), where QEMU under -S shows their reset state (0x18, 0x00) and answers for its " +
 		"PIT, RTC, PICs, DMA and the rest; QEMU also repeats a byte-wide port over a wider access"},
-	{Names: []string{"info qdm"},
-		Reason: "not yet: the device catalogue holds -device help's models, not the no-user ones"},
 	{Names: []string{"info roms"},
 		Reason: "tlcvm loads no firmware (as x-query-roms): QEMU lists bios-256k.bin at 0xfffc0000, " +
 			"genroms/kvmvapic.bin and the ACPI blobs it built (and -kernel's linuxboot_dma.bin)"},

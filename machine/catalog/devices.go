@@ -23,6 +23,7 @@ type Device struct {
 type deviceRec struct {
 	name, bus, alias, desc string
 	hotpluggable           bool
+	category               string // one of deviceCategories
 }
 
 var deviceIndex = sync.OnceValue(func() map[string]int {

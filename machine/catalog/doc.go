@@ -19,7 +19,11 @@
 // its type's answer). Aliases are resolved where QEMU resolves them
 // (-device, device_add, `-device ALIAS,help`) and nowhere else:
 // device-list-properties, qom-list-properties and qom-list-types do not know
-// them. The PCI identity of every PCI device type (PCIModel: ids, class,
+// them. HMP info qdm (DeviceModelsHelp) adds the models that are not
+// user-creatable (no-user: ICH9-LPC, q35-pcihost, …), which gen captures from
+// the binary's own info qdm with their heading; the catalogue renders both
+// lists as qdev_print_devinfos does, and its rendering of the user-creatable
+// ones is checked against the captured `-device help` text. The PCI identity of every PCI device type (PCIModel: ids, class,
 // interrupt pin, BAR sizes, a bridge's reset window) is query-pci's answer
 // for it on a -S machine, captured on pc's pci.0 and behind a q35 PCIe root
 // port (virtio devices drop their legacy interface there).

@@ -159,6 +159,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerAnnounce(r, d)
 	registerUserNet(r, d)
 	registerQtree(r, d)
+	registerQdm(r)
 	registerMtree(r, d)
 	registerQOMTree(r, d)
 	registerRAMBlock(r, d)

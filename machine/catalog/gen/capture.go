@@ -22,6 +22,8 @@ type catalog struct {
 	cpu                              cpuCapture
 	interfaces                       []string
 	devices                          []*deviceInfo // -device help, in its order
+	noUser                           []*deviceInfo // the models info qdm adds, in its order
+	categories                       []string      // info qdm's headings, in its order
 	pci                              []*pciInfo    // PCI identities, in -device help order
 	bin                              string
 }

@@ -13,6 +13,7 @@ import (
 type deviceInfo struct {
 	name, bus, alias, desc string
 	hotpluggable           bool
+	category               string // the heading -device help and info qdm list it under
 }
 
 // helpLine is qdev_print_devinfo's format: name "X"[, bus B][, alias "A"][, desc "D"][, no-user].
@@ -69,6 +70,60 @@ func (c *catalog) captureDevices(s *session, lg *log.Logger) error {
 		return errors.New("no devices in -device help")
 	}
 	lg.Printf("%d user-creatable devices", len(c.devices))
+	return c.captureQdm(s, lg)
+}
+
+// captureQdm asks HMP info qdm (qdev_print_devinfos(true)), which lists every device model:
+// -device help's, each under the same heading, and the no-user ones among them. It records
+// each model's heading and the no-user models; info qdm without its no-user lines must be
+// -device help.
+func (c *catalog) captureQdm(s *session, lg *log.Logger) error {
+	r, err := s.call("human-monitor-command", map[string]any{"command-line": "info qdm"})
+	if err != nil {
+		return err
+	}
+	text := strings.ReplaceAll(r.String(), "\r\n", "\n")
+	byName := map[string]*deviceInfo{}
+	for _, d := range c.devices {
+		byName[d.name] = d
+	}
+	var user []string
+	category := ""
+	for _, l := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		switch {
+		case l == "":
+			user = append(user, l)
+			continue
+		case strings.HasSuffix(l, " devices:"):
+			category = strings.TrimSuffix(l, " devices:")
+			c.categories = append(c.categories, category)
+			user = append(user, l)
+			continue
+		}
+		m := helpLine.FindStringSubmatch(l)
+		if m == nil || category == "" {
+			return fmt.Errorf("unparsed info qdm line %q", l)
+		}
+		if m[5] == "" {
+			d := byName[m[1]]
+			if d == nil || d.category != "" {
+				return fmt.Errorf("info qdm lists %s, not once in -device help", m[1])
+			}
+			d.category = category
+			user = append(user, l)
+			continue
+		}
+		d := &deviceInfo{name: m[1], bus: m[2], alias: m[3], desc: m[4], category: category}
+		if t := c.byName[d.name]; t == nil || t.abstract || !c.isA(d.name, "device") || byName[d.name] != nil {
+			return fmt.Errorf("info qdm lists %s as no-user, not a concrete device type", d.name)
+		}
+		byName[d.name] = d
+		c.noUser = append(c.noUser, d)
+	}
+	if got := strings.Join(user, "\n") + "\n"; got != c.deviceHelp {
+		return errors.New("info qdm without its no-user lines is not -device help")
+	}
+	lg.Printf("%d no-user devices", len(c.noUser))
 	return nil
 }
 

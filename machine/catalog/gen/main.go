@@ -8,7 +8,8 @@
 // It asks one `qemu-system-x86_64 -machine none -accel tcg -nodefaults
 // -display none -qmp stdio` process (replaced when a type aborts it) for
 // query-machines, query-cpu-definitions, query-cpu-model-expansion,
-// qom-list-types, qom-list-properties and device-list-properties, and runs
+// qom-list-types, qom-list-properties, device-list-properties and HMP info qdm
+// (through human-monitor-command), and runs
 // the binary with -machine help, -cpu help and -device help. The output is
 // deterministic: running it twice against the same binary gives the same
 // bytes, which is what the catalogue's freshness test checks.

@@ -224,10 +224,23 @@ func (c *catalog) renderDevices(b *bytes.Buffer) error {
 	fmt.Fprintf(b, "// deviceTable is `-device help`: the user-creatable device types in its order, with\n")
 	fmt.Fprintf(b, "// their bus type, alias and description, and whether device_add takes them once the\n")
 	fmt.Fprintf(b, "// machine runs (QEMU's DeviceClass hotpluggable, asked of the binary).\n")
+	fmt.Fprintf(b, "// The last column is the heading they are listed under.\n")
 	fmt.Fprintf(b, "var deviceTable = []deviceRec{\n")
 	for _, d := range c.devices {
-		fmt.Fprintf(b, "\t{%s, %s, %s, %s, %v},\n", strconv.Quote(d.name), strconv.Quote(d.bus), strconv.Quote(d.alias),
-			strconv.Quote(d.desc), d.hotpluggable)
+		renderDevice(b, d)
+	}
+	fmt.Fprintf(b, "}\n\n")
+	fmt.Fprintf(b, "// noUserTable is what HMP info qdm lists beyond -device help: the device models\n")
+	fmt.Fprintf(b, "// that are not user-creatable (no-user), in its order, under their headings.\n")
+	fmt.Fprintf(b, "var noUserTable = []deviceRec{\n")
+	for _, d := range c.noUser {
+		renderDevice(b, d)
+	}
+	fmt.Fprintf(b, "}\n\n")
+	fmt.Fprintf(b, "// deviceCategories are the headings of -device help and info qdm, in their order.\n")
+	fmt.Fprintf(b, "var deviceCategories = []string{\n")
+	for _, cat := range c.categories {
+		fmt.Fprintf(b, "\t%s,\n", strconv.Quote(cat))
 	}
 	fmt.Fprintf(b, "}\n\n")
 	fmt.Fprintf(b, "// pciTable is query-pci's view of every PCI device type QEMU creates bare, before\n")
@@ -238,6 +251,11 @@ func (c *catalog) renderDevices(b *bytes.Buffer) error {
 	}
 	fmt.Fprintf(b, "}\n")
 	return nil
+}
+
+func renderDevice(b *bytes.Buffer, d *deviceInfo) {
+	fmt.Fprintf(b, "\t{%s, %s, %s, %s, %v, %s},\n", strconv.Quote(d.name), strconv.Quote(d.bus), strconv.Quote(d.alias),
+		strconv.Quote(d.desc), d.hotpluggable, strconv.Quote(d.category))
 }
 
 func renderIdent(id pciIdent) string {
