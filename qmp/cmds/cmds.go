@@ -155,6 +155,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerYank(r, d)
 	registerVMGenID(r, d)
 	registerGva(r, d)
+	registerGpa(r, d)
 	registerTrace(r, d)
 	registerAnnounce(r, d)
 	registerUserNet(r, d)
