@@ -14,7 +14,7 @@ func registerBuiltins(m *Monitor) {
 		mediaCommands(), jobCommands(), dirtyRateCommands(), snapshotCommands(), dumpCommands(), screenCommands(),
 		inputCommands(), deviceCommands(), miceCommands(),
 		vmgenidCommands(), qomCommands(), passwordCommands(), resizeCommands(),
-		mouseCommands(), gvaCommands(), pageTableCommands(), traceCommands(), announceCommands(), userNetCommands(), qtreeCommands(), qdmCommands(), mtreeCommands(), qomTreeCommands(), ramBlockCommands(), usbCommands(), hostFwdCommands(), numaCommands(), snapshotBlkdevCommands(), driveDelCommands()} {
+		mouseCommands(), gvaCommands(), gpaCommands(), pageTableCommands(), traceCommands(), announceCommands(), userNetCommands(), qtreeCommands(), qdmCommands(), mtreeCommands(), qomTreeCommands(), ramBlockCommands(), usbCommands(), hostFwdCommands(), numaCommands(), snapshotBlkdevCommands(), driveDelCommands()} {
 		for _, c := range cmds {
 			m.Register(c)
 		}

@@ -16,9 +16,6 @@ type LeftOut struct {
 // LeftOutCommands is the list, in the order the documentation shows it.
 var LeftOutCommands = []LeftOut{
 
-	{Names: []string{"gpa2hva", "gpa2hpa"},
-		Reason: "not yet: address translation and page-table views (x, xp, memsave and " +
-			"pmemsave read guest memory)"},
 	{Names: []string{"i", "o"}, Reason: "not yet: tlcvm's I/O space (the one qtest drives) has only " +
 		"the serial port and the i8042, in the state Linux finds them after firmware (i8042 status " +
 		"0x04, LCR 8N1), where QEMU under -S shows their reset state (0x18, 0x00) and answers for its " +

@@ -126,6 +126,9 @@ func listenInet(a SocketAddress) (net.Listener, error) {
 			if err == nil {
 				return l, nil
 			}
+			if !errors.Is(err, syscall.EADDRINUSE) { // inet_listen_saddr gives up at once
+				return nil, qerror.Errno(ErrListen, err, "Failed to bind socket")
+			}
 			lerr = err
 		}
 	}

@@ -18,42 +18,7 @@ import (
 // every one of them. (QEMU without a guest OS never turns paging on: the differential case
 // in testdata/qmp/gva.txt covers the paging-off answers.)
 func TestPageTablesAgree(t *testing.T) {
-	bin := requireCandidate(t)
-	parallel(t)
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "qmp.sock")
-	p := harness.Start(t, harness.Config{Bin: bin, Dir: dir, Args: []string{
-		"-machine", "pc", "-m", "128", "-nodefaults", "-display", "none",
-		"-qmp", "unix:" + sock + ",server=on,wait=off"}})
-	q, err := harness.DialQMP(sock, p, harness.DefaultTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := q.Connect(); err != nil {
-		t.Fatal(err)
-	}
-	hmp := func(line string) string {
-		m, err := q.Execute("human-monitor-command", map[string]any{"command-line": line})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r struct {
-			Return *string `json:"return"`
-		}
-		if err := json.Unmarshal(m.Raw, &r); err != nil || r.Return == nil {
-			t.Fatalf("%s: %s: %v", line, m.Raw, err)
-		}
-		return strings.ReplaceAll(*r.Return, "\r\n", "\n")
-	}
-	var tlb string
-	for deadline := time.Now().Add(harness.DefaultTimeout); ; time.Sleep(20 * time.Millisecond) {
-		if tlb = hmp("info tlb"); tlb != "PG disabled\n" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the guest never turned paging on")
-		}
-	}
+	_, hmp, tlb := pagingGuest(t)
 	line := regexp.MustCompile(`^([0-9a-f]{16}): ([0-9a-f]{16}) [-X][-G][-P][-D][-A][-C][-T][-U][-W]$`)
 	var vas, pas []uint64
 	for _, l := range strings.Split(strings.TrimSuffix(tlb, "\n"), "\n") {
@@ -92,4 +57,46 @@ func TestPageTablesAgree(t *testing.T) {
 			t.Errorf("info mem does not cover 0x%x:\n%s", vas[i], mem)
 		}
 	}
+}
+
+// pagingGuest starts tlcvm (pc, 128 MiB) and waits for its guest to turn paging on; it
+// runs t in parallel and returns the process, a function running an HMP command line through QMP, and info tlb.
+func pagingGuest(t *testing.T) (*harness.Process, func(string) string, string) {
+	bin := requireCandidate(t)
+	parallel(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "qmp.sock")
+	p := harness.Start(t, harness.Config{Bin: bin, Dir: dir, Args: []string{
+		"-machine", "pc", "-m", "128", "-nodefaults", "-display", "none",
+		"-qmp", "unix:" + sock + ",server=on,wait=off"}})
+	q, err := harness.DialQMP(sock, p, harness.DefaultTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	hmp := func(line string) string {
+		m, err := q.Execute("human-monitor-command", map[string]any{"command-line": line})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct {
+			Return *string `json:"return"`
+		}
+		if err := json.Unmarshal(m.Raw, &r); err != nil || r.Return == nil {
+			t.Fatalf("%s: %s: %v", line, m.Raw, err)
+		}
+		return strings.ReplaceAll(*r.Return, "\r\n", "\n")
+	}
+	var tlb string
+	for deadline := time.Now().Add(harness.DefaultTimeout); ; time.Sleep(20 * time.Millisecond) {
+		if tlb = hmp("info tlb"); tlb != "PG disabled\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the guest never turned paging on")
+		}
+	}
+	return p, hmp, tlb
 }

@@ -6,8 +6,10 @@
 // Parse turns the raw -vnc argument ("127.0.0.1:0,audiodev=audio1") into a
 // Config with QEMU's QemuOpts rules and error texts; Listen binds the
 // socket(s) as QEMU does (display N is port 5900+N, to= scans upwards, an
-// empty host binds "::" and "0.0.0.0"); Serve accepts clients; Info feeds
-// query-vnc / query-vnc-servers / "info vnc"; Close disconnects everyone.
+// empty host binds "::" and "0.0.0.0"); Serve accepts clients; Update moves
+// the listeners elsewhere, clients staying (display-update; Idle is a -vnc none
+// server listening nowhere until then); Info feeds query-vnc /
+// query-vnc-servers / "info vnc"; Close disconnects everyone.
 //
 // The handshake, byte for byte as QEMU 7.2 sends it (security None only):
 //

@@ -84,18 +84,11 @@ func Listen(c Config, o Options) (*Server, error) {
 	if c.Disabled {
 		return nil, qerror.New(ErrListen, "VNC display is disabled")
 	}
-	s := &Server{cfg: c, name: o.Name, w: o.Width, h: o.Height, log: o.Log, keyFn: o.Key, clients: map[*client]bool{}}
-	if s.name == "" {
-		s.name = "QEMU"
+	s, err := Idle(o)
+	if err != nil {
+		return nil, err
 	}
-	if s.w <= 0 || s.h <= 0 {
-		s.w, s.h = 640, 480
-	}
-	if s.w > 16384 || s.h > 16384 {
-		return nil, qerror.Errorf(ErrListen, "framebuffer %dx%d too large", s.w, s.h)
-	}
-	s.fb = console.Placeholder(s.w, s.h, console.PlaceholderText)
-	var err error
+	s.cfg = c
 	switch c.Network {
 	case "unix":
 		err = s.listenUnix()
@@ -107,6 +100,22 @@ func Listen(c Config, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s, nil
+}
+
+// Idle is a server listening nowhere (-vnc none), until Update gives it listeners.
+func Idle(o Options) (*Server, error) {
+	s := &Server{name: o.Name, w: o.Width, h: o.Height, log: o.Log, keyFn: o.Key, clients: map[*client]bool{}}
+	if s.name == "" {
+		s.name = "QEMU"
+	}
+	if s.w <= 0 || s.h <= 0 {
+		s.w, s.h = 640, 480
+	}
+	if s.w > 16384 || s.h > 16384 {
+		return nil, qerror.Errorf(ErrListen, "framebuffer %dx%d too large", s.w, s.h)
+	}
+	s.fb = console.Placeholder(s.w, s.h, console.PlaceholderText)
 	return s, nil
 }
 
@@ -267,7 +276,7 @@ func (s *Server) accept(l net.Listener) {
 	for {
 		conn, err := l.Accept()
 		if err != nil {
-			if s.isClosed() {
+			if s.isClosed() || errors.Is(err, net.ErrClosed) { // closed, or replaced by Update
 				return
 			}
 			var ne net.Error

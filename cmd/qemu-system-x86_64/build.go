@@ -56,6 +56,7 @@ type vm struct {
 	nics      []ndEntry   // the board's NIC table (-nic, -net nic: netlegacy.go)
 	memHP     *memHotplug // the board's memory hotplug block (dimms.go)
 	vnc       []vncDisplay
+	vncMu     sync.Mutex        // guards the servers of vnc once the monitors run (display-update)
 	console   *console.Console  // the display device's; nil without one
 	input     *input.Router     // send-key, input-send-event and VNC keys → the PS/2 devices
 	qom       func() *cmds.Tree // the QOM tree, built on first use
@@ -211,6 +212,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		ACPI:           hasACPI(cfg),
 		KVM:            p.kvm,
 		VNC:            v.vncInfo,
+		VNCUpdate:      v.vncUpdate,
 		VNCAddClient:   v.vncAddClient,
 		DirtyRate:      dirtyrate.NewMeter(dirtyMachine{m}, p.dirtyRing),
 		DirtyLimit:     dirtyrate.NewLimiter(dirtyMachine{m}, p.dirtyRing, m.Config().MaxCPUs),
@@ -357,11 +359,13 @@ func (v *vm) close() {
 	if v.objects != nil {
 		v.objects.Close()
 	}
+	v.vncMu.Lock()
 	for _, d := range v.vnc {
 		if d.s != nil {
 			_ = d.s.Close()
 		}
 	}
+	v.vncMu.Unlock()
 	if v.server != nil {
 		v.server.Close()
 	}

@@ -37,11 +37,7 @@ func (v *vm) buildVNC() error {
 		if c.Audiodev != "" && !hasAudiodev(cfg.Audiodevs, c.Audiodev) {
 			return failf(cfg, "-vnc "+arg, "Audiodev '%s' not found", c.Audiodev)
 		}
-		name := "QEMU"
-		if cfg.Name.Guest != "" {
-			name = "QEMU (" + cfg.Name.Guest + ")"
-		}
-		s, err := vnc.Listen(c, vnc.Options{Name: name, Log: v.log, Key: v.input.SendKey})
+		s, err := vnc.Listen(c, vnc.Options{Name: v.vncName(), Log: v.log, Key: v.input.SendKey})
 		if err != nil {
 			return failf(cfg, "-vnc "+arg, "%v", err)
 		}
@@ -65,6 +61,8 @@ func hasAudiodev(list []compat.Audiodev, id string) bool {
 
 // vncInfo is query-vnc's and query-vnc-servers' view of the displays.
 func (v *vm) vncInfo() []cmds.VNCDisplay {
+	v.vncMu.Lock()
+	defer v.vncMu.Unlock()
 	var out []cmds.VNCDisplay
 	for _, d := range v.vnc {
 		if d.s == nil {
@@ -87,8 +85,41 @@ func (v *vm) vncInfo() []cmds.VNCDisplay {
 // vncAddClient hands a connected client to the first display (QEMU's vnc_display_find(NULL)):
 // false when it does not listen (-vnc none) or there is none.
 func (v *vm) vncAddClient(conn net.Conn) bool {
+	v.vncMu.Lock()
+	defer v.vncMu.Unlock()
 	if len(v.vnc) == 0 || v.vnc[0].s == nil {
 		return false
 	}
 	return v.vnc[0].s.AddClient(conn)
+}
+
+// vncUpdate is display-update for the first display (vnc_display_find(NULL)); a -vnc none
+// display gets a server then, serving at once. A nil open only looks the display up.
+func (v *vm) vncUpdate(open func() ([]net.Listener, error)) (bool, error) {
+	v.vncMu.Lock()
+	defer v.vncMu.Unlock()
+	if len(v.vnc) == 0 {
+		return false, nil
+	}
+	d := &v.vnc[0]
+	if open == nil {
+		return true, nil
+	}
+	if d.s == nil {
+		s, err := vnc.Idle(vnc.Options{Name: v.vncName(), Log: v.log, Key: v.input.SendKey})
+		if err != nil {
+			return true, err
+		}
+		s.Serve()
+		d.s = s
+	}
+	return true, d.s.Update(open)
+}
+
+// vncName is the desktop name QEMU sends: "QEMU", or "QEMU (<-name>)".
+func (v *vm) vncName() string {
+	if g := v.plan.cfg.Name.Guest; g != "" {
+		return "QEMU (" + g + ")"
+	}
+	return "QEMU"
 }

@@ -75,6 +75,10 @@ type Deps struct {
 	Migration MigrationEngine     // nil: the migration commands are not registered
 	Block     BlockLayer          // nil: the block commands are not registered
 	VNC       func() []VNCDisplay // the -vnc displays; nil: none
+	// VNCUpdate makes the first VNC display listen on what open returns instead of where it
+	// listens (display-update; open nil: it only looks the display up); found is false
+	// without a VNC display. nil: none.
+	VNCUpdate func(open func() ([]net.Listener, error)) (found bool, err error)
 	// VNCAddClient serves a connected client on the first -vnc display (add_client);
 	// false when there is none listening. nil: no display.
 	VNCAddClient func(net.Conn) bool
@@ -145,6 +149,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerObjects(r, d)
 	registerMemoryDevices(r, d)
 	registerVNC(r, d)
+	registerDisplay(r, d)
 	registerAddClient(r, d)
 	registerDirtyRate(r, d)
 	registerStats(r)
@@ -155,6 +160,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerYank(r, d)
 	registerVMGenID(r, d)
 	registerGva(r, d)
+	registerGpa(r, d)
 	registerTrace(r, d)
 	registerAnnounce(r, d)
 	registerUserNet(r, d)

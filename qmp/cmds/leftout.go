@@ -33,9 +33,6 @@ var LeftOutCommands = []LeftOut{
 	{Names: []string{"x-debug-query-block-graph"},
 		Reason: "not yet: a debugging view of the node graph (query-named-block-nodes shows the " +
 			"same nodes)"},
-	{Names: []string{"display-reload", "display-update"},
-		Reason: "not yet: tlcvm's VNC server has no TLS to reload and listens where -vnc says " +
-			"for its whole life"},
 
 	// Left out for good: nothing in tlcvm's machine for them to act on.
 	{Names: []string{"x-query-roms"},

@@ -233,21 +233,37 @@ func nbdServerStart(c *qmp.Call, s nbdExports, a *NbdServerStartArgs) error {
 func listenAddress(c *qmp.Call, a *SocketAddressLegacy) (nbd.SocketAddress, error) {
 	switch v := a.Variant.(type) {
 	case *InetSocketAddressWrapper:
-		out := nbd.SocketAddress{Type: "inet", Host: v.Data.Host, Port: v.Data.Port, IPv4: v.Data.IPv4, IPv6: v.Data.IPv6}
-		if v.Data.To != nil {
-			to := int(*v.Data.To)
+		return socketAddress(c, &v.Data)
+	case *UnixSocketAddressWrapper:
+		return socketAddress(c, &v.Data)
+	case *VsockSocketAddressWrapper:
+		return socketAddress(c, &v.Data)
+	case *StringWrapper:
+		return socketAddress(c, &v.Data)
+	}
+	return nbd.SocketAddress{}, qmp.GenericError("Invalid parameter 'type'")
+}
+
+// socketAddress is a SocketAddress variant as nbd.Listen takes it, an fd address's
+// descriptor taken from the monitor (socket_get_fd).
+func socketAddress(c *qmp.Call, variant any) (nbd.SocketAddress, error) {
+	switch v := variant.(type) {
+	case *InetSocketAddress:
+		out := nbd.SocketAddress{Type: "inet", Host: v.Host, Port: v.Port, IPv4: v.IPv4, IPv6: v.IPv6}
+		if v.To != nil {
+			to := int(*v.To)
 			out.To = &to
 		}
 		return out, nil
-	case *UnixSocketAddressWrapper:
-		return nbd.SocketAddress{Type: "unix", Path: v.Data.Path, Abstract: v.Data.Abstract != nil && *v.Data.Abstract}, nil
-	case *VsockSocketAddressWrapper:
-		return nbd.SocketAddress{Type: "vsock", CID: v.Data.CID, Port: v.Data.Port}, nil
-	case *StringWrapper:
+	case *UnixSocketAddress:
+		return nbd.SocketAddress{Type: "unix", Path: v.Path, Abstract: v.Abstract != nil && *v.Abstract}, nil
+	case *VsockSocketAddress:
+		return nbd.SocketAddress{Type: "vsock", CID: v.CID, Port: v.Port}, nil
+	case *String:
 		if c.Session == nil {
-			return nbd.SocketAddress{}, qmp.GenericError("File descriptor named '%s' has not been found", v.Data.Str)
+			return nbd.SocketAddress{}, qmp.GenericError("File descriptor named '%s' has not been found", v.Str)
 		}
-		fd, err := c.Session.TakeFD(v.Data.Str)
+		fd, err := c.Session.TakeFD(v.Str)
 		if err != nil {
 			return nbd.SocketAddress{}, err
 		}
