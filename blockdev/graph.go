@@ -235,7 +235,7 @@ func childPerms(p *Node, role string) (Perm, Perm) {
 		if !p.ReadOnly {
 			perm |= PermWrite | PermResize
 		}
-		return perm, (ps | PermConsistentRead | PermWriteUnchanged) &^ (PermWrite | PermResize)
+		return perm, ps &^ (PermWrite | PermResize)
 	default: // raw: a filter
 		perm := pp
 		if pp&PermWrite == 0 {
