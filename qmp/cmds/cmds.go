@@ -136,6 +136,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerChangeBackingFile(r, d)
 	registerMedia(r, d)
 	registerBlockIO(r, d)
+	registerBlockGraph(r, d)
 	registerBitmaps(r, d)
 	registerReopen(r, d)
 	registerNBD(r, d)

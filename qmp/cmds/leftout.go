@@ -30,9 +30,6 @@ var LeftOutCommands = []LeftOut{
 	// Not yet: these have a meaning here and are still to be written.
 	{Names: []string{"block-latency-histogram-set"},
 		Reason: "not yet: query-blockstats has no latency histograms"},
-	{Names: []string{"x-debug-query-block-graph"},
-		Reason: "not yet: a debugging view of the node graph (query-named-block-nodes shows the " +
-			"same nodes)"},
 	{Names: []string{"display-reload", "display-update"},
 		Reason: "not yet: tlcvm's VNC server has no TLS to reload and listens where -vnc says " +
 			"for its whole life"},
