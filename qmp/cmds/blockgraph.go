@@ -37,11 +37,8 @@ type debugGrapher interface {
 }
 
 func registerBlockGraph(r *qmp.Registry, d *Deps) {
-	if d.Block == nil {
-		return
-	}
-	if g, ok := d.Block.(debugGrapher); ok {
-		blockGraphCommands(r, g)
+	if d.Block != nil {
+		blockGraphCommands(r, d.Block)
 	}
 }
 

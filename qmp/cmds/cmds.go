@@ -137,6 +137,7 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerMedia(r, d)
 	registerBlockIO(r, d)
 	registerBlockGraph(r, d)
+	registerBlockLatency(r, d)
 	registerBitmaps(r, d)
 	registerReopen(r, d)
 	registerNBD(r, d)

@@ -28,8 +28,6 @@ var LeftOutCommands = []LeftOut{
 	// Implemented on branches not merged yet.
 
 	// Not yet: these have a meaning here and are still to be written.
-	{Names: []string{"block-latency-histogram-set"},
-		Reason: "not yet: query-blockstats has no latency histograms"},
 	{Names: []string{"display-reload", "display-update"},
 		Reason: "not yet: tlcvm's VNC server has no TLS to reload and listens where -vnc says " +
 			"for its whole life"},
