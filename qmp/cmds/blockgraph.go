@@ -11,24 +11,35 @@ import (
 
 // XDbgBlockGraph is x-debug-query-block-graph's reply.
 type XDbgBlockGraph struct {
-	Edges []XDbgBlockGraphEdge `json:"edges"`
+	qmp.QAPIOrder
 	Nodes []XDbgBlockGraphNode `json:"nodes"`
+	Edges []XDbgBlockGraphEdge `json:"edges"`
 }
 
 // XDbgBlockGraphNode is one vertex: a backend, a block job or a node.
 type XDbgBlockGraphNode struct {
-	Name string `json:"name"`
-	Type string `json:"type"`
-	ID   int    `json:"id"`
+	qmp.QAPIOrder
+	ID   int                    `json:"id"`
+	Type XDbgBlockGraphNodeType `json:"type"`
+	Name string                 `json:"name"`
 }
 
 // XDbgBlockGraphEdge is one parent's use of a child node.
 type XDbgBlockGraphEdge struct {
-	Name       string   `json:"name"`
-	Parent     int      `json:"parent"`
-	SharedPerm []string `json:"shared-perm"`
-	Perm       []string `json:"perm"`
-	Child      int      `json:"child"`
+	qmp.QAPIOrder
+	Parent     int               `json:"parent"`
+	Child      int               `json:"child"`
+	Name       string            `json:"name"`
+	Perm       []BlockPermission `json:"perm"`
+	SharedPerm []BlockPermission `json:"shared-perm"`
+}
+
+// XDbgBlockGraphNodeType is a vertex's kind.
+type XDbgBlockGraphNodeType string
+
+// EnumValues implements qmp.Enum.
+func (XDbgBlockGraphNodeType) EnumValues() []string {
+	return []string{blockdev.VertexBackend, blockdev.VertexJob, blockdev.VertexDriver}
 }
 
 // debugGrapher is what x-debug-query-block-graph needs of the block layer.
@@ -44,7 +55,8 @@ func registerBlockGraph(r *qmp.Registry, d *Deps) {
 
 func blockGraphCommands(r *qmp.Registry, g debugGrapher) {
 	r.Register(qmp.Command{Name: "x-debug-query-block-graph", Returns: XDbgBlockGraph{},
-		Run: func(*qmp.Call) (any, error) { return xdbgBlockGraph(g.DebugGraph()), nil }})
+		Features: []string{"unstable"},
+		Run:      func(*qmp.Call) (any, error) { return xdbgBlockGraph(g.DebugGraph()), nil }})
 }
 
 func xdbgBlockGraph(gr blockdev.DebugGraph) XDbgBlockGraph {
@@ -54,21 +66,19 @@ func xdbgBlockGraph(gr blockdev.DebugGraph) XDbgBlockGraph {
 			SharedPerm: blockPermissions(e.Shared), Perm: blockPermissions(e.Perm), Child: e.Child})
 	}
 	for _, v := range gr.Vertices {
-		out.Nodes = append(out.Nodes, XDbgBlockGraphNode{Name: v.Name, Type: v.Type, ID: v.ID})
+		out.Nodes = append(out.Nodes, XDbgBlockGraphNode{Name: v.Name, Type: XDbgBlockGraphNodeType(v.Type), ID: v.ID})
 	}
 	return out
 }
 
-// blockPermNames are BlockPermission's names, in bit order.
-var blockPermNames = []string{"consistent-read", "write", "write-unchanged", "resize"}
-
 // blockPermissions is xdbg_graph_add_edge's list: the permissions highest bit first (it
 // prepends each in bit order).
-func blockPermissions(p blockdev.Perm) []string {
-	out := []string{}
-	for i := len(blockPermNames) - 1; i >= 0; i-- {
+func blockPermissions(p blockdev.Perm) []BlockPermission {
+	names := BlockPermission("").EnumValues()
+	out := []BlockPermission{}
+	for i := len(names) - 1; i >= 0; i-- {
 		if p&(1<<i) != 0 {
-			out = append(out, blockPermNames[i])
+			out = append(out, BlockPermission(names[i]))
 		}
 	}
 	return out
