@@ -236,12 +236,12 @@ func childPerms(p *Node, role string) (Perm, Perm) {
 			perm |= PermWrite | PermResize
 		}
 		return perm, ps &^ (PermWrite | PermResize)
-	default: // raw: a filter
+	default: // raw: a filter (bdrv_filter_default_perms passes the users' sharing through)
 		perm := pp
 		if pp&PermWrite == 0 {
 			perm &^= PermWrite | PermResize
 		}
-		return perm, ps | PermConsistentRead | PermWriteUnchanged
+		return perm, ps
 	}
 }
 

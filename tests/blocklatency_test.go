@@ -76,10 +76,7 @@ func runLatency(t *testing.T, bin, dir string) string {
 }
 
 func TestBlockLatencyHistogramDifferential(t *testing.T) {
-	bin := requireCandidate(t)
-	ref := requireReference(t)
-	needQemuImg(t)
-	parallel(t)
+	bin, ref := imageDifferential(t)
 	run := func(b string) string {
 		dir := t.TempDir()
 		tool(t, "qemu-img", "create", "-q", "-f", "qcow2", filepath.Join(dir, "a.qcow2"), "1M")
