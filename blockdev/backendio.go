@@ -30,6 +30,8 @@ type Stats struct {
 	InvalidRdOps, InvalidWrOps, InvalidFlushOps      int64
 	InvalidUnmapOps                                  int64
 	LastAccess                                       time.Time
+	// The latency histograms block-latency-histogram-set asked for (latency.go); nil: none.
+	RdHist, WrHist, FlushHist *LatencyHistogram
 }
 
 // opKind is the accounting type of a request (BlockAcctType).
@@ -54,7 +56,9 @@ type backendIO struct {
 func (b *Backend) Stats() Stats {
 	b.statsMu.Lock()
 	defer b.statsMu.Unlock()
-	return b.stats
+	s := b.stats
+	s.RdHist, s.WrHist, s.FlushHist = s.RdHist.clone(), s.WrHist.clone(), s.FlushHist.clone()
+	return s
 }
 
 // account records a request that completed (err nil), failed, or was invalid.
@@ -70,12 +74,27 @@ func (b *Backend) account(k opKind, bytes int64, start time.Time, err error, inv
 		return // block_account_invalid does not touch last_access_time_ns
 	case err != nil:
 		*pick(k, &s.FailedRdOps, &s.FailedWrOps, &s.FailedFlushOps, &s.FailedUnmapOps)++
+		s.hist(k).account(ns)
 	default:
+		s.hist(k).account(ns)
 		*pick(k, &s.RdBytes, &s.WrBytes, new(int64), &s.UnmapBytes) += bytes
 		*pick(k, &s.RdOps, &s.WrOps, &s.FlushOps, &s.UnmapOps)++
 		*pick(k, &s.RdTotalNs, &s.WrTotalNs, &s.FlushTotalNs, &s.UnmapTotalNs) += ns
 	}
 	s.LastAccess = now
+}
+
+// hist is k's latency histogram (nil: none; unmaps have none to set).
+func (s *Stats) hist(k opKind) *LatencyHistogram {
+	switch k {
+	case opRead:
+		return s.RdHist
+	case opWrite:
+		return s.WrHist
+	case opFlush:
+		return s.FlushHist
+	}
+	return nil
 }
 
 func pick(k opKind, rd, wr, fl, un *int64) *int64 {

@@ -235,13 +235,13 @@ func childPerms(p *Node, role string) (Perm, Perm) {
 		if !p.ReadOnly {
 			perm |= PermWrite | PermResize
 		}
-		return perm, (ps | PermConsistentRead | PermWriteUnchanged) &^ (PermWrite | PermResize)
-	default: // raw: a filter
+		return perm, ps &^ (PermWrite | PermResize)
+	default: // raw: a filter (bdrv_filter_default_perms passes the users' sharing through)
 		perm := pp
 		if pp&PermWrite == 0 {
 			perm &^= PermWrite | PermResize
 		}
-		return perm, ps | PermConsistentRead | PermWriteUnchanged
+		return perm, ps
 	}
 }
 

@@ -114,33 +114,36 @@ type BlockDeviceTimedStats struct {
 // BlockDeviceStats are a backend's or node's I/O statistics.
 type BlockDeviceStats struct {
 	qmp.QAPIOrder
-	RdBytes                int64                   `json:"rd_bytes"`
-	WrBytes                int64                   `json:"wr_bytes"`
-	UnmapBytes             int64                   `json:"unmap_bytes"`
-	RdOperations           int64                   `json:"rd_operations"`
-	WrOperations           int64                   `json:"wr_operations"`
-	FlushOperations        int64                   `json:"flush_operations"`
-	UnmapOperations        int64                   `json:"unmap_operations"`
-	RdTotalTimeNs          int64                   `json:"rd_total_time_ns"`
-	WrTotalTimeNs          int64                   `json:"wr_total_time_ns"`
-	FlushTotalTimeNs       int64                   `json:"flush_total_time_ns"`
-	UnmapTotalTimeNs       int64                   `json:"unmap_total_time_ns"`
-	WrHighestOffset        int64                   `json:"wr_highest_offset"`
-	RdMerged               int64                   `json:"rd_merged"`
-	WrMerged               int64                   `json:"wr_merged"`
-	UnmapMerged            int64                   `json:"unmap_merged"`
-	IdleTimeNs             *int64                  `json:"idle_time_ns,omitempty"`
-	FailedRdOperations     int64                   `json:"failed_rd_operations"`
-	FailedWrOperations     int64                   `json:"failed_wr_operations"`
-	FailedFlushOperations  int64                   `json:"failed_flush_operations"`
-	FailedUnmapOperations  int64                   `json:"failed_unmap_operations"`
-	InvalidRdOperations    int64                   `json:"invalid_rd_operations"`
-	InvalidWrOperations    int64                   `json:"invalid_wr_operations"`
-	InvalidFlushOperations int64                   `json:"invalid_flush_operations"`
-	InvalidUnmapOperations int64                   `json:"invalid_unmap_operations"`
-	AccountInvalid         bool                    `json:"account_invalid"`
-	AccountFailed          bool                    `json:"account_failed"`
-	TimedStats             []BlockDeviceTimedStats `json:"timed_stats"`
+	RdBytes                int64                      `json:"rd_bytes"`
+	WrBytes                int64                      `json:"wr_bytes"`
+	UnmapBytes             int64                      `json:"unmap_bytes"`
+	RdOperations           int64                      `json:"rd_operations"`
+	WrOperations           int64                      `json:"wr_operations"`
+	FlushOperations        int64                      `json:"flush_operations"`
+	UnmapOperations        int64                      `json:"unmap_operations"`
+	RdTotalTimeNs          int64                      `json:"rd_total_time_ns"`
+	WrTotalTimeNs          int64                      `json:"wr_total_time_ns"`
+	FlushTotalTimeNs       int64                      `json:"flush_total_time_ns"`
+	UnmapTotalTimeNs       int64                      `json:"unmap_total_time_ns"`
+	WrHighestOffset        int64                      `json:"wr_highest_offset"`
+	RdMerged               int64                      `json:"rd_merged"`
+	WrMerged               int64                      `json:"wr_merged"`
+	UnmapMerged            int64                      `json:"unmap_merged"`
+	IdleTimeNs             *int64                     `json:"idle_time_ns,omitempty"`
+	FailedRdOperations     int64                      `json:"failed_rd_operations"`
+	FailedWrOperations     int64                      `json:"failed_wr_operations"`
+	FailedFlushOperations  int64                      `json:"failed_flush_operations"`
+	FailedUnmapOperations  int64                      `json:"failed_unmap_operations"`
+	InvalidRdOperations    int64                      `json:"invalid_rd_operations"`
+	InvalidWrOperations    int64                      `json:"invalid_wr_operations"`
+	InvalidFlushOperations int64                      `json:"invalid_flush_operations"`
+	InvalidUnmapOperations int64                      `json:"invalid_unmap_operations"`
+	AccountInvalid         bool                       `json:"account_invalid"`
+	AccountFailed          bool                       `json:"account_failed"`
+	TimedStats             []BlockDeviceTimedStats    `json:"timed_stats"`
+	RdLatencyHistogram     *BlockLatencyHistogramInfo `json:"rd_latency_histogram,omitempty"`
+	WrLatencyHistogram     *BlockLatencyHistogramInfo `json:"wr_latency_histogram,omitempty"`
+	FlushLatencyHistogram  *BlockLatencyHistogramInfo `json:"flush_latency_histogram,omitempty"`
 }
 
 // BlockStatsSpecificFile is the file driver's statistics.
@@ -238,7 +241,9 @@ func deviceStats(s blockdev.Stats, wrHighest int64) BlockDeviceStats {
 		InvalidFlushOperations: s.InvalidFlushOps, InvalidUnmapOperations: s.InvalidUnmapOps,
 		// Devices account invalid and failed requests (stats-account-* default on).
 		AccountInvalid: true, AccountFailed: true,
-		TimedStats: []BlockDeviceTimedStats{},
+		TimedStats:         []BlockDeviceTimedStats{},
+		RdLatencyHistogram: latencyHistogramInfo(s.RdHist), WrLatencyHistogram: latencyHistogramInfo(s.WrHist),
+		FlushLatencyHistogram: latencyHistogramInfo(s.FlushHist),
 	}
 	if !s.LastAccess.IsZero() {
 		idle := time.Since(s.LastAccess).Nanoseconds()

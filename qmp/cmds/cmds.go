@@ -140,6 +140,8 @@ func Register(r *qmp.Registry, d *Deps) {
 	registerChangeBackingFile(r, d)
 	registerMedia(r, d)
 	registerBlockIO(r, d)
+	registerBlockGraph(r, d)
+	registerBlockLatency(r, d)
 	registerBitmaps(r, d)
 	registerReopen(r, d)
 	registerNBD(r, d)

@@ -28,6 +28,8 @@ type BlockLayer interface {
 	vmSnapshotter
 	snapshotSyncer
 	legacyDrives
+	debugGrapher
+	latencyHistograms
 }
 
 // MigrationEngine is what the migration and switchover handlers need of the migration

@@ -28,11 +28,6 @@ var LeftOutCommands = []LeftOut{
 	// Implemented on branches not merged yet.
 
 	// Not yet: these have a meaning here and are still to be written.
-	{Names: []string{"block-latency-histogram-set"},
-		Reason: "not yet: query-blockstats has no latency histograms"},
-	{Names: []string{"x-debug-query-block-graph"},
-		Reason: "not yet: a debugging view of the node graph (query-named-block-nodes shows the " +
-			"same nodes)"},
 
 	// Left out for good: nothing in tlcvm's machine for them to act on.
 	{Names: []string{"x-query-roms"},
