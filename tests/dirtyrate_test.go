@@ -233,13 +233,7 @@ func TestStatsSchemaLikeQEMU(t *testing.T) {
 	cmds := []string{"calc-dirty-rate", "query-dirty-rate", "set-vcpu-dirty-limit", "cancel-vcpu-dirty-limit",
 		"query-vcpu-dirty-limit", "query-stats", "query-stats-schemas"}
 	get := func(bin string) map[string]string {
-		_, q, _ := startVM(t, bin, "-machine", "none", "-S")
-		schema := execOK(t, q, "query-qmp-schema", nil)
-		byName := map[string]harness.Value{}
-		for _, e := range schema.Arr {
-			n, _ := e.Get("name")
-			byName[n.Str()] = e
-		}
+		byName := schemaByName(t, bin)
 		out := map[string]string{}
 		for _, c := range cmds {
 			e, ok := byName[c]
@@ -261,6 +255,17 @@ func TestStatsSchemaLikeQEMU(t *testing.T) {
 
 // canonType renders a schema entry with the masked type names replaced by their
 // structure, recursively (arrays and objects by members, enums by values).
+// schemaByName is query-qmp-schema of bin (-machine none -S), its entries by name.
+func schemaByName(t *testing.T, bin string) map[string]harness.Value {
+	_, q, _ := startVM(t, bin, "-machine", "none", "-S")
+	byName := map[string]harness.Value{}
+	for _, e := range execOK(t, q, "query-qmp-schema", nil).Arr {
+		n, _ := e.Get("name")
+		byName[n.Str()] = e
+	}
+	return byName
+}
+
 func canonType(by map[string]harness.Value, e harness.Value, depth int) string {
 	if depth > 12 {
 		return "…"

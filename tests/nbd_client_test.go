@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"tlcvm/tests/harness"
 )
 
 // The nbd block driver (the client a migration with storage mirrors through): blockdev-add
@@ -165,13 +163,7 @@ func TestNBDBlockdevSchemaLikeQEMU(t *testing.T) {
 	parallel(t)
 	drivers := []string{"nbd", "null-co", "null-aio"}
 	get := func(bin string) map[string]string {
-		_, q, _ := startVM(t, bin, "-machine", "none", "-S")
-		schema := execOK(t, q, "query-qmp-schema", nil)
-		byName := map[string]harness.Value{}
-		for _, e := range schema.Arr {
-			n, _ := e.Get("name")
-			byName[n.Str()] = e
-		}
+		byName := schemaByName(t, bin)
 		cmd := byName["blockdev-add"]
 		arg, _ := cmd.Get("arg-type")
 		vs, _ := byName[arg.Str()].Get("variants")

@@ -339,13 +339,7 @@ func TestBitmapNBDSchemaLikeQEMU(t *testing.T) {
 		"x-debug-block-dirty-bitmap-sha256", "nbd-server-start", "nbd-server-add", "nbd-server-remove",
 		"nbd-server-stop", "block-export-add", "block-export-del", "query-block-exports", "BLOCK_EXPORT_DELETED"}
 	get := func(bin string) map[string]string {
-		_, q, _ := startVM(t, bin, "-machine", "none", "-S")
-		schema := execOK(t, q, "query-qmp-schema", nil)
-		byName := map[string]harness.Value{}
-		for _, e := range schema.Arr {
-			n, _ := e.Get("name")
-			byName[n.Str()] = e
-		}
+		byName := schemaByName(t, bin)
 		out := map[string]string{}
 		for _, c := range cmds {
 			if e, ok := byName[c]; ok {

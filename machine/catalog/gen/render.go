@@ -220,23 +220,24 @@ func quoteText(s string) string {
 	return strings.Join(q, " +\n\t")
 }
 
+// renderDeviceTable writes the []deviceRec variable name holding devs.
+func renderDeviceTable(b *bytes.Buffer, name string, devs []*deviceInfo) {
+	fmt.Fprintf(b, "var %s = []deviceRec{\n", name)
+	for _, d := range devs {
+		renderDevice(b, d)
+	}
+	fmt.Fprintf(b, "}\n\n")
+}
+
 func (c *catalog) renderDevices(b *bytes.Buffer) error {
 	fmt.Fprintf(b, "// deviceTable is `-device help`: the user-creatable device types in its order, with\n")
 	fmt.Fprintf(b, "// their bus type, alias and description, and whether device_add takes them once the\n")
 	fmt.Fprintf(b, "// machine runs (QEMU's DeviceClass hotpluggable, asked of the binary).\n")
 	fmt.Fprintf(b, "// The last column is the heading they are listed under.\n")
-	fmt.Fprintf(b, "var deviceTable = []deviceRec{\n")
-	for _, d := range c.devices {
-		renderDevice(b, d)
-	}
-	fmt.Fprintf(b, "}\n\n")
+	renderDeviceTable(b, "deviceTable", c.devices)
 	fmt.Fprintf(b, "// noUserTable is what HMP info qdm lists beyond -device help: the device models\n")
 	fmt.Fprintf(b, "// that are not user-creatable (no-user), in its order, under their headings.\n")
-	fmt.Fprintf(b, "var noUserTable = []deviceRec{\n")
-	for _, d := range c.noUser {
-		renderDevice(b, d)
-	}
-	fmt.Fprintf(b, "}\n\n")
+	renderDeviceTable(b, "noUserTable", c.noUser)
 	fmt.Fprintf(b, "// deviceCategories are the headings of -device help and info qdm, in their order.\n")
 	fmt.Fprintf(b, "var deviceCategories = []string{\n")
 	for _, cat := range c.categories {
