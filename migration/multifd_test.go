@@ -225,8 +225,12 @@ func TestConvergeThrottle(t *testing.T) {
 				}
 				return
 			}
-			if len(set) < 2 || set[len(set)-1] != 0 || slices.Max(set) != 99 {
-				t.Errorf("throttle settings %v, want a rise to 99 (max-cpu-throttle) and 0 at the end", set)
+			// How far the throttle rises before the set fits depends on how fast the fake
+			// guest is scheduled (CI saw a step to 94 that converged): a rise past QEMU's
+			// default cpu-throttle-initial (20), never past max-cpu-throttle (99), and 0 at
+			// the end.
+			if len(set) < 2 || set[len(set)-1] != 0 || slices.Max(set) < 20 || slices.Max(set) > 99 {
+				t.Errorf("throttle settings %v, want a rise (20 to 99, max-cpu-throttle) and 0 at the end", set)
 			}
 		})
 	}
