@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -65,6 +66,9 @@ type Process struct {
 	ino    *os.File      // inotify on Dir; closed by Stop
 	exited chan struct{} // closed once the child is reaped
 	state  *os.ProcessState
+
+	sigMu  sync.Mutex
+	reaped bool // +checklocks:sigMu; the group is signalled only before: -pid may then be another's
 }
 
 // Launch creates the run directory, watches it, and starts the emulator.
@@ -132,7 +136,10 @@ func (p *Process) watch() {
 			break
 		}
 	}
+	p.sigMu.Lock()
 	_ = unix.Kill(-pid, unix.SIGKILL) // our child's own group; ESRCH if empty
+	p.reaped = true
+	p.sigMu.Unlock()
 	_ = p.Cmd.Wait()
 	p.state = p.Cmd.ProcessState
 	close(p.exited)
@@ -323,7 +330,11 @@ func (p *Process) Stop(conn *qmpc.Conn, grace time.Duration) error {
 	select {
 	case <-p.exited:
 	case <-time.After(grace):
-		_ = unix.Kill(-p.Pid(), unix.SIGKILL)
+		p.sigMu.Lock()
+		if !p.reaped {
+			_ = unix.Kill(-p.Pid(), unix.SIGKILL)
+		}
+		p.sigMu.Unlock()
 		<-p.exited
 	}
 	if p.ino != nil {

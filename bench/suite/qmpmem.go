@@ -91,7 +91,7 @@ func RunLine(ctx context.Context, bin, baseDir string, line []byte, release, tim
 	for {
 		msg, err := conn.ReadMessage()
 		if err != nil {
-			return r, fmt.Errorf("suite: reply %d: %w", len(r.Replies)+1, err)
+			return r, fmt.Errorf("suite: reply %d: %w%s", len(r.Replies)+1, err, afterMortem(p))
 		}
 		r.Replies = append(r.Replies, string(msg))
 		if bytes.Contains(msg, []byte(`"id": "after"`)) {
@@ -121,6 +121,17 @@ func RunLine(ctx context.Context, bin, baseDir string, line []byte, release, tim
 		}
 	}
 	return r, nil
+}
+
+// afterMortem describes the emulator once its connection failed: whether it exited (within a
+// second) and the end of its output, so that a failure says why the monitor went away.
+func afterMortem(p *emu.Process) string {
+	select {
+	case <-p.Exited():
+		return fmt.Sprintf(" (the emulator exited: %v; its output: %q)", p.Cmd.ProcessState, p.Output(2048))
+	case <-time.After(time.Second):
+		return fmt.Sprintf(" (the emulator still runs; its output: %q)", p.Output(2048))
+	}
 }
 
 func runQMemory(ctx context.Context, o *QOptions) ([]QRow, error) {

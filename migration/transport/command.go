@@ -43,6 +43,12 @@ type command struct {
 	tail       tailBuffer    // last bytes of stderr
 	stderrDone chan struct{} // closed when stderr reached EOF
 	killed     sync.Once
+
+	// The group is signalled only while its leader is not yet reaped: once reaped (and
+	// its group empty) the number may be another process group's (pid_max is 32768 on
+	// many hosts), and a late kill(-pgid) would end a stranger.
+	sigMu  sync.Mutex
+	reaped bool // +checklocks:sigMu
 }
 
 // startCommand runs line with /bin/sh -c, as QEMU's exec: does. outgoing: its stdin is the
@@ -94,6 +100,15 @@ func startCommand(line string, outgoing bool, env Env) (*command, *os.File, erro
 		io.Copy(io.MultiWriter(&c.tail, ignoreErrors{stderr}), er) //nolint:errcheck // best effort
 	}()
 	go func() {
+		for { // exited, not reaped: the group's number stays ours meanwhile
+			var info unix.Siginfo
+			if err := unix.Waitid(unix.P_PID, c.pgid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != unix.EINTR {
+				break
+			}
+		}
+		c.sigMu.Lock()
+		c.reaped = true
+		c.sigMu.Unlock()
 		err := c.cmd.Wait()
 		c.state = c.cmd.ProcessState
 		if c.state == nil {
@@ -139,10 +154,17 @@ func (c *command) exitError() error {
 
 // kill ends the whole process group with SIGKILL (cancel) and waits until it is reaped.
 func (c *command) kill() {
-	c.killed.Do(func() {
-		unix.Kill(-c.pgid, unix.SIGKILL) //nolint:errcheck // ESRCH when already gone
-	})
+	c.killed.Do(func() { c.signal(unix.SIGKILL) })
 	<-c.done
+}
+
+// signal sends sig to the command's process group, unless its leader has been reaped.
+func (c *command) signal(sig unix.Signal) {
+	c.sigMu.Lock()
+	defer c.sigMu.Unlock()
+	if !c.reaped {
+		unix.Kill(-c.pgid, sig) //nolint:errcheck // ESRCH when the group is empty
+	}
 }
 
 // end lets a command whose pipe was just closed exit by itself, then asks it (SIGTERM)
@@ -156,7 +178,7 @@ func (c *command) end() (byItself bool) {
 		return true
 	case <-t.C:
 	}
-	unix.Kill(-c.pgid, unix.SIGTERM) //nolint:errcheck // ESRCH when already gone
+	c.signal(unix.SIGTERM)
 	t.Reset(termGrace)
 	select {
 	case <-c.done:

@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 )
 
 // ErrStart is wrapped when a binary cannot be started.
@@ -58,7 +60,10 @@ type Process struct {
 	log    zerolog.Logger
 	exited chan struct{}
 	status ExitStatus // valid once exited is closed
-	extra  []int      // daemon pids to kill at cleanup; test goroutine only
+	extra  []int      // pidfds of daemons to kill at cleanup; test goroutine only
+
+	sigMu  sync.Mutex
+	reaped bool // +checklocks:sigMu; the group is signalled only before
 }
 
 // ExitStatus is how a process ended.
@@ -151,6 +156,15 @@ func StartProcess(t testing.TB, cfg Config) (*Process, error) {
 }
 
 func (p *Process) reap() {
+	for { // exited, not yet reaped: its group's number cannot be reused meanwhile
+		var info unix.Siginfo
+		if err := unix.Waitid(unix.P_PID, p.Pid(), &info, unix.WEXITED|unix.WNOWAIT, nil); err != unix.EINTR {
+			break
+		}
+	}
+	p.sigMu.Lock()
+	p.reaped = true
+	p.sigMu.Unlock()
 	err := p.Cmd.Wait()
 	st := ExitStatus{Code: p.Cmd.ProcessState.ExitCode()}
 	if ws, ok := p.Cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -194,37 +208,53 @@ func (p *Process) Signal(sig syscall.Signal) error {
 	return p.Cmd.Process.Signal(sig)
 }
 
-// Track registers a daemon pid (from a -pidfile) to be killed with p.
-func (p *Process) Track(pid int) { p.extra = append(p.extra, pid) }
+// Track registers a daemon pid (from a -pidfile) to be killed with p. The process is held by
+// a pidfd from here on: a daemon that has exited by the time of the cleanup is not signalled,
+// and its number, which the host may since have given to another process (pid_max is 32768
+// here and a test run starts thousands), is never killed. A pid already gone is ignored.
+func (p *Process) Track(pid int) {
+	if pid <= 1 {
+		return
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return
+	}
+	p.extra = append(p.extra, fd)
+}
 
 // Kill kills the process group and tracked daemons and waits for them.
 func (p *Process) Kill() {
-	select {
-	case <-p.exited:
-	default:
+	p.sigMu.Lock()
+	if !p.reaped { // once reaped, -pid may name another process group
 		_ = syscall.Kill(-p.Pid(), syscall.SIGKILL)
-		_ = p.Cmd.Process.Kill()
-		<-p.exited
 	}
-	for _, pid := range p.extra {
-		killAndAwait(pid)
+	p.sigMu.Unlock()
+	<-p.exited
+	for _, fd := range p.extra {
+		killAndAwait(fd)
 	}
 	p.extra = nil
 }
 
-// killAndAwait kills a process that is not our child and waits until it is
-// gone or a zombie (its parent, not us, reaps it).
-func killAndAwait(pid int) {
-	if pid <= 1 {
-		return
+// killAndAwait kills the process a pidfd holds (not our child) and waits until it has exited
+// (its parent, not us, reaps it), then closes the pidfd.
+func killAndAwait(pidfd int) {
+	defer unix.Close(pidfd)
+	if err := unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0); err != nil {
+		return // ESRCH: exited already
 	}
-	_ = syscall.Kill(pid, syscall.SIGKILL)
 	deadline := time.Now().Add(DefaultTimeout)
-	for time.Now().Before(deadline) {
-		if !Alive(pid) {
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
 			return
 		}
-		time.Sleep(5 * time.Millisecond)
+		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, int(left/time.Millisecond)+1)
+		if n > 0 || (err != nil && err != unix.EINTR) {
+			return // readable: the process has exited
+		}
 	}
 }
 
