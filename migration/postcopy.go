@@ -241,7 +241,9 @@ func (s *saver) postcopy() error {
 		if err == nil {
 			return s.done(down)
 		}
-		if errors.Is(err, ErrCancelled) || j.cancelled() {
+		// Only migrate_cancel ends a postcopy: an aborted channel (ErrCancelled from the
+		// write) is migrate-pause's or a broken return path's doing, and pauses it.
+		if j.cancelled() {
 			return errCancelled
 		}
 		if err := s.postcopyPause(err); err != nil {
@@ -553,7 +555,7 @@ func (s *saver) postcopyPause(cause error) error {
 		if err == nil {
 			return nil
 		}
-		if errors.Is(err, ErrCancelled) || j.cancelled() {
+		if j.cancelled() {
 			return errCancelled
 		}
 		cause = err

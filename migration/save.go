@@ -99,8 +99,14 @@ func (j *job) run() {
 	}
 	switch {
 	case err == nil:
-	case errors.Is(err, ErrCancelled) || j.cancelled():
+	case j.cancelled():
 		j.setStatus(StatusCancelled, StatusCancelling, StatusSetup, StatusActive)
+	case errors.Is(err, ErrCancelled):
+		// An aborted channel without a cancel: it cannot stay in a running state (a
+		// postcopy state would be left for ever, with no thread behind it).
+		if !j.setStatus(StatusCancelled, StatusSetup, StatusActive) {
+			j.fail(err, true)
+		}
 	default:
 		j.fail(err, true)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -82,6 +83,8 @@ func waitEngine(t *testing.T, what string, e *migration.Engine, want migration.S
 			return
 		}
 		if info.Status == migration.StatusFailed || time.Now().After(deadline) {
+			buf := make([]byte, 4<<20)
+			t.Logf("goroutines:\n%s", buf[:runtime.Stack(buf, true)])
 			t.Fatalf("%s: %s (%v), want %s", what, info.Status, info.ErrorDesc, want)
 		}
 		time.Sleep(2 * time.Millisecond)
