@@ -272,6 +272,15 @@ func TestMigrateLinkDownPrecopy(t *testing.T) {
 	}
 }
 
+// postcopyWorkload keeps a post-copy going for seconds at 1 MiB/s: 16 MiB written once (fill=)
+// in the guest's first second, which the destination's guest never touches again, so that
+// the source sends it in the background at max-postcopy-bandwidth, and a 4 MiB working set
+// that the destination fetches on demand. With hotWorkload the destination's guest rewrote
+// its whole working set within a second, fetching every page still missing: the post-copy
+// could end before a poll of domstate saw it (a CI run found the source "shut off
+// (migrated)" where the test waited for "paused (post-copy)").
+const postcopyWorkload = "ws=4M,,rate=16M,,fill=16M"
+
 // TestMigrateLinkDownPostcopy: the link goes down in post-copy (the guest runs on the
 // destination, pages still on the source). `virsh domjobabort --postcopy` pauses the
 // migration (QEMU's migrate-pause); once the link is back both ends are in post-copy
@@ -281,7 +290,7 @@ func TestMigrateLinkDownPrecopy(t *testing.T) {
 func TestMigrateLinkDownPostcopy(t *testing.T) {
 	need(t)
 	h := twoHosts(t)
-	d := migDomain(t, h, emulator{"tlcvm", bin}, hotWorkload, true)
+	d := migDomain(t, h, emulator{"tlcvm", bin}, postcopyWorkload, true)
 	args := []string{"--live", "--p2p", "--unsafe", "--postcopy", "--bandwidth", "1", "--postcopy-bandwidth", "1"}
 	r := startMigrate(h, d.Name, args...)
 	awaitTransfer(t, h, d.Name)
