@@ -50,7 +50,16 @@ addr() { [[ $1 == a ]] && echo "$NET.1" || echo "$NET.2"; }
 name() { echo "tlcvm-host-$1"; }
 ns() { echo "$NS-$1"; }
 holder() { cat "$DIR/$1/holder.pid" 2>/dev/null; }
-alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+# alive PID [PATTERN]: PID runs, and its command line matches PATTERN (an extended regex) when
+# given: a pid file left by an earlier run may name a number the host has given to another
+# process since (pid_max is 32768 on many hosts), which must never be killed.
+alive() {
+	[[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null || return 1
+	[[ -z ${2:-} ]] || tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -Eq -- "$2"
+}
+# The holder is this script's __hostinit, which execs sleep once the host is up.
+holderPat='sleep infinity|two-hosts'
+
 inhost() { local h=$1; shift; nsenter -t "$(holder "$h")" -n -m -u -- "$@"; }
 
 # A host is up when its holder lives and its libvirtd answers over TCP from inside it.
@@ -129,7 +138,7 @@ start() {
 	network
 	for h in "${HOSTS[@]}"; do
 		if up "$h"; then continue; fi
-		alive "$(holder "$h")" && kill "$(holder "$h")"
+		alive "$(holder "$h")" "$holderPat" && kill "$(holder "$h")"
 		files "$h"
 		rm -f "$DIR/$h/holder.pid"
 		: >"$DIR/$h/log-libvirt/libvirtd-debug.log"
@@ -167,11 +176,13 @@ stop() {
 			done
 		fi
 		for p in libvirtd virtlogd subreaper holder; do
-			local pid
+			local pid pat=$p
 			pid=$(cat "$d/$p.pid" 2>/dev/null) || continue
-			alive "$pid" && kill "$pid" 2>/dev/null || true
-			for _ in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
-			alive "$pid" && kill -9 "$pid" 2>/dev/null || true
+			[[ $p == holder ]] && pat=$holderPat
+			alive "$pid" "$pat" || continue
+			kill "$pid" 2>/dev/null || true
+			for _ in $(seq 1 50); do alive "$pid" "$pat" || break; sleep 0.1; done
+			alive "$pid" "$pat" && kill -9 "$pid" 2>/dev/null || true
 		done
 	done
 	for h in "${HOSTS[@]}"; do ip netns del "$(ns "$h")" 2>/dev/null || true; done
