@@ -17,7 +17,8 @@
 //	                                      stage 1: every page ever written (never-written      runs
 //	                                        pages are skipped unread; zero pages → ZERO)
 //	                                      stage 2: SyncDirtyLog (MIGRATION_PASS n), stop if    runs
-//	                                        dirty ≤ bandwidth × downtime-limit, else send and
+//	                                        dirty ≤ estimated bandwidth × downtime-limit
+//	                                        (fit.go), else send and
 //	                                        repeat (convergence rules below)
 //	                                      stage 3: EnterFinishMigrate (STOP), last sync,       stopped
 //	                                        device state:
@@ -41,8 +42,12 @@
 // reads the pages, so a page written after it was read is dirty again for the next pass
 // and stage 3 takes the last dirty set with the vCPUs parked.
 //
-// Convergence: stage 2 ends when the dirty set fits the downtime budget at the bandwidth
-// measured over the previous pass (QEMU's threshold_size = bandwidth × downtime-limit).
+// Convergence: stage 2 ends when the dirty set fits the downtime budget (QEMU's
+// threshold_size = bandwidth × downtime-limit) at an estimated bandwidth with a margin
+// (fit.go): 90 % of the lower of the previous pass's rate and a smoothed rate. QEMU takes
+// the previous pass's rate alone, and so overshot the limit when the link slowed down at
+// the stop or a short pass was measured fast (481 ms against 300). query-migrate's
+// expected-downtime is unchanged.
 // When it cannot — after 30 passes, or when the dirty set has not shrunk below 95 % of its
 // smallest size for 3 passes, or before the stream would exceed twice the RAM the guest
 // ever wrote — a guest that dirties faster than the channel drains is throttled

@@ -297,7 +297,8 @@ func (s *saver) save() error {
 	} else if err != nil {
 		return err
 	}
-	bw := rate(s.passed()-s.stageBytes, time.Since(t1))
+	var fit fitEstimate
+	fit.observe(s.passed()-s.stageBytes, time.Since(t1))
 	s.endStage("stage 1", 0)
 
 	// Stage 2: iterate the dirty log until the rest fits the downtime budget. A guest
@@ -317,7 +318,7 @@ func (s *saver) save() error {
 		s.noteSync(dirty / pageSize)
 		s.j.remaining.Store(int64(dirty))
 		_, downMS := j.e.limits()
-		if bw > 0 && float64(dirty) <= bw*float64(downMS)/1000 {
+		if fit.fits(dirty, downMS) {
 			break
 		}
 		if dirty < minDirty*95/100 {
@@ -343,7 +344,7 @@ func (s *saver) save() error {
 			// Otherwise the guest dirties faster than the channel drains: it is throttled
 			// a step more each pass (throttle.go's convergence throttle) while that can
 			// still help, then stage 3 takes what is left.
-			if iters >= maxIterations || !s.convergeStep(dirty, uint64(bw*float64(downMS)/1000)) {
+			if iters >= maxIterations || !s.convergeStep(dirty, fit.budget(downMS)) {
 				break
 			}
 		}
@@ -357,9 +358,7 @@ func (s *saver) save() error {
 			return err
 		}
 		el := time.Since(t)
-		if r := rate(s.passed()-before, el); r > 0 {
-			bw = r
-		}
+		fit.observe(s.passed()-before, el)
 		if el > 0 {
 			s.j.dirtyRate.Store(int64(float64(dirty/pageSize) / el.Seconds()))
 		}

@@ -39,9 +39,15 @@ type MigAgg struct {
 	Pass1MBs, Stage3MBs float64
 	// CPUPerMB is the median over converged tries of the CPU both processes spent (source
 	// from migrate to the end, destination until it left inmigrate) per MB transferred,
-	// in ms; NaN when not read.
+	// in ms; NaN when not read, or when no try moved cpuMinMB (CPUTooLittle).
 	CPUPerMB float64
+	// CPUTooLittle: the CPU was read but the tries moved too little RAM for a figure per
+	// MB to mean anything (an idle guest sends a few KB: its setup's CPU over ~0 MB).
+	CPUTooLittle bool
 }
+
+// cpuMinMB is the least RAM transferred (MB) a try's CPU per MB is computed on.
+const cpuMinMB = 1.0
 
 // stageRates returns a try's stage 1 and stage 3 rates (MB/s) from its final
 // query-migrate's x-tlc-stages, NaN where there is none.
@@ -106,8 +112,10 @@ func migAgg(recs []MigRecord) MigAgg {
 		if r.DowntimeMS != nil {
 			down = append(down, float64(*r.DowntimeMS))
 		}
-		if r.SrcCPUMS > 0 && r.DstCPUMS > 0 && r.Transferred > 0 {
-			cpu = append(cpu, (r.SrcCPUMS+r.DstCPUMS)/(float64(r.Transferred)/1e6))
+		if mb := float64(r.Transferred) / 1e6; r.SrcCPUMS > 0 && r.DstCPUMS > 0 && mb >= cpuMinMB {
+			cpu = append(cpu, (r.SrcCPUMS+r.DstCPUMS)/mb)
+		} else if r.SrcCPUMS > 0 && r.DstCPUMS > 0 {
+			a.CPUTooLittle = true
 		}
 		if x, y := stageRates(r.Info); finite(x) || finite(y) {
 			if finite(x) {
@@ -120,6 +128,7 @@ func migAgg(recs []MigRecord) MigAgg {
 	}
 	a.TotalMS, a.DowntimeMS, a.MB, a.MBs = median(total), median(down), median(mb), median(mbs)
 	a.Pass1MBs, a.Stage3MBs, a.CPUPerMB = median(p1), median(s3), median(cpu)
+	a.CPUTooLittle = a.CPUTooLittle && len(cpu) == 0
 	return a
 }
 
@@ -212,8 +221,12 @@ func MigMarkdown(rows []MigRow) string {
 			if finite(s.a.Pass1MBs) || finite(s.a.Stage3MBs) {
 				stages = f(s.a.Pass1MBs, 0) + ", " + f(s.a.Stage3MBs, 0)
 			}
+			cpu := f(s.a.CPUPerMB, 2)
+			if s.a.CPUTooLittle {
+				cpu = "n/a"
+			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Label, r.Mode, s.name, conv,
-				f(s.a.TotalMS, 0), f(s.a.DowntimeMS, 0), f(s.a.MB, 1), tp, stages, f(s.a.CPUPerMB, 2))
+				f(s.a.TotalMS, 0), f(s.a.DowntimeMS, 0), f(s.a.MB, 1), tp, stages, cpu)
 		}
 	}
 	var tg strings.Builder

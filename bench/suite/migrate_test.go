@@ -26,13 +26,17 @@ func migRecords() []suite.MigRecord {
 			`{"stage":"stage 3","elapsed-ms":250,"bytes":250000000}]}`)
 		return r
 	}
+	withCPU := func(r suite.MigRecord, srcCPU, dstCPU float64) suite.MigRecord {
+		r.SrcCPUMS, r.DstCPUMS = srcCPU, dstCPU
+		return r
+	}
 	written := func(r suite.MigRecord, srcCPU, dstCPU float64) suite.MigRecord {
 		r.Stopped, r.Scenario, r.SrcCPUMS, r.DstCPUMS = true, "written", srcCPU, dstCPU
 		return r
 	}
 	return []suite.MigRecord{
 		mk(suite.QEMU, suite.MigPrecopy, 0, true, 1000, 3, 3e6, 0),
-		mk(suite.TLCVM, suite.MigPrecopy, 0, true, 100, 2, 1e6, 0),
+		withCPU(mk(suite.TLCVM, suite.MigPrecopy, 0, true, 100, 2, 3000, 0), 15, 40), // 3 KB: no figure per MB
 		mk(suite.QEMU, suite.MigPrecopy, 512, false, 0, 0, 36e9, 0),
 		withStages(mk(suite.TLCVM, suite.MigPrecopy, 512, true, 1000, 250, 1000e6, 0)), // 1000 MB/s; passes 500, 1000 MB/s
 		mk(suite.TLCVM, suite.MigPostcopy, 512, true, 800, 3, 600e6, 100e6),
@@ -87,7 +91,7 @@ func TestMigRows(t *testing.T) {
 func TestMigMarkdown(t *testing.T) {
 	md := suite.MigMarkdown(suite.MigRows(migRecords(), 1100))
 	for _, want := range []string{
-		"| 1 GiB, idle | precopy | tlcvm | 1 of 1 | 100 | 2 | 1.0 | 10 (1 %) | — | — |",
+		"| 1 GiB, idle | precopy | tlcvm | 1 of 1 | 100 | 2 | 0.0 | 0 (0 %) | — | n/a |",
 		"| 1 GiB, 512 MiB hot | precopy | QEMU 7.2 | 0 of 1 (cancelled at 60 s) | — | — | 36000.0 | — | — | — |",
 		"| 1 GiB, 512 MiB hot | postcopy | tlcvm | 1 of 1, 1 entered postcopy | 800 | 3 | 600.0 | 750 (68 %) | — | — |",
 		"| 1 GiB, 512 MiB hot, postcopy | downtime ≤ 5 ms | **yes** |",
