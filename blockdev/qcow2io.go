@@ -3,7 +3,6 @@ package blockdev
 import (
 	"bytes"
 	"compress/flate"
-	"encoding/binary"
 	"errors"
 	"io"
 )
@@ -456,9 +455,8 @@ func (q *qcow2) writeZeroes(off, length int64, fl ZeroFlags) error {
 }
 
 // zeroClusters is zeroCluster over up to k whole clusters from g within one L2 table
-// whose entries only gain the zero flag (nothing to deallocate): their entries are
-// written with one write of that part of the table, as QEMU writes the L2 slice it
-// changed back once. It returns how many clusters it zeroed, 0 when g's cluster must be
+// whose entries only gain the zero flag (nothing to deallocate): their entries change in
+// the cached table, written back once later, as in QEMU's L2 cache. It returns how many clusters it zeroed, 0 when g's cluster must be
 // deallocated (zeroCluster does it). Caller holds n.io.
 func (q *qcow2) zeroClusters(g, k int64, fl ZeroFlags) (int64, error) {
 	q.mu.Lock()
@@ -473,7 +471,6 @@ func (q *qcow2) zeroClusters(g, k int64, fl ZeroFlags) (int64, error) {
 	}
 	_, l2i := q.index(g)
 	k = min(k, q.l2n-l2i)
-	buf := make([]byte, 0, k*8)
 	changed := false
 	for j := int64(0); j < k; j++ {
 		e := t[l2i+j]
@@ -482,17 +479,14 @@ func (q *qcow2) zeroClusters(g, k int64, fl ZeroFlags) (int64, error) {
 			k = j
 			break
 		}
-		buf = binary.BigEndian.AppendUint64(buf, e|oflagZero)
 		changed = changed || e&oflagZero == 0
 	}
 	if k == 0 || !changed {
 		return k, nil
 	}
-	q.n.File.debugEvent(evL2Update)
-	if err := q.pwrite(buf[:k*8], l2off+l2i*8); err != nil {
-		return 0, err
-	}
+	ct := q.l2Dirty(t, l2off)
 	for j := int64(0); j < k; j++ {
+		ct[l2i+j] |= oflagZero
 		t[l2i+j] |= oflagZero
 	}
 	return k, nil
