@@ -130,28 +130,38 @@ func TestSnapshotSyncUnusedNodeDifferential(t *testing.T) {
 	}
 }
 
-// TestBackupSyncNoneQemuIoDifferential: beside a drive-backup sync=none (its
-// copy-before-write filter over the source), HMP qemu-io writes through the drive the
-// device uses, and is refused on the node itself (a new user wanting write, which the
-// filter does not share), before and after the job is cancelled.
+// TestBackupSyncNoneQemuIoDifferential: beside a backup sync=none (its copy-before-write
+// filter over the source), HMP qemu-io writes through the drive the device uses, and is
+// refused on the node itself (a new user wanting write, which the filter does not share).
+// The cases: drive-backup of a -drive's node with a device, of a -blockdev node without
+// one, and libvirt's pull-mode backup (blockdev-backup into a scratch overlay whose
+// backing is the source, which qemu-io may write).
 func TestBackupSyncNoneQemuIoDifferential(t *testing.T) {
-	for _, drive := range []bool{true, false} {
-		t.Run(fmt.Sprintf("drive=%v", drive), func(t *testing.T) {
+	for _, c := range []string{"drive", "blockdev", "scratch"} {
+		t.Run(c, func(t *testing.T) {
 			usersDifferential(t, func(dir string) []string {
 				img := filepath.Join(dir, "base.qcow2")
-				if drive {
+				switch c {
+				case "drive":
 					return []string{"-drive", "file=" + img + ",if=none,id=d0,node-name=n0", "-device", "virtio-blk-pci,drive=d0"}
+				case "scratch":
+					tool(t, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", img, filepath.Join(dir, "scratch.qcow2"))
 				}
 				return []string{"-blockdev", fmt.Sprintf(`{"driver":"qcow2","node-name":"n0","file":{"driver":"file","filename":%q}}`, img)}
 			}, func(dir string) []usersStep {
 				s := []usersStep{{cmd: "drive-backup", args: map[string]any{"job-id": "b0", "device": "n0",
-					"target": filepath.Join(dir, "tgt.qcow2"), "sync": "none", "format": "qcow2"}},
-					{cmd: "x-debug-query-block-graph"}}
-				if drive {
+					"target": filepath.Join(dir, "tgt.qcow2"), "sync": "none", "format": "qcow2"}}}
+				if c == "scratch" {
+					s = []usersStep{{cmd: "blockdev-add", args: map[string]any{"driver": "qcow2", "node-name": "sc", "backing": "n0",
+						"file": map[string]any{"driver": "file", "filename": filepath.Join(dir, "scratch.qcow2")}}},
+						{cmd: "blockdev-backup", args: map[string]any{"job-id": "b0", "device": "n0", "target": "sc", "sync": "none"}},
+						{hmp: `qemu-io sc "write -P 0x77 0 64k"`}}
+				}
+				s = append(s, usersStep{cmd: "x-debug-query-block-graph"})
+				if c == "drive" {
 					s = append(s, usersStep{hmp: `qemu-io d0 "write -P 0x55 0 64k"`}, usersStep{hmp: `qemu-io d0 "write -P 0x66 1M 64k"`})
 				}
-				s = append(s, usersStep{hmp: `qemu-io n0 "write -P 0x55 0 64k"`}, usersStep{cmd: "query-block-jobs"})
-				return s
+				return append(s, usersStep{hmp: `qemu-io n0 "write -P 0x55 0 64k"`}, usersStep{cmd: "query-block-jobs"})
 			})
 		})
 	}
