@@ -209,7 +209,8 @@ func (g *Graph) insertCBW(bs, target *Node, name string) (*Node, error) {
 // A failed copy fails the guest's write (on-cbw-error break-guest-write).
 func (b *backupJob) write(k writeKind, p []byte, off, length int64, fl ZeroFlags, do func() error) error {
 	a, e := off&^(b.cluster-1), min((off+length+b.cluster-1)&^(b.cluster-1), b.length)
-	if err := b.copyClusters(a, e-a, nil); err != nil {
+	var buf []byte
+	if err := b.copyClusters(a, e-a, &buf); err != nil {
 		return err
 	}
 	return do()
@@ -217,8 +218,8 @@ func (b *backupJob) write(k writeKind, p []byte, off, length int64, fl ZeroFlags
 
 // copyClusters copies the clusters of [off, off+length) still marked, under one range
 // lock (a guest write and the job never copy one twice, nor after it changed), reading
-// into buf when it is large enough.
-func (b *backupJob) copyClusters(off, length int64, buf []byte) error {
+// into *buf, which grows when data needs more (zeroes need none).
+func (b *backupJob) copyClusters(off, length int64, buf *[]byte) error {
 	end := min(off+length, b.length)
 	b.ranges.lock(off, end-off)
 	defer b.ranges.unlock(off, end-off)
@@ -239,7 +240,7 @@ func (b *backupJob) copyClusters(off, length int64, buf []byte) error {
 // source's block status): zeroes as zeroes, data as data; with sync=top before the
 // initial scan ended, what the source does not hold itself is dropped instead. The
 // job's progress counts what was copied.
-func (b *backupJob) copyRun(c, n int64, buf []byte) error {
+func (b *backupJob) copyRun(c, n int64, buf *[]byte) error {
 	for n > 0 {
 		if b.skipUnallocted {
 			ex, err := b.src.BlockStatus(c, n)
@@ -263,13 +264,14 @@ func (b *backupJob) copyRun(c, n int64, buf []byte) error {
 			if k == 0 { // an extent shorter than a cluster: the cluster is copied as data
 				k = min(b.cluster, n)
 			}
-			if int64(cap(buf)) < k {
-				buf = make([]byte, k)
+			if int64(cap(*buf)) < k {
+				*buf = make([]byte, k)
 			}
-			if _, err := b.src.ReadAt(buf[:k], c); err != nil {
+			p := (*buf)[:k]
+			if _, err := b.src.ReadAt(p, c); err != nil {
 				return &copyError{err: err, read: true}
 			}
-			if _, err := b.target.WriteAt(buf[:k], c); err != nil {
+			if _, err := b.target.WriteAt(p, c); err != nil {
 				return &copyError{err: err}
 			}
 		}
@@ -360,7 +362,17 @@ func (b *backupJob) loop(j *Job) error {
 	)
 	bufs := make(chan []byte, backupWorkers)
 	for range backupWorkers {
-		bufs <- nil // allocated when first used
+		bufs <- nil // allocated when data is first copied
+	}
+	// The copies run on backupWorkers long-lived goroutines (a goroutine per chunk grew
+	// its stack through the whole write path again each time: 4096 per full backup).
+	tasks := make(chan func())
+	for range backupWorkers {
+		go func() {
+			for f := range tasks {
+				f()
+			}
+		}()
 	}
 	// drain waits for the copies in flight and returns the first error one met.
 	drain := func() error {
@@ -372,6 +384,7 @@ func (b *backupJob) loop(j *Job) error {
 		return err
 	}
 	defer wg.Wait()
+	defer close(tasks) // before the wait (deferred calls run last first): the workers end
 	last := time.Now()
 	cursor := int64(0)
 	for {
@@ -417,13 +430,10 @@ func (b *backupJob) loop(j *Job) error {
 		}
 		cursor = start + n
 		buf := <-bufs
-		if int64(cap(buf)) < n {
-			buf = make([]byte, max(n, min(chunk, backupChunk)))
-		}
 		wg.Add(1)
-		go func() {
+		tasks <- func() {
 			defer wg.Done()
-			if err := b.copyClusters(start, n, buf); err != nil {
+			if err := b.copyClusters(start, n, &buf); err != nil {
 				errMu.Lock()
 				if firstErr == nil {
 					firstErr = err
@@ -431,7 +441,7 @@ func (b *backupJob) loop(j *Job) error {
 				errMu.Unlock()
 			}
 			bufs <- buf
-		}()
+		}
 		j.RateLimitProcessed(n)
 		if workers == 1 {
 			wg.Wait()

@@ -290,6 +290,9 @@ func (q *qcow2) writeHeader() error {
 	if int64(len(b)) > q.cs {
 		return errf(ErrIO, "tlcvm: qcow2 header of '%s' does not fit its cluster", q.n.filename)
 	}
+	if err := q.writeback(); err != nil { // what the header reaches is counted on disk first
+		return err
+	}
 	buf := make([]byte, q.cs)
 	copy(buf, b)
 	if err := q.pwrite(buf, 0); err != nil {
@@ -632,10 +635,14 @@ func (n *Node) releasePersistent() {
 func (n *Node) storeBeforeClose() {
 	if n.Driver != DriverQcow2 || n.closed || n.ReadOnly {
 		n.releasePersistent()
-		return
-	}
-	if err := n.storeBitmaps(true); err != nil && n.g != nil {
+	} else if err := n.storeBitmaps(true); err != nil && n.g != nil {
 		fmt.Fprintf(n.g.cfg.Warn, "qemu-system-x86_64: Lost persistent bitmaps during inactivation of node '%s': %s\n", n.Name, err)
+	}
+	// qcow2_inactivate: then the metadata caches go to the image.
+	if !n.closed && n.File != nil {
+		if err := n.writebackMeta(); err != nil && n.g != nil {
+			fmt.Fprintf(n.g.cfg.Warn, "qemu-system-x86_64: Failed to flush the L2 table cache: %s\n", err)
+		}
 	}
 }
 
@@ -646,6 +653,9 @@ func (n *Node) reopenBitmapsRO() error {
 		return nil
 	}
 	if err := n.storeBitmaps(false); err != nil {
+		return err
+	}
+	if err := n.writebackMeta(); err != nil { // qcow2_reopen_prepare flushes the caches
 		return err
 	}
 	n.bmMu.Lock()

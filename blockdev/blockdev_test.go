@@ -307,6 +307,13 @@ func TestResizeQcow2(t *testing.T) {
 		if err := g.Resize("", "q", size); err != nil {
 			t.Fatalf("resize %d: %v", size, err)
 		}
+		// The freed L1 table's refcount sits in the write-back cache, as in QEMU, until a
+		// flush writes it.
+		if n, ok := g.Node("q"); !ok {
+			t.Fatal("node q is gone")
+		} else if err := n.Flush(); err != nil {
+			t.Fatal(err)
+		}
 		qemuImg(t, "check", "-U", img)
 		var info struct {
 			VirtualSize int64 `json:"virtual-size"`

@@ -90,6 +90,11 @@ func (g *Graph) setReadOnly(n *Node, ro bool) error {
 	if n.ReadOnly == ro {
 		return nil
 	}
+	if ro {
+		if err := n.writebackMeta(); err != nil {
+			return err
+		}
+	}
 	f := n.File
 	followFile := f != nil && f.implicit && f.ReadOnly != ro && len(f.parents) == 1
 	n.io.Lock()

@@ -41,8 +41,10 @@ import (
 // the cluster is used, data is written before the L2 entry that points to it, an L2 table
 // before the L1 entry that points to it, a new refcount table before the header points to
 // it; a cluster is freed (refcount lowered) only after nothing points to it. A crash leaks
-// clusters at worst (qemu-img check -r leaks), never corrupts. Metadata is written through
-// to the file as it changes; Flush makes the host file durable (fdatasync), unless
+// clusters at worst (qemu-img check -r leaks), never corrupts. L2 tables and refcount
+// blocks are cached and written back (qcow2meta.go: at a flush, a close, a reopen
+// read-only, a job's end, or when a root of the metadata is written), in the order above;
+// Flush writes them back and makes the host file durable (fdatasync), unless
 // cache.no-flush.
 
 // ZeroFlags modify WriteZeroes.
@@ -462,6 +464,9 @@ func (n *Node) flush() error {
 			return nil
 		}
 		if err := n.debugCheck(0, 0, ioFlush); err != nil {
+			return err
+		}
+		if err := n.writebackMeta(); err != nil { // qcow2_co_flush_to_os: the caches first
 			return err
 		}
 		if n.dbg == nil {

@@ -475,6 +475,11 @@ func (j *Job) main() {
 	g := j.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	// The metadata the job's writes changed goes to its images as the job ends (a failed
+	// write-back leaves it dirty, for the next flush or the close to write).
+	for _, jn := range j.nodes {
+		_ = jn.n.writebackMeta()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !j.exited {

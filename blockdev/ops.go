@@ -174,6 +174,7 @@ type SnapshotAction struct {
 	node, overlay *Node
 	moved         []movedEdge
 	wasRO         bool
+	file          *Node // n's file child, made read-only with n (setReadOnly's rule)
 }
 
 func (a *SnapshotAction) prepare(g *Graph, txn *JobTxn) error {
@@ -212,6 +213,9 @@ func (a *SnapshotAction) prepare(g *Graph, txn *JobTxn) error {
 	n.io.Lock()
 	n.ReadOnly = true
 	n.io.Unlock()
+	if f := n.File; f != nil && !f.monitorOwned() && !f.ReadOnly && len(f.parents) == 1 {
+		f.ReadOnly, a.file = true, f // the reopen's read-only reaches the file child it opened
+	}
 	if err := g.refresh(); err != nil {
 		a.abort(g)
 		return err
@@ -235,6 +239,9 @@ func (a *SnapshotAction) abort(g *Graph) {
 	n.io.Lock()
 	n.ReadOnly = a.wasRO
 	n.io.Unlock()
+	if a.file != nil {
+		a.file.ReadOnly, a.file = false, nil
+	}
 	if !a.wasRO {
 		_ = n.reopenBitmapsRW()
 	}

@@ -3,7 +3,6 @@ package blockdev
 import (
 	"bytes"
 	"compress/flate"
-	"encoding/binary"
 	"errors"
 	"io"
 )
@@ -37,21 +36,70 @@ func (q *qcow2) spans(off, length int64, f func(s span) error) error {
 	return nil
 }
 
+// read reads p at guest offset off, one request per run of clusters that read alike
+// (qcow2_co_preadv_part over qcow2_get_host_offset's contiguous ranges): data clusters
+// that follow each other in the file are one pread, unallocated clusters one read of the
+// backing chain, zero clusters one clear.
 func (q *qcow2) read(p []byte, off int64) error {
-	return q.spans(off, int64(len(p)), func(s span) error {
+	for len(p) > 0 {
+		g := off &^ (q.cs - 1)
+		a := off - g
 		q.mu.Lock()
-		e, err := q.entry(s.g)
+		e, n, err := q.run(g, a, int64(len(p)))
 		q.mu.Unlock()
 		if err != nil {
 			return err
 		}
-		dst := p[:s.b-s.a]
-		p = p[s.b-s.a:]
-		return q.readCluster(e, s, dst)
-	})
+		if err := q.readCluster(e, span{g, a, a + n}, p[:n]); err != nil {
+			return err
+		}
+		p, off = p[n:], off+n
+	}
+	return nil
 }
 
-// readCluster reads bytes [s.a, s.b) of guest cluster s.g, whose L2 entry is e, into dst.
+// run maps guest cluster g's entry and how many of the length bytes from g+a read the
+// same way: following clusters of the same kind, data clusters only while their host
+// clusters follow each other (valid ones), compressed ones never. Caller holds q.mu.
+func (q *qcow2) run(g, a, length int64) (uint64, int64, error) {
+	e, err := q.entry(g)
+	if err != nil {
+		return 0, 0, err
+	}
+	n := min(q.cs-a, length)
+	k := q.kind(e)
+	if k == kindCompressed {
+		return e, n, nil
+	}
+	for n < length {
+		next := g + a + n
+		if l1i, _ := q.index(next); l1i >= int64(len(q.l1)) {
+			break
+		}
+		ne, err := q.entry(next)
+		if err != nil {
+			return 0, 0, err
+		}
+		nk := q.kind(ne)
+		if nk != k && !(isZeroKind(nk) && isZeroKind(k)) {
+			break
+		}
+		if k == kindNormal {
+			host := ne & entryOffsetMask
+			if host != e&entryOffsetMask+uint64(next-g) || q.checkOffset(host, "data cluster") != nil {
+				break
+			}
+		}
+		n += min(q.cs, length-n)
+	}
+	return e, n, nil
+}
+
+// isZeroKind reports whether clusters of kind k read as zeroes by themselves.
+func isZeroKind(k clusterKind) bool { return k == kindZeroPlain || k == kindZeroAlloc }
+
+// readCluster reads bytes [s.a, s.b) of guest cluster s.g, whose L2 entry is e, into dst;
+// s.b may pass the cluster's end when the clusters after it read alike (run).
 func (q *qcow2) readCluster(e uint64, s span, dst []byte) error {
 	switch q.kind(e) {
 	case kindUnallocated:
@@ -456,9 +504,8 @@ func (q *qcow2) writeZeroes(off, length int64, fl ZeroFlags) error {
 }
 
 // zeroClusters is zeroCluster over up to k whole clusters from g within one L2 table
-// whose entries only gain the zero flag (nothing to deallocate): their entries are
-// written with one write of that part of the table, as QEMU writes the L2 slice it
-// changed back once. It returns how many clusters it zeroed, 0 when g's cluster must be
+// whose entries only gain the zero flag (nothing to deallocate): their entries change in
+// the cached table, written back once later, as in QEMU's L2 cache. It returns how many clusters it zeroed, 0 when g's cluster must be
 // deallocated (zeroCluster does it). Caller holds n.io.
 func (q *qcow2) zeroClusters(g, k int64, fl ZeroFlags) (int64, error) {
 	q.mu.Lock()
@@ -473,7 +520,6 @@ func (q *qcow2) zeroClusters(g, k int64, fl ZeroFlags) (int64, error) {
 	}
 	_, l2i := q.index(g)
 	k = min(k, q.l2n-l2i)
-	buf := make([]byte, 0, k*8)
 	changed := false
 	for j := int64(0); j < k; j++ {
 		e := t[l2i+j]
@@ -482,17 +528,14 @@ func (q *qcow2) zeroClusters(g, k int64, fl ZeroFlags) (int64, error) {
 			k = j
 			break
 		}
-		buf = binary.BigEndian.AppendUint64(buf, e|oflagZero)
 		changed = changed || e&oflagZero == 0
 	}
 	if k == 0 || !changed {
 		return k, nil
 	}
-	q.n.File.debugEvent(evL2Update)
-	if err := q.pwrite(buf[:k*8], l2off+l2i*8); err != nil {
-		return 0, err
-	}
+	ct := q.l2Dirty(t, l2off)
 	for j := int64(0); j < k; j++ {
+		ct[l2i+j] |= oflagZero
 		t[l2i+j] |= oflagZero
 	}
 	return k, nil

@@ -2,11 +2,12 @@ package blockdev
 
 import (
 	"encoding/binary"
+	"slices"
 	"sync"
 )
 
-// qcow2's metadata as the data path uses it: the L1 table, L2 tables and refcount blocks
-// cached in memory and written through, the cluster allocator with its refcount updates
+// qcow2's metadata as the data path uses it: the L1 table (written through), L2 tables and
+// refcount blocks cached in memory and written back (below), the cluster allocator with its refcount updates
 // (new refcount blocks, a larger refcount table), following docs/interop/qcow2.txt and QEMU
 // 7.2's block/qcow2-cluster.c and qcow2-refcount.c:
 //
@@ -19,6 +20,25 @@ import (
 //	           x = 62 - (cluster_bits - 8)
 //	refcount:  table (u64 block offsets) → blocks of 2^refcount_order-bit entries, one per
 //	           host cluster
+//
+// The caches are write-back, as QEMU 7.2's qcow2 caches are (qcow2-cache.c): a changed L2
+// entry or refcount only marks its table dirty; dirty tables go to the file when the node
+// is flushed, closed or goes read-only, when a block job that holds it ends, when the
+// cache must make room, and before a root of the metadata (an L1 entry or table, the
+// header, the snapshot table) is written to point to something new. Two dependencies keep
+// what a killed process leaves on disk consistent (clusters may leak, nothing is
+// referenced without its refcount, nothing referenced is counted free), as QEMU's
+// qcow2_cache_set_dependency does:
+//
+//	refcount raised, then an L2 entry points to the cluster  → L2 tables wait for the
+//	                                                            refcount blocks (l2AfterRB)
+//	L2 entry cleared, then the cluster's refcount lowered    → refcount blocks wait for the
+//	                                                            L2 tables (rbAfterL2)
+//
+// Setting one dependency while the other holds writes the waiting side first, so at most
+// one holds at a time. Nothing here calls fdatasync between the two writes (QEMU's
+// dependency flush does): the order is the page cache's, which a killed process keeps; a
+// host crash is what Flush (fdatasync) guards against, as before.
 //
 // Everything read from the image is untrusted: offsets are checked (aligned, not into the
 // header) and sizes bounded before use; a bad one is an ErrIO naming it, never a panic.
@@ -80,6 +100,10 @@ type qcow2 struct {
 	l2     map[int64][]uint64 // L2 tables by host offset
 	rb     map[int64][]byte   // refcount blocks by host offset (on-disk bytes)
 	cached int64              // bytes held by l2 and rb
+	// dirtyL2 and dirtyRB are the cached tables changed since they were last written;
+	// l2AfterRB and rbAfterL2 the dependencies between them (at most one set).
+	dirtyL2, dirtyRB     map[int64]struct{}
+	l2AfterRB, rbAfterL2 bool
 	// discarding is set while a discard or zeroing request frees clusters (their discard
 	// goes to the image file, QCOW2_DISCARD_REQUEST); discards queues those ranges.
 	discarding bool
@@ -140,6 +164,7 @@ func (q *qcow2) load() error {
 	}
 	q.l1, q.rt = l1, rt
 	q.l2, q.rb = map[int64][]uint64{}, map[int64][]byte{}
+	q.dirtyL2, q.dirtyRB = map[int64]struct{}{}, map[int64]struct{}{}
 	end, err := q.n.File.hostSize()
 	if err != nil {
 		return err
@@ -191,21 +216,132 @@ func (q *qcow2) overlapsTables(c int64) bool {
 		in(q.h.RefcountTableOffset, int64(q.h.RefcountTableClusters)*q.cs)
 }
 
-// trim makes room in the caches for one more table, under maxCacheBytes (everything is
-// written through, so any table may go). Caller holds q.mu.
+// trim makes room in the caches for one more table, under maxCacheBytes: a clean table
+// goes; when every table is dirty, they are all written back first (a failed write-back
+// leaves the cache larger, and the tables dirty for the next flush). Caller holds q.mu.
 func (q *qcow2) trim() {
 	for q.cached+q.cs > maxCacheBytes && q.cached > 0 {
-		for off := range q.l2 {
-			delete(q.l2, off)
-			q.cached -= q.cs
-			break
+		if q.evictClean() {
+			continue
 		}
-		for off := range q.rb {
-			delete(q.rb, off)
-			q.cached -= q.cs
-			break
+		if q.writeback() != nil || !q.evictClean() {
+			return
 		}
 	}
+}
+
+// evictClean drops one clean table from the caches, false when there is none.
+// Caller holds q.mu.
+func (q *qcow2) evictClean() bool {
+	for off := range q.l2 {
+		if _, dirty := q.dirtyL2[off]; !dirty {
+			delete(q.l2, off)
+			q.cached -= q.cs
+			return true
+		}
+	}
+	for off := range q.rb {
+		if _, dirty := q.dirtyRB[off]; !dirty {
+			delete(q.rb, off)
+			q.cached -= q.cs
+			return true
+		}
+	}
+	return false
+}
+
+// writeback writes every dirty table to the file, in the order the dependencies ask
+// (qcow2_cache_flush of both caches, without the file flush). Caller holds q.mu.
+func (q *qcow2) writeback() error {
+	if !q.loaded {
+		return nil
+	}
+	if err := q.writeRBs(); err != nil {
+		return err
+	}
+	return q.writeL2s()
+}
+
+// writeL2s writes the dirty L2 tables, writeRBs the dirty refcount blocks, each after
+// the other kind when it waits for it. Caller holds q.mu.
+func (q *qcow2) writeL2s() error { return q.writeTables(true) }
+func (q *qcow2) writeRBs() error { return q.writeTables(false) }
+
+func (q *qcow2) writeTables(l2 bool) error {
+	dirty, waits, held := q.dirtyRB, q.rbAfterL2, &q.l2AfterRB
+	if l2 {
+		dirty, waits, held = q.dirtyL2, q.l2AfterRB, &q.rbAfterL2
+	}
+	if waits {
+		if err := q.writeTables(!l2); err != nil {
+			return err
+		}
+	}
+	for _, off := range sortedOffsets(dirty) {
+		b := q.rb[off]
+		if l2 {
+			q.n.File.debugEvent(evL2Update) // qcow2_cache_entry_flush raises it, not the change
+			b = encodeTable(q.l2[off])
+		}
+		if err := q.pwrite(b, off); err != nil {
+			return err
+		}
+		delete(dirty, off)
+	}
+	*held = false // nothing of this kind is pending any more: the other need not wait
+	return nil
+}
+
+// l2DependsOnRB: L2 entries about to change may point to clusters whose refcounts were
+// raised in the cache. rbDependsOnL2: a refcount is about to be lowered for a cluster an
+// L2 entry pointed to until it changed in the cache. Each first writes what waits for the
+// other way round (qcow2_cache_set_dependency). Caller holds q.mu.
+func (q *qcow2) l2DependsOnRB() error { return q.dependOn(true) }
+func (q *qcow2) rbDependsOnL2() error { return q.dependOn(false) }
+
+func (q *qcow2) dependOn(l2 bool) error {
+	reverse, set := q.rbAfterL2, &q.l2AfterRB
+	if !l2 {
+		reverse, set = q.l2AfterRB, &q.rbAfterL2
+	}
+	if reverse {
+		if err := q.writeTables(l2); err != nil {
+			return err
+		}
+	}
+	*set = true
+	return nil
+}
+
+// sortedOffsets returns a dirty set's offsets in ascending order (one pass over the file).
+func sortedOffsets(set map[int64]struct{}) []int64 {
+	offs := make([]int64, 0, len(set))
+	for off := range set {
+		offs = append(offs, off)
+	}
+	slices.Sort(offs)
+	return offs
+}
+
+// encodeTable is a table of u64 entries as the file holds it (big-endian).
+func encodeTable(t []uint64) []byte {
+	buf := make([]byte, len(t)*8)
+	for i, v := range t {
+		binary.BigEndian.PutUint64(buf[i*8:], v)
+	}
+	return buf
+}
+
+// writebackMeta writes a qcow2 node's dirty metadata to its file (nothing for other
+// nodes): before a flush, a close, a reopen read-only, and when a job holding it ends.
+func (n *Node) writebackMeta() error {
+	q := n.q
+	if q == nil {
+		return nil
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.writeback()
 }
 
 // cacheL2 and cacheRB keep a table in the cache. Caller holds q.mu.
@@ -225,11 +361,26 @@ func (q *qcow2) cacheRB(off int64, b []byte) {
 	q.rb[off] = b
 }
 
+// uncacheL2 forgets a freed L2 table, dirty or not: its cluster may hold data next.
 func (q *qcow2) uncacheL2(off int64) {
 	if _, ok := q.l2[off]; ok {
 		delete(q.l2, off)
+		delete(q.dirtyL2, off)
 		q.cached -= q.cs
 	}
+}
+
+// l2Dirty marks the L2 table at off dirty and returns the cached copy to change: t, the
+// copy the caller mapped, unless the cache dropped it meanwhile (it was clean then, so a
+// copy read again equals it) and holds another. Caller holds q.mu.
+func (q *qcow2) l2Dirty(t []uint64, off int64) []uint64 {
+	ct, ok := q.l2[off]
+	if !ok {
+		q.cacheL2(off, t)
+		ct = t
+	}
+	q.dirtyL2[off] = struct{}{}
+	return ct
 }
 
 // l2Table returns the L2 table at off (cached). Caller holds q.mu.
@@ -305,15 +456,21 @@ func (q *qcow2) l2ForWrite(off int64) ([]uint64, int64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	buf := make([]byte, q.cs)
-	for i, v := range t {
-		binary.BigEndian.PutUint64(buf[i*8:], v)
-	}
-	if err := q.pwrite(buf, noff); err != nil {
+	// l2_allocate: the refcount (and L2) caches go to the file before the L1 entry
+	// points to the new table, which is written whole.
+	fail := func(err error) ([]uint64, int64, error) {
+		_ = q.unref(noff / q.cs) // l2_allocate's failure path frees the new table's cluster
 		return nil, 0, err
+	}
+	if err := q.writeback(); err != nil {
+		return fail(err)
+	}
+	q.n.File.debugEvent(evL2Update) // the table leaves the cache (qcow2_cache_entry_flush)
+	if err := q.pwrite(encodeTable(t), noff); err != nil {
+		return fail(err)
 	}
 	if err := q.writeEntry(int64(q.h.L1TableOffset)+l1i*8, uint64(noff)|oflagCopied); err != nil {
-		return nil, 0, err
+		return fail(err)
 	}
 	q.l1[l1i] = uint64(noff) | oflagCopied
 	q.cacheL2(noff, t)
@@ -326,13 +483,19 @@ func (q *qcow2) l2ForWrite(off int64) ([]uint64, int64, error) {
 	return t, noff, nil
 }
 
-// setEntry writes L2 entry l2i of the table at l2off. Caller holds q.mu.
+// setEntry changes L2 entry l2i of the table at l2off in the cache (written back later).
+// An entry that now points to a cluster the node did not reference there before waits for
+// the refcount blocks; one that stops pointing to a cluster makes the refcount blocks wait
+// for it (the caller lowers the refcount next). Caller holds q.mu.
 func (q *qcow2) setEntry(t []uint64, l2off, l2i int64, v uint64) error {
-	q.n.File.debugEvent(evL2Update)
-	if err := q.writeEntry(l2off+l2i*8, v); err != nil {
-		return err
+	old := t[l2i]
+	if v&entryOffsetMask != 0 && v&entryOffsetMask != old&entryOffsetMask {
+		if err := q.l2DependsOnRB(); err != nil {
+			return err
+		}
 	}
-	t[l2i] = v
+	ct := q.l2Dirty(t, l2off)
+	ct[l2i], t[l2i] = v, v
 	return nil
 }
 
@@ -366,8 +529,8 @@ func (q *qcow2) refcount(c int64) (uint64, error) {
 	return getRefcount(b, c%q.perRB, q.order), nil
 }
 
-// setRefcount stores host cluster c's refcount in its (existing) block and writes the
-// entry's bytes through. Caller holds q.mu.
+// setRefcount stores host cluster c's refcount in its (existing) block in the cache
+// (written back later); a lowered refcount waits for the L2 tables. Caller holds q.mu.
 func (q *qcow2) setRefcount(c int64, v uint64) error {
 	i := c / q.perRB
 	if i >= int64(len(q.rt)) || q.rt[i]&reftOffsetMask == 0 {
@@ -379,19 +542,14 @@ func (q *qcow2) setRefcount(c int64, v uint64) error {
 		return err
 	}
 	j := c % q.perRB
-	setRefcount(b, j, q.order, v)
-	lo, hi := refEntryBytes(j, q.order)
-	return q.pwrite(b[lo:hi], off+lo)
-}
-
-// refEntryBytes is the byte range of entry j of a refcount block.
-func refEntryBytes(j int64, order uint32) (int64, int64) {
-	width := int64(1) << order
-	if width < 8 {
-		b := j * width / 8
-		return b, b + 1
+	if v < getRefcount(b, j, q.order) {
+		if err := q.rbDependsOnL2(); err != nil {
+			return err
+		}
 	}
-	return j * width / 8, (j + 1) * width / 8
+	setRefcount(b, j, q.order, v)
+	q.dirtyRB[off] = struct{}{}
+	return nil
 }
 
 // unref lowers host cluster c's refcount; at zero the cluster is free again.
@@ -621,6 +779,9 @@ func (q *qcow2) newRefBlock(i, c int64) error {
 // table has room for the refcount blocks of everything up to there and 50 % more; the
 // header switches to it and the old table is freed. Caller holds q.mu.
 func (q *qcow2) growRefcountTable(i, x, b int64) error {
+	if err := q.writeback(); err != nil { // the blocks it rewrites hold no pending change
+		return err
+	}
 	perCluster := q.cs / 8
 	start := (max(x, b)/q.perRB + 1) * q.perRB // meta_offset, in clusters
 	total := refcountBlocksFor(start, q.cs, q.order)
@@ -735,6 +896,9 @@ func (q *qcow2) growL1(entries int64) error {
 	clusters := (entries*8 + q.cs - 1) / q.cs
 	off, err := q.allocRun(clusters)
 	if err != nil {
+		return err
+	}
+	if err := q.writeback(); err != nil { // the new table's refcounts before the header
 		return err
 	}
 	l1 := make([]uint64, entries)

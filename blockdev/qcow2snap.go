@@ -157,6 +157,9 @@ func (q *qcow2) updateSnapshotRefcount(l1off int64, size uint32, addend int) err
 
 // writeL1 writes an L1 table's entries at off.
 func (q *qcow2) writeL1(off int64, l1 []uint64) error {
+	if err := q.writeback(); err != nil { // what the table reaches is counted on disk first
+		return err
+	}
 	buf := make([]byte, len(l1)*8)
 	for i, v := range l1 {
 		binary.BigEndian.PutUint64(buf[i*8:], v)
@@ -208,6 +211,9 @@ func (q *qcow2) writeSnapshots(list []Snapshot, oldSize uint64) error {
 		at += int64(copy(buf[at:], s.Name))
 	}
 	if err := q.pwrite(buf, off); err != nil {
+		return err
+	}
+	if err := q.writeback(); err != nil { // the refcounts before the header points to them
 		return err
 	}
 	var hb [12]byte

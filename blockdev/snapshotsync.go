@@ -66,7 +66,17 @@ func (a *SnapshotSyncAction) abort(g *Graph) {
 	}
 }
 
-func (a *SnapshotSyncAction) clean(g *Graph) { a.snap.clean(g) }
+// clean drops the transaction's reference to the overlay (external_snapshot_clean's
+// bdrv_unref): an overlay that took the place of a node nobody used (a -blockdev node
+// without a device or parent node) has no parent either, and is closed again, as in QEMU
+// 7.2, leaving the node read-only and the new image file behind.
+func (a *SnapshotSyncAction) clean(g *Graph) {
+	a.snap.clean(g)
+	if ov := a.overlay; ov != nil && ov.Backing != nil && len(ov.parents) == 0 && !ov.monitorOwned() {
+		g.removeTree(ov)
+		_ = g.refresh()
+	}
+}
 
 // SnapshotSync runs one blockdev-snapshot-sync.
 func (g *Graph) SnapshotSync(a SnapshotSyncAction) error { return g.Transaction([]Action{&a}, false) }
