@@ -67,6 +67,7 @@ func (c *Config) ApplyDefaults(m MachineLimits) error {
 		}
 	}
 	if defNet {
+		c.DefaultNet = true
 		c.Nets = append(c.Nets, &Opts{Group: "net", List: []Opt{{"type", "nic"}}}, &Opts{Group: "net", List: []Opt{{"type", "user"}}})
 	}
 	if defVGA && c.VGA == "" && m.DefaultVGA != "" {
