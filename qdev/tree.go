@@ -1,6 +1,7 @@
 package qdev
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -256,6 +257,9 @@ func (t *Tree) Add(s Spec) (*Device, error) {
 			}
 		}
 	}
+	if err := t.chassisSlot(d); err != nil {
+		return nil, err
+	}
 	if !d.Board {
 		d.Path = t.peripheralPath(d.ID)
 	}
@@ -368,6 +372,67 @@ func (b *Bus) place(d *Device) error {
 		return b.placeIDE(d)
 	case b.Type == "floppy-bus":
 		return b.placeFloppy(d)
+	case b.Type == "SCSI":
+		return b.placeSCSI(d)
+	}
+	return nil
+}
+
+// scsiLimits are a SCSI bus's highest target id and lun by its controller's type
+// (SCSIBusInfo max_target, max_lun); the others' are the LSI's.
+var scsiLimits = map[string][2]int{"virtio-scsi-device": {255, 16383}, "usb-storage": {0, 15}, "usb-bot": {0, 15},
+	"usb-uas": {0, 255}, "lsi53c895a": {7, 0}, "lsi53c810": {7, 0}}
+
+// placeSCSI is scsi_qdev_realize's address: channel, target id (scsi-id) and lun checked
+// against the bus's limits; without scsi-id the first id from 0 whose lun is free, without
+// lun the first free lun of the id. What it chooses becomes the device's scsi-id and lun,
+// as info qtree and qom-get show them.
+func (b *Bus) placeSCSI(d *Device) error {
+	lim := [2]int{7, 0}
+	if b.Parent != nil {
+		if l, ok := scsiLimits[b.Parent.Type]; ok {
+			lim = l
+		}
+	}
+	channel, id, lun := propInt(d, "channel", 0), propInt(d, "scsi-id", -1), propInt(d, "lun", -1)
+	switch {
+	case channel > 0:
+		return errf(ErrAddress, "bad scsi channel id: %d", channel)
+	case id > lim[0]:
+		return errf(ErrAddress, "bad scsi device id: %d", id)
+	case lun > lim[1]:
+		return errf(ErrAddress, "bad scsi device lun: %d", lun)
+	}
+	at := func(id, lun int) *Device {
+		for _, o := range b.devs {
+			if propInt(o, "channel", 0) == channel && propInt(o, "scsi-id", -1) == id && propInt(o, "lun", 0) == lun {
+				return o
+			}
+		}
+		return nil
+	}
+	set := func(name string, v int) { d.Props[name], _ = json.Marshal(v) }
+	switch {
+	case id == -1:
+		lun = max(lun, 0)
+		for id = 0; at(id, lun) != nil; id++ {
+			if id >= lim[0] {
+				return errf(ErrAddress, "no free target")
+			}
+		}
+		set("scsi-id", id)
+		set("lun", lun)
+	case lun == -1:
+		for lun = 0; at(id, lun) != nil; lun++ {
+			if lun >= lim[1] {
+				return errf(ErrAddress, "no free lun")
+			}
+		}
+		set("lun", lun)
+	default:
+		if o := at(id, lun); o != nil {
+			return errf(ErrAddress, "lun already used by '%s'", cmp.Or(o.ID, "(null)"))
+		}
 	}
 	return nil
 }
