@@ -21,7 +21,7 @@ import (
 //	                                  vmport, vmmouse, port92
 //	       01.1 piix3-ide ─ ide.0, ide.1 (2 units)
 //	       [02.0 VGA with -vga std]
-//	       01.3 PIIX4_PM ─ i2c ─ smbus-eeprom ×8
+//	       01.3 PIIX4_PM ─ i2c ─ smbus-eeprom ×8   (not with acpi=off; nor pci.0's hotplug)
 //	q35: main-system-bus ─ (as pc, with q35-pcihost ─ pcie.0 (no hotplug))
 //	       00.0 mch   1f.0 ICH9-LPC ─ isa.0 (as pc; isa-fdc only with a floppy drive)
 //	       1f.2 ich9-ahci ─ ide.0 … ide.5 (1 unit)
@@ -63,21 +63,25 @@ func (t *Tree) board() {
 	} else {
 		host := t.boardDev(t.root, "i440FX-pcihost", -1)
 		pci := t.newBus(host, "", "PCI") // automatic: "pci.0" (q35 names its "pcie.0")
-		pci.Root, pci.Hotplug = true, true
+		pci.Root, pci.Hotplug = true, !t.cfg.NoACPI
 		t.boardDev(pci, "i440FX", 0)
 		isa = t.newBus(t.boardDev(pci, "PIIX3", 1<<3, "multifunction"), "", "ISA")
 		if t.cfg.VGA {
 			t.boardDev(pci, "VGA", 2<<3)
 		}
 		t.addChildren(t.boardDev(pci, "piix3-ide", 1<<3|1))
-		t.eeproms(t.newBus(t.boardDev(pci, "PIIX4_PM", 1<<3|3), "i2c", "i2c-bus"))
+		if !t.cfg.NoACPI {
+			t.eeproms(t.newBus(t.boardDev(pci, "PIIX4_PM", 1<<3|3), "i2c", "i2c-bus"))
+		}
 	}
 	t.boardDev(t.root, "ioapic", -1)
-	hpet := t.boardDev(t.root, "hpet", -1)
-	if q35 {
-		setNum(hpet, "hpet-intcap", 0xff0104) // GSIs 2, 8, 16–23 (pc: 2 only)
-	} else {
-		setNum(hpet, "hpet-intcap", 4)
+	if !t.cfg.NoHPET {
+		hpet := t.boardDev(t.root, "hpet", -1)
+		if q35 {
+			setNum(hpet, "hpet-intcap", 0xff0104) // GSIs 2, 8, 16–23 (pc: 2 only)
+		} else {
+			setNum(hpet, "hpet-intcap", 4)
+		}
 	}
 	for i, base := range [][3]uint64{{0, 0x80, 0}, {0xc0, 0x88, 1}} {
 		dma := t.boardDev(isa, "i8257", -1)

@@ -137,6 +137,11 @@ type Config struct {
 	// Floppies are the units of the board's floppy drives (-drive if=floppy), on its
 	// isa-fdc's bus; on q35 the isa-fdc exists only with one.
 	Floppies []int
+	// NoACPI: -machine acpi=off, under which pc_init1 makes no PIIX4_PM (so no SMBus, no
+	// EEPROMs, and no ACPI PCI hotplug on pci.0); q35's ICH9-LPC keeps its PM block.
+	NoACPI bool
+	// NoHPET: -no-hpet or -machine hpet=off, under which the board makes no hpet.
+	NoHPET bool
 	// RAM is the machine's RAM size in bytes (q35's host bridge shows its split below and
 	// above 4 GiB).
 	RAM uint64

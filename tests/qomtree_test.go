@@ -68,6 +68,13 @@ func TestInfoQOMTreeBesideQEMU(t *testing.T) {
 		{name: "pc-board-drives", args: []string{"-machine", "pc", "-no-hpet", "-net", "nic", "-net", "user",
 			"-hdb", img("hd3.img", 1<<20), "-fdb", img("fd3.img", 1440<<10), "-drive", "if=ide,index=3,media=cdrom"},
 			lines: []string{"info block"}},
+		// acpi=off: pc has no PIIX4_PM (no SMBus EEPROMs, no SCI and SMI lines, no ACPI
+		// hotplug on pci.0); neither board has ACPI blobs on fw_cfg.
+		{name: "pc-acpi-off", args: []string{"-machine", "pc,acpi=off"},
+			lines: []string{"device_add e1000", "info qtree", "info pci"}},
+		{name: "pc-acpi-off-nohpet", args: []string{"-machine", "pc,acpi=off", "-no-hpet"}, lines: []string{"info qtree"}},
+		{name: "pc-nohpet", args: []string{"-machine", "pc", "-no-hpet"}, lines: []string{"info qtree"}},
+		{name: "q35-acpi-off-nohpet", args: []string{"-machine", "q35,acpi=off,hpet=off"}, lines: []string{"info qtree", "info pci"}},
 		{name: "pc-dimm", args: []string{"-machine", "pc", "-m", "1G,slots=2,maxmem=4G",
 			"-object", "memory-backend-ram,id=m0,size=512M", "-device", "pc-dimm,memdev=m0,id=dimm0"},
 			lines: []string{"info qom-tree /objects", "info qom-tree dimm0"}},

@@ -22,6 +22,8 @@ func (v *vm) buildDevices(emit func(string, any)) error {
 		Guest:     v.machine,
 		VGA:       cfg.VGA == "std",
 		Floppies:  v.boardFloppies(),
+		NoACPI:    !hasACPI(cfg),
+		NoHPET:    machineOff(cfg, "hpet"),
 		RAM:       uint64(p.mcfg.RAMSize),
 		Deleted:   func(id, path string) { emit("DEVICE_DELETED", cmds.DeviceDeletedData{Device: id, Path: path}) },
 		Migrating: func() bool { return v.migration != nil && !v.migration.Idle() },

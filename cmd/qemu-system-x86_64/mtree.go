@@ -55,9 +55,6 @@ func (v *vm) board() memtree.Board {
 	}
 	if v.devices != nil {
 		for _, f := range v.devices.PCIRealizeOrder() {
-			if f.Type == "PIIX4_PM" && b.NoACPI {
-				continue // pc_init1 makes it only with ACPI (tlcvm's device tree has it regardless)
-			}
 			var o *memtree.Owner
 			if !f.Board {
 				o = &memtree.Owner{Dev: true, ID: f.ID, Path: f.Path}

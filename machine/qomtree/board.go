@@ -66,15 +66,21 @@ func addBoard(machine *Node, b memtree.Board, ide []string) {
 	// pc_init1 makes the SMBus EEPROMs after the PIIX4 (q35's are in UnattachedDevices).
 	gpios := 27 // the 24 GSIs, the PIC's output, the two A20 lines
 	if !b.Q35 {
-		next := nextDevice(unattached)
-		for i := 0; i < 8; i++ {
-			unattached.Ensure(fmt.Sprintf("device[%d]", next+i), "smbus-eeprom")
+		if !b.NoACPI { // acpi=off: no PIIX4_PM, so no SMBus
+			next := nextDevice(unattached)
+			for i := 0; i < 8; i++ {
+				unattached.Ensure(fmt.Sprintf("device[%d]", next+i), "smbus-eeprom")
+			}
+			gpios++ // and the PIIX4's SMI
 		}
-		gpios++ // and the PIIX4's SMI
 		if b.NoHPET {
 			// An IRQ joins the tree when a device's output is wired to it: without the
-			// HPET, the GSIs are wired to nothing (q35's ICH9 wires them).
-			gpios = 9
+			// HPET, the GSIs are wired to nothing (q35's ICH9 wires them) but the ACPI
+			// SCI's, beside the SMI.
+			gpios = 7
+			if !b.NoACPI {
+				gpios += 2
+			}
 		}
 	}
 	for _, k := range series("non-qdev-gpio", "irq", gpios) {
@@ -83,6 +89,9 @@ func addBoard(machine *Node, b memtree.Board, ide []string) {
 	modern := behindPCIePorts(b)
 	var walk func(n *Node, path string)
 	walk = func(n *Node, path string) {
+		if n.Type == "fw_cfg_io" && b.NoACPI {
+			return // acpi=off: no ACPI tables, so no blobs on fw_cfg
+		}
 		for _, k := range typeChildren(n.Type, modern[path]) {
 			n.EnsurePath(k.name, k.typ)
 		}
