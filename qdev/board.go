@@ -104,7 +104,9 @@ func (t *Tree) board() {
 		t.fdc(isa)
 	}
 	for _, typ := range []string{"i8042", "vmport", "vmmouse", "port92"} {
-		t.boardDev(isa, typ, -1)
+		if !t.cfg.NoVMPort || (typ != "vmport" && typ != "vmmouse") {
+			t.boardDev(isa, typ, -1)
+		}
 	}
 	t.boardDev(t.root, "ps2-kbd", -1)
 	t.boardDev(t.root, "ps2-mouse", -1)
@@ -188,6 +190,8 @@ func (t *Tree) addChildren(d *Device) {
 		t.usbPorts(d, b)
 	case scsiHosts[typ]:
 		t.newBus(d, "", "SCSI").Hotplug = true
+	case typ == "intel-hda" || typ == "ich9-intel-hda":
+		t.newBus(d, "", "HDA") // hda_codec_bus_init: codecs plug at start only
 	}
 	be := backendType(d.Type)
 	if be == "" {

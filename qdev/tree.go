@@ -140,6 +140,11 @@ type Config struct {
 	// NoACPI: -machine acpi=off, under which pc_init1 makes no PIIX4_PM (so no SMBus, no
 	// EEPROMs, and no ACPI PCI hotplug on pci.0); q35's ICH9-LPC keeps its PM block.
 	NoACPI bool
+	// CPUs is -smp's initial vCPU count: virtio_pci_optimal_num_queues gives a virtio-blk or
+	// virtio-scsi device one queue per vCPU (0: one).
+	CPUs int
+	// NoVMPort: -machine vmport=off, under which the board makes no vmport and no vmmouse.
+	NoVMPort bool
 	// NoHPET: -no-hpet or -machine hpet=off, under which the board makes no hpet.
 	NoHPET bool
 	// RAM is the machine's RAM size in bytes (q35's host bridge shows its split below and
@@ -265,6 +270,7 @@ func (t *Tree) Add(s Spec) (*Device, error) {
 	if err := t.chassisSlot(d); err != nil {
 		return nil, err
 	}
+	t.autoQueues(d)
 	if !d.Board {
 		d.Path = t.peripheralPath(d.ID)
 	}
@@ -379,7 +385,53 @@ func (b *Bus) place(d *Device) error {
 		return b.placeFloppy(d)
 	case b.Type == "SCSI":
 		return b.placeSCSI(d)
+	case b.Type == "HDA":
+		return b.placeHDA(d)
 	}
+	return nil
+}
+
+// autoQueues sets what a virtio-blk or virtio-scsi PCI device's realize sets when they are
+// not given: one request queue per vCPU (virtio_pci_optimal_num_queues) and the MSI-X
+// vectors for them (the queues, plus the config interrupt, plus virtio-scsi's control and
+// event queues).
+func (t *Tree) autoQueues(d *Device) {
+	prop, fixed := "", 0
+	switch d.Type {
+	case "virtio-blk-pci", "vhost-user-blk-pci":
+		prop = "num-queues"
+	case "virtio-scsi-pci", "vhost-scsi-pci", "vhost-user-scsi-pci":
+		prop, fixed = "num_queues", 2
+	default:
+		return
+	}
+	queues := propInt(d, prop, -1)
+	if queues == -1 || queues == 1<<16-1 { // VIRTIO_BLK_AUTO_NUM_QUEUES / VIRTIO_SCSI_AUTO_NUM_QUEUES
+		queues = min(max(t.cfg.CPUs, 1), 1024-fixed) // VIRTIO_QUEUE_MAX
+		d.Props[prop], _ = json.Marshal(queues)
+	}
+	if _, ok := d.Props["vectors"]; !ok {
+		d.Props["vectors"], _ = json.Marshal(queues + fixed + 1)
+	}
+}
+
+// placeHDA is hda_codec_dev_realize's codec address: cad, else the one after the last
+// codec's (from 0), at most 15.
+func (b *Bus) placeHDA(d *Device) error {
+	cad := int64(-1)
+	if v, ok := d.Props["cad"]; ok {
+		_ = json.Unmarshal(v, &cad)
+	}
+	if cad == -1 || cad == 1<<32-1 { // the property's default, (uint32_t)-1
+		cad = 0
+		for _, o := range b.devs {
+			cad = int64(propInt(o, "cad", 0)) + 1
+		}
+	}
+	if cad >= 15 {
+		return errf(ErrAddress, "HDA audio codec address is full")
+	}
+	d.Props["cad"], _ = json.Marshal(cad)
 	return nil
 }
 

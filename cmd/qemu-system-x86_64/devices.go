@@ -24,6 +24,8 @@ func (v *vm) buildDevices(emit func(string, any)) error {
 		Floppies:  v.boardFloppies(),
 		NoACPI:    !hasACPI(cfg),
 		NoHPET:    machineOff(cfg, "hpet"),
+		NoVMPort:  machineOff(cfg, "vmport"),
+		CPUs:      p.mcfg.CPUs,
 		RAM:       uint64(p.mcfg.RAMSize),
 		Deleted:   func(id, path string) { emit("DEVICE_DELETED", cmds.DeviceDeletedData{Device: id, Path: path}) },
 		Migrating: func() bool { return v.migration != nil && !v.migration.Idle() },

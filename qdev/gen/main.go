@@ -60,7 +60,9 @@ var captures = [][]string{
 		"-device", "pcie-root-port,chassis=1,id=rp1", "-device", "ioh3420,chassis=2",
 		"-device", "x3130-upstream,bus=rp1,id=up", "-device", "xio3130-downstream,bus=up,chassis=3",
 		"-device", "pcie-pci-bridge", "-device", "ich9-usb-ehci1", "-device", "ich9-usb-uhci1",
-		"-device", "nec-usb-xhci", "-device", "intel-hda", "-device", "virtio-gpu-pci"},
+		"-device", "nec-usb-xhci", "-device", "intel-hda", "-device", "virtio-gpu-pci",
+		"-audiodev", "none,id=a0", "-device", "hda-duplex,audiodev=a0", "-device", "hda-micro,audiodev=a0",
+		"-device", "hda-output,audiodev=a0", "-device", "ich9-intel-hda", "-device", "virtio-vga"},
 }
 
 func main() {
