@@ -145,6 +145,13 @@ type Config struct {
 	CPUs int
 	// NoVMPort: -machine vmport=off, under which the board makes no vmport and no vmmouse.
 	NoVMPort bool
+	// Disks are the devices the board makes for its floppy and IDE drives (-drive
+	// if=floppy/ide, -fda, -hda, -cdrom, the default cdrom and floppy), on its isa-fdc's
+	// floppy bus (Floppies) and its IDE controller's buses.
+	Disks []BoardDisk
+	// Serials and Parallels count the board's serial and parallel ports (-serial, -parallel
+	// and their defaults): isa-serial and isa-parallel devices on its ISA bus.
+	Serials, Parallels int
 	// NoHPET: -no-hpet or -machine hpet=off, under which the board makes no hpet.
 	NoHPET bool
 	// RAM is the machine's RAM size in bytes (q35's host bridge shows its split below and
@@ -153,6 +160,16 @@ type Config struct {
 	// Migrating reports an outgoing migration in progress (QEMU's !migration_is_idle):
 	// device_add and device_del are refused meanwhile. nil: never.
 	Migrating func() bool
+}
+
+// BoardDisk is a device the board makes for one of its drives.
+type BoardDisk struct {
+	Type  string // floppy, ide-hd, ide-cd
+	Bus   int    // the IDE bus's index among its controller's (0 for a floppy)
+	Unit  int
+	Drive string // the drive's name, its drive property
+	// Props are the others realize gave it (an ide-hd's guessed geometry).
+	Props map[string]json.RawMessage
 }
 
 type modelEntry struct {
@@ -290,7 +307,17 @@ func (t *Tree) Add(s Spec) (*Device, error) {
 
 // plug links a realized device into the tree with the buses and back-end it brings.
 func (t *Tree) plug(bus *Bus, d *Device) {
-	if bus != nil {
+	switch at := -1; {
+	case bus == nil:
+	case d.Board && !d.builtin && bus.Root:
+		// pc_nic_init makes -net nic's NICs before pc's IDE function (q35's last).
+		at = slices.IndexFunc(bus.devs, func(o *Device) bool { return o.builtin && o.Type == "piix3-ide" })
+		if at >= 0 {
+			bus.devs = slices.Insert(bus.devs, at, d)
+			break
+		}
+		fallthrough
+	default:
 		bus.devs = append(bus.devs, d)
 	}
 	if !d.Board {
@@ -387,6 +414,8 @@ func (b *Bus) place(d *Device) error {
 		return b.placeSCSI(d)
 	case b.Type == "HDA":
 		return b.placeHDA(d)
+	case b.Type == "ISA":
+		return b.placeISA(d)
 	}
 	return nil
 }
@@ -413,6 +442,50 @@ func (t *Tree) autoQueues(d *Device) {
 	if _, ok := d.Props["vectors"]; !ok {
 		d.Props["vectors"], _ = json.Marshal(queues + fixed + 1)
 	}
+}
+
+// isaPorts are the I/O bases and IRQs of the ISA serial (serial_realize's isa_serial_io,
+// isa_serial_irq) and parallel ports (isa_parallel_io, isa_parallel_irq) by index.
+var isaPorts = map[string]struct {
+	io, irq []int
+	full    string
+}{
+	"isa-serial":   {[]int{0x3f8, 0x2f8, 0x3e8, 0x2e8}, []int{4, 3, 4, 3}, "Max. supported number of ISA serial ports is %d."},
+	"isa-parallel": {[]int{0x378, 0x278, 0x3bc}, []int{7, 7, 7}, "Max. supported number of parallel ports is %d."},
+}
+
+// placeISA gives an ISA serial or parallel port its index (the count of those realized
+// before it), I/O base and IRQ when they are not set, as serial_isa_realizefn and
+// parallel_isa_realizefn do.
+func (b *Bus) placeISA(d *Device) error {
+	p, ok := isaPorts[d.Type]
+	if !ok {
+		return nil
+	}
+	if d.Type == "isa-parallel" && d.PropString("chardev") == "" {
+		return errf(ErrAddress, "Can't create parallel device, empty char device")
+	}
+	index := propInt(d, "index", -1)
+	if index == -1 || index == 1<<32-1 {
+		index = 0
+		for _, o := range b.devs {
+			if o.Type == d.Type {
+				index++
+			}
+		}
+	}
+	if index >= len(p.io) {
+		return errf(ErrAddress, p.full, len(p.io))
+	}
+	set := func(name string, v int) {
+		if n := propInt(d, name, -1); n == -1 || n == 1<<32-1 {
+			d.Props[name], _ = json.Marshal(v)
+		}
+	}
+	set("index", index)
+	set("iobase", p.io[index])
+	set("irq", p.irq[index])
+	return nil
 }
 
 // placeHDA is hda_codec_dev_realize's codec address: cad, else the one after the last

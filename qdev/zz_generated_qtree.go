@@ -35,6 +35,7 @@ var qtreeLines = map[string][]string{
 	"ioh3420":                {"power_controller_present = true", "disable-acs = false", "chassis = 0 (0x0)", "slot = 0 (0x0)", "hotplug = true", "x-native-hotplug = true", "port = 0 (0x0)", "aer_log_max = 8 (0x8)", "addr = 01.0", "romfile = \"\"", "romsize = 4294967295 (0xffffffff)", "rombar = 1 (0x1)", "multifunction = false", "x-pcie-lnksta-dllla = true", "x-pcie-extcap-init = true", "failover_pair_id = \"\"", "acpi-index = 0 (0x0)"},
 	"isa-fdc":                {"iobase = 1008 (0x3f0)", "irq = 6 (0x6)", "dma = 2 (0x2)", "fdtypeA = \"auto\"", "fdtypeB = \"auto\"", "fallback = \"288\""},
 	"isa-i8259":              {"gpio-in \"\" 8", "gpio-out \"\" 1", "iobase = 160 (0xa0)", "elcr_addr = 1233 (0x4d1)", "elcr_mask = 222 (0xde)", "master = false"},
+	"isa-parallel":           {"index = 0 (0x0)", "iobase = 888 (0x378)", "irq = 7 (0x7)", "chardev = \"par0\""},
 	"isa-pcspk":              {"audiodev = \"\"", "iobase = 97 (0x61)", "migrate = true"},
 	"isa-pit":                {"gpio-in \"\" 1", "gpio-out \"\" 1", "iobase = 64 (0x40)"},
 	"isa-serial":             {"index = 0 (0x0)", "iobase = 1016 (0x3f8)", "irq = 4 (0x4)"},

@@ -182,11 +182,15 @@ type virtioFunc struct {
 	rom        bool   // loads an option ROM (the NIC's iPXE, the VGA BIOS)
 	modernOnly bool   // a virtio 1.0 device: no legacy I/O BAR anywhere
 	vga        bool   // virtio-vga's VGA registers
+	// backend is the virtio device's type: its proxy's virtio-backend child, on the
+	// proxy's virtio-bus (the device tree lists them for -device proxies; a -net nic NIC's
+	// come from here).
+	backend string
 }
 
 // virtioPCI are the virtio PCI proxies whose regions are known.
 var virtioPCI = map[string]virtioFunc{
-	"virtio-net-pci":      {dev: "virtio-net", msix: true, rom: true},
+	"virtio-net-pci":      {dev: "virtio-net", msix: true, rom: true, backend: "virtio-net-device"},
 	"virtio-blk-pci":      {dev: "virtio-blk", msix: true},
 	"virtio-rng-pci":      {dev: "virtio-rng", msix: true},
 	"virtio-scsi-pci":     {dev: "virtio-scsi", msix: true},
@@ -215,6 +219,9 @@ func virtioChildren(typ string, v virtioFunc, modern bool) []kid {
 	}
 	if v.rom {
 		k = append(k, kid{typ + ".rom[0]", "memory-region"})
+	}
+	if v.backend != "" {
+		k = append(k, kid{"virtio-backend", v.backend}, kid{"virtio-bus", "virtio-pci-bus"})
 	}
 	if v.vga {
 		k = append(k, regions("bochs dispi interface", 1, "qemu extended regs", 1, "vga ioports remapped", 1,

@@ -46,7 +46,7 @@ var captures = [][]string{
 		"-device", "piix3-usb-uhci", "-device", "usb-ehci", "-device", "virtio-serial-pci",
 		"-device", "virtserialport", "-device", "virtconsole", "-device", "virtio-balloon-pci",
 		"-device", "virtio-rng-pci", "-device", "pci-bridge,chassis_nr=1", "-device", "isa-serial",
-		"-device", "pvpanic", "-device", "vmgenid", "-device", "floppy", "-device", "lsi53c895a",
+		"-device", "pvpanic", "-device", "vmgenid", "-chardev", "null,id=par0", "-device", "isa-parallel,chardev=par0", "-device", "floppy", "-device", "lsi53c895a",
 		"-device", "virtio-keyboard-pci", "-device", "virtio-mouse-pci", "-device", "virtio-tablet-pci",
 		"-device", "i6300esb", "-device", "pci-serial", "-device", "virtio-9p-pci,fsdev=fs0,mount_tag=t",
 		"-fsdev", "local,id=fs0,path=/tmp,security_model=none"},
