@@ -147,7 +147,7 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 		return nil, errf(ErrInvalid, "unit %d too big (max is %d)", d.Unit, maxDevs-1)
 	}
 	if g.driveAt(d.Interface, d.Bus, d.Unit) != nil {
-		return nil, errf(ErrExists, "drive with bus=%d, unit=%d (index=%d) exists", d.Bus, d.Unit, d.Bus*maxDevs+d.Unit)
+		return nil, errf(ErrDriveSlot, "drive with bus=%d, unit=%d (index=%d) exists", d.Bus, d.Unit, d.Bus*maxDevs+d.Unit)
 	}
 	d.Index = d.Bus*maxDevs + d.Unit
 	if id, ok := get("id"); ok {

@@ -2,6 +2,7 @@ package blockdev
 
 import (
 	"errors"
+	"fmt"
 
 	"tlcvm/compat/qerror"
 )
@@ -15,6 +16,8 @@ var (
 	ErrDeviceNotFound = errors.New("blockdev: device not found")
 	// ErrExists: a node name, drive id or job id already in use.
 	ErrExists = errors.New("blockdev: already exists")
+	// ErrDriveSlot: a -drive's interface, bus and unit are another drive's (an ErrExists).
+	ErrDriveSlot = fmt.Errorf("%w: drive slot taken", ErrExists)
 	// ErrInUse: the node or backend has users that forbid the operation.
 	ErrInUse = errors.New("blockdev: in use")
 	// ErrOpen: the image file could not be opened (missing, no permission, ...).

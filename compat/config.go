@@ -231,24 +231,27 @@ type Config struct {
 	Action Action
 	Info   *Info
 
-	Machine     Machine
-	Accels      []*Opts
-	Memory      Memory
-	SMP         SMP
-	Topology    Topology // filled by Check
-	Name        Name
-	UUID        string
-	CPU         CPU
-	Display     Display
-	VGA         string
-	VNC         []string
-	Nographic   bool
-	Freeze      bool // -S
-	NoShutdown  bool
-	NoReboot    bool
-	Daemonize   bool
-	Preconfig   bool
-	NoDefaults  bool
+	Machine    Machine
+	Accels     []*Opts
+	Memory     Memory
+	SMP        SMP
+	Topology   Topology // filled by Check
+	Name       Name
+	UUID       string
+	CPU        CPU
+	Display    Display
+	VGA        string
+	VNC        []string
+	Nographic  bool
+	Freeze     bool // -S
+	NoShutdown bool
+	NoReboot   bool
+	Daemonize  bool
+	Preconfig  bool
+	NoDefaults bool
+	// DefaultNet: ApplyDefaults added the default "-net nic -net user" (vl.c default_net),
+	// so net_check_clients warns about nothing.
+	DefaultNet  bool
 	NoUserCfg   bool
 	Snapshot    bool
 	PidFile     string

@@ -13,7 +13,8 @@ package compat
 //   - otherwise: serial, parallel and monitor on "vc:80Cx24C" (tlcvm has no
 //     graphical console: cmd/ may treat vc as null);
 //   - a default NIC "-net nic -net user", the default VGA of the machine,
-//     and the default cdrom (index 2) and floppy drives.
+//     and the default cdrom (index 2), floppy and SD card drives, each only where no
+//     drive of the command line holds its index (Opts.Default).
 //
 // Chardevs get QEMU's ids: serial0, parallel0, compat_monitor0. Call it
 // after Parse and before Check (Check converts the -serial strings).
@@ -31,6 +32,7 @@ func (c *Config) ApplyDefaults(m MachineLimits) error {
 	defVGA := !none && !d.noVGA
 	defFloppy := !none && !d.noFloppy && !m.NoFloppy
 	defCdrom := !none && !d.noCdrom && !m.NoCdrom
+	defSdcard := !none && !m.NoSdcard
 	if c.Daemonize && c.Nographic && (defParallel || defSerial || defMonitor) {
 		return s.fail("", newErr(ErrInvalid, "-nographic cannot be used with -daemonize"))
 	}
@@ -65,16 +67,20 @@ func (c *Config) ApplyDefaults(m MachineLimits) error {
 		}
 	}
 	if defNet {
+		c.DefaultNet = true
 		c.Nets = append(c.Nets, &Opts{Group: "net", List: []Opt{{"type", "nic"}}}, &Opts{Group: "net", List: []Opt{{"type", "user"}}})
 	}
 	if defVGA && c.VGA == "" && m.DefaultVGA != "" {
 		c.VGA = m.DefaultVGA
 	}
 	if defCdrom {
-		c.Drives = append(c.Drives, &Opts{Group: "drive", List: []Opt{{"media", "cdrom"}, {"index", "2"}}})
+		c.Drives = append(c.Drives, &Opts{Group: "drive", List: []Opt{{"media", "cdrom"}, {"index", "2"}}, Default: true})
 	}
 	if defFloppy {
-		c.Drives = append(c.Drives, &Opts{Group: "drive", List: []Opt{{"if", "floppy"}, {"index", "0"}}})
+		c.Drives = append(c.Drives, &Opts{Group: "drive", List: []Opt{{"if", "floppy"}, {"index", "0"}}, Default: true})
+	}
+	if defSdcard {
+		c.Drives = append(c.Drives, &Opts{Group: "drive", List: []Opt{{"if", "sd"}, {"index", "0"}}, Default: true})
 	}
 	c.defaults.noSerial, c.defaults.noParallel, c.defaults.noMonitor = true, true, true
 	c.defaults.noNet, c.defaults.noVGA, c.defaults.noCdrom, c.defaults.noFloppy = true, true, true, true

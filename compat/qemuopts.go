@@ -26,6 +26,10 @@ type Opts struct {
 	// Loc is the command-line location QEMU prefixes to errors about this
 	// group, e.g. "-chardev socket,id=c" ("" for groups QEMU synthesises).
 	Loc string
+	// Default marks a group ApplyDefaults synthesised that yields to the command line's:
+	// a default drive (vl.c default_drive) is not created when a drive of the command
+	// line already holds its interface and index.
+	Default bool
 }
 
 // Get returns the last value given for name.

@@ -3,6 +3,8 @@ package qdev
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,7 +23,7 @@ import (
 //	                                  vmport, vmmouse, port92
 //	       01.1 piix3-ide ─ ide.0, ide.1 (2 units)
 //	       [02.0 VGA with -vga std]
-//	       01.3 PIIX4_PM ─ i2c ─ smbus-eeprom ×8
+//	       01.3 PIIX4_PM ─ i2c ─ smbus-eeprom ×8   (not with acpi=off; nor pci.0's hotplug)
 //	q35: main-system-bus ─ (as pc, with q35-pcihost ─ pcie.0 (no hotplug))
 //	       00.0 mch   1f.0 ICH9-LPC ─ isa.0 (as pc; isa-fdc only with a floppy drive)
 //	       1f.2 ich9-ahci ─ ide.0 … ide.5 (1 unit)
@@ -55,7 +57,7 @@ func (t *Tree) board() {
 		pcie.Root = true
 		t.boardDev(pcie, "mch", 0)
 		isa = t.newBus(t.boardDev(pcie, "ICH9-LPC", 31<<3, "multifunction"), "", "ISA")
-		t.addChildren(t.boardDev(pcie, "ich9-ahci", 31<<3|2, "multifunction"))
+		t.ideDisks(t.boardDev(pcie, "ich9-ahci", 31<<3|2, "multifunction"))
 		t.eeproms(t.newBus(t.boardDev(pcie, "ICH9-SMB", 31<<3|3, "multifunction"), "i2c", "i2c-bus"))
 		if t.cfg.VGA {
 			t.boardDev(pcie, "VGA", 1<<3)
@@ -63,21 +65,25 @@ func (t *Tree) board() {
 	} else {
 		host := t.boardDev(t.root, "i440FX-pcihost", -1)
 		pci := t.newBus(host, "", "PCI") // automatic: "pci.0" (q35 names its "pcie.0")
-		pci.Root, pci.Hotplug = true, true
+		pci.Root, pci.Hotplug = true, !t.cfg.NoACPI
 		t.boardDev(pci, "i440FX", 0)
 		isa = t.newBus(t.boardDev(pci, "PIIX3", 1<<3, "multifunction"), "", "ISA")
 		if t.cfg.VGA {
 			t.boardDev(pci, "VGA", 2<<3)
 		}
-		t.addChildren(t.boardDev(pci, "piix3-ide", 1<<3|1))
-		t.eeproms(t.newBus(t.boardDev(pci, "PIIX4_PM", 1<<3|3), "i2c", "i2c-bus"))
+		t.ideDisks(t.boardDev(pci, "piix3-ide", 1<<3|1))
+		if !t.cfg.NoACPI {
+			t.eeproms(t.newBus(t.boardDev(pci, "PIIX4_PM", 1<<3|3), "i2c", "i2c-bus"))
+		}
 	}
 	t.boardDev(t.root, "ioapic", -1)
-	hpet := t.boardDev(t.root, "hpet", -1)
-	if q35 {
-		setNum(hpet, "hpet-intcap", 0xff0104) // GSIs 2, 8, 16–23 (pc: 2 only)
-	} else {
-		setNum(hpet, "hpet-intcap", 4)
+	if !t.cfg.NoHPET {
+		hpet := t.boardDev(t.root, "hpet", -1)
+		if q35 {
+			setNum(hpet, "hpet-intcap", 0xff0104) // GSIs 2, 8, 16–23 (pc: 2 only)
+		} else {
+			setNum(hpet, "hpet-intcap", 4)
+		}
 	}
 	for i, base := range [][3]uint64{{0, 0x80, 0}, {0xc0, 0x88, 1}} {
 		dma := t.boardDev(isa, "i8257", -1)
@@ -96,14 +102,44 @@ func (t *Tree) board() {
 	for _, typ := range []string{"mc146818rtc", "isa-pit", "isa-pcspk"} {
 		t.boardDev(isa, typ, -1)
 	}
+	// serial_hds_isa_init, parallel_hds_isa_init (the chardev of a serial port is its
+	// "serial" child's, which info qtree does not print).
+	for i := 0; i < t.cfg.Serials; i++ {
+		s := t.boardDev(isa, "isa-serial", -1)
+		setNum(s, "index", uint64(i))
+		_ = isa.placeISA(s)
+	}
+	for i := 0; i < t.cfg.Parallels; i++ {
+		p := t.boardDev(isa, "isa-parallel", -1)
+		setNum(p, "index", uint64(i))
+		p.Props["chardev"], _ = json.Marshal(fmt.Sprintf("parallel%d", i))
+		_ = isa.placeISA(p)
+	}
 	if !q35 || len(t.cfg.Floppies) > 0 {
 		t.fdc(isa)
 	}
 	for _, typ := range []string{"i8042", "vmport", "vmmouse", "port92"} {
-		t.boardDev(isa, typ, -1)
+		if !t.cfg.NoVMPort || (typ != "vmport" && typ != "vmmouse") {
+			t.boardDev(isa, typ, -1)
+		}
 	}
 	t.boardDev(t.root, "ps2-kbd", -1)
 	t.boardDev(t.root, "ps2-mouse", -1)
+}
+
+// ideDisks gives the board's IDE controller its buses and the devices of the board's IDE
+// drives (pci_ide_create_devs, in index order).
+func (t *Tree) ideDisks(ctl *Device) {
+	t.addChildren(ctl)
+	for _, disk := range t.cfg.Disks {
+		if disk.Type == "floppy" || disk.Bus >= len(ctl.Buses) {
+			continue
+		}
+		d := t.boardDev(ctl.Buses[disk.Bus], disk.Type, -1)
+		d.Unit = disk.Unit
+		maps.Copy(d.Props, disk.Props)
+		d.Props["drive"], _ = json.Marshal(disk.Drive)
+	}
 }
 
 // eeproms are smbus_eeprom_init's eight SPD EEPROMs at 0x50–0x57.
@@ -121,9 +157,14 @@ func setNum(d *Device, name string, v uint64) {
 func (t *Tree) fdc(isa *Bus) {
 	fb := t.newBus(t.boardDev(isa, "isa-fdc", -1), "", "floppy-bus")
 	fb.Units = 2
-	for _, u := range t.cfg.Floppies {
+	for _, u := range slices.Sorted(slices.Values(t.cfg.Floppies)) { // fdctrl_init_drives: unit order
 		f := t.boardDev(fb, "floppy", -1)
 		f.Unit = u
+		for _, disk := range t.cfg.Disks {
+			if disk.Type == "floppy" && disk.Unit == u {
+				f.Props["drive"], _ = json.Marshal(disk.Drive)
+			}
+		}
 	}
 }
 
@@ -184,6 +225,8 @@ func (t *Tree) addChildren(d *Device) {
 		t.usbPorts(d, b)
 	case scsiHosts[typ]:
 		t.newBus(d, "", "SCSI").Hotplug = true
+	case typ == "intel-hda" || typ == "ich9-intel-hda":
+		t.newBus(d, "", "HDA") // hda_codec_bus_init: codecs plug at start only
 	}
 	be := backendType(d.Type)
 	if be == "" {

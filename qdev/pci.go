@@ -59,6 +59,25 @@ func (b *Bus) placePCI(d *Device) error {
 	return nil
 }
 
+// slotPorts are the PCI Express ports with a hot-plug slot: each adds its (chassis, slot)
+// pair to QEMU's chassis list when it realizes (rp_realize, xio3130_downstream_realize).
+var slotPorts = map[string]bool{"pcie-root-port": true, "ioh3420": true, "xio3130-downstream": true}
+
+// chassisSlot is pcie_chassis_add_slot: a port's chassis and slot (both 0 unless set) must
+// be no other port's.
+func (t *Tree) chassisSlot(d *Device) error {
+	if !slotPorts[d.Type] {
+		return nil
+	}
+	chassis, slot := propInt(d, "chassis", 0), propInt(d, "slot", 0)
+	for _, o := range t.devs {
+		if o != d && slotPorts[o.Type] && propInt(o, "chassis", 0) == chassis && propInt(o, "slot", 0) == slot {
+			return errf(ErrAddress, "Can't add chassis slot, error -16") // -EBUSY
+		}
+	}
+	return nil
+}
+
 // PCIFunction is one function of query-pci.
 type PCIFunction struct {
 	Type    string

@@ -1,6 +1,7 @@
 package qdev
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -136,12 +137,39 @@ type Config struct {
 	// Floppies are the units of the board's floppy drives (-drive if=floppy), on its
 	// isa-fdc's bus; on q35 the isa-fdc exists only with one.
 	Floppies []int
+	// NoACPI: -machine acpi=off, under which pc_init1 makes no PIIX4_PM (so no SMBus, no
+	// EEPROMs, and no ACPI PCI hotplug on pci.0); q35's ICH9-LPC keeps its PM block.
+	NoACPI bool
+	// CPUs is -smp's initial vCPU count: virtio_pci_optimal_num_queues gives a virtio-blk or
+	// virtio-scsi device one queue per vCPU (0: one).
+	CPUs int
+	// NoVMPort: -machine vmport=off, under which the board makes no vmport and no vmmouse.
+	NoVMPort bool
+	// Disks are the devices the board makes for its floppy and IDE drives (-drive
+	// if=floppy/ide, -fda, -hda, -cdrom, the default cdrom and floppy), on its isa-fdc's
+	// floppy bus (Floppies) and its IDE controller's buses.
+	Disks []BoardDisk
+	// Serials and Parallels count the board's serial and parallel ports (-serial, -parallel
+	// and their defaults): isa-serial and isa-parallel devices on its ISA bus.
+	Serials, Parallels int
+	// NoHPET: -no-hpet or -machine hpet=off, under which the board makes no hpet.
+	NoHPET bool
 	// RAM is the machine's RAM size in bytes (q35's host bridge shows its split below and
 	// above 4 GiB).
 	RAM uint64
 	// Migrating reports an outgoing migration in progress (QEMU's !migration_is_idle):
 	// device_add and device_del are refused meanwhile. nil: never.
 	Migrating func() bool
+}
+
+// BoardDisk is a device the board makes for one of its drives.
+type BoardDisk struct {
+	Type  string // floppy, ide-hd, ide-cd
+	Bus   int    // the IDE bus's index among its controller's (0 for a floppy)
+	Unit  int
+	Drive string // the drive's name, its drive property
+	// Props are the others realize gave it (an ide-hd's guessed geometry).
+	Props map[string]json.RawMessage
 }
 
 type modelEntry struct {
@@ -256,6 +284,10 @@ func (t *Tree) Add(s Spec) (*Device, error) {
 			}
 		}
 	}
+	if err := t.chassisSlot(d); err != nil {
+		return nil, err
+	}
+	t.autoQueues(d)
 	if !d.Board {
 		d.Path = t.peripheralPath(d.ID)
 	}
@@ -275,7 +307,17 @@ func (t *Tree) Add(s Spec) (*Device, error) {
 
 // plug links a realized device into the tree with the buses and back-end it brings.
 func (t *Tree) plug(bus *Bus, d *Device) {
-	if bus != nil {
+	switch at := -1; {
+	case bus == nil:
+	case d.Board && !d.builtin && bus.Root:
+		// pc_nic_init makes -net nic's NICs before pc's IDE function (q35's last).
+		at = slices.IndexFunc(bus.devs, func(o *Device) bool { return o.builtin && o.Type == "piix3-ide" })
+		if at >= 0 {
+			bus.devs = slices.Insert(bus.devs, at, d)
+			break
+		}
+		fallthrough
+	default:
 		bus.devs = append(bus.devs, d)
 	}
 	if !d.Board {
@@ -368,6 +410,159 @@ func (b *Bus) place(d *Device) error {
 		return b.placeIDE(d)
 	case b.Type == "floppy-bus":
 		return b.placeFloppy(d)
+	case b.Type == "SCSI":
+		return b.placeSCSI(d)
+	case b.Type == "HDA":
+		return b.placeHDA(d)
+	case b.Type == "ISA":
+		return b.placeISA(d)
+	}
+	return nil
+}
+
+// autoQueues sets what a virtio-blk or virtio-scsi PCI device's realize sets when they are
+// not given: one request queue per vCPU (virtio_pci_optimal_num_queues) and the MSI-X
+// vectors for them (the queues, plus the config interrupt, plus virtio-scsi's control and
+// event queues).
+func (t *Tree) autoQueues(d *Device) {
+	prop, fixed := "", 0
+	switch d.Type {
+	case "virtio-blk-pci", "vhost-user-blk-pci":
+		prop = "num-queues"
+	case "virtio-scsi-pci", "vhost-scsi-pci", "vhost-user-scsi-pci":
+		prop, fixed = "num_queues", 2
+	default:
+		return
+	}
+	queues := propInt(d, prop, -1)
+	if queues == -1 || queues == 1<<16-1 { // VIRTIO_BLK_AUTO_NUM_QUEUES / VIRTIO_SCSI_AUTO_NUM_QUEUES
+		queues = min(max(t.cfg.CPUs, 1), 1024-fixed) // VIRTIO_QUEUE_MAX
+		d.Props[prop], _ = json.Marshal(queues)
+	}
+	if _, ok := d.Props["vectors"]; !ok {
+		d.Props["vectors"], _ = json.Marshal(queues + fixed + 1)
+	}
+}
+
+// isaPorts are the I/O bases and IRQs of the ISA serial (serial_realize's isa_serial_io,
+// isa_serial_irq) and parallel ports (isa_parallel_io, isa_parallel_irq) by index.
+var isaPorts = map[string]struct {
+	io, irq []int
+	full    string
+}{
+	"isa-serial":   {[]int{0x3f8, 0x2f8, 0x3e8, 0x2e8}, []int{4, 3, 4, 3}, "Max. supported number of ISA serial ports is %d."},
+	"isa-parallel": {[]int{0x378, 0x278, 0x3bc}, []int{7, 7, 7}, "Max. supported number of parallel ports is %d."},
+}
+
+// placeISA gives an ISA serial or parallel port its index (the count of those realized
+// before it), I/O base and IRQ when they are not set, as serial_isa_realizefn and
+// parallel_isa_realizefn do.
+func (b *Bus) placeISA(d *Device) error {
+	p, ok := isaPorts[d.Type]
+	if !ok {
+		return nil
+	}
+	if d.Type == "isa-parallel" && d.PropString("chardev") == "" {
+		return errf(ErrAddress, "Can't create parallel device, empty char device")
+	}
+	index := propInt(d, "index", -1)
+	if index == -1 || index == 1<<32-1 {
+		index = 0
+		for _, o := range b.devs {
+			if o.Type == d.Type {
+				index++
+			}
+		}
+	}
+	if index >= len(p.io) {
+		return errf(ErrAddress, p.full, len(p.io))
+	}
+	set := func(name string, v int) {
+		if n := propInt(d, name, -1); n == -1 || n == 1<<32-1 {
+			d.Props[name], _ = json.Marshal(v)
+		}
+	}
+	set("index", index)
+	set("iobase", p.io[index])
+	set("irq", p.irq[index])
+	return nil
+}
+
+// placeHDA is hda_codec_dev_realize's codec address: cad, else the one after the last
+// codec's (from 0), at most 15.
+func (b *Bus) placeHDA(d *Device) error {
+	cad := int64(-1)
+	if v, ok := d.Props["cad"]; ok {
+		_ = json.Unmarshal(v, &cad)
+	}
+	if cad == -1 || cad == 1<<32-1 { // the property's default, (uint32_t)-1
+		cad = 0
+		for _, o := range b.devs {
+			cad = int64(propInt(o, "cad", 0)) + 1
+		}
+	}
+	if cad >= 15 {
+		return errf(ErrAddress, "HDA audio codec address is full")
+	}
+	d.Props["cad"], _ = json.Marshal(cad)
+	return nil
+}
+
+// scsiLimits are a SCSI bus's highest target id and lun by its controller's type
+// (SCSIBusInfo max_target, max_lun); the others' are the LSI's.
+var scsiLimits = map[string][2]int{"virtio-scsi-device": {255, 16383}, "usb-storage": {0, 15}, "usb-bot": {0, 15},
+	"usb-uas": {0, 255}, "lsi53c895a": {7, 0}, "lsi53c810": {7, 0}}
+
+// placeSCSI is scsi_qdev_realize's address: channel, target id (scsi-id) and lun checked
+// against the bus's limits; without scsi-id the first id from 0 whose lun is free, without
+// lun the first free lun of the id. What it chooses becomes the device's scsi-id and lun,
+// as info qtree and qom-get show them.
+func (b *Bus) placeSCSI(d *Device) error {
+	lim := [2]int{7, 0}
+	if b.Parent != nil {
+		if l, ok := scsiLimits[b.Parent.Type]; ok {
+			lim = l
+		}
+	}
+	channel, id, lun := propInt(d, "channel", 0), propInt(d, "scsi-id", -1), propInt(d, "lun", -1)
+	switch {
+	case channel > 0:
+		return errf(ErrAddress, "bad scsi channel id: %d", channel)
+	case id > lim[0]:
+		return errf(ErrAddress, "bad scsi device id: %d", id)
+	case lun > lim[1]:
+		return errf(ErrAddress, "bad scsi device lun: %d", lun)
+	}
+	at := func(id, lun int) *Device {
+		for _, o := range b.devs {
+			if propInt(o, "channel", 0) == channel && propInt(o, "scsi-id", -1) == id && propInt(o, "lun", 0) == lun {
+				return o
+			}
+		}
+		return nil
+	}
+	set := func(name string, v int) { d.Props[name], _ = json.Marshal(v) }
+	switch {
+	case id == -1:
+		lun = max(lun, 0)
+		for id = 0; at(id, lun) != nil; id++ {
+			if id >= lim[0] {
+				return errf(ErrAddress, "no free target")
+			}
+		}
+		set("scsi-id", id)
+		set("lun", lun)
+	case lun == -1:
+		for lun = 0; at(id, lun) != nil; lun++ {
+			if lun >= lim[1] {
+				return errf(ErrAddress, "no free lun")
+			}
+		}
+		set("lun", lun)
+	default:
+		if o := at(id, lun); o != nil {
+			return errf(ErrAddress, "lun already used by '%s'", cmp.Or(o.ID, "(null)"))
+		}
 	}
 	return nil
 }

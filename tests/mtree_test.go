@@ -50,6 +50,7 @@ func TestInfoMtreeBesideQEMU(t *testing.T) {
 		{"pc-cirrus-nohpet-novmport-noacpi", []string{"-machine", "pc,vmport=off,acpi=off", "-no-hpet", "-m", "512", "-device", "cirrus-vga",
 			"-device", "bochs-display"}},
 		{"q35-libvirt", libvirtQ35Args},
+		{"q35-acpi-off", []string{"-machine", "q35,acpi=off", "-m", "256"}},
 		{"q35-8G-dimm", append([]string{"-machine", "q35", "-m", "8G,slots=4,maxmem=16G", "-smp", "2"}, dimm...)},
 	}
 	for _, c := range cases {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"tlcvm/blockdev"
@@ -45,6 +48,11 @@ func buildBlock(p *plan, stderr io.Writer, emit func(string, any)) (*blockdev.Gr
 		lim.IDEUnitsPerBus = 1
 	}
 	var boardDrives []*blockdev.Backend
+	type orphan struct {
+		loc   string
+		drive *blockdev.Drive
+	}
+	var orphans []orphan
 	for _, d := range cfg.Drives {
 		var kvs []blockdev.KV
 		for _, kv := range d.List {
@@ -54,75 +62,107 @@ func buildBlock(p *plan, stderr io.Writer, emit func(string, any)) (*blockdev.Gr
 			kvs = append(kvs, blockdev.KV{Key: "id", Value: d.ID})
 		}
 		b, err := g.AddDrive(kvs, lim)
+		if d.Default && errors.Is(err, blockdev.ErrDriveSlot) {
+			continue // vl.c default_drive: the command line's drive holds its index
+		}
 		if err != nil {
 			return fail(d.Loc, err)
 		}
-		if i := b.Drive.Interface; i == "scsi" || (i == "floppy" && b.Drive.Unit >= 2) {
-			return fail(d.Loc, fmt.Errorf("machine type does not support if=%s,bus=%d,unit=%d", i, b.Drive.Bus, b.Drive.Unit))
+		if boardUses(p.machine.Name, b.Drive) {
+			boardDrives = append(boardDrives, b)
+		} else if !d.Default {
+			orphans = append(orphans, orphan{d.Loc, b.Drive})
 		}
-		boardDrives = append(boardDrives, b)
 	}
-	// The board plugs floppy and IDE devices for its drives (in bus/unit order); -drive
-	// if=virtio becomes an anonymous virtio-blk-pci created after the -device list
-	// (virtioDrives).
-	if p.machine.Name != "none" {
-		unattached := p.mcfg.CPUs + 17
-		if q35 {
-			unattached = p.mcfg.CPUs + 15
+	// drive_check_orphaned: a drive of an interface the board has no device for (or
+	// beyond its units) is an error, every one reported; a default drive is not.
+	for i, o := range orphans {
+		err := fmt.Errorf("machine type does not support if=%s,bus=%d,unit=%d", o.drive.Interface, o.drive.Bus, o.drive.Unit)
+		if i == len(orphans)-1 {
+			return fail(o.loc, err)
 		}
-		var err error
-		if unattached, err = boardFloppies(g, boardDrives, p.mcfg.CPUs, q35, unattached); err != nil {
-			return fail("", err)
-		}
-		for _, b := range boardDrives {
-			if b.Drive.Interface != "ide" {
-				continue
-			}
-			drv := "ide-hd"
-			if b.Drive.Media == "cdrom" {
-				drv = "ide-cd"
-			}
-			dev := &blockdev.Device{Driver: drv, Path: fmt.Sprintf("/machine/unattached/device[%d]", unattached)}
-			unattached++
-			if err := g.AttachDevice(dev, b.Name); err != nil {
-				g.Close()
-				return nil, failf(cfg, "", "%s", err.Error())
+		fmt.Fprintln(stderr, failAt(cfg, o.loc, err))
+	}
+	// The board plugs floppy and IDE devices for its drives: the floppies in unit order
+	// (pc_superio_init), the IDE ones in index order (pci_ide_create_devs). Their QOM paths
+	// are numbered among the board's other devices, known once the device tree is built
+	// (placeBoardDrives); -drive if=virtio becomes an anonymous virtio-blk-pci created
+	// after the -device list (virtioDrives).
+	{
+		slices.SortStableFunc(boardDrives, func(a, b *blockdev.Backend) int {
+			return cmp.Compare(a.Drive.Index, b.Drive.Index)
+		})
+		for _, iface := range []string{"floppy", "ide"} {
+			for _, b := range boardDrives {
+				if b.Drive.Interface != iface {
+					continue
+				}
+				drv := iface
+				if iface == "ide" {
+					drv = map[bool]string{false: "ide-hd", true: "ide-cd"}[b.Drive.Media == "cdrom"]
+				}
+				if err := g.AttachDevice(&blockdev.Device{Driver: drv}, b.Name); err != nil {
+					g.Close()
+					return nil, failf(cfg, "", "%s", err.Error())
+				}
 			}
 		}
 	}
 	return g, nil
 }
 
-// boardFloppies plugs a floppy device into the board's isa-fdc for each -drive if=floppy
-// (units 0 and 1), as pc_superio_init does: the isa-fdc comes right after the PC speaker
-// (always on pc, on q35 only when there is a floppy drive), then its floppies, and every
-// board device after them (the IDE ones from ide) moves up. It returns the new ide index.
-// The device tree places the same floppies on its floppy bus (boardFloppyUnits).
-func boardFloppies(g *blockdev.Graph, drives []*blockdev.Backend, cpus int, q35 bool, ide int) (int, error) {
-	fdc := cpus + 11 // isa-fdc's device[N]
-	if q35 {
-		fdc = cpus + 10
+// boardUses reports whether the board makes a device for a -drive: pc_superio_init a
+// floppy for units 0 and 1, pc_init1 an IDE device on the PIIX3's two buses of two units,
+// pc_q35_init on the AHCI's six ports; any bus for if=none and if=virtio (a -device or
+// the anonymous virtio-blk-pci takes them).
+func boardUses(machine string, d *blockdev.Drive) bool {
+	switch {
+	case d.Interface == "none" || d.Interface == "virtio":
+		return true
+	case machine == "none":
+		return false
+	case d.Interface == "floppy":
+		return d.Unit < 2
+	case d.Interface == "ide":
+		return d.Bus < 2 || (strings.HasPrefix(machine, "pc-q35-") && d.Bus < 6)
+	case d.Interface == "pflash":
+		return true // the system firmware's flash (tlcvm's board has no pflash device)
 	}
-	next := fdc + 1
-	for unit := 0; unit < 2; unit++ {
-		for _, b := range drives {
-			if b.Drive.Interface != "floppy" || b.Drive.Unit != unit {
-				continue
+	return false
+}
+
+// placeBoardDrives gives the devices the board made for its floppy and IDE drives their
+// QOM paths: the board numbers /machine/unattached/device[N] in creation order
+// (memtree.Board.UnattachedDevices), the floppies after the isa-fdc, the IDE drives after
+// the IDE controller, so where they sit depends on the devices the board made before them
+// (displays, serial and parallel ports, HPET, -net nic NICs).
+func (v *vm) placeBoardDrives() {
+	if v.block == nil || v.plan.machine.Name == "none" {
+		return
+	}
+	owners := v.board().UnattachedDevices()
+	g := v.block
+	g.Lock()
+	defer g.Unlock()
+	drives := map[string][]*blockdev.Backend{}
+	for _, b := range g.BackendsLocked() {
+		if b.Drive != nil && b.Device != nil && (b.Drive.Interface == "floppy" || b.Drive.Interface == "ide") {
+			drives[b.Drive.Interface] = append(drives[b.Drive.Interface], b)
+		}
+	}
+	for iface, key := range map[string]string{"floppy": "floppy", "ide": "ide-drive"} {
+		list := drives[iface]
+		slices.SortStableFunc(list, func(a, b *blockdev.Backend) int { return cmp.Compare(a.Drive.Index, b.Drive.Index) })
+		for i, b := range list {
+			k := key
+			if len(list) > 1 {
+				k = fmt.Sprintf("%s#%d", key, i)
 			}
-			dev := &blockdev.Device{Driver: "floppy", Path: fmt.Sprintf("/machine/unattached/device[%d]", next)}
-			next++
-			if err := g.AttachDevice(dev, b.Name); err != nil {
-				return 0, err
+			if o := owners[k]; o != nil {
+				b.Device.Path = o.Path
 			}
 		}
 	}
-	if n := next - fdc - 1; n > 0 {
-		ide += n
-		if q35 {
-			ide++ // the isa-fdc itself
-		}
-	}
-	return ide, nil
 }
 
 // boardFloppyUnits are the units of the board's -drive if=floppy drives, which the device

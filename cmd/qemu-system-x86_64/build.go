@@ -180,6 +180,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	if err := v.buildDevices(ev.Emit); err != nil {
 		return nil, err
 	}
+	v.placeBoardDrives()
 	phase("devices")
 	if d := p.mcfg.Display; d != "" {
 		v.console = console.New(d, displayID(cfg, d))

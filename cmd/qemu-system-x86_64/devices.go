@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
+	"slices"
 	"strconv"
 
 	"tlcvm/blockdev"
@@ -22,6 +24,13 @@ func (v *vm) buildDevices(emit func(string, any)) error {
 		Guest:     v.machine,
 		VGA:       cfg.VGA == "std",
 		Floppies:  v.boardFloppies(),
+		Disks:     v.boardDisks(),
+		NoACPI:    !hasACPI(cfg),
+		NoHPET:    machineOff(cfg, "hpet"),
+		NoVMPort:  machineOff(cfg, "vmport"),
+		CPUs:      p.mcfg.CPUs,
+		Serials:   countPorts(cfg.Serials),
+		Parallels: countPorts(cfg.Parallels),
 		RAM:       uint64(p.mcfg.RAMSize),
 		Deleted:   func(id, path string) { emit("DEVICE_DELETED", cmds.DeviceDeletedData{Device: id, Path: path}) },
 		Migrating: func() bool { return v.migration != nil && !v.migration.Idle() },
@@ -59,6 +68,43 @@ func (v *vm) buildDevices(emit func(string, any)) error {
 		}
 	}
 	return nil
+}
+
+// boardDisks are the devices the board made for its floppy and IDE drives, in index order.
+func (v *vm) boardDisks() []qdev.BoardDisk {
+	if v.block == nil {
+		return nil
+	}
+	g := v.block
+	g.Lock()
+	var out []qdev.BoardDisk
+	var hds []*blockdev.Backend
+	for _, b := range g.BackendsLocked() {
+		if b.Drive == nil || b.Device == nil || (b.Drive.Interface != "floppy" && b.Drive.Interface != "ide") {
+			continue
+		}
+		out = append(out, qdev.BoardDisk{Type: b.Device.Driver, Bus: b.Drive.Bus, Unit: b.Drive.Unit, Drive: b.Name})
+		hds = append(hds, b)
+	}
+	g.Unlock()
+	for i, b := range hds {
+		if out[i].Type == "ide-hd" {
+			out[i].Props = geometryProps("ide-hd", b) // blkconf_geometry, as for a -device
+		}
+	}
+	slices.SortStableFunc(out, func(a, b qdev.BoardDisk) int { return cmp.Compare(a.Bus*2+a.Unit, b.Bus*2+b.Unit) })
+	return out
+}
+
+// countPorts counts the board's ports of -serial or -parallel (not "none").
+func countPorts(args []string) int {
+	n := 0
+	for _, s := range args {
+		if s != "none" {
+			n++
+		}
+	}
+	return n
 }
 
 // boardFloppies are the units of the board's floppy drives (none without a block graph).
@@ -136,13 +182,23 @@ func setGeometry(d *qdev.Device, dev *blockdev.Device) {
 			return
 		}
 	}
-	g := blockdev.GuessGeometry(dev.Backend.Size(), dev.Backend.FirstSector())
-	d.Props["cyls"] = json.RawMessage(strconv.Itoa(g.Cyls))
-	d.Props["heads"] = json.RawMessage(strconv.Itoa(g.Heads))
-	d.Props["secs"] = json.RawMessage(strconv.Itoa(g.Secs))
-	if _, ok := d.Prop("bios-chs-trans"); !ok && d.Type == "ide-hd" {
-		d.Props["bios-chs-trans"], _ = json.Marshal(g.Trans)
+	_, trans := d.Prop("bios-chs-trans")
+	for k, v := range geometryProps(d.Type, dev.Backend) {
+		if k != "bios-chs-trans" || !trans {
+			d.Props[k] = v
+		}
 	}
+}
+
+// geometryProps are the properties hd_geometry_guess gives a disk of type typ on backend b.
+func geometryProps(typ string, b *blockdev.Backend) map[string]json.RawMessage {
+	g := blockdev.GuessGeometry(b.Size(), b.FirstSector())
+	m := map[string]json.RawMessage{"cyls": json.RawMessage(strconv.Itoa(g.Cyls)),
+		"heads": json.RawMessage(strconv.Itoa(g.Heads)), "secs": json.RawMessage(strconv.Itoa(g.Secs))}
+	if typ == "ide-hd" {
+		m["bios-chs-trans"], _ = json.Marshal(g.Trans)
+	}
+	return m
 }
 
 func (m diskModel) Unrealize(d *qdev.Device) {

@@ -13,10 +13,13 @@ import (
 	"tlcvm/machine/memtree"
 )
 
-// memoryTree gathers what decides the board's memory regions and their owners (RAM split,
+// memoryTree builds the board's memory tree: info mtree (x-tlcvm-info-mtree).
+func (v *vm) memoryTree() *memtree.Tree { return memtree.Build(v.board()) }
+
+// board gathers what decides the board's memory regions and their owners (RAM split,
 // device memory and DIMMs, CPUs, PCI functions in realize order, legacy ports, displays)
-// into package memtree's Board and builds it: info mtree (x-tlcvm-info-mtree).
-func (v *vm) memoryTree() *memtree.Tree {
+// into package memtree's Board.
+func (v *vm) board() memtree.Board {
 	m := v.machine
 	c := m.Config()
 	cfg := v.plan.cfg
@@ -52,9 +55,6 @@ func (v *vm) memoryTree() *memtree.Tree {
 	}
 	if v.devices != nil {
 		for _, f := range v.devices.PCIRealizeOrder() {
-			if f.Type == "PIIX4_PM" && b.NoACPI {
-				continue // pc_init1 makes it only with ACPI (tlcvm's device tree has it regardless)
-			}
 			var o *memtree.Owner
 			if !f.Board {
 				o = &memtree.Owner{Dev: true, ID: f.ID, Path: f.Path}
@@ -81,7 +81,7 @@ func (v *vm) memoryTree() *memtree.Tree {
 		b.IDEDrives = boardIDEDrives(v.block)
 	}
 	b.FDC = !b.Q35 || b.Floppies > 0
-	return memtree.Build(b)
+	return b
 }
 
 // isaPort is an isa-serial's or isa-parallel's port: its index property, else the next

@@ -63,8 +63,12 @@ func netdevArgs(nd compat.Netdev) (*cmds.Netdev, error) {
 	return cmds.NetdevFromOpts(kvs)
 }
 
-// warnPeerless prints QEMU's net_check_clients warnings.
+// warnPeerless prints QEMU's net_check_clients warnings; qemu_machine_creation_done skips
+// them under the default network.
 func (v *vm) warnPeerless(w io.Writer) {
+	if v.plan.cfg.DefaultNet {
+		return
+	}
 	for _, l := range v.net.CheckClients(v.plan.cfg.Prog) {
 		fmt.Fprintln(w, l)
 	}

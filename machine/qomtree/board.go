@@ -11,11 +11,16 @@ import (
 // memtree.Board.UnattachedDevices (the instance number cut off).
 var unattachedType = map[string]string{"serial": "isa-serial", "parallel": "isa-parallel"}
 
+// Props reads a property set on the device at a QOM path (a -device's or device_add's), its
+// JSON value; ok false when it is not set or there is no such device.
+type Props func(path, name string) (value string, ok bool)
+
 // Augment adds to root (tlcvm's QOM objects: /machine, its vCPUs, /objects, the
 // peripherals) what the board t was built from makes: its objects and their children
 // (tables.go), and every memory region of t under its owner. ide are the types of the
-// board's IDE drives (ide-hd, ide-cd) in index order.
-func Augment(root *Node, t *memtree.Tree, ide []string) {
+// board's IDE drives (ide-hd, ide-cd) in index order; props (nil: none set) the devices'
+// properties, some of which decide their children.
+func Augment(root *Node, t *memtree.Tree, ide []string, props Props) {
 	machine := root.Child("machine")
 	if machine == nil {
 		return
@@ -24,14 +29,14 @@ func Augment(root *Node, t *memtree.Tree, ide []string) {
 	if b.None {
 		machine.EnsurePath("unattached/sysbus", "System")
 	} else {
-		addBoard(machine, b, ide)
+		addBoard(machine, b, ide, props)
 	}
 	addRegions(root, t)
 }
 
 // addBoard adds the board's objects: those at fixed paths, the unattached devices, and
 // the fixed children of every object by its type.
-func addBoard(machine *Node, b memtree.Board, ide []string) {
+func addBoard(machine *Node, b memtree.Board, ide []string, props Props) {
 	board := pcObjects
 	if b.Q35 {
 		board = q35Objects
@@ -66,15 +71,21 @@ func addBoard(machine *Node, b memtree.Board, ide []string) {
 	// pc_init1 makes the SMBus EEPROMs after the PIIX4 (q35's are in UnattachedDevices).
 	gpios := 27 // the 24 GSIs, the PIC's output, the two A20 lines
 	if !b.Q35 {
-		next := nextDevice(unattached)
-		for i := 0; i < 8; i++ {
-			unattached.Ensure(fmt.Sprintf("device[%d]", next+i), "smbus-eeprom")
+		if !b.NoACPI { // acpi=off: no PIIX4_PM, so no SMBus
+			next := nextDevice(unattached)
+			for i := 0; i < 8; i++ {
+				unattached.Ensure(fmt.Sprintf("device[%d]", next+i), "smbus-eeprom")
+			}
+			gpios++ // and the PIIX4's SMI
 		}
-		gpios++ // and the PIIX4's SMI
 		if b.NoHPET {
 			// An IRQ joins the tree when a device's output is wired to it: without the
-			// HPET, the GSIs are wired to nothing (q35's ICH9 wires them).
-			gpios = 9
+			// HPET, the GSIs are wired to nothing (q35's ICH9 wires them) but the ACPI
+			// SCI's, beside the SMI.
+			gpios = 7
+			if !b.NoACPI {
+				gpios += 2
+			}
 		}
 	}
 	for _, k := range series("non-qdev-gpio", "irq", gpios) {
@@ -83,7 +94,21 @@ func addBoard(machine *Node, b memtree.Board, ide []string) {
 	modern := behindPCIePorts(b)
 	var walk func(n *Node, path string)
 	walk = func(n *Node, path string) {
-		for _, k := range typeChildren(n.Type, modern[path]) {
+		if n.Type == "fw_cfg_io" && b.NoACPI {
+			return // acpi=off: no ACPI tables, so no blobs on fw_cfg
+		}
+		// A child object's properties are its device's (a virtio back-end's are set
+		// through its proxy, xhci-core's through the xhci device).
+		prop := func(name string) (string, bool) {
+			if props == nil {
+				return "", false
+			}
+			if v, ok := props(path, name); ok {
+				return v, ok
+			}
+			return props(path[:strings.LastIndexByte(path, '/')], name)
+		}
+		for _, k := range typeChildren(n.Type, modern[path], prop) {
 			n.EnsurePath(k.name, k.typ)
 		}
 		for _, c := range n.Children {

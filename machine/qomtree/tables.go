@@ -2,6 +2,7 @@ package qomtree
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -48,8 +49,9 @@ func series(name, typ string, n int) []kid {
 }
 
 // typeChildren are the children an object of type typ has beside the memory regions that
-// memtree models; modern: a virtio function behind a PCIe port.
-func typeChildren(typ string, modern bool) []kid {
+// memtree models; modern: a virtio function behind a PCIe port; prop: the properties set
+// on its device.
+func typeChildren(typ string, modern bool, prop func(name string) (string, bool)) []kid {
 	gpio := func(n int) []kid { return series("unnamed-gpio-in", "irq", n) }
 	switch typ {
 	case "fw_cfg_io":
@@ -123,7 +125,7 @@ func typeChildren(typ string, modern bool) []kid {
 	case "qxl-vga":
 		return regions("qxl-ioports", 1, "qxl.rom", 1, "qxl.vram32", 1, "qxl.vram", 1, "qxl.vrom", 1, "vga.vram", 1)
 	case "intel-hda", "ich9-intel-hda":
-		return append(regions("intel-hda-alias", 1, "intel-hda-container", 1, "intel-hda", 1), kid{"hda.0", "HDA"})
+		return regions("intel-hda-alias", 1, "intel-hda-container", 1, "intel-hda", 1) // its bus: the device tree's
 	case "usb-storage":
 		// Its SCSI bus and the disk usb_msd_storage_realize puts on it.
 		return []kid{{"scsi.0", "SCSI"}, {"scsi.0/legacy[0]", "scsi-hd"}}
@@ -136,13 +138,22 @@ func typeChildren(typ string, modern bool) []kid {
 	case "base-xhci":
 		k := regions("capabilities", 1, "doorbell", 1, "operational", 1, "runtime", 1, "xhci", 1)
 		for _, usb := range []string{"usb2", "usb3"} {
-			for i := 1; i <= 4; i++ {
+			ports := 4 // p2, p3: usb_xhci_realize clamps them to 1..15
+			if v, ok := prop(map[string]string{"usb2": "p2", "usb3": "p3"}[usb]); ok {
+				if n, err := strconv.Atoi(strings.Trim(v, `"`)); err == nil {
+					ports = min(max(n, 1), 15)
+				}
+			}
+			for i := 1; i <= ports; i++ {
 				k = append(k, kid{fmt.Sprintf("%s port #%d[0]", usb, i), "memory-region"})
 			}
 		}
 		return k
 	case "virtio-rng-device":
-		return []kid{{"default-backend", "rng-builtin"}} // without rng=
+		if _, ok := prop("rng"); ok {
+			return nil // the back-end is the -object's
+		}
+		return []kid{{"default-backend", "rng-builtin"}}
 	case "container":
 		return nil
 	}
@@ -171,11 +182,15 @@ type virtioFunc struct {
 	rom        bool   // loads an option ROM (the NIC's iPXE, the VGA BIOS)
 	modernOnly bool   // a virtio 1.0 device: no legacy I/O BAR anywhere
 	vga        bool   // virtio-vga's VGA registers
+	// backend is the virtio device's type: its proxy's virtio-backend child, on the
+	// proxy's virtio-bus (the device tree lists them for -device proxies; a -net nic NIC's
+	// come from here).
+	backend string
 }
 
 // virtioPCI are the virtio PCI proxies whose regions are known.
 var virtioPCI = map[string]virtioFunc{
-	"virtio-net-pci":      {dev: "virtio-net", msix: true, rom: true},
+	"virtio-net-pci":      {dev: "virtio-net", msix: true, rom: true, backend: "virtio-net-device"},
 	"virtio-blk-pci":      {dev: "virtio-blk", msix: true},
 	"virtio-rng-pci":      {dev: "virtio-rng", msix: true},
 	"virtio-scsi-pci":     {dev: "virtio-scsi", msix: true},
@@ -204,6 +219,9 @@ func virtioChildren(typ string, v virtioFunc, modern bool) []kid {
 	}
 	if v.rom {
 		k = append(k, kid{typ + ".rom[0]", "memory-region"})
+	}
+	if v.backend != "" {
+		k = append(k, kid{"virtio-backend", v.backend}, kid{"virtio-bus", "virtio-pci-bus"})
 	}
 	if v.vga {
 		k = append(k, regions("bochs dispi interface", 1, "qemu extended regs", 1, "vga ioports remapped", 1,

@@ -6,6 +6,7 @@ import (
 	"tlcvm/blockdev"
 
 	"tlcvm/machine/qomtree"
+	"tlcvm/qdev"
 	"tlcvm/qmp"
 )
 
@@ -31,10 +32,31 @@ func registerQOMTree(r *qmp.Registry, d *Deps) {
 				if d.Block != nil {
 					ide = boardIDE(d.Block)
 				}
-				qomtree.Augment(root, d.MemoryTree(), ide)
+				qomtree.Augment(root, d.MemoryTree(), ide, deviceProps(d.Devices))
 			}
 			return TextInfo{Text: qomtree.Print(root, c.Args.(*QOMTreeArgs).Path)}, nil
 		}})
+}
+
+// deviceProps reads the properties set on the device tree's devices, by QOM path.
+func deviceProps(t *qdev.Tree) qomtree.Props {
+	if t == nil {
+		return nil
+	}
+	byPath := map[string]map[string]string{} // a copy: qom-set may change them
+	t.Locked(func(devs []*qdev.Device) {
+		for _, dev := range devs {
+			m := map[string]string{}
+			for k, v := range dev.Props {
+				m[k] = string(v)
+			}
+			byPath[dev.Path] = m
+		}
+	})
+	return func(path, name string) (string, bool) {
+		v, ok := byPath[path][name]
+		return v, ok
+	}
 }
 
 // composition copies the tree's objects (their child<> properties) as they are now.
