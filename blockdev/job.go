@@ -475,16 +475,22 @@ func (j *Job) main() {
 	g := j.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	// The metadata the job's writes changed goes to its images as the job ends (a failed
-	// write-back leaves it dirty, for the next flush or the close to write).
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	j.exit()
+}
+
+// exit is job_exit once the goroutine has returned (Graph.mu and l.mu held), unless it
+// ran already: the metadata the job's writes changed goes to its images (a failed
+// write-back leaves it dirty, for the next flush or the close), then the job completes.
+func (j *Job) exit() {
+	if j.exited {
+		return
+	}
 	for _, jn := range j.nodes {
 		_ = jn.n.writebackMeta()
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !j.exited {
-		j.completed()
-	}
+	j.completed()
 }
 
 // completed is job_completed (Graph.mu and l.mu held).
@@ -874,6 +880,12 @@ func (g *Graph) CancelJob(id string, block, force bool) error {
 		j.cancel(force)
 		if entered {
 			j.syncEntered(y)
+			if j.deferred {
+				// The goroutine returned at once (a sync=none backup, a job sleeping in
+				// its rate limit): QEMU's job_exit runs before the command's reply, so
+				// aborting, BLOCK_JOB_CANCELLED, concluded and null come before it.
+				j.exit()
+			}
 		}
 		return nil
 	})

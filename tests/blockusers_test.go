@@ -207,3 +207,47 @@ func TestLockingOffSharedImageDifferential(t *testing.T) {
 		}
 	})
 }
+
+// TestJobCancelEventsBeforeReplyDifferential: cancelling a backup with sync=none (its
+// goroutine ends as soon as it is entered) emits aborting, BLOCK_JOB_CANCELLED, concluded
+// and null before the command's reply, as QEMU 7.2's job_exit runs before it; with
+// block-job-cancel and job-cancel.
+func TestJobCancelEventsBeforeReplyDifferential(t *testing.T) {
+	for _, cmd := range []string{"block-job-cancel", "job-cancel"} {
+		t.Run(cmd, func(t *testing.T) {
+			bin, ref := imageDifferential(t)
+			run := func(b string) string {
+				dir := shortDir(t)
+				img := filepath.Join(dir, "base.qcow2")
+				tool(t, "qemu-img", "create", "-q", "-f", "qcow2", img, "64M")
+				_, q, _ := startVM(t, b, "-machine", "pc", "-S", "-drive", "file="+img+",if=none,id=d0,node-name=n0",
+					"-device", "virtio-blk-pci,drive=d0")
+				execOK(t, q, "drive-backup", map[string]any{"job-id": "b0", "device": "n0",
+					"target": filepath.Join(dir, "tgt.qcow2"), "sync": "none", "format": "qcow2"})
+				execOK(t, q, "query-block-jobs", nil)
+				q.Pending()
+				args := map[string]any{"device": "b0"}
+				if cmd == "job-cancel" {
+					args = map[string]any{"id": "b0"}
+				}
+				execOK(t, q, cmd, args)
+				var before []string
+				for _, m := range q.Pending() {
+					ev, _ := m.Value.Get("event")
+					data, _ := m.Value.Get("data")
+					st, _ := data.Get("status")
+					before = append(before, ev.Str()+" "+st.Str())
+				}
+				execOK(t, q, "quit", nil)
+				return strings.Join(before, "\n")
+			}
+			want, got := run(ref), run(bin)
+			if !strings.Contains(want, "BLOCK_JOB_CANCELLED") {
+				t.Fatalf("QEMU emitted no BLOCK_JOB_CANCELLED before the reply:\n%s", want)
+			}
+			if d := harness.Diff(strings.Split(want, "\n"), strings.Split(got, "\n")); d != "" {
+				t.Errorf("events before %s's reply differ from QEMU 7.2 (- QEMU, + tlcvm):\n%s", cmd, d)
+			}
+		})
+	}
+}

