@@ -66,7 +66,10 @@ func addBoard(machine *Node, b memtree.Board, ide []string, props Props) {
 		if typ == "ide-drive" && n < len(ide) {
 			typ = ide[n]
 		}
-		unattached.EnsurePath(strings.TrimPrefix(o.Path, "/machine/unattached/"), typ)
+		obj := unattached.EnsurePath(strings.TrimPrefix(o.Path, "/machine/unattached/"), typ)
+		if typ == "piix3-usb-uhci" {
+			obj.Ensure("usb-bus.0", "usb-bus") // -usb's, the first USB bus made
+		}
 	}
 	// pc_init1 makes the SMBus EEPROMs after the PIIX4 (q35's are in UnattachedDevices).
 	gpios := 27 // the 24 GSIs, the PIC's output, the two A20 lines

@@ -35,7 +35,7 @@ var q35Objects = []object{
 
 // boardPCI are the board's own PCI functions (the others without owner are -net nic's).
 var boardPCI = map[string]bool{"i440FX": true, "PIIX3": true, "piix3-ide": true, "PIIX4_PM": true,
-	"mch": true, "ICH9-LPC": true, "ich9-ahci": true, "ICH9-SMB": true, "VGA": true}
+	"mch": true, "ICH9-LPC": true, "ich9-ahci": true, "ICH9-SMB": true, "VGA": true, "piix3-usb-uhci": true}
 
 type kid struct{ name, typ string }
 
