@@ -67,8 +67,13 @@ func addBoard(machine *Node, b memtree.Board, ide []string, props Props) {
 			typ = ide[n]
 		}
 		obj := unattached.EnsurePath(strings.TrimPrefix(o.Path, "/machine/unattached/"), typ)
-		if typ == "piix3-usb-uhci" {
+		switch typ {
+		case "piix3-usb-uhci":
 			obj.Ensure("usb-bus.0", "usb-bus") // -usb's, the first USB bus made
+		case "ich9-ahci":
+			for i := 0; i < 6; i++ { // q35's, the first IDE buses made
+				obj.Ensure(fmt.Sprintf("ide.%d", i), "IDE")
+			}
 		}
 	}
 	// pc_init1 makes the SMBus EEPROMs after the PIIX4 (q35's are in UnattachedDevices).

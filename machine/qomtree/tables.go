@@ -87,11 +87,7 @@ func typeChildren(typ string, modern bool, prop func(name string) (string, bool)
 	case "ICH9-LPC":
 		return append(regions("lpc-rcrb-mmio", 1), kid{"isa.0", "ISA"}) // RCBA too
 	case "ich9-ahci":
-		k := regions("ahci-idp", 1, "ahci", 1) // BARs 4 and 5
-		for i := 0; i < 6; i++ {
-			k = append(k, kid{fmt.Sprintf("ide.%d", i), "IDE"})
-		}
-		return k
+		return regions("ahci-idp", 1, "ahci", 1) // BARs 4 and 5; its buses: the device tree's or addBoard's
 	case "ICH9-SMB":
 		return append(regions("pm-smbus", 1), kid{"i2c", "i2c-bus"}) // BAR 4
 	case "isa-serial":
