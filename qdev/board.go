@@ -22,6 +22,7 @@ import (
 //	                                  isa-pcspk, isa-fdc ─ floppy-bus.0 (2 units), i8042,
 //	                                  vmport, vmmouse, port92
 //	       01.1 piix3-ide ─ ide.0, ide.1 (2 units)
+//	       [01.2 piix3-usb-uhci ─ usb-bus.0 with -usb]
 //	       [02.0 VGA with -vga std]
 //	       01.3 PIIX4_PM ─ i2c ─ smbus-eeprom ×8   (not with acpi=off; nor pci.0's hotplug)
 //	q35: main-system-bus ─ (as pc, with q35-pcihost ─ pcie.0 (no hotplug))
@@ -72,6 +73,9 @@ func (t *Tree) board() {
 			t.boardDev(pci, "VGA", 2<<3)
 		}
 		t.ideDisks(t.boardDev(pci, "piix3-ide", 1<<3|1))
+		if t.cfg.USB {
+			t.addChildren(t.boardDev(pci, "piix3-usb-uhci", 1<<3|2))
+		}
 		if !t.cfg.NoACPI {
 			t.eeproms(t.newBus(t.boardDev(pci, "PIIX4_PM", 1<<3|3), "i2c", "i2c-bus"))
 		}

@@ -149,6 +149,8 @@ type Config struct {
 	// if=floppy/ide, -fda, -hda, -cdrom, the default cdrom and floppy), on its isa-fdc's
 	// floppy bus (Floppies) and its IDE controller's buses.
 	Disks []BoardDisk
+	// USB: pc with -usb (-machine usb=on), whose board adds a piix3-usb-uhci at 01.2.
+	USB bool
 	// Serials and Parallels count the board's serial and parallel ports (-serial, -parallel
 	// and their defaults): isa-serial and isa-parallel devices on its ISA bus.
 	Serials, Parallels int

@@ -50,6 +50,7 @@ func TestInfoMtreeBesideQEMU(t *testing.T) {
 		{"pc-cirrus-nohpet-novmport-noacpi", []string{"-machine", "pc,vmport=off,acpi=off", "-no-hpet", "-m", "512", "-device", "cirrus-vga",
 			"-device", "bochs-display"}},
 		{"q35-libvirt", libvirtQ35Args},
+		{"pc-usb", []string{"-machine", "pc,usb=on", "-m", "256", "-net", "nic", "-net", "user", "-device", "usb-tablet"}},
 		{"q35-acpi-off", []string{"-machine", "q35,acpi=off", "-m", "256"}},
 		{"q35-8G-dimm", append([]string{"-machine", "q35", "-m", "8G,slots=4,maxmem=16G", "-smp", "2"}, dimm...)},
 	}

@@ -75,6 +75,13 @@ func TestInfoQOMTreeBesideQEMU(t *testing.T) {
 		{name: "pc-acpi-off-nohpet", args: []string{"-machine", "pc,acpi=off", "-no-hpet"}, lines: []string{"info qtree"}},
 		{name: "pc-nohpet", args: []string{"-machine", "pc", "-no-hpet"}, lines: []string{"info qtree"}},
 		{name: "q35-acpi-off-nohpet", args: []string{"-machine", "q35,acpi=off,hpet=off"}, lines: []string{"info qtree", "info pci"}},
+		// -usb: pc_init1's piix3-usb-uhci at 01.2, numbered after the IDE drives.
+		{name: "pc-usb", defaults: true, args: []string{"-machine", "pc", "-usb", "-device", "usb-tablet",
+			"-device", "piix3-usb-uhci,id=u2", "-cdrom", img("cd4.iso", 1<<20)},
+			lines: []string{"info qtree", "info pci", "info usb", "info block"}},
+		// An AHCI -device has its own buses (ahci.0…, or ide.6… without an id), not the
+		// board's ide.0…ide.5.
+		{name: "q35-ahci", args: []string{"-machine", "q35", "-device", "ahci,id=ahci", "-device", "ahci"}},
 		{name: "pc-dimm", args: []string{"-machine", "pc", "-m", "1G,slots=2,maxmem=4G",
 			"-object", "memory-backend-ram,id=m0,size=512M", "-device", "pc-dimm,memdev=m0,id=dimm0"},
 			lines: []string{"info qom-tree /objects", "info qom-tree dimm0"}},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"strings"
 
 	"tlcvm/blockdev"
 	"tlcvm/compat"
@@ -29,6 +30,7 @@ func (v *vm) buildDevices(emit func(string, any)) error {
 		NoHPET:    machineOff(cfg, "hpet"),
 		NoVMPort:  machineOff(cfg, "vmport"),
 		CPUs:      p.mcfg.CPUs,
+		USB:       !strings.Contains(p.machine.Name, "q35") && machineOn(cfg, "usb"),
 		Serials:   countPorts(cfg.Serials),
 		Parallels: countPorts(cfg.Parallels),
 		RAM:       uint64(p.mcfg.RAMSize),

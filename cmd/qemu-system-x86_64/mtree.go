@@ -81,6 +81,7 @@ func (v *vm) board() memtree.Board {
 		b.IDEDrives = boardIDEDrives(v.block)
 	}
 	b.FDC = !b.Q35 || b.Floppies > 0
+	b.USB = !b.Q35 && machineOn(cfg, "usb")
 	return b
 }
 
@@ -95,6 +96,13 @@ func isaPort(index string, next int, o *memtree.Owner) memtree.ISAPort {
 
 // legacyVGA are the display types with legacy VGA registers and their kind.
 var legacyVGA = map[string]string{"VGA": "std", "virtio-vga": "std", "qxl-vga": "std", "cirrus-vga": "cirrus"}
+
+// machineOn reports -machine NAME=on (usb; -usb sets usb=on).
+func machineOn(cfg *compat.Config, name string) bool {
+	s, ok := cfg.Machine.Prop(name)
+	on, valid := optval.Bool(s, optval.QAPIWords)
+	return ok && valid && on
+}
 
 // machineOff reports -machine NAME=off (hpet, vmport; -no-hpet sets hpet=off).
 func machineOff(cfg *compat.Config, name string) bool {

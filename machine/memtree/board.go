@@ -29,6 +29,7 @@ type Board struct {
 	Floppies   int  // the board's floppy drives (-drive if=floppy)
 	IDEDrives  int  // the board's IDE drives (-drive if=ide, -cdrom, -hda)
 	MemHotplug bool // -m slots= above 0: the ACPI memory hotplug registers
+	USB        bool // pc with -usb (-machine usb=on): the piix3-usb-uhci at 01.2
 }
 
 // VGA is a display with legacy VGA registers: Kind "std" (VGA, virtio-vga, qxl-vga) or
@@ -153,6 +154,7 @@ func boardOwners(b Board, nics int) map[string]*Owner {
 		add("nic", nics)
 		add("piix3-ide", 1)
 		add("ide-drive", b.IDEDrives)
+		add("piix3-usb-uhci", one(b.USB))
 		add("PIIX4_PM", one(!b.NoACPI))
 	}
 	return m
@@ -321,7 +323,7 @@ func Build(b Board) *Tree {
 // boardFunction are the board's PCI functions: their key in boardOwners.
 var boardFunction = map[string]string{"i440FX": "i440FX", "PIIX3": "PIIX3", "piix3-ide": "piix3-ide",
 	"PIIX4_PM": "PIIX4_PM", "mch": "mch", "ICH9-LPC": "ICH9-LPC", "ich9-ahci": "ich9-ahci",
-	"ICH9-SMB": "ICH9-SMB", "VGA": "VGA"}
+	"ICH9-SMB": "ICH9-SMB", "VGA": "VGA", "piix3-usb-uhci": "piix3-usb-uhci"}
 
 func ports(io *Region, o *Owner, ps ...port) {
 	for _, p := range ps {

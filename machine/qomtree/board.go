@@ -66,7 +66,15 @@ func addBoard(machine *Node, b memtree.Board, ide []string, props Props) {
 		if typ == "ide-drive" && n < len(ide) {
 			typ = ide[n]
 		}
-		unattached.EnsurePath(strings.TrimPrefix(o.Path, "/machine/unattached/"), typ)
+		obj := unattached.EnsurePath(strings.TrimPrefix(o.Path, "/machine/unattached/"), typ)
+		switch typ {
+		case "piix3-usb-uhci":
+			obj.Ensure("usb-bus.0", "usb-bus") // -usb's, the first USB bus made
+		case "ich9-ahci":
+			for i := 0; i < 6; i++ { // q35's, the first IDE buses made
+				obj.Ensure(fmt.Sprintf("ide.%d", i), "IDE")
+			}
+		}
 	}
 	// pc_init1 makes the SMBus EEPROMs after the PIIX4 (q35's are in UnattachedDevices).
 	gpios := 27 // the 24 GSIs, the PIC's output, the two A20 lines

@@ -35,7 +35,7 @@ var q35Objects = []object{
 
 // boardPCI are the board's own PCI functions (the others without owner are -net nic's).
 var boardPCI = map[string]bool{"i440FX": true, "PIIX3": true, "piix3-ide": true, "PIIX4_PM": true,
-	"mch": true, "ICH9-LPC": true, "ich9-ahci": true, "ICH9-SMB": true, "VGA": true}
+	"mch": true, "ICH9-LPC": true, "ich9-ahci": true, "ICH9-SMB": true, "VGA": true, "piix3-usb-uhci": true}
 
 type kid struct{ name, typ string }
 
@@ -87,11 +87,7 @@ func typeChildren(typ string, modern bool, prop func(name string) (string, bool)
 	case "ICH9-LPC":
 		return append(regions("lpc-rcrb-mmio", 1), kid{"isa.0", "ISA"}) // RCBA too
 	case "ich9-ahci":
-		k := regions("ahci-idp", 1, "ahci", 1) // BARs 4 and 5
-		for i := 0; i < 6; i++ {
-			k = append(k, kid{fmt.Sprintf("ide.%d", i), "IDE"})
-		}
-		return k
+		return regions("ahci-idp", 1, "ahci", 1) // BARs 4 and 5; its buses: the device tree's or addBoard's
 	case "ICH9-SMB":
 		return append(regions("pm-smbus", 1), kid{"i2c", "i2c-bus"}) // BAR 4
 	case "isa-serial":
