@@ -51,7 +51,7 @@ func runCaseFiles(t *testing.T, ref, cand string, files []string) {
 }
 
 func differential(t *testing.T, ref, cand string, sc *harness.Script) {
-	a, err := harness.Run(t, ref, sc, harness.RunOptions{})
+	a, err := harness.Run(t, ref, sc, harness.RunOptions{Reference: true})
 	if err != nil {
 		t.Fatalf("reference %s: %v\n%s", ref, err, render(a))
 	}
