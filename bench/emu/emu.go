@@ -11,11 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"tlcvm/internal/pgroup"
 
 	"tlcvm/bench/qmpc"
 )
@@ -67,8 +68,7 @@ type Process struct {
 	exited chan struct{} // closed once the child is reaped
 	state  *os.ProcessState
 
-	sigMu  sync.Mutex
-	reaped bool // +checklocks:sigMu; the group is signalled only before: -pid may then be another's
+	group *pgroup.Leader // signalled only until the child has exited: -pid may then be another's
 }
 
 // Launch creates the run directory, watches it, and starts the emulator.
@@ -121,6 +121,7 @@ func (p *Process) start(cfg Config, dir string) error {
 		return fmt.Errorf("emu: start %s: %w", cfg.Bin, err)
 	}
 	p.exec = time.Since(p.t0)
+	p.group = pgroup.Of(p.Cmd.Process.Pid)
 	go p.watch()
 	return nil
 }
@@ -128,18 +129,7 @@ func (p *Process) start(cfg Config, dir string) error {
 // watch waits for the child to exit without reaping it, kills whatever is
 // left of its process group while its pid cannot be reused, then reaps it.
 func (p *Process) watch() {
-	pid := p.Cmd.Process.Pid
-	for {
-		var info unix.Siginfo
-		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	p.sigMu.Lock()
-	_ = unix.Kill(-pid, unix.SIGKILL) // our child's own group; ESRCH if empty
-	p.reaped = true
-	p.sigMu.Unlock()
+	p.group.Exited(unix.SIGKILL) // stragglers of our child's own group
 	_ = p.Cmd.Wait()
 	p.state = p.Cmd.ProcessState
 	close(p.exited)
@@ -330,11 +320,7 @@ func (p *Process) Stop(conn *qmpc.Conn, grace time.Duration) error {
 	select {
 	case <-p.exited:
 	case <-time.After(grace):
-		p.sigMu.Lock()
-		if !p.reaped {
-			_ = unix.Kill(-p.Pid(), unix.SIGKILL)
-		}
-		p.sigMu.Unlock()
+		p.group.Signal(unix.SIGKILL)
 		<-p.exited
 	}
 	if p.ino != nil {

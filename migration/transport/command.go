@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"tlcvm/internal/pgroup"
 )
 
 // pipeSize is what the pipes to and from an exec'd command are grown to (F_SETPIPE_SZ;
@@ -43,12 +45,7 @@ type command struct {
 	tail       tailBuffer    // last bytes of stderr
 	stderrDone chan struct{} // closed when stderr reached EOF
 	killed     sync.Once
-
-	// The group is signalled only while its leader is not yet reaped: once reaped (and
-	// its group empty) the number may be another process group's (pid_max is 32768 on
-	// many hosts), and a late kill(-pgid) would end a stranger.
-	sigMu  sync.Mutex
-	reaped bool // +checklocks:sigMu
+	group      *pgroup.Leader // signalled only until the shell has exited
 }
 
 // startCommand runs line with /bin/sh -c, as QEMU's exec: does. outgoing: its stdin is the
@@ -90,6 +87,7 @@ func startCommand(line string, outgoing bool, env Env) (*command, *os.File, erro
 		return nil, nil, withErrno(fmt.Sprintf("Unable to start command '%s'", c.line), ErrCommand, err)
 	}
 	c.pgid = c.cmd.Process.Pid
+	c.group = pgroup.Of(c.pgid)
 	stderr := env.Stderr
 	if stderr == nil {
 		stderr = os.Stderr
@@ -100,15 +98,7 @@ func startCommand(line string, outgoing bool, env Env) (*command, *os.File, erro
 		io.Copy(io.MultiWriter(&c.tail, ignoreErrors{stderr}), er) //nolint:errcheck // best effort
 	}()
 	go func() {
-		for { // exited, not reaped: the group's number stays ours meanwhile
-			var info unix.Siginfo
-			if err := unix.Waitid(unix.P_PID, c.pgid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != unix.EINTR {
-				break
-			}
-		}
-		c.sigMu.Lock()
-		c.reaped = true
-		c.sigMu.Unlock()
+		c.group.Exited(0)
 		err := c.cmd.Wait()
 		c.state = c.cmd.ProcessState
 		if c.state == nil {
@@ -154,17 +144,8 @@ func (c *command) exitError() error {
 
 // kill ends the whole process group with SIGKILL (cancel) and waits until it is reaped.
 func (c *command) kill() {
-	c.killed.Do(func() { c.signal(unix.SIGKILL) })
+	c.killed.Do(func() { c.group.Signal(unix.SIGKILL) })
 	<-c.done
-}
-
-// signal sends sig to the command's process group, unless its leader has been reaped.
-func (c *command) signal(sig unix.Signal) {
-	c.sigMu.Lock()
-	defer c.sigMu.Unlock()
-	if !c.reaped {
-		unix.Kill(-c.pgid, sig) //nolint:errcheck // ESRCH when the group is empty
-	}
 }
 
 // end lets a command whose pipe was just closed exit by itself, then asks it (SIGTERM)
@@ -178,7 +159,7 @@ func (c *command) end() (byItself bool) {
 		return true
 	case <-t.C:
 	}
-	c.signal(unix.SIGTERM)
+	c.group.Signal(unix.SIGTERM)
 	t.Reset(termGrace)
 	select {
 	case <-c.done:

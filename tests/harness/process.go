@@ -8,13 +8,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
+
+	"tlcvm/internal/pgroup"
 )
 
 // ErrStart is wrapped when a binary cannot be started.
@@ -62,8 +63,7 @@ type Process struct {
 	status ExitStatus // valid once exited is closed
 	extra  []int      // pidfds of daemons to kill at cleanup; test goroutine only
 
-	sigMu  sync.Mutex
-	reaped bool // +checklocks:sigMu; the group is signalled only before
+	group *pgroup.Leader // signalled only until the child has exited
 }
 
 // ExitStatus is how a process ended.
@@ -143,6 +143,7 @@ func StartProcess(t testing.TB, cfg Config) (*Process, error) {
 		exited: make(chan struct{}),
 	}
 	p.log.Debug().Str("bin", cfg.Bin).Strs("args", cfg.Args).Int("pid", cmd.Process.Pid).Msg("started")
+	p.group = pgroup.Of(p.Pid())
 	go p.reap()
 	t.Cleanup(func() {
 		p.Kill()
@@ -156,15 +157,7 @@ func StartProcess(t testing.TB, cfg Config) (*Process, error) {
 }
 
 func (p *Process) reap() {
-	for { // exited, not yet reaped: its group's number cannot be reused meanwhile
-		var info unix.Siginfo
-		if err := unix.Waitid(unix.P_PID, p.Pid(), &info, unix.WEXITED|unix.WNOWAIT, nil); err != unix.EINTR {
-			break
-		}
-	}
-	p.sigMu.Lock()
-	p.reaped = true
-	p.sigMu.Unlock()
+	p.group.Exited(0)
 	err := p.Cmd.Wait()
 	st := ExitStatus{Code: p.Cmd.ProcessState.ExitCode()}
 	if ws, ok := p.Cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -225,11 +218,7 @@ func (p *Process) Track(pid int) {
 
 // Kill kills the process group and tracked daemons and waits for them.
 func (p *Process) Kill() {
-	p.sigMu.Lock()
-	if !p.reaped { // once reaped, -pid may name another process group
-		_ = syscall.Kill(-p.Pid(), syscall.SIGKILL)
-	}
-	p.sigMu.Unlock()
+	p.group.Signal(unix.SIGKILL)
 	<-p.exited
 	for _, fd := range p.extra {
 		killAndAwait(fd)
