@@ -11,7 +11,7 @@ import "time"
 // So the estimate is the lower of the last pass's rate and a smoothed rate (the newest
 // pass weighs fitSmoothing), less a margin (fitMargin) for what stage 3 adds (the last
 // sync, the device state, the stop). A link that slows down is followed at once (the
-// last pass), a pass that ran fast is taken for a quarter of what it claims.
+// last pass), a pass that ran fast moves the estimate by a quarter of its excess only.
 //
 // query-migrate's expected-downtime is not derived from it (job.info reports the limit).
 type fitEstimate struct {
