@@ -281,6 +281,46 @@ func TestMigrateLinkDownPrecopy(t *testing.T) {
 // (migrated)" where the test waited for "paused (post-copy)").
 const postcopyWorkload = "ws=4M,,rate=16M,,fill=16M"
 
+// guestFilled waits until every vCPU of the guest has written its fill= pages: its pass
+// counter (0x500+16*i) goes from 1 to 2 at the end of its first rewrite of the working set,
+// which follows the fill. A post-copy switched to before then had the destination's guest
+// write the rest of the fill, fetching each page on demand at the guest's rate, and ended
+// within a second or two (CI found the source "shut off (migrated)" where the test waited
+// for "paused (post-copy)").
+func guestFilled(t *testing.T, v *lv.Virsh, dom string) {
+	t.Helper()
+	var last string
+	if err := lv.Poll(time.Minute, 100*time.Millisecond, "the guest's fill", func() (bool, error) {
+		out, err := v.Run("qemu-monitor-command", "--hmp", dom, "xp /8gx 0x500")
+		if err != nil {
+			return false, err
+		}
+		last = out
+		var passes []uint64
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			_, vals, _ := strings.Cut(line, ": ")
+			for _, f := range strings.Fields(vals) {
+				n, err := strconv.ParseUint(strings.TrimPrefix(f, "0x"), 16, 64)
+				if err != nil {
+					return false, fmt.Errorf("xp: %q", out)
+				}
+				passes = append(passes, n)
+			}
+		}
+		if len(passes) != 8 || passes[0] == 0 {
+			return false, nil
+		}
+		for i := 0; i < len(passes); i += 2 { // pass counters; the written ones between them
+			if passes[i] == 1 {
+				return false, nil
+			}
+		}
+		return true, nil
+	}); err != nil {
+		t.Fatalf("%v: %q", err, last)
+	}
+}
+
 // TestMigrateLinkDownPostcopy: the link goes down in post-copy (the guest runs on the
 // destination, pages still on the source). `virsh domjobabort --postcopy` pauses the
 // migration (QEMU's migrate-pause); once the link is back both ends are in post-copy
@@ -291,6 +331,7 @@ func TestMigrateLinkDownPostcopy(t *testing.T) {
 	need(t)
 	h := twoHosts(t)
 	d := migDomain(t, h, emulator{"tlcvm", bin}, postcopyWorkload, true)
+	guestFilled(t, h.A, d.Name)
 	args := []string{"--live", "--p2p", "--unsafe", "--postcopy", "--bandwidth", "1", "--postcopy-bandwidth", "1"}
 	r := startMigrate(h, d.Name, args...)
 	awaitTransfer(t, h, d.Name)
