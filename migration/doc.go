@@ -44,10 +44,10 @@
 //
 // Convergence: stage 2 ends when the dirty set fits the downtime budget (QEMU's
 // threshold_size = bandwidth × downtime-limit) at an estimated bandwidth with a margin
-// (fit.go): 90 % of the lower of the previous pass's rate and a smoothed rate. QEMU takes
-// the previous pass's rate alone, and so overshot the limit when the link slowed down at
-// the stop or a short pass was measured fast (481 ms against 300). query-migrate's
-// expected-downtime is unchanged.
+// (fit.go): 90 % of the lower of the previous pass's rate and a smoothed rate, never above
+// max-bandwidth. QEMU takes the previous pass's rate alone, and so overshot the limit when
+// the link slowed down at the stop or a short pass was measured fast (481 ms against 300).
+// query-migrate's expected-downtime is unchanged.
 // When it cannot — after 30 passes, or when the dirty set has not shrunk below 95 % of its
 // smallest size for 3 passes, or before the stream would exceed twice the RAM the guest
 // ever wrote — a guest that dirties faster than the channel drains is throttled

@@ -13,9 +13,16 @@ import "time"
 // sync, the device state, the stop). A link that slows down is followed at once (the
 // last pass), a pass that ran fast moves the estimate by a quarter of its excess only.
 //
+// The estimate never exceeds max-bandwidth (limit): a pass shorter than the rate limiter's
+// window goes out at once and measures the host, not the link the limit stands for (a
+// 550 KB first pass of a guest that had just started measured 12 GB/s under a 16 MiB/s
+// limit, and its 2 MiB dirty set was judged to fit 1 ms). QEMU's estimate cannot exceed
+// it either: it measures over 100 ms windows of rate-limited sending.
+//
 // query-migrate's expected-downtime is not derived from it (job.info reports the limit).
 type fitEstimate struct {
 	last, smooth float64 // bytes/s; 0 before the first pass
+	limit        float64 // max-bandwidth, bytes/s (0: none)
 }
 
 const (
@@ -39,7 +46,13 @@ func (f *fitEstimate) observe(bytes uint64, d time.Duration) {
 }
 
 // bandwidth is the estimate stage 3 is judged on, bytes/s (0 before the first pass).
-func (f *fitEstimate) bandwidth() float64 { return min(f.last, f.smooth) * fitMargin }
+func (f *fitEstimate) bandwidth() float64 {
+	b := min(f.last, f.smooth)
+	if f.limit > 0 {
+		b = min(b, f.limit)
+	}
+	return b * fitMargin
+}
 
 // budget is how many bytes fit in downMS milliseconds.
 func (f *fitEstimate) budget(downMS uint64) uint64 {

@@ -97,7 +97,8 @@ func pow(x float64, n int) float64 {
 }
 
 // TestFitEstimate: nothing fits before a pass was measured; the estimate follows a
-// slower pass at once and a faster one a quarter of the way.
+// slower pass at once and a faster one a quarter of the way, and never exceeds
+// max-bandwidth.
 func TestFitEstimate(t *testing.T) {
 	var f fitEstimate
 	if f.fits(0, 300) || f.budget(300) != 0 {
@@ -122,5 +123,13 @@ func TestFitEstimate(t *testing.T) {
 	}
 	if !f.fits(f.budget(300), 300) || f.fits(f.budget(300)+1, 300) {
 		t.Fatal("fits disagrees with budget")
+	}
+	f.limit = 16 << 20 // max-bandwidth: a pass measured faster is capped at it
+	if got, want := f.bandwidth(), float64(16<<20)*fitMargin; got != want {
+		t.Fatalf("under max-bandwidth 16 MiB/s: %v, want %v", got, want)
+	}
+	f.limit = 100e9
+	if got, want := f.bandwidth(), (0.25*2000e6+0.75*875e6)*fitMargin; got != want {
+		t.Fatalf("under a limit above the passes: %v, want %v", got, want)
 	}
 }

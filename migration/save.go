@@ -317,7 +317,8 @@ func (s *saver) save() error {
 		dirty := s.syncPass() * pageSize
 		s.noteSync(dirty / pageSize)
 		s.j.remaining.Store(int64(dirty))
-		_, downMS := j.e.limits()
+		bw, downMS := j.e.limits()
+		fit.limit = float64(bw)
 		if fit.fits(dirty, downMS) {
 			break
 		}
