@@ -133,6 +133,11 @@
 //	              (prefetchReader) ─> loader: decode, CRC, copy into guest RAM
 //	              goroutine: MADV_POPULATE_WRITE ahead of a run of pages, as far as the run
 //	              is long, up to 4 MiB (readahead)
+//	multifd:      the saver gathers a packet's pages behind room for its header in a
+//	              reused buffer; the channel's goroutine writes header and pages in one
+//	              write(2). The destination reads a packet whose pages are a run straight
+//	              into guest RAM (populated first, one call), no copy in user space, and
+//	              checks its CRC32C there; other packets are copied page by page.
 //
 // The last matters most here: a fresh page of guest RAM costs the destination a fault, an
 // allocation and its zeroing, 2-5 µs each on this host (more than the copy), and populating

@@ -77,7 +77,7 @@ func (b *fakeRAM) SyncDirtyLog(dst []uint64) (n uint64) {
 }
 func (b *fakeRAM) WritePage(page uint64, data []byte) {
 	copy(b.mem[page*pageSize:(page+1)*pageSize], data)
-	atomic.OrUint64(&b.written[page/64], 1<<(page%64))
+	b.MarkWritten(page)
 }
 
 // store is a guest write: the data, then the bits.
@@ -140,7 +140,12 @@ type fakeMachine struct {
 	wg         sync.WaitGroup
 	throttle   atomic.Int32 // CPU throttle % (throttledMachine); the guest honours it
 	sliceStart time.Time    // the guest goroutine's current 10 ms slice
+	copyOnly   atomic.Bool  // RAMBlocks hides MarkWritten: loaders copy every page (WritePage)
 }
+
+// copiedRAM is a RAM block offering only the RAMBlock interface (no MarkWritten): a
+// multifd loader must copy its pages rather than read them in place.
+type copiedRAM struct{ migration.RAMBlock }
 
 // throttledMachine is a fakeMachine whose vCPUs can be throttled (migration.Throttler);
 // it records every percentage set.
@@ -208,6 +213,9 @@ func (m *fakeMachine) stop() {
 
 func (m *fakeMachine) MachineType() string { return "pc-i440fx-7.2" }
 func (m *fakeMachine) RAMBlocks() []migration.RAMBlock {
+	if m.copyOnly.Load() {
+		return []migration.RAMBlock{copiedRAM{m.ram}}
+	}
 	return []migration.RAMBlock{m.ram}
 }
 func (m *fakeMachine) Sections() []migration.Section {

@@ -32,13 +32,26 @@ type mfSender struct {
 	uuid  [16]byte
 	wg    sync.WaitGroup    // the channels' writers
 	rate  func(n int) error // charges bytes to max-bandwidth (countWriter.charge)
+	free  chan []byte       // packet buffers written out, for reuse (len MultifdPacketSize)
 }
 
 // mfBatch is the pages of one packet being gathered.
 type mfBatch struct {
 	block string
 	offs  []uint64
-	data  []byte // len(offs) pages
+	// buf is the packet as it is written: MultifdPacketSize bytes for its header, then
+	// len(offs) pages. Header and pages go out in one write, which the transport passes to
+	// the socket as it is (a header written on its own would make it copy the pages into
+	// its buffer behind it).
+	buf []byte
+}
+
+// data is the batch's page data.
+func (b mfBatch) data() []byte {
+	if len(b.buf) < stream.MultifdPacketSize {
+		return nil
+	}
+	return b.buf[stream.MultifdPacketSize:]
 }
 
 // mfChannel is one multifd connection and its writer goroutine.
@@ -64,7 +77,7 @@ func (j *job) openMultifd(n int, uuid [16]byte) (*mfSender, error) {
 	if a := j.addr; a.Scheme != transport.SchemeTCP && a.Scheme != transport.SchemeUnix {
 		return nil, errMultifdProtocol
 	}
-	mf := &mfSender{j: j, uuid: uuid}
+	mf := &mfSender{j: j, uuid: uuid, free: make(chan []byte, 2*n+1)}
 	env := transport.Env{Log: j.e.log}
 	for i := 0; i < n; i++ {
 		out, err := transport.OpenAddress(j.addr, env)
@@ -99,16 +112,23 @@ func (c *mfChannel) run(mf *mfSender) {
 			if w.sync {
 				p.Flags = stream.MultifdFlagSync
 			}
-			hdr := p.Encode(w.b.data)
-			_, err = c.out.Write(hdr)
-			if err == nil && len(w.b.data) > 0 {
-				_, err = c.out.Write(w.b.data)
+			pkt := w.b.buf
+			if pkt == nil {
+				pkt = make([]byte, stream.MultifdPacketSize)
 			}
+			copy(pkt, p.Encode(w.b.data()))
+			_, err = c.out.Write(pkt)
 			if err == nil && w.sync {
 				err = transport.Flush(c.out)
 			}
-			mf.bytes.Add(int64(len(hdr) + len(w.b.data)))
-			mf.j.multifdBytes.Add(int64(len(hdr) + len(w.b.data)))
+			mf.bytes.Add(int64(len(pkt)))
+			mf.j.multifdBytes.Add(int64(len(pkt)))
+			if w.b.buf != nil {
+				select {
+				case mf.free <- w.b.buf[:stream.MultifdPacketSize]:
+				default:
+				}
+			}
 			if err != nil {
 				c.errMu.Lock()
 				c.err = err
@@ -135,8 +155,15 @@ func (mf *mfSender) page(block string, off uint64, data []byte) error {
 		}
 		mf.batch.block = block
 	}
+	if mf.batch.buf == nil {
+		select {
+		case mf.batch.buf = <-mf.free:
+		default:
+			mf.batch.buf = make([]byte, stream.MultifdPacketSize, stream.MultifdPacketSize+stream.MultifdPagesPerPacket*pageSize)
+		}
+	}
 	mf.batch.offs = append(mf.batch.offs, off)
-	mf.batch.data = append(mf.batch.data, data...)
+	mf.batch.buf = append(mf.batch.buf, data...)
 	return nil
 }
 
@@ -151,15 +178,14 @@ func (mf *mfSender) flushBatch() error {
 		return err
 	}
 	b := mf.batch
-	mf.batch = mfBatch{offs: make([]uint64, 0, stream.MultifdPagesPerPacket),
-		data: make([]byte, 0, stream.MultifdPagesPerPacket*pageSize)}
+	mf.batch = mfBatch{offs: make([]uint64, 0, stream.MultifdPagesPerPacket)}
 	select {
 	case c.work <- mfWork{b: b}:
 	case <-mf.j.cancelCh:
 		return errCancelled
 	}
 	if mf.rate != nil {
-		return mf.rate(len(b.data))
+		return mf.rate(len(b.data()))
 	}
 	return nil
 }

@@ -11,27 +11,42 @@ import (
 	"tlcvm/migration"
 )
 
-// TestMultifd migrates a busy guest through three multifd channels besides the main one:
+// TestMultifd migrates a busy guest through three multifd channels besides the main one,
+// to a destination that reads runs of pages in place and to one that must copy them:
 // the destination's RAM equals the source's stopped in stage 3, the channels carried the
 // pages (multifd-bytes), and the events are those of a plain migration.
 func TestMultifd(t *testing.T) {
 	const size = 8 << 20
-	p := newPair(t, size, []migration.Capability{migration.CapMultifd, migration.CapReturnPath},
-		[]migration.Capability{migration.CapMultifd, migration.CapReturnPath})
-	p.setChannels(t, 3)
-	p.sm.run(size / pageSize / 2)
-	defer p.sm.stop()
-	if err := p.src.Migrate(p.uri, migration.MigrateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	info := p.completed(t)
-	if info.RAM.MultifdBytes < size/4 || info.RAM.Transferred < info.RAM.MultifdBytes {
-		t.Errorf("multifd-bytes %d, transferred %d", info.RAM.MultifdBytes, info.RAM.Transferred)
-	}
-	for i := range p.sm.secs {
-		if a, b := p.sm.secs[i].value.Load(), p.dm.secs[i].value.Load(); a != b {
-			t.Errorf("section %s: %d restored, %d saved", p.sm.secs[i].id, b, a)
-		}
+	for _, tc := range []struct {
+		name     string
+		copyOnly bool
+	}{{"in-place", false}, {"copied", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPair(t, size, []migration.Capability{migration.CapMultifd, migration.CapReturnPath},
+				[]migration.Capability{migration.CapMultifd, migration.CapReturnPath})
+			p.dm.copyOnly.Store(tc.copyOnly)
+			p.setChannels(t, 3)
+			p.sm.run(size / pageSize / 2)
+			defer p.sm.stop()
+			if err := p.src.Migrate(p.uri, migration.MigrateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			info := p.completed(t)
+			if info.RAM.MultifdBytes < size/4 || info.RAM.Transferred < info.RAM.MultifdBytes {
+				t.Errorf("multifd-bytes %d, transferred %d", info.RAM.MultifdBytes, info.RAM.Transferred)
+			}
+			for i := range p.sm.secs {
+				if a, b := p.sm.secs[i].value.Load(), p.dm.secs[i].value.Load(); a != b {
+					t.Errorf("section %s: %d restored, %d saved", p.sm.secs[i].id, b, a)
+				}
+			}
+			var got, want [size / pageSize / 64]uint64
+			p.sm.ram.WrittenBitmap(want[:])
+			p.dm.ram.WrittenBitmap(got[:])
+			if got != want {
+				t.Errorf("the destination's written bitmap differs from the source's")
+			}
+		})
 	}
 }
 
