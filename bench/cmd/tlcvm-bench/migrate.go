@@ -14,6 +14,14 @@ import (
 // MigrateSection is the BENCHMARKS.md section "tlcvm-bench migrate" owns.
 const MigrateSection = "migrate"
 
+// multifd says how the runs' migrations use connections.
+func multifd(n int) string {
+	if n <= 0 {
+		return "one connection (multifd off)"
+	}
+	return fmt.Sprintf("multifd on both ends, %d channels", n)
+}
+
 // runMigrate is "tlcvm-bench migrate [flags]": live migration over a veth pair between two
 // network namespaces the benchmark creates (and deletes), tlcvm beside QEMU 7.2 running the
 // peer kit's guest under TCG, interleaved, with the link's own TCP throughput in the same run.
@@ -35,6 +43,7 @@ func runMigrate(argv []string) int {
 	fs.DurationVar(&o.Warmup, "warmup", 5*time.Second, "guest runs this long before migrate")
 	fs.DurationVar(&o.Cap, "cap", 60*time.Second, "a migration not completed by then is cancelled and counts as not converged")
 	fs.Int64Var(&o.MaxBandwidth, "max-bandwidth", 100<<30, "migrate-set-parameters max-bandwidth on the source, bytes/s")
+	fs.IntVar(&o.Multifd, "multifd", 0, "multifd-channels on both ends, the multifd capability on (0: off, one connection)")
 	fs.DurationVar(&o.LinkFor, "link-for", 3*time.Second, "length of each measurement of the link's own TCP throughput")
 	if st := s.parse(fs, argv, &o.Kernel); st != 0 {
 		return st
@@ -63,16 +72,18 @@ func runMigrate(argv []string) int {
 		"- link: veth pair between network namespaces %s (%s/30) and %s (%s/30), created by the run and deleted after; "+
 		"source in the first, destination (`-incoming defer`, `migrate-incoming tcp:%s:PORT`) in the second\n"+
 		"- %d tries per side, scenario and mode, interleaved; warm-up %v; source max-bandwidth %d B/s, downtime-limit "+
-		"left at the default (300 ms); cap %v (then `migrate_cancel`: not converged); postcopy: `postcopy-ram` on both "+
+		"left at the default (300 ms); %s; cap %v (then `migrate_cancel`: not converged); postcopy: `postcopy-ram` on both "+
 		"ends, `migrate-start-postcopy` once query-migrate's dirty-sync-count reaches 2 (the first pass is over)\n"+
 		"- total time, downtime and RAM transferred are query-migrate's (source) at the end; throughput is RAM "+
 		"transferred ÷ total time; first pass and stage 3 are tlcvm's stage 1 (guest running) and stage 3 (guest "+
 		"stopped) rates from query-migrate's x-tlc-stages; the link's own TCP throughput is one Go connection across "+
 		"the pair for %v, before and after the migrations (the table uses the mean), each followed by the rate at which "+
-		"the host makes 1 GiB of fresh memory present; CPU is utime + stime of both processes (source from migrate to "+
+		"the host makes 1 GiB of fresh memory present and the link's throughput into fresh memory (the same connection "+
+		"carrying 1 GiB, read straight into a fresh 1 GiB mapping populated 4 MiB ahead of the reader, as a destination "+
+		"without a copy of its own would place pages: the most a destination can receive on this host); CPU is utime + stime of both processes (source from migrate to "+
 		"its end, destination until it left inmigrate) per MB transferred: the migration's own where the guest does not "+
 		"run, a hot guest's vCPU included in the source's\n",
-		o.Kernel, n.Src, n.SrcAddr, n.Dst, n.DstAddr, n.DstAddr, o.Reps, o.Warmup, o.MaxBandwidth, o.Cap, o.LinkFor)
+		o.Kernel, n.Src, n.SrcAddr, n.Dst, n.DstAddr, n.DstAddr, o.Reps, o.Warmup, o.MaxBandwidth, multifd(o.Multifd), o.Cap, o.LinkFor)
 	return s.run(head, func(ctx context.Context, record func(any) error, progress *os.File) (string, map[string]any, error) {
 		o.Record = record
 		if progress != nil {
@@ -80,7 +91,7 @@ func runMigrate(argv []string) int {
 		}
 		recs, links, err := suite.RunMigrate(ctx, o)
 		var sum float64
-		var parts, pops []string
+		var parts, pops, fresh []string
 		var cnt int
 		for _, l := range links {
 			if l.Err == "" {
@@ -91,6 +102,9 @@ func runMigrate(argv []string) int {
 			if l.PopulateMBs > 0 {
 				pops = append(pops, fmt.Sprintf("%s %.0f MB/s", l.When, l.PopulateMBs))
 			}
+			if l.FreshMBs > 0 {
+				fresh = append(fresh, fmt.Sprintf("%s %.0f MB/s (%.0f %% of the link measured with it)", l.When, l.FreshMBs, 100*l.FreshMBs/max(l.MBs, 1)))
+			}
 		}
 		link := 0.0
 		if cnt > 0 {
@@ -100,6 +114,10 @@ func runMigrate(argv []string) int {
 		if len(pops) > 0 {
 			table += fmt.Sprintf("Fresh memory made present (1 GiB, `MADV_POPULATE_WRITE`, what a destination's pages land in): %s.\n\n",
 				strings.Join(pops, ", "))
+		}
+		if len(fresh) > 0 {
+			table += fmt.Sprintf("The link into fresh memory (1 GiB read straight into a fresh mapping, populated ahead): %s.\n\n",
+				strings.Join(fresh, ", "))
 		}
 		rows := suite.MigRows(recs, link)
 		return table + suite.MigMarkdown(rows), map[string]any{"link_mb_s": link}, err
