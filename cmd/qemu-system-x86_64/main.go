@@ -10,6 +10,8 @@ import (
 	"os"
 	"runtime/pprof"
 	"runtime/trace"
+	"strconv"
+	"strings"
 
 	"tlcvm/compat"
 	"tlcvm/compat/qerror"
@@ -29,7 +31,7 @@ func main() {
 // diagnostics starts what the environment asks for, for `make bench` investigations (no
 // effect otherwise), and returns the function that ends it: TLCVM_CPUPROFILE=FILE writes a CPU
 // profile of the whole run, TLCVM_TRACE=FILE an execution trace (go tool trace: goroutine
-// hand-offs, thread wake-ups).
+// hand-offs, thread wake-ups); "%p" in FILE stands for the pid.
 func diagnostics() (stop func()) {
 	var stops []func()
 	for _, d := range []struct {
@@ -44,6 +46,9 @@ func diagnostics() (stop func()) {
 		if path == "" {
 			continue
 		}
+		// "%p" is the pid: a migration's two ends started with the same environment
+		// write a file each.
+		path = strings.ReplaceAll(path, "%p", strconv.Itoa(os.Getpid()))
 		f, err := os.Create(path)
 		if err != nil {
 			continue
