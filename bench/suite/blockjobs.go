@@ -25,7 +25,10 @@ import (
 //     commit (block-commit of the middle of base <- mid <- top into base) and a stream
 //     (block-stream of base into an empty top) of a 4 GiB qcow2 holding 1 GiB of data: the
 //     job's time (command to the job's end) and its throughput in data bytes, against dd
-//     copying the same bytes (the image file, 4 MiB blocks);
+//     copying the same bytes (the image file, 4 MiB blocks) right before each repetition
+//     of the job (the row's dd is the median of those: both sides' times drift within a
+//     run with the host's memory and storage, and a dd measured once at the start
+//     compared a later minute's job with an earlier minute's copy);
 //   - a full backup (drive-backup sync=full) then, after 64 MiB of writes (HMP qemu-io on
 //     both sides, the same offsets), an incremental one (sync=incremental over a bitmap
 //     added before the full one): the incremental's time as a share of the full one's;
@@ -352,25 +355,38 @@ func RunBlockJobs(ctx context.Context, o BJOptions) ([]BJRow, error) {
 	if err := dataImage(ctx, src, "", true); err != nil {
 		return nil, err
 	}
-	var dd []float64
-	for i := 0; i < o.Reps; i++ {
+	ddOnce := func(job string) (float64, error) {
 		syncDir(dir)
 		d, err := tool(ctx, "dd", "if="+src, "of="+filepath.Join(dir, "copy"), "bs=4M", "status=none")
 		if err != nil {
+			return 0, err
+		}
+		o.record(map[string]any{"metric": "dd", "before": job, "s": d.Seconds()})
+		return d.Seconds(), nil
+	}
+	var dd []float64
+	for i := 0; i < o.Reps; i++ {
+		d, err := ddOnce("")
+		if err != nil {
 			return nil, err
 		}
-		dd = append(dd, d.Seconds())
-		o.record(map[string]any{"metric": "dd", "s": d.Seconds()})
+		dd = append(dd, d)
 	}
-	ddS := med(dd)
-	o.progress("dd of the 1 GiB image: %.2f s", ddS)
+	o.progress("dd of the 1 GiB image: %.2f s", med(dd))
 	want := func(part string) bool { return o.Only == nil || o.Only[part] }
 	for _, job := range []string{"mirror", "commit", "stream"} {
 		if !want(job) {
 			continue
 		}
 		got := map[string][]float64{}
+		var jobDD []float64 // dd once more before each repetition: the base in the same minutes
 		for i := 0; i < o.Reps; i++ {
+			d, err := ddOnce(job)
+			if err != nil {
+				return nil, err
+			}
+			jobDD = append(jobDD, d)
+			o.progress("dd before %s: %.2f s", job, d)
 			for _, s := range sides {
 				d, err := o.jobRun(ctx, s.bin, filepath.Join(o.Dir, s.name+"-"+job), job)
 				if err != nil {
@@ -382,7 +398,7 @@ func RunBlockJobs(ctx context.Context, o BJOptions) ([]BJRow, error) {
 				o.progress("%s %s: %.2f s", s.name, job, d.Seconds())
 			}
 		}
-		t, q := med(got["tlcvm"]), med(got["qemu"])
+		t, q, ddS := med(got["tlcvm"]), med(got["qemu"]), med(jobDD)
 		rows = append(rows, BJRow{Metric: job + " of 1 GiB in a 4 GiB qcow2", Unit: "s", TLCVM: t, QEMU: q, Base: ddS, BaseName: "dd",
 			Target: "≤ dd / 0.8, < QEMU"})
 		mb := func(s float64) float64 { return float64(bjData) / 1e6 / s }

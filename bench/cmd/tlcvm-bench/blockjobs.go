@@ -39,7 +39,8 @@ func runBlockJobs(argv []string) int {
 	}
 	o.TLCVM, o.QEMU = s.tlcvm, s.qemu
 	defer os.RemoveAll(o.Dir)
-	head := fmt.Sprintf("- images under `%s` (syncfs before each timed interval); %d measurements per side and row, medians\n", o.Dir, o.Reps)
+	head := fmt.Sprintf("- images under `%s` (syncfs before each timed interval); %d measurements per side and row, medians; "+
+		"a job's dd is the median of the dd run right before each of its repetitions\n", o.Dir, o.Reps)
 	return s.run(head, func(ctx context.Context, record func(any) error, progress *os.File) (string, map[string]any, error) {
 		o.Record = record
 		if progress != nil {
