@@ -45,11 +45,11 @@ import (
 
 // scratchNote: each measurement removes its images as soon as it is over (after its
 // emulator stops), so that the next one writes where they were. Kept until the end of the
-// run, the mirror's and commit's images (~10 GB) sent every later job to parts of the disk
-// not written for long, which on this VM's virtual disk (ext4 mounted with discard) are
-// slow to write: the stream after them took 1.9-2.9 s (QEMU 3.1-4.2 s), the same stream
-// after a mirror whose images were gone 0.8-0.9 s (QEMU 2.1-2.2 s), with dd at 0.8-1.0 s
-// in both. dd's copy rewrites one file, which is why it kept its pace.
+// run, the mirror's and commit's images (~10 GB) made every later job slower: the stream
+// after them took 1.9-2.9 s (QEMU 3.1-4.2 s), the same stream after a mirror whose images
+// were gone 0.8-0.9 s (QEMU 2.1-2.2 s), with dd at 0.8-1.0 s in both (dd rewrites one
+// file). The likely mechanism: later jobs wrote to parts of this VM's virtual disk (ext4
+// mounted with discard) not written for long, which are slow to write.
 
 // BJOptions configure RunBlockJobs.
 type BJOptions struct {
