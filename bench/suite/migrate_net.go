@@ -103,9 +103,13 @@ func inNetns(ns string, f func() error) error {
 	return ferr
 }
 
-// LinkThroughput measures the link's own TCP throughput: one connection from Src to Dst
-// carrying as much as it can for d; it returns MB/s (10^6 bytes) as the receiver counted.
-func (n MigNet) LinkThroughput(ctx context.Context, port int, d time.Duration) (float64, error) {
+// measureConn runs one TCP connection from Src to Dst: recv reads it in Dst (on a goroutine
+// of its own) and returns the bytes it counted and the time from its first byte, send writes
+// it in Src, after which the connection is closed (the receiver then sees EOF). Each end's
+// deadline, and the wait for the receiver after the sender, is limit. It returns MB/s
+// (10^6 bytes) as the receiver counted.
+func (n MigNet) measureConn(ctx context.Context, port int, limit time.Duration,
+	recv func(c net.Conn) (int64, time.Duration, error), send func(c net.Conn) error) (float64, error) {
 	addr := fmt.Sprintf("%s:%d", n.DstAddr, port)
 	var ln net.Listener
 	if err := inNetns(n.Dst, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
@@ -125,7 +129,46 @@ func (n MigNet) LinkThroughput(ctx context.Context, port int, d time.Duration) (
 			return
 		}
 		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(d + 30*time.Second))
+		_ = c.SetDeadline(time.Now().Add(limit))
+		b, took, err := recv(c)
+		got <- result{bytes: b, took: took, err: err}
+	}()
+	var c net.Conn
+	dialer := net.Dialer{Timeout: 10 * time.Second}
+	if err := inNetns(n.Src, func() (err error) { c, err = dialer.DialContext(ctx, "tcp", addr); return err }); err != nil {
+		return 0, err
+	}
+	_ = c.SetDeadline(time.Now().Add(limit))
+	err := send(c)
+	c.Close()
+	if err != nil {
+		return 0, fmt.Errorf("%w: send: %v", ErrNet, err)
+	}
+	select {
+	case r := <-got:
+		if r.err != nil {
+			return 0, fmt.Errorf("%w: receive: %v", ErrNet, r.err)
+		}
+		return float64(r.bytes) / r.took.Seconds() / 1e6, nil
+	case <-time.After(limit):
+		return 0, fmt.Errorf("%w: receiver did not finish", ErrNet)
+	}
+}
+
+// sendBuffer is what the measurements send: 1 MiB of a pattern, written again and again.
+func sendBuffer() []byte {
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	return buf
+}
+
+// LinkThroughput measures the link's own TCP throughput: one connection from Src to Dst
+// carrying as much as it can for d, read into one reused buffer; it returns MB/s (10^6
+// bytes) as the receiver counted.
+func (n MigNet) LinkThroughput(ctx context.Context, port int, d time.Duration) (float64, error) {
+	recv := func(c net.Conn) (int64, time.Duration, error) {
 		buf := make([]byte, 1<<20)
 		var total int64
 		var t0 time.Time
@@ -136,42 +179,23 @@ func (n MigNet) LinkThroughput(ctx context.Context, port int, d time.Duration) (
 			}
 			total += int64(k)
 			if err == io.EOF {
-				got <- result{bytes: total, took: time.Since(t0)}
-				return
+				return total, time.Since(t0), nil
 			}
 			if err != nil {
-				got <- result{err: err}
-				return
+				return 0, 0, err
 			}
 		}
-	}()
-	var c net.Conn
-	dialer := net.Dialer{Timeout: 10 * time.Second}
-	if err := inNetns(n.Src, func() (err error) { c, err = dialer.DialContext(ctx, "tcp", addr); return err }); err != nil {
-		return 0, err
 	}
-	buf := make([]byte, 1<<20)
-	for i := range buf {
-		buf[i] = byte(i * 7)
-	}
-	end := time.Now().Add(d)
-	_ = c.SetDeadline(end.Add(30 * time.Second))
-	for time.Now().Before(end) && ctx.Err() == nil {
-		if _, err := c.Write(buf); err != nil {
-			c.Close()
-			return 0, fmt.Errorf("%w: send: %v", ErrNet, err)
+	send := func(c net.Conn) error {
+		buf := sendBuffer()
+		for end := time.Now().Add(d); time.Now().Before(end) && ctx.Err() == nil; {
+			if _, err := c.Write(buf); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
-	c.Close()
-	select {
-	case r := <-got:
-		if r.err != nil {
-			return 0, fmt.Errorf("%w: receive: %v", ErrNet, r.err)
-		}
-		return float64(r.bytes) / r.took.Seconds() / 1e6, nil
-	case <-time.After(30 * time.Second):
-		return 0, fmt.Errorf("%w: receiver did not finish", ErrNet)
-	}
+	return n.measureConn(ctx, port, d+30*time.Second, recv, send)
 }
 
 // PopulateThroughput is the rate (MB/s) at which this host makes fresh anonymous memory
@@ -202,30 +226,12 @@ func PopulateThroughput(size int) (float64, error) {
 // It returns MB/s (10^6 bytes) as the receiver counted.
 func (n MigNet) FreshThroughput(ctx context.Context, port int, size int) (float64, error) {
 	const step, ahead = 1 << 20, 4 << 20
-	addr := fmt.Sprintf("%s:%d", n.DstAddr, port)
-	var ln net.Listener
-	if err := inNetns(n.Dst, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
-		return 0, err
-	}
-	defer ln.Close()
 	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
 		return 0, fmt.Errorf("%w: mmap %d bytes: %v", ErrNet, size, err)
 	}
 	defer unix.Munmap(mem) //nolint:errcheck // measurement only
-	type result struct {
-		took time.Duration
-		err  error
-	}
-	got := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- result{err: err}
-			return
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(time.Minute))
+	recv := func(c net.Conn) (int64, time.Duration, error) {
 		// The populator stays two 4 MiB chunks ahead of the reader: chunks 0 and 1 at once,
 		// chunk i+2 when the reader enters chunk i.
 		chunks := (size + ahead - 1) / ahead
@@ -254,35 +260,19 @@ func (n MigNet) FreshThroughput(ctx context.Context, port int, size int) (float6
 			}
 			off += k
 			if err != nil && off < size {
-				got <- result{err: err}
-				return
+				return 0, 0, err
 			}
 		}
-		got <- result{took: time.Since(t0)}
-	}()
-	var c net.Conn
-	dialer := net.Dialer{Timeout: 10 * time.Second}
-	if err := inNetns(n.Src, func() (err error) { c, err = dialer.DialContext(ctx, "tcp", addr); return err }); err != nil {
-		return 0, err
+		return int64(size), time.Since(t0), nil
 	}
-	defer c.Close()
-	buf := make([]byte, step)
-	for i := range buf {
-		buf[i] = byte(i * 7)
-	}
-	_ = c.SetDeadline(time.Now().Add(time.Minute))
-	for sent := 0; sent < size && ctx.Err() == nil; sent += step {
-		if _, err := c.Write(buf[:min(step, size-sent)]); err != nil {
-			return 0, fmt.Errorf("%w: send: %v", ErrNet, err)
+	send := func(c net.Conn) error {
+		buf := sendBuffer()
+		for sent := 0; sent < size && ctx.Err() == nil; sent += step {
+			if _, err := c.Write(buf[:min(step, size-sent)]); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
-	select {
-	case r := <-got:
-		if r.err != nil {
-			return 0, fmt.Errorf("%w: receive: %v", ErrNet, r.err)
-		}
-		return float64(size) / r.took.Seconds() / 1e6, nil
-	case <-time.After(time.Minute):
-		return 0, fmt.Errorf("%w: receiver did not finish", ErrNet)
-	}
+	return n.measureConn(ctx, port, time.Minute, recv, send)
 }
