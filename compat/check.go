@@ -64,7 +64,7 @@ func (c *Config) Check(m MachineLimits) error {
 		return err
 	}
 	if c.VGA != "" {
-		if isHelpOption(c.VGA) {
+		if c.VGA == "help" { // select_vgahw compares with "help" only; "?" is an unknown type
 			c.Action, c.Info = ActionInfo, &Info{Topic: "vga", Loc: "-vga " + c.VGA}
 			return nil
 		}

@@ -3,6 +3,8 @@ package compat
 import (
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 )
 
 //go:generate go run ./internal/gencmdopts
@@ -78,4 +80,36 @@ func CommandLineOption(name string) (OptionGroup, error) {
 func (g OptionGroup) clone() OptionGroup {
 	g.Params = append([]Param(nil), g.Params...)
 	return g
+}
+
+// optsHelp is qemu_opts_print_help(list, true) for the group called name: each parameter
+// as "  name=<type>", its help (if any) after " - " from column 24, the lines sorted as
+// strings, under "NAME options:".
+//
+//	overcommit options:
+//	  cpu-pm=<bool (on/off)>
+//	  mem-lock=<bool (on/off)>
+func optsHelp(name string) string {
+	g, err := CommandLineOption(name)
+	if err != nil || len(g.Params) == 0 {
+		return "There are no options for " + name + ".\n"
+	}
+	lines := make([]string, 0, len(g.Params))
+	for _, p := range g.Params {
+		l := "  " + p.Name + "=<" + optTypeName[p.Type] + ">"
+		if p.Help != "" {
+			l = fmt.Sprintf("%-24s - %s", l, p.Help)
+		}
+		lines = append(lines, l)
+	}
+	sort.Strings(lines)
+	return name + " options:\n" + strings.Join(lines, "\n") + "\n"
+}
+
+// optTypeName is opt_type_to_string.
+var optTypeName = map[ParamType]string{
+	ParamString: "str",
+	ParamBool:   "bool (on/off)",
+	ParamNumber: "num",
+	ParamSize:   "size",
 }

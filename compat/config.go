@@ -11,7 +11,7 @@ const (
 	ActionVersion
 	// ActionHelp prints HelpText and exits 0.
 	ActionHelp
-	// ActionInfo prints the catalogue listing named by Config.Info, exit 0.
+	// ActionInfo prints the catalogue listing named by Config.Info, exit 0 (or Info.Status).
 	ActionInfo
 )
 
@@ -40,6 +40,12 @@ type Info struct {
 	Arg string
 	// Loc is the option as written, e.g. "-device help".
 	Loc string
+	// Text, when set, is the listing itself: an option group's own help
+	// (qemu_opts_print_help), which "help" among an option's keys asks for.
+	Text string
+	// Status is the exit status after Text: QEMU exits 1 after the help of a
+	// QemuOpts parse (the parse "failed"), 0 after a keyval parse's (-smp, -boot).
+	Status int
 }
 
 // Machine is -machine/-M plus the legacy switches that QEMU folds into the

@@ -48,6 +48,12 @@ func (s *parseState) option(name, arg, loc string) (stop bool, err error) {
 		}
 		c.Accels = append(c.Accels, o)
 	case "smp":
+		if help, err := keyvalHelp(arg, listSMP.implied); err != nil || help {
+			if err != nil {
+				return false, s.fail(loc, err)
+			}
+			return s.groupHelp(listSMP, loc, 0)
+		}
 		o, _, err := s.parseList(listSMP, arg, loc, true)
 		if err != nil {
 			return false, err
@@ -55,6 +61,12 @@ func (s *parseState) option(name, arg, loc string) (stop bool, err error) {
 		c.SMP.Given = true
 		c.SMP.Opts = o
 	case "boot":
+		if help, err := keyvalHelp(arg, listBoot.implied); err != nil || help {
+			if err != nil {
+				return false, s.fail(loc, err)
+			}
+			return s.groupHelp(listBoot, loc, 0)
+		}
 		o, _, err := s.parseList(listBoot, arg, loc, true)
 		if err != nil {
 			return false, err
@@ -62,9 +74,9 @@ func (s *parseState) option(name, arg, loc string) (stop bool, err error) {
 		c.Boot.Given = true
 		c.Boot.Opts = o
 	case "m":
-		o, _, err := s.parseList(listMemory, arg, loc, true)
-		if err != nil {
-			return false, err
+		o, stop, err := s.parseList(listMemory, arg, loc, true)
+		if err != nil || stop {
+			return stop, err
 		}
 		c.Memory.Opts = o
 	case "k":
@@ -84,8 +96,8 @@ func (s *parseState) option(name, arg, loc string) (stop bool, err error) {
 	case "device":
 		return false, s.device(arg, loc)
 	case "name":
-		if _, _, err := s.parseList(listName, arg, loc, true); err != nil {
-			return false, err
+		if _, stop, err := s.parseList(listName, arg, loc, true); err != nil || stop {
+			return stop, err
 		}
 		c.Name.Given = true
 	case "uuid":
@@ -158,9 +170,9 @@ func (s *parseState) option(name, arg, loc string) (stop bool, err error) {
 		}
 		d.noNet = true
 	case "chardev":
-		o, _, err := s.parseList(listChardev, arg, loc, true)
-		if err != nil {
-			return false, err
+		o, stop, err := s.parseList(listChardev, arg, loc, true)
+		if err != nil || stop {
+			return stop, err
 		}
 		c.Chardevs = append(c.Chardevs, o)
 	case "bios":
@@ -174,9 +186,9 @@ func (s *parseState) option(name, arg, loc string) (stop bool, err error) {
 	case "compat":
 		return false, s.compat(arg, loc)
 	case "fw_cfg":
-		o, _, err := s.parseList(listFwCfg, arg, loc, true)
-		if err != nil {
-			return false, err
+		o, stop, err := s.parseList(listFwCfg, arg, loc, true)
+		if err != nil || stop {
+			return stop, err
 		}
 		f := FwCfg{Loc: loc}
 		f.Name, _ = o.Get("name")
@@ -203,9 +215,9 @@ func (s *parseState) option(name, arg, loc string) (stop bool, err error) {
 		d.noMonitor = true
 		return false, s.monitorParse(arg, "control", name == "qmp-pretty", loc)
 	case "mon":
-		o, _, err := s.parseList(listMon, arg, loc, true)
-		if err != nil {
-			return false, err
+		o, stop, err := s.parseList(listMon, arg, loc, true)
+		if err != nil || stop {
+			return stop, err
 		}
 		d.noMonitor = true
 		m := Monitor{ID: o.ID, Loc: loc}
@@ -223,9 +235,9 @@ func (s *parseState) option(name, arg, loc string) (stop bool, err error) {
 	case "S":
 		c.Freeze = true
 	case "overcommit":
-		o, _, err := s.parseList(listOvercomm, arg, loc, false)
-		if err != nil {
-			return false, err
+		o, stop, err := s.parseList(listOvercomm, arg, loc, false)
+		if err != nil || stop {
+			return stop, err
 		}
 		c.Overcommit = o
 	case "d":
@@ -243,9 +255,9 @@ func (s *parseState) option(name, arg, loc string) (stop bool, err error) {
 		c.Actions = append(c.Actions, Opt{"shutdown", "pause"})
 		c.NoShutdown = true
 	case "action":
-		o, _, err := s.parseList(listAction, arg, loc, false)
-		if err != nil {
-			return false, err
+		o, stop, err := s.parseList(listAction, arg, loc, false)
+		if err != nil || stop {
+			return stop, err
 		}
 		for _, kv := range o.List {
 			if e := checkAction(kv.Name, kv.Value); e != nil {
@@ -263,9 +275,9 @@ func (s *parseState) option(name, arg, loc string) (stop bool, err error) {
 	case "daemonize":
 		c.Daemonize = true
 	case "rtc":
-		o, _, err := s.parseList(listRTC, arg, loc, false)
-		if err != nil {
-			return false, err
+		o, stop, err := s.parseList(listRTC, arg, loc, false)
+		if err != nil || stop {
+			return stop, err
 		}
 		c.RTC.Opts = o
 	case "localtime": // tlcvm extension: QEMU 0.x's -localtime = -rtc base=localtime
@@ -281,9 +293,9 @@ func (s *parseState) option(name, arg, loc string) (stop bool, err error) {
 	case "nodefaults":
 		c.NoDefaults = true
 	case "sandbox":
-		o, _, err := s.parseList(listSandbox, arg, loc, true)
-		if err != nil {
-			return false, err
+		o, stop, err := s.parseList(listSandbox, arg, loc, true)
+		if err != nil || stop {
+			return stop, err
 		}
 		c.Sandboxes = append(c.Sandboxes, sandbox(o))
 		s.sandbox = append(s.sandbox, o)
@@ -298,21 +310,21 @@ func (s *parseState) option(name, arg, loc string) (stop bool, err error) {
 	case "no-user-config":
 		c.NoUserCfg = true
 	case "trace":
-		o, _, err := s.parseList(listTrace, arg, loc, true)
-		if err != nil {
-			return false, err
+		o, stop, err := s.parseList(listTrace, arg, loc, true)
+		if err != nil || stop {
+			return stop, err
 		}
 		c.Trace = append(c.Trace, o)
 	case "msg":
-		o, _, err := s.parseList(listMsg, arg, loc, false)
-		if err != nil {
-			return false, err
+		o, stop, err := s.parseList(listMsg, arg, loc, false)
+		if err != nil || stop {
+			return stop, err
 		}
 		c.Msg = o
 	case "object":
 		return s.object(arg, loc)
 	case "global":
-		return false, s.global(arg, loc)
+		return s.global(arg, loc)
 	default:
 		// Recognised options without effect on tlcvm (see NoEffectOptions):
 		// kept in Args only.
@@ -321,6 +333,24 @@ func (s *parseState) option(name, arg, loc string) (stop bool, err error) {
 }
 
 // info records a listing request; stop parsing now as QEMU exits at once.
+// groupHelp asks for the help of an option group (qemu_opts_print_help), then exit status.
+func (s *parseState) groupHelp(l *optsList, loc string, status int) (bool, error) {
+	s.cfg.Action = ActionInfo
+	s.cfg.Info = &Info{Topic: l.name, Loc: loc, Text: optsHelp(l.name), Status: status}
+	return true, nil
+}
+
+// keyvalHelp is the keyval_parse that vl.c's machine_parse_property_opt (-smp, -boot)
+// starts with: its syntax error is fatal first; a help request prints the group's help
+// and exits 0.
+func keyvalHelp(arg, implied string) (bool, *qerror.Error) {
+	k := &Keyval{}
+	if err := k.parse(arg, implied); err != nil {
+		return false, err
+	}
+	return k.Help, nil
+}
+
 func (s *parseState) info(topic, arg, loc string) (bool, error) {
 	s.cfg.Action = ActionInfo
 	s.cfg.Info = &Info{Topic: topic, Arg: arg, Loc: loc}
@@ -363,17 +393,17 @@ func checkAction(key, value string) *qerror.Error {
 	return errNotAccept(key, value)
 }
 
-// global is qemu_global_option.
-func (s *parseState) global(arg, loc string) error {
+// global is qemu_global_option; stop is a help request (the group's help is to be printed).
+func (s *parseState) global(arg, loc string) (stop bool, err error) {
 	if dot := strings.IndexAny(arg, ".="); dot > 0 && dot <= 63 && arg[dot] == '.' {
 		if eq := strings.IndexByte(arg[dot+1:], '='); eq > 0 && eq <= 63 {
 			s.cfg.Globals = append(s.cfg.Globals, Global{Driver: arg[:dot], Property: arg[dot+1 : dot+1+eq], Value: arg[dot+2+eq:], Loc: loc})
-			return nil
+			return false, nil
 		}
 	}
-	o, _, err := s.parseList(listGlobal, arg, loc, false)
-	if err != nil {
-		return err
+	o, stop, err := s.parseList(listGlobal, arg, loc, false)
+	if err != nil || stop {
+		return stop, err
 	}
 	g := Global{Loc: loc}
 	var ok1, ok2, ok3 bool
@@ -381,10 +411,10 @@ func (s *parseState) global(arg, loc string) error {
 	g.Property, ok2 = o.Get("property")
 	g.Value, ok3 = o.Get("value")
 	if !ok1 || !ok2 || !ok3 {
-		return s.fail(loc, newErr(ErrMissingParameter, "options 'driver', 'property', and 'value' are required"))
+		return false, s.fail(loc, newErr(ErrMissingParameter, "options 'driver', 'property', and 'value' are required"))
 	}
 	s.cfg.Globals = append(s.cfg.Globals, g)
-	return nil
+	return false, nil
 }
 
 // device handles -device in both forms.

@@ -179,7 +179,9 @@ var chardevDesc = func() map[string]optType {
 }()
 
 // parseList parses arg for list l with QEMU's noisy parse (warnings kept),
-// enforcing duplicate ids and merging merge lists.
+// enforcing duplicate ids and merging merge lists. help is a help request among the keys
+// of a list with a description: the Config then asks for the group's help, o is nil and
+// the caller stops parsing.
 func (s *parseState) parseList(l *optsList, arg, loc string, permitAbbrev bool) (*Opts, bool, error) {
 	// qemu_opts_create runs before the keys are parsed: a duplicate id is
 	// reported before any bad key (and before short-form warnings).
@@ -194,7 +196,9 @@ func (s *parseState) parseList(l *optsList, arg, loc string, permitAbbrev bool) 
 		return nil, false, s.fail(loc, err)
 	}
 	if help {
-		return nil, true, nil
+		// qemu_opts_parse_noisily prints the group's help and returns NULL: vl.c exits 1.
+		stop, _ := s.groupHelp(l, loc, 1)
+		return nil, stop, nil
 	}
 	o.Loc = loc
 	if l.merge {

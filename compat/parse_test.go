@@ -266,6 +266,48 @@ func TestActions(t *testing.T) {
 	}
 }
 
+// TestGroupHelp: "help" among the keys of an option group prints the group's help
+// (qemu_opts_print_help) and exits 1 after a QemuOpts parse, 0 after a keyval one; the
+// texts are compared with QEMU's in tests/testdata/cmdline.txt.
+func TestGroupHelp(t *testing.T) {
+	for _, tc := range []struct {
+		args   string
+		first  string // the text's first two lines
+		status int
+	}{
+		{"-sandbox on,help", "sandbox options:\n  elevateprivileges=<str>\n", 1},
+		{"-overcommit mem-lock=on,?", "overcommit options:\n  cpu-pm=<bool (on/off)>\n", 1},
+		{"-m 1,help", "memory options:\n  maxmem=<size>\n", 1},
+		{"-global help", "global options:\n  driver=<str>\n", 1},
+		{"-fw_cfg name=x,help", "fw_cfg options:\n  file=<str>             - Sets the name of the file from which the fw_cfg blob will be loaded\n", 1},
+		{"-msg help", "msg options:\n  guest-name=<bool (on/off)> - Prepends guest name", 1},
+		{"-rtc help", "rtc options:\n  base=<str>\n", 1},
+		{"-action help", "action options:\n  panic=<str>\n", 1},
+		{"-name x,help", "name options:\n  debug-threads=<bool (on/off)> - When enabled", 1},
+		{"-mon chardev=x,help", "mon options:\n  chardev=<str>\n", 1},
+		{"-trace enable=x,help", "trace options:\n  enable=<str>\n", 1},
+		{"-smp 2,help", "smp-opts options:\n  clusters=<num>\n", 0},
+		{"-smp ?", "smp-opts options:\n  clusters=<num>\n", 0},
+		{"-boot help", "boot-opts options:\n  menu=<bool (on/off)>\n", 0},
+		{"-boot order=c,help -nosuchlater", "", 0}, // pass 1 rejects the unknown option first
+	} {
+		c, err := compat.Parse(append([]string{"qemu"}, strings.Fields(tc.args)...))
+		if tc.first == "" {
+			if err == nil {
+				t.Errorf("%s: no error", tc.args)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.args, err)
+			continue
+		}
+		if c.Action != compat.ActionInfo || c.Info == nil || !strings.HasPrefix(c.Info.Text, tc.first) || c.Info.Status != tc.status {
+			t.Errorf("%s: %v %+v", tc.args, c.Action, c.Info)
+		}
+	}
+}
+
 func TestVersionAndHelp(t *testing.T) {
 	v := compat.VersionText()
 	if !strings.HasPrefix(v, "QEMU emulator version 7.2.22 (tlcvm ") || !strings.HasSuffix(v, ")\nCopyright (c) 2003-2022 Fabrice Bellard and the QEMU Project developers\n") {

@@ -243,7 +243,8 @@ func FuzzParseOpts(f *testing.F) {
 
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"-m 512M -hda x -localtime -net nic -net user", "-device {\"driver\":\"x\"}", "-smp 2,sockets=2 -machine pc,accel=kvm:tcg", "-serial mon:stdio -nographic", "-object secret,id=a -global a.b=c",
-		"-runas 0x10:010 -chroot /x -sandbox on,spawn=deny -sandbox off,obsolete=allow"} {
+		"-runas 0x10:010 -chroot /x -sandbox on,spawn=deny -sandbox off,obsolete=allow",
+		"-sandbox on,help", "-global help -rtc help", "-smp 2,help -boot ?", "-chardev help -vga help"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"tlcvm/chardev"
 	"tlcvm/compat"
 	"tlcvm/compat/qerror"
 	"tlcvm/hmp"
@@ -92,6 +93,9 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return report(stderr, err)
 	}
+	if cfg.Action == compat.ActionInfo { // asked for by a later check: -chardev help, -vga help
+		return info(cfg, stdout, stderr)
+	}
 	for _, w := range plan.warnings {
 		fmt.Fprintln(stderr, w)
 	}
@@ -163,6 +167,10 @@ func report(w io.Writer, err error) int {
 // info prints the listing that `-machine help`, `-cpu help`, `-device help` and friends ask
 // for, from tlcvm's catalogue.
 func info(cfg *compat.Config, stdout, stderr io.Writer) int {
+	if cfg.Info.Text != "" {
+		fmt.Fprint(stdout, cfg.Info.Text)
+		return cfg.Info.Status
+	}
 	switch cfg.Info.Topic {
 	case "machine":
 		fmt.Fprint(stdout, catalog.MachineHelp())
@@ -184,8 +192,29 @@ func info(cfg *compat.Config, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, "Accelerators supported in QEMU binary:\ntcg\nkvm\n")
 	case "netdev":
 		fmt.Fprint(stdout, hmp.NetdevHelp)
+	case "chardev":
+		fmt.Fprint(stdout, chardev.HelpText())
+	case "vga":
+		vgaHelp(cfg, stdout, stderr)
 	default:
 		return report(stderr, failf(cfg, cfg.Info.Loc, "help for %s is not available in tlcvm", cfg.Info.Topic))
 	}
 	return 0
+}
+
+// vgaHelp is QEMU 7.2's -vga help (vl.c select_vgahw): every VGA interface, the machine's
+// default marked; the lookup of the "none" entry's class, which has none, reports twice.
+func vgaHelp(cfg *compat.Config, stdout, stderr io.Writer) {
+	def := "std"
+	if m, ok := catalog.LookupMachine(cfg.Machine.Type); ok && m.Name == "none" {
+		def = "cirrus" // no default display: get_default_vga_model falls back to cirrus
+	}
+	fmt.Fprintf(stderr, "%stype is NULL\n%[1]stype is NULL\n", cfg.Prog+": ")
+	for _, v := range [][2]string{{"none", "no graphic card"}, {"std", "standard VGA"}, {"cirrus", "Cirrus VGA"},
+		{"vmware", "VMWare SVGA"}, {"qxl", "QXL VGA"}, {"virtio", "Virtio VGA"}} {
+		if v[0] == def {
+			v[1] += " (default)"
+		}
+		fmt.Fprintf(stdout, "%-20s %s\n", v[0], v[1])
+	}
 }

@@ -67,6 +67,9 @@ func prepare(cfg *compat.Config) (*plan, error) {
 		return nil, err
 	}
 	p := &plan{cfg: cfg, machine: mt}
+	if cfg.Action == compat.ActionInfo {
+		return p, nil // a listing asked for (-chardev help): the caller prints it and exits
+	}
 
 	model := cfg.CPU.Model
 	if model == "" {
