@@ -82,10 +82,15 @@ func (s *screen) escape(rs []rune, i int) int {
 	case 'D':
 		s.col = max(0, s.col-n)
 	case 'C':
-		s.col += n
+		s.col = min(s.col+n, screenWidth-1) // a terminal stops at its right margin
 	}
 	return j
 }
+
+// screenWidth is the terminal's width as far as cursor movement goes: ESC[C stops at its
+// last column, as a terminal's does (ESC[999999999C would otherwise pad a line with a
+// gigabyte of spaces). Text written is never wrapped or cut.
+const screenWidth = 4096
 
 func (s *screen) put(r rune) {
 	line := s.lines[s.row]
