@@ -39,7 +39,16 @@ var driveKeys = map[string]bool{
 	"werror": true, "rerror": true, "index": true, "bus": true, "unit": true, "detect-zeroes": true,
 	"cache.direct": true, "cache.no-flush": true, "cache.writeback": true, "auto-read-only": true,
 	"force-share": true, "copy-on-read": true, "serial": true, "addr": true, "file.locking": true,
-	"file.aio": true,
+	"file.aio": true, "driver": true,
+}
+
+// driveOwnKeys are the -drive keys that drive_new and blockdev_init keep (the legacy and
+// common drive options); the others (format as "driver", cache as cache.direct and
+// cache.no-flush, node-name, discard, ...) are passed on to bdrv_open.
+var driveOwnKeys = map[string]bool{
+	"file": true, "if": true, "media": true, "index": true, "bus": true, "unit": true, "addr": true,
+	"id": true, "snapshot": true, "aio": true, "werror": true, "rerror": true, "read-only": true,
+	"readonly": true, "copy-on-read": true, "detect-zeroes": true, "cache.writeback": true,
 }
 
 // AddDrive handles one -drive: it opens the image (probing the format when none is given,
@@ -207,16 +216,6 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 		}
 		o.AIO = v
 	}
-	if v, ok := get("discard"); ok {
-		switch v {
-		case "ignore", "off":
-			o.Discard = "ignore"
-		case "unmap", "on":
-			o.Discard = "unmap"
-		default:
-			return nil, errf(ErrInvalid, "Invalid discard option")
-		}
-	}
 	if v, ok := get("detect-zeroes"); ok {
 		if v != "off" && v != "on" && v != "unmap" {
 			return nil, errf(ErrInvalid, "Parameter 'detect-zeroes' does not accept value '%s'", v)
@@ -245,6 +244,31 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 	}
 	if hasFormat && format != DriverRaw && format != DriverQcow2 {
 		return nil, formatError(format)
+	}
+	// blockdev_init: a drive without a file is empty only when drive_new and blockdev_init
+	// took every key for themselves; any other key goes to bdrv_open, which fails: at once
+	// without a format, in the format's open (after bdrv_open_common's discard) with one.
+	bdrvOnly := false
+	if f, _ := get("file"); f == "" && null == nil {
+		for _, kv := range kvs {
+			bdrvOnly = bdrvOnly || !driveOwnKeys[kv.Key]
+		}
+	}
+	if bdrvOnly && !hasFormat {
+		return nil, errf(ErrInvalid, "Must specify either driver or file")
+	}
+	if v, ok := get("discard"); ok {
+		switch v {
+		case "ignore", "off":
+			o.Discard = "ignore"
+		case "unmap", "on":
+			o.Discard = "unmap"
+		default:
+			return nil, errf(ErrInvalid, "Invalid discard option")
+		}
+	}
+	if bdrvOnly {
+		return nil, errf(ErrInvalid, "A block device must be specified for \"file\"")
 	}
 	for _, kv := range kvs {
 		if null != nil && (kv.Key == "driver" || nullKeys[kv.Key]) {
