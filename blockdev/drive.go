@@ -3,6 +3,7 @@ package blockdev
 import (
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -39,7 +40,13 @@ var driveKeys = map[string]bool{
 	"werror": true, "rerror": true, "index": true, "bus": true, "unit": true, "detect-zeroes": true,
 	"cache.direct": true, "cache.no-flush": true, "cache.writeback": true, "auto-read-only": true,
 	"force-share": true, "copy-on-read": true, "serial": true, "addr": true, "file.locking": true,
-	"file.aio": true, "driver": true,
+	"file.aio": true, "driver": true, "throttling.group": true,
+}
+
+func init() {
+	for k := range driveThrottleKeys {
+		driveKeys[k], driveOwnKeys[k] = true, true
+	}
 }
 
 // driveOwnKeys are the -drive keys that drive_new and blockdev_init keep (the legacy and
@@ -49,11 +56,16 @@ var driveOwnKeys = map[string]bool{
 	"file": true, "if": true, "media": true, "index": true, "bus": true, "unit": true, "addr": true,
 	"id": true, "snapshot": true, "aio": true, "werror": true, "rerror": true, "read-only": true,
 	"readonly": true, "copy-on-read": true, "detect-zeroes": true, "cache.writeback": true,
+	"throttling.group": true,
 }
 
 // AddDrive handles one -drive: it opens the image (probing the format when none is given,
 // with QEMU's warning for raw), creates the backend and returns where a device goes.
 func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
+	kvs, err := renameDriveKeys(kvs)
+	if err != nil {
+		return nil, err
+	}
 	get := func(k string) (string, bool) {
 		v, ok := "", false
 		for _, kv := range kvs {
@@ -113,7 +125,6 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 		}
 		return int(int32(n)), nil // QEMU's int bus_id = qemu_opt_get_number(...)
 	}
-	var err error
 	bus, err := num("bus", 0)
 	if err != nil {
 		return nil, err
@@ -216,6 +227,10 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 		}
 		o.AIO = v
 	}
+	thr, group, err := driveThrottle(get)
+	if err != nil {
+		return nil, err
+	}
 	if v, ok := get("detect-zeroes"); ok {
 		if v != "off" && v != "on" && v != "unmap" {
 			return nil, errf(ErrInvalid, "Parameter 'detect-zeroes' does not accept value '%s'", v)
@@ -303,6 +318,7 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 		// An empty drive keeps its flags for the medium blockdev-change-medium opens.
 		b.media.root = rootState{readWrite: !ro, direct: direct, noFlush: noFlush,
 			detectZeroes: o.DetectZeroes != "" && o.DetectZeroes != "off"}
+		g.limitDrive(b, thr, group)
 		g.backends = append(g.backends, b)
 		return b, nil
 	}
@@ -338,8 +354,103 @@ func (g *Graph) AddDrive(kvs []KV, lim DriveLimits) (*Backend, error) {
 		root.removeParent(func(e edge) bool { return e.backend == b })
 		return fail(err)
 	}
+	g.limitDrive(b, thr, group)
 	g.backends = append(g.backends, b)
 	return b, nil
+}
+
+// driveRenames are drive_new's opt_renames: the legacy names of -drive keys.
+var driveRenames = [][2]string{
+	{"iops", "throttling.iops-total"}, {"iops_rd", "throttling.iops-read"}, {"iops_wr", "throttling.iops-write"},
+	{"bps", "throttling.bps-total"}, {"bps_rd", "throttling.bps-read"}, {"bps_wr", "throttling.bps-write"},
+	{"iops_max", "throttling.iops-total-max"}, {"iops_rd_max", "throttling.iops-read-max"},
+	{"iops_wr_max", "throttling.iops-write-max"}, {"bps_max", "throttling.bps-total-max"},
+	{"bps_rd_max", "throttling.bps-read-max"}, {"bps_wr_max", "throttling.bps-write-max"},
+	{"iops_size", "throttling.iops-size"}, {"group", "throttling.group"}, {"readonly", "read-only"},
+}
+
+// renameDriveKeys is drive_new's qemu_opt_rename of each legacy name, in its order: a key
+// given under both names is refused.
+func renameDriveKeys(kvs []KV) ([]KV, error) {
+	out := append([]KV(nil), kvs...)
+	for _, r := range driveRenames {
+		from, to := r[0], r[1]
+		has := func(k string) bool {
+			for _, kv := range out {
+				if kv.Key == k {
+					return true
+				}
+			}
+			return false
+		}
+		if !has(from) {
+			continue
+		}
+		if has(to) {
+			return nil, errf(ErrInvalid, "'%s' and its alias '%s' can't be used at the same time", to, from)
+		}
+		for i := range out {
+			if out[i].Key == from {
+				out[i].Key = to
+			}
+		}
+	}
+	return out, nil
+}
+
+// driveThrottleKeys are the throttling.* numbers of -drive: each bucket's average rate,
+// burst rate and burst length (extract_common_blockdev_options).
+var driveThrottleKeys = func() map[string]func(*ThrottleConfig) *uint64 {
+	m := map[string]func(*ThrottleConfig) *uint64{
+		"throttling.iops-size": func(c *ThrottleConfig) *uint64 { return &c.OpSize },
+	}
+	for i, name := range [buckets]string{"bps-total", "bps-read", "bps-write", "iops-total", "iops-read", "iops-write"} {
+		m["throttling."+name] = func(c *ThrottleConfig) *uint64 { return &c.Buckets[i].Avg }
+		m["throttling."+name+"-max"] = func(c *ThrottleConfig) *uint64 { return &c.Buckets[i].Max }
+		m["throttling."+name+"-max-length"] = func(c *ThrottleConfig) *uint64 { return &c.Buckets[i].BurstLength }
+	}
+	return m
+}()
+
+// driveThrottle reads a -drive's I/O limits and group as blockdev_init does (the numbers
+// as QemuOpts numbers, then throttle_is_valid).
+func driveThrottle(get func(string) (string, bool)) (ThrottleConfig, string, error) {
+	c := NewThrottleConfig()
+	keys := make([]string, 0, len(driveThrottleKeys))
+	for k := range driveThrottleKeys {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v, ok := get(k)
+		if !ok {
+			continue
+		}
+		n, err := optval.ParseNumber(ErrInvalid, k, v)
+		if err != nil {
+			return c, "", err
+		}
+		*driveThrottleKeys[k](&c) = n
+	}
+	if err := c.Validate(); err != nil {
+		return c, "", err
+	}
+	group, _ := get("throttling.group")
+	return c, group, nil
+}
+
+// limitDrive is blockdev_init's "disk I/O throttling": a drive with limits joins its group
+// (by default one named after the drive). Caller holds g.mu.
+func (g *Graph) limitDrive(b *Backend, c ThrottleConfig, group string) {
+	if !c.Enabled() {
+		return
+	}
+	if group == "" {
+		group = b.Name
+	}
+	g.tgMu.Lock()
+	defer g.tgMu.Unlock()
+	g.joinGroup(b, group).configure(c)
 }
 
 // openImage is bdrv_open of an image file name: a "file" node over filename, then a node
