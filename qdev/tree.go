@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"tlcvm/compat/optval"
+	"tlcvm/compat/qerror"
 	"tlcvm/machine/catalog"
 )
 
@@ -241,6 +242,9 @@ func (t *Tree) Add(s Spec) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
+	if class.Bus == "System" && !dynamicSysbus(t.cfg.Machine, class.Name) {
+		return nil, errf(ErrBus, "Parameter 'driver' expects a dynamic sysbus device type for the machine")
+	}
 	var bus *Bus
 	switch {
 	case s.Bus != "":
@@ -294,6 +298,10 @@ func (t *Tree) Add(s Spec) (*Device, error) {
 		d.Path = t.peripheralPath(d.ID)
 	}
 	d.Bus = bus // placed: Realize sees its bus (and the devices on it)
+	if err := realizeCheck(d); err != nil {
+		d.Bus = nil
+		return nil, err
+	}
 	if m != nil {
 		if err := m.Realize(d); err != nil {
 			d.Bus = nil
@@ -769,4 +777,38 @@ func (t *Tree) Unplug(d *Device) {
 	if slices.Contains(t.devs, d) {
 		t.remove(d)
 	}
+}
+
+// dynamicSysbus is the machine's machine_class_allow_dynamic_sysbus_dev list
+// (qdev_get_device_class): the sysbus device types -device and device_add may create. The
+// i440FX boards allow ramfb and vmbus-bridge (pc_piix.c), Q35 the IOMMUs as well
+// (pc_q35.c), none nothing.
+func dynamicSysbus(machine, typ string) bool {
+	switch {
+	case strings.HasPrefix(machine, "pc-q35-"):
+		return typ == "ramfb" || typ == "vmbus-bridge" || typ == "intel-iommu" || typ == "amd-iommu"
+	case strings.HasPrefix(machine, "pc-i440fx-"):
+		return typ == "ramfb" || typ == "vmbus-bridge"
+	}
+	return false
+}
+
+// realizeCheck is the refusal, at realize, of device types tlcvm models no back-end for,
+// with QEMU 7.2's texts where QEMU refuses too: a TPM front-end without its tpmdev,
+// vfio-pci without a host device.
+func realizeCheck(d *Device) error {
+	switch d.Type {
+	case "tpm-tis", "tpm-crb":
+		if _, ok := d.Props["tpmdev"]; !ok {
+			return errf(ErrProperty, "'tpmdev' property is required")
+		}
+	case "vfio-pci":
+		_, host := d.Props["host"]
+		_, sysfs := d.Props["sysfsdev"]
+		if !host && !sysfs {
+			return qerror.Errorf(ErrProperty, "No provided host device").
+				AppendHint("Use -device vfio-pci,host=DDDD:BB:DD.F or -device vfio-pci,sysfsdev=PATH_TO_DEVICE\n")
+		}
+	}
+	return nil
 }

@@ -94,6 +94,15 @@ func prepare(cfg *compat.Config) (*plan, error) {
 	}
 	kvm := accel == "kvm"
 	p.kvm, p.warnings = kvm, warnings
+	if mt.Name == "none" && cfg.CPU.Model != "" {
+		// machine_none_init creates the -cpu asked for, with no APIC ID assigned: its realize
+		// fails first.
+		return nil, failf(cfg, "", "apic-id property was not initialized properly")
+	}
+	if model == "host" && !kvm {
+		// x86_cpu_realizefn: the host model needs the host's CPUID, which TCG has not.
+		return nil, failf(cfg, "", "CPU model 'host' requires KVM or HVF")
+	}
 	if p.dirtyRing, err = dirtyRingSize(cfg, kvm); err != nil {
 		return nil, err
 	}
