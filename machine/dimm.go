@@ -317,5 +317,5 @@ func (m *Machine) checkDIMMStage(st *CPUState) error {
 	if !ok || base%PageSize != 0 || pages == 0 || pages > (d.block.size-(base-d.gpa))/PageSize || idx >= pages {
 		return fmt.Errorf("DIMM fill %#x+%d pages (index %d) outside the DIMMs", base, pages, idx)
 	}
-	return nil
+	return checkCounter(st.Regs[regCounter]) // the fill's end publishes the counters
 }

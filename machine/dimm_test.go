@@ -2,6 +2,7 @@ package machine_test
 
 import (
 	"encoding/binary"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -166,5 +167,44 @@ func TestDIMMEjectMidFill(t *testing.T) {
 			t.Fatalf("vCPU 0 at %#x after the eject, want the workload", m.CPUStateOf(0).RIP)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestLoadDIMMFillStage: a loaded vCPU in the dimm= fill stage must have its counter
+// address checked as every counting stage's is: the fill publishes the counters when it
+// ends, and FuzzLoadState found the host process faulting on a garbage address there.
+func TestLoadDIMMFillStage(t *testing.T) {
+	m := newMachine(t, machine.Config{RAMSize: 64 << 20, MaxMem: 128 << 20, Slots: 1, CPUs: 1, StartPaused: true,
+		FwCfg: map[string][]byte{machine.WorkloadKey: []byte("idle,rate=max,dimm=all")}})
+	base, _ := m.DeviceMemory()
+	if _, err := m.PlugDIMM("m0", base, 2<<20, false, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	var cpu machine.Snapshotter
+	for _, s := range m.Snapshotters() {
+		if s.SectionID() == "cpu/0" {
+			cpu = s
+		}
+	}
+	// regs: RSI (base) the DIMM, RCX (pages) 1, RDI (counters) as the case says; RIP the fill
+	for _, c := range []struct {
+		name    string
+		counter uint64
+		ok      bool
+	}{
+		{"vCPU 0's counters", 0x500, true},
+		{"outside the counters' area", 12810480, false},
+		{"between two vCPUs' slots", 0x508, false},
+	} {
+		st := fmt.Sprintf(`{"regs":[1,1,0,0,0,0,%d,%d,0,0,0,0,0,0,0,0],"rip":%d}`, base, c.counter, 0x1000a0)
+		err := cpu.LoadState([]byte(st), 2)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: %v", c.name, err)
+		}
+		if err == nil {
+			if _, err := m.RunSteps(0, 4); err != nil {
+				t.Errorf("%s: %v", c.name, err)
+			}
+		}
 	}
 }

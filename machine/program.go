@@ -591,6 +591,12 @@ func (c *synthCPU) publishCounters() {
 	s := &c.st
 	r := c.m.ram
 	a := s.Regs[regCounter]
+	if checkCounter(a) != nil {
+		// Only a loaded stage that never counts is let through without a checked address
+		// (idle: checkCPUState stops there); a DIMM fill started from it has nowhere to
+		// publish, and publishes nothing.
+		return
+	}
 	atomic.StoreUint64((*uint64)(ptr(r.mem, a)), s.Regs[regPass])
 	atomic.StoreUint64((*uint64)(ptr(r.mem, a+8)), s.Regs[regWritten])
 	c.dirty(r.noteWrite(a >> pageShift))

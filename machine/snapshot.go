@@ -243,6 +243,12 @@ func (m *Machine) checkCPUState(st *CPUState) error {
 	} else if base < gpaWSBase || base%PageSize != 0 || base >= low || pages == 0 || pages > (low-base)/PageSize || idx >= pages {
 		return fmt.Errorf("working set %#x+%d pages (index %d) outside RAM", base, pages, idx)
 	}
+	return checkCounter(ctr)
+}
+
+// checkCounter refuses a counter address (regCounter) outside the counters' area or not
+// on a vCPU's 16-byte slot: every stage that counts pages publishes there.
+func checkCounter(ctr uint64) error {
 	if ctr < gpaCounters || ctr+16 > gpaBootInfo || (ctr-gpaCounters)%16 != 0 {
 		return fmt.Errorf("counter address %#x invalid", ctr)
 	}
