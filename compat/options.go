@@ -332,7 +332,6 @@ func (s *parseState) option(name, arg, loc string) (stop bool, err error) {
 	return false, nil
 }
 
-// info records a listing request; stop parsing now as QEMU exits at once.
 // groupHelp asks for the help of an option group (qemu_opts_print_help), then exit status.
 func (s *parseState) groupHelp(l *optsList, loc string, status int) (bool, error) {
 	s.cfg.Action = ActionInfo
@@ -351,6 +350,7 @@ func keyvalHelp(arg, implied string) (bool, *qerror.Error) {
 	return k.Help, nil
 }
 
+// info records a listing request; stop parsing now as QEMU exits at once.
 func (s *parseState) info(topic, arg, loc string) (bool, error) {
 	s.cfg.Action = ActionInfo
 	s.cfg.Info = &Info{Topic: topic, Arg: arg, Loc: loc}
