@@ -16,7 +16,7 @@ var (
 	// (QemuOpts errors and vnc_display_open's option checks).
 	ErrOption = errors.New("vnc: bad option")
 	// ErrUnsupported: a valid QEMU option whose behaviour tlcvm does not
-	// implement (password/SASL/TLS authentication, websockets, reverse).
+	// implement (SASL/TLS authentication, websockets, reverse).
 	ErrUnsupported = errors.New("vnc: unsupported option")
 	// ErrListen: the listening socket could not be opened.
 	ErrListen = errors.New("vnc: listen")
@@ -48,6 +48,9 @@ type Config struct {
 	Share    string // "", ShareAllowExclusive, ShareForceShared, ShareIgnore
 	Audiodev string // audiodev= (the caller checks that the audiodev exists)
 	ID       string // id= ("" = QEMU's "default")
+	// Password is password=on: clients authenticate with VNC authentication against the
+	// password set_password sets (none until then: every client fails).
+	Password bool
 
 	Connections  int  // connections= (shared client limit), DefaultConnections if unset
 	KeyDelayMs   int  // key-delay-ms= (accepted, informational)
@@ -203,9 +206,7 @@ func Parse(arg string) (Config, error) {
 	if hasSecret {
 		return Config{}, qerror.Errorf(ErrOption, "No secret with id '%s'", vals["password-secret"])
 	}
-	if bools["password"] {
-		return Config{}, qerror.New(ErrUnsupported, "VNC password authentication is not supported by tlcvm")
-	}
+	c.Password = bools["password"]
 	if v, ok := bools["lock-key-sync"]; ok {
 		c.LockKeySync = v
 	}

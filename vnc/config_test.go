@@ -32,7 +32,8 @@ func TestParseAccepted(t *testing.T) {
 		{":1,share=ignore", func(c vnc.Config) bool { return c.Share == vnc.ShareIgnore }},
 		{":1,share=allow-exclusive", func(c vnc.Config) bool { return c.Share == vnc.ShareAllowExclusive }},
 		{":1,share=force-shared", func(c vnc.Config) bool { return c.Share == vnc.ShareForceShared }},
-		{":1,password=off", func(c vnc.Config) bool { return c.Port == 5901 }},
+		{":1,password=off", func(c vnc.Config) bool { return c.Port == 5901 && !c.Password }},
+		{":1,password=on", func(c vnc.Config) bool { return c.Password }},
 		{":1,sasl=off,reverse=off", func(c vnc.Config) bool { return c.Port == 5901 }},
 		{":1,lossy=on", func(c vnc.Config) bool { return c.Lossy }},
 		{":1,lossy=yes", func(c vnc.Config) bool { return c.Lossy }},
@@ -98,8 +99,6 @@ func TestParseErrors(t *testing.T) {
 		{":1,display=foo", "Device 'foo' not found", vnc.ErrOption},
 		{":1,display=", "Device '' not found", vnc.ErrOption},
 		// Valid in QEMU, refused by tlcvm.
-		{":1,password=on", "VNC password authentication is not supported by tlcvm", vnc.ErrUnsupported},
-		{":1,password", "VNC password authentication is not supported by tlcvm", vnc.ErrUnsupported},
 		{":1,sasl=on", "VNC SASL authentication is not supported by tlcvm", vnc.ErrUnsupported},
 		{":1,websocket=5700", "VNC websockets are not supported by tlcvm", vnc.ErrUnsupported},
 		{":1,reverse=on", "VNC reverse connections are not supported by tlcvm", vnc.ErrUnsupported},

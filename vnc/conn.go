@@ -2,10 +2,14 @@ package vnc
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/des" //nolint:gosec // the RFB protocol's VNC authentication is DES, by definition
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net"
 
 	"tlcvm/input"
@@ -30,6 +34,8 @@ const (
 	dirtyPixelsPerBit    = 16      // QEMU's update granularity in x
 	serverVersion        = "RFB 003.008\n"
 	authNone             = 1
+	authVNC              = 2 // VNC authentication: a DES challenge-response (RFC 6143 7.2.2)
+	challengeSize        = 16
 	authFailedReason     = "Authentication failed\x00" // QEMU sends sizeof(err)
 	readBufSize          = 4096
 	writeBufSize         = 64 << 10
@@ -279,12 +285,16 @@ func (c *client) handshake(r *bufio.Reader) (bool, error) {
 	if minor == 4 || minor == 5 {
 		minor = 3
 	}
+	auth := byte(authNone)
+	if c.srv.cfg.Password {
+		auth = authVNC
+	}
 	if minor == 3 {
-		if err := c.writeU32(authNone); err != nil {
+		if err := c.writeU32(uint32(auth)); err != nil {
 			return false, err
 		}
 	} else {
-		if _, err := c.w.Write([]byte{1, authNone}); err != nil {
+		if _, err := c.w.Write([]byte{1, auth}); err != nil {
 			return false, err
 		}
 		if err := c.w.Flush(); err != nil {
@@ -294,19 +304,19 @@ func (c *client) handshake(r *bufio.Reader) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if sec != authNone {
-			_ = c.writeU32(1)
-			if minor >= 8 {
-				_ = c.writeU32(uint32(len(authFailedReason)))
-				_, _ = c.w.WriteString(authFailedReason)
-			}
-			_ = c.w.Flush()
+		if sec != auth {
+			c.reject(minor)
 			return false, fmt.Errorf("%w: security type %d rejected", errProtocol, sec)
 		}
-		if minor >= 8 {
+		if minor >= 8 && auth == authNone {
 			if err := c.writeU32(0); err != nil { // SecurityResult OK
 				return false, err
 			}
+		}
+	}
+	if auth == authVNC {
+		if err := c.authVNC(r, minor); err != nil {
+			return false, err
 		}
 	}
 	if err := c.w.Flush(); err != nil {
@@ -317,6 +327,58 @@ func (c *client) handshake(r *bufio.Reader) (bool, error) {
 		return false, err
 	}
 	return shared != 0, nil
+}
+
+// reject is the failed SecurityResult (with its reason from 3.8 on); the caller closes.
+func (c *client) reject(minor int) {
+	_ = c.writeU32(1)
+	if minor >= 8 {
+		_ = c.writeU32(uint32(len(authFailedReason)))
+		_, _ = c.w.WriteString(authFailedReason)
+	}
+	_ = c.w.Flush()
+}
+
+// authVNC is QEMU's start_auth_vnc and protocol_client_auth_vnc: a random challenge, the
+// client's DES encryption of it with the password, then the SecurityResult (sent in every
+// protocol version for this type). It fails while no password is set or once it expired.
+func (c *client) authVNC(r *bufio.Reader, minor int) error {
+	var challenge, response [challengeSize]byte
+	if _, err := rand.Read(challenge[:]); err != nil {
+		return err
+	}
+	if _, err := c.w.Write(challenge[:]); err != nil {
+		return err
+	}
+	if err := c.w.Flush(); err != nil {
+		return err
+	}
+	if _, err := io.ReadFull(r, response[:]); err != nil {
+		return err
+	}
+	pw, ok := c.srv.passwordNow()
+	if !ok || !bytes.Equal(VNCAuthResponse(pw, challenge[:]), response[:]) {
+		c.reject(minor)
+		return fmt.Errorf("%w: authentication failed", errProtocol)
+	}
+	return c.writeU32(0) // SecurityResult OK
+}
+
+// VNCAuthResponse is a VNC-authentication answer to challenge: each 8-byte half encrypted
+// with DES, the key being the password's first 8 bytes (zero-padded), each byte's bits
+// reversed as the RFB protocol has it.
+func VNCAuthResponse(password string, challenge []byte) []byte {
+	var key [8]byte
+	copy(key[:], password)
+	for i := range key {
+		key[i] = bits.Reverse8(key[i])
+	}
+	b, _ := des.NewCipher(key[:]) // a key of 8 bytes is always accepted
+	out := make([]byte, len(challenge))
+	for i := 0; i+8 <= len(challenge); i += 8 {
+		b.Encrypt(out[i:i+8], challenge[i:i+8])
+	}
+	return out
 }
 
 func (c *client) writeU32(v uint32) error {

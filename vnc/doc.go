@@ -11,7 +11,8 @@
 // server listening nowhere until then); Info feeds query-vnc /
 // query-vnc-servers / "info vnc"; Close disconnects everyone.
 //
-// The handshake, byte for byte as QEMU 7.2 sends it (security None only):
+// The handshake, byte for byte as QEMU 7.2 sends it (security None; with password=on
+// type 2, VNC authentication, in its place):
 //
 //	server                                   client
 //	"RFB 003.008\n"  ───────────────────────▶
@@ -20,6 +21,11 @@
 //	   3.7/3.8:      u8 1, u8 1    ─────────▶
 //	                 ◀─────────────────────── u8 1 (None)
 //	   3.8 only:     u32 0 (SecurityResult OK)
+//	   type 2:       16-byte challenge ──────▶
+//	                 ◀─────────────────────── 16 bytes: DES(challenge), key = password
+//	                                          (8 bytes, each byte's bits reversed)
+//	                 u32 0 (OK) in every version, or as "bad type" below (no password set,
+//	                 expired, or a wrong answer)
 //	   bad type:     u32 1 [3.8: u32 22 "Authentication failed\0"], close
 //	   bad version:  u32 0, close (other majors/minors); garbage: close
 //	                 ◀─────────────────────── u8 shared flag (ClientInit)

@@ -3,12 +3,14 @@ package vnc
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"os"
 	"sort"
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -73,7 +75,11 @@ type Server struct {
 	clients map[*client]bool // guarded by mu
 	pending int              // guarded by mu: connections still in handshake
 	nextSeq uint64           // guarded by mu: next client's connection order
-	wg      sync.WaitGroup
+	// password is set_password's (nil: none yet, so VNC authentication fails); expires
+	// is expire_password's time in Unix seconds (math.MaxInt64: never). Guarded by mu.
+	password *string
+	expires  int64
+	wg       sync.WaitGroup
 }
 
 // Listen opens the listening socket(s) for c as QEMU 7.2 does: tcp on
@@ -105,7 +111,8 @@ func Listen(c Config, o Options) (*Server, error) {
 
 // Idle is a server listening nowhere (-vnc none), until Update gives it listeners.
 func Idle(o Options) (*Server, error) {
-	s := &Server{name: o.Name, w: o.Width, h: o.Height, log: o.Log, keyFn: o.Key, clients: map[*client]bool{}}
+	s := &Server{name: o.Name, w: o.Width, h: o.Height, log: o.Log, keyFn: o.Key, clients: map[*client]bool{},
+		expires: math.MaxInt64}
 	if s.name == "" {
 		s.name = "QEMU"
 	}
@@ -370,6 +377,9 @@ func (s *Server) Info() Info {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	inf := Info{Auth: "none", Listeners: append([]Addr(nil), s.addrs...)}
+	if s.cfg.Password {
+		inf.Auth = "vnc"
+	}
 	if n := len(s.addrs); n > 0 {
 		a := s.addrs[n-1]
 		inf.Host, inf.Service, inf.Family = a.Host, a.Service, a.Family
@@ -383,4 +393,40 @@ func (s *Server) Info() Info {
 		inf.Clients = append(inf.Clients, c.addr)
 	}
 	return inf
+}
+
+// ErrNoPasswordAuth: a password for a display that has no password authentication
+// (-vnc without password=on), which QEMU's vnc_display_password refuses.
+var ErrNoPasswordAuth = errors.New("vnc: the display has no password authentication")
+
+// SetPassword is vnc_display_password: the password clients now authenticate with (the
+// protocol uses its first 8 bytes). It fails with ErrNoPasswordAuth for a display
+// without password=on.
+func (s *Server) SetPassword(pw string) error {
+	if !s.cfg.Password {
+		return ErrNoPasswordAuth
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.password = &pw
+	return nil
+}
+
+// ExpirePassword is vnc_display_pw_expire: from Unix time when on, authentication fails
+// (math.MaxInt64: never).
+func (s *Server) ExpirePassword(when int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expires = when
+}
+
+// passwordNow is the password a client must answer with now: none while unset or once
+// expired (QEMU compares time(NULL) with the expiry: a time in the past fails).
+func (s *Server) passwordNow() (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.password == nil || s.expires < time.Now().Unix() {
+		return "", false
+	}
+	return *s.password, true
 }

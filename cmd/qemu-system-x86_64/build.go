@@ -215,6 +215,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 		VNC:            v.vncInfo,
 		VNCUpdate:      v.vncUpdate,
 		VNCAddClient:   v.vncAddClient,
+		VNCPassword:    v.vncPassword,
 		DirtyRate:      dirtyrate.NewMeter(dirtyMachine{m}, p.dirtyRing),
 		DirtyLimit:     dirtyrate.NewLimiter(dirtyMachine{m}, p.dirtyRing, m.Config().MaxCPUs),
 		Console:        v.console,

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"slices"
 
 	"tlcvm/compat"
 	"tlcvm/qmp/cmds"
@@ -114,6 +115,29 @@ func (v *vm) vncUpdate(open func() ([]net.Listener, error)) (bool, error) {
 		d.s = s
 	}
 	return true, d.s.Update(open)
+}
+
+// vncPassword is vnc_display_password (pw set) and vnc_display_pw_expire (expires set) on
+// the display called id (vnc_display_find: nil is the first). A -vnc none display has no
+// password authentication, so it takes an expiry but no password.
+func (v *vm) vncPassword(id, pw *string, expires *int64) bool {
+	v.vncMu.Lock()
+	defer v.vncMu.Unlock()
+	i := 0
+	if id != nil {
+		i = slices.IndexFunc(v.vnc, func(d vncDisplay) bool { return d.id == *id })
+	}
+	if i < 0 || i >= len(v.vnc) {
+		return false
+	}
+	s := v.vnc[i].s
+	if pw != nil && (s == nil || s.SetPassword(*pw) != nil) {
+		return false
+	}
+	if expires != nil && s != nil {
+		s.ExpirePassword(*expires)
+	}
+	return true
 }
 
 // vncName is the desktop name QEMU sends: "QEMU", or "QEMU (<-name>)".

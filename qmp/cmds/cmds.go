@@ -82,16 +82,20 @@ type Deps struct {
 	// VNCAddClient serves a connected client on the first -vnc display (add_client);
 	// false when there is none listening. nil: no display.
 	VNCAddClient func(net.Conn) bool
-	DirtyRate    *dirtyrate.Meter   // calc-dirty-rate; nil (with DirtyLimit): not registered
-	DirtyLimit   *dirtyrate.Limiter // the vCPU dirty limits
-	Dumper       *dump.Dumper       // nil: the dump commands are not registered
-	DumpVM       dump.VM            // what Dumper dumps
-	Console      *console.Console   // the display's console; nil without a display device
-	Input        *input.Router      // nil: send-key and input-send-event are not registered
-	Stdout       io.Writer          // the process's standard output (HMP qemu-io prints there); nil: discarded
-	NBD          NBDServer          // the NBD server; nil (or Block nil): the NBD commands are not registered
-	Display      compat.Display     // -display (-nographic), for query-display-options
-	Trace        *trace.Events      // the trace events' states; nil: a table of its own
+	// VNCPassword is vnc_display_password (pw set) and vnc_display_pw_expire (expires set,
+	// Unix seconds) on the display called id (nil: the first); false when there is no such
+	// display or, for a password, it has no password authentication. nil: no display.
+	VNCPassword func(id *string, pw *string, expires *int64) bool
+	DirtyRate   *dirtyrate.Meter   // calc-dirty-rate; nil (with DirtyLimit): not registered
+	DirtyLimit  *dirtyrate.Limiter // the vCPU dirty limits
+	Dumper      *dump.Dumper       // nil: the dump commands are not registered
+	DumpVM      dump.VM            // what Dumper dumps
+	Console     *console.Console   // the display's console; nil without a display device
+	Input       *input.Router      // nil: send-key and input-send-event are not registered
+	Stdout      io.Writer          // the process's standard output (HMP qemu-io prints there); nil: discarded
+	NBD         NBDServer          // the NBD server; nil (or Block nil): the NBD commands are not registered
+	Display     compat.Display     // -display (-nographic), for query-display-options
+	Trace       *trace.Events      // the trace events' states; nil: a table of its own
 }
 
 // ErrorClasses is the one table of the sentinel errors, of the packages these handlers call,

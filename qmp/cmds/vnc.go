@@ -1,6 +1,12 @@
 package cmds
 
-import "tlcvm/qmp"
+import (
+	"math"
+	"strings"
+	"time"
+
+	"tlcvm/qmp"
+)
 
 // VNCDisplay is one -vnc display as the composition root reports it (vnc.Server.Info).
 // A display of -vnc none has no Servers: QEMU lists it, not listening.
@@ -94,9 +100,9 @@ func clientInfos(cs []VNCClient) []VncClientInfo {
 	return out
 }
 
-// registerVNC adds the VNC queries and the password commands. tlcvm's VNC server has no
-// password authentication (-vnc password=on is refused), so setting a password fails as
-// QEMU's does for a display without it.
+// registerVNC adds the VNC queries and the password commands: a display with password=on
+// takes set_password's password and expire_password's time; one without refuses a password
+// as QEMU's vnc_display_password does.
 func registerVNC(r *qmp.Registry, d *Deps) {
 	displays := func() []VNCDisplay {
 		if d.VNC == nil {
@@ -137,19 +143,69 @@ func registerVNC(r *qmp.Registry, d *Deps) {
 				if a.Connected != nil && *a.Connected != "keep" { // vnc supports "connected=keep" only
 					return nil, qmp.GenericError("Invalid parameter 'connected'")
 				}
-				return nil, qmp.GenericError("Could not set password")
+				if !vncPassword(d, a.Display, &a.Password, nil) {
+					return nil, qmp.GenericError("Could not set password")
+				}
+				return nil, nil
 			}},
 		qmp.Command{Name: "expire_password", Args: &ExpirePasswordArgs{},
 			Run: func(c *qmp.Call) (any, error) {
-				if c.Args.(*ExpirePasswordArgs).Protocol == "spice" {
+				a := c.Args.(*ExpirePasswordArgs)
+				when := expireTime(a.Time, time.Now())
+				if a.Protocol == "spice" {
 					return nil, qmp.DeviceNotActive("SPICE is not in use")
 				}
-				if ds := displays(); len(ds) == 0 || len(ds[0].Servers) == 0 {
+				if !vncPassword(d, a.Display, nil, &when) {
 					return nil, qmp.GenericError("Could not set password expire time")
 				}
-				return nil, nil // no password: nothing expires
+				return nil, nil
 			}},
 		qmp.Command{Name: "change-vnc-password", Args: &ChangeVNCPasswordArgs{},
-			Run: func(*qmp.Call) (any, error) { return nil, qmp.GenericError("Could not set password") }},
+			Run: func(c *qmp.Call) (any, error) {
+				if !vncPassword(d, nil, &c.Args.(*ChangeVNCPasswordArgs).Password, nil) {
+					return nil, qmp.GenericError("Could not set password")
+				}
+				return nil, nil
+			}},
 	)
+}
+
+func vncPassword(d *Deps, id, pw *string, expires *int64) bool {
+	return d.VNCPassword != nil && d.VNCPassword(id, pw, expires)
+}
+
+// expireTime is qmp_expire_password's reading of its time: "now" (already past), "never",
+// "+N" seconds from now, or N seconds since the epoch, N read as strtoull reads it (its
+// leading digits; none is 0, a minus sign negates).
+func expireTime(s string, now time.Time) int64 {
+	switch {
+	case s == "now":
+		return 0
+	case s == "never":
+		return math.MaxInt64
+	case strings.HasPrefix(s, "+"):
+		return now.Unix() + strtoull(s[1:])
+	}
+	return strtoull(s)
+}
+
+// strtoull is C's strtoull(s, NULL, 10) as a time_t: leading blanks, a sign, the digits
+// that follow (saturating), nothing else looked at.
+func strtoull(s string) int64 {
+	s = strings.TrimLeft(s, " \t\n\v\f\r")
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimLeft(s, "+-")
+	var n uint64
+	for i := 0; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		d := uint64(s[i] - '0')
+		if n > (math.MaxUint64-d)/10 {
+			n = math.MaxUint64
+			break
+		}
+		n = n*10 + d
+	}
+	if neg {
+		n = -n
+	}
+	return int64(n)
 }

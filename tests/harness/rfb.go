@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"time"
+
+	"tlcvm/vnc"
 )
 
 // RFBHandshake connects to a VNC server as an RFB 3.8 client (security None, shared),
@@ -58,4 +61,63 @@ func RFBHandshake(addr string, timeout time.Duration) (net.Conn, string, error) 
 		return fail("desktop name: %v", err)
 	}
 	return c, string(name), nil
+}
+
+// RFBPasswordHandshake connects to a VNC server with password authentication as an RFB
+// 3.8 client does (security type 2, the DES answer to its challenge: vnc.VNCAuthResponse)
+// and reports the outcome: "ok: DESKTOP" once ServerInit arrived, "rejected: REASON" when
+// the SecurityResult failed, or "types: [...]" when the server offers no VNC
+// authentication. The connection is closed.
+func RFBPasswordHandshake(addr, password string, timeout time.Duration) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	read := func(n int) ([]byte, error) {
+		b := make([]byte, n)
+		_, err := io.ReadFull(c, b)
+		return b, err
+	}
+	if v, err := read(12); err != nil || string(v) != "RFB 003.008\n" {
+		return "", fmt.Errorf("server version %q (%v)", v, err)
+	}
+	_, _ = c.Write([]byte("RFB 003.008\n"))
+	n, err := read(1)
+	if err != nil {
+		return "", err
+	}
+	types, err := read(int(n[0]))
+	if err != nil {
+		return "", err
+	}
+	if len(types) != 1 || types[0] != 2 {
+		return fmt.Sprintf("types: %v", types), nil
+	}
+	_, _ = c.Write([]byte{2})
+	challenge, err := read(16)
+	if err != nil {
+		return "", fmt.Errorf("challenge: %v", err)
+	}
+	_, _ = c.Write(vnc.VNCAuthResponse(password, challenge))
+	r, err := read(4)
+	if err != nil {
+		return "", fmt.Errorf("security result: %v", err)
+	}
+	if binary.BigEndian.Uint32(r) != 0 {
+		l, err := read(4)
+		if err != nil {
+			return "", err
+		}
+		reason, err := read(int(binary.BigEndian.Uint32(l) & 0xff))
+		return "rejected: " + strings.TrimRight(string(reason), "\x00"), err
+	}
+	_, _ = c.Write([]byte{1})
+	si, err := read(24)
+	if err != nil {
+		return "", fmt.Errorf("ServerInit: %v", err)
+	}
+	name, err := read(int(binary.BigEndian.Uint32(si[20:]) & 0xffff))
+	return "ok: " + string(name), err
 }
