@@ -48,7 +48,8 @@ func NoneLimits() MachineLimits {
 // QEMU's order, and fills Topology, Memory.Size (default applied), the
 // typed SMP/Boot fields and the chardevs of -serial/-parallel. Call it
 // after Parse when Action is ActionRun. The returned error is a *qerror.Error.
-// Check may set Action to ActionInfo (e.g. -chardev help, -vga help).
+// Check may set Action to ActionInfo (e.g. -chardev help, -vga help). The warnings it
+// makes are added to Warnings, or lead the error's text when it fails.
 func (c *Config) Check(m MachineLimits) error {
 	s := &parseState{cfg: c, prog: c.Prog, limits: m}
 	if c.ids == nil {

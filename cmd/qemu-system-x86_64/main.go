@@ -76,7 +76,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		return report(stderr, err)
 	}
 	for _, w := range cfg.Warnings {
-		fmt.Fprintln(stderr, w)
+		warnln(stderr, w)
 	}
 	switch cfg.Action {
 	case compat.ActionVersion:
@@ -89,7 +89,11 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		return info(cfg, stdout, stderr)
 	}
 
+	printed := len(cfg.Warnings)
 	plan, err := prepare(cfg)
+	for _, w := range cfg.Warnings[printed:] { // the checks' (compat.Config.Check)
+		warnln(stderr, w)
+	}
 	if err != nil {
 		return report(stderr, err)
 	}
@@ -155,6 +159,14 @@ func located(cfg *compat.Config, loc string) string {
 		return cfg.Prog + ": "
 	}
 	return cfg.Prog + ": " + loc + ": "
+}
+
+// warnln prints a warning on a line of its own: the text's own final line break or one.
+func warnln(w io.Writer, text string) {
+	if !strings.HasSuffix(text, "\n") {
+		text += "\n"
+	}
+	fmt.Fprint(w, text)
 }
 
 // report prints err as QEMU's error_report_err does (the text, then the hint lines) and

@@ -118,6 +118,12 @@ func prepare(cfg *compat.Config) (*plan, error) {
 	if err := checkDevices(cfg, mt); err != nil {
 		return nil, err
 	}
+	// qdev_prop_check_globals, once the machine is made: a global naming no device type.
+	for _, g := range cfg.Globals {
+		if !catalog.IsA(g.Driver, "device") {
+			p.warnings = append(p.warnings, fmt.Sprintf("%s: warning: global %s.%s has invalid class name", cfg.Prog, g.Driver, g.Property))
+		}
+	}
 	fw, err := fwcfgEntries(cfg)
 	if err != nil {
 		return nil, err
