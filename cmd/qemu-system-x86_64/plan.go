@@ -103,6 +103,11 @@ func prepare(cfg *compat.Config) (*plan, error) {
 		// x86_cpu_realizefn: the host model needs the host's CPUID, which TCG has not.
 		return nil, failf(cfg, "", "CPU model 'host' requires KVM or HVF")
 	}
+	if mt.Name != "none" { // the PC boards' fw_cfg, made after their CPUs
+		if err := checkFwCfgBoot(cfg); err != nil {
+			return nil, err
+		}
+	}
 	if p.dirtyRing, err = dirtyRingSize(cfg, kvm); err != nil {
 		return nil, err
 	}
@@ -346,4 +351,45 @@ func actions(cfg *compat.Config) machine.Actions {
 		}
 	}
 	return a
+}
+
+// checkFwCfgBoot is what a board's fw_cfg device checks of -boot when it is made
+// (fw_cfg_bootsplash, then fw_cfg_reboot): the splash time and the reboot timeout must fit
+// the firmware's 16 bits (fatal), and a splash file that cannot be used is reported (to
+// cfg.Warnings, printed even when a later check fails) and left out.
+func checkFwCfgBoot(cfg *compat.Config) error {
+	b := &cfg.Boot
+	if t := b.SplashTime; t != nil && (*t < 0 || *t > 0xffff) {
+		return failf(cfg, "", "splash-time is invalid,it should be a value between 0 and 65535")
+	}
+	if b.Splash != "" {
+		if msg := splashProblem(b.Splash); msg != "" {
+			cfg.Warnings = append(cfg.Warnings, cfg.Prog+": "+msg)
+		}
+	}
+	if t := b.RebootTimeout; t != nil && (*t < -1 || *t > 0xffff) {
+		return failf(cfg, "", "reboot timeout is invalid,it should be a value between -1 and 65535")
+	}
+	return nil
+}
+
+// splashProblem is read_splashfile's verdict on a -boot splash= file ("" when the firmware
+// could show it): qemu_find_file takes the name as given, then the file must hold at least
+// the 30 bytes of a BMP's headers and start like a JPEG or a 24-bit BMP (QEMU 7.2's
+// checks, found by trying its binary).
+func splashProblem(name string) string {
+	if unix.Access(name, unix.R_OK) != nil {
+		return fmt.Sprintf("failed to find file '%s'", name)
+	}
+	b, err := os.ReadFile(name)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("failed to read splash file '%s'", name)
+	case len(b) < 30:
+	case b[0] == 0xff && b[1] == 0xd8: // JPEG
+		return ""
+	case b[0] == 'B' && b[1] == 'M' && b[28] == 24 && b[29] == 0: // 24-bit BMP
+		return ""
+	}
+	return fmt.Sprintf("splash file '%s' format not recognized; must be JPEG or 24 bit BMP", name)
 }
