@@ -540,6 +540,9 @@ func (s *parseState) object(arg, loc string) (bool, error) {
 		if ob.QomType, ok = j.String("qom-type"); !ok {
 			return false, s.fail(loc, missingOrType(j, "qom-type", "string"))
 		}
+		if s.objType != nil && !s.objType(ob.QomType) {
+			return false, s.fail(loc, errNotAccept("qom-type", ob.QomType))
+		}
 		if ob.ID, ok = j.String("id"); !ok {
 			return false, s.fail(loc, missingOrType(j, "id", "string"))
 		}
@@ -556,6 +559,9 @@ func (s *parseState) object(arg, loc string) (bool, error) {
 		var ok bool
 		if ob.QomType, ok = k.Get("qom-type"); !ok {
 			return false, s.fail(loc, errMissing("qom-type"))
+		}
+		if s.objType != nil && !s.objType(ob.QomType) {
+			return false, s.fail(loc, errNotAccept("qom-type", ob.QomType))
 		}
 		if ob.ID, ok = k.Get("id"); !ok {
 			return false, s.fail(loc, errMissing("id"))

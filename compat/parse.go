@@ -17,6 +17,10 @@ type Parser struct {
 	// looks the name up when it reads the option. nil: no name is a user (only UID:GID
 	// is accepted).
 	LookupUser func(name string) (uid, gid uint32, ok bool)
+	// ObjectType reports whether -object may create the QOM type (QAPI's ObjectType enum:
+	// a user-creatable, non-abstract type). QEMU checks it as it reads the option, before
+	// the id. nil: every type is taken here (the caller checks them later).
+	ObjectType func(qomType string) bool
 }
 
 // Parse parses argv (argv[0] is the program path) with a silent Parser.
@@ -47,6 +51,7 @@ type parseState struct {
 	log      zerolog.Logger
 	limits   MachineLimits // the machine's facts, during Check
 	users    func(string) (uint32, uint32, bool)
+	objType  func(string) bool
 	sandbox  []*Opts // the -sandbox groups, for checkSandbox
 }
 
@@ -67,11 +72,12 @@ func (s *parseState) warn(loc, text string) {
 func (p *Parser) Parse(argv []string) (*Config, error) {
 	prog := progName(argv)
 	s := &parseState{
-		cfg:   &Config{Prog: prog, ids: map[string]map[string]bool{}},
-		prog:  prog,
-		lists: map[string]*Opts{},
-		log:   p.Log,
-		users: p.LookupUser,
+		cfg:     &Config{Prog: prog, ids: map[string]map[string]bool{}},
+		prog:    prog,
+		lists:   map[string]*Opts{},
+		log:     p.Log,
+		users:   p.LookupUser,
+		objType: p.ObjectType,
 	}
 	// First pass: lookup_opt on everything.
 	for i := 1; i < len(argv); i++ {

@@ -277,7 +277,7 @@ func (n *Net) CheckClients(prog string) []string {
 		for j := len(h.ports) - 1; j >= 0; j-- {
 			p := h.ports[j]
 			if p.peer == nil {
-				out = append(out, fmt.Sprintf("Warning: hub port %s has no peer", p.Name))
+				out = append(out, fmt.Sprintf("%s: warning: hub port %s has no peer", prog, p.Name))
 				continue
 			}
 			switch p.peer.Type {
@@ -295,7 +295,7 @@ func (n *Net) CheckClients(prog string) []string {
 		}
 	}
 	for _, c := range n.clients {
-		if c.peer != nil || c.Type == TypeHubport {
+		if c.peer != nil { // a peerless hub port is a -netdev one: reported again as a netdev
 			continue
 		}
 		kind := "netdev"

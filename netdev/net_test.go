@@ -101,7 +101,7 @@ func TestHubs(t *testing.T) {
 		t.Errorf("info network:\n%s\nwant\n%s", got, want)
 	}
 	w := strings.Join(n.CheckClients("q"), "|")
-	if w != "Warning: hub port hp2 has no peer|q: warning: hub 1 with no nics" {
+	if w != "q: warning: hub port hp2 has no peer|q: warning: hub 1 with no nics|q: warning: netdev hp2 has no peer" {
 		t.Errorf("warnings %q", w)
 	}
 }

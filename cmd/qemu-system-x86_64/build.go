@@ -233,6 +233,7 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	v.wireDump(reg, deps)
 	cmds.Register(reg, deps)
 	cmds.RegisterEvents(reg)
+	v.warnPeerless(stderr) // qemu_machine_creation_done, before -loadvm
 	if err := v.loadVM(deps); err != nil {
 		return nil, err
 	}
@@ -242,7 +243,6 @@ func build(p *plan, stdout, stderr io.Writer) (_ *vm, err error) {
 	}
 	phase("registry")
 
-	v.warnPeerless(stderr)
 	if err := v.attachMonitors(false); err != nil {
 		return nil, err
 	}

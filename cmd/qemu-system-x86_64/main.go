@@ -70,7 +70,7 @@ func diagnostics() (stop func()) {
 
 // run is the whole process; it returns the exit status.
 func run(argv []string, stdout, stderr io.Writer) int {
-	parser := compat.Parser{LookupUser: hostguard.LookupUser}
+	parser := compat.Parser{LookupUser: hostguard.LookupUser, ObjectType: objectType}
 	cfg, err := parser.Parse(argv)
 	if err != nil {
 		return report(stderr, err)

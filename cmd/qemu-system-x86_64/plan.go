@@ -286,12 +286,18 @@ func checkMachineProps(cfg *compat.Config, mt catalog.Machine) error {
 // checkObjects refuses -object types that do not exist or cannot be created by the user.
 func checkObjects(cfg *compat.Config) error {
 	for _, o := range cfg.Objects {
-		t, ok := catalog.LookupType(o.QomType)
-		if !ok || t.Abstract || !catalog.Implements(o.QomType, "user-creatable") {
+		if !objectType(o.QomType) {
 			return failf(cfg, o.Loc, "Parameter 'qom-type' does not accept value '%s'", o.QomType)
 		}
 	}
 	return nil
+}
+
+// objectType is QAPI's ObjectType enum as the catalogue has it: the user-creatable types
+// that are not abstract.
+func objectType(name string) bool {
+	t, ok := catalog.LookupType(name)
+	return ok && !t.Abstract && catalog.Implements(name, "user-creatable")
 }
 
 // chooseAccel picks the accelerator as QEMU's configure_accelerators does: the first of the
