@@ -114,9 +114,6 @@ func prepare(cfg *compat.Config) (*plan, error) {
 	if err := checkMachineProps(cfg, mt); err != nil {
 		return nil, err
 	}
-	if err := checkObjects(cfg); err != nil {
-		return nil, err
-	}
 	if err := checkIncomingURI(cfg); err != nil {
 		return nil, err
 	}
@@ -283,18 +280,8 @@ func checkMachineProps(cfg *compat.Config, mt catalog.Machine) error {
 	return nil
 }
 
-// checkObjects refuses -object types that do not exist or cannot be created by the user.
-func checkObjects(cfg *compat.Config) error {
-	for _, o := range cfg.Objects {
-		if !objectType(o.QomType) {
-			return failf(cfg, o.Loc, "Parameter 'qom-type' does not accept value '%s'", o.QomType)
-		}
-	}
-	return nil
-}
-
 // objectType is QAPI's ObjectType enum as the catalogue has it: the user-creatable types
-// that are not abstract.
+// that are not abstract. The parser checks each -object's type with it (compat.Parser).
 func objectType(name string) bool {
 	t, ok := catalog.LookupType(name)
 	return ok && !t.Abstract && catalog.Implements(name, "user-creatable")
